@@ -1,0 +1,380 @@
+//! The verification state of keys held in memory (digest → compiled key) and the
+//! authorization decision of SPEC section 4, in its order.
+//!
+//! The registry is plain data behind a lock: the store fills it at start and after every
+//! change, and the gateway reads it without touching the database. Each entry carries the
+//! change-feed version that produced it, and an update older than the entry is ignored, so
+//! a slow cache fill can never overwrite a newer revocation. Revoked and deleted keys stay
+//! as tombstones for the same reason.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+use crate::keys::{parse_permanent_key, KeyDigest, KeyFormat, KeyParseError};
+use crate::permissions::KeyAuth;
+
+/// Whether a key may be used at all, before any per-request check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStanding {
+    Usable,
+    Disabled,
+    /// Its creator (a RAM user) is disabled.
+    CreatorDisabled,
+    /// Its creator was removed from the key's workspace.
+    CreatorNotMember,
+}
+
+/// Everything needed to authorize a call with one key, compiled from the store's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledKey {
+    pub key_id: i64,
+    pub account_id: i64,
+    pub account_name: String,
+    pub region: String,
+    pub workspace_id: String,
+    pub creator_user_id: Option<i64>,
+    pub format: KeyFormat,
+    pub standing: KeyStanding,
+    pub auth: KeyAuth,
+}
+
+/// The models granted to a workspace, compiled: the default workspace may call every
+/// catalog model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceGrants {
+    pub workspace_id: String,
+    pub is_default: bool,
+    /// Sorted model names with `inference` granted (ignored for the default workspace).
+    pub inference_models: Vec<String>,
+    /// Sorted application ids that belong to the workspace.
+    pub applications: Vec<String>,
+}
+
+impl WorkspaceGrants {
+    pub fn may_call_model(&self, model: &str) -> bool {
+        self.is_default || self.inference_models.binary_search_by(|name| name.as_str().cmp(model)).is_ok()
+    }
+
+    pub fn owns_application(&self, app_id: &str) -> bool {
+        self.applications.binary_search_by(|id| id.as_str().cmp(app_id)).is_ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    version: u64,
+    /// `None`: a tombstone (deleted, or the old digest of a reset key).
+    key: Option<Arc<CompiledKey>>,
+}
+
+/// Why a key is refused at authentication (all answer 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthenticationFailure {
+    #[error("No API-key provided.")]
+    Missing,
+    #[error("Invalid API-key provided.")]
+    Malformed,
+    #[error("Invalid API-key provided.")]
+    Unknown,
+    #[error("Invalid API-key provided.")]
+    OtherRegion,
+    #[error("The API key is disabled.")]
+    Disabled,
+    #[error("The API key's owner is disabled or no longer a member of its workspace.")]
+    CreatorNotActive,
+    #[error("The temporary API key has expired.")]
+    Expired,
+}
+
+impl From<KeyParseError> for AuthenticationFailure {
+    fn from(error: KeyParseError) -> Self {
+        match error {
+            KeyParseError::Empty => AuthenticationFailure::Missing,
+            KeyParseError::Malformed | KeyParseError::BadChecksum => AuthenticationFailure::Malformed,
+        }
+    }
+}
+
+/// Why an authenticated call is refused (403/404).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorizationFailure {
+    #[error("Access denied: this address is not in the API key's IP whitelist.")]
+    AddressNotAllowed,
+    #[error("Access denied: the workspace header does not name this API key's workspace.")]
+    WorkspaceMismatch,
+    #[error("Model access denied.")]
+    ModelNotAllowed,
+    #[error("Access denied: this application is not available to this API key.")]
+    AppNotAllowed,
+    #[error("The model does not exist or is not served here.")]
+    UnknownModel,
+}
+
+/// What the call asks for, after authentication.
+#[derive(Debug, Clone, Copy)]
+pub enum CallTarget<'a> {
+    Model(&'a str),
+    Application(&'a str),
+    /// No model or app: e.g. minting a temporary key, listing models, `/auth/verify`
+    /// without `X-Keygate-Model`.
+    Nothing,
+}
+
+/// The facts of one request that the decision reads.
+#[derive(Debug, Clone, Copy)]
+pub struct CallFacts<'a> {
+    /// The client address, `None` when it could not be parsed (it then matches no
+    /// whitelist entry).
+    pub client_address: Option<IpAddr>,
+    pub workspace_header: Option<&'a str>,
+    pub target: CallTarget<'a>,
+}
+
+/// Checks 4-6 of SPEC section 4 for an authenticated key. `model_is_known` says whether the
+/// catalog knows the model.
+pub fn authorize_call(
+    key: &CompiledKey,
+    grants: Option<&WorkspaceGrants>,
+    facts: &CallFacts<'_>,
+    model_is_known: impl Fn(&str) -> bool,
+) -> Result<(), AuthorizationFailure> {
+    if let KeyAuth::Custom(custom) = &key.auth {
+        if !custom.access_ips.is_empty() {
+            let allowed = facts.client_address.is_some_and(|address| custom.access_ips.allows(address));
+            if !allowed {
+                return Err(AuthorizationFailure::AddressNotAllowed);
+            }
+        }
+    }
+    if let Some(header) = facts.workspace_header {
+        if header.trim() != key.workspace_id {
+            return Err(AuthorizationFailure::WorkspaceMismatch);
+        }
+    }
+    match facts.target {
+        CallTarget::Nothing => Ok(()),
+        CallTarget::Model(model) => {
+            if !model_is_known(model) {
+                return Err(AuthorizationFailure::UnknownModel);
+            }
+            let granted = grants.is_some_and(|grants| grants.may_call_model(model));
+            let in_scope = match &key.auth {
+                KeyAuth::All => true,
+                KeyAuth::Custom(custom) => custom.model_scope.allows(model),
+            };
+            if granted && in_scope { Ok(()) } else { Err(AuthorizationFailure::ModelNotAllowed) }
+        }
+        CallTarget::Application(app_id) => {
+            let owned = grants.is_some_and(|grants| grants.owns_application(app_id));
+            let in_scope = match &key.auth {
+                KeyAuth::All => true,
+                KeyAuth::Custom(custom) => custom.app_scope.allows(app_id),
+            };
+            if owned && in_scope { Ok(()) } else { Err(AuthorizationFailure::AppNotAllowed) }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct RegistryState {
+    keys: HashMap<KeyDigest, Entry>,
+    digest_by_key_id: HashMap<i64, KeyDigest>,
+    workspaces: HashMap<String, (u64, Arc<WorkspaceGrants>)>,
+    /// The highest change-feed version applied.
+    applied_version: u64,
+}
+
+/// The in-memory verification state of one node.
+#[derive(Debug, Default)]
+pub struct KeyRegistry {
+    state: RwLock<RegistryState>,
+}
+
+/// One change to apply to the registry.
+#[derive(Debug, Clone)]
+pub enum RegistryUpdate {
+    /// The key's current state under its current digest.
+    Key { digest: KeyDigest, key: Arc<CompiledKey> },
+    /// The digest no longer authenticates anything (deleted key, or old secret of a reset).
+    Revoked { digest: KeyDigest },
+    Workspace(Arc<WorkspaceGrants>),
+    WorkspaceRemoved { workspace_id: String },
+}
+
+impl KeyRegistry {
+    pub fn new() -> KeyRegistry {
+        KeyRegistry::default()
+    }
+
+    /// Applies updates produced at change-feed `version`. An update older than what an
+    /// entry already holds is ignored.
+    pub fn apply(&self, version: u64, updates: Vec<RegistryUpdate>) {
+        let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for update in updates {
+            match update {
+                RegistryUpdate::Key { digest, key } => {
+                    if state.keys.get(&digest).is_some_and(|entry| entry.version > version) {
+                        continue;
+                    }
+                    // A key that moved to a new digest (reset) leaves its old one revoked.
+                    if let Some(previous) = state.digest_by_key_id.insert(key.key_id, digest) {
+                        if previous != digest {
+                            state.keys.insert(previous, Entry { version, key: None });
+                        }
+                    }
+                    state.keys.insert(digest, Entry { version, key: Some(key) });
+                }
+                RegistryUpdate::Revoked { digest } => {
+                    if state.keys.get(&digest).is_some_and(|entry| entry.version > version) {
+                        continue;
+                    }
+                    if let Some(Entry { key: Some(key), .. }) = state.keys.get(&digest) {
+                        let key_id = key.key_id;
+                        if state.digest_by_key_id.get(&key_id) == Some(&digest) {
+                            state.digest_by_key_id.remove(&key_id);
+                        }
+                    }
+                    state.keys.insert(digest, Entry { version, key: None });
+                }
+                RegistryUpdate::Workspace(grants) => {
+                    let newer_present = state.workspaces.get(&grants.workspace_id).is_some_and(|(present, _)| *present > version);
+                    if !newer_present {
+                        state.workspaces.insert(grants.workspace_id.clone(), (version, grants));
+                    }
+                }
+                RegistryUpdate::WorkspaceRemoved { workspace_id } => {
+                    state.workspaces.remove(&workspace_id);
+                }
+            }
+        }
+        state.applied_version = state.applied_version.max(version);
+    }
+
+    /// The highest version applied so far.
+    pub fn applied_version(&self) -> u64 {
+        self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner).applied_version
+    }
+
+    /// Number of live keys held.
+    pub fn live_key_count(&self) -> usize {
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.keys.values().filter(|entry| entry.key.is_some()).count()
+    }
+
+    /// The key with this digest, if live.
+    pub fn lookup(&self, digest: &KeyDigest) -> Option<Arc<CompiledKey>> {
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.keys.get(digest).and_then(|entry| entry.key.clone())
+    }
+
+    /// The live key with this id (for temporary keys, which name their parent by id).
+    pub fn lookup_by_id(&self, key_id: i64) -> Option<Arc<CompiledKey>> {
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let digest = state.digest_by_key_id.get(&key_id)?;
+        state.keys.get(digest).and_then(|entry| entry.key.clone())
+    }
+
+    pub fn workspace(&self, workspace_id: &str) -> Option<Arc<WorkspaceGrants>> {
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.workspaces.get(workspace_id).map(|(_, grants)| grants.clone())
+    }
+
+    /// Checks 1-3 of SPEC section 4 for a permanent key presented in `region`.
+    pub fn authenticate(&self, presented: &str, region: &str) -> Result<Arc<CompiledKey>, AuthenticationFailure> {
+        let parsed = parse_permanent_key(presented)?;
+        let key = self.lookup(&parsed.digest).ok_or(AuthenticationFailure::Unknown)?;
+        standing_check(&key, region)?;
+        Ok(key)
+    }
+}
+
+/// Checks the region and the standing of a live key.
+pub fn standing_check(key: &CompiledKey, region: &str) -> Result<(), AuthenticationFailure> {
+    if key.region != region {
+        return Err(AuthenticationFailure::OtherRegion);
+    }
+    match key.standing {
+        KeyStanding::Usable => Ok(()),
+        KeyStanding::Disabled => Err(AuthenticationFailure::Disabled),
+        KeyStanding::CreatorDisabled | KeyStanding::CreatorNotMember => Err(AuthenticationFailure::CreatorNotActive),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ip_allowlist::IpAllowlist;
+    use crate::keys::{expose, generate_key};
+    use crate::permissions::{AppScope, CustomPermissions, ModelScope};
+
+    fn compiled(key_id: i64, standing: KeyStanding, auth: KeyAuth) -> Arc<CompiledKey> {
+        Arc::new(CompiledKey {
+            key_id,
+            account_id: 1,
+            account_name: "root".into(),
+            region: "ap-southeast-1".into(),
+            workspace_id: "llm-aaaaaaaaaaaaaaaa".into(),
+            creator_user_id: None,
+            format: KeyFormat::Secure,
+            standing,
+            auth,
+        })
+    }
+
+    #[test]
+    fn an_older_fill_never_overwrites_a_newer_revocation() {
+        let registry = KeyRegistry::new();
+        let key = generate_key(KeyFormat::Secure);
+        registry.apply(5, vec![RegistryUpdate::Revoked { digest: key.digest }]);
+        registry.apply(3, vec![RegistryUpdate::Key { digest: key.digest, key: compiled(1, KeyStanding::Usable, KeyAuth::All) }]);
+        assert_eq!(registry.authenticate(expose(&key.plaintext), "ap-southeast-1"), Err(AuthenticationFailure::Unknown));
+        registry.apply(4, vec![RegistryUpdate::Key { digest: key.digest, key: compiled(1, KeyStanding::Usable, KeyAuth::All) }]);
+        assert!(registry.lookup(&key.digest).is_none());
+    }
+
+    #[test]
+    fn a_reset_revokes_the_old_digest() {
+        let registry = KeyRegistry::new();
+        let (old, new) = (generate_key(KeyFormat::Secure), generate_key(KeyFormat::Secure));
+        registry.apply(1, vec![RegistryUpdate::Key { digest: old.digest, key: compiled(9, KeyStanding::Usable, KeyAuth::All) }]);
+        registry.apply(2, vec![RegistryUpdate::Key { digest: new.digest, key: compiled(9, KeyStanding::Usable, KeyAuth::All) }]);
+        assert!(registry.authenticate(expose(&old.plaintext), "ap-southeast-1").is_err());
+        assert!(registry.authenticate(expose(&new.plaintext), "ap-southeast-1").is_ok());
+        assert_eq!(registry.lookup_by_id(9).unwrap().key_id, 9);
+    }
+
+    #[test]
+    fn authentication_checks_region_and_standing() {
+        let registry = KeyRegistry::new();
+        let key = generate_key(KeyFormat::Secure);
+        registry.apply(1, vec![RegistryUpdate::Key { digest: key.digest, key: compiled(1, KeyStanding::Disabled, KeyAuth::All) }]);
+        let text = expose(&key.plaintext);
+        assert_eq!(registry.authenticate(text, "us-east-1"), Err(AuthenticationFailure::OtherRegion));
+        assert_eq!(registry.authenticate(text, "ap-southeast-1"), Err(AuthenticationFailure::Disabled));
+        assert_eq!(registry.authenticate("", "ap-southeast-1"), Err(AuthenticationFailure::Missing));
+        assert_eq!(registry.authenticate("sk-ws-nope", "ap-southeast-1"), Err(AuthenticationFailure::Malformed));
+    }
+
+    #[test]
+    fn authorization_follows_the_spec_order() {
+        let custom = KeyAuth::Custom(CustomPermissions {
+            access_ips: IpAllowlist::parse(&["10.0.0.0/8"]).unwrap(),
+            model_scope: ModelScope { allow_all_models: false, accessible_models: vec!["qwen-plus".into()] },
+            app_scope: AppScope { allow_all_apps: false, accessible_apps: vec![] },
+        });
+        let key = compiled(1, KeyStanding::Usable, custom);
+        let grants = WorkspaceGrants { workspace_id: key.workspace_id.clone(), is_default: false, inference_models: vec!["qwen-max".into(), "qwen-plus".into()], applications: vec!["a".repeat(32)] };
+        let known = |model: &str| model.starts_with("qwen");
+        let facts = |address: &str, header: Option<&'static str>, target: CallTarget<'static>| CallFacts { client_address: address.parse().ok(), workspace_header: header, target };
+        let check = |facts: CallFacts<'_>| authorize_call(&key, Some(&grants), &facts, known);
+        assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("qwen-plus"))), Ok(()));
+        assert_eq!(check(facts("11.1.1.1", Some("llm-other"), CallTarget::Model("nope"))), Err(AuthorizationFailure::AddressNotAllowed));
+        assert_eq!(check(facts("bad", None, CallTarget::Nothing)), Err(AuthorizationFailure::AddressNotAllowed));
+        assert_eq!(check(facts("10.1.1.1", Some("llm-other"), CallTarget::Model("qwen-plus"))), Err(AuthorizationFailure::WorkspaceMismatch));
+        assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("nope"))), Err(AuthorizationFailure::UnknownModel));
+        assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("qwen-max"))), Err(AuthorizationFailure::ModelNotAllowed));
+        assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("qwen-turbo"))), Err(AuthorizationFailure::ModelNotAllowed));
+        assert_eq!(check(facts("10.1.1.1", None, CallTarget::Application(&"a".repeat(32).leak()[..]))), Err(AuthorizationFailure::AppNotAllowed));
+    }
+}

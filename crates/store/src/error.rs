@@ -1,0 +1,31 @@
+//! The store's errors: domain outcomes (not found, quota, conflict) kept apart from
+//! database failures, which the HTTP layer logs and answers as a generic 500.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing does not exist, or the caller may not see it.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the API key limit of {limit} is reached")]
+    KeyQuotaExceeded { limit: u32 },
+    #[error("the workspace limit of {limit} is reached")]
+    WorkspaceQuotaExceeded { limit: u32 },
+    /// A unique constraint: the name or id is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// A request the data refuses (e.g. deleting the account's default workspace).
+    #[error("{0}")]
+    Refused(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A row that does not decode into a domain value (corruption or a bug).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// True when `error` is a unique-constraint violation.
+pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database_error) if database_error.is_unique_violation())
+}
