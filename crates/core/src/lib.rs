@@ -10,6 +10,7 @@ pub mod acs3;
 pub mod base62;
 pub mod catalog;
 pub mod civil_time;
+pub mod client_address;
 pub mod ids;
 pub mod ip_allowlist;
 pub mod keys;

@@ -1,0 +1,52 @@
+//! First start and every start: open the store, load the master key, make sure the account
+//! `root` exists with a default workspace in every known region.
+
+use anyhow::Context;
+use keygate_store::Store;
+use secrecy::SecretString;
+
+use crate::secrets::{generate_password, hash_password, MasterKey, MASTER_KEY_ENVIRONMENT_VARIABLE, MASTER_KEY_FILE_NAME};
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// Name of the account created on first start.
+pub const ROOT_ACCOUNT_NAME: &str = "root";
+
+/// The state, and the root password when it was generated (to print once).
+pub struct Bootstrapped {
+    pub state: AppState,
+    pub generated_root_password: Option<SecretString>,
+}
+
+/// Opens the data directory's store and master key.
+pub async fn open_store_and_master_key(settings: &Settings) -> anyhow::Result<(Store, MasterKey)> {
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    let master_key_file = settings.master_key_file.clone().unwrap_or_else(|| settings.data_dir.join(MASTER_KEY_FILE_NAME));
+    let environment_value = std::env::var(MASTER_KEY_ENVIRONMENT_VARIABLE).ok();
+    let master_key = MasterKey::load_or_create(environment_value.as_deref(), &master_key_file)?;
+    let store = Store::open_sqlite(&settings.data_dir).await.with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+    Ok((store, master_key))
+}
+
+/// Makes sure the root account and its default workspaces exist. `root_password` (from
+/// `KEYGATE_ROOT_PASSWORD`) is used only when the account is created.
+pub async fn ensure_root_account(store: &Store, settings: &Settings, root_password: Option<SecretString>) -> anyhow::Result<(i64, Option<SecretString>)> {
+    let (password, generated) = match root_password {
+        Some(password) => (password, false),
+        None => (generate_password(), true),
+    };
+    let password_for_hashing = password.clone();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password_for_hashing)).await?;
+    let (account, created) = store.ensure_account(ROOT_ACCOUNT_NAME, &hash).await?;
+    let regions: Vec<String> = settings.regions.iter().map(|policy| policy.id.as_str().to_string()).collect();
+    store.ensure_default_workspaces(account.account_id, &regions).await?;
+    Ok((account.account_id, (created && generated).then_some(password)))
+}
+
+pub async fn bootstrap(settings: Settings, root_password: Option<SecretString>) -> anyhow::Result<Bootstrapped> {
+    let (store, master_key) = open_store_and_master_key(&settings).await?;
+    let (_, generated_root_password) = ensure_root_account(&store, &settings, root_password).await?;
+    let region = settings.listeners.first().map(|listener| listener.region.clone()).unwrap_or_else(|| settings.default_region.clone());
+    let state = AppState::new(store, settings, master_key, region)?;
+    Ok(Bootstrapped { state, generated_root_password })
+}

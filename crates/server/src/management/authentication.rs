@@ -1,0 +1,182 @@
+//! Who is calling the management plane: an ACS3-HMAC-SHA256 signature made with an
+//! AccessKey, or a session token in `x-acs-bearer-token`. A middleware proves it once and
+//! leaves an [`Authenticated`] in the request; handlers take that extractor, so none can
+//! run without the check.
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use keygate_core::access::{Caller, CallerIdentity, UserStatus};
+use keygate_core::acs3;
+use keygate_core::civil_time::parse_utc_timestamp;
+use keygate_store::{AuditContext, StoreError};
+use secrecy::ExposeSecret;
+
+use super::errors::ManagementError;
+use crate::request_context::RequestContext;
+use crate::secrets::session_token_digest;
+use crate::state::AppState;
+
+/// Largest management request body (form bodies are small).
+pub const MAX_MANAGEMENT_BODY_BYTES: usize = 1024 * 1024;
+
+/// Proof that the request was authenticated, with the caller and the request's region.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub caller: Caller,
+    pub region: String,
+    pub context: RequestContext,
+}
+
+impl Authenticated {
+    /// The audit context of a change made by this caller.
+    pub fn audit(&self) -> AuditContext {
+        AuditContext {
+            account_id: self.caller.account_id,
+            actor: match &self.caller.identity {
+                CallerIdentity::Account => self.caller.account_name.clone(),
+                CallerIdentity::RamUser { name, .. } => format!("{name}@{}", self.caller.account_name),
+            },
+            client_address: self.context.client_address_text(),
+            region: self.region.clone(),
+        }
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.context.request_id
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = ManagementError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Authenticated>().cloned().ok_or_else(|| ManagementError::internal("a management handler ran without the authentication middleware"))
+    }
+}
+
+/// The per-request context for handlers that need no authentication.
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = ManagementError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<RequestContext>().cloned().ok_or_else(|| ManagementError::internal("the request context middleware did not run"))
+    }
+}
+
+/// The region of a management call: the listener's, unless the Host name carries another
+/// region this process serves as one of its dot-separated labels
+/// (`modelstudio.us-east-1.example.com`).
+pub fn management_region(state: &AppState, host: Option<&str>) -> String {
+    if let Some(host) = host {
+        let name = host.rsplit_once(':').map(|(name, _)| name).unwrap_or(host);
+        for label in name.split('.') {
+            if label != state.listener_region && state.shared.served_regions.iter().any(|region| region == label) {
+                return label.to_string();
+            }
+        }
+    }
+    state.listener_region.clone()
+}
+
+/// Middleware: authenticates, then hands the handler the same body it buffered.
+pub async fn require_authentication(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let context = request.extensions().get::<RequestContext>().cloned().unwrap_or_else(|| RequestContext { request_id: crate::request_context::new_request_id(), client_address: None });
+    let (mut parts, body) = request.into_parts();
+    let Ok(body_bytes) = axum::body::to_bytes(body, MAX_MANAGEMENT_BODY_BYTES).await else {
+        return ManagementError::invalid_parameter(format!("The request body is larger than {MAX_MANAGEMENT_BODY_BYTES} bytes.")).with_request_id(&context.request_id).into_response();
+    };
+    let host = parts.headers.get("host").and_then(|value| value.to_str().ok()).map(str::to_string);
+    let region = management_region(&state, host.as_deref());
+    match authenticate(&state, &parts, &body_bytes).await {
+        Ok(caller) => {
+            parts.extensions.insert(Authenticated { caller, region, context });
+            next.run(Request::from_parts(parts, Body::from(body_bytes))).await
+        }
+        Err(error) => error.with_request_id(&context.request_id).into_response(),
+    }
+}
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+async fn authenticate(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Caller, ManagementError> {
+    let caller = if let Some(token) = header(parts, "x-acs-bearer-token") {
+        authenticate_session(state, token).await?
+    } else if let Some(authorization) = header(parts, "authorization") {
+        authenticate_signature(state, parts, authorization, body).await?
+    } else {
+        return Err(ManagementError::unauthenticated("MissingAuthorization", "Sign the request with ACS3-HMAC-SHA256 or send a session token in x-acs-bearer-token."));
+    };
+    if let CallerIdentity::RamUser { status: UserStatus::Disabled, .. } = caller.identity {
+        return Err(ManagementError::forbidden("This RAM user is disabled."));
+    }
+    Ok(caller)
+}
+
+/// Finds the caller behind a session token.
+pub async fn authenticate_session(state: &AppState, token: &str) -> Result<Caller, ManagementError> {
+    let invalid = || ManagementError::unauthenticated("InvalidBearerToken", "The session token is invalid or expired; log in again.");
+    let session = state.store().find_session(&session_token_digest(token.trim())).await?.ok_or_else(invalid)?;
+    match state.store().caller(session.account_id, session.user_id).await {
+        Ok(caller) => Ok(caller),
+        Err(StoreError::NotFound(_)) => Err(invalid()),
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn authenticate_signature(state: &AppState, parts: &Parts, authorization: &str, body: &[u8]) -> Result<Caller, ManagementError> {
+    let bad_request = |code: &'static str, message: &str| ManagementError::new(StatusCode::BAD_REQUEST, code, message.to_string());
+    let signature = acs3::parse_authorization(authorization).map_err(|error| bad_request("InvalidAuthorization", &error.to_string()))?;
+    for required in ["x-acs-date", "x-acs-signature-nonce", "host"] {
+        if !signature.signed_headers.iter().any(|name| name == required) {
+            return Err(bad_request("IncompleteSignature", &format!("The signature must cover the {required} header.")));
+        }
+    }
+    let access_key = state
+        .store()
+        .find_access_key(&signature.access_key_id)
+        .await?
+        .ok_or_else(|| ManagementError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The AccessKey id does not exist."))?;
+    if !access_key.active {
+        return Err(bad_request("InvalidAccessKeyId.Inactive", "The AccessKey is disabled."));
+    }
+    let date_text = header(parts, "x-acs-date").ok_or_else(|| bad_request("MissingParameter", "The x-acs-date header is required."))?;
+    let request_time = parse_utc_timestamp(date_text).ok_or_else(|| bad_request("InvalidTimeStamp.Format", "x-acs-date must look like 2026-01-31T12:00:00Z."))?;
+    let now = keygate_store::now_millis() / 1000;
+    if !acs3::within_clock_window(request_time, now) {
+        return Err(bad_request("InvalidTimeStamp.Expired", "x-acs-date is more than 15 minutes away from the server's clock."));
+    }
+    let nonce = header(parts, "x-acs-signature-nonce").filter(|nonce| !nonce.is_empty() && nonce.len() <= 128).ok_or_else(|| bad_request("MissingParameter", "The x-acs-signature-nonce header is required."))?;
+    let payload_hash = acs3::payload_sha256(body);
+    if let Some(declared) = header(parts, "x-acs-content-sha256") {
+        if !declared.eq_ignore_ascii_case(&payload_hash) {
+            return Err(bad_request("ContentSHA256NotMatch", "x-acs-content-sha256 does not match the body."));
+        }
+    }
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str().to_string(), value.to_string())))
+        .collect();
+    let canonical = acs3::canonical_request(parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""), &headers, &signature.signed_headers, &payload_hash);
+    let secret = state.shared.master_key.decrypt(&access_key.secret_ciphertext).map_err(ManagementError::internal)?;
+    let expected = acs3::signature(secret.expose_secret(), &acs3::string_to_sign(&canonical));
+    if !acs3::signatures_match(&expected, &signature.signature) {
+        return Err(bad_request("SignatureDoesNotMatch", "The request signature does not match; check the AccessKey secret."));
+    }
+    // Only a correctly signed request consumes its nonce, so nobody can burn another's.
+    let forget_before = (now - 2 * acs3::CLOCK_WINDOW_SECONDS) * 1000;
+    if !state.store().remember_nonce(nonce, forget_before).await? {
+        return Err(bad_request("SignatureNonceUsed", "This x-acs-signature-nonce was already used; each request needs a new one."));
+    }
+    match state.store().caller(access_key.account_id, access_key.user_id).await {
+        Ok(caller) => Ok(caller),
+        Err(StoreError::NotFound(_)) => Err(ManagementError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The AccessKey id does not exist.")),
+        Err(other) => Err(other.into()),
+    }
+}

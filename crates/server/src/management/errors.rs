@@ -1,0 +1,128 @@
+//! The management plane's one error type and its table of codes, answered in the Model
+//! Studio envelope (`success: false`, `code`, `message`, `requestId`, `httpStatusCode`).
+//! Internal failures are logged with their detail and answered with a generic message.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use keygate_core::access::AccessDenied;
+use keygate_core::ids::IdError;
+use keygate_store::StoreError;
+use serde_json::json;
+
+/// A management error: HTTP status, stable code, message for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManagementError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// For 429: milliseconds until a retry may succeed (`x-acs-retry-after`).
+    pub retry_after_milliseconds: Option<u64>,
+    /// Filled in by [`ManagementError::with_request_id`] before answering.
+    pub request_id: String,
+}
+
+impl ManagementError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ManagementError {
+        ManagementError { status, code, message: message.into(), retry_after_milliseconds: None, request_id: String::new() }
+    }
+
+    pub fn invalid_parameter(message: impl Into<String>) -> ManagementError {
+        ManagementError::new(StatusCode::BAD_REQUEST, "InvalidParameter", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ManagementError {
+        ManagementError::new(StatusCode::FORBIDDEN, "Forbidden", message)
+    }
+
+    pub fn api_key_not_found() -> ManagementError {
+        ManagementError::new(StatusCode::NOT_FOUND, "ApiKey.NotFound", "The API key does not exist.")
+    }
+
+    pub fn workspace_not_found() -> ManagementError {
+        ManagementError::new(StatusCode::NOT_FOUND, "Workspace.NotFound", "The workspace does not exist in this region.")
+    }
+
+    pub fn unsupported_in_region(operation: &str, region: &str) -> ManagementError {
+        ManagementError::new(StatusCode::BAD_REQUEST, "UnsupportedOperation", format!("{operation} is not supported in region {region}."))
+    }
+
+    pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> ManagementError {
+        ManagementError::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    /// Internal failure: the detail goes to the log, the caller gets a generic message.
+    pub fn internal(detail: impl std::fmt::Display) -> ManagementError {
+        tracing::error!(error = %detail, "internal error in the management API");
+        ManagementError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "An internal error occurred; see the server log.")
+    }
+
+    pub fn with_request_id(mut self, request_id: &str) -> ManagementError {
+        self.request_id = request_id.to_string();
+        self
+    }
+}
+
+impl From<StoreError> for ManagementError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound("ApiKey") => ManagementError::api_key_not_found(),
+            StoreError::NotFound("Workspace") => ManagementError::workspace_not_found(),
+            StoreError::NotFound("User") => ManagementError::new(StatusCode::NOT_FOUND, "User.NotFound", "The RAM user does not exist."),
+            StoreError::NotFound("AccessKey") => ManagementError::new(StatusCode::NOT_FOUND, "AccessKey.NotFound", "The AccessKey does not exist."),
+            StoreError::NotFound(what) => ManagementError::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} does not exist.")),
+            StoreError::KeyQuotaExceeded { limit } => ManagementError::new(StatusCode::BAD_REQUEST, "QuotaExceeded.ApiKey", format!("The API key limit of this region ({limit}) is reached; delete a key first.")),
+            StoreError::WorkspaceQuotaExceeded { limit } => ManagementError::new(StatusCode::BAD_REQUEST, "QuotaExceeded.Workspace", format!("The workspace limit of this region ({limit}) is reached.")),
+            StoreError::Conflict(message) => ManagementError::new(StatusCode::CONFLICT, "Conflict", message),
+            StoreError::Refused(message) => ManagementError::new(StatusCode::BAD_REQUEST, "OperationDenied", message),
+            other => ManagementError::internal(other),
+        }
+    }
+}
+
+impl From<AccessDenied> for ManagementError {
+    fn from(denied: AccessDenied) -> Self {
+        ManagementError::forbidden(denied.0)
+    }
+}
+
+impl From<IdError> for ManagementError {
+    fn from(error: IdError) -> Self {
+        ManagementError::invalid_parameter(error.to_string())
+    }
+}
+
+impl IntoResponse for ManagementError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "requestId": self.request_id,
+            "code": self.code,
+            "message": self.message,
+            "httpStatusCode": self.status.as_u16(),
+            "success": false,
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(milliseconds) = self.retry_after_milliseconds {
+            if let Ok(value) = HeaderValue::from_str(&milliseconds.to_string()) {
+                response.headers_mut().insert("x-acs-retry-after", value);
+            }
+        }
+        response
+    }
+}
+
+/// A successful envelope: `fields` merged with `requestId`, `code`, `message`,
+/// `httpStatusCode` and `success: true`.
+pub fn success(request_id: &str, fields: serde_json::Value) -> Response {
+    let mut body = json!({
+        "requestId": request_id,
+        "code": "Success",
+        "message": "",
+        "httpStatusCode": 200,
+        "success": true,
+    });
+    if let (Some(target), serde_json::Value::Object(extra)) = (body.as_object_mut(), fields) {
+        target.extend(extra);
+    }
+    (StatusCode::OK, Json(body)).into_response()
+}

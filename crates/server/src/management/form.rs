@@ -1,0 +1,226 @@
+//! Strict parsing of `application/x-www-form-urlencoded` bodies and query strings as the
+//! Alibaba Cloud SDKs send them (keys flattened with dots, lists 1-based), and of the
+//! `auth.*` fields into a [`KeyAuth`].
+
+use keygate_core::catalog::ModelCatalog;
+use keygate_core::ids::AppId;
+use keygate_core::ip_allowlist::IpAllowlist;
+use keygate_core::permissions::{normalise_list, AppScope, CustomPermissions, KeyAuth, ModelScope};
+use keygate_core::region::RegionPolicy;
+
+use super::errors::ManagementError;
+
+/// Decoded fields in wire order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormFields {
+    pairs: Vec<(String, String)>,
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes one component: `+` is a space, `%XX` must be valid hex, the result valid UTF-8.
+fn decode_component(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut output = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => output.push(b' '),
+            b'%' => {
+                let high = hex_value(*bytes.get(index + 1)?)?;
+                let low = hex_value(*bytes.get(index + 2)?)?;
+                output.push(high << 4 | low);
+                index += 2;
+            }
+            other => output.push(other),
+        }
+        index += 1;
+    }
+    String::from_utf8(output).ok()
+}
+
+impl FormFields {
+    /// Parses a body or query string; `what` names it in errors ("form body", "query").
+    pub fn parse(text: &str, what: &str) -> Result<FormFields, ManagementError> {
+        let mut pairs = Vec::new();
+        for (position, piece) in text.split('&').enumerate() {
+            if piece.is_empty() {
+                continue;
+            }
+            let (raw_key, raw_value) = piece.split_once('=').unwrap_or((piece, ""));
+            let key = decode_component(raw_key);
+            let value = decode_component(raw_value);
+            match (key, value) {
+                (Some(key), Some(value)) if !key.is_empty() => pairs.push((key, value)),
+                _ => {
+                    return Err(ManagementError::invalid_parameter(format!(
+                        "The {what} is malformed at field {}: expected name=value with valid percent-encoding and UTF-8.",
+                        position + 1
+                    )))
+                }
+            }
+        }
+        Ok(FormFields { pairs })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs.iter().rev().find(|(name, _)| name == key).map(|(_, value)| value.as_str())
+    }
+
+    /// A non-empty value, trimmed.
+    pub fn get_non_empty(&self, key: &str) -> Option<&str> {
+        self.get(key).map(str::trim).filter(|value| !value.is_empty())
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().map(|(name, _)| name.as_str())
+    }
+
+    /// The values of `prefix.1`, `prefix.2`, ... ordered by index; an index that is not a
+    /// positive integer is an error.
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, ManagementError> {
+        let dotted = format!("{prefix}.");
+        let mut indexed: Vec<(u32, String)> = Vec::new();
+        for (name, value) in &self.pairs {
+            if let Some(index_text) = name.strip_prefix(&dotted) {
+                let index: u32 = index_text.parse().ok().filter(|index| *index >= 1).ok_or_else(|| ManagementError::invalid_parameter(format!("'{name}' must end in a list index 1, 2, ...")))?;
+                indexed.push((index, value.trim().to_string()));
+            }
+        }
+        indexed.sort_by_key(|(index, _)| *index);
+        Ok(indexed.into_iter().map(|(_, value)| value).collect())
+    }
+
+    /// An optional integer within `range`.
+    pub fn integer(&self, key: &str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>, ManagementError> {
+        match self.get_non_empty(key) {
+            None => Ok(None),
+            Some(text) => match text.parse::<i64>() {
+                Ok(value) if range.contains(&value) => Ok(Some(value)),
+                _ => Err(ManagementError::invalid_parameter(format!("{key} must be an integer from {} to {}, got '{}'.", range.start(), range.end(), shown(text)))),
+            },
+        }
+    }
+
+    /// An optional boolean: `true`/`false` in any case (the Python SDK sends `True`), or 1/0.
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>, ManagementError> {
+        match self.get_non_empty(key) {
+            None => Ok(None),
+            Some(text) => parse_boolean(text).map(Some).ok_or_else(|| ManagementError::invalid_parameter(format!("{key} must be true or false, got '{}'.", shown(text)))),
+        }
+    }
+}
+
+pub fn parse_boolean(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// At most 60 characters of user input, for error messages.
+pub fn shown(text: &str) -> String {
+    text.chars().take(60).collect()
+}
+
+const AUTH_FIXED_FIELDS: [&str; 3] = ["auth.type", "auth.modelAccessScope.allowAllModels", "auth.appAccessScope.allowAllApps"];
+const AUTH_LIST_FIELDS: [&str; 3] = ["auth.accessIps", "auth.modelAccessScope.accessibleModels", "auth.appAccessScope.accessibleApps"];
+
+fn is_known_auth_field(name: &str) -> bool {
+    AUTH_FIXED_FIELDS.contains(&name) || AUTH_LIST_FIELDS.iter().any(|prefix| name.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')))
+}
+
+/// Parses the `auth.*` fields: `None` when there are none. `workspace_apps` are the
+/// application ids of the key's workspace (an app scope may name only those).
+pub fn parse_auth(fields: &FormFields, region: &RegionPolicy, catalog: &ModelCatalog, workspace_apps: &[String]) -> Result<Option<KeyAuth>, ManagementError> {
+    let auth_fields: Vec<&str> = fields.keys().filter(|name| *name == "auth" || name.starts_with("auth.")).collect();
+    if auth_fields.is_empty() {
+        return Ok(None);
+    }
+    if let Some(unknown) = auth_fields.iter().find(|name| !is_known_auth_field(name)) {
+        return Err(ManagementError::invalid_parameter(format!("Unknown field '{}'.", shown(unknown))));
+    }
+    let type_text = fields.get_non_empty("auth.type").ok_or_else(|| ManagementError::invalid_parameter("auth.type is required (All or Custom) when any auth field is sent."))?;
+    let is_custom = match type_text.to_ascii_lowercase().as_str() {
+        "all" => false,
+        "custom" => true,
+        _ => return Err(ManagementError::invalid_parameter(format!("auth.type must be All or Custom, got '{}'.", shown(type_text)))),
+    };
+    if !is_custom {
+        if auth_fields.len() > 1 {
+            return Err(ManagementError::invalid_parameter("IP whitelists and access scopes need auth.type=Custom."));
+        }
+        return Ok(Some(KeyAuth::All));
+    }
+    if !region.custom_permissions {
+        return Err(ManagementError::invalid_parameter(format!("Custom permissions are not supported in region {} ({}); use auth.type=All.", region.id, region.name)));
+    }
+    let ip_entries = fields.list("auth.accessIps")?;
+    let access_ips = IpAllowlist::parse(&ip_entries).map_err(|error| ManagementError::invalid_parameter(format!("auth.accessIps: {error}.")))?;
+
+    let models = fields.list("auth.modelAccessScope.accessibleModels")?;
+    let allow_all_models = fields.boolean("auth.modelAccessScope.allowAllModels")?.unwrap_or(models.is_empty());
+    if let Some(unknown) = models.iter().find(|model| !catalog.contains(model)) {
+        return Err(ManagementError::invalid_parameter(format!("auth.modelAccessScope.accessibleModels: unknown model '{}'.", shown(unknown))));
+    }
+
+    let apps = fields.list("auth.appAccessScope.accessibleApps")?;
+    let allow_all_apps = fields.boolean("auth.appAccessScope.allowAllApps")?.unwrap_or(apps.is_empty());
+    for app in &apps {
+        AppId::parse(app)?;
+        if !workspace_apps.contains(app) {
+            return Err(ManagementError::invalid_parameter(format!("auth.appAccessScope.accessibleApps: application '{}' is not in this workspace.", shown(app))));
+        }
+    }
+    Ok(Some(KeyAuth::Custom(CustomPermissions {
+        access_ips,
+        model_scope: ModelScope { allow_all_models, accessible_models: if allow_all_models { Vec::new() } else { normalise_list(models) } },
+        app_scope: AppScope { allow_all_apps, accessible_apps: if allow_all_apps { Vec::new() } else { normalise_list(apps) } },
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keygate_core::region::RegionTable;
+
+    #[test]
+    fn decodes_the_sdk_form_and_lists_in_index_order() {
+        let fields = FormFields::parse("auth.accessIps.2=192.168.1.1&auth.accessIps.1=10.0.0.0%2F8&description=demo+key+%E4%B8%AD", "form body").unwrap();
+        assert_eq!(fields.list("auth.accessIps").unwrap(), ["10.0.0.0/8", "192.168.1.1"]);
+        assert_eq!(fields.get("description"), Some("demo key 中"));
+    }
+
+    #[test]
+    fn refuses_malformed_encoding() {
+        for bad in ["a=%zz", "a=%E4%B8", "=value", "a=%4"] {
+            assert!(FormFields::parse(bad, "form body").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_custom_auth_and_refuses_bad_parts() {
+        let table = RegionTable::model_studio_default();
+        let singapore = table.get("ap-southeast-1").unwrap();
+        let catalog = ModelCatalog::built_in(true);
+        let parse = |text: &str| parse_auth(&FormFields::parse(text, "form body").unwrap(), singapore, &catalog, &[]);
+        let auth = parse("auth.type=Custom&auth.accessIps.1=10.0.0.0%2F8&auth.modelAccessScope.allowAllModels=False&auth.modelAccessScope.accessibleModels.1=qwen-plus").unwrap().unwrap();
+        let KeyAuth::Custom(custom) = auth else { panic!("custom expected") };
+        assert_eq!(custom.access_ips.canonical_entries(), ["10.0.0.0/8"]);
+        assert_eq!(custom.model_scope.accessible_models, ["qwen-plus"]);
+        assert!(parse("auth.type=Sometimes").is_err());
+        assert!(parse("auth.type=Custom&auth.modelAccessScope.accessibleModels.1=no-such-model").is_err());
+        assert!(parse("auth.type=All&auth.accessIps.1=10.0.0.1").is_err());
+        assert!(parse("auth.typo=All").is_err());
+        assert!(parse_auth(&FormFields::parse("auth.type=Custom", "form body").unwrap(), table.get("us-east-1").unwrap(), &catalog, &[]).is_err());
+        assert_eq!(parse("description=x").unwrap(), None);
+    }
+}

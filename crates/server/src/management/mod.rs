@@ -1,0 +1,9 @@
+//! The management plane: the Model Studio-compatible API and keygate's own API, behind one
+//! authentication middleware and one error envelope.
+
+pub mod authentication;
+pub mod errors;
+pub mod form;
+pub mod keygate_api;
+pub mod model_studio;
+pub mod openapi;

@@ -1,0 +1,480 @@
+//! The Model Studio-compatible management API (`/modelstudio/...`), as the official SDK
+//! `alibabacloud-modelstudio20260210` calls it: ROA paths, query parameters, form bodies,
+//! camelCase JSON in the success envelope.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use keygate_core::ids::{ApiKeyId, Description, WorkspaceId, WorkspaceName};
+use keygate_core::keys::{expose, generate_key};
+use keygate_core::permissions::KeyAuth;
+use keygate_core::region::RegionPolicy;
+use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery, ModelGrant, NewApiKey, QuotaRule, WorkspaceDeletion, WorkspaceRecord};
+use serde_json::{json, Value};
+
+use super::authentication::Authenticated;
+use super::errors::{success, ManagementError};
+use super::form::{parse_auth, shown, FormFields};
+use crate::state::AppState;
+
+/// Routes of the Model Studio API (authentication is layered on by the caller).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/modelstudio/apikeys", post(create_api_key).get(list_api_keys))
+        .route("/modelstudio/apikeys/{api_key_id}", get(get_api_key).put(update_api_key).delete(delete_api_key))
+        .route("/modelstudio/apikeys/{api_key_id}/disable", put(disable_api_key))
+        .route("/modelstudio/apikeys/{api_key_id}/enable", put(enable_api_key))
+        .route("/modelstudio/apikeys/{api_key_id}/reset", put(reset_api_key))
+        .route("/modelstudio/workspaces", get(list_workspaces).post(create_workspace))
+        .route("/modelstudio/workspaces/{workspace_id}", axum::routing::delete(delete_workspace))
+        .route("/modelstudio/models/permissions", get(list_model_permissions).post(update_model_permissions))
+}
+
+type Result<T> = std::result::Result<T, ManagementError>;
+
+/// Attaches the request id to an error on its way out.
+trait WithRequestId<T> {
+    fn for_request(self, auth: &Authenticated) -> Result<T>;
+}
+
+impl<T> WithRequestId<T> for Result<T> {
+    fn for_request(self, auth: &Authenticated) -> Result<T> {
+        self.map_err(|error| error.with_request_id(auth.request_id()))
+    }
+}
+
+fn query_fields(query: Option<String>) -> Result<FormFields> {
+    FormFields::parse(query.as_deref().unwrap_or(""), "query string")
+}
+
+/// The form body: must be form-encoded when not empty.
+fn body_fields(headers: &HeaderMap, body: &Bytes) -> Result<FormFields> {
+    if body.is_empty() {
+        return Ok(FormFields::default());
+    }
+    let content_type = headers.get("content-type").and_then(|value| value.to_str().ok()).unwrap_or("");
+    if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return Err(ManagementError::invalid_parameter("The body must be application/x-www-form-urlencoded."));
+    }
+    let text = std::str::from_utf8(body).map_err(|_| ManagementError::invalid_parameter("The form body is not valid UTF-8."))?;
+    FormFields::parse(text, "form body")
+}
+
+fn region_policy<'a>(state: &'a AppState, auth: &Authenticated) -> Result<&'a RegionPolicy> {
+    state.region_policy(&auth.region).ok_or_else(|| ManagementError::internal(format!("region {} has no policy", auth.region)))
+}
+
+fn parse_key_id(text: &str) -> Result<i64> {
+    // A malformed id cannot name a key the caller may see: same answer as a missing one.
+    ApiKeyId::parse(text).map(ApiKeyId::get).map_err(|_| ManagementError::api_key_not_found())
+}
+
+fn auth_json(auth: &KeyAuth) -> Value {
+    match auth {
+        KeyAuth::All => json!({
+            "type": "All",
+            "accessIps": [],
+            "modelAccessScope": {"allowAllModels": true, "accessibleModels": []},
+            "appAccessScope": {"allowAllApps": true, "accessibleApps": []},
+        }),
+        KeyAuth::Custom(custom) => json!({
+            "type": "Custom",
+            "accessIps": custom.access_ips.canonical_entries(),
+            "modelAccessScope": {"allowAllModels": custom.model_scope.allow_all_models, "accessibleModels": custom.model_scope.accessible_models},
+            "appAccessScope": {"allowAllApps": custom.app_scope.allow_all_apps, "accessibleApps": custom.app_scope.accessible_apps},
+        }),
+    }
+}
+
+/// GetApiKey / ListApiKeys item: the masked key, never the plaintext.
+fn key_json(record: &ApiKeyRecord) -> Value {
+    json!({
+        "apiKeyId": record.api_key_id,
+        "apiKeyValue": record.masked_key,
+        "auth": auth_json(&record.auth),
+        "createdBy": record.created_by,
+        "description": record.description,
+        "disabled": i32::from(record.disabled),
+        "gmtCreate": record.created_at,
+        "workspaceId": record.workspace_id,
+        "workspaceName": record.workspace_name,
+        "region": record.region,
+        "format": record.format.as_str(),
+        "maskedKey": record.masked_key,
+        "lastUsedAt": record.last_used_at,
+        "requestCount": record.request_count,
+    })
+}
+
+async fn resolve_workspace(state: &AppState, auth: &Authenticated, workspace_id: Option<&str>) -> Result<WorkspaceRecord> {
+    match workspace_id {
+        None => Ok(state.store().default_workspace(auth.caller.account_id, &auth.region).await?),
+        Some(text) => {
+            let parsed = WorkspaceId::parse(text)?;
+            state.store().get_workspace(auth.caller.account_id, &auth.region, parsed.as_str()).await.map_err(|_| {
+                ManagementError::invalid_parameter(format!("workspaceId '{}' is not a workspace of this account in region {}.", shown(text), auth.region))
+            })
+        }
+    }
+}
+
+async fn workspace_app_ids(state: &AppState, workspace_id: &str) -> Result<Vec<String>> {
+    Ok(state.store().list_applications(workspace_id).await?.into_iter().map(|(app_id, _)| app_id).collect())
+}
+
+async fn create_api_key(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    async {
+        let query = query_fields(query)?;
+        let form = body_fields(&headers, &body)?;
+        let region = region_policy(&state, &auth)?;
+        let description = Description::parse(query.get("description").unwrap_or(""))?;
+        let workspace = resolve_workspace(&state, &auth, query.get_non_empty("workspaceId")).await?;
+        let is_member = match auth.caller.user_id() {
+            None => true,
+            Some(user_id) => state.store().is_workspace_member(&workspace.workspace_id, user_id).await?,
+        };
+        auth.caller.may_create_key(is_member)?;
+        let apps = workspace_app_ids(&state, &workspace.workspace_id).await?;
+        let key_auth = parse_auth(&form, region, &state.shared.catalog, &apps)?.unwrap_or(KeyAuth::All);
+        let generated = generate_key(region.new_key_format);
+        let new_key = NewApiKey {
+            region: auth.region.clone(),
+            workspace_id: workspace.workspace_id.clone(),
+            creator_user_id: auth.caller.user_id(),
+            created_by: auth.caller.display_name().to_string(),
+            description: description.as_str().to_string(),
+            format: generated.format,
+            digest: generated.digest,
+            masked_key: generated.masked.clone(),
+            auth: key_auth,
+            legacy_ciphertext: None,
+        };
+        let record = state.store().create_api_key(&auth.audit(), new_key, QuotaRule { limit: region.key_limit, scope: region.limit_scope }).await?;
+        Ok(success(
+            auth.request_id(),
+            json!({"apiKey": {
+                "apiKeyId": record.api_key_id,
+                // The one place the plaintext leaves the server.
+                "apiKeyValue": expose(&generated.plaintext),
+                "createdBy": record.created_by,
+                "description": record.description,
+                "gmtCreate": record.created_at,
+                "workspaceId": record.workspace_id,
+                "workspaceName": record.workspace_name,
+                "auth": auth_json(&record.auth),
+                "format": record.format.as_str(),
+                "maskedKey": record.masked_key,
+                "region": record.region,
+            }}),
+        ))
+    }
+    .await
+    .for_request(&auth)
+}
+
+/// Page size bounds of List operations.
+const DEFAULT_PAGE_SIZE: i64 = 10;
+const MAX_PAGE_SIZE: i64 = 100;
+
+fn page_window(query: &FormFields) -> Result<(u32, u32)> {
+    let limit = query.integer("maxResults", 1..=MAX_PAGE_SIZE)?.unwrap_or(DEFAULT_PAGE_SIZE);
+    let offset = match query.get_non_empty("nextToken") {
+        None => 0,
+        Some(token) => token.parse::<u32>().map_err(|_| ManagementError::invalid_parameter(format!("nextToken '{}' was not issued by this server.", shown(token))))?,
+    };
+    Ok((offset, u32::try_from(limit).unwrap_or(10)))
+}
+
+fn next_token(offset: u32, returned: usize, total: u64) -> String {
+    let next = u64::from(offset) + returned as u64;
+    if returned > 0 && next < total { next.to_string() } else { String::new() }
+}
+
+async fn list_api_keys(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery) -> Result<Response> {
+    async {
+        let query = query_fields(query)?;
+        let (offset, limit) = page_window(&query)?;
+        let order_by = match query.get_non_empty("orderBy").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("apikeyid") => KeyOrder::ApiKeyId,
+            Some("gmtcreate") => KeyOrder::GmtCreate,
+            Some(other) => return Err(ManagementError::invalid_parameter(format!("orderBy must be apiKeyId or gmtCreate, got '{}'.", shown(other)))),
+        };
+        let descending = match query.get_non_empty("order").map(str::to_ascii_uppercase).as_deref() {
+            None | Some("DESC") => true,
+            Some("ASC") => false,
+            Some(other) => return Err(ManagementError::invalid_parameter(format!("order must be ASC or DESC, got '{}'.", shown(other)))),
+        };
+        let api_key_id = match query.get_non_empty("apiKeyId") {
+            None => None,
+            Some(text) => Some(ApiKeyId::parse(text)?.get()),
+        };
+        let workspace_id = match query.get_non_empty("workspaceId") {
+            None => None,
+            Some(text) => Some(WorkspaceId::parse(text)?.as_str().to_string()),
+        };
+        let list_query = ListKeysQuery {
+            account_id: auth.caller.account_id,
+            region: auth.region.clone(),
+            visibility: auth.caller.key_visibility(),
+            api_key_id,
+            description: query.get_non_empty("description").map(str::to_string),
+            workspace_id,
+            order_by,
+            descending,
+            offset,
+            limit,
+        };
+        let (records, total) = state.store().list_api_keys(&list_query).await?;
+        Ok(success(
+            auth.request_id(),
+            json!({
+                "apiKeys": records.iter().map(key_json).collect::<Vec<_>>(),
+                "totalCount": total,
+                "maxResults": limit,
+                "nextToken": next_token(offset, records.len(), total),
+            }),
+        ))
+    }
+    .await
+    .for_request(&auth)
+}
+
+async fn get_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
+    async {
+        let key_id = parse_key_id(&api_key_id)?;
+        let record = state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, auth.caller.key_visibility()).await?;
+        Ok(success(auth.request_id(), json!({"apiKey": key_json(&record)})))
+    }
+    .await
+    .for_request(&auth)
+}
+
+async fn update_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    async {
+        let key_id = parse_key_id(&api_key_id)?;
+        let query = query_fields(query)?;
+        let form = body_fields(&headers, &body)?;
+        let region = region_policy(&state, &auth)?;
+        let visibility = auth.caller.key_visibility();
+        // Not found before bad input: a caller learns nothing about keys it cannot see.
+        let existing = state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
+        let description = match query.get("description") {
+            None => None,
+            Some(text) => Some(Description::parse(text)?.as_str().to_string()),
+        };
+        let apps = workspace_app_ids(&state, &existing.workspace_id).await?;
+        let key_auth = parse_auth(&form, region, &state.shared.catalog, &apps)?;
+        state.store().update_api_key(&auth.audit(), key_id, visibility, description, key_auth).await?;
+        Ok(success(auth.request_id(), json!({})))
+    }
+    .await
+    .for_request(&auth)
+}
+
+async fn delete_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
+    async {
+        let key_id = parse_key_id(&api_key_id)?;
+        state.store().delete_api_key(&auth.audit(), key_id, auth.caller.key_visibility()).await?;
+        Ok(success(auth.request_id(), json!({})))
+    }
+    .await
+    .for_request(&auth)
+}
+
+async fn set_disabled(state: &AppState, auth: &Authenticated, api_key_id: &str, disabled: bool) -> Result<Response> {
+    let key_id = parse_key_id(api_key_id)?;
+    let region = region_policy(state, auth)?;
+    let visibility = auth.caller.key_visibility();
+    state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
+    if disabled && !region.disable_and_reset {
+        return Err(ManagementError::unsupported_in_region("DisableApiKey", &auth.region));
+    }
+    state.store().set_api_key_disabled(&auth.audit(), key_id, visibility, disabled).await?;
+    Ok(success(auth.request_id(), json!({})))
+}
+
+async fn disable_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
+    set_disabled(&state, &auth, &api_key_id, true).await.for_request(&auth)
+}
+
+async fn enable_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
+    set_disabled(&state, &auth, &api_key_id, false).await.for_request(&auth)
+}
+
+async fn reset_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
+    async {
+        let key_id = parse_key_id(&api_key_id)?;
+        let region = region_policy(&state, &auth)?;
+        let visibility = auth.caller.key_visibility();
+        state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
+        if !region.disable_and_reset {
+            return Err(ManagementError::unsupported_in_region("ResetApiKey", &auth.region));
+        }
+        let generated = generate_key(region.new_key_format);
+        let record = state.store().reset_api_key(&auth.audit(), key_id, visibility, generated.format, generated.digest, generated.masked.clone()).await?;
+        Ok(success(
+            auth.request_id(),
+            json!({"apiKey": {
+                "apiKeyId": record.api_key_id,
+                "apiKeyValue": expose(&generated.plaintext),
+                "workspaceId": record.workspace_id,
+                "maskedKey": record.masked_key,
+            }}),
+        ))
+    }
+    .await
+    .for_request(&auth)
+}
+
+fn workspace_json(record: &WorkspaceRecord, api_host: &str) -> Value {
+    json!({
+        "workspaceId": record.workspace_id,
+        "workspaceName": record.name,
+        "region": record.region,
+        "serviceSite": record.region,
+        "apiHost": api_host,
+        "gmtCreate": record.created_at,
+        "isDefault": record.is_default,
+    })
+}
+
+fn api_host(headers: &HeaderMap) -> String {
+    headers.get("host").and_then(|value| value.to_str().ok()).unwrap_or("").to_string()
+}
+
+async fn list_workspaces(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery, headers: HeaderMap) -> Result<Response> {
+    async {
+        let query = query_fields(query)?;
+        let (offset, limit) = page_window(&query)?;
+        let mut workspaces = state.store().list_workspaces(auth.caller.account_id, &auth.region, query.get_non_empty("workspaceId"), query.get_non_empty("workspaceName")).await?;
+        // RAM users who do not administer see the workspaces they belong to.
+        if auth.caller.may_administer().is_err() {
+            if let Some(user_id) = auth.caller.user_id() {
+                let user = state.store().user_by_id(auth.caller.account_id, user_id).await?;
+                workspaces.retain(|workspace| workspace.is_default || user.workspace_ids.contains(&workspace.workspace_id));
+            }
+        }
+        let total = workspaces.len() as u64;
+        let host = api_host(&headers);
+        let page: Vec<Value> = workspaces.iter().skip(offset as usize).take(limit as usize).map(|workspace| workspace_json(workspace, &host)).collect();
+        let returned = page.len();
+        Ok(success(auth.request_id(), json!({"workspaces": page, "totalCount": total, "maxResults": limit, "nextToken": next_token(offset, returned, total)})))
+    }
+    .await
+    .for_request(&auth)
+}
+
+async fn create_workspace(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery, headers: HeaderMap) -> Result<Response> {
+    async {
+        auth.caller.may_administer()?;
+        let query = query_fields(query)?;
+        let name = WorkspaceName::parse(query.get("workspaceName").ok_or_else(|| ManagementError::invalid_parameter("workspaceName is required."))?)?;
+        let region = region_policy(&state, &auth)?;
+        let record = state.store().create_workspace(&auth.audit(), name.as_str(), region.workspace_limit).await?;
+        Ok(success(auth.request_id(), json!({"workspace": workspace_json(&record, &api_host(&headers))})))
+    }
+    .await
+    .for_request(&auth)
+}
+
+async fn delete_workspace(State(state): State<AppState>, auth: Authenticated, Path(workspace_id): Path<String>) -> Result<Response> {
+    async {
+        auth.caller.may_administer()?;
+        let workspace_id = WorkspaceId::parse(&workspace_id).map_err(|_| ManagementError::workspace_not_found())?;
+        let outcome = state.store().delete_workspace(&auth.audit(), workspace_id.as_str()).await?;
+        let body = match outcome {
+            WorkspaceDeletion::Deleted => json!({"isDeleted": true, "failReasons": []}),
+            WorkspaceDeletion::Refused(reasons) => json!({
+                "isDeleted": false,
+                "failReasons": reasons.iter().map(|(reason, resource_type)| json!({"reason": reason, "resourceType": resource_type})).collect::<Vec<_>>(),
+            }),
+        };
+        Ok(success(auth.request_id(), body))
+    }
+    .await
+    .for_request(&auth)
+}
+
+async fn list_model_permissions(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery) -> Result<Response> {
+    async {
+        let query = query_fields(query)?;
+        let (offset, limit) = page_window(&query)?;
+        let workspace = resolve_workspace(&state, &auth, query.get_non_empty("workspaceId")).await?;
+        if let Some(user_id) = auth.caller.user_id() {
+            if auth.caller.may_administer().is_err() && !state.store().is_workspace_member(&workspace.workspace_id, user_id).await? {
+                return Err(ManagementError::forbidden("You are not a member of this workspace."));
+            }
+        }
+        let grants = state.store().list_model_grants(&workspace.workspace_id).await?;
+        let model_filter = query.get_non_empty("filter.model");
+        let name_filter = query.get_non_empty("filter.name").map(str::to_ascii_lowercase);
+        let action = query.get_non_empty("modelAction").map(str::to_ascii_lowercase);
+        let mut items = Vec::new();
+        for model in state.shared.catalog.iter() {
+            let grant = grants.iter().find(|grant| grant.model == model.name);
+            let (inference, deploy, fine_tune) = if workspace.is_default {
+                (true, grant.is_some_and(|grant| grant.deploy), grant.is_some_and(|grant| grant.fine_tune))
+            } else {
+                grant.map(|grant| (grant.inference, grant.deploy, grant.fine_tune)).unwrap_or((false, false, false))
+            };
+            let matches_action = match action.as_deref() {
+                None => true,
+                Some("inference") => inference,
+                Some("deploy") => deploy,
+                Some("finetune") => fine_tune,
+                Some(_) => true,
+            };
+            let matches_model = model_filter.is_none_or(|filter| model.name.contains(filter));
+            let matches_name = name_filter.as_ref().is_none_or(|filter| model.display_name.to_ascii_lowercase().contains(filter.as_str()));
+            if matches_action && matches_model && matches_name {
+                items.push(json!({"model": model.name, "name": model.display_name, "demo": model.demo, "permissions": {"inference": inference, "deploy": deploy, "fineTune": fine_tune}}));
+            }
+        }
+        let total = items.len() as u64;
+        let page: Vec<Value> = items.into_iter().skip(offset as usize).take(limit as usize).collect();
+        let returned = page.len();
+        Ok(success(auth.request_id(), json!({"list": page, "totalCount": total, "maxResults": limit, "nextToken": next_token(offset, returned, total), "errorMessage": ""})))
+    }
+    .await
+    .for_request(&auth)
+}
+
+async fn update_model_permissions(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    async {
+        auth.caller.may_administer()?;
+        let mut form = body_fields(&headers, &body)?;
+        // The SDK sends these in the body; accept them in the query too.
+        if form.keys().next().is_none() {
+            form = query_fields(query)?;
+        }
+        let workspace_id = form.get_non_empty("workspaceId").ok_or_else(|| ManagementError::invalid_parameter("workspaceId is required."))?;
+        let workspace = resolve_workspace(&state, &auth, Some(workspace_id)).await?;
+        let mut grants: Vec<ModelGrant> = Vec::new();
+        if form.boolean("accessAllEntities")? == Some(true) {
+            grants.extend(state.shared.catalog.iter().map(|model| ModelGrant { model: model.name.clone(), inference: true, deploy: false, fine_tune: false }));
+        }
+        let mut index = 1;
+        while let Some(model) = form.get_non_empty(&format!("models.{index}.model")) {
+            if !state.shared.catalog.contains(model) {
+                return Err(ManagementError::invalid_parameter(format!("models.{index}.model: unknown model '{}'.", shown(model))));
+            }
+            let flag = |name: &str| form.boolean(&format!("models.{index}.{name}")).map(|value| value.unwrap_or(false));
+            grants.retain(|grant| grant.model != model);
+            grants.push(ModelGrant { model: model.to_string(), inference: flag("inference")?, deploy: flag("deploy")?, fine_tune: flag("fineTune")? });
+            index += 1;
+        }
+        if grants.is_empty() {
+            return Err(ManagementError::invalid_parameter("Name at least one model (models.1.model) or set accessAllEntities=true."));
+        }
+        if workspace.is_default {
+            return Err(ManagementError::invalid_parameter("The default workspace may call every model; its permissions cannot be changed."));
+        }
+        state.store().update_model_grants(&auth.audit(), &workspace.workspace_id, &grants).await?;
+        Ok(success(auth.request_id(), json!({"errorMessage": ""})))
+    }
+    .await
+    .for_request(&auth)
+}

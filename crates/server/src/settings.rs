@@ -1,0 +1,167 @@
+//! Typed settings of `keygate serve`, loaded once from an optional TOML file and flags,
+//! then passed explicitly (no globals).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use keygate_core::catalog::ModelCatalog;
+use keygate_core::region::RegionTable;
+use serde::Deserialize;
+
+/// Default address of the single listener.
+pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:8080";
+/// Default region of the single listener.
+pub const DEFAULT_REGION: &str = "ap-southeast-1";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./keygate-data";
+
+/// One listener: an address serving one region.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ListenerSettings {
+    pub addr: SocketAddr,
+    pub region: String,
+}
+
+impl ListenerSettings {
+    /// Parses `ADDR=REGION`, e.g. `127.0.0.1:8081=us-east-1`.
+    pub fn parse(text: &str) -> anyhow::Result<ListenerSettings> {
+        let (address, region) = text.split_once('=').with_context(|| format!("'{text}' is not ADDR=REGION"))?;
+        let addr = address.parse().with_context(|| format!("'{address}' is not a socket address like 127.0.0.1:8080"))?;
+        Ok(ListenerSettings { addr, region: region.to_string() })
+    }
+}
+
+/// A region's settings overridden in the TOML file (`[[regions]] id = ..., key_limit = ...`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionOverride {
+    pub id: String,
+    pub key_limit: Option<u32>,
+    pub workspace_limit: Option<u32>,
+}
+
+/// The TOML file's shape. Every field is optional; flags win over it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsFile {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub default_region: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub max_staleness_seconds: Option<u64>,
+    pub demo_upstream: Option<bool>,
+    pub master_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub listeners: Vec<ListenerSettings>,
+    #[serde(default)]
+    pub regions: Vec<RegionOverride>,
+}
+
+impl SettingsFile {
+    pub fn load(path: &Path) -> anyhow::Result<SettingsFile> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub listeners: Vec<ListenerSettings>,
+    pub default_region: String,
+    pub trusted_proxies: Vec<String>,
+    pub max_staleness_seconds: u64,
+    pub demo_upstream: bool,
+    pub master_key_file: Option<PathBuf>,
+    pub regions: RegionTable,
+    /// Lifetime of a console/CLI session.
+    pub session_lifetime_seconds: i64,
+}
+
+impl Settings {
+    /// Defaults for a data directory: one listener on 127.0.0.1:8080 in ap-southeast-1.
+    pub fn with_data_dir(data_dir: PathBuf) -> Settings {
+        Settings {
+            data_dir,
+            listeners: vec![ListenerSettings { addr: DEFAULT_LISTEN_ADDRESS.parse().expect("valid default"), region: DEFAULT_REGION.to_string() }],
+            default_region: DEFAULT_REGION.to_string(),
+            trusted_proxies: Vec::new(),
+            max_staleness_seconds: 10,
+            demo_upstream: true,
+            master_key_file: None,
+            regions: RegionTable::model_studio_default(),
+            session_lifetime_seconds: 12 * 3600,
+        }
+    }
+
+    /// Applies a settings file over the defaults.
+    pub fn apply_file(&mut self, file: SettingsFile) -> anyhow::Result<()> {
+        if file.database_url.is_some() {
+            bail!("database_url (PostgreSQL) is not supported by this build yet; use data_dir (SQLite)");
+        }
+        if let Some(data_dir) = file.data_dir {
+            self.data_dir = data_dir;
+        }
+        if let Some(region) = file.default_region {
+            self.default_region = region;
+        }
+        if let Some(proxies) = file.trusted_proxies {
+            self.trusted_proxies = proxies;
+        }
+        if let Some(seconds) = file.max_staleness_seconds {
+            self.max_staleness_seconds = seconds;
+        }
+        if let Some(demo) = file.demo_upstream {
+            self.demo_upstream = demo;
+        }
+        if file.master_key_file.is_some() {
+            self.master_key_file = file.master_key_file;
+        }
+        if !file.listeners.is_empty() {
+            self.listeners = file.listeners;
+        }
+        for region_override in file.regions {
+            let policy = self.regions.get_mut(&region_override.id).with_context(|| format!("[[regions]] names unknown region '{}'", region_override.id))?;
+            if let Some(limit) = region_override.key_limit {
+                policy.key_limit = limit;
+            }
+            if let Some(limit) = region_override.workspace_limit {
+                policy.workspace_limit = limit;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that every region named is known.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.listeners.is_empty() {
+            bail!("at least one listener is needed");
+        }
+        self.regions.require(&self.default_region).map_err(anyhow::Error::msg)?;
+        for listener in &self.listeners {
+            self.regions.require(&listener.region).map_err(|error| anyhow::anyhow!("listener {}: {error}", listener.addr))?;
+        }
+        for proxy in &self.trusted_proxies {
+            keygate_core::ip_allowlist::IpNetwork::parse(proxy).map_err(|error| anyhow::anyhow!("trusted_proxies: {error}"))?;
+        }
+        Ok(())
+    }
+
+    /// The model catalog this deployment serves.
+    pub fn catalog(&self) -> ModelCatalog {
+        ModelCatalog::built_in(self.demo_upstream)
+    }
+
+    /// Region ids of all listeners, deduplicated, in listener order.
+    pub fn served_regions(&self) -> Vec<String> {
+        let mut regions: Vec<String> = Vec::new();
+        for listener in &self.listeners {
+            if !regions.contains(&listener.region) {
+                regions.push(listener.region.clone());
+            }
+        }
+        regions
+    }
+}

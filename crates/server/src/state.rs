@@ -1,0 +1,57 @@
+//! The state shared by every handler: the store, settings, master key and catalog, plus the
+//! region of the listener a request arrived on.
+
+use std::sync::Arc;
+
+use keygate_core::catalog::ModelCatalog;
+use keygate_core::ip_allowlist::IpNetwork;
+use keygate_core::region::RegionPolicy;
+use keygate_store::Store;
+
+use crate::secrets::MasterKey;
+use crate::settings::Settings;
+
+/// What every listener shares.
+#[derive(Debug)]
+pub struct SharedState {
+    pub store: Store,
+    pub settings: Settings,
+    pub master_key: MasterKey,
+    pub catalog: ModelCatalog,
+    pub trusted_proxies: Vec<IpNetwork>,
+    pub served_regions: Vec<String>,
+}
+
+/// Handler state: the shared parts and this listener's region.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub shared: Arc<SharedState>,
+    pub listener_region: String,
+}
+
+impl AppState {
+    pub fn new(store: Store, settings: Settings, master_key: MasterKey, listener_region: String) -> anyhow::Result<AppState> {
+        let catalog = settings.catalog();
+        let trusted_proxies = settings
+            .trusted_proxies
+            .iter()
+            .map(|entry| IpNetwork::parse(entry).map_err(|error| anyhow::anyhow!("trusted_proxies: {error}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let served_regions = settings.served_regions();
+        Ok(AppState { shared: Arc::new(SharedState { store, settings, master_key, catalog, trusted_proxies, served_regions }), listener_region })
+    }
+
+    /// The same shared state for another listener.
+    pub fn for_region(&self, region: &str) -> AppState {
+        AppState { shared: self.shared.clone(), listener_region: region.to_string() }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// The policy of a region this deployment knows.
+    pub fn region_policy(&self, region: &str) -> Option<&RegionPolicy> {
+        self.shared.settings.regions.get(region)
+    }
+}

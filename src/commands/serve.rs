@@ -1,0 +1,97 @@
+//! `keygate serve`: resolves settings from the TOML file and flags, bootstraps, prints the
+//! generated root password once, serves until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use keygate_server::settings::{ListenerSettings, Settings, SettingsFile, DEFAULT_DATA_DIR};
+use keygate_server::Server;
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML settings file; flags and environment variables win over it.
+    #[arg(long, env = "KEYGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database and the master key.
+    #[arg(long, env = "KEYGATE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A listener as ADDR=REGION; repeat for several regions (default 127.0.0.1:8080=ap-southeast-1).
+    #[arg(long = "listen", value_name = "ADDR=REGION")]
+    pub listeners: Vec<String>,
+    /// Master key file (64 hex characters); default <data-dir>/master.key. KEYGATE_MASTER_KEY wins.
+    #[arg(long, env = "KEYGATE_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// Region used when none is named (e.g. by the CLI).
+    #[arg(long, env = "KEYGATE_DEFAULT_REGION")]
+    pub default_region: Option<String>,
+}
+
+/// Builds the settings: defaults, then the file, then flags.
+pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
+    let mut settings = Settings::with_data_dir(PathBuf::from(DEFAULT_DATA_DIR));
+    if let Some(path) = &arguments.config {
+        settings.apply_file(SettingsFile::load(path)?)?;
+    }
+    if let Some(data_dir) = &arguments.data_dir {
+        settings.data_dir = data_dir.clone();
+    }
+    if !arguments.listeners.is_empty() {
+        settings.listeners = arguments.listeners.iter().map(|text| ListenerSettings::parse(text)).collect::<anyhow::Result<_>>()?;
+    }
+    if let Some(file) = &arguments.master_key_file {
+        settings.master_key_file = Some(file.clone());
+    }
+    if let Some(region) = &arguments.default_region {
+        settings.default_region = region.clone();
+    }
+    settings.validate()?;
+    Ok(settings)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init();
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+pub async fn run(arguments: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let settings = resolve_settings(&arguments)?;
+    let root_password = std::env::var("KEYGATE_ROOT_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from);
+    let server = Server::bind(settings.clone(), root_password).await.context("starting keygate")?;
+    if let Some(password) = &server.generated_root_password {
+        // Printed once, on the terminal, never into the log.
+        println!("keygate: created account 'root' with password: {}", password.expose_secret());
+        println!("keygate: store it now; it is not shown again (set KEYGATE_ROOT_PASSWORD on first start to choose it).");
+    }
+    for (address, region) in server.local_addresses() {
+        tracing::info!(%address, %region, data_dir = %settings.data_dir.display(), "listening");
+        println!("keygate: listening on http://{address} (region {region})");
+    }
+    server.run(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,149 @@
+"""Fixtures of the SDK compatibility suite: one real `keygate serve` for the whole session
+(two listeners: ap-southeast-1 and us-east-1), its RAM users and AccessKeys made with the
+`keygate admin` database commands, and official-SDK clients signed with them.
+
+Bootstrap order, on purpose: the root AccessKey and the key-manager `alice` are created
+BEFORE `serve` starts; the `member` user `bob` and its AccessKey are created WHILE it runs
+(SQLite WAL: both must work).
+
+The binary is `$KEYGATE_BIN`, else `<target dir>/debug/keygate` (tests/sdk/run.sh builds it).
+The canary test file runs last (see pytest_collection_modifyitems) so that it sees every
+secret the other files produced.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from alibabacloud_modelstudio20260210 import models as modelstudio_models
+
+from keygate_harness import (
+    CLASSIC_REGION,
+    PRIMARY_REGION,
+    AccessKey,
+    KeygateServer,
+    assert_successful_envelope,
+    delete_api_key_quietly,
+)
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+CANARY_TEST_FILE_NAME = "test_canary_secrets.py"
+
+_running_servers: list[KeygateServer] = []
+
+
+def keygate_binary_path() -> Path:
+    from_environment = os.environ.get("KEYGATE_BIN")
+    if from_environment:
+        return Path(from_environment).resolve()
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPOSITORY_ROOT / "target"))
+    return (target_dir / "debug" / "keygate").resolve()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Runs the canary-secret checks after every other test (stable order otherwise)."""
+    items.sort(key=lambda item: item.path.name == CANARY_TEST_FILE_NAME)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attaches the tail of the server log to every failing test's report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _running_servers:
+        report.sections.append(("keygate serve log (tail)", _running_servers[-1].serve_log_tail(3000)))
+
+
+# ---- the server ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def keygate_server(tmp_path_factory) -> KeygateServer:
+    binary_path = keygate_binary_path()
+    if not binary_path.is_file():
+        pytest.fail(f"keygate binary not found at {binary_path}: run tests/sdk/run.sh or set KEYGATE_BIN")
+    data_dir = tmp_path_factory.mktemp("keygate-data")
+    server = KeygateServer(binary_path, data_dir)
+    # Before `serve`: the database commands must work on a data dir no server has opened.
+    server.access_key_by_owner["root"] = server.create_access_key()
+    server.create_user("alice", "key-manager")
+    server.access_key_by_owner["alice"] = server.create_access_key("alice")
+    server.start()
+    _running_servers.append(server)
+    yield server
+    server.stop()
+    _running_servers.remove(server)
+
+
+@pytest.fixture(scope="session")
+def root_access_key(keygate_server) -> AccessKey:
+    return keygate_server.access_key_by_owner["root"]
+
+
+@pytest.fixture(scope="session")
+def alice_access_key(keygate_server) -> AccessKey:
+    return keygate_server.access_key_by_owner["alice"]
+
+
+@pytest.fixture(scope="session")
+def member_access_key(keygate_server) -> AccessKey:
+    """`bob`, role member, created while the server runs."""
+    keygate_server.create_user("bob", "member")
+    return keygate_server.create_access_key("bob")
+
+
+# ---- SDK clients -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def root_client(keygate_server, root_access_key):
+    return keygate_server.signed_client(PRIMARY_REGION, root_access_key)
+
+
+@pytest.fixture(scope="session")
+def root_client_in_classic_region(keygate_server, root_access_key):
+    return keygate_server.signed_client(CLASSIC_REGION, root_access_key)
+
+
+@pytest.fixture(scope="session")
+def alice_client(keygate_server, alice_access_key):
+    return keygate_server.signed_client(PRIMARY_REGION, alice_access_key)
+
+
+@pytest.fixture(scope="session")
+def member_client(keygate_server, member_access_key):
+    return keygate_server.signed_client(PRIMARY_REGION, member_access_key)
+
+
+# ---- workspaces and keys ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def default_workspace_id_by_region(root_client, root_client_in_classic_region) -> dict[str, str]:
+    """The root account's default workspace in each region. Evaluated before any test
+    creates a sub-workspace (those tests depend on it), so each region lists exactly one."""
+    workspace_id_by_region = {}
+    for region, client in ((PRIMARY_REGION, root_client), (CLASSIC_REGION, root_client_in_classic_region)):
+        response = client.list_workspaces(modelstudio_models.ListWorkspacesRequest())
+        assert_successful_envelope(response)
+        workspaces = response.body.workspaces
+        assert len(workspaces) == 1, [workspace.to_map() for workspace in workspaces]
+        workspace_id_by_region[region] = workspaces[0].workspace_id
+    return workspace_id_by_region
+
+
+@pytest.fixture(scope="session")
+def default_workspace_id(default_workspace_id_by_region) -> str:
+    return default_workspace_id_by_region[PRIMARY_REGION]
+
+
+@pytest.fixture
+def api_keys_to_delete():
+    """Tests append (client, apiKeyId); the keys are deleted afterwards so that the
+    session's key count stays far below the region limits."""
+    pending: list = []
+    yield pending
+    for client, api_key_id in pending:
+        delete_api_key_quietly(client, api_key_id)
