@@ -1,0 +1,205 @@
+//! `spawn_app()`: a real keygate server on random loopback ports (one per region) with a
+//! fresh SQLite data directory, plus clients that log in and sign requests.
+
+use std::net::SocketAddr;
+
+use keygate_core::access::Role;
+use keygate_core::acs3;
+use keygate_core::civil_time::format_utc_timestamp;
+use keygate_core::ids::{generate_access_key_secret, AccessKeyId};
+use keygate_server::secrets::hash_password;
+use keygate_server::settings::{ListenerSettings, Settings};
+use keygate_server::{AppState, Server};
+use keygate_store::AuditContext;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+/// The root account's password in every test app.
+pub const ROOT_PASSWORD: &str = "root-password-for-tests";
+/// Password given to RAM users made by [`TestApp::create_user`].
+pub const USER_PASSWORD: &str = "user-password-for-tests";
+
+/// A running server and what tests need to talk to it.
+pub struct TestApp {
+    /// Listener of `ap-southeast-1`.
+    pub address: SocketAddr,
+    /// Listener of `us-east-1`.
+    pub us_address: SocketAddr,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    _data_dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts a server with `ap-southeast-1` and `us-east-1` listeners on random ports.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like [`spawn_app`], letting the test adjust the settings first.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temporary directory");
+    let mut settings = Settings::with_data_dir(data_dir.path().to_path_buf());
+    settings.listeners = vec![
+        ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "ap-southeast-1".into() },
+        ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "us-east-1".into() },
+    ];
+    adjust(&mut settings);
+    let server = Server::bind(settings, Some(SecretString::from(ROOT_PASSWORD.to_string()))).await.expect("server binds");
+    let addresses = server.local_addresses();
+    let address_of = |region: &str| addresses.iter().find(|(_, listener_region)| listener_region == region).map(|(address, _)| *address);
+    let address = address_of("ap-southeast-1").expect("ap-southeast-1 listener");
+    let us_address = address_of("us-east-1").unwrap_or(address);
+    let state = server.state().expect("state");
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    TestApp { address, us_address, state, http: reqwest::Client::new(), _data_dir: data_dir, _shutdown: shutdown }
+}
+
+/// How a test client authenticates to the management plane.
+#[derive(Clone)]
+pub enum Credentials {
+    /// `x-acs-bearer-token` with a session token.
+    Session(String),
+    /// ACS3-HMAC-SHA256 with an AccessKey.
+    AccessKey { id: String, secret: String },
+}
+
+/// A management client bound to one listener.
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub host: String,
+    pub credentials: Credentials,
+    http: reqwest::Client,
+}
+
+/// An HTTP status and the JSON body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub fn root_audit(&self) -> AuditContext {
+        AuditContext { account_id: 1, actor: "test".into(), client_address: "test".into(), region: "ap-southeast-1".into() }
+    }
+
+    /// Creates a RAM user directly in the store, with [`USER_PASSWORD`].
+    pub async fn create_user(&self, name: &str, role: Role) {
+        let hash = hash_password(&SecretString::from(USER_PASSWORD.to_string()));
+        self.state.store().create_user(&self.root_audit(), name, role, Some(&hash)).await.expect("user created");
+    }
+
+    /// Logs in (`user` None: the account) and returns a client on `address`.
+    pub async fn login_at(&self, address: SocketAddr, user: Option<&str>) -> Client {
+        let password = if user.is_some() { USER_PASSWORD } else { ROOT_PASSWORD };
+        let body = serde_json::json!({"account": "root", "user": user, "password": password});
+        let answer: Value = self.http.post(format!("http://{address}/keygate/v1/sessions")).json(&body).send().await.unwrap().json().await.unwrap();
+        let token = answer["token"].as_str().unwrap_or_else(|| panic!("login failed: {answer}")).to_string();
+        Client { base: format!("http://{address}"), host: address.to_string(), credentials: Credentials::Session(token), http: self.http.clone() }
+    }
+
+    /// A session client on the `ap-southeast-1` listener.
+    pub async fn login(&self, user: Option<&str>) -> Client {
+        self.login_at(self.address, user).await
+    }
+
+    /// An AccessKey client (`user` None: the account's) on `address`.
+    pub async fn access_key_client_at(&self, address: SocketAddr, user: Option<&str>) -> Client {
+        let user_id = match user {
+            None => None,
+            Some(name) => Some(self.state.store().find_user(1, name).await.unwrap().user_id),
+        };
+        let id = AccessKeyId::generate();
+        let secret = generate_access_key_secret();
+        let ciphertext = self.state.shared.master_key.encrypt(secret.expose_secret());
+        self.state.store().create_access_key(&self.root_audit(), id.as_str(), user_id, &ciphertext).await.unwrap();
+        Client {
+            base: format!("http://{address}"),
+            host: address.to_string(),
+            credentials: Credentials::AccessKey { id: id.as_str().to_string(), secret: secret.expose_secret().to_string() },
+            http: self.http.clone(),
+        }
+    }
+}
+
+fn random_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    keygate_core::random::fill_random(&mut bytes);
+    hex::encode(bytes)
+}
+
+impl Client {
+    /// Sends `method path?query` with a form body (may be empty).
+    pub async fn send(&self, method: &str, path_and_query: &str, form_body: &str) -> Answer {
+        let date = format_utc_timestamp(keygate_store::now_millis() / 1000);
+        self.send_signed_at(method, path_and_query, form_body, &date, &random_nonce()).await
+    }
+
+    /// Like [`Client::send`] with an explicit `x-acs-date` and nonce (for replay and
+    /// clock-window tests); sessions ignore both.
+    pub async fn send_signed_at(&self, method: &str, path_and_query: &str, form_body: &str, date: &str, nonce: &str) -> Answer {
+        let url = format!("{}{}", self.base, path_and_query);
+        let method_value = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.http.request(method_value, &url);
+        let mut headers: Vec<(String, String)> = vec![("accept".into(), "application/json".into()), ("host".into(), self.host.clone())];
+        if !form_body.is_empty() {
+            headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+        }
+        match &self.credentials {
+            Credentials::Session(token) => {
+                headers.push(("x-acs-bearer-token".into(), token.clone()));
+            }
+            Credentials::AccessKey { id, secret } => {
+                let payload_hash = acs3::payload_sha256(form_body.as_bytes());
+                headers.push(("x-acs-date".into(), date.to_string()));
+                headers.push(("x-acs-signature-nonce".into(), nonce.to_string()));
+                headers.push(("x-acs-content-sha256".into(), payload_hash.clone()));
+                let signed: Vec<String> = headers.iter().map(|(name, _)| name.clone()).collect();
+                let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+                let canonical = acs3::canonical_request(method, path, query, &headers, &signed, &payload_hash);
+                let signature = acs3::signature(secret, &acs3::string_to_sign(&canonical));
+                let mut sorted = signed.clone();
+                sorted.sort();
+                headers.push(("authorization".into(), format!("ACS3-HMAC-SHA256 Credential={id},SignedHeaders={},Signature={signature}", sorted.join(";"))));
+            }
+        }
+        for (name, value) in &headers {
+            if name != "host" {
+                request = request.header(name.as_str(), value.as_str());
+            }
+        }
+        let response = request.body(form_body.to_string()).send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"));
+        Answer { status, body }
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> Answer {
+        self.send("GET", path_and_query, "").await
+    }
+
+    /// CreateApiKey with a form body; returns the answer.
+    pub async fn create_key(&self, query: &str, form_body: &str) -> Answer {
+        let path = if query.is_empty() { "/modelstudio/apikeys".to_string() } else { format!("/modelstudio/apikeys?{query}") };
+        self.send("POST", &path, form_body).await
+    }
+
+    /// Creates an `All` key and returns (id, plaintext).
+    pub async fn create_all_key(&self) -> (i64, String) {
+        let answer = self.create_key("", "").await;
+        assert_eq!(answer.status, 200, "create failed: {}", answer.body);
+        (answer.body["apiKey"]["apiKeyId"].as_i64().unwrap(), answer.body["apiKey"]["apiKeyValue"].as_str().unwrap().to_string())
+    }
+}
