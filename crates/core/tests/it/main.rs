@@ -1,0 +1,3 @@
+//! Property and volume tests of the core's key formats (one test binary).
+
+mod key_formats;

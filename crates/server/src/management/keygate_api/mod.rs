@@ -1,0 +1,173 @@
+//! keygate's own JSON API under `/keygate/v1/`, for what the Model Studio API does not
+//! cover: sessions, RAM users, workspace membership and applications, AccessKeys, the
+//! model catalog, regions and the audit log. Request bodies are JSON; answers use the same
+//! envelope as the Model Studio API (see [`super::errors`]), and the whole surface is
+//! described by `keygate_api.openapi.json`.
+//!
+//! Every handler but login takes [`Authenticated`] or, when only the account and admins
+//! may call it, [`Administrator`], so that the check cannot be forgotten.
+
+mod access_keys;
+mod audit;
+mod catalog;
+mod sessions;
+mod users;
+mod workspaces;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::Router;
+use keygate_core::ids::PrincipalName;
+use serde_json::Value;
+
+use super::authentication::Authenticated;
+use super::errors::{success, ManagementError};
+use crate::state::AppState;
+
+pub use sessions::check_login;
+
+/// Routes that need no authentication (logging in, the OpenAPI document).
+pub fn public_routes() -> Router<AppState> {
+    Router::new().route("/keygate/v1/sessions", post(sessions::login)).route("/keygate/v1/openapi.json", get(super::openapi::openapi_document))
+}
+
+/// Routes behind the authentication middleware.
+pub fn authenticated_routes() -> Router<AppState> {
+    Router::new()
+        .route("/keygate/v1/sessions/current", get(sessions::whoami).delete(sessions::logout))
+        .route("/keygate/v1/users", get(users::list_users).post(users::create_user))
+        .route("/keygate/v1/users/{name}", get(users::get_user).delete(users::delete_user))
+        .route("/keygate/v1/users/{name}/role", put(users::set_role))
+        .route("/keygate/v1/users/{name}/disable", post(users::disable_user))
+        .route("/keygate/v1/users/{name}/enable", post(users::enable_user))
+        .route("/keygate/v1/users/{name}/password", put(users::set_password))
+        .route("/keygate/v1/workspaces/{workspace_id}/members", get(workspaces::list_members).post(workspaces::add_member))
+        .route("/keygate/v1/workspaces/{workspace_id}/members/{name}", axum::routing::delete(workspaces::remove_member))
+        .route("/keygate/v1/workspaces/{workspace_id}/applications", get(workspaces::list_applications).post(workspaces::create_application))
+        .route("/keygate/v1/access-keys", get(access_keys::list_access_keys).post(access_keys::create_access_key))
+        .route("/keygate/v1/access-keys/{access_key_id}", axum::routing::delete(access_keys::delete_access_key))
+        .route("/keygate/v1/access-keys/{access_key_id}/disable", post(access_keys::disable_access_key))
+        .route("/keygate/v1/access-keys/{access_key_id}/enable", post(access_keys::enable_access_key))
+        .route("/keygate/v1/models", get(catalog::list_models))
+        .route("/keygate/v1/regions", get(catalog::list_regions))
+        .route("/keygate/v1/audit", get(audit::list_audit))
+}
+
+type Result<T> = std::result::Result<T, ManagementError>;
+
+/// Proof that the caller may administer its account: the account itself or an active
+/// admin RAM user. Handlers that take it cannot run for anyone else (403 `Forbidden`).
+#[derive(Debug, Clone)]
+pub struct Administrator(pub Authenticated);
+
+impl<S: Send + Sync> FromRequestParts<S> for Administrator {
+    type Rejection = ManagementError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let auth = Authenticated::from_request_parts(parts, state).await?;
+        match auth.caller.may_administer() {
+            Ok(()) => Ok(Administrator(auth)),
+            Err(denied) => Err(ManagementError::from(denied).with_request_id(auth.request_id())),
+        }
+    }
+}
+
+/// The answer of a handler: `fields` in the success envelope, or the error with the
+/// request's id.
+fn respond(auth: &Authenticated, outcome: Result<Value>) -> Result<Response> {
+    match outcome {
+        Ok(fields) => Ok(success(auth.request_id(), fields)),
+        Err(error) => Err(error.with_request_id(auth.request_id())),
+    }
+}
+
+/// Parses a principal name from a request, as a 400 on failure.
+pub fn parse_name(text: &str) -> Result<PrincipalName> {
+    Ok(PrincipalName::parse(text)?)
+}
+
+/// Reads a JSON body into `T`, as a 400 `InvalidParameter` that names the `expected`
+/// shape on failure. Unknown fields are refused by the request types themselves.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ManagementError::invalid_parameter(format!("The request body is empty; expected JSON {expected}.")));
+    }
+    serde_json::from_slice(body).map_err(|error| ManagementError::invalid_parameter(format!("The request body is not the expected JSON {expected}: {error}.")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Example {
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    #[test]
+    fn json_body_names_the_expected_shape_in_every_refusal() {
+        for body in [&b""[..], b"  ", b"{", b"{\"nom\":\"x\"}", b"[1]"] {
+            let error = json_body::<Example>(body, "{\"name\"}").unwrap_err();
+            assert_eq!((error.status.as_u16(), error.code), (400, "InvalidParameter"));
+            assert!(error.message.contains("{\"name\"}"), "{}", error.message);
+        }
+        assert!(json_body::<Example>(b"{\"name\":\"x\"}", "{\"name\"}").is_ok());
+    }
+
+    /// Every route of this module, as (method, OpenAPI path).
+    const ROUTES: [(&str, &str); 25] = [
+        ("post", "/keygate/v1/sessions"),
+        ("get", "/keygate/v1/openapi.json"),
+        ("get", "/keygate/v1/sessions/current"),
+        ("delete", "/keygate/v1/sessions/current"),
+        ("get", "/keygate/v1/users"),
+        ("post", "/keygate/v1/users"),
+        ("get", "/keygate/v1/users/{name}"),
+        ("delete", "/keygate/v1/users/{name}"),
+        ("put", "/keygate/v1/users/{name}/role"),
+        ("post", "/keygate/v1/users/{name}/disable"),
+        ("post", "/keygate/v1/users/{name}/enable"),
+        ("put", "/keygate/v1/users/{name}/password"),
+        ("get", "/keygate/v1/workspaces/{workspaceId}/members"),
+        ("post", "/keygate/v1/workspaces/{workspaceId}/members"),
+        ("delete", "/keygate/v1/workspaces/{workspaceId}/members/{name}"),
+        ("get", "/keygate/v1/workspaces/{workspaceId}/applications"),
+        ("post", "/keygate/v1/workspaces/{workspaceId}/applications"),
+        ("get", "/keygate/v1/access-keys"),
+        ("post", "/keygate/v1/access-keys"),
+        ("delete", "/keygate/v1/access-keys/{accessKeyId}"),
+        ("post", "/keygate/v1/access-keys/{accessKeyId}/disable"),
+        ("post", "/keygate/v1/access-keys/{accessKeyId}/enable"),
+        ("get", "/keygate/v1/models"),
+        ("get", "/keygate/v1/regions"),
+        ("get", "/keygate/v1/audit"),
+    ];
+
+    #[test]
+    fn the_openapi_document_describes_every_route_and_nothing_else() {
+        let document: Value = serde_json::from_str(super::super::openapi::OPENAPI_DOCUMENT).expect("the OpenAPI document is JSON");
+        let mut described = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys().filter(|key| *key != "parameters") {
+                described.push((method.clone(), path.clone()));
+            }
+        }
+        let mut expected: Vec<(String, String)> = ROUTES.iter().map(|(method, path)| (method.to_string(), path.to_string())).collect();
+        described.sort();
+        expected.sort();
+        assert_eq!(described, expected);
+        for (method, path) in &expected {
+            let operation = &document["paths"][path][method];
+            assert!(operation["responses"]["200"].is_object(), "{method} {path} has no 200 response");
+            let public = path == "/keygate/v1/sessions" || path == "/keygate/v1/openapi.json";
+            assert_eq!(operation["security"] == serde_json::json!([]), public, "{method} {path}: security");
+            if !public {
+                assert!(operation["responses"]["401"].is_object(), "{method} {path} has no 401 response");
+            }
+        }
+    }
+}
