@@ -17,4 +17,5 @@ pub mod keys;
 pub mod permissions;
 pub mod random;
 pub mod region;
+pub mod temporary_keys;
 pub mod verification;

@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
-use crate::keys::{parse_permanent_key, KeyDigest, KeyFormat, KeyParseError};
+use crate::keys::{parse_permanent_key, KeyDigest, KeyFormat, KeyParseError, TEMPORARY_PREFIX};
 use crate::permissions::KeyAuth;
+use crate::temporary_keys::{verify_temporary_key, TemporaryKeyError, TemporaryKeySecret};
 
 /// Whether a key may be used at all, before any per-request check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +288,43 @@ impl KeyRegistry {
         standing_check(&key, region)?;
         Ok(key)
     }
+
+    /// Checks 1-3 for any key, permanent or temporary (`st-`), at `now` (Unix seconds).
+    pub fn authenticate_any(&self, presented: &str, region: &str, temporary_secret: &TemporaryKeySecret, now: i64) -> Result<AuthenticatedKey, AuthenticationFailure> {
+        if !presented.starts_with(TEMPORARY_PREFIX) {
+            return self.authenticate(presented, region).map(|key| AuthenticatedKey { key, temporary: false });
+        }
+        let claims = verify_temporary_key(temporary_secret, presented, now).map_err(|error| match error {
+            TemporaryKeyError::Invalid => AuthenticationFailure::Malformed,
+            TemporaryKeyError::Expired => AuthenticationFailure::Expired,
+        })?;
+        let (digest, key) = {
+            let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let digest = *state.digest_by_key_id.get(&claims.parent_key_id).ok_or(AuthenticationFailure::Unknown)?;
+            let key = state.keys.get(&digest).and_then(|entry| entry.key.clone()).ok_or(AuthenticationFailure::Unknown)?;
+            (digest, key)
+        };
+        // A reset gives the parent a new digest: tokens minted from the old secret die.
+        if !claims.matches_parent_digest(&digest) {
+            return Err(AuthenticationFailure::Unknown);
+        }
+        standing_check(&key, region)?;
+        Ok(AuthenticatedKey { key, temporary: true })
+    }
+
+    /// The current digest of a live key (to mint temporary keys from it).
+    pub fn digest_of(&self, key_id: i64) -> Option<KeyDigest> {
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.digest_by_key_id.get(&key_id).copied()
+    }
+}
+
+/// A key that passed authentication.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedKey {
+    pub key: Arc<CompiledKey>,
+    /// Presented as an `st-` temporary key.
+    pub temporary: bool,
 }
 
 /// Checks the region and the standing of a live key.

@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::bootstrap::{bootstrap, Bootstrapped};
+use crate::gateway;
 use crate::management::{authentication, keygate_api, model_studio};
 use crate::request_context::attach_request_context;
 use crate::settings::Settings;
@@ -27,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(|| async { Json(json!({"status": "ready"})) }))
         .merge(keygate_api::public_routes())
+        .merge(gateway::routes())
         .merge(authenticated)
         .layer(from_fn_with_state(state.clone(), attach_request_context))
         .with_state(state)
@@ -71,6 +73,7 @@ impl Server {
     /// Serves every listener until `shutdown` completes.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
+        let state_for_flush = self.state();
         let mut tasks = Vec::new();
         for (listener, state) in self.listeners {
             let mut stop = stop_receiver.clone();
@@ -83,10 +86,27 @@ impl Server {
                     .await
             }));
         }
+        let usage_flusher = state_for_flush.map(|state| {
+            let mut stop = stop_receiver.clone();
+            tokio::spawn(async move {
+                let interval = std::time::Duration::from_millis(state.shared.settings.usage_flush_interval_milliseconds);
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => state.shared.usage.flush(state.store()).await,
+                        _ = stop.changed() => break,
+                    }
+                }
+                // Whatever was counted before shutdown is written too.
+                state.shared.usage.flush(state.store()).await;
+            })
+        });
         shutdown.await;
         let _ = stop_sender.send(true);
         for task in tasks {
             task.await.context("listener task panicked")?.context("listener failed")?;
+        }
+        if let Some(flusher) = usage_flusher {
+            flusher.await.context("usage flusher panicked")?;
         }
         Ok(())
     }

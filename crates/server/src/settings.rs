@@ -41,6 +41,27 @@ pub struct RegionOverride {
     pub workspace_limit: Option<u32>,
 }
 
+/// An upstream provider (`[[upstreams]]`): one base URL per protocol it speaks, its own
+/// credential (read from an environment variable), and the models and apps it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSettings {
+    pub name: String,
+    /// `/compatible-mode/v1/<rest>` goes to `<openai_base_url>/<rest>`.
+    pub openai_base_url: Option<String>,
+    /// `/api/v1/<rest>` goes to `<dashscope_base_url>/<rest>`.
+    pub dashscope_base_url: Option<String>,
+    /// `/apps/anthropic/<rest>` goes to `<anthropic_base_url>/<rest>`.
+    pub anthropic_base_url: Option<String>,
+    /// Name of the environment variable that holds the upstream's own credential.
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Application ids (32 lowercase hex) served by this upstream.
+    #[serde(default)]
+    pub apps: Vec<String>,
+}
+
 /// The TOML file's shape. Every field is optional; flags win over it.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +77,10 @@ pub struct SettingsFile {
     pub listeners: Vec<ListenerSettings>,
     #[serde(default)]
     pub regions: Vec<RegionOverride>,
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamSettings>,
+    pub body_limit_bytes: Option<usize>,
+    pub failed_authentications_per_minute: Option<u32>,
 }
 
 impl SettingsFile {
@@ -78,6 +103,13 @@ pub struct Settings {
     pub regions: RegionTable,
     /// Lifetime of a console/CLI session.
     pub session_lifetime_seconds: i64,
+    pub upstreams: Vec<UpstreamSettings>,
+    /// Largest model-call body forwarded (default 10 MiB).
+    pub body_limit_bytes: usize,
+    /// Failed authentications one address (IPv6: one /64) may make per minute before 429.
+    pub failed_authentications_per_minute: u32,
+    /// How often in-memory usage counters are written to the store.
+    pub usage_flush_interval_milliseconds: u64,
 }
 
 impl Settings {
@@ -93,6 +125,10 @@ impl Settings {
             master_key_file: None,
             regions: RegionTable::model_studio_default(),
             session_lifetime_seconds: 12 * 3600,
+            upstreams: Vec::new(),
+            body_limit_bytes: 10 * 1024 * 1024,
+            failed_authentications_per_minute: 30,
+            usage_flush_interval_milliseconds: 2000,
         }
     }
 
@@ -122,6 +158,15 @@ impl Settings {
         if !file.listeners.is_empty() {
             self.listeners = file.listeners;
         }
+        if !file.upstreams.is_empty() {
+            self.upstreams = file.upstreams;
+        }
+        if let Some(limit) = file.body_limit_bytes {
+            self.body_limit_bytes = limit;
+        }
+        if let Some(limit) = file.failed_authentications_per_minute {
+            self.failed_authentications_per_minute = limit;
+        }
         for region_override in file.regions {
             let policy = self.regions.get_mut(&region_override.id).with_context(|| format!("[[regions]] names unknown region '{}'", region_override.id))?;
             if let Some(limit) = region_override.key_limit {
@@ -143,15 +188,30 @@ impl Settings {
         for listener in &self.listeners {
             self.regions.require(&listener.region).map_err(|error| anyhow::anyhow!("listener {}: {error}", listener.addr))?;
         }
+        for upstream in &self.upstreams {
+            if upstream.openai_base_url.is_none() && upstream.dashscope_base_url.is_none() && upstream.anthropic_base_url.is_none() {
+                bail!("upstream '{}' needs at least one of openai_base_url, dashscope_base_url, anthropic_base_url", upstream.name);
+            }
+            for app in &upstream.apps {
+                keygate_core::ids::AppId::parse(app).map_err(|error| anyhow::anyhow!("upstream '{}': {error}", upstream.name))?;
+            }
+        }
         for proxy in &self.trusted_proxies {
             keygate_core::ip_allowlist::IpNetwork::parse(proxy).map_err(|error| anyhow::anyhow!("trusted_proxies: {error}"))?;
         }
         Ok(())
     }
 
-    /// The model catalog this deployment serves.
+    /// The model catalog: the built-in names, the demo models (when on) and every model an
+    /// upstream serves.
     pub fn catalog(&self) -> ModelCatalog {
-        ModelCatalog::built_in(self.demo_upstream)
+        let mut catalog = ModelCatalog::built_in(self.demo_upstream);
+        for upstream in &self.upstreams {
+            for model in &upstream.models {
+                catalog.add(model, model, false);
+            }
+        }
+        catalog
     }
 
     /// Region ids of all listeners, deduplicated, in listener order.

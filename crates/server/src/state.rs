@@ -8,6 +8,12 @@ use keygate_core::ip_allowlist::IpNetwork;
 use keygate_core::region::RegionPolicy;
 use keygate_store::Store;
 
+use keygate_core::temporary_keys::TemporaryKeySecret;
+
+use crate::clock::Clock;
+use crate::gateway::throttle::FailedAuthenticationThrottle;
+use crate::gateway::upstream::{http_client, UpstreamTable};
+use crate::gateway::usage::UsageCounters;
 use crate::secrets::MasterKey;
 use crate::settings::Settings;
 
@@ -20,6 +26,12 @@ pub struct SharedState {
     pub catalog: ModelCatalog,
     pub trusted_proxies: Vec<IpNetwork>,
     pub served_regions: Vec<String>,
+    pub clock: Clock,
+    pub temporary_key_secret: TemporaryKeySecret,
+    pub upstreams: UpstreamTable,
+    pub http_client: reqwest::Client,
+    pub throttle: FailedAuthenticationThrottle,
+    pub usage: UsageCounters,
 }
 
 /// Handler state: the shared parts and this listener's region.
@@ -38,7 +50,24 @@ impl AppState {
             .map(|entry| IpNetwork::parse(entry).map_err(|error| anyhow::anyhow!("trusted_proxies: {error}")))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let served_regions = settings.served_regions();
-        Ok(AppState { shared: Arc::new(SharedState { store, settings, master_key, catalog, trusted_proxies, served_regions }), listener_region })
+        let temporary_key_secret = TemporaryKeySecret::new(master_key.derive("temporary-keys"));
+        let upstreams = UpstreamTable::from_settings(&settings.upstreams, settings.demo_upstream);
+        let throttle = FailedAuthenticationThrottle::new(settings.failed_authentications_per_minute);
+        let shared = SharedState {
+            store,
+            settings,
+            master_key,
+            catalog,
+            trusted_proxies,
+            served_regions,
+            clock: Clock::default(),
+            temporary_key_secret,
+            upstreams,
+            http_client: http_client(),
+            throttle,
+            usage: UsageCounters::default(),
+        };
+        Ok(AppState { shared: Arc::new(shared), listener_region })
     }
 
     /// The same shared state for another listener.

@@ -1,0 +1,61 @@
+//! Steps 1-6 of SPEC section 4 for one request: find the presented key, authenticate it
+//! against the in-memory registry (permanent or temporary), then check the address, the
+//! workspace header and the model or app. Failed authentications feed the throttle.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use keygate_core::verification::{authorize_call, AuthenticationFailure, CallFacts, CallTarget, CompiledKey};
+
+use super::errors::{GatewayRefusal, Protocol};
+use crate::request_context::RequestContext;
+use crate::state::AppState;
+
+/// An authenticated key.
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    pub key: Arc<CompiledKey>,
+    pub temporary: bool,
+}
+
+/// The presented key: `Authorization: Bearer` everywhere, `x-api-key` too on the Anthropic
+/// path and on `/auth/verify`.
+pub fn presented_key(headers: &HeaderMap, protocol: Protocol) -> Option<&str> {
+    let bearer = headers.get("authorization").and_then(|value| value.to_str().ok()).and_then(|value| {
+        let (scheme, token) = value.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
+    });
+    let api_key = || headers.get("x-api-key").and_then(|value| value.to_str().ok()).map(str::trim);
+    match protocol {
+        Protocol::OpenAi => bearer,
+        Protocol::Native | Protocol::Anthropic => bearer.or_else(api_key),
+    }
+    .filter(|key| !key.is_empty())
+}
+
+/// Steps 1-3: a key is present, well-formed, known in this listener's region and usable.
+pub fn authenticate_request(state: &AppState, protocol: Protocol, headers: &HeaderMap, context: &RequestContext) -> Result<Authorized, GatewayRefusal> {
+    let now = state.shared.clock.now_seconds();
+    let outcome = match presented_key(headers, protocol) {
+        None => Err(AuthenticationFailure::Missing),
+        Some(presented) => state.store().registry().authenticate_any(presented, &state.listener_region, &state.shared.temporary_key_secret, now),
+    };
+    match outcome {
+        Ok(authenticated) => Ok(Authorized { key: authenticated.key, temporary: authenticated.temporary }),
+        Err(failure) => match state.shared.throttle.record_failure(context.client_address, now) {
+            Some(retry_after_seconds) => Err(GatewayRefusal::Throttled { retry_after_seconds }),
+            None => Err(GatewayRefusal::Authentication(failure)),
+        },
+    }
+}
+
+/// Steps 4-6 for `target`.
+pub fn authorize_target(state: &AppState, authorized: &Authorized, context: &RequestContext, headers: &HeaderMap, target: CallTarget<'_>) -> Result<(), GatewayRefusal> {
+    let grants = state.store().registry().workspace(&authorized.key.workspace_id);
+    let facts = CallFacts {
+        client_address: context.client_address,
+        workspace_header: headers.get("x-dashscope-workspace").and_then(|value| value.to_str().ok()),
+        target,
+    };
+    authorize_call(&authorized.key, grants.as_deref(), &facts, |model| state.shared.catalog.contains(model)).map_err(GatewayRefusal::Authorization)
+}

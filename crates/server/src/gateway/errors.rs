@@ -1,0 +1,109 @@
+//! The data plane's one error table (SPEC section 4): each refusal maps to an HTTP status and
+//! to its code in the native DashScope, OpenAI-compatible and Anthropic shapes. Every body
+//! carries the request id (Anthropic: the `request-id` header).
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use keygate_core::verification::{AuthenticationFailure, AuthorizationFailure};
+use serde_json::json;
+
+/// The wire protocol a call arrived in; errors answer in its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// DashScope native (`/api/v1/...`) and `/auth/verify`.
+    Native,
+    /// OpenAI-compatible (`/compatible-mode/v1/...`).
+    OpenAi,
+    /// Anthropic-compatible (`/apps/anthropic/...`).
+    Anthropic,
+}
+
+/// Why a model call was not served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayRefusal {
+    Authentication(AuthenticationFailure),
+    Authorization(AuthorizationFailure),
+    /// Too many failed authentications from this address; seconds to wait.
+    Throttled { retry_after_seconds: u64 },
+    /// Body not JSON, too large, no model, bad parameter.
+    BadRequest(String),
+    /// A temporary key tried to mint another.
+    TemporaryKeyCannotMint,
+    UpstreamUnreachable,
+}
+
+struct Row {
+    status: StatusCode,
+    native_code: &'static str,
+    openai_code: &'static str,
+    openai_type: &'static str,
+    anthropic_type: &'static str,
+}
+
+const fn row(status: StatusCode, native_code: &'static str, openai_code: &'static str, openai_type: &'static str, anthropic_type: &'static str) -> Row {
+    Row { status, native_code, openai_code, openai_type, anthropic_type }
+}
+
+impl GatewayRefusal {
+    fn row(&self) -> Row {
+        use AuthorizationFailure as Denied;
+        match self {
+            GatewayRefusal::Authentication(_) => row(StatusCode::UNAUTHORIZED, "InvalidApiKey", "invalid_api_key", "invalid_request_error", "authentication_error"),
+            GatewayRefusal::Authorization(Denied::AddressNotAllowed) => row(StatusCode::FORBIDDEN, "AccessDenied", "access_denied", "access_denied", "permission_error"),
+            GatewayRefusal::Authorization(Denied::WorkspaceMismatch) => row(StatusCode::FORBIDDEN, "Workspace.AccessDenied", "access_denied", "access_denied", "permission_error"),
+            GatewayRefusal::Authorization(Denied::ModelNotAllowed) => row(StatusCode::FORBIDDEN, "Model.AccessDenied", "model_access_denied", "access_denied", "permission_error"),
+            GatewayRefusal::Authorization(Denied::AppNotAllowed) => row(StatusCode::FORBIDDEN, "App.AccessDenied", "access_denied", "access_denied", "permission_error"),
+            GatewayRefusal::Authorization(Denied::UnknownModel) => row(StatusCode::NOT_FOUND, "ModelNotFound", "model_not_found", "invalid_request_error", "not_found_error"),
+            GatewayRefusal::Throttled { .. } => row(StatusCode::TOO_MANY_REQUESTS, "Throttling", "limit_requests", "limit_requests", "rate_limit_error"),
+            GatewayRefusal::BadRequest(_) => row(StatusCode::BAD_REQUEST, "InvalidParameter", "invalid_request_error", "invalid_request_error", "invalid_request_error"),
+            GatewayRefusal::TemporaryKeyCannotMint => row(StatusCode::FORBIDDEN, "AccessDenied", "access_denied", "access_denied", "permission_error"),
+            GatewayRefusal::UpstreamUnreachable => row(StatusCode::BAD_GATEWAY, "InternalError", "upstream_error", "upstream_error", "api_error"),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.row().status
+    }
+
+    pub fn native_code(&self) -> &'static str {
+        self.row().native_code
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            GatewayRefusal::Authentication(failure) => failure.to_string(),
+            GatewayRefusal::Authorization(failure) => failure.to_string(),
+            GatewayRefusal::Throttled { .. } => "Requests throttling triggered: too many failed authentications from this address.".into(),
+            GatewayRefusal::BadRequest(message) => message.clone(),
+            GatewayRefusal::TemporaryKeyCannotMint => "Access denied: a temporary API key cannot create another temporary key.".into(),
+            GatewayRefusal::UpstreamUnreachable => "The upstream model provider could not be reached.".into(),
+        }
+    }
+
+    /// The whole error response in `protocol`'s shape.
+    pub fn into_response_for(self, protocol: Protocol, request_id: &str) -> Response {
+        let row = self.row();
+        let message = self.message();
+        let body = match protocol {
+            Protocol::Native => json!({"request_id": request_id, "code": row.native_code, "message": message}),
+            Protocol::OpenAi => json!({
+                "error": {"message": message, "type": row.openai_type, "param": null, "code": row.openai_code},
+                "request_id": request_id,
+            }),
+            Protocol::Anthropic => json!({"type": "error", "error": {"type": row.anthropic_type, "message": message}}),
+        };
+        let mut response = (row.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(request_id) {
+            headers.insert("request-id", value.clone());
+            headers.insert("x-request-id", value);
+        }
+        if let GatewayRefusal::Throttled { retry_after_seconds } = self {
+            if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
+                headers.insert("retry-after", value);
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,82 @@
+//! Failed-authentication throttling per client address (IPv6 per /64), in fixed one-minute
+//! windows. It never blocks a valid key: the gateway consults it only after a key failed.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+const WINDOW_SECONDS: i64 = 60;
+/// Entries beyond this are pruned of expired windows, so memory stays bounded.
+const PRUNE_THRESHOLD: usize = 100_000;
+
+/// The unit failures are counted in: an IPv4 address or an IPv6 /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Bucket {
+    V4([u8; 4]),
+    V6Prefix([u8; 8]),
+    Unknown,
+}
+
+fn bucket_of(address: Option<IpAddr>) -> Bucket {
+    match address {
+        Some(IpAddr::V4(v4)) => Bucket::V4(v4.octets()),
+        Some(IpAddr::V6(v6)) => {
+            let octets = v6.octets();
+            Bucket::V6Prefix(octets[..8].try_into().expect("8 bytes"))
+        }
+        None => Bucket::Unknown,
+    }
+}
+
+#[derive(Debug)]
+pub struct FailedAuthenticationThrottle {
+    limit_per_window: u32,
+    windows: Mutex<HashMap<Bucket, (i64, u32)>>,
+}
+
+impl FailedAuthenticationThrottle {
+    pub fn new(limit_per_window: u32) -> FailedAuthenticationThrottle {
+        FailedAuthenticationThrottle { limit_per_window, windows: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts one failure; returns the seconds to wait when the address is now over its
+    /// limit (this failure included).
+    pub fn record_failure(&self, address: Option<IpAddr>, now_seconds: i64) -> Option<u64> {
+        let window_start = now_seconds - now_seconds.rem_euclid(WINDOW_SECONDS);
+        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if windows.len() > PRUNE_THRESHOLD {
+            windows.retain(|_, (start, _)| *start == window_start);
+        }
+        let entry = windows.entry(bucket_of(address)).or_insert((window_start, 0));
+        if entry.0 != window_start {
+            *entry = (window_start, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        (entry.1 > self.limit_per_window).then(|| u64::try_from(window_start + WINDOW_SECONDS - now_seconds).unwrap_or(1).max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttles_after_the_limit_and_forgets_in_the_next_window() {
+        let throttle = FailedAuthenticationThrottle::new(3);
+        let address = Some("203.0.113.9".parse().unwrap());
+        for _ in 0..3 {
+            assert_eq!(throttle.record_failure(address, 120), None);
+        }
+        assert_eq!(throttle.record_failure(address, 130), Some(50));
+        assert_eq!(throttle.record_failure(Some("203.0.113.10".parse().unwrap()), 130), None);
+        assert_eq!(throttle.record_failure(address, 180), None);
+    }
+
+    #[test]
+    fn ipv6_addresses_share_their_slash_64() {
+        let throttle = FailedAuthenticationThrottle::new(1);
+        assert_eq!(throttle.record_failure(Some("2001:db8::1".parse().unwrap()), 0), None);
+        assert!(throttle.record_failure(Some("2001:db8::ffff:2".parse().unwrap()), 0).is_some());
+        assert_eq!(throttle.record_failure(Some("2001:db8:0:1::1".parse().unwrap()), 0), None);
+    }
+}
