@@ -159,7 +159,11 @@ class KeygateServer:
             stderr=subprocess.STDOUT,
         )
         log_file.close()
-        self.wait_until_healthy()
+        try:
+            self.wait_until_healthy()
+        except BaseException:
+            self.stop()
+            raise
 
     def wait_until_healthy(self) -> None:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
