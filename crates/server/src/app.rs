@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(|| async { Json(json!({"status": "ready"})) }))
+        .route("/metrics", get(crate::metrics::metrics_endpoint))
         .merge(keygate_api::public_routes())
         .merge(gateway::routes())
         .merge(authenticated)

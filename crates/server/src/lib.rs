@@ -11,6 +11,7 @@ pub mod bootstrap;
 pub mod clock;
 pub mod gateway;
 pub mod management;
+pub mod metrics;
 pub mod request_context;
 pub mod secrets;
 pub mod settings;

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::gateway::throttle::FailedAuthenticationThrottle;
 use crate::gateway::upstream::{http_client, UpstreamTable};
 use crate::gateway::usage::UsageCounters;
+use crate::metrics::Metrics;
 use crate::secrets::MasterKey;
 use crate::settings::Settings;
 
@@ -32,6 +33,7 @@ pub struct SharedState {
     pub http_client: reqwest::Client,
     pub throttle: FailedAuthenticationThrottle,
     pub usage: UsageCounters,
+    pub metrics: Metrics,
 }
 
 /// Handler state: the shared parts and this listener's region.
@@ -66,6 +68,7 @@ impl AppState {
             http_client: http_client(),
             throttle,
             usage: UsageCounters::default(),
+            metrics: Metrics::default(),
         };
         Ok(AppState { shared: Arc::new(shared), listener_region })
     }
