@@ -30,7 +30,9 @@ pub use sessions::check_login;
 
 /// Routes that need no authentication (logging in, the OpenAPI document).
 pub fn public_routes() -> Router<AppState> {
-    Router::new().route("/keygate/v1/sessions", post(sessions::login)).route("/keygate/v1/openapi.json", get(super::openapi::openapi_document))
+    Router::new()
+        .route("/keygate/v1/sessions", post(sessions::login))
+        .route("/keygate/v1/openapi.json", get(super::openapi::openapi_document))
 }
 
 /// Routes behind the authentication middleware.
@@ -45,7 +47,10 @@ pub fn authenticated_routes() -> Router<AppState> {
         .route("/keygate/v1/users/{name}/password", put(users::set_password))
         .route("/keygate/v1/workspaces/{workspace_id}/members", get(workspaces::list_members).post(workspaces::add_member))
         .route("/keygate/v1/workspaces/{workspace_id}/members/{name}", axum::routing::delete(workspaces::remove_member))
-        .route("/keygate/v1/workspaces/{workspace_id}/applications", get(workspaces::list_applications).post(workspaces::create_application))
+        .route(
+            "/keygate/v1/workspaces/{workspace_id}/applications",
+            get(workspaces::list_applications).post(workspaces::create_application),
+        )
         .route("/keygate/v1/access-keys", get(access_keys::list_access_keys).post(access_keys::create_access_key))
         .route("/keygate/v1/access-keys/{access_key_id}", axum::routing::delete(access_keys::delete_access_key))
         .route("/keygate/v1/access-keys/{access_key_id}/disable", post(access_keys::disable_access_key))
@@ -94,7 +99,8 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) ->
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ManagementError::invalid_parameter(format!("The request body is empty; expected JSON {expected}.")));
     }
-    serde_json::from_slice(body).map_err(|error| ManagementError::invalid_parameter(format!("The request body is not the expected JSON {expected}: {error}.")))
+    serde_json::from_slice(body)
+        .map_err(|error| ManagementError::invalid_parameter(format!("The request body is not the expected JSON {expected}: {error}.")))
 }
 
 #[cfg(test)]

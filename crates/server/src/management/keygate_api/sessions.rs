@@ -40,7 +40,8 @@ pub async fn check_login(state: &AppState, account: &str, user: Option<&str>, pa
         },
     };
     let password = password.clone();
-    let verified = tokio::task::spawn_blocking(move || verify_password(&password, stored_hash.as_deref())).await.map_err(ManagementError::internal)?;
+    let verified =
+        tokio::task::spawn_blocking(move || verify_password(&password, stored_hash.as_deref())).await.map_err(ManagementError::internal)?;
     match identity {
         Some(identity) if verified => Ok(identity),
         _ => Err(refused()),
@@ -55,7 +56,12 @@ pub(super) async fn login(State(state): State<AppState>, context: RequestContext
         let (token, digest) = generate_session_token();
         let expires_at = keygate_store::now_millis() + state.shared.settings.session_lifetime_seconds * 1000;
         let caller = state.store().caller(account_id, user_id).await?;
-        let audit = AuditContext { account_id, actor: caller.display_name().to_string(), client_address: context.client_address_text(), region: state.listener_region.clone() };
+        let audit = AuditContext {
+            account_id,
+            actor: caller.display_name().to_string(),
+            client_address: context.client_address_text(),
+            region: state.listener_region.clone(),
+        };
         state.store().create_session(&audit, &digest, user_id, expires_at).await?;
         Ok(success(
             &context.request_id,
@@ -96,5 +102,8 @@ pub(super) async fn whoami(auth: Authenticated) -> Result<Response> {
         CallerIdentity::Account => None,
         CallerIdentity::RamUser { name, .. } => Some(name.clone()),
     };
-    respond(&auth, Ok(json!({"account": auth.caller.account_name, "user": user, "role": caller_role(&auth.caller.identity), "region": auth.region})))
+    respond(
+        &auth,
+        Ok(json!({"account": auth.caller.account_name, "user": user, "role": caller_role(&auth.caller.identity), "region": auth.region})),
+    )
 }

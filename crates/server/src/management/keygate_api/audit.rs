@@ -1,0 +1,67 @@
+//! The audit log of the caller's account, newest first, paged with `before`. Only the
+//! account and admins read it; rows never hold a key, secret or password.
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use keygate_store::AuditRecord;
+use serde_json::{json, Value};
+
+use super::{respond, Administrator, Result};
+use crate::management::form::FormFields;
+use crate::state::AppState;
+
+/// Entries per page when `limit` is not given.
+pub const DEFAULT_AUDIT_PAGE: i64 = 50;
+/// Most entries per page.
+pub const MAX_AUDIT_PAGE: i64 = 500;
+
+/// `limit` (1 to 500, default 50) and `before` (an `auditId`, exclusive) of a query.
+fn audit_page(query: Option<&str>) -> Result<(u32, Option<i64>)> {
+    let query = FormFields::parse(query.unwrap_or(""), "query string")?;
+    let limit = query.integer("limit", 1..=MAX_AUDIT_PAGE)?.unwrap_or(DEFAULT_AUDIT_PAGE);
+    let before = query.integer("before", 1..=i64::MAX)?;
+    Ok((u32::try_from(limit).unwrap_or(50), before))
+}
+
+fn entry_json(record: &AuditRecord) -> Value {
+    json!({
+        "auditId": record.audit_id,
+        "at": record.at,
+        "actor": record.actor,
+        "action": record.action,
+        "target": record.target,
+        "detail": record.detail,
+        "clientAddress": record.client_address,
+        "region": record.region,
+    })
+}
+
+pub(super) async fn list_audit(
+    State(state): State<AppState>,
+    Administrator(auth): Administrator,
+    RawQuery(query): RawQuery,
+) -> Result<Response> {
+    let outcome = async {
+        let (limit, before) = audit_page(query.as_deref())?;
+        let records = state.store().list_audit(auth.caller.account_id, limit, before).await?;
+        // A full page may have more behind it; a short one is the end.
+        let next_before = if records.len() == limit as usize { records.last().map(|record| record.audit_id) } else { None };
+        Ok(json!({"entries": records.iter().map(entry_json).collect::<Vec<_>>(), "nextBefore": next_before}))
+    }
+    .await;
+    respond(&auth, outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_pages_default_and_refuse_out_of_range_values() {
+        assert_eq!(audit_page(None).unwrap(), (50, None));
+        assert_eq!(audit_page(Some("limit=500&before=42")).unwrap(), (500, Some(42)));
+        for refused in ["limit=0", "limit=501", "limit=ten", "before=0", "before=-3", "before=x"] {
+            assert_eq!(audit_page(Some(refused)).unwrap_err().code, "InvalidParameter", "{refused}");
+        }
+    }
+}
