@@ -1,5 +1,11 @@
 //! Integration tests of keygate's HTTP layer: one binary, each test with its own data
 //! directory and random ports (see `helpers::spawn_app`).
 
+mod bad_input;
+mod expectations;
 mod helpers;
+mod keygate_api;
+mod rules;
 mod signatures;
+mod verification;
+mod visibility_matrix;
