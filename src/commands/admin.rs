@@ -96,7 +96,10 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
             };
             let user = store.create_user(&admin_audit(account.account_id), name.as_str(), role, password_hash.as_deref()).await?;
             if json {
-                println!("{}", json!({"userId": user.user_id, "account": account.name, "name": user.name, "role": user.role.as_str(), "status": user.status.as_str()}));
+                println!(
+                    "{}",
+                    json!({"userId": user.user_id, "account": account.name, "name": user.name, "role": user.role.as_str(), "status": user.status.as_str()})
+                );
             } else {
                 println!("created RAM user {} in account {} with role {}", user.name, account.name, user.role.as_str());
             }
@@ -106,7 +109,13 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
             let account = store.find_account(&account).await?.with_context(|| format!("no account named '{account}'"))?;
             let user_id = match &user {
                 None => None,
-                Some(name) => Some(store.find_user(account.account_id, name).await.with_context(|| format!("no RAM user named '{name}' in account {}", account.name))?.user_id),
+                Some(name) => Some(
+                    store
+                        .find_user(account.account_id, name)
+                        .await
+                        .with_context(|| format!("no RAM user named '{name}' in account {}", account.name))?
+                        .user_id,
+                ),
             };
             let access_key_id = AccessKeyId::generate();
             let secret = generate_access_key_secret();
@@ -122,7 +131,10 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
         }
         AdminCommand::SetAccountPassword { database, account } => {
             let (store, _, _) = open(&database).await?;
-            let password = std::env::var("KEYGATE_ROOT_PASSWORD").ok().filter(|value| !value.is_empty()).context("set KEYGATE_ROOT_PASSWORD to the new password")?;
+            let password = std::env::var("KEYGATE_ROOT_PASSWORD")
+                .ok()
+                .filter(|value| !value.is_empty())
+                .context("set KEYGATE_ROOT_PASSWORD to the new password")?;
             let account = store.find_account(&account).await?.with_context(|| format!("no account named '{account}'"))?;
             let hash = tokio::task::spawn_blocking(move || hash_password(&SecretString::from(password))).await?;
             store.set_account_password(account.account_id, &hash).await?;

@@ -1,7 +1,13 @@
 //! Command-line grammar (clap) and dispatch to each command.
 
 mod admin;
+mod audit;
+mod client;
+mod keys;
+mod login;
 mod serve;
+mod users;
+mod workspaces;
 
 use std::process::ExitCode;
 
@@ -27,11 +33,65 @@ pub enum Command {
     /// Act on the database directly, for bootstrap and recovery (the server may be running).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Log in to a keygate server; the session is saved for the other client commands
+    ///
+    /// The password comes from KEYGATE_PASSWORD, else one line of stdin (never an argument).
+    /// The session goes to $KEYGATE_CONFIG_DIR/session.json (default ~/.config/keygate/), mode 0600.
+    ///
+    /// Examples:
+    ///   keygate login
+    ///   keygate login --server https://keygate.example.com --user alice
+    ///   keygate login --user alice < alice-password.txt
+    #[command(verbatim_doc_comment)]
+    Login(login::LoginArgs),
+    /// End the session on the server and remove the saved session
+    ///
+    /// Example: keygate logout
+    #[command(verbatim_doc_comment)]
+    Logout(login::LogoutArgs),
+    /// API keys: create, list, get, edit, disable, enable, reset, delete
+    ///
+    /// Examples:
+    ///   keygate keys create --description "CI pipeline"
+    ///   keygate keys list
+    ///   keygate keys delete 42 --yes
+    #[command(verbatim_doc_comment)]
+    Keys(keys::KeysArgs),
+    /// RAM users of the account and AccessKeys
+    ///
+    /// Examples:
+    ///   keygate users list
+    ///   keygate users create alice --role key-manager --password-stdin < password.txt
+    ///   keygate users access-keys create --user alice
+    #[command(verbatim_doc_comment)]
+    Users(users::UsersArgs),
+    /// Workspaces, their members and the models they may call
+    ///
+    /// Examples:
+    ///   keygate workspaces list
+    ///   keygate workspaces create team-search
+    ///   keygate workspaces grant llm-0123456789abcdef qwen-plus
+    #[command(verbatim_doc_comment)]
+    Workspaces(workspaces::WorkspacesArgs),
+    /// Show the account's audit log, newest first: who changed what, when, from where
+    ///
+    /// Examples:
+    ///   keygate audit
+    ///   keygate audit --limit 200
+    ///   keygate audit --before 1234 --json
+    #[command(verbatim_doc_comment)]
+    Audit(audit::AuditArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(arguments) => serve::run(arguments).await,
         Command::Admin(command) => admin::run(command).await,
+        Command::Login(arguments) => login::login(arguments).await,
+        Command::Logout(arguments) => login::logout(arguments).await,
+        Command::Keys(arguments) => keys::run(arguments).await,
+        Command::Users(arguments) => users::run(arguments).await,
+        Command::Workspaces(arguments) => workspaces::run(arguments).await,
+        Command::Audit(arguments) => audit::run(arguments).await,
     }
 }

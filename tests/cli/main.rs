@@ -1,0 +1,7 @@
+//! End-to-end tests of the `keygate` binary: a real `keygate serve` process on a random
+//! port with its own data directory, driven by the client commands as a user would.
+
+mod canary;
+mod harness;
+mod management;
+mod scenario;
