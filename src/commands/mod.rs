@@ -6,6 +6,7 @@ mod client;
 mod keys;
 mod login;
 mod serve;
+mod token;
 mod users;
 mod workspaces;
 
@@ -24,7 +25,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server: management API, keygate API (and later gateway and console).
+    /// Run the server: gateway, management API and keygate API.
     ///
     /// Examples:
     ///   keygate serve
@@ -81,6 +82,16 @@ pub enum Command {
     ///   keygate audit --before 1234 --json
     #[command(verbatim_doc_comment)]
     Audit(audit::AuditArgs),
+    /// Mint a temporary key (st-...) from the key in DASHSCOPE_API_KEY
+    ///
+    /// The temporary key inherits every restriction of its parent and expires by itself.
+    ///
+    /// Examples:
+    ///   keygate token
+    ///   keygate token --ttl 600 --json
+    ///   DASHSCOPE_API_KEY=$(cat key.txt) keygate token --server https://keygate.example.com
+    #[command(verbatim_doc_comment)]
+    Token(token::TokenArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -93,5 +104,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(arguments) => users::run(arguments).await,
         Command::Workspaces(arguments) => workspaces::run(arguments).await,
         Command::Audit(arguments) => audit::run(arguments).await,
+        Command::Token(arguments) => token::run(arguments).await,
     }
 }

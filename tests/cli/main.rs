@@ -5,3 +5,4 @@ mod canary;
 mod harness;
 mod management;
 mod scenario;
+mod token;
