@@ -29,6 +29,7 @@ pub enum AdminCommand {
     ///
     /// Example: keygate admin create-user --account root --name alice --role key-manager --json
     /// The password is read from KEYGATE_USER_PASSWORD when set (never from an argument).
+    #[command(verbatim_doc_comment)]
     CreateUser {
         #[command(flatten)]
         database: DatabaseArgs,
@@ -45,6 +46,7 @@ pub enum AdminCommand {
     /// Create an AccessKey for the account or one of its RAM users; prints the secret once.
     ///
     /// Example: keygate admin create-access-key --account root --user alice --json
+    #[command(verbatim_doc_comment)]
     CreateAccessKey {
         #[command(flatten)]
         database: DatabaseArgs,
@@ -59,6 +61,7 @@ pub enum AdminCommand {
     /// Set the account's password from KEYGATE_ROOT_PASSWORD (recovery).
     ///
     /// Example: KEYGATE_ROOT_PASSWORD=... keygate admin set-account-password --account root
+    #[command(verbatim_doc_comment)]
     SetAccountPassword {
         #[command(flatten)]
         database: DatabaseArgs,

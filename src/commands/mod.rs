@@ -30,6 +30,7 @@ pub enum Command {
     /// Examples:
     ///   keygate serve
     ///   keygate serve --data-dir /var/lib/keygate --listen 0.0.0.0:8080=ap-southeast-1 --listen 0.0.0.0:8081=us-east-1
+    #[command(verbatim_doc_comment)]
     Serve(serve::ServeArgs),
     /// Act on the database directly, for bootstrap and recovery (the server may be running).
     #[command(subcommand)]
