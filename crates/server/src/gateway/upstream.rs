@@ -135,6 +135,18 @@ fn is_forwardable_request_header(name: &HeaderName) -> bool {
     !HOP_BY_HOP.contains(&name) && !CLIENT_ONLY.contains(&name) && !name.starts_with("x-keygate-")
 }
 
+/// The header names listed in `Connection`, which are hop-by-hop too (RFC 9110 section 7.6.1).
+fn connection_nominated(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all("connection")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
 /// Builds the HTTP client used for every upstream.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(60)).build().expect("the HTTP client builds")
@@ -159,8 +171,9 @@ pub async fn forward(
         url.push_str(query);
     }
     let mut request = client.request(method, &url);
+    let nominated = connection_nominated(headers);
     for (name, value) in headers {
-        if is_forwardable_request_header(name) {
+        if is_forwardable_request_header(name) && !nominated.iter().any(|nominated| nominated == name.as_str()) {
             request = request.header(name, value);
         }
     }
@@ -176,8 +189,12 @@ pub async fn forward(
     })?;
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = Response::builder().status(status);
+    let nominated = connection_nominated(response.headers());
     for (name, value) in response.headers() {
-        if !HOP_BY_HOP.contains(&name.as_str()) && name.as_str() != "content-length" {
+        if !HOP_BY_HOP.contains(&name.as_str())
+            && name.as_str() != "content-length"
+            && !nominated.iter().any(|nominated| nominated == name.as_str())
+        {
             builder = builder.header(name.as_str(), value.as_bytes());
         }
     }
