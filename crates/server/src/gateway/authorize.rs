@@ -36,10 +36,12 @@ pub fn presented_key(headers: &HeaderMap, protocol: Protocol) -> Option<&str> {
 /// Steps 1-3: a key is present, well-formed, known in this listener's region and usable.
 pub fn authenticate_request(state: &AppState, protocol: Protocol, headers: &HeaderMap, context: &RequestContext) -> Result<Authorized, GatewayRefusal> {
     let now = state.shared.clock.now_seconds();
+    let started = std::time::Instant::now();
     let outcome = match presented_key(headers, protocol) {
         None => Err(AuthenticationFailure::Missing),
         Some(presented) => state.store().registry().authenticate_any(presented, &state.listener_region, &state.shared.temporary_key_secret, now),
     };
+    state.shared.metrics.record_verification(started.elapsed());
     match outcome {
         Ok(authenticated) => Ok(Authorized { key: authenticated.key, temporary: authenticated.temporary }),
         Err(failure) => match state.shared.throttle.record_failure(context.client_address, now) {

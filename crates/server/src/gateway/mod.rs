@@ -40,6 +40,20 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/verify", get(verify).post(verify))
 }
 
+/// Turns a handler's outcome into the response, counting it in the metrics.
+fn respond(state: &AppState, protocol: Protocol, context: &RequestContext, result: Result<Response, GatewayRefusal>) -> Response {
+    match result {
+        Ok(response) => {
+            state.shared.metrics.record_outcome("ok");
+            response
+        }
+        Err(refusal) => {
+            state.shared.metrics.record_outcome(refusal.native_code());
+            refusal.into_response_for(protocol, &context.request_id)
+        }
+    }
+}
+
 /// Reads the body under the configured limit, as JSON with a `model`.
 async fn read_model_call(state: &AppState, body: Body) -> Result<(Bytes, Value), GatewayRefusal> {
     let limit = state.shared.settings.body_limit_bytes;
@@ -109,18 +123,18 @@ fn native_endpoint(rest: &str) -> DemoEndpoint {
 
 async fn native_service(State(state): State<AppState>, context: RequestContext, Path(rest): Path<String>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let call = ModelCall { protocol: Protocol::Native, demo_endpoint: native_endpoint(&rest), method, uri, headers };
-    serve_model_call(&state, &context, call, body).await.unwrap_or_else(|refusal| refusal.into_response_for(Protocol::Native, &context.request_id))
+    respond(&state, Protocol::Native, &context, serve_model_call(&state, &context, call, body).await)
 }
 
 async fn openai_call(State(state): State<AppState>, context: RequestContext, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let demo_endpoint = if uri.path().ends_with("/embeddings") { DemoEndpoint::OpenAiEmbeddings } else { DemoEndpoint::OpenAiChat };
     let call = ModelCall { protocol: Protocol::OpenAi, demo_endpoint, method, uri, headers };
-    serve_model_call(&state, &context, call, body).await.unwrap_or_else(|refusal| refusal.into_response_for(Protocol::OpenAi, &context.request_id))
+    respond(&state, Protocol::OpenAi, &context, serve_model_call(&state, &context, call, body).await)
 }
 
 async fn anthropic_messages(State(state): State<AppState>, context: RequestContext, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let call = ModelCall { protocol: Protocol::Anthropic, demo_endpoint: DemoEndpoint::AnthropicMessages, method, uri, headers };
-    serve_model_call(&state, &context, call, body).await.unwrap_or_else(|refusal| refusal.into_response_for(Protocol::Anthropic, &context.request_id))
+    respond(&state, Protocol::Anthropic, &context, serve_model_call(&state, &context, call, body).await)
 }
 
 async fn application_completion(State(state): State<AppState>, context: RequestContext, Path(app_id): Path<String>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
@@ -138,7 +152,7 @@ async fn application_completion(State(state): State<AppState>, context: RequestC
         }
     }
     .await;
-    result.unwrap_or_else(|refusal: GatewayRefusal| refusal.into_response_for(Protocol::Native, &context.request_id))
+    respond(&state, Protocol::Native, &context, result)
 }
 
 /// `GET /compatible-mode/v1/models`: only the models this key may call, served in this
@@ -157,7 +171,7 @@ async fn openai_models(State(state): State<AppState>, context: RequestContext, h
             .collect();
         Ok::<_, GatewayRefusal>(Json(json!({"object": "list", "data": callable})).into_response())
     })();
-    result.unwrap_or_else(|refusal| refusal.into_response_for(Protocol::OpenAi, &context.request_id))
+    respond(&state, Protocol::OpenAi, &context, result)
 }
 
 /// `POST /api/v1/tokens?expire_in_seconds=N`: a temporary key from a permanent one.
@@ -190,7 +204,7 @@ async fn mint_temporary(State(state): State<AppState>, context: RequestContext, 
         Ok(Json(json!({"token": token, "expires_at": expires_at, "request_id": context.request_id})).into_response())
     }
     .await;
-    result.unwrap_or_else(|refusal| refusal.into_response_for(Protocol::Native, &context.request_id))
+    respond(&state, Protocol::Native, &context, result)
 }
 
 fn form_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
@@ -232,5 +246,5 @@ async fn verify(State(state): State<AppState>, context: RequestContext, headers:
         }
         Ok::<_, GatewayRefusal>(response)
     })();
-    result.unwrap_or_else(|refusal| refusal.into_response_for(Protocol::Native, &context.request_id))
+    respond(&state, Protocol::Native, &context, result)
 }
