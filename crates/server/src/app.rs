@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(|| async { Json(json!({"status": "ready"})) }))
         .route("/metrics", get(crate::metrics::metrics_endpoint))
         .merge(keygate_api::public_routes())
+        .merge(crate::console::routes())
         .merge(gateway::routes())
         .merge(authenticated)
         .layer(from_fn_with_state(state.clone(), attach_request_context))

@@ -1,14 +1,15 @@
 //! keygate's HTTP layer: the gateway (native, OpenAI- and Anthropic-compatible model calls,
 //! temporary keys, `/auth/verify`), the Model Studio-compatible management API
-//! (`/modelstudio/...`), keygate's own JSON API (`/keygate/v1/...`), health endpoints, and
-//! the server that binds one listener per region.
+//! (`/modelstudio/...`), keygate's own JSON API (`/keygate/v1/...`), the web console
+//! (`/console`), health endpoints, and the server that binds one listener per region.
 //!
-//! Only this crate knows JSON and HTTP shapes; the rules come from `keygate-core` and the
+//! Only this crate knows JSON and HTML shapes; the rules come from `keygate-core` and the
 //! data from `keygate-store`.
 
 pub mod app;
 pub mod bootstrap;
 pub mod clock;
+pub mod console;
 pub mod gateway;
 pub mod management;
 pub mod metrics;

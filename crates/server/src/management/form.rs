@@ -3,12 +3,11 @@
 //! `auth.*` fields into a [`KeyAuth`].
 
 use keygate_core::catalog::ModelCatalog;
-use keygate_core::ids::AppId;
-use keygate_core::ip_allowlist::IpAllowlist;
-use keygate_core::permissions::{normalise_list, AppScope, CustomPermissions, KeyAuth, ModelScope};
+use keygate_core::permissions::KeyAuth;
 use keygate_core::region::RegionPolicy;
 
 use super::errors::ManagementError;
+use super::key_operations::{check_scope_apps, check_scope_models, custom_permissions, parse_access_ips, require_custom_permissions};
 
 /// Decoded fields in wire order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -77,6 +76,11 @@ impl FormFields {
     /// A non-empty value, trimmed.
     pub fn get_non_empty(&self, key: &str) -> Option<&str> {
         self.get(key).map(str::trim).filter(|value| !value.is_empty())
+    }
+
+    /// Every value sent under `key`, in wire order (HTML checkboxes that share a name).
+    pub fn values<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs.iter().filter(move |(name, _)| name == key).map(|(_, value)| value.as_str())
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
@@ -160,31 +164,18 @@ pub fn parse_auth(fields: &FormFields, region: &RegionPolicy, catalog: &ModelCat
         }
         return Ok(Some(KeyAuth::All));
     }
-    if !region.custom_permissions {
-        return Err(ManagementError::invalid_parameter(format!("Custom permissions are not supported in region {} ({}); use auth.type=All.", region.id, region.name)));
-    }
+    require_custom_permissions(region)?;
     let ip_entries = fields.list("auth.accessIps")?;
-    let access_ips = IpAllowlist::parse(&ip_entries).map_err(|error| ManagementError::invalid_parameter(format!("auth.accessIps: {error}.")))?;
+    let access_ips = parse_access_ips(&ip_entries)?;
 
     let models = fields.list("auth.modelAccessScope.accessibleModels")?;
     let allow_all_models = fields.boolean("auth.modelAccessScope.allowAllModels")?.unwrap_or(models.is_empty());
-    if let Some(unknown) = models.iter().find(|model| !catalog.contains(model)) {
-        return Err(ManagementError::invalid_parameter(format!("auth.modelAccessScope.accessibleModels: unknown model '{}'.", shown(unknown))));
-    }
+    check_scope_models(&models, catalog)?;
 
     let apps = fields.list("auth.appAccessScope.accessibleApps")?;
     let allow_all_apps = fields.boolean("auth.appAccessScope.allowAllApps")?.unwrap_or(apps.is_empty());
-    for app in &apps {
-        AppId::parse(app)?;
-        if !workspace_apps.contains(app) {
-            return Err(ManagementError::invalid_parameter(format!("auth.appAccessScope.accessibleApps: application '{}' is not in this workspace.", shown(app))));
-        }
-    }
-    Ok(Some(KeyAuth::Custom(CustomPermissions {
-        access_ips,
-        model_scope: ModelScope { allow_all_models, accessible_models: if allow_all_models { Vec::new() } else { normalise_list(models) } },
-        app_scope: AppScope { allow_all_apps, accessible_apps: if allow_all_apps { Vec::new() } else { normalise_list(apps) } },
-    })))
+    check_scope_apps(&apps, workspace_apps)?;
+    Ok(Some(custom_permissions(access_ips, allow_all_models, models, allow_all_apps, apps)))
 }
 
 #[cfg(test)]

@@ -8,16 +8,16 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
-use keygate_core::ids::{ApiKeyId, Description, WorkspaceId, WorkspaceName};
-use keygate_core::keys::{expose, generate_key};
+use keygate_core::ids::{ApiKeyId, WorkspaceId, WorkspaceName};
+use keygate_core::keys::expose;
 use keygate_core::permissions::KeyAuth;
-use keygate_core::region::RegionPolicy;
-use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery, ModelGrant, NewApiKey, QuotaRule, WorkspaceDeletion, WorkspaceRecord};
+use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery, ModelGrant, WorkspaceDeletion, WorkspaceRecord};
 use serde_json::{json, Value};
 
 use super::authentication::Authenticated;
 use super::errors::{success, ManagementError};
-use super::form::{parse_auth, shown, FormFields};
+use super::form::{shown, FormFields};
+use super::key_operations::{self, region_policy, resolve_workspace, NewKeyRequest};
 use crate::state::AppState;
 
 /// Routes of the Model Studio API (authentication is layered on by the caller).
@@ -63,10 +63,6 @@ fn body_fields(headers: &HeaderMap, body: &Bytes) -> Result<FormFields> {
     FormFields::parse(text, "form body")
 }
 
-fn region_policy<'a>(state: &'a AppState, auth: &Authenticated) -> Result<&'a RegionPolicy> {
-    state.region_policy(&auth.region).ok_or_else(|| ManagementError::internal(format!("region {} has no policy", auth.region)))
-}
-
 fn parse_key_id(text: &str) -> Result<i64> {
     // A malformed id cannot name a key the caller may see: same answer as a missing one.
     ApiKeyId::parse(text).map(ApiKeyId::get).map_err(|_| ManagementError::api_key_not_found())
@@ -109,56 +105,23 @@ fn key_json(record: &ApiKeyRecord) -> Value {
     })
 }
 
-async fn resolve_workspace(state: &AppState, auth: &Authenticated, workspace_id: Option<&str>) -> Result<WorkspaceRecord> {
-    match workspace_id {
-        None => Ok(state.store().default_workspace(auth.caller.account_id, &auth.region).await?),
-        Some(text) => {
-            let parsed = WorkspaceId::parse(text)?;
-            state.store().get_workspace(auth.caller.account_id, &auth.region, parsed.as_str()).await.map_err(|_| {
-                ManagementError::invalid_parameter(format!("workspaceId '{}' is not a workspace of this account in region {}.", shown(text), auth.region))
-            })
-        }
-    }
-}
-
-async fn workspace_app_ids(state: &AppState, workspace_id: &str) -> Result<Vec<String>> {
-    Ok(state.store().list_applications(workspace_id).await?.into_iter().map(|(app_id, _)| app_id).collect())
-}
-
 async fn create_api_key(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response> {
     async {
         let query = query_fields(query)?;
         let form = body_fields(&headers, &body)?;
-        let region = region_policy(&state, &auth)?;
-        let description = Description::parse(query.get("description").unwrap_or(""))?;
-        let workspace = resolve_workspace(&state, &auth, query.get_non_empty("workspaceId")).await?;
-        let is_member = match auth.caller.user_id() {
-            None => true,
-            Some(user_id) => state.store().is_workspace_member(&workspace.workspace_id, user_id).await?,
+        let request = NewKeyRequest {
+            workspace_id: query.get_non_empty("workspaceId"),
+            description: query.get("description").unwrap_or(""),
+            auth: &form,
         };
-        auth.caller.may_create_key(is_member)?;
-        let apps = workspace_app_ids(&state, &workspace.workspace_id).await?;
-        let key_auth = parse_auth(&form, region, &state.shared.catalog, &apps)?.unwrap_or(KeyAuth::All);
-        let generated = generate_key(region.new_key_format);
-        let new_key = NewApiKey {
-            region: auth.region.clone(),
-            workspace_id: workspace.workspace_id.clone(),
-            creator_user_id: auth.caller.user_id(),
-            created_by: auth.caller.display_name().to_string(),
-            description: description.as_str().to_string(),
-            format: generated.format,
-            digest: generated.digest,
-            masked_key: generated.masked.clone(),
-            auth: key_auth,
-            legacy_ciphertext: None,
-        };
-        let record = state.store().create_api_key(&auth.audit(), new_key, QuotaRule { limit: region.key_limit, scope: region.limit_scope }).await?;
+        let created = key_operations::create_key(&state, &auth, request).await?;
+        let record = &created.record;
         Ok(success(
             auth.request_id(),
             json!({"apiKey": {
                 "apiKeyId": record.api_key_id,
                 // The one place the plaintext leaves the server.
-                "apiKeyValue": expose(&generated.plaintext),
+                "apiKeyValue": expose(&created.plaintext),
                 "createdBy": record.created_by,
                 "description": record.description,
                 "gmtCreate": record.created_at,
@@ -197,14 +160,17 @@ async fn list_api_keys(State(state): State<AppState>, auth: Authenticated, RawQu
     async {
         let query = query_fields(query)?;
         let (offset, limit) = page_window(&query)?;
-        let order_by = match query.get_non_empty("orderBy").map(str::to_ascii_lowercase).as_deref() {
-            None | Some("apikeyid") => KeyOrder::ApiKeyId,
-            Some("gmtcreate") => KeyOrder::GmtCreate,
+        // Matched in any case; an error shows the value as the caller sent it.
+        let order_by = match query.get_non_empty("orderBy") {
+            None => KeyOrder::ApiKeyId,
+            Some(text) if text.eq_ignore_ascii_case("apiKeyId") => KeyOrder::ApiKeyId,
+            Some(text) if text.eq_ignore_ascii_case("gmtCreate") => KeyOrder::GmtCreate,
             Some(other) => return Err(ManagementError::invalid_parameter(format!("orderBy must be apiKeyId or gmtCreate, got '{}'.", shown(other)))),
         };
-        let descending = match query.get_non_empty("order").map(str::to_ascii_uppercase).as_deref() {
-            None | Some("DESC") => true,
-            Some("ASC") => false,
+        let descending = match query.get_non_empty("order") {
+            None => true,
+            Some(text) if text.eq_ignore_ascii_case("DESC") => true,
+            Some(text) if text.eq_ignore_ascii_case("ASC") => false,
             Some(other) => return Err(ManagementError::invalid_parameter(format!("order must be ASC or DESC, got '{}'.", shown(other)))),
         };
         let api_key_id = match query.get_non_empty("apiKeyId") {
@@ -257,17 +223,8 @@ async fn update_api_key(State(state): State<AppState>, auth: Authenticated, Path
         let key_id = parse_key_id(&api_key_id)?;
         let query = query_fields(query)?;
         let form = body_fields(&headers, &body)?;
-        let region = region_policy(&state, &auth)?;
-        let visibility = auth.caller.key_visibility();
         // Not found before bad input: a caller learns nothing about keys it cannot see.
-        let existing = state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
-        let description = match query.get("description") {
-            None => None,
-            Some(text) => Some(Description::parse(text)?.as_str().to_string()),
-        };
-        let apps = workspace_app_ids(&state, &existing.workspace_id).await?;
-        let key_auth = parse_auth(&form, region, &state.shared.catalog, &apps)?;
-        state.store().update_api_key(&auth.audit(), key_id, visibility, description, key_auth).await?;
+        key_operations::edit_key(&state, &auth, key_id, query.get("description"), &form).await?;
         Ok(success(auth.request_id(), json!({})))
     }
     .await
@@ -277,7 +234,7 @@ async fn update_api_key(State(state): State<AppState>, auth: Authenticated, Path
 async fn delete_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
     async {
         let key_id = parse_key_id(&api_key_id)?;
-        state.store().delete_api_key(&auth.audit(), key_id, auth.caller.key_visibility()).await?;
+        key_operations::delete_key(&state, &auth, key_id).await?;
         Ok(success(auth.request_id(), json!({})))
     }
     .await
@@ -286,13 +243,7 @@ async fn delete_api_key(State(state): State<AppState>, auth: Authenticated, Path
 
 async fn set_disabled(state: &AppState, auth: &Authenticated, api_key_id: &str, disabled: bool) -> Result<Response> {
     let key_id = parse_key_id(api_key_id)?;
-    let region = region_policy(state, auth)?;
-    let visibility = auth.caller.key_visibility();
-    state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
-    if disabled && !region.disable_and_reset {
-        return Err(ManagementError::unsupported_in_region("DisableApiKey", &auth.region));
-    }
-    state.store().set_api_key_disabled(&auth.audit(), key_id, visibility, disabled).await?;
+    key_operations::set_key_disabled(state, auth, key_id, disabled).await?;
     Ok(success(auth.request_id(), json!({})))
 }
 
@@ -307,19 +258,13 @@ async fn enable_api_key(State(state): State<AppState>, auth: Authenticated, Path
 async fn reset_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
     async {
         let key_id = parse_key_id(&api_key_id)?;
-        let region = region_policy(&state, &auth)?;
-        let visibility = auth.caller.key_visibility();
-        state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
-        if !region.disable_and_reset {
-            return Err(ManagementError::unsupported_in_region("ResetApiKey", &auth.region));
-        }
-        let generated = generate_key(region.new_key_format);
-        let record = state.store().reset_api_key(&auth.audit(), key_id, visibility, generated.format, generated.digest, generated.masked.clone()).await?;
+        let reset = key_operations::reset_key(&state, &auth, key_id).await?;
+        let record = &reset.record;
         Ok(success(
             auth.request_id(),
             json!({"apiKey": {
                 "apiKeyId": record.api_key_id,
-                "apiKeyValue": expose(&generated.plaintext),
+                "apiKeyValue": expose(&reset.plaintext),
                 "workspaceId": record.workspace_id,
                 "maskedKey": record.masked_key,
             }}),

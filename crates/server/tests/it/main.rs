@@ -2,9 +2,18 @@
 //! directory and random ports (see `helpers::spawn_app`).
 
 mod bad_input;
+mod console;
 mod expectations;
+mod gateway_calls;
+mod gateway_errors;
+mod gateway_forwarding;
+mod gateway_revocation;
+mod gateway_scope;
+mod gateway_temporary_keys;
 mod helpers;
 mod keygate_api;
+mod leaks;
+mod metrics;
 mod rules;
 mod signatures;
 mod verification;

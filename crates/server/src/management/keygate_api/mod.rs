@@ -1,8 +1,8 @@
 //! keygate's own JSON API under `/keygate/v1/`, for what the Model Studio API does not
 //! cover: sessions, RAM users, workspace membership and applications, AccessKeys, the
-//! model catalog, regions and the audit log. Request bodies are JSON; answers use the same
-//! envelope as the Model Studio API (see [`super::errors`]), and the whole surface is
-//! described by `keygate_api.openapi.json`.
+//! model catalog, regions, the audit log and leak reports. Request bodies are JSON;
+//! answers use the same envelope as the Model Studio API (see [`super::errors`]), and the
+//! whole surface is described by `keygate_api.openapi.json`.
 //!
 //! Every handler but login takes [`Authenticated`] or, when only the account and admins
 //! may call it, [`Administrator`], so that the check cannot be forgotten.
@@ -10,6 +10,7 @@
 mod access_keys;
 mod audit;
 mod catalog;
+mod leaks;
 mod sessions;
 mod users;
 mod workspaces;
@@ -27,6 +28,8 @@ use super::errors::{success, ManagementError};
 use crate::state::AppState;
 
 pub use sessions::check_login;
+/// The user rules the console applies too.
+pub(crate) use users::{hash_off_runtime, parse_new_password, parse_role};
 
 /// Routes that need no authentication (logging in, the OpenAPI document).
 pub fn public_routes() -> Router<AppState> {
@@ -58,6 +61,7 @@ pub fn authenticated_routes() -> Router<AppState> {
         .route("/keygate/v1/models", get(catalog::list_models))
         .route("/keygate/v1/regions", get(catalog::list_regions))
         .route("/keygate/v1/audit", get(audit::list_audit))
+        .route("/keygate/v1/leaks", post(leaks::report_leaks))
 }
 
 type Result<T> = std::result::Result<T, ManagementError>;
@@ -125,7 +129,7 @@ mod tests {
     }
 
     /// Every route of this module, as (method, OpenAPI path).
-    const ROUTES: [(&str, &str); 25] = [
+    const ROUTES: [(&str, &str); 26] = [
         ("post", "/keygate/v1/sessions"),
         ("get", "/keygate/v1/openapi.json"),
         ("get", "/keygate/v1/sessions/current"),
@@ -151,6 +155,7 @@ mod tests {
         ("get", "/keygate/v1/models"),
         ("get", "/keygate/v1/regions"),
         ("get", "/keygate/v1/audit"),
+        ("post", "/keygate/v1/leaks"),
     ];
 
     #[test]

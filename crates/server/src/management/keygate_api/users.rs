@@ -34,13 +34,13 @@ pub(super) fn user_json(user: &UserRecord) -> Value {
     })
 }
 
-fn parse_role(text: &str) -> Result<Role> {
+pub(crate) fn parse_role(text: &str) -> Result<Role> {
     Role::parse(text)
         .ok_or_else(|| ManagementError::invalid_parameter(format!("role must be admin, key-manager or member, got '{}'.", shown(text))))
 }
 
 /// A password to set: 8 to 256 characters. The refusal never repeats the password.
-fn parse_new_password(text: String) -> Result<SecretString> {
+pub(crate) fn parse_new_password(text: String) -> Result<SecretString> {
     let count = text.chars().count();
     if !(MIN_PASSWORD_CHARACTERS..=MAX_PASSWORD_CHARACTERS).contains(&count) {
         return Err(ManagementError::invalid_parameter(format!(
@@ -51,7 +51,7 @@ fn parse_new_password(text: String) -> Result<SecretString> {
 }
 
 /// Hashes a password off the async runtime (argon2id is deliberately slow).
-async fn hash_off_runtime(password: SecretString) -> Result<String> {
+pub(crate) async fn hash_off_runtime(password: SecretString) -> Result<String> {
     tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(ManagementError::internal)
 }
 

@@ -1,0 +1,490 @@
+//! The API-Key page, in the spirit of Model Studio's: the caller's keys in the selected
+//! region (masked, with usage), Create (a dialog ending in the show-once dialog), Edit,
+//! Disable/Enable, Reset and Delete, each in a confirming dialog.
+//!
+//! Every change goes through [`key_operations`], the same code as the Model Studio API. A
+//! new or reset key's plaintext is written only into the response to the POST that made
+//! it, never into a URL, a redirect, a cookie or the log.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use keygate_core::access::KeyVisibility;
+use keygate_core::ids::ApiKeyId;
+use keygate_core::keys::{expose, KeyFormat};
+use keygate_core::permissions::KeyAuth;
+use keygate_core::region::LimitScope;
+use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery};
+use maud::{html, Markup};
+
+use super::key_form::{key_form_fields, AppChoice, KeyFormChoices, KeyFormErrors, KeyFormValues, WorkspaceChoice};
+use super::layout::{csrf_field, error_page, page, time, with_region, Notice, Section};
+use super::session::{Console, ConsoleForm};
+use crate::management::errors::ManagementError;
+use crate::management::form::FormFields;
+use crate::management::key_operations::{self, region_policy, IssuedKey, NewKeyRequest};
+use crate::state::AppState;
+
+/// Keys per page of the list.
+const PAGE_SIZE: u32 = 100;
+
+/// A key to show once: just created or reset.
+struct ShowOnce {
+    issued: IssuedKey,
+    reset: bool,
+}
+
+/// Everything the page shows besides the list.
+#[derive(Default)]
+struct PageState {
+    notice: Option<Notice>,
+    offset: u32,
+    /// The Create form as sent back with its errors (the dialog opens again).
+    create: Option<(KeyFormValues, KeyFormErrors)>,
+    /// An Edit form sent back with its errors: the key's id, values and errors.
+    edit: Option<(i64, KeyFormValues, KeyFormErrors)>,
+    show_once: Option<ShowOnce>,
+}
+
+/// `GET /console` goes to the key list.
+pub(super) async fn home(console: Console) -> Redirect {
+    Redirect::to(&with_region("/console/keys", console.region()))
+}
+
+/// What a finished action says on the page it redirects to (`?done=`).
+fn done_notice(done: &str) -> Option<Notice> {
+    let text = match done {
+        "edited" => "The API key was saved.",
+        "disabled" => "The API key was disabled: calls with it are refused until you enable it.",
+        "enabled" => "The API key was enabled.",
+        "deleted" => "The API key was deleted.",
+        _ => return None,
+    };
+    Some(Notice::Success(text.to_string()))
+}
+
+/// `GET /console/keys?region=...`
+pub(super) async fn keys_page(State(state): State<AppState>, console: Console, RawQuery(query): RawQuery) -> Response {
+    let query = FormFields::parse(query.as_deref().unwrap_or(""), "query string").unwrap_or_default();
+    let offset = query.get_non_empty("offset").and_then(|text| text.parse::<u32>().ok()).unwrap_or(0);
+    let notice = query.get_non_empty("done").and_then(done_notice);
+    render(&state, &console, StatusCode::OK, PageState { notice, offset, ..PageState::default() }).await
+}
+
+fn redirect_done(console: &Console, done: &str) -> Response {
+    Redirect::to(&format!("{}&done={done}", with_region("/console/keys", console.region()))).into_response()
+}
+
+/// `POST /console/keys`: Create. Success answers the page with the show-once dialog.
+pub(super) async fn create(State(state): State<AppState>, form: ConsoleForm) -> Response {
+    let console = form.console;
+    let values = KeyFormValues::from_fields(&form.fields);
+    let workspace_id = (!values.workspace_id.is_empty()).then_some(values.workspace_id.as_str());
+    let request = NewKeyRequest { workspace_id, description: &values.description, auth: &values };
+    match key_operations::create_key(&state, &console.auth, request).await {
+        Ok(issued) => {
+            render(
+                &state,
+                &console,
+                StatusCode::OK,
+                PageState { show_once: Some(ShowOnce { issued, reset: false }), ..PageState::default() },
+            )
+            .await
+        }
+        Err(error) if error.error.status.is_server_error() => error_page(&state, &console, Section::Keys, &error.error),
+        // Not allowed to create at all (a member): there is no form to show it in.
+        Err(error) if error.field.is_none() && error.error.status == StatusCode::FORBIDDEN => refused(&state, &console, error.error).await,
+        Err(error) => {
+            let errors = KeyFormErrors::from_error(&error);
+            render(&state, &console, error.error.status, PageState { create: Some((values, errors)), ..PageState::default() }).await
+        }
+    }
+}
+
+fn parse_key_id(text: &str) -> Result<i64, ManagementError> {
+    ApiKeyId::parse(text).map(ApiKeyId::get).map_err(|_| ManagementError::api_key_not_found())
+}
+
+/// A refused action on one key: the list again with what went wrong on top.
+async fn refused(state: &AppState, console: &Console, error: ManagementError) -> Response {
+    if error.status.is_server_error() {
+        return error_page(state, console, Section::Keys, &error);
+    }
+    render(state, console, error.status, PageState { notice: Some(Notice::Error(error.message)), ..PageState::default() }).await
+}
+
+/// `POST /console/keys/{id}/edit`
+pub(super) async fn edit(State(state): State<AppState>, Path(api_key_id): Path<String>, form: ConsoleForm) -> Response {
+    let console = form.console;
+    let key_id = match parse_key_id(&api_key_id) {
+        Ok(key_id) => key_id,
+        Err(error) => return refused(&state, &console, error).await,
+    };
+    let values = KeyFormValues::from_fields(&form.fields);
+    match key_operations::edit_key(&state, &console.auth, key_id, Some(&values.description), &values).await {
+        Ok(()) => redirect_done(&console, "edited"),
+        Err(error) if error.field.is_none() => refused(&state, &console, error.error).await,
+        Err(error) => {
+            let errors = KeyFormErrors::from_error(&error);
+            render(&state, &console, error.error.status, PageState { edit: Some((key_id, values, errors)), ..PageState::default() }).await
+        }
+    }
+}
+
+async fn set_disabled(state: AppState, api_key_id: String, form: ConsoleForm, disabled: bool) -> Response {
+    let console = form.console;
+    let outcome = match parse_key_id(&api_key_id) {
+        Ok(key_id) => key_operations::set_key_disabled(&state, &console.auth, key_id, disabled).await,
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(()) => redirect_done(&console, if disabled { "disabled" } else { "enabled" }),
+        Err(error) => refused(&state, &console, error).await,
+    }
+}
+
+/// `POST /console/keys/{id}/disable`
+pub(super) async fn disable(State(state): State<AppState>, Path(api_key_id): Path<String>, form: ConsoleForm) -> Response {
+    set_disabled(state, api_key_id, form, true).await
+}
+
+/// `POST /console/keys/{id}/enable`
+pub(super) async fn enable(State(state): State<AppState>, Path(api_key_id): Path<String>, form: ConsoleForm) -> Response {
+    set_disabled(state, api_key_id, form, false).await
+}
+
+/// `POST /console/keys/{id}/reset`: the new key in the show-once dialog.
+pub(super) async fn reset(State(state): State<AppState>, Path(api_key_id): Path<String>, form: ConsoleForm) -> Response {
+    let console = form.console;
+    let outcome = match parse_key_id(&api_key_id) {
+        Ok(key_id) => key_operations::reset_key(&state, &console.auth, key_id).await,
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(issued) => {
+            render(
+                &state,
+                &console,
+                StatusCode::OK,
+                PageState { show_once: Some(ShowOnce { issued, reset: true }), ..PageState::default() },
+            )
+            .await
+        }
+        Err(error) => refused(&state, &console, error).await,
+    }
+}
+
+/// `POST /console/keys/{id}/delete`
+pub(super) async fn delete(State(state): State<AppState>, Path(api_key_id): Path<String>, form: ConsoleForm) -> Response {
+    let console = form.console;
+    let outcome = match parse_key_id(&api_key_id) {
+        Ok(key_id) => key_operations::delete_key(&state, &console.auth, key_id).await,
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(()) => redirect_done(&console, "deleted"),
+        Err(error) => refused(&state, &console, error).await,
+    }
+}
+
+// ---- loading --------------------------------------------------------------------------
+
+/// The caller's keys in its region, newest first, one page.
+async fn load_keys(state: &AppState, console: &Console, offset: u32) -> Result<(Vec<ApiKeyRecord>, u64), ManagementError> {
+    let query = ListKeysQuery {
+        account_id: console.auth.caller.account_id,
+        region: console.auth.region.clone(),
+        visibility: console.auth.caller.key_visibility(),
+        api_key_id: None,
+        description: None,
+        workspace_id: None,
+        order_by: KeyOrder::ApiKeyId,
+        descending: true,
+        offset,
+        limit: PAGE_SIZE,
+    };
+    Ok(state.store().list_api_keys(&query).await?)
+}
+
+/// Workspaces the caller may create keys in (RAM users: the default one and those it is
+/// a member of), the catalog, and the applications of those workspaces.
+async fn load_choices(state: &AppState, console: &Console) -> Result<KeyFormChoices, ManagementError> {
+    let auth = &console.auth;
+    let policy = region_policy(state, auth)?;
+    let mut workspaces = state.store().list_workspaces(auth.caller.account_id, &auth.region, None, None).await?;
+    if let Some(user_id) = auth.caller.user_id() {
+        let user = state.store().user_by_id(auth.caller.account_id, user_id).await?;
+        workspaces.retain(|workspace| workspace.is_default || user.workspace_ids.contains(&workspace.workspace_id));
+    }
+    let mut apps = Vec::new();
+    for workspace in &workspaces {
+        for (app_id, name) in state.store().list_applications(&workspace.workspace_id).await? {
+            apps.push(AppChoice { app_id, name, workspace_name: workspace.name.clone() });
+        }
+    }
+    Ok(KeyFormChoices {
+        workspaces: workspaces
+            .into_iter()
+            .map(|workspace| WorkspaceChoice {
+                workspace_id: workspace.workspace_id,
+                name: workspace.name,
+                is_default: workspace.is_default,
+            })
+            .collect(),
+        models: state.shared.catalog.iter().map(|model| (model.name.clone(), model.display_name.clone(), model.demo)).collect(),
+        apps,
+        custom_allowed: policy.custom_permissions,
+        region_name: policy.name.clone(),
+    })
+}
+
+async fn render(state: &AppState, console: &Console, status: StatusCode, page_state: PageState) -> Response {
+    let loaded =
+        async { Ok::<_, ManagementError>((load_keys(state, console, page_state.offset).await?, load_choices(state, console).await?)) }
+            .await;
+    match loaded {
+        Ok(((records, total), choices)) => {
+            let body = keys_markup(state, console, &records, total, &choices, &page_state);
+            (status, page(state, console, Section::Keys, page_state.notice.as_ref(), body)).into_response()
+        }
+        Err(error) => error_page(state, console, Section::Keys, &error),
+    }
+}
+
+// ---- rendering --------------------------------------------------------------------------
+
+fn permission_markup(auth: &KeyAuth) -> Markup {
+    match auth {
+        KeyAuth::All => html! { span.permission { "All" } },
+        KeyAuth::Custom(custom) => {
+            let ips = custom.access_ips.canonical_entries();
+            html! {
+                span.permission { "Custom" }
+                ul.scope-summary {
+                    li { "IPs: " @if ips.is_empty() { "any address" } @else { (ips.join(", ")) } }
+                    li { "Models: " @if custom.model_scope.allow_all_models { "all" } @else if custom.model_scope.accessible_models.is_empty() { "none" } @else { (custom.model_scope.accessible_models.join(", ")) } }
+                    li { "Apps: " @if custom.app_scope.allow_all_apps { "all" } @else if custom.app_scope.accessible_apps.is_empty() { "none" } @else { (custom.app_scope.accessible_apps.join(", ")) } }
+                }
+            }
+        }
+    }
+}
+
+/// A dialog that asks before a change to one key.
+fn confirm_dialog(console: &Console, dialog_id: &str, action: &str, title: &str, text: Markup, button: &str, danger: bool) -> Markup {
+    html! {
+        dialog.confirm id=(dialog_id) aria-labelledby={ (dialog_id) "-title" } {
+            form method="post" action=(action) {
+                (csrf_field(console))
+                h2 id={ (dialog_id) "-title" } { (title) }
+                p { (text) }
+                div.actions {
+                    button.secondary type="button" data-close-dialog { "Cancel" }
+                    button.danger[danger] type="submit" { (button) }
+                }
+            }
+        }
+    }
+}
+
+fn key_row(state: &AppState, console: &Console, record: &ApiKeyRecord, choices: &KeyFormChoices, page_state: &PageState) -> Markup {
+    let region = console.region();
+    let id = record.api_key_id;
+    let disable_and_reset = state.region_policy(region).is_some_and(|policy| policy.disable_and_reset);
+    let action = |verb: &str| with_region(&format!("/console/keys/{id}/{verb}"), region);
+    let (edit_values, edit_errors, reopen_edit) = match &page_state.edit {
+        Some((edited, values, errors)) if *edited == id => (values.clone(), errors.clone(), true),
+        _ => (KeyFormValues::from_record(record), KeyFormErrors::default(), false),
+    };
+    let masked = html! { code { (record.masked_key) } };
+    html! {
+        tr id={ "key-" (id) } data-key-id=(id) {
+            td data-label="API key" {
+                code.masked-key { (record.masked_key) }
+                " "
+                button.icon.copy type="button" data-copy-text=(record.masked_key) aria-label={ "Copy the masked key " (record.masked_key) } title="Copy the masked key" { "Copy" }
+                @if record.format == KeyFormat::Legacy {
+                    " " span.badge.warning title="Imported from an older deployment: create a new key to replace it." { "Legacy" }
+                }
+            }
+            td data-label="Workspace" { (record.workspace_name) br; code.workspace-id.muted { (record.workspace_id) } }
+            td data-label="Permission" { (permission_markup(&record.auth)) }
+            td data-label="Description" { @if record.description.is_empty() { span.muted { "—" } } @else { (record.description) } }
+            td data-label="Creator" { (record.created_by) }
+            td data-label="Created" { (time(record.created_at)) }
+            td data-label="Last used" {
+                @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { "Never" } } }
+                br; span.muted { (record.request_count) @if record.request_count == 1 { " request" } @else { " requests" } }
+            }
+            td data-label="Status" { @if record.disabled { span.status.status-disabled { "Disabled" } } @else { span.status.status-enabled { "Enabled" } } }
+            td data-label="Actions" {
+                div.row-actions {
+                    button.link type="button" data-open-dialog={ "edit-" (id) } { "Edit" }
+                    @if record.disabled {
+                        button.link type="button" data-open-dialog={ "enable-" (id) } { "Enable" }
+                    } @else if disable_and_reset {
+                        button.link type="button" data-open-dialog={ "disable-" (id) } { "Disable" }
+                    }
+                    @if disable_and_reset {
+                        button.link type="button" data-open-dialog={ "reset-" (id) } { "Reset" }
+                    }
+                    button.link.danger-text type="button" data-open-dialog={ "delete-" (id) } { "Delete" }
+                }
+                dialog.form-dialog id={ "edit-" (id) } aria-labelledby={ "edit-" (id) "-title" } open[reopen_edit] data-show-on-load[reopen_edit] {
+                    form method="post" action=(action("edit")) novalidate {
+                        (csrf_field(console))
+                        h2 id={ "edit-" (id) "-title" } { "Edit API key " (record.masked_key) }
+                        p.hint { "Workspace: " (record.workspace_name) " (" code { (record.workspace_id) } ")" }
+                        (key_form_fields(&format!("edit-{id}"), &edit_values, &edit_errors, choices, false))
+                        div.actions {
+                            button.secondary type="button" data-close-dialog { "Cancel" }
+                            button type="submit" { "Save" }
+                        }
+                    }
+                }
+                @if record.disabled {
+                    (confirm_dialog(console, &format!("enable-{id}"), &action("enable"), "Enable API key?", html! { "Calls with " (masked) " will be accepted again." }, "Enable", false))
+                } @else if disable_and_reset {
+                    (confirm_dialog(console, &format!("disable-{id}"), &action("disable"), "Disable API key?", html! { "Calls with " (masked) " will be refused until you enable it again." }, "Disable", true))
+                }
+                @if disable_and_reset {
+                    (confirm_dialog(console, &format!("reset-{id}"), &action("reset"), "Reset API key?", html! { "The current secret of " (masked) " stops working at once. The new key is shown once, in the next dialog." }, "Reset", true))
+                }
+                (confirm_dialog(console, &format!("delete-{id}"), &action("delete"), "Delete API key?", html! { "The key " (masked) " is deleted for good: calls with it are refused at once, and it cannot be restored." }, "Delete", true))
+            }
+        }
+    }
+}
+
+fn show_once_markup(show_once: &ShowOnce) -> Markup {
+    let record = &show_once.issued.record;
+    let file_name = format!("keygate-api-key-{}.txt", record.api_key_id);
+    html! {
+        dialog.show-once #show-once open data-show-on-load data-secret aria-labelledby="show-once-title" aria-describedby="show-once-warning" {
+            h2 #show-once-title { @if show_once.reset { "API key reset" } @else { "API key created" } }
+            p.warning #show-once-warning role="alert" {
+                strong { "Copy or download the key now. " }
+                "This is the only time the full key is shown: after you close this dialog it cannot be shown again. If you lose it, reset the key or create a new one. Keep it secret; anyone with it can call models on your behalf."
+            }
+            div.field {
+                label for="show-once-key" { "API key " span.muted { "(id " (record.api_key_id) ", " (record.workspace_name) ")" } }
+                input #show-once-key.secret type="text" readonly value=(expose(&show_once.issued.plaintext)) data-secret-value autocomplete="off" spellcheck="false";
+            }
+            div.actions {
+                button type="button" data-copy-target="show-once-key" data-status-target="show-once-status" { "Copy" }
+                button.secondary type="button" data-download-target="show-once-key" data-download-name=(file_name) data-status-target="show-once-status" { "Download" }
+                button.secondary type="button" data-close-dialog { "Close" }
+            }
+            p.copy-status #show-once-status role="status" {}
+        }
+    }
+}
+
+fn limit_text(state: &AppState, console: &Console, total: u64) -> String {
+    let Some(policy) = state.region_policy(console.region()) else { return String::new() };
+    match (policy.limit_scope, console.auth.caller.key_visibility()) {
+        (LimitScope::Account, KeyVisibility::WholeAccount) => {
+            format!("{total} of {} API keys of the account in {} are in use.", policy.key_limit, policy.name)
+        }
+        (LimitScope::Account, _) => format!("An account may hold up to {} API keys in {}.", policy.key_limit, policy.name),
+        (LimitScope::Creator, _) => {
+            format!("Each owner (the account and each RAM user) may hold up to {} API keys in {}.", policy.key_limit, policy.name)
+        }
+    }
+}
+
+fn keys_markup(
+    state: &AppState,
+    console: &Console,
+    records: &[ApiKeyRecord],
+    total: u64,
+    choices: &KeyFormChoices,
+    page_state: &PageState,
+) -> Markup {
+    let region = console.region();
+    let may_create = console.auth.caller.may_create_key(true);
+    let disable_and_reset = state.region_policy(region).is_some_and(|policy| policy.disable_and_reset);
+    let (create_values, create_errors) = match &page_state.create {
+        Some((values, errors)) => (values.clone(), errors.clone()),
+        None => (
+            KeyFormValues::blank(choices.workspaces.first().map(|workspace| workspace.workspace_id.as_str()).unwrap_or("")),
+            KeyFormErrors::default(),
+        ),
+    };
+    let reopen_create = page_state.create.is_some();
+    let next_offset = page_state.offset + records.len() as u32;
+    html! {
+        div.page-head {
+            div {
+                h1 { "API keys" }
+                p.muted {
+                    (choices.region_name) ". "
+                    @if console.auth.caller.is_account() { "The account sees every API key of the account. " } @else { "You see only the API keys you created. " }
+                    (limit_text(state, console, total))
+                }
+            }
+            div.page-actions {
+                @match &may_create {
+                    Ok(()) => { button #create-button type="button" data-open-dialog="create-dialog" { "Create API key" } }
+                    Err(denied) => {
+                        button #create-button type="button" disabled aria-describedby="create-denied" { "Create API key" }
+                        p.denied #create-denied { "You cannot create API keys: " (denied.0) "." }
+                    }
+                }
+            }
+        }
+        @if !disable_and_reset {
+            p.hint { "Keys in " (choices.region_name) " cannot be disabled or reset; delete a key to revoke it." }
+        }
+        p.visually-hidden #copy-status role="status" {}
+        @if records.is_empty() {
+            p.empty { "No API keys in " (choices.region_name) " yet." }
+        } @else {
+            div.table-wrap {
+                table.keys {
+                    caption.visually-hidden { "API keys in " (choices.region_name) }
+                    thead {
+                        tr {
+                            th scope="col" { "API key" }
+                            th scope="col" { "Workspace" }
+                            th scope="col" { "Permission" }
+                            th scope="col" { "Description" }
+                            th scope="col" { "Creator" }
+                            th scope="col" { "Created" }
+                            th scope="col" { "Last used" }
+                            th scope="col" { "Status" }
+                            th scope="col" { "Actions" }
+                        }
+                    }
+                    tbody {
+                        @for record in records {
+                            (key_row(state, console, record, choices, page_state))
+                        }
+                    }
+                }
+            }
+            @if u64::from(next_offset) < total {
+                p.pager { a href={ (with_region("/console/keys", region)) "&offset=" (next_offset) } { "Next " (PAGE_SIZE) " keys" } }
+            }
+            @if page_state.offset > 0 {
+                p.pager { a href=(with_region("/console/keys", region)) { "Back to the newest keys" } }
+            }
+        }
+        @if may_create.is_ok() {
+            dialog.form-dialog #create-dialog aria-labelledby="create-dialog-title" open[reopen_create] data-show-on-load[reopen_create] {
+                form #create-form method="post" action=(with_region("/console/keys", region)) novalidate {
+                    (csrf_field(console))
+                    h2 #create-dialog-title { "Create API key" }
+                    (key_form_fields("create", &create_values, &create_errors, choices, true))
+                    div.actions {
+                        button.secondary type="button" data-close-dialog { "Cancel" }
+                        button type="submit" { "OK" }
+                    }
+                }
+            }
+        }
+        @if let Some(show_once) = &page_state.show_once {
+            (show_once_markup(show_once))
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The frame every console page shares (header, sections, region selector, sign-out),
+//! small rendering helpers (times, field errors, notices), and the plain message page.
+//! Markup is written with `maud`, which escapes every value it interpolates.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keygate_core::access::CallerIdentity;
+use keygate_core::civil_time::format_utc_timestamp;
+use maud::{html, Markup, DOCTYPE};
+
+use super::session::{Console, CSRF_FIELD};
+use crate::management::errors::ManagementError;
+use crate::state::AppState;
+
+/// The console's sections, for the navigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Keys,
+    Users,
+    Workspaces,
+    Audit,
+}
+
+impl Section {
+    fn path(self) -> &'static str {
+        match self {
+            Section::Keys => "/console/keys",
+            Section::Users => "/console/users",
+            Section::Workspaces => "/console/workspaces",
+            Section::Audit => "/console/audit",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Section::Keys => "API keys",
+            Section::Users => "Users",
+            Section::Workspaces => "Workspaces",
+            Section::Audit => "Audit log",
+        }
+    }
+}
+
+/// A message shown at the top of a page after an action.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Success(String),
+    Error(String),
+}
+
+/// `path?region=...`: every console link keeps the region the caller works in.
+pub fn with_region(path: &str, region: &str) -> String {
+    format!("{path}?region={region}")
+}
+
+/// A region's display name, e.g. `Singapore (ap-southeast-1)`.
+pub fn region_label(state: &AppState, region: &str) -> String {
+    match state.region_policy(region) {
+        Some(policy) => format!("{} ({region})", policy.name),
+        None => region.to_string(),
+    }
+}
+
+/// Unix milliseconds as a `<time>` in UTC.
+pub fn time(milliseconds: i64) -> Markup {
+    let text = format_utc_timestamp(milliseconds.div_euclid(1000));
+    html! { time datetime=(text) { (text.replacen('T', " ", 1).trim_end_matches('Z')) " UTC" } }
+}
+
+/// The hidden CSRF field of a console form.
+pub fn csrf_field(console: &Console) -> Markup {
+    html! { input type="hidden" name=(CSRF_FIELD) value=(console.csrf_token); }
+}
+
+/// An error shown under a field, linked to it by `aria-describedby` (id `<field_id>-error`).
+pub fn field_error(field_id: &str, message: Option<&str>) -> Markup {
+    html! {
+        @if let Some(message) = message {
+            p.field-error id={ (field_id) "-error" } { (message) }
+        }
+    }
+}
+
+/// The `aria-describedby` value of a field with a hint and maybe an error.
+pub fn described_by(field_id: &str, has_hint: bool, has_error: bool) -> Option<String> {
+    let mut ids = Vec::new();
+    if has_hint {
+        ids.push(format!("{field_id}-hint"));
+    }
+    if has_error {
+        ids.push(format!("{field_id}-error"));
+    }
+    (!ids.is_empty()).then(|| ids.join(" "))
+}
+
+fn who(console: &Console) -> String {
+    match &console.auth.caller.identity {
+        CallerIdentity::Account => format!("{} (account)", console.auth.caller.account_name),
+        CallerIdentity::RamUser { name, role, .. } => format!("{name}@{} ({})", console.auth.caller.account_name, role.as_str()),
+    }
+}
+
+fn document(title: &str, header: Markup, main: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · keygate console" }
+                link rel="stylesheet" href="/console/assets/console.css";
+                script src="/console/assets/console.js" defer {}
+            }
+            body {
+                a.skip-link href="#main" { "Skip to content" }
+                (header)
+                main #main { (main) }
+            }
+        }
+    }
+}
+
+/// A whole page for a signed-in caller: header with sections (administration ones only
+/// for the account and admins), region selector and sign-out, then `body`.
+pub fn page(state: &AppState, console: &Console, section: Section, notice: Option<&Notice>, body: Markup) -> Markup {
+    let region = console.region();
+    let administers = console.auth.caller.may_administer().is_ok();
+    let sections: &[Section] =
+        if administers { &[Section::Keys, Section::Users, Section::Workspaces, Section::Audit] } else { &[Section::Keys] };
+    let header = html! {
+        header.top {
+            a.brand href=(with_region("/console/keys", region)) { "keygate" span.brand-sub { " console" } }
+            nav aria-label="Console sections" {
+                ul {
+                    @for item in sections {
+                        li {
+                            a href=(with_region(item.path(), region)) aria-current=[(*item == section).then_some("page")] { (item.title()) }
+                        }
+                    }
+                }
+            }
+            form.region-form method="get" action=(section.path()) {
+                label for="region-select" { "Region" }
+                select #region-select name="region" data-autosubmit {
+                    @for served in &state.shared.served_regions {
+                        option value=(served) selected[served == region] { (region_label(state, served)) }
+                    }
+                }
+                button.secondary type="submit" { "Switch" }
+            }
+            div.who {
+                span.who-name { (who(console)) }
+                form method="post" action="/console/logout" {
+                    (csrf_field(console))
+                    button.secondary type="submit" { "Log out" }
+                }
+            }
+        }
+    };
+    let main = html! {
+        @match notice {
+            Some(Notice::Success(text)) => { p.notice.notice-success role="status" { (text) } }
+            Some(Notice::Error(text)) => { p.notice.notice-error role="alert" { (text) } }
+            None => {}
+        }
+        (body)
+    };
+    document(section.title(), header, main)
+}
+
+/// A page without a session (login) or for a message.
+pub fn bare_page(title: &str, body: Markup) -> Markup {
+    let header = html! {
+        header.top {
+            a.brand href="/console/keys" { "keygate" span.brand-sub { " console" } }
+        }
+    };
+    document(title, header, body)
+}
+
+/// A plain page that says what happened, with a way back.
+pub fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
+    let body = html! {
+        section.panel.message {
+            h1 { (title) }
+            p { (message) }
+            p { a href="/console/keys" { "Back to the console" } }
+        }
+    };
+    (status, bare_page(title, body)).into_response()
+}
+
+/// A refused action or lookup as a page inside the console frame: what the API would
+/// answer, in plain words (internal errors stay in the log).
+pub fn error_page(state: &AppState, console: &Console, section: Section, error: &ManagementError) -> Response {
+    let title = match error.status.as_u16() {
+        403 => "Not allowed",
+        404 => "Not found",
+        500.. => "Something went wrong",
+        _ => "Not done",
+    };
+    let body = html! {
+        section.panel.message {
+            h1 { (title) }
+            p { (error.message) }
+            p { a href=(with_region(section.path(), console.region())) { "Back to " (section.title()) } }
+        }
+    };
+    (error.status, page(state, console, section, None, body)).into_response()
+}

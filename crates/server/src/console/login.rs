@@ -1,0 +1,150 @@
+//! Signing in and out of the console: the account, or one of its RAM users, with a name
+//! and password (checked by the same [`check_login`] as the API's login), and a session
+//! cookie on success.
+
+use axum::extract::{Request, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
+use keygate_core::random::random_bytes_32;
+use keygate_store::AuditContext;
+use maud::{html, Markup};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::layout::{bare_page, described_by, field_error};
+use super::session::{
+    cookie, cookie_header, csrf_token_matches, login_csrf_token, read_form, Console, ConsoleForm, ConsoleRejection, CSRF_FIELD,
+    LOGIN_COOKIE, LOGIN_FORM_LIFETIME_SECONDS, SESSION_COOKIE,
+};
+use crate::management::keygate_api::check_login;
+use crate::request_context::{new_request_id, RequestContext};
+use crate::secrets::generate_session_token;
+use crate::state::AppState;
+
+/// What the login form shows again after a refusal (never the password).
+#[derive(Debug, Default)]
+struct LoginForm {
+    account: String,
+    user: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+}
+
+fn login_markup(form: &LoginForm, csrf_token: &str) -> Markup {
+    let error_id = "login";
+    html! {
+        section.panel.login {
+            h1 { "Sign in to keygate" }
+            p.hint { "Sign in as the account, or as one of its RAM users by also giving the user's name." }
+            @if let Some(notice) = form.notice {
+                p.notice.notice-success role="status" { (notice) }
+            }
+            form method="post" action="/console/login" novalidate {
+                input type="hidden" name=(CSRF_FIELD) value=(csrf_token);
+                div.field {
+                    label for="login-account" { "Account name" }
+                    input #login-account type="text" name="account" value=(form.account) autocomplete="organization" required autofocus[form.account.is_empty()];
+                }
+                div.field {
+                    label for="login-user" { "RAM user name " span.optional { "(leave empty to sign in as the account)" } }
+                    input #login-user type="text" name="user" value=(form.user) autocomplete="username";
+                }
+                div.field {
+                    label for="login-password" { "Password" }
+                    input #login-password type="password" name="password" autocomplete="current-password" required
+                        aria-invalid=[form.error.is_some().then_some("true")] aria-describedby=[described_by(error_id, false, form.error.is_some())]
+                        autofocus[!form.account.is_empty()];
+                    (field_error(error_id, form.error.as_deref()))
+                }
+                div.actions { button type="submit" { "Sign in" } }
+            }
+        }
+    }
+}
+
+/// The login page with a fresh form nonce (in the `keygate_login` cookie).
+fn login_response(headers: &HeaderMap, state: &AppState, status: StatusCode, form: &LoginForm) -> Response {
+    let nonce = hex::encode(random_bytes_32());
+    let csrf_token = login_csrf_token(state, &nonce);
+    let cookie = cookie_header(headers, LOGIN_COOKIE, &nonce, LOGIN_FORM_LIFETIME_SECONDS);
+    (status, AppendHeaders([(SET_COOKIE, cookie)]), bare_page("Sign in", login_markup(form, &csrf_token))).into_response()
+}
+
+/// `GET /console/login`; a caller already signed in goes to its keys.
+pub(super) async fn login_page(
+    State(state): State<AppState>,
+    console: Result<Console, ConsoleRejection>,
+    headers: HeaderMap,
+    request_query: axum::extract::RawQuery,
+) -> Response {
+    if console.is_ok() {
+        return Redirect::to("/console/keys").into_response();
+    }
+    let notice = match request_query.0.as_deref() {
+        Some("signed-out") => Some("You are signed out."),
+        _ => None,
+    };
+    login_response(&headers, &state, StatusCode::OK, &LoginForm { notice, ..LoginForm::default() })
+}
+
+/// `POST /console/login`.
+pub(super) async fn login(State(state): State<AppState>, request: Request) -> Result<Response, ConsoleRejection> {
+    let context = request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_else(|| RequestContext { request_id: new_request_id(), client_address: None });
+    let (parts, fields) = read_form(request).await?;
+    let headers = parts.headers;
+    let mut form = LoginForm {
+        account: fields.get("account").unwrap_or("").trim().to_string(),
+        user: fields.get("user").unwrap_or("").trim().to_string(),
+        ..LoginForm::default()
+    };
+    let Some(nonce) = cookie(&headers, LOGIN_COOKIE) else {
+        form.error = Some("This sign-in form has expired (or cookies are off). Enter your password again.".into());
+        return Ok(login_response(&headers, &state, StatusCode::BAD_REQUEST, &form));
+    };
+    if !csrf_token_matches(&login_csrf_token(&state, nonce), fields.get(CSRF_FIELD).unwrap_or("")) {
+        tracing::warn!(request_id = %context.request_id, "console login refused: CSRF token missing or wrong");
+        return Err(ConsoleRejection::CsrfRefused);
+    }
+    let password = SecretString::from(fields.get("password").unwrap_or("").to_string());
+    if form.account.is_empty() || password.expose_secret().is_empty() {
+        form.error = Some("Enter the account name and the password.".into());
+        return Ok(login_response(&headers, &state, StatusCode::BAD_REQUEST, &form));
+    }
+    let user = (!form.user.is_empty()).then_some(form.user.as_str());
+    let (account_id, user_id) = match check_login(&state, &form.account, user, &password).await {
+        Ok(identity) => identity,
+        Err(error) if error.status == StatusCode::UNAUTHORIZED => {
+            form.error = Some("The name or password is wrong.".into());
+            return Ok(login_response(&headers, &state, StatusCode::UNAUTHORIZED, &form));
+        }
+        Err(_) => return Err(ConsoleRejection::Internal),
+    };
+    let (token, digest) = generate_session_token();
+    let lifetime_seconds = state.shared.settings.session_lifetime_seconds;
+    let expires_at = keygate_store::now_millis() + lifetime_seconds * 1000;
+    let caller = state.store().caller(account_id, user_id).await.map_err(|_| ConsoleRejection::Internal)?;
+    let audit = AuditContext {
+        account_id,
+        actor: caller.display_name().to_string(),
+        client_address: context.client_address_text(),
+        region: state.listener_region.clone(),
+    };
+    state.store().create_session(&audit, &digest, user_id, expires_at).await.map_err(|_| ConsoleRejection::Internal)?;
+    let cookies = [
+        (SET_COOKIE, cookie_header(&headers, SESSION_COOKIE, token.expose_secret(), lifetime_seconds)),
+        (SET_COOKIE, cookie_header(&headers, LOGIN_COOKIE, "", 0)),
+    ];
+    Ok((AppendHeaders(cookies), Redirect::to("/console/keys")).into_response())
+}
+
+/// `POST /console/logout`: ends the session on the server and removes the cookie.
+pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap, form: ConsoleForm) -> Result<Response, ConsoleRejection> {
+    let console = form.console;
+    state.store().delete_session(&console.auth.audit(), console.session_digest()).await.map_err(|_| ConsoleRejection::Internal)?;
+    Ok((AppendHeaders([(SET_COOKIE, cookie_header(&headers, SESSION_COOKIE, "", 0))]), Redirect::to("/console/login?signed-out"))
+        .into_response())
+}

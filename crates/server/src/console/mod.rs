@@ -1,0 +1,78 @@
+//! The web console at `/console`: Model Studio's API-Key page, self-hosted. Server-rendered
+//! HTML (maud) with one stylesheet and one small script, no JavaScript build step.
+//!
+//! - [`session`]: login sessions in an `HttpOnly; SameSite=Strict` cookie, and the CSRF
+//!   token every form carries; the extractors that make both checks unskippable.
+//! - [`login`]: sign in (the account or a RAM user) and out.
+//! - [`keys`] and [`key_form`]: the API-Key page; changes go through
+//!   [`crate::management::key_operations`], the code the Model Studio API runs.
+//! - [`users`], [`workspaces`], [`audit`]: the pages for the account and admin RAM users.
+//! - [`layout`]: the shared frame and helpers; [`assets`]: the CSS and JS.
+//!
+//! Every answer carries `Cache-Control: no-store` and a Content-Security-Policy that allows
+//! only the console's own script and stylesheet.
+
+mod assets;
+mod audit;
+mod key_form;
+mod keys;
+mod layout;
+mod login;
+pub mod session;
+mod users;
+mod workspaces;
+
+use axum::extract::Request;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+use axum::http::HeaderValue;
+use axum::middleware::{from_fn, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::AppState;
+
+/// What the console's pages may load: their own script and stylesheet, nothing else.
+pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The console's routes, all under `/console`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(keys::home))
+        .route("/console/", get(keys::home))
+        .route("/console/assets/console.css", get(assets::stylesheet))
+        .route("/console/assets/console.js", get(assets::script))
+        .route("/console/login", get(login::login_page).post(login::login))
+        .route("/console/logout", post(login::logout))
+        .route("/console/keys", get(keys::keys_page).post(keys::create))
+        .route("/console/keys/{api_key_id}/edit", post(keys::edit))
+        .route("/console/keys/{api_key_id}/disable", post(keys::disable))
+        .route("/console/keys/{api_key_id}/enable", post(keys::enable))
+        .route("/console/keys/{api_key_id}/reset", post(keys::reset))
+        .route("/console/keys/{api_key_id}/delete", post(keys::delete))
+        .route("/console/users", get(users::users_page).post(users::create_user))
+        .route("/console/users/{name}/disable", post(users::disable_user))
+        .route("/console/users/{name}/enable", post(users::enable_user))
+        .route("/console/users/{name}/delete", post(users::delete_user))
+        .route("/console/access-keys", post(users::create_access_key))
+        .route("/console/access-keys/{access_key_id}/delete", post(users::delete_access_key))
+        .route("/console/workspaces", get(workspaces::workspaces_page).post(workspaces::create_workspace))
+        .route("/console/workspaces/{workspace_id}/models", post(workspaces::update_models))
+        .route("/console/workspaces/{workspace_id}/members", post(workspaces::add_member))
+        .route("/console/workspaces/{workspace_id}/members/{name}/remove", post(workspaces::remove_member))
+        .route("/console/workspaces/{workspace_id}/applications", post(workspaces::create_application))
+        .route("/console/audit", get(audit::audit_page))
+        .layer(from_fn(security_headers))
+}
+
+/// Adds the console's security headers; pages (which may hold a new key) are never stored.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY_VALUE));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
+}

@@ -1,0 +1,247 @@
+//! Console sessions and CSRF protection.
+//!
+//! A login stores a session (the same kind as `POST /keygate/v1/sessions` makes) and sends
+//! its token in the cookie `keygate_session` (`HttpOnly; SameSite=Strict; Path=/console;
+//! Max-Age` = the session lifetime; `Secure` behind an HTTPS proxy). Every form carries a
+//! CSRF token: an HMAC-SHA256, under a key derived from the master key, of the session
+//! token's digest; the login form's token is bound the same way to a random nonce held in
+//! the short-lived cookie `keygate_login`.
+//!
+//! Handlers take [`Console`] (a signed-in caller, for pages) or [`ConsoleForm`] (a
+//! signed-in caller whose form carried the right CSRF token, for every POST), so none can
+//! skip either check.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use hmac::{Hmac, Mac};
+use keygate_core::access::{CallerIdentity, UserStatus};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::layout::message_page;
+use crate::management::authentication::{authenticate_session, Authenticated};
+use crate::management::form::FormFields;
+use crate::request_context::{new_request_id, RequestContext};
+use crate::secrets::session_token_digest;
+use crate::state::AppState;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "keygate_session";
+/// The cookie that binds the login form's CSRF token.
+pub const LOGIN_COOKIE: &str = "keygate_login";
+/// Seconds a login form stays valid.
+pub const LOGIN_FORM_LIFETIME_SECONDS: i64 = 900;
+/// The hidden field every console form carries.
+pub const CSRF_FIELD: &str = "csrf_token";
+/// Largest console form body.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The value of cookie `name` in the request, if sent.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(cookie_name, _)| *cookie_name == name)
+        .map(|(_, value)| value.trim())
+        .filter(|value| !value.is_empty())
+}
+
+/// A `Set-Cookie` value with the console's flags; `max_age_seconds` 0 removes it.
+pub fn cookie_header(headers: &HeaderMap, name: &str, value: &str, max_age_seconds: i64) -> HeaderValue {
+    // Behind an HTTPS proxy the browser is told never to send the cookie in the clear. A
+    // client that fakes the header only loses its own cookie.
+    let secure =
+        headers.get("x-forwarded-proto").and_then(|value| value.to_str().ok()).is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+    let text = format!(
+        "{name}={value}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={max_age_seconds}{}",
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&text).expect("cookie values are base62 or hex")
+}
+
+fn csrf_mac(state: &AppState, purpose: &str, binding: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(&state.shared.master_key.derive("csrf")).expect("HMAC takes any key length");
+    mac.update(purpose.as_bytes());
+    mac.update(b"\0");
+    mac.update(binding);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The CSRF token of the session with this token.
+pub fn session_csrf_token(state: &AppState, session_token: &str) -> String {
+    csrf_mac(state, "session", &session_token_digest(session_token))
+}
+
+/// The CSRF token of a login form bound to `nonce` (the `keygate_login` cookie).
+pub fn login_csrf_token(state: &AppState, nonce: &str) -> String {
+    csrf_mac(state, "login", nonce.as_bytes())
+}
+
+/// Constant-time comparison of an expected token with the one a form sent.
+pub fn csrf_token_matches(expected: &str, presented: &str) -> bool {
+    expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+/// Why a console request was not let through.
+#[derive(Debug)]
+pub enum ConsoleRejection {
+    /// No live session: go to the login page.
+    NotSignedIn,
+    /// A form without the right CSRF token.
+    CsrfRefused,
+    /// A request the console never makes (wrong content type, unknown region, bad body).
+    BadRequest(String),
+    Internal,
+}
+
+impl IntoResponse for ConsoleRejection {
+    fn into_response(self) -> Response {
+        match self {
+            ConsoleRejection::NotSignedIn => Redirect::to("/console/login").into_response(),
+            ConsoleRejection::CsrfRefused => message_page(
+                StatusCode::FORBIDDEN,
+                "Form refused",
+                "This form was not sent by your console session (its security token is missing or wrong), so nothing was changed. Go back, reload the page and try again.",
+            ),
+            ConsoleRejection::BadRequest(message) => message_page(StatusCode::BAD_REQUEST, "Bad request", &message),
+            ConsoleRejection::Internal => message_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "An internal error occurred; the server log has the details."),
+        }
+    }
+}
+
+/// A signed-in console caller: who it is, the region it is working in, and the CSRF
+/// token its forms must carry.
+#[derive(Debug, Clone)]
+pub struct Console {
+    pub auth: Authenticated,
+    pub csrf_token: String,
+    session_digest: [u8; 32],
+}
+
+impl Console {
+    /// The digest the session is stored under (logout deletes it).
+    pub fn session_digest(&self) -> &[u8; 32] {
+        &self.session_digest
+    }
+
+    /// The region this request works in.
+    pub fn region(&self) -> &str {
+        &self.auth.region
+    }
+}
+
+/// The region named by `?region=` when this process serves it; `None` when not named.
+fn requested_region(state: &AppState, query: Option<&str>) -> Result<Option<String>, ConsoleRejection> {
+    let fields = FormFields::parse(query.unwrap_or(""), "query string").map_err(|error| ConsoleRejection::BadRequest(error.message))?;
+    match fields.get_non_empty("region") {
+        None => Ok(None),
+        Some(region) if state.shared.served_regions.iter().any(|served| served == region) => Ok(Some(region.to_string())),
+        Some(_) => Err(ConsoleRejection::BadRequest("This server does not serve that region; pick one from the region selector.".into())),
+    }
+}
+
+impl FromRequestParts<AppState> for Console {
+    type Rejection = ConsoleRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let context = parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .unwrap_or_else(|| RequestContext { request_id: new_request_id(), client_address: None });
+        let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleRejection::NotSignedIn)?.to_string();
+        let caller = match authenticate_session(state, &token).await {
+            Ok(caller) => caller,
+            Err(error) if error.status == StatusCode::UNAUTHORIZED => return Err(ConsoleRejection::NotSignedIn),
+            Err(_) => return Err(ConsoleRejection::Internal),
+        };
+        // The API refuses disabled RAM users with every credential; so does the console.
+        if let CallerIdentity::RamUser { status: UserStatus::Disabled, .. } = caller.identity {
+            return Err(ConsoleRejection::NotSignedIn);
+        }
+        let region = match requested_region(state, parts.uri.query()) {
+            Ok(region) => region.unwrap_or_else(|| state.listener_region.clone()),
+            // A page asked for with an unknown region falls back to this listener's; a form
+            // sent to one is refused (it must not act on another region than it says).
+            Err(rejection) if parts.method == axum::http::Method::POST => return Err(rejection),
+            Err(_) => state.listener_region.clone(),
+        };
+        let csrf_token = session_csrf_token(state, &token);
+        Ok(Console { auth: Authenticated { caller, region, context }, csrf_token, session_digest: session_token_digest(&token) })
+    }
+}
+
+/// Reads a form body: `application/x-www-form-urlencoded`, at most [`MAX_FORM_BYTES`].
+pub async fn read_form(request: Request) -> Result<(Parts, FormFields), ConsoleRejection> {
+    let (parts, body) = request.into_parts();
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
+    if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+        return Err(ConsoleRejection::BadRequest("Console forms are sent as application/x-www-form-urlencoded.".into()));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| ConsoleRejection::BadRequest(format!("The form is larger than {MAX_FORM_BYTES} bytes.")))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| ConsoleRejection::BadRequest("The form is not valid UTF-8.".into()))?;
+    let fields = FormFields::parse(text, "form").map_err(|error| ConsoleRejection::BadRequest(error.message))?;
+    Ok((parts, fields))
+}
+
+/// A POST from a signed-in caller whose form carried its session's CSRF token.
+#[derive(Debug)]
+pub struct ConsoleForm {
+    pub console: Console,
+    pub fields: FormFields,
+}
+
+impl FromRequest<AppState> for ConsoleForm {
+    type Rejection = ConsoleRejection;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let console = Console::from_request_parts(&mut parts, state).await?;
+        let (_, fields) = read_form(Request::from_parts(parts, body)).await?;
+        if !csrf_token_matches(&console.csrf_token, fields.get(CSRF_FIELD).unwrap_or("")) {
+            tracing::warn!(request_id = %console.auth.context.request_id, "console form refused: CSRF token missing or wrong");
+            return Err(ConsoleRejection::CsrfRefused);
+        }
+        Ok(ConsoleForm { console, fields })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_others_and_empty_ones_ignored() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_static("a=1; keygate_session=kgs-abc ; keygate_login="));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("kgs-abc"));
+        assert_eq!(cookie(&headers, LOGIN_COOKIE), None);
+        assert_eq!(cookie(&headers, "missing"), None);
+    }
+
+    #[test]
+    fn session_cookies_carry_every_flag() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            cookie_header(&headers, SESSION_COOKIE, "kgs-x", 60).to_str().unwrap(),
+            "keygate_session=kgs-x; HttpOnly; SameSite=Strict; Path=/console; Max-Age=60"
+        );
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert!(cookie_header(&headers, SESSION_COOKIE, "kgs-x", 60).to_str().unwrap().ends_with("; Secure"));
+    }
+
+    #[test]
+    fn csrf_tokens_compare_exactly() {
+        assert!(csrf_token_matches("abcd", "abcd"));
+        assert!(!csrf_token_matches("abcd", "abce"));
+        assert!(!csrf_token_matches("abcd", "abc"));
+        assert!(!csrf_token_matches("abcd", ""));
+    }
+}

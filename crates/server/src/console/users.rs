@@ -1,0 +1,429 @@
+//! The Users page, for the account and admin RAM users: RAM users (create with a role and
+//! password, disable, enable, delete) and AccessKeys (create, shown once; delete). The
+//! checks are the API's: [`Administrator`]-only, names, roles and passwords parsed by the
+//! same functions, and the store does the rest.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use keygate_core::access::UserStatus;
+use keygate_core::ids::{generate_access_key_secret, AccessKeyId, PrincipalName};
+use keygate_store::{AccessKeyRecord, UserRecord};
+use maud::{html, Markup};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::layout::{csrf_field, described_by, error_page, field_error, page, time, with_region, Notice, Section};
+use super::session::{Console, ConsoleForm};
+use crate::management::errors::ManagementError;
+use crate::management::keygate_api::{hash_off_runtime, parse_new_password, parse_role};
+use crate::state::AppState;
+
+/// The Create user form as sent (never the password) and its errors by field.
+#[derive(Debug, Default)]
+struct UserForm {
+    name: String,
+    role: String,
+    name_error: Option<String>,
+    role_error: Option<String>,
+    password_error: Option<String>,
+    form_error: Option<String>,
+}
+
+/// A new AccessKey to show once.
+struct NewAccessKey {
+    access_key_id: String,
+    secret: SecretString,
+    owner: String,
+}
+
+#[derive(Default)]
+struct PageState {
+    notice: Option<Notice>,
+    form: Option<UserForm>,
+    new_access_key: Option<NewAccessKey>,
+}
+
+fn done_notice(done: &str) -> Option<Notice> {
+    let text = match done {
+        "created" => "The user was created.",
+        "disabled" => "The user was disabled: it cannot sign in, and its API keys stop working until it is enabled.",
+        "enabled" => "The user was enabled.",
+        "deleted" => "The user was deleted, with its API keys and AccessKeys.",
+        "access-key-deleted" => "The AccessKey was deleted.",
+        _ => return None,
+    };
+    Some(Notice::Success(text.to_string()))
+}
+
+/// `GET /console/users`
+pub(super) async fn users_page(
+    State(state): State<AppState>,
+    console: Console,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let done = query
+        .as_deref()
+        .and_then(|query| crate::management::form::FormFields::parse(query, "query string").ok())
+        .and_then(|fields| fields.get_non_empty("done").and_then(done_notice));
+    render(&state, &console, StatusCode::OK, PageState { notice: done, ..PageState::default() }).await
+}
+
+fn redirect_done(console: &Console, done: &str) -> Response {
+    Redirect::to(&format!("{}&done={done}", with_region("/console/users", console.region()))).into_response()
+}
+
+/// A refusal: the page again with the reason on top (internal errors: the error page).
+async fn refused(state: &AppState, console: &Console, error: ManagementError) -> Response {
+    if error.status.is_server_error() {
+        return error_page(state, console, Section::Users, &error);
+    }
+    render(state, console, error.status, PageState { notice: Some(Notice::Error(error.message)), ..PageState::default() }).await
+}
+
+/// `POST /console/users`: create a RAM user with a role and a password.
+pub(super) async fn create_user(State(state): State<AppState>, form: ConsoleForm) -> Response {
+    let console = form.console;
+    if let Err(denied) = console.auth.caller.may_administer() {
+        return error_page(&state, &console, Section::Users, &denied.into());
+    }
+    let mut user_form = UserForm {
+        name: form.fields.get("name").unwrap_or("").trim().to_string(),
+        role: form.fields.get("role").unwrap_or("").to_string(),
+        ..UserForm::default()
+    };
+    let name = PrincipalName::parse(&user_form.name)
+        .map_err(|error| user_form.name_error = Some(format!("{}.", capitalised(&error.to_string()))))
+        .ok();
+    let role = parse_role(&user_form.role).map_err(|_| user_form.role_error = Some("Choose admin, key-manager or member.".into())).ok();
+    let password = parse_new_password(form.fields.get("password").unwrap_or("").to_string())
+        .map_err(|error| user_form.password_error = Some(capitalised(&error.message)))
+        .ok();
+    let (Some(name), Some(role), Some(password)) = (name, role, password) else {
+        return render(&state, &console, StatusCode::BAD_REQUEST, PageState { form: Some(user_form), ..PageState::default() }).await;
+    };
+    let outcome = async {
+        let hash = hash_off_runtime(password).await?;
+        Ok::<_, ManagementError>(state.store().create_user(&console.auth.audit(), name.as_str(), role, Some(&hash)).await?)
+    }
+    .await;
+    match outcome {
+        Ok(_) => redirect_done(&console, "created"),
+        Err(error) if error.status.is_server_error() => error_page(&state, &console, Section::Users, &error),
+        Err(error) => {
+            // A name taken already is the one refusal the store makes here.
+            if error.status == StatusCode::CONFLICT {
+                user_form.name_error = Some(format!("A user named '{}' already exists.", user_form.name));
+            } else {
+                user_form.form_error = Some(error.message);
+            }
+            render(&state, &console, error.status, PageState { form: Some(user_form), ..PageState::default() }).await
+        }
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut characters = text.chars();
+    match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect(),
+        None => String::new(),
+    }
+}
+
+async fn set_status(state: AppState, name: String, form: ConsoleForm, status: UserStatus) -> Response {
+    let console = form.console;
+    let outcome = async {
+        console.auth.caller.may_administer()?;
+        let name = PrincipalName::parse(&name)?;
+        state.store().set_user_status(&console.auth.audit(), name.as_str(), status).await?;
+        Ok::<_, ManagementError>(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => redirect_done(&console, if status == UserStatus::Active { "enabled" } else { "disabled" }),
+        Err(error) => refused(&state, &console, error).await,
+    }
+}
+
+/// `POST /console/users/{name}/disable`
+pub(super) async fn disable_user(State(state): State<AppState>, Path(name): Path<String>, form: ConsoleForm) -> Response {
+    set_status(state, name, form, UserStatus::Disabled).await
+}
+
+/// `POST /console/users/{name}/enable`
+pub(super) async fn enable_user(State(state): State<AppState>, Path(name): Path<String>, form: ConsoleForm) -> Response {
+    set_status(state, name, form, UserStatus::Active).await
+}
+
+/// `POST /console/users/{name}/delete`
+pub(super) async fn delete_user(State(state): State<AppState>, Path(name): Path<String>, form: ConsoleForm) -> Response {
+    let console = form.console;
+    let outcome = async {
+        console.auth.caller.may_administer()?;
+        let name = PrincipalName::parse(&name)?;
+        state.store().delete_user(&console.auth.audit(), name.as_str()).await?;
+        Ok::<_, ManagementError>(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => redirect_done(&console, "deleted"),
+        Err(error) => refused(&state, &console, error).await,
+    }
+}
+
+/// `POST /console/access-keys`: a new AccessKey for the account (`owner` empty) or a RAM
+/// user; its secret is in this response only.
+pub(super) async fn create_access_key(State(state): State<AppState>, form: ConsoleForm) -> Response {
+    let console = form.console;
+    let owner_name = form.fields.get_non_empty("owner").map(str::to_string);
+    let outcome = async {
+        console.auth.caller.may_administer()?;
+        let user_id = match &owner_name {
+            None => None,
+            Some(name) => {
+                Some(state.store().find_user(console.auth.caller.account_id, PrincipalName::parse(name)?.as_str()).await?.user_id)
+            }
+        };
+        console.auth.caller.may_manage_access_keys_of(user_id)?;
+        let access_key_id = AccessKeyId::generate();
+        let secret = generate_access_key_secret();
+        let ciphertext = state.shared.master_key.encrypt(secret.expose_secret());
+        let record = state.store().create_access_key(&console.auth.audit(), access_key_id.as_str(), user_id, &ciphertext).await?;
+        Ok::<_, ManagementError>(NewAccessKey {
+            access_key_id: record.access_key_id,
+            secret,
+            owner: owner_name.clone().unwrap_or_else(|| console.auth.caller.account_name.clone()),
+        })
+    }
+    .await;
+    match outcome {
+        Ok(new_access_key) => {
+            render(&state, &console, StatusCode::OK, PageState { new_access_key: Some(new_access_key), ..PageState::default() }).await
+        }
+        Err(error) => refused(&state, &console, error).await,
+    }
+}
+
+/// `POST /console/access-keys/{id}/delete`
+pub(super) async fn delete_access_key(State(state): State<AppState>, Path(access_key_id): Path<String>, form: ConsoleForm) -> Response {
+    let console = form.console;
+    let outcome = async {
+        console.auth.caller.may_administer()?;
+        let not_found = || ManagementError::from(keygate_store::StoreError::NotFound("AccessKey"));
+        let parsed = AccessKeyId::parse(&access_key_id).map_err(|_| not_found())?;
+        let record = state
+            .store()
+            .find_access_key(parsed.as_str())
+            .await?
+            .filter(|record| record.account_id == console.auth.caller.account_id)
+            .ok_or_else(not_found)?;
+        console.auth.caller.may_manage_access_keys_of(record.user_id)?;
+        state.store().delete_access_key(&console.auth.audit(), &record.access_key_id).await?;
+        Ok::<_, ManagementError>(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => redirect_done(&console, "access-key-deleted"),
+        Err(error) => refused(&state, &console, error).await,
+    }
+}
+
+async fn render(state: &AppState, console: &Console, status: StatusCode, page_state: PageState) -> Response {
+    if let Err(denied) = console.auth.caller.may_administer() {
+        return error_page(state, console, Section::Users, &denied.into());
+    }
+    let account_id = console.auth.caller.account_id;
+    let loaded = async {
+        let users = state.store().list_users(account_id).await?;
+        let access_keys = state.store().list_access_keys(account_id, None).await?;
+        Ok::<_, ManagementError>((users, access_keys))
+    }
+    .await;
+    match loaded {
+        Ok((users, access_keys)) => {
+            let body = users_markup(console, &users, &access_keys, &page_state);
+            (status, page(state, console, Section::Users, page_state.notice.as_ref(), body)).into_response()
+        }
+        Err(error) => error_page(state, console, Section::Users, &error),
+    }
+}
+
+fn user_actions(console: &Console, user: &UserRecord) -> Markup {
+    let region = console.region();
+    let name = &user.name;
+    let action = |verb: &str| with_region(&format!("/console/users/{name}/{verb}"), region);
+    let (verb, title, text, danger) = match user.status {
+        UserStatus::Active => (
+            "disable",
+            "Disable user?",
+            format!("{name} can no longer sign in, and its API keys stop working until it is enabled again."),
+            true,
+        ),
+        UserStatus::Disabled => ("enable", "Enable user?", format!("{name} can sign in again, and its API keys work again."), false),
+    };
+    let dialog_id = format!("{verb}-user-{name}");
+    let delete_id = format!("delete-user-{name}");
+    html! {
+        div.row-actions {
+            button.link type="button" data-open-dialog=(dialog_id) { (capitalised(verb)) }
+            button.link.danger-text type="button" data-open-dialog=(delete_id) { "Delete" }
+        }
+        dialog.confirm id=(dialog_id) aria-labelledby={ (dialog_id) "-title" } {
+            form method="post" action=(action(verb)) {
+                (csrf_field(console))
+                h2 id={ (dialog_id) "-title" } { (title) }
+                p { (text) }
+                div.actions { button.secondary type="button" data-close-dialog { "Cancel" } button.danger[danger] type="submit" { (capitalised(verb)) } }
+            }
+        }
+        dialog.confirm id=(delete_id) aria-labelledby={ (delete_id) "-title" } {
+            form method="post" action=(action("delete")) {
+                (csrf_field(console))
+                h2 id={ (delete_id) "-title" } { "Delete user?" }
+                p { (name) " is deleted for good, with its API keys and AccessKeys." }
+                div.actions { button.secondary type="button" data-close-dialog { "Cancel" } button.danger type="submit" { "Delete" } }
+            }
+        }
+    }
+}
+
+fn owner_name(users: &[UserRecord], user_id: Option<i64>, account_name: &str) -> String {
+    match user_id {
+        None => format!("{account_name} (account)"),
+        Some(user_id) => {
+            users.iter().find(|user| user.user_id == user_id).map(|user| user.name.clone()).unwrap_or_else(|| format!("user {user_id}"))
+        }
+    }
+}
+
+fn access_key_row(console: &Console, users: &[UserRecord], record: &AccessKeyRecord) -> Markup {
+    let dialog_id = format!("delete-access-key-{}", record.access_key_id);
+    html! {
+        tr {
+            td data-label="AccessKey ID" { code { (record.access_key_id) } }
+            td data-label="Owner" { (owner_name(users, record.user_id, &console.auth.caller.account_name)) }
+            td data-label="Status" { @if record.active { span.status.status-enabled { "Active" } } @else { span.status.status-disabled { "Disabled" } } }
+            td data-label="Created" { (time(record.created_at)) }
+            td data-label="Last used" { @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { "Never" } } } }
+            td data-label="Actions" {
+                button.link.danger-text type="button" data-open-dialog=(dialog_id) { "Delete" }
+                dialog.confirm id=(dialog_id) aria-labelledby={ (dialog_id) "-title" } {
+                    form method="post" action=(with_region(&format!("/console/access-keys/{}/delete", record.access_key_id), console.region())) {
+                        (csrf_field(console))
+                        h2 id={ (dialog_id) "-title" } { "Delete AccessKey?" }
+                        p { "Management calls signed with " code { (record.access_key_id) } " are refused from now on." }
+                        div.actions { button.secondary type="button" data-close-dialog { "Cancel" } button.danger type="submit" { "Delete" } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn users_markup(console: &Console, users: &[UserRecord], access_keys: &[AccessKeyRecord], page_state: &PageState) -> Markup {
+    let region = console.region();
+    let empty_form = UserForm { role: "key-manager".into(), ..UserForm::default() };
+    let form = page_state.form.as_ref().unwrap_or(&empty_form);
+    html! {
+        div.page-head { div { h1 { "Users" } p.muted { "RAM users of the account " (console.auth.caller.account_name) ", and the AccessKeys that sign management calls." } } }
+        section.panel aria-labelledby="new-user-title" {
+            h2 #new-user-title { "Create a RAM user" }
+            form #create-user-form method="post" action=(with_region("/console/users", region)) novalidate {
+                (csrf_field(console))
+                div.field-row {
+                    div.field {
+                        label for="user-name" { "Name" }
+                        input #user-name type="text" name="name" value=(form.name) autocomplete="off" required
+                            aria-invalid=[form.name_error.as_ref().map(|_| "true")] aria-describedby=[described_by("user-name", true, form.name_error.is_some())];
+                        p.hint #user-name-hint { "Letters, digits, '.', '_' or '-'." }
+                        (field_error("user-name", form.name_error.as_deref()))
+                    }
+                    div.field {
+                        label for="user-role" { "Role" }
+                        select #user-role name="role" aria-invalid=[form.role_error.as_ref().map(|_| "true")] aria-describedby=[described_by("user-role", true, form.role_error.is_some())] {
+                            option value="admin" selected[form.role == "admin"] { "admin — manages users, workspaces and its own keys" }
+                            option value="key-manager" selected[form.role == "key-manager"] { "key-manager — creates and manages its own keys" }
+                            option value="member" selected[form.role == "member"] { "member — may not create keys" }
+                        }
+                        p.hint #user-role-hint { "Every user sees only the API keys it created." }
+                        (field_error("user-role", form.role_error.as_deref()))
+                    }
+                    div.field {
+                        label for="user-password" { "Password" }
+                        input #user-password type="password" name="password" autocomplete="new-password" required
+                            aria-invalid=[form.password_error.as_ref().map(|_| "true")] aria-describedby=[described_by("user-password", true, form.password_error.is_some())];
+                        p.hint #user-password-hint { "8 to 256 characters. It is never shown again, so it is not kept when the form comes back." }
+                        (field_error("user-password", form.password_error.as_deref()))
+                    }
+                }
+                @if let Some(message) = &form.form_error { p.form-error role="alert" { (message) } }
+                div.actions { button type="submit" { "Create user" } }
+            }
+        }
+        h2 { "RAM users" }
+        @if users.is_empty() {
+            p.empty { "No RAM users yet." }
+        } @else {
+            div.table-wrap {
+                table.users {
+                    caption.visually-hidden { "RAM users" }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "Status" } th scope="col" { "Sub-workspaces" } th scope="col" { "Created" } th scope="col" { "Actions" } } }
+                    tbody {
+                        @for user in users {
+                            tr data-user=(user.name) {
+                                td data-label="Name" { (user.name) }
+                                td data-label="Role" { (user.role.as_str()) }
+                                td data-label="Status" { @if user.status == UserStatus::Active { span.status.status-enabled { "Active" } } @else { span.status.status-disabled { "Disabled" } } }
+                                td data-label="Sub-workspaces" { @if user.workspace_ids.is_empty() { span.muted { "default only" } } @else { @for (index, workspace_id) in user.workspace_ids.iter().enumerate() { @if index > 0 { ", " } code { (workspace_id) } } } }
+                                td data-label="Created" { (time(user.created_at)) }
+                                td data-label="Actions" { (user_actions(console, user)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.panel aria-labelledby="access-keys-title" {
+            h2 #access-keys-title { "AccessKeys" }
+            p.muted { "An AccessKey signs management API calls (ACS3-HMAC-SHA256). Its secret is shown once, when it is created." }
+            form #create-access-key-form.inline-form method="post" action=(with_region("/console/access-keys", region)) {
+                (csrf_field(console))
+                div.field {
+                    label for="access-key-owner" { "Owner" }
+                    select #access-key-owner name="owner" {
+                        option value="" { (console.auth.caller.account_name) " (the account)" }
+                        @for user in users { option value=(user.name) { (user.name) } }
+                    }
+                }
+                div.actions { button type="submit" { "Create AccessKey" } }
+            }
+            @if !access_keys.is_empty() {
+                div.table-wrap {
+                    table.access-keys {
+                        caption.visually-hidden { "AccessKeys" }
+                        thead { tr { th scope="col" { "AccessKey ID" } th scope="col" { "Owner" } th scope="col" { "Status" } th scope="col" { "Created" } th scope="col" { "Last used" } th scope="col" { "Actions" } } }
+                        tbody { @for record in access_keys { (access_key_row(console, users, record)) } }
+                    }
+                }
+            }
+        }
+        @if let Some(new_access_key) = &page_state.new_access_key {
+            dialog.show-once #show-once open data-show-on-load data-secret aria-labelledby="show-once-title" aria-describedby="show-once-warning" {
+                h2 #show-once-title { "AccessKey created for " (new_access_key.owner) }
+                p.warning #show-once-warning role="alert" { strong { "Copy the secret now. " } "It is shown only this once: after you close this dialog it cannot be shown again." }
+                div.field {
+                    label for="show-once-access-key-id" { "AccessKey ID" }
+                    input #show-once-access-key-id type="text" readonly value=(new_access_key.access_key_id);
+                }
+                div.field {
+                    label for="show-once-key" { "AccessKey secret" }
+                    input #show-once-key.secret type="text" readonly value=(new_access_key.secret.expose_secret()) data-secret-value autocomplete="off" spellcheck="false";
+                }
+                div.actions {
+                    button type="button" data-copy-target="show-once-key" data-status-target="show-once-status" { "Copy secret" }
+                    button.secondary type="button" data-close-dialog { "Close" }
+                }
+                p.copy-status #show-once-status role="status" {}
+            }
+        }
+    }
+}

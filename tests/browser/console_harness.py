@@ -1,0 +1,385 @@
+"""Harness of the console browser suite: a real `keygate serve` (temporary data dir, free
+ports, two listeners), RAM users made with `keygate admin create-user`, headless Chromium
+from Debian's packages driven through /usr/bin/chromedriver, page helpers for the console,
+and a plain-HTTP client for the gateway and for the CSRF checks.
+
+Nothing here asserts product behaviour; the test files do.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
+
+PRIMARY_REGION = "ap-southeast-1"
+CLASSIC_REGION = "us-east-1"
+# us-east-1 counts keys per owner; the suite lowers its limit so that "quota reached" is
+# one key away for a dedicated RAM user.
+CLASSIC_REGION_KEY_LIMIT = 2
+CHROMEDRIVER_PATH = "/usr/bin/chromedriver"
+CHROMIUM_PATH = "/usr/bin/chromium"
+SERVER_START_TIMEOUT_SECONDS = 60
+WAIT_SECONDS = 15
+USER_PASSWORD = "user-password-" + secrets.token_hex(4)
+SECURE_KEY_PATTERN = re.compile(r"^sk-ws-[A-Za-z0-9]{38}$")
+CLASSIC_KEY_PATTERN = re.compile(r"^sk-[0-9a-f]{32}$")
+
+
+def find_free_local_port(taken: set[int]) -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in taken:
+            return port
+
+
+def keygate_environment(root_password: str) -> dict[str, str]:
+    """The caller's environment without KEYGATE_* or RUST_LOG, plus what the suite sets."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("KEYGATE_") and name != "RUST_LOG"}
+    environment["KEYGATE_ROOT_PASSWORD"] = root_password
+    environment["KEYGATE_USER_PASSWORD"] = USER_PASSWORD
+    environment["NO_COLOR"] = "1"
+    return environment
+
+
+class KeygateServer:
+    """One `keygate serve` with listeners for ap-southeast-1 and us-east-1."""
+
+    def __init__(self, binary_path: Path, data_dir: Path):
+        self.binary_path = binary_path
+        self.data_dir = data_dir
+        self.root_password = "root-" + secrets.token_urlsafe(12)
+        self.log_path = data_dir / "keygate-serve.log"
+        self.config_path = data_dir / "keygate.toml"
+        self.port_by_region: dict[str, int] = {}
+        self.process: subprocess.Popen | None = None
+        # Every plaintext key the suite saw, for the check that none reached the log.
+        self.seen_secrets: list[str] = []
+
+    def create_user(self, name: str, role: str) -> None:
+        command = [str(self.binary_path), "admin", "create-user", "--data-dir", str(self.data_dir), "--account", "root", "--name", name, "--role", role, "--json"]
+        completed = subprocess.run(command, env=keygate_environment(self.root_password), cwd=self.data_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        if completed.returncode != 0:
+            raise AssertionError(f"keygate admin create-user {name} failed ({completed.returncode}): {completed.stdout}\n{completed.stderr}")
+        created = json.loads(completed.stdout)
+        assert created.get("name") == name and created.get("role") == role, created
+
+    def start(self) -> None:
+        self.config_path.write_text(f'[[regions]]\nid = "{CLASSIC_REGION}"\nkey_limit = {CLASSIC_REGION_KEY_LIMIT}\n', encoding="utf-8")
+        taken: set[int] = set()
+        for region in (PRIMARY_REGION, CLASSIC_REGION):
+            self.port_by_region[region] = find_free_local_port(taken)
+            taken.add(self.port_by_region[region])
+        command = [str(self.binary_path), "serve", "--config", str(self.config_path), "--data-dir", str(self.data_dir)]
+        for region, port in self.port_by_region.items():
+            command += ["--listen", f"127.0.0.1:{port}={region}"]
+        environment = keygate_environment(self.root_password)
+        environment["RUST_LOG"] = "debug"
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(command, env=environment, cwd=self.data_dir, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
+        for region in self.port_by_region:
+            while True:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"keygate serve exited with {self.process.returncode}\n{self.log_tail()}")
+                try:
+                    with urllib.request.urlopen(self.base_url(region) + "/healthz", timeout=2) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"keygate serve not healthy on {region}\n{self.log_tail()}")
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, n_characters: int = 4000) -> str:
+        return "---- tail of keygate serve log ----\n" + self.log_text()[-n_characters:]
+
+    def base_url(self, region: str = PRIMARY_REGION) -> str:
+        return f"http://127.0.0.1:{self.port_by_region[region]}"
+
+    def remember(self, secret_value: str) -> str:
+        self.seen_secrets.append(secret_value)
+        return secret_value
+
+
+# ---- plain HTTP ---------------------------------------------------------------------------
+
+
+@dataclass
+class HttpAnswer:
+    status: int
+    headers: http.client.HTTPMessage
+    body: str
+
+    def set_cookies(self) -> list[str]:
+        return self.headers.get_all("Set-Cookie") or []
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *arguments, **keywords):
+        return None
+
+
+def http_request(method: str, url: str, headers: dict[str, str] | None = None, body: bytes | None = None) -> HttpAnswer:
+    """One request, redirects not followed; any status is returned, not raised."""
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with opener.open(request, timeout=15) as answer:
+            return HttpAnswer(answer.status, answer.headers, answer.read().decode("utf-8", "replace"))
+    except urllib.error.HTTPError as error:
+        return HttpAnswer(error.code, error.headers, error.read().decode("utf-8", "replace"))
+
+
+def form_body(fields: dict[str, str]) -> bytes:
+    return urllib.parse.urlencode(fields).encode()
+
+
+FORM_HEADERS = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def gateway_chat(server: KeygateServer, api_key: str, region: str = PRIMARY_REGION, model: str = "demo-echo") -> HttpAnswer:
+    """An OpenAI-compatible chat call through the gateway with `api_key`."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hello from the console test"}]}).encode()
+    return http_request("POST", server.base_url(region) + "/compatible-mode/v1/chat/completions", {"authorization": f"Bearer {api_key}", "content-type": "application/json"}, body)
+
+
+def hidden_csrf_token(html_text: str) -> str:
+    found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html_text)
+    assert found, "no csrf_token field in the page"
+    return found.group(1)
+
+
+def cookie_value(set_cookie_lines: list[str], name: str) -> str | None:
+    for line in set_cookie_lines:
+        first = line.split(";", 1)[0]
+        cookie_name, _, value = first.partition("=")
+        if cookie_name.strip() == name:
+            return value.strip()
+    return None
+
+
+def sign_in_over_http(server: KeygateServer, account: str = "root", user: str = "", password: str | None = None) -> tuple[str, HttpAnswer]:
+    """Signs in with plain HTTP the way a browser does; returns the session cookie value
+    and the answer to the login POST."""
+    page = http_request("GET", server.base_url() + "/console/login")
+    nonce = cookie_value(page.set_cookies(), "keygate_login")
+    assert nonce, page.set_cookies()
+    fields = {"csrf_token": hidden_csrf_token(page.body), "account": account, "user": user, "password": password or server.root_password}
+    answer = http_request("POST", server.base_url() + "/console/login", {**FORM_HEADERS, "cookie": f"keygate_login={nonce}"}, form_body(fields))
+    session = cookie_value(answer.set_cookies(), "keygate_session")
+    assert answer.status == 303 and session, (answer.status, answer.set_cookies(), answer.body[:500])
+    return session, answer
+
+
+# ---- the browser --------------------------------------------------------------------------
+
+
+def new_browser(download_dir: Path) -> WebDriver:
+    """Headless Chromium from Debian's packages; nothing is downloaded."""
+    os.environ["SE_OFFLINE"] = "true"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM_PATH
+    user_data_dir = tempfile.mkdtemp(prefix="keygate-chromium-")
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+        f"--user-data-dir={user_data_dir}",
+    ):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(download_dir), "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER_PATH), options=options)
+    driver.keygate_user_data_dir = user_data_dir
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
+    set_viewport(driver, 1280, 900)
+    return driver
+
+
+def set_viewport(driver: WebDriver, width: int, height: int) -> None:
+    """An exact viewport (screenshots are `width` pixels wide)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+
+
+def grant_clipboard(driver: WebDriver, origin: str) -> None:
+    driver.execute_cdp_cmd("Browser.grantPermissions", {"origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+
+
+def read_clipboard(driver: WebDriver) -> str | None:
+    """The clipboard's text, or None where headless Chromium cannot read it."""
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "navigator.clipboard.readText().then(text => done({text}), error => done({error: String(error)}));"
+    )
+    return result.get("text") if isinstance(result, dict) else None
+
+
+class Console:
+    """Steps on the console's pages, as a person does them."""
+
+    def __init__(self, driver: WebDriver, server: KeygateServer):
+        self.driver = driver
+        self.server = server
+        self.wait = WebDriverWait(driver, WAIT_SECONDS)
+
+    # navigation -------------------------------------------------------------------------
+
+    def open(self, path: str, region: str = PRIMARY_REGION) -> None:
+        separator = "&" if "?" in path else "?"
+        self.driver.get(f"{self.server.base_url()}{path}{separator}region={region}")
+
+    def sign_in(self, user: str = "", password: str | None = None) -> None:
+        self.driver.delete_all_cookies()
+        self.driver.get(self.server.base_url() + "/console/login")
+        self.fill("login-account", "root")
+        self.fill("login-user", user)
+        self.fill("login-password", password or (USER_PASSWORD if user else self.server.root_password))
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button[type=submit]"))
+        self.wait.until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "header nav")))
+
+    def sign_out(self) -> None:
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "form[action='/console/logout'] button"))
+        self.wait.until(expected_conditions.presence_of_element_located((By.ID, "login-password")))
+
+    # forms ------------------------------------------------------------------------------
+
+    def current_page(self) -> WebElement:
+        return self.driver.find_element(By.TAG_NAME, "html")
+
+    def wait_for_page_after(self, page: WebElement) -> None:
+        """Waits until `page` (an <html> element) is replaced and its successor loaded."""
+
+        def replaced(_driver) -> bool:
+            try:
+                page.tag_name
+                return False
+            except WebDriverException:
+                # Stale, or (mid-navigation) "does not belong to the document".
+                return True
+
+        self.wait.until(replaced)
+        self.wait.until(lambda driver: driver.execute_script("return document.readyState") == "complete")
+
+    def submit(self, button: WebElement) -> None:
+        """Clicks a button that sends a form and waits for the page that answers it."""
+        page = self.current_page()
+        button.click()
+        self.wait_for_page_after(page)
+
+    def fill(self, element_id: str, text: str) -> None:
+        element = self.driver.find_element(By.ID, element_id)
+        element.clear()
+        if text:
+            # send_keys types one character at a time; long texts are set directly.
+            if len(text) > 60:
+                self.driver.execute_script("arguments[0].value = arguments[1];", element, text)
+            else:
+                element.send_keys(text)
+
+    def value(self, element_id: str) -> str:
+        return self.driver.find_element(By.ID, element_id).get_attribute("value") or ""
+
+    def open_dialog(self, button: WebElement, dialog_id: str) -> WebElement:
+        button.click()
+        return self.wait.until(expected_conditions.visibility_of_element_located((By.ID, dialog_id)))
+
+    def open_create_dialog(self) -> WebElement:
+        return self.open_dialog(self.driver.find_element(By.ID, "create-button"), "create-dialog")
+
+    def fill_create_form(self, description: str = "", custom: bool = False, access_ips: str = "", models: list[str] | None = None) -> None:
+        self.open_create_dialog()
+        if custom:
+            self.driver.find_element(By.ID, "create-permission-custom").click()
+            self.fill("create-ips", access_ips)
+            if models is not None:
+                self.driver.find_element(By.ID, "create-models-selected").click()
+                for model in models:
+                    self.driver.find_element(By.CSS_SELECTOR, f"#create-dialog input[name=model][value='{model}']").click()
+        self.fill("create-description", description)
+
+    def submit_create_form(self) -> None:
+        self.submit(self.driver.find_element(By.CSS_SELECTOR, "#create-form button[type=submit]"))
+
+    def create_key(self, description: str = "", custom: bool = False, access_ips: str = "", models: list[str] | None = None) -> str:
+        """Creates a key through the dialog; returns the plaintext from the show-once dialog
+        (left open)."""
+        self.fill_create_form(description, custom, access_ips, models)
+        self.submit_create_form()
+        return self.read_show_once()
+
+    def read_show_once(self) -> str:
+        dialog = self.wait.until(expected_conditions.visibility_of_element_located((By.ID, "show-once")))
+        key = dialog.find_element(By.ID, "show-once-key").get_attribute("value")
+        return self.server.remember(key)
+
+    def close_show_once(self) -> None:
+        self.driver.find_element(By.CSS_SELECTOR, "#show-once [data-close-dialog]").click()
+        self.wait.until(lambda driver: not driver.find_elements(By.ID, "show-once"))
+
+    # the key list -----------------------------------------------------------------------
+
+    def key_rows(self) -> list[WebElement]:
+        return self.driver.find_elements(By.CSS_SELECTOR, "table.keys tbody tr")
+
+    def row_of_key(self, description: str) -> WebElement:
+        for row in self.key_rows():
+            if row.find_element(By.CSS_SELECTOR, "td[data-label='Description']").text == description:
+                return row
+        raise AssertionError(f"no key row with description {description!r}")
+
+    def cell(self, row: WebElement, label: str) -> str:
+        return row.find_element(By.CSS_SELECTOR, f"td[data-label='{label}']").text
+
+    def row_action(self, description: str, verb: str) -> None:
+        """Opens the row's `verb` dialog (Edit, Disable, Enable, Reset, Delete) and confirms it."""
+        row = self.row_of_key(description)
+        key_id = row.get_attribute("data-key-id")
+        dialog_id = f"{verb.lower()}-{key_id}"
+        dialog = self.open_dialog(row.find_element(By.CSS_SELECTOR, f"button[data-open-dialog='{dialog_id}']"), dialog_id)
+        self.submit(dialog.find_element(By.CSS_SELECTOR, "button[type=submit]"))
+
+    def notice(self) -> str:
+        return self.wait.until(expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, "p.notice"))).text
