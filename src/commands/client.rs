@@ -552,6 +552,11 @@ fn capitalise(text: &str) -> String {
 /// Reads a secret (a password) as one line of stdin. On a terminal it prompts on stderr
 /// and turns echo off while typing.
 pub fn read_secret_line(prompt: &str) -> anyhow::Result<SecretString> {
+    read_named_secret_line(prompt, "password")
+}
+
+/// [`read_secret_line`] for any secret; `what` names it in errors ("password", "API key").
+pub fn read_named_secret_line(prompt: &str, what: &str) -> anyhow::Result<SecretString> {
     let interactive = std::io::stdin().is_terminal();
     let mut line = String::new();
     if interactive {
@@ -561,15 +566,15 @@ pub fn read_secret_line(prompt: &str) -> anyhow::Result<SecretString> {
         let read = std::io::stdin().lock().read_line(&mut line);
         drop(echo);
         eprintln!();
-        read.context("reading the password from the terminal")?;
+        read.with_context(|| format!("reading the {what} from the terminal"))?;
     } else {
-        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+        std::io::stdin().lock().read_line(&mut line).with_context(|| format!("reading the {what} from stdin"))?;
     }
-    let password = line.strip_suffix('\n').map(|rest| rest.strip_suffix('\r').unwrap_or(rest)).unwrap_or(&line);
-    if password.is_empty() {
-        bail!("no password given (an empty line on stdin)");
+    let secret = line.strip_suffix('\n').map(|rest| rest.strip_suffix('\r').unwrap_or(rest)).unwrap_or(&line);
+    if secret.is_empty() {
+        bail!("no {what} given (an empty line on stdin)");
     }
-    Ok(SecretString::from(password.to_string()))
+    Ok(SecretString::from(secret.to_string()))
 }
 
 /// Terminal echo switched off with `stty` until dropped (best effort, Unix only).

@@ -3,8 +3,10 @@
 mod admin;
 mod audit;
 mod client;
+mod env;
 mod keys;
 mod login;
+mod scan;
 mod serve;
 mod token;
 mod users;
@@ -93,6 +95,32 @@ pub enum Command {
     ///   DASHSCOPE_API_KEY=$(cat key.txt) keygate token --server https://keygate.example.com
     #[command(verbatim_doc_comment)]
     Token(token::TokenArgs),
+    /// Set DASHSCOPE_API_KEY for your shell, or find out why a program does not see it
+    ///
+    /// Examples:
+    ///   keygate env setup --key-file key.txt
+    ///   keygate env doctor --server http://127.0.0.1:8080
+    ///   sudo keygate env doctor --unit myapp.service
+    #[command(verbatim_doc_comment)]
+    Env(env::EnvArgs),
+    /// Find keygate keys in files and git history (masked); --revoke disables the live ones
+    ///
+    /// Secure (sk-ws-) and plan (sk-sp-) keys are confirmed by their checksum; classic keys
+    /// (sk- + 32 hex) have none and are reported as possible matches. .git directories,
+    /// symbolic links, files over 10 MiB and binary files (unless --include-binary) are
+    /// skipped. --git also reads every blob reachable from any ref and names the commit
+    /// that added the key. --revoke sends the confirmed keys to the server, which disables
+    /// those of your account that are live (needs `keygate login` as the account or an admin).
+    ///
+    /// Exit status: 0 nothing found, 1 keys found, 2 error.
+    ///
+    /// Examples:
+    ///   keygate scan
+    ///   keygate scan src/ config/ --json
+    ///   keygate scan --git .
+    ///   keygate scan --git --revoke ~/projects/app
+    #[command(verbatim_doc_comment)]
+    Scan(scan::ScanArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -106,5 +134,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Workspaces(arguments) => workspaces::run(arguments).await,
         Command::Audit(arguments) => audit::run(arguments).await,
         Command::Token(arguments) => token::run(arguments).await,
+        Command::Env(arguments) => env::run(arguments).await,
+        Command::Scan(arguments) => scan::run(arguments).await,
     }
 }

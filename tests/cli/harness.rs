@@ -304,3 +304,53 @@ pub fn file_mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
 }
+
+/// The binary as a user with home directory `home` would run it: an empty environment but
+/// for `PATH`, `HOME` and `variables`, so that nothing of the test runner's (a
+/// `DASHSCOPE_API_KEY`, `SUDO_USER`, `XDG_CONFIG_HOME`, `KEYGATE_SERVER`) leaks in.
+pub fn user_command(program: &str, home: &Path, variables: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(program);
+    command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default()).env("HOME", home).envs(variables.iter().copied());
+    command
+}
+
+/// Runs `command` with `stdin` and returns what it printed.
+pub fn run_command(mut command: Command, description: &str, stdin: &str) -> CliOutput {
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap_or_else(|error| panic!("spawn {description}: {error}"));
+    let mut input = child.stdin.take().expect("stdin");
+    let _ = input.write_all(stdin.as_bytes());
+    drop(input);
+    let output = child.wait_with_output().expect("wait for the command");
+    CliOutput {
+        description: description.to_string(),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A new secure key that no server knows (its checksum holds).
+pub fn unknown_secure_key() -> String {
+    keygate_core::keys::expose(&keygate_core::keys::generate_key(keygate_core::keys::KeyFormat::Secure).plaintext).to_string()
+}
+
+/// Creates an `All` key through the CLI (logged in) and returns (id, plaintext).
+pub fn create_key(environment: &TestEnv) -> (String, String) {
+    let created = environment.run(&["keys", "create", "--description", "test key", "--json"]).success().json();
+    let plaintext = created.pointer("/apiKey/apiKeyValue").and_then(Value::as_str).expect("plaintext").to_string();
+    let key_id = created.pointer("/apiKey/apiKeyId").and_then(Value::as_i64).expect("id").to_string();
+    (key_id, plaintext)
+}
+
+/// The HTTP status of a demo chat call with `key` at the gateway.
+pub fn chat_status(environment: &TestEnv, key: &str) -> u16 {
+    let authorization = format!("Bearer {key}");
+    raw_request(
+        environment.port,
+        "POST",
+        "/compatible-mode/v1/chat/completions",
+        &[("Authorization", &authorization), ("Content-Type", "application/json")],
+        r#"{"model":"demo-echo","messages":[{"role":"user","content":"hi"}]}"#,
+    )
+}

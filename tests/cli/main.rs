@@ -2,7 +2,10 @@
 //! port with its own data directory, driven by the client commands as a user would.
 
 mod canary;
+mod env_doctor;
+mod env_setup;
 mod harness;
 mod management;
+mod scan;
 mod scenario;
 mod token;

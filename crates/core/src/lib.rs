@@ -14,6 +14,7 @@ pub mod client_address;
 pub mod ids;
 pub mod ip_allowlist;
 pub mod keys;
+pub mod leak_scan;
 pub mod permissions;
 pub mod random;
 pub mod region;

@@ -116,6 +116,18 @@ pub fn verify_temporary_key(secret: &TemporaryKeySecret, token: &str, now: i64) 
     Ok(TemporaryKeyClaims { parent_key_id, expires_at, parent_fingerprint })
 }
 
+/// The expiry written in a token, read WITHOUT checking its signature (which needs the
+/// master key): for telling the holder of a token that it has run out, never for accepting
+/// it. `None` when the token does not have the shape of one.
+pub fn unverified_expiry(token: &str) -> Option<i64> {
+    let body = token.strip_prefix(TEMPORARY_PREFIX).filter(|body| body.len() <= 120)?;
+    let bytes = base62::decode_bytes(body)?;
+    if bytes.len() != PAYLOAD_LENGTH + TAG_LENGTH || bytes[0] != FORMAT_VERSION {
+        return None;
+    }
+    Some(i64::from_be_bytes(bytes[9..17].try_into().expect("8 bytes")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +159,15 @@ mod tests {
         assert_eq!(verify_temporary_key(&secret(1), &changed, 0), Err(TemporaryKeyError::Invalid));
         assert_eq!(verify_temporary_key(&secret(1), "st-", 0), Err(TemporaryKeyError::Invalid));
         assert_eq!(verify_temporary_key(&secret(1), "st-!!", 0), Err(TemporaryKeyError::Invalid));
+    }
+
+    #[test]
+    fn the_expiry_can_be_read_without_the_secret_but_only_from_a_token_shape() {
+        let token = mint_temporary_key(&secret(1), 42, &KeyDigest::of("sk-parent"), 1_234);
+        assert_eq!(unverified_expiry(&token), Some(1_234));
+        assert_eq!(unverified_expiry("st-"), None);
+        assert_eq!(unverified_expiry("st-abc"), None);
+        assert_eq!(unverified_expiry("sk-ws-abc"), None);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! `POST /keygate/v1/leaks`: the caller reports API keys it found exposed (by
 //! `keygate scan --revoke`, or by hand) and keygate disables at once those that belong to
 //! the caller's account. Only the account and admin RAM users may call it (see
-//! docs/DECISIONS.md, "Leak reports"): the plaintext proves possession, so the rule that a
-//! RAM user sees only its own keys does not apply, but disabling a colleague's key is an
-//! administrator's act.
+//! docs/DECISIONS.md, "Leak reports and key hygiene"): the plaintext proves possession,
+//! so the rule that a RAM user sees only its own keys does not apply, but disabling a
+//! colleague's key is an administrator's act.
 //!
 //! The answer says per key what happened, with the masked key only: a reported plaintext
 //! is never echoed, and a key of another account is `not_found` exactly like one that does
@@ -99,14 +99,21 @@ async fn disable_reported_key(state: &AppState, auth: &Authenticated, key: &Comp
 }
 
 /// Looks up one reported key and acts on it.
-async fn handle_reported_key(state: &AppState, auth: &Authenticated, digest: &KeyDigest) -> Result<(LeakOutcome, Option<std::sync::Arc<CompiledKey>>)> {
+async fn handle_reported_key(
+    state: &AppState,
+    auth: &Authenticated,
+    digest: &KeyDigest,
+) -> Result<(LeakOutcome, Option<std::sync::Arc<CompiledKey>>)> {
     let Some(key) = state.store().registry().lookup(digest).filter(|key| key.account_id == auth.caller.account_id) else {
         return Ok((LeakOutcome::NotFound, None));
     };
     let outcome = disable_reported_key(state, auth, &key).await?;
     if matches!(outcome, LeakOutcome::Disabled | LeakOutcome::AlreadyDisabled | LeakOutcome::UnsupportedInRegion) {
         let audit = audit_in_region_of(auth, &key);
-        state.store().record_audit(&audit, "ApiKey.LeakReport", &format!("apiKey:{}", key.key_id), &format!("status={}", outcome.as_str())).await?;
+        state
+            .store()
+            .record_audit(&audit, "ApiKey.LeakReport", &format!("apiKey:{}", key.key_id), &format!("status={}", outcome.as_str()))
+            .await?;
     }
     Ok((outcome, Some(key)))
 }
@@ -116,7 +123,9 @@ pub(super) async fn report_leaks(State(state): State<AppState>, Administrator(au
     let outcome = async {
         let report: LeakReport = json_body(&body, r#"{"keys": ["sk-ws-..."]}"#)?;
         if report.keys.len() > MAX_KEYS_PER_REPORT {
-            return Err(ManagementError::invalid_parameter(format!("At most {MAX_KEYS_PER_REPORT} keys per report; send the rest in another.")));
+            return Err(ManagementError::invalid_parameter(format!(
+                "At most {MAX_KEYS_PER_REPORT} keys per report; send the rest in another."
+            )));
         }
         // A key reported twice is acted on once and answered the same both times.
         let mut seen: HashMap<KeyDigest, (LeakOutcome, Option<std::sync::Arc<CompiledKey>>)> = HashMap::new();
