@@ -4,16 +4,24 @@ pub const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij
 
 /// True when every byte is in the base62 alphabet.
 pub fn is_base62(text: &str) -> bool {
-    text.bytes().all(|byte| byte.is_ascii_alphanumeric())
+    // Every key presented to the gateway passes here: a fold without early exit has no
+    // data-dependent branch per byte and vectorises; a valid key is read whole anyway.
+    text.bytes().fold(true, |all_valid, byte| all_valid & byte.is_ascii_alphanumeric())
 }
 
-/// `value` in base62, left-padded with `0` to exactly `width` characters.
-pub fn encode_u64_fixed(mut value: u64, width: usize) -> String {
-    let mut digits = vec![b'0'; width];
+/// Writes `value` in base62 into `digits`, left-padded with `0` to its whole length
+/// (no allocation: used to check the checksum of every presented key).
+pub fn encode_u64_into(mut value: u64, digits: &mut [u8]) {
     for slot in digits.iter_mut().rev() {
         *slot = ALPHABET[(value % 62) as usize];
         value /= 62;
     }
+}
+
+/// `value` in base62, left-padded with `0` to exactly `width` characters.
+pub fn encode_u64_fixed(value: u64, width: usize) -> String {
+    let mut digits = vec![b'0'; width];
+    encode_u64_into(value, &mut digits);
     String::from_utf8(digits).expect("base62 is ASCII")
 }
 
@@ -82,6 +90,18 @@ mod tests {
         assert_eq!(encode_u64_fixed(61, 6), "00000z");
         assert_eq!(encode_u64_fixed(62, 6), "000010");
         assert_eq!(encode_u64_fixed(u64::from(u32::MAX), 6), "4gfFC3");
+        let mut digits = [0u8; 6];
+        encode_u64_into(u64::from(u32::MAX), &mut digits);
+        assert_eq!(&digits, b"4gfFC3");
+    }
+
+    #[test]
+    fn base62_check_accepts_only_the_alphabet() {
+        assert!(is_base62(std::str::from_utf8(ALPHABET).unwrap()));
+        assert!(is_base62(""));
+        for bad in ["ab-c", "ab c", "abc_", "é", "ab\0c"] {
+            assert!(!is_base62(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -69,8 +69,19 @@ impl KeyFormat {
 }
 
 /// SHA-256 of the whole key: the lookup index and the only form a key is stored in.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct KeyDigest([u8; 32]);
+
+impl std::hash::Hash for KeyDigest {
+    /// A SHA-256 digest is uniformly distributed, so its first 64 bits are as good a hash
+    /// input as all 256 (equality still compares all 32 bytes). The registry's map uses
+    /// them as the hash itself (see `verification::DigestHasher`).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
 
 impl KeyDigest {
     /// Digest of a whole presented or generated key.
@@ -110,11 +121,7 @@ pub struct GeneratedKey {
 
 impl std::fmt::Debug for GeneratedKey {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("GeneratedKey")
-            .field("masked", &self.masked)
-            .field("format", &self.format)
-            .finish_non_exhaustive()
+        formatter.debug_struct("GeneratedKey").field("masked", &self.masked).field("format", &self.format).finish_non_exhaustive()
     }
 }
 
@@ -137,10 +144,7 @@ pub fn generate_key(format: KeyFormat) -> GeneratedKey {
     let whole = match format {
         KeyFormat::Secure => format!("{SECURE_PREFIX}{}", secure_body()),
         KeyFormat::Plan => format!("{PLAN_PREFIX}{}", secure_body()),
-        KeyFormat::Classic => format!(
-            "{CLASSIC_PREFIX}{}",
-            random_string_from(LOWER_HEX, RANDOM_BODY_LENGTH)
-        ),
+        KeyFormat::Classic => format!("{CLASSIC_PREFIX}{}", random_string_from(LOWER_HEX, RANDOM_BODY_LENGTH)),
         KeyFormat::Legacy | KeyFormat::Temporary => {
             panic!("{} keys are not generated here", format.as_str())
         }
@@ -174,8 +178,7 @@ fn is_classic_body(body: &str) -> bool {
 
 fn is_legacy_body(body: &str) -> bool {
     // Keys imported from other deployments: printable, no whitespace, bounded length.
-    (8..=200).contains(&body.len())
-        && body.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+    (8..=200).contains(&body.len()) && body.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
 }
 
 fn check_secure_body(body: &str) -> Result<(), KeyParseError> {
@@ -183,7 +186,10 @@ fn check_secure_body(body: &str) -> Result<(), KeyParseError> {
         return Err(KeyParseError::Malformed);
     }
     let (random_part, checksum) = body.split_at(RANDOM_BODY_LENGTH);
-    if checksum_of(random_part) != checksum {
+    // As `checksum_of`, on the stack: this runs for every presented key.
+    let mut expected = [0u8; CHECKSUM_LENGTH];
+    base62::encode_u64_into(u64::from(crc32fast::hash(random_part.as_bytes())), &mut expected);
+    if expected != checksum.as_bytes() {
         return Err(KeyParseError::BadChecksum);
     }
     Ok(())
@@ -222,9 +228,7 @@ pub fn parse_permanent_key(presented: &str) -> Result<PresentedKey, KeyParseErro
 pub fn parse_importable_key(presented: &str) -> Result<PresentedKey, KeyParseError> {
     let parsed = parse_permanent_key(presented)?;
     match parsed.format {
-        KeyFormat::Classic | KeyFormat::Legacy => {
-            Ok(PresentedKey { format: KeyFormat::Legacy, digest: parsed.digest })
-        }
+        KeyFormat::Classic | KeyFormat::Legacy => Ok(PresentedKey { format: KeyFormat::Legacy, digest: parsed.digest }),
         _ => Err(KeyParseError::Malformed),
     }
 }

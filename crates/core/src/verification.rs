@@ -8,6 +8,7 @@
 //! as tombstones for the same reason.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
@@ -67,6 +68,18 @@ struct Entry {
     version: u64,
     /// `None`: a tombstone (deleted, or the old digest of a reset key).
     key: Option<Arc<CompiledKey>>,
+    /// Copies of the key's region (an index into `RegistryState::regions`) and standing, so
+    /// that `authenticate` decides from the map's own memory: with many keys, every pointer
+    /// followed to another allocation (the key, then its region string) is likely a cache
+    /// miss, and those misses were most of the time of a verification.
+    region: u32,
+    standing: KeyStanding,
+}
+
+impl Entry {
+    fn tombstone(version: u64) -> Entry {
+        Entry { version, key: None, region: u32::MAX, standing: KeyStanding::Disabled }
+    }
 }
 
 /// Why a key is refused at authentication (all answer 401).
@@ -164,7 +177,11 @@ pub fn authorize_call(
                 KeyAuth::All => true,
                 KeyAuth::Custom(custom) => custom.model_scope.allows(model),
             };
-            if granted && in_scope { Ok(()) } else { Err(AuthorizationFailure::ModelNotAllowed) }
+            if granted && in_scope {
+                Ok(())
+            } else {
+                Err(AuthorizationFailure::ModelNotAllowed)
+            }
         }
         CallTarget::Application(app_id) => {
             let owned = grants.is_some_and(|grants| grants.owns_application(app_id));
@@ -172,18 +189,70 @@ pub fn authorize_call(
                 KeyAuth::All => true,
                 KeyAuth::Custom(custom) => custom.app_scope.allows(app_id),
             };
-            if owned && in_scope { Ok(()) } else { Err(AuthorizationFailure::AppNotAllowed) }
+            if owned && in_scope {
+                Ok(())
+            } else {
+                Err(AuthorizationFailure::AppNotAllowed)
+            }
         }
     }
 }
 
+/// The hasher of the digest-keyed map, on the path of every request. `KeyDigest` hashes
+/// as the first 64 bits of a SHA-256 digest, which are already uniformly distributed, so
+/// they are the hash as they are instead of going through SipHash again. This does not
+/// open the map to hash flooding: its entries are digests of keys that keygate generated
+/// (or an administrator imported), and a presented key only probes, never inserts.
+#[derive(Debug, Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        // From zero, a single value (the `KeyDigest` case) is the hash unchanged.
+        self.0 = self.0.rotate_left(29) ^ value;
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached by `KeyDigest`; a plain multiplicative fold keeps it a hasher for
+        // anything else.
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+}
+
+type DigestMap<V> = HashMap<KeyDigest, V, BuildHasherDefault<DigestHasher>>;
+
 #[derive(Debug, Default)]
 struct RegistryState {
-    keys: HashMap<KeyDigest, Entry>,
+    keys: DigestMap<Entry>,
     digest_by_key_id: HashMap<i64, KeyDigest>,
     workspaces: HashMap<String, (u64, Arc<WorkspaceGrants>)>,
+    /// The region names that keys carry, each stored once (a handful; never shrinks).
+    regions: Vec<String>,
     /// The highest change-feed version applied.
     applied_version: u64,
+}
+
+impl RegistryState {
+    fn region_index(&mut self, region: &str) -> u32 {
+        let index = match self.regions.iter().position(|known| known == region) {
+            Some(index) => index,
+            None => {
+                self.regions.push(region.to_string());
+                self.regions.len() - 1
+            }
+        };
+        u32::try_from(index).expect("fewer than 2^32 regions")
+    }
+
+    fn live_entry(&mut self, version: u64, key: Arc<CompiledKey>) -> Entry {
+        Entry { version, region: self.region_index(&key.region), standing: key.standing, key: Some(key) }
+    }
 }
 
 /// The in-memory verification state of one node.
@@ -196,11 +265,18 @@ pub struct KeyRegistry {
 #[derive(Debug, Clone)]
 pub enum RegistryUpdate {
     /// The key's current state under its current digest.
-    Key { digest: KeyDigest, key: Arc<CompiledKey> },
+    Key {
+        digest: KeyDigest,
+        key: Arc<CompiledKey>,
+    },
     /// The digest no longer authenticates anything (deleted key, or old secret of a reset).
-    Revoked { digest: KeyDigest },
+    Revoked {
+        digest: KeyDigest,
+    },
     Workspace(Arc<WorkspaceGrants>),
-    WorkspaceRemoved { workspace_id: String },
+    WorkspaceRemoved {
+        workspace_id: String,
+    },
 }
 
 impl KeyRegistry {
@@ -221,10 +297,11 @@ impl KeyRegistry {
                     // A key that moved to a new digest (reset) leaves its old one revoked.
                     if let Some(previous) = state.digest_by_key_id.insert(key.key_id, digest) {
                         if previous != digest {
-                            state.keys.insert(previous, Entry { version, key: None });
+                            state.keys.insert(previous, Entry::tombstone(version));
                         }
                     }
-                    state.keys.insert(digest, Entry { version, key: Some(key) });
+                    let entry = state.live_entry(version, key);
+                    state.keys.insert(digest, entry);
                 }
                 RegistryUpdate::Revoked { digest } => {
                     if state.keys.get(&digest).is_some_and(|entry| entry.version > version) {
@@ -236,7 +313,7 @@ impl KeyRegistry {
                             state.digest_by_key_id.remove(&key_id);
                         }
                     }
-                    state.keys.insert(digest, Entry { version, key: None });
+                    state.keys.insert(digest, Entry::tombstone(version));
                 }
                 RegistryUpdate::Workspace(grants) => {
                     let newer_present = state.workspaces.get(&grants.workspace_id).is_some_and(|(present, _)| *present > version);
@@ -282,15 +359,28 @@ impl KeyRegistry {
     }
 
     /// Checks 1-3 of SPEC section 4 for a permanent key presented in `region`.
+    /// The same decision as [`KeyRegistry::lookup`] then [`standing_check`], from the
+    /// entry's copies of the region and standing.
     pub fn authenticate(&self, presented: &str, region: &str) -> Result<Arc<CompiledKey>, AuthenticationFailure> {
         let parsed = parse_permanent_key(presented)?;
-        let key = self.lookup(&parsed.digest).ok_or(AuthenticationFailure::Unknown)?;
-        standing_check(&key, region)?;
-        Ok(key)
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = state.keys.get(&parsed.digest).ok_or(AuthenticationFailure::Unknown)?;
+        let key = entry.key.as_ref().ok_or(AuthenticationFailure::Unknown)?;
+        if state.regions.get(entry.region as usize).map(String::as_str) != Some(region) {
+            return Err(AuthenticationFailure::OtherRegion);
+        }
+        standing_allows(entry.standing)?;
+        Ok(key.clone())
     }
 
     /// Checks 1-3 for any key, permanent or temporary (`st-`), at `now` (Unix seconds).
-    pub fn authenticate_any(&self, presented: &str, region: &str, temporary_secret: &TemporaryKeySecret, now: i64) -> Result<AuthenticatedKey, AuthenticationFailure> {
+    pub fn authenticate_any(
+        &self,
+        presented: &str,
+        region: &str,
+        temporary_secret: &TemporaryKeySecret,
+        now: i64,
+    ) -> Result<AuthenticatedKey, AuthenticationFailure> {
         if !presented.starts_with(TEMPORARY_PREFIX) {
             return self.authenticate(presented, region).map(|key| AuthenticatedKey { key, temporary: false });
         }
@@ -332,7 +422,11 @@ pub fn standing_check(key: &CompiledKey, region: &str) -> Result<(), Authenticat
     if key.region != region {
         return Err(AuthenticationFailure::OtherRegion);
     }
-    match key.standing {
+    standing_allows(key.standing)
+}
+
+fn standing_allows(standing: KeyStanding) -> Result<(), AuthenticationFailure> {
+    match standing {
         KeyStanding::Usable => Ok(()),
         KeyStanding::Disabled => Err(AuthenticationFailure::Disabled),
         KeyStanding::CreatorDisabled | KeyStanding::CreatorNotMember => Err(AuthenticationFailure::CreatorNotActive),
@@ -372,6 +466,14 @@ mod tests {
     }
 
     #[test]
+    fn the_digest_map_hashes_a_digest_as_its_first_64_bits() {
+        use std::hash::BuildHasher;
+        let digest = KeyDigest::of("sk-anything");
+        let expected = u64::from_le_bytes(digest.as_bytes()[..8].try_into().unwrap());
+        assert_eq!(BuildHasherDefault::<DigestHasher>::default().hash_one(digest), expected);
+    }
+
+    #[test]
     fn a_reset_revokes_the_old_digest() {
         let registry = KeyRegistry::new();
         let (old, new) = (generate_key(KeyFormat::Secure), generate_key(KeyFormat::Secure));
@@ -395,6 +497,28 @@ mod tests {
     }
 
     #[test]
+    fn authentication_follows_every_change_of_standing_and_region() {
+        let registry = KeyRegistry::new();
+        let key = generate_key(KeyFormat::Secure);
+        let text = expose(&key.plaintext);
+        let in_region = |region: &str, standing| {
+            let mut compiled = (*compiled(1, standing, KeyAuth::All)).clone();
+            compiled.region = region.to_string();
+            Arc::new(compiled)
+        };
+        registry.apply(1, vec![RegistryUpdate::Key { digest: key.digest, key: in_region("ap-southeast-1", KeyStanding::Usable) }]);
+        assert!(registry.authenticate(text, "ap-southeast-1").is_ok());
+        registry
+            .apply(2, vec![RegistryUpdate::Key { digest: key.digest, key: in_region("ap-southeast-1", KeyStanding::CreatorNotMember) }]);
+        assert_eq!(registry.authenticate(text, "ap-southeast-1"), Err(AuthenticationFailure::CreatorNotActive));
+        registry.apply(3, vec![RegistryUpdate::Key { digest: key.digest, key: in_region("us-east-1", KeyStanding::Usable) }]);
+        assert_eq!(registry.authenticate(text, "ap-southeast-1"), Err(AuthenticationFailure::OtherRegion));
+        assert!(registry.authenticate(text, "us-east-1").is_ok());
+        registry.apply(4, vec![RegistryUpdate::Revoked { digest: key.digest }]);
+        assert_eq!(registry.authenticate(text, "us-east-1"), Err(AuthenticationFailure::Unknown));
+    }
+
+    #[test]
     fn authorization_follows_the_spec_order() {
         let custom = KeyAuth::Custom(CustomPermissions {
             access_ips: IpAllowlist::parse(&["10.0.0.0/8"]).unwrap(),
@@ -402,17 +526,32 @@ mod tests {
             app_scope: AppScope { allow_all_apps: false, accessible_apps: vec![] },
         });
         let key = compiled(1, KeyStanding::Usable, custom);
-        let grants = WorkspaceGrants { workspace_id: key.workspace_id.clone(), is_default: false, inference_models: vec!["qwen-max".into(), "qwen-plus".into()], applications: vec!["a".repeat(32)] };
+        let grants = WorkspaceGrants {
+            workspace_id: key.workspace_id.clone(),
+            is_default: false,
+            inference_models: vec!["qwen-max".into(), "qwen-plus".into()],
+            applications: vec!["a".repeat(32)],
+        };
         let known = |model: &str| model.starts_with("qwen");
-        let facts = |address: &str, header: Option<&'static str>, target: CallTarget<'static>| CallFacts { client_address: address.parse().ok(), workspace_header: header, target };
+        let facts = |address: &str, header: Option<&'static str>, target: CallTarget<'static>| CallFacts {
+            client_address: address.parse().ok(),
+            workspace_header: header,
+            target,
+        };
         let check = |facts: CallFacts<'_>| authorize_call(&key, Some(&grants), &facts, known);
         assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("qwen-plus"))), Ok(()));
         assert_eq!(check(facts("11.1.1.1", Some("llm-other"), CallTarget::Model("nope"))), Err(AuthorizationFailure::AddressNotAllowed));
         assert_eq!(check(facts("bad", None, CallTarget::Nothing)), Err(AuthorizationFailure::AddressNotAllowed));
-        assert_eq!(check(facts("10.1.1.1", Some("llm-other"), CallTarget::Model("qwen-plus"))), Err(AuthorizationFailure::WorkspaceMismatch));
+        assert_eq!(
+            check(facts("10.1.1.1", Some("llm-other"), CallTarget::Model("qwen-plus"))),
+            Err(AuthorizationFailure::WorkspaceMismatch)
+        );
         assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("nope"))), Err(AuthorizationFailure::UnknownModel));
         assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("qwen-max"))), Err(AuthorizationFailure::ModelNotAllowed));
         assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("qwen-turbo"))), Err(AuthorizationFailure::ModelNotAllowed));
-        assert_eq!(check(facts("10.1.1.1", None, CallTarget::Application(&"a".repeat(32).leak()[..]))), Err(AuthorizationFailure::AppNotAllowed));
+        assert_eq!(
+            check(facts("10.1.1.1", None, CallTarget::Application(&"a".repeat(32).leak()[..]))),
+            Err(AuthorizationFailure::AppNotAllowed)
+        );
     }
 }

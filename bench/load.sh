@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# HTTP load comparison of SPEC section 10, all on 127.0.0.1, in one run (docs/PERFORMANCE.md):
+#   (a) a bare hyper server answering 200          (b) keygate /auth/verify with a key
+#   (c) an upstream double, called directly        (d) keygate's gateway forwarding to (c)
+# and the ratios b/a (target >= 0.80) and d/c; also (a2) an empty axum router served as
+# keygate serves one, to show the framework's share. Raw wrk outputs and a summary go to
+# target/bench-results/.
+#
+# Needs wrk (Debian/Ubuntu: apt-get install wrk), curl and jq.
+# Every run is repeated ROUNDS times, interleaved (a, a2, b, c, d, a, ...), and the
+# median round of each is reported, with the ratio of each round: on a shared machine one
+# 10-second run can be slowed by anything else that runs. The CPU time the server under
+# test used per request (from /proc/PID/stat) is reported too: it depends much less on
+# what else runs.
+#
+# Knobs (environment): DURATION (10s), WARMUP (2s), THREADS (2), CONNECTIONS (64),
+# ROUNDS (3), SKIP_BUILD=1 to reuse target/release binaries.
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+ROUNDS=${ROUNDS:-3}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT="$ROOT/target/bench-results"
+KEYGATE="$ROOT/target/release/keygate"
+SERVERS="$ROOT/target/release/examples/bench_servers"
+
+for tool in wrk curl jq; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "load.sh: '$tool' is needed (Debian/Ubuntu: apt-get install $tool)" >&2
+        exit 1
+    fi
+done
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    (cd "$ROOT" && cargo build --release -p keygate --bin keygate -p keygate-server --example bench_servers)
+fi
+
+WORK=$(mktemp -d)
+PIDS=()
+declare -A PID_OF
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME COMMAND...: runs a server in the background, output in $WORK/NAME.log.
+start() {
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.log" 2>&1 &
+    PIDS+=($!)
+    PID_OF[$name]=$!
+}
+
+# cpu_ticks NAME: user + system CPU time of a server so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${PID_OF[$1]}/stat"; }
+TICK_MICROSECONDS=$((1000000 / $(getconf CLK_TCK)))
+
+# address_of NAME: waits for the server's "listening on http://ADDR" line, prints the URL.
+address_of() {
+    local url
+    for _ in $(seq 100); do
+        url=$(grep -o -m1 'http://127\.0\.0\.1:[0-9]*' "$WORK/$1.log" || true)
+        if [[ -n "$url" ]]; then
+            echo "$url"
+            return
+        fi
+        sleep 0.1
+    done
+    echo "load.sh: $1 did not start:" >&2
+    cat "$WORK/$1.log" >&2
+    exit 1
+}
+
+# check WHAT STATUS CURL-ARGS...: one request must answer STATUS before loading it.
+check() {
+    local what=$1 expected=$2 status
+    shift 2
+    status=$(curl -s -o "$WORK/check.body" -w '%{http_code}' "$@")
+    if [[ "$status" != "$expected" ]]; then
+        echo "load.sh: $what answered $status, expected $expected:" >&2
+        cat "$WORK/check.body" >&2
+        exit 1
+    fi
+}
+
+# load NAME ROUND SERVER WRK-ARGS...: a warm-up, then the measured run into
+# $OUT/wrk-NAME-ROUND.txt, and the CPU microseconds per request that SERVER used into
+# $OUT/cpu-NAME-ROUND.txt.
+load() {
+    local name=$1 round=$2 server=$3 before requests
+    shift 3
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" >/dev/null
+    before=$(cpu_ticks "$server")
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" >"$OUT/wrk-$name-$round.txt"
+    requests=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name-$round.txt")
+    awk -v ticks=$(($(cpu_ticks "$server") - before)) -v tick="$TICK_MICROSECONDS" -v n="$requests" \
+        'BEGIN {printf "%.1f\n", ticks * tick / n}' >"$OUT/cpu-$name-$round.txt"
+    if grep -q 'Non-2xx\|Socket errors' "$OUT/wrk-$name-$round.txt"; then
+        echo "load.sh: $name had errors:" >&2
+        cat "$OUT/wrk-$name-$round.txt" >&2
+        exit 1
+    fi
+}
+
+# requests_per_second NAME ROUND; percentile NAME ROUND 99%
+requests_per_second() { awk '/^Requests\/sec:/ {print $2}' "$OUT/wrk-$1-$2.txt"; }
+percentile() { awk -v p="$3" '$1 == p {print $2}' "$OUT/wrk-$1-$2.txt"; }
+cpu_per_request() { cat "$OUT/cpu-$1-$2.txt"; }
+ratio() { awk -v x="$1" -v y="$2" 'BEGIN {printf "%.2f", x / y}'; }
+# median_round NAME: the round whose requests/s is the median.
+median_round() {
+    local round
+    for round in $(seq "$ROUNDS"); do
+        echo "$(requests_per_second "$1" "$round") $round"
+    done | sort -n | awk -v middle=$(((ROUNDS + 1) / 2)) 'NR == middle {print $2}'
+}
+
+mkdir -p "$OUT"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# The servers. keygate logs at warn so that logging does not dominate.
+start bare "$SERVERS" bare
+start axum "$SERVERS" axum
+start upstream "$SERVERS" upstream
+BARE=$(address_of bare)
+AXUM=$(address_of axum)
+UPSTREAM=$(address_of upstream)
+cat >"$WORK/keygate.toml" <<EOF
+demo_upstream = true
+
+[[upstreams]]
+name = "bench-upstream"
+openai_base_url = "$UPSTREAM/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+models = ["bench-model"]
+EOF
+PASSWORD="bench-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
+start keygate env KEYGATE_ROOT_PASSWORD="$PASSWORD" BENCH_UPSTREAM_KEY=upstream-secret RUST_LOG=warn \
+    "$KEYGATE" serve --config "$WORK/keygate.toml" --data-dir "$WORK/data" --listen 127.0.0.1:0=ap-southeast-1
+GATEWAY=$(address_of keygate)
+
+# A key, through the management API, as a user would make one.
+TOKEN=$(curl -sf -X POST "$GATEWAY/keygate/v1/sessions" -H 'content-type: application/json' \
+    -d "{\"account\":\"root\",\"password\":\"$PASSWORD\"}" | jq -r .token)
+KEY=$(curl -sf -X POST "$GATEWAY/modelstudio/apikeys?description=load-test" -H "x-acs-bearer-token: $TOKEN" | jq -r .apiKey.apiKeyValue)
+if [[ ! "$KEY" =~ ^sk- ]]; then
+    echo "load.sh: could not create a key" >&2
+    exit 1
+fi
+
+CHAT='{"model":"bench-model","messages":[{"role":"user","content":"Hello"}]}'
+check "bare hyper" 200 "$BARE/"
+check "empty axum" 200 "$AXUM/"
+check "/auth/verify" 200 -H "Authorization: Bearer $KEY" "$GATEWAY/auth/verify"
+check "the upstream double" 200 -X POST -H 'content-type: application/json' -d "$CHAT" "$UPSTREAM/v1/chat/completions"
+check "the gateway" 200 -X POST -H 'content-type: application/json' -H "Authorization: Bearer $KEY" -d "$CHAT" "$GATEWAY/compatible-mode/v1/chat/completions"
+
+RUNS="a-bare-hyper a2-axum-empty b-auth-verify c-upstream-direct d-gateway"
+echo "load.sh: $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up) on $(nproc) cores shared by wrk and the servers"
+for round in $(seq "$ROUNDS"); do
+    load a-bare-hyper "$round" bare "$BARE/"
+    load a2-axum-empty "$round" axum "$AXUM/"
+    load b-auth-verify "$round" keygate -H "Authorization: Bearer $KEY" "$GATEWAY/auth/verify"
+    load c-upstream-direct "$round" upstream -s "$ROOT/bench/chat.lua" "$UPSTREAM/v1/chat/completions"
+    # keygate's own CPU; the upstream's share of (d) is what (c) shows.
+    load d-gateway "$round" keygate -s "$ROOT/bench/chat.lua" -H "Authorization: Bearer $KEY" "$GATEWAY/compatible-mode/v1/chat/completions"
+    echo "load.sh: round $round of $ROUNDS done"
+done
+
+median_rps() { requests_per_second "$1" "$(median_round "$1")"; }
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load average at start: $LOAD_BEFORE, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per run after a $WARMUP warm-up, $ROUNDS rounds; the median round of each run:"
+    printf '%-18s %11s %9s %9s %9s %9s %12s   %s\n' run requests/s p50 p90 p99 max "CPU us/req" "requests/s of every round"
+    for name in $RUNS; do
+        round=$(median_round "$name")
+        max=$(awk '/^    Latency/ {print $4}' "$OUT/wrk-$name-$round.txt")
+        every=$(for r in $(seq "$ROUNDS"); do printf '%s ' "$(requests_per_second "$name" "$r")"; done)
+        printf '%-18s %11s %9s %9s %9s %9s %12s   %s\n' "$name" "$(requests_per_second "$name" "$round")" \
+            "$(percentile "$name" "$round" 50%)" "$(percentile "$name" "$round" 90%)" "$(percentile "$name" "$round" 99%)" "$max" \
+            "$(cpu_per_request "$name" "$round")" "$every"
+    done
+    per_round() {
+        for r in $(seq "$ROUNDS"); do
+            printf '%s ' "$(ratio "$(requests_per_second "$1" "$r")" "$(requests_per_second "$2" "$r")")"
+        done
+    }
+    echo "b/a  (/auth/verify vs bare hyper, target >= 0.80): $(ratio "$(median_rps b-auth-verify)" "$(median_rps a-bare-hyper)") (each round: $(per_round b-auth-verify a-bare-hyper))"
+    echo "a2/a (empty axum router vs bare hyper, reference): $(ratio "$(median_rps a2-axum-empty)" "$(median_rps a-bare-hyper)") (each round: $(per_round a2-axum-empty a-bare-hyper))"
+    echo "d/c  (gateway vs the upstream called directly):    $(ratio "$(median_rps d-gateway)" "$(median_rps c-upstream-direct)") (each round: $(per_round d-gateway c-upstream-direct))"
+    echo "CPU us/req: CPU time of the server under test (keygate itself for the gateway) per request, in the median round"
+} | tee "$OUT/summary.txt"
