@@ -2,6 +2,10 @@
 (two listeners: ap-southeast-1 and us-east-1), its RAM users and AccessKeys made with the
 `keygate admin` database commands, and official-SDK clients signed with them.
 
+The server is started with a config file (keygate_harness.write_gateway_test_config) that
+routes the `double-*` models to the upstream test double (upstream_double.py), which is
+started first, and with the double's credential in `KEYGATE_TEST_UPSTREAM_KEY`.
+
 Bootstrap order, on purpose: the root AccessKey and the key-manager `alice` are created
 BEFORE `serve` starts; the `member` user `bob` and its AccessKey are created WHILE it runs
 (SQLite WAL: both must work).
@@ -14,6 +18,8 @@ secret the other files produced.
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 from pathlib import Path
 
 import pytest
@@ -21,12 +27,18 @@ from alibabacloud_modelstudio20260210 import models as modelstudio_models
 
 from keygate_harness import (
     CLASSIC_REGION,
+    DEMO_CHAT_MODEL,
+    DOUBLE_CHAT_MODEL,
     PRIMARY_REGION,
+    UPSTREAM_CREDENTIAL_VARIABLE,
     AccessKey,
     KeygateServer,
     assert_successful_envelope,
+    create_api_key,
     delete_api_key_quietly,
+    write_gateway_test_config,
 )
+from upstream_double import UpstreamDouble
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 CANARY_TEST_FILE_NAME = "test_canary_secrets.py"
@@ -60,12 +72,44 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="session")
-def keygate_server(tmp_path_factory) -> KeygateServer:
+def upstream_secret() -> str:
+    """The credential keygate sends to the upstream double (never the client's key)."""
+    return "upstream-secret-" + secrets.token_urlsafe(24)
+
+
+@pytest.fixture(scope="session")
+def upstream_double(upstream_secret) -> UpstreamDouble:
+    """The upstream provider test double, started before keygate (whose config points at it);
+    it answers 401 to any request without `upstream_secret`."""
+    double = UpstreamDouble(expected_credential=upstream_secret)
+    double.start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture(scope="session")
+def port_that_refuses_connections() -> int:
+    """A local port held by a bound socket that never listens: nothing else can take it, and
+    a connection to it is refused at once (the "upstream unreachable" case)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held_socket:
+        held_socket.bind(("127.0.0.1", 0))
+        yield held_socket.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def keygate_server(tmp_path_factory, upstream_double, upstream_secret, port_that_refuses_connections) -> KeygateServer:
     binary_path = keygate_binary_path()
     if not binary_path.is_file():
         pytest.fail(f"keygate binary not found at {binary_path}: run tests/sdk/run.sh or set KEYGATE_BIN")
     data_dir = tmp_path_factory.mktemp("keygate-data")
-    server = KeygateServer(binary_path, data_dir)
+    # Outside the data dir: the canary scan covers the data dir, and this file holds no secret.
+    config_path = write_gateway_test_config(
+        tmp_path_factory.mktemp("keygate-config") / "keygate.toml", upstream_double.base_url,
+        f"http://127.0.0.1:{port_that_refuses_connections}",
+    )
+    server = KeygateServer(binary_path, data_dir, config_path, {UPSTREAM_CREDENTIAL_VARIABLE: upstream_secret})
+    # keygate must not log or store the upstream's credential either.
+    server.remember_secret(upstream_secret)
     # Before `serve`: the database commands must work on a data dir no server has opened.
     server.access_key_by_owner["root"] = server.create_access_key()
     server.create_user("alice", "key-manager")
@@ -147,3 +191,37 @@ def api_keys_to_delete():
     yield pending
     for client, api_key_id in pending:
         delete_api_key_quietly(client, api_key_id)
+
+
+# ---- API keys for model calls (the gateway) ---------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def api_key_with_all_permissions(keygate_server, root_client, default_workspace_id) -> str:
+    """The plaintext of a root key in the default workspace, permission `All`."""
+    created = create_api_key(keygate_server, root_client, default_workspace_id, "gateway tests: All")
+    yield created.api_key_value
+    delete_api_key_quietly(root_client, created.api_key_id)
+
+
+@pytest.fixture(scope="session")
+def api_key_scoped_to_demo_echo_and_double_chat(keygate_server, root_client, default_workspace_id) -> str:
+    """The plaintext of a `Custom` key (any address) whose model scope is only `demo-echo`
+    and `double-chat`: `demo-embed` and `double-embed` are out of its scope."""
+    auth = modelstudio_models.CreateApiKeyRequestAuth(
+        type="Custom",
+        model_access_scope=modelstudio_models.CreateApiKeyRequestAuthModelAccessScope(
+            allow_all_models=False, accessible_models=[DEMO_CHAT_MODEL, DOUBLE_CHAT_MODEL],
+        ),
+    )
+    created = create_api_key(keygate_server, root_client, default_workspace_id, "gateway tests: scoped", auth)
+    yield created.api_key_value
+    delete_api_key_quietly(root_client, created.api_key_id)
+
+
+@pytest.fixture(scope="session")
+def root_session_token(keygate_server) -> str:
+    """A session of the account itself (x-acs-bearer-token), for keygate's own API."""
+    token = keygate_server.log_in("root", keygate_server.root_password)
+    keygate_server.remember_secret(token)
+    return token

@@ -50,7 +50,8 @@ def find_free_local_port(ports_already_taken: set[int]) -> int:
             return port
 
 
-def environment_for_keygate(root_password: str, rust_log: str | None) -> dict[str, str]:
+def environment_for_keygate(root_password: str, rust_log: str | None,
+                            extra_environment: dict[str, str] | None = None) -> dict[str, str]:
     """The caller's environment without any KEYGATE_* or RUST_LOG setting that could
     change the server under test, plus the ones this suite means to set."""
     environment = {
@@ -62,15 +63,23 @@ def environment_for_keygate(root_password: str, rust_log: str | None) -> dict[st
     environment["NO_COLOR"] = "1"
     if rust_log is not None:
         environment["RUST_LOG"] = rust_log
+    environment.update(extra_environment or {})
     return environment
 
 
 class KeygateServer:
-    """One `keygate serve` process with two listeners: ap-southeast-1 and us-east-1."""
+    """One `keygate serve` process with two listeners: ap-southeast-1 and us-east-1.
 
-    def __init__(self, binary_path: Path, data_dir: Path):
+    `config_path`, when given, is passed as `--config` (the suite's file maps models to the
+    upstream test double); `serve_environment` is added to the serve process's environment
+    (the upstream's credential variable)."""
+
+    def __init__(self, binary_path: Path, data_dir: Path, config_path: Path | None = None,
+                 serve_environment: dict[str, str] | None = None):
         self.binary_path = binary_path
         self.data_dir = data_dir
+        self.config_path = config_path
+        self.serve_environment = dict(serve_environment or {})
         self.serve_log_path = data_dir / SERVE_LOG_FILE_NAME
         self.admin_log_path = data_dir / ADMIN_LOG_FILE_NAME
         self.root_password = "pw-" + secrets.token_urlsafe(18)
@@ -147,12 +156,14 @@ class KeygateServer:
             ports_taken.add(port)
             self.port_by_region[region] = port
         command = [str(self.binary_path), "serve", "--data-dir", str(self.data_dir)]
+        if self.config_path is not None:
+            command += ["--config", str(self.config_path)]
         for region, port in self.port_by_region.items():
             command += ["--listen", f"127.0.0.1:{port}={region}"]
         log_file = self.serve_log_path.open("ab")
         self.process = subprocess.Popen(
             command,
-            env=environment_for_keygate(self.root_password, rust_log="debug"),
+            env=environment_for_keygate(self.root_password, rust_log="debug", extra_environment=self.serve_environment),
             cwd=self.data_dir,
             stdin=subprocess.DEVNULL,
             stdout=log_file,
@@ -332,3 +343,96 @@ def assert_client_exception(error: ClientException, expected_status: int,
         assert error.code == expected_code, (error.status_code, error.code, error.data)
     error_body = {name: value for name, value in (error.data or {}).items() if name != "statusCode"}
     assert_error_envelope(error_body, expected_code)
+
+
+# ---- the gateway (data plane) ---------------------------------------------------------------
+
+# The serve process's environment variable that holds the upstream test double's credential
+# (`api_key_env` in the suite's config file).
+UPSTREAM_CREDENTIAL_VARIABLE = "KEYGATE_TEST_UPSTREAM_KEY"
+# Models of the built-in demo upstream.
+DEMO_CHAT_MODEL = "demo-echo"
+DEMO_EMBEDDING_MODEL = "demo-embed"
+# Models the suite's config routes to the upstream test double (upstream_double.py), in all
+# three protocols ...
+DOUBLE_CHAT_MODEL = "double-chat"
+DOUBLE_EMBEDDING_MODEL = "double-embed"
+# ... and one served only through the OpenAI-compatible protocol.
+DOUBLE_OPENAI_ONLY_MODEL = "double-openai-only"
+# A model whose upstream (all three protocols) is a local port where nothing listens.
+UNREACHABLE_UPSTREAM_MODEL = "unreachable-chat"
+# The one address keygate believes X-Forwarded-For from (`trusted_proxies`): nginx in
+# test_gateway_behind_nginx_auth_request.py connects to keygate from it (`proxy_bind`).
+# No other test connects from it, so the other tests see the TCP peer as the client.
+TRUSTED_PROXY_ADDRESS = "127.0.0.2"
+
+
+def write_gateway_test_config(config_path: Path, upstream_double_base_url: str, unreachable_base_url: str) -> Path:
+    """The suite's `keygate serve --config` file: the demo stays on, two upstreams point at
+    the test double (see upstream_double.py for its paths), one at a closed port, and one
+    trusted proxy address."""
+    config_path.write_text(
+        f"""# Written by tests/sdk/keygate_harness.py for one test session.
+trusted_proxies = ["{TRUSTED_PROXY_ADDRESS}/32"]
+demo_upstream = true
+
+[[upstreams]]
+name = "test-double"
+openai_base_url = "{upstream_double_base_url}/openai/v1"
+dashscope_base_url = "{upstream_double_base_url}/dashscope/api/v1"
+anthropic_base_url = "{upstream_double_base_url}/anthropic"
+api_key_env = "{UPSTREAM_CREDENTIAL_VARIABLE}"
+models = ["{DOUBLE_CHAT_MODEL}", "{DOUBLE_EMBEDDING_MODEL}"]
+
+[[upstreams]]
+name = "test-double-openai-only"
+openai_base_url = "{upstream_double_base_url}/openai/v1"
+api_key_env = "{UPSTREAM_CREDENTIAL_VARIABLE}"
+models = ["{DOUBLE_OPENAI_ONLY_MODEL}"]
+
+[[upstreams]]
+name = "test-unreachable"
+openai_base_url = "{unreachable_base_url}/v1"
+dashscope_base_url = "{unreachable_base_url}/api/v1"
+anthropic_base_url = "{unreachable_base_url}/anthropic"
+api_key_env = "{UPSTREAM_CREDENTIAL_VARIABLE}"
+models = ["{UNREACHABLE_UPSTREAM_MODEL}"]
+""",
+        encoding="utf-8",
+    )
+    return config_path
+
+
+def create_application(server: KeygateServer, session_token: str, workspace_id: str, name: str,
+                       region: str = PRIMARY_REGION) -> str:
+    """POST /keygate/v1/workspaces/{id}/applications with a session token; returns the appId."""
+    status, body = send_raw_request(
+        "POST",
+        f"{server.base_url(region)}/keygate/v1/workspaces/{workspace_id}/applications",
+        headers={"x-acs-bearer-token": session_token, "content-type": "application/json"},
+        body=json.dumps({"name": name}).encode(),
+    )
+    assert status == 200, f"creating an application answered {status}: {body!r}"
+    app_id = json.loads(body)["application"]["appId"]
+    assert isinstance(app_id, str) and len(app_id) == 32, body
+    return app_id
+
+
+def mint_temporary_api_key(server: KeygateServer, api_key: str, expire_in_seconds: int = 60,
+                           region: str = PRIMARY_REGION) -> str:
+    """POST /api/v1/tokens?expire_in_seconds=N with a permanent key (the DashScope wire);
+    returns the `st-` token, remembered for the canary check."""
+    status, body = send_raw_request(
+        "POST",
+        f"{server.base_url(region)}/api/v1/tokens?expire_in_seconds={expire_in_seconds}",
+        headers={"authorization": f"Bearer {api_key}"},
+    )
+    assert status == 200, f"minting a temporary key answered {status}: {body!r}"
+    answer = json.loads(body)
+    token = answer["token"]
+    server.remember_secret(token)
+    assert token.startswith("st-"), "the temporary key does not start with st-"
+    assert isinstance(answer["expires_at"], int), answer.keys()
+    # Whole seconds on the server: allow for rounding and a slow answer.
+    assert expire_in_seconds - 3 <= answer["expires_at"] - time.time() <= expire_in_seconds + 3, answer["expires_at"]
+    return token
