@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod expectations;
+#[macro_use]
 mod helpers;
 mod keygate_api;
 mod rules;
