@@ -10,3 +10,4 @@ mod rules;
 mod signatures;
 mod verification;
 mod visibility_matrix;
+mod postgres_nodes;
