@@ -4,5 +4,6 @@
 mod canary;
 mod harness;
 mod management;
+mod multinode;
 mod scenario;
 mod token;
