@@ -116,7 +116,7 @@ fn visibility_clause(visibility: KeyVisibility, parameter: usize) -> (String, Op
 async fn fetch_visible_key(transaction: &mut Transaction, account_id: i64, region: &str, key_id: i64, visibility: KeyVisibility) -> Result<ApiKeyRecord, StoreError> {
     let (clause, bound_user) = visibility_clause(visibility, 4);
     let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.workspace_id = k.workspace_id WHERE k.account_id = $1 AND k.region = $2 AND k.api_key_id = $3 AND {clause}");
-    let mut values = params![account_id, region, key_id];
+    let mut values = params![account_id, region, key_id].to_vec();
     values.extend(bound_user);
     let row = transaction.fetch_optional(&sql, &values).await?.ok_or(StoreError::NotFound("ApiKey"))?;
     record_from_row(&row)
@@ -197,7 +197,7 @@ impl Store {
     /// One page of keys and the total number matching the filters.
     pub async fn list_api_keys(&self, query: &ListKeysQuery) -> Result<(Vec<ApiKeyRecord>, u64), StoreError> {
         let dialect = self.database.dialect();
-        let mut values = params![query.account_id, &query.region];
+        let mut values = params![query.account_id, &query.region].to_vec();
         let mut conditions = "k.account_id = $1 AND k.region = $2".to_string();
         let (clause, bound_user) = visibility_clause(query.visibility, values.len() + 1);
         if let Some(user) = bound_user {

@@ -99,9 +99,9 @@ impl From<Option<&[u8]>> for SqlValue {
     }
 }
 
-/// Builds a parameter list: `params![a, b, c]`.
+/// Builds a parameter array: `&params![a, b, c]` (use `.to_vec()` to extend it).
 macro_rules! params {
-    ($($value:expr),* $(,)?) => { vec![$($crate::database::SqlValue::from($value)),*] };
+    ($($value:expr),* $(,)?) => { [$($crate::database::SqlValue::from($value)),*] };
 }
 pub(crate) use params;
 

@@ -115,11 +115,14 @@ impl Store {
     /// also picks up changes made by other processes, such as `keygate admin`).
     pub async fn follow_changes(&self, health: Arc<FeedHealth>, poll_interval: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut retry_delay = Duration::from_millis(200);
+        // The first connection catches up from the snapshot loaded at open; every later one
+        // (a reconnect) resynchronises fully, since notifications may have been missed.
+        let mut start_from = Some(self.opened_at_version);
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            match self.follow_once(&health, poll_interval, &mut shutdown).await {
+            match self.follow_once(&health, poll_interval, &mut shutdown, start_from.take()).await {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(%error, "change feed interrupted; resynchronising when the database answers");
@@ -134,8 +137,15 @@ impl Store {
         }
     }
 
-    /// One connection's life: resync, then catch up on every notification or tick.
-    async fn follow_once(&self, health: &FeedHealth, poll_interval: Duration, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> Result<(), StoreError> {
+    /// One connection's life: resync (or catch up from `start_from`), then catch up on every
+    /// notification or tick.
+    async fn follow_once(
+        &self,
+        health: &FeedHealth,
+        poll_interval: Duration,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        start_from: Option<u64>,
+    ) -> Result<(), StoreError> {
         let mut listener = match self.database.postgres_pool() {
             Some(pool) => {
                 let mut listener = PgListener::connect_with(pool).await?;
@@ -144,7 +154,14 @@ impl Store {
             }
             None => None,
         };
-        let mut cursor = self.resync_registry().await?;
+        // Listening starts before the state is read, so no change falls between the two.
+        let mut cursor = match start_from {
+            Some(version) => match self.catch_up(version).await? {
+                CatchUp::UpTo(position) => position,
+                CatchUp::Gap => self.resync_registry().await?,
+            },
+            None => self.resync_registry().await?,
+        };
         health.confirm(cursor);
         loop {
             let woken_by_notification = async {

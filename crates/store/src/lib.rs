@@ -40,6 +40,9 @@ pub const DATABASE_FILE_NAME: &str = "keygate.db";
 pub struct Store {
     database: Database,
     registry: Arc<KeyRegistry>,
+    /// The change-feed version of the snapshot loaded at open: the follower starts from
+    /// there instead of loading everything a second time.
+    opened_at_version: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -74,8 +77,8 @@ impl Store {
     }
 
     async fn open(database: Database) -> Result<Store, StoreError> {
-        let store = Store { database, registry: Arc::new(KeyRegistry::new()) };
-        store.resync_registry().await?;
+        let mut store = Store { database, registry: Arc::new(KeyRegistry::new()), opened_at_version: 0 };
+        store.opened_at_version = store.resync_registry().await?;
         Ok(store)
     }
 
@@ -106,7 +109,7 @@ impl Store {
     /// PostgreSQL: versions are MAX + 1 under a transaction-scoped advisory lock, so they
     /// have no gaps and commit in order; the NOTIFY is delivered at commit.
     async fn record_change(transaction: &mut Transaction, change: Change<'_>) -> Result<u64, StoreError> {
-        let revoked = change.revoked.iter().map(|digest| hex_digest(digest)).collect::<Vec<_>>().join(",");
+        let revoked = change.revoked.iter().map(hex_digest).collect::<Vec<_>>().join(",");
         let version = match transaction.dialect() {
             Dialect::Sqlite => {
                 transaction

@@ -108,7 +108,7 @@ impl Store {
     /// Workspaces of the account in `region`, optionally filtered, default first.
     pub async fn list_workspaces(&self, account_id: i64, region: &str, workspace_id: Option<&str>, name_contains: Option<&str>) -> Result<Vec<WorkspaceRecord>, StoreError> {
         let dialect = self.database.dialect();
-        let mut values = params![account_id, region];
+        let mut values = params![account_id, region].to_vec();
         let mut conditions = "account_id = $1 AND region = $2".to_string();
         if let Some(workspace_id) = workspace_id {
             values.push(workspace_id.into());

@@ -156,7 +156,6 @@ pub async fn spawn_node(schema: &Arc<PostgresSchema>, node_name: &str, adjust: i
 
 /// Runs each test body on SQLite and on PostgreSQL (which announces itself skipped when
 /// `KEYGATE_TEST_DATABASE_URL` is not set). Each body gets a fresh `TestApp`.
-
 macro_rules! on_both_stores {
     ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
         $(
