@@ -21,6 +21,12 @@ pub struct DatabaseArgs {
     /// Data directory of the server (SQLite database and master key).
     #[arg(long, env = "KEYGATE_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
+    /// PostgreSQL URL of a multi-node deployment (needs KEYGATE_MASTER_KEY or --master-key-file).
+    #[arg(long, env = "KEYGATE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Master key file (64 hex characters); KEYGATE_MASTER_KEY wins.
+    #[arg(long, env = "KEYGATE_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,7 +81,9 @@ fn admin_audit(account_id: i64) -> AuditContext {
 }
 
 async fn open(database: &DatabaseArgs) -> anyhow::Result<(keygate_store::Store, keygate_server::secrets::MasterKey, Settings)> {
-    let settings = Settings::with_data_dir(database.data_dir.clone());
+    let mut settings = Settings::with_data_dir(database.data_dir.clone());
+    settings.database_url = database.database_url.clone().filter(|url| !url.is_empty());
+    settings.master_key_file = database.master_key_file.clone();
     let (store, master_key) = open_store_and_master_key(&settings).await?;
     // A fresh data directory gets its root account here too, so scripts can start with admin.
     let root_password = std::env::var("KEYGATE_ROOT_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from);

@@ -18,6 +18,12 @@ pub struct ServeArgs {
     /// Directory for the SQLite database and the master key.
     #[arg(long, env = "KEYGATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://user@host:5432/db) for several nodes; SQLite in --data-dir when unset.
+    #[arg(long, env = "KEYGATE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Seconds a node may go without confirming its keys against PostgreSQL before it refuses calls (503).
+    #[arg(long, env = "KEYGATE_MAX_STALENESS_SECONDS")]
+    pub max_staleness_seconds: Option<u64>,
     /// A listener as ADDR=REGION; repeat for several regions (default 127.0.0.1:8080=ap-southeast-1).
     #[arg(long = "listen", value_name = "ADDR=REGION")]
     pub listeners: Vec<String>,
@@ -37,6 +43,12 @@ pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(data_dir) = &arguments.data_dir {
         settings.data_dir = data_dir.clone();
+    }
+    if let Some(url) = arguments.database_url.as_deref().filter(|url| !url.is_empty()) {
+        settings.database_url = Some(url.to_string());
+    }
+    if let Some(seconds) = arguments.max_staleness_seconds {
+        settings.max_staleness_seconds = seconds;
     }
     if !arguments.listeners.is_empty() {
         settings.listeners = arguments.listeners.iter().map(|text| ListenerSettings::parse(text)).collect::<anyhow::Result<_>>()?;
@@ -94,7 +106,11 @@ pub async fn run(arguments: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("keygate: store it now; it is not shown again (set KEYGATE_ROOT_PASSWORD on first start to choose it).");
     }
     for (address, region) in server.local_addresses() {
-        tracing::info!(%address, %region, data_dir = %settings.data_dir.display(), "listening");
+        let storage = match &settings.database_url {
+            Some(_) => "PostgreSQL".to_string(),
+            None => format!("SQLite in {}", settings.data_dir.display()),
+        };
+        tracing::info!(%address, %region, %storage, "listening");
         println!("keygate: listening on http://{address} (region {region})");
     }
     server.run(shutdown_signal()).await?;

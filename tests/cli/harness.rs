@@ -1,7 +1,8 @@
 //! The test bench: each [`TestEnv`] has its own data directory, CLI configuration
 //! directory, log directory and free port; [`TestEnv::start_server`] runs the real binary's
-//! `serve` (stopped on drop, even when the test panics); [`TestEnv::run`] runs a client
-//! command and returns what it printed.
+//! `serve` (stopped on drop, even when the test panics), [`TestEnv::spawn_server`] more of
+//! them on ports of their own; [`TestEnv::run`] runs a client command and returns what it
+//! printed.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -14,6 +15,8 @@ use serde_json::Value;
 
 pub const ROOT_PASSWORD: &str = "root-password-cli-tests-7Qz";
 pub const ALICE_PASSWORD: &str = "alice-password-cli-tests-9Wx";
+/// The log of the server that [`TestEnv::start_server`] runs, in the log directory.
+const SERVER_LOG_FILE_NAME: &str = "serve.log";
 
 /// The binary under test.
 pub fn keygate_binary() -> &'static str {
@@ -116,7 +119,7 @@ pub struct TestEnv {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
 }
@@ -138,7 +141,7 @@ impl TestEnv {
     }
 
     pub fn server_log_path(&self) -> PathBuf {
-        self.logs_dir.path().join("serve.log")
+        self.logs_dir.path().join(SERVER_LOG_FILE_NAME)
     }
 
     pub fn session_path(&self) -> PathBuf {
@@ -189,12 +192,23 @@ impl TestEnv {
     /// [`TestEnv::server_log_path`], and waits until `/healthz` answers.
     pub fn start_server(&mut self, variables: &[(&str, &str)]) {
         assert!(self.server.is_none(), "the server is already running");
-        let log = File::create(self.server_log_path()).expect("create the server log");
         let listen = format!("127.0.0.1:{}=ap-southeast-1", self.port);
         let data_dir = self.data_dir.path().to_str().expect("utf-8 path").to_string();
+        let server = self.spawn_server(self.port, SERVER_LOG_FILE_NAME, &["--data-dir", &data_dir, "--listen", &listen], variables);
+        self.server = Some(server);
+    }
+
+    /// Starts `keygate serve <arguments>` with `variables` (and `KEYGATE_ROOT_PASSWORD`), its
+    /// output going to `log_name` in the log directory, and waits until `/healthz` answers on
+    /// `port`, which `arguments` must make it listen on. For several servers in one test.
+    pub fn spawn_server(&self, port: u16, log_name: &str, arguments: &[&str], variables: &[(&str, &str)]) -> ServerProcess {
+        let log_path = self.logs_dir.path().join(log_name);
+        let log = File::create(&log_path).expect("create the server log");
+        let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         let mut command = self.command();
         command
-            .args(["serve", "--data-dir", &data_dir, "--listen", &listen])
+            .arg("serve")
+            .args(arguments)
             .env("KEYGATE_ROOT_PASSWORD", ROOT_PASSWORD)
             .envs(variables.iter().copied())
             .stdin(Stdio::null())
@@ -205,15 +219,14 @@ impl TestEnv {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("keygate serve exited with {status}:\n{}", self.server_log());
+                panic!("keygate serve exited with {status}:\n{}", read_log());
             }
-            if healthz(self.port) {
-                break;
+            if healthz(port) {
+                return server;
             }
-            assert!(Instant::now() < deadline, "keygate serve did not answer /healthz within 60 s:\n{}", self.server_log());
+            assert!(Instant::now() < deadline, "keygate serve did not answer /healthz on port {port} within 60 s:\n{}", read_log());
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.server = Some(server);
     }
 
     /// Stops the server (SIGTERM, then kill).

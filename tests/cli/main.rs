@@ -6,6 +6,7 @@ mod env_doctor;
 mod env_setup;
 mod harness;
 mod management;
+mod multinode;
 mod scan;
 mod scenario;
 mod token;

@@ -329,6 +329,33 @@ impl KeyRegistry {
         state.applied_version = state.applied_version.max(version);
     }
 
+    /// Replaces everything with a snapshot taken at `version` (a full resync). Entries newer
+    /// than the snapshot (applied by this node after the snapshot was read) are kept, so a
+    /// resync cannot undo a newer revocation; keys absent from the snapshot are gone.
+    pub fn replace_all(&self, version: u64, updates: Vec<RegistryUpdate>) {
+        let fresh = KeyRegistry::new();
+        fresh.apply(version, updates);
+        let mut fresh_state = fresh.state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (digest, mut entry) in state.keys.drain() {
+            if entry.version > version {
+                if let Some(key) = &entry.key {
+                    fresh_state.digest_by_key_id.insert(key.key_id, digest);
+                    // The region index is into the old state's list: re-intern it.
+                    entry.region = fresh_state.region_index(&key.region);
+                }
+                fresh_state.keys.insert(digest, entry);
+            }
+        }
+        for (workspace_id, (entry_version, grants)) in state.workspaces.drain() {
+            if entry_version > version {
+                fresh_state.workspaces.insert(workspace_id, (entry_version, grants));
+            }
+        }
+        fresh_state.applied_version = fresh_state.applied_version.max(state.applied_version);
+        *state = fresh_state;
+    }
+
     /// The highest version applied so far.
     pub fn applied_version(&self) -> u64 {
         self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner).applied_version
@@ -471,6 +498,26 @@ mod tests {
         let digest = KeyDigest::of("sk-anything");
         let expected = u64::from_le_bytes(digest.as_bytes()[..8].try_into().unwrap());
         assert_eq!(BuildHasherDefault::<DigestHasher>::default().hash_one(digest), expected);
+    }
+
+    #[test]
+    fn a_full_resync_drops_vanished_keys_but_keeps_newer_entries() {
+        let registry = KeyRegistry::new();
+        let (vanished, newer, kept) = (generate_key(KeyFormat::Secure), generate_key(KeyFormat::Secure), generate_key(KeyFormat::Secure));
+        registry.apply(1, vec![RegistryUpdate::Key { digest: vanished.digest, key: compiled(1, KeyStanding::Usable, KeyAuth::All) }]);
+        registry.apply(9, vec![RegistryUpdate::Revoked { digest: newer.digest }]);
+        // A snapshot at version 5 still had `newer` live and no longer had `vanished`.
+        registry.replace_all(
+            5,
+            vec![
+                RegistryUpdate::Key { digest: newer.digest, key: compiled(2, KeyStanding::Usable, KeyAuth::All) },
+                RegistryUpdate::Key { digest: kept.digest, key: compiled(3, KeyStanding::Usable, KeyAuth::All) },
+            ],
+        );
+        assert!(registry.lookup(&vanished.digest).is_none());
+        assert!(registry.lookup(&newer.digest).is_none(), "the newer revocation survives the resync");
+        assert!(registry.lookup(&kept.digest).is_some());
+        assert_eq!(registry.applied_version(), 9);
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), authentication::require_authentication));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(|| async { Json(json!({"status": "ready"})) }))
+        .route("/readyz", get(readiness))
         .route("/metrics", get(crate::metrics::metrics_endpoint))
         .merge(keygate_api::public_routes())
         .merge(crate::console::routes())
@@ -34,6 +34,16 @@ pub fn router(state: AppState) -> Router {
         .merge(authenticated)
         .layer(from_fn_with_state(state.clone(), attach_request_context))
         .with_state(state)
+}
+
+/// `/readyz`: 200 while this node can confirm its keys, 503 with the reason when not.
+async fn readiness(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let feed_version = state.shared.feed_health.cursor();
+    match state.staleness_problem() {
+        None => Json(json!({"status": "ready", "feedVersion": feed_version})).into_response(),
+        Some(reason) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "stale", "reason": reason, "feedVersion": feed_version}))).into_response(),
+    }
 }
 
 /// Bound listeners, ready to run.
@@ -76,6 +86,7 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
         let state_for_flush = self.state();
+        let self_state_for_feed = self.state();
         let mut tasks = Vec::new();
         for (listener, state) in self.listeners {
             let mut stop = stop_receiver.clone();
@@ -102,8 +113,18 @@ impl Server {
                 state.shared.usage.flush(state.store()).await;
             })
         });
+        let feed_follower = self_state_for_feed.map(|state| {
+            let stop = stop_receiver.clone();
+            tokio::spawn(async move {
+                let interval = std::time::Duration::from_millis(state.shared.settings.feed_poll_interval_milliseconds);
+                state.store().follow_changes(state.shared.feed_health.clone(), interval, stop).await;
+            })
+        });
         shutdown.await;
         let _ = stop_sender.send(true);
+        if let Some(follower) = feed_follower {
+            follower.await.context("change-feed follower panicked")?;
+        }
         for task in tasks {
             task.await.context("listener task panicked")?.context("listener failed")?;
         }

@@ -1,7 +1,7 @@
 //! First start and every start: open the store, load the master key, make sure the account
 //! `root` exists with a default workspace in every known region.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use keygate_store::Store;
 use secrecy::SecretString;
 
@@ -20,9 +20,22 @@ pub struct Bootstrapped {
 
 /// Opens the data directory's store and master key.
 pub async fn open_store_and_master_key(settings: &Settings) -> anyhow::Result<(Store, MasterKey)> {
+    let environment_value = std::env::var(MASTER_KEY_ENVIRONMENT_VARIABLE).ok().filter(|value| !value.trim().is_empty());
+    if let Some(url) = &settings.database_url {
+        // Every node must hold the same master key: temporary keys minted on one node are
+        // verified on another, and AccessKey secrets are decrypted wherever a call lands.
+        let master_key = match (&environment_value, &settings.master_key_file) {
+            (Some(value), _) => MasterKey::from_hex(value)?,
+            (None, Some(file)) if file.exists() => MasterKey::load_or_create(None, file)?,
+            _ => bail!(
+                "with PostgreSQL every node needs the same master key: set {MASTER_KEY_ENVIRONMENT_VARIABLE} (64 hex characters) or --master-key-file to an existing file"
+            ),
+        };
+        let store = Store::open_postgres(url).await.context("connecting to PostgreSQL")?;
+        return Ok((store, master_key));
+    }
     std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let master_key_file = settings.master_key_file.clone().unwrap_or_else(|| settings.data_dir.join(MASTER_KEY_FILE_NAME));
-    let environment_value = std::env::var(MASTER_KEY_ENVIRONMENT_VARIABLE).ok();
     let master_key = MasterKey::load_or_create(environment_value.as_deref(), &master_key_file)?;
     let store = Store::open_sqlite(&settings.data_dir).await.with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
     Ok((store, master_key))

@@ -60,7 +60,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, live_keys: usize, applied_version: u64) -> String {
+    pub fn render(&self, live_keys: usize, applied_version: u64, feed_lag_seconds: f64) -> String {
         let mut text = String::new();
         let _ = writeln!(text, "# HELP keygate_gateway_requests_total Gateway answers by outcome.");
         let _ = writeln!(text, "# TYPE keygate_gateway_requests_total counter");
@@ -82,9 +82,9 @@ impl Metrics {
         let _ = writeln!(text, "# HELP keygate_change_feed_applied_version Highest change-feed version applied to the registry.");
         let _ = writeln!(text, "# TYPE keygate_change_feed_applied_version gauge");
         let _ = writeln!(text, "keygate_change_feed_applied_version {applied_version}");
-        let _ = writeln!(text, "# HELP keygate_change_feed_lag_seconds Age of the newest unapplied change (0: the in-process feed applies at commit).");
+        let _ = writeln!(text, "# HELP keygate_change_feed_lag_seconds Time since this node last confirmed its registry against the change feed.");
         let _ = writeln!(text, "# TYPE keygate_change_feed_lag_seconds gauge");
-        let _ = writeln!(text, "keygate_change_feed_lag_seconds 0");
+        let _ = writeln!(text, "keygate_change_feed_lag_seconds {feed_lag_seconds}");
         text
     }
 }
@@ -92,7 +92,8 @@ impl Metrics {
 /// `GET /metrics`.
 pub async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoResponse {
     let registry = state.store().registry();
-    let body = state.shared.metrics.render(registry.live_key_count(), registry.applied_version());
+    let lag_seconds = state.shared.feed_health.staleness_milliseconds() as f64 / 1000.0;
+    let body = state.shared.metrics.render(registry.live_key_count(), registry.applied_version(), lag_seconds);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
@@ -108,7 +109,7 @@ mod tests {
         metrics.record_outcome("something-new");
         metrics.record_verification(Duration::from_nanos(800));
         metrics.record_verification(Duration::from_micros(40));
-        let text = metrics.render(3, 9);
+        let text = metrics.render(3, 9, 0.5);
         assert!(text.contains("keygate_gateway_requests_total{outcome=\"ok\"} 1"));
         assert!(text.contains("keygate_gateway_requests_total{outcome=\"InvalidApiKey\"} 1"));
         assert!(text.contains("keygate_gateway_requests_total{outcome=\"other\"} 1"));
@@ -117,5 +118,6 @@ mod tests {
         assert!(text.contains("keygate_verification_seconds_count 2"));
         assert!(text.contains("keygate_registry_live_keys 3"));
         assert!(text.contains("keygate_change_feed_applied_version 9"));
+        assert!(text.contains("keygate_change_feed_lag_seconds 0.5"));
     }
 }

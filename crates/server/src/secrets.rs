@@ -60,6 +60,11 @@ impl MasterKey {
         Ok(key)
     }
 
+    /// From 64 hex characters (`KEYGATE_MASTER_KEY`).
+    pub fn from_hex(text: &str) -> anyhow::Result<MasterKey> {
+        parse_master_key_hex(text).context(MASTER_KEY_ENVIRONMENT_VARIABLE)
+    }
+
     /// A key for tests and in-memory use.
     pub fn from_bytes(bytes: [u8; 32]) -> MasterKey {
         MasterKey(bytes)

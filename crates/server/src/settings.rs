@@ -81,6 +81,7 @@ pub struct SettingsFile {
     pub upstreams: Vec<UpstreamSettings>,
     pub body_limit_bytes: Option<usize>,
     pub failed_authentications_per_minute: Option<u32>,
+    pub feed_poll_interval_milliseconds: Option<u64>,
 }
 
 impl SettingsFile {
@@ -94,6 +95,10 @@ impl SettingsFile {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
+    /// PostgreSQL (`postgres://...`) for many nodes; SQLite in `data_dir` when `None`.
+    pub database_url: Option<String>,
+    /// How often a node reads the change feed even without a notification.
+    pub feed_poll_interval_milliseconds: u64,
     pub listeners: Vec<ListenerSettings>,
     pub default_region: String,
     pub trusted_proxies: Vec<String>,
@@ -117,6 +122,8 @@ impl Settings {
     pub fn with_data_dir(data_dir: PathBuf) -> Settings {
         Settings {
             data_dir,
+            database_url: None,
+            feed_poll_interval_milliseconds: 1000,
             listeners: vec![ListenerSettings { addr: DEFAULT_LISTEN_ADDRESS.parse().expect("valid default"), region: DEFAULT_REGION.to_string() }],
             default_region: DEFAULT_REGION.to_string(),
             trusted_proxies: Vec::new(),
@@ -135,7 +142,10 @@ impl Settings {
     /// Applies a settings file over the defaults.
     pub fn apply_file(&mut self, file: SettingsFile) -> anyhow::Result<()> {
         if file.database_url.is_some() {
-            bail!("database_url (PostgreSQL) is not supported by this build yet; use data_dir (SQLite)");
+            self.database_url = file.database_url;
+        }
+        if let Some(milliseconds) = file.feed_poll_interval_milliseconds {
+            self.feed_poll_interval_milliseconds = milliseconds;
         }
         if let Some(data_dir) = file.data_dir {
             self.data_dir = data_dir;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::ip_allowlist::IpNetwork;
 use keygate_core::region::RegionPolicy;
+use keygate_store::feed::FeedHealth;
 use keygate_store::Store;
 
 use keygate_core::temporary_keys::TemporaryKeySecret;
@@ -34,6 +35,8 @@ pub struct SharedState {
     pub throttle: FailedAuthenticationThrottle,
     pub usage: UsageCounters,
     pub metrics: Metrics,
+    /// When this node last confirmed its registry against the change feed.
+    pub feed_health: Arc<FeedHealth>,
 }
 
 /// Handler state: the shared parts and this listener's region.
@@ -69,6 +72,7 @@ impl AppState {
             throttle,
             usage: UsageCounters::default(),
             metrics: Metrics::default(),
+            feed_health: Arc::new(FeedHealth::new()),
         };
         Ok(AppState { shared: Arc::new(shared), listener_region })
     }
@@ -80,6 +84,21 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Why this node cannot confirm its keys right now: its registry has not been confirmed
+    /// against the change feed for longer than `max_staleness_seconds` (PostgreSQL only;
+    /// an embedded SQLite file is always current).
+    pub fn staleness_problem(&self) -> Option<String> {
+        if !self.store().is_postgres() {
+            return None;
+        }
+        let stale_for = self.shared.feed_health.staleness_milliseconds();
+        let limit = i64::try_from(self.shared.settings.max_staleness_seconds).unwrap_or(i64::MAX).saturating_mul(1000);
+        (stale_for > limit).then(|| {
+            let cause = self.shared.feed_health.last_error().unwrap_or_else(|| "no answer from the change feed".into());
+            format!("the key registry has not been confirmed for {} ms (limit {} s): {cause}", stale_for, self.shared.settings.max_staleness_seconds)
+        })
     }
 
     /// The policy of a region this deployment knows.

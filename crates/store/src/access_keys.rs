@@ -1,10 +1,8 @@
 //! AccessKeys (management credentials whose secrets are stored encrypted), console/CLI
 //! sessions (stored as token digests) and the ACS3 nonce ledger.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
-
 use crate::audit::{write_audit, AuditContext};
+use crate::database::{params, Row};
 use crate::{now_millis, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,131 +24,117 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
-fn access_key_from_row(row: &SqliteRow) -> AccessKeyRecord {
-    let status: String = row.get("status");
-    AccessKeyRecord {
-        access_key_id: row.get("access_key_id"),
-        account_id: row.get("account_id"),
-        user_id: row.get("user_id"),
-        secret_ciphertext: row.get("secret_ciphertext"),
-        active: status == "active",
-        created_at: row.get("created_at"),
-        last_used_at: row.get("last_used_at"),
-    }
+fn access_key_from_row(row: &Row) -> Result<AccessKeyRecord, StoreError> {
+    Ok(AccessKeyRecord {
+        access_key_id: row.string("access_key_id")?,
+        account_id: row.i64("account_id")?,
+        user_id: row.opt_i64("user_id")?,
+        secret_ciphertext: row.bytes("secret_ciphertext")?,
+        active: row.string("status")? == "active",
+        created_at: row.i64("created_at")?,
+        last_used_at: row.opt_i64("last_used_at")?,
+    })
 }
 
 const ACCESS_KEY_COLUMNS: &str = "access_key_id, account_id, user_id, secret_ciphertext, status, created_at, last_used_at";
 
 impl Store {
     pub async fn create_access_key(&self, context: &AuditContext, access_key_id: &str, user_id: Option<i64>, secret_ciphertext: &[u8]) -> Result<AccessKeyRecord, StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let row = sqlx::query(&format!("INSERT INTO access_keys (access_key_id, account_id, user_id, secret_ciphertext, status, created_at) VALUES (?, ?, ?, ?, 'active', ?) RETURNING {ACCESS_KEY_COLUMNS}"))
-            .bind(access_key_id)
-            .bind(context.account_id)
-            .bind(user_id)
-            .bind(secret_ciphertext)
-            .bind(now_millis())
-            .fetch_one(&mut *transaction)
+        let mut transaction = self.database.begin_write().await?;
+        let row = transaction
+            .fetch_one(
+                &format!("INSERT INTO access_keys (access_key_id, account_id, user_id, secret_ciphertext, status, created_at) VALUES ($1, $2, $3, $4, 'active', $5) RETURNING {ACCESS_KEY_COLUMNS}"),
+                &params![access_key_id, context.account_id, user_id, secret_ciphertext, now_millis()],
+            )
             .await?;
-        write_audit(&mut transaction, context, "AccessKey.Create", &format!("accessKey:{access_key_id}"), &user_id.map(|id| format!("user_id={id}")).unwrap_or_else(|| "owner=account".into())).await?;
+        let owner = user_id.map(|id| format!("user_id={id}")).unwrap_or_else(|| "owner=account".into());
+        write_audit(&mut transaction, context, "AccessKey.Create", &format!("accessKey:{access_key_id}"), &owner).await?;
         transaction.commit().await?;
-        Ok(access_key_from_row(&row))
+        access_key_from_row(&row)
     }
 
     pub async fn find_access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE access_key_id = ?")).bind(access_key_id).fetch_optional(&self.reader).await?;
-        Ok(row.as_ref().map(access_key_from_row))
+        let row = self.database.fetch_optional(&format!("SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE access_key_id = $1"), &params![access_key_id]).await?;
+        row.as_ref().map(access_key_from_row).transpose()
     }
 
-    /// AccessKeys of the account; only those of `user_id` when given.
+    /// AccessKeys of the account; only those of one owner when `owner` is given (`Some(None)`:
+    /// the account's own).
     pub async fn list_access_keys(&self, account_id: i64, owner: Option<Option<i64>>) -> Result<Vec<AccessKeyRecord>, StoreError> {
         let rows = match owner {
-            None => sqlx::query(&format!("SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE account_id = ? ORDER BY created_at")).bind(account_id).fetch_all(&self.reader).await?,
-            Some(user_id) => sqlx::query(&format!("SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE account_id = ? AND user_id IS ? ORDER BY created_at"))
-                .bind(account_id)
-                .bind(user_id)
-                .fetch_all(&self.reader)
-                .await?,
+            None => self.database.fetch_all(&format!("SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE account_id = $1 ORDER BY created_at"), &params![account_id]).await?,
+            Some(user_id) => {
+                self.database
+                    .fetch_all(
+                        &format!("SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE account_id = $1 AND user_id IS NOT DISTINCT FROM $2 ORDER BY created_at"),
+                        &params![account_id, user_id],
+                    )
+                    .await?
+            }
         };
-        Ok(rows.iter().map(access_key_from_row).collect())
+        rows.iter().map(access_key_from_row).collect()
     }
 
     pub async fn set_access_key_active(&self, context: &AuditContext, access_key_id: &str, active: bool) -> Result<(), StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let changed = sqlx::query("UPDATE access_keys SET status = ? WHERE access_key_id = ? AND account_id = ?")
-            .bind(if active { "active" } else { "disabled" })
-            .bind(access_key_id)
-            .bind(context.account_id)
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected();
+        let mut transaction = self.database.begin_write().await?;
+        let changed = transaction
+            .execute("UPDATE access_keys SET status = $1 WHERE access_key_id = $2 AND account_id = $3", &params![if active { "active" } else { "disabled" }, access_key_id, context.account_id])
+            .await?;
         if changed == 0 {
             return Err(StoreError::NotFound("AccessKey"));
         }
         let action = if active { "AccessKey.Enable" } else { "AccessKey.Disable" };
         write_audit(&mut transaction, context, action, &format!("accessKey:{access_key_id}"), "").await?;
-        transaction.commit().await?;
-        Ok(())
+        transaction.commit().await
     }
 
     pub async fn delete_access_key(&self, context: &AuditContext, access_key_id: &str) -> Result<(), StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let changed = sqlx::query("DELETE FROM access_keys WHERE access_key_id = ? AND account_id = ?").bind(access_key_id).bind(context.account_id).execute(&mut *transaction).await?.rows_affected();
+        let mut transaction = self.database.begin_write().await?;
+        let changed = transaction.execute("DELETE FROM access_keys WHERE access_key_id = $1 AND account_id = $2", &params![access_key_id, context.account_id]).await?;
         if changed == 0 {
             return Err(StoreError::NotFound("AccessKey"));
         }
         write_audit(&mut transaction, context, "AccessKey.Delete", &format!("accessKey:{access_key_id}"), "").await?;
-        transaction.commit().await?;
-        Ok(())
+        transaction.commit().await
     }
 
     /// Stores a session under the digest of its token.
     pub async fn create_session(&self, context: &AuditContext, token_digest: &[u8], user_id: Option<i64>, expires_at: i64) -> Result<(), StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM sessions WHERE expires_at < ?").bind(now_millis()).execute(&mut *transaction).await?;
-        sqlx::query("INSERT INTO sessions (token_digest, account_id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)")
-            .bind(token_digest)
-            .bind(context.account_id)
-            .bind(user_id)
-            .bind(now_millis())
-            .bind(expires_at)
-            .execute(&mut *transaction)
+        let mut transaction = self.database.begin_write().await?;
+        transaction.execute("DELETE FROM sessions WHERE expires_at < $1", &params![now_millis()]).await?;
+        transaction
+            .execute(
+                "INSERT INTO sessions (token_digest, account_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &params![token_digest, context.account_id, user_id, now_millis(), expires_at],
+            )
             .await?;
         write_audit(&mut transaction, context, "Session.Login", "session", "").await?;
-        transaction.commit().await?;
-        Ok(())
+        transaction.commit().await
     }
 
     /// The live session with this token digest.
     pub async fn find_session(&self, token_digest: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query("SELECT account_id, user_id, expires_at FROM sessions WHERE token_digest = ? AND expires_at > ?")
-            .bind(token_digest)
-            .bind(now_millis())
-            .fetch_optional(&self.reader)
+        let row = self
+            .database
+            .fetch_optional("SELECT account_id, user_id, expires_at FROM sessions WHERE token_digest = $1 AND expires_at > $2", &params![token_digest, now_millis()])
             .await?;
-        Ok(row.map(|row| SessionRecord { account_id: row.get("account_id"), user_id: row.get("user_id"), expires_at: row.get("expires_at") }))
+        row.map(|row| Ok(SessionRecord { account_id: row.i64("account_id")?, user_id: row.opt_i64("user_id")?, expires_at: row.i64("expires_at")? })).transpose()
     }
 
     pub async fn delete_session(&self, context: &AuditContext, token_digest: &[u8]) -> Result<(), StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM sessions WHERE token_digest = ?").bind(token_digest).execute(&mut *transaction).await?;
+        let mut transaction = self.database.begin_write().await?;
+        transaction.execute("DELETE FROM sessions WHERE token_digest = $1", &params![token_digest]).await?;
         write_audit(&mut transaction, context, "Session.Logout", "session", "").await?;
-        transaction.commit().await?;
-        Ok(())
+        transaction.commit().await
     }
 
     /// Records an ACS3 nonce; `false` when it was already seen (a replay). Nonces older
     /// than `forget_before` (Unix ms) are pruned: the clock window refuses them anyway.
     pub async fn remember_nonce(&self, nonce: &str, forget_before: i64) -> Result<bool, StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("DELETE FROM signature_nonces WHERE seen_at < ?").bind(forget_before).execute(&mut *transaction).await?;
-        let inserted = sqlx::query("INSERT INTO signature_nonces (nonce, seen_at) VALUES (?, ?) ON CONFLICT(nonce) DO NOTHING")
-            .bind(nonce)
-            .bind(now_millis())
-            .execute(&mut *transaction)
-            .await?
-            .rows_affected()
-            == 1;
+        let mut transaction = self.database.begin_write().await?;
+        transaction.execute("DELETE FROM signature_nonces WHERE seen_at < $1", &params![forget_before]).await?;
+        let inserted =
+            transaction.execute("INSERT INTO signature_nonces (nonce, seen_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING", &params![nonce, now_millis()]).await? == 1;
         transaction.commit().await?;
         Ok(inserted)
     }

@@ -7,14 +7,12 @@ use keygate_core::keys::{KeyDigest, KeyFormat};
 use keygate_core::permissions::KeyAuth;
 use keygate_core::region::LimitScope;
 use keygate_core::verification::RegistryUpdate;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 
 use crate::audit::{write_audit, AuditContext};
 use crate::compile;
-use crate::error::is_unique_violation;
+use crate::database::{params, Row, SqlValue, Transaction};
 use crate::rows::{auth_columns, auth_from_row};
-use crate::{now_millis, Store, StoreError};
+use crate::{now_millis, Change, Store, StoreError};
 
 /// The limit a create is checked against, taken from the region's policy.
 #[derive(Debug, Clone, Copy)]
@@ -85,105 +83,102 @@ pub struct ListKeysQuery {
 
 const KEY_COLUMNS: &str = "k.api_key_id, k.account_id, k.region, k.workspace_id, w.name AS workspace_name, k.creator_user_id, k.created_by, k.description, k.format, k.masked_key, k.auth_type, k.access_ips, k.allow_all_models, k.accessible_models, k.allow_all_apps, k.accessible_apps, k.disabled, k.created_at, k.last_used_at, k.request_count, k.legacy_ciphertext";
 
-fn record_from_row(row: &SqliteRow) -> Result<ApiKeyRecord, StoreError> {
-    let format_name: String = row.get("format");
+fn record_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
+    let format_name = row.string("format")?;
     Ok(ApiKeyRecord {
-        api_key_id: row.get("api_key_id"),
-        account_id: row.get("account_id"),
-        region: row.get("region"),
-        workspace_id: row.get("workspace_id"),
-        workspace_name: row.get("workspace_name"),
-        creator_user_id: row.get("creator_user_id"),
-        created_by: row.get("created_by"),
-        description: row.get("description"),
+        api_key_id: row.i64("api_key_id")?,
+        account_id: row.i64("account_id")?,
+        region: row.string("region")?,
+        workspace_id: row.string("workspace_id")?,
+        workspace_name: row.string("workspace_name")?,
+        creator_user_id: row.opt_i64("creator_user_id")?,
+        created_by: row.string("created_by")?,
+        description: row.string("description")?,
         format: KeyFormat::parse(&format_name).ok_or_else(|| StoreError::Corrupt(format!("format {format_name}")))?,
-        masked_key: row.get("masked_key"),
+        masked_key: row.string("masked_key")?,
         auth: auth_from_row(row)?,
-        disabled: row.get("disabled"),
-        created_at: row.get("created_at"),
-        last_used_at: row.get("last_used_at"),
-        request_count: row.get("request_count"),
-        legacy_ciphertext: row.get("legacy_ciphertext"),
+        disabled: row.boolean("disabled")?,
+        created_at: row.i64("created_at")?,
+        last_used_at: row.opt_i64("last_used_at")?,
+        request_count: row.i64("request_count")?,
+        legacy_ciphertext: row.opt_bytes("legacy_ciphertext")?,
     })
 }
 
-/// The visibility condition on `k` for a caller, as SQL and its bound value.
-fn visibility_clause(visibility: KeyVisibility) -> (&'static str, Option<i64>) {
+/// The visibility condition on `k` for a caller, as SQL using parameter `$n`, and its value.
+fn visibility_clause(visibility: KeyVisibility, parameter: usize) -> (String, Option<SqlValue>) {
     match visibility {
-        KeyVisibility::WholeAccount => ("1 = 1", None),
-        KeyVisibility::CreatedBy(user_id) => ("k.creator_user_id = ?", Some(user_id)),
+        KeyVisibility::WholeAccount => ("TRUE".to_string(), None),
+        KeyVisibility::CreatedBy(user_id) => (format!("k.creator_user_id = ${parameter}"), Some(user_id.into())),
     }
 }
 
-async fn fetch_visible_key(
-    connection: &mut SqliteConnection,
-    account_id: i64,
-    region: &str,
-    key_id: i64,
-    visibility: KeyVisibility,
-) -> Result<ApiKeyRecord, StoreError> {
-    let (clause, bound_user) = visibility_clause(visibility);
-    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.workspace_id = k.workspace_id WHERE k.account_id = ? AND k.region = ? AND k.api_key_id = ? AND {clause}");
-    let mut query = sqlx::query(&sql).bind(account_id).bind(region).bind(key_id);
-    if let Some(user_id) = bound_user {
-        query = query.bind(user_id);
-    }
-    let row = query.fetch_optional(&mut *connection).await?.ok_or(StoreError::NotFound("ApiKey"))?;
+async fn fetch_visible_key(transaction: &mut Transaction, account_id: i64, region: &str, key_id: i64, visibility: KeyVisibility) -> Result<ApiKeyRecord, StoreError> {
+    let (clause, bound_user) = visibility_clause(visibility, 4);
+    let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.workspace_id = k.workspace_id WHERE k.account_id = $1 AND k.region = $2 AND k.api_key_id = $3 AND {clause}");
+    let mut values = params![account_id, region, key_id].to_vec();
+    values.extend(bound_user);
+    let row = transaction.fetch_optional(&sql, &values).await?.ok_or(StoreError::NotFound("ApiKey"))?;
     record_from_row(&row)
 }
 
 impl Store {
     /// Checks the region's limit and inserts the key in one write transaction.
     pub async fn create_api_key(&self, context: &AuditContext, key: NewApiKey, quota: QuotaRule) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let existing: i64 = match quota.scope {
-            LimitScope::Account => sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE account_id = ? AND region = ?")
-                .bind(context.account_id)
-                .bind(&key.region)
-                .fetch_one(&mut *transaction)
-                .await?,
-            LimitScope::Creator => sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE account_id = ? AND region = ? AND creator_user_id IS ?")
-                .bind(context.account_id)
-                .bind(&key.region)
-                .bind(key.creator_user_id)
-                .fetch_one(&mut *transaction)
-                .await?,
-        };
+        let mut transaction = self.database.begin_write().await?;
+        transaction.lock_account(context.account_id).await?;
+        let existing = match quota.scope {
+            LimitScope::Account => {
+                transaction.fetch_one("SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND region = $2", &params![context.account_id, &key.region]).await?
+            }
+            LimitScope::Creator => {
+                transaction
+                    .fetch_one(
+                        "SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND region = $2 AND creator_user_id IS NOT DISTINCT FROM $3",
+                        &params![context.account_id, &key.region, key.creator_user_id],
+                    )
+                    .await?
+            }
+        }
+        .i64("n")?;
         if existing >= i64::from(quota.limit) {
             return Err(StoreError::KeyQuotaExceeded { limit: quota.limit });
         }
         let columns = auth_columns(&key.auth);
-        let inserted = sqlx::query(
-            "INSERT INTO api_keys (account_id, region, workspace_id, creator_user_id, created_by, description, format, key_digest, masked_key, auth_type, access_ips, allow_all_models, accessible_models, allow_all_apps, accessible_apps, disabled, created_at, legacy_ciphertext)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?) RETURNING api_key_id",
-        )
-        .bind(context.account_id)
-        .bind(&key.region)
-        .bind(&key.workspace_id)
-        .bind(key.creator_user_id)
-        .bind(&key.created_by)
-        .bind(&key.description)
-        .bind(key.format.as_str())
-        .bind(key.digest.as_bytes().as_slice())
-        .bind(&key.masked_key)
-        .bind(columns.auth_type)
-        .bind(&columns.access_ips)
-        .bind(columns.allow_all_models)
-        .bind(&columns.accessible_models)
-        .bind(columns.allow_all_apps)
-        .bind(&columns.accessible_apps)
-        .bind(now_millis())
-        .bind(&key.legacy_ciphertext)
-        .fetch_one(&mut *transaction)
-        .await;
-        let key_id: i64 = match inserted {
-            Ok(row) => row.get(0),
-            Err(error) if is_unique_violation(&error) => return Err(StoreError::Conflict("this key already exists".into())),
-            Err(error) => return Err(error.into()),
+        let inserted = transaction
+            .fetch_one(
+                "INSERT INTO api_keys (account_id, region, workspace_id, creator_user_id, created_by, description, format, key_digest, masked_key, auth_type, access_ips, allow_all_models, accessible_models, allow_all_apps, accessible_apps, disabled, created_at, legacy_ciphertext)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING api_key_id",
+                &params![
+                    context.account_id,
+                    &key.region,
+                    &key.workspace_id,
+                    key.creator_user_id,
+                    &key.created_by,
+                    &key.description,
+                    key.format.as_str(),
+                    key.digest.as_bytes().as_slice(),
+                    &key.masked_key,
+                    columns.auth_type,
+                    &columns.access_ips,
+                    columns.allow_all_models,
+                    &columns.accessible_models,
+                    columns.allow_all_apps,
+                    &columns.accessible_apps,
+                    false,
+                    now_millis(),
+                    key.legacy_ciphertext.clone(),
+                ],
+            )
+            .await;
+        let key_id = match inserted {
+            Ok(row) => row.i64("api_key_id")?,
+            Err(error) if error.is_unique_violation() => return Err(StoreError::Conflict("this key already exists".into())),
+            Err(error) => return Err(error),
         };
         let action = if key.legacy_ciphertext.is_some() { "ApiKey.Import" } else { "ApiKey.Create" };
         write_audit(&mut transaction, context, action, &format!("apiKey:{key_id}"), &format!("workspace={} auth={} masked={}", key.workspace_id, columns.auth_type, key.masked_key)).await?;
-        let version = Self::record_change(&mut transaction, "api_key", &key_id.to_string()).await?;
+        let version = Self::record_change(&mut transaction, Change { kind: "api_key", subject: &key_id.to_string(), revoked: &[] }).await?;
         let updates = compile::key_by_id(&mut transaction, key_id).await?;
         let record = fetch_visible_key(&mut transaction, context.account_id, &key.region, key_id, KeyVisibility::WholeAccount).await?;
         transaction.commit().await?;
@@ -193,85 +188,54 @@ impl Store {
 
     /// One key, if it exists in `region` and `visibility` allows it.
     pub async fn get_api_key(&self, account_id: i64, region: &str, key_id: i64, visibility: KeyVisibility) -> Result<ApiKeyRecord, StoreError> {
-        let mut connection = self.reader.acquire().await?;
-        fetch_visible_key(&mut connection, account_id, region, key_id, visibility).await
+        let mut snapshot = self.database.begin_snapshot().await?;
+        let record = fetch_visible_key(&mut snapshot, account_id, region, key_id, visibility).await;
+        snapshot.commit().await?;
+        record
     }
 
     /// One page of keys and the total number matching the filters.
     pub async fn list_api_keys(&self, query: &ListKeysQuery) -> Result<(Vec<ApiKeyRecord>, u64), StoreError> {
-        let (clause, bound_user) = visibility_clause(query.visibility);
-        let mut conditions = format!("k.account_id = ? AND k.region = ? AND {clause}");
-        if query.api_key_id.is_some() {
-            conditions.push_str(" AND k.api_key_id = ?");
+        let dialect = self.database.dialect();
+        let mut values = params![query.account_id, &query.region].to_vec();
+        let mut conditions = "k.account_id = $1 AND k.region = $2".to_string();
+        let (clause, bound_user) = visibility_clause(query.visibility, values.len() + 1);
+        if let Some(user) = bound_user {
+            values.push(user);
+            conditions.push_str(&format!(" AND {clause}"));
         }
-        if query.description.is_some() {
-            conditions.push_str(" AND instr(k.description, ?) > 0");
+        if let Some(key_id) = query.api_key_id {
+            values.push(key_id.into());
+            conditions.push_str(&format!(" AND k.api_key_id = ${}", values.len()));
         }
-        if query.workspace_id.is_some() {
-            conditions.push_str(" AND k.workspace_id = ?");
+        if let Some(description) = &query.description {
+            values.push(description.into());
+            conditions.push_str(&format!(" AND {}", dialect.contains("k.description", &format!("${}", values.len()))));
+        }
+        if let Some(workspace_id) = &query.workspace_id {
+            values.push(workspace_id.into());
+            conditions.push_str(&format!(" AND k.workspace_id = ${}", values.len()));
         }
         let order_column = match query.order_by {
             KeyOrder::ApiKeyId => "k.api_key_id",
             KeyOrder::GmtCreate => "k.created_at",
         };
         let direction = if query.descending { "DESC" } else { "ASC" };
-        let select = format!(
-            "SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.workspace_id = k.workspace_id WHERE {conditions} ORDER BY {order_column} {direction}, k.api_key_id {direction} LIMIT ? OFFSET ?"
+        let count_sql = format!("SELECT COUNT(*) AS n FROM api_keys k WHERE {conditions}");
+        let select_sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.workspace_id = k.workspace_id WHERE {conditions} ORDER BY {order_column} {direction}, k.api_key_id {direction} LIMIT ${} OFFSET ${}",
+            values.len() + 1,
+            values.len() + 2
         );
-        let count = format!("SELECT COUNT(*) FROM api_keys k WHERE {conditions}");
-        macro_rules! bind_filters {
-            ($query:expr) => {{
-                let mut bound = $query.bind(query.account_id).bind(&query.region);
-                if let Some(user_id) = bound_user {
-                    bound = bound.bind(user_id);
-                }
-                if let Some(key_id) = query.api_key_id {
-                    bound = bound.bind(key_id);
-                }
-                if let Some(description) = &query.description {
-                    bound = bound.bind(description);
-                }
-                if let Some(workspace_id) = &query.workspace_id {
-                    bound = bound.bind(workspace_id);
-                }
-                bound
-            }};
-        }
-        let mut connection = self.reader.acquire().await?;
-        let total: i64 = bind_filters!(sqlx::query_scalar(&count)).fetch_one(&mut *connection).await?;
-        let rows = bind_filters!(sqlx::query(&select))
-            .bind(i64::from(query.limit))
-            .bind(i64::from(query.offset))
-            .fetch_all(&mut *connection)
-            .await?;
+        let mut snapshot = self.database.begin_snapshot().await?;
+        let total = snapshot.fetch_one(&count_sql, &values).await?.i64("n")?;
+        let mut page_values = values.clone();
+        page_values.push(i64::from(query.limit).into());
+        page_values.push(i64::from(query.offset).into());
+        let rows = snapshot.fetch_all(&select_sql, &page_values).await?;
+        snapshot.commit().await?;
         let records = rows.iter().map(record_from_row).collect::<Result<Vec<_>, _>>()?;
         Ok((records, u64::try_from(total).unwrap_or(0)))
-    }
-
-    /// Runs `change` on a visible key inside a write transaction, then audits, records the
-    /// change and republishes the key.
-    async fn change_api_key<F>(
-        &self,
-        context: &AuditContext,
-        key_id: i64,
-        visibility: KeyVisibility,
-        action: &str,
-        change: F,
-    ) -> Result<ApiKeyRecord, StoreError>
-    where
-        F: for<'c> FnOnce(&'c mut SqliteConnection, &'c ApiKeyRecord) -> futures_like::BoxFuture<'c, Result<(String, Vec<RegistryUpdate>), StoreError>>,
-    {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let before = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
-        let (detail, mut updates) = change(&mut transaction, &before).await?;
-        write_audit(&mut transaction, context, action, &format!("apiKey:{key_id}"), &detail).await?;
-        let version = Self::record_change(&mut transaction, "api_key", &key_id.to_string()).await?;
-        updates.extend(compile::key_by_id(&mut transaction, key_id).await?);
-        let after = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, KeyVisibility::WholeAccount).await;
-        transaction.commit().await?;
-        self.publish(version, updates);
-        // A deleted key has no "after": return what it was.
-        Ok(after.unwrap_or(before))
     }
 
     /// Edit: a new description and/or permission mode.
@@ -283,38 +247,27 @@ impl Store {
         description: Option<String>,
         auth: Option<KeyAuth>,
     ) -> Result<ApiKeyRecord, StoreError> {
-        self.change_api_key(context, key_id, visibility, "ApiKey.Update", move |connection, before| {
-            Box::pin(async move {
-                let description = description.unwrap_or_else(|| before.description.clone());
-                let auth = auth.unwrap_or_else(|| before.auth.clone());
-                let columns = auth_columns(&auth);
-                sqlx::query("UPDATE api_keys SET description = ?, auth_type = ?, access_ips = ?, allow_all_models = ?, accessible_models = ?, allow_all_apps = ?, accessible_apps = ? WHERE api_key_id = ?")
-                    .bind(&description)
-                    .bind(columns.auth_type)
-                    .bind(&columns.access_ips)
-                    .bind(columns.allow_all_models)
-                    .bind(&columns.accessible_models)
-                    .bind(columns.allow_all_apps)
-                    .bind(&columns.accessible_apps)
-                    .bind(before.api_key_id)
-                    .execute(&mut *connection)
-                    .await?;
-                Ok((format!("auth={}", columns.auth_type), Vec::new()))
-            })
-        })
-        .await
+        let mut transaction = self.database.begin_write().await?;
+        let before = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
+        let description = description.unwrap_or_else(|| before.description.clone());
+        let auth = auth.unwrap_or_else(|| before.auth.clone());
+        let columns = auth_columns(&auth);
+        transaction
+            .execute(
+                "UPDATE api_keys SET description = $1, auth_type = $2, access_ips = $3, allow_all_models = $4, accessible_models = $5, allow_all_apps = $6, accessible_apps = $7 WHERE api_key_id = $8",
+                &params![&description, columns.auth_type, &columns.access_ips, columns.allow_all_models, &columns.accessible_models, columns.allow_all_apps, &columns.accessible_apps, key_id],
+            )
+            .await?;
+        self.finish_key_change(transaction, context, key_id, "ApiKey.Update", &format!("auth={}", columns.auth_type), &[]).await
     }
 
     /// Disable (`true`) or enable (`false`).
     pub async fn set_api_key_disabled(&self, context: &AuditContext, key_id: i64, visibility: KeyVisibility, disabled: bool) -> Result<ApiKeyRecord, StoreError> {
+        let mut transaction = self.database.begin_write().await?;
+        fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
+        transaction.execute("UPDATE api_keys SET disabled = $1 WHERE api_key_id = $2", &params![disabled, key_id]).await?;
         let action = if disabled { "ApiKey.Disable" } else { "ApiKey.Enable" };
-        self.change_api_key(context, key_id, visibility, action, move |connection, before| {
-            Box::pin(async move {
-                sqlx::query("UPDATE api_keys SET disabled = ? WHERE api_key_id = ?").bind(disabled).bind(before.api_key_id).execute(&mut *connection).await?;
-                Ok((String::new(), Vec::new()))
-            })
-        })
-        .await
+        self.finish_key_change(transaction, context, key_id, action, "", &[]).await
     }
 
     /// Reset: a new digest for the same id; the old digest is revoked at the same version.
@@ -327,52 +280,64 @@ impl Store {
         digest: KeyDigest,
         masked_key: String,
     ) -> Result<ApiKeyRecord, StoreError> {
-        self.change_api_key(context, key_id, visibility, "ApiKey.Reset", move |connection, before| {
-            Box::pin(async move {
-                let old_digest: Vec<u8> = sqlx::query_scalar("SELECT key_digest FROM api_keys WHERE api_key_id = ?").bind(before.api_key_id).fetch_one(&mut *connection).await?;
-                sqlx::query("UPDATE api_keys SET key_digest = ?, masked_key = ?, format = ?, legacy_ciphertext = NULL WHERE api_key_id = ?")
-                    .bind(digest.as_bytes().as_slice())
-                    .bind(&masked_key)
-                    .bind(format.as_str())
-                    .bind(before.api_key_id)
-                    .execute(&mut *connection)
-                    .await?;
-                let revoked = KeyDigest::from_bytes(&old_digest).map(|digest| RegistryUpdate::Revoked { digest });
-                Ok((format!("masked={masked_key}"), revoked.into_iter().collect()))
-            })
-        })
-        .await
+        let mut transaction = self.database.begin_write().await?;
+        fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
+        let old_digest = transaction.fetch_one("SELECT key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id]).await?.bytes("key_digest")?;
+        transaction
+            .execute(
+                "UPDATE api_keys SET key_digest = $1, masked_key = $2, format = $3, legacy_ciphertext = NULL WHERE api_key_id = $4",
+                &params![digest.as_bytes().as_slice(), &masked_key, format.as_str(), key_id],
+            )
+            .await?;
+        let revoked: Vec<KeyDigest> = KeyDigest::from_bytes(&old_digest).into_iter().collect();
+        self.finish_key_change(transaction, context, key_id, "ApiKey.Reset", &format!("masked={masked_key}"), &revoked).await
     }
 
     /// Delete (final); the id is never reused.
     pub async fn delete_api_key(&self, context: &AuditContext, key_id: i64, visibility: KeyVisibility) -> Result<ApiKeyRecord, StoreError> {
-        self.change_api_key(context, key_id, visibility, "ApiKey.Delete", move |connection, before| {
-            Box::pin(async move {
-                let digest: Vec<u8> = sqlx::query_scalar("DELETE FROM api_keys WHERE api_key_id = ? RETURNING key_digest").bind(before.api_key_id).fetch_one(&mut *connection).await?;
-                let revoked = KeyDigest::from_bytes(&digest).map(|digest| RegistryUpdate::Revoked { digest });
-                Ok((format!("masked={}", before.masked_key), revoked.into_iter().collect()))
-            })
-        })
-        .await
+        let mut transaction = self.database.begin_write().await?;
+        let before = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
+        let digest = transaction.fetch_one("DELETE FROM api_keys WHERE api_key_id = $1 RETURNING key_digest", &params![key_id]).await?.bytes("key_digest")?;
+        let revoked: Vec<KeyDigest> = KeyDigest::from_bytes(&digest).into_iter().collect();
+        write_audit(&mut transaction, context, "ApiKey.Delete", &format!("apiKey:{key_id}"), &format!("masked={}", before.masked_key)).await?;
+        let version = Self::record_change(&mut transaction, Change { kind: "api_key", subject: &key_id.to_string(), revoked: &revoked }).await?;
+        transaction.commit().await?;
+        self.publish(version, revoked.into_iter().map(|digest| RegistryUpdate::Revoked { digest }).collect());
+        Ok(before)
     }
 
-    /// Adds batched usage counts (from the gateway's in-memory counters).
+    /// Audits a key change, records it in the feed, commits and republishes the key.
+    async fn finish_key_change(
+        &self,
+        mut transaction: Transaction,
+        context: &AuditContext,
+        key_id: i64,
+        action: &str,
+        detail: &str,
+        revoked: &[KeyDigest],
+    ) -> Result<ApiKeyRecord, StoreError> {
+        write_audit(&mut transaction, context, action, &format!("apiKey:{key_id}"), detail).await?;
+        let version = Self::record_change(&mut transaction, Change { kind: "api_key", subject: &key_id.to_string(), revoked }).await?;
+        let mut updates: Vec<RegistryUpdate> = revoked.iter().map(|digest| RegistryUpdate::Revoked { digest: *digest }).collect();
+        updates.extend(compile::key_by_id(&mut transaction, key_id).await?);
+        let after = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, KeyVisibility::WholeAccount).await?;
+        transaction.commit().await?;
+        self.publish(version, updates);
+        Ok(after)
+    }
+
+    /// Adds batched usage counts (from the gateway's in-memory counters): (key id, count,
+    /// last used at).
     pub async fn add_key_usage(&self, usage: &[(i64, i64, i64)]) -> Result<(), StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut transaction = self.database.begin_write().await?;
         for (key_id, count, last_used_at) in usage {
-            sqlx::query("UPDATE api_keys SET request_count = request_count + ?, last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE api_key_id = ?")
-                .bind(count)
-                .bind(last_used_at)
-                .bind(key_id)
-                .execute(&mut *transaction)
+            transaction
+                .execute(
+                    "UPDATE api_keys SET request_count = request_count + $1, last_used_at = CASE WHEN COALESCE(last_used_at, 0) > $2 THEN last_used_at ELSE $2 END WHERE api_key_id = $3",
+                    &params![*count, *last_used_at, *key_id],
+                )
                 .await?;
         }
-        transaction.commit().await?;
-        Ok(())
+        transaction.commit().await
     }
-}
-
-/// A boxed future, so that closures can borrow the transaction (no `futures` dependency).
-pub(crate) mod futures_like {
-    pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 }

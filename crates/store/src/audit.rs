@@ -1,8 +1,7 @@
 //! The audit log: who did what, when, from which address. Written in the same transaction
 //! as the change it describes; never holds a plaintext key or secret.
 
-use sqlx::Row;
-
+use crate::database::{params, Transaction};
 use crate::{now_millis, Store, StoreError};
 
 /// Who is acting, from where, in which region: passed to every mutation.
@@ -27,23 +26,12 @@ pub struct AuditRecord {
     pub region: String,
 }
 
-pub(crate) async fn write_audit(
-    connection: &mut sqlx::SqliteConnection,
-    context: &AuditContext,
-    action: &str,
-    target: &str,
-    detail: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit_log (at, account_id, actor, action, target, detail, client_address, region) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-        .bind(now_millis())
-        .bind(context.account_id)
-        .bind(&context.actor)
-        .bind(action)
-        .bind(target)
-        .bind(detail)
-        .bind(&context.client_address)
-        .bind(&context.region)
-        .execute(&mut *connection)
+pub(crate) async fn write_audit(transaction: &mut Transaction, context: &AuditContext, action: &str, target: &str, detail: &str) -> Result<(), StoreError> {
+    transaction
+        .execute(
+            "INSERT INTO audit_log (at, account_id, actor, action, target, detail, client_address, region) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &params![now_millis(), context.account_id, &context.actor, action, target, detail, &context.client_address, &context.region],
+        )
         .await?;
     Ok(())
 }
@@ -51,30 +39,33 @@ pub(crate) async fn write_audit(
 impl Store {
     /// Records an event that changes no other row (e.g. minting a temporary key).
     pub async fn record_audit(&self, context: &AuditContext, action: &str, target: &str, detail: &str) -> Result<(), StoreError> {
-        let mut connection = self.writer.acquire().await?;
-        write_audit(&mut connection, context, action, target, detail).await
+        let mut transaction = self.database.begin_write().await?;
+        write_audit(&mut transaction, context, action, target, detail).await?;
+        transaction.commit().await
     }
 
     /// The newest entries of an account, newest first, before `before_id` when given.
     pub async fn list_audit(&self, account_id: i64, limit: u32, before_id: Option<i64>) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query("SELECT audit_id, at, actor, action, target, detail, client_address, region FROM audit_log WHERE account_id = ? AND audit_id < ? ORDER BY audit_id DESC LIMIT ?")
-            .bind(account_id)
-            .bind(before_id.unwrap_or(i64::MAX))
-            .bind(i64::from(limit))
-            .fetch_all(&self.reader)
+        let rows = self
+            .database
+            .fetch_all(
+                "SELECT audit_id, at, actor, action, target, detail, client_address, region FROM audit_log WHERE account_id = $1 AND audit_id < $2 ORDER BY audit_id DESC LIMIT $3",
+                &params![account_id, before_id.unwrap_or(i64::MAX), i64::from(limit)],
+            )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|row| AuditRecord {
-                audit_id: row.get("audit_id"),
-                at: row.get("at"),
-                actor: row.get("actor"),
-                action: row.get("action"),
-                target: row.get("target"),
-                detail: row.get("detail"),
-                client_address: row.get("client_address"),
-                region: row.get("region"),
+        rows.iter()
+            .map(|row| {
+                Ok(AuditRecord {
+                    audit_id: row.i64("audit_id")?,
+                    at: row.i64("at")?,
+                    actor: row.string("actor")?,
+                    action: row.string("action")?,
+                    target: row.string("target")?,
+                    detail: row.string("detail")?,
+                    client_address: row.string("client_address")?,
+                    region: row.string("region")?,
+                })
             })
-            .collect())
+            .collect()
     }
 }

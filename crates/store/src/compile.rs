@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use keygate_core::keys::{KeyDigest, KeyFormat};
 use keygate_core::verification::{CompiledKey, KeyStanding, RegistryUpdate, WorkspaceGrants};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 
+use crate::database::{params, Row, SqlValue, Transaction};
 use crate::rows::auth_from_row;
 use crate::StoreError;
 
@@ -17,7 +16,7 @@ SELECT k.api_key_id, k.account_id, a.name AS account_name, k.region, k.workspace
        k.creator_user_id, k.format, k.key_digest, k.disabled,
        k.auth_type, k.access_ips, k.allow_all_models, k.accessible_models, k.allow_all_apps, k.accessible_apps,
        u.status AS creator_status,
-       (k.creator_user_id IS NULL OR w.is_default = 1 OR EXISTS (
+       (k.creator_user_id IS NULL OR w.is_default OR EXISTS (
             SELECT 1 FROM workspace_members m WHERE m.workspace_id = k.workspace_id AND m.user_id = k.creator_user_id
        )) AS creator_is_member
 FROM api_keys k
@@ -25,29 +24,26 @@ JOIN accounts a ON a.account_id = k.account_id
 JOIN workspaces w ON w.workspace_id = k.workspace_id
 LEFT JOIN ram_users u ON u.user_id = k.creator_user_id";
 
-fn compile_key_row(row: &SqliteRow) -> Result<RegistryUpdate, StoreError> {
-    let digest_bytes: Vec<u8> = row.get("key_digest");
-    let digest = KeyDigest::from_bytes(&digest_bytes).ok_or_else(|| StoreError::Corrupt("key digest length".into()))?;
-    let format_name: String = row.get("format");
+fn compile_key_row(row: &Row) -> Result<RegistryUpdate, StoreError> {
+    let digest = KeyDigest::from_bytes(&row.bytes("key_digest")?).ok_or_else(|| StoreError::Corrupt("key digest length".into()))?;
+    let format_name = row.string("format")?;
     let format = KeyFormat::parse(&format_name).ok_or_else(|| StoreError::Corrupt(format!("key format {format_name}")))?;
-    let creator_status: Option<String> = row.get("creator_status");
-    let creator_is_member: bool = row.get("creator_is_member");
-    let standing = if row.get::<bool, _>("disabled") {
+    let standing = if row.boolean("disabled")? {
         KeyStanding::Disabled
-    } else if creator_status.as_deref() == Some("disabled") {
+    } else if row.opt_string("creator_status")?.as_deref() == Some("disabled") {
         KeyStanding::CreatorDisabled
-    } else if !creator_is_member {
+    } else if !row.boolean("creator_is_member")? {
         KeyStanding::CreatorNotMember
     } else {
         KeyStanding::Usable
     };
     let key = CompiledKey {
-        key_id: row.get("api_key_id"),
-        account_id: row.get("account_id"),
-        account_name: row.get("account_name"),
-        region: row.get("region"),
-        workspace_id: row.get("workspace_id"),
-        creator_user_id: row.get("creator_user_id"),
+        key_id: row.i64("api_key_id")?,
+        account_id: row.i64("account_id")?,
+        account_name: row.string("account_name")?,
+        region: row.string("region")?,
+        workspace_id: row.string("workspace_id")?,
+        creator_user_id: row.opt_i64("creator_user_id")?,
         format,
         standing,
         auth: auth_from_row(row)?,
@@ -55,47 +51,78 @@ fn compile_key_row(row: &SqliteRow) -> Result<RegistryUpdate, StoreError> {
     Ok(RegistryUpdate::Key { digest, key: Arc::new(key) })
 }
 
-/// Recompiles the keys matched by `filter` (a WHERE clause on `k`, with one bound id).
-pub(crate) async fn keys_where(connection: &mut SqliteConnection, filter: &str, id: i64) -> Result<Vec<RegistryUpdate>, StoreError> {
-    let rows = sqlx::query(&format!("{KEY_STATE_QUERY} WHERE {filter}")).bind(id).fetch_all(&mut *connection).await?;
+/// Recompiles the keys matched by `filter` (a WHERE clause on `k` with one `$1`).
+async fn keys_where(transaction: &mut Transaction, filter: &str, value: SqlValue) -> Result<Vec<RegistryUpdate>, StoreError> {
+    let rows = transaction.fetch_all(&format!("{KEY_STATE_QUERY} WHERE {filter}"), &[value]).await?;
     rows.iter().map(compile_key_row).collect()
 }
 
-pub(crate) async fn key_by_id(connection: &mut SqliteConnection, key_id: i64) -> Result<Vec<RegistryUpdate>, StoreError> {
-    keys_where(connection, "k.api_key_id = ?", key_id).await
+pub(crate) async fn key_by_id(transaction: &mut Transaction, key_id: i64) -> Result<Vec<RegistryUpdate>, StoreError> {
+    keys_where(transaction, "k.api_key_id = $1", key_id.into()).await
 }
 
-pub(crate) async fn keys_of_user(connection: &mut SqliteConnection, user_id: i64) -> Result<Vec<RegistryUpdate>, StoreError> {
-    keys_where(connection, "k.creator_user_id = ?", user_id).await
+pub(crate) async fn keys_of_user(transaction: &mut Transaction, user_id: i64) -> Result<Vec<RegistryUpdate>, StoreError> {
+    keys_where(transaction, "k.creator_user_id = $1", user_id.into()).await
 }
 
 /// The grants of one workspace, or its removal when it no longer exists.
-pub(crate) async fn workspace_grants(connection: &mut SqliteConnection, workspace_id: &str) -> Result<RegistryUpdate, StoreError> {
-    let is_default: Option<bool> = sqlx::query_scalar("SELECT is_default FROM workspaces WHERE workspace_id = ?")
-        .bind(workspace_id)
-        .fetch_optional(&mut *connection)
-        .await?;
-    let Some(is_default) = is_default else {
+pub(crate) async fn workspace_grants(transaction: &mut Transaction, workspace_id: &str) -> Result<RegistryUpdate, StoreError> {
+    let Some(workspace) = transaction.fetch_optional("SELECT is_default FROM workspaces WHERE workspace_id = $1", &params![workspace_id]).await? else {
         return Ok(RegistryUpdate::WorkspaceRemoved { workspace_id: workspace_id.to_string() });
     };
-    let inference_models: Vec<String> = sqlx::query_scalar("SELECT model FROM model_grants WHERE workspace_id = ? AND inference = 1 ORDER BY model")
-        .bind(workspace_id)
-        .fetch_all(&mut *connection)
-        .await?;
-    let applications: Vec<String> = sqlx::query_scalar("SELECT app_id FROM applications WHERE workspace_id = ? ORDER BY app_id")
-        .bind(workspace_id)
-        .fetch_all(&mut *connection)
-        .await?;
+    let is_default = workspace.boolean("is_default")?;
+    let inference_models = transaction
+        .fetch_all("SELECT model FROM model_grants WHERE workspace_id = $1 AND inference ORDER BY model", &params![workspace_id])
+        .await?
+        .iter()
+        .map(|row| row.string("model"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let applications = transaction
+        .fetch_all("SELECT app_id FROM applications WHERE workspace_id = $1 ORDER BY app_id", &params![workspace_id])
+        .await?
+        .iter()
+        .map(|row| row.string("app_id"))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(RegistryUpdate::Workspace(Arc::new(WorkspaceGrants { workspace_id: workspace_id.to_string(), is_default, inference_models, applications })))
 }
 
-/// Every key and workspace: the initial fill.
-pub(crate) async fn load_everything(connection: &mut SqliteConnection) -> Result<Vec<RegistryUpdate>, StoreError> {
-    let rows = sqlx::query(KEY_STATE_QUERY).fetch_all(&mut *connection).await?;
+/// Every key and workspace: the initial fill and every full resync.
+pub(crate) async fn load_everything(transaction: &mut Transaction) -> Result<Vec<RegistryUpdate>, StoreError> {
+    let rows = transaction.fetch_all(KEY_STATE_QUERY, &[]).await?;
     let mut updates = rows.iter().map(compile_key_row).collect::<Result<Vec<_>, _>>()?;
-    let workspace_ids: Vec<String> = sqlx::query_scalar("SELECT workspace_id FROM workspaces").fetch_all(&mut *connection).await?;
-    for workspace_id in workspace_ids {
-        updates.push(workspace_grants(connection, &workspace_id).await?);
+    let workspace_ids = transaction.fetch_all("SELECT workspace_id FROM workspaces", &[]).await?;
+    for row in workspace_ids {
+        updates.push(workspace_grants(transaction, &row.string("workspace_id")?).await?);
+    }
+    Ok(updates)
+}
+
+/// What one change-feed entry means for the registry, read in `transaction`.
+pub(crate) async fn updates_for_change(transaction: &mut Transaction, kind: &str, subject: &str, revoked: &str) -> Result<Vec<RegistryUpdate>, StoreError> {
+    let mut updates: Vec<RegistryUpdate> =
+        revoked.split(',').filter(|text| !text.is_empty()).filter_map(crate::digest_from_hex).map(|digest| RegistryUpdate::Revoked { digest }).collect();
+    match kind {
+        "api_key" => {
+            if let Ok(key_id) = subject.parse::<i64>() {
+                updates.extend(key_by_id(transaction, key_id).await?);
+            }
+        }
+        "user" | "membership" => {
+            if let Ok(user_id) = subject.parse::<i64>() {
+                updates.extend(keys_of_user(transaction, user_id).await?);
+            }
+        }
+        "workspace" => {
+            if subject == "defaults" {
+                let rows = transaction.fetch_all("SELECT workspace_id FROM workspaces WHERE is_default", &[]).await?;
+                for row in rows {
+                    updates.push(workspace_grants(transaction, &row.string("workspace_id")?).await?);
+                }
+            } else {
+                updates.push(workspace_grants(transaction, subject).await?);
+            }
+        }
+        _ => {}
     }
     Ok(updates)
 }

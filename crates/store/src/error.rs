@@ -25,7 +25,9 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// True when `error` is a unique-constraint violation.
-pub(crate) fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(database_error) if database_error.is_unique_violation())
+impl StoreError {
+    /// True when this is a unique-constraint violation.
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(database_error)) if database_error.is_unique_violation())
+    }
 }

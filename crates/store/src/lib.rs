@@ -1,35 +1,33 @@
 //! keygate's storage: every SQL statement of the project lives in this crate.
 //!
-//! [`Store`] wraps an SQLite database in WAL mode with `synchronous=FULL`, so that an
-//! acknowledged write survives a crash. Writes go through a single writer connection,
-//! which serializes them: a quota check and the insert it guards happen in one
-//! transaction that no other writer can interleave with. Reads use a separate pool.
-//!
-//! Every mutation that affects verification also appends a row to the `changes` table
-//! (the change feed) and, after commit, applies the recompiled state to the in-memory
-//! [`KeyRegistry`](keygate_core::verification::KeyRegistry) at that version.
+//! [`Store`] runs on SQLite (embedded, one node: WAL, `synchronous=FULL`, one writer
+//! connection) or PostgreSQL (many nodes). Every operation is written once against the
+//! thin [`database`] layer. Each mutation that affects verification writes, in one
+//! transaction, its rows, its audit entry and a change-feed row; after commit the store
+//! applies the recompiled state to its in-memory [`KeyRegistry`] at that change version.
+//! Other nodes (and other processes on the same SQLite file) follow the change feed
+//! ([`feed`]) and apply the same changes.
 
 mod access_keys;
 mod api_keys;
 mod audit;
 mod compile;
+pub mod database;
 mod error;
+pub mod feed;
 mod rows;
 mod users;
 mod workspaces;
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use keygate_core::verification::{KeyRegistry, RegistryUpdate};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
 
 pub use access_keys::{AccessKeyRecord, SessionRecord};
 pub use api_keys::{ApiKeyRecord, KeyOrder, ListKeysQuery, NewApiKey, QuotaRule};
 pub use audit::{AuditContext, AuditRecord};
+use database::{params, Database, Dialect, Transaction};
 pub use error::StoreError;
 pub use users::{AccountRecord, UserRecord};
 pub use workspaces::{ModelGrant, WorkspaceDeletion, WorkspaceRecord};
@@ -40,14 +38,16 @@ pub const DATABASE_FILE_NAME: &str = "keygate.db";
 /// The database and the in-memory verification state it feeds.
 #[derive(Clone)]
 pub struct Store {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    database: Database,
     registry: Arc<KeyRegistry>,
+    /// The change-feed version of the snapshot loaded at open: the follower starts from
+    /// there instead of loading everything a second time.
+    opened_at_version: u64,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("Store").finish_non_exhaustive()
+        formatter.debug_struct("Store").field("dialect", &self.database.dialect()).finish_non_exhaustive()
     }
 }
 
@@ -57,25 +57,34 @@ pub fn now_millis() -> i64 {
     i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A change-feed entry about to be written: what changed and which digests it revoked.
+pub(crate) struct Change<'a> {
+    pub kind: &'a str,
+    pub subject: &'a str,
+    pub revoked: &'a [keygate_core::keys::KeyDigest],
+}
+
 impl Store {
     /// Opens (creating if needed) `keygate.db` in `data_dir`, runs migrations and loads the
     /// verification state of every key into memory.
     pub async fn open_sqlite(data_dir: &Path) -> Result<Store, StoreError> {
-        let path = data_dir.join(DATABASE_FILE_NAME);
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk before it is acknowledged, in WAL mode too.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        // One writer connection serializes writes inside this process.
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
-        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
-        let store = Store { writer, reader, registry: Arc::new(KeyRegistry::new()) };
-        store.load_registry().await?;
+        Store::open(Database::open_sqlite(&data_dir.join(DATABASE_FILE_NAME)).await?).await
+    }
+
+    /// Connects to PostgreSQL (`postgres://...`), runs migrations and loads the registry.
+    pub async fn open_postgres(url: &str) -> Result<Store, StoreError> {
+        Store::open(Database::open_postgres(url).await?).await
+    }
+
+    async fn open(database: Database) -> Result<Store, StoreError> {
+        let mut store = Store { database, registry: Arc::new(KeyRegistry::new()), opened_at_version: 0 };
+        store.opened_at_version = store.resync_registry().await?;
         Ok(store)
+    }
+
+    /// Whether this store is PostgreSQL (shared by many nodes) or SQLite.
+    pub fn is_postgres(&self) -> bool {
+        self.database.dialect() == Dialect::Postgres
     }
 
     /// The in-memory verification state this store keeps current.
@@ -83,27 +92,63 @@ impl Store {
         &self.registry
     }
 
-    /// Loads every key and workspace into the registry (at start).
-    pub async fn load_registry(&self) -> Result<(), StoreError> {
-        let mut connection = self.reader.acquire().await?;
-        let version: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM changes").fetch_one(&mut *connection).await?;
-        let updates = compile::load_everything(&mut connection).await?;
-        self.registry.apply(u64::try_from(version).unwrap_or(0), updates);
-        Ok(())
+    /// Replaces the registry's contents with one consistent snapshot of every key and
+    /// workspace (entries newer than the snapshot are kept). Returns the snapshot's version.
+    pub async fn resync_registry(&self) -> Result<u64, StoreError> {
+        let mut snapshot = self.database.begin_snapshot().await?;
+        let version = snapshot.fetch_one("SELECT COALESCE(MAX(version), 0) AS version FROM changes", &[]).await?.i64("version")?;
+        let updates = compile::load_everything(&mut snapshot).await?;
+        snapshot.commit().await?;
+        let version = u64::try_from(version).unwrap_or(0);
+        self.registry.replace_all(version, updates);
+        Ok(version)
     }
 
     /// Appends a change-feed row inside `transaction` and returns its version.
-    async fn record_change(connection: &mut sqlx::SqliteConnection, kind: &str, subject: &str) -> Result<u64, StoreError> {
-        let version: i64 = sqlx::query_scalar("INSERT INTO changes (kind, subject, at) VALUES (?, ?, ?) RETURNING version")
-            .bind(kind)
-            .bind(subject)
-            .bind(now_millis())
-            .fetch_one(&mut *connection)
-            .await?;
+    ///
+    /// PostgreSQL: versions are MAX + 1 under a transaction-scoped advisory lock, so they
+    /// have no gaps and commit in order; the NOTIFY is delivered at commit.
+    async fn record_change(transaction: &mut Transaction, change: Change<'_>) -> Result<u64, StoreError> {
+        let revoked = change.revoked.iter().map(hex_digest).collect::<Vec<_>>().join(",");
+        let version = match transaction.dialect() {
+            Dialect::Sqlite => {
+                transaction
+                    .fetch_one(
+                        "INSERT INTO changes (kind, subject, revoked, at) VALUES ($1, $2, $3, $4) RETURNING version",
+                        &params![change.kind, change.subject, revoked, now_millis()],
+                    )
+                    .await?
+                    .i64("version")?
+            }
+            Dialect::Postgres => {
+                transaction.execute("SELECT pg_advisory_xact_lock($1)", &params![feed::CHANGE_FEED_LOCK]).await?;
+                let version = transaction
+                    .fetch_one(
+                        "INSERT INTO changes (version, kind, subject, revoked, at) SELECT COALESCE(MAX(version), 0) + 1, $1, $2, $3, $4 FROM changes RETURNING version",
+                        &params![change.kind, change.subject, revoked, now_millis()],
+                    )
+                    .await?
+                    .i64("version")?;
+                transaction.execute("SELECT pg_notify($1, $2)", &params![feed::CHANGE_FEED_CHANNEL, version.to_string()]).await?;
+                version
+            }
+        };
         Ok(u64::try_from(version).unwrap_or(0))
     }
 
     fn publish(&self, version: u64, updates: Vec<RegistryUpdate>) {
         self.registry.apply(version, updates);
     }
+}
+
+fn hex_digest(digest: &keygate_core::keys::KeyDigest) -> String {
+    digest.as_bytes().iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn digest_from_hex(text: &str) -> Option<keygate_core::keys::KeyDigest> {
+    if text.len() != 64 {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..32).map(|index| u8::from_str_radix(&text[index * 2..index * 2 + 2], 16).ok()).collect();
+    keygate_core::keys::KeyDigest::from_bytes(&bytes?)
 }

@@ -2,9 +2,8 @@
 
 use keygate_core::ip_allowlist::IpAllowlist;
 use keygate_core::permissions::{AppScope, CustomPermissions, KeyAuth, ModelScope};
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
+use crate::database::Row;
 use crate::StoreError;
 
 pub(crate) fn list_to_json(items: &[String]) -> String {
@@ -46,22 +45,15 @@ pub(crate) fn auth_columns(auth: &KeyAuth) -> AuthColumns {
     }
 }
 
-pub(crate) fn auth_from_row(row: &SqliteRow) -> Result<KeyAuth, StoreError> {
-    let auth_type: String = row.get("auth_type");
-    if auth_type == "All" {
+pub(crate) fn auth_from_row(row: &Row) -> Result<KeyAuth, StoreError> {
+    if row.string("auth_type")? == "All" {
         return Ok(KeyAuth::All);
     }
-    let ips = json_to_list(&row.get::<String, _>("access_ips"))?;
+    let ips = json_to_list(&row.string("access_ips")?)?;
     let access_ips = IpAllowlist::parse(&ips).map_err(|error| StoreError::Corrupt(error.to_string()))?;
     Ok(KeyAuth::Custom(CustomPermissions {
         access_ips,
-        model_scope: ModelScope {
-            allow_all_models: row.get("allow_all_models"),
-            accessible_models: json_to_list(&row.get::<String, _>("accessible_models"))?,
-        },
-        app_scope: AppScope {
-            allow_all_apps: row.get("allow_all_apps"),
-            accessible_apps: json_to_list(&row.get::<String, _>("accessible_apps"))?,
-        },
+        model_scope: ModelScope { allow_all_models: row.boolean("allow_all_models")?, accessible_models: json_to_list(&row.string("accessible_models")?)? },
+        app_scope: AppScope { allow_all_apps: row.boolean("allow_all_apps")?, accessible_apps: json_to_list(&row.string("accessible_apps")?)? },
     }))
 }

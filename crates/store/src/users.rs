@@ -4,13 +4,11 @@
 use keygate_core::access::{Caller, CallerIdentity, Role, UserStatus};
 use keygate_core::keys::KeyDigest;
 use keygate_core::verification::RegistryUpdate;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
 
 use crate::audit::{write_audit, AuditContext};
 use crate::compile;
-use crate::error::is_unique_violation;
-use crate::{now_millis, Store, StoreError};
+use crate::database::{params, Row, Transaction};
+use crate::{now_millis, Change, Store, StoreError};
 
 /// An account (the owner).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,34 +33,44 @@ pub struct UserRecord {
     pub workspace_ids: Vec<String>,
 }
 
-fn user_from_row(row: &SqliteRow) -> Result<UserRecord, StoreError> {
-    let role: String = row.get("role");
-    let status: String = row.get("status");
+fn account_from_row(row: &Row) -> Result<AccountRecord, StoreError> {
+    Ok(AccountRecord { account_id: row.i64("account_id")?, name: row.string("name")?, password_hash: row.string("password_hash")?, created_at: row.i64("created_at")? })
+}
+
+fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
+    let role = row.string("role")?;
+    let status = row.string("status")?;
     Ok(UserRecord {
-        user_id: row.get("user_id"),
-        account_id: row.get("account_id"),
-        name: row.get("name"),
+        user_id: row.i64("user_id")?,
+        account_id: row.i64("account_id")?,
+        name: row.string("name")?,
         role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
         status: UserStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-        password_hash: row.get("password_hash"),
-        created_at: row.get("created_at"),
+        password_hash: row.opt_string("password_hash")?,
+        created_at: row.i64("created_at")?,
         workspace_ids: Vec::new(),
     })
 }
 
 const USER_COLUMNS: &str = "user_id, account_id, name, role, status, password_hash, created_at";
+const ACCOUNT_COLUMNS: &str = "account_id, name, password_hash, created_at";
+
+/// The id of a live RAM user of the account, inside a transaction.
+async fn live_user_id(transaction: &mut Transaction, account_id: i64, name: &str) -> Result<i64, StoreError> {
+    transaction
+        .fetch_optional("SELECT user_id FROM ram_users WHERE account_id = $1 AND name = $2 AND deleted_at IS NULL", &params![account_id, name])
+        .await?
+        .ok_or(StoreError::NotFound("User"))?
+        .i64("user_id")
+}
 
 impl Store {
     /// Creates the account if it does not exist; returns it and whether it was created.
     pub async fn ensure_account(&self, name: &str, password_hash: &str) -> Result<(AccountRecord, bool), StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let created = sqlx::query("INSERT INTO accounts (name, password_hash, created_at) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING")
-            .bind(name)
-            .bind(password_hash)
-            .bind(now_millis())
-            .execute(&mut *transaction)
+        let mut transaction = self.database.begin_write().await?;
+        let created = transaction
+            .execute("INSERT INTO accounts (name, password_hash, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING", &params![name, password_hash, now_millis()])
             .await?
-            .rows_affected()
             == 1;
         transaction.commit().await?;
         let account = self.find_account(name).await?.ok_or(StoreError::NotFound("Account"))?;
@@ -70,18 +78,18 @@ impl Store {
     }
 
     pub async fn find_account(&self, name: &str) -> Result<Option<AccountRecord>, StoreError> {
-        let row = sqlx::query("SELECT account_id, name, password_hash, created_at FROM accounts WHERE name = ?").bind(name).fetch_optional(&self.reader).await?;
-        Ok(row.map(|row| AccountRecord { account_id: row.get("account_id"), name: row.get("name"), password_hash: row.get("password_hash"), created_at: row.get("created_at") }))
+        let row = self.database.fetch_optional(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = $1"), &params![name]).await?;
+        row.as_ref().map(account_from_row).transpose()
     }
 
     pub async fn account_by_id(&self, account_id: i64) -> Result<AccountRecord, StoreError> {
-        let row = sqlx::query("SELECT account_id, name, password_hash, created_at FROM accounts WHERE account_id = ?").bind(account_id).fetch_optional(&self.reader).await?.ok_or(StoreError::NotFound("Account"))?;
-        Ok(AccountRecord { account_id: row.get("account_id"), name: row.get("name"), password_hash: row.get("password_hash"), created_at: row.get("created_at") })
+        let row = self.database.fetch_optional(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = $1"), &params![account_id]).await?;
+        account_from_row(&row.ok_or(StoreError::NotFound("Account"))?)
     }
 
     /// Replaces an account's password hash.
     pub async fn set_account_password(&self, account_id: i64, password_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE accounts SET password_hash = ? WHERE account_id = ?").bind(password_hash).bind(account_id).execute(&self.writer).await?;
+        self.database.execute("UPDATE accounts SET password_hash = $1 WHERE account_id = $2", &params![password_hash, account_id]).await?;
         Ok(())
     }
 
@@ -100,19 +108,17 @@ impl Store {
     }
 
     pub async fn create_user(&self, context: &AuditContext, name: &str, role: Role, password_hash: Option<&str>) -> Result<UserRecord, StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let inserted = sqlx::query(&format!("INSERT INTO ram_users (account_id, name, role, status, password_hash, created_at) VALUES (?, ?, ?, 'active', ?, ?) RETURNING {USER_COLUMNS}"))
-            .bind(context.account_id)
-            .bind(name)
-            .bind(role.as_str())
-            .bind(password_hash)
-            .bind(now_millis())
-            .fetch_one(&mut *transaction)
+        let mut transaction = self.database.begin_write().await?;
+        let inserted = transaction
+            .fetch_one(
+                &format!("INSERT INTO ram_users (account_id, name, role, status, password_hash, created_at) VALUES ($1, $2, $3, 'active', $4, $5) RETURNING {USER_COLUMNS}"),
+                &params![context.account_id, name, role.as_str(), password_hash, now_millis()],
+            )
             .await;
         let row = match inserted {
             Ok(row) => row,
-            Err(error) if is_unique_violation(&error) => return Err(StoreError::Conflict(format!("a RAM user named '{name}' already exists"))),
-            Err(error) => return Err(error.into()),
+            Err(error) if error.is_unique_violation() => return Err(StoreError::Conflict(format!("a RAM user named '{name}' already exists"))),
+            Err(error) => return Err(error),
         };
         let user = user_from_row(&row)?;
         write_audit(&mut transaction, context, "User.Create", &format!("user:{name}"), &format!("role={}", role.as_str())).await?;
@@ -121,32 +127,36 @@ impl Store {
     }
 
     pub async fn find_user(&self, account_id: i64, name: &str) -> Result<UserRecord, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = ? AND name = ? AND deleted_at IS NULL"))
-            .bind(account_id)
-            .bind(name)
-            .fetch_optional(&self.reader)
+        let row = self
+            .database
+            .fetch_optional(&format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = $1 AND name = $2 AND deleted_at IS NULL"), &params![account_id, name])
             .await?
             .ok_or(StoreError::NotFound("User"))?;
         self.with_workspaces(user_from_row(&row)?).await
     }
 
     pub async fn user_by_id(&self, account_id: i64, user_id: i64) -> Result<UserRecord, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = ? AND user_id = ? AND deleted_at IS NULL"))
-            .bind(account_id)
-            .bind(user_id)
-            .fetch_optional(&self.reader)
+        let row = self
+            .database
+            .fetch_optional(&format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = $1 AND user_id = $2 AND deleted_at IS NULL"), &params![account_id, user_id])
             .await?
             .ok_or(StoreError::NotFound("User"))?;
         self.with_workspaces(user_from_row(&row)?).await
     }
 
     async fn with_workspaces(&self, mut user: UserRecord) -> Result<UserRecord, StoreError> {
-        user.workspace_ids = sqlx::query_scalar("SELECT workspace_id FROM workspace_members WHERE user_id = ? ORDER BY workspace_id").bind(user.user_id).fetch_all(&self.reader).await?;
+        user.workspace_ids = self
+            .database
+            .fetch_all("SELECT workspace_id FROM workspace_members WHERE user_id = $1 ORDER BY workspace_id", &params![user.user_id])
+            .await?
+            .iter()
+            .map(|row| row.string("workspace_id"))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(user)
     }
 
     pub async fn list_users(&self, account_id: i64) -> Result<Vec<UserRecord>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = ? AND deleted_at IS NULL ORDER BY user_id")).bind(account_id).fetch_all(&self.reader).await?;
+        let rows = self.database.fetch_all(&format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = $1 AND deleted_at IS NULL ORDER BY user_id"), &params![account_id]).await?;
         let mut users = Vec::with_capacity(rows.len());
         for row in &rows {
             users.push(self.with_workspaces(user_from_row(row)?).await?);
@@ -154,22 +164,13 @@ impl Store {
         Ok(users)
     }
 
-    /// Runs a user change in a write transaction, audits it, and republishes the user's keys.
+    /// Sets one column of a live user, audits it, and republishes the user's keys.
     async fn change_user(&self, context: &AuditContext, name: &str, action: &str, detail: &str, statement: &str, value: Option<&str>) -> Result<UserRecord, StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let user_id: i64 = sqlx::query_scalar("SELECT user_id FROM ram_users WHERE account_id = ? AND name = ? AND deleted_at IS NULL")
-            .bind(context.account_id)
-            .bind(name)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .ok_or(StoreError::NotFound("User"))?;
-        let mut query = sqlx::query(statement);
-        if let Some(value) = value {
-            query = query.bind(value);
-        }
-        query.bind(user_id).execute(&mut *transaction).await?;
+        let mut transaction = self.database.begin_write().await?;
+        let user_id = live_user_id(&mut transaction, context.account_id, name).await?;
+        transaction.execute(statement, &params![value, user_id]).await?;
         write_audit(&mut transaction, context, action, &format!("user:{name}"), detail).await?;
-        let version = Self::record_change(&mut transaction, "user", &user_id.to_string()).await?;
+        let version = Self::record_change(&mut transaction, Change { kind: "user", subject: &user_id.to_string(), revoked: &[] }).await?;
         let updates = compile::keys_of_user(&mut transaction, user_id).await?;
         transaction.commit().await?;
         self.publish(version, updates);
@@ -177,7 +178,7 @@ impl Store {
     }
 
     pub async fn set_user_role(&self, context: &AuditContext, name: &str, role: Role) -> Result<UserRecord, StoreError> {
-        self.change_user(context, name, "User.SetRole", &format!("role={}", role.as_str()), "UPDATE ram_users SET role = ? WHERE user_id = ?", Some(role.as_str())).await
+        self.change_user(context, name, "User.SetRole", &format!("role={}", role.as_str()), "UPDATE ram_users SET role = $1 WHERE user_id = $2", Some(role.as_str())).await
     }
 
     pub async fn set_user_status(&self, context: &AuditContext, name: &str, status: UserStatus) -> Result<UserRecord, StoreError> {
@@ -185,36 +186,34 @@ impl Store {
             UserStatus::Active => "User.Enable",
             UserStatus::Disabled => "User.Disable",
         };
-        self.change_user(context, name, action, "", "UPDATE ram_users SET status = ? WHERE user_id = ?", Some(status.as_str())).await
+        self.change_user(context, name, action, "", "UPDATE ram_users SET status = $1 WHERE user_id = $2", Some(status.as_str())).await
     }
 
     pub async fn set_user_password(&self, context: &AuditContext, name: &str, password_hash: &str) -> Result<UserRecord, StoreError> {
-        self.change_user(context, name, "User.SetPassword", "", "UPDATE ram_users SET password_hash = ? WHERE user_id = ?", Some(password_hash)).await
+        self.change_user(context, name, "User.SetPassword", "", "UPDATE ram_users SET password_hash = $1 WHERE user_id = $2", Some(password_hash)).await
     }
 
     /// Deletes a RAM user for good: its keys, AccessKeys, sessions and memberships go too.
     pub async fn delete_user(&self, context: &AuditContext, name: &str) -> Result<(), StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let user_id: i64 = sqlx::query_scalar("SELECT user_id FROM ram_users WHERE account_id = ? AND name = ? AND deleted_at IS NULL")
-            .bind(context.account_id)
-            .bind(name)
-            .fetch_optional(&mut *transaction)
+        let mut transaction = self.database.begin_write().await?;
+        let user_id = live_user_id(&mut transaction, context.account_id, name).await?;
+        let revoked: Vec<KeyDigest> = transaction
+            .fetch_all("DELETE FROM api_keys WHERE creator_user_id = $1 RETURNING key_digest", &params![user_id])
             .await?
-            .ok_or(StoreError::NotFound("User"))?;
-        let digests: Vec<Vec<u8>> = sqlx::query_scalar("DELETE FROM api_keys WHERE creator_user_id = ? RETURNING key_digest").bind(user_id).fetch_all(&mut *transaction).await?;
-        for statement in [
-            "DELETE FROM access_keys WHERE user_id = ?",
-            "DELETE FROM sessions WHERE user_id = ?",
-            "DELETE FROM workspace_members WHERE user_id = ?",
-        ] {
-            sqlx::query(statement).bind(user_id).execute(&mut *transaction).await?;
+            .iter()
+            .map(|row| row.bytes("key_digest"))
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .filter_map(|bytes| KeyDigest::from_bytes(bytes))
+            .collect();
+        for statement in ["DELETE FROM access_keys WHERE user_id = $1", "DELETE FROM sessions WHERE user_id = $1", "DELETE FROM workspace_members WHERE user_id = $1"] {
+            transaction.execute(statement, &params![user_id]).await?;
         }
-        sqlx::query("UPDATE ram_users SET deleted_at = ?, status = 'disabled', password_hash = NULL WHERE user_id = ?").bind(now_millis()).bind(user_id).execute(&mut *transaction).await?;
-        write_audit(&mut transaction, context, "User.Delete", &format!("user:{name}"), &format!("deleted_keys={}", digests.len())).await?;
-        let version = Self::record_change(&mut transaction, "user", &user_id.to_string()).await?;
+        transaction.execute("UPDATE ram_users SET deleted_at = $1, status = 'disabled', password_hash = NULL WHERE user_id = $2", &params![now_millis(), user_id]).await?;
+        write_audit(&mut transaction, context, "User.Delete", &format!("user:{name}"), &format!("deleted_keys={}", revoked.len())).await?;
+        let version = Self::record_change(&mut transaction, Change { kind: "user", subject: &user_id.to_string(), revoked: &revoked }).await?;
         transaction.commit().await?;
-        let updates = digests.iter().filter_map(|bytes| KeyDigest::from_bytes(bytes)).map(|digest| RegistryUpdate::Revoked { digest }).collect();
-        self.publish(version, updates);
+        self.publish(version, revoked.into_iter().map(|digest| RegistryUpdate::Revoked { digest }).collect());
         Ok(())
     }
 
@@ -229,32 +228,25 @@ impl Store {
     }
 
     async fn change_membership(&self, context: &AuditContext, workspace_id: &str, user_name: &str, add: bool) -> Result<(), StoreError> {
-        let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let is_default: bool = sqlx::query_scalar("SELECT is_default FROM workspaces WHERE workspace_id = ? AND account_id = ? AND region = ?")
-            .bind(workspace_id)
-            .bind(context.account_id)
-            .bind(&context.region)
-            .fetch_optional(&mut *transaction)
+        let mut transaction = self.database.begin_write().await?;
+        let is_default = transaction
+            .fetch_optional("SELECT is_default FROM workspaces WHERE workspace_id = $1 AND account_id = $2 AND region = $3", &params![workspace_id, context.account_id, &context.region])
             .await?
-            .ok_or(StoreError::NotFound("Workspace"))?;
+            .ok_or(StoreError::NotFound("Workspace"))?
+            .boolean("is_default")?;
         if is_default {
             return Err(StoreError::Refused("every user is a member of the default workspace; its membership cannot change".into()));
         }
-        let user_id: i64 = sqlx::query_scalar("SELECT user_id FROM ram_users WHERE account_id = ? AND name = ? AND deleted_at IS NULL")
-            .bind(context.account_id)
-            .bind(user_name)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .ok_or(StoreError::NotFound("User"))?;
+        let user_id = live_user_id(&mut transaction, context.account_id, user_name).await?;
         let statement = if add {
-            "INSERT INTO workspace_members (workspace_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
+            "INSERT INTO workspace_members (workspace_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
         } else {
-            "DELETE FROM workspace_members WHERE workspace_id = ? AND user_id = ?"
+            "DELETE FROM workspace_members WHERE workspace_id = $1 AND user_id = $2"
         };
-        sqlx::query(statement).bind(workspace_id).bind(user_id).execute(&mut *transaction).await?;
+        transaction.execute(statement, &params![workspace_id, user_id]).await?;
         let action = if add { "Workspace.AddMember" } else { "Workspace.RemoveMember" };
         write_audit(&mut transaction, context, action, &format!("workspace:{workspace_id}"), &format!("user={user_name}")).await?;
-        let version = Self::record_change(&mut transaction, "membership", &user_id.to_string()).await?;
+        let version = Self::record_change(&mut transaction, Change { kind: "membership", subject: &user_id.to_string(), revoked: &[] }).await?;
         let updates = compile::keys_of_user(&mut transaction, user_id).await?;
         transaction.commit().await?;
         self.publish(version, updates);
@@ -263,13 +255,12 @@ impl Store {
 
     /// Whether `user_id` may act in `workspace_id` (the default workspace: always).
     pub async fn is_workspace_member(&self, workspace_id: &str, user_id: i64) -> Result<bool, StoreError> {
-        let member: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM workspaces w WHERE w.workspace_id = ?1 AND (w.is_default = 1 OR EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = ?1 AND m.user_id = ?2)))",
-        )
-        .bind(workspace_id)
-        .bind(user_id)
-        .fetch_one(&self.reader)
-        .await?;
-        Ok(member)
+        self.database
+            .fetch_one(
+                "SELECT EXISTS (SELECT 1 FROM workspaces w WHERE w.workspace_id = $1 AND (w.is_default OR EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = $1 AND m.user_id = $2))) AS member",
+                &params![workspace_id, user_id],
+            )
+            .await?
+            .boolean("member")
     }
 }

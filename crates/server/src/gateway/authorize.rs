@@ -35,6 +35,10 @@ pub fn presented_key(headers: &HeaderMap, protocol: Protocol) -> Option<&str> {
 
 /// Steps 1-3: a key is present, well-formed, known in this listener's region and usable.
 pub fn authenticate_request(state: &AppState, protocol: Protocol, headers: &HeaderMap, context: &RequestContext) -> Result<Authorized, GatewayRefusal> {
+    if let Some(problem) = state.staleness_problem() {
+        tracing::warn!(%problem, "refusing a call: keys cannot be confirmed");
+        return Err(GatewayRefusal::RegistryStale);
+    }
     let now = state.shared.clock.now_seconds();
     let started = std::time::Instant::now();
     let outcome = match presented_key(headers, protocol) {

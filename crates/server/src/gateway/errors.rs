@@ -31,6 +31,9 @@ pub enum GatewayRefusal {
     /// A temporary key tried to mint another.
     TemporaryKeyCannotMint,
     UpstreamUnreachable,
+    /// This node cannot confirm its keys (the database or its change feed is unreachable for
+    /// longer than `max_staleness_seconds`): fail closed.
+    RegistryStale,
 }
 
 struct Row {
@@ -59,6 +62,7 @@ impl GatewayRefusal {
             GatewayRefusal::BadRequest(_) => row(StatusCode::BAD_REQUEST, "InvalidParameter", "invalid_request_error", "invalid_request_error", "invalid_request_error"),
             GatewayRefusal::TemporaryKeyCannotMint => row(StatusCode::FORBIDDEN, "AccessDenied", "access_denied", "access_denied", "permission_error"),
             GatewayRefusal::UpstreamUnreachable => row(StatusCode::BAD_GATEWAY, "InternalError", "upstream_error", "upstream_error", "api_error"),
+            GatewayRefusal::RegistryStale => row(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "service_unavailable", "service_unavailable", "api_error"),
         }
     }
 
@@ -78,6 +82,7 @@ impl GatewayRefusal {
             GatewayRefusal::BadRequest(message) => message.clone(),
             GatewayRefusal::TemporaryKeyCannotMint => "Access denied: a temporary API key cannot create another temporary key.".into(),
             GatewayRefusal::UpstreamUnreachable => "The upstream model provider could not be reached.".into(),
+            GatewayRefusal::RegistryStale => "This gateway node cannot confirm API keys right now (its database is unreachable); retry on another node or later.".into(),
         }
     }
 

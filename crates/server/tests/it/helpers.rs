@@ -1,7 +1,13 @@
 //! `spawn_app()`: a real keygate server on random loopback ports (one per region) with a
 //! fresh SQLite data directory, plus clients that log in and sign requests.
+//!
+//! `spawn_app_on(Backend::Postgres)` gives a test its own PostgreSQL schema in the database
+//! named by `KEYGATE_TEST_DATABASE_URL` (and `None`, announced loudly, when it is not set);
+//! `on_both_stores!` runs one test body on each store.
 
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use keygate_core::access::Role;
 use keygate_core::acs3;
@@ -27,8 +33,152 @@ pub struct TestApp {
     pub us_address: SocketAddr,
     pub state: AppState,
     pub http: reqwest::Client,
+    /// The PostgreSQL schema this app runs on, if any (dropped with the last app using it).
+    pub schema: Option<Arc<PostgresSchema>>,
     _data_dir: tempfile::TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The store a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// `KEYGATE_TEST_DATABASE_URL`, when set and not empty.
+pub fn postgres_test_url() -> Option<String> {
+    std::env::var("KEYGATE_TEST_DATABASE_URL").ok().filter(|url| !url.trim().is_empty())
+}
+
+/// Says, past the test harness's output capture, that a PostgreSQL test did not run.
+pub fn announce_postgres_skip(test: &str) {
+    static BANNER: std::sync::Once = std::sync::Once::new();
+    let mut stderr = std::io::stderr();
+    BANNER.call_once(|| {
+        let _ = writeln!(
+            stderr,
+            "\n*** SKIPPED: the PostgreSQL half of the store behaviour suite. Set KEYGATE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test to run it (.ci/run does). ***\n"
+        );
+    });
+    let _ = writeln!(stderr, "SKIPPED on PostgreSQL (KEYGATE_TEST_DATABASE_URL not set): {test}");
+}
+
+/// A PostgreSQL schema of one test's own, and the master key its nodes share. Dropped (with
+/// everything in it) when the last holder lets go.
+pub struct PostgresSchema {
+    pub name: String,
+    base_url: String,
+    pub master_key_file: std::path::PathBuf,
+    _directory: tempfile::TempDir,
+}
+
+fn with_parameter(url: &str, parameter: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{parameter}")
+}
+
+impl PostgresSchema {
+    /// Creates a fresh schema, or `None` when `KEYGATE_TEST_DATABASE_URL` is not set.
+    pub async fn create() -> Option<Arc<PostgresSchema>> {
+        use sqlx::Connection;
+        let base_url = postgres_test_url()?;
+        let mut random = [0u8; 6];
+        keygate_core::random::fill_random(&mut random);
+        let name = format!("kg_test_{}", hex::encode(random));
+        let mut connection = sqlx::PgConnection::connect(&base_url).await.expect("KEYGATE_TEST_DATABASE_URL answers");
+        sqlx::query(&format!("CREATE SCHEMA {name}")).execute(&mut connection).await.expect("create schema");
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let master_key_file = directory.path().join("master.key");
+        std::fs::write(&master_key_file, hex::encode(keygate_core::random::random_bytes_32())).expect("master key file");
+        Some(Arc::new(PostgresSchema { name, base_url, master_key_file, _directory: directory }))
+    }
+
+    /// The URL a node connects with: this schema first on the search path, and an
+    /// `application_name` that names the node (tests find its connections by it).
+    pub fn url_for_node(&self, node: &str) -> String {
+        let with_schema = with_parameter(&self.base_url, &format!("options=-c%20search_path%3D{}", self.name));
+        with_parameter(&with_schema, &format!("application_name={node}"))
+    }
+
+    /// A plain connection to the test database (for `pg_terminate_backend` and the like).
+    pub async fn admin_connection(&self) -> sqlx::PgConnection {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&self.base_url).await.expect("KEYGATE_TEST_DATABASE_URL answers")
+    }
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        let (base_url, name) = (self.base_url.clone(), self.name.clone());
+        // Drop runs outside any runtime we may block: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async move {
+                use sqlx::Connection;
+                if let Ok(mut connection) = sqlx::PgConnection::connect(&base_url).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE")).execute(&mut connection).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Starts an app on `backend`; `None` (announced) for PostgreSQL without a test database.
+pub async fn spawn_app_on(backend: Backend, test_name: &str) -> Option<TestApp> {
+    match backend {
+        Backend::Sqlite => Some(spawn_app().await),
+        Backend::Postgres => match PostgresSchema::create().await {
+            Some(schema) => Some(spawn_node(&schema, "kg-node-a", |_| {}).await),
+            None => {
+                announce_postgres_skip(test_name);
+                None
+            }
+        },
+    }
+}
+
+/// Starts one node on a PostgreSQL schema (several nodes may share one).
+pub async fn spawn_node(schema: &Arc<PostgresSchema>, node_name: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let url = schema.url_for_node(node_name);
+    let master_key_file = schema.master_key_file.clone();
+    let mut app = spawn_app_with(move |settings| {
+        settings.database_url = Some(url);
+        settings.master_key_file = Some(master_key_file);
+        settings.feed_poll_interval_milliseconds = 200;
+        adjust(settings);
+    })
+    .await;
+    app.schema = Some(schema.clone());
+    app
+}
+
+/// Runs each test body on SQLite and on PostgreSQL (which announces itself skipped when
+/// `KEYGATE_TEST_DATABASE_URL` is not set). Each body gets a fresh `TestApp`.
+macro_rules! on_both_stores {
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn body($app: $crate::helpers::TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    body($crate::helpers::spawn_app_on($crate::helpers::Backend::Sqlite, stringify!($name)).await.expect("SQLite always runs")).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(app) = $crate::helpers::spawn_app_on($crate::helpers::Backend::Postgres, stringify!($name)).await {
+                        body(app).await;
+                    }
+                }
+            }
+        )*
+    };
 }
 
 /// Starts a server with `ap-southeast-1` and `us-east-1` listeners on random ports.
@@ -55,7 +205,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    TestApp { address, us_address, state, http: reqwest::Client::new(), _data_dir: data_dir, _shutdown: shutdown }
+    TestApp { address, us_address, state, http: reqwest::Client::new(), schema: None, _data_dir: data_dir, _shutdown: shutdown }
 }
 
 /// How a test client authenticates to the management plane.

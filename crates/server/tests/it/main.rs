@@ -10,6 +10,7 @@ mod gateway_forwarding;
 mod gateway_revocation;
 mod gateway_scope;
 mod gateway_temporary_keys;
+#[macro_use]
 mod helpers;
 mod keygate_api;
 mod leaks;
@@ -17,4 +18,5 @@ mod metrics;
 mod rules;
 mod signatures;
 mod verification;
+mod postgres_nodes;
 mod visibility_matrix;

@@ -8,7 +8,7 @@ use keygate_core::verification::AuthenticationFailure;
 use serde_json::{json, Value};
 
 use crate::expectations::{assert_error, authenticate, error_mismatch, get_key, key_count, KEY_NOT_FOUND_MESSAGE};
-use crate::helpers::{spawn_app, Answer, Client, TestApp};
+use crate::helpers::{Answer, Client, TestApp};
 
 const SINGAPORE: &str = "ap-southeast-1";
 const NEW_DESCRIPTION: &str = "changed by the matrix";
@@ -249,32 +249,30 @@ async fn check(
     result
 }
 
-#[tokio::test]
-async fn every_key_operation_by_every_caller_on_its_own_and_on_others_keys() {
-    let app = spawn_app().await;
-    let clients = Clients::log_in(&app).await;
-    let mut failures = Vec::new();
-    for (caller, owner, outcome) in TABLE {
-        for operation in OPERATIONS {
-            if let Err(problem) = check(&app, &clients, operation, caller, owner, outcome).await {
-                let whose = if caller == owner { "its own key".to_string() } else { format!("{}'s key", owner.describe()) };
-                failures.push(format!("{operation:?} by {} on {whose} (expected {outcome:?}): {problem}", caller.describe()));
+on_both_stores! {
+    async fn every_key_operation_by_every_caller_on_its_own_and_on_others_keys(app: TestApp) {
+        let clients = Clients::log_in(&app).await;
+        let mut failures = Vec::new();
+        for (caller, owner, outcome) in TABLE {
+            for operation in OPERATIONS {
+                if let Err(problem) = check(&app, &clients, operation, caller, owner, outcome).await {
+                    let whose = if caller == owner { "its own key".to_string() } else { format!("{}'s key", owner.describe()) };
+                    failures.push(format!("{operation:?} by {} on {whose} (expected {outcome:?}): {problem}", caller.describe()));
+                }
             }
         }
+        assert!(failures.is_empty(), "{} of {} cells failed:\n{}", failures.len(), TABLE.len() * OPERATIONS.len(), failures.join("\n"));
+        assert_eq!(key_count(clients.of(Account)).await, 0);
     }
-    assert!(failures.is_empty(), "{} of {} cells failed:\n{}", failures.len(), TABLE.len() * OPERATIONS.len(), failures.join("\n"));
-    assert_eq!(key_count(clients.of(Account)).await, 0);
-}
 
-#[tokio::test]
-async fn a_member_cannot_create_a_key_so_it_has_none_of_its_own() {
-    let app = spawn_app().await;
-    let clients = Clients::log_in(&app).await;
-    assert_error(
-        &clients.of(Member).create_key("", "").await,
-        403,
-        "Forbidden",
-        "RAM users with the member role may not create API keys; ask an admin for the key-manager role",
-    );
-    assert_eq!(key_count(clients.of(Account)).await, 0);
+    async fn a_member_cannot_create_a_key_so_it_has_none_of_its_own(app: TestApp) {
+        let clients = Clients::log_in(&app).await;
+        assert_error(
+            &clients.of(Member).create_key("", "").await,
+            403,
+            "Forbidden",
+            "RAM users with the member role may not create API keys; ask an admin for the key-manager role",
+        );
+        assert_eq!(key_count(clients.of(Account)).await, 0);
+    }
 }

@@ -1,0 +1,401 @@
+//! A thin layer over the two databases keygate runs on, so that every store operation is
+//! written once: SQL with `$1`-style parameters (SQLite and PostgreSQL both accept them),
+//! values as [`SqlValue`], rows decoded into [`Row`] by column name.
+//!
+//! SQLite: one writer connection (`BEGIN IMMEDIATE`) and a read-only pool, WAL,
+//! `synchronous=FULL`. PostgreSQL: one pool; write transactions that must not interleave
+//! (a quota check and its insert) lock the account row.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Column, PgPool, Postgres, Row as _, Sqlite, SqlitePool, TypeInfo, ValueRef};
+
+use crate::StoreError;
+
+/// A value bound to a statement. NULLs carry their type, which PostgreSQL needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Integer(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+    Boolean(bool),
+    NullInteger,
+    NullText,
+    NullBytes,
+}
+
+impl From<i64> for SqlValue {
+    fn from(value: i64) -> Self {
+        SqlValue::Integer(value)
+    }
+}
+
+impl From<bool> for SqlValue {
+    fn from(value: bool) -> Self {
+        SqlValue::Boolean(value)
+    }
+}
+
+impl From<&str> for SqlValue {
+    fn from(value: &str) -> Self {
+        SqlValue::Text(value.to_string())
+    }
+}
+
+impl From<String> for SqlValue {
+    fn from(value: String) -> Self {
+        SqlValue::Text(value)
+    }
+}
+
+impl From<&String> for SqlValue {
+    fn from(value: &String) -> Self {
+        SqlValue::Text(value.clone())
+    }
+}
+
+impl From<&[u8]> for SqlValue {
+    fn from(value: &[u8]) -> Self {
+        SqlValue::Bytes(value.to_vec())
+    }
+}
+
+impl From<Vec<u8>> for SqlValue {
+    fn from(value: Vec<u8>) -> Self {
+        SqlValue::Bytes(value)
+    }
+}
+
+impl From<Option<i64>> for SqlValue {
+    fn from(value: Option<i64>) -> Self {
+        value.map_or(SqlValue::NullInteger, SqlValue::Integer)
+    }
+}
+
+impl From<Option<&str>> for SqlValue {
+    fn from(value: Option<&str>) -> Self {
+        value.map_or(SqlValue::NullText, SqlValue::from)
+    }
+}
+
+impl From<Option<String>> for SqlValue {
+    fn from(value: Option<String>) -> Self {
+        value.map_or(SqlValue::NullText, SqlValue::Text)
+    }
+}
+
+impl From<Option<Vec<u8>>> for SqlValue {
+    fn from(value: Option<Vec<u8>>) -> Self {
+        value.map_or(SqlValue::NullBytes, SqlValue::Bytes)
+    }
+}
+
+impl From<Option<&[u8]>> for SqlValue {
+    fn from(value: Option<&[u8]>) -> Self {
+        value.map_or(SqlValue::NullBytes, SqlValue::from)
+    }
+}
+
+/// Builds a parameter array: `&params![a, b, c]` (use `.to_vec()` to extend it).
+macro_rules! params {
+    ($($value:expr),* $(,)?) => { [$($crate::database::SqlValue::from($value)),*] };
+}
+pub(crate) use params;
+
+/// A decoded row: column names and values.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    columns: Vec<(String, SqlValue)>,
+}
+
+fn corrupt(column: &str, expected: &str) -> StoreError {
+    StoreError::Corrupt(format!("column {column} is not {expected}"))
+}
+
+impl Row {
+    fn value(&self, column: &str) -> Result<&SqlValue, StoreError> {
+        self.columns.iter().find(|(name, _)| name == column).map(|(_, value)| value).ok_or_else(|| StoreError::Corrupt(format!("no column {column}")))
+    }
+
+    pub fn i64(&self, column: &str) -> Result<i64, StoreError> {
+        self.opt_i64(column)?.ok_or_else(|| corrupt(column, "a non-null integer"))
+    }
+
+    pub fn opt_i64(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        match self.value(column)? {
+            SqlValue::Integer(value) => Ok(Some(*value)),
+            SqlValue::NullInteger | SqlValue::NullText | SqlValue::NullBytes => Ok(None),
+            _ => Err(corrupt(column, "an integer")),
+        }
+    }
+
+    pub fn string(&self, column: &str) -> Result<String, StoreError> {
+        self.opt_string(column)?.ok_or_else(|| corrupt(column, "non-null text"))
+    }
+
+    pub fn opt_string(&self, column: &str) -> Result<Option<String>, StoreError> {
+        match self.value(column)? {
+            SqlValue::Text(value) => Ok(Some(value.clone())),
+            SqlValue::NullInteger | SqlValue::NullText | SqlValue::NullBytes => Ok(None),
+            _ => Err(corrupt(column, "text")),
+        }
+    }
+
+    pub fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        self.opt_bytes(column)?.ok_or_else(|| corrupt(column, "non-null bytes"))
+    }
+
+    pub fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.value(column)? {
+            SqlValue::Bytes(value) => Ok(Some(value.clone())),
+            SqlValue::NullInteger | SqlValue::NullText | SqlValue::NullBytes => Ok(None),
+            _ => Err(corrupt(column, "bytes")),
+        }
+    }
+
+    /// A boolean: PostgreSQL's BOOLEAN, or SQLite's 0/1 integer.
+    pub fn boolean(&self, column: &str) -> Result<bool, StoreError> {
+        match self.value(column)? {
+            SqlValue::Boolean(value) => Ok(*value),
+            SqlValue::Integer(value) => Ok(*value != 0),
+            _ => Err(corrupt(column, "a boolean")),
+        }
+    }
+
+    /// The first column, as an integer (for `SELECT COUNT(*)` and `RETURNING id`).
+    pub fn first_i64(&self) -> Result<i64, StoreError> {
+        match self.columns.first().map(|(_, value)| value) {
+            Some(SqlValue::Integer(value)) => Ok(*value),
+            Some(SqlValue::Boolean(value)) => Ok(i64::from(*value)),
+            _ => Err(StoreError::Corrupt("the first column is not an integer".into())),
+        }
+    }
+}
+
+fn decode_sqlite_row(row: &SqliteRow) -> Result<Row, StoreError> {
+    let mut columns = Vec::with_capacity(row.len());
+    for (index, column) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(index)?;
+        // The storage class of this value, not the declared type: SQLite is dynamically typed.
+        let value = if raw.is_null() {
+            SqlValue::NullText
+        } else {
+            match raw.type_info().name() {
+                "INTEGER" | "BOOLEAN" => SqlValue::Integer(row.try_get::<i64, _>(index)?),
+                "BLOB" => SqlValue::Bytes(row.try_get::<Vec<u8>, _>(index)?),
+                "REAL" => SqlValue::Integer(row.try_get::<f64, _>(index)? as i64),
+                _ => SqlValue::Text(row.try_get::<String, _>(index)?),
+            }
+        };
+        columns.push((column.name().to_string(), value));
+    }
+    Ok(Row { columns })
+}
+
+fn decode_postgres_row(row: &PgRow) -> Result<Row, StoreError> {
+    let mut columns = Vec::with_capacity(row.len());
+    for (index, column) in row.columns().iter().enumerate() {
+        let raw = row.try_get_raw(index)?;
+        let value = if raw.is_null() {
+            SqlValue::NullText
+        } else {
+            match column.type_info().name() {
+                "INT8" => SqlValue::Integer(row.try_get::<i64, _>(index)?),
+                "INT4" => SqlValue::Integer(i64::from(row.try_get::<i32, _>(index)?)),
+                "INT2" => SqlValue::Integer(i64::from(row.try_get::<i16, _>(index)?)),
+                "BOOL" => SqlValue::Boolean(row.try_get::<bool, _>(index)?),
+                "BYTEA" => SqlValue::Bytes(row.try_get::<Vec<u8>, _>(index)?),
+                "TEXT" | "VARCHAR" | "NAME" | "BPCHAR" => SqlValue::Text(row.try_get::<String, _>(index)?),
+                other => return Err(StoreError::Corrupt(format!("unsupported PostgreSQL type {other} in column {}", column.name()))),
+            }
+        };
+        columns.push((column.name().to_string(), value));
+    }
+    Ok(Row { columns })
+}
+
+macro_rules! bind_all {
+    ($query:expr, $values:expr) => {{
+        let mut query = $query;
+        for value in $values {
+            query = match value {
+                SqlValue::Integer(value) => query.bind(*value),
+                SqlValue::Text(value) => query.bind(value.as_str()),
+                SqlValue::Bytes(value) => query.bind(value.as_slice()),
+                SqlValue::Boolean(value) => query.bind(*value),
+                SqlValue::NullInteger => query.bind(None::<i64>),
+                SqlValue::NullText => query.bind(None::<String>),
+                SqlValue::NullBytes => query.bind(None::<Vec<u8>>),
+            };
+        }
+        query
+    }};
+}
+
+/// Which SQL dialect a statement is for, where the two differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `haystack` contains `needle` (case-sensitive), as SQL.
+    pub fn contains(self, haystack: &str, needle: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("instr({haystack}, {needle}) > 0"),
+            Dialect::Postgres => format!("strpos({haystack}, {needle}) > 0"),
+        }
+    }
+}
+
+/// The database a store runs on.
+#[derive(Debug, Clone)]
+pub enum Database {
+    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Postgres { pool: PgPool },
+}
+
+/// An open transaction on either database; dropped without commit, it rolls back.
+pub enum Transaction {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Transaction")
+    }
+}
+
+impl Database {
+    /// Opens (creating if needed) an SQLite database file and migrates it.
+    pub async fn open_sqlite(path: &std::path::Path) -> Result<Database, StoreError> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before it is acknowledged, in WAL mode too.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        // One writer connection serializes writes inside this process.
+        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        Ok(Database::Sqlite { writer, reader })
+    }
+
+    /// Connects to PostgreSQL and migrates it.
+    pub async fn open_postgres(url: &str) -> Result<Database, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Database::Postgres { pool })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Database::Sqlite { .. } => Dialect::Sqlite,
+            Database::Postgres { .. } => Dialect::Postgres,
+        }
+    }
+
+    /// A write transaction. SQLite takes the write lock at once (`BEGIN IMMEDIATE`).
+    pub async fn begin_write(&self) -> Result<Transaction, StoreError> {
+        Ok(match self {
+            Database::Sqlite { writer, .. } => Transaction::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Database::Postgres { pool } => Transaction::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A read-only transaction that sees one consistent snapshot.
+    pub async fn begin_snapshot(&self) -> Result<Transaction, StoreError> {
+        Ok(match self {
+            Database::Sqlite { reader, .. } => Transaction::Sqlite(reader.begin().await?),
+            Database::Postgres { pool } => Transaction::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?),
+        })
+    }
+
+    pub async fn fetch_all(&self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Database::Sqlite { reader, .. } => bind_all!(sqlx::query(sql), values).fetch_all(reader).await?.iter().map(decode_sqlite_row).collect(),
+            Database::Postgres { pool } => bind_all!(sqlx::query(sql), values).fetch_all(pool).await?.iter().map(decode_postgres_row).collect(),
+        }
+    }
+
+    pub async fn fetch_optional(&self, sql: &str, values: &[SqlValue]) -> Result<Option<Row>, StoreError> {
+        Ok(self.fetch_all(sql, values).await?.into_iter().next())
+    }
+
+    pub async fn fetch_one(&self, sql: &str, values: &[SqlValue]) -> Result<Row, StoreError> {
+        self.fetch_optional(sql, values).await?.ok_or_else(|| StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// A statement outside any transaction, on the writer (SQLite) or the pool.
+    pub async fn execute(&self, sql: &str, values: &[SqlValue]) -> Result<u64, StoreError> {
+        Ok(match self {
+            Database::Sqlite { writer, .. } => bind_all!(sqlx::query(sql), values).execute(writer).await?.rows_affected(),
+            Database::Postgres { pool } => bind_all!(sqlx::query(sql), values).execute(pool).await?.rows_affected(),
+        })
+    }
+
+    /// The PostgreSQL pool, for the change-feed listener.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match self {
+            Database::Postgres { pool } => Some(pool),
+            Database::Sqlite { .. } => None,
+        }
+    }
+}
+
+impl Transaction {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Transaction::Sqlite(_) => Dialect::Sqlite,
+            Transaction::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    pub async fn fetch_all(&mut self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Transaction::Sqlite(transaction) => bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?.iter().map(decode_sqlite_row).collect(),
+            Transaction::Postgres(transaction) => bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?.iter().map(decode_postgres_row).collect(),
+        }
+    }
+
+    pub async fn fetch_optional(&mut self, sql: &str, values: &[SqlValue]) -> Result<Option<Row>, StoreError> {
+        Ok(self.fetch_all(sql, values).await?.into_iter().next())
+    }
+
+    pub async fn fetch_one(&mut self, sql: &str, values: &[SqlValue]) -> Result<Row, StoreError> {
+        self.fetch_optional(sql, values).await?.ok_or_else(|| StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// Rows affected.
+    pub async fn execute(&mut self, sql: &str, values: &[SqlValue]) -> Result<u64, StoreError> {
+        Ok(match self {
+            Transaction::Sqlite(transaction) => bind_all!(sqlx::query(sql), values).execute(&mut **transaction).await?.rows_affected(),
+            Transaction::Postgres(transaction) => bind_all!(sqlx::query(sql), values).execute(&mut **transaction).await?.rows_affected(),
+        })
+    }
+
+    /// Serializes writers of one account (quota checks): PostgreSQL locks the account row;
+    /// SQLite's `BEGIN IMMEDIATE` already serializes every writer.
+    pub async fn lock_account(&mut self, account_id: i64) -> Result<(), StoreError> {
+        if self.dialect() == Dialect::Postgres {
+            self.execute("SELECT account_id FROM accounts WHERE account_id = $1 FOR UPDATE", &params![account_id]).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Transaction::Sqlite(transaction) => transaction.commit().await?,
+            Transaction::Postgres(transaction) => transaction.commit().await?,
+        }
+        Ok(())
+    }
+}
