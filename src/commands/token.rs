@@ -44,7 +44,8 @@ pub async fn run(arguments: TokenArgs) -> anyhow::Result<ExitCode> {
     };
     let server = parse_server_url(&server_of(&arguments)?)?;
     let url = format!("{}/api/v1/tokens?expire_in_seconds={}", server_text(&server), arguments.ttl);
-    let response = reqwest::Client::new().post(&url).bearer_auth(&key).send().await.with_context(|| format!("calling {}", server_text(&server)))?;
+    let response =
+        reqwest::Client::new().post(&url).bearer_auth(&key).send().await.with_context(|| format!("calling {}", server_text(&server)))?;
     let status = response.status();
     let body: Value = response.json().await.context("the server's answer is not JSON")?;
     if !status.is_success() {

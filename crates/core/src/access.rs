@@ -118,7 +118,9 @@ impl Caller {
     pub fn may_create_key(&self, is_member_of_workspace: bool) -> Result<(), AccessDenied> {
         match self.active_role()? {
             None => Ok(()),
-            Some(Role::Member) => Err(AccessDenied("RAM users with the member role may not create API keys; ask an admin for the key-manager role")),
+            Some(Role::Member) => {
+                Err(AccessDenied("RAM users with the member role may not create API keys; ask an admin for the key-manager role"))
+            }
             Some(_) if !is_member_of_workspace => Err(AccessDenied("you are not a member of this workspace")),
             Some(_) => Ok(()),
         }

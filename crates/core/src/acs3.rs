@@ -47,7 +47,10 @@ pub fn parse_authorization(header: &str) -> Result<Acs3Authorization, Acs3Error>
         let (name, value) = part.trim().split_once('=').unwrap_or((part.trim(), ""));
         match name {
             "Credential" => credential = Some(value.to_string()),
-            "SignedHeaders" => signed_headers = Some(value.split(';').map(|name| name.trim().to_ascii_lowercase()).filter(|name| !name.is_empty()).collect::<Vec<_>>()),
+            "SignedHeaders" => {
+                signed_headers =
+                    Some(value.split(';').map(|name| name.trim().to_ascii_lowercase()).filter(|name| !name.is_empty()).collect::<Vec<_>>())
+            }
             "Signature" => signature = Some(value.to_string()),
             _ => {}
         }
@@ -97,11 +100,8 @@ pub fn canonical_request(
     sorted_names.dedup();
     let mut canonical_headers = String::new();
     for name in &sorted_names {
-        let mut values: Vec<&str> = headers
-            .iter()
-            .filter(|(header_name, _)| header_name.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.trim())
-            .collect();
+        let mut values: Vec<&str> =
+            headers.iter().filter(|(header_name, _)| header_name.eq_ignore_ascii_case(name)).map(|(_, value)| value.trim()).collect();
         values.sort_unstable();
         canonical_headers.push_str(name);
         canonical_headers.push(':');
@@ -109,10 +109,7 @@ pub fn canonical_request(
         canonical_headers.push('\n');
     }
     let signed_list = sorted_names.iter().map(|name| name.as_str()).collect::<Vec<_>>().join(";");
-    format!(
-        "{method}\n{raw_path}\n{}\n{canonical_headers}\n{signed_list}\n{payload_hash}",
-        canonical_query(raw_query)
-    )
+    format!("{method}\n{raw_path}\n{}\n{canonical_headers}\n{signed_list}\n{payload_hash}", canonical_query(raw_query))
 }
 
 /// `ACS3-HMAC-SHA256\n` + hex SHA-256 of the canonical request.
@@ -168,7 +165,14 @@ mod tests {
             .split(';')
             .map(String::from)
             .collect();
-        let request = canonical_request("GET", "/modelstudio/apikeys", "workspaceId=llm-ws123&maxResults=10&nextToken=tok&order=desc&orderBy=gmtCreate", &headers, &signed, EMPTY_PAYLOAD_SHA256);
+        let request = canonical_request(
+            "GET",
+            "/modelstudio/apikeys",
+            "workspaceId=llm-ws123&maxResults=10&nextToken=tok&order=desc&orderBy=gmtCreate",
+            &headers,
+            &signed,
+            EMPTY_PAYLOAD_SHA256,
+        );
         assert!(request.contains("\nmaxResults=10&nextToken=tok&order=desc&orderBy=gmtCreate&workspaceId=llm-ws123\n"));
         assert_eq!(
             signature("TEST_SECRET_123", &string_to_sign(&request)),

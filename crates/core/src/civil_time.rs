@@ -27,12 +27,23 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 /// Parses `YYYY-MM-DDTHH:MM:SSZ` into Unix seconds.
 pub fn parse_utc_timestamp(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
-    if bytes.len() != 20 || bytes[4] != b'-' || bytes[7] != b'-' || bytes[10] != b'T' || bytes[13] != b':' || bytes[16] != b':' || bytes[19] != b'Z' {
+    if bytes.len() != 20
+        || bytes[4] != b'-'
+        || bytes[7] != b'-'
+        || bytes[10] != b'T'
+        || bytes[13] != b':'
+        || bytes[16] != b':'
+        || bytes[19] != b'Z'
+    {
         return None;
     }
     let number = |range: std::ops::Range<usize>| -> Option<i64> {
         let part = &text[range];
-        if part.bytes().all(|byte| byte.is_ascii_digit()) { part.parse().ok() } else { None }
+        if part.bytes().all(|byte| byte.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
     };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
@@ -47,12 +58,7 @@ pub fn format_utc_timestamp(unix_seconds: i64) -> String {
     let days = unix_seconds.div_euclid(86_400);
     let seconds_of_day = unix_seconds.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds_of_day / 3600,
-        seconds_of_day % 3600 / 60,
-        seconds_of_day % 60
-    )
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", seconds_of_day / 3600, seconds_of_day % 3600 / 60, seconds_of_day % 60)
 }
 
 #[cfg(test)]

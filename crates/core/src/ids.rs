@@ -52,9 +52,7 @@ pub struct WorkspaceId(String);
 
 impl WorkspaceId {
     pub fn parse(text: &str) -> Result<WorkspaceId, IdError> {
-        let valid = text.len() == 20
-            && text.starts_with("llm-")
-            && text[4..].bytes().all(|byte| LOWER_ALPHANUMERIC.contains(&byte));
+        let valid = text.len() == 20 && text.starts_with("llm-") && text[4..].bytes().all(|byte| LOWER_ALPHANUMERIC.contains(&byte));
         if valid {
             Ok(WorkspaceId(text.to_string()))
         } else {
@@ -232,9 +230,6 @@ mod tests {
     #[test]
     fn descriptions_count_characters_not_bytes() {
         assert!(Description::parse(&"中".repeat(200)).is_ok());
-        assert_eq!(
-            Description::parse(&"x".repeat(201)),
-            Err(IdError::TooLong { what: "description", maximum: 200, actual: 201 })
-        );
+        assert_eq!(Description::parse(&"x".repeat(201)), Err(IdError::TooLong { what: "description", maximum: 200, actual: 201 }));
     }
 }

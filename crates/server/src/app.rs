@@ -42,7 +42,10 @@ async fn readiness(axum::extract::State(state): axum::extract::State<AppState>) 
     let feed_version = state.shared.feed_health.cursor();
     match state.staleness_problem() {
         None => Json(json!({"status": "ready", "feedVersion": feed_version})).into_response(),
-        Some(reason) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "stale", "reason": reason, "feedVersion": feed_version}))).into_response(),
+        Some(reason) => {
+            (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "stale", "reason": reason, "feedVersion": feed_version})))
+                .into_response()
+        }
     }
 }
 
@@ -74,7 +77,10 @@ impl Server {
 
     /// The bound addresses with their regions (port 0 resolved).
     pub fn local_addresses(&self) -> Vec<(SocketAddr, String)> {
-        self.listeners.iter().filter_map(|(listener, state)| listener.local_addr().ok().map(|address| (address, state.listener_region.clone()))).collect()
+        self.listeners
+            .iter()
+            .filter_map(|(listener, state)| listener.local_addr().ok().map(|address| (address, state.listener_region.clone())))
+            .collect()
     }
 
     /// The state shared by every listener (tests use its store).

@@ -37,13 +37,18 @@ pub async fn open_store_and_master_key(settings: &Settings) -> anyhow::Result<(S
     std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let master_key_file = settings.master_key_file.clone().unwrap_or_else(|| settings.data_dir.join(MASTER_KEY_FILE_NAME));
     let master_key = MasterKey::load_or_create(environment_value.as_deref(), &master_key_file)?;
-    let store = Store::open_sqlite(&settings.data_dir).await.with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
+    let store =
+        Store::open_sqlite(&settings.data_dir).await.with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
     Ok((store, master_key))
 }
 
 /// Makes sure the root account and its default workspaces exist. `root_password` (from
 /// `KEYGATE_ROOT_PASSWORD`) is used only when the account is created.
-pub async fn ensure_root_account(store: &Store, settings: &Settings, root_password: Option<SecretString>) -> anyhow::Result<(i64, Option<SecretString>)> {
+pub async fn ensure_root_account(
+    store: &Store,
+    settings: &Settings,
+    root_password: Option<SecretString>,
+) -> anyhow::Result<(i64, Option<SecretString>)> {
     let (password, generated) = match root_password {
         Some(password) => (password, false),
         None => (generate_password(), true),

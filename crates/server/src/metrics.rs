@@ -70,7 +70,8 @@ impl Metrics {
         let _ = writeln!(text, "# HELP keygate_verification_seconds Time to authenticate a presented key from memory.");
         let _ = writeln!(text, "# TYPE keygate_verification_seconds histogram");
         for (bound, bucket) in LATENCY_BUCKETS_MICROSECONDS.iter().zip(&self.latency_buckets) {
-            let _ = writeln!(text, "keygate_verification_seconds_bucket{{le=\"{}\"}} {}", *bound as f64 / 1e6, bucket.load(Ordering::Relaxed));
+            let _ =
+                writeln!(text, "keygate_verification_seconds_bucket{{le=\"{}\"}} {}", *bound as f64 / 1e6, bucket.load(Ordering::Relaxed));
         }
         let count = self.latency_count.load(Ordering::Relaxed);
         let _ = writeln!(text, "keygate_verification_seconds_bucket{{le=\"+Inf\"}} {count}");
@@ -82,7 +83,10 @@ impl Metrics {
         let _ = writeln!(text, "# HELP keygate_change_feed_applied_version Highest change-feed version applied to the registry.");
         let _ = writeln!(text, "# TYPE keygate_change_feed_applied_version gauge");
         let _ = writeln!(text, "keygate_change_feed_applied_version {applied_version}");
-        let _ = writeln!(text, "# HELP keygate_change_feed_lag_seconds Time since this node last confirmed its registry against the change feed.");
+        let _ = writeln!(
+            text,
+            "# HELP keygate_change_feed_lag_seconds Time since this node last confirmed its registry against the change feed."
+        );
         let _ = writeln!(text, "# TYPE keygate_change_feed_lag_seconds gauge");
         let _ = writeln!(text, "keygate_change_feed_lag_seconds {feed_lag_seconds}");
         text

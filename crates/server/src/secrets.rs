@@ -99,7 +99,10 @@ impl MasterKey {
             bail!("ciphertext too short");
         }
         let (nonce, ciphertext) = sealed.split_at(12);
-        let plaintext = self.cipher().decrypt(Nonce::from_slice(nonce), ciphertext).map_err(|_| anyhow::anyhow!("ciphertext does not decrypt under this master key"))?;
+        let plaintext = self
+            .cipher()
+            .decrypt(Nonce::from_slice(nonce), ciphertext)
+            .map_err(|_| anyhow::anyhow!("ciphertext does not decrypt under this master key"))?;
         Ok(SecretString::from(String::from_utf8(plaintext).context("decrypted secret is not UTF-8")?))
     }
 }

@@ -124,7 +124,10 @@ impl Settings {
             data_dir,
             database_url: None,
             feed_poll_interval_milliseconds: 1000,
-            listeners: vec![ListenerSettings { addr: DEFAULT_LISTEN_ADDRESS.parse().expect("valid default"), region: DEFAULT_REGION.to_string() }],
+            listeners: vec![ListenerSettings {
+                addr: DEFAULT_LISTEN_ADDRESS.parse().expect("valid default"),
+                region: DEFAULT_REGION.to_string(),
+            }],
             default_region: DEFAULT_REGION.to_string(),
             trusted_proxies: Vec::new(),
             max_staleness_seconds: 10,
@@ -178,7 +181,10 @@ impl Settings {
             self.failed_authentications_per_minute = limit;
         }
         for region_override in file.regions {
-            let policy = self.regions.get_mut(&region_override.id).with_context(|| format!("[[regions]] names unknown region '{}'", region_override.id))?;
+            let policy = self
+                .regions
+                .get_mut(&region_override.id)
+                .with_context(|| format!("[[regions]] names unknown region '{}'", region_override.id))?;
             if let Some(limit) = region_override.key_limit {
                 policy.key_limit = limit;
             }

@@ -97,7 +97,10 @@ impl AppState {
         let limit = i64::try_from(self.shared.settings.max_staleness_seconds).unwrap_or(i64::MAX).saturating_mul(1000);
         (stale_for > limit).then(|| {
             let cause = self.shared.feed_health.last_error().unwrap_or_else(|| "no answer from the change feed".into());
-            format!("the key registry has not been confirmed for {} ms (limit {} s): {cause}", stale_for, self.shared.settings.max_staleness_seconds)
+            format!(
+                "the key registry has not been confirmed for {} ms (limit {} s): {cause}",
+                stale_for, self.shared.settings.max_staleness_seconds
+            )
         })
     }
 

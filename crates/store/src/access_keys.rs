@@ -39,7 +39,13 @@ fn access_key_from_row(row: &Row) -> Result<AccessKeyRecord, StoreError> {
 const ACCESS_KEY_COLUMNS: &str = "access_key_id, account_id, user_id, secret_ciphertext, status, created_at, last_used_at";
 
 impl Store {
-    pub async fn create_access_key(&self, context: &AuditContext, access_key_id: &str, user_id: Option<i64>, secret_ciphertext: &[u8]) -> Result<AccessKeyRecord, StoreError> {
+    pub async fn create_access_key(
+        &self,
+        context: &AuditContext,
+        access_key_id: &str,
+        user_id: Option<i64>,
+        secret_ciphertext: &[u8],
+    ) -> Result<AccessKeyRecord, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         let row = transaction
             .fetch_one(
@@ -54,7 +60,10 @@ impl Store {
     }
 
     pub async fn find_access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRecord>, StoreError> {
-        let row = self.database.fetch_optional(&format!("SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE access_key_id = $1"), &params![access_key_id]).await?;
+        let row = self
+            .database
+            .fetch_optional(&format!("SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE access_key_id = $1"), &params![access_key_id])
+            .await?;
         row.as_ref().map(access_key_from_row).transpose()
     }
 
@@ -78,7 +87,10 @@ impl Store {
     pub async fn set_access_key_active(&self, context: &AuditContext, access_key_id: &str, active: bool) -> Result<(), StoreError> {
         let mut transaction = self.database.begin_write().await?;
         let changed = transaction
-            .execute("UPDATE access_keys SET status = $1 WHERE access_key_id = $2 AND account_id = $3", &params![if active { "active" } else { "disabled" }, access_key_id, context.account_id])
+            .execute(
+                "UPDATE access_keys SET status = $1 WHERE access_key_id = $2 AND account_id = $3",
+                &params![if active { "active" } else { "disabled" }, access_key_id, context.account_id],
+            )
             .await?;
         if changed == 0 {
             return Err(StoreError::NotFound("AccessKey"));
@@ -90,7 +102,9 @@ impl Store {
 
     pub async fn delete_access_key(&self, context: &AuditContext, access_key_id: &str) -> Result<(), StoreError> {
         let mut transaction = self.database.begin_write().await?;
-        let changed = transaction.execute("DELETE FROM access_keys WHERE access_key_id = $1 AND account_id = $2", &params![access_key_id, context.account_id]).await?;
+        let changed = transaction
+            .execute("DELETE FROM access_keys WHERE access_key_id = $1 AND account_id = $2", &params![access_key_id, context.account_id])
+            .await?;
         if changed == 0 {
             return Err(StoreError::NotFound("AccessKey"));
         }
@@ -99,7 +113,13 @@ impl Store {
     }
 
     /// Stores a session under the digest of its token.
-    pub async fn create_session(&self, context: &AuditContext, token_digest: &[u8], user_id: Option<i64>, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn create_session(
+        &self,
+        context: &AuditContext,
+        token_digest: &[u8],
+        user_id: Option<i64>,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         let mut transaction = self.database.begin_write().await?;
         transaction.execute("DELETE FROM sessions WHERE expires_at < $1", &params![now_millis()]).await?;
         transaction
@@ -116,9 +136,15 @@ impl Store {
     pub async fn find_session(&self, token_digest: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
         let row = self
             .database
-            .fetch_optional("SELECT account_id, user_id, expires_at FROM sessions WHERE token_digest = $1 AND expires_at > $2", &params![token_digest, now_millis()])
+            .fetch_optional(
+                "SELECT account_id, user_id, expires_at FROM sessions WHERE token_digest = $1 AND expires_at > $2",
+                &params![token_digest, now_millis()],
+            )
             .await?;
-        row.map(|row| Ok(SessionRecord { account_id: row.i64("account_id")?, user_id: row.opt_i64("user_id")?, expires_at: row.i64("expires_at")? })).transpose()
+        row.map(|row| {
+            Ok(SessionRecord { account_id: row.i64("account_id")?, user_id: row.opt_i64("user_id")?, expires_at: row.i64("expires_at")? })
+        })
+        .transpose()
     }
 
     pub async fn delete_session(&self, context: &AuditContext, token_digest: &[u8]) -> Result<(), StoreError> {
@@ -133,8 +159,13 @@ impl Store {
     pub async fn remember_nonce(&self, nonce: &str, forget_before: i64) -> Result<bool, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         transaction.execute("DELETE FROM signature_nonces WHERE seen_at < $1", &params![forget_before]).await?;
-        let inserted =
-            transaction.execute("INSERT INTO signature_nonces (nonce, seen_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING", &params![nonce, now_millis()]).await? == 1;
+        let inserted = transaction
+            .execute(
+                "INSERT INTO signature_nonces (nonce, seen_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
+                &params![nonce, now_millis()],
+            )
+            .await?
+            == 1;
         transaction.commit().await?;
         Ok(inserted)
     }

@@ -113,7 +113,13 @@ fn visibility_clause(visibility: KeyVisibility, parameter: usize) -> (String, Op
     }
 }
 
-async fn fetch_visible_key(transaction: &mut Transaction, account_id: i64, region: &str, key_id: i64, visibility: KeyVisibility) -> Result<ApiKeyRecord, StoreError> {
+async fn fetch_visible_key(
+    transaction: &mut Transaction,
+    account_id: i64,
+    region: &str,
+    key_id: i64,
+    visibility: KeyVisibility,
+) -> Result<ApiKeyRecord, StoreError> {
     let (clause, bound_user) = visibility_clause(visibility, 4);
     let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.workspace_id = k.workspace_id WHERE k.account_id = $1 AND k.region = $2 AND k.api_key_id = $3 AND {clause}");
     let mut values = params![account_id, region, key_id].to_vec();
@@ -129,16 +135,19 @@ impl Store {
         transaction.lock_account(context.account_id).await?;
         let existing = match quota.scope {
             LimitScope::Account => {
-                transaction.fetch_one("SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND region = $2", &params![context.account_id, &key.region]).await?
-            }
-            LimitScope::Creator => {
                 transaction
                     .fetch_one(
-                        "SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND region = $2 AND creator_user_id IS NOT DISTINCT FROM $3",
-                        &params![context.account_id, &key.region, key.creator_user_id],
+                        "SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND region = $2",
+                        &params![context.account_id, &key.region],
                     )
                     .await?
             }
+            LimitScope::Creator => transaction
+                .fetch_one(
+                    "SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND region = $2 AND creator_user_id IS NOT DISTINCT FROM $3",
+                    &params![context.account_id, &key.region, key.creator_user_id],
+                )
+                .await?,
         }
         .i64("n")?;
         if existing >= i64::from(quota.limit) {
@@ -177,7 +186,14 @@ impl Store {
             Err(error) => return Err(error),
         };
         let action = if key.legacy_ciphertext.is_some() { "ApiKey.Import" } else { "ApiKey.Create" };
-        write_audit(&mut transaction, context, action, &format!("apiKey:{key_id}"), &format!("workspace={} auth={} masked={}", key.workspace_id, columns.auth_type, key.masked_key)).await?;
+        write_audit(
+            &mut transaction,
+            context,
+            action,
+            &format!("apiKey:{key_id}"),
+            &format!("workspace={} auth={} masked={}", key.workspace_id, columns.auth_type, key.masked_key),
+        )
+        .await?;
         let version = Self::record_change(&mut transaction, Change { kind: "api_key", subject: &key_id.to_string(), revoked: &[] }).await?;
         let updates = compile::key_by_id(&mut transaction, key_id).await?;
         let record = fetch_visible_key(&mut transaction, context.account_id, &key.region, key_id, KeyVisibility::WholeAccount).await?;
@@ -187,7 +203,13 @@ impl Store {
     }
 
     /// One key, if it exists in `region` and `visibility` allows it.
-    pub async fn get_api_key(&self, account_id: i64, region: &str, key_id: i64, visibility: KeyVisibility) -> Result<ApiKeyRecord, StoreError> {
+    pub async fn get_api_key(
+        &self,
+        account_id: i64,
+        region: &str,
+        key_id: i64,
+        visibility: KeyVisibility,
+    ) -> Result<ApiKeyRecord, StoreError> {
         let mut snapshot = self.database.begin_snapshot().await?;
         let record = fetch_visible_key(&mut snapshot, account_id, region, key_id, visibility).await;
         snapshot.commit().await?;
@@ -262,7 +284,13 @@ impl Store {
     }
 
     /// Disable (`true`) or enable (`false`).
-    pub async fn set_api_key_disabled(&self, context: &AuditContext, key_id: i64, visibility: KeyVisibility, disabled: bool) -> Result<ApiKeyRecord, StoreError> {
+    pub async fn set_api_key_disabled(
+        &self,
+        context: &AuditContext,
+        key_id: i64,
+        visibility: KeyVisibility,
+        disabled: bool,
+    ) -> Result<ApiKeyRecord, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
         transaction.execute("UPDATE api_keys SET disabled = $1 WHERE api_key_id = $2", &params![disabled, key_id]).await?;
@@ -282,7 +310,8 @@ impl Store {
     ) -> Result<ApiKeyRecord, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
-        let old_digest = transaction.fetch_one("SELECT key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id]).await?.bytes("key_digest")?;
+        let old_digest =
+            transaction.fetch_one("SELECT key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id]).await?.bytes("key_digest")?;
         transaction
             .execute(
                 "UPDATE api_keys SET key_digest = $1, masked_key = $2, format = $3, legacy_ciphertext = NULL WHERE api_key_id = $4",
@@ -297,10 +326,15 @@ impl Store {
     pub async fn delete_api_key(&self, context: &AuditContext, key_id: i64, visibility: KeyVisibility) -> Result<ApiKeyRecord, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         let before = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
-        let digest = transaction.fetch_one("DELETE FROM api_keys WHERE api_key_id = $1 RETURNING key_digest", &params![key_id]).await?.bytes("key_digest")?;
+        let digest = transaction
+            .fetch_one("DELETE FROM api_keys WHERE api_key_id = $1 RETURNING key_digest", &params![key_id])
+            .await?
+            .bytes("key_digest")?;
         let revoked: Vec<KeyDigest> = KeyDigest::from_bytes(&digest).into_iter().collect();
-        write_audit(&mut transaction, context, "ApiKey.Delete", &format!("apiKey:{key_id}"), &format!("masked={}", before.masked_key)).await?;
-        let version = Self::record_change(&mut transaction, Change { kind: "api_key", subject: &key_id.to_string(), revoked: &revoked }).await?;
+        write_audit(&mut transaction, context, "ApiKey.Delete", &format!("apiKey:{key_id}"), &format!("masked={}", before.masked_key))
+            .await?;
+        let version =
+            Self::record_change(&mut transaction, Change { kind: "api_key", subject: &key_id.to_string(), revoked: &revoked }).await?;
         transaction.commit().await?;
         self.publish(version, revoked.into_iter().map(|digest| RegistryUpdate::Revoked { digest }).collect());
         Ok(before)

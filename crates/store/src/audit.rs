@@ -26,7 +26,13 @@ pub struct AuditRecord {
     pub region: String,
 }
 
-pub(crate) async fn write_audit(transaction: &mut Transaction, context: &AuditContext, action: &str, target: &str, detail: &str) -> Result<(), StoreError> {
+pub(crate) async fn write_audit(
+    transaction: &mut Transaction,
+    context: &AuditContext,
+    action: &str,
+    target: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
     transaction
         .execute(
             "INSERT INTO audit_log (at, account_id, actor, action, target, detail, client_address, region) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -67,7 +67,9 @@ pub(crate) async fn keys_of_user(transaction: &mut Transaction, user_id: i64) ->
 
 /// The grants of one workspace, or its removal when it no longer exists.
 pub(crate) async fn workspace_grants(transaction: &mut Transaction, workspace_id: &str) -> Result<RegistryUpdate, StoreError> {
-    let Some(workspace) = transaction.fetch_optional("SELECT is_default FROM workspaces WHERE workspace_id = $1", &params![workspace_id]).await? else {
+    let Some(workspace) =
+        transaction.fetch_optional("SELECT is_default FROM workspaces WHERE workspace_id = $1", &params![workspace_id]).await?
+    else {
         return Ok(RegistryUpdate::WorkspaceRemoved { workspace_id: workspace_id.to_string() });
     };
     let is_default = workspace.boolean("is_default")?;
@@ -83,7 +85,12 @@ pub(crate) async fn workspace_grants(transaction: &mut Transaction, workspace_id
         .iter()
         .map(|row| row.string("app_id"))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(RegistryUpdate::Workspace(Arc::new(WorkspaceGrants { workspace_id: workspace_id.to_string(), is_default, inference_models, applications })))
+    Ok(RegistryUpdate::Workspace(Arc::new(WorkspaceGrants {
+        workspace_id: workspace_id.to_string(),
+        is_default,
+        inference_models,
+        applications,
+    })))
 }
 
 /// Every key and workspace: the initial fill and every full resync.
@@ -98,9 +105,18 @@ pub(crate) async fn load_everything(transaction: &mut Transaction) -> Result<Vec
 }
 
 /// What one change-feed entry means for the registry, read in `transaction`.
-pub(crate) async fn updates_for_change(transaction: &mut Transaction, kind: &str, subject: &str, revoked: &str) -> Result<Vec<RegistryUpdate>, StoreError> {
-    let mut updates: Vec<RegistryUpdate> =
-        revoked.split(',').filter(|text| !text.is_empty()).filter_map(crate::digest_from_hex).map(|digest| RegistryUpdate::Revoked { digest }).collect();
+pub(crate) async fn updates_for_change(
+    transaction: &mut Transaction,
+    kind: &str,
+    subject: &str,
+    revoked: &str,
+) -> Result<Vec<RegistryUpdate>, StoreError> {
+    let mut updates: Vec<RegistryUpdate> = revoked
+        .split(',')
+        .filter(|text| !text.is_empty())
+        .filter_map(crate::digest_from_hex)
+        .map(|digest| RegistryUpdate::Revoked { digest })
+        .collect();
     match kind {
         "api_key" => {
             if let Ok(key_id) = subject.parse::<i64>() {

@@ -117,7 +117,11 @@ fn corrupt(column: &str, expected: &str) -> StoreError {
 
 impl Row {
     fn value(&self, column: &str) -> Result<&SqlValue, StoreError> {
-        self.columns.iter().find(|(name, _)| name == column).map(|(_, value)| value).ok_or_else(|| StoreError::Corrupt(format!("no column {column}")))
+        self.columns
+            .iter()
+            .find(|(name, _)| name == column)
+            .map(|(_, value)| value)
+            .ok_or_else(|| StoreError::Corrupt(format!("no column {column}")))
     }
 
     pub fn i64(&self, column: &str) -> Result<i64, StoreError> {
@@ -321,8 +325,12 @@ impl Database {
 
     pub async fn fetch_all(&self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
         match self {
-            Database::Sqlite { reader, .. } => bind_all!(sqlx::query(sql), values).fetch_all(reader).await?.iter().map(decode_sqlite_row).collect(),
-            Database::Postgres { pool } => bind_all!(sqlx::query(sql), values).fetch_all(pool).await?.iter().map(decode_postgres_row).collect(),
+            Database::Sqlite { reader, .. } => {
+                bind_all!(sqlx::query(sql), values).fetch_all(reader).await?.iter().map(decode_sqlite_row).collect()
+            }
+            Database::Postgres { pool } => {
+                bind_all!(sqlx::query(sql), values).fetch_all(pool).await?.iter().map(decode_postgres_row).collect()
+            }
         }
     }
 
@@ -361,8 +369,12 @@ impl Transaction {
 
     pub async fn fetch_all(&mut self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
         match self {
-            Transaction::Sqlite(transaction) => bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?.iter().map(decode_sqlite_row).collect(),
-            Transaction::Postgres(transaction) => bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?.iter().map(decode_postgres_row).collect(),
+            Transaction::Sqlite(transaction) => {
+                bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?.iter().map(decode_sqlite_row).collect()
+            }
+            Transaction::Postgres(transaction) => {
+                bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?.iter().map(decode_postgres_row).collect()
+            }
         }
     }
 

@@ -99,7 +99,9 @@ impl Store {
                     snapshot.commit().await?;
                     return Ok(CatchUp::Gap);
                 }
-                let updates = compile::updates_for_change(&mut snapshot, &row.string("kind")?, &row.string("subject")?, &row.string("revoked")?).await?;
+                let updates =
+                    compile::updates_for_change(&mut snapshot, &row.string("kind")?, &row.string("subject")?, &row.string("revoked")?)
+                        .await?;
                 self.registry.apply(version, updates);
                 position = version;
             }

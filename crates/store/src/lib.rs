@@ -111,15 +111,13 @@ impl Store {
     async fn record_change(transaction: &mut Transaction, change: Change<'_>) -> Result<u64, StoreError> {
         let revoked = change.revoked.iter().map(hex_digest).collect::<Vec<_>>().join(",");
         let version = match transaction.dialect() {
-            Dialect::Sqlite => {
-                transaction
-                    .fetch_one(
-                        "INSERT INTO changes (kind, subject, revoked, at) VALUES ($1, $2, $3, $4) RETURNING version",
-                        &params![change.kind, change.subject, revoked, now_millis()],
-                    )
-                    .await?
-                    .i64("version")?
-            }
+            Dialect::Sqlite => transaction
+                .fetch_one(
+                    "INSERT INTO changes (kind, subject, revoked, at) VALUES ($1, $2, $3, $4) RETURNING version",
+                    &params![change.kind, change.subject, revoked, now_millis()],
+                )
+                .await?
+                .i64("version")?,
             Dialect::Postgres => {
                 transaction.execute("SELECT pg_advisory_xact_lock($1)", &params![feed::CHANGE_FEED_LOCK]).await?;
                 let version = transaction

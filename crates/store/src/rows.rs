@@ -53,7 +53,13 @@ pub(crate) fn auth_from_row(row: &Row) -> Result<KeyAuth, StoreError> {
     let access_ips = IpAllowlist::parse(&ips).map_err(|error| StoreError::Corrupt(error.to_string()))?;
     Ok(KeyAuth::Custom(CustomPermissions {
         access_ips,
-        model_scope: ModelScope { allow_all_models: row.boolean("allow_all_models")?, accessible_models: json_to_list(&row.string("accessible_models")?)? },
-        app_scope: AppScope { allow_all_apps: row.boolean("allow_all_apps")?, accessible_apps: json_to_list(&row.string("accessible_apps")?)? },
+        model_scope: ModelScope {
+            allow_all_models: row.boolean("allow_all_models")?,
+            accessible_models: json_to_list(&row.string("accessible_models")?)?,
+        },
+        app_scope: AppScope {
+            allow_all_apps: row.boolean("allow_all_apps")?,
+            accessible_apps: json_to_list(&row.string("accessible_apps")?)?,
+        },
     }))
 }

@@ -34,7 +34,12 @@ pub struct UserRecord {
 }
 
 fn account_from_row(row: &Row) -> Result<AccountRecord, StoreError> {
-    Ok(AccountRecord { account_id: row.i64("account_id")?, name: row.string("name")?, password_hash: row.string("password_hash")?, created_at: row.i64("created_at")? })
+    Ok(AccountRecord {
+        account_id: row.i64("account_id")?,
+        name: row.string("name")?,
+        password_hash: row.string("password_hash")?,
+        created_at: row.i64("created_at")?,
+    })
 }
 
 fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
@@ -58,7 +63,10 @@ const ACCOUNT_COLUMNS: &str = "account_id, name, password_hash, created_at";
 /// The id of a live RAM user of the account, inside a transaction.
 async fn live_user_id(transaction: &mut Transaction, account_id: i64, name: &str) -> Result<i64, StoreError> {
     transaction
-        .fetch_optional("SELECT user_id FROM ram_users WHERE account_id = $1 AND name = $2 AND deleted_at IS NULL", &params![account_id, name])
+        .fetch_optional(
+            "SELECT user_id FROM ram_users WHERE account_id = $1 AND name = $2 AND deleted_at IS NULL",
+            &params![account_id, name],
+        )
         .await?
         .ok_or(StoreError::NotFound("User"))?
         .i64("user_id")
@@ -69,7 +77,10 @@ impl Store {
     pub async fn ensure_account(&self, name: &str, password_hash: &str) -> Result<(AccountRecord, bool), StoreError> {
         let mut transaction = self.database.begin_write().await?;
         let created = transaction
-            .execute("INSERT INTO accounts (name, password_hash, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING", &params![name, password_hash, now_millis()])
+            .execute(
+                "INSERT INTO accounts (name, password_hash, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                &params![name, password_hash, now_millis()],
+            )
             .await?
             == 1;
         transaction.commit().await?;
@@ -83,7 +94,10 @@ impl Store {
     }
 
     pub async fn account_by_id(&self, account_id: i64) -> Result<AccountRecord, StoreError> {
-        let row = self.database.fetch_optional(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = $1"), &params![account_id]).await?;
+        let row = self
+            .database
+            .fetch_optional(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = $1"), &params![account_id])
+            .await?;
         account_from_row(&row.ok_or(StoreError::NotFound("Account"))?)
     }
 
@@ -107,7 +121,13 @@ impl Store {
         Ok(Caller { account_id, account_name: account.name, identity })
     }
 
-    pub async fn create_user(&self, context: &AuditContext, name: &str, role: Role, password_hash: Option<&str>) -> Result<UserRecord, StoreError> {
+    pub async fn create_user(
+        &self,
+        context: &AuditContext,
+        name: &str,
+        role: Role,
+        password_hash: Option<&str>,
+    ) -> Result<UserRecord, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         let inserted = transaction
             .fetch_one(
@@ -117,7 +137,9 @@ impl Store {
             .await;
         let row = match inserted {
             Ok(row) => row,
-            Err(error) if error.is_unique_violation() => return Err(StoreError::Conflict(format!("a RAM user named '{name}' already exists"))),
+            Err(error) if error.is_unique_violation() => {
+                return Err(StoreError::Conflict(format!("a RAM user named '{name}' already exists")))
+            }
             Err(error) => return Err(error),
         };
         let user = user_from_row(&row)?;
@@ -129,7 +151,10 @@ impl Store {
     pub async fn find_user(&self, account_id: i64, name: &str) -> Result<UserRecord, StoreError> {
         let row = self
             .database
-            .fetch_optional(&format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = $1 AND name = $2 AND deleted_at IS NULL"), &params![account_id, name])
+            .fetch_optional(
+                &format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = $1 AND name = $2 AND deleted_at IS NULL"),
+                &params![account_id, name],
+            )
             .await?
             .ok_or(StoreError::NotFound("User"))?;
         self.with_workspaces(user_from_row(&row)?).await
@@ -138,7 +163,10 @@ impl Store {
     pub async fn user_by_id(&self, account_id: i64, user_id: i64) -> Result<UserRecord, StoreError> {
         let row = self
             .database
-            .fetch_optional(&format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = $1 AND user_id = $2 AND deleted_at IS NULL"), &params![account_id, user_id])
+            .fetch_optional(
+                &format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = $1 AND user_id = $2 AND deleted_at IS NULL"),
+                &params![account_id, user_id],
+            )
             .await?
             .ok_or(StoreError::NotFound("User"))?;
         self.with_workspaces(user_from_row(&row)?).await
@@ -156,7 +184,13 @@ impl Store {
     }
 
     pub async fn list_users(&self, account_id: i64) -> Result<Vec<UserRecord>, StoreError> {
-        let rows = self.database.fetch_all(&format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = $1 AND deleted_at IS NULL ORDER BY user_id"), &params![account_id]).await?;
+        let rows = self
+            .database
+            .fetch_all(
+                &format!("SELECT {USER_COLUMNS} FROM ram_users WHERE account_id = $1 AND deleted_at IS NULL ORDER BY user_id"),
+                &params![account_id],
+            )
+            .await?;
         let mut users = Vec::with_capacity(rows.len());
         for row in &rows {
             users.push(self.with_workspaces(user_from_row(row)?).await?);
@@ -165,7 +199,15 @@ impl Store {
     }
 
     /// Sets one column of a live user, audits it, and republishes the user's keys.
-    async fn change_user(&self, context: &AuditContext, name: &str, action: &str, detail: &str, statement: &str, value: Option<&str>) -> Result<UserRecord, StoreError> {
+    async fn change_user(
+        &self,
+        context: &AuditContext,
+        name: &str,
+        action: &str,
+        detail: &str,
+        statement: &str,
+        value: Option<&str>,
+    ) -> Result<UserRecord, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         let user_id = live_user_id(&mut transaction, context.account_id, name).await?;
         transaction.execute(statement, &params![value, user_id]).await?;
@@ -178,7 +220,15 @@ impl Store {
     }
 
     pub async fn set_user_role(&self, context: &AuditContext, name: &str, role: Role) -> Result<UserRecord, StoreError> {
-        self.change_user(context, name, "User.SetRole", &format!("role={}", role.as_str()), "UPDATE ram_users SET role = $1 WHERE user_id = $2", Some(role.as_str())).await
+        self.change_user(
+            context,
+            name,
+            "User.SetRole",
+            &format!("role={}", role.as_str()),
+            "UPDATE ram_users SET role = $1 WHERE user_id = $2",
+            Some(role.as_str()),
+        )
+        .await
     }
 
     pub async fn set_user_status(&self, context: &AuditContext, name: &str, status: UserStatus) -> Result<UserRecord, StoreError> {
@@ -190,7 +240,15 @@ impl Store {
     }
 
     pub async fn set_user_password(&self, context: &AuditContext, name: &str, password_hash: &str) -> Result<UserRecord, StoreError> {
-        self.change_user(context, name, "User.SetPassword", "", "UPDATE ram_users SET password_hash = $1 WHERE user_id = $2", Some(password_hash)).await
+        self.change_user(
+            context,
+            name,
+            "User.SetPassword",
+            "",
+            "UPDATE ram_users SET password_hash = $1 WHERE user_id = $2",
+            Some(password_hash),
+        )
+        .await
     }
 
     /// Deletes a RAM user for good: its keys, AccessKeys, sessions and memberships go too.
@@ -206,12 +264,22 @@ impl Store {
             .iter()
             .filter_map(|bytes| KeyDigest::from_bytes(bytes))
             .collect();
-        for statement in ["DELETE FROM access_keys WHERE user_id = $1", "DELETE FROM sessions WHERE user_id = $1", "DELETE FROM workspace_members WHERE user_id = $1"] {
+        for statement in [
+            "DELETE FROM access_keys WHERE user_id = $1",
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM workspace_members WHERE user_id = $1",
+        ] {
             transaction.execute(statement, &params![user_id]).await?;
         }
-        transaction.execute("UPDATE ram_users SET deleted_at = $1, status = 'disabled', password_hash = NULL WHERE user_id = $2", &params![now_millis(), user_id]).await?;
+        transaction
+            .execute(
+                "UPDATE ram_users SET deleted_at = $1, status = 'disabled', password_hash = NULL WHERE user_id = $2",
+                &params![now_millis(), user_id],
+            )
+            .await?;
         write_audit(&mut transaction, context, "User.Delete", &format!("user:{name}"), &format!("deleted_keys={}", revoked.len())).await?;
-        let version = Self::record_change(&mut transaction, Change { kind: "user", subject: &user_id.to_string(), revoked: &revoked }).await?;
+        let version =
+            Self::record_change(&mut transaction, Change { kind: "user", subject: &user_id.to_string(), revoked: &revoked }).await?;
         transaction.commit().await?;
         self.publish(version, revoked.into_iter().map(|digest| RegistryUpdate::Revoked { digest }).collect());
         Ok(())
@@ -230,7 +298,10 @@ impl Store {
     async fn change_membership(&self, context: &AuditContext, workspace_id: &str, user_name: &str, add: bool) -> Result<(), StoreError> {
         let mut transaction = self.database.begin_write().await?;
         let is_default = transaction
-            .fetch_optional("SELECT is_default FROM workspaces WHERE workspace_id = $1 AND account_id = $2 AND region = $3", &params![workspace_id, context.account_id, &context.region])
+            .fetch_optional(
+                "SELECT is_default FROM workspaces WHERE workspace_id = $1 AND account_id = $2 AND region = $3",
+                &params![workspace_id, context.account_id, &context.region],
+            )
             .await?
             .ok_or(StoreError::NotFound("Workspace"))?
             .boolean("is_default")?;
@@ -246,7 +317,8 @@ impl Store {
         transaction.execute(statement, &params![workspace_id, user_id]).await?;
         let action = if add { "Workspace.AddMember" } else { "Workspace.RemoveMember" };
         write_audit(&mut transaction, context, action, &format!("workspace:{workspace_id}"), &format!("user={user_name}")).await?;
-        let version = Self::record_change(&mut transaction, Change { kind: "membership", subject: &user_id.to_string(), revoked: &[] }).await?;
+        let version =
+            Self::record_change(&mut transaction, Change { kind: "membership", subject: &user_id.to_string(), revoked: &[] }).await?;
         let updates = compile::keys_of_user(&mut transaction, user_id).await?;
         transaction.commit().await?;
         self.publish(version, updates);

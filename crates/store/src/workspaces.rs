@@ -59,7 +59,10 @@ impl Store {
         let mut created = Vec::new();
         for region in regions {
             let exists = transaction
-                .fetch_one("SELECT EXISTS (SELECT 1 FROM workspaces WHERE account_id = $1 AND region = $2 AND is_default) AS present", &params![account_id, region])
+                .fetch_one(
+                    "SELECT EXISTS (SELECT 1 FROM workspaces WHERE account_id = $1 AND region = $2 AND is_default) AS present",
+                    &params![account_id, region],
+                )
                 .await?
                 .boolean("present")?;
             if !exists {
@@ -89,7 +92,10 @@ impl Store {
     pub async fn default_workspace(&self, account_id: i64, region: &str) -> Result<WorkspaceRecord, StoreError> {
         let row = self
             .database
-            .fetch_optional(&format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE account_id = $1 AND region = $2 AND is_default"), &params![account_id, region])
+            .fetch_optional(
+                &format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE account_id = $1 AND region = $2 AND is_default"),
+                &params![account_id, region],
+            )
             .await?
             .ok_or(StoreError::NotFound("Workspace"))?;
         workspace_from_row(&row)
@@ -99,14 +105,23 @@ impl Store {
     pub async fn get_workspace(&self, account_id: i64, region: &str, workspace_id: &str) -> Result<WorkspaceRecord, StoreError> {
         let row = self
             .database
-            .fetch_optional(&format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE account_id = $1 AND region = $2 AND workspace_id = $3"), &params![account_id, region, workspace_id])
+            .fetch_optional(
+                &format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE account_id = $1 AND region = $2 AND workspace_id = $3"),
+                &params![account_id, region, workspace_id],
+            )
             .await?
             .ok_or(StoreError::NotFound("Workspace"))?;
         workspace_from_row(&row)
     }
 
     /// Workspaces of the account in `region`, optionally filtered, default first.
-    pub async fn list_workspaces(&self, account_id: i64, region: &str, workspace_id: Option<&str>, name_contains: Option<&str>) -> Result<Vec<WorkspaceRecord>, StoreError> {
+    pub async fn list_workspaces(
+        &self,
+        account_id: i64,
+        region: &str,
+        workspace_id: Option<&str>,
+        name_contains: Option<&str>,
+    ) -> Result<Vec<WorkspaceRecord>, StoreError> {
         let dialect = self.database.dialect();
         let mut values = params![account_id, region].to_vec();
         let mut conditions = "account_id = $1 AND region = $2".to_string();
@@ -118,7 +133,15 @@ impl Store {
             values.push(name.into());
             conditions.push_str(&format!(" AND {}", dialect.contains("name", &format!("${}", values.len()))));
         }
-        let rows = self.database.fetch_all(&format!("SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE {conditions} ORDER BY is_default DESC, created_at, workspace_id"), &values).await?;
+        let rows = self
+            .database
+            .fetch_all(
+                &format!(
+                    "SELECT {WORKSPACE_COLUMNS} FROM workspaces WHERE {conditions} ORDER BY is_default DESC, created_at, workspace_id"
+                ),
+                &values,
+            )
+            .await?;
         rows.iter().map(workspace_from_row).collect()
     }
 
@@ -126,7 +149,13 @@ impl Store {
     pub async fn create_workspace(&self, context: &AuditContext, name: &str, limit: u32) -> Result<WorkspaceRecord, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         transaction.lock_account(context.account_id).await?;
-        let existing = transaction.fetch_one("SELECT COUNT(*) AS n FROM workspaces WHERE account_id = $1 AND region = $2", &params![context.account_id, &context.region]).await?.i64("n")?;
+        let existing = transaction
+            .fetch_one(
+                "SELECT COUNT(*) AS n FROM workspaces WHERE account_id = $1 AND region = $2",
+                &params![context.account_id, &context.region],
+            )
+            .await?
+            .i64("n")?;
         if existing >= i64::from(limit) {
             return Err(StoreError::WorkspaceQuotaExceeded { limit });
         }
@@ -139,11 +168,14 @@ impl Store {
             .await;
         let row = match inserted {
             Ok(row) => row,
-            Err(error) if error.is_unique_violation() => return Err(StoreError::Conflict(format!("a workspace named '{name}' already exists in this region"))),
+            Err(error) if error.is_unique_violation() => {
+                return Err(StoreError::Conflict(format!("a workspace named '{name}' already exists in this region")))
+            }
             Err(error) => return Err(error),
         };
         write_audit(&mut transaction, context, "Workspace.Create", &format!("workspace:{workspace_id}"), &format!("name={name}")).await?;
-        let version = Self::record_change(&mut transaction, Change { kind: "workspace", subject: workspace_id.as_str(), revoked: &[] }).await?;
+        let version =
+            Self::record_change(&mut transaction, Change { kind: "workspace", subject: workspace_id.as_str(), revoked: &[] }).await?;
         let update = compile::workspace_grants(&mut transaction, workspace_id.as_str()).await?;
         transaction.commit().await?;
         self.publish(version, vec![update]);
@@ -154,7 +186,10 @@ impl Store {
     pub async fn delete_workspace(&self, context: &AuditContext, workspace_id: &str) -> Result<WorkspaceDeletion, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         let is_default = transaction
-            .fetch_optional("SELECT is_default FROM workspaces WHERE account_id = $1 AND region = $2 AND workspace_id = $3", &params![context.account_id, &context.region, workspace_id])
+            .fetch_optional(
+                "SELECT is_default FROM workspaces WHERE account_id = $1 AND region = $2 AND workspace_id = $3",
+                &params![context.account_id, &context.region, workspace_id],
+            )
             .await?
             .ok_or(StoreError::NotFound("Workspace"))?
             .boolean("is_default")?;
@@ -162,7 +197,8 @@ impl Store {
         if is_default {
             reasons.push(("The default workspace cannot be deleted.".to_string(), "Workspace".to_string()));
         }
-        let keys = transaction.fetch_one("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = $1", &params![workspace_id]).await?.i64("n")?;
+        let keys =
+            transaction.fetch_one("SELECT COUNT(*) AS n FROM api_keys WHERE workspace_id = $1", &params![workspace_id]).await?.i64("n")?;
         if keys > 0 {
             reasons.push((format!("The workspace still has {keys} API key(s); delete them first."), "ApiKey".to_string()));
         }
@@ -179,9 +215,22 @@ impl Store {
     }
 
     pub async fn list_model_grants(&self, workspace_id: &str) -> Result<Vec<ModelGrant>, StoreError> {
-        let rows = self.database.fetch_all("SELECT model, inference, deploy, fine_tune FROM model_grants WHERE workspace_id = $1 ORDER BY model", &params![workspace_id]).await?;
+        let rows = self
+            .database
+            .fetch_all(
+                "SELECT model, inference, deploy, fine_tune FROM model_grants WHERE workspace_id = $1 ORDER BY model",
+                &params![workspace_id],
+            )
+            .await?;
         rows.iter()
-            .map(|row| Ok(ModelGrant { model: row.string("model")?, inference: row.boolean("inference")?, deploy: row.boolean("deploy")?, fine_tune: row.boolean("fine_tune")? }))
+            .map(|row| {
+                Ok(ModelGrant {
+                    model: row.string("model")?,
+                    inference: row.boolean("inference")?,
+                    deploy: row.boolean("deploy")?,
+                    fine_tune: row.boolean("fine_tune")?,
+                })
+            })
             .collect()
     }
 
@@ -207,7 +256,10 @@ impl Store {
 
     /// Application ids and names of a workspace.
     pub async fn list_applications(&self, workspace_id: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = self.database.fetch_all("SELECT app_id, name FROM applications WHERE workspace_id = $1 ORDER BY created_at, app_id", &params![workspace_id]).await?;
+        let rows = self
+            .database
+            .fetch_all("SELECT app_id, name FROM applications WHERE workspace_id = $1 ORDER BY created_at, app_id", &params![workspace_id])
+            .await?;
         rows.iter().map(|row| Ok((row.string("app_id")?, row.string("name")?))).collect()
     }
 
@@ -225,7 +277,8 @@ impl Store {
             Err(error) if error.is_unique_violation() => return Err(StoreError::Conflict(format!("application {app_id} already exists"))),
             Err(error) => return Err(error),
         }
-        write_audit(&mut transaction, context, "Application.Create", &format!("app:{app_id}"), &format!("workspace={workspace_id}")).await?;
+        write_audit(&mut transaction, context, "Application.Create", &format!("app:{app_id}"), &format!("workspace={workspace_id}"))
+            .await?;
         let version = Self::record_change(&mut transaction, Change { kind: "workspace", subject: workspace_id, revoked: &[] }).await?;
         let update = compile::workspace_grants(&mut transaction, workspace_id).await?;
         transaction.commit().await?;

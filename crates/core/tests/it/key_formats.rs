@@ -22,7 +22,11 @@ fn a_million_secure_keys_are_distinct_and_all_parse() {
 }
 
 fn body_of(text: &str) -> &str {
-    text.strip_prefix("sk-ws-").or_else(|| text.strip_prefix("sk-sp-")).or_else(|| text.strip_prefix("sk-")).or_else(|| text.strip_prefix("st-")).unwrap_or(text)
+    text.strip_prefix("sk-ws-")
+        .or_else(|| text.strip_prefix("sk-sp-"))
+        .or_else(|| text.strip_prefix("sk-"))
+        .or_else(|| text.strip_prefix("st-"))
+        .unwrap_or(text)
 }
 
 /// Characters of the masked form's body that are not the `****` filler.

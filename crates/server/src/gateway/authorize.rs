@@ -34,7 +34,12 @@ pub fn presented_key(headers: &HeaderMap, protocol: Protocol) -> Option<&str> {
 }
 
 /// Steps 1-3: a key is present, well-formed, known in this listener's region and usable.
-pub fn authenticate_request(state: &AppState, protocol: Protocol, headers: &HeaderMap, context: &RequestContext) -> Result<Authorized, GatewayRefusal> {
+pub fn authenticate_request(
+    state: &AppState,
+    protocol: Protocol,
+    headers: &HeaderMap,
+    context: &RequestContext,
+) -> Result<Authorized, GatewayRefusal> {
     if let Some(problem) = state.staleness_problem() {
         tracing::warn!(%problem, "refusing a call: keys cannot be confirmed");
         return Err(GatewayRefusal::RegistryStale);
@@ -43,7 +48,9 @@ pub fn authenticate_request(state: &AppState, protocol: Protocol, headers: &Head
     let started = std::time::Instant::now();
     let outcome = match presented_key(headers, protocol) {
         None => Err(AuthenticationFailure::Missing),
-        Some(presented) => state.store().registry().authenticate_any(presented, &state.listener_region, &state.shared.temporary_key_secret, now),
+        Some(presented) => {
+            state.store().registry().authenticate_any(presented, &state.listener_region, &state.shared.temporary_key_secret, now)
+        }
     };
     state.shared.metrics.record_verification(started.elapsed());
     match outcome {
@@ -56,12 +63,19 @@ pub fn authenticate_request(state: &AppState, protocol: Protocol, headers: &Head
 }
 
 /// Steps 4-6 for `target`.
-pub fn authorize_target(state: &AppState, authorized: &Authorized, context: &RequestContext, headers: &HeaderMap, target: CallTarget<'_>) -> Result<(), GatewayRefusal> {
+pub fn authorize_target(
+    state: &AppState,
+    authorized: &Authorized,
+    context: &RequestContext,
+    headers: &HeaderMap,
+    target: CallTarget<'_>,
+) -> Result<(), GatewayRefusal> {
     let grants = state.store().registry().workspace(&authorized.key.workspace_id);
     let facts = CallFacts {
         client_address: context.client_address,
         workspace_header: headers.get("x-dashscope-workspace").and_then(|value| value.to_str().ok()),
         target,
     };
-    authorize_call(&authorized.key, grants.as_deref(), &facts, |model| state.shared.catalog.contains(model)).map_err(GatewayRefusal::Authorization)
+    authorize_call(&authorized.key, grants.as_deref(), &facts, |model| state.shared.catalog.contains(model))
+        .map_err(GatewayRefusal::Authorization)
 }

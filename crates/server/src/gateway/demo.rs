@@ -56,13 +56,18 @@ fn echo_reply(request: &Value, endpoint: DemoEndpoint) -> String {
 /// Eight deterministic floats in [-1, 1] from the text.
 fn embedding_of(text: &str) -> Vec<f64> {
     let digest = Sha256::digest(text.as_bytes());
-    digest.chunks(4).map(|chunk| f64::from(u32::from_be_bytes(chunk.try_into().expect("4 bytes"))) / f64::from(u32::MAX) * 2.0 - 1.0).collect()
+    digest
+        .chunks(4)
+        .map(|chunk| f64::from(u32::from_be_bytes(chunk.try_into().expect("4 bytes"))) / f64::from(u32::MAX) * 2.0 - 1.0)
+        .collect()
 }
 
 fn texts_of(value: Option<&Value>) -> Vec<String> {
     match value {
         Some(Value::String(text)) => vec![text.clone()],
-        Some(Value::Array(items)) => items.iter().map(|item| item.as_str().map(str::to_string).unwrap_or_else(|| item.to_string())).collect(),
+        Some(Value::Array(items)) => {
+            items.iter().map(|item| item.as_str().map(str::to_string).unwrap_or_else(|| item.to_string())).collect()
+        }
         _ => Vec::new(),
     }
 }
@@ -89,13 +94,18 @@ pub fn answer(endpoint: DemoEndpoint, model: &str, request: &Value, streaming: b
     match endpoint {
         DemoEndpoint::OpenAiEmbeddings => {
             let texts = texts_of(request.get("input"));
-            let data: Vec<Value> = texts.iter().enumerate().map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": embedding_of(text)})).collect();
+            let data: Vec<Value> = texts
+                .iter()
+                .enumerate()
+                .map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": embedding_of(text)}))
+                .collect();
             let tokens: usize = texts.iter().map(|text| word_count(text)).sum();
             Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}, "id": request_id})).into_response()
         }
         DemoEndpoint::NativeEmbedding => {
             let texts = texts_of(request.get("input").and_then(|input| input.get("texts")));
-            let embeddings: Vec<Value> = texts.iter().enumerate().map(|(index, text)| json!({"text_index": index, "embedding": embedding_of(text)})).collect();
+            let embeddings: Vec<Value> =
+                texts.iter().enumerate().map(|(index, text)| json!({"text_index": index, "embedding": embedding_of(text)})).collect();
             let tokens: usize = texts.iter().map(|text| word_count(text)).sum();
             Json(json!({"output": {"embeddings": embeddings}, "usage": {"total_tokens": tokens}, "request_id": request_id})).into_response()
         }
@@ -161,11 +171,20 @@ pub fn answer(endpoint: DemoEndpoint, model: &str, request: &Value, streaming: b
             let tokens = word_count(&reply);
             if streaming {
                 let mut events = vec![
-                    format!("event: message_start\ndata: {}\n\n", json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": tokens, "output_tokens": 0}}})),
-                    format!("event: content_block_start\ndata: {}\n\n", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})),
+                    format!(
+                        "event: message_start\ndata: {}\n\n",
+                        json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": tokens, "output_tokens": 0}}})
+                    ),
+                    format!(
+                        "event: content_block_start\ndata: {}\n\n",
+                        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+                    ),
                 ];
                 for piece in pieces(&reply) {
-                    events.push(format!("event: content_block_delta\ndata: {}\n\n", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})));
+                    events.push(format!(
+                        "event: content_block_delta\ndata: {}\n\n",
+                        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}})
+                    ));
                 }
                 events.push(format!("event: content_block_stop\ndata: {}\n\n", json!({"type": "content_block_stop", "index": 0})));
                 events.push(format!("event: message_delta\ndata: {}\n\n", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": tokens}})));

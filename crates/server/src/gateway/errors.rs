@@ -25,7 +25,9 @@ pub enum GatewayRefusal {
     Authentication(AuthenticationFailure),
     Authorization(AuthorizationFailure),
     /// Too many failed authentications from this address; seconds to wait.
-    Throttled { retry_after_seconds: u64 },
+    Throttled {
+        retry_after_seconds: u64,
+    },
     /// Body not JSON, too large, no model, bad parameter.
     BadRequest(String),
     /// A temporary key tried to mint another.
@@ -44,7 +46,13 @@ struct Row {
     anthropic_type: &'static str,
 }
 
-const fn row(status: StatusCode, native_code: &'static str, openai_code: &'static str, openai_type: &'static str, anthropic_type: &'static str) -> Row {
+const fn row(
+    status: StatusCode,
+    native_code: &'static str,
+    openai_code: &'static str,
+    openai_type: &'static str,
+    anthropic_type: &'static str,
+) -> Row {
     Row { status, native_code, openai_code, openai_type, anthropic_type }
 }
 
@@ -52,17 +60,39 @@ impl GatewayRefusal {
     fn row(&self) -> Row {
         use AuthorizationFailure as Denied;
         match self {
-            GatewayRefusal::Authentication(_) => row(StatusCode::UNAUTHORIZED, "InvalidApiKey", "invalid_api_key", "invalid_request_error", "authentication_error"),
-            GatewayRefusal::Authorization(Denied::AddressNotAllowed) => row(StatusCode::FORBIDDEN, "AccessDenied", "access_denied", "access_denied", "permission_error"),
-            GatewayRefusal::Authorization(Denied::WorkspaceMismatch) => row(StatusCode::FORBIDDEN, "Workspace.AccessDenied", "access_denied", "access_denied", "permission_error"),
-            GatewayRefusal::Authorization(Denied::ModelNotAllowed) => row(StatusCode::FORBIDDEN, "Model.AccessDenied", "model_access_denied", "access_denied", "permission_error"),
-            GatewayRefusal::Authorization(Denied::AppNotAllowed) => row(StatusCode::FORBIDDEN, "App.AccessDenied", "access_denied", "access_denied", "permission_error"),
-            GatewayRefusal::Authorization(Denied::UnknownModel) => row(StatusCode::NOT_FOUND, "ModelNotFound", "model_not_found", "invalid_request_error", "not_found_error"),
-            GatewayRefusal::Throttled { .. } => row(StatusCode::TOO_MANY_REQUESTS, "Throttling", "limit_requests", "limit_requests", "rate_limit_error"),
-            GatewayRefusal::BadRequest(_) => row(StatusCode::BAD_REQUEST, "InvalidParameter", "invalid_request_error", "invalid_request_error", "invalid_request_error"),
-            GatewayRefusal::TemporaryKeyCannotMint => row(StatusCode::FORBIDDEN, "AccessDenied", "access_denied", "access_denied", "permission_error"),
-            GatewayRefusal::UpstreamUnreachable => row(StatusCode::BAD_GATEWAY, "InternalError", "upstream_error", "upstream_error", "api_error"),
-            GatewayRefusal::RegistryStale => row(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "service_unavailable", "service_unavailable", "api_error"),
+            GatewayRefusal::Authentication(_) => {
+                row(StatusCode::UNAUTHORIZED, "InvalidApiKey", "invalid_api_key", "invalid_request_error", "authentication_error")
+            }
+            GatewayRefusal::Authorization(Denied::AddressNotAllowed) => {
+                row(StatusCode::FORBIDDEN, "AccessDenied", "access_denied", "access_denied", "permission_error")
+            }
+            GatewayRefusal::Authorization(Denied::WorkspaceMismatch) => {
+                row(StatusCode::FORBIDDEN, "Workspace.AccessDenied", "access_denied", "access_denied", "permission_error")
+            }
+            GatewayRefusal::Authorization(Denied::ModelNotAllowed) => {
+                row(StatusCode::FORBIDDEN, "Model.AccessDenied", "model_access_denied", "access_denied", "permission_error")
+            }
+            GatewayRefusal::Authorization(Denied::AppNotAllowed) => {
+                row(StatusCode::FORBIDDEN, "App.AccessDenied", "access_denied", "access_denied", "permission_error")
+            }
+            GatewayRefusal::Authorization(Denied::UnknownModel) => {
+                row(StatusCode::NOT_FOUND, "ModelNotFound", "model_not_found", "invalid_request_error", "not_found_error")
+            }
+            GatewayRefusal::Throttled { .. } => {
+                row(StatusCode::TOO_MANY_REQUESTS, "Throttling", "limit_requests", "limit_requests", "rate_limit_error")
+            }
+            GatewayRefusal::BadRequest(_) => {
+                row(StatusCode::BAD_REQUEST, "InvalidParameter", "invalid_request_error", "invalid_request_error", "invalid_request_error")
+            }
+            GatewayRefusal::TemporaryKeyCannotMint => {
+                row(StatusCode::FORBIDDEN, "AccessDenied", "access_denied", "access_denied", "permission_error")
+            }
+            GatewayRefusal::UpstreamUnreachable => {
+                row(StatusCode::BAD_GATEWAY, "InternalError", "upstream_error", "upstream_error", "api_error")
+            }
+            GatewayRefusal::RegistryStale => {
+                row(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "service_unavailable", "service_unavailable", "api_error")
+            }
         }
     }
 
@@ -82,7 +112,9 @@ impl GatewayRefusal {
             GatewayRefusal::BadRequest(message) => message.clone(),
             GatewayRefusal::TemporaryKeyCannotMint => "Access denied: a temporary API key cannot create another temporary key.".into(),
             GatewayRefusal::UpstreamUnreachable => "The upstream model provider could not be reached.".into(),
-            GatewayRefusal::RegistryStale => "This gateway node cannot confirm API keys right now (its database is unreachable); retry on another node or later.".into(),
+            GatewayRefusal::RegistryStale => {
+                "This gateway node cannot confirm API keys right now (its database is unreachable); retry on another node or later.".into()
+            }
         }
     }
 

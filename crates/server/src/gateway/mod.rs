@@ -57,8 +57,11 @@ fn respond(state: &AppState, protocol: Protocol, context: &RequestContext, resul
 /// Reads the body under the configured limit, as JSON with a `model`.
 async fn read_model_call(state: &AppState, body: Body) -> Result<(Bytes, Value), GatewayRefusal> {
     let limit = state.shared.settings.body_limit_bytes;
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| GatewayRefusal::BadRequest(format!("The request body is larger than the limit of {limit} bytes.")))?;
-    let parsed: Value = serde_json::from_slice(&bytes).map_err(|_| GatewayRefusal::BadRequest("The request body must be a JSON object.".into()))?;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| GatewayRefusal::BadRequest(format!("The request body is larger than the limit of {limit} bytes.")))?;
+    let parsed: Value =
+        serde_json::from_slice(&bytes).map_err(|_| GatewayRefusal::BadRequest("The request body must be a JSON object.".into()))?;
     if !parsed.is_object() {
         return Err(GatewayRefusal::BadRequest("The request body must be a JSON object.".into()));
     }
@@ -66,7 +69,12 @@ async fn read_model_call(state: &AppState, body: Body) -> Result<(Bytes, Value),
 }
 
 fn model_of(request: &Value) -> Result<String, GatewayRefusal> {
-    request.get("model").and_then(Value::as_str).filter(|model| !model.is_empty()).map(str::to_string).ok_or_else(|| GatewayRefusal::BadRequest("The request body must name a model (\"model\").".into()))
+    request
+        .get("model")
+        .and_then(Value::as_str)
+        .filter(|model| !model.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| GatewayRefusal::BadRequest("The request body must name a model (\"model\").".into()))
 }
 
 fn wants_stream(protocol: Protocol, headers: &HeaderMap, request: &Value) -> bool {
@@ -104,51 +112,131 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let (bytes, request) = read_model_call(state, body).await?;
     let model = model_of(&request)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Model(&model))?;
-    let route = state.shared.upstreams.route_model(&model).ok_or_else(|| GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it.")))?;
+    let route = state.shared.upstreams.route_model(&model).ok_or_else(|| {
+        GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it."))
+    })?;
     state.shared.usage.record(authorized.key.key_id, state.shared.clock.now_milliseconds());
     match route {
-        Route::Demo => Ok(demo::answer(call.demo_endpoint, &model, &request, wants_stream(call.protocol, &call.headers, &request), &context.request_id)),
+        Route::Demo => Ok(demo::answer(
+            call.demo_endpoint,
+            &model,
+            &request,
+            wants_stream(call.protocol, &call.headers, &request),
+            &context.request_id,
+        )),
         Route::Upstream(upstream) => {
             if !upstream.speaks(call.protocol) {
-                return Err(GatewayRefusal::BadRequest(format!("The model '{model}' is served here only through: {}.", upstream.protocol_names().join(", "))));
+                return Err(GatewayRefusal::BadRequest(format!(
+                    "The model '{model}' is served here only through: {}.",
+                    upstream.protocol_names().join(", ")
+                )));
             }
-            upstream::forward(&state.shared.http_client, &upstream, call.protocol, call.method, &path_after_prefix(call.protocol, call.uri.path()), call.uri.query(), &call.headers, bytes).await
+            upstream::forward(
+                &state.shared.http_client,
+                &upstream,
+                call.protocol,
+                call.method,
+                &path_after_prefix(call.protocol, call.uri.path()),
+                call.uri.query(),
+                &call.headers,
+                bytes,
+            )
+            .await
         }
     }
 }
 
 fn native_endpoint(rest: &str) -> DemoEndpoint {
-    if rest.contains("embedding") { DemoEndpoint::NativeEmbedding } else { DemoEndpoint::NativeGeneration }
+    if rest.contains("embedding") {
+        DemoEndpoint::NativeEmbedding
+    } else {
+        DemoEndpoint::NativeGeneration
+    }
 }
 
-async fn native_service(State(state): State<AppState>, context: RequestContext, Path(rest): Path<String>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn native_service(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(rest): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let call = ModelCall { protocol: Protocol::Native, demo_endpoint: native_endpoint(&rest), method, uri, headers };
     respond(&state, Protocol::Native, &context, serve_model_call(&state, &context, call, body).await)
 }
 
-async fn openai_call(State(state): State<AppState>, context: RequestContext, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn openai_call(
+    State(state): State<AppState>,
+    context: RequestContext,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let demo_endpoint = if uri.path().ends_with("/embeddings") { DemoEndpoint::OpenAiEmbeddings } else { DemoEndpoint::OpenAiChat };
     let call = ModelCall { protocol: Protocol::OpenAi, demo_endpoint, method, uri, headers };
     respond(&state, Protocol::OpenAi, &context, serve_model_call(&state, &context, call, body).await)
 }
 
-async fn anthropic_messages(State(state): State<AppState>, context: RequestContext, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn anthropic_messages(
+    State(state): State<AppState>,
+    context: RequestContext,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let call = ModelCall { protocol: Protocol::Anthropic, demo_endpoint: DemoEndpoint::AnthropicMessages, method, uri, headers };
     respond(&state, Protocol::Anthropic, &context, serve_model_call(&state, &context, call, body).await)
 }
 
-async fn application_completion(State(state): State<AppState>, context: RequestContext, Path(app_id): Path<String>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+async fn application_completion(
+    State(state): State<AppState>,
+    context: RequestContext,
+    Path(app_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let result = async {
         let authorized = authenticate_request(&state, Protocol::Native, &headers, &context)?;
         authorize_target(&state, &authorized, &context, &headers, CallTarget::Application(&app_id))?;
         let limit = state.shared.settings.body_limit_bytes;
-        let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| GatewayRefusal::BadRequest(format!("The request body is larger than the limit of {limit} bytes.")))?;
-        let request: Value = serde_json::from_slice(&bytes).map_err(|_| GatewayRefusal::BadRequest("The request body must be a JSON object.".into()))?;
-        let route = state.shared.upstreams.route_app(&app_id).ok_or_else(|| GatewayRefusal::BadRequest(format!("No upstream of this deployment serves the application '{app_id}'.")))?;
+        let bytes = axum::body::to_bytes(body, limit)
+            .await
+            .map_err(|_| GatewayRefusal::BadRequest(format!("The request body is larger than the limit of {limit} bytes.")))?;
+        let request: Value =
+            serde_json::from_slice(&bytes).map_err(|_| GatewayRefusal::BadRequest("The request body must be a JSON object.".into()))?;
+        let route = state
+            .shared
+            .upstreams
+            .route_app(&app_id)
+            .ok_or_else(|| GatewayRefusal::BadRequest(format!("No upstream of this deployment serves the application '{app_id}'.")))?;
         state.shared.usage.record(authorized.key.key_id, state.shared.clock.now_milliseconds());
         match route {
-            Route::Demo => Ok(demo::answer(DemoEndpoint::ApplicationCompletion, "demo-app", &request, wants_stream(Protocol::Native, &headers, &request), &context.request_id)),
-            Route::Upstream(upstream) => upstream::forward(&state.shared.http_client, &upstream, Protocol::Native, method, &path_after_prefix(Protocol::Native, uri.path()), uri.query(), &headers, bytes).await,
+            Route::Demo => Ok(demo::answer(
+                DemoEndpoint::ApplicationCompletion,
+                "demo-app",
+                &request,
+                wants_stream(Protocol::Native, &headers, &request),
+                &context.request_id,
+            )),
+            Route::Upstream(upstream) => {
+                upstream::forward(
+                    &state.shared.http_client,
+                    &upstream,
+                    Protocol::Native,
+                    method,
+                    &path_after_prefix(Protocol::Native, uri.path()),
+                    uri.query(),
+                    &headers,
+                    bytes,
+                )
+                .await
+            }
         }
     }
     .await;
@@ -185,9 +273,17 @@ async fn mint_temporary(State(state): State<AppState>, context: RequestContext, 
         let requested = form_value(query.as_deref().unwrap_or(""), "expire_in_seconds");
         let lifetime = match requested {
             None => DEFAULT_TEMPORARY_KEY_SECONDS,
-            Some(text) => text.parse::<i64>().ok().and_then(checked_lifetime).ok_or_else(|| GatewayRefusal::BadRequest("expire_in_seconds must be an integer from 1 to 1800.".into()))?,
+            Some(text) => text
+                .parse::<i64>()
+                .ok()
+                .and_then(checked_lifetime)
+                .ok_or_else(|| GatewayRefusal::BadRequest("expire_in_seconds must be an integer from 1 to 1800.".into()))?,
         };
-        let digest = state.store().registry().digest_of(authorized.key.key_id).ok_or(GatewayRefusal::Authentication(keygate_core::verification::AuthenticationFailure::Unknown))?;
+        let digest = state
+            .store()
+            .registry()
+            .digest_of(authorized.key.key_id)
+            .ok_or(GatewayRefusal::Authentication(keygate_core::verification::AuthenticationFailure::Unknown))?;
         let expires_at = state.shared.clock.now_seconds() + lifetime;
         let token = mint_temporary_key(&state.shared.temporary_key_secret, authorized.key.key_id, &digest, expires_at);
         let audit = keygate_store::AuditContext {
@@ -197,7 +293,11 @@ async fn mint_temporary(State(state): State<AppState>, context: RequestContext, 
             region: state.listener_region.clone(),
         };
         // Minting is rare; the audit row is written before the token is handed out.
-        if let Err(error) = state.store().record_audit(&audit, "ApiKey.MintTemporary", &format!("apiKey:{}", authorized.key.key_id), &format!("expires_at={expires_at}")).await {
+        if let Err(error) = state
+            .store()
+            .record_audit(&audit, "ApiKey.MintTemporary", &format!("apiKey:{}", authorized.key.key_id), &format!("expires_at={expires_at}"))
+            .await
+        {
             tracing::error!(%error, "could not audit a temporary key");
             return Err(GatewayRefusal::UpstreamUnreachable);
         }

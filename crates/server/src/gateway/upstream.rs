@@ -79,7 +79,12 @@ impl UpstreamTable {
     pub fn from_settings(upstreams: &[UpstreamSettings], demo_enabled: bool) -> UpstreamTable {
         let mut table = UpstreamTable { demo_enabled, ..UpstreamTable::default() };
         for settings in upstreams {
-            let credential = settings.api_key_env.as_ref().and_then(|variable| std::env::var(variable).ok()).filter(|value| !value.is_empty()).map(SecretString::from);
+            let credential = settings
+                .api_key_env
+                .as_ref()
+                .and_then(|variable| std::env::var(variable).ok())
+                .filter(|value| !value.is_empty())
+                .map(SecretString::from);
             if settings.api_key_env.is_some() && credential.is_none() {
                 tracing::warn!(upstream = %settings.name, "the upstream's api_key_env variable is not set; calls go out without a credential");
             }
@@ -126,7 +131,8 @@ impl UpstreamTable {
     }
 }
 
-const HOP_BY_HOP: [&str; 9] = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
+const HOP_BY_HOP: [&str; 9] =
+    ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
 /// Request headers that carry the client's credentials or keygate's own routing.
 const CLIENT_ONLY: [&str; 4] = ["authorization", "x-api-key", "x-dashscope-workspace", "content-length"];
 
@@ -149,7 +155,11 @@ fn connection_nominated(headers: &HeaderMap) -> Vec<String> {
 
 /// Builds the HTTP client used for every upstream.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).pool_idle_timeout(Duration::from_secs(60)).build().expect("the HTTP client builds")
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .expect("the HTTP client builds")
 }
 
 /// Sends the call to `upstream` and streams its answer back.
@@ -164,7 +174,9 @@ pub async fn forward(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, GatewayRefusal> {
-    let base = upstream.base_for(protocol).ok_or_else(|| GatewayRefusal::BadRequest(format!("upstream {} does not speak this protocol", upstream.name)))?;
+    let base = upstream
+        .base_for(protocol)
+        .ok_or_else(|| GatewayRefusal::BadRequest(format!("upstream {} does not speak this protocol", upstream.name)))?;
     let mut url = format!("{base}{path_after_prefix}");
     if let Some(query) = query {
         url.push('?');

@@ -54,7 +54,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = ManagementError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Authenticated>().cloned().ok_or_else(|| ManagementError::internal("a management handler ran without the authentication middleware"))
+        parts
+            .extensions
+            .get::<Authenticated>()
+            .cloned()
+            .ok_or_else(|| ManagementError::internal("a management handler ran without the authentication middleware"))
     }
 }
 
@@ -63,7 +67,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     type Rejection = ManagementError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<RequestContext>().cloned().ok_or_else(|| ManagementError::internal("the request context middleware did not run"))
+        parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .ok_or_else(|| ManagementError::internal("the request context middleware did not run"))
     }
 }
 
@@ -84,10 +92,16 @@ pub fn management_region(state: &AppState, host: Option<&str>) -> String {
 
 /// Middleware: authenticates, then hands the handler the same body it buffered.
 pub async fn require_authentication(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let context = request.extensions().get::<RequestContext>().cloned().unwrap_or_else(|| RequestContext { request_id: crate::request_context::new_request_id(), client_address: None });
+    let context = request
+        .extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_else(|| RequestContext { request_id: crate::request_context::new_request_id(), client_address: None });
     let (mut parts, body) = request.into_parts();
     let Ok(body_bytes) = axum::body::to_bytes(body, MAX_MANAGEMENT_BODY_BYTES).await else {
-        return ManagementError::invalid_parameter(format!("The request body is larger than {MAX_MANAGEMENT_BODY_BYTES} bytes.")).with_request_id(&context.request_id).into_response();
+        return ManagementError::invalid_parameter(format!("The request body is larger than {MAX_MANAGEMENT_BODY_BYTES} bytes."))
+            .with_request_id(&context.request_id)
+            .into_response();
     };
     let host = parts.headers.get("host").and_then(|value| value.to_str().ok()).map(str::to_string);
     let region = management_region(&state, host.as_deref());
@@ -110,7 +124,10 @@ async fn authenticate(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Ca
     } else if let Some(authorization) = header(parts, "authorization") {
         authenticate_signature(state, parts, authorization, body).await?
     } else {
-        return Err(ManagementError::unauthenticated("MissingAuthorization", "Sign the request with ACS3-HMAC-SHA256 or send a session token in x-acs-bearer-token."));
+        return Err(ManagementError::unauthenticated(
+            "MissingAuthorization",
+            "Sign the request with ACS3-HMAC-SHA256 or send a session token in x-acs-bearer-token.",
+        ));
     };
     if let CallerIdentity::RamUser { status: UserStatus::Disabled, .. } = caller.identity {
         return Err(ManagementError::forbidden("This RAM user is disabled."));
@@ -137,21 +154,23 @@ async fn authenticate_signature(state: &AppState, parts: &Parts, authorization: 
             return Err(bad_request("IncompleteSignature", &format!("The signature must cover the {required} header.")));
         }
     }
-    let access_key = state
-        .store()
-        .find_access_key(&signature.access_key_id)
-        .await?
-        .ok_or_else(|| ManagementError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The AccessKey id does not exist."))?;
+    let access_key =
+        state.store().find_access_key(&signature.access_key_id).await?.ok_or_else(|| {
+            ManagementError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The AccessKey id does not exist.")
+        })?;
     if !access_key.active {
         return Err(bad_request("InvalidAccessKeyId.Inactive", "The AccessKey is disabled."));
     }
     let date_text = header(parts, "x-acs-date").ok_or_else(|| bad_request("MissingParameter", "The x-acs-date header is required."))?;
-    let request_time = parse_utc_timestamp(date_text).ok_or_else(|| bad_request("InvalidTimeStamp.Format", "x-acs-date must look like 2026-01-31T12:00:00Z."))?;
+    let request_time = parse_utc_timestamp(date_text)
+        .ok_or_else(|| bad_request("InvalidTimeStamp.Format", "x-acs-date must look like 2026-01-31T12:00:00Z."))?;
     let now = keygate_store::now_millis() / 1000;
     if !acs3::within_clock_window(request_time, now) {
         return Err(bad_request("InvalidTimeStamp.Expired", "x-acs-date is more than 15 minutes away from the server's clock."));
     }
-    let nonce = header(parts, "x-acs-signature-nonce").filter(|nonce| !nonce.is_empty() && nonce.len() <= 128).ok_or_else(|| bad_request("MissingParameter", "The x-acs-signature-nonce header is required."))?;
+    let nonce = header(parts, "x-acs-signature-nonce")
+        .filter(|nonce| !nonce.is_empty() && nonce.len() <= 128)
+        .ok_or_else(|| bad_request("MissingParameter", "The x-acs-signature-nonce header is required."))?;
     let payload_hash = acs3::payload_sha256(body);
     if let Some(declared) = header(parts, "x-acs-content-sha256") {
         if !declared.eq_ignore_ascii_case(&payload_hash) {
@@ -163,7 +182,14 @@ async fn authenticate_signature(state: &AppState, parts: &Parts, authorization: 
         .iter()
         .filter_map(|(name, value)| value.to_str().ok().map(|value| (name.as_str().to_string(), value.to_string())))
         .collect();
-    let canonical = acs3::canonical_request(parts.method.as_str(), parts.uri.path(), parts.uri.query().unwrap_or(""), &headers, &signature.signed_headers, &payload_hash);
+    let canonical = acs3::canonical_request(
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        &headers,
+        &signature.signed_headers,
+        &payload_hash,
+    );
     let secret = state.shared.master_key.decrypt(&access_key.secret_ciphertext).map_err(ManagementError::internal)?;
     let expected = acs3::signature(secret.expose_secret(), &acs3::string_to_sign(&canonical));
     if !acs3::signatures_match(&expected, &signature.signature) {
@@ -176,7 +202,9 @@ async fn authenticate_signature(state: &AppState, parts: &Parts, authorization: 
     }
     match state.store().caller(access_key.account_id, access_key.user_id).await {
         Ok(caller) => Ok(caller),
-        Err(StoreError::NotFound(_)) => Err(ManagementError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The AccessKey id does not exist.")),
+        Err(StoreError::NotFound(_)) => {
+            Err(ManagementError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The AccessKey id does not exist."))
+        }
         Err(other) => Err(other.into()),
     }
 }

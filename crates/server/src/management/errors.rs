@@ -69,10 +69,20 @@ impl From<StoreError> for ManagementError {
             StoreError::NotFound("ApiKey") => ManagementError::api_key_not_found(),
             StoreError::NotFound("Workspace") => ManagementError::workspace_not_found(),
             StoreError::NotFound("User") => ManagementError::new(StatusCode::NOT_FOUND, "User.NotFound", "The RAM user does not exist."),
-            StoreError::NotFound("AccessKey") => ManagementError::new(StatusCode::NOT_FOUND, "AccessKey.NotFound", "The AccessKey does not exist."),
+            StoreError::NotFound("AccessKey") => {
+                ManagementError::new(StatusCode::NOT_FOUND, "AccessKey.NotFound", "The AccessKey does not exist.")
+            }
             StoreError::NotFound(what) => ManagementError::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} does not exist.")),
-            StoreError::KeyQuotaExceeded { limit } => ManagementError::new(StatusCode::BAD_REQUEST, "QuotaExceeded.ApiKey", format!("The API key limit of this region ({limit}) is reached; delete a key first.")),
-            StoreError::WorkspaceQuotaExceeded { limit } => ManagementError::new(StatusCode::BAD_REQUEST, "QuotaExceeded.Workspace", format!("The workspace limit of this region ({limit}) is reached.")),
+            StoreError::KeyQuotaExceeded { limit } => ManagementError::new(
+                StatusCode::BAD_REQUEST,
+                "QuotaExceeded.ApiKey",
+                format!("The API key limit of this region ({limit}) is reached; delete a key first."),
+            ),
+            StoreError::WorkspaceQuotaExceeded { limit } => ManagementError::new(
+                StatusCode::BAD_REQUEST,
+                "QuotaExceeded.Workspace",
+                format!("The workspace limit of this region ({limit}) is reached."),
+            ),
             StoreError::Conflict(message) => ManagementError::new(StatusCode::CONFLICT, "Conflict", message),
             StoreError::Refused(message) => ManagementError::new(StatusCode::BAD_REQUEST, "OperationDenied", message),
             other => ManagementError::internal(other),

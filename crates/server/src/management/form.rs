@@ -94,7 +94,11 @@ impl FormFields {
         let mut indexed: Vec<(u32, String)> = Vec::new();
         for (name, value) in &self.pairs {
             if let Some(index_text) = name.strip_prefix(&dotted) {
-                let index: u32 = index_text.parse().ok().filter(|index| *index >= 1).ok_or_else(|| ManagementError::invalid_parameter(format!("'{name}' must end in a list index 1, 2, ...")))?;
+                let index: u32 = index_text
+                    .parse()
+                    .ok()
+                    .filter(|index| *index >= 1)
+                    .ok_or_else(|| ManagementError::invalid_parameter(format!("'{name}' must end in a list index 1, 2, ...")))?;
                 indexed.push((index, value.trim().to_string()));
             }
         }
@@ -108,7 +112,12 @@ impl FormFields {
             None => Ok(None),
             Some(text) => match text.parse::<i64>() {
                 Ok(value) if range.contains(&value) => Ok(Some(value)),
-                _ => Err(ManagementError::invalid_parameter(format!("{key} must be an integer from {} to {}, got '{}'.", range.start(), range.end(), shown(text)))),
+                _ => Err(ManagementError::invalid_parameter(format!(
+                    "{key} must be an integer from {} to {}, got '{}'.",
+                    range.start(),
+                    range.end(),
+                    shown(text)
+                ))),
             },
         }
     }
@@ -117,7 +126,9 @@ impl FormFields {
     pub fn boolean(&self, key: &str) -> Result<Option<bool>, ManagementError> {
         match self.get_non_empty(key) {
             None => Ok(None),
-            Some(text) => parse_boolean(text).map(Some).ok_or_else(|| ManagementError::invalid_parameter(format!("{key} must be true or false, got '{}'.", shown(text)))),
+            Some(text) => parse_boolean(text)
+                .map(Some)
+                .ok_or_else(|| ManagementError::invalid_parameter(format!("{key} must be true or false, got '{}'.", shown(text)))),
         }
     }
 }
@@ -139,12 +150,18 @@ const AUTH_FIXED_FIELDS: [&str; 3] = ["auth.type", "auth.modelAccessScope.allowA
 const AUTH_LIST_FIELDS: [&str; 3] = ["auth.accessIps", "auth.modelAccessScope.accessibleModels", "auth.appAccessScope.accessibleApps"];
 
 fn is_known_auth_field(name: &str) -> bool {
-    AUTH_FIXED_FIELDS.contains(&name) || AUTH_LIST_FIELDS.iter().any(|prefix| name.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')))
+    AUTH_FIXED_FIELDS.contains(&name)
+        || AUTH_LIST_FIELDS.iter().any(|prefix| name.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')))
 }
 
 /// Parses the `auth.*` fields: `None` when there are none. `workspace_apps` are the
 /// application ids of the key's workspace (an app scope may name only those).
-pub fn parse_auth(fields: &FormFields, region: &RegionPolicy, catalog: &ModelCatalog, workspace_apps: &[String]) -> Result<Option<KeyAuth>, ManagementError> {
+pub fn parse_auth(
+    fields: &FormFields,
+    region: &RegionPolicy,
+    catalog: &ModelCatalog,
+    workspace_apps: &[String],
+) -> Result<Option<KeyAuth>, ManagementError> {
     let auth_fields: Vec<&str> = fields.keys().filter(|name| *name == "auth" || name.starts_with("auth.")).collect();
     if auth_fields.is_empty() {
         return Ok(None);
@@ -152,7 +169,9 @@ pub fn parse_auth(fields: &FormFields, region: &RegionPolicy, catalog: &ModelCat
     if let Some(unknown) = auth_fields.iter().find(|name| !is_known_auth_field(name)) {
         return Err(ManagementError::invalid_parameter(format!("Unknown field '{}'.", shown(unknown))));
     }
-    let type_text = fields.get_non_empty("auth.type").ok_or_else(|| ManagementError::invalid_parameter("auth.type is required (All or Custom) when any auth field is sent."))?;
+    let type_text = fields
+        .get_non_empty("auth.type")
+        .ok_or_else(|| ManagementError::invalid_parameter("auth.type is required (All or Custom) when any auth field is sent."))?;
     let is_custom = match type_text.to_ascii_lowercase().as_str() {
         "all" => false,
         "custom" => true,
@@ -185,7 +204,9 @@ mod tests {
 
     #[test]
     fn decodes_the_sdk_form_and_lists_in_index_order() {
-        let fields = FormFields::parse("auth.accessIps.2=192.168.1.1&auth.accessIps.1=10.0.0.0%2F8&description=demo+key+%E4%B8%AD", "form body").unwrap();
+        let fields =
+            FormFields::parse("auth.accessIps.2=192.168.1.1&auth.accessIps.1=10.0.0.0%2F8&description=demo+key+%E4%B8%AD", "form body")
+                .unwrap();
         assert_eq!(fields.list("auth.accessIps").unwrap(), ["10.0.0.0/8", "192.168.1.1"]);
         assert_eq!(fields.get("description"), Some("demo key 中"));
     }
@@ -211,7 +232,8 @@ mod tests {
         assert!(parse("auth.type=Custom&auth.modelAccessScope.accessibleModels.1=no-such-model").is_err());
         assert!(parse("auth.type=All&auth.accessIps.1=10.0.0.1").is_err());
         assert!(parse("auth.typo=All").is_err());
-        assert!(parse_auth(&FormFields::parse("auth.type=Custom", "form body").unwrap(), table.get("us-east-1").unwrap(), &catalog, &[]).is_err());
+        assert!(parse_auth(&FormFields::parse("auth.type=Custom", "form body").unwrap(), table.get("us-east-1").unwrap(), &catalog, &[])
+            .is_err());
         assert_eq!(parse("description=x").unwrap(), None);
     }
 }

@@ -105,7 +105,13 @@ fn key_json(record: &ApiKeyRecord) -> Value {
     })
 }
 
-async fn create_api_key(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response> {
+async fn create_api_key(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
     async {
         let query = query_fields(query)?;
         let form = body_fields(&headers, &body)?;
@@ -146,14 +152,20 @@ fn page_window(query: &FormFields) -> Result<(u32, u32)> {
     let limit = query.integer("maxResults", 1..=MAX_PAGE_SIZE)?.unwrap_or(DEFAULT_PAGE_SIZE);
     let offset = match query.get_non_empty("nextToken") {
         None => 0,
-        Some(token) => token.parse::<u32>().map_err(|_| ManagementError::invalid_parameter(format!("nextToken '{}' was not issued by this server.", shown(token))))?,
+        Some(token) => token
+            .parse::<u32>()
+            .map_err(|_| ManagementError::invalid_parameter(format!("nextToken '{}' was not issued by this server.", shown(token))))?,
     };
     Ok((offset, u32::try_from(limit).unwrap_or(10)))
 }
 
 fn next_token(offset: u32, returned: usize, total: u64) -> String {
     let next = u64::from(offset) + returned as u64;
-    if returned > 0 && next < total { next.to_string() } else { String::new() }
+    if returned > 0 && next < total {
+        next.to_string()
+    } else {
+        String::new()
+    }
 }
 
 async fn list_api_keys(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery) -> Result<Response> {
@@ -165,7 +177,9 @@ async fn list_api_keys(State(state): State<AppState>, auth: Authenticated, RawQu
             None => KeyOrder::ApiKeyId,
             Some(text) if text.eq_ignore_ascii_case("apiKeyId") => KeyOrder::ApiKeyId,
             Some(text) if text.eq_ignore_ascii_case("gmtCreate") => KeyOrder::GmtCreate,
-            Some(other) => return Err(ManagementError::invalid_parameter(format!("orderBy must be apiKeyId or gmtCreate, got '{}'.", shown(other)))),
+            Some(other) => {
+                return Err(ManagementError::invalid_parameter(format!("orderBy must be apiKeyId or gmtCreate, got '{}'.", shown(other))))
+            }
         };
         let descending = match query.get_non_empty("order") {
             None => true,
@@ -218,7 +232,14 @@ async fn get_api_key(State(state): State<AppState>, auth: Authenticated, Path(ap
     .for_request(&auth)
 }
 
-async fn update_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response> {
+async fn update_api_key(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(api_key_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
     async {
         let key_id = parse_key_id(&api_key_id)?;
         let query = query_fields(query)?;
@@ -290,11 +311,19 @@ fn api_host(headers: &HeaderMap) -> String {
     headers.get("host").and_then(|value| value.to_str().ok()).unwrap_or("").to_string()
 }
 
-async fn list_workspaces(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery, headers: HeaderMap) -> Result<Response> {
+async fn list_workspaces(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
     async {
         let query = query_fields(query)?;
         let (offset, limit) = page_window(&query)?;
-        let mut workspaces = state.store().list_workspaces(auth.caller.account_id, &auth.region, query.get_non_empty("workspaceId"), query.get_non_empty("workspaceName")).await?;
+        let mut workspaces = state
+            .store()
+            .list_workspaces(auth.caller.account_id, &auth.region, query.get_non_empty("workspaceId"), query.get_non_empty("workspaceName"))
+            .await?;
         // RAM users who do not administer see the workspaces they belong to.
         if auth.caller.may_administer().is_err() {
             if let Some(user_id) = auth.caller.user_id() {
@@ -304,19 +333,30 @@ async fn list_workspaces(State(state): State<AppState>, auth: Authenticated, Raw
         }
         let total = workspaces.len() as u64;
         let host = api_host(&headers);
-        let page: Vec<Value> = workspaces.iter().skip(offset as usize).take(limit as usize).map(|workspace| workspace_json(workspace, &host)).collect();
+        let page: Vec<Value> =
+            workspaces.iter().skip(offset as usize).take(limit as usize).map(|workspace| workspace_json(workspace, &host)).collect();
         let returned = page.len();
-        Ok(success(auth.request_id(), json!({"workspaces": page, "totalCount": total, "maxResults": limit, "nextToken": next_token(offset, returned, total)})))
+        Ok(success(
+            auth.request_id(),
+            json!({"workspaces": page, "totalCount": total, "maxResults": limit, "nextToken": next_token(offset, returned, total)}),
+        ))
     }
     .await
     .for_request(&auth)
 }
 
-async fn create_workspace(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery, headers: HeaderMap) -> Result<Response> {
+async fn create_workspace(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
     async {
         auth.caller.may_administer()?;
         let query = query_fields(query)?;
-        let name = WorkspaceName::parse(query.get("workspaceName").ok_or_else(|| ManagementError::invalid_parameter("workspaceName is required."))?)?;
+        let name = WorkspaceName::parse(
+            query.get("workspaceName").ok_or_else(|| ManagementError::invalid_parameter("workspaceName is required."))?,
+        )?;
         let region = region_policy(&state, &auth)?;
         let record = state.store().create_workspace(&auth.audit(), name.as_str(), region.workspace_limit).await?;
         Ok(success(auth.request_id(), json!({"workspace": workspace_json(&record, &api_host(&headers))})))
@@ -387,7 +427,13 @@ async fn list_model_permissions(State(state): State<AppState>, auth: Authenticat
     .for_request(&auth)
 }
 
-async fn update_model_permissions(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery, headers: HeaderMap, body: Bytes) -> Result<Response> {
+async fn update_model_permissions(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
     async {
         auth.caller.may_administer()?;
         let mut form = body_fields(&headers, &body)?;
@@ -395,11 +441,17 @@ async fn update_model_permissions(State(state): State<AppState>, auth: Authentic
         if form.keys().next().is_none() {
             form = query_fields(query)?;
         }
-        let workspace_id = form.get_non_empty("workspaceId").ok_or_else(|| ManagementError::invalid_parameter("workspaceId is required."))?;
+        let workspace_id =
+            form.get_non_empty("workspaceId").ok_or_else(|| ManagementError::invalid_parameter("workspaceId is required."))?;
         let workspace = resolve_workspace(&state, &auth, Some(workspace_id)).await?;
         let mut grants: Vec<ModelGrant> = Vec::new();
         if form.boolean("accessAllEntities")? == Some(true) {
-            grants.extend(state.shared.catalog.iter().map(|model| ModelGrant { model: model.name.clone(), inference: true, deploy: false, fine_tune: false }));
+            grants.extend(state.shared.catalog.iter().map(|model| ModelGrant {
+                model: model.name.clone(),
+                inference: true,
+                deploy: false,
+                fine_tune: false,
+            }));
         }
         let mut index = 1;
         while let Some(model) = form.get_non_empty(&format!("models.{index}.model")) {
@@ -408,14 +460,21 @@ async fn update_model_permissions(State(state): State<AppState>, auth: Authentic
             }
             let flag = |name: &str| form.boolean(&format!("models.{index}.{name}")).map(|value| value.unwrap_or(false));
             grants.retain(|grant| grant.model != model);
-            grants.push(ModelGrant { model: model.to_string(), inference: flag("inference")?, deploy: flag("deploy")?, fine_tune: flag("fineTune")? });
+            grants.push(ModelGrant {
+                model: model.to_string(),
+                inference: flag("inference")?,
+                deploy: flag("deploy")?,
+                fine_tune: flag("fineTune")?,
+            });
             index += 1;
         }
         if grants.is_empty() {
             return Err(ManagementError::invalid_parameter("Name at least one model (models.1.model) or set accessAllEntities=true."));
         }
         if workspace.is_default {
-            return Err(ManagementError::invalid_parameter("The default workspace may call every model; its permissions cannot be changed."));
+            return Err(ManagementError::invalid_parameter(
+                "The default workspace may call every model; its permissions cannot be changed.",
+            ));
         }
         state.store().update_model_grants(&auth.audit(), &workspace.workspace_id, &grants).await?;
         Ok(success(auth.request_id(), json!({"errorMessage": ""})))

@@ -254,9 +254,15 @@ impl TestApp {
     pub async fn login_at(&self, address: SocketAddr, user: Option<&str>) -> Client {
         let password = if user.is_some() { USER_PASSWORD } else { ROOT_PASSWORD };
         let body = serde_json::json!({"account": "root", "user": user, "password": password});
-        let answer: Value = self.http.post(format!("http://{address}/keygate/v1/sessions")).json(&body).send().await.unwrap().json().await.unwrap();
+        let answer: Value =
+            self.http.post(format!("http://{address}/keygate/v1/sessions")).json(&body).send().await.unwrap().json().await.unwrap();
         let token = answer["token"].as_str().unwrap_or_else(|| panic!("login failed: {answer}")).to_string();
-        Client { base: format!("http://{address}"), host: address.to_string(), credentials: Credentials::Session(token), http: self.http.clone() }
+        Client {
+            base: format!("http://{address}"),
+            host: address.to_string(),
+            credentials: Credentials::Session(token),
+            http: self.http.clone(),
+        }
     }
 
     /// A session client on the `ap-southeast-1` listener.
@@ -321,7 +327,10 @@ impl Client {
                 let signature = acs3::signature(secret, &acs3::string_to_sign(&canonical));
                 let mut sorted = signed.clone();
                 sorted.sort();
-                headers.push(("authorization".into(), format!("ACS3-HMAC-SHA256 Credential={id},SignedHeaders={},Signature={signature}", sorted.join(";"))));
+                headers.push((
+                    "authorization".into(),
+                    format!("ACS3-HMAC-SHA256 Credential={id},SignedHeaders={},Signature={signature}", sorted.join(";")),
+                ));
             }
         }
         for (name, value) in &headers {

@@ -104,7 +104,11 @@ async fn a_node_whose_feed_connection_is_killed_resyncs_and_refuses_what_was_rev
     // Revoke without a notification (as if it were lost), then kill B's feed connection.
     let mut admin = schema.admin_connection().await;
     let schema_name = &schema.name;
-    sqlx::query(&format!("UPDATE {schema_name}.api_keys SET disabled = TRUE WHERE api_key_id = $1")).bind(key_id).execute(&mut admin).await.expect("disable");
+    sqlx::query(&format!("UPDATE {schema_name}.api_keys SET disabled = TRUE WHERE api_key_id = $1"))
+        .bind(key_id)
+        .execute(&mut admin)
+        .await
+        .expect("disable");
     sqlx::query(&format!(
         "INSERT INTO {schema_name}.changes (version, kind, subject, revoked, at) SELECT COALESCE(MAX(version), 0) + 1, 'api_key', $1, '', 0 FROM {schema_name}.changes"
     ))
@@ -113,10 +117,11 @@ async fn a_node_whose_feed_connection_is_killed_resyncs_and_refuses_what_was_rev
     .await
     .expect("change row");
     assert_eq!(chat_status(&node_b, node_b.address, &plaintext).await, 200, "B must not have heard of it yet");
-    let killed: Vec<i32> = sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = 'kg-node-b' AND query ILIKE 'LISTEN%'")
-        .fetch_all(&mut admin)
-        .await
-        .expect("find the feed connection");
+    let killed: Vec<i32> =
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE application_name = 'kg-node-b' AND query ILIKE 'LISTEN%'")
+            .fetch_all(&mut admin)
+            .await
+            .expect("find the feed connection");
     assert_eq!(killed.len(), 1, "node B has one feed connection");
     sqlx::query("SELECT pg_terminate_backend($1)").bind(killed[0]).execute(&mut admin).await.expect("terminate");
 

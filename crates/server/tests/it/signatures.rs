@@ -34,9 +34,13 @@ async fn a_replayed_nonce_and_a_stale_date_are_refused() {
     assert_eq!(first.status, 200, "{}", first.body);
     let replay = client.send_signed_at("GET", "/modelstudio/workspaces", "", &date, "0123456789abcdef0123456789abcdef").await;
     assert_eq!((replay.status, replay.code()), (400, "SignatureNonceUsed"));
-    let stale = client.send_signed_at("GET", "/modelstudio/workspaces", "", &format_utc_timestamp(now - 16 * 60), "fedcba9876543210fedcba9876543210").await;
+    let stale = client
+        .send_signed_at("GET", "/modelstudio/workspaces", "", &format_utc_timestamp(now - 16 * 60), "fedcba9876543210fedcba9876543210")
+        .await;
     assert_eq!((stale.status, stale.code()), (400, "InvalidTimeStamp.Expired"));
-    let within_window = client.send_signed_at("GET", "/modelstudio/workspaces", "", &format_utc_timestamp(now - 14 * 60), "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb").await;
+    let within_window = client
+        .send_signed_at("GET", "/modelstudio/workspaces", "", &format_utc_timestamp(now - 14 * 60), "aaaaaaaaaaaaaaaabbbbbbbbbbbbbbbb")
+        .await;
     assert_eq!(within_window.status, 200);
 }
 
