@@ -33,6 +33,8 @@ pub fn router(state: AppState) -> Router {
         .merge(gateway::routes())
         .merge(authenticated)
         .layer(from_fn_with_state(state.clone(), attach_request_context))
+        // Added after the layer, so outside it: `/auth/verify` makes its own context.
+        .merge(gateway::verify_routes())
         .with_state(state)
 }
 

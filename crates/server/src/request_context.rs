@@ -28,25 +28,46 @@ impl RequestContext {
     }
 }
 
-/// A request id in the style of Alibaba Cloud's: 8-4-4-4-12 uppercase hex.
+/// A request id in the style of Alibaba Cloud's: 8-4-4-4-12 uppercase hex. Ids need to be
+/// unique, not secret: a random per-process prefix (so nodes differ) and a counter, mixed so
+/// that consecutive ids do not look alike, without a system call per request.
 pub fn new_request_id() -> String {
-    let mut bytes = [0u8; 16];
-    keygate_core::random::fill_random(&mut bytes);
-    let hex = hex::encode_upper(bytes);
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        keygate_core::random::fill_random(&mut bytes);
+        u64::from_le_bytes(bytes)
+    });
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // A bijective mix (splitmix64's finaliser) of the counter keeps ids distinct.
+    let mut mixed = count.wrapping_add(prefix);
+    mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    mixed ^= mixed >> 31;
+    let (high, low) = (prefix, mixed);
+    format!("{:08X}-{:04X}-{:04X}-{:04X}-{:012X}", high >> 32, (high >> 16) & 0xffff, high & 0xffff, low >> 48, low & 0xffff_ffff_ffff)
 }
 
-/// Middleware: builds the [`RequestContext`], runs the request, logs one line.
-pub async fn attach_request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
+/// The context of a request that bypasses the middleware (`/auth/verify`, on the hot path
+/// of another gateway): the same client-address rules, no access log line.
+pub fn context_of(state: &AppState, request: &Request) -> RequestContext {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let forwarded_for = request.headers().get("x-forwarded-for").and_then(|value| value.to_str().ok());
-    let client_address = resolve_client_address(peer, forwarded_for, &state.shared.trusted_proxies);
-    let context = RequestContext { request_id: new_request_id(), client_address };
+    RequestContext {
+        request_id: new_request_id(),
+        client_address: resolve_client_address(peer, forwarded_for, &state.shared.trusted_proxies),
+    }
+}
+
+/// Middleware: builds the [`RequestContext`], runs the request, logs one line.
+pub async fn attach_request_context(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let context = context_of(&state, &request);
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     request.extensions_mut().insert(context.clone());
@@ -64,4 +85,23 @@ pub async fn attach_request_context(State(state): State<AppState>, mut request: 
         "request"
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_and_shaped_like_alibaba_clouds() {
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(50) {
+            let parts: Vec<usize> = id.split('-').map(str::len).collect();
+            assert_eq!(parts, [8, 4, 4, 4, 12], "{id}");
+            assert!(
+                id.chars().all(|character| character == '-' || character.is_ascii_hexdigit() && !character.is_ascii_lowercase()),
+                "{id}"
+            );
+        }
+    }
 }

@@ -27,6 +27,13 @@ use self::upstream::Route;
 use crate::request_context::RequestContext;
 use crate::state::AppState;
 
+/// `/auth/verify`, served outside the request-context middleware: it is on the hot path of
+/// another gateway, so it makes its own context and writes no access log line (it is
+/// counted in `/metrics`).
+pub fn verify_routes() -> Router<AppState> {
+    Router::new().route("/auth/verify", get(verify).post(verify))
+}
+
 /// Routes of the data plane.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -37,7 +44,6 @@ pub fn routes() -> Router<AppState> {
         .route("/compatible-mode/v1/models", get(openai_models))
         .route("/apps/anthropic/v1/messages", post(anthropic_messages))
         .route("/api/v1/tokens", post(mint_temporary))
-        .route("/auth/verify", get(verify).post(verify))
 }
 
 /// Turns a handler's outcome into the response, counting it in the metrics.
@@ -319,9 +325,11 @@ fn app_in_uri(uri: &str) -> Option<&str> {
 
 /// `/auth/verify`: the authorization decision for an existing gateway. 200 with the key's
 /// identity in headers, or 401/403/429 with the native error body.
-async fn verify(State(state): State<AppState>, context: RequestContext, headers: HeaderMap) -> Response {
+async fn verify(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let context = crate::request_context::context_of(&state, &request);
+    let headers = request.headers();
     let result = (|| {
-        let authorized: Authorized = authenticate_request(&state, Protocol::Native, &headers, &context)?;
+        let authorized: Authorized = authenticate_request(&state, Protocol::Native, headers, &context)?;
         let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
         let model = header("x-keygate-model").filter(|model| !model.is_empty());
         let original_uri = header("x-original-uri").unwrap_or("");
@@ -330,7 +338,7 @@ async fn verify(State(state): State<AppState>, context: RequestContext, headers:
             (None, Some(app_id)) => CallTarget::Application(app_id),
             (None, None) => CallTarget::Nothing,
         };
-        authorize_target(&state, &authorized, &context, &headers, target)?;
+        authorize_target(&state, &authorized, &context, headers, target)?;
         state.shared.usage.record(authorized.key.key_id, state.shared.clock.now_milliseconds());
         let mut response = StatusCode::OK.into_response();
         let response_headers = response.headers_mut();
