@@ -1,18 +1,7 @@
 //! `keygate token`: a temporary key minted from `DASHSCOPE_API_KEY` works at the gateway,
 //! inherits its parent's life, and the permanent key is never taken as an argument.
 
-use crate::harness::{raw_request, TestEnv};
-
-fn chat_status(environment: &TestEnv, key: &str) -> u16 {
-    let authorization = format!("Bearer {key}");
-    raw_request(
-        environment.port,
-        "POST",
-        "/compatible-mode/v1/chat/completions",
-        &[("Authorization", &authorization), ("Content-Type", "application/json")],
-        r#"{"model":"demo-echo","messages":[{"role":"user","content":"hi"}]}"#,
-    )
-}
+use crate::harness::{chat_status, TestEnv};
 
 #[test]
 fn a_minted_temporary_key_calls_models_until_its_parent_is_disabled() {
