@@ -60,8 +60,8 @@ fn respond(state: &AppState, protocol: Protocol, context: &RequestContext, resul
     }
 }
 
-/// Reads the body under the configured limit, as JSON with a `model`.
-async fn read_model_call(state: &AppState, body: Body) -> Result<(Bytes, Value), GatewayRefusal> {
+/// Reads the body under the configured limit, as a JSON object.
+async fn read_json_object(state: &AppState, body: Body) -> Result<(Bytes, Value), GatewayRefusal> {
     let limit = state.shared.settings.body_limit_bytes;
     let bytes = axum::body::to_bytes(body, limit)
         .await
@@ -115,7 +115,7 @@ struct ModelCall {
 async fn serve_model_call(state: &AppState, context: &RequestContext, call: ModelCall, body: Body) -> Result<Response, GatewayRefusal> {
     let authorized = authenticate_request(state, call.protocol, &call.headers, context)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Nothing)?;
-    let (bytes, request) = read_model_call(state, body).await?;
+    let (bytes, request) = read_json_object(state, body).await?;
     let model = model_of(&request)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Model(&model))?;
     let route = state.shared.upstreams.route_model(&model).ok_or_else(|| {
@@ -210,12 +210,7 @@ async fn application_completion(
     let result = async {
         let authorized = authenticate_request(&state, Protocol::Native, &headers, &context)?;
         authorize_target(&state, &authorized, &context, &headers, CallTarget::Application(&app_id))?;
-        let limit = state.shared.settings.body_limit_bytes;
-        let bytes = axum::body::to_bytes(body, limit)
-            .await
-            .map_err(|_| GatewayRefusal::BadRequest(format!("The request body is larger than the limit of {limit} bytes.")))?;
-        let request: Value =
-            serde_json::from_slice(&bytes).map_err(|_| GatewayRefusal::BadRequest("The request body must be a JSON object.".into()))?;
+        let (bytes, request) = read_json_object(&state, body).await?;
         let route = state
             .shared
             .upstreams
