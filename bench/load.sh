@@ -169,8 +169,9 @@ check "the gateway" 200 -X POST -H 'content-type: application/json' -H "Authoriz
 RUNS="a-bare-hyper a2-axum-empty b-auth-verify c-upstream-direct d-gateway"
 echo "load.sh: $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up) on $(nproc) cores shared by wrk and the servers"
 for round in $(seq "$ROUNDS"); do
-    load a-bare-hyper "$round" bare "$BARE/"
-    load a2-axum-empty "$round" axum "$AXUM/"
+    # The same request as (b), key and all ("same load"): the baselines ignore the header.
+    load a-bare-hyper "$round" bare -H "Authorization: Bearer $KEY" "$BARE/"
+    load a2-axum-empty "$round" axum -H "Authorization: Bearer $KEY" "$AXUM/"
     load b-auth-verify "$round" keygate -H "Authorization: Bearer $KEY" "$GATEWAY/auth/verify"
     load c-upstream-direct "$round" upstream -s "$ROOT/bench/chat.lua" "$UPSTREAM/v1/chat/completions"
     # keygate's own CPU; the upstream's share of (d) is what (c) shows.

@@ -36,6 +36,9 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub request_id: String,
+    /// The whole error envelope, when the server answered one (some errors carry more
+    /// fields, e.g. an import's `badLines`).
+    pub envelope: Option<Value>,
 }
 
 impl fmt::Display for ApiError {
@@ -388,6 +391,7 @@ impl Client {
                 code: format!("HTTP{}", status.as_u16()),
                 message,
                 request_id: header_request_id,
+                envelope: None,
             }
             .into());
         };
@@ -399,6 +403,7 @@ impl Client {
                 code: text("code").unwrap_or_else(|| format!("HTTP{}", status.as_u16())),
                 message: text("message").unwrap_or_else(|| format!("{method} {path} failed")),
                 request_id: text("requestId").unwrap_or(header_request_id),
+                envelope: Some(body.clone()),
             }
             .into());
         }
@@ -625,6 +630,7 @@ mod tests {
             code: "ApiKey.NotFound".into(),
             message: "The API key does not exist.".into(),
             request_id: "ABC".into(),
+            envelope: None,
         };
         assert_eq!(error.to_string(), "ApiKey.NotFound: The API key does not exist. (request id ABC)");
     }

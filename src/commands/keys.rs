@@ -1,8 +1,11 @@
 //! `keygate keys ...`: API keys through the Model Studio API of a running server (query
 //! parameters, form bodies, the session token in `x-acs-bearer-token`), in the region of
-//! the listener the CLI talks to.
+//! the listener the CLI talks to; `import` (in [`import`]) uses keygate's own API.
+
+mod import;
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
@@ -159,6 +162,37 @@ pub enum KeysCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Bring existing sk- keys from another deployment in, as legacy keys you own
+    ///
+    /// The file has one key per line, or CSV `key,description` (a `key,description` header
+    /// is allowed; quote a description that has commas). Blank lines and lines starting
+    /// with # are skipped. Every line is checked first: a bad line (malformed, a repeat, a
+    /// key already in keygate) imports nothing, unless --skip-bad imports the good ones.
+    /// The keys count against the region's key limit; an import that would pass it imports
+    /// nothing. Imported keys keep working, their owner may view them again
+    /// (`keygate keys get ID`), and they are marked to be replaced. At most 10000 keys per
+    /// file; a key is never a command-line argument.
+    ///
+    /// Examples:
+    ///   keygate keys import --file old-keys.txt
+    ///   keygate keys import --region ap-southeast-1 --workspace llm-0123456789abcdef --file keys.csv
+    ///   keygate keys import --file keys.csv --skip-bad --json
+    ///   export-keys | keygate keys import --file -
+    #[command(verbatim_doc_comment)]
+    Import {
+        /// The file of keys ('-': stdin).
+        #[arg(long, value_name = "PATH")]
+        file: PathBuf,
+        /// The region of the keys (default: the server's region for this connection).
+        #[arg(long, value_name = "ID")]
+        region: Option<String>,
+        /// The workspace of the keys (default: the account's default workspace).
+        #[arg(long, value_name = "ID")]
+        workspace: Option<String>,
+        /// Import the good lines and report the bad ones, instead of importing nothing.
+        #[arg(long)]
+        skip_bad: bool,
+    },
 }
 
 /// `/modelstudio/apikeys/{id}` and, for an action, `/modelstudio/apikeys/{id}/{action}`.
@@ -251,6 +285,16 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
             let response = client.model_studio(Method::DELETE, &path, &[], None).await?;
             report(&response, options.json, &format!("deleted API key {id}"))?;
         }
+        KeysCommand::Import { file, region, workspace, skip_bad } => {
+            let request = import::ImportRequest {
+                file: &file,
+                region: region.as_deref(),
+                workspace: workspace.as_deref(),
+                skip_bad,
+                json_output: options.json,
+            };
+            return import::run_import(&client, request).await;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -321,9 +365,15 @@ fn print_key_table(keys: &[Value]) {
     }
     let mut table = Table::new(&["ID", "KEY", "WORKSPACE", "PERMISSION", "DESCRIPTION", "CREATED BY", "CREATED", "LAST USED", "STATUS"]);
     for key in keys {
+        // An imported key is marked, to be replaced by a new one.
+        let key_cell = if key.get("replaceAdvised").and_then(Value::as_bool) == Some(true) {
+            format!("{} (legacy)", masked(key))
+        } else {
+            masked(key)
+        };
         table.row(vec![
             field(key, "apiKeyId"),
-            masked(key),
+            key_cell,
             field(key, "workspaceId"),
             permission(key),
             shorten(&field(key, "description"), 32),

@@ -53,12 +53,13 @@ pub enum Command {
     /// Example: keygate logout
     #[command(verbatim_doc_comment)]
     Logout(login::LogoutArgs),
-    /// API keys: create, list, get, edit, disable, enable, reset, delete
+    /// API keys: create, list, get, edit, disable, enable, reset, delete, import
     ///
     /// Examples:
     ///   keygate keys create --description "CI pipeline"
     ///   keygate keys list
     ///   keygate keys delete 42 --yes
+    ///   keygate keys import --file old-keys.csv
     #[command(verbatim_doc_comment)]
     Keys(keys::KeysArgs),
     /// RAM users of the account and AccessKeys

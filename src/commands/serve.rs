@@ -27,6 +27,9 @@ pub struct ServeArgs {
     /// A listener as ADDR=REGION; repeat for several regions (default 127.0.0.1:8080=ap-southeast-1).
     #[arg(long = "listen", value_name = "ADDR=REGION")]
     pub listeners: Vec<String>,
+    /// A plan listener as ADDR=REGION: Token Plan / Coding Plan paths (/v1/..., /apps/anthropic/...) for sk-sp- keys only; repeatable.
+    #[arg(long = "plan-listen", value_name = "ADDR=REGION")]
+    pub plan_listeners: Vec<String>,
     /// Master key file (64 hex characters); default <data-dir>/master.key. KEYGATE_MASTER_KEY wins.
     #[arg(long, env = "KEYGATE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -52,6 +55,13 @@ pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if !arguments.listeners.is_empty() {
         settings.listeners = arguments.listeners.iter().map(|text| ListenerSettings::parse(text)).collect::<anyhow::Result<_>>()?;
+    }
+    if !arguments.plan_listeners.is_empty() {
+        // Plan listeners from flags replace those of the file, and keep its ordinary ones.
+        settings.listeners.retain(|listener| !listener.plan);
+        for text in &arguments.plan_listeners {
+            settings.listeners.push(ListenerSettings::parse_plan(text)?);
+        }
     }
     if let Some(file) = &arguments.master_key_file {
         settings.master_key_file = Some(file.clone());
@@ -112,6 +122,10 @@ pub async fn run(arguments: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         tracing::info!(%address, %region, %storage, "listening");
         println!("keygate: listening on http://{address} (region {region})");
+    }
+    for (address, region) in server.plan_addresses() {
+        tracing::info!(%address, %region, "listening for plan keys");
+        println!("keygate: plan endpoint on http://{address} (region {region}; sk-sp- keys only)");
     }
     server.run(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

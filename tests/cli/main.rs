@@ -5,6 +5,7 @@ mod canary;
 mod env_doctor;
 mod env_setup;
 mod harness;
+mod import;
 mod management;
 mod multinode;
 mod scan;

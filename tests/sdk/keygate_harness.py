@@ -84,6 +84,8 @@ class KeygateServer:
         self.admin_log_path = data_dir / ADMIN_LOG_FILE_NAME
         self.root_password = "pw-" + secrets.token_urlsafe(18)
         self.port_by_region: dict[str, int] = {}
+        # The plan listener (Token Plan / Coding Plan keys only), in PRIMARY_REGION.
+        self.plan_port: int | None = None
         self.process: subprocess.Popen | None = None
         # The AccessKeys made at bootstrap, by owner name ("root" for the account itself).
         self.access_key_by_owner: dict[str, AccessKey] = {}
@@ -155,11 +157,13 @@ class KeygateServer:
             port = find_free_local_port(ports_taken)
             ports_taken.add(port)
             self.port_by_region[region] = port
+        self.plan_port = find_free_local_port(ports_taken)
         command = [str(self.binary_path), "serve", "--data-dir", str(self.data_dir)]
         if self.config_path is not None:
             command += ["--config", str(self.config_path)]
         for region, port in self.port_by_region.items():
             command += ["--listen", f"127.0.0.1:{port}={region}"]
+        command += ["--plan-listen", f"127.0.0.1:{self.plan_port}={PRIMARY_REGION}"]
         log_file = self.serve_log_path.open("ab")
         self.process = subprocess.Popen(
             command,
@@ -225,6 +229,10 @@ class KeygateServer:
 
     def base_url(self, region: str) -> str:
         return f"http://{self.endpoint(region)}"
+
+    def plan_base_url(self) -> str:
+        """The plan listener (sk-sp- keys only) of PRIMARY_REGION."""
+        return f"http://127.0.0.1:{self.plan_port}"
 
     def signed_client(self, region: str, access_key: AccessKey) -> ModelStudioClient:
         return ModelStudioClient(

@@ -22,7 +22,7 @@ use keygate_core::keys::{expose, generate_key, parse_permanent_key, KeyDigest, K
 use keygate_core::permissions::{AppScope, CustomPermissions, KeyAuth, ModelScope};
 use keygate_core::temporary_keys::{mint_temporary_key, TemporaryKeySecret};
 use keygate_core::verification::{
-    authorize_call, CallFacts, CallTarget, CompiledKey, KeyRegistry, KeyStanding, RegistryUpdate, WorkspaceGrants,
+    authorize_call, CallFacts, CallTarget, CompiledKey, KeyEndpoint, KeyRegistry, KeyStanding, RegistryUpdate, WorkspaceGrants,
 };
 
 const REGION: &str = "ap-southeast-1";
@@ -217,7 +217,9 @@ fn bench_registry<M: Measurement>(criterion: &mut Criterion<M>, clock: Clock, co
             .collect();
         let mut next = rotate(&temporary);
         group.bench_function(BenchmarkId::new("authenticate_temporary", &label), |bencher| {
-            bencher.iter(|| registry.authenticate_any(black_box(next()), REGION, &secret, 1_700_000_000).expect("valid"))
+            bencher.iter(|| {
+                registry.authenticate_any(black_box(next()), REGION, KeyEndpoint::PayAsYouGo, &secret, 1_700_000_000).expect("valid")
+            })
         });
 
         // The parts, to see where the time goes.

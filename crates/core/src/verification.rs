@@ -99,6 +99,32 @@ pub enum AuthenticationFailure {
     CreatorNotActive,
     #[error("The temporary API key has expired.")]
     Expired,
+    #[error("Invalid API-key provided: Token Plan and Coding Plan keys (sk-sp-) work only on the plan endpoint.")]
+    PlanKeyOnPayAsYouGoEndpoint,
+    #[error("Invalid API-key provided: this plan endpoint accepts only Token Plan and Coding Plan keys (sk-sp-).")]
+    NotAPlanKey,
+}
+
+/// Which keys an endpoint takes (SPEC section 6.4): an ordinary listener takes
+/// pay-as-you-go keys, a plan listener only Token Plan / Coding Plan keys (`sk-sp-`). Each
+/// refuses the other kind, so a plan key cannot be spent on pay-as-you-go calls and the
+/// reverse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyEndpoint {
+    #[default]
+    PayAsYouGo,
+    Plan,
+}
+
+impl KeyEndpoint {
+    /// Whether a key of `format` may be presented here.
+    pub fn admits(self, format: KeyFormat) -> Result<(), AuthenticationFailure> {
+        match (self, format == KeyFormat::Plan) {
+            (KeyEndpoint::PayAsYouGo, false) | (KeyEndpoint::Plan, true) => Ok(()),
+            (KeyEndpoint::PayAsYouGo, true) => Err(AuthenticationFailure::PlanKeyOnPayAsYouGoEndpoint),
+            (KeyEndpoint::Plan, false) => Err(AuthenticationFailure::NotAPlanKey),
+        }
+    }
 }
 
 impl From<KeyParseError> for AuthenticationFailure {
@@ -389,7 +415,14 @@ impl KeyRegistry {
     /// The same decision as [`KeyRegistry::lookup`] then [`standing_check`], from the
     /// entry's copies of the region and standing.
     pub fn authenticate(&self, presented: &str, region: &str) -> Result<Arc<CompiledKey>, AuthenticationFailure> {
+        self.authenticate_on(presented, region, KeyEndpoint::PayAsYouGo)
+    }
+
+    /// [`KeyRegistry::authenticate`] on an endpoint of `endpoint`'s kind: the key's format
+    /// (its prefix) is checked before the lookup.
+    pub fn authenticate_on(&self, presented: &str, region: &str, endpoint: KeyEndpoint) -> Result<Arc<CompiledKey>, AuthenticationFailure> {
         let parsed = parse_permanent_key(presented)?;
+        endpoint.admits(parsed.format)?;
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = state.keys.get(&parsed.digest).ok_or(AuthenticationFailure::Unknown)?;
         let key = entry.key.as_ref().ok_or(AuthenticationFailure::Unknown)?;
@@ -405,12 +438,15 @@ impl KeyRegistry {
         &self,
         presented: &str,
         region: &str,
+        endpoint: KeyEndpoint,
         temporary_secret: &TemporaryKeySecret,
         now: i64,
     ) -> Result<AuthenticatedKey, AuthenticationFailure> {
         if !presented.starts_with(TEMPORARY_PREFIX) {
-            return self.authenticate(presented, region).map(|key| AuthenticatedKey { key, temporary: false });
+            return self.authenticate_on(presented, region, endpoint).map(|key| AuthenticatedKey { key, temporary: false });
         }
+        // A temporary key is not a plan key, whatever its parent.
+        endpoint.admits(KeyFormat::Temporary)?;
         let claims = verify_temporary_key(temporary_secret, presented, now).map_err(|error| match error {
             TemporaryKeyError::Invalid => AuthenticationFailure::Malformed,
             TemporaryKeyError::Expired => AuthenticationFailure::Expired,
@@ -425,6 +461,7 @@ impl KeyRegistry {
         if !claims.matches_parent_digest(&digest) {
             return Err(AuthenticationFailure::Unknown);
         }
+        endpoint.admits(key.format)?;
         standing_check(&key, region)?;
         Ok(AuthenticatedKey { key, temporary: true })
     }
@@ -600,5 +637,31 @@ mod tests {
             check(facts("10.1.1.1", None, CallTarget::Application(&"a".repeat(32).leak()[..]))),
             Err(AuthorizationFailure::AppNotAllowed)
         );
+    }
+
+    #[test]
+    fn plan_keys_and_pay_as_you_go_keys_each_work_only_on_their_own_endpoint() {
+        use crate::temporary_keys::mint_temporary_key;
+        let registry = KeyRegistry::new();
+        let (plan, ordinary) = (generate_key(KeyFormat::Plan), generate_key(KeyFormat::Secure));
+        let mut plan_key = (*compiled(1, KeyStanding::Usable, KeyAuth::All)).clone();
+        plan_key.format = KeyFormat::Plan;
+        registry.apply(1, vec![RegistryUpdate::Key { digest: plan.digest, key: Arc::new(plan_key) }]);
+        registry.apply(2, vec![RegistryUpdate::Key { digest: ordinary.digest, key: compiled(2, KeyStanding::Usable, KeyAuth::All) }]);
+        let secret = TemporaryKeySecret::new([7; 32]);
+        let on = |presented: &str, endpoint| {
+            registry.authenticate_any(presented, "ap-southeast-1", endpoint, &secret, 1_000).map(|authenticated| authenticated.key.key_id)
+        };
+        assert_eq!(on(expose(&plan.plaintext), KeyEndpoint::Plan), Ok(1));
+        assert_eq!(on(expose(&plan.plaintext), KeyEndpoint::PayAsYouGo), Err(AuthenticationFailure::PlanKeyOnPayAsYouGoEndpoint));
+        assert_eq!(on(expose(&ordinary.plaintext), KeyEndpoint::PayAsYouGo), Ok(2));
+        assert_eq!(on(expose(&ordinary.plaintext), KeyEndpoint::Plan), Err(AuthenticationFailure::NotAPlanKey));
+        // Temporary keys are pay-as-you-go keys, and one minted from a plan key works nowhere.
+        let from_ordinary = mint_temporary_key(&secret, 2, &ordinary.digest, 1_060);
+        assert_eq!(on(&from_ordinary, KeyEndpoint::PayAsYouGo), Ok(2));
+        assert_eq!(on(&from_ordinary, KeyEndpoint::Plan), Err(AuthenticationFailure::NotAPlanKey));
+        let from_plan = mint_temporary_key(&secret, 1, &plan.digest, 1_060);
+        assert_eq!(on(&from_plan, KeyEndpoint::PayAsYouGo), Err(AuthenticationFailure::PlanKeyOnPayAsYouGoEndpoint));
+        assert_eq!(on(&from_plan, KeyEndpoint::Plan), Err(AuthenticationFailure::NotAPlanKey));
     }
 }

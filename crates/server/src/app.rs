@@ -1,27 +1,37 @@
 //! Building the application: [`router`] for in-process tests, and [`Server`] that binds
 //! one listener per region and runs until shutdown.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::ConnectInfo;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::{Json, Router};
+use futures_util::future::Either;
+use keygate_core::verification::KeyEndpoint;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 use crate::bootstrap::{bootstrap, Bootstrapped};
 use crate::gateway;
-use crate::management::{authentication, keygate_api, model_studio};
+use crate::management::{authentication, keygate_api, model_studio, token_plan};
 use crate::request_context::attach_request_context;
 use crate::settings::Settings;
 use crate::state::AppState;
 
-/// The whole HTTP surface of one listener.
+/// The whole HTTP surface of one listener: a plan listener serves only the plan paths.
 pub fn router(state: AppState) -> Router {
+    if state.key_endpoint == KeyEndpoint::Plan {
+        return plan_router(state);
+    }
     let authenticated = Router::new()
         .merge(model_studio::routes())
+        .merge(token_plan::routes())
         .merge(keygate_api::authenticated_routes())
         .route_layer(from_fn_with_state(state.clone(), authentication::require_authentication));
     Router::new()
@@ -35,6 +45,18 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), attach_request_context))
         // Added after the layer, so outside it: `/auth/verify` makes its own context.
         .merge(gateway::verify_routes())
+        .with_state(state)
+}
+
+/// A plan listener (SPEC section 6.4): the OpenAI- and Anthropic-compatible paths of the
+/// plan host, which take only plan keys, and the health endpoints. No management API, no
+/// console: plan keys are managed on an ordinary listener.
+fn plan_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readiness))
+        .merge(gateway::plan_routes())
+        .layer(from_fn_with_state(state.clone(), attach_request_context))
         .with_state(state)
 }
 
@@ -72,15 +94,26 @@ impl Server {
         let mut listeners = Vec::new();
         for listener in &settings.listeners {
             let bound = TcpListener::bind(listener.addr).await.with_context(|| format!("binding {}", listener.addr))?;
-            listeners.push((bound, state.for_region(&listener.region)));
+            listeners.push((bound, state.for_listener(listener)));
         }
         Ok(Server { listeners, generated_root_password })
     }
 
-    /// The bound addresses with their regions (port 0 resolved).
+    /// The bound addresses of the pay-as-you-go listeners with their regions (port 0
+    /// resolved).
     pub fn local_addresses(&self) -> Vec<(SocketAddr, String)> {
+        self.addresses_of(KeyEndpoint::PayAsYouGo)
+    }
+
+    /// The bound addresses of the plan listeners with their regions.
+    pub fn plan_addresses(&self) -> Vec<(SocketAddr, String)> {
+        self.addresses_of(KeyEndpoint::Plan)
+    }
+
+    fn addresses_of(&self, kind: KeyEndpoint) -> Vec<(SocketAddr, String)> {
         self.listeners
             .iter()
+            .filter(|(_, state)| state.key_endpoint == kind)
             .filter_map(|(listener, state)| listener.local_addr().ok().map(|address| (address, state.listener_region.clone())))
             .collect()
     }
@@ -97,15 +130,7 @@ impl Server {
         let self_state_for_feed = self.state();
         let mut tasks = Vec::new();
         for (listener, state) in self.listeners {
-            let mut stop = stop_receiver.clone();
-            let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-            tasks.push(tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|stopped| *stopped).await;
-                    })
-                    .await
-            }));
+            tasks.push(tokio::spawn(serve_listener(listener, state, stop_receiver.clone())));
         }
         let usage_flusher = state_for_flush.map(|state| {
             let mut stop = stop_receiver.clone();
@@ -134,11 +159,71 @@ impl Server {
             follower.await.context("change-feed follower panicked")?;
         }
         for task in tasks {
-            task.await.context("listener task panicked")?.context("listener failed")?;
+            task.await.context("listener task panicked")?;
         }
         if let Some(flusher) = usage_flusher {
             flusher.await.context("usage flusher panicked")?;
         }
         Ok(())
+    }
+}
+
+/// How long a stopping listener waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's headers (slow-header clients hold a
+/// connection and a task).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves one listener until `stop`: each connection with hyper's HTTP/1.1 builder (what
+/// every SDK and proxy in front of keygate speaks). `/auth/verify` is answered here,
+/// before the router: it is on the hot path of another gateway, reads only memory, and the
+/// router's per-request machinery was a third of its cost (docs/PERFORMANCE.md). Every
+/// other request goes to [`router`] with the peer address as `ConnectInfo`.
+async fn serve_listener(listener: TcpListener, state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let app = router(state.clone());
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let stopped = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    tokio::pin!(stopped);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stopped => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let state = state.clone();
+        let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            if gateway::is_verify_request(&request) {
+                let answer = gateway::answer_verify(&state, peer.ip(), request.headers());
+                return Either::Left(std::future::ready(Ok::<_, Infallible>(answer)));
+            }
+            let mut request = request.map(axum::body::Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            Either::Right(app.clone().oneshot(request))
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            // A client that goes away mid-request is the client's business.
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = connections.shutdown() => {}
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("connections still open after the shutdown grace period"),
     }
 }

@@ -51,11 +51,12 @@ impl Metrics {
         let nanoseconds = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_nanoseconds.fetch_add(nanoseconds, Ordering::Relaxed);
+        // One counter per request (the smallest bucket that holds it); `render` adds them up
+        // into Prometheus's cumulative buckets. Every atomic here is shared by all workers,
+        // so each one costs a cache-line transfer under load.
         let microseconds = nanoseconds.div_ceil(1000);
-        for (bucket, bound) in self.latency_buckets.iter().zip(LATENCY_BUCKETS_MICROSECONDS) {
-            if microseconds <= bound {
-                bucket.fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(index) = LATENCY_BUCKETS_MICROSECONDS.iter().position(|bound| microseconds <= *bound) {
+            self.latency_buckets[index].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -69,9 +70,10 @@ impl Metrics {
         }
         let _ = writeln!(text, "# HELP keygate_verification_seconds Time to authenticate a presented key from memory.");
         let _ = writeln!(text, "# TYPE keygate_verification_seconds histogram");
+        let mut cumulative = 0;
         for (bound, bucket) in LATENCY_BUCKETS_MICROSECONDS.iter().zip(&self.latency_buckets) {
-            let _ =
-                writeln!(text, "keygate_verification_seconds_bucket{{le=\"{}\"}} {}", *bound as f64 / 1e6, bucket.load(Ordering::Relaxed));
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(text, "keygate_verification_seconds_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
         }
         let count = self.latency_count.load(Ordering::Relaxed);
         let _ = writeln!(text, "keygate_verification_seconds_bucket{{le=\"+Inf\"}} {count}");

@@ -51,17 +51,22 @@ pub fn new_request_id() -> String {
 
 /// The context of a request that bypasses the middleware (`/auth/verify`, on the hot path
 /// of another gateway): the same client-address rules, no access log line.
-pub fn context_of(state: &AppState, request: &Request) -> RequestContext {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let forwarded_for = request.headers().get("x-forwarded-for").and_then(|value| value.to_str().ok());
-    RequestContext {
-        request_id: new_request_id(),
-        client_address: resolve_client_address(peer, forwarded_for, &state.shared.trusted_proxies),
-    }
+pub fn context_of<B>(state: &AppState, request: &axum::http::Request<B>) -> RequestContext {
+    RequestContext { request_id: new_request_id(), client_address: client_address_of(state, peer_of(request), request.headers()) }
+}
+
+/// The TCP peer of a request (from `ConnectInfo`; loopback when absent, as in tests that
+/// call the router directly).
+pub fn peer_of<B>(request: &axum::http::Request<B>) -> IpAddr {
+    request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(address)| address.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// The client address: the peer, or what `X-Forwarded-For` says when the peer is a trusted
+/// proxy.
+pub fn client_address_of(state: &AppState, peer: IpAddr, headers: &axum::http::HeaderMap) -> Option<IpAddr> {
+    static X_FORWARDED_FOR: axum::http::HeaderName = axum::http::HeaderName::from_static("x-forwarded-for");
+    let forwarded_for = headers.get(&X_FORWARDED_FOR).and_then(|value| value.to_str().ok());
+    resolve_client_address(peer, forwarded_for, &state.shared.trusted_proxies)
 }
 
 /// Middleware: builds the [`RequestContext`], runs the request, logs one line.

@@ -1,6 +1,6 @@
 //! Secrets at rest and in transit: the master key (from `KEYGATE_MASTER_KEY` or a 0600 file),
-//! AES-256-GCM encryption of AccessKey secrets, argon2id password hashes, and session
-//! tokens (stored as digests).
+//! AES-256-GCM encryption of AccessKey secrets and of imported keys' plaintexts, argon2id
+//! password hashes, and session tokens (stored as digests).
 
 use std::io::Write;
 use std::path::Path;
@@ -18,6 +18,11 @@ use sha2::{Digest, Sha256};
 pub const MASTER_KEY_FILE_NAME: &str = "master.key";
 /// Environment variable that holds the master key (64 hex characters).
 pub const MASTER_KEY_ENVIRONMENT_VARIABLE: &str = "KEYGATE_MASTER_KEY";
+
+/// Subkey purpose of AccessKey secrets.
+const SECRET_ENCRYPTION_PURPOSE: &str = "secret-encryption";
+/// Subkey purpose of imported API keys' plaintexts.
+const LEGACY_KEY_PURPOSE: &str = "legacy-api-keys";
 
 /// The deployment's master key. Never printed.
 #[derive(Clone)]
@@ -80,30 +85,51 @@ impl MasterKey {
         hasher.finalize().into()
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new_from_slice(&self.derive("secret-encryption")).expect("32-byte key")
+    fn cipher(&self, purpose: &str) -> Aes256Gcm {
+        Aes256Gcm::new_from_slice(&self.derive(purpose)).expect("32-byte key")
     }
 
-    /// AES-256-GCM: 12-byte random nonce followed by the ciphertext and tag.
-    pub fn encrypt(&self, plaintext: &str) -> Vec<u8> {
+    /// AES-256-GCM under the subkey of `purpose`: 12-byte random nonce followed by the
+    /// ciphertext and tag.
+    fn seal(&self, purpose: &str, plaintext: &str) -> Vec<u8> {
         let mut nonce = [0u8; 12];
         fill_random(&mut nonce);
-        let ciphertext = self.cipher().encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes()).expect("AES-GCM encryption does not fail");
+        let ciphertext =
+            self.cipher(purpose).encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes()).expect("AES-GCM encryption does not fail");
         let mut output = nonce.to_vec();
         output.extend(ciphertext);
         output
     }
 
-    pub fn decrypt(&self, sealed: &[u8]) -> anyhow::Result<SecretString> {
+    fn open(&self, purpose: &str, sealed: &[u8]) -> anyhow::Result<SecretString> {
         if sealed.len() < 12 + 16 {
             bail!("ciphertext too short");
         }
         let (nonce, ciphertext) = sealed.split_at(12);
         let plaintext = self
-            .cipher()
+            .cipher(purpose)
             .decrypt(Nonce::from_slice(nonce), ciphertext)
             .map_err(|_| anyhow::anyhow!("ciphertext does not decrypt under this master key"))?;
         Ok(SecretString::from(String::from_utf8(plaintext).context("decrypted secret is not UTF-8")?))
+    }
+
+    /// Encrypts an AccessKey secret (AES-256-GCM).
+    pub fn encrypt(&self, plaintext: &str) -> Vec<u8> {
+        self.seal(SECRET_ENCRYPTION_PURPOSE, plaintext)
+    }
+
+    pub fn decrypt(&self, sealed: &[u8]) -> anyhow::Result<SecretString> {
+        self.open(SECRET_ENCRYPTION_PURPOSE, sealed)
+    }
+
+    /// Encrypts the plaintext of an imported (legacy) API key, under a subkey of its own:
+    /// an AccessKey ciphertext copied into a key row does not decrypt as a key.
+    pub fn encrypt_legacy_key(&self, plaintext: &str) -> Vec<u8> {
+        self.seal(LEGACY_KEY_PURPOSE, plaintext)
+    }
+
+    pub fn decrypt_legacy_key(&self, sealed: &[u8]) -> anyhow::Result<SecretString> {
+        self.open(LEGACY_KEY_PURPOSE, sealed)
     }
 }
 
@@ -159,6 +185,16 @@ mod tests {
         assert_eq!(key.decrypt(&sealed).unwrap().expose_secret(), "secret-value");
         assert!(MasterKey::from_bytes([8; 32]).decrypt(&sealed).is_err());
         assert!(!sealed.windows(12).any(|window| window == b"secret-value"));
+    }
+
+    #[test]
+    fn legacy_key_ciphertexts_and_access_key_ciphertexts_do_not_mix() {
+        let key = MasterKey::from_bytes([7; 32]);
+        let sealed = key.encrypt_legacy_key("sk-0123456789abcdef");
+        assert_eq!(key.decrypt_legacy_key(&sealed).unwrap().expose_secret(), "sk-0123456789abcdef");
+        assert!(key.decrypt(&sealed).is_err());
+        assert!(key.decrypt_legacy_key(&key.encrypt("secret-value")).is_err());
+        assert!(MasterKey::from_bytes([8; 32]).decrypt_legacy_key(&sealed).is_err());
     }
 
     #[test]

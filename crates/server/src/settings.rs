@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::region::RegionTable;
+use keygate_core::verification::KeyEndpoint;
 use serde::Deserialize;
 
 /// Default address of the single listener.
@@ -18,9 +19,14 @@ pub const DEFAULT_DATA_DIR: &str = "./keygate-data";
 
 /// One listener: an address serving one region.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ListenerSettings {
     pub addr: SocketAddr,
     pub region: String,
+    /// A plan listener (SPEC section 6.4): it serves only the Token Plan / Coding Plan paths
+    /// (`/v1/...`, `/apps/anthropic/...`) and takes only plan keys (`sk-sp-`).
+    #[serde(default)]
+    pub plan: bool,
 }
 
 impl ListenerSettings {
@@ -28,7 +34,21 @@ impl ListenerSettings {
     pub fn parse(text: &str) -> anyhow::Result<ListenerSettings> {
         let (address, region) = text.split_once('=').with_context(|| format!("'{text}' is not ADDR=REGION"))?;
         let addr = address.parse().with_context(|| format!("'{address}' is not a socket address like 127.0.0.1:8080"))?;
-        Ok(ListenerSettings { addr, region: region.to_string() })
+        Ok(ListenerSettings { addr, region: region.to_string(), plan: false })
+    }
+
+    /// Parses `ADDR=REGION` as a plan listener.
+    pub fn parse_plan(text: &str) -> anyhow::Result<ListenerSettings> {
+        Ok(ListenerSettings { plan: true, ..ListenerSettings::parse(text)? })
+    }
+
+    /// Which keys this listener's model calls take.
+    pub fn key_endpoint(&self) -> KeyEndpoint {
+        if self.plan {
+            KeyEndpoint::Plan
+        } else {
+            KeyEndpoint::PayAsYouGo
+        }
     }
 }
 
@@ -127,6 +147,7 @@ impl Settings {
             listeners: vec![ListenerSettings {
                 addr: DEFAULT_LISTEN_ADDRESS.parse().expect("valid default"),
                 region: DEFAULT_REGION.to_string(),
+                plan: false,
             }],
             default_region: DEFAULT_REGION.to_string(),
             trusted_proxies: Vec::new(),
@@ -197,8 +218,8 @@ impl Settings {
 
     /// Checks that every region named is known.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.listeners.is_empty() {
-            bail!("at least one listener is needed");
+        if self.listeners.iter().all(|listener| listener.plan) {
+            bail!("at least one listener that is not a plan listener is needed (it serves the management API and the console)");
         }
         self.regions.require(&self.default_region).map_err(anyhow::Error::msg)?;
         for listener in &self.listeners {
@@ -230,7 +251,8 @@ impl Settings {
         catalog
     }
 
-    /// Region ids of all listeners, deduplicated, in listener order.
+    /// Region ids of all listeners (plan listeners too: their keys are managed in their
+    /// region), deduplicated, in listener order.
     pub fn served_regions(&self) -> Vec<String> {
         let mut regions: Vec<String> = Vec::new();
         for listener in &self.listeners {

@@ -10,6 +10,7 @@ use keygate_store::feed::FeedHealth;
 use keygate_store::Store;
 
 use keygate_core::temporary_keys::TemporaryKeySecret;
+use keygate_core::verification::KeyEndpoint;
 
 use crate::clock::Clock;
 use crate::gateway::throttle::FailedAuthenticationThrottle;
@@ -17,7 +18,7 @@ use crate::gateway::upstream::{http_client, UpstreamTable};
 use crate::gateway::usage::UsageCounters;
 use crate::metrics::Metrics;
 use crate::secrets::MasterKey;
-use crate::settings::Settings;
+use crate::settings::{ListenerSettings, Settings};
 
 /// What every listener shares.
 #[derive(Debug)]
@@ -39,11 +40,14 @@ pub struct SharedState {
     pub feed_health: Arc<FeedHealth>,
 }
 
-/// Handler state: the shared parts and this listener's region.
+/// Handler state: the shared parts and this listener's region and kind.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub shared: Arc<SharedState>,
     pub listener_region: String,
+    /// Which keys this listener's model calls take: pay-as-you-go, or (a plan listener)
+    /// only plan keys.
+    pub key_endpoint: KeyEndpoint,
 }
 
 impl AppState {
@@ -74,12 +78,17 @@ impl AppState {
             metrics: Metrics::default(),
             feed_health: Arc::new(FeedHealth::new()),
         };
-        Ok(AppState { shared: Arc::new(shared), listener_region })
+        Ok(AppState { shared: Arc::new(shared), listener_region, key_endpoint: KeyEndpoint::PayAsYouGo })
     }
 
-    /// The same shared state for another listener.
+    /// The same shared state for another (pay-as-you-go) listener.
     pub fn for_region(&self, region: &str) -> AppState {
-        AppState { shared: self.shared.clone(), listener_region: region.to_string() }
+        AppState { shared: self.shared.clone(), listener_region: region.to_string(), key_endpoint: KeyEndpoint::PayAsYouGo }
+    }
+
+    /// The same shared state for `listener`.
+    pub fn for_listener(&self, listener: &ListenerSettings) -> AppState {
+        AppState { shared: self.shared.clone(), listener_region: listener.region.clone(), key_endpoint: listener.key_endpoint() }
     }
 
     pub fn store(&self) -> &Store {

@@ -1,6 +1,8 @@
-//! API keys: create under the region's limit (atomically), list with filters and paging,
-//! get, edit, disable/enable, reset and delete, each with its audit row and change-feed
-//! entry in the same transaction.
+//! API keys: create under the region's limit (atomically), import a batch of existing keys
+//! (all or nothing), list with filters and paging, get, edit, disable/enable, reset and
+//! delete, each with its audit row and change-feed entry in the same transaction.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use keygate_core::access::KeyVisibility;
 use keygate_core::keys::{KeyDigest, KeyFormat};
@@ -8,7 +10,7 @@ use keygate_core::permissions::KeyAuth;
 use keygate_core::region::LimitScope;
 use keygate_core::verification::RegistryUpdate;
 
-use crate::audit::{write_audit, AuditContext};
+use crate::audit::{write_audit, write_audit_rows, AuditContext};
 use crate::compile;
 use crate::database::{params, Row, SqlValue, Transaction};
 use crate::rows::{auth_columns, auth_from_row};
@@ -128,28 +130,80 @@ async fn fetch_visible_key(
     record_from_row(&row)
 }
 
+/// The keys that count toward a limit for a new key of `creator_user_id`: every key of the
+/// account in the region, or (per-creator scope) the creator's, of the new key's kind: plan
+/// keys (`sk-sp-`) count only toward the plan-key rule, every other key only toward the
+/// region's limit.
+async fn count_toward_limit(
+    transaction: &mut Transaction,
+    account_id: i64,
+    region: &str,
+    creator_user_id: Option<i64>,
+    scope: LimitScope,
+    new_key_format: KeyFormat,
+) -> Result<i64, StoreError> {
+    let same_kind = if new_key_format == KeyFormat::Plan { "format = 'plan'" } else { "format <> 'plan'" };
+    let row = match scope {
+        LimitScope::Account => {
+            transaction
+                .fetch_one(
+                    &format!("SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND region = $2 AND {same_kind}"),
+                    &params![account_id, region],
+                )
+                .await?
+        }
+        LimitScope::Creator => {
+            transaction
+                .fetch_one(
+                    &format!("SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND region = $2 AND creator_user_id IS NOT DISTINCT FROM $3 AND {same_kind}"),
+                    &params![account_id, region, creator_user_id],
+                )
+                .await?
+        }
+    };
+    row.i64("n")
+}
+
+/// Rows per multi-row statement of an import (18 parameters each: well under both
+/// databases' parameter limits).
+const IMPORT_ROWS_PER_STATEMENT: usize = 100;
+/// Digests per `IN (...)` lookup.
+const DIGESTS_PER_LOOKUP: usize = 500;
+
+/// `($first, ..., $first+width-1), (...)`: placeholders of `rows` rows of `width` values.
+fn value_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let placeholders: Vec<String> = (1..=width).map(|column| format!("${}", row * width + column)).collect();
+            format!("({})", placeholders.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Which of `digests` some stored key (of any account) already has, read in `transaction`.
+async fn stored_digests(transaction: &mut Transaction, digests: &[KeyDigest]) -> Result<HashSet<KeyDigest>, StoreError> {
+    let mut found = HashSet::new();
+    for chunk in digests.chunks(DIGESTS_PER_LOOKUP) {
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|index| format!("${index}")).collect();
+        let sql = format!("SELECT key_digest FROM api_keys WHERE key_digest IN ({})", placeholders.join(", "));
+        let values: Vec<SqlValue> = chunk.iter().map(|digest| SqlValue::from(digest.as_bytes().as_slice())).collect();
+        for row in transaction.fetch_all(&sql, &values).await? {
+            if let Some(digest) = KeyDigest::from_bytes(&row.bytes("key_digest")?) {
+                found.insert(digest);
+            }
+        }
+    }
+    Ok(found)
+}
+
 impl Store {
     /// Checks the region's limit and inserts the key in one write transaction.
     pub async fn create_api_key(&self, context: &AuditContext, key: NewApiKey, quota: QuotaRule) -> Result<ApiKeyRecord, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         transaction.lock_account(context.account_id).await?;
-        let existing = match quota.scope {
-            LimitScope::Account => {
-                transaction
-                    .fetch_one(
-                        "SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND region = $2",
-                        &params![context.account_id, &key.region],
-                    )
-                    .await?
-            }
-            LimitScope::Creator => transaction
-                .fetch_one(
-                    "SELECT COUNT(*) AS n FROM api_keys WHERE account_id = $1 AND region = $2 AND creator_user_id IS NOT DISTINCT FROM $3",
-                    &params![context.account_id, &key.region, key.creator_user_id],
-                )
-                .await?,
-        }
-        .i64("n")?;
+        let existing =
+            count_toward_limit(&mut transaction, context.account_id, &key.region, key.creator_user_id, quota.scope, key.format).await?;
         if existing >= i64::from(quota.limit) {
             return Err(StoreError::KeyQuotaExceeded { limit: quota.limit });
         }
@@ -200,6 +254,150 @@ impl Store {
         transaction.commit().await?;
         self.publish(version, updates);
         Ok(record)
+    }
+
+    /// Which of `digests` are already stored, in any account (an import refuses them).
+    pub async fn existing_key_digests(&self, digests: &[KeyDigest]) -> Result<HashSet<KeyDigest>, StoreError> {
+        let mut snapshot = self.database.begin_snapshot().await?;
+        let found = stored_digests(&mut snapshot, digests).await?;
+        snapshot.commit().await?;
+        Ok(found)
+    }
+
+    /// Imports `keys` all-or-nothing in one write transaction: refuses the batch when a
+    /// digest repeats an earlier one of the batch or is already stored
+    /// ([`StoreError::KeysExist`] with their positions), or when the keys would take an
+    /// owner past `quota` ([`StoreError::ImportQuotaExceeded`]); otherwise inserts every
+    /// key with its `ApiKey.Import` audit row (the masked key only), records one
+    /// change-feed entry for the whole batch and publishes the keys. Answers the records in
+    /// the order of `keys`.
+    pub async fn import_api_keys(
+        &self,
+        context: &AuditContext,
+        keys: Vec<NewApiKey>,
+        quota: QuotaRule,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut first_position: HashMap<KeyDigest, usize> = HashMap::with_capacity(keys.len());
+        let mut repeated = Vec::new();
+        for (position, key) in keys.iter().enumerate() {
+            if first_position.insert(key.digest, position).is_some() {
+                repeated.push(position);
+            }
+        }
+        if !repeated.is_empty() {
+            return Err(StoreError::KeysExist { positions: repeated });
+        }
+        let mut transaction = self.database.begin_write().await?;
+        transaction.lock_account(context.account_id).await?;
+        let digests: Vec<KeyDigest> = keys.iter().map(|key| key.digest).collect();
+        let stored = stored_digests(&mut transaction, &digests).await?;
+        if !stored.is_empty() {
+            let positions = keys.iter().enumerate().filter(|(_, key)| stored.contains(&key.digest)).map(|(position, _)| position).collect();
+            return Err(StoreError::KeysExist { positions });
+        }
+        // The limit applies per owner: the account (or, per-creator, each creator) in a region.
+        let mut importing: BTreeMap<(String, Option<i64>), u64> = BTreeMap::new();
+        for key in &keys {
+            let owner = match quota.scope {
+                LimitScope::Account => None,
+                LimitScope::Creator => key.creator_user_id,
+            };
+            *importing.entry((key.region.clone(), owner)).or_default() += 1;
+        }
+        for ((region, owner), count) in &importing {
+            let existing = count_toward_limit(&mut transaction, context.account_id, region, *owner, quota.scope, KeyFormat::Legacy).await?;
+            let existing = u64::try_from(existing).unwrap_or(0);
+            if existing + count > u64::from(quota.limit) {
+                return Err(StoreError::ImportQuotaExceeded { limit: quota.limit, existing, importing: *count });
+            }
+        }
+        let created_at = now_millis();
+        let mut key_ids: HashMap<KeyDigest, i64> = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(IMPORT_ROWS_PER_STATEMENT) {
+            let mut values: Vec<SqlValue> = Vec::with_capacity(chunk.len() * 18);
+            for key in chunk {
+                let columns = auth_columns(&key.auth);
+                values.extend(params![
+                    context.account_id,
+                    &key.region,
+                    &key.workspace_id,
+                    key.creator_user_id,
+                    &key.created_by,
+                    &key.description,
+                    key.format.as_str(),
+                    key.digest.as_bytes().as_slice(),
+                    &key.masked_key,
+                    columns.auth_type,
+                    &columns.access_ips,
+                    columns.allow_all_models,
+                    &columns.accessible_models,
+                    columns.allow_all_apps,
+                    &columns.accessible_apps,
+                    false,
+                    created_at,
+                    key.legacy_ciphertext.clone(),
+                ]);
+            }
+            let sql = format!(
+                "INSERT INTO api_keys (account_id, region, workspace_id, creator_user_id, created_by, description, format, key_digest, masked_key, auth_type, access_ips, allow_all_models, accessible_models, allow_all_apps, accessible_apps, disabled, created_at, legacy_ciphertext)
+                 VALUES {} RETURNING api_key_id, key_digest",
+                value_rows(chunk.len(), 18)
+            );
+            let rows = match transaction.fetch_all(&sql, &values).await {
+                Ok(rows) => rows,
+                // Another account stored one of these keys since the check above.
+                Err(error) if error.is_unique_violation() => {
+                    return Err(StoreError::Conflict(
+                        "a key of this import was stored by another request meanwhile; nothing was imported, try again".into(),
+                    ))
+                }
+                Err(error) => return Err(error),
+            };
+            for row in rows {
+                let digest =
+                    KeyDigest::from_bytes(&row.bytes("key_digest")?).ok_or_else(|| StoreError::Corrupt("key digest length".into()))?;
+                key_ids.insert(digest, row.i64("api_key_id")?);
+            }
+        }
+        let ids_in_order = keys
+            .iter()
+            .map(|key| key_ids.get(&key.digest).copied().ok_or_else(|| StoreError::Corrupt("an imported key has no id".into())))
+            .collect::<Result<Vec<i64>, _>>()?;
+        let audit_rows: Vec<(String, String)> = keys
+            .iter()
+            .zip(&ids_in_order)
+            .map(|(key, key_id)| {
+                let auth_type = auth_columns(&key.auth).auth_type;
+                (format!("apiKey:{key_id}"), format!("workspace={} auth={auth_type} masked={}", key.workspace_id, key.masked_key))
+            })
+            .collect();
+        write_audit_rows(&mut transaction, context, "ApiKey.Import", &audit_rows).await?;
+        let first = ids_in_order.iter().copied().min().unwrap_or(0);
+        let last = ids_in_order.iter().copied().max().unwrap_or(0);
+        let version = Self::record_change(
+            &mut transaction,
+            Change { kind: compile::KEY_RANGE_CHANGE, subject: &format!("{first}-{last}"), revoked: &[] },
+        )
+        .await?;
+        let updates = compile::keys_in_id_range(&mut transaction, first, last).await?;
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.workspace_id = k.workspace_id WHERE k.account_id = $1 AND k.api_key_id >= $2 AND k.api_key_id <= $3"
+        );
+        let rows = transaction.fetch_all(&sql, &params![context.account_id, first, last]).await?;
+        transaction.commit().await?;
+        self.publish(version, updates);
+        let mut records: HashMap<i64, ApiKeyRecord> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let record = record_from_row(row)?;
+            records.insert(record.api_key_id, record);
+        }
+        ids_in_order
+            .iter()
+            .map(|key_id| records.remove(key_id).ok_or_else(|| StoreError::Corrupt(format!("imported key {key_id} was not read back"))))
+            .collect()
     }
 
     /// One key, if it exists in `region` and `visibility` allows it.

@@ -42,6 +42,52 @@ pub(crate) async fn write_audit(
     Ok(())
 }
 
+/// Audit rows of one action over many targets, as `(target, detail)` pairs, in a few
+/// multi-row statements (an import writes one row per key).
+pub(crate) async fn write_audit_rows(
+    transaction: &mut Transaction,
+    context: &AuditContext,
+    action: &str,
+    rows: &[(String, String)],
+) -> Result<(), StoreError> {
+    const ROWS_PER_STATEMENT: usize = 200;
+    let at = now_millis();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut values = Vec::with_capacity(chunk.len() * 8);
+        let mut placeholders = Vec::with_capacity(chunk.len());
+        for (index, (target, detail)) in chunk.iter().enumerate() {
+            let first = index * 8;
+            placeholders.push(format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                first + 1,
+                first + 2,
+                first + 3,
+                first + 4,
+                first + 5,
+                first + 6,
+                first + 7,
+                first + 8
+            ));
+            values.extend(params![
+                at,
+                context.account_id,
+                &context.actor,
+                action,
+                target,
+                detail,
+                &context.client_address,
+                &context.region
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO audit_log (at, account_id, actor, action, target, detail, client_address, region) VALUES {}",
+            placeholders.join(", ")
+        );
+        transaction.execute(&sql, &values).await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Records an event that changes no other row (e.g. minting a temporary key).
     pub async fn record_audit(&self, context: &AuditContext, action: &str, target: &str, detail: &str) -> Result<(), StoreError> {

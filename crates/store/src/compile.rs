@@ -57,6 +57,17 @@ async fn keys_where(transaction: &mut Transaction, filter: &str, value: SqlValue
     rows.iter().map(compile_key_row).collect()
 }
 
+/// The change-feed kind of a batch of keys (an import), whose subject is the id range
+/// `first-last`. Every key in the range is recompiled: that may include keys of other
+/// batches, which is harmless, since the state read is current.
+pub(crate) const KEY_RANGE_CHANGE: &str = "api_key_range";
+
+pub(crate) async fn keys_in_id_range(transaction: &mut Transaction, first: i64, last: i64) -> Result<Vec<RegistryUpdate>, StoreError> {
+    let rows =
+        transaction.fetch_all(&format!("{KEY_STATE_QUERY} WHERE k.api_key_id >= $1 AND k.api_key_id <= $2"), &params![first, last]).await?;
+    rows.iter().map(compile_key_row).collect()
+}
+
 pub(crate) async fn key_by_id(transaction: &mut Transaction, key_id: i64) -> Result<Vec<RegistryUpdate>, StoreError> {
     keys_where(transaction, "k.api_key_id = $1", key_id.into()).await
 }
@@ -121,6 +132,13 @@ pub(crate) async fn updates_for_change(
         "api_key" => {
             if let Ok(key_id) = subject.parse::<i64>() {
                 updates.extend(key_by_id(transaction, key_id).await?);
+            }
+        }
+        KEY_RANGE_CHANGE => {
+            if let Some((first, last)) = subject.split_once('-') {
+                if let (Ok(first), Ok(last)) = (first.parse::<i64>(), last.parse::<i64>()) {
+                    updates.extend(keys_in_id_range(transaction, first, last).await?);
+                }
             }
         }
         "user" | "membership" => {

@@ -8,6 +8,14 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("the API key limit of {limit} is reached")]
     KeyQuotaExceeded { limit: u32 },
+    /// An import would take an owner past the region's limit: `existing` keys plus
+    /// `importing` new ones exceed `limit`. Nothing was written.
+    #[error("importing {importing} keys would exceed the API key limit of {limit} ({existing} exist)")]
+    ImportQuotaExceeded { limit: u32, existing: u64, importing: u64 },
+    /// An import names keys that are already stored or that repeat an earlier key of the
+    /// same batch, at these positions of the batch. Nothing was written.
+    #[error("{} keys of the import already exist", positions.len())]
+    KeysExist { positions: Vec<usize> },
     #[error("the workspace limit of {limit} is reached")]
     WorkspaceQuotaExceeded { limit: u32 },
     /// A unique constraint: the name or id is taken.

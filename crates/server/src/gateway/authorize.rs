@@ -4,12 +4,17 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use keygate_core::verification::{authorize_call, AuthenticationFailure, CallFacts, CallTarget, CompiledKey};
 
 use super::errors::{GatewayRefusal, Protocol};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
+
+// Header names parsed once: a name given as `&str` is parsed on every lookup, and these
+// lookups run on every call.
+static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+static X_DASHSCOPE_WORKSPACE: HeaderName = HeaderName::from_static("x-dashscope-workspace");
 
 /// An authenticated key.
 #[derive(Debug, Clone)]
@@ -21,11 +26,11 @@ pub struct Authorized {
 /// The presented key: `Authorization: Bearer` everywhere, `x-api-key` too on the Anthropic
 /// path and on `/auth/verify`.
 pub fn presented_key(headers: &HeaderMap, protocol: Protocol) -> Option<&str> {
-    let bearer = headers.get("authorization").and_then(|value| value.to_str().ok()).and_then(|value| {
+    let bearer = headers.get(axum::http::header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
         let (scheme, token) = value.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
     });
-    let api_key = || headers.get("x-api-key").and_then(|value| value.to_str().ok()).map(str::trim);
+    let api_key = || headers.get(&X_API_KEY).and_then(|value| value.to_str().ok()).map(str::trim);
     match protocol {
         Protocol::OpenAi => bearer,
         Protocol::Native | Protocol::Anthropic => bearer.or_else(api_key),
@@ -48,9 +53,13 @@ pub fn authenticate_request(
     let started = std::time::Instant::now();
     let outcome = match presented_key(headers, protocol) {
         None => Err(AuthenticationFailure::Missing),
-        Some(presented) => {
-            state.store().registry().authenticate_any(presented, &state.listener_region, &state.shared.temporary_key_secret, now)
-        }
+        Some(presented) => state.store().registry().authenticate_any(
+            presented,
+            &state.listener_region,
+            state.key_endpoint,
+            &state.shared.temporary_key_secret,
+            now,
+        ),
     };
     state.shared.metrics.record_verification(started.elapsed());
     match outcome {
@@ -73,7 +82,7 @@ pub fn authorize_target(
     let grants = state.store().registry().workspace(&authorized.key.workspace_id);
     let facts = CallFacts {
         client_address: context.client_address,
-        workspace_header: headers.get("x-dashscope-workspace").and_then(|value| value.to_str().ok()),
+        workspace_header: headers.get(&X_DASHSCOPE_WORKSPACE).and_then(|value| value.to_str().ok()),
         target,
     };
     authorize_call(&authorized.key, grants.as_deref(), &facts, |model| state.shared.catalog.contains(model))

@@ -12,7 +12,7 @@ pub mod usage;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -44,6 +44,17 @@ pub fn routes() -> Router<AppState> {
         .route("/compatible-mode/v1/models", get(openai_models))
         .route("/apps/anthropic/v1/messages", post(anthropic_messages))
         .route("/api/v1/tokens", post(mint_temporary))
+}
+
+/// Routes of a plan listener (SPEC section 6.4): the plan host's OpenAI-compatible base
+/// is `/v1` and its Anthropic-compatible base `/apps/anthropic`. The handlers are the
+/// ordinary ones; the listener's [`keygate_core::verification::KeyEndpoint`] makes them
+/// take only plan keys.
+pub fn plan_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/chat/completions", post(openai_call))
+        .route("/v1/models", get(openai_models))
+        .route("/apps/anthropic/v1/messages", post(anthropic_messages))
 }
 
 /// Turns a handler's outcome into the response, counting it in the metrics.
@@ -94,13 +105,14 @@ fn wants_stream(protocol: Protocol, headers: &HeaderMap, request: &Value) -> boo
 }
 
 /// The part of the path after the protocol's prefix, appended to an upstream's base URL.
+/// OpenAI-compatible calls come under `/compatible-mode/v1`, or `/v1` on a plan listener.
 fn path_after_prefix(protocol: Protocol, path: &str) -> String {
-    let prefix = match protocol {
-        Protocol::Native => "/api/v1",
-        Protocol::OpenAi => "/compatible-mode/v1",
-        Protocol::Anthropic => "/apps/anthropic",
+    let prefixes: &[&str] = match protocol {
+        Protocol::Native => &["/api/v1"],
+        Protocol::OpenAi => &["/compatible-mode/v1", "/v1"],
+        Protocol::Anthropic => &["/apps/anthropic"],
     };
-    path.strip_prefix(prefix).unwrap_or(path).to_string()
+    prefixes.iter().find_map(|prefix| path.strip_prefix(prefix)).unwrap_or(path).to_string()
 }
 
 struct ModelCall {
@@ -318,36 +330,60 @@ fn app_in_uri(uri: &str) -> Option<&str> {
     rest.split(['/', '?']).next().filter(|id| !id.is_empty())
 }
 
-/// `/auth/verify`: the authorization decision for an existing gateway. 200 with the key's
-/// identity in headers, or 401/403/429 with the native error body.
 async fn verify(State(state): State<AppState>, request: axum::extract::Request) -> Response {
-    let context = crate::request_context::context_of(&state, &request);
-    let headers = request.headers();
+    answer_verify(&state, crate::request_context::peer_of(&request), request.headers())
+}
+
+// The header names of `/auth/verify`, parsed once (a `&str` name is parsed on every use).
+static X_KEYGATE_MODEL: HeaderName = HeaderName::from_static("x-keygate-model");
+static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+static X_KEYGATE_KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
+static X_KEYGATE_WORKSPACE: HeaderName = HeaderName::from_static("x-keygate-workspace");
+static X_KEYGATE_ACCOUNT: HeaderName = HeaderName::from_static("x-keygate-account");
+static X_KEYGATE_REGION: HeaderName = HeaderName::from_static("x-keygate-region");
+
+/// Whether `request` is one for [`answer_verify`]: the listener's accept loop answers these
+/// before the router (see `app.rs`).
+pub fn is_verify_request<B>(request: &axum::http::Request<B>) -> bool {
+    request.uri().path() == "/auth/verify" && (request.method() == Method::GET || request.method() == Method::POST)
+}
+
+/// `/auth/verify`: the authorization decision for an existing gateway, for a request from
+/// `peer` with `headers`. 200 with the key's identity in headers, or 401/403/429 with the
+/// native error body. Synchronous: it reads only memory, and needs neither the body nor the
+/// router.
+pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, headers: &HeaderMap) -> Response {
+    // A 200 carries no request id: one is made only for an error body.
+    let mut context =
+        RequestContext { request_id: String::new(), client_address: crate::request_context::client_address_of(state, peer, headers) };
     let result = (|| {
-        let authorized: Authorized = authenticate_request(&state, Protocol::Native, headers, &context)?;
-        let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-        let model = header("x-keygate-model").filter(|model| !model.is_empty());
-        let original_uri = header("x-original-uri").unwrap_or("");
+        let authorized: Authorized = authenticate_request(state, Protocol::Native, headers, &context)?;
+        let header = |name: &HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
+        let model = header(&X_KEYGATE_MODEL).filter(|model| !model.is_empty());
+        let original_uri = header(&X_ORIGINAL_URI).unwrap_or("");
         let target = match (model, app_in_uri(original_uri)) {
             (Some(model), _) => CallTarget::Model(model),
             (None, Some(app_id)) => CallTarget::Application(app_id),
             (None, None) => CallTarget::Nothing,
         };
-        authorize_target(&state, &authorized, &context, headers, target)?;
+        authorize_target(state, &authorized, &context, headers, target)?;
         state.shared.usage.record(authorized.key.key_id, state.shared.clock.now_milliseconds());
         let mut response = StatusCode::OK.into_response();
         let response_headers = response.headers_mut();
+        response_headers.insert(X_KEYGATE_KEY_ID.clone(), HeaderValue::from(authorized.key.key_id));
         for (name, value) in [
-            ("x-keygate-key-id", authorized.key.key_id.to_string()),
-            ("x-keygate-workspace", authorized.key.workspace_id.clone()),
-            ("x-keygate-account", authorized.key.account_name.clone()),
-            ("x-keygate-region", authorized.key.region.clone()),
+            (&X_KEYGATE_WORKSPACE, &authorized.key.workspace_id),
+            (&X_KEYGATE_ACCOUNT, &authorized.key.account_name),
+            (&X_KEYGATE_REGION, &authorized.key.region),
         ] {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                response_headers.insert(name, value);
+            if let Ok(value) = HeaderValue::from_str(value) {
+                response_headers.insert(name.clone(), value);
             }
         }
         Ok::<_, GatewayRefusal>(response)
     })();
-    respond(&state, Protocol::Native, &context, result)
+    if result.is_err() {
+        context.request_id = crate::request_context::new_request_id();
+    }
+    respond(state, Protocol::Native, &context, result)
 }

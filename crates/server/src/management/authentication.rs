@@ -8,20 +8,29 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use keygate_core::access::{Caller, CallerIdentity, UserStatus};
 use keygate_core::acs3;
 use keygate_core::civil_time::parse_utc_timestamp;
 use keygate_store::{AuditContext, StoreError};
 use secrecy::ExposeSecret;
 
-use super::errors::ManagementError;
+use super::errors::{ErrorShape, ManagementError};
 use crate::request_context::RequestContext;
 use crate::secrets::session_token_digest;
 use crate::state::AppState;
 
-/// Largest management request body (form bodies are small).
+/// Largest management request body (form bodies are small); key import allows more.
 pub const MAX_MANAGEMENT_BODY_BYTES: usize = 1024 * 1024;
+
+/// The largest body read for a request to `path`.
+fn body_limit(path: &str) -> usize {
+    if path == super::keygate_api::key_import::IMPORT_PATH {
+        super::keygate_api::key_import::MAX_IMPORT_BODY_BYTES
+    } else {
+        MAX_MANAGEMENT_BODY_BYTES
+    }
+}
 
 /// Proof that the request was authenticated, with the caller and the request's region.
 #[derive(Debug, Clone)]
@@ -98,10 +107,12 @@ pub async fn require_authentication(State(state): State<AppState>, request: Requ
         .cloned()
         .unwrap_or_else(|| RequestContext { request_id: crate::request_context::new_request_id(), client_address: None });
     let (mut parts, body) = request.into_parts();
-    let Ok(body_bytes) = axum::body::to_bytes(body, MAX_MANAGEMENT_BODY_BYTES).await else {
-        return ManagementError::invalid_parameter(format!("The request body is larger than {MAX_MANAGEMENT_BODY_BYTES} bytes."))
+    let shape = ErrorShape::for_path(parts.uri.path());
+    let limit = body_limit(parts.uri.path());
+    let Ok(body_bytes) = axum::body::to_bytes(body, limit).await else {
+        return ManagementError::invalid_parameter(format!("The request body is larger than {limit} bytes."))
             .with_request_id(&context.request_id)
-            .into_response();
+            .into_response_shaped(shape);
     };
     let host = parts.headers.get("host").and_then(|value| value.to_str().ok()).map(str::to_string);
     let region = management_region(&state, host.as_deref());
@@ -110,7 +121,7 @@ pub async fn require_authentication(State(state): State<AppState>, request: Requ
             parts.extensions.insert(Authenticated { caller, region, context });
             next.run(Request::from_parts(parts, Body::from(body_bytes))).await
         }
-        Err(error) => error.with_request_id(&context.request_id).into_response(),
+        Err(error) => error.with_request_id(&context.request_id).into_response_shaped(shape),
     }
 }
 

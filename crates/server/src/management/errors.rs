@@ -16,15 +16,19 @@ pub struct ManagementError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// For 429: milliseconds until a retry may succeed (`x-acs-retry-after`).
-    pub retry_after_milliseconds: Option<u64>,
+    /// For 429: milliseconds until a retry may succeed (`x-acs-retry-after`). Non-zero,
+    /// which also keeps the error small (see `fields`).
+    pub retry_after_milliseconds: Option<std::num::NonZeroU64>,
     /// Filled in by [`ManagementError::with_request_id`] before answering.
     pub request_id: String,
+    /// More fields of the error envelope (e.g. an import's `badLines`); usually none. Boxed:
+    /// errors travel in `Result`s, and clippy's `result_large_err` wants them small.
+    pub fields: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl ManagementError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ManagementError {
-        ManagementError { status, code, message: message.into(), retry_after_milliseconds: None, request_id: String::new() }
+        ManagementError { status, code, message: message.into(), retry_after_milliseconds: None, request_id: String::new(), fields: None }
     }
 
     pub fn invalid_parameter(message: impl Into<String>) -> ManagementError {
@@ -57,6 +61,12 @@ impl ManagementError {
         ManagementError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "An internal error occurred; see the server log.")
     }
 
+    /// Adds a field to the error envelope.
+    pub fn with_field(mut self, name: &str, value: serde_json::Value) -> ManagementError {
+        self.fields.get_or_insert_with(Box::default).insert(name.to_string(), value);
+        self
+    }
+
     pub fn with_request_id(mut self, request_id: &str) -> ManagementError {
         self.request_id = request_id.to_string();
         self
@@ -78,6 +88,19 @@ impl From<StoreError> for ManagementError {
                 "QuotaExceeded.ApiKey",
                 format!("The API key limit of this region ({limit}) is reached; delete a key first."),
             ),
+            StoreError::ImportQuotaExceeded { limit, existing, importing } => ManagementError::new(
+                StatusCode::BAD_REQUEST,
+                "QuotaExceeded.ApiKey",
+                format!(
+                    "Nothing was imported: importing {importing} {} would exceed the API key limit of this region ({limit}) by {} ({existing} already exist).",
+                    if importing == 1 { "key" } else { "keys" },
+                    (existing + importing).saturating_sub(u64::from(limit))
+                ),
+            ),
+            StoreError::KeysExist { positions } => ManagementError::invalid_parameter(format!(
+                "Nothing was imported: {} of the keys are already in keygate or repeat another.",
+                positions.len()
+            )),
             StoreError::WorkspaceQuotaExceeded { limit } => ManagementError::new(
                 StatusCode::BAD_REQUEST,
                 "QuotaExceeded.Workspace",
@@ -102,15 +125,55 @@ impl From<IdError> for ManagementError {
     }
 }
 
+/// The two envelopes of the Model Studio API: camelCase for `/modelstudio/*` (and
+/// keygate's own API), PascalCase for the Token Plan operations (`/tokenplan/*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    ModelStudio,
+    TokenPlan,
+}
+
+impl ErrorShape {
+    /// The envelope a request to `path` answers in.
+    pub fn for_path(path: &str) -> ErrorShape {
+        if path.starts_with("/tokenplan/") {
+            ErrorShape::TokenPlan
+        } else {
+            ErrorShape::ModelStudio
+        }
+    }
+}
+
 impl IntoResponse for ManagementError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "requestId": self.request_id,
-            "code": self.code,
-            "message": self.message,
-            "httpStatusCode": self.status.as_u16(),
-            "success": false,
-        });
+        self.into_response_shaped(ErrorShape::ModelStudio)
+    }
+}
+
+impl ManagementError {
+    /// The error answered in `shape`'s envelope.
+    pub fn into_response_shaped(self, shape: ErrorShape) -> Response {
+        let mut body = match shape {
+            ErrorShape::ModelStudio => json!({
+                "requestId": self.request_id,
+                "code": self.code,
+                "message": self.message,
+                "httpStatusCode": self.status.as_u16(),
+                "success": false,
+            }),
+            ErrorShape::TokenPlan => json!({
+                "RequestId": self.request_id,
+                "Code": self.code,
+                "Message": self.message,
+                "HttpStatusCode": self.status.as_u16(),
+                "Success": false,
+            }),
+        };
+        if let Some(envelope) = body.as_object_mut() {
+            for (name, value) in self.fields.map(|fields| *fields).unwrap_or_default() {
+                envelope.entry(name).or_insert(value);
+            }
+        }
         let mut response = (self.status, Json(body)).into_response();
         if let Some(milliseconds) = self.retry_after_milliseconds {
             if let Ok(value) = HeaderValue::from_str(&milliseconds.to_string()) {

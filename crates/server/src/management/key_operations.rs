@@ -11,7 +11,7 @@ use keygate_core::access::AccessDenied;
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::ids::{AppId, Description, IdError, WorkspaceId};
 use keygate_core::ip_allowlist::IpAllowlist;
-use keygate_core::keys::generate_key;
+use keygate_core::keys::{generate_key, KeyFormat};
 use keygate_core::permissions::{normalise_list, AppScope, CustomPermissions, KeyAuth, ModelScope};
 use keygate_core::region::RegionPolicy;
 use keygate_store::{ApiKeyRecord, NewApiKey, QuotaRule, StoreError, WorkspaceRecord};
@@ -344,11 +344,14 @@ pub async fn set_key_disabled(state: &AppState, auth: &Authenticated, key_id: i6
 pub async fn reset_key(state: &AppState, auth: &Authenticated, key_id: i64) -> Result<IssuedKey, ManagementError> {
     let region = region_policy(state, auth)?;
     let visibility = auth.caller.key_visibility();
-    state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
+    let existing = state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
     if !region.disable_and_reset {
         return Err(ManagementError::unsupported_in_region("ResetApiKey", &auth.region));
     }
-    let generated = generate_key(region.new_key_format);
+    // A plan key stays a plan key; any other key (an imported legacy one too) gets the
+    // region's format.
+    let format = if existing.format == KeyFormat::Plan { KeyFormat::Plan } else { region.new_key_format };
+    let generated = generate_key(format);
     let record = state
         .store()
         .reset_api_key(&auth.audit(), key_id, visibility, generated.format, generated.digest, generated.masked.clone())

@@ -8,3 +8,4 @@ pub mod key_operations;
 pub mod keygate_api;
 pub mod model_studio;
 pub mod openapi;
+pub mod token_plan;

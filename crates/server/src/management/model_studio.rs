@@ -9,9 +9,10 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
 use keygate_core::ids::{ApiKeyId, WorkspaceId, WorkspaceName};
-use keygate_core::keys::expose;
+use keygate_core::keys::{expose, mask_key, KeyFormat};
 use keygate_core::permissions::KeyAuth;
 use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery, ModelGrant, WorkspaceDeletion, WorkspaceRecord};
+use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use super::authentication::Authenticated;
@@ -85,7 +86,9 @@ fn auth_json(auth: &KeyAuth) -> Value {
     }
 }
 
-/// GetApiKey / ListApiKeys item: the masked key, never the plaintext.
+/// GetApiKey / ListApiKeys item: the masked key, never the plaintext (GetApiKey puts a
+/// legacy key's plaintext in `apiKeyValue`, see [`legacy_plaintext`]). `replaceAdvised`:
+/// an imported key, to be replaced by a new one.
 fn key_json(record: &ApiKeyRecord) -> Value {
     json!({
         "apiKeyId": record.api_key_id,
@@ -102,7 +105,39 @@ fn key_json(record: &ApiKeyRecord) -> Value {
         "maskedKey": record.masked_key,
         "lastUsedAt": record.last_used_at,
         "requestCount": record.request_count,
+        "replaceAdvised": record.format == KeyFormat::Legacy,
     })
+}
+
+/// The plaintext of a legacy (imported) key, which its owner and the account may view
+/// again; each view is audited (`ApiKey.ViewPlaintext`) before it is answered. `None` for
+/// other keys, and (logged) when the ciphertext does not decrypt under this master key to
+/// the key that was stored.
+async fn legacy_plaintext(state: &AppState, auth: &Authenticated, record: &ApiKeyRecord) -> Result<Option<SecretString>> {
+    let Some(ciphertext) = record.legacy_ciphertext.as_deref().filter(|_| record.format == KeyFormat::Legacy) else {
+        return Ok(None);
+    };
+    let plaintext = match state.shared.master_key.decrypt_legacy_key(ciphertext) {
+        Ok(plaintext) if mask_key(expose(&plaintext)) == record.masked_key => plaintext,
+        Ok(_) => {
+            tracing::error!(api_key_id = record.api_key_id, "a legacy key's ciphertext decrypts to another key; answering the masked key");
+            return Ok(None);
+        }
+        Err(error) => {
+            tracing::error!(api_key_id = record.api_key_id, %error, "a legacy key's plaintext does not decrypt; answering the masked key");
+            return Ok(None);
+        }
+    };
+    state
+        .store()
+        .record_audit(
+            &auth.audit(),
+            "ApiKey.ViewPlaintext",
+            &format!("apiKey:{}", record.api_key_id),
+            &format!("masked={}", record.masked_key),
+        )
+        .await?;
+    Ok(Some(plaintext))
 }
 
 async fn create_api_key(
@@ -226,7 +261,12 @@ async fn get_api_key(State(state): State<AppState>, auth: Authenticated, Path(ap
     async {
         let key_id = parse_key_id(&api_key_id)?;
         let record = state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, auth.caller.key_visibility()).await?;
-        Ok(success(auth.request_id(), json!({"apiKey": key_json(&record)})))
+        let mut item = key_json(&record);
+        if let Some(plaintext) = legacy_plaintext(&state, &auth, &record).await? {
+            // Legacy keys may be viewed again (SPEC section 3), by whoever may see them.
+            item["apiKeyValue"] = json!(expose(&plaintext));
+        }
+        Ok(success(auth.request_id(), json!({"apiKey": item})))
     }
     .await
     .for_request(&auth)

@@ -31,6 +31,9 @@ pub struct TestApp {
     pub address: SocketAddr,
     /// Listener of `us-east-1`.
     pub us_address: SocketAddr,
+    /// Plan listener of `ap-southeast-1` (only `sk-sp-` keys; the ordinary listener when a
+    /// test's settings have none).
+    pub plan_address: SocketAddr,
     pub state: AppState,
     pub http: reqwest::Client,
     /// The PostgreSQL schema this app runs on, if any (dropped with the last app using it).
@@ -191,8 +194,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temporary directory");
     let mut settings = Settings::with_data_dir(data_dir.path().to_path_buf());
     settings.listeners = vec![
-        ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "ap-southeast-1".into() },
-        ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "us-east-1".into() },
+        ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "ap-southeast-1".into(), plan: false },
+        ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "us-east-1".into(), plan: false },
+        ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "ap-southeast-1".into(), plan: true },
     ];
     adjust(&mut settings);
     let server = Server::bind(settings, Some(SecretString::from(ROOT_PASSWORD.to_string()))).await.expect("server binds");
@@ -200,12 +204,22 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let address_of = |region: &str| addresses.iter().find(|(_, listener_region)| listener_region == region).map(|(address, _)| *address);
     let address = address_of("ap-southeast-1").expect("ap-southeast-1 listener");
     let us_address = address_of("us-east-1").unwrap_or(address);
+    let plan_address = server.plan_addresses().first().map_or(address, |(plan_address, _)| *plan_address);
     let state = server.state().expect("state");
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(async move {
         let _ = stopped.await;
     }));
-    TestApp { address, us_address, state, http: reqwest::Client::new(), schema: None, _data_dir: data_dir, _shutdown: shutdown }
+    TestApp {
+        address,
+        us_address,
+        plan_address,
+        state,
+        http: reqwest::Client::new(),
+        schema: None,
+        _data_dir: data_dir,
+        _shutdown: shutdown,
+    }
 }
 
 /// How a test client authenticates to the management plane.

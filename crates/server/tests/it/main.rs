@@ -12,9 +12,11 @@ mod gateway_scope;
 mod gateway_temporary_keys;
 #[macro_use]
 mod helpers;
+mod key_import;
 mod keygate_api;
 mod leaks;
 mod metrics;
+mod plan_keys;
 mod postgres_nodes;
 mod rules;
 mod signatures;

@@ -1,6 +1,6 @@
 //! keygate's own JSON API under `/keygate/v1/`, for what the Model Studio API does not
 //! cover: sessions, RAM users, workspace membership and applications, AccessKeys, the
-//! model catalog, regions, the audit log and leak reports. Request bodies are JSON;
+//! model catalog, regions, the audit log, leak reports and key import. Request bodies are JSON;
 //! answers use the same envelope as the Model Studio API (see [`super::errors`]), and the
 //! whole surface is described by `keygate_api.openapi.json`.
 //!
@@ -10,6 +10,7 @@
 mod access_keys;
 mod audit;
 mod catalog;
+pub mod key_import;
 mod leaks;
 mod sessions;
 mod users;
@@ -62,6 +63,10 @@ pub fn authenticated_routes() -> Router<AppState> {
         .route("/keygate/v1/regions", get(catalog::list_regions))
         .route("/keygate/v1/audit", get(audit::list_audit))
         .route("/keygate/v1/leaks", post(leaks::report_leaks))
+        .route(
+            key_import::IMPORT_PATH,
+            post(key_import::import_keys).layer(axum::extract::DefaultBodyLimit::max(key_import::MAX_IMPORT_BODY_BYTES)),
+        )
 }
 
 type Result<T> = std::result::Result<T, ManagementError>;
@@ -129,7 +134,7 @@ mod tests {
     }
 
     /// Every route of this module, as (method, OpenAPI path).
-    const ROUTES: [(&str, &str); 26] = [
+    const ROUTES: [(&str, &str); 27] = [
         ("post", "/keygate/v1/sessions"),
         ("get", "/keygate/v1/openapi.json"),
         ("get", "/keygate/v1/sessions/current"),
@@ -156,6 +161,7 @@ mod tests {
         ("get", "/keygate/v1/regions"),
         ("get", "/keygate/v1/audit"),
         ("post", "/keygate/v1/leaks"),
+        ("post", "/keygate/v1/keys/import"),
     ];
 
     #[test]
