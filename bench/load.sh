@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP load comparison of SPEC section 10, all on 127.0.0.1, in one run (docs/PERFORMANCE.md):
 #   (a) a bare hyper server answering 200          (b) keygate /auth/verify with a key
+#   (b2) /auth/verify asked for the key's identity (X-Keygate-Identity: on)
 #   (c) an upstream double, called directly        (d) keygate's gateway forwarding to (c)
 # and the ratios b/a (target >= 0.80) and d/c; also (a2) an empty axum router served as
 # keygate serves one, to show the framework's share. Raw wrk outputs and a summary go to
@@ -166,13 +167,14 @@ check "/auth/verify" 200 -H "Authorization: Bearer $KEY" "$GATEWAY/auth/verify"
 check "the upstream double" 200 -X POST -H 'content-type: application/json' -d "$CHAT" "$UPSTREAM/v1/chat/completions"
 check "the gateway" 200 -X POST -H 'content-type: application/json' -H "Authorization: Bearer $KEY" -d "$CHAT" "$GATEWAY/compatible-mode/v1/chat/completions"
 
-RUNS="a-bare-hyper a2-axum-empty b-auth-verify c-upstream-direct d-gateway"
+RUNS="a-bare-hyper a2-axum-empty b-auth-verify b2-verify-identity c-upstream-direct d-gateway"
 echo "load.sh: $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up) on $(nproc) cores shared by wrk and the servers"
 for round in $(seq "$ROUNDS"); do
     # The same request as (b), key and all ("same load"): the baselines ignore the header.
     load a-bare-hyper "$round" bare -H "Authorization: Bearer $KEY" "$BARE/"
     load a2-axum-empty "$round" axum -H "Authorization: Bearer $KEY" "$AXUM/"
     load b-auth-verify "$round" keygate -H "Authorization: Bearer $KEY" "$GATEWAY/auth/verify"
+    load b2-verify-identity "$round" keygate -H "Authorization: Bearer $KEY" -H "X-Keygate-Identity: on" "$GATEWAY/auth/verify"
     load c-upstream-direct "$round" upstream -s "$ROOT/bench/chat.lua" "$UPSTREAM/v1/chat/completions"
     # keygate's own CPU; the upstream's share of (d) is what (c) shows.
     load d-gateway "$round" keygate -s "$ROOT/bench/chat.lua" -H "Authorization: Bearer $KEY" "$GATEWAY/compatible-mode/v1/chat/completions"
@@ -199,6 +201,7 @@ median_rps() { requests_per_second "$1" "$(median_round "$1")"; }
         done
     }
     echo "b/a  (/auth/verify vs bare hyper, target >= 0.80): $(ratio "$(median_rps b-auth-verify)" "$(median_rps a-bare-hyper)") (each round: $(per_round b-auth-verify a-bare-hyper))"
+    echo "b2/a (/auth/verify with the identity headers, reference): $(ratio "$(median_rps b2-verify-identity)" "$(median_rps a-bare-hyper)") (each round: $(per_round b2-verify-identity a-bare-hyper))"
     echo "a2/a (empty axum router vs bare hyper, reference): $(ratio "$(median_rps a2-axum-empty)" "$(median_rps a-bare-hyper)") (each round: $(per_round a2-axum-empty a-bare-hyper))"
     echo "d/c  (gateway vs the upstream called directly):    $(ratio "$(median_rps d-gateway)" "$(median_rps c-upstream-direct)") (each round: $(per_round d-gateway c-upstream-direct))"
     echo "CPU us/req: CPU time of the server under test (keygate itself for the gateway) per request, in the median round"

@@ -123,6 +123,7 @@ http {{
             proxy_set_header Content-Length "";
             proxy_set_header X-Original-URI $request_uri;
             proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Keygate-Identity on;
         }}
 
         location @keygate_refused_otherwise {{

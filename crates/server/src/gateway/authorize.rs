@@ -21,6 +21,9 @@ static X_DASHSCOPE_WORKSPACE: HeaderName = HeaderName::from_static("x-dashscope-
 pub struct Authorized {
     pub key: Arc<CompiledKey>,
     pub temporary: bool,
+    /// When it was authenticated (Unix milliseconds): the time usage is counted at, so
+    /// that a call reads the clock once.
+    pub at_milliseconds: i64,
 }
 
 /// The presented key: `Authorization: Bearer` everywhere, `x-api-key` too on the Anthropic
@@ -49,7 +52,8 @@ pub fn authenticate_request(
         tracing::warn!(%problem, "refusing a call: keys cannot be confirmed");
         return Err(GatewayRefusal::RegistryStale);
     }
-    let now = state.shared.clock.now_seconds();
+    let at_milliseconds = state.shared.clock.now_milliseconds();
+    let now = at_milliseconds.div_euclid(1000);
     let started = std::time::Instant::now();
     let outcome = match presented_key(headers, protocol) {
         None => Err(AuthenticationFailure::Missing),
@@ -63,7 +67,7 @@ pub fn authenticate_request(
     };
     state.shared.metrics.record_verification(started.elapsed());
     match outcome {
-        Ok(authenticated) => Ok(Authorized { key: authenticated.key, temporary: authenticated.temporary }),
+        Ok(authenticated) => Ok(Authorized { key: authenticated.key, temporary: authenticated.temporary, at_milliseconds }),
         Err(failure) => match state.shared.throttle.record_failure(context.client_address, now) {
             Some(retry_after_seconds) => Err(GatewayRefusal::Throttled { retry_after_seconds }),
             None => Err(GatewayRefusal::Authentication(failure)),

@@ -133,7 +133,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let route = state.shared.upstreams.route_model(&model).ok_or_else(|| {
         GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it."))
     })?;
-    state.shared.usage.record(authorized.key.key_id, state.shared.clock.now_milliseconds());
+    state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
     match route {
         Route::Demo => Ok(demo::answer(
             call.demo_endpoint,
@@ -228,7 +228,7 @@ async fn application_completion(
             .upstreams
             .route_app(&app_id)
             .ok_or_else(|| GatewayRefusal::BadRequest(format!("No upstream of this deployment serves the application '{app_id}'.")))?;
-        state.shared.usage.record(authorized.key.key_id, state.shared.clock.now_milliseconds());
+        state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
         match route {
             Route::Demo => Ok(demo::answer(
                 DemoEndpoint::ApplicationCompletion,
@@ -337,10 +337,22 @@ async fn verify(State(state): State<AppState>, request: axum::extract::Request) 
 // The header names of `/auth/verify`, parsed once (a `&str` name is parsed on every use).
 static X_KEYGATE_MODEL: HeaderName = HeaderName::from_static("x-keygate-model");
 static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+static X_KEYGATE_IDENTITY: HeaderName = HeaderName::from_static("x-keygate-identity");
 static X_KEYGATE_KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
 static X_KEYGATE_WORKSPACE: HeaderName = HeaderName::from_static("x-keygate-workspace");
 static X_KEYGATE_ACCOUNT: HeaderName = HeaderName::from_static("x-keygate-account");
 static X_KEYGATE_REGION: HeaderName = HeaderName::from_static("x-keygate-region");
+
+/// Whether a `/auth/verify` request asks for the key's identity in the answer
+/// (`X-Keygate-Identity: on`, `1`, `true` or `yes`). Off by default, like oauth2-proxy's
+/// `--set-xauthrequest`: most callers need only the verdict, and four more response headers
+/// are a sixth of the cost of an answer (docs/PERFORMANCE.md).
+fn asks_for_identity(headers: &HeaderMap) -> bool {
+    headers.get(&X_KEYGATE_IDENTITY).and_then(|value| value.to_str().ok()).is_some_and(|value| {
+        let value = value.trim();
+        ["on", "1", "true", "yes"].iter().any(|yes| value.eq_ignore_ascii_case(yes))
+    })
+}
 
 /// Whether `request` is one for [`answer_verify`]: the listener's accept loop answers these
 /// before the router (see `app.rs`).
@@ -349,8 +361,8 @@ pub fn is_verify_request<B>(request: &axum::http::Request<B>) -> bool {
 }
 
 /// `/auth/verify`: the authorization decision for an existing gateway, for a request from
-/// `peer` with `headers`. 200 with the key's identity in headers, or 401/403/429 with the
-/// native error body. Synchronous: it reads only memory, and needs neither the body nor the
+/// `peer` with `headers`. 200 (with the key's identity in `X-Keygate-*` headers when asked
+/// for), or 401/403/429 with the native error body. Synchronous: it reads only memory, and needs neither the body nor the
 /// router.
 pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, headers: &HeaderMap) -> Response {
     // A 200 carries no request id: one is made only for an error body.
@@ -367,8 +379,11 @@ pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, headers: &HeaderM
             (None, None) => CallTarget::Nothing,
         };
         authorize_target(state, &authorized, &context, headers, target)?;
-        state.shared.usage.record(authorized.key.key_id, state.shared.clock.now_milliseconds());
+        state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
         let mut response = StatusCode::OK.into_response();
+        if !asks_for_identity(headers) {
+            return Ok(response);
+        }
         let response_headers = response.headers_mut();
         response_headers.insert(X_KEYGATE_KEY_ID.clone(), HeaderValue::from(authorized.key.key_id));
         for (name, value) in [

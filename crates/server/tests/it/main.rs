@@ -1,6 +1,7 @@
 //! Integration tests of keygate's HTTP layer: one binary, each test with its own data
 //! directory and random ports (see `helpers::spawn_app`).
 
+mod auth_verify;
 mod bad_input;
 mod console;
 mod expectations;

@@ -1,0 +1,59 @@
+//! `/auth/verify` as an existing gateway calls it: an empty 200 for a usable key, the key's
+//! identity only when asked for (`X-Keygate-Identity`), and refusals with the native error
+//! body and a request id.
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn the_identity_headers_come_only_when_asked_for() {
+    let app = spawn_app().await;
+    let root = app.login(None).await;
+    let (key_id, key) = root.create_all_key().await;
+    let verify = || app.http.get(format!("http://{}/auth/verify", app.address)).bearer_auth(&key);
+
+    let plain = verify().send().await.unwrap();
+    assert_eq!(plain.status().as_u16(), 200);
+    let keygate_headers: Vec<_> = plain.headers().keys().filter(|name| name.as_str().starts_with("x-keygate-")).collect();
+    assert!(keygate_headers.is_empty(), "identity answered without being asked: {keygate_headers:?}");
+
+    for asked in ["on", "1", "TRUE"] {
+        let with_identity = verify().header("x-keygate-identity", asked).send().await.unwrap();
+        assert_eq!(with_identity.status().as_u16(), 200);
+        let header = |name: &str| with_identity.headers().get(name).and_then(|value| value.to_str().ok()).map(str::to_string);
+        assert_eq!(header("x-keygate-key-id"), Some(key_id.to_string()), "asked with {asked:?}");
+        assert_eq!(header("x-keygate-account").as_deref(), Some("root"));
+        assert_eq!(header("x-keygate-region").as_deref(), Some("ap-southeast-1"));
+        assert!(header("x-keygate-workspace").is_some_and(|workspace| workspace.starts_with("llm-")));
+    }
+    let declined = verify().header("x-keygate-identity", "off").send().await.unwrap();
+    assert!(declined.headers().get("x-keygate-key-id").is_none());
+}
+
+#[tokio::test]
+async fn refusals_carry_the_native_error_body_with_a_request_id() {
+    let app = spawn_app().await;
+    let root = app.login(None).await;
+    let scoped = root
+        .create_key("", "auth.type=Custom&auth.modelAccessScope.allowAllModels=false&auth.modelAccessScope.accessibleModels.1=demo-echo")
+        .await;
+    assert_eq!(scoped.status, 200, "{}", scoped.body);
+    let scoped_key = scoped.body["apiKey"]["apiKeyValue"].as_str().unwrap().to_string();
+    let url = format!("http://{}/auth/verify", app.address);
+
+    let unknown = app.http.post(&url).bearer_auth("sk-0123456789abcdef0123456789abcdef").send().await.unwrap();
+    assert_eq!(unknown.status().as_u16(), 401);
+    let body: serde_json::Value = unknown.json().await.unwrap();
+    assert_eq!(body["code"], "InvalidApiKey");
+    assert!(body["request_id"].as_str().is_some_and(|id| id.len() == 36), "{body}");
+
+    let allowed = app.http.get(&url).bearer_auth(&scoped_key).header("x-keygate-model", "demo-echo").send().await.unwrap();
+    assert_eq!(allowed.status().as_u16(), 200);
+    let out_of_scope = app.http.get(&url).bearer_auth(&scoped_key).header("x-keygate-model", "demo-embed").send().await.unwrap();
+    assert_eq!(out_of_scope.status().as_u16(), 403);
+    let body: serde_json::Value = out_of_scope.json().await.unwrap();
+    assert_eq!(body["code"], "Model.AccessDenied", "{body}");
+
+    // Other methods are the router's: 405, not a verdict.
+    let put = app.http.put(&url).bearer_auth(&scoped_key).send().await.unwrap();
+    assert_eq!(put.status().as_u16(), 405);
+}
