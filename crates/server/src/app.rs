@@ -201,7 +201,7 @@ async fn serve_listener(listener: TcpListener, state: AppState, mut stop: tokio:
         let state = state.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             if gateway::is_verify_request(&request) {
-                let answer = gateway::answer_verify(&state, peer.ip(), request.headers());
+                let answer = gateway::answer_verify(&state, peer.ip(), request.uri(), request.headers());
                 return Either::Left(std::future::ready(Ok::<_, Infallible>(answer)));
             }
             let mut request = request.map(axum::body::Body::new);

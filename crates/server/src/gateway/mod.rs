@@ -14,7 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use keygate_core::temporary_keys::{checked_lifetime, mint_temporary_key, DEFAULT_TEMPORARY_KEY_SECONDS};
 use keygate_core::verification::CallTarget;
@@ -31,7 +31,7 @@ use crate::state::AppState;
 /// another gateway, so it makes its own context and writes no access log line (it is
 /// counted in `/metrics`).
 pub fn verify_routes() -> Router<AppState> {
-    Router::new().route("/auth/verify", get(verify).post(verify))
+    Router::new().route("/auth/verify", any(verify)).route("/auth/verify/{*original_path}", any(verify))
 }
 
 /// Routes of the data plane.
@@ -331,7 +331,7 @@ fn app_in_uri(uri: &str) -> Option<&str> {
 }
 
 async fn verify(State(state): State<AppState>, request: axum::extract::Request) -> Response {
-    answer_verify(&state, crate::request_context::peer_of(&request), request.headers())
+    answer_verify(&state, crate::request_context::peer_of(&request), request.uri(), request.headers())
 }
 
 // The header names of `/auth/verify`, parsed once (a `&str` name is parsed on every use).
@@ -356,15 +356,30 @@ fn asks_for_identity(headers: &HeaderMap) -> bool {
 
 /// Whether `request` is one for [`answer_verify`]: the listener's accept loop answers these
 /// before the router (see `app.rs`).
+///
+/// Any method, and any path under `/auth/verify/`: Envoy's HTTP `ext_authz` sends the
+/// original request's method and its path after `path_prefix`
+/// (`/auth/verify/compatible-mode/v1/...`); nginx's `auth_request` sends a `GET` of
+/// `/auth/verify` with `X-Original-URI`.
 pub fn is_verify_request<B>(request: &axum::http::Request<B>) -> bool {
-    request.uri().path() == "/auth/verify" && (request.method() == Method::GET || request.method() == Method::POST)
+    original_path_after_verify(request.uri()).is_some()
+}
+
+/// The original request's path and query when `uri` is `/auth/verify/<original>` (Envoy),
+/// `Some("")` for `/auth/verify` itself, `None` for any other path.
+fn original_path_after_verify(uri: &Uri) -> Option<&str> {
+    let rest = uri.path().strip_prefix("/auth/verify")?;
+    if rest.is_empty() {
+        return Some("");
+    }
+    rest.starts_with('/').then(|| uri.path_and_query().map_or(rest, |whole| &whole.as_str()["/auth/verify".len()..]))
 }
 
 /// `/auth/verify`: the authorization decision for an existing gateway, for a request from
-/// `peer` with `headers`. 200 (with the key's identity in `X-Keygate-*` headers when asked
+/// `peer` to `uri` with `headers`. 200 (with the key's identity in `X-Keygate-*` headers when asked
 /// for), or 401/403/429 with the native error body. Synchronous: it reads only memory, and needs neither the body nor the
 /// router.
-pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, headers: &HeaderMap) -> Response {
+pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, headers: &HeaderMap) -> Response {
     // A 200 carries no request id: one is made only for an error body.
     let mut context =
         RequestContext { request_id: String::new(), client_address: crate::request_context::client_address_of(state, peer, headers) };
@@ -372,7 +387,8 @@ pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, headers: &HeaderM
         let authorized: Authorized = authenticate_request(state, Protocol::Native, headers, &context)?;
         let header = |name: &HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
         let model = header(&X_KEYGATE_MODEL).filter(|model| !model.is_empty());
-        let original_uri = header(&X_ORIGINAL_URI).unwrap_or("");
+        // nginx says where the call was going in X-Original-URI; Envoy in the path itself.
+        let original_uri = header(&X_ORIGINAL_URI).or_else(|| original_path_after_verify(uri)).unwrap_or("");
         let target = match (model, app_in_uri(original_uri)) {
             (Some(model), _) => CallTarget::Model(model),
             (None, Some(app_id)) => CallTarget::Application(app_id),

@@ -52,8 +52,26 @@ async fn refusals_carry_the_native_error_body_with_a_request_id() {
     assert_eq!(out_of_scope.status().as_u16(), 403);
     let body: serde_json::Value = out_of_scope.json().await.unwrap();
     assert_eq!(body["code"], "Model.AccessDenied", "{body}");
+}
 
-    // Other methods are the router's: 405, not a verdict.
-    let put = app.http.put(&url).bearer_auth(&scoped_key).send().await.unwrap();
-    assert_eq!(put.status().as_u16(), 405);
+#[tokio::test]
+async fn envoy_ext_authz_requests_get_a_verdict_for_the_original_method_and_path() {
+    // Envoy's HTTP ext_authz sends the original method, and `path_prefix` + the original
+    // path (here path_prefix = /auth/verify), with the original headers.
+    let app = spawn_app().await;
+    let root = app.login(None).await;
+    let (_, key) = root.create_all_key().await;
+    let send =
+        |method: reqwest::Method, path: &str| app.http.request(method, format!("http://{}{path}", app.address)).bearer_auth(&key).send();
+    for method in [reqwest::Method::POST, reqwest::Method::DELETE, reqwest::Method::PUT] {
+        let allowed = send(method.clone(), "/auth/verify/compatible-mode/v1/chat/completions?stream=true").await.unwrap();
+        assert_eq!(allowed.status().as_u16(), 200, "{method}");
+    }
+    // The original path names an application that is not in the key's workspace.
+    let other_app = send(reqwest::Method::POST, "/auth/verify/api/v1/apps/0123456789abcdef0123456789abcdef/completion").await.unwrap();
+    assert_eq!(other_app.status().as_u16(), 403);
+    let body: serde_json::Value = other_app.json().await.unwrap();
+    assert_eq!(body["code"], "App.AccessDenied", "{body}");
+    // Only /auth/verify and paths under it.
+    assert_eq!(send(reqwest::Method::GET, "/auth/verifyx").await.unwrap().status().as_u16(), 404);
 }
