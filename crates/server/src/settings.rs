@@ -101,6 +101,7 @@ pub struct SettingsFile {
     pub upstreams: Vec<UpstreamSettings>,
     pub body_limit_bytes: Option<usize>,
     pub failed_authentications_per_minute: Option<u32>,
+    pub failed_logins_per_minute: Option<u32>,
     pub feed_poll_interval_milliseconds: Option<u64>,
 }
 
@@ -133,6 +134,9 @@ pub struct Settings {
     pub body_limit_bytes: usize,
     /// Failed authentications one address (IPv6: one /64) may make per minute before 429.
     pub failed_authentications_per_minute: u32,
+    /// Failed logins (API and console) one address (IPv6: one /64) may make per minute;
+    /// past it, logins from there answer 429 before any password is checked.
+    pub failed_logins_per_minute: u32,
     /// How often in-memory usage counters are written to the store.
     pub usage_flush_interval_milliseconds: u64,
 }
@@ -159,6 +163,7 @@ impl Settings {
             upstreams: Vec::new(),
             body_limit_bytes: 10 * 1024 * 1024,
             failed_authentications_per_minute: 30,
+            failed_logins_per_minute: 10,
             usage_flush_interval_milliseconds: 2000,
         }
     }
@@ -200,6 +205,9 @@ impl Settings {
         }
         if let Some(limit) = file.failed_authentications_per_minute {
             self.failed_authentications_per_minute = limit;
+        }
+        if let Some(limit) = file.failed_logins_per_minute {
+            self.failed_logins_per_minute = limit;
         }
         for region_override in file.regions {
             let policy = self

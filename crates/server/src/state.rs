@@ -34,6 +34,8 @@ pub struct SharedState {
     pub upstreams: UpstreamTable,
     pub http_client: reqwest::Client,
     pub throttle: FailedAuthenticationThrottle,
+    /// Failed logins per address (API and console).
+    pub login_throttle: FailedAuthenticationThrottle,
     pub usage: UsageCounters,
     pub metrics: Metrics,
     /// When this node last confirmed its registry against the change feed.
@@ -62,6 +64,7 @@ impl AppState {
         let temporary_key_secret = TemporaryKeySecret::new(master_key.derive("temporary-keys"));
         let upstreams = UpstreamTable::from_settings(&settings.upstreams, settings.demo_upstream);
         let throttle = FailedAuthenticationThrottle::new(settings.failed_authentications_per_minute);
+        let login_throttle = FailedAuthenticationThrottle::new(settings.failed_logins_per_minute);
         let shared = SharedState {
             store,
             settings,
@@ -74,6 +77,7 @@ impl AppState {
             upstreams,
             http_client: http_client(),
             throttle,
+            login_throttle,
             usage: UsageCounters::default(),
             metrics: Metrics::default(),
             feed_health: Arc::new(FeedHealth::new()),

@@ -115,11 +115,15 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
         return Ok(login_response(&headers, &state, StatusCode::BAD_REQUEST, &form));
     }
     let user = (!form.user.is_empty()).then_some(form.user.as_str());
-    let (account_id, user_id) = match check_login(&state, &form.account, user, &password).await {
+    let (account_id, user_id) = match check_login(&state, &form.account, user, &password, context.client_address).await {
         Ok(identity) => identity,
         Err(error) if error.status == StatusCode::UNAUTHORIZED => {
             form.error = Some("The name or password is wrong.".into());
             return Ok(login_response(&headers, &state, StatusCode::UNAUTHORIZED, &form));
+        }
+        Err(error) if error.status == StatusCode::TOO_MANY_REQUESTS => {
+            form.error = Some(error.message);
+            return Ok(login_response(&headers, &state, StatusCode::TOO_MANY_REQUESTS, &form));
         }
         Err(_) => return Err(ConsoleRejection::Internal),
     };

@@ -1,5 +1,6 @@
 //! Failed-authentication throttling per client address (IPv6 per /64), in fixed one-minute
 //! windows. It never blocks a valid key: the gateway consults it only after a key failed.
+//! Logins (API and console) use another instance, consulted before the password is checked.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -39,6 +40,17 @@ impl FailedAuthenticationThrottle {
         FailedAuthenticationThrottle { limit_per_window, windows: Mutex::new(HashMap::new()) }
     }
 
+    /// The seconds to wait when `address` has already failed `limit_per_window` times in
+    /// this window (so that one more attempt would pass the limit); `None` when it may try.
+    /// Counts nothing.
+    pub fn retry_after(&self, address: Option<IpAddr>, now_seconds: i64) -> Option<u64> {
+        let window_start = now_seconds - now_seconds.rem_euclid(WINDOW_SECONDS);
+        let windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (start, failures) = *windows.get(&bucket_of(address))?;
+        (start == window_start && failures >= self.limit_per_window)
+            .then(|| u64::try_from(window_start + WINDOW_SECONDS - now_seconds).unwrap_or(1).max(1))
+    }
+
     /// Counts one failure; returns the seconds to wait when the address is now over its
     /// limit (this failure included).
     pub fn record_failure(&self, address: Option<IpAddr>, now_seconds: i64) -> Option<u64> {
@@ -70,6 +82,19 @@ mod tests {
         assert_eq!(throttle.record_failure(address, 130), Some(50));
         assert_eq!(throttle.record_failure(Some("203.0.113.10".parse().unwrap()), 130), None);
         assert_eq!(throttle.record_failure(address, 180), None);
+    }
+
+    #[test]
+    fn retry_after_says_whether_one_more_attempt_would_pass_the_limit() {
+        let throttle = FailedAuthenticationThrottle::new(2);
+        let address = Some("198.51.100.7".parse().unwrap());
+        assert_eq!(throttle.retry_after(address, 60), None);
+        throttle.record_failure(address, 60);
+        assert_eq!(throttle.retry_after(address, 61), None);
+        throttle.record_failure(address, 61);
+        assert_eq!(throttle.retry_after(address, 75), Some(45));
+        assert_eq!(throttle.retry_after(Some("198.51.100.8".parse().unwrap()), 75), None);
+        assert_eq!(throttle.retry_after(address, 120), None, "a new window starts afresh");
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod helpers;
 mod key_import;
 mod keygate_api;
 mod leaks;
+mod login_throttling;
 mod metrics;
 mod plan_keys;
 mod postgres_nodes;

@@ -26,8 +26,35 @@ struct LoginRequest {
     password: String,
 }
 
-/// Checks a name and password; the same work is done whether or not the name exists.
-pub async fn check_login(state: &AppState, account: &str, user: Option<&str>, password: &SecretString) -> Result<(i64, Option<i64>)> {
+/// Checks a name and password from `client_address`; the same work is done whether or not
+/// the name exists. An address that has failed `failed_logins_per_minute` times this minute
+/// is answered 429 `Throttling` before any password is checked, so guessing from one
+/// address runs at that rate whatever the guesses; a failure is counted against it.
+pub async fn check_login(
+    state: &AppState,
+    account: &str,
+    user: Option<&str>,
+    password: &SecretString,
+    client_address: Option<std::net::IpAddr>,
+) -> Result<(i64, Option<i64>)> {
+    let now = state.shared.clock.now_seconds();
+    if let Some(seconds) = state.shared.login_throttle.retry_after(client_address, now) {
+        let mut throttled = ManagementError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "Throttling",
+            format!("Too many failed logins from this address; try again in {seconds} s."),
+        );
+        throttled.retry_after_milliseconds = std::num::NonZeroU64::new(seconds.saturating_mul(1000));
+        return Err(throttled);
+    }
+    let outcome = check_password(state, account, user, password).await;
+    if matches!(&outcome, Err(error) if error.code == "InvalidCredentials") {
+        state.shared.login_throttle.record_failure(client_address, now);
+    }
+    outcome
+}
+
+async fn check_password(state: &AppState, account: &str, user: Option<&str>, password: &SecretString) -> Result<(i64, Option<i64>)> {
     let refused = || ManagementError::unauthenticated("InvalidCredentials", "The name or password is wrong.");
     let account_record = state.store().find_account(account).await?;
     let (stored_hash, identity) = match (&account_record, user) {
@@ -52,7 +79,8 @@ pub(super) async fn login(State(state): State<AppState>, context: RequestContext
     async {
         let request: LoginRequest = json_body(&body, r#"{"account", "user"?, "password"}"#)?;
         let password = SecretString::from(request.password);
-        let (account_id, user_id) = check_login(&state, &request.account, request.user.as_deref(), &password).await?;
+        let (account_id, user_id) =
+            check_login(&state, &request.account, request.user.as_deref(), &password, context.client_address).await?;
         let (token, digest) = generate_session_token();
         let expires_at = keygate_store::now_millis() + state.shared.settings.session_lifetime_seconds * 1000;
         let caller = state.store().caller(account_id, user_id).await?;
