@@ -239,16 +239,23 @@ impl Store {
         self.change_user(context, name, action, "", "UPDATE ram_users SET status = $1 WHERE user_id = $2", Some(status.as_str())).await
     }
 
-    pub async fn set_user_password(&self, context: &AuditContext, name: &str, password_hash: &str) -> Result<UserRecord, StoreError> {
-        self.change_user(
-            context,
-            name,
-            "User.SetPassword",
-            "",
-            "UPDATE ram_users SET password_hash = $1 WHERE user_id = $2",
-            Some(password_hash),
-        )
-        .await
+    /// A new password; every session of the user ends with the old one, except
+    /// `keep_session` (the digest of the session that made the change, when it is theirs).
+    pub async fn set_user_password(
+        &self,
+        context: &AuditContext,
+        name: &str,
+        password_hash: &str,
+        keep_session: Option<&[u8; 32]>,
+    ) -> Result<UserRecord, StoreError> {
+        let mut transaction = self.database.begin_write().await?;
+        let user_id = live_user_id(&mut transaction, context.account_id, name).await?;
+        transaction.execute("UPDATE ram_users SET password_hash = $1 WHERE user_id = $2", &params![password_hash, user_id]).await?;
+        let kept: &[u8] = keep_session.map_or(&[], |digest| digest.as_slice());
+        let ended = transaction.execute("DELETE FROM sessions WHERE user_id = $1 AND token_digest <> $2", &params![user_id, kept]).await?;
+        write_audit(&mut transaction, context, "User.SetPassword", &format!("user:{name}"), &format!("sessions_ended={ended}")).await?;
+        transaction.commit().await?;
+        self.user_by_id(context.account_id, user_id).await
     }
 
     /// Deletes a RAM user for good: its keys, AccessKeys, sessions and memberships go too.

@@ -529,3 +529,26 @@ async fn the_openapi_document_is_public_and_everything_else_needs_credentials() 
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "MissingAuthorization");
 }
+
+#[tokio::test]
+async fn a_password_change_ends_the_users_other_sessions() {
+    let app = spawn_app().await;
+    app.create_user("alice", Role::KeyManager).await;
+    let root = app.login(None).await;
+    let first = app.login(Some("alice")).await;
+    let second = app.login(Some("alice")).await;
+    let current = |client: &Client| {
+        let client = client.clone();
+        async move { call(&client, "GET", "/keygate/v1/sessions/current", None).await.status }
+    };
+
+    // Alice changes her own password in her first session: it stays, the other one ends.
+    assert_ok(&call(&first, "PUT", "/keygate/v1/users/alice/password", Some(json!({"password": "alice-new-password"}))).await);
+    assert_eq!(current(&first).await, 200);
+    assert_eq!(current(&second).await, 401, "a session from before the change outlived it");
+
+    // The account changes it: every session of Alice ends; the account's own stays.
+    assert_ok(&call(&root, "PUT", "/keygate/v1/users/alice/password", Some(json!({"password": "alice-newer-password"}))).await);
+    assert_eq!(current(&first).await, 401);
+    assert_eq!(current(&root).await, 200);
+}

@@ -161,10 +161,14 @@ struct SetPasswordRequest {
     password: String,
 }
 
+/// A new password for a RAM user. Every other session of that user ends (a stolen session
+/// does not outlive the password change); the session that made the change, if it is the
+/// user's own, stays.
 pub(super) async fn set_password(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Response> {
     let outcome = async {
@@ -172,7 +176,11 @@ pub(super) async fn set_password(
         may_act_on_user(&auth.caller, name.as_str())?;
         let request: SetPasswordRequest = json_body(&body, r#"{"password"}"#)?;
         let password_hash = hash_off_runtime(parse_new_password(request.password)?).await?;
-        let user = state.store().set_user_password(&auth.audit(), name.as_str(), &password_hash).await?;
+        let own_session = headers
+            .get("x-acs-bearer-token")
+            .and_then(|value| value.to_str().ok())
+            .map(|token| crate::secrets::session_token_digest(token.trim()));
+        let user = state.store().set_user_password(&auth.audit(), name.as_str(), &password_hash, own_session.as_ref()).await?;
         Ok(json!({"user": user_json(&user)}))
     }
     .await;
