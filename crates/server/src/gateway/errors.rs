@@ -33,6 +33,9 @@ pub enum GatewayRefusal {
     /// A temporary key tried to mint another.
     TemporaryKeyCannotMint,
     UpstreamUnreachable,
+    /// keygate itself failed (e.g. it could not write an audit row): the detail is in the
+    /// server log.
+    Internal,
     /// This node cannot confirm its keys (the database or its change feed is unreachable for
     /// longer than `max_staleness_seconds`): fail closed.
     RegistryStale,
@@ -90,6 +93,7 @@ impl GatewayRefusal {
             GatewayRefusal::UpstreamUnreachable => {
                 row(StatusCode::BAD_GATEWAY, "InternalError", "upstream_error", "upstream_error", "api_error")
             }
+            GatewayRefusal::Internal => row(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "internal_error", "api_error", "api_error"),
             GatewayRefusal::RegistryStale => {
                 row(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "service_unavailable", "service_unavailable", "api_error")
             }
@@ -112,6 +116,7 @@ impl GatewayRefusal {
             GatewayRefusal::BadRequest(message) => message.clone(),
             GatewayRefusal::TemporaryKeyCannotMint => "Access denied: a temporary API key cannot create another temporary key.".into(),
             GatewayRefusal::UpstreamUnreachable => "The upstream model provider could not be reached.".into(),
+            GatewayRefusal::Internal => "An internal error occurred in keygate; see the server log.".into(),
             GatewayRefusal::RegistryStale => {
                 "This gateway node cannot confirm API keys right now (its database is unreachable); retry on another node or later.".into()
             }
@@ -142,5 +147,20 @@ impl GatewayRefusal {
             }
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keygates_own_failure_is_a_500_in_every_shape_not_an_upstream_502() {
+        for protocol in [Protocol::Native, Protocol::OpenAi, Protocol::Anthropic] {
+            let response = GatewayRefusal::Internal.into_response_for(protocol, "req-1");
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{protocol:?}");
+        }
+        assert_eq!(GatewayRefusal::Internal.native_code(), "InternalError");
+        assert!(!GatewayRefusal::Internal.message().contains("upstream"));
     }
 }

@@ -312,7 +312,7 @@ async fn mint_temporary(State(state): State<AppState>, context: RequestContext, 
             .await
         {
             tracing::error!(%error, "could not audit a temporary key");
-            return Err(GatewayRefusal::UpstreamUnreachable);
+            return Err(GatewayRefusal::Internal);
         }
         Ok(Json(json!({"token": token, "expires_at": expires_at, "request_id": context.request_id})).into_response())
     }
