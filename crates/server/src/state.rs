@@ -85,11 +85,6 @@ impl AppState {
         Ok(AppState { shared: Arc::new(shared), listener_region, key_endpoint: KeyEndpoint::PayAsYouGo })
     }
 
-    /// The same shared state for another (pay-as-you-go) listener.
-    pub fn for_region(&self, region: &str) -> AppState {
-        AppState { shared: self.shared.clone(), listener_region: region.to_string(), key_endpoint: KeyEndpoint::PayAsYouGo }
-    }
-
     /// The same shared state for `listener`.
     pub fn for_listener(&self, listener: &ListenerSettings) -> AppState {
         AppState { shared: self.shared.clone(), listener_region: listener.region.clone(), key_endpoint: listener.key_endpoint() }

@@ -12,7 +12,7 @@ use keygate_core::verification::RegistryUpdate;
 
 use crate::audit::{write_audit, write_audit_rows, AuditContext};
 use crate::compile;
-use crate::database::{params, Row, SqlValue, Transaction};
+use crate::database::{params, value_rows, Row, SqlValue, Transaction};
 use crate::rows::{auth_columns, auth_from_row};
 use crate::{now_millis, Change, Store, StoreError};
 
@@ -170,23 +170,40 @@ const IMPORT_ROWS_PER_STATEMENT: usize = 100;
 /// Digests per `IN (...)` lookup.
 const DIGESTS_PER_LOOKUP: usize = 500;
 
-/// `($first, ..., $first+width-1), (...)`: placeholders of `rows` rows of `width` values.
-fn value_rows(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let placeholders: Vec<String> = (1..=width).map(|column| format!("${}", row * width + column)).collect();
-            format!("({})", placeholders.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// The columns an API key row is inserted with, in the order of [`inserted_values`].
+const INSERTED_COLUMNS: &str = "account_id, region, workspace_id, creator_user_id, created_by, description, format, key_digest, masked_key, auth_type, access_ips, allow_all_models, accessible_models, allow_all_apps, accessible_apps, disabled, created_at, legacy_ciphertext";
+const INSERTED_COLUMN_COUNT: usize = 18;
+
+/// The values of a new key's row, for [`INSERTED_COLUMNS`].
+fn inserted_values(account_id: i64, key: &NewApiKey, created_at: i64) -> [SqlValue; INSERTED_COLUMN_COUNT] {
+    let columns = auth_columns(&key.auth);
+    params![
+        account_id,
+        &key.region,
+        &key.workspace_id,
+        key.creator_user_id,
+        &key.created_by,
+        &key.description,
+        key.format.as_str(),
+        key.digest.as_bytes().as_slice(),
+        &key.masked_key,
+        columns.auth_type,
+        &columns.access_ips,
+        columns.allow_all_models,
+        &columns.accessible_models,
+        columns.allow_all_apps,
+        &columns.accessible_apps,
+        false,
+        created_at,
+        key.legacy_ciphertext.clone(),
+    ]
 }
 
 /// Which of `digests` some stored key (of any account) already has, read in `transaction`.
 async fn stored_digests(transaction: &mut Transaction, digests: &[KeyDigest]) -> Result<HashSet<KeyDigest>, StoreError> {
     let mut found = HashSet::new();
     for chunk in digests.chunks(DIGESTS_PER_LOOKUP) {
-        let placeholders: Vec<String> = (1..=chunk.len()).map(|index| format!("${index}")).collect();
-        let sql = format!("SELECT key_digest FROM api_keys WHERE key_digest IN ({})", placeholders.join(", "));
+        let sql = format!("SELECT key_digest FROM api_keys WHERE key_digest IN {}", value_rows(1, chunk.len()));
         let values: Vec<SqlValue> = chunk.iter().map(|digest| SqlValue::from(digest.as_bytes().as_slice())).collect();
         for row in transaction.fetch_all(&sql, &values).await? {
             if let Some(digest) = KeyDigest::from_bytes(&row.bytes("key_digest")?) {
@@ -207,31 +224,11 @@ impl Store {
         if existing >= i64::from(quota.limit) {
             return Err(StoreError::KeyQuotaExceeded { limit: quota.limit });
         }
-        let columns = auth_columns(&key.auth);
+        let auth_type = auth_columns(&key.auth).auth_type;
         let inserted = transaction
             .fetch_one(
-                "INSERT INTO api_keys (account_id, region, workspace_id, creator_user_id, created_by, description, format, key_digest, masked_key, auth_type, access_ips, allow_all_models, accessible_models, allow_all_apps, accessible_apps, disabled, created_at, legacy_ciphertext)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING api_key_id",
-                &params![
-                    context.account_id,
-                    &key.region,
-                    &key.workspace_id,
-                    key.creator_user_id,
-                    &key.created_by,
-                    &key.description,
-                    key.format.as_str(),
-                    key.digest.as_bytes().as_slice(),
-                    &key.masked_key,
-                    columns.auth_type,
-                    &columns.access_ips,
-                    columns.allow_all_models,
-                    &columns.accessible_models,
-                    columns.allow_all_apps,
-                    &columns.accessible_apps,
-                    false,
-                    now_millis(),
-                    key.legacy_ciphertext.clone(),
-                ],
+                &format!("INSERT INTO api_keys ({INSERTED_COLUMNS}) VALUES {} RETURNING api_key_id", value_rows(1, INSERTED_COLUMN_COUNT)),
+                &inserted_values(context.account_id, &key, now_millis()),
             )
             .await;
         let key_id = match inserted {
@@ -245,7 +242,7 @@ impl Store {
             context,
             action,
             &format!("apiKey:{key_id}"),
-            &format!("workspace={} auth={} masked={}", key.workspace_id, columns.auth_type, key.masked_key),
+            &format!("workspace={} auth={} masked={}", key.workspace_id, auth_type, key.masked_key),
         )
         .await?;
         let version = Self::record_change(&mut transaction, Change { kind: "api_key", subject: &key_id.to_string(), revoked: &[] }).await?;
@@ -317,34 +314,10 @@ impl Store {
         let created_at = now_millis();
         let mut key_ids: HashMap<KeyDigest, i64> = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(IMPORT_ROWS_PER_STATEMENT) {
-            let mut values: Vec<SqlValue> = Vec::with_capacity(chunk.len() * 18);
-            for key in chunk {
-                let columns = auth_columns(&key.auth);
-                values.extend(params![
-                    context.account_id,
-                    &key.region,
-                    &key.workspace_id,
-                    key.creator_user_id,
-                    &key.created_by,
-                    &key.description,
-                    key.format.as_str(),
-                    key.digest.as_bytes().as_slice(),
-                    &key.masked_key,
-                    columns.auth_type,
-                    &columns.access_ips,
-                    columns.allow_all_models,
-                    &columns.accessible_models,
-                    columns.allow_all_apps,
-                    &columns.accessible_apps,
-                    false,
-                    created_at,
-                    key.legacy_ciphertext.clone(),
-                ]);
-            }
+            let values: Vec<SqlValue> = chunk.iter().flat_map(|key| inserted_values(context.account_id, key, created_at)).collect();
             let sql = format!(
-                "INSERT INTO api_keys (account_id, region, workspace_id, creator_user_id, created_by, description, format, key_digest, masked_key, auth_type, access_ips, allow_all_models, accessible_models, allow_all_apps, accessible_apps, disabled, created_at, legacy_ciphertext)
-                 VALUES {} RETURNING api_key_id, key_digest",
-                value_rows(chunk.len(), 18)
+                "INSERT INTO api_keys ({INSERTED_COLUMNS}) VALUES {} RETURNING api_key_id, key_digest",
+                value_rows(chunk.len(), INSERTED_COLUMN_COUNT)
             );
             let rows = match transaction.fetch_all(&sql, &values).await {
                 Ok(rows) => rows,

@@ -1,7 +1,7 @@
 //! The audit log: who did what, when, from which address. Written in the same transaction
 //! as the change it describes; never holds a plaintext key or secret.
 
-use crate::database::{params, Transaction};
+use crate::database::{params, value_rows, Transaction};
 use crate::{now_millis, Store, StoreError};
 
 /// Who is acting, from where, in which region: passed to every mutation.
@@ -54,20 +54,7 @@ pub(crate) async fn write_audit_rows(
     let at = now_millis();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut values = Vec::with_capacity(chunk.len() * 8);
-        let mut placeholders = Vec::with_capacity(chunk.len());
-        for (index, (target, detail)) in chunk.iter().enumerate() {
-            let first = index * 8;
-            placeholders.push(format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                first + 1,
-                first + 2,
-                first + 3,
-                first + 4,
-                first + 5,
-                first + 6,
-                first + 7,
-                first + 8
-            ));
+        for (target, detail) in chunk {
             values.extend(params![
                 at,
                 context.account_id,
@@ -81,7 +68,7 @@ pub(crate) async fn write_audit_rows(
         }
         let sql = format!(
             "INSERT INTO audit_log (at, account_id, actor, action, target, detail, client_address, region) VALUES {}",
-            placeholders.join(", ")
+            value_rows(chunk.len(), 8)
         );
         transaction.execute(&sql, &values).await?;
     }

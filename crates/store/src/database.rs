@@ -105,6 +105,18 @@ macro_rules! params {
 }
 pub(crate) use params;
 
+/// `($1, ..., $width), ($width+1, ...), ...`: the placeholders of `rows` rows of `width`
+/// values, for multi-row `INSERT ... VALUES` and `IN (...)`.
+pub(crate) fn value_rows(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let placeholders: Vec<String> = (1..=width).map(|column| format!("${}", row * width + column)).collect();
+            format!("({})", placeholders.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A decoded row: column names and values.
 #[derive(Debug, Clone, Default)]
 pub struct Row {

@@ -205,18 +205,35 @@ pub async fn resolve_workspace(
     auth: &Authenticated,
     workspace_id: Option<&str>,
 ) -> Result<WorkspaceRecord, ManagementError> {
+    resolve_workspace_in(state, auth, &auth.region, workspace_id).await
+}
+
+/// [`resolve_workspace`] in `region` (an import names its region).
+pub async fn resolve_workspace_in(
+    state: &AppState,
+    auth: &Authenticated,
+    region: &str,
+    workspace_id: Option<&str>,
+) -> Result<WorkspaceRecord, ManagementError> {
     match workspace_id {
-        None => Ok(state.store().default_workspace(auth.caller.account_id, &auth.region).await?),
+        None => Ok(state.store().default_workspace(auth.caller.account_id, region).await?),
         Some(text) => {
             let parsed = WorkspaceId::parse(text)?;
-            state.store().get_workspace(auth.caller.account_id, &auth.region, parsed.as_str()).await.map_err(|_| {
+            state.store().get_workspace(auth.caller.account_id, region, parsed.as_str()).await.map_err(|_| {
                 ManagementError::invalid_parameter(format!(
-                    "workspaceId '{}' is not a workspace of this account in region {}.",
-                    shown(text),
-                    auth.region
+                    "workspaceId '{}' is not a workspace of this account in region {region}.",
+                    shown(text)
                 ))
             })
         }
+    }
+}
+
+/// Whether the caller is a member of `workspace_id` (the account is a member of all).
+pub async fn caller_is_member(state: &AppState, auth: &Authenticated, workspace_id: &str) -> Result<bool, ManagementError> {
+    match auth.caller.user_id() {
+        None => Ok(true),
+        Some(user_id) => Ok(state.store().is_workspace_member(workspace_id, user_id).await?),
     }
 }
 
@@ -263,10 +280,7 @@ pub async fn create_key<A: KeyAuthInput + Sync>(
     let workspace = resolve_workspace(state, auth, request.workspace_id)
         .await
         .map_err(|error| KeyOperationError::from(error).with_field(KeyField::Workspace))?;
-    let is_member = match auth.caller.user_id() {
-        None => true,
-        Some(user_id) => state.store().is_workspace_member(&workspace.workspace_id, user_id).await?,
-    };
+    let is_member = caller_is_member(state, auth, &workspace.workspace_id).await?;
     auth.caller.may_create_key(is_member).map_err(|denied| {
         let error = KeyOperationError::from(denied);
         if is_member {

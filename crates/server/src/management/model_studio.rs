@@ -47,7 +47,7 @@ impl<T> WithRequestId<T> for Result<T> {
     }
 }
 
-fn query_fields(query: Option<String>) -> Result<FormFields> {
+pub(super) fn query_fields(query: Option<String>) -> Result<FormFields> {
     FormFields::parse(query.as_deref().unwrap_or(""), "query string")
 }
 
@@ -64,7 +64,7 @@ fn body_fields(headers: &HeaderMap, body: &Bytes) -> Result<FormFields> {
     FormFields::parse(text, "form body")
 }
 
-fn parse_key_id(text: &str) -> Result<i64> {
+pub(super) fn parse_key_id(text: &str) -> Result<i64> {
     // A malformed id cannot name a key the caller may see: same answer as a missing one.
     ApiKeyId::parse(text).map(ApiKeyId::get).map_err(|_| ManagementError::api_key_not_found())
 }

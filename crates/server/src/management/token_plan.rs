@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use keygate_core::civil_time::format_utc_timestamp;
-use keygate_core::ids::{ApiKeyId, Description};
+use keygate_core::ids::Description;
 use keygate_core::keys::{expose, generate_key, KeyFormat};
 use keygate_core::region::LimitScope;
 use keygate_store::{ApiKeyRecord, NewApiKey, QuotaRule, StoreError};
@@ -22,7 +22,8 @@ use serde_json::{json, Value};
 
 use super::authentication::Authenticated;
 use super::errors::{ErrorShape, ManagementError};
-use super::form::{shown, FormFields};
+use super::form::shown;
+use super::model_studio::{parse_key_id, query_fields};
 use crate::state::AppState;
 
 /// Routes of the Token Plan operations (authentication is layered on by the caller).
@@ -96,7 +97,7 @@ async fn create_token_plan_key(State(state): State<AppState>, auth: Authenticate
 }
 
 async fn create(state: &AppState, auth: &Authenticated, query: Option<String>) -> Result<Value, ManagementError> {
-    let query = FormFields::parse(query.as_deref().unwrap_or(""), "query string")?;
+    let query = query_fields(query)?;
     let account_id = query
         .get_non_empty("AccountId")
         .ok_or_else(|| ManagementError::invalid_parameter("AccountId is required: the account or RAM user that will hold the plan key."))?;
@@ -159,10 +160,9 @@ async fn rotate_token_plan_key(State(state): State<AppState>, auth: Authenticate
 }
 
 async fn rotate(state: &AppState, auth: &Authenticated, query: Option<String>) -> Result<Value, ManagementError> {
-    let query = FormFields::parse(query.as_deref().unwrap_or(""), "query string")?;
+    let query = query_fields(query)?;
     let text = query.get_non_empty("ApiKeyId").ok_or_else(|| ManagementError::invalid_parameter("ApiKeyId is required."))?;
-    // A malformed id names no key the caller may see: the same answer as a missing one.
-    let key_id = ApiKeyId::parse(text).map(ApiKeyId::get).map_err(|_| ManagementError::api_key_not_found())?;
+    let key_id = parse_key_id(text)?;
     let visibility = auth.caller.key_visibility();
     let existing: ApiKeyRecord = state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
     if existing.format != KeyFormat::Plan {

@@ -17,12 +17,11 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
-use keygate_core::ids::WorkspaceId;
 use keygate_core::key_import::{check_entry, summarize, BadLine, CheckedEntry, LineProblem, SeenKeys, MAX_KEYS_PER_IMPORT};
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::permissions::KeyAuth;
 use keygate_core::region::RegionPolicy;
-use keygate_store::{AuditContext, NewApiKey, QuotaRule, StoreError, WorkspaceRecord};
+use keygate_store::{AuditContext, NewApiKey, QuotaRule, StoreError};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -31,6 +30,7 @@ use super::{respond, Result};
 use crate::management::authentication::Authenticated;
 use crate::management::errors::ManagementError;
 use crate::management::form::shown;
+use crate::management::key_operations::{caller_is_member, resolve_workspace_in};
 use crate::state::AppState;
 
 /// The route's path (the authentication middleware allows it a larger body).
@@ -103,22 +103,6 @@ fn import_region<'a>(state: &'a AppState, auth: &Authenticated, requested: Optio
     state.region_policy(region).ok_or_else(|| ManagementError::internal(format!("region {region} has no policy")))
 }
 
-/// The workspace of the caller's account in `region` (default: the default workspace).
-async fn import_workspace(state: &AppState, auth: &Authenticated, region: &str, requested: Option<&str>) -> Result<WorkspaceRecord> {
-    match requested.filter(|text| !text.is_empty()) {
-        None => Ok(state.store().default_workspace(auth.caller.account_id, region).await?),
-        Some(text) => {
-            let parsed = WorkspaceId::parse(text)?;
-            state.store().get_workspace(auth.caller.account_id, region, parsed.as_str()).await.map_err(|_| {
-                ManagementError::invalid_parameter(format!(
-                    "workspaceId '{}' is not a workspace of this account in region {region}.",
-                    shown(text)
-                ))
-            })
-        }
-    }
-}
-
 /// Checks every entry: shape, description, repeats within the import.
 fn check_entries(entries: Vec<ImportEntry>) -> (Vec<GoodLine>, Vec<BadLine>) {
     let mut seen = SeenKeys::default();
@@ -178,11 +162,9 @@ async fn import(state: &AppState, auth: &Authenticated, body: &[u8]) -> Result<V
     let request = parse_request(body)?;
     let policy = import_region(state, auth, request.region.as_deref())?;
     let region = policy.id.as_str().to_string();
-    let workspace = import_workspace(state, auth, &region, request.workspace_id.as_deref()).await?;
-    let is_member = match auth.caller.user_id() {
-        None => true,
-        Some(user_id) => state.store().is_workspace_member(&workspace.workspace_id, user_id).await?,
-    };
+    let workspace_id = request.workspace_id.as_deref().filter(|text| !text.is_empty());
+    let workspace = resolve_workspace_in(state, auth, &region, workspace_id).await?;
+    let is_member = caller_is_member(state, auth, &workspace.workspace_id).await?;
     auth.caller.may_create_key(is_member)?;
     if request.keys.is_empty() {
         return Err(ManagementError::invalid_parameter("keys is empty: there is nothing to import."));
