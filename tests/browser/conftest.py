@@ -5,6 +5,9 @@ Chromium for each test.
 
 The binary is `$KEYGATE_BIN`, else `<target dir>/debug/keygate` (tests/browser/run.sh
 builds it). Screenshots go to docs/screenshots/ (`$KEYGATE_SCREENSHOT_DIR` overrides).
+The shared harness's pytest plugin (tests/python_harness/keygate_pytest.py) runs the check
+that no secret was written anywhere (pytest.ini: canary_test_file) after every other test,
+and attaches the server log to failing tests' reports.
 """
 
 from __future__ import annotations
@@ -15,54 +18,24 @@ from pathlib import Path
 
 import pytest
 
-from console_harness import CHROMEDRIVER_PATH, CHROMIUM_PATH, Console, KeygateServer, grant_clipboard, new_browser
+from console_harness import CHROMEDRIVER_PATH, CHROMIUM_PATH, Console, console_test_server, grant_clipboard, new_browser
+from keygate_process import REPOSITORY_ROOT, KeygateProcess
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-_servers: list[KeygateServer] = []
-
-
-def keygate_binary_path() -> Path:
-    from_environment = os.environ.get("KEYGATE_BIN")
-    if from_environment:
-        return Path(from_environment).resolve()
-    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPOSITORY_ROOT / "target"))
-    return (target_dir / "debug" / "keygate").resolve()
-
-
-SECRETS_TEST_FILE_NAME = "test_console_secrets.py"
-
-
-def pytest_collection_modifyitems(session, config, items):
-    """The check that no secret was written anywhere runs after every other test."""
-    items.sort(key=lambda item: item.path.name == SECRETS_TEST_FILE_NAME)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Attaches the tail of the server log to every failing test's report."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and _servers:
-        report.sections.append(("keygate serve log (tail)", _servers[-1].log_tail(3000)))
+pytest_plugins = ["keygate_pytest"]
 
 
 @pytest.fixture(scope="session")
-def keygate_server(tmp_path_factory) -> KeygateServer:
-    binary_path = keygate_binary_path()
-    if not binary_path.is_file():
-        pytest.fail(f"keygate binary not found at {binary_path}: run tests/browser/run.sh or set KEYGATE_BIN")
+def keygate_server(keygate_binary, tmp_path_factory) -> KeygateProcess:
     for needed in (CHROMIUM_PATH, CHROMEDRIVER_PATH):
         if not Path(needed).is_file():
             pytest.fail(f"{needed} is missing: apt-get install -y chromium chromium-driver")
-    server = KeygateServer(binary_path, tmp_path_factory.mktemp("keygate-data"))
+    server = console_test_server(keygate_binary, tmp_path_factory.mktemp("keygate-data"))
     server.create_user("alice", "key-manager")
     server.create_user("bob", "member")
     server.create_user("carol", "key-manager")
     server.start()
-    _servers.append(server)
     yield server
     server.stop()
-    _servers.remove(server)
 
 
 @pytest.fixture(scope="session")

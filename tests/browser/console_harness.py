@@ -1,5 +1,5 @@
-"""Harness of the console browser suite: a real `keygate serve` (temporary data dir, free
-ports, two listeners), RAM users made with `keygate admin create-user`, headless Chromium
+"""Harness of the console browser suite: the shared keygate process
+(tests/python_harness/keygate_process.py) with the suite's settings file, headless Chromium
 from Debian's packages driven through /usr/bin/chromedriver, page helpers for the console,
 and a plain-HTTP client for the gateway and for the CSRF checks.
 
@@ -13,14 +13,8 @@ import json
 import os
 import re
 import secrets
-import signal
-import socket
-import subprocess
 import tempfile
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,110 +27,28 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-PRIMARY_REGION = "ap-southeast-1"
-CLASSIC_REGION = "us-east-1"
+from keygate_process import CLASSIC_REGION, PRIMARY_REGION, KeygateProcess, http_exchange
+
 # us-east-1 counts keys per owner; the suite lowers its limit so that "quota reached" is
 # one key away for a dedicated RAM user.
 CLASSIC_REGION_KEY_LIMIT = 2
 CHROMEDRIVER_PATH = "/usr/bin/chromedriver"
 CHROMIUM_PATH = "/usr/bin/chromium"
-SERVER_START_TIMEOUT_SECONDS = 60
 WAIT_SECONDS = 15
 USER_PASSWORD = "user-password-" + secrets.token_hex(4)
 SECURE_KEY_PATTERN = re.compile(r"^sk-ws-[A-Za-z0-9]{38}$")
 CLASSIC_KEY_PATTERN = re.compile(r"^sk-[0-9a-f]{32}$")
 
 
-def find_free_local_port(taken: set[int]) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port not in taken:
-            return port
-
-
-def keygate_environment(root_password: str) -> dict[str, str]:
-    """The caller's environment without KEYGATE_* or RUST_LOG, plus what the suite sets."""
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("KEYGATE_") and name != "RUST_LOG"}
-    environment["KEYGATE_ROOT_PASSWORD"] = root_password
-    environment["KEYGATE_USER_PASSWORD"] = USER_PASSWORD
-    environment["NO_COLOR"] = "1"
-    return environment
-
-
-class KeygateServer:
-    """One `keygate serve` with listeners for ap-southeast-1 and us-east-1."""
-
-    def __init__(self, binary_path: Path, data_dir: Path):
-        self.binary_path = binary_path
-        self.data_dir = data_dir
-        self.root_password = "root-" + secrets.token_urlsafe(12)
-        self.log_path = data_dir / "keygate-serve.log"
-        self.config_path = data_dir / "keygate.toml"
-        self.port_by_region: dict[str, int] = {}
-        self.process: subprocess.Popen | None = None
-        # Every plaintext key the suite saw, for the check that none reached the log.
-        self.seen_secrets: list[str] = []
-
-    def create_user(self, name: str, role: str) -> None:
-        command = [str(self.binary_path), "admin", "create-user", "--data-dir", str(self.data_dir), "--account", "root", "--name", name, "--role", role, "--json"]
-        completed = subprocess.run(command, env=keygate_environment(self.root_password), cwd=self.data_dir, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
-        if completed.returncode != 0:
-            raise AssertionError(f"keygate admin create-user {name} failed ({completed.returncode}): {completed.stdout}\n{completed.stderr}")
-        created = json.loads(completed.stdout)
-        assert created.get("name") == name and created.get("role") == role, created
-
-    def start(self) -> None:
-        self.config_path.write_text(f'[[regions]]\nid = "{CLASSIC_REGION}"\nkey_limit = {CLASSIC_REGION_KEY_LIMIT}\n', encoding="utf-8")
-        taken: set[int] = set()
-        for region in (PRIMARY_REGION, CLASSIC_REGION):
-            self.port_by_region[region] = find_free_local_port(taken)
-            taken.add(self.port_by_region[region])
-        command = [str(self.binary_path), "serve", "--config", str(self.config_path), "--data-dir", str(self.data_dir)]
-        for region, port in self.port_by_region.items():
-            command += ["--listen", f"127.0.0.1:{port}={region}"]
-        environment = keygate_environment(self.root_password)
-        environment["RUST_LOG"] = "debug"
-        with self.log_path.open("ab") as log_file:
-            self.process = subprocess.Popen(command, env=environment, cwd=self.data_dir, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
-        for region in self.port_by_region:
-            while True:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"keygate serve exited with {self.process.returncode}\n{self.log_tail()}")
-                try:
-                    with urllib.request.urlopen(self.base_url(region) + "/healthz", timeout=2) as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"keygate serve not healthy on {region}\n{self.log_tail()}")
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, n_characters: int = 4000) -> str:
-        return "---- tail of keygate serve log ----\n" + self.log_text()[-n_characters:]
-
-    def base_url(self, region: str = PRIMARY_REGION) -> str:
-        return f"http://127.0.0.1:{self.port_by_region[region]}"
-
-    def remember(self, secret_value: str) -> str:
-        self.seen_secrets.append(secret_value)
-        return secret_value
+def console_test_server(binary_path: Path, data_dir: Path) -> KeygateProcess:
+    """The suite's `keygate serve` (listeners for ap-southeast-1 and us-east-1, not started):
+    its settings file, in the data dir, lowers us-east-1's key limit to
+    CLASSIC_REGION_KEY_LIMIT, and `keygate admin create-user` gives new RAM users
+    USER_PASSWORD."""
+    config_path = data_dir / "keygate.toml"
+    config_path.write_text(f'[[regions]]\nid = "{CLASSIC_REGION}"\nkey_limit = {CLASSIC_REGION_KEY_LIMIT}\n', encoding="utf-8")
+    return KeygateProcess(binary_path, data_dir, config_path=config_path,
+                          environment={"KEYGATE_USER_PASSWORD": USER_PASSWORD})
 
 
 # ---- plain HTTP ---------------------------------------------------------------------------
@@ -152,20 +64,10 @@ class HttpAnswer:
         return self.headers.get_all("Set-Cookie") or []
 
 
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *arguments, **keywords):
-        return None
-
-
 def http_request(method: str, url: str, headers: dict[str, str] | None = None, body: bytes | None = None) -> HttpAnswer:
     """One request, redirects not followed; any status is returned, not raised."""
-    opener = urllib.request.build_opener(NoRedirect)
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with opener.open(request, timeout=15) as answer:
-            return HttpAnswer(answer.status, answer.headers, answer.read().decode("utf-8", "replace"))
-    except urllib.error.HTTPError as error:
-        return HttpAnswer(error.code, error.headers, error.read().decode("utf-8", "replace"))
+    status, answer_headers, answer_body = http_exchange(method, url, headers, body, follow_redirects=False)
+    return HttpAnswer(status, answer_headers, answer_body.decode("utf-8", "replace"))
 
 
 def form_body(fields: dict[str, str]) -> bytes:
@@ -175,7 +77,7 @@ def form_body(fields: dict[str, str]) -> bytes:
 FORM_HEADERS = {"content-type": "application/x-www-form-urlencoded"}
 
 
-def gateway_chat(server: KeygateServer, api_key: str, region: str = PRIMARY_REGION, model: str = "demo-echo") -> HttpAnswer:
+def gateway_chat(server: KeygateProcess, api_key: str, region: str = PRIMARY_REGION, model: str = "demo-echo") -> HttpAnswer:
     """An OpenAI-compatible chat call through the gateway with `api_key`."""
     body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hello from the console test"}]}).encode()
     return http_request("POST", server.base_url(region) + "/compatible-mode/v1/chat/completions", {"authorization": f"Bearer {api_key}", "content-type": "application/json"}, body)
@@ -196,7 +98,7 @@ def cookie_value(set_cookie_lines: list[str], name: str) -> str | None:
     return None
 
 
-def sign_in_over_http(server: KeygateServer, account: str = "root", user: str = "", password: str | None = None) -> tuple[str, HttpAnswer]:
+def sign_in_over_http(server: KeygateProcess, account: str = "root", user: str = "", password: str | None = None) -> tuple[str, HttpAnswer]:
     """Signs in with plain HTTP the way a browser does; returns the session cookie value
     and the answer to the login POST."""
     page = http_request("GET", server.base_url() + "/console/login")
@@ -260,7 +162,7 @@ def read_clipboard(driver: WebDriver) -> str | None:
 class Console:
     """Steps on the console's pages, as a person does them."""
 
-    def __init__(self, driver: WebDriver, server: KeygateServer):
+    def __init__(self, driver: WebDriver, server: KeygateProcess):
         self.driver = driver
         self.server = server
         self.wait = WebDriverWait(driver, WAIT_SECONDS)
@@ -353,7 +255,7 @@ class Console:
     def read_show_once(self) -> str:
         dialog = self.wait.until(expected_conditions.visibility_of_element_located((By.ID, "show-once")))
         key = dialog.find_element(By.ID, "show-once-key").get_attribute("value")
-        return self.server.remember(key)
+        return self.server.remember_secret(key)
 
     def close_show_once(self) -> None:
         self.driver.find_element(By.CSS_SELECTOR, "#show-once [data-close-dialog]").click()

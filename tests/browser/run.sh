@@ -15,6 +15,7 @@ set -euo pipefail
 
 repository_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repository_root"
+source tests/python_harness/python_env.sh
 
 for needed in /usr/bin/chromium /usr/bin/chromedriver; do
     if [ ! -x "$needed" ]; then
@@ -23,24 +24,9 @@ for needed in /usr/bin/chromium /usr/bin/chromedriver; do
     fi
 done
 
-virtualenv_dir="${KEYGATE_BROWSER_VENV:-$repository_root/target/browser-venv}"
-if [ ! -x "$virtualenv_dir/bin/python" ]; then
-    echo "browser tests: creating virtualenv at $virtualenv_dir"
-    python3 -m venv "$virtualenv_dir" || {
-        echo "browser tests: 'python3 -m venv' failed (on Debian: apt-get install python3-venv)" >&2
-        exit 1
-    }
-fi
-"$virtualenv_dir/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/browser/requirements.txt
-
-if [ -z "${KEYGATE_BIN:-}" ]; then
-    echo "browser tests: cargo build --bin keygate"
-    cargo build --bin keygate
-    KEYGATE_BIN="${CARGO_TARGET_DIR:-$repository_root/target}/debug/keygate"
-fi
-export KEYGATE_BIN
+prepare_python_suite "browser tests" "${KEYGATE_BROWSER_VENV:-$repository_root/target/browser-venv}" tests/browser/requirements.txt
 # Selenium Manager must never fetch a driver or a browser.
 export SE_OFFLINE=true
 echo "browser tests: using $KEYGATE_BIN, $(/usr/bin/chromium --version 2>/dev/null | head -n 1)"
 
-exec "$virtualenv_dir/bin/python" -m pytest tests/browser -q "$@"
+exec "$suite_python" -m pytest tests/browser -q "$@"

@@ -126,7 +126,7 @@ def test_keys_from_creation_to_deletion(console, keygate_server, download_dir, s
     assert "deleted" in console.notice()
 
     # No plaintext key reached the server's log.
-    log_text = keygate_server.log_text()
+    log_text = keygate_server.serve_log_text()
     for secret in keygate_server.seen_secrets:
         assert secret not in log_text
 

@@ -1,6 +1,7 @@
 """Fixtures of the SDK compatibility suite: one real `keygate serve` for the whole session
-(two listeners: ap-southeast-1 and us-east-1), its RAM users and AccessKeys made with the
-`keygate admin` database commands, and official-SDK clients signed with them.
+(listeners for ap-southeast-1 and us-east-1, and a plan listener), its RAM users and
+AccessKeys made with the `keygate admin` database commands, and official-SDK clients signed
+with them.
 
 The server is started with a config file (keygate_harness.write_gateway_test_config) that
 routes the `double-*` models to the upstream test double (upstream_double.py), which is
@@ -11,16 +12,15 @@ BEFORE `serve` starts; the `member` user `bob` and its AccessKey are created WHI
 (SQLite WAL: both must work).
 
 The binary is `$KEYGATE_BIN`, else `<target dir>/debug/keygate` (tests/sdk/run.sh builds it).
-The canary test file runs last (see pytest_collection_modifyitems) so that it sees every
-secret the other files produced.
+The shared harness's pytest plugin (tests/python_harness/keygate_pytest.py) runs the canary
+test file (pytest.ini: canary_test_file) last, so that it sees every secret the other files
+produced, and attaches the server log to failing tests' reports.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
-from pathlib import Path
 
 import pytest
 from alibabacloud_modelstudio20260210 import models as modelstudio_models
@@ -40,32 +40,7 @@ from keygate_harness import (
 )
 from upstream_double import UpstreamDouble
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
-CANARY_TEST_FILE_NAME = "test_canary_secrets.py"
-
-_running_servers: list[KeygateServer] = []
-
-
-def keygate_binary_path() -> Path:
-    from_environment = os.environ.get("KEYGATE_BIN")
-    if from_environment:
-        return Path(from_environment).resolve()
-    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", REPOSITORY_ROOT / "target"))
-    return (target_dir / "debug" / "keygate").resolve()
-
-
-def pytest_collection_modifyitems(session, config, items):
-    """Runs the canary-secret checks after every other test (stable order otherwise)."""
-    items.sort(key=lambda item: item.path.name == CANARY_TEST_FILE_NAME)
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Attaches the tail of the server log to every failing test's report."""
-    outcome = yield
-    report = outcome.get_result()
-    if report.failed and _running_servers:
-        report.sections.append(("keygate serve log (tail)", _running_servers[-1].serve_log_tail(3000)))
+pytest_plugins = ["keygate_pytest"]
 
 
 # ---- the server ------------------------------------------------------------------------
@@ -97,17 +72,14 @@ def port_that_refuses_connections() -> int:
 
 
 @pytest.fixture(scope="session")
-def keygate_server(tmp_path_factory, upstream_double, upstream_secret, port_that_refuses_connections) -> KeygateServer:
-    binary_path = keygate_binary_path()
-    if not binary_path.is_file():
-        pytest.fail(f"keygate binary not found at {binary_path}: run tests/sdk/run.sh or set KEYGATE_BIN")
+def keygate_server(keygate_binary, tmp_path_factory, upstream_double, upstream_secret, port_that_refuses_connections) -> KeygateServer:
     data_dir = tmp_path_factory.mktemp("keygate-data")
     # Outside the data dir: the canary scan covers the data dir, and this file holds no secret.
     config_path = write_gateway_test_config(
         tmp_path_factory.mktemp("keygate-config") / "keygate.toml", upstream_double.base_url,
         f"http://127.0.0.1:{port_that_refuses_connections}",
     )
-    server = KeygateServer(binary_path, data_dir, config_path, {UPSTREAM_CREDENTIAL_VARIABLE: upstream_secret})
+    server = KeygateServer(keygate_binary, data_dir, config_path, {UPSTREAM_CREDENTIAL_VARIABLE: upstream_secret})
     # keygate must not log or store the upstream's credential either.
     server.remember_secret(upstream_secret)
     # Before `serve`: the database commands must work on a data dir no server has opened.
@@ -115,10 +87,8 @@ def keygate_server(tmp_path_factory, upstream_double, upstream_secret, port_that
     server.create_user("alice", "key-manager")
     server.access_key_by_owner["alice"] = server.create_access_key("alice")
     server.start()
-    _running_servers.append(server)
     yield server
     server.stop()
-    _running_servers.remove(server)
 
 
 @pytest.fixture(scope="session")

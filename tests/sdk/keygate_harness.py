@@ -1,23 +1,13 @@
-"""Harness for the SDK compatibility suite: starts a real `keygate serve`, runs the
-`keygate admin` bootstrap commands, builds official-SDK clients, and remembers every
-plaintext secret the suite sees so that the canary check can grep for it afterwards.
-
-Nothing here asserts product behaviour except the small envelope helpers at the bottom,
-which every test uses to check the wire shape of successes and errors.
+"""Harness of the SDK compatibility suite: the shared keygate process
+(tests/python_harness/keygate_process.py) with official-SDK clients, the suite's config file
+for the gateway tests, and the helpers several test files use to call keygate and check the
+wire shape of its successes and errors (the envelope assertions at the bottom).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import signal
-import socket
-import subprocess
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from alibabacloud_modelstudio20260210 import models as modelstudio_models
@@ -25,214 +15,31 @@ from alibabacloud_modelstudio20260210.client import Client as ModelStudioClient
 from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.models import Config
 
-PRIMARY_REGION = "ap-southeast-1"
-CLASSIC_REGION = "us-east-1"
-SERVER_START_TIMEOUT_SECONDS = 60
-ADMIN_COMMAND_TIMEOUT_SECONDS = 60
-SERVE_LOG_FILE_NAME = "keygate-serve.log"
-ADMIN_LOG_FILE_NAME = "keygate-admin-commands.log"
+# The shared harness; the test files import its names from here too, their one harness module.
+from keygate_process import (  # noqa: F401 - CLASSIC_REGION, find_free_local_port: for the test files
+    CLASSIC_REGION,
+    PRIMARY_REGION,
+    AccessKey,
+    KeygateProcess,
+    find_free_local_port,
+    http_exchange,
+)
 
 
-@dataclass(frozen=True)
-class AccessKey:
-    """An AccessKey pair as printed by `keygate admin create-access-key --json`."""
-
-    access_key_id: str
-    access_key_secret: str = field(repr=False)
-
-
-def find_free_local_port(ports_already_taken: set[int]) -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port not in ports_already_taken:
-            return port
-
-
-def environment_for_keygate(root_password: str, rust_log: str | None,
-                            extra_environment: dict[str, str] | None = None) -> dict[str, str]:
-    """The caller's environment without any KEYGATE_* or RUST_LOG setting that could
-    change the server under test, plus the ones this suite means to set."""
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith("KEYGATE_") and name != "RUST_LOG"
-    }
-    environment["KEYGATE_ROOT_PASSWORD"] = root_password
-    environment["NO_COLOR"] = "1"
-    if rust_log is not None:
-        environment["RUST_LOG"] = rust_log
-    environment.update(extra_environment or {})
-    return environment
-
-
-class KeygateServer:
-    """One `keygate serve` process with two listeners: ap-southeast-1 and us-east-1.
-
-    `config_path`, when given, is passed as `--config` (the suite's file maps models to the
-    upstream test double); `serve_environment` is added to the serve process's environment
-    (the upstream's credential variable)."""
+class KeygateServer(KeygateProcess):
+    """The suite's `keygate serve`: listeners for ap-southeast-1 and us-east-1 and a plan
+    listener in ap-southeast-1, started with the suite's config file (it maps models to the
+    upstream test double) and `serve_environment` (the upstream's credential variable); plus
+    official-SDK clients and sessions of keygate's own API."""
 
     def __init__(self, binary_path: Path, data_dir: Path, config_path: Path | None = None,
                  serve_environment: dict[str, str] | None = None):
-        self.binary_path = binary_path
-        self.data_dir = data_dir
-        self.config_path = config_path
-        self.serve_environment = dict(serve_environment or {})
-        self.serve_log_path = data_dir / SERVE_LOG_FILE_NAME
-        self.admin_log_path = data_dir / ADMIN_LOG_FILE_NAME
-        self.root_password = "pw-" + secrets.token_urlsafe(18)
-        self.port_by_region: dict[str, int] = {}
-        # The plan listener (Token Plan / Coding Plan keys only), in PRIMARY_REGION.
-        self.plan_port: int | None = None
-        self.process: subprocess.Popen | None = None
+        super().__init__(binary_path, data_dir, plan_region=PRIMARY_REGION, config_path=config_path,
+                         serve_environment=serve_environment)
         # The AccessKeys made at bootstrap, by owner name ("root" for the account itself).
         self.access_key_by_owner: dict[str, AccessKey] = {}
-        # Every plaintext API key and AccessKey secret the suite has seen.
-        self.seen_secrets: list[str] = []
 
-    # ---- secrets ----------------------------------------------------------------------
-
-    def remember_secret(self, secret_value: str | None) -> None:
-        if secret_value:
-            self.seen_secrets.append(secret_value)
-
-    # ---- admin commands (direct database access) --------------------------------------
-
-    def run_admin_command(self, *arguments: str, rust_log: str | None = None) -> dict:
-        """Runs `keygate admin <arguments> --json` and returns the parsed JSON object.
-        Its stderr is appended to a log file in the data dir (scanned by the canary test)."""
-        command = [str(self.binary_path), "admin", *arguments, "--json"]
-        completed = subprocess.run(
-            command,
-            env=environment_for_keygate(self.root_password, rust_log),
-            cwd=self.data_dir,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=ADMIN_COMMAND_TIMEOUT_SECONDS,
-        )
-        with self.admin_log_path.open("a", encoding="utf-8") as admin_log:
-            admin_log.write(f"$ keygate admin {arguments[0]} (exit {completed.returncode})\n")
-            admin_log.write(completed.stderr)
-        if completed.returncode != 0:
-            raise AssertionError(
-                f"keygate admin {' '.join(arguments)} failed with exit {completed.returncode}\n"
-                f"stdout: {completed.stdout}\nstderr: {completed.stderr}"
-            )
-        try:
-            parsed = json.loads(completed.stdout)
-        except json.JSONDecodeError as error:
-            raise AssertionError(
-                f"keygate admin {arguments[0]} --json did not print one JSON object: {error}\n"
-                f"stdout: {completed.stdout!r}"
-            ) from None
-        assert isinstance(parsed, dict), f"expected a JSON object, got {parsed!r}"
-        return parsed
-
-    def create_user(self, name: str, role: str) -> dict:
-        created = self.run_admin_command(
-            "create-user", "--data-dir", str(self.data_dir), "--account", "root",
-            "--name", name, "--role", role,
-        )
-        assert created.get("name") == name, created
-        assert created.get("role") == role, created
-        return created
-
-    def create_access_key(self, user_name: str | None = None, rust_log: str | None = None) -> AccessKey:
-        arguments = ["create-access-key", "--data-dir", str(self.data_dir), "--account", "root"]
-        if user_name is not None:
-            arguments += ["--user", user_name]
-        created = self.run_admin_command(*arguments, rust_log=rust_log)
-        access_key = AccessKey(created["accessKeyId"], created["accessKeySecret"])
-        self.remember_secret(access_key.access_key_secret)
-        return access_key
-
-    # ---- the server process -----------------------------------------------------------
-
-    def start(self) -> None:
-        ports_taken: set[int] = set()
-        for region in (PRIMARY_REGION, CLASSIC_REGION):
-            port = find_free_local_port(ports_taken)
-            ports_taken.add(port)
-            self.port_by_region[region] = port
-        self.plan_port = find_free_local_port(ports_taken)
-        command = [str(self.binary_path), "serve", "--data-dir", str(self.data_dir)]
-        if self.config_path is not None:
-            command += ["--config", str(self.config_path)]
-        for region, port in self.port_by_region.items():
-            command += ["--listen", f"127.0.0.1:{port}={region}"]
-        command += ["--plan-listen", f"127.0.0.1:{self.plan_port}={PRIMARY_REGION}"]
-        log_file = self.serve_log_path.open("ab")
-        self.process = subprocess.Popen(
-            command,
-            env=environment_for_keygate(self.root_password, rust_log="debug", extra_environment=self.serve_environment),
-            cwd=self.data_dir,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        log_file.close()
-        try:
-            self.wait_until_healthy()
-        except BaseException:
-            self.stop()
-            raise
-
-    def wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
-        pending_regions = set(self.port_by_region)
-        while pending_regions:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"keygate serve exited with {self.process.returncode} before it was healthy\n"
-                    + self.serve_log_tail()
-                )
-            for region in sorted(pending_regions):
-                try:
-                    with urllib.request.urlopen(self.base_url(region) + "/healthz", timeout=2) as answer:
-                        if answer.status == 200:
-                            pending_regions.discard(region)
-                except (urllib.error.URLError, ConnectionError, OSError):
-                    pass
-            if pending_regions:
-                if time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"keygate serve not healthy after {SERVER_START_TIMEOUT_SECONDS}s on "
-                        f"{sorted(pending_regions)}\n" + self.serve_log_tail()
-                    )
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def serve_log_tail(self, n_characters: int = 4000) -> str:
-        try:
-            text = self.serve_log_path.read_text(encoding="utf-8", errors="replace")
-        except FileNotFoundError:
-            return "(no serve log)"
-        return "---- tail of keygate serve log ----\n" + text[-n_characters:]
-
-    # ---- addresses and clients ----------------------------------------------------------
-
-    def endpoint(self, region: str) -> str:
-        """host:port, no scheme: what the SDK's Config(endpoint=...) wants."""
-        return f"127.0.0.1:{self.port_by_region[region]}"
-
-    def base_url(self, region: str) -> str:
-        return f"http://{self.endpoint(region)}"
-
-    def plan_base_url(self) -> str:
-        """The plan listener (sk-sp- keys only) of PRIMARY_REGION."""
-        return f"http://127.0.0.1:{self.plan_port}"
+    # ---- clients ------------------------------------------------------------------------
 
     def signed_client(self, region: str, access_key: AccessKey) -> ModelStudioClient:
         return ModelStudioClient(
@@ -274,23 +81,14 @@ class KeygateServer:
 def send_raw_request(method: str, url: str, headers: dict[str, str] | None = None,
                      body: bytes | None = None) -> tuple[int, bytes]:
     """A plain urllib request; returns (status, body bytes) for 2xx and error statuses."""
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=15) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+    status, _headers, answer_body = http_exchange(method, url, headers, body)
+    return status, answer_body
 
 
 def send_raw_request_with_headers(method: str, url: str, headers: dict[str, str] | None = None,
                                   body: bytes | None = None):
     """Like send_raw_request, but also returns the response headers."""
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=15) as answer:
-            return answer.status, answer.headers, answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
+    return http_exchange(method, url, headers, body)
 
 
 # ---- SDK helpers used by several test files ----------------------------------------------

@@ -11,23 +11,9 @@ set -euo pipefail
 
 repository_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repository_root"
+source tests/python_harness/python_env.sh
 
-virtualenv_dir="${KEYGATE_SDK_VENV:-$repository_root/target/sdk-venv}"
-if [ ! -x "$virtualenv_dir/bin/python" ]; then
-    echo "sdk tests: creating virtualenv at $virtualenv_dir"
-    python3 -m venv "$virtualenv_dir" || {
-        echo "sdk tests: 'python3 -m venv' failed (on Debian: apt-get install python3-venv)" >&2
-        exit 1
-    }
-fi
-"$virtualenv_dir/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
-
-if [ -z "${KEYGATE_BIN:-}" ]; then
-    echo "sdk tests: cargo build --bin keygate"
-    cargo build --bin keygate
-    KEYGATE_BIN="${CARGO_TARGET_DIR:-$repository_root/target}/debug/keygate"
-fi
-export KEYGATE_BIN
+prepare_python_suite "sdk tests" "${KEYGATE_SDK_VENV:-$repository_root/target/sdk-venv}" tests/sdk/requirements.txt
 echo "sdk tests: using $KEYGATE_BIN"
 
-exec "$virtualenv_dir/bin/python" -m pytest tests/sdk -q "$@"
+exec "$suite_python" -m pytest tests/sdk -q "$@"
