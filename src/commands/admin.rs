@@ -77,7 +77,13 @@ pub enum AdminCommand {
 }
 
 fn admin_audit(account_id: i64) -> AuditContext {
-    AuditContext { account_id, actor: "keygate admin (local)".into(), client_address: "local".into(), region: String::new() }
+    AuditContext {
+        account_id,
+        actor: "keygate admin (local)".into(),
+        client_address: "local".into(),
+        region: String::new(),
+        credential: String::new(),
+    }
 }
 
 async fn open(database: &DatabaseArgs) -> anyhow::Result<(keygate_store::Store, keygate_server::secrets::MasterKey, Settings)> {

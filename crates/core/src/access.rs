@@ -61,6 +61,34 @@ pub struct Caller {
     pub account_id: i64,
     pub account_name: String,
     pub identity: CallerIdentity,
+    /// What the caller proved itself with, for the audit log.
+    pub credential: CallerCredential,
+}
+
+/// The credential a caller acted through. An AccessKey may be made by an admin for
+/// another user, and that user then acts through it; the audit log names the AccessKey so
+/// that such actions can be traced to it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CallerCredential {
+    /// On the database directly (`keygate admin`) or inside keygate.
+    #[default]
+    Direct,
+    /// A signature made with this AccessKey id.
+    AccessKey(String),
+    /// A session, named by the first characters of its token's digest (not secret: the
+    /// token cannot be recovered from them).
+    Session(String),
+}
+
+impl CallerCredential {
+    /// How the audit log writes it: `accessKey:LTAI...`, `session:1a2b3c4d`, or empty.
+    pub fn audit_text(&self) -> String {
+        match self {
+            CallerCredential::Direct => String::new(),
+            CallerCredential::AccessKey(id) => format!("accessKey:{id}"),
+            CallerCredential::Session(id) => format!("session:{id}"),
+        }
+    }
 }
 
 /// The account itself, or one of its RAM users.
@@ -77,6 +105,41 @@ pub enum KeyVisibility {
     WholeAccount,
     /// Only keys this RAM user created.
     CreatedBy(i64),
+}
+
+/// What a caller does to an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyAction {
+    Create,
+    List,
+    View,
+    Edit,
+    Disable,
+    Enable,
+    /// A new secret for the key (ResetApiKey).
+    Reset,
+    /// A new secret for a plan key (RotateTokenPlanKey).
+    Rotate,
+    Delete,
+}
+
+impl KeyAction {
+    pub const ALL: [KeyAction; 9] = [
+        KeyAction::Create,
+        KeyAction::List,
+        KeyAction::View,
+        KeyAction::Edit,
+        KeyAction::Disable,
+        KeyAction::Enable,
+        KeyAction::Reset,
+        KeyAction::Rotate,
+        KeyAction::Delete,
+    ];
+
+    /// Whether the action can widen a key or hand out a working secret.
+    pub fn needs_key_manager(self) -> bool {
+        matches!(self, KeyAction::Create | KeyAction::Edit | KeyAction::Enable | KeyAction::Reset | KeyAction::Rotate)
+    }
 }
 
 /// A refusal, with a message fit for the caller.
@@ -113,15 +176,36 @@ impl Caller {
         }
     }
 
-    /// Rule 1: the account, or an active admin or key-manager who is a member of the
-    /// target workspace.
+    /// Creating a key: the account, or an active admin or key-manager who is a member of
+    /// the target workspace.
     pub fn may_create_key(&self, is_member_of_workspace: bool) -> Result<(), AccessDenied> {
-        match self.active_role()? {
+        self.may_act_on_key(KeyAction::Create, is_member_of_workspace)
+    }
+
+    /// Whether the caller may do `action` to a key it may see (or, for `Create`, in a
+    /// workspace), where `is_member_of_workspace` says whether it is a member of the key's
+    /// workspace. Every active caller may list, view, disable and delete the keys it sees:
+    /// those only take power away. Creating, editing, enabling, resetting and rotating can
+    /// widen a key or hand out a working secret, so they need the account, or an admin or
+    /// key-manager who is still a member of the key's workspace: a user demoted to member,
+    /// or removed from the workspace, keeps its keys but can no longer revive or widen them.
+    pub fn may_act_on_key(&self, action: KeyAction, is_member_of_workspace: bool) -> Result<(), AccessDenied> {
+        let role = self.active_role()?;
+        if !action.needs_key_manager() {
+            return Ok(());
+        }
+        match role {
             None => Ok(()),
-            Some(Role::Member) => {
-                Err(AccessDenied("RAM users with the member role may not create API keys; ask an admin for the key-manager role"))
-            }
-            Some(_) if !is_member_of_workspace => Err(AccessDenied("you are not a member of this workspace")),
+            Some(Role::Member) => Err(AccessDenied(match action {
+                KeyAction::Create => {
+                    "RAM users with the member role may not create API keys; ask an admin for the key-manager role"
+                }
+                _ => "RAM users with the member role may only list, view, disable and delete their API keys; ask an admin for the key-manager role",
+            })),
+            Some(_) if !is_member_of_workspace => Err(AccessDenied(match action {
+                KeyAction::Create => "you are not a member of this workspace",
+                _ => "you are no longer a member of this key's workspace",
+            })),
             Some(_) => Ok(()),
         }
     }
@@ -173,11 +257,12 @@ mod tests {
             account_id: 1,
             account_name: "root".into(),
             identity: CallerIdentity::RamUser { user_id: 7, name: "alice".into(), role, status },
+            credential: CallerCredential::Direct,
         }
     }
 
     fn account() -> Caller {
-        Caller { account_id: 1, account_name: "root".into(), identity: CallerIdentity::Account }
+        Caller { account_id: 1, account_name: "root".into(), identity: CallerIdentity::Account, credential: CallerCredential::Direct }
     }
 
     #[test]
@@ -188,6 +273,27 @@ mod tests {
         assert!(ram(Role::KeyManager, UserStatus::Active).may_create_key(false).is_err());
         assert!(ram(Role::Member, UserStatus::Active).may_create_key(true).is_err());
         assert!(ram(Role::Admin, UserStatus::Disabled).may_create_key(true).is_err());
+    }
+
+    #[test]
+    fn members_may_only_take_power_away_from_their_keys() {
+        for action in KeyAction::ALL {
+            assert!(account().may_act_on_key(action, false).is_ok(), "{action:?}");
+            for role in [Role::Admin, Role::KeyManager] {
+                assert!(ram(role, UserStatus::Active).may_act_on_key(action, true).is_ok(), "{role:?} {action:?}");
+                assert_eq!(
+                    ram(role, UserStatus::Active).may_act_on_key(action, false).is_ok(),
+                    !action.needs_key_manager(),
+                    "{role:?} {action:?}"
+                );
+            }
+            assert_eq!(
+                ram(Role::Member, UserStatus::Active).may_act_on_key(action, true).is_ok(),
+                !action.needs_key_manager(),
+                "{action:?}"
+            );
+            assert!(ram(Role::KeyManager, UserStatus::Disabled).may_act_on_key(action, true).is_err(), "{action:?}");
+        }
     }
 
     #[test]

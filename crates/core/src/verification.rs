@@ -149,6 +149,8 @@ pub enum AuthorizationFailure {
     AppNotAllowed,
     #[error("The model does not exist or is not served here.")]
     UnknownModel,
+    #[error("Model access denied: this API key may call only some models or applications, and the request does not say which (a proxy must name the model in X-Keygate-Model).")]
+    TargetNotNamed,
 }
 
 /// What the call asks for, after authentication.
@@ -156,9 +158,12 @@ pub enum AuthorizationFailure {
 pub enum CallTarget<'a> {
     Model(&'a str),
     Application(&'a str),
-    /// No model or app: e.g. minting a temporary key, listing models, `/auth/verify`
-    /// without `X-Keygate-Model`.
+    /// No model or app is involved: minting a temporary key, listing models.
     Nothing,
+    /// A model call whose model or app is not known (`/auth/verify` without a model): it
+    /// passes only for a key that may call every model and app of the catalog, so that a
+    /// proxy that forgets to name the model cannot widen a key.
+    Unnamed,
 }
 
 /// The facts of one request that the decision reads.
@@ -194,6 +199,19 @@ pub fn authorize_call(
     }
     match facts.target {
         CallTarget::Nothing => Ok(()),
+        CallTarget::Unnamed => {
+            let scope_is_everything = match &key.auth {
+                KeyAuth::All => true,
+                KeyAuth::Custom(custom) => custom.model_scope.allow_all_models && custom.app_scope.allow_all_apps,
+            };
+            // A sub-workspace may call only the models granted to it.
+            let workspace_may_call_everything = grants.is_some_and(|grants| grants.is_default);
+            if scope_is_everything && workspace_may_call_everything {
+                Ok(())
+            } else {
+                Err(AuthorizationFailure::TargetNotNamed)
+            }
+        }
         CallTarget::Model(model) => {
             if !model_is_known(model) {
                 return Err(AuthorizationFailure::UnknownModel);
@@ -637,6 +655,34 @@ mod tests {
             check(facts("10.1.1.1", None, CallTarget::Application(&"a".repeat(32).leak()[..]))),
             Err(AuthorizationFailure::AppNotAllowed)
         );
+    }
+
+    #[test]
+    fn a_call_that_names_no_target_passes_only_for_a_key_that_may_call_everything() {
+        let scoped = |allow_all_models: bool, allow_all_apps: bool| {
+            KeyAuth::Custom(CustomPermissions {
+                access_ips: IpAllowlist::parse::<&str>(&[]).unwrap(),
+                model_scope: ModelScope { allow_all_models, accessible_models: vec!["qwen-plus".into()] },
+                app_scope: AppScope { allow_all_apps, accessible_apps: vec![] },
+            })
+        };
+        let grants = |is_default: bool| WorkspaceGrants {
+            workspace_id: "llm-aaaaaaaaaaaaaaaa".into(),
+            is_default,
+            inference_models: vec!["qwen-plus".into()],
+            applications: vec![],
+        };
+        let unnamed = CallFacts { client_address: None, workspace_header: None, target: CallTarget::Unnamed };
+        let decide = |auth: KeyAuth, default_workspace: bool| {
+            authorize_call(&compiled(1, KeyStanding::Usable, auth), Some(&grants(default_workspace)), &unnamed, |_| true)
+        };
+        assert_eq!(decide(KeyAuth::All, true), Ok(()));
+        assert_eq!(decide(scoped(true, true), true), Ok(()));
+        assert_eq!(decide(scoped(false, true), true), Err(AuthorizationFailure::TargetNotNamed));
+        assert_eq!(decide(scoped(true, false), true), Err(AuthorizationFailure::TargetNotNamed));
+        assert_eq!(decide(KeyAuth::All, false), Err(AuthorizationFailure::TargetNotNamed), "a sub-workspace calls only granted models");
+        let no_grants = authorize_call(&compiled(1, KeyStanding::Usable, KeyAuth::All), None, &unnamed, |_| true);
+        assert_eq!(no_grants, Err(AuthorizationFailure::TargetNotNamed));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,13 +13,20 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::future::Either;
+use futures_util::FutureExt;
 use keygate_core::verification::KeyEndpoint;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::bootstrap::{bootstrap, Bootstrapped};
+use crate::connections::{
+    raise_open_file_limit, watchdog, AcceptBackoff, ConnectionActivity, ConnectionLimits, WatchedBody, WatchedStream,
+    MAX_REQUEST_HEAD_BYTES,
+};
 use crate::gateway;
+use crate::management::authentication::{BodyLimit, MAX_MANAGEMENT_BODY_BYTES};
 use crate::management::{authentication, keygate_api, model_studio, token_plan};
 use crate::request_context::attach_request_context;
 use crate::settings::Settings;
@@ -33,15 +41,21 @@ pub fn router(state: AppState) -> Router {
         .merge(model_studio::routes())
         .merge(token_plan::routes())
         .merge(keygate_api::authenticated_routes())
-        .route_layer(from_fn_with_state(state.clone(), authentication::require_authentication));
+        .route_layer(from_fn_with_state((state.clone(), BodyLimit(MAX_MANAGEMENT_BODY_BYTES)), authentication::require_authentication))
+        .merge(keygate_api::import_routes().route_layer(from_fn_with_state(
+            (state.clone(), BodyLimit(keygate_api::key_import::MAX_IMPORT_BODY_BYTES)),
+            authentication::require_authentication,
+        )));
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readiness))
-        .route("/metrics", get(crate::metrics::metrics_endpoint))
+        .route("/metrics", get(crate::metrics::guarded_metrics_endpoint))
         .merge(keygate_api::public_routes())
         .merge(crate::console::routes())
         .merge(gateway::routes())
         .merge(authenticated)
+        .fallback(crate::planes::not_served)
+        .method_not_allowed_fallback(crate::planes::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), attach_request_context))
         // Added after the layer, so outside it: `/auth/verify` makes its own context.
         .merge(gateway::verify_routes())
@@ -56,6 +70,8 @@ fn plan_router(state: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readiness))
         .merge(gateway::plan_routes())
+        .fallback(crate::planes::not_served)
+        .method_not_allowed_fallback(crate::planes::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), attach_request_context))
         .with_state(state)
 }
@@ -76,6 +92,9 @@ async fn readiness(axum::extract::State(state): axum::extract::State<AppState>) 
 /// Bound listeners, ready to run.
 pub struct Server {
     listeners: Vec<(TcpListener, AppState)>,
+    /// A listener of its own for `/metrics`, when the settings ask for one.
+    metrics_listener: Option<(TcpListener, AppState)>,
+    limits: ConnectionLimits,
     /// Set on first start when the root password was generated: print it once.
     pub generated_root_password: Option<secrecy::SecretString>,
 }
@@ -96,7 +115,16 @@ impl Server {
             let bound = TcpListener::bind(listener.addr).await.with_context(|| format!("binding {}", listener.addr))?;
             listeners.push((bound, state.for_listener(listener)));
         }
-        Ok(Server { listeners, generated_root_password })
+        let metrics_listener = match settings.metrics_listen {
+            Some(address) => {
+                Some((TcpListener::bind(address).await.with_context(|| format!("binding {address} (metrics)"))?, state.clone()))
+            }
+            None => None,
+        };
+        let open_file_limit = raise_open_file_limit();
+        let limits = ConnectionLimits::from_settings(&settings, open_file_limit);
+        tracing::info!(open_file_limit, max_connections = limits.max_connections, "connection limits");
+        Ok(Server { listeners, metrics_listener, limits, generated_root_password })
     }
 
     /// The bound addresses of the pay-as-you-go listeners with their regions (port 0
@@ -129,8 +157,16 @@ impl Server {
         let state_for_flush = self.state();
         let self_state_for_feed = self.state();
         let mut tasks = Vec::new();
+        let gate = Arc::new(Semaphore::new(self.limits.max_connections));
         for (listener, state) in self.listeners {
-            tasks.push(tokio::spawn(serve_listener(listener, state, stop_receiver.clone())));
+            // A plan listener serves only its plan paths; `/auth/verify` is not one of them.
+            let verify_state = (state.key_endpoint == KeyEndpoint::PayAsYouGo).then(|| state.clone());
+            let app = router(state);
+            tasks.push(tokio::spawn(serve_listener(listener, app, verify_state, gate.clone(), self.limits, stop_receiver.clone())));
+        }
+        if let Some((listener, state)) = self.metrics_listener {
+            let app = crate::metrics::metrics_listener_router(state);
+            tasks.push(tokio::spawn(serve_listener(listener, app, None, gate.clone(), self.limits, stop_receiver.clone())));
         }
         let usage_flusher = state_for_flush.map(|state| {
             let mut stop = stop_receiver.clone();
@@ -138,12 +174,16 @@ impl Server {
                 let interval = std::time::Duration::from_millis(state.shared.settings.usage_flush_interval_milliseconds);
                 loop {
                     tokio::select! {
-                        _ = tokio::time::sleep(interval) => state.shared.usage.flush(state.store()).await,
+                        _ = tokio::time::sleep(interval) => {
+                            state.shared.usage.flush(state.store()).await;
+                            state.shared.temporary_key_mints.write_summaries(state.store(), state.shared.clock.now_seconds(), false).await;
+                        }
                         _ = stop.changed() => break,
                     }
                 }
                 // Whatever was counted before shutdown is written too.
                 state.shared.usage.flush(state.store()).await;
+                state.shared.temporary_key_mints.write_summaries(state.store(), state.shared.clock.now_seconds(), true).await;
             })
         });
         let feed_follower = self_state_for_feed.map(|state| {
@@ -170,51 +210,115 @@ impl Server {
 
 /// How long a stopping listener waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Longest request target (path and query) served; longer ones get a 414 in the plane's
+/// error shape.
+const MAX_REQUEST_TARGET_BYTES: usize = 8 * 1024;
 
 /// Serves one listener until `stop`: each connection with hyper's HTTP/1.1 builder (what
-/// every SDK and proxy in front of keygate speaks). `/auth/verify` is answered here,
-/// before the router: it is on the hot path of another gateway, reads only memory, and the
-/// router's per-request machinery was a third of its cost (docs/PERFORMANCE.md). Every
-/// other request goes to [`router`] with the peer address as `ConnectInfo`.
-async fn serve_listener(listener: TcpListener, state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let app = router(state.clone());
+/// every SDK and proxy in front of keygate speaks), at most `limits.max_connections` at
+/// once across the process (`gate`), each watched for the header-read and idle timeouts
+/// (`crate::connections`). `/auth/verify` is answered here, before the router: it is on
+/// the hot path of another gateway, reads only memory, and the router's per-request
+/// machinery was a third of its cost (docs/PERFORMANCE.md). Every other request goes to
+/// [`router`] with the peer address as `ConnectInfo`.
+async fn serve_listener(
+    listener: TcpListener,
+    app: Router,
+    verify_state: Option<AppState>,
+    gate: Arc<Semaphore>,
+    limits: ConnectionLimits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
     tokio::pin!(stopped);
+    let mut backoff = AcceptBackoff::default();
     loop {
+        // At the cap, stop accepting: new connections wait in the kernel's backlog until
+        // one closes, instead of taking descriptors and memory the node does not have.
+        let permit = tokio::select! {
+            permit = gate.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut stopped => break,
+        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    backoff.after_success();
+                    accepted
+                }
                 Err(error) => {
-                    // Out of file descriptors and the like: wait instead of spinning.
-                    tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
+                    // Out of file descriptors and the like: wait, longer each time, instead
+                    // of spinning.
+                    let wait = backoff.after_failure();
+                    tracing::warn!(%error, wait_milliseconds = wait.as_millis() as u64, "accepting a connection failed");
+                    drop(permit);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => continue,
+                        () = &mut stopped => break,
+                    }
                 }
             },
             () = &mut stopped => break,
         };
         let _ = stream.set_nodelay(true);
+        let activity = ConnectionActivity::new();
         let app = app.clone();
-        let state = state.clone();
+        let verify_state = verify_state.clone();
+        let service_activity = activity.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            if gateway::is_verify_request(&request) {
-                let answer = gateway::answer_verify(&state, peer.ip(), request.uri(), request.headers());
+            service_activity.request_started();
+            if let Some(state) = verify_state.as_ref().filter(|_| gateway::is_verify_request(&request)) {
+                if gateway::verify_request_has_body(request.headers()) {
+                    // Envoy with `with_request_body`: the model is in the body.
+                    let (state, finished) = (state.clone(), service_activity.clone());
+                    return Either::Right(Either::Left(Either::Right(
+                        async move {
+                            let answer = gateway::answer_verify_with_body(&state, peer.ip(), request).await;
+                            finished.response_finished();
+                            Ok(answer)
+                        }
+                        .boxed(),
+                    )));
+                }
+                let answer = gateway::answer_verify(state, peer.ip(), request.uri(), request.headers());
+                // The answer has no body: it is written as soon as it is returned.
+                service_activity.response_finished();
                 return Either::Left(std::future::ready(Ok::<_, Infallible>(answer)));
+            }
+            let body_activity = service_activity.clone();
+            let watched =
+                move |response: axum::response::Response| response.map(|body| axum::body::Body::new(WatchedBody::new(body, body_activity)));
+            if request.uri().path_and_query().map_or(0, |target| target.as_str().len()) > MAX_REQUEST_TARGET_BYTES {
+                let refusal = crate::planes::refusal_for_path(
+                    request.uri().path(),
+                    axum::http::StatusCode::URI_TOO_LONG,
+                    "RequestURITooLong",
+                    &format!("The request target is longer than {MAX_REQUEST_TARGET_BYTES} bytes."),
+                    &crate::request_context::new_request_id(),
+                );
+                return Either::Right(Either::Left(Either::Left(std::future::ready(Ok(watched(refusal))))));
             }
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
-            Either::Right(app.clone().oneshot(request))
+            Either::Right(Either::Right(app.clone().oneshot(request).map(move |result| result.map(watched))))
         });
-        // No header-read timeout: it arms a timer for every request (2% of an
-        // `/auth/verify`); slow clients are the load balancer's to cut off, as before.
-        let connection = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = hyper::server::conn::http1::Builder::new()
+            .max_buf_size(MAX_REQUEST_HEAD_BYTES)
+            .serve_connection(hyper_util::rt::TokioIo::new(WatchedStream::new(stream, activity.clone())), service);
         let connection = connections.watch(connection);
         tokio::spawn(async move {
-            // A client that goes away mid-request is the client's business.
-            let _ = connection.await;
+            let _permit = permit;
+            tokio::select! {
+                // A client that goes away mid-request is the client's business.
+                _ = connection => {}
+                // Too slow with its head, or idle too long: dropping the connection closes it.
+                () = watchdog(activity, limits) => {}
+            }
         });
     }
     drop(listener);

@@ -34,12 +34,27 @@ pub async fn open_store_and_master_key(settings: &Settings) -> anyhow::Result<(S
         let store = Store::open_postgres(url).await.context("connecting to PostgreSQL")?;
         return Ok((store, master_key));
     }
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    create_private_directory(&settings.data_dir)?;
     let master_key_file = settings.master_key_file.clone().unwrap_or_else(|| settings.data_dir.join(MASTER_KEY_FILE_NAME));
     let master_key = MasterKey::load_or_create(environment_value.as_deref(), &master_key_file)?;
     let store =
         Store::open_sqlite(&settings.data_dir).await.with_context(|| format!("opening the database in {}", settings.data_dir.display()))?;
     Ok((store, master_key))
+}
+
+/// Creates the data directory when missing and makes it 0700 whatever the umask: it
+/// holds the master key and the database, which nobody else on the machine may read.
+fn create_private_directory(directory: &std::path::Path) -> anyhow::Result<()> {
+    let context = || format!("creating data directory {}", directory.display());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(directory).with_context(context)?;
+        std::fs::set_permissions(directory, std::fs::Permissions::from_mode(0o700)).with_context(context)?;
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(directory).with_context(context)?;
+    Ok(())
 }
 
 /// Makes sure the root account and its default workspaces exist. `root_password` (from

@@ -9,14 +9,18 @@
 pub mod app;
 pub mod bootstrap;
 pub mod clock;
+pub mod connections;
 pub mod console;
 pub mod gateway;
 pub mod management;
 pub mod metrics;
+pub mod planes;
+pub mod request_body;
 pub mod request_context;
 pub mod secrets;
 pub mod settings;
 pub mod state;
+pub mod throttle;
 
 pub use app::{router, Server};
 pub use settings::Settings;

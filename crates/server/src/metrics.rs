@@ -6,10 +6,17 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
+use crate::management::errors::ManagementError;
+use crate::request_context::{peer_of, RequestContext};
 use crate::state::AppState;
 
 /// Upper bounds (microseconds) of the verification latency histogram.
@@ -96,11 +103,56 @@ impl Metrics {
 }
 
 /// `GET /metrics`.
-pub async fn metrics_endpoint(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics_endpoint(State(state): State<AppState>) -> Response {
     let registry = state.store().registry();
     let lag_seconds = state.shared.feed_health.staleness_milliseconds() as f64 / 1000.0;
     let body = state.shared.metrics.render(registry.live_key_count(), registry.applied_version(), lag_seconds);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// `/metrics` on an ordinary listener, which may face the internet: with a
+/// `metrics_token` (`KEYGATE_METRICS_TOKEN`), only for `Authorization: Bearer <token>`;
+/// without one, only for loopback clients (the TCP peer, whatever `X-Forwarded-For`
+/// says). `metrics_listen` serves it on a listener of its own instead.
+pub async fn guarded_metrics_endpoint(state: State<AppState>, context: RequestContext, request: Request) -> Response {
+    let refuse =
+        |status, code, message: &str| ManagementError::new(status, code, message).with_request_id(&context.request_id).into_response();
+    match &state.shared.settings.metrics_token {
+        Some(token) => {
+            let presented = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .unwrap_or("");
+            let matches: bool = Sha256::digest(presented.as_bytes()).ct_eq(&Sha256::digest(token.expose_secret().as_bytes())).into();
+            if !matches {
+                return refuse(StatusCode::UNAUTHORIZED, "InvalidMetricsToken", "/metrics needs Authorization: Bearer <metrics token>.");
+            }
+        }
+        None if !peer_of(&request).is_loopback() => {
+            return refuse(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "/metrics answers only loopback clients on this listener; set a metrics token or a metrics listener.",
+            );
+        }
+        None => {}
+    }
+    metrics_endpoint(state).await
+}
+
+/// The router of a `metrics_listen` listener: `/metrics` and nothing else.
+pub fn metrics_listener_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_endpoint))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(serde_json::json!({"code": "NotFound", "message": "Only /metrics is served on this listener."})),
+            )
+        })
+        .with_state(state)
 }
 
 #[cfg(test)]

@@ -174,6 +174,12 @@ pub fn session_token_digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+/// The name of a session in the audit log: the first 8 hex characters of its token's
+/// digest, which identify it without revealing anything of the token.
+pub fn session_label(token_digest: &[u8; 32]) -> String {
+    hex::encode(&token_digest[..4])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

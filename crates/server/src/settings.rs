@@ -103,6 +103,12 @@ pub struct SettingsFile {
     pub failed_authentications_per_minute: Option<u32>,
     pub failed_logins_per_minute: Option<u32>,
     pub feed_poll_interval_milliseconds: Option<u64>,
+    pub header_read_timeout_seconds: Option<u64>,
+    pub body_read_timeout_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub temporary_keys_per_minute: Option<u32>,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl SettingsFile {
@@ -139,6 +145,22 @@ pub struct Settings {
     pub failed_logins_per_minute: u32,
     /// How often in-memory usage counters are written to the store.
     pub usage_flush_interval_milliseconds: u64,
+    /// How long a client may take to send a request's headers, from its first byte.
+    pub header_read_timeout_seconds: u64,
+    /// How long a client may take to send a request's body, once keygate reads it.
+    pub body_read_timeout_seconds: u64,
+    /// How long a keep-alive connection may sit between requests before it is closed.
+    pub idle_timeout_seconds: u64,
+    /// Most connections served at once on each listener; `None`: derived at start from the
+    /// open-file limit (see `crate::connections`).
+    pub max_connections: Option<usize>,
+    /// Temporary keys one API key may mint per minute; past it, 429.
+    pub temporary_keys_per_minute: u32,
+    /// A listener of its own for `/metrics` (no other route, no token needed there).
+    pub metrics_listen: Option<SocketAddr>,
+    /// With it, `/metrics` on the ordinary listeners needs `Authorization: Bearer <token>`;
+    /// without it, those listeners answer `/metrics` only to loopback clients.
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 impl Settings {
@@ -165,7 +187,19 @@ impl Settings {
             failed_authentications_per_minute: 30,
             failed_logins_per_minute: 10,
             usage_flush_interval_milliseconds: 2000,
+            header_read_timeout_seconds: 10,
+            body_read_timeout_seconds: 30,
+            idle_timeout_seconds: 75,
+            max_connections: None,
+            temporary_keys_per_minute: 60,
+            metrics_listen: None,
+            metrics_token: None,
         }
+    }
+
+    /// [`Settings::body_read_timeout_seconds`] as a duration.
+    pub fn body_read_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.body_read_timeout_seconds)
     }
 
     /// Applies a settings file over the defaults.
@@ -209,6 +243,24 @@ impl Settings {
         if let Some(limit) = file.failed_logins_per_minute {
             self.failed_logins_per_minute = limit;
         }
+        if let Some(seconds) = file.header_read_timeout_seconds {
+            self.header_read_timeout_seconds = seconds;
+        }
+        if let Some(seconds) = file.body_read_timeout_seconds {
+            self.body_read_timeout_seconds = seconds;
+        }
+        if let Some(seconds) = file.idle_timeout_seconds {
+            self.idle_timeout_seconds = seconds;
+        }
+        if file.max_connections.is_some() {
+            self.max_connections = file.max_connections;
+        }
+        if let Some(limit) = file.temporary_keys_per_minute {
+            self.temporary_keys_per_minute = limit;
+        }
+        if file.metrics_listen.is_some() {
+            self.metrics_listen = file.metrics_listen;
+        }
         for region_override in file.regions {
             let policy = self
                 .regions
@@ -240,6 +292,18 @@ impl Settings {
             for app in &upstream.apps {
                 keygate_core::ids::AppId::parse(app).map_err(|error| anyhow::anyhow!("upstream '{}': {error}", upstream.name))?;
             }
+        }
+        for (name, seconds) in [
+            ("header_read_timeout_seconds", self.header_read_timeout_seconds),
+            ("body_read_timeout_seconds", self.body_read_timeout_seconds),
+            ("idle_timeout_seconds", self.idle_timeout_seconds),
+        ] {
+            if seconds == 0 {
+                bail!("{name} must be at least 1");
+            }
+        }
+        if self.max_connections == Some(0) {
+            bail!("max_connections must be at least 1 (leave it out to derive it from the open-file limit)");
         }
         for proxy in &self.trusted_proxies {
             keygate_core::ip_allowlist::IpNetwork::parse(proxy).map_err(|error| anyhow::anyhow!("trusted_proxies: {error}"))?;

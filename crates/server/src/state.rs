@@ -13,12 +13,12 @@ use keygate_core::temporary_keys::TemporaryKeySecret;
 use keygate_core::verification::KeyEndpoint;
 
 use crate::clock::Clock;
-use crate::gateway::throttle::FailedAuthenticationThrottle;
 use crate::gateway::upstream::{http_client, UpstreamTable};
 use crate::gateway::usage::UsageCounters;
 use crate::metrics::Metrics;
 use crate::secrets::MasterKey;
 use crate::settings::{ListenerSettings, Settings};
+use crate::throttle::{FailedAuthenticationThrottle, WindowCounter};
 
 /// What every listener shares.
 #[derive(Debug)]
@@ -36,6 +36,8 @@ pub struct SharedState {
     pub throttle: FailedAuthenticationThrottle,
     /// Failed logins per address (API and console).
     pub login_throttle: FailedAuthenticationThrottle,
+    /// Temporary keys minted per API key per minute.
+    pub temporary_key_mints: crate::gateway::temporary_keys::MintCounter,
     pub usage: UsageCounters,
     pub metrics: Metrics,
     /// When this node last confirmed its registry against the change feed.
@@ -65,6 +67,7 @@ impl AppState {
         let upstreams = UpstreamTable::from_settings(&settings.upstreams, settings.demo_upstream);
         let throttle = FailedAuthenticationThrottle::new(settings.failed_authentications_per_minute);
         let login_throttle = FailedAuthenticationThrottle::new(settings.failed_logins_per_minute);
+        let temporary_key_mints = crate::gateway::temporary_keys::MintCounter::new(WindowCounter::new(settings.temporary_keys_per_minute));
         let shared = SharedState {
             store,
             settings,
@@ -78,6 +81,7 @@ impl AppState {
             http_client: http_client(),
             throttle,
             login_throttle,
+            temporary_key_mints,
             usage: UsageCounters::default(),
             metrics: Metrics::default(),
             feed_health: Arc::new(FeedHealth::new()),

@@ -11,6 +11,9 @@ pub struct AuditContext {
     pub actor: String,
     pub client_address: String,
     pub region: String,
+    /// The credential the actor used (`accessKey:LTAI...`, `session:1a2b3c4d`), empty when
+    /// it acted on the database directly.
+    pub credential: String,
 }
 
 /// One audit row.
@@ -24,6 +27,7 @@ pub struct AuditRecord {
     pub detail: String,
     pub client_address: String,
     pub region: String,
+    pub credential: String,
 }
 
 pub(crate) async fn write_audit(
@@ -35,8 +39,18 @@ pub(crate) async fn write_audit(
 ) -> Result<(), StoreError> {
     transaction
         .execute(
-            "INSERT INTO audit_log (at, account_id, actor, action, target, detail, client_address, region) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &params![now_millis(), context.account_id, &context.actor, action, target, detail, &context.client_address, &context.region],
+            "INSERT INTO audit_log (at, account_id, actor, action, target, detail, client_address, region, credential) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &params![
+                now_millis(),
+                context.account_id,
+                &context.actor,
+                action,
+                target,
+                detail,
+                &context.client_address,
+                &context.region,
+                &context.credential
+            ],
         )
         .await?;
     Ok(())
@@ -53,7 +67,7 @@ pub(crate) async fn write_audit_rows(
     const ROWS_PER_STATEMENT: usize = 200;
     let at = now_millis();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut values = Vec::with_capacity(chunk.len() * 8);
+        let mut values = Vec::with_capacity(chunk.len() * 9);
         for (target, detail) in chunk {
             values.extend(params![
                 at,
@@ -63,12 +77,13 @@ pub(crate) async fn write_audit_rows(
                 target,
                 detail,
                 &context.client_address,
-                &context.region
+                &context.region,
+                &context.credential
             ]);
         }
         let sql = format!(
-            "INSERT INTO audit_log (at, account_id, actor, action, target, detail, client_address, region) VALUES {}",
-            value_rows(chunk.len(), 8)
+            "INSERT INTO audit_log (at, account_id, actor, action, target, detail, client_address, region, credential) VALUES {}",
+            value_rows(chunk.len(), 9)
         );
         transaction.execute(&sql, &values).await?;
     }
@@ -88,7 +103,7 @@ impl Store {
         let rows = self
             .database
             .fetch_all(
-                "SELECT audit_id, at, actor, action, target, detail, client_address, region FROM audit_log WHERE account_id = $1 AND audit_id < $2 ORDER BY audit_id DESC LIMIT $3",
+                "SELECT audit_id, at, actor, action, target, detail, client_address, region, credential FROM audit_log WHERE account_id = $1 AND audit_id < $2 ORDER BY audit_id DESC LIMIT $3",
                 &params![account_id, before_id.unwrap_or(i64::MAX), i64::from(limit)],
             )
             .await?;
@@ -102,6 +117,7 @@ impl Store {
                     target: row.string("target")?,
                     detail: row.string("detail")?,
                     client_address: row.string("client_address")?,
+                    credential: row.string("credential")?,
                     region: row.string("region")?,
                 })
             })

@@ -287,9 +287,30 @@ impl std::fmt::Debug for Transaction {
     }
 }
 
+/// Gives `path` mode 0600, creating it empty first when `create` and it is missing (SQLite
+/// then finds an empty file and makes a database of it).
+fn make_owner_only(path: &std::path::Path, create: bool) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if create && !path.exists() {
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(StoreError::Io)?;
+        }
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(StoreError::Io)?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, create);
+    Ok(())
+}
+
 impl Database {
-    /// Opens (creating if needed) an SQLite database file and migrates it.
+    /// Opens (creating if needed) an SQLite database file and migrates it. The file and
+    /// its WAL and shared-memory files are readable by the owner only (0600), whatever the
+    /// umask: they hold every key digest, AccessKey ciphertext and password hash.
     pub async fn open_sqlite(path: &std::path::Path) -> Result<Database, StoreError> {
+        make_owner_only(path, true)?;
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -301,6 +322,12 @@ impl Database {
         let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        // SQLite gives the WAL and shared-memory files the database file's mode; make sure.
+        for suffix in ["-wal", "-shm"] {
+            let mut companion = path.as_os_str().to_owned();
+            companion.push(suffix);
+            make_owner_only(std::path::Path::new(&companion), false)?;
+        }
         Ok(Database::Sqlite { writer, reader })
     }
 

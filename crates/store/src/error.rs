@@ -28,6 +28,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The database file could not be created or its permissions set.
+    #[error("database file: {0}")]
+    Io(std::io::Error),
     /// A row that does not decode into a domain value (corruption or a bug).
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),

@@ -1,7 +1,7 @@
 //! Accounts and their RAM users: creation, roles, disable/enable, final deletion (which
 //! deletes the user's keys), workspace membership, and the lookups behind logins.
 
-use keygate_core::access::{Caller, CallerIdentity, Role, UserStatus};
+use keygate_core::access::{Caller, CallerCredential, CallerIdentity, Role, UserStatus};
 use keygate_core::keys::KeyDigest;
 use keygate_core::verification::RegistryUpdate;
 
@@ -118,7 +118,7 @@ impl Store {
                 CallerIdentity::RamUser { user_id, name: user.name, role: user.role, status: user.status }
             }
         };
-        Ok(Caller { account_id, account_name: account.name, identity })
+        Ok(Caller { account_id, account_name: account.name, identity, credential: CallerCredential::Direct })
     }
 
     pub async fn create_user(

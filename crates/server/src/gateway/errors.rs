@@ -28,14 +28,29 @@ pub enum GatewayRefusal {
     Throttled {
         retry_after_seconds: u64,
     },
+    /// This API key minted more temporary keys this minute than `temporary_keys_per_minute`.
+    MintThrottled {
+        retry_after_seconds: u64,
+    },
     /// Body not JSON, too large, no model, bad parameter.
     BadRequest(String),
+    /// The body did not arrive within `body_read_timeout_seconds`.
+    BodyTimedOut {
+        seconds: u64,
+    },
     /// A temporary key tried to mint another.
     TemporaryKeyCannotMint,
     UpstreamUnreachable,
     /// keygate itself failed (e.g. it could not write an audit row): the detail is in the
     /// server log.
     Internal,
+    /// No handler takes the request (unknown path, wrong method, target too long): the
+    /// status and native code are the router's, the shape the protocol's.
+    Unrouted {
+        status: StatusCode,
+        native_code: &'static str,
+        message: String,
+    },
     /// This node cannot confirm its keys (the database or its change feed is unreachable for
     /// longer than `max_staleness_seconds`): fail closed.
     RegistryStale,
@@ -72,7 +87,7 @@ impl GatewayRefusal {
             GatewayRefusal::Authorization(Denied::WorkspaceMismatch) => {
                 row(StatusCode::FORBIDDEN, "Workspace.AccessDenied", "access_denied", "access_denied", "permission_error")
             }
-            GatewayRefusal::Authorization(Denied::ModelNotAllowed) => {
+            GatewayRefusal::Authorization(Denied::ModelNotAllowed | Denied::TargetNotNamed) => {
                 row(StatusCode::FORBIDDEN, "Model.AccessDenied", "model_access_denied", "access_denied", "permission_error")
             }
             GatewayRefusal::Authorization(Denied::AppNotAllowed) => {
@@ -81,11 +96,14 @@ impl GatewayRefusal {
             GatewayRefusal::Authorization(Denied::UnknownModel) => {
                 row(StatusCode::NOT_FOUND, "ModelNotFound", "model_not_found", "invalid_request_error", "not_found_error")
             }
-            GatewayRefusal::Throttled { .. } => {
+            GatewayRefusal::Throttled { .. } | GatewayRefusal::MintThrottled { .. } => {
                 row(StatusCode::TOO_MANY_REQUESTS, "Throttling", "limit_requests", "limit_requests", "rate_limit_error")
             }
             GatewayRefusal::BadRequest(_) => {
                 row(StatusCode::BAD_REQUEST, "InvalidParameter", "invalid_request_error", "invalid_request_error", "invalid_request_error")
+            }
+            GatewayRefusal::BodyTimedOut { .. } => {
+                row(StatusCode::REQUEST_TIMEOUT, "RequestTimeOut", "request_timeout", "invalid_request_error", "invalid_request_error")
             }
             GatewayRefusal::TemporaryKeyCannotMint => {
                 row(StatusCode::FORBIDDEN, "AccessDenied", "access_denied", "access_denied", "permission_error")
@@ -94,6 +112,13 @@ impl GatewayRefusal {
                 row(StatusCode::BAD_GATEWAY, "InternalError", "upstream_error", "upstream_error", "api_error")
             }
             GatewayRefusal::Internal => row(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "internal_error", "api_error", "api_error"),
+            GatewayRefusal::Unrouted { status, native_code, .. } => match *status {
+                StatusCode::NOT_FOUND => row(*status, native_code, "not_found", "invalid_request_error", "not_found_error"),
+                StatusCode::METHOD_NOT_ALLOWED => {
+                    row(*status, native_code, "method_not_allowed", "invalid_request_error", "invalid_request_error")
+                }
+                _ => row(*status, native_code, "invalid_request_error", "invalid_request_error", "invalid_request_error"),
+            },
             GatewayRefusal::RegistryStale => {
                 row(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "service_unavailable", "service_unavailable", "api_error")
             }
@@ -113,10 +138,15 @@ impl GatewayRefusal {
             GatewayRefusal::Authentication(failure) => failure.to_string(),
             GatewayRefusal::Authorization(failure) => failure.to_string(),
             GatewayRefusal::Throttled { .. } => "Requests throttling triggered: too many failed authentications from this address.".into(),
+            GatewayRefusal::MintThrottled { .. } => {
+                "Requests throttling triggered: this API key minted too many temporary keys this minute.".into()
+            }
             GatewayRefusal::BadRequest(message) => message.clone(),
+            GatewayRefusal::BodyTimedOut { seconds } => format!("The request body did not arrive within {seconds} seconds."),
             GatewayRefusal::TemporaryKeyCannotMint => "Access denied: a temporary API key cannot create another temporary key.".into(),
             GatewayRefusal::UpstreamUnreachable => "The upstream model provider could not be reached.".into(),
             GatewayRefusal::Internal => "An internal error occurred in keygate; see the server log.".into(),
+            GatewayRefusal::Unrouted { message, .. } => message.clone(),
             GatewayRefusal::RegistryStale => {
                 "This gateway node cannot confirm API keys right now (its database is unreachable); retry on another node or later.".into()
             }
@@ -141,7 +171,7 @@ impl GatewayRefusal {
             headers.insert("request-id", value.clone());
             headers.insert("x-request-id", value);
         }
-        if let GatewayRefusal::Throttled { retry_after_seconds } = self {
+        if let GatewayRefusal::Throttled { retry_after_seconds } | GatewayRefusal::MintThrottled { retry_after_seconds } = self {
             if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
                 headers.insert("retry-after", value);
             }

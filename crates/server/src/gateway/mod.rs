@@ -6,24 +6,26 @@
 pub mod authorize;
 pub mod demo;
 pub mod errors;
-pub mod throttle;
+pub mod temporary_keys;
 pub mod upstream;
 pub mod usage;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use keygate_core::temporary_keys::{checked_lifetime, mint_temporary_key, DEFAULT_TEMPORARY_KEY_SECONDS};
 use keygate_core::verification::CallTarget;
+use keygate_wire::forwarding_path::{check_forwarded_path, reencode_query};
+use keygate_wire::model_call_body::{read_model_call_body, ModelCallBody, ModelCallBodyError};
 use serde_json::{json, Value};
 
 use self::authorize::{authenticate_request, authorize_target, Authorized};
 use self::demo::DemoEndpoint;
 use self::errors::{GatewayRefusal, Protocol};
 use self::upstream::Route;
+use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
 
@@ -43,7 +45,7 @@ pub fn routes() -> Router<AppState> {
         .route("/compatible-mode/v1/embeddings", post(openai_call))
         .route("/compatible-mode/v1/models", get(openai_models))
         .route("/apps/anthropic/v1/messages", post(anthropic_messages))
-        .route("/api/v1/tokens", post(mint_temporary))
+        .route("/api/v1/tokens", post(temporary_keys::mint_temporary))
 }
 
 /// Routes of a plan listener (SPEC section 6.4): the plan host's OpenAI-compatible base
@@ -58,7 +60,12 @@ pub fn plan_routes() -> Router<AppState> {
 }
 
 /// Turns a handler's outcome into the response, counting it in the metrics.
-fn respond(state: &AppState, protocol: Protocol, context: &RequestContext, result: Result<Response, GatewayRefusal>) -> Response {
+pub(crate) fn respond(
+    state: &AppState,
+    protocol: Protocol,
+    context: &RequestContext,
+    result: Result<Response, GatewayRefusal>,
+) -> Response {
     match result {
         Ok(response) => {
             state.shared.metrics.record_outcome("ok");
@@ -71,55 +78,82 @@ fn respond(state: &AppState, protocol: Protocol, context: &RequestContext, resul
     }
 }
 
-/// Reads the body under the configured limit, as a JSON object.
-async fn read_json_object(state: &AppState, body: Body) -> Result<(Bytes, Value), GatewayRefusal> {
-    let limit = state.shared.settings.body_limit_bytes;
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| GatewayRefusal::BadRequest(format!("The request body is larger than the limit of {limit} bytes.")))?;
-    let parsed: Value =
-        serde_json::from_slice(&bytes).map_err(|_| GatewayRefusal::BadRequest("The request body must be a JSON object.".into()))?;
-    if !parsed.is_object() {
-        return Err(GatewayRefusal::BadRequest("The request body must be a JSON object.".into()));
-    }
-    Ok((bytes, parsed))
+/// Where an authorized call goes on its upstream: the path after the protocol's prefix,
+/// checked so that it cannot leave its route, and the query encoded again from its pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardTarget {
+    pub path: String,
+    pub query: Option<String>,
 }
 
-fn model_of(request: &Value) -> Result<String, GatewayRefusal> {
-    request
-        .get("model")
-        .and_then(Value::as_str)
+/// The [`ForwardTarget`] of a call to `uri`, or a 400 before anything else is done with it.
+fn forward_target(protocol: Protocol, uri: &Uri) -> Result<ForwardTarget, GatewayRefusal> {
+    let refuse = |error: keygate_wire::forwarding_path::ForwardingPathError| {
+        GatewayRefusal::BadRequest(format!("The request path cannot be forwarded: {error}."))
+    };
+    let path = check_forwarded_path(path_after_prefix(protocol, uri.path())).map_err(refuse)?;
+    let query = match uri.query() {
+        None => None,
+        Some(raw) => reencode_query(raw).map_err(refuse)?,
+    };
+    Ok(ForwardTarget { path: path.to_string(), query })
+}
+
+/// Reads a model call's body under the configured limit and deadline: one JSON object
+/// with at most one top-level `model`.
+async fn read_model_call(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(Bytes, ModelCallBody), GatewayRefusal> {
+    let settings = &state.shared.settings;
+    let bytes = read_body(headers, body, settings.body_limit_bytes, settings.body_read_timeout()).await.map_err(|error| match error {
+        BodyReadError::TooLarge { limit } => {
+            GatewayRefusal::BadRequest(format!("The request body is larger than the limit of {limit} bytes."))
+        }
+        BodyReadError::TimedOut { seconds } => GatewayRefusal::BodyTimedOut { seconds },
+        BodyReadError::Broken => GatewayRefusal::BadRequest("The request body could not be read.".into()),
+    })?;
+    let read = read_model_call_body(&bytes).map_err(|error| GatewayRefusal::BadRequest(error.to_string()))?;
+    Ok((bytes, read))
+}
+
+fn model_of(body: &ModelCallBody) -> Result<String, GatewayRefusal> {
+    body.model
+        .clone()
         .filter(|model| !model.is_empty())
-        .map(str::to_string)
         .ok_or_else(|| GatewayRefusal::BadRequest("The request body must name a model (\"model\").".into()))
 }
 
-fn wants_stream(protocol: Protocol, headers: &HeaderMap, request: &Value) -> bool {
+fn wants_stream(protocol: Protocol, headers: &HeaderMap, body: &ModelCallBody) -> bool {
     match protocol {
         Protocol::Native => {
             headers.get("x-dashscope-sse").and_then(|value| value.to_str().ok()).is_some_and(|value| value.eq_ignore_ascii_case("enable"))
                 || headers.get("accept").and_then(|value| value.to_str().ok()).is_some_and(|value| value.contains("text/event-stream"))
         }
-        Protocol::OpenAi | Protocol::Anthropic => request.get("stream").and_then(Value::as_bool).unwrap_or(false),
+        Protocol::OpenAi | Protocol::Anthropic => body.stream,
     }
 }
 
 /// The part of the path after the protocol's prefix, appended to an upstream's base URL.
 /// OpenAI-compatible calls come under `/compatible-mode/v1`, or `/v1` on a plan listener.
-fn path_after_prefix(protocol: Protocol, path: &str) -> String {
+fn path_after_prefix(protocol: Protocol, path: &str) -> &str {
     let prefixes: &[&str] = match protocol {
         Protocol::Native => &["/api/v1"],
         Protocol::OpenAi => &["/compatible-mode/v1", "/v1"],
         Protocol::Anthropic => &["/apps/anthropic"],
     };
-    prefixes.iter().find_map(|prefix| path.strip_prefix(prefix)).unwrap_or(path).to_string()
+    prefixes.iter().find_map(|prefix| path.strip_prefix(prefix)).unwrap_or(path)
+}
+
+/// The demo answers from the parsed request; only calls routed to it pay for the parse.
+fn demo_answer(endpoint: DemoEndpoint, model: &str, bytes: &[u8], streaming: bool, request_id: &str) -> Result<Response, GatewayRefusal> {
+    let request: Value =
+        serde_json::from_slice(bytes).map_err(|_| GatewayRefusal::BadRequest("The request body must be a JSON object.".into()))?;
+    Ok(demo::answer(endpoint, model, &request, streaming, request_id))
 }
 
 struct ModelCall {
     protocol: Protocol,
     demo_endpoint: DemoEndpoint,
     method: Method,
-    uri: Uri,
+    target: ForwardTarget,
     headers: HeaderMap,
 }
 
@@ -127,21 +161,17 @@ struct ModelCall {
 async fn serve_model_call(state: &AppState, context: &RequestContext, call: ModelCall, body: Body) -> Result<Response, GatewayRefusal> {
     let authorized = authenticate_request(state, call.protocol, &call.headers, context)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Nothing)?;
-    let (bytes, request) = read_json_object(state, body).await?;
-    let model = model_of(&request)?;
+    let (bytes, read) = read_model_call(state, &call.headers, body).await?;
+    let model = model_of(&read)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Model(&model))?;
     let route = state.shared.upstreams.route_model(&model).ok_or_else(|| {
         GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it."))
     })?;
     state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
     match route {
-        Route::Demo => Ok(demo::answer(
-            call.demo_endpoint,
-            &model,
-            &request,
-            wants_stream(call.protocol, &call.headers, &request),
-            &context.request_id,
-        )),
+        Route::Demo => {
+            demo_answer(call.demo_endpoint, &model, &bytes, wants_stream(call.protocol, &call.headers, &read), &context.request_id)
+        }
         Route::Upstream(upstream) => {
             if !upstream.speaks(call.protocol) {
                 return Err(GatewayRefusal::BadRequest(format!(
@@ -149,106 +179,89 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
                     upstream.protocol_names().join(", ")
                 )));
             }
-            upstream::forward(
-                &state.shared.http_client,
-                &upstream,
-                call.protocol,
-                call.method,
-                &path_after_prefix(call.protocol, call.uri.path()),
-                call.uri.query(),
-                &call.headers,
-                bytes,
-            )
-            .await
+            upstream::forward(&state.shared.http_client, &upstream, call.protocol, call.method, &call.target, &call.headers, bytes).await
         }
     }
 }
 
-fn native_endpoint(rest: &str) -> DemoEndpoint {
-    if rest.contains("embedding") {
+fn native_endpoint(path: &str) -> DemoEndpoint {
+    if path.contains("embedding") {
         DemoEndpoint::NativeEmbedding
     } else {
         DemoEndpoint::NativeGeneration
     }
 }
 
-async fn native_service(
-    State(state): State<AppState>,
-    context: RequestContext,
-    Path(rest): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+/// Runs a model call of `protocol`: the path is checked first, before the key.
+async fn model_call(
+    state: &AppState,
+    context: &RequestContext,
+    protocol: Protocol,
+    demo_endpoint: DemoEndpoint,
+    request: Request,
 ) -> Response {
-    let call = ModelCall { protocol: Protocol::Native, demo_endpoint: native_endpoint(&rest), method, uri, headers };
-    respond(&state, Protocol::Native, &context, serve_model_call(&state, &context, call, body).await)
+    let (parts, body) = request.into_parts();
+    let result = match forward_target(protocol, &parts.uri) {
+        Ok(target) => {
+            let call = ModelCall { protocol, demo_endpoint, method: parts.method, target, headers: parts.headers };
+            serve_model_call(state, context, call, body).await
+        }
+        Err(refusal) => Err(refusal),
+    };
+    respond(state, protocol, context, result)
 }
 
-async fn openai_call(
-    State(state): State<AppState>,
-    context: RequestContext,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let demo_endpoint = if uri.path().ends_with("/embeddings") { DemoEndpoint::OpenAiEmbeddings } else { DemoEndpoint::OpenAiChat };
-    let call = ModelCall { protocol: Protocol::OpenAi, demo_endpoint, method, uri, headers };
-    respond(&state, Protocol::OpenAi, &context, serve_model_call(&state, &context, call, body).await)
+async fn native_service(State(state): State<AppState>, context: RequestContext, request: Request) -> Response {
+    let demo_endpoint = native_endpoint(request.uri().path());
+    model_call(&state, &context, Protocol::Native, demo_endpoint, request).await
 }
 
-async fn anthropic_messages(
-    State(state): State<AppState>,
-    context: RequestContext,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let call = ModelCall { protocol: Protocol::Anthropic, demo_endpoint: DemoEndpoint::AnthropicMessages, method, uri, headers };
-    respond(&state, Protocol::Anthropic, &context, serve_model_call(&state, &context, call, body).await)
+async fn openai_call(State(state): State<AppState>, context: RequestContext, request: Request) -> Response {
+    let demo_endpoint =
+        if request.uri().path().ends_with("/embeddings") { DemoEndpoint::OpenAiEmbeddings } else { DemoEndpoint::OpenAiChat };
+    model_call(&state, &context, Protocol::OpenAi, demo_endpoint, request).await
+}
+
+async fn anthropic_messages(State(state): State<AppState>, context: RequestContext, request: Request) -> Response {
+    model_call(&state, &context, Protocol::Anthropic, DemoEndpoint::AnthropicMessages, request).await
+}
+
+/// The app id of a path `/api/v1/apps/{app_id}/completion`, read from the raw path (a
+/// percent-decoding extractor would answer a malformed escape in plain text).
+fn app_id_in_path(path: &str) -> &str {
+    path.strip_prefix("/api/v1/apps/").and_then(|rest| rest.split('/').next()).unwrap_or("")
 }
 
 async fn application_completion(
     State(state): State<AppState>,
     context: RequestContext,
-    Path(app_id): Path<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let result = async {
+        let target = forward_target(Protocol::Native, &uri)?;
+        let app_id = app_id_in_path(uri.path());
         let authorized = authenticate_request(&state, Protocol::Native, &headers, &context)?;
-        authorize_target(&state, &authorized, &context, &headers, CallTarget::Application(&app_id))?;
-        let (bytes, request) = read_json_object(&state, body).await?;
+        authorize_target(&state, &authorized, &context, &headers, CallTarget::Application(app_id))?;
+        let (bytes, read) = read_model_call(&state, &headers, body).await?;
         let route = state
             .shared
             .upstreams
-            .route_app(&app_id)
+            .route_app(app_id)
             .ok_or_else(|| GatewayRefusal::BadRequest(format!("No upstream of this deployment serves the application '{app_id}'.")))?;
         state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
         match route {
-            Route::Demo => Ok(demo::answer(
+            Route::Demo => demo_answer(
                 DemoEndpoint::ApplicationCompletion,
                 "demo-app",
-                &request,
-                wants_stream(Protocol::Native, &headers, &request),
+                &bytes,
+                wants_stream(Protocol::Native, &headers, &read),
                 &context.request_id,
-            )),
+            ),
             Route::Upstream(upstream) => {
-                upstream::forward(
-                    &state.shared.http_client,
-                    &upstream,
-                    Protocol::Native,
-                    method,
-                    &path_after_prefix(Protocol::Native, uri.path()),
-                    uri.query(),
-                    &headers,
-                    bytes,
-                )
-                .await
+                upstream::forward(&state.shared.http_client, &upstream, Protocol::Native, method, &target, &headers, bytes).await
             }
         }
     }
@@ -275,55 +288,6 @@ async fn openai_models(State(state): State<AppState>, context: RequestContext, h
     respond(&state, Protocol::OpenAi, &context, result)
 }
 
-/// `POST /api/v1/tokens?expire_in_seconds=N`: a temporary key from a permanent one.
-async fn mint_temporary(State(state): State<AppState>, context: RequestContext, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
-    let result = async {
-        let authorized = authenticate_request(&state, Protocol::Native, &headers, &context)?;
-        if authorized.temporary {
-            return Err(GatewayRefusal::TemporaryKeyCannotMint);
-        }
-        authorize_target(&state, &authorized, &context, &headers, CallTarget::Nothing)?;
-        let requested = form_value(query.as_deref().unwrap_or(""), "expire_in_seconds");
-        let lifetime = match requested {
-            None => DEFAULT_TEMPORARY_KEY_SECONDS,
-            Some(text) => text
-                .parse::<i64>()
-                .ok()
-                .and_then(checked_lifetime)
-                .ok_or_else(|| GatewayRefusal::BadRequest("expire_in_seconds must be an integer from 1 to 1800.".into()))?,
-        };
-        let digest = state
-            .store()
-            .registry()
-            .digest_of(authorized.key.key_id)
-            .ok_or(GatewayRefusal::Authentication(keygate_core::verification::AuthenticationFailure::Unknown))?;
-        let expires_at = state.shared.clock.now_seconds() + lifetime;
-        let token = mint_temporary_key(&state.shared.temporary_key_secret, authorized.key.key_id, &digest, expires_at);
-        let audit = keygate_store::AuditContext {
-            account_id: authorized.key.account_id,
-            actor: format!("apiKey:{}", authorized.key.key_id),
-            client_address: context.client_address_text(),
-            region: state.listener_region.clone(),
-        };
-        // Minting is rare; the audit row is written before the token is handed out.
-        if let Err(error) = state
-            .store()
-            .record_audit(&audit, "ApiKey.MintTemporary", &format!("apiKey:{}", authorized.key.key_id), &format!("expires_at={expires_at}"))
-            .await
-        {
-            tracing::error!(%error, "could not audit a temporary key");
-            return Err(GatewayRefusal::Internal);
-        }
-        Ok(Json(json!({"token": token, "expires_at": expires_at, "request_id": context.request_id})).into_response())
-    }
-    .await;
-    respond(&state, Protocol::Native, &context, result)
-}
-
-fn form_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(key, _)| *key == name).map(|(_, value)| value)
-}
-
 /// The app id in an original URI of `/api/v1/apps/{id}/...`.
 fn app_in_uri(uri: &str) -> Option<&str> {
     let rest = uri.strip_prefix("/api/v1/apps/")?;
@@ -331,7 +295,12 @@ fn app_in_uri(uri: &str) -> Option<&str> {
 }
 
 async fn verify(State(state): State<AppState>, request: axum::extract::Request) -> Response {
-    answer_verify(&state, crate::request_context::peer_of(&request), request.uri(), request.headers())
+    let peer = crate::request_context::peer_of(&request);
+    if verify_request_has_body(request.headers()) {
+        answer_verify_with_body(&state, peer, request).await
+    } else {
+        answer_verify(&state, peer, request.uri(), request.headers())
+    }
 }
 
 // The header names of `/auth/verify`, parsed once (a `&str` name is parsed on every use).
@@ -375,24 +344,82 @@ fn original_path_after_verify(uri: &Uri) -> Option<&str> {
     rest.starts_with('/').then(|| uri.path_and_query().map_or(rest, |whole| &whole.as_str()["/auth/verify".len()..]))
 }
 
+/// Whether a `/auth/verify` request carries the original request's body (Envoy's
+/// `ext_authz` with `with_request_body`): then the model is read from it.
+pub fn verify_request_has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.trim().parse::<u64>().map_or(true, |length| length > 0))
+}
+
+/// `/auth/verify` with the original request's body: its top-level `model` names the
+/// model (a proxy's `X-Keygate-Model` may say the same, never something else).
+pub async fn answer_verify_with_body<B>(state: &AppState, peer: std::net::IpAddr, request: axum::http::Request<B>) -> Response
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    let settings = &state.shared.settings;
+    let read = match read_body(&parts.headers, Body::new(body), settings.body_limit_bytes, settings.body_read_timeout()).await {
+        Ok(bytes) => match read_model_call_body(&bytes) {
+            Ok(read) => Ok(read.model),
+            // Not JSON (a multipart upload, say): the body names no model.
+            Err(ModelCallBodyError::NotAnObject) => Ok(None),
+            Err(error @ ModelCallBodyError::RepeatedModel) => Err(GatewayRefusal::BadRequest(error.to_string())),
+        },
+        Err(BodyReadError::TooLarge { limit }) => {
+            Err(GatewayRefusal::BadRequest(format!("The request body is larger than the limit of {limit} bytes.")))
+        }
+        Err(BodyReadError::TimedOut { seconds }) => Err(GatewayRefusal::BodyTimedOut { seconds }),
+        Err(BodyReadError::Broken) => Err(GatewayRefusal::BadRequest("The request body could not be read.".into())),
+    };
+    match read {
+        Ok(body_model) => decide_verify(state, peer, &parts.uri, &parts.headers, body_model.as_deref()),
+        Err(refusal) => {
+            let context = RequestContext {
+                request_id: crate::request_context::new_request_id(),
+                client_address: crate::request_context::client_address_of(state, peer, &parts.headers),
+            };
+            respond(state, Protocol::Native, &context, Err(refusal))
+        }
+    }
+}
+
 /// `/auth/verify`: the authorization decision for an existing gateway, for a request from
-/// `peer` to `uri` with `headers`. 200 (with the key's identity in `X-Keygate-*` headers when asked
-/// for), or 401/403/429 with the native error body. Synchronous: it reads only memory, and needs neither the body nor the
-/// router.
+/// `peer` to `uri` with `headers` and no body. 200 (with the key's identity in
+/// `X-Keygate-*` headers when asked for), or 401/403/429 with the native error body.
+/// Synchronous: it reads only memory, and needs neither the body nor the router.
 pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, headers: &HeaderMap) -> Response {
+    decide_verify(state, peer, uri, headers, None)
+}
+
+/// The decision of `/auth/verify`. The target is the model the proxy names in
+/// `X-Keygate-Model` (or the body names, for Envoy), else the app of an
+/// `/api/v1/apps/{id}/...` original URI; when neither is known the call is
+/// [`CallTarget::Unnamed`] and passes only for a key that may call everything.
+fn decide_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, headers: &HeaderMap, body_model: Option<&str>) -> Response {
     // A 200 carries no request id: one is made only for an error body.
     let mut context =
         RequestContext { request_id: String::new(), client_address: crate::request_context::client_address_of(state, peer, headers) };
     let result = (|| {
         let authorized: Authorized = authenticate_request(state, Protocol::Native, headers, &context)?;
         let header = |name: &HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
-        let model = header(&X_KEYGATE_MODEL).filter(|model| !model.is_empty());
+        let header_model = header(&X_KEYGATE_MODEL).filter(|model| !model.is_empty());
+        let model = match (header_model, body_model.filter(|model| !model.is_empty())) {
+            (Some(named), Some(in_body)) if named != in_body => {
+                return Err(GatewayRefusal::BadRequest("X-Keygate-Model names another model than the request body.".into()));
+            }
+            (named, in_body) => in_body.or(named),
+        };
         // nginx says where the call was going in X-Original-URI; Envoy in the path itself.
         let original_uri = header(&X_ORIGINAL_URI).or_else(|| original_path_after_verify(uri)).unwrap_or("");
         let target = match (model, app_in_uri(original_uri)) {
             (Some(model), _) => CallTarget::Model(model),
             (None, Some(app_id)) => CallTarget::Application(app_id),
-            (None, None) => CallTarget::Nothing,
+            (None, None) => CallTarget::Unnamed,
         };
         authorize_target(state, &authorized, &context, headers, target)?;
         state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::errors::{GatewayRefusal, Protocol};
+use super::ForwardTarget;
 use crate::settings::UpstreamSettings;
 
 /// One configured provider.
@@ -169,16 +170,17 @@ pub async fn forward(
     upstream: &Upstream,
     protocol: Protocol,
     method: Method,
-    path_after_prefix: &str,
-    query: Option<&str>,
+    target: &ForwardTarget,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, GatewayRefusal> {
     let base = upstream
         .base_for(protocol)
         .ok_or_else(|| GatewayRefusal::BadRequest(format!("upstream {} does not speak this protocol", upstream.name)))?;
-    let mut url = format!("{base}{path_after_prefix}");
-    if let Some(query) = query {
+    // The base was checked at start (no query, no fragment) and the path segment by
+    // segment (no dot segments, no escapes), so the URL cannot point anywhere else.
+    let mut url = format!("{base}{}", target.path);
+    if let Some(query) = &target.query {
         url.push('?');
         url.push_str(query);
     }

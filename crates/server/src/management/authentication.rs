@@ -9,28 +9,25 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use keygate_core::access::{Caller, CallerIdentity, UserStatus};
+use keygate_core::access::{Caller, CallerCredential, CallerIdentity, UserStatus};
 use keygate_core::acs3;
 use keygate_core::civil_time::parse_utc_timestamp;
 use keygate_store::{AuditContext, StoreError};
 use secrecy::ExposeSecret;
 
 use super::errors::{ErrorShape, ManagementError};
+use crate::request_body::read_body;
 use crate::request_context::RequestContext;
 use crate::secrets::session_token_digest;
 use crate::state::AppState;
 
-/// Largest management request body (form bodies are small); key import allows more.
+/// Largest management request body (form bodies are small); a route group that needs
+/// more (key import) says so when it puts this middleware in front of its routes.
 pub const MAX_MANAGEMENT_BODY_BYTES: usize = 1024 * 1024;
 
-/// The largest body read for a request to `path`.
-fn body_limit(path: &str) -> usize {
-    if path == super::keygate_api::key_import::IMPORT_PATH {
-        super::keygate_api::key_import::MAX_IMPORT_BODY_BYTES
-    } else {
-        MAX_MANAGEMENT_BODY_BYTES
-    }
-}
+/// The largest body the authentication middleware reads for the routes behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit(pub usize);
 
 /// Proof that the request was authenticated, with the caller and the request's region.
 #[derive(Debug, Clone)]
@@ -51,6 +48,7 @@ impl Authenticated {
             },
             client_address: self.context.client_address_text(),
             region: self.region.clone(),
+            credential: self.caller.credential.audit_text(),
         }
     }
 
@@ -99,8 +97,11 @@ pub fn management_region(state: &AppState, host: Option<&str>) -> String {
     state.listener_region.clone()
 }
 
-/// Middleware: authenticates, then hands the handler the same body it buffered.
-pub async fn require_authentication(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Middleware: authenticates from the request's headers alone, and only then reads the
+/// body (under `limit` and the body-read deadline), checks it against the hash the
+/// signature covers, and hands the handler the same body. A caller without credentials
+/// is answered before a byte of its body is read.
+pub async fn require_authentication(State((state, limit)): State<(AppState, BodyLimit)>, request: Request, next: Next) -> Response {
     let context = request
         .extensions()
         .get::<RequestContext>()
@@ -108,56 +109,104 @@ pub async fn require_authentication(State(state): State<AppState>, request: Requ
         .unwrap_or_else(|| RequestContext { request_id: crate::request_context::new_request_id(), client_address: None });
     let (mut parts, body) = request.into_parts();
     let shape = ErrorShape::for_path(parts.uri.path());
-    let limit = body_limit(parts.uri.path());
-    let Ok(body_bytes) = axum::body::to_bytes(body, limit).await else {
-        return ManagementError::invalid_parameter(format!("The request body is larger than {limit} bytes."))
-            .with_request_id(&context.request_id)
-            .into_response_shaped(shape);
+    let answer = |error: ManagementError| error.with_request_id(&context.request_id).into_response_shaped(shape);
+    let proof = match authenticate_headers(&state, &parts).await {
+        Ok(proof) => proof,
+        Err(error) => return answer(error),
+    };
+    let body_bytes = match read_body(&parts.headers, body, limit.0, state.shared.settings.body_read_timeout()).await {
+        Ok(bytes) => bytes,
+        Err(error) => return answer(ManagementError::from(error)),
+    };
+    let caller = match finish_authentication(&state, proof, &body_bytes).await {
+        Ok(caller) => caller,
+        Err(error) => return answer(error),
     };
     let host = parts.headers.get("host").and_then(|value| value.to_str().ok()).map(str::to_string);
     let region = management_region(&state, host.as_deref());
-    match authenticate(&state, &parts, &body_bytes).await {
-        Ok(caller) => {
-            parts.extensions.insert(Authenticated { caller, region, context });
-            next.run(Request::from_parts(parts, Body::from(body_bytes))).await
-        }
-        Err(error) => error.with_request_id(&context.request_id).into_response_shaped(shape),
+    parts.extensions.insert(Authenticated { caller, region, context });
+    next.run(Request::from_parts(parts, Body::from(body_bytes))).await
+}
+
+/// What the headers proved: a session's caller, or a signature that holds for the body
+/// hash it declares (the body is checked against that hash, and the nonce spent, once it
+/// has been read).
+enum HeaderProof {
+    Session(Caller),
+    Signature { declared_payload_hash: String, nonce: String, access_key_id: String, now: i64, account_id: i64, user_id: Option<i64> },
+}
+
+async fn authenticate_headers(state: &AppState, parts: &Parts) -> Result<HeaderProof, ManagementError> {
+    if let Some(token) = header(parts, "x-acs-bearer-token") {
+        let caller = authenticate_session(state, token).await?;
+        refuse_disabled(&caller)?;
+        Ok(HeaderProof::Session(caller))
+    } else if let Some(authorization) = header(parts, "authorization") {
+        authenticate_signature_headers(state, parts, authorization).await
+    } else {
+        Err(ManagementError::unauthenticated(
+            "MissingAuthorization",
+            "Sign the request with ACS3-HMAC-SHA256 or send a session token in x-acs-bearer-token.",
+        ))
     }
+}
+
+fn refuse_disabled(caller: &Caller) -> Result<(), ManagementError> {
+    if let CallerIdentity::RamUser { status: UserStatus::Disabled, .. } = caller.identity {
+        return Err(ManagementError::forbidden("This RAM user is disabled."));
+    }
+    Ok(())
+}
+
+async fn finish_authentication(state: &AppState, proof: HeaderProof, body: &[u8]) -> Result<Caller, ManagementError> {
+    let (declared_payload_hash, nonce, access_key_id, now, account_id, user_id) = match proof {
+        HeaderProof::Session(caller) => return Ok(caller),
+        HeaderProof::Signature { declared_payload_hash, nonce, access_key_id, now, account_id, user_id } => {
+            (declared_payload_hash, nonce, access_key_id, now, account_id, user_id)
+        }
+    };
+    let bad_request = |code: &'static str, message: &str| ManagementError::new(StatusCode::BAD_REQUEST, code, message.to_string());
+    if !declared_payload_hash.eq_ignore_ascii_case(&acs3::payload_sha256(body)) {
+        return Err(bad_request("ContentSHA256NotMatch", "x-acs-content-sha256 does not match the body."));
+    }
+    // Only a correctly signed request with the body it signed consumes its nonce, so
+    // nobody can burn another's.
+    let forget_before = (now - 2 * acs3::CLOCK_WINDOW_SECONDS) * 1000;
+    if !state.store().remember_nonce(&nonce, forget_before).await? {
+        return Err(bad_request("SignatureNonceUsed", "This x-acs-signature-nonce was already used; each request needs a new one."));
+    }
+    let mut caller = match state.store().caller(account_id, user_id).await {
+        Ok(caller) => caller,
+        Err(StoreError::NotFound(_)) => {
+            return Err(ManagementError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The AccessKey id does not exist."))
+        }
+        Err(other) => return Err(other.into()),
+    };
+    refuse_disabled(&caller)?;
+    caller.credential = CallerCredential::AccessKey(access_key_id);
+    Ok(caller)
 }
 
 fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts.headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-async fn authenticate(state: &AppState, parts: &Parts, body: &[u8]) -> Result<Caller, ManagementError> {
-    let caller = if let Some(token) = header(parts, "x-acs-bearer-token") {
-        authenticate_session(state, token).await?
-    } else if let Some(authorization) = header(parts, "authorization") {
-        authenticate_signature(state, parts, authorization, body).await?
-    } else {
-        return Err(ManagementError::unauthenticated(
-            "MissingAuthorization",
-            "Sign the request with ACS3-HMAC-SHA256 or send a session token in x-acs-bearer-token.",
-        ));
-    };
-    if let CallerIdentity::RamUser { status: UserStatus::Disabled, .. } = caller.identity {
-        return Err(ManagementError::forbidden("This RAM user is disabled."));
-    }
-    Ok(caller)
-}
-
 /// Finds the caller behind a session token.
 pub async fn authenticate_session(state: &AppState, token: &str) -> Result<Caller, ManagementError> {
     let invalid = || ManagementError::unauthenticated("InvalidBearerToken", "The session token is invalid or expired; log in again.");
-    let session = state.store().find_session(&session_token_digest(token.trim())).await?.ok_or_else(invalid)?;
+    let digest = session_token_digest(token.trim());
+    let session = state.store().find_session(&digest).await?.ok_or_else(invalid)?;
     match state.store().caller(session.account_id, session.user_id).await {
-        Ok(caller) => Ok(caller),
+        Ok(caller) => Ok(Caller { credential: CallerCredential::Session(crate::secrets::session_label(&digest)), ..caller }),
         Err(StoreError::NotFound(_)) => Err(invalid()),
         Err(other) => Err(other.into()),
     }
 }
 
-async fn authenticate_signature(state: &AppState, parts: &Parts, authorization: &str, body: &[u8]) -> Result<Caller, ManagementError> {
+/// Checks an ACS3-HMAC-SHA256 signature from the headers: the signature is computed over
+/// the body hash the client declares in `x-acs-content-sha256` (which the protocol
+/// requires), so it can be checked before the body is read.
+async fn authenticate_signature_headers(state: &AppState, parts: &Parts, authorization: &str) -> Result<HeaderProof, ManagementError> {
     let bad_request = |code: &'static str, message: &str| ManagementError::new(StatusCode::BAD_REQUEST, code, message.to_string());
     let signature = acs3::parse_authorization(authorization).map_err(|error| bad_request("InvalidAuthorization", &error.to_string()))?;
     for required in ["x-acs-date", "x-acs-signature-nonce", "host"] {
@@ -175,19 +224,16 @@ async fn authenticate_signature(state: &AppState, parts: &Parts, authorization: 
     let date_text = header(parts, "x-acs-date").ok_or_else(|| bad_request("MissingParameter", "The x-acs-date header is required."))?;
     let request_time = parse_utc_timestamp(date_text)
         .ok_or_else(|| bad_request("InvalidTimeStamp.Format", "x-acs-date must look like 2026-01-31T12:00:00Z."))?;
-    let now = keygate_store::now_millis() / 1000;
+    let now = state.shared.clock.now_seconds();
     if !acs3::within_clock_window(request_time, now) {
         return Err(bad_request("InvalidTimeStamp.Expired", "x-acs-date is more than 15 minutes away from the server's clock."));
     }
     let nonce = header(parts, "x-acs-signature-nonce")
         .filter(|nonce| !nonce.is_empty() && nonce.len() <= 128)
         .ok_or_else(|| bad_request("MissingParameter", "The x-acs-signature-nonce header is required."))?;
-    let payload_hash = acs3::payload_sha256(body);
-    if let Some(declared) = header(parts, "x-acs-content-sha256") {
-        if !declared.eq_ignore_ascii_case(&payload_hash) {
-            return Err(bad_request("ContentSHA256NotMatch", "x-acs-content-sha256 does not match the body."));
-        }
-    }
+    let declared_payload_hash = header(parts, "x-acs-content-sha256")
+        .filter(|hash| hash.len() == 64 && hash.bytes().all(|byte| byte.is_ascii_hexdigit()))
+        .ok_or_else(|| bad_request("MissingParameter", "The x-acs-content-sha256 header (the hex SHA-256 of the body) is required."))?;
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
@@ -199,23 +245,19 @@ async fn authenticate_signature(state: &AppState, parts: &Parts, authorization: 
         parts.uri.query().unwrap_or(""),
         &headers,
         &signature.signed_headers,
-        &payload_hash,
+        &declared_payload_hash.to_ascii_lowercase(),
     );
     let secret = state.shared.master_key.decrypt(&access_key.secret_ciphertext).map_err(ManagementError::internal)?;
     let expected = acs3::signature(secret.expose_secret(), &acs3::string_to_sign(&canonical));
     if !acs3::signatures_match(&expected, &signature.signature) {
         return Err(bad_request("SignatureDoesNotMatch", "The request signature does not match; check the AccessKey secret."));
     }
-    // Only a correctly signed request consumes its nonce, so nobody can burn another's.
-    let forget_before = (now - 2 * acs3::CLOCK_WINDOW_SECONDS) * 1000;
-    if !state.store().remember_nonce(nonce, forget_before).await? {
-        return Err(bad_request("SignatureNonceUsed", "This x-acs-signature-nonce was already used; each request needs a new one."));
-    }
-    match state.store().caller(access_key.account_id, access_key.user_id).await {
-        Ok(caller) => Ok(caller),
-        Err(StoreError::NotFound(_)) => {
-            Err(ManagementError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The AccessKey id does not exist."))
-        }
-        Err(other) => Err(other.into()),
-    }
+    Ok(HeaderProof::Signature {
+        declared_payload_hash: declared_payload_hash.to_string(),
+        nonce: nonce.to_string(),
+        access_key_id: signature.access_key_id,
+        now,
+        account_id: access_key.account_id,
+        user_id: access_key.user_id,
+    })
 }

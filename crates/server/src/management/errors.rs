@@ -113,6 +113,25 @@ impl From<StoreError> for ManagementError {
     }
 }
 
+impl From<crate::request_body::BodyReadError> for ManagementError {
+    fn from(error: crate::request_body::BodyReadError) -> Self {
+        use crate::request_body::BodyReadError;
+        match error {
+            BodyReadError::TooLarge { limit } => ManagementError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                format!("The request body is larger than the limit of {limit} bytes."),
+            ),
+            BodyReadError::TimedOut { seconds } => ManagementError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                format!("The request body did not arrive within {seconds} seconds."),
+            ),
+            BodyReadError::Broken => ManagementError::invalid_parameter("The request body could not be read."),
+        }
+    }
+}
+
 impl From<AccessDenied> for ManagementError {
     fn from(denied: AccessDenied) -> Self {
         ManagementError::forbidden(denied.0)

@@ -7,7 +7,7 @@
 //! Errors say which input they are about ([`KeyField`]) so that a form can show them
 //! next to that field; the API answers with the same [`ManagementError`] as before.
 
-use keygate_core::access::AccessDenied;
+use keygate_core::access::{AccessDenied, KeyAction};
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::ids::{AppId, Description, IdError, WorkspaceId};
 use keygate_core::ip_allowlist::IpAllowlist;
@@ -237,6 +237,22 @@ pub async fn caller_is_member(state: &AppState, auth: &Authenticated, workspace_
     }
 }
 
+/// Refuses `action` on `key` unless the caller's role and membership allow it
+/// ([`keygate_core::access::Caller::may_act_on_key`]); called after the key was found
+/// visible, so a key the caller may not see stays a 404.
+pub async fn require_key_action(
+    state: &AppState,
+    auth: &Authenticated,
+    key: &ApiKeyRecord,
+    action: KeyAction,
+) -> Result<(), ManagementError> {
+    if !action.needs_key_manager() || auth.caller.is_account() {
+        return Ok(());
+    }
+    let is_member = caller_is_member(state, auth, &key.workspace_id).await?;
+    Ok(auth.caller.may_act_on_key(action, is_member)?)
+}
+
 /// The application ids of a workspace.
 pub async fn workspace_app_ids(state: &AppState, workspace_id: &str) -> Result<Vec<String>, ManagementError> {
     Ok(state.store().list_applications(workspace_id).await?.into_iter().map(|(app_id, _)| app_id).collect())
@@ -331,6 +347,7 @@ pub async fn edit_key<A: KeyAuthInput + Sync>(
     let region = region_policy(state, auth)?;
     let visibility = auth.caller.key_visibility();
     let existing = state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
+    require_key_action(state, auth, &existing, KeyAction::Edit).await?;
     let description = match description {
         None => None,
         Some(text) => Some(parse_description(text)?.as_str().to_string()),
@@ -345,7 +362,8 @@ pub async fn edit_key<A: KeyAuthInput + Sync>(
 pub async fn set_key_disabled(state: &AppState, auth: &Authenticated, key_id: i64, disabled: bool) -> Result<(), ManagementError> {
     let region = region_policy(state, auth)?;
     let visibility = auth.caller.key_visibility();
-    state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
+    let existing = state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
+    require_key_action(state, auth, &existing, if disabled { KeyAction::Disable } else { KeyAction::Enable }).await?;
     if disabled && !region.disable_and_reset {
         return Err(ManagementError::unsupported_in_region("DisableApiKey", &auth.region));
     }
@@ -359,6 +377,7 @@ pub async fn reset_key(state: &AppState, auth: &Authenticated, key_id: i64) -> R
     let region = region_policy(state, auth)?;
     let visibility = auth.caller.key_visibility();
     let existing = state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, visibility).await?;
+    require_key_action(state, auth, &existing, KeyAction::Reset).await?;
     if !region.disable_and_reset {
         return Err(ManagementError::unsupported_in_region("ResetApiKey", &auth.region));
     }

@@ -13,6 +13,7 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use keygate_core::access::KeyAction;
 use keygate_core::civil_time::format_utc_timestamp;
 use keygate_core::ids::Description;
 use keygate_core::keys::{expose, generate_key, KeyFormat};
@@ -23,6 +24,7 @@ use serde_json::{json, Value};
 use super::authentication::Authenticated;
 use super::errors::{ErrorShape, ManagementError};
 use super::form::shown;
+use super::key_operations::require_key_action;
 use super::model_studio::{parse_key_id, query_fields};
 use crate::state::AppState;
 
@@ -169,6 +171,7 @@ async fn rotate(state: &AppState, auth: &Authenticated, query: Option<String>) -
         // Pay-as-you-go keys are reset with ResetApiKey; this operation knows only plan keys.
         return Err(ManagementError::api_key_not_found());
     }
+    require_key_action(state, auth, &existing, KeyAction::Rotate).await?;
     let generated = generate_key(KeyFormat::Plan);
     let record =
         state.store().reset_api_key(&auth.audit(), key_id, visibility, KeyFormat::Plan, generated.digest, generated.masked.clone()).await?;

@@ -19,6 +19,8 @@ async fn minting_answers_a_token_and_its_expiry_sixty_seconds_by_default() {
     let app = spawn_app().await;
     let (key_id, key) = create_key(&app.login(None).await, "", "").await;
     let clock = &app.state.shared.clock;
+    // Start at the beginning of a minute, so that the four mints share one.
+    clock.advance_seconds(61 - clock.now_seconds().rem_euclid(60));
 
     for (query, lifetime) in [("", 60), ("expire_in_seconds=1", 1), ("expire_in_seconds=1800", 1800), ("expire_in_seconds=300", 300)] {
         let before = clock.now_seconds();
@@ -34,11 +36,42 @@ async fn minting_answers_a_token_and_its_expiry_sixty_seconds_by_default() {
         );
     }
 
-    // Minting is audited, never with the token.
+    // Minting is audited in aggregate, never with the token: the first of the minute at
+    // once, the count of the minute when it is over.
     let audit = app.state.store().list_audit(1, 100, None).await.unwrap();
     let minted: Vec<_> = audit.iter().filter(|record| record.action == "ApiKey.MintTemporary").collect();
-    assert_eq!(minted.len(), 4, "{audit:?}");
+    assert_eq!(minted.len(), 1, "{audit:?}");
     assert!(minted.iter().all(|record| record.target == format!("apiKey:{key_id}") && !record.detail.contains("st-")), "{minted:?}");
+    clock.advance_seconds(60);
+    app.state.shared.temporary_key_mints.write_summaries(app.state.store(), clock.now_seconds(), false).await;
+    let audit = app.state.store().list_audit(1, 100, None).await.unwrap();
+    let summaries: Vec<_> = audit.iter().filter(|record| record.action == "ApiKey.MintTemporary.Summary").collect();
+    assert_eq!(summaries.len(), 1, "{audit:?}");
+    assert!(summaries[0].detail.starts_with("minted=4 "), "{:?}", summaries[0]);
+    assert_eq!(summaries[0].target, format!("apiKey:{key_id}"));
+}
+
+#[tokio::test]
+async fn one_key_may_mint_only_so_many_temporary_keys_a_minute() {
+    let app = spawn_app_with(|settings| settings.temporary_keys_per_minute = 3).await;
+    let session = app.login(None).await;
+    let (_, key) = create_key(&session, "", "").await;
+    let (_, other_key) = create_key(&session, "", "").await;
+    let clock = &app.state.shared.clock;
+    clock.advance_seconds(61 - clock.now_seconds().rem_euclid(60));
+    for _ in 0..3 {
+        mint_token(&app.http, app.address, &key, "").await;
+    }
+    let refused = mint(&app.http, app.address, &key, "", &[]).await;
+    assert_eq!(refused.status, 429, "{}", refused.text);
+    assert_eq!(refused.body["code"], "Throttling");
+    let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert!(refused.body["message"].as_str().unwrap().contains("temporary keys"), "{}", refused.text);
+    // Another key is not held back, and the next minute this one may mint again.
+    mint_token(&app.http, app.address, &other_key, "").await;
+    clock.advance_seconds(60);
+    mint_token(&app.http, app.address, &key, "").await;
 }
 
 #[tokio::test]

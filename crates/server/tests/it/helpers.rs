@@ -255,7 +255,13 @@ impl Answer {
 
 impl TestApp {
     pub fn root_audit(&self) -> AuditContext {
-        AuditContext { account_id: 1, actor: "test".into(), client_address: "test".into(), region: "ap-southeast-1".into() }
+        AuditContext {
+            account_id: 1,
+            actor: "test".into(),
+            client_address: "test".into(),
+            region: "ap-southeast-1".into(),
+            credential: String::new(),
+        }
     }
 
     /// Creates a RAM user directly in the store, with [`USER_PASSWORD`].

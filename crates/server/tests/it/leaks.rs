@@ -35,7 +35,13 @@ async fn key_of_another_account(app: &TestApp) -> String {
     store.ensure_default_workspaces(other.account_id, &[REGION.to_string()]).await.unwrap();
     let workspace = store.default_workspace(other.account_id, REGION).await.unwrap();
     let generated = generate_key(KeyFormat::Secure);
-    let audit = AuditContext { account_id: other.account_id, actor: "other".into(), client_address: "test".into(), region: REGION.into() };
+    let audit = AuditContext {
+        account_id: other.account_id,
+        actor: "other".into(),
+        client_address: "test".into(),
+        region: REGION.into(),
+        credential: String::new(),
+    };
     let new_key = NewApiKey {
         region: REGION.into(),
         workspace_id: workspace.workspace_id,

@@ -22,6 +22,7 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
 use keygate_core::ids::PrincipalName;
+use keygate_wire::json_errors::describe_json_error;
 use serde_json::Value;
 
 use super::authentication::Authenticated;
@@ -63,10 +64,13 @@ pub fn authenticated_routes() -> Router<AppState> {
         .route("/keygate/v1/regions", get(catalog::list_regions))
         .route("/keygate/v1/audit", get(audit::list_audit))
         .route("/keygate/v1/leaks", post(leaks::report_leaks))
-        .route(
-            key_import::IMPORT_PATH,
-            post(key_import::import_keys).layer(axum::extract::DefaultBodyLimit::max(key_import::MAX_IMPORT_BODY_BYTES)),
-        )
+}
+
+/// The key import, behind the authentication middleware with its own body limit
+/// (`key_import::MAX_IMPORT_BODY_BYTES`), which has read the body by the time the handler
+/// runs; axum's own default limit would cut it at 2 MiB.
+pub fn import_routes() -> Router<AppState> {
+    Router::new().route(key_import::IMPORT_PATH, post(key_import::import_keys)).layer(axum::extract::DefaultBodyLimit::disable())
 }
 
 type Result<T> = std::result::Result<T, ManagementError>;
@@ -108,8 +112,12 @@ pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) ->
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ManagementError::invalid_parameter(format!("The request body is empty; expected JSON {expected}.")));
     }
-    serde_json::from_slice(body)
-        .map_err(|error| ManagementError::invalid_parameter(format!("The request body is not the expected JSON {expected}: {error}.")))
+    serde_json::from_slice(body).map_err(|error| {
+        ManagementError::invalid_parameter(format!(
+            "The request body is not the expected JSON {expected}: {}.",
+            describe_json_error(&error)
+        ))
+    })
 }
 
 #[cfg(test)]

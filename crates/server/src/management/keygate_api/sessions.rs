@@ -89,6 +89,7 @@ pub(super) async fn login(State(state): State<AppState>, context: RequestContext
             actor: caller.display_name().to_string(),
             client_address: context.client_address_text(),
             region: state.listener_region.clone(),
+            credential: keygate_core::access::CallerCredential::Session(crate::secrets::session_label(&digest)).audit_text(),
         };
         state.store().create_session(&audit, &digest, user_id, expires_at).await?;
         Ok(success(

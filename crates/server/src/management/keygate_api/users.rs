@@ -207,7 +207,7 @@ mod tests {
     use secrecy::ExposeSecret;
 
     fn caller(identity: CallerIdentity) -> Caller {
-        Caller { account_id: 1, account_name: "root".into(), identity }
+        Caller { account_id: 1, account_name: "root".into(), identity, credential: Default::default() }
     }
 
     fn ram(name: &str, role: Role) -> Caller {

@@ -1,0 +1,152 @@
+//! `POST /api/v1/tokens?expire_in_seconds=N`: a temporary `st-` key minted from a permanent
+//! one, limited per API key (`temporary_keys_per_minute`, default 60) and audited in
+//! aggregate.
+//!
+//! Minting needs no database read, so a client could otherwise mint without bound and
+//! write one audit row each. The first key minted from an API key in a minute is audited
+//! before its token is handed out; the others of that minute are counted, and when the
+//! minute is over one summary row records how many there were
+//! (`ApiKey.MintTemporary.Summary`), written by the background task that flushes usage.
+//! A crash can lose a summary, never a first row.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use keygate_core::temporary_keys::{checked_lifetime, mint_temporary_key, DEFAULT_TEMPORARY_KEY_SECONDS};
+use keygate_core::verification::{AuthenticationFailure, CallTarget};
+use keygate_store::{AuditContext, Store};
+use serde_json::json;
+
+use super::authorize::{authenticate_request, authorize_target};
+use super::errors::{GatewayRefusal, Protocol};
+use super::respond;
+use crate::request_context::RequestContext;
+use crate::state::AppState;
+use crate::throttle::WindowCounter;
+
+/// Mints per API key in the current minute, and the summaries still to be written.
+#[derive(Debug)]
+pub struct MintCounter {
+    counter: WindowCounter<i64>,
+    /// By key id: the minute, how many were minted in it, and who minted them.
+    minutes: Mutex<HashMap<i64, MintedInMinute>>,
+}
+
+#[derive(Debug, Clone)]
+struct MintedInMinute {
+    minute_start: i64,
+    count: u32,
+    audit: AuditContext,
+}
+
+impl MintCounter {
+    pub fn new(counter: WindowCounter<i64>) -> MintCounter {
+        MintCounter { counter, minutes: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts a mint: `Ok(true)` when it is the first of this minute (audit it now),
+    /// `Ok(false)` for a later one, `Err(seconds)` past the limit.
+    fn admit(&self, key_id: i64, now_seconds: i64, audit: &AuditContext) -> Result<bool, u64> {
+        let (count, retry_after) = self.counter.record(key_id, now_seconds);
+        if let Some(seconds) = retry_after {
+            return Err(seconds);
+        }
+        let minute_start = now_seconds - now_seconds.rem_euclid(60);
+        let mut minutes = self.minutes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = minutes.entry(key_id).or_insert_with(|| MintedInMinute { minute_start, count: 0, audit: audit.clone() });
+        if entry.minute_start != minute_start {
+            // The previous minute's summary is written by `write_summaries`, which also
+            // runs before a new minute replaces it here.
+            *entry = MintedInMinute { minute_start, count: 0, audit: audit.clone() };
+        }
+        entry.count = count;
+        Ok(count == 1)
+    }
+
+    /// Writes one summary row for every finished minute in which a key minted more than
+    /// one temporary key (all of them, at shutdown).
+    pub async fn write_summaries(&self, store: &Store, now_seconds: i64, everything: bool) {
+        let current_minute = now_seconds - now_seconds.rem_euclid(60);
+        let finished: Vec<(i64, MintedInMinute)> = {
+            let mut minutes = self.minutes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keys: Vec<i64> = minutes
+                .iter()
+                .filter(|(_, minted)| everything || minted.minute_start < current_minute)
+                .map(|(key_id, _)| *key_id)
+                .collect();
+            keys.into_iter().filter_map(|key_id| minutes.remove(&key_id).map(|minted| (key_id, minted))).collect()
+        };
+        for (key_id, minted) in finished.into_iter().filter(|(_, minted)| minted.count > 1) {
+            let detail = format!("minted={} minute_start={}", minted.count, minted.minute_start);
+            if let Err(error) =
+                store.record_audit(&minted.audit, "ApiKey.MintTemporary.Summary", &format!("apiKey:{key_id}"), &detail).await
+            {
+                tracing::error!(%error, key_id, "could not write the summary of minted temporary keys");
+            }
+        }
+    }
+}
+
+/// `POST /api/v1/tokens?expire_in_seconds=N`.
+pub async fn mint_temporary(
+    State(state): State<AppState>,
+    context: RequestContext,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let result = mint(&state, &context, query.as_deref().unwrap_or(""), &headers).await;
+    respond(&state, Protocol::Native, &context, result)
+}
+
+async fn mint(state: &AppState, context: &RequestContext, query: &str, headers: &HeaderMap) -> Result<Response, GatewayRefusal> {
+    let authorized = authenticate_request(state, Protocol::Native, headers, context)?;
+    if authorized.temporary {
+        return Err(GatewayRefusal::TemporaryKeyCannotMint);
+    }
+    authorize_target(state, &authorized, context, headers, CallTarget::Nothing)?;
+    let lifetime = match form_value(query, "expire_in_seconds") {
+        None => DEFAULT_TEMPORARY_KEY_SECONDS,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .and_then(checked_lifetime)
+            .ok_or_else(|| GatewayRefusal::BadRequest("expire_in_seconds must be an integer from 1 to 1800.".into()))?,
+    };
+    let digest =
+        state.store().registry().digest_of(authorized.key.key_id).ok_or(GatewayRefusal::Authentication(AuthenticationFailure::Unknown))?;
+    let now = state.shared.clock.now_seconds();
+    let expires_at = now + lifetime;
+    let audit = AuditContext {
+        account_id: authorized.key.account_id,
+        actor: format!("apiKey:{}", authorized.key.key_id),
+        client_address: context.client_address_text(),
+        region: state.listener_region.clone(),
+        credential: String::new(),
+    };
+    let first_of_minute = state
+        .shared
+        .temporary_key_mints
+        .admit(authorized.key.key_id, now, &audit)
+        .map_err(|retry_after_seconds| GatewayRefusal::MintThrottled { retry_after_seconds })?;
+    if first_of_minute {
+        // Written before the token is handed out.
+        if let Err(error) = state
+            .store()
+            .record_audit(&audit, "ApiKey.MintTemporary", &format!("apiKey:{}", authorized.key.key_id), &format!("expires_at={expires_at}"))
+            .await
+        {
+            tracing::error!(%error, request_id = %context.request_id, "could not audit a temporary key");
+            return Err(GatewayRefusal::Internal);
+        }
+    }
+    let token = mint_temporary_key(&state.shared.temporary_key_secret, authorized.key.key_id, &digest, expires_at);
+    Ok(Json(json!({"token": token, "expires_at": expires_at, "request_id": context.request_id})).into_response())
+}
+
+fn form_value<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(key, _)| *key == name).map(|(_, value)| value)
+}
