@@ -236,15 +236,6 @@ async fn serve_listener(
     tokio::pin!(stopped);
     let mut backoff = AcceptBackoff::default();
     loop {
-        // At the cap, stop accepting: new connections wait in the kernel's backlog until
-        // one closes, instead of taking descriptors and memory the node does not have.
-        let permit = tokio::select! {
-            permit = gate.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            () = &mut stopped => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => {
@@ -256,12 +247,22 @@ async fn serve_listener(
                     // of spinning.
                     let wait = backoff.after_failure();
                     tracing::warn!(%error, wait_milliseconds = wait.as_millis() as u64, "accepting a connection failed");
-                    drop(permit);
                     tokio::select! {
                         () = tokio::time::sleep(wait) => continue,
                         () = &mut stopped => break,
                     }
                 }
+            },
+            () = &mut stopped => break,
+        };
+        // At the cap, this connection waits for one to close and the loop accepts no more:
+        // the next ones wait in the kernel's backlog instead of taking descriptors and
+        // memory the node does not have. (A permit taken before `accept` would be held by
+        // an idle listener, starving the others that share the cap.)
+        let permit = tokio::select! {
+            permit = gate.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
             },
             () = &mut stopped => break,
         };

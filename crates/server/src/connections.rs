@@ -129,14 +129,17 @@ impl ConnectionActivity {
 }
 
 /// Completes when the connection has been reading a head or idle for longer than its
-/// limit; never while a request is being served.
+/// limit; never while a request is being served. It sleeps at most the shorter limit at a
+/// time, because the phase may move on meanwhile to one whose deadline comes sooner; so a
+/// connection is closed at most that much after its deadline.
 pub async fn watchdog(activity: Arc<ConnectionActivity>, limits: ConnectionLimits) {
+    let longest_sleep = limits.header_read_timeout.min(limits.idle_timeout);
     loop {
+        let now = Instant::now();
         match activity.deadline(&limits) {
-            Some(deadline) if deadline <= Instant::now() => return,
-            Some(deadline) => tokio::time::sleep_until(deadline).await,
-            // Busy: look again after the shorter limit; the phase moves on by itself.
-            None => tokio::time::sleep(limits.header_read_timeout.min(limits.idle_timeout)).await,
+            Some(deadline) if deadline <= now => return,
+            Some(deadline) => tokio::time::sleep_until(deadline.min(now + longest_sleep)).await,
+            None => tokio::time::sleep(longest_sleep).await,
         }
     }
 }
@@ -281,6 +284,17 @@ mod tests {
         let started = Instant::now();
         watchdog(activity.clone(), limits).await;
         assert_eq!(started.elapsed(), Duration::from_secs(10), "a silent client gets the header timeout");
+
+        // A phase that moves on to a sooner deadline is not waited out at the old one.
+        let short_idle = ConnectionLimits { idle_timeout: Duration::from_secs(2), ..limits };
+        let activity = ConnectionActivity::new();
+        let watched = tokio::spawn(watchdog(activity.clone(), short_idle));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        activity.request_started();
+        activity.response_finished();
+        let switched_at = Instant::now();
+        watched.await.unwrap();
+        assert!(switched_at.elapsed() <= Duration::from_secs(2 + 2), "closed {:?} after going idle", switched_at.elapsed());
 
         let activity = ConnectionActivity::new();
         activity.request_started();

@@ -75,3 +75,78 @@ async fn envoy_ext_authz_requests_get_a_verdict_for_the_original_method_and_path
     // Only /auth/verify and paths under it.
     assert_eq!(send(reqwest::Method::GET, "/auth/verifyx").await.unwrap().status().as_u16(), 404);
 }
+
+/// Creates a Custom key limited to `demo-echo` in the default workspace.
+async fn demo_echo_only_key(root: &crate::helpers::Client) -> String {
+    let scoped = root
+        .create_key("", "auth.type=Custom&auth.modelAccessScope.allowAllModels=false&auth.modelAccessScope.accessibleModels.1=demo-echo")
+        .await;
+    assert_eq!(scoped.status, 200, "{}", scoped.body);
+    scoped.body["apiKey"]["apiKeyValue"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_key_limited_to_some_models_is_refused_when_the_request_names_none() {
+    let app = spawn_app().await;
+    let root = app.login(None).await;
+    let scoped_key = demo_echo_only_key(&root).await;
+    let (_, all_key) = root.create_all_key().await;
+    let url = format!("http://{}/auth/verify", app.address);
+    let verify =
+        |key: &str| app.http.get(&url).bearer_auth(key.to_string()).header("x-original-uri", "/compatible-mode/v1/chat/completions");
+
+    // Before, this was a 200: behind a proxy that does not name the model, the key could
+    // call any model.
+    let unnamed = verify(&scoped_key).send().await.unwrap();
+    assert_eq!(unnamed.status().as_u16(), 403);
+    let body: serde_json::Value = unnamed.json().await.unwrap();
+    assert_eq!(body["code"], "Model.AccessDenied", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("X-Keygate-Model"), "{body}");
+    assert_eq!(verify(&scoped_key).header("x-keygate-model", "demo-echo").send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(verify(&scoped_key).header("x-keygate-model", "demo-embed").send().await.unwrap().status().as_u16(), 403);
+    // A key that may call every model passes without one.
+    assert_eq!(verify(&all_key).send().await.unwrap().status().as_u16(), 200);
+
+    // A key of a sub-workspace may call only the models granted there: it needs one too.
+    let workspace = crate::gateway_calls::create_workspace(&root, "verify-sub").await;
+    crate::gateway_calls::set_model_permissions(&root, &workspace, &[("demo-echo", true)]).await;
+    let (_, sub_key) = crate::gateway_calls::create_key(&root, &format!("workspaceId={workspace}"), "").await;
+    assert_eq!(verify(&sub_key).send().await.unwrap().status().as_u16(), 403);
+    assert_eq!(verify(&sub_key).header("x-keygate-model", "demo-echo").send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(verify(&sub_key).header("x-keygate-model", "demo-embed").send().await.unwrap().status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn envoy_may_send_the_body_and_its_model_is_the_one_authorized() {
+    let app = spawn_app().await;
+    let root = app.login(None).await;
+    let scoped_key = demo_echo_only_key(&root).await;
+    let url = format!("http://{}/auth/verify/compatible-mode/v1/chat/completions", app.address);
+    let with_body =
+        |body: &str| app.http.post(&url).bearer_auth(&scoped_key).header("content-type", "application/json").body(body.to_string());
+    let status = |response: reqwest::Response| response.status().as_u16();
+
+    assert_eq!(status(with_body(r#"{"model":"demo-echo","messages":[]}"#).send().await.unwrap()), 200);
+    assert_eq!(status(with_body(r#"{"model":"demo-embed","messages":[]}"#).send().await.unwrap()), 403);
+    // The body wins over a client's header, and the two may not disagree.
+    let disagreeing = with_body(r#"{"model":"demo-embed"}"#).header("x-keygate-model", "demo-echo").send().await.unwrap();
+    assert_eq!(disagreeing.status().as_u16(), 400);
+    // Two models in one body: one parser would read the first, another the last.
+    let repeated = with_body(r#"{"model":"demo-echo","model":"demo-embed"}"#).send().await.unwrap();
+    assert_eq!(repeated.status().as_u16(), 400);
+    let body: serde_json::Value = repeated.json().await.unwrap();
+    assert_eq!(body["code"], "InvalidParameter", "{body}");
+    // A body that is not JSON names no model: the scoped key is refused.
+    let not_json = app.http.post(&url).bearer_auth(&scoped_key).body("--boundary\r\n").send().await.unwrap();
+    assert_eq!(not_json.status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn a_plan_listener_does_not_answer_auth_verify() {
+    let app = spawn_app().await;
+    let response = app.http.get(format!("http://{}/auth/verify", app.plan_address)).bearer_auth("sk-sp-anything").send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "NotFound", "{body}");
+    assert!(body["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{body}");
+}

@@ -28,7 +28,7 @@ use crate::gateway_calls::{
 use crate::helpers::{spawn_app_with, TestApp};
 
 /// Served by the double in all three protocols.
-const DOUBLE_MODEL: &str = "double-chat";
+pub(crate) const DOUBLE_MODEL: &str = "double-chat";
 /// Served by the double only in the OpenAI-compatible protocol.
 const OPENAI_ONLY_MODEL: &str = "double-openai-only";
 /// What the double's JSON answers say.
@@ -49,8 +49,8 @@ const NEVER: Duration = Duration::from_secs(30);
 
 /// One request as the double received it.
 #[derive(Debug, Clone)]
-struct Received {
-    path_and_query: String,
+pub(crate) struct Received {
+    pub(crate) path_and_query: String,
     headers: HeaderMap,
     body: Bytes,
 }
@@ -64,14 +64,14 @@ struct DoubleState {
 }
 
 /// An upstream provider on a loopback port, stopped when dropped.
-struct UpstreamDouble {
+pub(crate) struct UpstreamDouble {
     address: SocketAddr,
     state: DoubleState,
     _shutdown: oneshot::Sender<()>,
 }
 
 impl UpstreamDouble {
-    async fn start() -> UpstreamDouble {
+    pub(crate) async fn start() -> UpstreamDouble {
         let state = DoubleState { received: Arc::default(), next_event: Arc::new(Semaphore::new(0)) };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
         let address = listener.local_addr().expect("its address");
@@ -87,7 +87,7 @@ impl UpstreamDouble {
         UpstreamDouble { address, state, _shutdown: shutdown }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.state.received.lock().expect("not poisoned").clone()
     }
 
@@ -178,7 +178,7 @@ async fn answer(State(state): State<DoubleState>, method: Method, uri: Uri, head
 /// A server whose upstreams are the double: `DOUBLE_MODEL` and `app_id` in every protocol,
 /// `OPENAI_ONLY_MODEL` in the OpenAI-compatible one. The upstream credential is read from
 /// an environment variable named after the test; returns the credential too.
-async fn forwarding_app(test_name: &str, double: &UpstreamDouble, app_id: Option<&AppId>) -> (TestApp, String) {
+pub(crate) async fn forwarding_app(test_name: &str, double: &UpstreamDouble, app_id: Option<&AppId>) -> (TestApp, String) {
     let variable = format!("KEYGATE_IT_UPSTREAM_KEY_{}", test_name.to_ascii_uppercase());
     let credential = format!("upstream-credential-for-{test_name}");
     std::env::set_var(&variable, &credential);

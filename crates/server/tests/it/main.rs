@@ -3,6 +3,7 @@
 
 mod auth_verify;
 mod bad_input;
+mod connection_limits;
 mod console;
 mod expectations;
 mod gateway_calls;
@@ -11,6 +12,7 @@ mod gateway_forwarding;
 mod gateway_revocation;
 mod gateway_scope;
 mod gateway_temporary_keys;
+mod gateway_traversal;
 #[macro_use]
 mod helpers;
 mod key_import;
