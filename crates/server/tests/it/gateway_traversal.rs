@@ -27,7 +27,7 @@ pub async fn raw_exchange(address: SocketAddr, request: &[u8]) -> (u16, String) 
 }
 
 /// A model call to `target` (sent verbatim as the request target) with `key`.
-fn model_call(target: &str, key: &str, protocol_header: (&str, String)) -> Vec<u8> {
+fn model_call(target: &str, protocol_header: (&str, String)) -> Vec<u8> {
     let body =
         format!(r#"{{"model":"{DOUBLE_MODEL}","messages":[{{"role":"user","content":"hi"}}],"input":{{"prompt":"hi"}},"max_tokens":8}}"#);
     format!(
@@ -80,8 +80,7 @@ async fn no_spelling_of_a_way_out_of_the_route_reaches_the_upstream() {
     let anthropic = ("x-api-key", key.clone());
 
     // The control: a plain call does reach the double, so silence below means refusal.
-    let (status, body) =
-        raw_exchange(app.address, &model_call("/api/v1/services/aigc/text-generation/generation", &key, bearer.clone())).await;
+    let (status, body) = raw_exchange(app.address, &model_call("/api/v1/services/aigc/text-generation/generation", bearer.clone())).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(double.received().len(), 1);
 
@@ -97,7 +96,7 @@ async fn no_spelling_of_a_way_out_of_the_route_reaches_the_upstream() {
     for (prefix, header) in &prefixes {
         for traversal in TRAVERSALS {
             let target = format!("{prefix}{traversal}");
-            let (status, body) = raw_exchange(app.address, &model_call(&target, &key, header.clone())).await;
+            let (status, body) = raw_exchange(app.address, &model_call(&target, header.clone())).await;
             assert!((400..500).contains(&status), "{target}: answered {status}: {body}");
             if status != 400 || !body.is_empty() {
                 // keygate's own refusals are JSON; hyper refuses a malformed request line itself.
@@ -139,11 +138,11 @@ async fn a_query_string_is_forwarded_as_its_pairs_encoded_again() {
         ("redirect=http://evil.example/", "redirect=http%3A%2F%2Fevil.example%2F"),
     ] {
         let target = format!("/compatible-mode/v1/chat/completions?{query}");
-        let (status, body) = raw_exchange(app.address, &model_call(&target, &key, bearer.clone())).await;
+        let (status, body) = raw_exchange(app.address, &model_call(&target, bearer.clone())).await;
         assert_eq!(status, 200, "{query}: {body}");
         let received = double.received().pop().expect("forwarded");
         assert_eq!(received.path_and_query, format!("/v1/chat/completions?{forwarded}"), "{query}");
     }
-    let (status, body) = raw_exchange(app.address, &model_call("/compatible-mode/v1/chat/completions?x=%zz", &key, bearer)).await;
+    let (status, body) = raw_exchange(app.address, &model_call("/compatible-mode/v1/chat/completions?x=%zz", bearer)).await;
     assert_eq!(status, 400, "{body}");
 }
