@@ -1,26 +1,17 @@
 """Real nginx (Debian's `nginx` package, started by this module) in front of keygate, using
-`auth_request` against keygate's `/auth/verify` (SPEC section 5): a good key is let through
-to the upstream test double with the key's identity (X-Keygate-Key-Id) passed on, and bad
-ones are refused: no key, an unknown key and a disabled key get 401, a Custom key from an
-address outside its whitelist gets 403, an address throttled for failed authentications
-gets 429.
+`auth_request` against keygate's `/auth/verify`, configured with the example in README.md
+itself: the test reads the README's `nginx` block and changes only the addresses, the
+provider key and the address nginx connects from. A good key is let through to the upstream
+test double with the key's identity passed on and the provider's own credential instead of
+the client's key; bad ones are refused: no key, an unknown key and a disabled key get 401, a
+Custom key from an address outside its whitelist gets 403 (a forged X-Forwarded-For
+changes nothing), a key limited to some models gets 403 whatever X-Keygate-Model the client
+sends (nginx cannot read the body's model, so the example clears that header), and an
+address throttled for failed authentications gets 429 (the example maps nginx's 500 back).
 
-How the nginx configuration works (see `nginx_configuration` below; it is a usable example):
-- `auth_request /_keygate_verify;` sends a body-less subrequest to keygate's `/auth/verify`
-  with the client's Authorization header, `X-Original-URI: $request_uri` and
-  `X-Forwarded-For: $remote_addr` (set, not appended: a client cannot forge it). nginx
-  connects to keygate from 127.0.0.2 (`proxy_bind`), the one `trusted_proxies` address of
-  the suite's config, so keygate believes that X-Forwarded-For and applies IP whitelists
-  and throttling to the real client address.
-- `auth_request_set` copies X-Keygate-Key-Id (and the workspace) from keygate's answer; the
-  location adds it to the response and to the request it proxies upstream, and replaces the
-  client's Authorization with the upstream's own credential.
-- nginx passes a 401 or 403 from the auth subrequest through to the client (with nginx's own
-  HTML body, not keygate's JSON) and turns any other status into 500. keygate's /auth/verify
-  also answers 429 (throttled); to keep it, the location sets
-  `auth_request_set $keygate_status $upstream_status;` and `error_page 500 =
-  @keygate_refused_otherwise;`, whose named location returns 429 (with Retry-After) when
-  that was keygate's status, and 500 otherwise.
+nginx connects to keygate from 127.0.0.2 (`proxy_bind`, added by the test), the one
+`trusted_proxies` address of the suite's config, so keygate believes its X-Forwarded-For and
+applies IP whitelists and throttling to the real client address.
 
 The test needs the `nginx` binary (Debian: `apt-get install nginx`, built with
 http_auth_request_module); without it, the module is skipped, loudly. nginx runs unprivileged
@@ -77,10 +68,34 @@ REVOCATION_WAIT_SECONDS = 2.0
 PROXIED_PATH = "/compatible-mode/v1/chat/completions"
 
 
+README_PATH = Path(__file__).resolve().parents[2] / "README.md"
+# What the README's example says, and what this test puts in its place.
+README_KEYGATE_ADDRESS = "127.0.0.1:8080"
+README_PROVIDER_BASE = "https://dashscope-intl.aliyuncs.com"
+README_PROVIDER_KEY = "YOUR_PROVIDER_KEY"
+
+
+def readme_nginx_example() -> str:
+    """The first ```nginx block of README.md."""
+    text = README_PATH.read_text()
+    start = text.index("```nginx\n") + len("```nginx\n")
+    return text[start:text.index("```", start)]
+
+
 def nginx_configuration(work_dir: Path, listen_port: int, keygate_port: int, upstream_double_port: int,
                         upstream_secret: str) -> str:
+    example = readme_nginx_example()
+    for placeholder in (README_KEYGATE_ADDRESS, README_PROVIDER_BASE, README_PROVIDER_KEY, "internal;"):
+        assert placeholder in example, f"README's nginx example no longer has {placeholder!r}"
+    locations = (
+        example.replace(README_KEYGATE_ADDRESS, f"127.0.0.1:{keygate_port}")
+        .replace(README_PROVIDER_BASE, f"http://127.0.0.1:{upstream_double_port}{PLAIN_BASE_PATH}")
+        .replace(README_PROVIDER_KEY, upstream_secret)
+        # The suite's keygate trusts only 127.0.0.2 as a proxy; the README's trusts 127.0.0.1.
+        .replace("internal;", f"internal;\n    proxy_bind {TRUSTED_PROXY_ADDRESS};")
+    )
     user_line = "user root;" if os.geteuid() == 0 else "# not root: workers run as the current user"
-    return f"""# Written by {Path(__file__).name}; every path is inside {work_dir}.
+    return f"""# Written by {Path(__file__).name} around the example in README.md; every path is inside {work_dir}.
 {user_line}
 daemon off;
 worker_processes 1;
@@ -98,41 +113,9 @@ http {{
 
     server {{
         listen 127.0.0.1:{listen_port};
-
-        location /compatible-mode/ {{
-            auth_request /_keygate_verify;
-            auth_request_set $keygate_key_id $upstream_http_x_keygate_key_id;
-            auth_request_set $keygate_workspace $upstream_http_x_keygate_workspace;
-            auth_request_set $keygate_status $upstream_status;
-            auth_request_set $keygate_retry_after $upstream_http_retry_after;
-            # nginx answers 500 for any auth status but 2xx, 401 and 403: map 429 back.
-            error_page 500 = @keygate_refused_otherwise;
-
-            add_header X-Keygate-Key-Id $keygate_key_id always;
-            proxy_set_header X-Keygate-Key-Id $keygate_key_id;
-            proxy_set_header X-Keygate-Workspace $keygate_workspace;
-            proxy_set_header Authorization "Bearer {upstream_secret}";
-            proxy_pass http://127.0.0.1:{upstream_double_port}{PLAIN_BASE_PATH}/;
-        }}
-
-        location = /_keygate_verify {{
-            internal;
-            proxy_bind {TRUSTED_PROXY_ADDRESS};
-            proxy_pass http://127.0.0.1:{keygate_port}/auth/verify;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Original-URI $request_uri;
-            proxy_set_header X-Forwarded-For $remote_addr;
-            proxy_set_header X-Keygate-Identity on;
-        }}
-
-        location @keygate_refused_otherwise {{
-            if ($keygate_status = 429) {{
-                add_header Retry-After $keygate_retry_after always;
-                return 429 "throttled by keygate\\n";
-            }}
-            return 500 "auth request failed\\n";
-        }}
+        # The example names no header in the response; the test wants to see the key's id.
+        add_header X-Keygate-Key-Id $keygate_key_id always;
+{locations}
     }}
 }}
 """
@@ -270,12 +253,48 @@ def test_good_key_is_let_through_with_its_identity_in_the_response_and_upstream(
     assert b'"upstream-double"' in answer.body, answer.body
 
     [forwarded] = upstream_double.records_mentioning(marker)
-    assert forwarded.path == PLAIN_BASE_PATH + "/v1/chat/completions"
+    assert forwarded.path == PLAIN_BASE_PATH + "/compatible-mode/v1/chat/completions"
     assert forwarded.headers.get("x-keygate-key-id") == str(all_permissions_key_for_nginx.api_key_id)
     assert forwarded.headers.get("x-keygate-workspace") == default_workspace_id
     assert forwarded.headers.get("authorization") == f"Bearer {upstream_secret}", "nginx did not swap in the upstream credential"
     client_key = all_permissions_key_for_nginx.api_key_value
     assert not [name for name, value in forwarded.headers.items() if client_key in value], "the client's key reached the upstream"
+
+
+def test_the_clients_key_never_reaches_the_provider_in_any_header(
+        nginx_in_front_of_keygate, all_permissions_key_for_nginx, upstream_double, upstream_secret):
+    client_key = all_permissions_key_for_nginx.api_key_value
+    marker = unique_marker("nginx key in x-api-key")
+    answer = send_through_nginx(nginx_in_front_of_keygate, client_key, marker, extra_headers={"x-api-key": client_key})
+    assert answer.status == 200, (answer.status, answer.body)
+    [forwarded] = upstream_double.records_mentioning(marker)
+    assert forwarded.headers.get("authorization") == f"Bearer {upstream_secret}"
+    assert not [name for name, value in forwarded.headers.items() if client_key in value], forwarded.headers
+
+
+@pytest.fixture(scope="module")
+def key_limited_to_one_model(keygate_server, root_client, default_workspace_id):
+    auth = modelstudio_models.CreateApiKeyRequestAuth(
+        type="Custom",
+        model_access_scope=modelstudio_models.CreateApiKeyRequestAuthModelAccessScope(
+            allow_all_models=False, accessible_models=["double-chat"]),
+    )
+    created = create_api_key(keygate_server, root_client, default_workspace_id, "nginx tests: one model", auth)
+    yield created
+    delete_api_key_quietly(root_client, created.api_key_id)
+
+
+def test_a_key_limited_to_some_models_is_refused_whatever_model_the_client_claims(
+        nginx_in_front_of_keygate, key_limited_to_one_model, upstream_double):
+    """nginx cannot read the body, so it cannot tell keygate the model: the example clears
+    X-Keygate-Model, and keygate refuses a key with a model scope rather than guess."""
+    for claimed in (None, "double-chat"):
+        marker = unique_marker(f"nginx model claim {claimed}")
+        headers = {"X-Keygate-Model": claimed} if claimed else {}
+        answer = send_through_nginx(nginx_in_front_of_keygate, key_limited_to_one_model.api_key_value, marker,
+                                    extra_headers=headers)
+        assert answer.status == 403, (claimed, answer.status, answer.body)
+        assert upstream_double.records_mentioning(marker) == []
 
 
 # ---- refused --------------------------------------------------------------------------------
