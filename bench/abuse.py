@@ -59,6 +59,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 
+sys.dont_write_bytecode = True  # no __pycache__ in bench/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from abuse_upstream import ANTHROPIC_BASE_PATH, NATIVE_BASE_PATH, OPENAI_BASE_PATH, SPELLING_HEADER  # noqa: E402
 
@@ -898,14 +899,85 @@ async def first_legitimate_calls_work(settings: argparse.Namespace) -> str | Non
     return None
 
 
+def start_monitor(settings: argparse.Namespace, monitor_path: str) -> subprocess.Popen:
+    """The probe and the resident-memory sampler, in a process of their own so that the
+    attack's event loop cannot delay them."""
+    return subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "monitor", "--pid", str(settings.pid), "--host", settings.host, "--port", str(settings.port),
+         "--model", settings.model, "--output", monitor_path, "--probe-interval", str(settings.probe_interval),
+         "--probe-timeout", str(settings.probe_timeout), "--rss-interval", str(settings.rss_interval)],
+    )
+
+
+def stop_monitor(settings: argparse.Namespace, monitor: subprocess.Popen) -> None:
+    """SIGTERM: the monitor stops probing and waits for the probes in flight to end."""
+    monitor.send_signal(signal.SIGTERM)
+    try:
+        monitor.wait(timeout=settings.probe_timeout + 10)
+    except subprocess.TimeoutExpired:
+        monitor.kill()
+        monitor.wait()
+
+
+async def run_phases(settings: argparse.Namespace) -> list[PhaseResult]:
+    """Each phase in turn, each followed by its settle period."""
+    results: list[PhaseResult] = []
+    for name in settings.phases:
+        replays, run_phase = PHASES[name]
+        result = PhaseResult(name, replays, started=now())
+        log(f"phase {name} ({replays})")
+        await run_phase(settings, result)
+        if not result.attack_ended:
+            result.attack_ended = now()
+        await asyncio.sleep(settings.settle_seconds)
+        result.ended = now()
+        results.append(result)
+    return results
+
+
+def report_phase(settings: argparse.Namespace, result: PhaseResult, figures: WindowFigures) -> tuple[bool, str, list[str]]:
+    """Whether the node held in this phase, its row of the table, and its details."""
+    problems = list(result.failed_checks)
+    if figures.max_rss_above_idle is not None and figures.max_rss_above_idle >= settings.rss_limit_mb * MEGABYTE:
+        problems.append(f"resident memory reached idle {megabytes(figures.max_rss_above_idle)}")
+    if figures.failures:
+        problems.append(f"{len(figures.failures)} probe(s) failed")
+    if figures.slow:
+        problems.append(f"{figures.slow} probe(s) answered after more than {settings.latency_limit:g} s")
+    if figures.process_gone:
+        problems.append("the keygate process was gone")
+    held = not problems
+    opened = [record for record in result.connections if record.opened_at is not None]
+    closed = [record for record in opened if record.closed_by_server_at is not None]
+    closed_text = "-"
+    if result.connections:
+        closed_text = f"{len(closed)} of {len(opened)}"
+        if closed:
+            after = sorted(record.closed_by_server_at - record.opened_at for record in closed)
+            closed_text += f" (after {after[0]:.1f} to {after[-1]:.1f} s)"
+    open_files = figures.max_open_files if figures.max_open_files is not None else "-"
+    row = (f"| {result.name} | {result.replays} | {result.ended - result.started:.0f} s "
+           f"| {megabytes(figures.max_rss_above_idle)} | {megabytes(figures.max_rss_above_start)} | {megabytes(figures.rss_above_idle_at_end)} "
+           f"| {seconds(figures.max_latency.get('healthz'))} / {seconds(figures.max_latency.get('model'))} "
+           f"| {figures.probes} | {len(figures.failures)} | {figures.slow} | {open_files} | {closed_text} | {'held' if held else 'FAILED'} |")
+    details = [f"== {result.name}: {result.replays} =="] + result.notes
+    failure_kinds: dict[str, int] = {}
+    for probe in figures.failures:
+        kind = f"{probe['kind']}: {probe['error']}"
+        failure_kinds[kind] = failure_kinds.get(kind, 0) + 1
+    if failure_kinds:
+        details.append("probe failures: " + "; ".join(f"{kind} x{count}" for kind, count in failure_kinds.items()))
+    details.append("verdict: " + ("held" if held else "FAILED: " + "; ".join(problems)))
+    return held, row, details + [""]
+
+
 async def run_driver(settings: argparse.Namespace) -> int:
     os.makedirs(settings.results_dir, exist_ok=True)
     monitor_path = os.path.join(settings.results_dir, "monitor.jsonl")
     if os.path.exists(monitor_path):
         os.remove(monitor_path)
-    mode = "quick" if settings.quick else "full"
     header = [
-        f"mode: {mode}; phases: {', '.join(settings.phases)}",
+        f"mode: {'quick' if settings.quick else 'full'}; phases: {', '.join(settings.phases)}",
         f"keygate: pid {settings.pid} at http://{settings.host}:{settings.port}; its open-file limit (Max open files): {server_open_file_limit(settings.pid)}",
         f"driver's open-file limit raised to {raise_own_open_file_limit()}",
         f"limits: resident memory under idle + {settings.rss_limit_mb:g} MB, every probe answered within {settings.latency_limit:g} s "
@@ -917,34 +989,16 @@ async def run_driver(settings: argparse.Namespace) -> int:
     if problem:
         log(f"the node does not answer legitimate calls before any abuse: {problem}")
         return 2
-    monitor = subprocess.Popen(
-        [sys.executable, os.path.abspath(__file__), "monitor", "--pid", str(settings.pid), "--host", settings.host, "--port", str(settings.port),
-         "--model", settings.model, "--output", monitor_path, "--probe-interval", str(settings.probe_interval),
-         "--probe-timeout", str(settings.probe_timeout), "--rss-interval", str(settings.rss_interval)],
-    )
-    results: list[PhaseResult] = []
+
+    monitor = start_monitor(settings, monitor_path)
     try:
         idle_started = now()
         log(f"measuring idle resident memory for {settings.idle_seconds:g} s")
         await asyncio.sleep(settings.idle_seconds)
         idle_ended = now()
-        for name in settings.phases:
-            replays, run_phase = PHASES[name]
-            result = PhaseResult(name, replays, started=now())
-            log(f"phase {name} ({replays})")
-            await run_phase(settings, result)
-            if not result.attack_ended:
-                result.attack_ended = now()
-            await asyncio.sleep(settings.settle_seconds)
-            result.ended = now()
-            results.append(result)
+        results = await run_phases(settings)
     finally:
-        monitor.send_signal(signal.SIGTERM)
-        try:
-            monitor.wait(timeout=settings.probe_timeout + 10)
-        except subprocess.TimeoutExpired:
-            monitor.kill()
-            monitor.wait()
+        stop_monitor(settings, monitor)
 
     samples, probes = read_monitor_events(monitor_path)
     idle_rss_values = [sample["rss_bytes"] for sample in samples if idle_started <= sample["at"] < idle_ended and "rss_bytes" in sample]
@@ -952,60 +1006,29 @@ async def run_driver(settings: argparse.Namespace) -> int:
         log("no resident-memory sample in the idle window: is the pid right?")
         return 2
     idle_rss = statistics.median(idle_rss_values)
-    rss_limit = settings.rss_limit_mb * MEGABYTE
-    idle_figures = figures_in_window(samples, probes, idle_started, idle_ended, idle_rss, settings.latency_limit)
-
-    report = header + [f"idle resident memory: {idle_rss / MEGABYTE:.1f} MB (median of {len(idle_rss_values)} samples over {settings.idle_seconds:g} s); "
-                       f"idle probes: {idle_figures.probes}, failures {len(idle_figures.failures)}, "
-                       f"max latency healthz {seconds(idle_figures.max_latency.get('healthz'))}, model {seconds(idle_figures.max_latency.get('model'))}", ""]
-    table = ["| phase | replays | length | max RSS above idle | max RSS above the phase's start | RSS above idle after close "
-             "| max probe latency (healthz / model) | probes | probe failures | probes over the limit | server open files, max "
-             "| connections the server closed | verdict |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    idle = figures_in_window(samples, probes, idle_started, idle_ended, idle_rss, settings.latency_limit)
+    report = header + [
+        f"idle resident memory: {idle_rss / MEGABYTE:.1f} MB (median of {len(idle_rss_values)} samples over {settings.idle_seconds:g} s); "
+        f"idle probes: {idle.probes}, failures {len(idle.failures)}, "
+        f"max latency healthz {seconds(idle.max_latency.get('healthz'))}, model {seconds(idle.max_latency.get('model'))}",
+        "",
+        "| phase | replays | length | max RSS above idle | max RSS above the phase's start | RSS above idle after close "
+        "| max probe latency (healthz / model) | probes | probe failures | probes over the limit | server open files, max "
+        "| connections the server closed | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     every_phase_held = True
     details: list[str] = []
-    if idle_figures.failures or idle_figures.slow:
+    if idle.failures or idle.slow:
         every_phase_held = False
-        details += ["== before the replay ==", f"verdict: FAILED: {len(idle_figures.failures)} probe(s) failed and "
-                    f"{idle_figures.slow} were slower than {settings.latency_limit:g} s before any abuse (a busy machine?)", ""]
+        details += ["== before the replay ==", f"verdict: FAILED: {len(idle.failures)} probe(s) failed and "
+                    f"{idle.slow} were slower than {settings.latency_limit:g} s before any abuse (a busy machine?)", ""]
     for result in results:
-        figures = figures_in_window(samples, probes, result.started, result.ended, idle_rss, settings.latency_limit)
-        problems = list(result.failed_checks)
-        if figures.max_rss_above_idle is not None and figures.max_rss_above_idle >= rss_limit:
-            problems.append(f"resident memory reached idle {megabytes(figures.max_rss_above_idle)}")
-        if figures.failures:
-            problems.append(f"{len(figures.failures)} probe(s) failed")
-        if figures.slow:
-            problems.append(f"{figures.slow} probe(s) answered after more than {settings.latency_limit:g} s")
-        if figures.process_gone:
-            problems.append("the keygate process was gone")
-        held = not problems
+        held, row, phase_details = report_phase(settings, result, figures_in_window(samples, probes, result.started, result.ended, idle_rss, settings.latency_limit))
         every_phase_held &= held
-        opened = [record for record in result.connections if record.opened_at is not None]
-        closed = [record for record in opened if record.closed_by_server_at is not None]
-        closed_text = "-"
-        if result.connections:
-            closed_text = f"{len(closed)} of {len(opened)}"
-            if closed:
-                after = sorted(record.closed_by_server_at - record.opened_at for record in closed)
-                closed_text += f" (after {after[0]:.1f} to {after[-1]:.1f} s)"
-        failure_kinds: dict[str, int] = {}
-        for probe in figures.failures:
-            failure_kinds[f"{probe['kind']}: {probe['error']}"] = failure_kinds.get(f"{probe['kind']}: {probe['error']}", 0) + 1
-        table.append(
-            f"| {result.name} | {result.replays} | {result.ended - result.started:.0f} s "
-            f"| {megabytes(figures.max_rss_above_idle)} | {megabytes(figures.max_rss_above_start)} | {megabytes(figures.rss_above_idle_at_end)} "
-            f"| {seconds(figures.max_latency.get('healthz'))} / {seconds(figures.max_latency.get('model'))} "
-            f"| {figures.probes} | {len(figures.failures)} | {figures.slow} | {figures.max_open_files if figures.max_open_files is not None else '-'} "
-            f"| {closed_text} | {'held' if held else 'FAILED'} |"
-        )
-        details.append(f"== {result.name}: {result.replays} ==")
-        details += result.notes
-        if failure_kinds:
-            details.append("probe failures: " + "; ".join(f"{kind} x{count}" for kind, count in failure_kinds.items()))
-        details.append("verdict: " + ("held" if held else "FAILED: " + "; ".join(problems)))
-        details.append("")
-    report += table + [""] + details
+        report.append(row)
+        details += phase_details
+    report += [""] + details
     report.append("VERDICT: " + ("every phase held" if every_phase_held else "the node did NOT hold (see the FAILED phases)"))
     text = "\n".join(report)
     print(text)
