@@ -20,7 +20,8 @@ Phases (each its own table in the report):
 2. unauthenticated-bodies (finding 2, "unauthenticated memory exhaustion"): first, one
    request without credentials declaring a 15 MiB body to the key import route
    (`POST /keygate/v1/keys/import`) and one to another management route, sending only the
-   headers: keygate should answer 401 before any of the body is sent. Then 100 connections
+   headers: keygate should answer (401) before any of the body is sent; any 4xx within
+   2 s passes, silence fails the phase. Then 100 connections
    without credentials, each declaring `Content-Length: 15728640` to the import route (and a
    few to other management routes), send most of the body slowly without finishing, hold,
    and close.
@@ -89,23 +90,25 @@ FULL_MODE = {
     "keepalive_connections": 100,
     "keepalive_wait_seconds": 150.0,
     "settle_seconds": 5.0,
+    "idle_seconds": 3.0,
 }
 QUICK_MODE = {
     "body_connections": 20,
     "body_other_route_connections": 2,
     "body_declared_bytes": 15 * MEBIBYTE,
     "body_sent_bytes": 15 * MEBIBYTE - 64 * 1024,
-    "body_send_seconds": 3.0,
-    "body_hold_seconds": 2.0,
+    "body_send_seconds": 2.0,
+    "body_hold_seconds": 1.0,
     "idle_connections": 1100,
-    "idle_hold_seconds": 5.0,
+    "idle_hold_seconds": 4.0,
     "header_connections": 400,
     "header_bytes": 350_000,
-    "header_send_seconds": 4.0,
-    "header_hold_seconds": 2.0,
+    "header_send_seconds": 3.0,
+    "header_hold_seconds": 1.0,
     "keepalive_connections": 20,
     "keepalive_wait_seconds": 10.0,
-    "settle_seconds": 2.0,
+    "settle_seconds": 1.5,
+    "idle_seconds": 2.0,
 }
 
 
@@ -604,8 +607,16 @@ async def phase_traversal(settings: argparse.Namespace, result: PhaseResult) -> 
     result.notes.append(f"{len(attempts)} attempts ({len(PATH_SPELLINGS) + len(QUERY_SPELLINGS)} spellings x 3 protocol prefixes, and 4 more); "
                         f"forwarded upstream: {len(forwarded)}; outside the route: {len(escaped)}; "
                         f"with the provider's key: {sum(1 for attempt in escaped if any(r.get('provider_credential') for r in attempt.received))}")
-    result.notes.append("per attempt (also in traversal.txt):")
-    result.notes += ["  " + line for line in lines]
+    not_forwarded: dict[str, int] = {}
+    for attempt in attempts:
+        if not attempt.received:
+            status = str(attempt.status) if attempt.status is not None else "no answer"
+            not_forwarded[status] = not_forwarded.get(status, 0) + 1
+    result.notes.append("not forwarded, by keygate's answer: " + ", ".join(f"{status}: {count}" for status, count in sorted(not_forwarded.items())))
+    result.notes.append("the attempts that reached the upstream (every attempt is in traversal.txt):")
+    for index in range(1, len(lines), 2):
+        if attempts[(index - 1) // 2].received:
+            result.notes += ["  " + lines[index], "  " + lines[index + 1]]
     if escaped:
         result.failed_checks.append(f"the upstream received {len(escaped)} traversal(s) outside the route")
     if stray:
@@ -1055,7 +1066,6 @@ def parse_driver_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--probe-interval", type=float, default=0.2)
     parser.add_argument("--probe-timeout", type=float, default=5.0)
     parser.add_argument("--rss-interval", type=float, default=0.1)
-    parser.add_argument("--idle-seconds", type=float, default=3.0)
     parser.add_argument("--early-answer-seconds", type=float, default=2.0, help="how long the headers-only request waits for its 401")
     for name, full_value in FULL_MODE.items():
         kind = float if isinstance(full_value, float) else int

@@ -17,14 +17,15 @@
 # VmRSS is read every 100 ms. The driver is bench/abuse.py (Python 3, standard library only);
 # the upstream double is bench/abuse_upstream.py.
 #
-#   bash bench/abuse.sh                 # full: the issue's numbers, about 6 minutes of replay
+#   bash bench/abuse.sh                 # full: the issue's numbers, about 5 minutes of replay
 #   bash bench/abuse.sh --quick         # CI smoke run: fewer connections, short holds (under a minute)
 #   bash bench/abuse.sh --phases traversal,idle-connections --idle-hold-seconds 60
 #   bash bench/abuse.sh --help          # every option of the driver
 #
 # Arguments go to bench/abuse.py. Environment:
-#   KEYGATE_BIN         a keygate binary to test (default: build target/release/keygate)
-#   SKIP_BUILD=1        use target/release/keygate as it is
+#   KEYGATE_BIN         a keygate binary to test (default: build target/release/keygate,
+#                       or $CARGO_TARGET_DIR/release/keygate)
+#   SKIP_BUILD=1        use that build as it is
 #   KEYGATE_OPEN_FILES  keygate's open-file soft limit (default 1024, as in the finding)
 #   RESULTS_DIR         where summary.txt, traversal.txt, monitor.jsonl, upstream.jsonl and
 #                       keygate.log go (default target/bench-results/abuse)
@@ -32,7 +33,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-KEYGATE=${KEYGATE_BIN:-$ROOT/target/release/keygate}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+KEYGATE=${KEYGATE_BIN:-$TARGET_DIR/release/keygate}
 OPEN_FILES=${KEYGATE_OPEN_FILES:-1024}
 OUT=${RESULTS_DIR:-$ROOT/target/bench-results/abuse}
 MODEL=abuse-model
@@ -45,7 +47,7 @@ if ! command -v python3 >/dev/null; then
     exit 2
 fi
 if [[ -z "${KEYGATE_BIN:-}" && "${SKIP_BUILD:-0}" != 1 ]]; then
-    (cd "$ROOT" && cargo build --release --bin keygate)
+    (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET_DIR cargo build --release --bin keygate)
 fi
 if [[ ! -x "$KEYGATE" ]]; then
     echo "abuse.sh: no keygate binary at $KEYGATE" >&2
