@@ -1011,6 +1011,11 @@ async def run_driver(settings: argparse.Namespace) -> int:
     finally:
         stop_monitor(settings, monitor)
 
+    with open(os.path.join(settings.results_dir, "phases.json"), "w", encoding="utf-8") as windows:
+        # The windows on the monitor's clock (time.monotonic()), to read monitor.jsonl again.
+        json.dump({"idle": [idle_started, idle_ended], "phases": [
+            {"name": result.name, "started": result.started, "attack_ended": result.attack_ended, "ended": result.ended} for result in results
+        ]}, windows, indent=1)
     samples, probes = read_monitor_events(monitor_path)
     idle_rss_values = [sample["rss_bytes"] for sample in samples if idle_started <= sample["at"] < idle_ended and "rss_bytes" in sample]
     if not idle_rss_values:

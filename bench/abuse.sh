@@ -27,8 +27,9 @@
 #                       or $CARGO_TARGET_DIR/release/keygate)
 #   SKIP_BUILD=1        use that build as it is
 #   KEYGATE_OPEN_FILES  keygate's open-file soft limit (default 1024, as in the finding)
-#   RESULTS_DIR         where summary.txt, traversal.txt, monitor.jsonl, upstream.jsonl and
-#                       keygate.log go (default target/bench-results/abuse)
+#   RESULTS_DIR         where summary.txt, traversal.txt, monitor.jsonl (every probe and
+#                       memory sample), phases.json (the phases' time windows), upstream.jsonl
+#                       and keygate.log go (default target/bench-results/abuse)
 # Exit status: 0 when the node held, 1 when it did not, 2 when the replay could not run.
 set -euo pipefail
 
