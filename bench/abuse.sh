@@ -26,7 +26,12 @@
 #   KEYGATE_BIN         a keygate binary to test (default: build target/release/keygate,
 #                       or $CARGO_TARGET_DIR/release/keygate)
 #   SKIP_BUILD=1        use that build as it is
-#   KEYGATE_OPEN_FILES  keygate's open-file soft limit (default 1024, as in the finding)
+#   KEYGATE_OPEN_FILES  keygate's open-file soft limit (default 1024, as in the finding;
+#                       keygate raises it to the hard limit at start, as it would in
+#                       production)
+#   KEYGATE_OPEN_FILES_HARD=1  make that the hard limit too, so keygate cannot raise it
+#   KEYGATE_IDLE_TIMEOUT keygate's idle_timeout_seconds (default: keygate's own, 75 s; 5 s
+#                       with --quick, whose idle-keepalive phase waits 10 s)
 #   RESULTS_DIR         where summary.txt, traversal.txt, monitor.jsonl (every probe and
 #                       memory sample), phases.json (the phases' time windows), upstream.jsonl
 #                       and keygate.log go (default target/bench-results/abuse)
@@ -39,6 +44,10 @@ KEYGATE=${KEYGATE_BIN:-$TARGET_DIR/release/keygate}
 OPEN_FILES=${KEYGATE_OPEN_FILES:-1024}
 OUT=${RESULTS_DIR:-$ROOT/target/bench-results/abuse}
 MODEL=abuse-model
+IDLE_TIMEOUT=${KEYGATE_IDLE_TIMEOUT:-}
+if [[ -z "$IDLE_TIMEOUT" && " $* " == *" --quick "* ]]; then
+    IDLE_TIMEOUT=5
+fi
 
 if [[ " $* " == *" --help "* || " $* " == *" -h "* ]]; then
     exec python3 "$ROOT/bench/abuse.py" --help
@@ -103,10 +112,15 @@ anthropic_base_url = "$UPSTREAM/apps/anthropic"
 api_key_env = "ABUSE_UPSTREAM_KEY"
 models = ["$MODEL"]
 EOF
+if [[ -n "$IDLE_TIMEOUT" ]]; then
+    # A top-level key must come before the first table, so it goes first.
+    { echo "idle_timeout_seconds = $IDLE_TIMEOUT"; cat "$WORK/keygate.toml"; } >"$WORK/keygate.toml.new"
+    mv "$WORK/keygate.toml.new" "$WORK/keygate.toml"
+fi
 
 # keygate with the open-file limit of the finding; `exec` keeps the pid the one sampled.
 (
-    ulimit -Sn "$OPEN_FILES"
+    if [[ "${KEYGATE_OPEN_FILES_HARD:-0}" == 1 ]]; then ulimit -n "$OPEN_FILES"; else ulimit -Sn "$OPEN_FILES"; fi
     exec env KEYGATE_ROOT_PASSWORD="$ROOT_PASSWORD" ABUSE_UPSTREAM_KEY="$PROVIDER_KEY" RUST_LOG=warn \
         "$KEYGATE" serve --config "$WORK/keygate.toml" --data-dir "$WORK/data" --listen 127.0.0.1:0=ap-southeast-1
 ) >"$WORK/keygate.log" 2>&1 &
@@ -114,7 +128,7 @@ KEYGATE_PID=$!
 PIDS+=("$KEYGATE_PID")
 GATEWAY=""
 for _ in $(seq 300); do
-    GATEWAY=$(grep -o -m1 'http://127\.0\.0\.1:[0-9]*' "$WORK/keygate.log" || true)
+    GATEWAY=$(grep -o -m1 'http://127\.0\.0\.1:[0-9]*' "$WORK/keygate.log" 2>/dev/null || true)
     [[ -n "$GATEWAY" ]] && break
     if ! kill -0 "$KEYGATE_PID" 2>/dev/null; then
         break

@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// Region used when none is named (e.g. by the CLI).
     #[arg(long, env = "KEYGATE_DEFAULT_REGION")]
     pub default_region: Option<String>,
+    /// A listener of its own for /metrics (ADDR); the other listeners then answer /metrics 404.
+    #[arg(long, env = "KEYGATE_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Bearer token that /metrics on the ordinary listeners asks for; without it they answer
+    /// only loopback clients. An environment variable so that it stays out of files and `ps`.
+    #[arg(long, env = "KEYGATE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Builds the settings: defaults, then the file, then flags.
@@ -68,6 +75,12 @@ pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(region) = &arguments.default_region {
         settings.default_region = region.clone();
+    }
+    if let Some(address) = arguments.metrics_listen {
+        settings.metrics_listen = Some(address);
+    }
+    if let Some(token) = arguments.metrics_token.as_deref().filter(|token| !token.is_empty()) {
+        settings.metrics_token = Some(SecretString::from(token.to_string()));
     }
     settings.validate()?;
     Ok(settings)

@@ -17,13 +17,11 @@ use futures_util::FutureExt;
 use keygate_core::verification::KeyEndpoint;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::bootstrap::{bootstrap, Bootstrapped};
 use crate::connections::{
-    raise_open_file_limit, watchdog, AcceptBackoff, ConnectionActivity, ConnectionLimits, WatchedBody, WatchedStream,
-    MAX_REQUEST_HEAD_BYTES,
+    raise_open_file_limit, watchdog, AcceptBackoff, ConnectionLimits, ConnectionTable, WatchedBody, WatchedStream, MAX_REQUEST_HEAD_BYTES,
 };
 use crate::gateway;
 use crate::management::authentication::{BodyLimit, MAX_MANAGEMENT_BODY_BYTES};
@@ -50,8 +48,11 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readiness))
         .route("/metrics", get(crate::metrics::guarded_metrics_endpoint))
-        .merge(keygate_api::public_routes())
-        .merge(crate::console::routes())
+        .merge(
+            keygate_api::public_routes()
+                .merge(crate::console::routes())
+                .route_layer(from_fn_with_state(state.clone(), crate::request_body::buffer_small_body)),
+        )
         .merge(gateway::routes())
         .merge(authenticated)
         .fallback(crate::planes::not_served)
@@ -157,7 +158,7 @@ impl Server {
         let state_for_flush = self.state();
         let self_state_for_feed = self.state();
         let mut tasks = Vec::new();
-        let gate = Arc::new(Semaphore::new(self.limits.max_connections));
+        let gate = ConnectionTable::new(self.limits.max_connections);
         for (listener, state) in self.listeners {
             // A plan listener serves only its plan paths; `/auth/verify` is not one of them.
             let verify_state = (state.key_endpoint == KeyEndpoint::PayAsYouGo).then(|| state.clone());
@@ -225,7 +226,7 @@ async fn serve_listener(
     listener: TcpListener,
     app: Router,
     verify_state: Option<AppState>,
-    gate: Arc<Semaphore>,
+    gate: Arc<ConnectionTable>,
     limits: ConnectionLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -255,19 +256,20 @@ async fn serve_listener(
             },
             () = &mut stopped => break,
         };
-        // At the cap, this connection waits for one to close and the loop accepts no more:
-        // the next ones wait in the kernel's backlog instead of taking descriptors and
-        // memory the node does not have. (A permit taken before `accept` would be held by
-        // an idle listener, starving the others that share the cap.)
+        // At the cap, the connection that has waited longest for its client is shed to make
+        // room, or, when every connection is busy, this one waits and the loop accepts no
+        // more: the next ones wait in the kernel's backlog instead of taking descriptors
+        // the node does not have. (A place taken before `accept` would be held by an idle
+        // listener, starving the others that share the cap.)
         let permit = tokio::select! {
-            permit = gate.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
+            slot = gate.admit() => match slot {
+                Some(slot) => slot,
+                None => break,
             },
             () = &mut stopped => break,
         };
         let _ = stream.set_nodelay(true);
-        let activity = ConnectionActivity::new();
+        let activity = permit.activity.clone();
         let app = app.clone();
         let verify_state = verify_state.clone();
         let service_activity = activity.clone();

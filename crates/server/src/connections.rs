@@ -9,11 +9,17 @@
 //! silent for a long time); then it is *idle* until the next request's first byte (cut
 //! off after `idle_timeout_seconds`). One watchdog per connection enforces both, re-armed
 //! only when it fires, so a request pays two atomic stores and a clock read, not a timer.
+//!
+//! At the cap a new connection does not simply wait: the [`ConnectionTable`] sheds the
+//! connection that has waited longest without a request in progress (reading a head or
+//! idle), so a flood of silent connections cannot lock out a client that has a request to
+//! make, even when the open-file limit keeps the cap low. A busy connection is never shed.
 
+use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -86,12 +92,37 @@ pub struct ConnectionActivity {
     phase: AtomicU8,
     /// Milliseconds after `opened` when the phase began.
     phase_began: AtomicU64,
+    /// Set when the connection is shed to make room for a new one.
+    shed: AtomicBool,
+    /// Wakes the watchdog when `shed` is set.
+    shed_signal: tokio::sync::Notify,
 }
 
 impl ConnectionActivity {
     /// A new connection, reading its first head.
     pub fn new() -> Arc<ConnectionActivity> {
-        Arc::new(ConnectionActivity { opened: Instant::now(), phase: AtomicU8::new(READING_HEAD), phase_began: AtomicU64::new(0) })
+        Arc::new(ConnectionActivity {
+            opened: Instant::now(),
+            phase: AtomicU8::new(READING_HEAD),
+            phase_began: AtomicU64::new(0),
+            shed: AtomicBool::new(false),
+            shed_signal: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// When this connection last started waiting for a client that owes it bytes (a head
+    /// or a next request), or `None` while a request is in progress.
+    fn waiting_since(&self) -> Option<Instant> {
+        match self.phase.load(Ordering::Acquire) {
+            BUSY => None,
+            _ => Some(self.opened + Duration::from_millis(self.phase_began.load(Ordering::Relaxed))),
+        }
+    }
+
+    /// Closes the connection through its watchdog.
+    fn shed(&self) {
+        self.shed.store(true, Ordering::Release);
+        self.shed_signal.notify_one();
     }
 
     fn enter(&self, phase: u8) {
@@ -132,14 +163,99 @@ impl ConnectionActivity {
 /// limit; never while a request is being served. It sleeps at most the shorter limit at a
 /// time, because the phase may move on meanwhile to one whose deadline comes sooner; so a
 /// connection is closed at most that much after its deadline.
+/// It also completes at once when the connection is shed.
 pub async fn watchdog(activity: Arc<ConnectionActivity>, limits: ConnectionLimits) {
     let longest_sleep = limits.header_read_timeout.min(limits.idle_timeout);
     loop {
+        if activity.shed.load(Ordering::Acquire) {
+            return;
+        }
         let now = Instant::now();
-        match activity.deadline(&limits) {
+        let wake = match activity.deadline(&limits) {
             Some(deadline) if deadline <= now => return,
-            Some(deadline) => tokio::time::sleep_until(deadline.min(now + longest_sleep)).await,
-            None => tokio::time::sleep(longest_sleep).await,
+            Some(deadline) => deadline.min(now + longest_sleep),
+            None => now + longest_sleep,
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(wake) => {}
+            () = activity.shed_signal.notified() => {}
+        }
+    }
+}
+
+/// How often a connection waiting for a place looks again for one to shed.
+const SHED_RETRY: Duration = Duration::from_millis(50);
+
+/// The connections a process serves, shared by all its listeners: the cap, and who may be
+/// shed when it is reached.
+#[derive(Debug)]
+pub struct ConnectionTable {
+    permits: Arc<tokio::sync::Semaphore>,
+    open: Mutex<HashMap<u64, Arc<ConnectionActivity>>>,
+    next_id: AtomicU64,
+}
+
+/// A connection's place in the [`ConnectionTable`]; dropping it frees the place.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    /// The new connection's phases, its clock started when it was admitted.
+    pub activity: Arc<ConnectionActivity>,
+    table: Arc<ConnectionTable>,
+    id: u64,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.table.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.id);
+    }
+}
+
+impl ConnectionTable {
+    pub fn new(max_connections: usize) -> Arc<ConnectionTable> {
+        Arc::new(ConnectionTable {
+            permits: Arc::new(tokio::sync::Semaphore::new(max_connections)),
+            open: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        })
+    }
+
+    /// A place for a new connection. At the cap, the connection that has waited longest for
+    /// its client is shed and its place taken when it closes; while every connection is
+    /// busy this waits, looking again every [`SHED_RETRY`] for one that has become idle.
+    /// `None` once closed.
+    pub async fn admit(self: &Arc<ConnectionTable>) -> Option<ConnectionSlot> {
+        let permit = loop {
+            match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => break permit,
+                Err(tokio::sync::TryAcquireError::Closed) => return None,
+                Err(tokio::sync::TryAcquireError::NoPermits) => {
+                    self.shed_longest_waiting();
+                    if let Ok(permit) = tokio::time::timeout(SHED_RETRY, self.permits.clone().acquire_owned()).await {
+                        break permit.ok()?;
+                    }
+                }
+            }
+        };
+        // Its clock starts now: time spent waiting for a place is not the client's.
+        let activity = ConnectionActivity::new();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(id, activity.clone());
+        Some(ConnectionSlot { activity, table: self.clone(), id, _permit: permit })
+    }
+
+    /// Sheds the connection that has waited longest without a request in progress, if any,
+    /// unless one shed before has not closed yet (its place is coming). A scan of every
+    /// connection, made only at the cap.
+    fn shed_longest_waiting(&self) {
+        let open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if open.values().any(|activity| activity.shed.load(Ordering::Acquire)) {
+            return;
+        }
+        let longest =
+            open.values().filter_map(|activity| activity.waiting_since().map(|since| (since, activity))).min_by_key(|(since, _)| *since);
+        if let Some((_, activity)) = longest {
+            activity.shed();
         }
     }
 }
@@ -265,6 +381,50 @@ mod tests {
         assert_eq!(derived_connection_cap(20_000), 9872);
         assert_eq!(derived_connection_cap(100), 64);
         assert_eq!(derived_connection_cap(1 << 20), 50_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_the_connection_waiting_longest_is_shed_and_a_busy_one_never() {
+        let limits =
+            ConnectionLimits { header_read_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(75), max_connections: 2 };
+        let table = ConnectionTable::new(2);
+        let busy = table.admit().await.expect("a place");
+        busy.activity.request_started();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let silent = table.admit().await.expect("a place");
+        let silent_watchdog = tokio::spawn(watchdog(silent.activity.clone(), limits));
+        tokio::time::advance(Duration::from_secs(1)).await;
+
+        // The table is full: a newcomer sheds the silent connection, not the busy one, and
+        // gets its place when it closes (here: when its slot is dropped, as serving does).
+        let newcomer = tokio::spawn({
+            let table = table.clone();
+            async move { table.admit().await.map(|_| ()) }
+        });
+        tokio::time::timeout(Duration::from_millis(10), silent_watchdog).await.expect("the silent connection is shed at once").unwrap();
+        assert!(!busy.activity.shed.load(Ordering::Acquire), "a busy connection is never shed");
+        drop(silent);
+        assert_eq!(newcomer.await.unwrap(), Some(()));
+
+        // With only busy connections, a newcomer waits for one to finish.
+        let table = ConnectionTable::new(1);
+        let only = table.admit().await.unwrap();
+        only.activity.request_started();
+        let waiting = tokio::spawn({
+            let table = table.clone();
+            async move { table.admit().await.map(|_| ()) }
+        });
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(!waiting.is_finished() && !only.activity.shed.load(Ordering::Acquire));
+        // Once its response is written it waits for its client, and is shed in turn.
+        only.activity.response_finished();
+        for _ in 0..4 {
+            tokio::time::advance(SHED_RETRY).await;
+            tokio::task::yield_now().await;
+        }
+        assert!(only.activity.shed.load(Ordering::Acquire), "an idle connection is shed for a waiting newcomer");
+        drop((only, busy));
+        assert_eq!(waiting.await.unwrap(), Some(()));
     }
 
     #[test]

@@ -335,3 +335,54 @@ impl Settings {
         regions
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIGURATION_REFERENCE: &str = include_str!("../../../docs/CONFIG.md");
+
+    /// The keys of every table of `text` (top level and `[[...]]` arrays), with the table's name.
+    fn keys_of(text: &str) -> Vec<(String, String)> {
+        let document: toml::Table = toml::from_str(text).expect("the example is TOML");
+        let mut keys = Vec::new();
+        for (key, value) in &document {
+            match value {
+                toml::Value::Array(tables) if tables.iter().all(toml::Value::is_table) => {
+                    keys.push((String::new(), key.clone()));
+                    for table in tables {
+                        for inner in table.as_table().into_iter().flat_map(|table| table.keys()) {
+                            keys.push((key.clone(), inner.clone()));
+                        }
+                    }
+                }
+                _ => keys.push((String::new(), key.clone())),
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn the_configuration_reference_names_every_setting() {
+        let example = CONFIGURATION_REFERENCE
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/CONFIG.md has a complete example in a toml block");
+        // It loads as it is, and so uses no key the code does not know (unknown keys are refused).
+        let file: SettingsFile = toml::from_str(example).expect("the complete example loads");
+        // And it sets every key the code knows: a setting added without documenting it leaves
+        // a None or an empty list here.
+        let debug = format!("{file:?}");
+        assert!(!debug.contains("None"), "the complete example leaves a setting out: {debug}");
+        assert!(!debug.contains("[]"), "the complete example leaves a list out: {debug}");
+        let mut settings = Settings::with_data_dir(PathBuf::from("unused"));
+        settings.apply_file(file).expect("the example applies");
+        settings.validate().expect("the example is valid");
+        // Every key has a row in a table of the reference.
+        for (table, key) in keys_of(example) {
+            let row = format!("| `{key}` |");
+            assert!(CONFIGURATION_REFERENCE.contains(&row), "docs/CONFIG.md has no row for `{key}` (table `{table}`)");
+        }
+    }
+}

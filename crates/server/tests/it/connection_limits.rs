@@ -106,23 +106,32 @@ async fn a_body_that_does_not_arrive_gets_408_and_the_connection_is_not_cut_whil
 }
 
 #[tokio::test]
-async fn past_the_connection_cap_a_new_connection_waits_until_one_closes() {
+async fn past_the_connection_cap_a_silent_connection_is_shed_for_a_new_one_and_a_busy_one_is_not() {
     let app = spawn_app_with(|settings| {
         settings.max_connections = Some(2);
         settings.header_read_timeout_seconds = 60;
+        settings.body_read_timeout_seconds = 60;
     })
     .await;
-    let first = connect(app.address).await;
-    let _second = connect(app.address).await;
-    // Give the accept loop time to take both (the cap is taken at accept).
+    // One connection says nothing; one is busy: its request's body is still arriving.
+    let mut silent = connect(app.address).await;
+    let mut busy = connect(app.address).await;
+    busy.write_all(
+        b"POST /keygate/v1/sessions HTTP/1.1\r\nHost: keygate.test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A third client, past a cap of two, is served: the silent connection made room.
     let mut probe = connect(app.address).await;
     probe.write_all(HEALTH_CHECK).await.unwrap();
-    let mut buffer = [0u8; 64];
-    let early = tokio::time::timeout(Duration::from_millis(500), probe.read(&mut buffer)).await;
-    assert!(early.is_err(), "a third connection was served past a cap of two");
-    drop(first);
     let answer = read_one_answer(&mut probe).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(read_until_closed(&mut silent).await, "", "the silent connection is closed without an answer");
+    // The busy one was not touched: its request completes.
+    busy.write_all(&[b' '; 99]).await.unwrap();
+    let answer = read_one_answer(&mut busy).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "the busy request was answered: {answer}");
 }
 
 #[tokio::test]
@@ -162,4 +171,35 @@ async fn a_management_request_without_credentials_is_answered_before_its_body_is
     let answer = read_one_answer(&mut stream).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("RequestEntityTooLarge"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_login_reads_at_most_a_small_body() {
+    let app = spawn_app_with(|_| {}).await;
+    // Anyone may post a login, so a declared megabyte is refused from the head alone: the
+    // answer comes although the body is never sent.
+    for (path, content_type) in [("/keygate/v1/sessions", "application/json"), ("/console/login", "application/x-www-form-urlencoded")] {
+        let mut stream = connect(app.address).await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: keygate.test\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let answer = read_one_answer(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+    }
+    // A login of ordinary size still works.
+    let session = app.login(None).await;
+    assert!(matches!(session.credentials, crate::helpers::Credentials::Session(_)));
+}
+
+#[tokio::test]
+async fn a_login_whose_body_does_not_arrive_gets_408() {
+    let app = spawn_app_with(|settings| settings.body_read_timeout_seconds = 1).await;
+    let mut stream = connect(app.address).await;
+    let head = "POST /keygate/v1/sessions HTTP/1.1\r\nHost: keygate.test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"account\":";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_one_answer(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("RequestTimeout"), "{answer}");
 }
