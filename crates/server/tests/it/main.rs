@@ -16,6 +16,7 @@ mod gateway_traversal;
 #[macro_use]
 mod helpers;
 mod key_import;
+mod key_roles;
 mod keygate_api;
 mod leaks;
 mod login_throttling;
