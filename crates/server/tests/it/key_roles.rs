@@ -716,4 +716,27 @@ on_both_stores! {
         }
         assert_ne!(call_status(&app, &kim_keys.live.1).await, 200);
     }
+
+    async fn the_console_offers_each_caller_only_the_key_actions_it_may_take(app: TestApp) {
+        let world = World::build(&app).await;
+        for caller in [Account, Admin, KeyManager, Member, Outsider] {
+            let enabled = plant(&app, &world, caller, Disable).await;
+            let disabled = plant(&app, &world, caller, Enable).await;
+            let html = world.of(caller).console.get(&console_path("/console/keys")).await.text().await.unwrap();
+            let offers = |verb: &str, key: &Planted| html.contains(&format!("data-open-dialog=\"{verb}-{}\"", key.key_id));
+            let may_widen = !matches!(caller, Member | Outsider);
+            let offered = [
+                ("edit", offers("edit", &enabled)),
+                ("reset", offers("reset", &enabled)),
+                ("enable", offers("enable", &disabled)),
+                ("disable", offers("disable", &enabled)),
+                ("delete", offers("delete", &disabled)),
+            ];
+            let expected = [("edit", may_widen), ("reset", may_widen), ("enable", may_widen), ("disable", true), ("delete", true)];
+            assert_eq!(offered, expected, "the console's buttons for {}", caller.describe());
+            for record in all_keys(&app).await {
+                app.state.store().delete_api_key(&app.root_audit(), record.api_key_id, KeyVisibility::WholeAccount).await.unwrap();
+            }
+        }
+    }
 }
