@@ -4,6 +4,7 @@
 mod canary;
 mod env_doctor;
 mod env_setup;
+mod file_modes;
 mod harness;
 mod import;
 mod management;
