@@ -21,7 +21,7 @@ use keygate_core::permissions::{AppScope, CustomPermissions, KeyAuth, ModelScope
 use keygate_core::region::LimitScope;
 use keygate_core::verification::{AuthenticationFailure, KeyEndpoint};
 use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery, NewApiKey, QuotaRule};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::console::{shown_key, sign_in, Session};
 use crate::gateway_calls::{create_workspace, Call, Shape};
@@ -332,21 +332,6 @@ async fn page(response: reqwest::Response) -> Reply {
     Reply::Page { status, location, html: response.text().await.unwrap() }
 }
 
-/// Sends a JSON body with a session token (the way `keygate keys import` does).
-async fn post_json(client: &Client, path: &str, body: &Value) -> Answer {
-    let crate::helpers::Credentials::Session(token) = &client.credentials else { panic!("a session client") };
-    let response = reqwest::Client::new()
-        .post(format!("{}{path}", client.base))
-        .header("x-acs-bearer-token", token)
-        .json(body)
-        .send()
-        .await
-        .expect("request sent");
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    Answer { status, body: serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}")) }
-}
-
 fn console_path(path: &str) -> String {
     format!("{path}?region={REGION}")
 }
@@ -369,7 +354,7 @@ async fn perform(world: &World, caller: Caller, operation: Operation, surface: S
         (Create, KeygateImport) => {
             let old_key = expose(&generate_key(KeyFormat::Classic).plaintext).to_string();
             let body = json!({"workspaceId": world.team_a, "keys": [{"key": old_key, "description": "imported by the table"}]});
-            Reply::Api(post_json(&credentials.session, "/keygate/v1/keys/import", &body).await)
+            Reply::Api(credentials.session.send_json("POST", "/keygate/v1/keys/import", &body).await)
         }
         (Create, Console) => {
             let fields = [("workspace", world.team_a.as_str()), ("permission", "All"), ("description", "made by the table")];
