@@ -1,5 +1,5 @@
-//! `keygate audit`: the account's audit log (who changed what, when, from where), newest
-//! first, through keygate's own API.
+//! `keygate audit`: the account's audit log (who changed what, when, from where, through
+//! which AccessKey or session), newest first, through keygate's own API.
 
 use std::process::ExitCode;
 
@@ -36,7 +36,7 @@ pub async fn run(arguments: AuditArgs) -> anyhow::Result<ExitCode> {
     if entries.is_empty() {
         println!("no audit entries");
     } else {
-        let mut table = Table::new(&["ID", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL", "ADDRESS", "REGION"]);
+        let mut table = Table::new(&["ID", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL", "ADDRESS", "CREDENTIAL", "REGION"]);
         for entry in entries {
             table.row(vec![
                 field(entry, "auditId"),
@@ -46,6 +46,8 @@ pub async fn run(arguments: AuditArgs) -> anyhow::Result<ExitCode> {
                 field(entry, "target"),
                 shorten(&field(entry, "detail"), 48),
                 field(entry, "clientAddress"),
+                // accessKey:<id> or session:<label>; "-" for `keygate admin` on the database.
+                field(entry, "credential"),
                 field(entry, "region"),
             ]);
         }

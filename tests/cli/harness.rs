@@ -151,7 +151,12 @@ impl TestEnv {
     /// The binary with a clean environment: no inherited `KEYGATE_*` or `RUST_LOG`, this
     /// environment's directories and server.
     pub fn command(&self) -> Command {
-        let mut command = Command::new(keygate_binary());
+        self.command_running(keygate_binary())
+    }
+
+    /// [`TestEnv::command`] for another program (which may run the binary itself).
+    fn command_running(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
         for (name, _) in std::env::vars_os() {
             if name.to_str().is_some_and(|name| name.starts_with("KEYGATE_") || name == "RUST_LOG") {
                 command.env_remove(&name);
@@ -202,10 +207,34 @@ impl TestEnv {
     /// output going to `log_name` in the log directory, and waits until `/healthz` answers on
     /// `port`, which `arguments` must make it listen on. For several servers in one test.
     pub fn spawn_server(&self, port: u16, log_name: &str, arguments: &[&str], variables: &[(&str, &str)]) -> ServerProcess {
+        self.spawn_server_with(self.command(), port, log_name, arguments, variables)
+    }
+
+    /// Starts the server on `data_dir` (created by the server when missing) with the file
+    /// mode creation mask `umask` (octal, as the shell's `umask` takes it), in place of the
+    /// one [`TestEnv::start_server`] would run.
+    pub fn start_server_with_umask(&mut self, data_dir: &Path, umask: &str) {
+        assert!(self.server.is_none(), "the server is already running");
+        let listen = format!("127.0.0.1:{}=ap-southeast-1", self.port);
+        let data_dir = data_dir.to_str().expect("utf-8 path");
+        // The shell sets the mask and then becomes keygate (`$0`), with keygate's arguments.
+        let mut command = self.command_running("sh");
+        command.args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\""), keygate_binary()]);
+        let server = self.spawn_server_with(command, self.port, SERVER_LOG_FILE_NAME, &["--data-dir", data_dir, "--listen", &listen], &[]);
+        self.server = Some(server);
+    }
+
+    fn spawn_server_with(
+        &self,
+        mut command: Command,
+        port: u16,
+        log_name: &str,
+        arguments: &[&str],
+        variables: &[(&str, &str)],
+    ) -> ServerProcess {
         let log_path = self.logs_dir.path().join(log_name);
         let log = File::create(&log_path).expect("create the server log");
         let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-        let mut command = self.command();
         command
             .arg("serve")
             .args(arguments)

@@ -1,9 +1,11 @@
 //! End-to-end tests of the `keygate` binary: a real `keygate serve` process on a random
 //! port with its own data directory, driven by the client commands as a user would.
 
+mod audit;
 mod canary;
 mod env_doctor;
 mod env_setup;
+mod file_modes;
 mod harness;
 mod import;
 mod management;

@@ -156,6 +156,15 @@ impl Caller {
         }
     }
 
+    /// How the audit log names the caller: the account's name, or `user@account` for a RAM
+    /// user (a user's name is unique only within its account).
+    pub fn audit_actor(&self) -> String {
+        match &self.identity {
+            CallerIdentity::Account => self.account_name.clone(),
+            CallerIdentity::RamUser { name, .. } => format!("{name}@{}", self.account_name),
+        }
+    }
+
     /// The RAM user id, `None` for the account itself.
     pub fn user_id(&self) -> Option<i64> {
         match &self.identity {
@@ -294,6 +303,12 @@ mod tests {
             );
             assert!(ram(Role::KeyManager, UserStatus::Disabled).may_act_on_key(action, true).is_err(), "{action:?}");
         }
+    }
+
+    #[test]
+    fn the_audit_log_names_a_ram_user_with_its_account() {
+        assert_eq!(account().audit_actor(), "root");
+        assert_eq!(ram(Role::Member, UserStatus::Active).audit_actor(), "alice@root");
     }
 
     #[test]

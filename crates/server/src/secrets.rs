@@ -42,12 +42,13 @@ fn parse_master_key_hex(text: &str) -> anyhow::Result<MasterKey> {
 
 impl MasterKey {
     /// From the environment value when given, else from `file` (created with mode 0600
-    /// when missing).
+    /// when missing, made readable by its owner only when found looser).
     pub fn load_or_create(environment_value: Option<&str>, file: &Path) -> anyhow::Result<MasterKey> {
         if let Some(value) = environment_value.filter(|value| !value.trim().is_empty()) {
             return parse_master_key_hex(value).context(MASTER_KEY_ENVIRONMENT_VARIABLE);
         }
         if file.exists() {
+            restrict_to_owner(file);
             let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
             return parse_master_key_hex(&text).with_context(|| format!("master key file {}", file.display()));
         }
@@ -131,6 +132,38 @@ impl MasterKey {
     pub fn decrypt_legacy_key(&self, sealed: &[u8]) -> anyhow::Result<SecretString> {
         self.open(LEGACY_KEY_PURPOSE, sealed)
     }
+}
+
+/// Takes the group's and others' permissions off an existing master key file: one copied
+/// into place by hand or restored from a backup is often 0644, and whoever reads it can
+/// decrypt every AccessKey secret. A file keygate may not change (a read-only mount,
+/// another owner's file) is left as it is, with a warning, rather than refusing to start.
+fn restrict_to_owner(file: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(metadata) = std::fs::metadata(file) else { return };
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 == 0 {
+            return;
+        }
+        let shown = format!("{mode:o}");
+        match std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700)) {
+            Ok(()) => tracing::warn!(
+                file = %file.display(),
+                mode = %shown,
+                "the master key file was readable by others; it is now readable by its owner only"
+            ),
+            Err(error) => tracing::warn!(
+                file = %file.display(),
+                mode = %shown,
+                %error,
+                "the master key file is readable by others and its mode could not be changed"
+            ),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
 }
 
 /// An argon2id hash (PHC string) of a password.
@@ -223,6 +256,14 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let reloaded = MasterKey::load_or_create(None, &path).unwrap();
+            assert_eq!(reloaded.derive("x"), created.derive("x"));
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "a 0644 master key is tightened");
         }
         let from_environment = MasterKey::load_or_create(Some(&"ab".repeat(32)), &path).unwrap();
         assert_ne!(from_environment.derive("x"), created.derive("x"));

@@ -1,5 +1,6 @@
-//! The audit log page, for the account and admin RAM users: who changed what, when and
-//! from where, newest first, a page at a time. Rows never hold a key or secret.
+//! The audit log page, for the account and admin RAM users: who changed what, when, from
+//! where and through which credential (an AccessKey id or a session), newest first, a
+//! page at a time. Rows never hold a key or secret.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
@@ -36,7 +37,7 @@ pub(super) async fn audit_page(State(state): State<AppState>, console: Console, 
             div.table-wrap {
                 table.audit {
                     caption.visually-hidden { "Audit log" }
-                    thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Detail" } th scope="col" { "From" } th scope="col" { "Region" } } }
+                    thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Detail" } th scope="col" { "From" } th scope="col" { "Credential" } th scope="col" { "Region" } } }
                     tbody {
                         @for record in &records {
                             tr {
@@ -46,6 +47,8 @@ pub(super) async fn audit_page(State(state): State<AppState>, console: Console, 
                                 td data-label="Target" { (record.target) }
                                 td data-label="Detail" { (record.detail) }
                                 td data-label="From" { (record.client_address) }
+                                // Empty for a change made on the database directly (`keygate admin`).
+                                td data-label="Credential" { @if record.credential.is_empty() { span.muted { "—" } } @else { (record.credential) } }
                                 td data-label="Region" { (record.region) }
                             }
                         }

@@ -9,7 +9,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use keygate_core::access::KeyVisibility;
+use keygate_core::access::{KeyAction, KeyVisibility};
 use keygate_core::ids::ApiKeyId;
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::permissions::KeyAuth;
@@ -297,6 +297,12 @@ fn key_row(state: &AppState, console: &Console, record: &ApiKeyRecord, choices: 
         _ => (KeyFormValues::from_record(record), KeyFormErrors::default(), false),
     };
     let masked = html! { code { (record.masked_key) } };
+    // Offer only what the caller may do to this key: a member, or a key-manager no longer
+    // in the key's workspace, may disable and delete it but not edit, enable or reset it.
+    // `choices.workspaces` are the workspaces the caller is a member of.
+    let is_member = choices.workspaces.iter().any(|workspace| workspace.workspace_id == record.workspace_id);
+    let may = |action: KeyAction| console.auth.caller.may_act_on_key(action, is_member).is_ok();
+    let (may_edit, may_enable, may_reset) = (may(KeyAction::Edit), may(KeyAction::Enable), disable_and_reset && may(KeyAction::Reset));
     html! {
         tr id={ "key-" (id) } data-key-id=(id) {
             td data-label="API key" {
@@ -319,35 +325,43 @@ fn key_row(state: &AppState, console: &Console, record: &ApiKeyRecord, choices: 
             td data-label="Status" { @if record.disabled { span.status.status-disabled { "Disabled" } } @else { span.status.status-enabled { "Enabled" } } }
             td data-label="Actions" {
                 div.row-actions {
-                    button.link type="button" data-open-dialog={ "edit-" (id) } { "Edit" }
+                    @if may_edit {
+                        button.link type="button" data-open-dialog={ "edit-" (id) } { "Edit" }
+                    }
                     @if record.disabled {
-                        button.link type="button" data-open-dialog={ "enable-" (id) } { "Enable" }
+                        @if may_enable {
+                            button.link type="button" data-open-dialog={ "enable-" (id) } { "Enable" }
+                        }
                     } @else if disable_and_reset {
                         button.link type="button" data-open-dialog={ "disable-" (id) } { "Disable" }
                     }
-                    @if disable_and_reset {
+                    @if may_reset {
                         button.link type="button" data-open-dialog={ "reset-" (id) } { "Reset" }
                     }
                     button.link.danger-text type="button" data-open-dialog={ "delete-" (id) } { "Delete" }
                 }
-                dialog.form-dialog id={ "edit-" (id) } aria-labelledby={ "edit-" (id) "-title" } open[reopen_edit] data-show-on-load[reopen_edit] {
-                    form method="post" action=(action("edit")) novalidate {
-                        (csrf_field(console))
-                        h2 id={ "edit-" (id) "-title" } { "Edit API key " (record.masked_key) }
-                        p.hint { "Workspace: " (record.workspace_name) " (" code { (record.workspace_id) } ")" }
-                        (key_form_fields(&format!("edit-{id}"), &edit_values, &edit_errors, choices, false))
-                        div.actions {
-                            button.secondary type="button" data-close-dialog { "Cancel" }
-                            button type="submit" { "Save" }
+                @if may_edit {
+                    dialog.form-dialog id={ "edit-" (id) } aria-labelledby={ "edit-" (id) "-title" } open[reopen_edit] data-show-on-load[reopen_edit] {
+                        form method="post" action=(action("edit")) novalidate {
+                            (csrf_field(console))
+                            h2 id={ "edit-" (id) "-title" } { "Edit API key " (record.masked_key) }
+                            p.hint { "Workspace: " (record.workspace_name) " (" code { (record.workspace_id) } ")" }
+                            (key_form_fields(&format!("edit-{id}"), &edit_values, &edit_errors, choices, false))
+                            div.actions {
+                                button.secondary type="button" data-close-dialog { "Cancel" }
+                                button type="submit" { "Save" }
+                            }
                         }
                     }
                 }
                 @if record.disabled {
-                    (confirm_dialog(console, &format!("enable-{id}"), &action("enable"), "Enable API key?", html! { "Calls with " (masked) " will be accepted again." }, "Enable", false))
+                    @if may_enable {
+                        (confirm_dialog(console, &format!("enable-{id}"), &action("enable"), "Enable API key?", html! { "Calls with " (masked) " will be accepted again." }, "Enable", false))
+                    }
                 } @else if disable_and_reset {
                     (confirm_dialog(console, &format!("disable-{id}"), &action("disable"), "Disable API key?", html! { "Calls with " (masked) " will be refused until you enable it again." }, "Disable", true))
                 }
-                @if disable_and_reset {
+                @if may_reset {
                     (confirm_dialog(console, &format!("reset-{id}"), &action("reset"), "Reset API key?", html! { "The current secret of " (masked) " stops working at once. The new key is shown once, in the next dialog." }, "Reset", true))
                 }
                 (confirm_dialog(console, &format!("delete-{id}"), &action("delete"), "Delete API key?", html! { "The key " (masked) " is deleted for good: calls with it are refused at once, and it cannot be restored." }, "Delete", true))

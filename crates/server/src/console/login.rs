@@ -7,7 +7,6 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use keygate_core::random::random_bytes_32;
-use keygate_store::AuditContext;
 use maud::{html, Markup};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -16,6 +15,7 @@ use super::session::{
     cookie, cookie_header, csrf_token_matches, login_csrf_token, read_form, Console, ConsoleForm, ConsoleRejection, CSRF_FIELD,
     LOGIN_COOKIE, LOGIN_FORM_LIFETIME_SECONDS, SESSION_COOKIE,
 };
+use crate::management::authentication::Authenticated;
 use crate::management::keygate_api::check_login;
 use crate::request_context::{new_request_id, RequestContext};
 use crate::secrets::generate_session_token;
@@ -131,13 +131,7 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
     let lifetime_seconds = state.shared.settings.session_lifetime_seconds;
     let expires_at = keygate_store::now_millis() + lifetime_seconds * 1000;
     let caller = state.store().caller(account_id, user_id).await.map_err(|_| ConsoleRejection::Internal)?;
-    let audit = AuditContext {
-        account_id,
-        actor: caller.display_name().to_string(),
-        client_address: context.client_address_text(),
-        region: state.listener_region.clone(),
-        credential: keygate_core::access::CallerCredential::Session(crate::secrets::session_label(&digest)).audit_text(),
-    };
+    let audit = Authenticated::login_audit(&state, caller, &digest, &context);
     state.store().create_session(&audit, &digest, user_id, expires_at).await.map_err(|_| ConsoleRejection::Internal)?;
     let cookies = [
         (SET_COOKIE, cookie_header(&headers, SESSION_COOKIE, token.expose_secret(), lifetime_seconds)),

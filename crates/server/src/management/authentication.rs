@@ -18,7 +18,7 @@ use secrecy::ExposeSecret;
 use super::errors::{ErrorShape, ManagementError};
 use crate::request_body::read_body;
 use crate::request_context::RequestContext;
-use crate::secrets::session_token_digest;
+use crate::secrets::{session_label, session_token_digest};
 use crate::state::AppState;
 
 /// Largest management request body (form bodies are small); a route group that needs
@@ -42,14 +42,19 @@ impl Authenticated {
     pub fn audit(&self) -> AuditContext {
         AuditContext {
             account_id: self.caller.account_id,
-            actor: match &self.caller.identity {
-                CallerIdentity::Account => self.caller.account_name.clone(),
-                CallerIdentity::RamUser { name, .. } => format!("{name}@{}", self.caller.account_name),
-            },
+            actor: self.caller.audit_actor(),
             client_address: self.context.client_address_text(),
             region: self.region.clone(),
             credential: self.caller.credential.audit_text(),
         }
+    }
+
+    /// The audit context of a login (API or console) that opened the session whose token
+    /// has `token_digest`: the same actor and credential as every later change made in
+    /// that session, so that the login row and those rows name it alike.
+    pub fn login_audit(state: &AppState, caller: Caller, token_digest: &[u8; 32], context: &RequestContext) -> AuditContext {
+        let caller = Caller { credential: CallerCredential::Session(session_label(token_digest)), ..caller };
+        Authenticated { caller, region: state.listener_region.clone(), context: context.clone() }.audit()
     }
 
     pub fn request_id(&self) -> &str {
@@ -197,7 +202,7 @@ pub async fn authenticate_session(state: &AppState, token: &str) -> Result<Calle
     let digest = session_token_digest(token.trim());
     let session = state.store().find_session(&digest).await?.ok_or_else(invalid)?;
     match state.store().caller(session.account_id, session.user_id).await {
-        Ok(caller) => Ok(Caller { credential: CallerCredential::Session(crate::secrets::session_label(&digest)), ..caller }),
+        Ok(caller) => Ok(Caller { credential: CallerCredential::Session(session_label(&digest)), ..caller }),
         Err(StoreError::NotFound(_)) => Err(invalid()),
         Err(other) => Err(other.into()),
     }

@@ -30,15 +30,15 @@ fn csrf_token(page: &str) -> String {
 }
 
 /// One console session: its cookie and the CSRF token of its forms.
-struct Session {
+pub(crate) struct Session {
     base: String,
-    cookie: String,
+    pub(crate) cookie: String,
     csrf_token: String,
     http: reqwest::Client,
 }
 
 impl Session {
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(format!("{}{path}", self.base)).header("cookie", format!("keygate_session={}", self.cookie)).send().await.unwrap()
     }
 
@@ -53,7 +53,7 @@ impl Session {
     }
 
     /// Posts a form with this session's CSRF token added.
-    async fn submit(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn submit(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         let mut with_token = fields.to_vec();
         with_token.push(("csrf_token", &self.csrf_token));
         self.post(path, &with_token).await
@@ -61,7 +61,7 @@ impl Session {
 }
 
 /// Signs in as a browser does; returns the session and the login answer's headers.
-async fn sign_in(app: &TestApp, user: Option<&str>) -> (Session, HeaderMap) {
+pub(crate) async fn sign_in(app: &TestApp, user: Option<&str>) -> (Session, HeaderMap) {
     let http = browser();
     let base = format!("http://{}", app.address);
     let page = http.get(format!("{base}/console/login")).send().await.unwrap();
@@ -91,7 +91,7 @@ async fn key_count(app: &TestApp) -> u64 {
 }
 
 /// The value of the show-once dialog's input in a page.
-fn shown_key(page: &str) -> String {
+pub(crate) fn shown_key(page: &str) -> String {
     let input = &page[page.find("id=\"show-once-key\"").expect("the show-once dialog")..];
     let start = input.find("value=\"").unwrap() + "value=\"".len();
     input[start..].split('"').next().unwrap().to_string()

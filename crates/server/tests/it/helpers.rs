@@ -325,12 +325,22 @@ impl Client {
     /// Like [`Client::send`] with an explicit `x-acs-date` and nonce (for replay and
     /// clock-window tests); sessions ignore both.
     pub async fn send_signed_at(&self, method: &str, path_and_query: &str, form_body: &str, date: &str, nonce: &str) -> Answer {
+        self.send_typed(method, path_and_query, "application/x-www-form-urlencoded", form_body, date, nonce).await
+    }
+
+    /// Sends `method path?query` with a JSON body (keygate's own API).
+    pub async fn send_json(&self, method: &str, path_and_query: &str, body: &Value) -> Answer {
+        let date = format_utc_timestamp(keygate_store::now_millis() / 1000);
+        self.send_typed(method, path_and_query, "application/json", &body.to_string(), &date, &random_nonce()).await
+    }
+
+    async fn send_typed(&self, method: &str, path_and_query: &str, content_type: &str, form_body: &str, date: &str, nonce: &str) -> Answer {
         let url = format!("{}{}", self.base, path_and_query);
         let method_value = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = self.http.request(method_value, &url);
         let mut headers: Vec<(String, String)> = vec![("accept".into(), "application/json".into()), ("host".into(), self.host.clone())];
         if !form_body.is_empty() {
-            headers.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+            headers.push(("content-type".into(), content_type.into()));
         }
         match &self.credentials {
             Credentials::Session(token) => {

@@ -1,6 +1,11 @@
 //! Integration tests of keygate's HTTP layer: one binary, each test with its own data
 //! directory and random ports (see `helpers::spawn_app`).
 
+// First: its macros (`on_both_stores!`) are visible only to the modules after it.
+#[macro_use]
+mod helpers;
+
+mod audit_credentials;
 mod auth_verify;
 mod bad_input;
 mod connection_limits;
@@ -13,9 +18,8 @@ mod gateway_revocation;
 mod gateway_scope;
 mod gateway_temporary_keys;
 mod gateway_traversal;
-#[macro_use]
-mod helpers;
 mod key_import;
+mod key_roles;
 mod keygate_api;
 mod leaks;
 mod login_throttling;

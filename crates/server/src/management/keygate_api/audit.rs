@@ -33,6 +33,7 @@ fn entry_json(record: &AuditRecord) -> Value {
         "detail": record.detail,
         "clientAddress": record.client_address,
         "region": record.region,
+        "credential": record.credential,
     })
 }
 
@@ -55,6 +56,32 @@ pub(super) async fn list_audit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_entry_has_exactly_the_fields_the_openapi_document_promises() {
+        let document: Value = serde_json::from_str(crate::management::openapi::OPENAPI_DOCUMENT).unwrap();
+        let schema = &document["components"]["schemas"]["AuditEntry"];
+        let mut promised: Vec<&str> = schema["required"].as_array().unwrap().iter().map(|name| name.as_str().unwrap()).collect();
+        let mut described: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+        let record = AuditRecord {
+            audit_id: 1,
+            at: 0,
+            actor: "kim@root".into(),
+            action: "ApiKey.Create".into(),
+            target: "apiKey:1".into(),
+            detail: String::new(),
+            client_address: "127.0.0.1".into(),
+            region: "ap-southeast-1".into(),
+            credential: "accessKey:LTAI0123456789abcdefghij".into(),
+        };
+        let entry = entry_json(&record);
+        let mut answered: Vec<&str> = entry.as_object().unwrap().keys().map(String::as_str).collect();
+        for list in [&mut promised, &mut described, &mut answered] {
+            list.sort_unstable();
+        }
+        assert_eq!(answered, promised);
+        assert_eq!(answered, described);
+    }
 
     #[test]
     fn audit_pages_default_and_refuse_out_of_range_values() {

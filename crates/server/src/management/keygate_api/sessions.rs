@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use keygate_core::access::{CallerIdentity, UserStatus};
-use keygate_store::{AuditContext, StoreError};
+use keygate_store::StoreError;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
@@ -84,13 +84,7 @@ pub(super) async fn login(State(state): State<AppState>, context: RequestContext
         let (token, digest) = generate_session_token();
         let expires_at = keygate_store::now_millis() + state.shared.settings.session_lifetime_seconds * 1000;
         let caller = state.store().caller(account_id, user_id).await?;
-        let audit = AuditContext {
-            account_id,
-            actor: caller.display_name().to_string(),
-            client_address: context.client_address_text(),
-            region: state.listener_region.clone(),
-            credential: keygate_core::access::CallerCredential::Session(crate::secrets::session_label(&digest)).audit_text(),
-        };
+        let audit = Authenticated::login_audit(&state, caller.clone(), &digest, &context);
         state.store().create_session(&audit, &digest, user_id, expires_at).await?;
         Ok(success(
             &context.request_id,
