@@ -142,16 +142,19 @@ pub async fn guarded_metrics_endpoint(state: State<AppState>, context: RequestCo
     metrics_endpoint(state).await
 }
 
-/// The router of a `metrics_listen` listener: `/metrics` and nothing else.
+/// The router of a `metrics_listen` listener: `/metrics` and nothing else. Its refusals
+/// are the management plane's, with a request id and an access-log line, like any other
+/// listener's.
 pub fn metrics_listener_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics_endpoint))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({"code": "NotFound", "message": "Only /metrics is served on this listener."})),
-            )
+        .fallback(|context: RequestContext| async move {
+            ManagementError::new(StatusCode::NOT_FOUND, "NotFound", "Only /metrics is served on this listener.")
+                .with_request_id(&context.request_id)
+                .into_response()
         })
+        .method_not_allowed_fallback(crate::planes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::request_context::attach_request_context))
         .with_state(state)
 }
 
