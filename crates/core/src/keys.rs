@@ -263,6 +263,15 @@ pub fn may_hold_key(text: &str) -> bool {
     text.contains(CLASSIC_PREFIX) || text.contains(TEMPORARY_PREFIX)
 }
 
+/// What an error message may repeat of a client's `text`: at most `max_characters` of it,
+/// or a note instead when it may hold a key ([`may_hold_key`]).
+pub fn shown_input(text: &str, max_characters: usize) -> String {
+    if may_hold_key(text) {
+        return "(a value that looks like an API key; not repeated)".into();
+    }
+    text.chars().take(max_characters).collect()
+}
+
 /// Reads a plaintext for a moment, e.g. to write it into a create response.
 pub fn expose(plaintext: &SecretString) -> &str {
     plaintext.expose_secret()
