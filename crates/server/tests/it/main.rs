@@ -25,6 +25,7 @@ mod no_plaintext_in_errors;
 mod plan_keys;
 mod postgres_nodes;
 mod refusal_envelopes;
+mod repeated_model;
 mod rules;
 mod signatures;
 mod verification;
