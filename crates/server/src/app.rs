@@ -46,10 +46,13 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), BodyLimit(keygate_api::key_import::MAX_IMPORT_BODY_BYTES)),
             authentication::require_authentication,
         )));
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readiness))
-        .route("/metrics", get(crate::metrics::guarded_metrics_endpoint))
+    let mut public = Router::new().route("/healthz", get(|| async { Json(json!({"status": "ok"})) })).route("/readyz", get(readiness));
+    // With a metrics listener of its own, `/metrics` is served there only: an ordinary
+    // listener answers it like any unknown path.
+    if state.shared.settings.metrics_listen.is_none() {
+        public = public.route("/metrics", get(crate::metrics::guarded_metrics_endpoint));
+    }
+    public
         .merge(keygate_api::public_routes())
         .merge(crate::console::routes())
         .merge(gateway::routes())

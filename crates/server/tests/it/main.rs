@@ -21,6 +21,7 @@ mod leaks;
 mod log_capture;
 mod login_throttling;
 mod metrics;
+mod metrics_access;
 mod no_plaintext_in_errors;
 mod plan_keys;
 mod postgres_nodes;
