@@ -105,7 +105,11 @@ const MAX_SHOWN_PATH_CHARACTERS: usize = 256;
 /// `path` as it may be repeated in a log line or an error message: a segment that may hold
 /// an API key (a client that put its key in the URL) is replaced by `{redacted}`, and a
 /// long path is cut.
-pub fn shown_path(path: &str) -> String {
+pub fn shown_path(path: &str) -> std::borrow::Cow<'_, str> {
+    // Every request's log line passes here: the usual path is shown as it is, unchanged.
+    if path.len() <= MAX_SHOWN_PATH_CHARACTERS && !path.contains('%') && !may_hold_key(path) {
+        return path.into();
+    }
     let redacted: Vec<std::borrow::Cow<'_, str>> = path
         .split('/')
         .map(|segment| {
@@ -119,11 +123,11 @@ pub fn shown_path(path: &str) -> String {
         .collect();
     let joined = redacted.join("/");
     if joined.chars().count() <= MAX_SHOWN_PATH_CHARACTERS {
-        return joined;
+        return joined.into();
     }
     let mut cut: String = joined.chars().take(MAX_SHOWN_PATH_CHARACTERS).collect();
     cut.push('…');
-    cut
+    cut.into()
 }
 
 #[cfg(test)]
@@ -135,7 +139,7 @@ mod tests {
         assert_eq!(shown_path("/modelstudio/apikeys/12"), "/modelstudio/apikeys/12");
         assert_eq!(shown_path("/api/v1/apps/sk-ws-AbCdEfGh0123456789/completion"), "/api/v1/apps/{redacted}/completion");
         assert_eq!(shown_path("/keygate/v1/users/sk%2Dws%2DAbCd"), "/keygate/v1/users/{redacted}");
-        let long = shown_path(&format!("/x/{}", "a".repeat(1000)));
+        let long = shown_path(&format!("/x/{}", "a".repeat(1000))).into_owned();
         assert_eq!(long.chars().count(), MAX_SHOWN_PATH_CHARACTERS + 1);
         assert!(long.ends_with('…'));
     }
