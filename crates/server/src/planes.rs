@@ -50,9 +50,9 @@ impl Plane {
 }
 
 /// A refusal with `status`, `code` (the management and native code) and `message`, in
-/// the shape of the plane `path` belongs to.
-/// The request id is also in `x-acs-request-id`, as on every answer of the router, so that
-/// a refusal made before the router (a target too long) carries it too.
+/// the shape of the plane `path` belongs to. The request id is also in `x-acs-request-id`,
+/// as on every answer of the router, so that a refusal made before the router (a target
+/// too long) carries it too.
 pub fn refusal_for_path(path: &str, status: StatusCode, code: &'static str, message: &str, request_id: &str) -> Response {
     let mut response = match Plane::of_path(path) {
         Plane::Gateway(protocol) => {
