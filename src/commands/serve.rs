@@ -36,13 +36,16 @@ pub struct ServeArgs {
     /// Region used when none is named (e.g. by the CLI).
     #[arg(long, env = "KEYGATE_DEFAULT_REGION")]
     pub default_region: Option<String>,
-    /// A listener of its own for /metrics (ADDR); the other listeners then answer /metrics 404.
+    /// A listener of its own for /metrics (e.g. 127.0.0.1:9100); the ordinary listeners then
+    /// do not serve /metrics. Without it they answer /metrics to KEYGATE_METRICS_TOKEN as a
+    /// bearer token, or, with no token set, only to clients on this machine not behind a proxy.
     #[arg(long, env = "KEYGATE_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
-    /// Bearer token that /metrics on the ordinary listeners asks for; without it they answer
-    /// only loopback clients. An environment variable so that it stays out of files and `ps`.
-    #[arg(long, env = "KEYGATE_METRICS_TOKEN", hide_env_values = true)]
-    pub metrics_token: Option<String>,
+}
+
+/// The metrics token, from `KEYGATE_METRICS_TOKEN` only: a flag would show it in `ps`.
+fn metrics_token_from_environment() -> Option<SecretString> {
+    std::env::var("KEYGATE_METRICS_TOKEN").ok().filter(|token| !token.trim().is_empty()).map(SecretString::from)
 }
 
 /// Builds the settings: defaults, then the file, then flags.
@@ -76,12 +79,10 @@ pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
     if let Some(region) = &arguments.default_region {
         settings.default_region = region.clone();
     }
-    if let Some(address) = arguments.metrics_listen {
-        settings.metrics_listen = Some(address);
+    if arguments.metrics_listen.is_some() {
+        settings.metrics_listen = arguments.metrics_listen;
     }
-    if let Some(token) = arguments.metrics_token.as_deref().filter(|token| !token.is_empty()) {
-        settings.metrics_token = Some(SecretString::from(token.to_string()));
-    }
+    settings.metrics_token = metrics_token_from_environment();
     settings.validate()?;
     Ok(settings)
 }
@@ -139,6 +140,10 @@ pub async fn run(arguments: ServeArgs) -> anyhow::Result<ExitCode> {
     for (address, region) in server.plan_addresses() {
         tracing::info!(%address, %region, "listening for plan keys");
         println!("keygate: plan endpoint on http://{address} (region {region}; sk-sp- keys only)");
+    }
+    if let Some(address) = server.metrics_address() {
+        tracing::info!(%address, "serving /metrics");
+        println!("keygate: /metrics on http://{address}/metrics");
     }
     server.run(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -16,7 +16,8 @@ pub enum IdError {
 }
 
 fn malformed(what: &'static str, text: &str, expected: &'static str) -> IdError {
-    IdError::Malformed { what, shown: text.chars().take(48).collect(), expected }
+    // A key pasted where an id belongs is not repeated back.
+    IdError::Malformed { what, shown: crate::keys::shown_input(text, 48), expected }
 }
 
 /// An API key id: a positive integer, increasing, never reused.
@@ -136,13 +137,20 @@ pub struct PrincipalName(String);
 
 impl PrincipalName {
     pub fn parse(text: &str) -> Result<PrincipalName, IdError> {
+        // A name is shown everywhere (audit rows, `createdBy`, the console), so none may
+        // start like a key: a key pasted into a name field would be stored and shown.
         let valid = (1..=64).contains(&text.len())
             && text.bytes().next().is_some_and(|byte| byte.is_ascii_alphanumeric())
-            && text.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'));
+            && text.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
+            && ![crate::keys::CLASSIC_PREFIX, crate::keys::TEMPORARY_PREFIX].iter().any(|prefix| text.starts_with(prefix));
         if valid {
             Ok(PrincipalName(text.to_string()))
         } else {
-            Err(malformed("name", text, "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"))
+            Err(malformed(
+                "name",
+                text,
+                "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit, and not with 'sk-' or 'st-'",
+            ))
         }
     }
 
@@ -225,6 +233,18 @@ mod tests {
         assert!(PrincipalName::parse("").is_err());
         assert!(PrincipalName::parse("-dash").is_err());
         assert!(PrincipalName::parse("alice smith").is_err());
+        assert!(PrincipalName::parse("sk-ws-AbCd").is_err());
+        assert!(PrincipalName::parse("st-AbCd").is_err());
+        assert!(PrincipalName::parse("test-user").is_ok());
+    }
+
+    #[test]
+    fn a_key_where_an_id_belongs_is_not_repeated_in_the_error() {
+        let key = "sk-ws-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+        for error in [WorkspaceId::parse(key).unwrap_err(), PrincipalName::parse(key).unwrap_err(), AppId::parse(key).unwrap_err()] {
+            assert!(!error.to_string().contains("AbCdEf"), "{error}");
+        }
+        assert!(WorkspaceId::parse("llm-ABC").unwrap_err().to_string().contains("'llm-ABC'"));
     }
 
     #[test]

@@ -53,7 +53,8 @@ impl IpNetwork {
     /// Parses `1.2.3.4`, `1.2.3.0/24`, `2001:db8::1`, `2001:db8::/32`, `::ffff:1.2.3.0/120`.
     pub fn parse(entry: &str) -> Result<IpNetwork, IpAllowlistError> {
         let trimmed = entry.trim();
-        let shown = || trimmed.chars().take(60).collect::<String>();
+        // A key pasted into the whitelist is not repeated back.
+        let shown = || crate::keys::shown_input(trimmed, 60);
         if trimmed.contains('%') {
             return Err(IpAllowlistError::ZoneIndex(shown()));
         }

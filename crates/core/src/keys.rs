@@ -254,6 +254,24 @@ pub fn mask_key(whole: &str) -> String {
     format!("{prefix}{head}****{tail}")
 }
 
+/// Whether `text` may hold an API key: it has a key prefix (`sk-`, `sk-ws-`, `sk-sp-`,
+/// `st-`) anywhere. Such text is never repeated in an error message or written to a log,
+/// so that a key pasted into the wrong field or path does not travel further; text that
+/// merely looks like one (`first-step`) is held back too, which costs only a less precise
+/// message.
+pub fn may_hold_key(text: &str) -> bool {
+    text.contains(CLASSIC_PREFIX) || text.contains(TEMPORARY_PREFIX)
+}
+
+/// What an error message may repeat of a client's `text`: at most `max_characters` of it,
+/// or a note instead when it may hold a key ([`may_hold_key`]).
+pub fn shown_input(text: &str, max_characters: usize) -> String {
+    if may_hold_key(text) {
+        return "(a value that looks like an API key; not repeated)".into();
+    }
+    text.chars().take(max_characters).collect()
+}
+
 /// Reads a plaintext for a moment, e.g. to write it into a create response.
 pub fn expose(plaintext: &SecretString) -> &str {
     plaintext.expose_secret()

@@ -44,15 +44,15 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), BodyLimit(keygate_api::key_import::MAX_IMPORT_BODY_BYTES)),
             authentication::require_authentication,
         )));
-    Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readiness))
-        .route("/metrics", get(crate::metrics::guarded_metrics_endpoint))
-        .merge(
-            keygate_api::public_routes()
-                .merge(crate::console::routes())
-                .route_layer(from_fn_with_state(state.clone(), crate::request_body::buffer_small_body)),
-        )
+    let mut public = Router::new().route("/healthz", get(|| async { Json(json!({"status": "ok"})) })).route("/readyz", get(readiness));
+    // With a metrics listener of its own, `/metrics` is served there only: an ordinary
+    // listener answers it like any unknown path.
+    if state.shared.settings.metrics_listen.is_none() {
+        public = public.route("/metrics", get(crate::metrics::guarded_metrics_endpoint));
+    }
+    public
+        .merge(keygate_api::public_routes())
+        .merge(crate::console::routes())
         .merge(gateway::routes())
         .merge(authenticated)
         .fallback(crate::planes::not_served)
@@ -147,6 +147,11 @@ impl Server {
             .collect()
     }
 
+    /// The bound address of the `metrics_listen` listener, when there is one.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|(listener, _)| listener.local_addr().ok())
+    }
+
     /// The state shared by every listener (tests use its store).
     pub fn state(&self) -> Option<AppState> {
         self.listeners.first().map(|(_, state)| state.clone())
@@ -162,12 +167,15 @@ impl Server {
         for (listener, state) in self.listeners {
             // A plan listener serves only its plan paths; `/auth/verify` is not one of them.
             let verify_state = (state.key_endpoint == KeyEndpoint::PayAsYouGo).then(|| state.clone());
+            let region: Arc<str> = state.listener_region.as_str().into();
             let app = router(state);
-            tasks.push(tokio::spawn(serve_listener(listener, app, verify_state, gate.clone(), self.limits, stop_receiver.clone())));
+            let served = Served { app, verify_state, region };
+            tasks.push(tokio::spawn(serve_listener(listener, served, gate.clone(), self.limits, stop_receiver.clone())));
         }
         if let Some((listener, state)) = self.metrics_listener {
-            let app = crate::metrics::metrics_listener_router(state);
-            tasks.push(tokio::spawn(serve_listener(listener, app, None, gate.clone(), self.limits, stop_receiver.clone())));
+            let region: Arc<str> = state.listener_region.as_str().into();
+            let served = Served { app: crate::metrics::metrics_listener_router(state), verify_state: None, region };
+            tasks.push(tokio::spawn(serve_listener(listener, served, gate.clone(), self.limits, stop_receiver.clone())));
         }
         let usage_flusher = state_for_flush.map(|state| {
             let mut stop = stop_receiver.clone();
@@ -209,6 +217,14 @@ impl Server {
     }
 }
 
+/// What one listener serves: its router, the state of its `/auth/verify` (none on a plan
+/// or metrics listener), and its region (for the log lines written before the router).
+struct Served {
+    app: Router,
+    verify_state: Option<AppState>,
+    region: Arc<str>,
+}
+
 /// How long a stopping listener waits for requests in flight.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Longest request target (path and query) served; longer ones get a 414 in the plane's
@@ -224,12 +240,12 @@ const MAX_REQUEST_TARGET_BYTES: usize = 8 * 1024;
 /// [`router`] with the peer address as `ConnectInfo`.
 async fn serve_listener(
     listener: TcpListener,
-    app: Router,
-    verify_state: Option<AppState>,
+    served: Served,
     gate: Arc<ConnectionTable>,
     limits: ConnectionLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let Served { app, verify_state, region } = served;
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
@@ -272,6 +288,7 @@ async fn serve_listener(
         let activity = permit.activity.clone();
         let app = app.clone();
         let verify_state = verify_state.clone();
+        let region = region.clone();
         let service_activity = activity.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             service_activity.request_started();
@@ -297,13 +314,18 @@ async fn serve_listener(
             let watched =
                 move |response: axum::response::Response| response.map(|body| axum::body::Body::new(WatchedBody::new(body, body_activity)));
             if request.uri().path_and_query().map_or(0, |target| target.as_str().len()) > MAX_REQUEST_TARGET_BYTES {
+                let started = std::time::Instant::now();
+                let request_id = crate::request_context::new_request_id();
                 let refusal = crate::planes::refusal_for_path(
                     request.uri().path(),
                     axum::http::StatusCode::URI_TOO_LONG,
                     "RequestURITooLong",
                     &format!("The request target is longer than {MAX_REQUEST_TARGET_BYTES} bytes."),
-                    &crate::request_context::new_request_id(),
+                    &request_id,
                 );
+                // Refused before the router, so its middleware does not log it.
+                let path = request.uri().path();
+                crate::request_context::log_request(&request_id, &region, request.method(), path, refusal.status(), started);
                 return Either::Right(Either::Left(Either::Left(std::future::ready(Ok(watched(refusal))))));
             }
             let mut request = request.map(axum::body::Body::new);

@@ -110,10 +110,25 @@ async fn metrics_endpoint(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
+/// Headers by which a proxy says whose request it relays.
+const FORWARDING_HEADERS: [header::HeaderName; 3] =
+    [header::FORWARDED, header::HeaderName::from_static("x-forwarded-for"), header::HeaderName::from_static("x-real-ip")];
+
+/// Whether a request without a metrics token may read `/metrics`: its TCP peer is this
+/// machine (`::ffff:127.0.0.1` too, as a dual-stack listener sees an IPv4 client), and it
+/// relays nobody else's request. A proxy on the same machine connects from loopback on
+/// behalf of clients anywhere, so a request that carries a forwarding header is never
+/// exempt, whatever address the header names and whether or not the proxy is trusted:
+/// the exemption belongs to the socket peer alone.
+pub fn is_local_unforwarded<B>(request: &axum::http::Request<B>) -> bool {
+    peer_of(request).to_canonical().is_loopback() && !FORWARDING_HEADERS.iter().any(|name| request.headers().contains_key(name))
+}
+
 /// `/metrics` on an ordinary listener, which may face the internet: with a
 /// `metrics_token` (`KEYGATE_METRICS_TOKEN`), only for `Authorization: Bearer <token>`;
-/// without one, only for loopback clients (the TCP peer, whatever `X-Forwarded-For`
-/// says). `metrics_listen` serves it on a listener of its own instead.
+/// without one, only for a client on this machine that no proxy relays
+/// ([`is_local_unforwarded`]). `metrics_listen` serves it on a listener of its own instead,
+/// and ordinary listeners do not serve it at all.
 pub async fn guarded_metrics_endpoint(state: State<AppState>, context: RequestContext, request: Request) -> Response {
     let refuse =
         |status, code, message: &str| ManagementError::new(status, code, message).with_request_id(&context.request_id).into_response();
@@ -130,11 +145,11 @@ pub async fn guarded_metrics_endpoint(state: State<AppState>, context: RequestCo
                 return refuse(StatusCode::UNAUTHORIZED, "InvalidMetricsToken", "/metrics needs Authorization: Bearer <metrics token>.");
             }
         }
-        None if !peer_of(&request).is_loopback() => {
+        None if !is_local_unforwarded(&request) => {
             return refuse(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
-                "/metrics answers only loopback clients on this listener; set a metrics token or a metrics listener.",
+                "/metrics answers only clients on this machine, not through a proxy, on this listener; set a metrics token or a metrics listener.",
             );
         }
         None => {}
@@ -142,16 +157,19 @@ pub async fn guarded_metrics_endpoint(state: State<AppState>, context: RequestCo
     metrics_endpoint(state).await
 }
 
-/// The router of a `metrics_listen` listener: `/metrics` and nothing else.
+/// The router of a `metrics_listen` listener: `/metrics` and nothing else. Its refusals
+/// are the management plane's, with a request id and an access-log line, like any other
+/// listener's.
 pub fn metrics_listener_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics_endpoint))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(serde_json::json!({"code": "NotFound", "message": "Only /metrics is served on this listener."})),
-            )
+        .fallback(|context: RequestContext| async move {
+            ManagementError::new(StatusCode::NOT_FOUND, "NotFound", "Only /metrics is served on this listener.")
+                .with_request_id(&context.request_id)
+                .into_response()
         })
+        .method_not_allowed_fallback(crate::planes::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::request_context::attach_request_context))
         .with_state(state)
 }
 

@@ -1,16 +1,22 @@
 //! Which plane a path belongs to, and a refusal in that plane's error shape: the answer
 //! to a request that no handler takes (an unknown path, a wrong method, a target too
-//! long). A client reads errors in the shape of the API it called, so an unknown path
-//! under `/compatible-mode/` answers like OpenAI, one under `/modelstudio/` like the
-//! management API, and so on; every such answer carries a request id.
+//! long, a path parameter that cannot be read). A client reads errors in the shape of the
+//! API it called, so an unknown path under `/compatible-mode/` answers like OpenAI, one
+//! under `/modelstudio/` like the management API, and so on; every such answer carries a
+//! request id.
+//!
+//! Handlers take path parameters through [`Path`], never axum's own extractor, whose
+//! rejections are plain text (clippy.toml forbids it).
 
-use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use serde::de::DeserializeOwned;
 
 use crate::gateway::errors::{GatewayRefusal, Protocol};
 use crate::management::errors::{ErrorShape, ManagementError};
-use crate::request_context::RequestContext;
+use crate::request_context::{new_request_id, shown_path, RequestContext};
 use crate::state::AppState;
 
 /// Where a path belongs.
@@ -44,15 +50,76 @@ impl Plane {
 }
 
 /// A refusal with `status`, `code` (the management and native code) and `message`, in
-/// the shape of the plane `path` belongs to.
+/// the shape of the plane `path` belongs to. The request id is also in `x-acs-request-id`,
+/// as on every answer of the router, so that a refusal made before the router (a target
+/// too long) carries it too.
 pub fn refusal_for_path(path: &str, status: StatusCode, code: &'static str, message: &str, request_id: &str) -> Response {
-    match Plane::of_path(path) {
+    let mut response = match Plane::of_path(path) {
         Plane::Gateway(protocol) => {
             GatewayRefusal::Unrouted { status, native_code: code, message: message.to_string() }.into_response_for(protocol, request_id)
         }
         Plane::Management(shape) => ManagementError::new(status, code, message).with_request_id(request_id).into_response_shaped(shape),
         Plane::Console => console_error_page(status, message, request_id),
+    };
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("x-acs-request-id", value);
     }
+    response
+}
+
+/// A handler's path parameters, percent-decoded, or a 400 `InvalidParameter` in the
+/// plane's envelope when one is not percent-encoded UTF-8 (a `%` that does not start an
+/// escape, or bytes that do not decode to UTF-8). The refusal never repeats the
+/// parameter: a key pasted into a path must not come back in the answer.
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    #[allow(clippy::disallowed_types)] // The one place that wraps axum's extractor.
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        use axum::extract::path::ErrorKind;
+        use axum::extract::rejection::PathRejection;
+        let request_id = parts.extensions.get::<RequestContext>().map(|context| context.request_id.clone()).unwrap_or_else(new_request_id);
+        let path = parts.uri.path().to_string();
+        let refuse = |status: StatusCode, code: &'static str, message: &str| refusal_for_path(&path, status, code, message, &request_id);
+        // axum keeps such a `%` as a literal; a client that sends one has a broken encoder.
+        if has_malformed_escape(&path) {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                "The request path has a '%' that does not start a percent-encoded byte (%XX).",
+            ));
+        }
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(PathRejection::FailedToDeserializePathParams(error)) => Err(match error.kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => refuse(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameter",
+                    &format!("The path parameter {key} is not UTF-8 once percent-decoded."),
+                ),
+                _ => refuse(StatusCode::BAD_REQUEST, "InvalidParameter", "The request path's parameters could not be read."),
+            }),
+            Err(other) => {
+                tracing::error!(request_id = %request_id, error = %other, "a handler's path parameters are missing");
+                Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "An internal error occurred; see the server log."))
+            }
+        }
+    }
+}
+
+/// Whether `path` has a `%` that is not followed by two hex digits.
+fn has_malformed_escape(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.iter().enumerate().any(|(index, &byte)| {
+        byte == b'%' && !bytes.get(index + 1..index + 3).is_some_and(|escape| escape.iter().all(u8::is_ascii_hexdigit))
+    })
 }
 
 fn console_error_page(status: StatusCode, message: &str, request_id: &str) -> Response {
@@ -74,11 +141,13 @@ fn console_error_page(status: StatusCode, message: &str, request_id: &str) -> Re
 /// The router's fallback: no route has this path.
 pub async fn not_served(State(_state): State<AppState>, context: RequestContext, request: Request) -> Response {
     let (method, path) = (request.method(), request.uri().path());
+    // The path as the log has it: a key a client put in its URL is not echoed.
+    let shown = shown_path(path);
     let (code, message) = match Plane::of_path(path) {
         Plane::Management(_) if path.starts_with("/modelstudio/") || path.starts_with("/tokenplan/") => {
-            ("UnsupportedOperation", format!("keygate does not implement this operation ({method} {path})."))
+            ("UnsupportedOperation", format!("keygate does not implement this operation ({method} {shown})."))
         }
-        _ => ("NotFound", format!("{method} {path} is not served here.")),
+        _ => ("NotFound", format!("{method} {shown} is not served here.")),
     };
     refusal_for_path(path, StatusCode::NOT_FOUND, code, &message, &context.request_id)
 }
@@ -86,7 +155,7 @@ pub async fn not_served(State(_state): State<AppState>, context: RequestContext,
 /// The router's answer to a known path with a method it does not take.
 pub async fn method_not_allowed(context: RequestContext, method: Method, request: Request) -> Response {
     let path = request.uri().path();
-    let message = format!("{path} does not take {method}.");
+    let message = format!("{} does not take {method}.", shown_path(path));
     refusal_for_path(path, StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &message, &context.request_id)
 }
 
@@ -106,5 +175,15 @@ mod tests {
         assert_eq!(Plane::of_path("/modelstudio/nope"), Plane::Management(ErrorShape::ModelStudio));
         assert_eq!(Plane::of_path("/apis"), Plane::Management(ErrorShape::ModelStudio));
         assert_eq!(Plane::of_path("/"), Plane::Management(ErrorShape::ModelStudio));
+    }
+
+    #[test]
+    fn a_percent_that_starts_no_escape_is_malformed() {
+        for path in ["/a/%zz", "/a/%4", "/a/%", "/a/b%g1/c"] {
+            assert!(has_malformed_escape(path), "{path}");
+        }
+        for path in ["/a/b", "/a/%ff", "/a/%2F%2e", "/a/100%25"] {
+            assert!(!has_malformed_escape(path), "{path}");
+        }
     }
 }

@@ -42,39 +42,3 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize, deadline: 
         Ok(Err(_)) => Err(BodyReadError::Broken),
     }
 }
-
-/// Largest body read on a route anyone may call (a login, the console's forms): a login is
-/// a few hundred bytes, and a client nobody knows yet must not make the node hold more.
-pub const UNAUTHENTICATED_BODY_BYTES: usize = 64 * 1024;
-
-/// Middleware for the routes whose handlers read the body with axum's extractors (the
-/// login API and the console): the body is read here first, whole, under
-/// [`UNAUTHENTICATED_BODY_BYTES`] and the body-read deadline, so that a declared megabyte
-/// is refused from the head alone and a client that sends slowly is cut off. A refusal is
-/// in the shape of the path's plane.
-pub async fn buffer_small_body(
-    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
-    context: crate::request_context::RequestContext,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::http::StatusCode;
-    let (parts, body) = request.into_parts();
-    let deadline = state.shared.settings.body_read_timeout();
-    let refuse =
-        |status, code, message: String| crate::planes::refusal_for_path(parts.uri.path(), status, code, &message, &context.request_id);
-    match read_body(&parts.headers, body, UNAUTHENTICATED_BODY_BYTES, deadline).await {
-        Ok(bytes) => next.run(axum::extract::Request::from_parts(parts, Body::from(bytes))).await,
-        Err(BodyReadError::TooLarge { limit }) => refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestEntityTooLarge",
-            format!("The request body is larger than the limit of {limit} bytes."),
-        ),
-        Err(BodyReadError::TimedOut { seconds }) => {
-            refuse(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", format!("The request body did not arrive within {seconds} s."))
-        }
-        Err(BodyReadError::Broken) => {
-            refuse(StatusCode::BAD_REQUEST, "InvalidParameter", "The request body could not be read.".to_string())
-        }
-    }
-}

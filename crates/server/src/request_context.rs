@@ -6,10 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use keygate_core::client_address::resolve_client_address;
+use keygate_core::keys::may_hold_key;
 
 use crate::state::AppState;
 
@@ -80,21 +81,68 @@ pub async fn attach_request_context(State(state): State<AppState>, mut request: 
     if let Ok(value) = HeaderValue::from_str(&context.request_id) {
         response.headers_mut().insert("x-acs-request-id", value);
     }
+    log_request(&context.request_id, &state.listener_region, &method, &path, response.status(), started);
+    response
+}
+
+/// The access-log line of one request. The path is logged as [`shown_path`] has it; the
+/// query, headers and body never are.
+pub fn log_request(request_id: &str, region: &str, method: &Method, path: &str, status: StatusCode, started: Instant) {
     tracing::info!(
-        request_id = %context.request_id,
-        region = %state.listener_region,
+        request_id = %request_id,
+        region = %region,
         method = %method,
-        path = %path,
-        status = response.status().as_u16(),
+        path = %shown_path(path),
+        status = status.as_u16(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
     );
-    response
+}
+
+/// Longest path repeated in a log line or an error message.
+const MAX_SHOWN_PATH_CHARACTERS: usize = 256;
+
+/// `path` as it may be repeated in a log line or an error message: a segment that may hold
+/// an API key (a client that put its key in the URL) is replaced by `{redacted}`, and a
+/// long path is cut.
+pub fn shown_path(path: &str) -> std::borrow::Cow<'_, str> {
+    // Every request's log line passes here: the usual path is shown as it is, unchanged.
+    if path.len() <= MAX_SHOWN_PATH_CHARACTERS && !path.contains('%') && !may_hold_key(path) {
+        return path.into();
+    }
+    let redacted: Vec<std::borrow::Cow<'_, str>> = path
+        .split('/')
+        .map(|segment| {
+            let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
+            if may_hold_key(segment) || may_hold_key(&decoded) {
+                "{redacted}".into()
+            } else {
+                segment.into()
+            }
+        })
+        .collect();
+    let joined = redacted.join("/");
+    if joined.chars().count() <= MAX_SHOWN_PATH_CHARACTERS {
+        return joined.into();
+    }
+    let mut cut: String = joined.chars().take(MAX_SHOWN_PATH_CHARACTERS).collect();
+    cut.push('…');
+    cut.into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_is_shown_without_what_may_be_a_key_and_cut_when_long() {
+        assert_eq!(shown_path("/modelstudio/apikeys/12"), "/modelstudio/apikeys/12");
+        assert_eq!(shown_path("/api/v1/apps/sk-ws-AbCdEfGh0123456789/completion"), "/api/v1/apps/{redacted}/completion");
+        assert_eq!(shown_path("/keygate/v1/users/sk%2Dws%2DAbCd"), "/keygate/v1/users/{redacted}");
+        let long = shown_path(&format!("/x/{}", "a".repeat(1000))).into_owned();
+        assert_eq!(long.chars().count(), MAX_SHOWN_PATH_CHARACTERS + 1);
+        assert!(long.ends_with('…'));
+    }
 
     #[test]
     fn request_ids_are_distinct_and_shaped_like_alibaba_clouds() {

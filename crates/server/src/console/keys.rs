@@ -6,7 +6,7 @@
 //! new or reset key's plaintext is written only into the response to the POST that made
 //! it, never into a URL, a redirect, a cookie or the log.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keygate_core::access::{KeyAction, KeyVisibility};
@@ -23,6 +23,7 @@ use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
 use crate::management::form::FormFields;
 use crate::management::key_operations::{self, region_policy, IssuedKey, NewKeyRequest};
+use crate::planes::Path;
 use crate::state::AppState;
 
 /// Keys per page of the list.

@@ -94,7 +94,7 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
         .get::<RequestContext>()
         .cloned()
         .unwrap_or_else(|| RequestContext { request_id: new_request_id(), client_address: None });
-    let (parts, fields) = read_form(request).await?;
+    let (parts, fields) = read_form(&state, request).await?;
     let headers = parts.headers;
     let mut form = LoginForm {
         account: fields.get("account").unwrap_or("").trim().to_string(),

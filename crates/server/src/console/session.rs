@@ -23,6 +23,7 @@ use subtle::ConstantTimeEq;
 use super::layout::message_page;
 use crate::management::authentication::{authenticate_session, Authenticated};
 use crate::management::form::FormFields;
+use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::{new_request_id, RequestContext};
 use crate::secrets::session_token_digest;
 use crate::state::AppState;
@@ -96,6 +97,8 @@ pub enum ConsoleRejection {
     CsrfRefused,
     /// A request the console never makes (wrong content type, unknown region, bad body).
     BadRequest(String),
+    /// Refused with this answer (a form too large or too slow), made with the request id.
+    Refused(Box<Response>),
     Internal,
 }
 
@@ -109,6 +112,7 @@ impl IntoResponse for ConsoleRejection {
                 "This form was not sent by your console session (its security token is missing or wrong), so nothing was changed. Go back, reload the page and try again.",
             ),
             ConsoleRejection::BadRequest(message) => message_page(StatusCode::BAD_REQUEST, "Bad request", &message),
+            ConsoleRejection::Refused(response) => *response,
             ConsoleRejection::Internal => message_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "An internal error occurred; the server log has the details."),
         }
     }
@@ -177,15 +181,28 @@ impl FromRequestParts<AppState> for Console {
 }
 
 /// Reads a form body: `application/x-www-form-urlencoded`, at most [`MAX_FORM_BYTES`].
-pub async fn read_form(request: Request) -> Result<(Parts, FormFields), ConsoleRejection> {
+/// Like every body, it is read under a deadline, so that a slow sender cannot hold the
+/// connection.
+pub async fn read_form(state: &AppState, request: Request) -> Result<(Parts, FormFields), ConsoleRejection> {
     let (parts, body) = request.into_parts();
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
     if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
         return Err(ConsoleRejection::BadRequest("Console forms are sent as application/x-www-form-urlencoded.".into()));
     }
-    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
-        .await
-        .map_err(|_| ConsoleRejection::BadRequest(format!("The form is larger than {MAX_FORM_BYTES} bytes.")))?;
+    let settings = &state.shared.settings;
+    let bytes = read_body(&parts.headers, body, MAX_FORM_BYTES, settings.body_read_timeout()).await.map_err(|error| {
+        let request_id = parts.extensions.get::<RequestContext>().map_or_else(new_request_id, |context| context.request_id.clone());
+        let (status, code, message) = match error {
+            BodyReadError::TooLarge { limit } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", format!("The form is larger than {limit} bytes."))
+            }
+            BodyReadError::TimedOut { seconds } => {
+                (StatusCode::REQUEST_TIMEOUT, "RequestTimeout", format!("The form did not arrive within {seconds} seconds."))
+            }
+            BodyReadError::Broken => (StatusCode::BAD_REQUEST, "InvalidParameter", "The form could not be read.".to_string()),
+        };
+        ConsoleRejection::Refused(Box::new(crate::planes::refusal_for_path(parts.uri.path(), status, code, &message, &request_id)))
+    })?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ConsoleRejection::BadRequest("The form is not valid UTF-8.".into()))?;
     let fields = FormFields::parse(text, "form").map_err(|error| ConsoleRejection::BadRequest(error.message))?;
     Ok((parts, fields))
@@ -204,7 +221,7 @@ impl FromRequest<AppState> for ConsoleForm {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = request.into_parts();
         let console = Console::from_request_parts(&mut parts, state).await?;
-        let (_, fields) = read_form(Request::from_parts(parts, body)).await?;
+        let (_, fields) = read_form(state, Request::from_parts(parts, body)).await?;
         if !csrf_token_matches(&console.csrf_token, fields.get(CSRF_FIELD).unwrap_or("")) {
             tracing::warn!(request_id = %console.auth.context.request_id, "console form refused: CSRF token missing or wrong");
             return Err(ConsoleRejection::CsrfRefused);

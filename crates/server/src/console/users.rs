@@ -3,7 +3,7 @@
 //! checks are the API's: [`Administrator`]-only, names, roles and passwords parsed by the
 //! same functions, and the store does the rest.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keygate_core::access::UserStatus;
@@ -16,6 +16,7 @@ use super::layout::{csrf_field, described_by, error_page, field_error, page, tim
 use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
 use crate::management::keygate_api::{hash_off_runtime, parse_new_password, parse_role};
+use crate::planes::Path;
 use crate::state::AppState;
 
 /// The Create user form as sent (never the password) and its errors by field.

@@ -2,7 +2,7 @@
 //! create a sub-workspace, grant it models (inference), manage its members and add
 //! applications. The default workspace may call every model and has every user.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keygate_core::ids::{AppId, PrincipalName, WorkspaceId, WorkspaceName};
@@ -14,6 +14,7 @@ use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
 use crate::management::form::FormFields;
 use crate::management::key_operations::region_policy;
+use crate::planes::Path;
 use crate::state::AppState;
 
 /// Most characters in an application name (as the API's).

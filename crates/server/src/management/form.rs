@@ -144,10 +144,7 @@ pub fn parse_boolean(text: &str) -> Option<bool> {
 /// At most 60 characters of user input, for error messages; never an API key (a key
 /// pasted into the wrong field must not come back in the answer or a proxy's log).
 pub fn shown(text: &str) -> String {
-    if text.contains("sk-") || text.contains("st-") {
-        return "(a value that looks like an API key; not repeated)".into();
-    }
-    text.chars().take(60).collect()
+    keygate_core::keys::shown_input(text, 60)
 }
 
 const AUTH_FIXED_FIELDS: [&str; 3] = ["auth.type", "auth.modelAccessScope.allowAllModels", "auth.appAccessScope.allowAllApps"];

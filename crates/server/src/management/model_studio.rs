@@ -3,7 +3,7 @@
 //! camelCase JSON in the success envelope.
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post, put};
@@ -19,6 +19,7 @@ use super::authentication::Authenticated;
 use super::errors::{success, ManagementError};
 use super::form::{shown, FormFields};
 use super::key_operations::{self, region_policy, resolve_workspace, NewKeyRequest};
+use crate::planes::Path;
 use crate::state::AppState;
 
 /// Routes of the Model Studio API (authentication is layered on by the caller).

@@ -34,6 +34,8 @@ pub struct TestApp {
     /// Plan listener of `ap-southeast-1` (only `sk-sp-` keys; the ordinary listener when a
     /// test's settings have none).
     pub plan_address: SocketAddr,
+    /// The `metrics_listen` listener, when the test's settings ask for one.
+    pub metrics_address: Option<SocketAddr>,
     pub state: AppState,
     pub http: reqwest::Client,
     /// The PostgreSQL schema this app runs on, if any (dropped with the last app using it).
@@ -205,6 +207,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let address = address_of("ap-southeast-1").expect("ap-southeast-1 listener");
     let us_address = address_of("us-east-1").unwrap_or(address);
     let plan_address = server.plan_addresses().first().map_or(address, |(plan_address, _)| *plan_address);
+    let metrics_address = server.metrics_address();
     let state = server.state().expect("state");
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(async move {
@@ -214,6 +217,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         address,
         us_address,
         plan_address,
+        metrics_address,
         state,
         http: reqwest::Client::new(),
         schema: None,

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use keygate_core::ids::{generate_access_key_secret, AccessKeyId};
 use keygate_store::{AccessKeyRecord, StoreError, UserRecord};
@@ -18,6 +18,7 @@ use super::{json_body, parse_name, respond, Result};
 use crate::management::authentication::Authenticated;
 use crate::management::errors::ManagementError;
 use crate::management::form::FormFields;
+use crate::planes::Path;
 use crate::state::AppState;
 
 /// An AccessKey as lists show it: who owns it and its state, never the secret.

@@ -1,7 +1,7 @@
 //! Sessions: logging in with a name and password (the one unauthenticated call), logging
 //! out, and asking who the current caller is.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -14,6 +14,7 @@ use serde_json::json;
 use super::{json_body, respond, Result};
 use crate::management::authentication::Authenticated;
 use crate::management::errors::{success, ManagementError};
+use crate::request_body::read_body;
 use crate::request_context::RequestContext;
 use crate::secrets::{generate_session_token, session_token_digest, verify_password};
 use crate::state::AppState;
@@ -75,8 +76,13 @@ async fn check_password(state: &AppState, account: &str, user: Option<&str>, pas
     }
 }
 
-pub(super) async fn login(State(state): State<AppState>, context: RequestContext, body: Bytes) -> Result<Response> {
+/// Largest login body: a name and a password fit many times over. The one body read
+/// before anyone is authenticated, so it is small and under the body-read deadline.
+pub const MAX_LOGIN_BODY_BYTES: usize = 16 * 1024;
+
+pub(super) async fn login(State(state): State<AppState>, context: RequestContext, headers: HeaderMap, body: Body) -> Result<Response> {
     async {
+        let body = read_body(&headers, body, MAX_LOGIN_BODY_BYTES, state.shared.settings.body_read_timeout()).await?;
         let request: LoginRequest = json_body(&body, r#"{"account", "user"?, "password"}"#)?;
         let password = SecretString::from(request.password);
         let (account_id, user_id) =

@@ -2,7 +2,7 @@
 //! set a password, and delete for good (which deletes the user's API keys too).
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use keygate_core::access::{Caller, CallerIdentity, Role, UserStatus};
 use keygate_store::UserRecord;
@@ -14,6 +14,7 @@ use super::{json_body, parse_name, respond, Administrator, Result};
 use crate::management::authentication::Authenticated;
 use crate::management::errors::ManagementError;
 use crate::management::form::shown;
+use crate::planes::Path;
 use crate::secrets::hash_password;
 use crate::state::AppState;
 

@@ -3,7 +3,7 @@
 //! answered 404 `Workspace.NotFound`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use keygate_core::ids::{AppId, WorkspaceId};
 use keygate_store::WorkspaceRecord;
@@ -13,6 +13,7 @@ use serde_json::json;
 use super::{json_body, parse_name, respond, Administrator, Result};
 use crate::management::authentication::Authenticated;
 use crate::management::errors::ManagementError;
+use crate::planes::Path;
 use crate::state::AppState;
 
 /// Most characters in an application name.
