@@ -43,15 +43,14 @@ if [ $# -gt 0 ]; then
 else
   mapfile -t targets < <(cargo "+$toolchain" fuzz list)
 fi
-echo "building ${#targets[@]} fuzz targets (sanitizer: $sanitizer, $(rustc "+$toolchain" --version))" >&2
+echo "building the fuzz targets (sanitizer: $sanitizer, $(rustc "+$toolchain" --version)); running ${#targets[@]}" >&2
 cargo "+$toolchain" fuzz build -s "$sanitizer" >&2
 binaries=$fuzz_dir/target/x86_64-unknown-linux-gnu/release
 
-# Longest input per target. Most harnesses cost more than linearly in the input (headers
-# matched against signed names, pairs sorted, lines against lines), and libFuzzer's default
-# of 4096 bytes made the long run several times slower without reaching any more code:
-# 1024 bytes hold a signed request, an allowlist of 20 entries or a model call body. The
-# forwarding path needs room to pass its 4096-byte query limit.
+# Longest input per target. Several harnesses cost more than linearly in the input (pairs
+# sorted, lines against lines), and with libFuzzer's default of 4096 bytes the inputs grew
+# to it: 1024 bytes hold a signed request, an allowlist of 20 entries or a model call body.
+# The forwarding path needs room to pass its 4096-byte query limit.
 max_len_of() {
   case $1 in
     forwarding_path) echo 4200 ;;
