@@ -1,10 +1,13 @@
 //! The rules of importing existing keys (`keygate keys import`), shared by the server and
-//! by the CLI's check of a file before it sends anything: which keys may be imported, the
-//! description, repeats within one import, and how a refused line is described. A refusal
+//! by the CLI's check of a file before it sends anything: how a file of keys is read (one
+//! key a line, or CSV `key,description`), which keys may be imported, the description,
+//! repeats within one import, and how a refused line is described. A refusal
 //! never carries the plaintext: a well-formed key is named by its masked form, a malformed
 //! one not at all.
 
 use std::collections::HashMap;
+
+use secrecy::SecretString;
 
 use crate::ids::{Description, IdError};
 use crate::keys::{mask_key, parse_importable_key, KeyDigest, CLASSIC_PREFIX, PLAN_PREFIX, SECURE_PREFIX};
@@ -123,6 +126,125 @@ pub fn summarize(bad_lines: &[BadLine], shown: usize) -> String {
     text
 }
 
+/// One key of the file, with its line number (from 1, counting every line).
+pub struct FileEntry {
+    pub line: u64,
+    pub key: SecretString,
+    pub description: String,
+}
+
+impl std::fmt::Debug for FileEntry {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("FileEntry").field("line", &self.line).field("description", &self.description).finish_non_exhaustive()
+    }
+}
+
+/// What a file holds: the keys that passed the checks, the bad lines, and how many lines
+/// there were.
+#[derive(Debug, Default)]
+pub struct ImportFile {
+    pub entries: Vec<FileEntry>,
+    pub bad_lines: Vec<BadLine>,
+    pub lines: u64,
+}
+
+/// Splits one CSV record (one line; no line breaks inside quotes) into trimmed fields. A
+/// quoted field keeps its text as written, `""` standing for a quote.
+fn split_record(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut characters = line.chars().peekable();
+    loop {
+        while characters.next_if(|character| *character == ' ' || *character == '\t').is_some() {}
+        let mut field = String::new();
+        if characters.next_if_eq(&'"').is_some() {
+            loop {
+                match characters.next() {
+                    None => return Err("a quoted field is not closed".into()),
+                    Some('"') if characters.next_if_eq(&'"').is_some() => field.push('"'),
+                    Some('"') => break,
+                    Some(character) => field.push(character),
+                }
+            }
+            while characters.next_if(|character| *character == ' ' || *character == '\t').is_some() {}
+            match characters.next() {
+                None => {
+                    fields.push(field);
+                    return Ok(fields);
+                }
+                Some(',') => fields.push(field),
+                Some(_) => return Err("text follows a closing quote".into()),
+            }
+        } else {
+            loop {
+                match characters.next() {
+                    None => {
+                        fields.push(field.trim().to_string());
+                        return Ok(fields);
+                    }
+                    Some(',') => {
+                        fields.push(field.trim().to_string());
+                        break;
+                    }
+                    Some(character) => field.push(character),
+                }
+            }
+        }
+    }
+}
+
+/// `key,description` (any case) as the first record: a header, not a key.
+fn is_header(fields: &[String]) -> bool {
+    match fields {
+        [key] => key.eq_ignore_ascii_case("key"),
+        [key, description] => key.eq_ignore_ascii_case("key") && description.eq_ignore_ascii_case("description"),
+        _ => false,
+    }
+}
+
+/// Reads and checks a whole file: blank lines and `#` comments are skipped (but counted),
+/// a `key,description` header is allowed on the first record, every other line must be
+/// `key` or `key,description` with a key that may be imported, not repeating an earlier one.
+pub fn read_import_file(text: &str, mut on_line: impl FnMut(u64)) -> ImportFile {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut file = ImportFile::default();
+    let mut seen = SeenKeys::default();
+    let mut first_record = true;
+    // `lines()`: `\n` or `\r\n`, and a final newline makes no extra line.
+    for (index, raw) in text.lines().enumerate() {
+        let line = index as u64 + 1;
+        on_line(line);
+        file.lines = line;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let fields = match split_record(trimmed) {
+            Ok(fields) => fields,
+            Err(why) => {
+                file.bad_lines.push(BadLine { line, problem: LineProblem::Unreadable(why) });
+                continue;
+            }
+        };
+        if std::mem::take(&mut first_record) && is_header(&fields) {
+            continue;
+        }
+        let (key, description) = match fields.as_slice() {
+            [key] => (key.as_str(), ""),
+            [key, description] => (key.as_str(), description.as_str()),
+            _ => {
+                let why = format!("expected key or key,description, found {} fields (quote a description that has commas)", fields.len());
+                file.bad_lines.push(BadLine { line, problem: LineProblem::Unreadable(why) });
+                continue;
+            }
+        };
+        match check_entry(key, description).and_then(|checked| seen.admit(&checked, line)) {
+            Ok(()) => file.entries.push(FileEntry { line, key: SecretString::from(key.to_string()), description: description.to_string() }),
+            Err(problem) => file.bad_lines.push(BadLine { line, problem }),
+        }
+    }
+    file
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +292,91 @@ mod tests {
         let bad: Vec<BadLine> = (1..=5).map(|line| BadLine { line, problem: LineProblem::NoKey }).collect();
         assert_eq!(summarize(&bad[..1], 2), "line 1: there is no key");
         assert_eq!(summarize(&bad, 2), "line 1: there is no key; line 2: there is no key; and 3 more");
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+    use crate::keys::expose;
+
+    const FIRST: &str = "sk-0123456789abcdef0123456789abcdef";
+    const SECOND: &str = "sk-legacy_key-from-the-old-gateway";
+
+    fn read(text: &str) -> ImportFile {
+        read_import_file(text, |_| {})
+    }
+
+    fn keys(file: &ImportFile) -> Vec<(u64, String, String)> {
+        file.entries.iter().map(|entry| (entry.line, expose(&entry.key).to_string(), entry.description.clone())).collect()
+    }
+
+    fn bad(file: &ImportFile) -> Vec<(u64, String)> {
+        file.bad_lines.iter().map(|bad| (bad.line, bad.problem.to_string())).collect()
+    }
+
+    #[test]
+    fn csv_records_split_on_commas_outside_quotes() {
+        let cases: [(&str, Result<Vec<&str>, &str>); 8] = [
+            (FIRST, Ok(vec![FIRST])),
+            ("k, ci bot ", Ok(vec!["k", "ci bot"])),
+            (r#"k,"with, comma""#, Ok(vec!["k", "with, comma"])),
+            (r#"k, "say ""hi"" " "#, Ok(vec!["k", r#"say "hi" "#])),
+            ("k,", Ok(vec!["k", ""])),
+            ("k,a,b", Ok(vec!["k", "a", "b"])),
+            (r#"k,"open"#, Err("a quoted field is not closed")),
+            (r#"k,"closed" late"#, Err("text follows a closing quote")),
+        ];
+        for (line, expected) in cases {
+            let expected = expected.map(|fields| fields.into_iter().map(str::to_string).collect::<Vec<_>>()).map_err(str::to_string);
+            assert_eq!(split_record(line), expected, "{line}");
+        }
+    }
+
+    #[test]
+    fn one_key_a_line_with_blank_lines_and_comments_counted() {
+        let file = read(&format!("# exported 2026-01-01\n{FIRST}\n\n  {SECOND}  \r\n"));
+        assert_eq!(keys(&file), [(2, FIRST.to_string(), String::new()), (4, SECOND.to_string(), String::new())]);
+        assert!(file.bad_lines.is_empty());
+        assert_eq!(file.lines, 4);
+    }
+
+    #[test]
+    fn csv_with_a_header_and_quoted_descriptions() {
+        let file = read(&format!("Key,Description\n{FIRST},ci bot\n\"{SECOND}\",\"staging, eu\"\n"));
+        assert_eq!(keys(&file), [(2, FIRST.to_string(), "ci bot".to_string()), (3, SECOND.to_string(), "staging, eu".to_string())]);
+        // A header later in the file is a bad line like any other.
+        let late = read(&format!("{FIRST}\nkey,description\n"));
+        assert_eq!(bad(&late), [(2, "not an sk- key".to_string())]);
+    }
+
+    #[test]
+    fn bad_lines_are_named_with_their_numbers_and_never_the_key() {
+        let secure = expose(&crate::keys::generate_key(crate::keys::KeyFormat::Secure).plaintext).to_string();
+        let text = format!("{FIRST}\nsk-bad key\n{secure}\n{FIRST},again\n{SECOND},a,b\n{SECOND},\"open\n{SECOND},{}\n", "x".repeat(201));
+        let file = read(&text);
+        assert_eq!(keys(&file), [(1, FIRST.to_string(), String::new())]);
+        assert_eq!(
+            bad(&file),
+            [
+                (2, "not a key keygate can import (sk- and 8-200 characters A-Z, a-z, 0-9, '-' or '_')".to_string()),
+                (3, "sk-ws- and sk-sp- keys are issued by keygate and cannot be imported".to_string()),
+                (4, "sk-0123****cdef repeats line 1".to_string()),
+                (5, "expected key or key,description, found 3 fields (quote a description that has commas)".to_string()),
+                (6, "a quoted field is not closed".to_string()),
+                (7, "the description has 201 characters; at most 200".to_string()),
+            ]
+        );
+        let reasons = format!("{:?}", bad(&file));
+        assert!(!reasons.contains(FIRST) && !reasons.contains(&secure) && !reasons.contains(SECOND), "{reasons}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_a_missing_final_newline_are_fine() {
+        let file = read(&format!("\u{feff}{FIRST}\n{SECOND}"));
+        assert_eq!(file.entries.len(), 2);
+        assert_eq!(file.lines, 2);
+        assert!(read("").entries.is_empty());
+        assert_eq!(read("").lines, 0);
     }
 }

@@ -32,7 +32,11 @@ pub enum ModelCallBodyError {
 
 /// Reads `body`: a JSON object, with at most one top-level `model`.
 pub fn read_model_call_body(body: &[u8]) -> Result<ModelCallBody, ModelCallBodyError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    // serde_json checks UTF-8 only in the strings it decodes, not in those it skips. A
+    // provider that decodes a skipped one leniently (an overlong `"`, say) would see
+    // members keygate did not, so a body is read only when all of it is UTF-8.
+    let text = std::str::from_utf8(body).map_err(|_| ModelCallBodyError::NotAnObject)?;
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let read = deserializer.deserialize_map(BodyVisitor).map_err(|error| {
         if error.to_string().starts_with(REPEATED_MODEL) {
             ModelCallBodyError::RepeatedModel
@@ -226,6 +230,19 @@ mod tests {
             r#"{"model":null,"model":"qwen-max"}"#,
         ] {
             assert_eq!(read(body), Err(ModelCallBodyError::RepeatedModel), "{body}");
+        }
+    }
+
+    /// Found by the `model_call_body` fuzz target (fuzz/corpus/model_call_body/
+    /// invalid_utf8_skipped): bytes that are not UTF-8 inside a skipped value were read.
+    #[test]
+    fn a_body_that_is_not_utf8_anywhere_is_refused() {
+        for body in [
+            &b"{\"model\":\"qwen-plus\",\"parameters\":{\"\xf2esult\":1}}"[..],
+            b"{\"model\":\"qwen-plus\",\"input\":\"\xc0\xa2,\"model\":\"qwen-max\"}",
+            b"{\"model\":\"qwen-plus\"}\xff",
+        ] {
+            assert_eq!(read_model_call_body(body), Err(ModelCallBodyError::NotAnObject), "{}", String::from_utf8_lossy(body));
         }
     }
 

@@ -1,6 +1,6 @@
 //! `keygate keys import`: reads a file of existing `sk-` keys (one a line, or CSV
-//! `key,description`), checks every line here first with the server's own rules
-//! ([`keygate_core::key_import`]), then sends the good ones to
+//! `key,description`) and checks every line here first with the server's own rules (both
+//! in [`keygate_core::key_import`], where they are fuzzed), then sends the good ones to
 //! `POST /keygate/v1/keys/import` in one request, which imports all of them or nothing.
 //!
 //! A key is never an argument and never printed: bad lines are named by number and, for a
@@ -12,10 +12,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use keygate_core::key_import::{check_entry, BadLine, LineProblem, SeenKeys, MAX_KEYS_PER_IMPORT};
+use keygate_core::key_import::{read_import_file, BadLine, LineProblem, MAX_KEYS_PER_IMPORT};
 use keygate_core::keys::expose;
 use reqwest::Method;
-use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use crate::commands::client::{print_json, ApiError, Client};
@@ -24,125 +23,6 @@ use crate::commands::client::{print_json, ApiError, Client};
 const BAD_LINES_PRINTED: usize = 50;
 /// Lines between two updates of the live count on a terminal.
 const PROGRESS_EVERY_LINES: u64 = 1000;
-
-/// One key of the file, with its line number (from 1, counting every line).
-pub struct FileEntry {
-    pub line: u64,
-    pub key: SecretString,
-    pub description: String,
-}
-
-impl std::fmt::Debug for FileEntry {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("FileEntry").field("line", &self.line).field("description", &self.description).finish_non_exhaustive()
-    }
-}
-
-/// What a file holds: the keys that passed the checks, the bad lines, and how many lines
-/// there were.
-#[derive(Debug, Default)]
-pub struct ImportFile {
-    pub entries: Vec<FileEntry>,
-    pub bad_lines: Vec<BadLine>,
-    pub lines: u64,
-}
-
-/// Splits one CSV record (one line; no line breaks inside quotes) into trimmed fields. A
-/// quoted field keeps its text as written, `""` standing for a quote.
-fn split_record(line: &str) -> Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut characters = line.chars().peekable();
-    loop {
-        while characters.next_if(|character| *character == ' ' || *character == '\t').is_some() {}
-        let mut field = String::new();
-        if characters.next_if_eq(&'"').is_some() {
-            loop {
-                match characters.next() {
-                    None => return Err("a quoted field is not closed".into()),
-                    Some('"') if characters.next_if_eq(&'"').is_some() => field.push('"'),
-                    Some('"') => break,
-                    Some(character) => field.push(character),
-                }
-            }
-            while characters.next_if(|character| *character == ' ' || *character == '\t').is_some() {}
-            match characters.next() {
-                None => {
-                    fields.push(field);
-                    return Ok(fields);
-                }
-                Some(',') => fields.push(field),
-                Some(_) => return Err("text follows a closing quote".into()),
-            }
-        } else {
-            loop {
-                match characters.next() {
-                    None => {
-                        fields.push(field.trim().to_string());
-                        return Ok(fields);
-                    }
-                    Some(',') => {
-                        fields.push(field.trim().to_string());
-                        break;
-                    }
-                    Some(character) => field.push(character),
-                }
-            }
-        }
-    }
-}
-
-/// `key,description` (any case) as the first record: a header, not a key.
-fn is_header(fields: &[String]) -> bool {
-    match fields {
-        [key] => key.eq_ignore_ascii_case("key"),
-        [key, description] => key.eq_ignore_ascii_case("key") && description.eq_ignore_ascii_case("description"),
-        _ => false,
-    }
-}
-
-/// Reads and checks a whole file: blank lines and `#` comments are skipped (but counted),
-/// a `key,description` header is allowed on the first record, every other line must be
-/// `key` or `key,description` with a key that may be imported, not repeating an earlier one.
-pub fn read_import_file(text: &str, mut on_line: impl FnMut(u64)) -> ImportFile {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut file = ImportFile::default();
-    let mut seen = SeenKeys::default();
-    let mut first_record = true;
-    // `lines()`: `\n` or `\r\n`, and a final newline makes no extra line.
-    for (index, raw) in text.lines().enumerate() {
-        let line = index as u64 + 1;
-        on_line(line);
-        file.lines = line;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let fields = match split_record(trimmed) {
-            Ok(fields) => fields,
-            Err(why) => {
-                file.bad_lines.push(BadLine { line, problem: LineProblem::Unreadable(why) });
-                continue;
-            }
-        };
-        if std::mem::take(&mut first_record) && is_header(&fields) {
-            continue;
-        }
-        let (key, description) = match fields.as_slice() {
-            [key] => (key.as_str(), ""),
-            [key, description] => (key.as_str(), description.as_str()),
-            _ => {
-                let why = format!("expected key or key,description, found {} fields (quote a description that has commas)", fields.len());
-                file.bad_lines.push(BadLine { line, problem: LineProblem::Unreadable(why) });
-                continue;
-            }
-        };
-        match check_entry(key, description).and_then(|checked| seen.admit(&checked, line)) {
-            Ok(()) => file.entries.push(FileEntry { line, key: SecretString::from(key.to_string()), description: description.to_string() }),
-            Err(problem) => file.bad_lines.push(BadLine { line, problem }),
-        }
-    }
-    file
-}
 
 /// Progress on stderr: a count rewritten in place on a terminal; elsewhere only the lines
 /// that end each phase.
@@ -344,89 +224,4 @@ pub async fn run_import(client: &Client, request: ImportRequest<'_>) -> anyhow::
     }
     eprintln!("Imported keys are legacy keys: they keep working, their owner may view them again (`keygate keys get ID`), and they should be replaced by new keys.");
     Ok(if imported > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const FIRST: &str = "sk-0123456789abcdef0123456789abcdef";
-    const SECOND: &str = "sk-legacy_key-from-the-old-gateway";
-
-    fn read(text: &str) -> ImportFile {
-        read_import_file(text, |_| {})
-    }
-
-    fn keys(file: &ImportFile) -> Vec<(u64, String, String)> {
-        file.entries.iter().map(|entry| (entry.line, expose(&entry.key).to_string(), entry.description.clone())).collect()
-    }
-
-    fn bad(file: &ImportFile) -> Vec<(u64, String)> {
-        file.bad_lines.iter().map(|bad| (bad.line, bad.problem.to_string())).collect()
-    }
-
-    #[test]
-    fn csv_records_split_on_commas_outside_quotes() {
-        let cases: [(&str, Result<Vec<&str>, &str>); 8] = [
-            (FIRST, Ok(vec![FIRST])),
-            ("k, ci bot ", Ok(vec!["k", "ci bot"])),
-            (r#"k,"with, comma""#, Ok(vec!["k", "with, comma"])),
-            (r#"k, "say ""hi"" " "#, Ok(vec!["k", r#"say "hi" "#])),
-            ("k,", Ok(vec!["k", ""])),
-            ("k,a,b", Ok(vec!["k", "a", "b"])),
-            (r#"k,"open"#, Err("a quoted field is not closed")),
-            (r#"k,"closed" late"#, Err("text follows a closing quote")),
-        ];
-        for (line, expected) in cases {
-            let expected = expected.map(|fields| fields.into_iter().map(str::to_string).collect::<Vec<_>>()).map_err(str::to_string);
-            assert_eq!(split_record(line), expected, "{line}");
-        }
-    }
-
-    #[test]
-    fn one_key_a_line_with_blank_lines_and_comments_counted() {
-        let file = read(&format!("# exported 2026-01-01\n{FIRST}\n\n  {SECOND}  \r\n"));
-        assert_eq!(keys(&file), [(2, FIRST.to_string(), String::new()), (4, SECOND.to_string(), String::new())]);
-        assert!(file.bad_lines.is_empty());
-        assert_eq!(file.lines, 4);
-    }
-
-    #[test]
-    fn csv_with_a_header_and_quoted_descriptions() {
-        let file = read(&format!("Key,Description\n{FIRST},ci bot\n\"{SECOND}\",\"staging, eu\"\n"));
-        assert_eq!(keys(&file), [(2, FIRST.to_string(), "ci bot".to_string()), (3, SECOND.to_string(), "staging, eu".to_string())]);
-        // A header later in the file is a bad line like any other.
-        let late = read(&format!("{FIRST}\nkey,description\n"));
-        assert_eq!(bad(&late), [(2, "not an sk- key".to_string())]);
-    }
-
-    #[test]
-    fn bad_lines_are_named_with_their_numbers_and_never_the_key() {
-        let secure = expose(&keygate_core::keys::generate_key(keygate_core::keys::KeyFormat::Secure).plaintext).to_string();
-        let text = format!("{FIRST}\nsk-bad key\n{secure}\n{FIRST},again\n{SECOND},a,b\n{SECOND},\"open\n{SECOND},{}\n", "x".repeat(201));
-        let file = read(&text);
-        assert_eq!(keys(&file), [(1, FIRST.to_string(), String::new())]);
-        assert_eq!(
-            bad(&file),
-            [
-                (2, "not a key keygate can import (sk- and 8-200 characters A-Z, a-z, 0-9, '-' or '_')".to_string()),
-                (3, "sk-ws- and sk-sp- keys are issued by keygate and cannot be imported".to_string()),
-                (4, "sk-0123****cdef repeats line 1".to_string()),
-                (5, "expected key or key,description, found 3 fields (quote a description that has commas)".to_string()),
-                (6, "a quoted field is not closed".to_string()),
-                (7, "the description has 201 characters; at most 200".to_string()),
-            ]
-        );
-        let reasons = format!("{:?}", bad(&file));
-        assert!(!reasons.contains(FIRST) && !reasons.contains(&secure) && !reasons.contains(SECOND), "{reasons}");
-    }
-
-    #[test]
-    fn a_byte_order_mark_and_a_missing_final_newline_are_fine() {
-        let file = read(&format!("\u{feff}{FIRST}\n{SECOND}"));
-        assert_eq!(file.entries.len(), 2);
-        assert_eq!(file.lines, 2);
-        assert!(read("").entries.is_empty());
-        assert_eq!(read("").lines, 0);
-    }
 }

@@ -1,10 +1,11 @@
-//! Strict parsing of `application/x-www-form-urlencoded` bodies and query strings as the
-//! Alibaba Cloud SDKs send them (keys flattened with dots, lists 1-based), and of the
-//! `auth.*` fields into a [`KeyAuth`].
+//! The fields of `application/x-www-form-urlencoded` bodies and query strings as the
+//! Alibaba Cloud SDKs send them (keys flattened with dots, lists 1-based), read by
+//! [`keygate_wire::form`], and the `auth.*` fields parsed into a [`KeyAuth`].
 
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::permissions::KeyAuth;
 use keygate_core::region::RegionPolicy;
+use keygate_wire::form::parse_form;
 
 use super::errors::ManagementError;
 use super::key_operations::{check_scope_apps, check_scope_models, custom_permissions, parse_access_ips, require_custom_permissions};
@@ -15,57 +16,15 @@ pub struct FormFields {
     pairs: Vec<(String, String)>,
 }
 
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Decodes one component: `+` is a space, `%XX` must be valid hex, the result valid UTF-8.
-fn decode_component(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut output = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => output.push(b' '),
-            b'%' => {
-                let high = hex_value(*bytes.get(index + 1)?)?;
-                let low = hex_value(*bytes.get(index + 2)?)?;
-                output.push(high << 4 | low);
-                index += 2;
-            }
-            other => output.push(other),
-        }
-        index += 1;
-    }
-    String::from_utf8(output).ok()
-}
-
 impl FormFields {
     /// Parses a body or query string; `what` names it in errors ("form body", "query").
     pub fn parse(text: &str, what: &str) -> Result<FormFields, ManagementError> {
-        let mut pairs = Vec::new();
-        for (position, piece) in text.split('&').enumerate() {
-            if piece.is_empty() {
-                continue;
-            }
-            let (raw_key, raw_value) = piece.split_once('=').unwrap_or((piece, ""));
-            let key = decode_component(raw_key);
-            let value = decode_component(raw_value);
-            match (key, value) {
-                (Some(key), Some(value)) if !key.is_empty() => pairs.push((key, value)),
-                _ => {
-                    return Err(ManagementError::invalid_parameter(format!(
-                        "The {what} is malformed at field {}: expected name=value with valid percent-encoding and UTF-8.",
-                        position + 1
-                    )))
-                }
-            }
-        }
+        let pairs = parse_form(text).map_err(|malformed| {
+            ManagementError::invalid_parameter(format!(
+                "The {what} is malformed at field {}: expected name=value with valid percent-encoding and UTF-8.",
+                malformed.field
+            ))
+        })?;
         Ok(FormFields { pairs })
     }
 
