@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# HTTP load comparison of SPEC section 10, all on 127.0.0.1, in one run (docs/PERFORMANCE.md):
+# HTTP load comparison of docs/CONTRACT.md#performance-targets, all on 127.0.0.1, in one run (docs/PERFORMANCE.md):
 #   (a) a bare hyper server answering 200          (b) keygate /auth/verify with a key
 #   (b2) /auth/verify asked for the key's identity (X-Keygate-Identity: on)
 #   (c) an upstream double, called directly        (d) keygate's gateway forwarding to (c)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Revocation across two nodes on PostgreSQL (SPEC section 10: p99 under 100 ms).
+# Revocation across two nodes on PostgreSQL (docs/CONTRACT.md#performance-targets: p99 under 100 ms).
 #
 # Builds the release binary and the measuring client, starts nodes A and B on a fresh schema
 # with one master key, then disables a key through A ITERATIONS times (default 250) and

@@ -1,4 +1,4 @@
-//! The canary scan (SPEC section 9): run a server with `RUST_LOG=debug`, make every kind of
+//! The canary scan (docs/CONTRACT.md#secrets): run a server with `RUST_LOG=debug`, make every kind of
 //! secret through the CLI (API keys from create and reset, AccessKey secrets from `admin`
 //! and from `users access-keys create`, session tokens, passwords), present some of them
 //! to the server, then check that none of them appears in the server's log, in any file

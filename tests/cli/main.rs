@@ -1,5 +1,6 @@
 //! End-to-end tests of the `keygate` binary: a real `keygate serve` process on a random
-//! port with its own data directory, driven by the client commands as a user would.
+//! port with its own data directory, driven by the client commands as a user would. And
+//! `tidy`: the repository's own checks, which need no binary.
 
 mod audit;
 mod canary;
@@ -12,4 +13,5 @@ mod management;
 mod multinode;
 mod scan;
 mod scenario;
+mod tidy;
 mod token;

@@ -1,5 +1,5 @@
-//! Three `keygate serve` processes on one PostgreSQL schema with one master key (SPEC
-//! section 8): a key created through node A works on B and C; disabled, reset or deleted
+//! Three `keygate serve` processes on one PostgreSQL schema with one master key
+//! (docs/CONTRACT.md#storage-and-durability): a key created through node A works on B and C; disabled, reset or deleted
 //! through A, or its RAM user disabled, it is refused by B and C within the revocation bound
 //! of one second after A's answer; a temporary key minted on A works on C. Management goes
 //! through the CLI as an operator would; B and C are asked through `/auth/verify`.
@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{free_port, raw_request, ServerProcess, TestEnv, ALICE_PASSWORD};
 
-/// SPEC section 8: a revocation is refused on every node within one second of the call's answer.
+/// docs/CONTRACT.md#revocation-bound: a revocation is refused on every node within one second of the call's answer.
 const REVOCATION_BOUND: Duration = Duration::from_secs(1);
 /// How often each node is asked while waiting.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// How long a new or re-enabled key may take to be accepted everywhere (not bounded by the SPEC).
+/// How long a new or re-enabled key may take to be accepted everywhere (the contract bounds only revocations).
 const ACCEPTANCE_LIMIT: Duration = Duration::from_secs(10);
 
 /// `KEYGATE_TEST_DATABASE_URL`, when set and not empty.
@@ -155,7 +155,7 @@ fn wait_until_refused(nodes: &[&Node], key: &str, answered: Instant, what: &str)
         }
         assert!(
             answered.elapsed() <= REVOCATION_BOUND,
-            "{what}: still not refused {:?} after the management call returned (SPEC bound {REVOCATION_BOUND:?}); last answers {last_statuses:?}",
+            "{what}: still not refused {:?} after the management call returned (contract bound {REVOCATION_BOUND:?}); last answers {last_statuses:?}",
             answered.elapsed()
         );
         std::thread::sleep(POLL_INTERVAL);

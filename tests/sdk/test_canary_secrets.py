@@ -1,4 +1,4 @@
-"""Canary check (SPEC 9): no plaintext API key and no AccessKey secret that the suite saw
+"""Canary check (docs/CONTRACT.md#secrets): no plaintext API key and no AccessKey secret that the suite saw
 may appear in the server's log (run with RUST_LOG=debug), in the admin commands' stderr,
 or in the bytes of any file of the data dir (keygate.db, keygate.db-wal, ...).
 

@@ -1,7 +1,7 @@
 """The official `anthropic` Python SDK (2.14.0), pointed at keygate's Anthropic-compatible
 path (`/apps/anthropic`, as Claude Code uses it) by changing only `base_url` and the
 credential, sent both ways Claude Code sends it: `api_key=` (x-api-key, ANTHROPIC_API_KEY)
-and `auth_token=` (Authorization: Bearer, ANTHROPIC_AUTH_TOKEN) (SPEC sections 4 and 5):
+and `auth_token=` (Authorization: Bearer, ANTHROPIC_AUTH_TOKEN) (docs/CONTRACT.md#data-plane):
 
 - messages.create and client.messages.stream(...), answered by the demo upstream and by the
   upstream test double, which must receive keygate's upstream credential as x-api-key (and

@@ -1,6 +1,6 @@
 """The official `dashscope` Python SDK (2.0.2), pointed at keygate by changing only
 `dashscope.base_http_api_url` and the key, calling the gateway's native DashScope paths
-(SPEC sections 4 and 5, reference/dashscope-wire.md):
+(docs/CONTRACT.md#data-plane, docs/CONTRACT.md#data-plane-errors):
 
 - Generation.call with result_format='message', streaming with incremental_output unset,
   True and False (the SDK then asks for increments and merges them itself), and

@@ -1,5 +1,5 @@
 """The official `openai` Python SDK (3.57.0), pointed at keygate's OpenAI-compatible paths by
-changing only `base_url` and `api_key` (SPEC sections 4 and 5):
+changing only `base_url` and `api_key` (docs/CONTRACT.md#data-plane):
 
 - chat completions, streamed chat (chunks reassembled) and embeddings, answered by the demo
   upstream and by the upstream test double, which must receive keygate's upstream credential

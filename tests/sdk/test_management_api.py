@@ -1,7 +1,7 @@
 """Drives every Model Studio management operation through the official Python SDK
 (alibabacloud-modelstudio20260210 2.2.3) against a real `keygate serve`, and checks the
-documented response fields, their types and values (reference/modelstudio-openapi-2026-02-10.md,
-SPEC sections 2, 3 and 6.1).
+documented response fields, their types and values (docs/CONTRACT.md#management-api,
+docs/CONTRACT.md#key-fields, docs/CONTRACT.md#regions).
 
 Covers: CreateApiKey (All, Custom), ListApiKeys (filters, paging, ordering), GetApiKey
 (masking), UpdateApiKey, DisableApiKey/EnableApiKey, ResetApiKey, DeleteApiKey,
@@ -57,7 +57,8 @@ def is_plain_integer(value) -> bool:
 
 
 def expected_masked_form(plaintext: str) -> str:
-    """SPEC 3: the prefix, the first 4 and the last 4 characters of the body around ****."""
+    """docs/CONTRACT.md#storage-and-display-of-keys: the prefix, the first 4 and the last 4
+    characters of the body around ****."""
     prefix = "sk-ws-" if plaintext.startswith("sk-ws-") else "sk-"
     key_body = plaintext[len(prefix):]
     return f"{prefix}{key_body[:4]}****{key_body[-4:]}"

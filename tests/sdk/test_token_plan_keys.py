@@ -1,4 +1,4 @@
-"""Token Plan / Coding Plan keys (SPEC section 6.4) through the official SDKs:
+"""Token Plan / Coding Plan keys (docs/CONTRACT.md#token-plan) through the official SDKs:
 
 - CreateTokenPlanKey and RotateTokenPlanKey with `alibabacloud-modelstudio20260210` (its
   PascalCase `Data`), errors read by the SDK from keygate's PascalCase error body;

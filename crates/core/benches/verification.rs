@@ -1,4 +1,4 @@
-//! Criterion benchmark of in-process key verification (SPEC section 10: at most 300 ns for a
+//! Criterion benchmark of in-process key verification (docs/CONTRACT.md#performance-targets: at most 300 ns for a
 //! cached key: parse, checksum, digest, lookup, policy). Run with
 //! `cargo bench -p keygate-core --bench verification`; results are in docs/PERFORMANCE.md.
 //!
@@ -164,7 +164,7 @@ fn bench_registry<M: Measurement>(criterion: &mut Criterion<M>, clock: Clock, co
         group.sampling_mode(SamplingMode::Flat);
     }
 
-    // Parse + CRC32 + SHA-256 + lookup + region and standing: the SPEC's 300 ns path.
+    // Parse + CRC32 + SHA-256 + lookup + region and standing: the 300 ns target's path.
     let mut next = rotate(&all_keys);
     group.bench_function(BenchmarkId::new("authenticate_valid_secure", &label), |bencher| {
         bencher.iter(|| registry.authenticate(black_box(next()), REGION).expect("valid"))

@@ -1,4 +1,4 @@
-//! Resident memory and fill time of a `KeyRegistry` holding N keys (SPEC section 10: one
+//! Resident memory and fill time of a `KeyRegistry` holding N keys (docs/CONTRACT.md#performance-targets: one
 //! million keys in at most 300 MB). Run with
 //! `cargo run --release -p keygate-core --example registry_memory -- 1000000`.
 //!

@@ -1,5 +1,5 @@
 //! Who may do what: roles of RAM users, the caller of a management request, and the rules
-//! of SPEC section 3 about creating, seeing and changing keys, users and workspaces.
+//! of docs/CONTRACT.md#api-key-rules about creating, seeing and changing keys, users and workspaces.
 
 /// A RAM user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -219,7 +219,7 @@ impl Caller {
         }
     }
 
-    /// Rule 4: the account sees every key; a RAM user only the keys it created.
+    /// docs/CONTRACT.md#who-sees-a-key: the account sees every key; a RAM user only the keys it created.
     pub fn key_visibility(&self) -> KeyVisibility {
         match &self.identity {
             CallerIdentity::Account => KeyVisibility::WholeAccount,
@@ -227,7 +227,7 @@ impl Caller {
         }
     }
 
-    /// Rule 4 for one key: `creator_user_id` is `None` for keys the account created.
+    /// docs/CONTRACT.md#who-sees-a-key for one key: `creator_user_id` is `None` for keys the account created.
     pub fn may_see_key(&self, creator_user_id: Option<i64>) -> bool {
         match self.key_visibility() {
             KeyVisibility::WholeAccount => true,

@@ -1,5 +1,5 @@
 //! ACS3-HMAC-SHA256, the request signature of Alibaba Cloud's management APIs, as the
-//! official SDK computes it (reference: `modelstudio-openapi-2026-02-10.md`).
+//! official SDK computes it (docs/CONTRACT.md#signed-requests).
 //!
 //! The server signs over the `SignedHeaders` list it is given, never a fixed set, because
 //! HTTP libraries add unsigned headers after signing.

@@ -114,7 +114,7 @@ impl IpNetwork {
     }
 }
 
-/// A key's IP whitelist. Empty means "any address" (SPEC: `Custom` without `accessIps`).
+/// A key's IP whitelist. Empty means "any address" (docs/CONTRACT.md#key-fields: `Custom` without `accessIps`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IpAllowlist {
     networks: Vec<IpNetwork>,

@@ -85,7 +85,7 @@ fn region(id: &str, name: &str, key_limit: u32, upgraded: bool) -> RegionPolicy 
 }
 
 impl RegionTable {
-    /// The table of SPEC section 2.
+    /// The table of docs/CONTRACT.md#regions.
     pub fn model_studio_default() -> RegionTable {
         RegionTable {
             regions: vec![
@@ -125,7 +125,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_table_matches_the_spec() {
+    fn default_table_matches_the_contract() {
         let table = RegionTable::model_studio_default();
         let singapore = table.get("ap-southeast-1").unwrap();
         assert_eq!((singapore.key_limit, singapore.limit_scope), (50, LimitScope::Account));

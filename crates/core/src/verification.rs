@@ -1,5 +1,5 @@
 //! The verification state of keys held in memory (digest → compiled key) and the
-//! authorization decision of SPEC section 4, in its order.
+//! authorization decision of docs/CONTRACT.md#order-of-checks, in its order.
 //!
 //! The registry is plain data behind a lock: the store fills it at start and after every
 //! change, and the gateway reads it without touching the database. Each entry carries the
@@ -105,7 +105,7 @@ pub enum AuthenticationFailure {
     NotAPlanKey,
 }
 
-/// Which keys an endpoint takes (SPEC section 6.4): an ordinary listener takes
+/// Which keys an endpoint takes (docs/CONTRACT.md#token-plan): an ordinary listener takes
 /// pay-as-you-go keys, a plan listener only Token Plan / Coding Plan keys (`sk-sp-`). Each
 /// refuses the other kind, so a plan key cannot be spent on pay-as-you-go calls and the
 /// reverse.
@@ -176,7 +176,7 @@ pub struct CallFacts<'a> {
     pub target: CallTarget<'a>,
 }
 
-/// Checks 4-6 of SPEC section 4 for an authenticated key. `model_is_known` says whether the
+/// Steps 4-6 of docs/CONTRACT.md#order-of-checks for an authenticated key. `model_is_known` says whether the
 /// catalog knows the model.
 pub fn authorize_call(
     key: &CompiledKey,
@@ -429,7 +429,7 @@ impl KeyRegistry {
         state.workspaces.get(workspace_id).map(|(_, grants)| grants.clone())
     }
 
-    /// Checks 1-3 of SPEC section 4 for a permanent key presented in `region`.
+    /// Steps 1-3 of docs/CONTRACT.md#order-of-checks for a permanent key presented in `region`.
     /// The same decision as [`KeyRegistry::lookup`] then [`standing_check`], from the
     /// entry's copies of the region and standing.
     pub fn authenticate(&self, presented: &str, region: &str) -> Result<Arc<CompiledKey>, AuthenticationFailure> {

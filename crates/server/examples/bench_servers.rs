@@ -2,7 +2,7 @@
 //! the same multi-threaded tokio runtime as `keygate serve`:
 //!
 //! - `bench_servers bare [ADDR]`: answers every request 200 with an empty body, the
-//!   baseline that `/auth/verify` is compared with (SPEC section 10);
+//!   baseline that `/auth/verify` is compared with (docs/CONTRACT.md#performance-targets);
 //! - `bench_servers axum [ADDR]`: the same empty 200 from an axum router served the way
 //!   keygate serves one (`axum::serve` with connection info), to tell the framework's share
 //!   of the gap from keygate's own work;

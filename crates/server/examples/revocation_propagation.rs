@@ -1,4 +1,4 @@
-//! Revocation across two nodes on PostgreSQL (SPEC section 10: p99 under 100 ms).
+//! Revocation across two nodes on PostgreSQL (docs/CONTRACT.md#performance-targets: p99 under 100 ms).
 //!
 //! Logs in on node A, creates one key, then, `--iterations` times: enables it through A
 //! (not the first time), waits until node B accepts it, disables it through A, and measures

@@ -63,7 +63,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A plan listener (SPEC section 6.4): the OpenAI- and Anthropic-compatible paths of the
+/// A plan listener (docs/CONTRACT.md#token-plan): the OpenAI- and Anthropic-compatible paths of the
 /// plan host, which take only plan keys, and the health endpoints. No management API, no
 /// console: plan keys are managed on an ordinary listener.
 fn plan_router(state: AppState) -> Router {

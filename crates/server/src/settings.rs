@@ -23,7 +23,7 @@ pub const DEFAULT_DATA_DIR: &str = "./keygate-data";
 pub struct ListenerSettings {
     pub addr: SocketAddr,
     pub region: String,
-    /// A plan listener (SPEC section 6.4): it serves only the Token Plan / Coding Plan paths
+    /// A plan listener (docs/CONTRACT.md#token-plan): it serves only the Token Plan / Coding Plan paths
     /// (`/v1/...`, `/apps/anthropic/...`) and takes only plan keys (`sk-sp-`).
     #[serde(default)]
     pub plan: bool,

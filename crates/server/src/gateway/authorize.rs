@@ -1,4 +1,4 @@
-//! Steps 1-6 of SPEC section 4 for one request: find the presented key, authenticate it
+//! Steps 1-6 of docs/CONTRACT.md#order-of-checks for one request: find the presented key, authenticate it
 //! against the in-memory registry (permanent or temporary), then check the address, the
 //! workspace header and the model or app. Failed authentications feed the throttle.
 

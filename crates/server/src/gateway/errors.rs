@@ -1,4 +1,4 @@
-//! The data plane's one error table (SPEC section 4): each refusal maps to an HTTP status and
+//! The data plane's one error table (docs/CONTRACT.md#data-plane-errors): each refusal maps to an HTTP status and
 //! to its code in the native DashScope, OpenAI-compatible and Anthropic shapes. Every body
 //! carries the request id (Anthropic: the `request-id` header).
 

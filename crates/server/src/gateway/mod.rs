@@ -1,5 +1,5 @@
-//! The data plane: authorize model calls with keygate keys (SPEC section 4) and forward them
-//! (section 5). Native DashScope, OpenAI-compatible and Anthropic-compatible paths, temporary
+//! The data plane: authorize model calls with keygate keys (docs/CONTRACT.md#order-of-checks) and forward them
+//! (docs/CONTRACT.md#forwarding). Native DashScope, OpenAI-compatible and Anthropic-compatible paths, temporary
 //! keys, and `/auth/verify` for gateways that already exist (nginx `auth_request`, Envoy
 //! `ext_authz`). Verification reads only the in-memory registry, never the database.
 
@@ -48,7 +48,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tokens", post(temporary_keys::mint_temporary))
 }
 
-/// Routes of a plan listener (SPEC section 6.4): the plan host's OpenAI-compatible base
+/// Routes of a plan listener (docs/CONTRACT.md#token-plan): the plan host's OpenAI-compatible base
 /// is `/v1` and its Anthropic-compatible base `/apps/anthropic`. The handlers are the
 /// ordinary ones; the listener's [`keygate_core::verification::KeyEndpoint`] makes them
 /// take only plan keys.

@@ -284,7 +284,7 @@ impl std::fmt::Debug for IssuedKey {
     }
 }
 
-/// Rules 1-3: who may create where, the region's permission modes, and its limit
+/// docs/CONTRACT.md#api-key-rules, the first three: who may create where, the region's permission modes, and its limit
 /// (checked with the insert, atomically).
 pub async fn create_key<A: KeyAuthInput + Sync>(
     state: &AppState,
@@ -335,7 +335,7 @@ fn parse_description(text: &str) -> Result<Description> {
     })
 }
 
-/// Rule 5, Edit: a new description (`None`: keep it) and permissions (`None`: keep them).
+/// docs/CONTRACT.md#changing-a-key, Edit: a new description (`None`: keep it) and permissions (`None`: keep them).
 /// A key the caller may not see is `ApiKey.NotFound` before any input is judged.
 pub async fn edit_key<A: KeyAuthInput + Sync>(
     state: &AppState,
@@ -358,7 +358,7 @@ pub async fn edit_key<A: KeyAuthInput + Sync>(
     Ok(())
 }
 
-/// Rule 5, Disable and Enable; disabling needs a region that supports it.
+/// docs/CONTRACT.md#changing-a-key, Disable and Enable; disabling needs a region that supports it.
 pub async fn set_key_disabled(state: &AppState, auth: &Authenticated, key_id: i64, disabled: bool) -> Result<(), ManagementError> {
     let region = region_policy(state, auth)?;
     let visibility = auth.caller.key_visibility();
@@ -371,7 +371,7 @@ pub async fn set_key_disabled(state: &AppState, auth: &Authenticated, key_id: i6
     Ok(())
 }
 
-/// Rule 5, Reset: a new secret for the same id (the old one stops working at once), in a
+/// docs/CONTRACT.md#changing-a-key, Reset: a new secret for the same id (the old one stops working at once), in a
 /// region that supports it.
 pub async fn reset_key(state: &AppState, auth: &Authenticated, key_id: i64) -> Result<IssuedKey, ManagementError> {
     let region = region_policy(state, auth)?;
@@ -392,7 +392,7 @@ pub async fn reset_key(state: &AppState, auth: &Authenticated, key_id: i64) -> R
     Ok(IssuedKey { record, plaintext: generated.plaintext })
 }
 
-/// Rule 5, Delete: final.
+/// docs/CONTRACT.md#changing-a-key, Delete: final.
 pub async fn delete_key(state: &AppState, auth: &Authenticated, key_id: i64) -> Result<(), ManagementError> {
     state.store().delete_api_key(&auth.audit(), key_id, auth.caller.key_visibility()).await?;
     Ok(())

@@ -264,7 +264,7 @@ async fn get_api_key(State(state): State<AppState>, auth: Authenticated, Path(ap
         let record = state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, auth.caller.key_visibility()).await?;
         let mut item = key_json(&record);
         if let Some(plaintext) = legacy_plaintext(&state, &auth, &record).await? {
-            // Legacy keys may be viewed again (SPEC section 3), by whoever may see them.
+            // Legacy keys may be viewed again (docs/CONTRACT.md#key-formats), by whoever may see them.
             item["apiKeyValue"] = json!(expose(&plaintext));
         }
         Ok(success(auth.request_id(), json!({"apiKey": item})))

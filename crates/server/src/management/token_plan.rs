@@ -1,4 +1,4 @@
-//! Token Plan / Coding Plan keys (SPEC section 6.4): CreateTokenPlanKey
+//! Token Plan / Coding Plan keys (docs/CONTRACT.md#token-plan): CreateTokenPlanKey
 //! (`POST /tokenplan/api-keys`) and RotateTokenPlanKey (`POST /tokenplan/api-key-rotations`)
 //! as the official SDK calls them: query parameters in, PascalCase bodies out
 //! (`{Code, Message, Success, RequestId, Data{...}}`), errors in the same PascalCase shape.
@@ -104,7 +104,7 @@ async fn create(state: &AppState, auth: &Authenticated, query: Option<String>) -
         .get_non_empty("AccountId")
         .ok_or_else(|| ManagementError::invalid_parameter("AccountId is required: the account or RAM user that will hold the plan key."))?;
     let description = Description::parse(query.get("Description").unwrap_or(""))?;
-    // Rule 1 (the default workspace, of which every RAM user is a member).
+    // docs/CONTRACT.md#who-may-create-a-key (the default workspace, of which every RAM user is a member).
     auth.caller.may_create_key(true)?;
     let holder = resolve_holder(state, auth, account_id).await?;
     if holder.user_id != auth.caller.user_id() {

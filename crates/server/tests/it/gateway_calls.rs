@@ -1,5 +1,5 @@
 //! Calling the gateway as a client would, in each of its three protocol shapes, and the
-//! expectations the gateway tests share: the SPEC section 4 error table as whole bodies
+//! expectations the gateway tests share: the docs/CONTRACT.md#data-plane-errors table as whole bodies
 //! (the random request id replaced by a placeholder), one `check` for a table of cases, and
 //! the management calls that set a scenario up.
 
@@ -140,7 +140,7 @@ impl Reply {
     }
 }
 
-/// One row of SPEC section 4's error table: the status and each shape's code or type.
+/// One row of the docs/CONTRACT.md#data-plane-errors table: the status and each shape's code or type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {
     pub status: u16,
@@ -170,7 +170,7 @@ pub const THROTTLED: Refusal = refusal(429, "Throttling", "limit_requests", "lim
 pub const BAD_REQUEST: Refusal =
     refusal(400, "InvalidParameter", "invalid_request_error", "invalid_request_error", "invalid_request_error");
 pub const UPSTREAM_UNREACHABLE: Refusal = refusal(502, "InternalError", "upstream_error", "upstream_error", "api_error");
-/// A temporary key minting another (SPEC section 5).
+/// A temporary key minting another (docs/CONTRACT.md#temporary-keys).
 pub const ACCESS_DENIED: Refusal = ADDRESS_NOT_ALLOWED;
 
 /// Messages the gateway answers with.

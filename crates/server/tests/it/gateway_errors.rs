@@ -1,4 +1,4 @@
-//! SPEC section 4's error table, row by row, in all three protocol shapes (native,
+//! The docs/CONTRACT.md#data-plane-errors table, row by row, in all three protocol shapes (native,
 //! OpenAI-compatible, Anthropic-compatible), as whole bodies: each test builds a table of
 //! cases and `check_all` makes every call and reports every mismatch, naming the case.
 //! Application rows exist only on the native path (`/api/v1/apps/{id}/completion`).

@@ -1,4 +1,4 @@
-//! Forwarding to a real upstream (SPEC section 5): an HTTP test double on a loopback port
+//! Forwarding to a real upstream (docs/CONTRACT.md#forwarding): an HTTP test double on a loopback port
 //! records every request and answers like an OpenAI, DashScope or Anthropic endpoint, in
 //! JSON or as server-sent events. The tests check what the double received (the upstream's
 //! credential, never the client's key; no hop-by-hop headers), that streams pass through

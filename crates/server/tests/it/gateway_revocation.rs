@@ -1,4 +1,4 @@
-//! Revocation through the gateway (SPEC section 3 rules 5, 6 and 8): a key disabled, reset or
+//! Revocation through the gateway (docs/CONTRACT.md#revocation-bound): a key disabled, reset or
 //! deleted through the management API, or whose RAM user is disabled, is refused by the
 //! very next model call, in every protocol shape, with nothing to wait for.
 

@@ -1,4 +1,4 @@
-//! What a key may reach (SPEC sections 1, 4 and 5): only its own region's listener, only the
+//! What a key may reach (docs/CONTRACT.md#order-of-checks, docs/CONTRACT.md#client-address): only its own region's listener, only the
 //! models granted to its workspace and in its scope, only from whitelisted addresses, where
 //! the address is the TCP peer unless that peer is a trusted proxy (the spoofing test).
 //! `/compatible-mode/v1/models` lists exactly what the key may call.

@@ -1,4 +1,4 @@
-//! Temporary keys through the gateway (SPEC sections 1 and 5, `reference/dashscope-wire.md`):
+//! Temporary keys through the gateway (docs/CONTRACT.md#temporary-keys, docs/CONTRACT.md#data-plane):
 //! `POST /api/v1/tokens?expire_in_seconds=N` answers `{token, expires_at}` (default 60,
 //! 1 to 1800); the token works in every shape until it expires (the test clock is
 //! advanced, never slept through), dies with its parent's disable, reset or delete, cannot

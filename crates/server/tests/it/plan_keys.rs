@@ -1,4 +1,4 @@
-//! Plan keys (SPEC section 6.4): CreateTokenPlanKey and RotateTokenPlanKey in their
+//! Plan keys (docs/CONTRACT.md#token-plan): CreateTokenPlanKey and RotateTokenPlanKey in their
 //! PascalCase envelope, one plan key per holder, and the wall between the plan listener
 //! (only `sk-sp-` keys) and every other path (no `sk-sp-` keys).
 

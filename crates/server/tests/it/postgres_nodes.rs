@@ -1,4 +1,4 @@
-//! Several nodes on one PostgreSQL (SPEC section 8), in one process: each node has its own
+//! Several nodes on one PostgreSQL (docs/CONTRACT.md#storage-and-durability), in one process: each node has its own
 //! store, registry and change-feed follower, and they share only the database and the
 //! master key. Revocations reach the other node, a killed feed connection resyncs, a node
 //! that cannot reach PostgreSQL fails closed and recovers, and the quota holds across
@@ -59,7 +59,7 @@ async fn a_key_revoked_through_one_node_is_refused_by_the_other() {
 
     let disabled = root.send("PUT", &format!("/modelstudio/apikeys/{key_id}/disable"), "").await;
     assert_eq!(disabled.status, 200, "{}", disabled.body);
-    // SPEC section 8: refused on every node within the revocation bound of one second.
+    // docs/CONTRACT.md#revocation-bound: refused on every node within one second.
     wait_for_status(&node_b, node_b.address, &plaintext, 401, Duration::from_secs(1)).await;
 
     let enabled = root.send("PUT", &format!("/modelstudio/apikeys/{key_id}/enable"), "").await;

@@ -1,5 +1,5 @@
-//! The rules of SPEC section 3 ("Rules" 1-7), one test per rule, through the Model Studio
-//! API of a real server on SQLite (rule 8 is `verification.rs`).
+//! The rules of docs/CONTRACT.md#api-key-rules, one test per rule (`rule_1_` is its first), through the Model Studio
+//! API of a real server on both stores (the revocation bound is `verification.rs`).
 
 use std::collections::BTreeSet;
 

@@ -1,4 +1,4 @@
-//! SPEC section 3 rule 8 on one node: a management change is reflected in the registry's
+//! docs/CONTRACT.md#revocation-bound on one node: a management change is reflected in the registry's
 //! `authenticate` as soon as the call that makes it returns, with no cache to wait for.
 
 use keygate_core::access::{Role, UserStatus};

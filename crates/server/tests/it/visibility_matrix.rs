@@ -1,4 +1,4 @@
-//! SPEC section 3 rule 4 as a matrix: every key operation × every kind of caller × whose key
+//! docs/CONTRACT.md#who-sees-a-key as a matrix: every key operation × every kind of caller × whose key
 //! it is. A RAM user, whatever its role, sees and touches only keys it created: another's key
 //! answers 404 `ApiKey.NotFound` (List simply does not show it) and is left as it was. The
 //! account acts on every key of the account.
