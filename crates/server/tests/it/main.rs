@@ -33,5 +33,4 @@ mod refusal_envelopes;
 mod repeated_model;
 mod rules;
 mod signatures;
-mod verification;
 mod visibility_matrix;

@@ -1,0 +1,96 @@
+//! Management credentials in the store: AccessKeys (the secret stored as given, encrypted by
+//! the caller), sessions under the digest of their token (an expired one is not found and is
+//! pruned), and the ACS3 nonce ledger (a nonce is accepted once, even by two stores at once).
+
+use keygate_core::access::Role;
+use keygate_core::ids::AccessKeyId;
+
+use crate::support::assert_not_found;
+
+on_both_databases! {
+    async fn access_keys_are_found_listed_by_owner_disabled_and_deleted_within_their_account(db: TestDatabase) {
+        let kim = db.store.create_user(&db.root(), "kim", Role::KeyManager, None).await.unwrap();
+        let (roots, kims) = (AccessKeyId::generate(), AccessKeyId::generate());
+        let created = db.store.create_access_key(&db.root(), roots.as_str(), None, b"root ciphertext").await.unwrap();
+        assert_eq!((created.account_id, created.user_id, created.active, created.last_used_at), (db.account_id, None, true, None));
+        db.store.create_access_key(&db.root(), kims.as_str(), Some(kim.user_id), b"kim ciphertext").await.unwrap();
+        let found = db.store.find_access_key(kims.as_str()).await.unwrap().expect("found");
+        assert_eq!((found.user_id, found.secret_ciphertext.as_slice()), (Some(kim.user_id), b"kim ciphertext".as_slice()));
+        assert!(db.store.find_access_key("LTAI-not-there").await.unwrap().is_none());
+
+        let ids = |records: Vec<keygate_store::AccessKeyRecord>| records.into_iter().map(|record| record.access_key_id).collect::<Vec<_>>();
+        assert_eq!(ids(db.store.list_access_keys(db.account_id, None).await.unwrap()).len(), 2);
+        assert_eq!(ids(db.store.list_access_keys(db.account_id, Some(None)).await.unwrap()), [roots.as_str()]);
+        assert_eq!(ids(db.store.list_access_keys(db.account_id, Some(Some(kim.user_id))).await.unwrap()), [kims.as_str()]);
+
+        db.store.set_access_key_active(&db.root(), kims.as_str(), false).await.unwrap();
+        assert!(!db.store.find_access_key(kims.as_str()).await.unwrap().unwrap().active);
+        db.store.set_access_key_active(&db.root(), kims.as_str(), true).await.unwrap();
+        assert!(db.store.find_access_key(kims.as_str()).await.unwrap().unwrap().active);
+
+        // Another account can neither change nor delete them.
+        let (other, _) = db.store.ensure_account("other", "hash").await.unwrap();
+        let mut foreign = db.root();
+        foreign.account_id = other.account_id;
+        assert_not_found(db.store.set_access_key_active(&foreign, roots.as_str(), false).await);
+        assert_not_found(db.store.delete_access_key(&foreign, roots.as_str()).await);
+        assert!(db.store.find_access_key(roots.as_str()).await.unwrap().unwrap().active);
+
+        db.store.delete_access_key(&db.root(), roots.as_str()).await.unwrap();
+        assert!(db.store.find_access_key(roots.as_str()).await.unwrap().is_none());
+        assert_not_found(db.store.delete_access_key(&db.root(), roots.as_str()).await);
+    }
+
+    async fn a_session_is_found_by_its_digest_until_it_expires_or_ends(db: TestDatabase) {
+        let now = keygate_store::now_millis();
+        let (live, expired) = ([1u8; 32], [2u8; 32]);
+        db.store.create_session(&db.root(), &expired, None, now - 1).await.unwrap();
+        assert!(db.store.find_session(&expired).await.unwrap().is_none(), "an expired session is not found");
+        db.store.create_session(&db.root(), &live, None, now + 60_000).await.unwrap();
+        let found = db.store.find_session(&live).await.unwrap().expect("live session");
+        assert_eq!((found.account_id, found.user_id, found.expires_at), (db.account_id, None, now + 60_000));
+        // The expired one was pruned by the next login: its digest may be stored again.
+        db.store.create_session(&db.root(), &expired, None, now + 60_000).await.unwrap();
+        assert!(db.store.find_session(&expired).await.unwrap().is_some());
+
+        db.store.delete_session(&db.root(), &live).await.unwrap();
+        assert!(db.store.find_session(&live).await.unwrap().is_none());
+        let actions: Vec<String> = db.store.list_audit(db.account_id, 10, None).await.unwrap().into_iter().rev().map(|row| row.action).collect();
+        assert_eq!(actions, ["Session.Login", "Session.Login", "Session.Login", "Session.Logout"]);
+    }
+
+    async fn a_nonce_is_accepted_once_until_it_is_older_than_the_window(db: TestDatabase) {
+        let window_start = keygate_store::now_millis() - 15 * 60 * 1000;
+        assert!(db.store.remember_nonce("nonce-1", window_start).await.unwrap());
+        assert!(!db.store.remember_nonce("nonce-1", window_start).await.unwrap(), "a replay");
+        assert!(db.store.remember_nonce("nonce-2", window_start).await.unwrap());
+        // A second store on the same database knows it too.
+        let other = db.open_another("kg-store-b").await;
+        assert!(!other.remember_nonce("nonce-1", window_start).await.unwrap());
+        // Once the window has passed it (here: a window that starts in the future), the
+        // ledger forgets it; the clock window refuses such a request anyway.
+        let later = keygate_store::now_millis() + 1_000;
+        assert!(db.store.remember_nonce("nonce-3", later).await.unwrap());
+        assert!(db.store.remember_nonce("nonce-1", later).await.unwrap(), "pruned");
+    }
+
+    async fn the_same_nonce_presented_at_once_through_two_stores_is_accepted_once(db: TestDatabase) {
+        let other = db.open_another("kg-store-b").await;
+        let window_start = keygate_store::now_millis() - 60_000;
+        for round in 0..5 {
+            let nonce = format!("raced-{round}");
+            let tasks: Vec<_> = (0..16)
+                .map(|index| {
+                    let store = if index % 2 == 0 { db.store.clone() } else { other.clone() };
+                    let nonce = nonce.clone();
+                    tokio::spawn(async move { store.remember_nonce(&nonce, window_start).await.expect("nonce") })
+                })
+                .collect();
+            let mut accepted = 0;
+            for task in tasks {
+                accepted += usize::from(task.await.unwrap());
+            }
+            assert_eq!(accepted, 1, "{nonce}");
+        }
+    }
+}
