@@ -14,6 +14,7 @@ pub mod console;
 pub mod gateway;
 pub mod management;
 pub mod metrics;
+pub mod operations;
 pub mod planes;
 pub mod request_body;
 pub mod request_context;

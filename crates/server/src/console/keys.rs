@@ -22,7 +22,7 @@ use super::layout::{csrf_field, error_page, page, time, with_region, Notice, Sec
 use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
 use crate::management::form::FormFields;
-use crate::management::key_operations::{self, region_policy, IssuedKey, NewKeyRequest};
+use crate::operations::keys::{self as key_operations, region_policy, IssuedKey, NewKeyRequest};
 use crate::planes::Path;
 use crate::state::AppState;
 

@@ -13,7 +13,7 @@ use super::layout::{csrf_field, described_by, error_page, field_error, page, tim
 use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
 use crate::management::form::FormFields;
-use crate::management::key_operations::region_policy;
+use crate::operations::keys::region_policy;
 use crate::planes::Path;
 use crate::state::AppState;
 

@@ -7,7 +7,7 @@ use keygate_core::permissions::KeyAuth;
 use keygate_core::region::RegionPolicy;
 
 use super::errors::ManagementError;
-use super::key_operations::{check_scope_apps, check_scope_models, custom_permissions, parse_access_ips, require_custom_permissions};
+use crate::operations::keys::{check_scope_apps, check_scope_models, custom_permissions, parse_access_ips, require_custom_permissions};
 
 /// Decoded fields in wire order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

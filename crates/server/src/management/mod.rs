@@ -4,7 +4,6 @@
 pub mod authentication;
 pub mod errors;
 pub mod form;
-pub mod key_operations;
 pub mod keygate_api;
 pub mod model_studio;
 pub mod openapi;

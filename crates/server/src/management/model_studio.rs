@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::authentication::Authenticated;
 use super::errors::{success, ManagementError};
 use super::form::{shown, FormFields};
-use super::key_operations::{self, region_policy, resolve_workspace, NewKeyRequest};
+use crate::operations::keys::{self as key_operations, region_policy, resolve_workspace, NewKeyRequest};
 use crate::planes::Path;
 use crate::state::AppState;
 

@@ -24,8 +24,8 @@ use serde_json::{json, Value};
 use super::authentication::Authenticated;
 use super::errors::{ErrorShape, ManagementError};
 use super::form::shown;
-use super::key_operations::require_key_action;
 use super::model_studio::{parse_key_id, query_fields};
+use crate::operations::keys::require_key_action;
 use crate::state::AppState;
 
 /// Routes of the Token Plan operations (authentication is layered on by the caller).

@@ -30,7 +30,7 @@ use super::{respond, Result};
 use crate::management::authentication::Authenticated;
 use crate::management::errors::ManagementError;
 use crate::management::form::shown;
-use crate::management::key_operations::{caller_is_member, resolve_workspace_in};
+use crate::operations::keys::{caller_is_member, resolve_workspace_in};
 use crate::state::AppState;
 
 /// The route's path (the authentication middleware allows it a larger body).

@@ -17,9 +17,9 @@ use keygate_core::region::RegionPolicy;
 use keygate_store::{ApiKeyRecord, NewApiKey, QuotaRule, StoreError, WorkspaceRecord};
 use secrecy::SecretString;
 
-use super::authentication::Authenticated;
-use super::errors::ManagementError;
-use super::form::{parse_auth, shown, FormFields};
+use crate::management::authentication::Authenticated;
+use crate::management::errors::ManagementError;
+use crate::management::form::{parse_auth, shown, FormFields};
 use crate::state::AppState;
 
 /// The input of a create or edit that an error is about.
