@@ -235,6 +235,26 @@ impl Caller {
         }
     }
 
+    /// Which workspaces of a region the caller sees: the account and admins all of them
+    /// (see [`Caller::sees_every_workspace`]); another RAM user the default workspace and
+    /// those it is a member of.
+    pub fn may_see_workspace(&self, is_default: bool, is_member: bool) -> bool {
+        is_default || is_member || self.sees_every_workspace()
+    }
+
+    /// Whether the caller sees every workspace of a region, whatever its memberships: the
+    /// account and active admins.
+    pub fn sees_every_workspace(&self) -> bool {
+        self.may_administer().is_ok()
+    }
+
+    /// Which workspaces the caller's membership lets it create keys in: the account all of
+    /// them; a RAM user, admins too, only the default workspace and those it is a member
+    /// of. Whether its role lets it create keys at all is [`Caller::may_create_key`]'s.
+    pub fn may_create_keys_in(&self, is_default: bool, is_member: bool) -> bool {
+        self.is_account() || is_default || is_member
+    }
+
     /// Managing RAM users, workspaces, model grants and applications: the account or an
     /// active admin.
     pub fn may_administer(&self) -> Result<(), AccessDenied> {
@@ -321,6 +341,22 @@ mod tests {
             assert!(!caller.may_see_key(Some(8)));
             assert!(!caller.may_see_key(None));
         }
+    }
+
+    #[test]
+    fn workspaces_are_seen_by_administrators_and_members_and_keys_go_where_one_is_a_member() {
+        assert!(account().may_see_workspace(false, false));
+        assert!(account().may_create_keys_in(false, false));
+        let admin = ram(Role::Admin, UserStatus::Active);
+        assert!(admin.may_see_workspace(false, false));
+        assert!(!admin.may_create_keys_in(false, false));
+        for role in [Role::Admin, Role::KeyManager, Role::Member] {
+            let caller = ram(role, UserStatus::Active);
+            assert!(caller.may_see_workspace(true, false) && caller.may_see_workspace(false, true), "{role:?}");
+            assert!(caller.may_create_keys_in(true, false) && caller.may_create_keys_in(false, true), "{role:?}");
+        }
+        assert!(!ram(Role::KeyManager, UserStatus::Active).may_see_workspace(false, false));
+        assert!(!ram(Role::Admin, UserStatus::Disabled).sees_every_workspace());
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::gateway::upstream::{http_client, UpstreamTable};
 use crate::gateway::usage::UsageCounters;
 use crate::metrics::Metrics;
+use crate::operations::Operations;
 use crate::secrets::MasterKey;
 use crate::settings::{ListenerSettings, Settings};
 use crate::throttle::{FailedAuthenticationThrottle, WindowCounter};
@@ -96,6 +97,12 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// The operations layer over this state's store, master key, settings and clock.
+    pub fn operations(&self) -> Operations<'_> {
+        let shared = &*self.shared;
+        Operations::new(&shared.store, &shared.master_key, &shared.settings, &shared.catalog, &shared.served_regions, &shared.clock)
     }
 
     /// Why this node cannot confirm its keys right now: its registry has not been confirmed

@@ -4,10 +4,10 @@
 //! values become permissions, through the same rules as the API
 //! ([`crate::operations::keys`]).
 
+use crate::operations::ApiKeyRecord;
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::permissions::KeyAuth;
 use keygate_core::region::RegionPolicy;
-use keygate_store::ApiKeyRecord;
 use maud::{html, Markup};
 
 use super::layout::{described_by, field_error};

@@ -16,13 +16,14 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use hmac::{Hmac, Mac};
-use keygate_core::access::{CallerIdentity, UserStatus};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::layout::message_page;
-use crate::management::authentication::{authenticate_session, Authenticated};
+use crate::management::authentication::Authenticated;
 use crate::management::form::FormFields;
+use crate::operations::sessions::{authenticate_session, is_disabled};
+use crate::operations::ErrorKind;
 use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::{new_request_id, RequestContext};
 use crate::secrets::session_token_digest;
@@ -159,13 +160,13 @@ impl FromRequestParts<AppState> for Console {
             .cloned()
             .unwrap_or_else(|| RequestContext { request_id: new_request_id(), client_address: None });
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleRejection::NotSignedIn)?.to_string();
-        let caller = match authenticate_session(state, &token).await {
+        let caller = match authenticate_session(state.operations(), &token).await {
             Ok(caller) => caller,
-            Err(error) if error.status == StatusCode::UNAUTHORIZED => return Err(ConsoleRejection::NotSignedIn),
+            Err(error) if error.kind == ErrorKind::Unauthenticated => return Err(ConsoleRejection::NotSignedIn),
             Err(_) => return Err(ConsoleRejection::Internal),
         };
         // The API refuses disabled RAM users with every credential; so does the console.
-        if let CallerIdentity::RamUser { status: UserStatus::Disabled, .. } = caller.identity {
+        if is_disabled(&caller) {
             return Err(ConsoleRejection::NotSignedIn);
         }
         let region = match requested_region(state, parts.uri.query()) {
