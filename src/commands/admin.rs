@@ -88,19 +88,20 @@ async fn open(database: &DatabaseArgs) -> anyhow::Result<Standalone> {
     settings.database_url = database.database_url.clone().filter(|url| !url.is_empty());
     settings.master_key_file = database.master_key_file.clone();
     let (store, master_key) = open_store_and_master_key(&settings).await?;
+    let standalone = Standalone::new(store, master_key, settings);
     // A fresh data directory gets its root account here too, so scripts can start with admin.
     let root_password = std::env::var("KEYGATE_ROOT_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from);
-    let (_, generated) = ensure_root_account(&store, &settings, root_password).await?;
+    let (_, generated) = ensure_root_account(standalone.operations(), root_password).await?;
     if let Some(password) = generated {
         eprintln!("keygate: created account 'root' with password: {}", password.expose_secret());
     }
-    Ok(Standalone::new(store, master_key, settings))
+    Ok(standalone)
 }
 
 /// The account named `account`, acting as `keygate admin`.
 async fn account_actor(operations: Operations<'_>, account: &str) -> anyhow::Result<(AccountRecord, Actor)> {
     let record = find_account(operations, account).await?.with_context(|| format!("no account named '{account}'"))?;
-    let actor = direct_actor(&record, ADMIN_ACTOR);
+    let actor = direct_actor(operations, &record, ADMIN_ACTOR);
     Ok((record, actor))
 }
 

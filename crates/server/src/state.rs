@@ -69,6 +69,7 @@ impl AppState {
         let throttle = FailedAuthenticationThrottle::new(settings.failed_authentications_per_minute);
         let login_throttle = FailedAuthenticationThrottle::new(settings.failed_logins_per_minute);
         let temporary_key_mints = crate::gateway::temporary_keys::MintCounter::new(WindowCounter::new(settings.temporary_keys_per_minute));
+        let clock = Clock::default();
         let shared = SharedState {
             store,
             settings,
@@ -76,7 +77,6 @@ impl AppState {
             catalog,
             trusted_proxies,
             served_regions,
-            clock: Clock::default(),
             temporary_key_secret,
             upstreams,
             http_client: http_client(),
@@ -85,7 +85,8 @@ impl AppState {
             temporary_key_mints,
             usage: UsageCounters::default(),
             metrics: Metrics::default(),
-            feed_health: Arc::new(FeedHealth::new()),
+            feed_health: Arc::new(FeedHealth::new(clock.now_milliseconds())),
+            clock,
         };
         Ok(AppState { shared: Arc::new(shared), listener_region, key_endpoint: KeyEndpoint::PayAsYouGo })
     }
@@ -112,7 +113,7 @@ impl AppState {
         if !self.store().is_postgres() {
             return None;
         }
-        let stale_for = self.shared.feed_health.staleness_milliseconds();
+        let stale_for = self.shared.feed_health.staleness_milliseconds(self.shared.clock.now_milliseconds());
         let limit = i64::try_from(self.shared.settings.max_staleness_seconds).unwrap_or(i64::MAX).saturating_mul(1000);
         (stale_for > limit).then(|| {
             let cause = self.shared.feed_health.last_error().unwrap_or_else(|| "no answer from the change feed".into());

@@ -82,9 +82,9 @@ impl MintCounter {
         };
         for (key_id, minted) in finished.into_iter().filter(|(_, minted)| minted.count > 1) {
             let detail = format!("minted={} minute_start={}", minted.count, minted.minute_start);
-            if let Err(error) =
-                store.record_audit(&minted.audit, "ApiKey.MintTemporary.Summary", &format!("apiKey:{key_id}"), &detail).await
-            {
+            // Written now, by whoever minted first in that minute.
+            let audit = AuditContext { at: now_seconds * 1000, ..minted.audit };
+            if let Err(error) = store.record_audit(&audit, "ApiKey.MintTemporary.Summary", &format!("apiKey:{key_id}"), &detail).await {
                 tracing::error!(%error, key_id, "could not write the summary of minted temporary keys");
             }
         }
@@ -118,7 +118,8 @@ async fn mint(state: &AppState, context: &RequestContext, query: &str, headers: 
     };
     let digest =
         state.store().registry().digest_of(authorized.key.key_id).ok_or(GatewayRefusal::Authentication(AuthenticationFailure::Unknown))?;
-    let now = state.shared.clock.now_seconds();
+    let now_milliseconds = state.shared.clock.now_milliseconds();
+    let now = now_milliseconds.div_euclid(1000);
     let expires_at = now + lifetime;
     let audit = AuditContext {
         account_id: authorized.key.account_id,
@@ -126,6 +127,7 @@ async fn mint(state: &AppState, context: &RequestContext, query: &str, headers: 
         client_address: context.client_address_text(),
         region: state.listener_region.clone(),
         credential: String::new(),
+        at: now_milliseconds,
     };
     let first_of_minute = state
         .shared

@@ -180,7 +180,7 @@ impl SigningKey {
     /// Spends a request's nonce: `false` when it was seen already (a replay). Nonces seen
     /// before `forget_before` (Unix ms) are forgotten: the clock window refuses them anyway.
     pub async fn spend_nonce(&self, operations: Operations<'_>, nonce: &str, forget_before: i64) -> Result<bool> {
-        Ok(operations.store.remember_nonce(nonce, forget_before).await?)
+        Ok(operations.store.remember_nonce(nonce, operations.clock.now_milliseconds(), forget_before).await?)
     }
 
     /// The caller a correct signature proves, acting through this AccessKey; its user

@@ -69,7 +69,8 @@ impl<'a> Operations<'a> {
         Operations { store, master_key, settings, catalog, served_regions, clock }
     }
 
-    /// The actor `caller`, working in `region` from `client_address`.
+    /// The actor `caller`, working in `region` from `client_address`, now: its changes
+    /// are audited at this moment of the clock.
     pub fn actor(&self, caller: Caller, region: &str, client_address: String) -> Actor {
         let audit = AuditContext {
             account_id: caller.account_id,
@@ -77,6 +78,7 @@ impl<'a> Operations<'a> {
             client_address,
             region: region.to_string(),
             credential: caller.credential.audit_text(),
+            at: self.clock.now_milliseconds(),
         };
         Actor { caller, region: region.to_string(), audit }
     }

@@ -117,7 +117,7 @@ pub async fn logout(operations: Operations<'_>, actor: &Actor, token_digest: &[u
 pub async fn authenticate_session(operations: Operations<'_>, token: &str) -> Result<Caller> {
     let invalid = || OperationError::unauthenticated("InvalidBearerToken", "The session token is invalid or expired; log in again.");
     let digest = session_token_digest(token.trim());
-    let session = operations.store.find_session(&digest).await?.ok_or_else(invalid)?;
+    let session = operations.store.find_session(&digest, operations.clock.now_milliseconds()).await?.ok_or_else(invalid)?;
     match operations.store.caller(session.account_id, session.user_id).await {
         Ok(caller) => Ok(Caller { credential: CallerCredential::Session(session_label(&digest)), ..caller }),
         Err(StoreError::NotFound(_)) => Err(invalid()),
@@ -130,9 +130,9 @@ pub fn is_disabled(caller: &Caller) -> bool {
     matches!(caller.identity, CallerIdentity::RamUser { status: UserStatus::Disabled, .. })
 }
 
-/// The account `account` acting on the database directly (`keygate admin`), named `name`
-/// in the audit log, from `local`, in no region and through no credential.
-pub fn direct_actor(account: &AccountRecord, name: &str) -> Actor {
+/// The account `account` acting on the database directly (`keygate admin`), now, named
+/// `name` in the audit log, from `local`, in no region and through no credential.
+pub fn direct_actor(operations: Operations<'_>, account: &AccountRecord, name: &str) -> Actor {
     let caller = Caller {
         account_id: account.account_id,
         account_name: account.name.clone(),
@@ -145,6 +145,7 @@ pub fn direct_actor(account: &AccountRecord, name: &str) -> Actor {
         client_address: "local".into(),
         region: String::new(),
         credential: String::new(),
+        at: operations.clock.now_milliseconds(),
     };
     Actor { caller, region: String::new(), audit }
 }

@@ -118,6 +118,18 @@ pub async fn delete_user(operations: Operations<'_>, actor: &Actor, name: &Princ
     Ok(operations.store.delete_user(&actor.audit, name.as_str()).await?)
 }
 
+/// Makes sure the account `name` exists (created now with `password` when it does not),
+/// with a default workspace in every region the deployment knows. Answers the account and
+/// whether it was created.
+pub async fn ensure_account(operations: Operations<'_>, name: &str, password: SecretString) -> Result<(AccountRecord, bool)> {
+    let hash = hash_off_runtime(password).await?;
+    let now = operations.clock.now_milliseconds();
+    let (account, created) = operations.store.ensure_account(name, &hash, now).await?;
+    let regions: Vec<String> = operations.settings.regions.iter().map(|policy| policy.id.as_str().to_string()).collect();
+    operations.store.ensure_default_workspaces(account.account_id, &regions, now).await?;
+    Ok((account, created))
+}
+
 /// The account named `name`, if there is one.
 pub async fn find_account(operations: Operations<'_>, name: &str) -> Result<Option<AccountRecord>> {
     Ok(operations.store.find_account(name).await?)

@@ -381,8 +381,8 @@ on_both_stores! {
     }
 
     async fn rule_7_every_change_is_audited_with_who_what_when_and_where_and_never_a_plaintext(app: TestApp) {
-        let started = keygate_store::now_millis();
-        let console = AuditContext { account_id: 1, actor: "root".into(), client_address: "198.51.100.7".into(), region: SINGAPORE.into(), credential: String::new() };
+        let started = app.state.shared.clock.now_milliseconds();
+        let console = AuditContext { account_id: 1, actor: "root".into(), client_address: "198.51.100.7".into(), region: SINGAPORE.into(), credential: String::new(), at: started };
         app.create_user("ada", Role::Admin).await;
         let root = app.login(None).await;
         let ada = app.login(Some("ada")).await;
