@@ -13,13 +13,13 @@ use keygate_core::temporary_keys::TemporaryKeySecret;
 use keygate_core::verification::KeyEndpoint;
 
 use crate::clock::Clock;
-use crate::gateway::upstream::{http_client, UpstreamTable};
-use crate::gateway::usage::UsageCounters;
-use crate::metrics::Metrics;
+use crate::metrics_registry::Metrics;
 use crate::operations::Operations;
 use crate::secrets::MasterKey;
 use crate::settings::{ListenerSettings, Settings};
-use crate::throttle::{FailedAuthenticationThrottle, WindowCounter};
+use crate::throttle::{FailedAuthenticationThrottle, MintCounter, WindowCounter};
+use crate::upstreams::{http_client, UpstreamTable};
+use crate::usage::UsageCounters;
 
 /// What every listener shares.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub struct SharedState {
     /// Failed logins per address (API and console).
     pub login_throttle: FailedAuthenticationThrottle,
     /// Temporary keys minted per API key per minute.
-    pub temporary_key_mints: crate::gateway::temporary_keys::MintCounter,
+    pub temporary_key_mints: MintCounter,
     pub usage: UsageCounters,
     pub metrics: Metrics,
     /// When this node last confirmed its registry against the change feed.
@@ -68,7 +68,7 @@ impl AppState {
         let upstreams = UpstreamTable::from_settings(&settings.upstreams, settings.demo_upstream);
         let throttle = FailedAuthenticationThrottle::new(settings.failed_authentications_per_minute);
         let login_throttle = FailedAuthenticationThrottle::new(settings.failed_logins_per_minute);
-        let temporary_key_mints = crate::gateway::temporary_keys::MintCounter::new(WindowCounter::new(settings.temporary_keys_per_minute));
+        let temporary_key_mints = MintCounter::new(WindowCounter::new(settings.temporary_keys_per_minute));
         let clock = Clock::default();
         let shared = SharedState {
             store,

@@ -14,12 +14,11 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::layout::message_page;
 use crate::management::authentication::Authenticated;
 use crate::management::form::FormFields;
 use crate::operations::sessions::{authenticate_session, is_disabled};
@@ -89,7 +88,7 @@ pub fn csrf_token_matches(expected: &str, presented: &str) -> bool {
     expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
 }
 
-/// Why a console request was not let through.
+/// Why a console request was not let through (`layout` renders it).
 #[derive(Debug)]
 pub enum ConsoleRejection {
     /// No live session: go to the login page.
@@ -101,22 +100,6 @@ pub enum ConsoleRejection {
     /// Refused with this answer (a form too large or too slow), made with the request id.
     Refused(Box<Response>),
     Internal,
-}
-
-impl IntoResponse for ConsoleRejection {
-    fn into_response(self) -> Response {
-        match self {
-            ConsoleRejection::NotSignedIn => Redirect::to("/console/login").into_response(),
-            ConsoleRejection::CsrfRefused => message_page(
-                StatusCode::FORBIDDEN,
-                "Form refused",
-                "This form was not sent by your console session (its security token is missing or wrong), so nothing was changed. Go back, reload the page and try again.",
-            ),
-            ConsoleRejection::BadRequest(message) => message_page(StatusCode::BAD_REQUEST, "Bad request", &message),
-            ConsoleRejection::Refused(response) => *response,
-            ConsoleRejection::Internal => message_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "An internal error occurred; the server log has the details."),
-        }
-    }
 }
 
 /// A signed-in console caller: who it is, the region it is working in, and the CSRF

@@ -8,7 +8,6 @@ pub mod demo;
 pub mod errors;
 pub mod temporary_keys;
 pub mod upstream;
-pub mod usage;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -24,10 +23,10 @@ use serde_json::{json, Value};
 use self::authorize::{authenticate_request, authorize_target, Authorized};
 use self::demo::DemoEndpoint;
 use self::errors::{GatewayRefusal, Protocol};
-use self::upstream::Route;
 use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
+use crate::upstreams::Route;
 
 /// `/auth/verify`, served outside the request-context middleware: it is on the hot path of
 /// another gateway, so it makes its own context and writes no access log line (it is
