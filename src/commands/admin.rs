@@ -1,6 +1,8 @@
 //! `keygate admin ...`: commands that act on the database directly, for bootstrap, scripts
-//! and recovery. They work while `keygate serve` runs on the same data directory (SQLite
-//! WAL); a running server picks up users and AccessKeys on their next use.
+//! and recovery, through the same operations as the APIs (`keygate_server::operations`,
+//! as the account, without a server). They work while `keygate serve` runs on the same
+//! data directory (SQLite WAL); a running server picks up users and AccessKeys on their
+//! next use.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

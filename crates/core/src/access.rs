@@ -227,14 +227,6 @@ impl Caller {
         }
     }
 
-    /// Rule 4 for one key: `creator_user_id` is `None` for keys the account created.
-    pub fn may_see_key(&self, creator_user_id: Option<i64>) -> bool {
-        match self.key_visibility() {
-            KeyVisibility::WholeAccount => true,
-            KeyVisibility::CreatedBy(user_id) => creator_user_id == Some(user_id),
-        }
-    }
-
     /// Which workspaces of a region the caller sees: the account and admins all of them
     /// (see [`Caller::sees_every_workspace`]); another RAM user the default workspace and
     /// those it is a member of.
@@ -333,13 +325,9 @@ mod tests {
 
     #[test]
     fn ram_users_see_only_their_own_keys_whatever_their_role() {
-        assert!(account().may_see_key(Some(99)));
-        assert!(account().may_see_key(None));
+        assert_eq!(account().key_visibility(), KeyVisibility::WholeAccount);
         for role in [Role::Admin, Role::KeyManager, Role::Member] {
-            let caller = ram(role, UserStatus::Active);
-            assert!(caller.may_see_key(Some(7)));
-            assert!(!caller.may_see_key(Some(8)));
-            assert!(!caller.may_see_key(None));
+            assert_eq!(ram(role, UserStatus::Active).key_visibility(), KeyVisibility::CreatedBy(7), "{role:?}");
         }
     }
 
