@@ -14,7 +14,7 @@ use crate::management::errors::ManagementError;
 use crate::management::form::FormFields;
 use crate::operations::users::list_users;
 use crate::operations::workspaces::{self, application_name, find_workspace, WorkspaceDetail, MAX_APPLICATION_NAME_CHARACTERS};
-use crate::operations::UserRecord;
+use crate::operations::{Actor, Operations, UserRecord, WorkspaceRecord};
 use crate::planes::Path;
 use crate::state::AppState;
 
@@ -47,6 +47,28 @@ pub(super) async fn workspaces_page(State(state): State<AppState>, console: Cons
 
 fn redirect_done(console: &Console, done: &str) -> Response {
     Redirect::to(&format!("{}&done={done}", with_region("/console/workspaces", console.region()))).into_response()
+}
+
+/// The sub-workspace `workspace_id` names, for an administrator: the operations, the
+/// caller as their actor, and the workspace.
+async fn administered<'a>(
+    state: &'a AppState,
+    console: &Console,
+    workspace_id: &str,
+) -> Result<(Operations<'a>, Actor, WorkspaceRecord), ManagementError> {
+    console.auth.caller.may_administer()?;
+    let operations = state.operations();
+    let actor = console.auth.actor(&operations);
+    let workspace = find_workspace(operations, &actor, workspace_id).await?;
+    Ok((operations, actor, workspace))
+}
+
+/// After an action: the page again saying `done`, or saying why it was not.
+async fn finish(state: &AppState, console: &Console, outcome: Result<(), ManagementError>, done: &str) -> Response {
+    match outcome {
+        Ok(()) => redirect_done(console, done),
+        Err(error) => refused(state, console, error).await,
+    }
 }
 
 async fn refused(state: &AppState, console: &Console, error: ManagementError) -> Response {
@@ -88,38 +110,24 @@ pub(super) async fn create_workspace(State(state): State<AppState>, form: Consol
 pub(super) async fn update_models(State(state): State<AppState>, Path(workspace_id): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
     let outcome = async {
-        console.auth.caller.may_administer()?;
-        let operations = state.operations();
-        let actor = console.auth.actor(&operations);
-        let workspace = find_workspace(operations, &actor, &workspace_id).await?;
+        let (operations, actor, workspace) = administered(&state, &console, &workspace_id).await?;
         let checked: Vec<&str> = form.fields.values("model").collect();
-        workspaces::set_inference_models(operations, &actor, &workspace, &checked).await?;
-        Ok::<_, ManagementError>(())
+        Ok(workspaces::set_inference_models(operations, &actor, &workspace, &checked).await?)
     }
     .await;
-    match outcome {
-        Ok(()) => redirect_done(&console, "models"),
-        Err(error) => refused(&state, &console, error).await,
-    }
+    finish(&state, &console, outcome, "models").await
 }
 
 /// `POST /console/workspaces/{id}/members`: adds the user named in `user`.
 pub(super) async fn add_member(State(state): State<AppState>, Path(workspace_id): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
     let outcome = async {
-        console.auth.caller.may_administer()?;
-        let operations = state.operations();
-        let actor = console.auth.actor(&operations);
-        let workspace = find_workspace(operations, &actor, &workspace_id).await?;
+        let (operations, actor, workspace) = administered(&state, &console, &workspace_id).await?;
         let name = PrincipalName::parse(form.fields.get("user").unwrap_or(""))?;
-        workspaces::change_membership(operations, &actor, &workspace, name.as_str(), true).await?;
-        Ok::<_, ManagementError>(())
+        Ok(workspaces::change_membership(operations, &actor, &workspace, name.as_str(), true).await?)
     }
     .await;
-    match outcome {
-        Ok(()) => redirect_done(&console, "member-added"),
-        Err(error) => refused(&state, &console, error).await,
-    }
+    finish(&state, &console, outcome, "member-added").await
 }
 
 /// `POST /console/workspaces/{id}/members/{name}/remove`
@@ -130,29 +138,19 @@ pub(super) async fn remove_member(
 ) -> Response {
     let console = form.console;
     let outcome = async {
-        console.auth.caller.may_administer()?;
-        let operations = state.operations();
-        let actor = console.auth.actor(&operations);
-        let workspace = find_workspace(operations, &actor, &workspace_id).await?;
+        let (operations, actor, workspace) = administered(&state, &console, &workspace_id).await?;
         let name = PrincipalName::parse(&name)?;
-        workspaces::change_membership(operations, &actor, &workspace, name.as_str(), false).await?;
-        Ok::<_, ManagementError>(())
+        Ok(workspaces::change_membership(operations, &actor, &workspace, name.as_str(), false).await?)
     }
     .await;
-    match outcome {
-        Ok(()) => redirect_done(&console, "member-removed"),
-        Err(error) => refused(&state, &console, error).await,
-    }
+    finish(&state, &console, outcome, "member-removed").await
 }
 
 /// `POST /console/workspaces/{id}/applications`: registers an application by name.
 pub(super) async fn create_application(State(state): State<AppState>, Path(workspace_id): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
     let outcome = async {
-        console.auth.caller.may_administer()?;
-        let operations = state.operations();
-        let actor = console.auth.actor(&operations);
-        let workspace = find_workspace(operations, &actor, &workspace_id).await?;
+        let (operations, actor, workspace) = administered(&state, &console, &workspace_id).await?;
         let name = application_name(form.fields.get("name").unwrap_or("")).ok_or_else(|| {
             ManagementError::invalid_parameter(format!(
                 "An application name has 1 to {MAX_APPLICATION_NAME_CHARACTERS} printable characters."
@@ -162,10 +160,7 @@ pub(super) async fn create_application(State(state): State<AppState>, Path(works
         Ok(())
     }
     .await;
-    match outcome {
-        Ok(()) => redirect_done(&console, "application"),
-        Err(error) => refused(&state, &console, error).await,
-    }
+    finish(&state, &console, outcome, "application").await
 }
 
 async fn render(state: &AppState, console: &Console, status: StatusCode, page_state: PageState) -> Response {

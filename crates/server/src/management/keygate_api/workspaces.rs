@@ -12,8 +12,22 @@ use super::{json_body, parse_name, respond, Administrator, Result};
 use crate::management::authentication::Authenticated;
 use crate::management::errors::ManagementError;
 use crate::operations::workspaces::{self, application_name, find_workspace, MAX_APPLICATION_NAME_CHARACTERS};
+use crate::operations::{Actor, Operations, WorkspaceRecord};
 use crate::planes::Path;
 use crate::state::AppState;
+
+/// The operations, the caller as their actor, and the workspace `workspace_id` names in the
+/// caller's account and the request's region.
+async fn workspace_of_caller<'a>(
+    state: &'a AppState,
+    auth: &Authenticated,
+    workspace_id: &str,
+) -> Result<(Operations<'a>, Actor, WorkspaceRecord)> {
+    let operations = state.operations();
+    let actor = auth.actor(&operations);
+    let workspace = find_workspace(operations, &actor, workspace_id).await?;
+    Ok((operations, actor, workspace))
+}
 
 /// An application name: 1 to 64 characters after trimming, no control characters.
 fn parse_application_name(text: &str) -> Result<String> {
@@ -29,9 +43,7 @@ pub(super) async fn list_members(
     Path(workspace_id): Path<String>,
 ) -> Result<Response> {
     let outcome = async {
-        let operations = state.operations();
-        let actor = auth.actor(&operations);
-        let workspace = find_workspace(operations, &actor, &workspace_id).await?;
+        let (operations, actor, workspace) = workspace_of_caller(&state, &auth, &workspace_id).await?;
         let users = workspaces::members(operations, &actor, &workspace).await?;
         let members: Vec<_> =
             users.iter().map(|user| json!({"name": user.name, "role": user.role.as_str(), "status": user.status.as_str()})).collect();
@@ -54,9 +66,7 @@ pub(super) async fn add_member(
     body: Bytes,
 ) -> Result<Response> {
     let outcome = async {
-        let operations = state.operations();
-        let actor = auth.actor(&operations);
-        let workspace = find_workspace(operations, &actor, &workspace_id).await?;
+        let (operations, actor, workspace) = workspace_of_caller(&state, &auth, &workspace_id).await?;
         let request: AddMemberRequest = json_body(&body, r#"{"user"}"#)?;
         let name = parse_name(&request.user)?;
         workspaces::change_membership(operations, &actor, &workspace, name.as_str(), true).await?;
@@ -72,9 +82,7 @@ pub(super) async fn remove_member(
     Path((workspace_id, name)): Path<(String, String)>,
 ) -> Result<Response> {
     let outcome = async {
-        let operations = state.operations();
-        let actor = auth.actor(&operations);
-        let workspace = find_workspace(operations, &actor, &workspace_id).await?;
+        let (operations, actor, workspace) = workspace_of_caller(&state, &auth, &workspace_id).await?;
         let name = parse_name(&name)?;
         workspaces::change_membership(operations, &actor, &workspace, name.as_str(), false).await?;
         Ok(json!({"removed": true}))
@@ -90,9 +98,7 @@ pub(super) async fn list_applications(
     Path(workspace_id): Path<String>,
 ) -> Result<Response> {
     let outcome = async {
-        let operations = state.operations();
-        let actor = auth.actor(&operations);
-        let workspace = find_workspace(operations, &actor, &workspace_id).await?;
+        let (operations, actor, workspace) = workspace_of_caller(&state, &auth, &workspace_id).await?;
         let applications = workspaces::applications(operations, &actor, &workspace).await?;
         let items: Vec<_> = applications
             .iter()
@@ -117,9 +123,7 @@ pub(super) async fn create_application(
     body: Bytes,
 ) -> Result<Response> {
     let outcome = async {
-        let operations = state.operations();
-        let actor = auth.actor(&operations);
-        let workspace = find_workspace(operations, &actor, &workspace_id).await?;
+        let (operations, actor, workspace) = workspace_of_caller(&state, &auth, &workspace_id).await?;
         let request: CreateApplicationRequest = json_body(&body, r#"{"name"}"#)?;
         let name = parse_application_name(&request.name)?;
         let app_id = workspaces::create_application(operations, &actor, &workspace, &name).await?;
