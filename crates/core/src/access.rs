@@ -256,6 +256,15 @@ impl Caller {
         }
     }
 
+    /// Looking up or changing the password of the RAM user `name`: the account and admins
+    /// for anyone, a RAM user for itself.
+    pub fn may_act_on_user(&self, name: &str) -> Result<(), AccessDenied> {
+        match &self.identity {
+            CallerIdentity::RamUser { name: own_name, .. } if own_name == name => Ok(()),
+            _ => self.may_administer(),
+        }
+    }
+
     /// AccessKeys: anyone active for itself; the account and admins for RAM users.
     /// `target_user_id` is `None` for the account's own AccessKeys.
     pub fn may_manage_access_keys_of(&self, target_user_id: Option<i64>) -> Result<(), AccessDenied> {

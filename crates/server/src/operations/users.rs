@@ -2,7 +2,7 @@
 //! up, change role, disable, enable, set a password, and delete for good (which deletes the
 //! user's API keys too); and the account's own password (`keygate admin`).
 
-use keygate_core::access::{Caller, CallerIdentity, Role, UserStatus};
+use keygate_core::access::{Caller, Role, UserStatus};
 use keygate_core::ids::PrincipalName;
 use keygate_store::{AccountRecord, UserRecord};
 use secrecy::SecretString;
@@ -38,12 +38,10 @@ pub async fn hash_off_runtime(password: SecretString) -> Result<String> {
     tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(OperationError::internal)
 }
 
-/// The account and admins may act on any user; a RAM user on itself.
+/// The account and admins may act on any user; a RAM user on itself
+/// ([`Caller::may_act_on_user`]).
 fn may_act_on_user(caller: &Caller, name: &str) -> Result<()> {
-    match &caller.identity {
-        CallerIdentity::RamUser { name: own_name, .. } if own_name == name => Ok(()),
-        _ => Ok(caller.may_administer()?),
-    }
+    Ok(caller.may_act_on_user(name)?)
 }
 
 /// Every RAM user of the account (administrators only).
@@ -147,6 +145,7 @@ pub async fn set_account_password(operations: Operations<'_>, actor: &Actor, pas
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keygate_core::access::CallerIdentity;
     use secrecy::ExposeSecret;
 
     fn caller(identity: CallerIdentity) -> Caller {
