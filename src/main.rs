@@ -1,5 +1,5 @@
-//! The `keygate` binary: a thin shell over `keygate-server` (serve), the store (admin
-//! commands that act on the database directly) and the HTTP client commands.
+//! The `keygate` binary: a thin shell over `keygate-server` (serve, and the admin commands,
+//! which act on the database directly through its operations) and the HTTP client commands.
 
 mod commands;
 

@@ -1,6 +1,8 @@
 //! `keygate admin ...`: commands that act on the database directly, for bootstrap, scripts
-//! and recovery. They work while `keygate serve` runs on the same data directory (SQLite
-//! WAL); a running server picks up users and AccessKeys on their next use.
+//! and recovery, through the same operations as the APIs (`keygate_server::operations`,
+//! as the account, without a server). They work while `keygate serve` runs on the same
+//! data directory (SQLite WAL); a running server picks up users and AccessKeys on their
+//! next use.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,11 +10,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use keygate_core::access::Role;
-use keygate_core::ids::{generate_access_key_secret, AccessKeyId, PrincipalName};
+use keygate_core::ids::PrincipalName;
 use keygate_server::bootstrap::{ensure_root_account, open_store_and_master_key};
-use keygate_server::secrets::hash_password;
+use keygate_server::operations::access_keys::{create_access_key, AccessKeyOwner};
+use keygate_server::operations::sessions::direct_actor;
+use keygate_server::operations::users::{create_user, find_account, set_account_password, NewUser};
+use keygate_server::operations::{AccountRecord, Actor, Operations, Standalone};
 use keygate_server::settings::{Settings, DEFAULT_DATA_DIR};
-use keygate_store::AuditContext;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -76,42 +80,43 @@ pub enum AdminCommand {
     },
 }
 
-fn admin_audit(account_id: i64) -> AuditContext {
-    AuditContext {
-        account_id,
-        actor: "keygate admin (local)".into(),
-        client_address: "local".into(),
-        region: String::new(),
-        credential: String::new(),
-    }
-}
+/// How the audit log names changes made by `keygate admin`.
+const ADMIN_ACTOR: &str = "keygate admin (local)";
 
-async fn open(database: &DatabaseArgs) -> anyhow::Result<(keygate_store::Store, keygate_server::secrets::MasterKey, Settings)> {
+/// Opens the data directory's store and master key: the operations of `keygate admin`, on
+/// the database directly.
+async fn open(database: &DatabaseArgs) -> anyhow::Result<Standalone> {
     let mut settings = Settings::with_data_dir(database.data_dir.clone());
     settings.database_url = database.database_url.clone().filter(|url| !url.is_empty());
     settings.master_key_file = database.master_key_file.clone();
     let (store, master_key) = open_store_and_master_key(&settings).await?;
+    let standalone = Standalone::new(store, master_key, settings);
     // A fresh data directory gets its root account here too, so scripts can start with admin.
     let root_password = std::env::var("KEYGATE_ROOT_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from);
-    let (_, generated) = ensure_root_account(&store, &settings, root_password).await?;
+    let (_, generated) = ensure_root_account(standalone.operations(), root_password).await?;
     if let Some(password) = generated {
         eprintln!("keygate: created account 'root' with password: {}", password.expose_secret());
     }
-    Ok((store, master_key, settings))
+    Ok(standalone)
+}
+
+/// The account named `account`, acting as `keygate admin`.
+async fn account_actor(operations: Operations<'_>, account: &str) -> anyhow::Result<(AccountRecord, Actor)> {
+    let record = find_account(operations, account).await?.with_context(|| format!("no account named '{account}'"))?;
+    let actor = direct_actor(operations, &record, ADMIN_ACTOR);
+    Ok((record, actor))
 }
 
 pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
     match command {
         AdminCommand::CreateUser { database, account, name, role, json } => {
-            let (store, _, _) = open(&database).await?;
+            let standalone = open(&database).await?;
+            let operations = standalone.operations();
             let role = Role::parse(&role).with_context(|| format!("unknown role '{role}': use admin, key-manager or member"))?;
             let name = PrincipalName::parse(&name)?;
-            let account = store.find_account(&account).await?.with_context(|| format!("no account named '{account}'"))?;
-            let password_hash = match std::env::var("KEYGATE_USER_PASSWORD").ok().filter(|value| !value.is_empty()) {
-                Some(password) => Some(tokio::task::spawn_blocking(move || hash_password(&SecretString::from(password))).await?),
-                None => None,
-            };
-            let user = store.create_user(&admin_audit(account.account_id), name.as_str(), role, password_hash.as_deref()).await?;
+            let (account, actor) = account_actor(operations, &account).await?;
+            let password = std::env::var("KEYGATE_USER_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from);
+            let user = create_user(operations, &actor, NewUser { name, role, password }).await?;
             if json {
                 println!(
                     "{}",
@@ -122,39 +127,37 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
             }
         }
         AdminCommand::CreateAccessKey { database, account, user, json } => {
-            let (store, master_key, _) = open(&database).await?;
-            let account = store.find_account(&account).await?.with_context(|| format!("no account named '{account}'"))?;
-            let user_id = match &user {
-                None => None,
-                Some(name) => Some(
-                    store
-                        .find_user(account.account_id, name)
-                        .await
-                        .with_context(|| format!("no RAM user named '{name}' in account {}", account.name))?
-                        .user_id,
-                ),
+            let standalone = open(&database).await?;
+            let operations = standalone.operations();
+            let (account, actor) = account_actor(operations, &account).await?;
+            // A name that is not a RAM user's (malformed too) is refused as the store's lookup was.
+            let no_such_user = |name: &str| {
+                anyhow::Error::msg("User not found").context(format!("no RAM user named '{name}' in account {}", account.name))
             };
-            let access_key_id = AccessKeyId::generate();
-            let secret = generate_access_key_secret();
-            let ciphertext = master_key.encrypt(secret.expose_secret());
-            store.create_access_key(&admin_audit(account.account_id), access_key_id.as_str(), user_id, &ciphertext).await?;
+            let user_name = user.as_deref().map(|name| PrincipalName::parse(name).map_err(|_| no_such_user(name))).transpose()?;
+            let owner = user_name.as_ref().map_or(AccessKeyOwner::Account, AccessKeyOwner::User);
+            let created = create_access_key(operations, &actor, owner).await.map_err(|error| match (&user_name, error.code) {
+                (Some(name), "User.NotFound") => no_such_user(name.as_str()),
+                _ => error.into(),
+            })?;
+            let (access_key_id, secret) = (&created.record.access_key_id, &created.secret);
             if json {
-                println!("{}", json!({"accessKeyId": access_key_id.as_str(), "accessKeySecret": secret.expose_secret()}));
+                println!("{}", json!({"accessKeyId": access_key_id, "accessKeySecret": secret.expose_secret()}));
             } else {
-                println!("AccessKey id:     {}", access_key_id.as_str());
+                println!("AccessKey id:     {access_key_id}");
                 println!("AccessKey secret: {}", secret.expose_secret());
                 println!("The secret is shown only now; store it safely.");
             }
         }
         AdminCommand::SetAccountPassword { database, account } => {
-            let (store, _, _) = open(&database).await?;
+            let standalone = open(&database).await?;
+            let operations = standalone.operations();
             let password = std::env::var("KEYGATE_ROOT_PASSWORD")
                 .ok()
                 .filter(|value| !value.is_empty())
                 .context("set KEYGATE_ROOT_PASSWORD to the new password")?;
-            let account = store.find_account(&account).await?.with_context(|| format!("no account named '{account}'"))?;
-            let hash = tokio::task::spawn_blocking(move || hash_password(&SecretString::from(password))).await?;
-            store.set_account_password(account.account_id, &hash).await?;
+            let (account, actor) = account_actor(operations, &account).await?;
+            set_account_password(operations, &actor, SecretString::from(password)).await?;
             println!("password of account {} changed", account.name);
         }
     }

@@ -227,12 +227,24 @@ impl Caller {
         }
     }
 
-    /// docs/CONTRACT.md#who-sees-a-key for one key: `creator_user_id` is `None` for keys the account created.
-    pub fn may_see_key(&self, creator_user_id: Option<i64>) -> bool {
-        match self.key_visibility() {
-            KeyVisibility::WholeAccount => true,
-            KeyVisibility::CreatedBy(user_id) => creator_user_id == Some(user_id),
-        }
+    /// Which workspaces of a region the caller sees: the account and admins all of them
+    /// (see [`Caller::sees_every_workspace`]); another RAM user the default workspace and
+    /// those it is a member of.
+    pub fn may_see_workspace(&self, is_default: bool, is_member: bool) -> bool {
+        is_default || is_member || self.sees_every_workspace()
+    }
+
+    /// Whether the caller sees every workspace of a region, whatever its memberships: the
+    /// account and active admins.
+    pub fn sees_every_workspace(&self) -> bool {
+        self.may_administer().is_ok()
+    }
+
+    /// Which workspaces the caller's membership lets it create keys in: the account all of
+    /// them; a RAM user, admins too, only the default workspace and those it is a member
+    /// of. Whether its role lets it create keys at all is [`Caller::may_create_key`]'s.
+    pub fn may_create_keys_in(&self, is_default: bool, is_member: bool) -> bool {
+        self.is_account() || is_default || is_member
     }
 
     /// Managing RAM users, workspaces, model grants and applications: the account or an
@@ -241,6 +253,15 @@ impl Caller {
         match self.active_role()? {
             None | Some(Role::Admin) => Ok(()),
             Some(_) => Err(AccessDenied("only the account or an admin RAM user may do this")),
+        }
+    }
+
+    /// Looking up or changing the password of the RAM user `name`: the account and admins
+    /// for anyone, a RAM user for itself.
+    pub fn may_act_on_user(&self, name: &str) -> Result<(), AccessDenied> {
+        match &self.identity {
+            CallerIdentity::RamUser { name: own_name, .. } if own_name == name => Ok(()),
+            _ => self.may_administer(),
         }
     }
 
@@ -313,14 +334,26 @@ mod tests {
 
     #[test]
     fn ram_users_see_only_their_own_keys_whatever_their_role() {
-        assert!(account().may_see_key(Some(99)));
-        assert!(account().may_see_key(None));
+        assert_eq!(account().key_visibility(), KeyVisibility::WholeAccount);
+        for role in [Role::Admin, Role::KeyManager, Role::Member] {
+            assert_eq!(ram(role, UserStatus::Active).key_visibility(), KeyVisibility::CreatedBy(7), "{role:?}");
+        }
+    }
+
+    #[test]
+    fn workspaces_are_seen_by_administrators_and_members_and_keys_go_where_one_is_a_member() {
+        assert!(account().may_see_workspace(false, false));
+        assert!(account().may_create_keys_in(false, false));
+        let admin = ram(Role::Admin, UserStatus::Active);
+        assert!(admin.may_see_workspace(false, false));
+        assert!(!admin.may_create_keys_in(false, false));
         for role in [Role::Admin, Role::KeyManager, Role::Member] {
             let caller = ram(role, UserStatus::Active);
-            assert!(caller.may_see_key(Some(7)));
-            assert!(!caller.may_see_key(Some(8)));
-            assert!(!caller.may_see_key(None));
+            assert!(caller.may_see_workspace(true, false) && caller.may_see_workspace(false, true), "{role:?}");
+            assert!(caller.may_create_keys_in(true, false) && caller.may_create_keys_in(false, true), "{role:?}");
         }
+        assert!(!ram(Role::KeyManager, UserStatus::Active).may_see_workspace(false, false));
+        assert!(!ram(Role::Admin, UserStatus::Disabled).sees_every_workspace());
     }
 
     #[test]

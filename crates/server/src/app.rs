@@ -199,7 +199,8 @@ impl Server {
             let stop = stop_receiver.clone();
             tokio::spawn(async move {
                 let interval = std::time::Duration::from_millis(state.shared.settings.feed_poll_interval_milliseconds);
-                state.store().follow_changes(state.shared.feed_health.clone(), interval, stop).await;
+                let now = || state.shared.clock.now_milliseconds();
+                state.store().follow_changes(state.shared.feed_health.clone(), now, interval, stop).await;
             })
         });
         shutdown.await;

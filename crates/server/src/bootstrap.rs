@@ -5,7 +5,9 @@ use anyhow::{bail, Context};
 use keygate_store::Store;
 use secrecy::SecretString;
 
-use crate::secrets::{generate_password, hash_password, MasterKey, MASTER_KEY_ENVIRONMENT_VARIABLE, MASTER_KEY_FILE_NAME};
+use crate::operations::users::ensure_account;
+use crate::operations::Operations;
+use crate::secrets::{generate_password, MasterKey, MASTER_KEY_ENVIRONMENT_VARIABLE, MASTER_KEY_FILE_NAME};
 use crate::settings::Settings;
 use crate::state::AppState;
 
@@ -60,26 +62,21 @@ fn create_private_directory(directory: &std::path::Path) -> anyhow::Result<()> {
 /// Makes sure the root account and its default workspaces exist. `root_password` (from
 /// `KEYGATE_ROOT_PASSWORD`) is used only when the account is created.
 pub async fn ensure_root_account(
-    store: &Store,
-    settings: &Settings,
+    operations: Operations<'_>,
     root_password: Option<SecretString>,
 ) -> anyhow::Result<(i64, Option<SecretString>)> {
     let (password, generated) = match root_password {
         Some(password) => (password, false),
         None => (generate_password(), true),
     };
-    let password_for_hashing = password.clone();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password_for_hashing)).await?;
-    let (account, created) = store.ensure_account(ROOT_ACCOUNT_NAME, &hash).await?;
-    let regions: Vec<String> = settings.regions.iter().map(|policy| policy.id.as_str().to_string()).collect();
-    store.ensure_default_workspaces(account.account_id, &regions).await?;
+    let (account, created) = ensure_account(operations, ROOT_ACCOUNT_NAME, password.clone()).await?;
     Ok((account.account_id, (created && generated).then_some(password)))
 }
 
 pub async fn bootstrap(settings: Settings, root_password: Option<SecretString>) -> anyhow::Result<Bootstrapped> {
     let (store, master_key) = open_store_and_master_key(&settings).await?;
-    let (_, generated_root_password) = ensure_root_account(&store, &settings, root_password).await?;
     let region = settings.listeners.first().map(|listener| listener.region.clone()).unwrap_or_else(|| settings.default_region.clone());
     let state = AppState::new(store, settings, master_key, region)?;
+    let (_, generated_root_password) = ensure_root_account(state.operations(), root_password).await?;
     Ok(Bootstrapped { state, generated_root_password })
 }

@@ -1,7 +1,16 @@
-//! The server's clock: system time plus an offset that tests may advance, so that expiry
-//! (temporary keys, throttling windows) is tested without sleeping.
+//! The one clock: system time plus an offset that tests may advance, so that expiry
+//! (temporary keys, sessions, throttling windows, the change feed's staleness) is tested
+//! without sleeping. Nothing else in keygate reads the system time: the store takes the
+//! time of a change from its audit context, or `now` from its caller.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+
+/// The system's wall clock in Unix milliseconds: what a [`Clock`] adds its offset to, and
+/// what a client without one (the tests' HTTP client signing its requests) reads.
+pub fn now_millis() -> i64 {
+    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+}
 
 #[derive(Debug, Default)]
 pub struct Clock {
@@ -11,7 +20,7 @@ pub struct Clock {
 impl Clock {
     /// Unix milliseconds.
     pub fn now_milliseconds(&self) -> i64 {
-        keygate_store::now_millis() + self.offset_milliseconds.load(Ordering::Relaxed)
+        now_millis() + self.offset_milliseconds.load(Ordering::Relaxed)
     }
 
     /// Unix seconds.

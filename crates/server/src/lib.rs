@@ -14,6 +14,8 @@ pub mod console;
 pub mod gateway;
 pub mod management;
 pub mod metrics;
+pub mod metrics_registry;
+pub mod operations;
 pub mod planes;
 pub mod request_body;
 pub mod request_context;
@@ -21,6 +23,8 @@ pub mod secrets;
 pub mod settings;
 pub mod state;
 pub mod throttle;
+pub mod upstreams;
+pub mod usage;
 
 pub use app::{router, Server};
 pub use settings::Settings;

@@ -13,12 +13,13 @@ use keygate_core::temporary_keys::TemporaryKeySecret;
 use keygate_core::verification::KeyEndpoint;
 
 use crate::clock::Clock;
-use crate::gateway::upstream::{http_client, UpstreamTable};
-use crate::gateway::usage::UsageCounters;
-use crate::metrics::Metrics;
+use crate::metrics_registry::Metrics;
+use crate::operations::Operations;
 use crate::secrets::MasterKey;
 use crate::settings::{ListenerSettings, Settings};
-use crate::throttle::{FailedAuthenticationThrottle, WindowCounter};
+use crate::throttle::{FailedAuthenticationThrottle, MintCounter, WindowCounter};
+use crate::upstreams::{http_client, UpstreamTable};
+use crate::usage::UsageCounters;
 
 /// What every listener shares.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ pub struct SharedState {
     /// Failed logins per address (API and console).
     pub login_throttle: FailedAuthenticationThrottle,
     /// Temporary keys minted per API key per minute.
-    pub temporary_key_mints: crate::gateway::temporary_keys::MintCounter,
+    pub temporary_key_mints: MintCounter,
     pub usage: UsageCounters,
     pub metrics: Metrics,
     /// When this node last confirmed its registry against the change feed.
@@ -67,7 +68,8 @@ impl AppState {
         let upstreams = UpstreamTable::from_settings(&settings.upstreams, settings.demo_upstream);
         let throttle = FailedAuthenticationThrottle::new(settings.failed_authentications_per_minute);
         let login_throttle = FailedAuthenticationThrottle::new(settings.failed_logins_per_minute);
-        let temporary_key_mints = crate::gateway::temporary_keys::MintCounter::new(WindowCounter::new(settings.temporary_keys_per_minute));
+        let temporary_key_mints = MintCounter::new(WindowCounter::new(settings.temporary_keys_per_minute));
+        let clock = Clock::default();
         let shared = SharedState {
             store,
             settings,
@@ -75,7 +77,6 @@ impl AppState {
             catalog,
             trusted_proxies,
             served_regions,
-            clock: Clock::default(),
             temporary_key_secret,
             upstreams,
             http_client: http_client(),
@@ -84,7 +85,8 @@ impl AppState {
             temporary_key_mints,
             usage: UsageCounters::default(),
             metrics: Metrics::default(),
-            feed_health: Arc::new(FeedHealth::new()),
+            feed_health: Arc::new(FeedHealth::new(clock.now_milliseconds())),
+            clock,
         };
         Ok(AppState { shared: Arc::new(shared), listener_region, key_endpoint: KeyEndpoint::PayAsYouGo })
     }
@@ -98,6 +100,12 @@ impl AppState {
         &self.shared.store
     }
 
+    /// The operations layer over this state's store, master key, settings and clock.
+    pub fn operations(&self) -> Operations<'_> {
+        let shared = &*self.shared;
+        Operations::new(&shared.store, &shared.master_key, &shared.settings, &shared.catalog, &shared.served_regions, &shared.clock)
+    }
+
     /// Why this node cannot confirm its keys right now: its registry has not been confirmed
     /// against the change feed for longer than `max_staleness_seconds` (PostgreSQL only;
     /// an embedded SQLite file is always current).
@@ -105,7 +113,7 @@ impl AppState {
         if !self.store().is_postgres() {
             return None;
         }
-        let stale_for = self.shared.feed_health.staleness_milliseconds();
+        let stale_for = self.shared.feed_health.staleness_milliseconds(self.shared.clock.now_milliseconds());
         let limit = i64::try_from(self.shared.settings.max_staleness_seconds).unwrap_or(i64::MAX).saturating_mul(1000);
         (stale_for > limit).then(|| {
             let cause = self.shared.feed_health.last_error().unwrap_or_else(|| "no answer from the change feed".into());

@@ -2,11 +2,13 @@
 //! failed authentications per client address (IPv6 per /64), which never blocks a valid
 //! key because the gateway consults it only after a key failed (logins use another
 //! instance, consulted before the password is checked), and temporary keys minted per API
-//! key.
+//! key ([`MintCounter`], which also keeps the audit summaries of each minute's mints).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+
+use keygate_store::{AuditContext, Store};
 
 const WINDOW_SECONDS: i64 = 60;
 /// Entries beyond this are pruned of expired windows, so memory stays bounded.
@@ -96,6 +98,69 @@ impl FailedAuthenticationThrottle {
     /// limit (this failure included).
     pub fn record_failure(&self, address: Option<IpAddr>, now_seconds: i64) -> Option<u64> {
         self.0.record(bucket_of(address), now_seconds).1
+    }
+}
+
+/// Mints per API key in the current minute, and the summaries still to be written.
+#[derive(Debug)]
+pub struct MintCounter {
+    counter: WindowCounter<i64>,
+    /// By key id: the minute, how many were minted in it, and who minted them.
+    minutes: Mutex<HashMap<i64, MintedInMinute>>,
+}
+
+#[derive(Debug, Clone)]
+struct MintedInMinute {
+    minute_start: i64,
+    count: u32,
+    audit: AuditContext,
+}
+
+impl MintCounter {
+    pub fn new(counter: WindowCounter<i64>) -> MintCounter {
+        MintCounter { counter, minutes: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts a mint: `Ok(true)` when it is the first of this minute (audit it now),
+    /// `Ok(false)` for a later one, `Err(seconds)` past the limit.
+    pub fn admit(&self, key_id: i64, now_seconds: i64, audit: &AuditContext) -> Result<bool, u64> {
+        let (count, retry_after) = self.counter.record(key_id, now_seconds);
+        if let Some(seconds) = retry_after {
+            return Err(seconds);
+        }
+        let minute_start = now_seconds - now_seconds.rem_euclid(60);
+        let mut minutes = self.minutes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = minutes.entry(key_id).or_insert_with(|| MintedInMinute { minute_start, count: 0, audit: audit.clone() });
+        if entry.minute_start != minute_start {
+            // The previous minute's summary is written by `write_summaries`, which also
+            // runs before a new minute replaces it here.
+            *entry = MintedInMinute { minute_start, count: 0, audit: audit.clone() };
+        }
+        entry.count = count;
+        Ok(count == 1)
+    }
+
+    /// Writes one summary row for every finished minute in which a key minted more than
+    /// one temporary key (all of them, at shutdown).
+    pub async fn write_summaries(&self, store: &Store, now_seconds: i64, everything: bool) {
+        let current_minute = now_seconds - now_seconds.rem_euclid(60);
+        let finished: Vec<(i64, MintedInMinute)> = {
+            let mut minutes = self.minutes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keys: Vec<i64> = minutes
+                .iter()
+                .filter(|(_, minted)| everything || minted.minute_start < current_minute)
+                .map(|(key_id, _)| *key_id)
+                .collect();
+            keys.into_iter().filter_map(|key_id| minutes.remove(&key_id).map(|minted| (key_id, minted))).collect()
+        };
+        for (key_id, minted) in finished.into_iter().filter(|(_, minted)| minted.count > 1) {
+            let detail = format!("minted={} minute_start={}", minted.count, minted.minute_start);
+            // Written now, by whoever minted first in that minute.
+            let audit = AuditContext { at: now_seconds * 1000, ..minted.audit };
+            if let Err(error) = store.record_audit(&audit, "ApiKey.MintTemporary.Summary", &format!("apiKey:{key_id}"), &detail).await {
+                tracing::error!(%error, key_id, "could not write the summary of minted temporary keys");
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::audit::{write_audit, AuditContext};
 use crate::database::{params, Row};
-use crate::{now_millis, Store, StoreError};
+use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessKeyRecord {
@@ -50,7 +50,7 @@ impl Store {
         let row = transaction
             .fetch_one(
                 &format!("INSERT INTO access_keys (access_key_id, account_id, user_id, secret_ciphertext, status, created_at) VALUES ($1, $2, $3, $4, 'active', $5) RETURNING {ACCESS_KEY_COLUMNS}"),
-                &params![access_key_id, context.account_id, user_id, secret_ciphertext, now_millis()],
+                &params![access_key_id, context.account_id, user_id, secret_ciphertext, context.at],
             )
             .await?;
         let owner = user_id.map(|id| format!("user_id={id}")).unwrap_or_else(|| "owner=account".into());
@@ -112,7 +112,7 @@ impl Store {
         transaction.commit().await
     }
 
-    /// Stores a session under the digest of its token.
+    /// Stores a session under the digest of its token (sessions expired by then go).
     pub async fn create_session(
         &self,
         context: &AuditContext,
@@ -121,24 +121,24 @@ impl Store {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         let mut transaction = self.database.begin_write().await?;
-        transaction.execute("DELETE FROM sessions WHERE expires_at < $1", &params![now_millis()]).await?;
+        transaction.execute("DELETE FROM sessions WHERE expires_at < $1", &params![context.at]).await?;
         transaction
             .execute(
                 "INSERT INTO sessions (token_digest, account_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                &params![token_digest, context.account_id, user_id, now_millis(), expires_at],
+                &params![token_digest, context.account_id, user_id, context.at, expires_at],
             )
             .await?;
         write_audit(&mut transaction, context, "Session.Login", "session", "").await?;
         transaction.commit().await
     }
 
-    /// The live session with this token digest.
-    pub async fn find_session(&self, token_digest: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
+    /// The session with this token digest, if it is still live at `now` (Unix ms).
+    pub async fn find_session(&self, token_digest: &[u8], now: i64) -> Result<Option<SessionRecord>, StoreError> {
         let row = self
             .database
             .fetch_optional(
                 "SELECT account_id, user_id, expires_at FROM sessions WHERE token_digest = $1 AND expires_at > $2",
-                &params![token_digest, now_millis()],
+                &params![token_digest, now],
             )
             .await?;
         row.map(|row| {
@@ -154,16 +154,14 @@ impl Store {
         transaction.commit().await
     }
 
-    /// Records an ACS3 nonce; `false` when it was already seen (a replay). Nonces older
-    /// than `forget_before` (Unix ms) are pruned: the clock window refuses them anyway.
-    pub async fn remember_nonce(&self, nonce: &str, forget_before: i64) -> Result<bool, StoreError> {
+    /// Records an ACS3 nonce seen at `now`; `false` when it was already seen (a replay).
+    /// Nonces older than `forget_before` (both Unix ms) are pruned: the clock window
+    /// refuses them anyway.
+    pub async fn remember_nonce(&self, nonce: &str, now: i64, forget_before: i64) -> Result<bool, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         transaction.execute("DELETE FROM signature_nonces WHERE seen_at < $1", &params![forget_before]).await?;
         let inserted = transaction
-            .execute(
-                "INSERT INTO signature_nonces (nonce, seen_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING",
-                &params![nonce, now_millis()],
-            )
+            .execute("INSERT INTO signature_nonces (nonce, seen_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING", &params![nonce, now])
             .await?
             == 1;
         transaction.commit().await?;

@@ -14,7 +14,7 @@ use crate::audit::{write_audit, write_audit_rows, AuditContext};
 use crate::compile;
 use crate::database::{params, value_rows, Row, SqlValue, Transaction};
 use crate::rows::{auth_columns, auth_from_row};
-use crate::{now_millis, Change, Store, StoreError};
+use crate::{Change, Store, StoreError};
 
 /// The limit a create is checked against, taken from the region's policy.
 #[derive(Debug, Clone, Copy)]
@@ -228,7 +228,7 @@ impl Store {
         let inserted = transaction
             .fetch_one(
                 &format!("INSERT INTO api_keys ({INSERTED_COLUMNS}) VALUES {} RETURNING api_key_id", value_rows(1, INSERTED_COLUMN_COUNT)),
-                &inserted_values(context.account_id, &key, now_millis()),
+                &inserted_values(context.account_id, &key, context.at),
             )
             .await;
         let key_id = match inserted {
@@ -245,7 +245,9 @@ impl Store {
             &format!("workspace={} auth={} masked={}", key.workspace_id, auth_type, key.masked_key),
         )
         .await?;
-        let version = Self::record_change(&mut transaction, Change { kind: "api_key", subject: &key_id.to_string(), revoked: &[] }).await?;
+        let version =
+            Self::record_change(&mut transaction, Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked: &[] })
+                .await?;
         let updates = compile::key_by_id(&mut transaction, key_id).await?;
         let record = fetch_visible_key(&mut transaction, context.account_id, &key.region, key_id, KeyVisibility::WholeAccount).await?;
         transaction.commit().await?;
@@ -311,7 +313,7 @@ impl Store {
                 return Err(StoreError::ImportQuotaExceeded { limit: quota.limit, existing, importing: *count });
             }
         }
-        let created_at = now_millis();
+        let created_at = context.at;
         let mut key_ids: HashMap<KeyDigest, i64> = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(IMPORT_ROWS_PER_STATEMENT) {
             let values: Vec<SqlValue> = chunk.iter().flat_map(|key| inserted_values(context.account_id, key, created_at)).collect();
@@ -352,7 +354,7 @@ impl Store {
         let last = ids_in_order.iter().copied().max().unwrap_or(0);
         let version = Self::record_change(
             &mut transaction,
-            Change { kind: compile::KEY_RANGE_CHANGE, subject: &format!("{first}-{last}"), revoked: &[] },
+            Change { at: context.at, kind: compile::KEY_RANGE_CHANGE, subject: &format!("{first}-{last}"), revoked: &[] },
         )
         .await?;
         let updates = compile::keys_in_id_range(&mut transaction, first, last).await?;
@@ -504,8 +506,11 @@ impl Store {
         let revoked: Vec<KeyDigest> = KeyDigest::from_bytes(&digest).into_iter().collect();
         write_audit(&mut transaction, context, "ApiKey.Delete", &format!("apiKey:{key_id}"), &format!("masked={}", before.masked_key))
             .await?;
-        let version =
-            Self::record_change(&mut transaction, Change { kind: "api_key", subject: &key_id.to_string(), revoked: &revoked }).await?;
+        let version = Self::record_change(
+            &mut transaction,
+            Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked: &revoked },
+        )
+        .await?;
         transaction.commit().await?;
         self.publish(version, revoked.into_iter().map(|digest| RegistryUpdate::Revoked { digest }).collect());
         Ok(before)
@@ -522,7 +527,9 @@ impl Store {
         revoked: &[KeyDigest],
     ) -> Result<ApiKeyRecord, StoreError> {
         write_audit(&mut transaction, context, action, &format!("apiKey:{key_id}"), detail).await?;
-        let version = Self::record_change(&mut transaction, Change { kind: "api_key", subject: &key_id.to_string(), revoked }).await?;
+        let version =
+            Self::record_change(&mut transaction, Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked })
+                .await?;
         let mut updates: Vec<RegistryUpdate> = revoked.iter().map(|digest| RegistryUpdate::Revoked { digest: *digest }).collect();
         updates.extend(compile::key_by_id(&mut transaction, key_id).await?);
         let after = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, KeyVisibility::WholeAccount).await?;

@@ -2,9 +2,9 @@
 //! as the change it describes; never holds a plaintext key or secret.
 
 use crate::database::{params, value_rows, Transaction};
-use crate::{now_millis, Store, StoreError};
+use crate::{Store, StoreError};
 
-/// Who is acting, from where, in which region: passed to every mutation.
+/// Who is acting, from where, in which region, and when: passed to every mutation.
 #[derive(Debug, Clone)]
 pub struct AuditContext {
     pub account_id: i64,
@@ -14,6 +14,8 @@ pub struct AuditContext {
     /// The credential the actor used (`accessKey:LTAI...`, `session:1a2b3c4d`), empty when
     /// it acted on the database directly.
     pub credential: String,
+    /// When (Unix ms): the time of the audit row, and of what the change creates.
+    pub at: i64,
 }
 
 /// One audit row.
@@ -41,7 +43,7 @@ pub(crate) async fn write_audit(
         .execute(
             "INSERT INTO audit_log (at, account_id, actor, action, target, detail, client_address, region, credential) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             &params![
-                now_millis(),
+                context.at,
                 context.account_id,
                 &context.actor,
                 action,
@@ -65,7 +67,7 @@ pub(crate) async fn write_audit_rows(
     rows: &[(String, String)],
 ) -> Result<(), StoreError> {
     const ROWS_PER_STATEMENT: usize = 200;
-    let at = now_millis();
+    let at = context.at;
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut values = Vec::with_capacity(chunk.len() * 9);
         for (target, detail) in chunk {

@@ -17,7 +17,7 @@ use sqlx::postgres::PgListener;
 
 use crate::compile;
 use crate::database::params;
-use crate::{now_millis, Store, StoreError};
+use crate::{Store, StoreError};
 
 /// The NOTIFY channel of the change feed.
 pub const CHANGE_FEED_CHANNEL: &str = "keygate_changes";
@@ -26,7 +26,8 @@ pub const CHANGE_FEED_LOCK: i64 = 0x6b67_6665_6564; // "kgfeed"
 /// Changes read per catch-up round.
 const CATCH_UP_BATCH: i64 = 500;
 
-/// How current this node's registry is known to be.
+/// How current this node's registry is known to be. Times are Unix milliseconds from the
+/// caller's clock (see [`Store::follow_changes`]).
 #[derive(Debug)]
 pub struct FeedHealth {
     last_confirmed_milliseconds: AtomicI64,
@@ -35,12 +36,13 @@ pub struct FeedHealth {
 }
 
 impl FeedHealth {
-    pub fn new() -> FeedHealth {
-        FeedHealth { last_confirmed_milliseconds: AtomicI64::new(now_millis()), cursor: AtomicU64::new(0), last_error: Mutex::new(None) }
+    /// Health as of `now`: confirmed then, at no version yet.
+    pub fn new(now: i64) -> FeedHealth {
+        FeedHealth { last_confirmed_milliseconds: AtomicI64::new(now), cursor: AtomicU64::new(0), last_error: Mutex::new(None) }
     }
 
-    fn confirm(&self, cursor: u64) {
-        self.last_confirmed_milliseconds.store(now_millis(), Ordering::Relaxed);
+    fn confirm(&self, cursor: u64, now: i64) {
+        self.last_confirmed_milliseconds.store(now, Ordering::Relaxed);
         self.cursor.store(cursor, Ordering::Relaxed);
         *self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
@@ -49,9 +51,9 @@ impl FeedHealth {
         *self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(error.to_string());
     }
 
-    /// Milliseconds since the registry was last confirmed current.
-    pub fn staleness_milliseconds(&self) -> i64 {
-        (now_millis() - self.last_confirmed_milliseconds.load(Ordering::Relaxed)).max(0)
+    /// Milliseconds from the registry's last confirmation to `now`.
+    pub fn staleness_milliseconds(&self, now: i64) -> i64 {
+        (now - self.last_confirmed_milliseconds.load(Ordering::Relaxed)).max(0)
     }
 
     /// The last feed version this node has applied.
@@ -62,12 +64,6 @@ impl FeedHealth {
     /// Why the last attempt to confirm failed, if it did.
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-}
-
-impl Default for FeedHealth {
-    fn default() -> Self {
-        FeedHealth::new()
     }
 }
 
@@ -112,10 +108,17 @@ impl Store {
         }
     }
 
-    /// Resynchronises, then follows the feed until `shutdown` turns true. On PostgreSQL it
+    /// Resynchronises, then follows the feed until `shutdown` turns true, recording in
+    /// `health` when (by `now`, Unix ms) it last confirmed the registry. On PostgreSQL it
     /// listens for notifications and polls every `poll_interval`; on SQLite it polls (which
     /// also picks up changes made by other processes, such as `keygate admin`).
-    pub async fn follow_changes(&self, health: Arc<FeedHealth>, poll_interval: Duration, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn follow_changes(
+        &self,
+        health: Arc<FeedHealth>,
+        now: impl Fn() -> i64,
+        poll_interval: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut retry_delay = Duration::from_millis(200);
         // The first connection catches up from the snapshot loaded at open; every later one
         // (a reconnect) resynchronises fully, since notifications may have been missed.
@@ -124,7 +127,7 @@ impl Store {
             if *shutdown.borrow() {
                 return;
             }
-            match self.follow_once(&health, poll_interval, &mut shutdown, start_from.take()).await {
+            match self.follow_once(&health, &now, poll_interval, &mut shutdown, start_from.take()).await {
                 Ok(()) => return,
                 Err(error) => {
                     tracing::warn!(%error, "change feed interrupted; resynchronising when the database answers");
@@ -144,6 +147,7 @@ impl Store {
     async fn follow_once(
         &self,
         health: &FeedHealth,
+        now: &impl Fn() -> i64,
         poll_interval: Duration,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
         start_from: Option<u64>,
@@ -164,7 +168,7 @@ impl Store {
             },
             None => self.resync_registry().await?,
         };
-        health.confirm(cursor);
+        health.confirm(cursor, now());
         loop {
             let woken_by_notification = async {
                 match listener.as_mut() {
@@ -189,7 +193,7 @@ impl Store {
                     cursor = self.resync_registry().await?;
                 }
             }
-            health.confirm(cursor);
+            health.confirm(cursor, now());
         }
     }
 }

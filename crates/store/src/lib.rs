@@ -7,6 +7,9 @@
 //! applies the recompiled state to its in-memory [`KeyRegistry`] at that change version.
 //! Other nodes (and other processes on the same SQLite file) follow the change feed
 //! ([`feed`]) and apply the same changes.
+//!
+//! The store never reads the clock: a change happens at the time of its [`AuditContext`]
+//! (`at`), and the few calls without one take `now` (Unix milliseconds) from the caller.
 
 mod access_keys;
 mod api_keys;
@@ -51,14 +54,10 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_millis() -> i64 {
-    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// A change-feed entry about to be written: what changed and which digests it revoked.
+/// A change-feed entry about to be written: what changed, which digests it revoked, and
+/// when (Unix ms).
 pub(crate) struct Change<'a> {
+    pub at: i64,
     pub kind: &'a str,
     pub subject: &'a str,
     pub revoked: &'a [keygate_core::keys::KeyDigest],
@@ -114,7 +113,7 @@ impl Store {
             Dialect::Sqlite => transaction
                 .fetch_one(
                     "INSERT INTO changes (kind, subject, revoked, at) VALUES ($1, $2, $3, $4) RETURNING version",
-                    &params![change.kind, change.subject, revoked, now_millis()],
+                    &params![change.kind, change.subject, revoked, change.at],
                 )
                 .await?
                 .i64("version")?,
@@ -123,7 +122,7 @@ impl Store {
                 let version = transaction
                     .fetch_one(
                         "INSERT INTO changes (version, kind, subject, revoked, at) SELECT COALESCE(MAX(version), 0) + 1, $1, $2, $3, $4 FROM changes RETURNING version",
-                        &params![change.kind, change.subject, revoked, now_millis()],
+                        &params![change.kind, change.subject, revoked, change.at],
                     )
                     .await?
                     .i64("version")?;

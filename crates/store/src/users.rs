@@ -8,7 +8,7 @@ use keygate_core::verification::RegistryUpdate;
 use crate::audit::{write_audit, AuditContext};
 use crate::compile;
 use crate::database::{params, Row, Transaction};
-use crate::{now_millis, Change, Store, StoreError};
+use crate::{Change, Store, StoreError};
 
 /// An account (the owner).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,13 +73,14 @@ async fn live_user_id(transaction: &mut Transaction, account_id: i64, name: &str
 }
 
 impl Store {
-    /// Creates the account if it does not exist; returns it and whether it was created.
-    pub async fn ensure_account(&self, name: &str, password_hash: &str) -> Result<(AccountRecord, bool), StoreError> {
+    /// Creates the account at `now` (Unix ms) if it does not exist; returns it and whether
+    /// it was created.
+    pub async fn ensure_account(&self, name: &str, password_hash: &str, now: i64) -> Result<(AccountRecord, bool), StoreError> {
         let mut transaction = self.database.begin_write().await?;
         let created = transaction
             .execute(
                 "INSERT INTO accounts (name, password_hash, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
-                &params![name, password_hash, now_millis()],
+                &params![name, password_hash, now],
             )
             .await?
             == 1;
@@ -132,7 +133,7 @@ impl Store {
         let inserted = transaction
             .fetch_one(
                 &format!("INSERT INTO ram_users (account_id, name, role, status, password_hash, created_at) VALUES ($1, $2, $3, 'active', $4, $5) RETURNING {USER_COLUMNS}"),
-                &params![context.account_id, name, role.as_str(), password_hash, now_millis()],
+                &params![context.account_id, name, role.as_str(), password_hash, context.at],
             )
             .await;
         let row = match inserted {
@@ -212,7 +213,9 @@ impl Store {
         let user_id = live_user_id(&mut transaction, context.account_id, name).await?;
         transaction.execute(statement, &params![value, user_id]).await?;
         write_audit(&mut transaction, context, action, &format!("user:{name}"), detail).await?;
-        let version = Self::record_change(&mut transaction, Change { kind: "user", subject: &user_id.to_string(), revoked: &[] }).await?;
+        let version =
+            Self::record_change(&mut transaction, Change { at: context.at, kind: "user", subject: &user_id.to_string(), revoked: &[] })
+                .await?;
         let updates = compile::keys_of_user(&mut transaction, user_id).await?;
         transaction.commit().await?;
         self.publish(version, updates);
@@ -281,12 +284,15 @@ impl Store {
         transaction
             .execute(
                 "UPDATE ram_users SET deleted_at = $1, status = 'disabled', password_hash = NULL WHERE user_id = $2",
-                &params![now_millis(), user_id],
+                &params![context.at, user_id],
             )
             .await?;
         write_audit(&mut transaction, context, "User.Delete", &format!("user:{name}"), &format!("deleted_keys={}", revoked.len())).await?;
-        let version =
-            Self::record_change(&mut transaction, Change { kind: "user", subject: &user_id.to_string(), revoked: &revoked }).await?;
+        let version = Self::record_change(
+            &mut transaction,
+            Change { at: context.at, kind: "user", subject: &user_id.to_string(), revoked: &revoked },
+        )
+        .await?;
         transaction.commit().await?;
         self.publish(version, revoked.into_iter().map(|digest| RegistryUpdate::Revoked { digest }).collect());
         Ok(())
@@ -324,8 +330,11 @@ impl Store {
         transaction.execute(statement, &params![workspace_id, user_id]).await?;
         let action = if add { "Workspace.AddMember" } else { "Workspace.RemoveMember" };
         write_audit(&mut transaction, context, action, &format!("workspace:{workspace_id}"), &format!("user={user_name}")).await?;
-        let version =
-            Self::record_change(&mut transaction, Change { kind: "membership", subject: &user_id.to_string(), revoked: &[] }).await?;
+        let version = Self::record_change(
+            &mut transaction,
+            Change { at: context.at, kind: "membership", subject: &user_id.to_string(), revoked: &[] },
+        )
+        .await?;
         let updates = compile::keys_of_user(&mut transaction, user_id).await?;
         transaction.commit().await?;
         self.publish(version, updates);

@@ -6,7 +6,7 @@ use keygate_core::ids::WorkspaceId;
 use crate::audit::{write_audit, AuditContext};
 use crate::compile;
 use crate::database::{params, Row};
-use crate::{now_millis, Change, Store, StoreError};
+use crate::{Change, Store, StoreError};
 
 /// Name given to every default workspace.
 pub const DEFAULT_WORKSPACE_NAME: &str = "Default workspace";
@@ -52,8 +52,9 @@ fn workspace_from_row(row: &Row) -> Result<WorkspaceRecord, StoreError> {
 const WORKSPACE_COLUMNS: &str = "workspace_id, account_id, region, name, is_default, created_at";
 
 impl Store {
-    /// Creates the account's default workspace in each region that lacks one.
-    pub async fn ensure_default_workspaces(&self, account_id: i64, regions: &[String]) -> Result<(), StoreError> {
+    /// Creates the account's default workspace in each region that lacks one, at `now`
+    /// (Unix ms).
+    pub async fn ensure_default_workspaces(&self, account_id: i64, regions: &[String], now: i64) -> Result<(), StoreError> {
         let mut transaction = self.database.begin_write().await?;
         transaction.lock_account(account_id).await?;
         let mut created = Vec::new();
@@ -70,7 +71,7 @@ impl Store {
                 transaction
                     .execute(
                         "INSERT INTO workspaces (workspace_id, account_id, region, name, is_default, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                        &params![workspace_id.as_str(), account_id, region, DEFAULT_WORKSPACE_NAME, true, now_millis()],
+                        &params![workspace_id.as_str(), account_id, region, DEFAULT_WORKSPACE_NAME, true, now],
                     )
                     .await?;
                 created.push(workspace_id);
@@ -79,7 +80,8 @@ impl Store {
         if created.is_empty() {
             return Ok(());
         }
-        let version = Self::record_change(&mut transaction, Change { kind: "workspace", subject: "defaults", revoked: &[] }).await?;
+        let version =
+            Self::record_change(&mut transaction, Change { at: now, kind: "workspace", subject: "defaults", revoked: &[] }).await?;
         let mut updates = Vec::new();
         for workspace_id in &created {
             updates.push(compile::workspace_grants(&mut transaction, workspace_id.as_str()).await?);
@@ -163,7 +165,7 @@ impl Store {
         let inserted = transaction
             .fetch_one(
                 &format!("INSERT INTO workspaces (workspace_id, account_id, region, name, is_default, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {WORKSPACE_COLUMNS}"),
-                &params![workspace_id.as_str(), context.account_id, &context.region, name, false, now_millis()],
+                &params![workspace_id.as_str(), context.account_id, &context.region, name, false, context.at],
             )
             .await;
         let row = match inserted {
@@ -174,8 +176,11 @@ impl Store {
             Err(error) => return Err(error),
         };
         write_audit(&mut transaction, context, "Workspace.Create", &format!("workspace:{workspace_id}"), &format!("name={name}")).await?;
-        let version =
-            Self::record_change(&mut transaction, Change { kind: "workspace", subject: workspace_id.as_str(), revoked: &[] }).await?;
+        let version = Self::record_change(
+            &mut transaction,
+            Change { at: context.at, kind: "workspace", subject: workspace_id.as_str(), revoked: &[] },
+        )
+        .await?;
         let update = compile::workspace_grants(&mut transaction, workspace_id.as_str()).await?;
         transaction.commit().await?;
         self.publish(version, vec![update]);
@@ -207,7 +212,9 @@ impl Store {
         }
         transaction.execute("DELETE FROM workspaces WHERE workspace_id = $1", &params![workspace_id]).await?;
         write_audit(&mut transaction, context, "Workspace.Delete", &format!("workspace:{workspace_id}"), "").await?;
-        let version = Self::record_change(&mut transaction, Change { kind: "workspace", subject: workspace_id, revoked: &[] }).await?;
+        let version =
+            Self::record_change(&mut transaction, Change { at: context.at, kind: "workspace", subject: workspace_id, revoked: &[] })
+                .await?;
         let update = compile::workspace_grants(&mut transaction, workspace_id).await?;
         transaction.commit().await?;
         self.publish(version, vec![update]);
@@ -247,7 +254,9 @@ impl Store {
         }
         let detail = grants.iter().map(|grant| format!("{}:inference={}", grant.model, grant.inference)).collect::<Vec<_>>().join(",");
         write_audit(&mut transaction, context, "Workspace.UpdateModelPermissions", &format!("workspace:{workspace_id}"), &detail).await?;
-        let version = Self::record_change(&mut transaction, Change { kind: "workspace", subject: workspace_id, revoked: &[] }).await?;
+        let version =
+            Self::record_change(&mut transaction, Change { at: context.at, kind: "workspace", subject: workspace_id, revoked: &[] })
+                .await?;
         let update = compile::workspace_grants(&mut transaction, workspace_id).await?;
         transaction.commit().await?;
         self.publish(version, vec![update]);
@@ -269,7 +278,7 @@ impl Store {
         let inserted = transaction
             .execute(
                 "INSERT INTO applications (app_id, account_id, workspace_id, name, created_at) VALUES ($1, $2, $3, $4, $5)",
-                &params![app_id, context.account_id, workspace_id, name, now_millis()],
+                &params![app_id, context.account_id, workspace_id, name, context.at],
             )
             .await;
         match inserted {
@@ -279,7 +288,9 @@ impl Store {
         }
         write_audit(&mut transaction, context, "Application.Create", &format!("app:{app_id}"), &format!("workspace={workspace_id}"))
             .await?;
-        let version = Self::record_change(&mut transaction, Change { kind: "workspace", subject: workspace_id, revoked: &[] }).await?;
+        let version =
+            Self::record_change(&mut transaction, Change { at: context.at, kind: "workspace", subject: workspace_id, revoked: &[] })
+                .await?;
         let update = compile::workspace_grants(&mut transaction, workspace_id).await?;
         transaction.commit().await?;
         self.publish(version, vec![update]);

@@ -42,7 +42,7 @@ pub struct DoctorArgs {
 }
 
 fn now_seconds() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|elapsed| elapsed.as_secs() as i64).unwrap_or(0)
+    keygate_server::clock::now_millis().div_euclid(1000)
 }
 
 /// Checks one value; returns the clean key when a server may be asked about it.

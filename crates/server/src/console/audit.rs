@@ -10,6 +10,7 @@ use maud::html;
 use super::layout::{error_page, page, time, with_region, Section};
 use super::session::Console;
 use crate::management::form::FormFields;
+use crate::operations::audit::list_audit;
 use crate::state::AppState;
 
 /// Entries per page.
@@ -24,7 +25,8 @@ pub(super) async fn audit_page(State(state): State<AppState>, console: Console, 
         .ok()
         .and_then(|fields| fields.get_non_empty("before").and_then(|text| text.parse::<i64>().ok()))
         .filter(|before| *before > 0);
-    let records = match state.store().list_audit(console.auth.caller.account_id, PAGE_SIZE, before).await {
+    let operations = state.operations();
+    let records = match list_audit(operations, &console.auth.actor(&operations), PAGE_SIZE, before).await {
         Ok(records) => records,
         Err(error) => return error_page(&state, &console, Section::Audit, &error.into()),
     };

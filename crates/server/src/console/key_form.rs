@@ -2,17 +2,17 @@
 //! an error), its errors (each next to the field that caused it), its choices
 //! (workspaces, models, applications, whether the region offers Custom), and how its
 //! values become permissions, through the same rules as the API
-//! ([`crate::management::key_operations`]).
+//! ([`crate::operations::keys`]).
 
+use crate::operations::ApiKeyRecord;
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::permissions::KeyAuth;
 use keygate_core::region::RegionPolicy;
-use keygate_store::ApiKeyRecord;
 use maud::{html, Markup};
 
 use super::layout::{described_by, field_error};
 use crate::management::form::FormFields;
-use crate::management::key_operations::{
+use crate::operations::keys::{
     check_scope_apps, check_scope_models, custom_permissions, parse_access_ips, require_custom_permissions, KeyAuthInput, KeyField,
     KeyOperationError,
 };

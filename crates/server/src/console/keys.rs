@@ -10,11 +10,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keygate_core::access::{KeyAction, KeyVisibility};
-use keygate_core::ids::ApiKeyId;
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::permissions::KeyAuth;
 use keygate_core::region::LimitScope;
-use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery};
 use maud::{html, Markup};
 
 use super::key_form::{key_form_fields, AppChoice, KeyFormChoices, KeyFormErrors, KeyFormValues, WorkspaceChoice};
@@ -22,7 +20,9 @@ use super::layout::{csrf_field, error_page, page, time, with_region, Notice, Sec
 use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
 use crate::management::form::FormFields;
-use crate::management::key_operations::{self, region_policy, IssuedKey, NewKeyRequest};
+use crate::operations::keys::{self as key_operations, IssuedKey, KeyListing, NewKeyRequest};
+use crate::operations::workspaces::key_workspaces;
+use crate::operations::{ApiKeyRecord, ErrorKind, KeyOrder};
 use crate::planes::Path;
 use crate::state::AppState;
 
@@ -82,7 +82,8 @@ pub(super) async fn create(State(state): State<AppState>, form: ConsoleForm) -> 
     let values = KeyFormValues::from_fields(&form.fields);
     let workspace_id = (!values.workspace_id.is_empty()).then_some(values.workspace_id.as_str());
     let request = NewKeyRequest { workspace_id, description: &values.description, auth: &values };
-    match key_operations::create_key(&state, &console.auth, request).await {
+    let operations = state.operations();
+    match key_operations::create_key(operations, &console.auth.actor(&operations), request).await {
         Ok(issued) => {
             render(
                 &state,
@@ -92,18 +93,21 @@ pub(super) async fn create(State(state): State<AppState>, form: ConsoleForm) -> 
             )
             .await
         }
-        Err(error) if error.error.status.is_server_error() => error_page(&state, &console, Section::Keys, &error.error),
+        Err(error) if error.error.kind == ErrorKind::Internal => error_page(&state, &console, Section::Keys, &error.error.into()),
         // Not allowed to create at all (a member): there is no form to show it in.
-        Err(error) if error.field.is_none() && error.error.status == StatusCode::FORBIDDEN => refused(&state, &console, error.error).await,
+        Err(error) if error.field.is_none() && error.error.kind == ErrorKind::Forbidden => {
+            refused(&state, &console, error.error.into()).await
+        }
         Err(error) => {
             let errors = KeyFormErrors::from_error(&error);
-            render(&state, &console, error.error.status, PageState { create: Some((values, errors)), ..PageState::default() }).await
+            let status = ManagementError::from(error.error).status;
+            render(&state, &console, status, PageState { create: Some((values, errors)), ..PageState::default() }).await
         }
     }
 }
 
 fn parse_key_id(text: &str) -> Result<i64, ManagementError> {
-    ApiKeyId::parse(text).map(ApiKeyId::get).map_err(|_| ManagementError::api_key_not_found())
+    Ok(key_operations::parse_key_id(text)?)
 }
 
 /// A refused action on one key: the list again with what went wrong on top.
@@ -122,20 +126,25 @@ pub(super) async fn edit(State(state): State<AppState>, Path(api_key_id): Path<S
         Err(error) => return refused(&state, &console, error).await,
     };
     let values = KeyFormValues::from_fields(&form.fields);
-    match key_operations::edit_key(&state, &console.auth, key_id, Some(&values.description), &values).await {
+    let operations = state.operations();
+    match key_operations::edit_key(operations, &console.auth.actor(&operations), key_id, Some(&values.description), &values).await {
         Ok(()) => redirect_done(&console, "edited"),
-        Err(error) if error.field.is_none() => refused(&state, &console, error.error).await,
+        Err(error) if error.field.is_none() => refused(&state, &console, error.error.into()).await,
         Err(error) => {
             let errors = KeyFormErrors::from_error(&error);
-            render(&state, &console, error.error.status, PageState { edit: Some((key_id, values, errors)), ..PageState::default() }).await
+            let status = ManagementError::from(error.error).status;
+            render(&state, &console, status, PageState { edit: Some((key_id, values, errors)), ..PageState::default() }).await
         }
     }
 }
 
 async fn set_disabled(state: AppState, api_key_id: String, form: ConsoleForm, disabled: bool) -> Response {
     let console = form.console;
+    let operations = state.operations();
     let outcome = match parse_key_id(&api_key_id) {
-        Ok(key_id) => key_operations::set_key_disabled(&state, &console.auth, key_id, disabled).await,
+        Ok(key_id) => {
+            key_operations::set_key_disabled(operations, &console.auth.actor(&operations), key_id, disabled).await.map_err(Into::into)
+        }
         Err(error) => Err(error),
     };
     match outcome {
@@ -157,8 +166,9 @@ pub(super) async fn enable(State(state): State<AppState>, Path(api_key_id): Path
 /// `POST /console/keys/{id}/reset`: the new key in the show-once dialog.
 pub(super) async fn reset(State(state): State<AppState>, Path(api_key_id): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
+    let operations = state.operations();
     let outcome = match parse_key_id(&api_key_id) {
-        Ok(key_id) => key_operations::reset_key(&state, &console.auth, key_id).await,
+        Ok(key_id) => key_operations::reset_key(operations, &console.auth.actor(&operations), key_id).await.map_err(Into::into),
         Err(error) => Err(error),
     };
     match outcome {
@@ -178,8 +188,9 @@ pub(super) async fn reset(State(state): State<AppState>, Path(api_key_id): Path<
 /// `POST /console/keys/{id}/delete`
 pub(super) async fn delete(State(state): State<AppState>, Path(api_key_id): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
+    let operations = state.operations();
     let outcome = match parse_key_id(&api_key_id) {
-        Ok(key_id) => key_operations::delete_key(&state, &console.auth, key_id).await,
+        Ok(key_id) => key_operations::delete_key(operations, &console.auth.actor(&operations), key_id).await.map_err(Into::into),
         Err(error) => Err(error),
     };
     match outcome {
@@ -192,10 +203,7 @@ pub(super) async fn delete(State(state): State<AppState>, Path(api_key_id): Path
 
 /// The caller's keys in its region, newest first, one page.
 async fn load_keys(state: &AppState, console: &Console, offset: u32) -> Result<(Vec<ApiKeyRecord>, u64), ManagementError> {
-    let query = ListKeysQuery {
-        account_id: console.auth.caller.account_id,
-        region: console.auth.region.clone(),
-        visibility: console.auth.caller.key_visibility(),
+    let listing = KeyListing {
         api_key_id: None,
         description: None,
         workspace_id: None,
@@ -204,29 +212,28 @@ async fn load_keys(state: &AppState, console: &Console, offset: u32) -> Result<(
         offset,
         limit: PAGE_SIZE,
     };
-    Ok(state.store().list_api_keys(&query).await?)
+    let operations = state.operations();
+    Ok(key_operations::list_keys(operations, &console.auth.actor(&operations), listing).await?)
 }
 
 /// Workspaces the caller may create keys in (RAM users: the default one and those it is
 /// a member of), the catalog, and the applications of those workspaces.
 async fn load_choices(state: &AppState, console: &Console) -> Result<KeyFormChoices, ManagementError> {
     let auth = &console.auth;
-    let policy = region_policy(state, auth)?;
-    let mut workspaces = state.store().list_workspaces(auth.caller.account_id, &auth.region, None, None).await?;
-    if let Some(user_id) = auth.caller.user_id() {
-        let user = state.store().user_by_id(auth.caller.account_id, user_id).await?;
-        workspaces.retain(|workspace| workspace.is_default || user.workspace_ids.contains(&workspace.workspace_id));
-    }
+    let operations = state.operations();
+    let actor = auth.actor(&operations);
+    let policy = actor.region_policy(&operations)?;
+    let workspaces = key_workspaces(operations, &actor).await?;
     let mut apps = Vec::new();
-    for workspace in &workspaces {
-        for (app_id, name) in state.store().list_applications(&workspace.workspace_id).await? {
-            apps.push(AppChoice { app_id, name, workspace_name: workspace.name.clone() });
+    for (workspace, applications) in &workspaces {
+        for (app_id, name) in applications {
+            apps.push(AppChoice { app_id: app_id.clone(), name: name.clone(), workspace_name: workspace.name.clone() });
         }
     }
     Ok(KeyFormChoices {
         workspaces: workspaces
             .into_iter()
-            .map(|workspace| WorkspaceChoice {
+            .map(|(workspace, _)| WorkspaceChoice {
                 workspace_id: workspace.workspace_id,
                 name: workspace.name,
                 is_default: workspace.is_default,

@@ -1,14 +1,15 @@
 //! The frame every console page shares (header, sections, region selector, sign-out),
-//! small rendering helpers (times, field errors, notices), and the plain message page.
+//! small rendering helpers (times, field errors, notices), the plain message page, and the
+//! pages of a [`ConsoleRejection`].
 //! Markup is written with `maud`, which escapes every value it interpolates.
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use keygate_core::access::CallerIdentity;
 use keygate_core::civil_time::format_utc_timestamp;
 use maud::{html, Markup, DOCTYPE};
 
-use super::session::{Console, CSRF_FIELD};
+use super::session::{Console, ConsoleRejection, CSRF_FIELD};
 use crate::management::errors::ManagementError;
 use crate::state::AppState;
 
@@ -207,4 +208,20 @@ pub fn error_page(state: &AppState, console: &Console, section: Section, error: 
         }
     };
     (error.status, page(state, console, section, None, body)).into_response()
+}
+
+impl IntoResponse for ConsoleRejection {
+    fn into_response(self) -> Response {
+        match self {
+            ConsoleRejection::NotSignedIn => Redirect::to("/console/login").into_response(),
+            ConsoleRejection::CsrfRefused => message_page(
+                StatusCode::FORBIDDEN,
+                "Form refused",
+                "This form was not sent by your console session (its security token is missing or wrong), so nothing was changed. Go back, reload the page and try again.",
+            ),
+            ConsoleRejection::BadRequest(message) => message_page(StatusCode::BAD_REQUEST, "Bad request", &message),
+            ConsoleRejection::Refused(response) => *response,
+            ConsoleRejection::Internal => message_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "An internal error occurred; the server log has the details."),
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! Signing in and out of the console: the account, or one of its RAM users, with a name
-//! and password (checked by the same [`check_login`] as the API's login), and a session
+//! and password (checked by the same [`sessions::login`] as the API's login), and a session
 //! cookie on success.
 
 use axum::extract::{Request, State};
@@ -15,10 +15,9 @@ use super::session::{
     cookie, cookie_header, csrf_token_matches, login_csrf_token, read_form, Console, ConsoleForm, ConsoleRejection, CSRF_FIELD,
     LOGIN_COOKIE, LOGIN_FORM_LIFETIME_SECONDS, SESSION_COOKIE,
 };
-use crate::management::authentication::Authenticated;
-use crate::management::keygate_api::check_login;
+use crate::operations::sessions::{self, Credentials};
+use crate::operations::ErrorKind;
 use crate::request_context::{new_request_id, RequestContext};
-use crate::secrets::generate_session_token;
 use crate::state::AppState;
 
 /// What the login form shows again after a refusal (never the password).
@@ -115,26 +114,25 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
         return Ok(login_response(&headers, &state, StatusCode::BAD_REQUEST, &form));
     }
     let user = (!form.user.is_empty()).then_some(form.user.as_str());
-    let (account_id, user_id) = match check_login(&state, &form.account, user, &password, context.client_address).await {
-        Ok(identity) => identity,
-        Err(error) if error.status == StatusCode::UNAUTHORIZED => {
+    let credentials = Credentials { account: &form.account, user, password: &password };
+    let operations = state.operations();
+    let login =
+        sessions::login(operations, &state.shared.login_throttle, credentials, context.client_address, &state.listener_region).await;
+    let session = match login {
+        Ok(session) => session,
+        Err(error) if error.kind == ErrorKind::Unauthenticated => {
             form.error = Some("The name or password is wrong.".into());
             return Ok(login_response(&headers, &state, StatusCode::UNAUTHORIZED, &form));
         }
-        Err(error) if error.status == StatusCode::TOO_MANY_REQUESTS => {
+        Err(error) if error.kind == ErrorKind::Throttled => {
             form.error = Some(error.message);
             return Ok(login_response(&headers, &state, StatusCode::TOO_MANY_REQUESTS, &form));
         }
         Err(_) => return Err(ConsoleRejection::Internal),
     };
-    let (token, digest) = generate_session_token();
     let lifetime_seconds = state.shared.settings.session_lifetime_seconds;
-    let expires_at = keygate_store::now_millis() + lifetime_seconds * 1000;
-    let caller = state.store().caller(account_id, user_id).await.map_err(|_| ConsoleRejection::Internal)?;
-    let audit = Authenticated::login_audit(&state, caller, &digest, &context);
-    state.store().create_session(&audit, &digest, user_id, expires_at).await.map_err(|_| ConsoleRejection::Internal)?;
     let cookies = [
-        (SET_COOKIE, cookie_header(&headers, SESSION_COOKIE, token.expose_secret(), lifetime_seconds)),
+        (SET_COOKIE, cookie_header(&headers, SESSION_COOKIE, session.token.expose_secret(), lifetime_seconds)),
         (SET_COOKIE, cookie_header(&headers, LOGIN_COOKIE, "", 0)),
     ];
     Ok((AppendHeaders(cookies), Redirect::to("/console/keys")).into_response())
@@ -143,7 +141,10 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
 /// `POST /console/logout`: ends the session on the server and removes the cookie.
 pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap, form: ConsoleForm) -> Result<Response, ConsoleRejection> {
     let console = form.console;
-    state.store().delete_session(&console.auth.audit(), console.session_digest()).await.map_err(|_| ConsoleRejection::Internal)?;
+    let operations = state.operations();
+    sessions::logout(operations, &console.auth.actor(&operations), console.session_digest())
+        .await
+        .map_err(|_| ConsoleRejection::Internal)?;
     Ok((AppendHeaders([(SET_COOKIE, cookie_header(&headers, SESSION_COOKIE, "", 0))]), Redirect::to("/console/login?signed-out"))
         .into_response())
 }

@@ -5,7 +5,7 @@
 //!   token every form carries; the extractors that make both checks unskippable.
 //! - [`login`]: sign in (the account or a RAM user) and out.
 //! - [`keys`] and [`key_form`]: the API-Key page; changes go through
-//!   [`crate::management::key_operations`], the code the Model Studio API runs.
+//!   [`crate::operations::keys`], the code the Model Studio API runs.
 //! - [`users`], [`workspaces`], [`audit`]: the pages for the account and admin RAM users.
 //! - [`layout`]: the shared frame and helpers; [`assets`]: the CSS and JS.
 //!

@@ -14,15 +14,15 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use hmac::{Hmac, Mac};
-use keygate_core::access::{CallerIdentity, UserStatus};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::layout::message_page;
-use crate::management::authentication::{authenticate_session, Authenticated};
+use crate::management::authentication::Authenticated;
 use crate::management::form::FormFields;
+use crate::operations::sessions::{authenticate_session, is_disabled};
+use crate::operations::ErrorKind;
 use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::{new_request_id, RequestContext};
 use crate::secrets::session_token_digest;
@@ -88,7 +88,7 @@ pub fn csrf_token_matches(expected: &str, presented: &str) -> bool {
     expected.len() == presented.len() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
 }
 
-/// Why a console request was not let through.
+/// Why a console request was not let through (`layout` renders it).
 #[derive(Debug)]
 pub enum ConsoleRejection {
     /// No live session: go to the login page.
@@ -100,22 +100,6 @@ pub enum ConsoleRejection {
     /// Refused with this answer (a form too large or too slow), made with the request id.
     Refused(Box<Response>),
     Internal,
-}
-
-impl IntoResponse for ConsoleRejection {
-    fn into_response(self) -> Response {
-        match self {
-            ConsoleRejection::NotSignedIn => Redirect::to("/console/login").into_response(),
-            ConsoleRejection::CsrfRefused => message_page(
-                StatusCode::FORBIDDEN,
-                "Form refused",
-                "This form was not sent by your console session (its security token is missing or wrong), so nothing was changed. Go back, reload the page and try again.",
-            ),
-            ConsoleRejection::BadRequest(message) => message_page(StatusCode::BAD_REQUEST, "Bad request", &message),
-            ConsoleRejection::Refused(response) => *response,
-            ConsoleRejection::Internal => message_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "An internal error occurred; the server log has the details."),
-        }
-    }
 }
 
 /// A signed-in console caller: who it is, the region it is working in, and the CSRF
@@ -159,13 +143,13 @@ impl FromRequestParts<AppState> for Console {
             .cloned()
             .unwrap_or_else(|| RequestContext { request_id: new_request_id(), client_address: None });
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleRejection::NotSignedIn)?.to_string();
-        let caller = match authenticate_session(state, &token).await {
+        let caller = match authenticate_session(state.operations(), &token).await {
             Ok(caller) => caller,
-            Err(error) if error.status == StatusCode::UNAUTHORIZED => return Err(ConsoleRejection::NotSignedIn),
+            Err(error) if error.kind == ErrorKind::Unauthenticated => return Err(ConsoleRejection::NotSignedIn),
             Err(_) => return Err(ConsoleRejection::Internal),
         };
         // The API refuses disabled RAM users with every credential; so does the console.
-        if let CallerIdentity::RamUser { status: UserStatus::Disabled, .. } = caller.identity {
+        if is_disabled(&caller) {
             return Err(ConsoleRejection::NotSignedIn);
         }
         let region = match requested_region(state, parts.uri.query()) {

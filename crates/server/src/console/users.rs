@@ -1,21 +1,23 @@
 //! The Users page, for the account and admin RAM users: RAM users (create with a role and
 //! password, disable, enable, delete) and AccessKeys (create, shown once; delete). The
-//! checks are the API's: [`Administrator`]-only, names, roles and passwords parsed by the
-//! same functions, and the store does the rest.
+//! checks are the API's: administrators only, names, roles and passwords parsed by the
+//! same functions, and the same operations ([`crate::operations::users`] and
+//! [`crate::operations::access_keys`]) do the rest.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use keygate_core::access::UserStatus;
-use keygate_core::ids::{generate_access_key_secret, AccessKeyId, PrincipalName};
-use keygate_store::{AccessKeyRecord, UserRecord};
+use keygate_core::ids::PrincipalName;
 use maud::{html, Markup};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::layout::{csrf_field, described_by, error_page, field_error, page, time, with_region, Notice, Section};
 use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
-use crate::management::keygate_api::{hash_off_runtime, parse_new_password, parse_role};
+use crate::operations::access_keys::{self, AccessKeyOwner};
+use crate::operations::users::{self, parse_new_password, parse_role, NewUser};
+use crate::operations::{AccessKeyRecord, UserRecord};
 use crate::planes::Path;
 use crate::state::AppState;
 
@@ -102,11 +104,10 @@ pub(super) async fn create_user(State(state): State<AppState>, form: ConsoleForm
     let (Some(name), Some(role), Some(password)) = (name, role, password) else {
         return render(&state, &console, StatusCode::BAD_REQUEST, PageState { form: Some(user_form), ..PageState::default() }).await;
     };
-    let outcome = async {
-        let hash = hash_off_runtime(password).await?;
-        Ok::<_, ManagementError>(state.store().create_user(&console.auth.audit(), name.as_str(), role, Some(&hash)).await?)
-    }
-    .await;
+    let operations = state.operations();
+    let outcome = users::create_user(operations, &console.auth.actor(&operations), NewUser { name, role, password: Some(password) })
+        .await
+        .map_err(ManagementError::from);
     match outcome {
         Ok(_) => redirect_done(&console, "created"),
         Err(error) if error.status.is_server_error() => error_page(&state, &console, Section::Users, &error),
@@ -135,7 +136,8 @@ async fn set_status(state: AppState, name: String, form: ConsoleForm, status: Us
     let outcome = async {
         console.auth.caller.may_administer()?;
         let name = PrincipalName::parse(&name)?;
-        state.store().set_user_status(&console.auth.audit(), name.as_str(), status).await?;
+        let operations = state.operations();
+        users::set_status(operations, &console.auth.actor(&operations), &name, status).await?;
         Ok::<_, ManagementError>(())
     }
     .await;
@@ -161,7 +163,8 @@ pub(super) async fn delete_user(State(state): State<AppState>, Path(name): Path<
     let outcome = async {
         console.auth.caller.may_administer()?;
         let name = PrincipalName::parse(&name)?;
-        state.store().delete_user(&console.auth.audit(), name.as_str()).await?;
+        let operations = state.operations();
+        users::delete_user(operations, &console.auth.actor(&operations), &name).await?;
         Ok::<_, ManagementError>(())
     }
     .await;
@@ -178,21 +181,14 @@ pub(super) async fn create_access_key(State(state): State<AppState>, form: Conso
     let owner_name = form.fields.get_non_empty("owner").map(str::to_string);
     let outcome = async {
         console.auth.caller.may_administer()?;
-        let user_id = match &owner_name {
-            None => None,
-            Some(name) => {
-                Some(state.store().find_user(console.auth.caller.account_id, PrincipalName::parse(name)?.as_str()).await?.user_id)
-            }
-        };
-        console.auth.caller.may_manage_access_keys_of(user_id)?;
-        let access_key_id = AccessKeyId::generate();
-        let secret = generate_access_key_secret();
-        let ciphertext = state.shared.master_key.encrypt(secret.expose_secret());
-        let record = state.store().create_access_key(&console.auth.audit(), access_key_id.as_str(), user_id, &ciphertext).await?;
+        let owner = owner_name.as_deref().map(PrincipalName::parse).transpose()?;
+        let operations = state.operations();
+        let owner = owner.as_ref().map_or(AccessKeyOwner::Account, AccessKeyOwner::User);
+        let created = access_keys::create_access_key(operations, &console.auth.actor(&operations), owner).await?;
         Ok::<_, ManagementError>(NewAccessKey {
-            access_key_id: record.access_key_id,
-            secret,
-            owner: owner_name.clone().unwrap_or_else(|| console.auth.caller.account_name.clone()),
+            access_key_id: created.record.access_key_id,
+            secret: created.secret,
+            owner: created.owner.unwrap_or_else(|| console.auth.caller.account_name.clone()),
         })
     }
     .await;
@@ -209,16 +205,8 @@ pub(super) async fn delete_access_key(State(state): State<AppState>, Path(access
     let console = form.console;
     let outcome = async {
         console.auth.caller.may_administer()?;
-        let not_found = || ManagementError::from(keygate_store::StoreError::NotFound("AccessKey"));
-        let parsed = AccessKeyId::parse(&access_key_id).map_err(|_| not_found())?;
-        let record = state
-            .store()
-            .find_access_key(parsed.as_str())
-            .await?
-            .filter(|record| record.account_id == console.auth.caller.account_id)
-            .ok_or_else(not_found)?;
-        console.auth.caller.may_manage_access_keys_of(record.user_id)?;
-        state.store().delete_access_key(&console.auth.audit(), &record.access_key_id).await?;
+        let operations = state.operations();
+        access_keys::delete_access_key(operations, &console.auth.actor(&operations), &access_key_id).await?;
         Ok::<_, ManagementError>(())
     }
     .await;
@@ -232,10 +220,11 @@ async fn render(state: &AppState, console: &Console, status: StatusCode, page_st
     if let Err(denied) = console.auth.caller.may_administer() {
         return error_page(state, console, Section::Users, &denied.into());
     }
-    let account_id = console.auth.caller.account_id;
+    let operations = state.operations();
+    let actor = console.auth.actor(&operations);
     let loaded = async {
-        let users = state.store().list_users(account_id).await?;
-        let access_keys = state.store().list_access_keys(account_id, None).await?;
+        let users = users::list_users(operations, &actor).await?;
+        let access_keys = access_keys::list_account_access_keys(operations, &actor).await?;
         Ok::<_, ManagementError>((users, access_keys))
     }
     .await;

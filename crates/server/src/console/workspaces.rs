@@ -5,33 +5,24 @@
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use keygate_core::ids::{AppId, PrincipalName, WorkspaceId, WorkspaceName};
-use keygate_store::{ModelGrant, UserRecord, WorkspaceRecord};
+use keygate_core::ids::{PrincipalName, WorkspaceName};
 use maud::{html, Markup};
 
 use super::layout::{csrf_field, described_by, error_page, field_error, page, time, with_region, Notice, Section};
 use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
 use crate::management::form::FormFields;
-use crate::management::key_operations::region_policy;
+use crate::operations::users::list_users;
+use crate::operations::workspaces::{self, application_name, find_workspace, WorkspaceDetail, MAX_APPLICATION_NAME_CHARACTERS};
+use crate::operations::{Actor, Operations, UserRecord, WorkspaceRecord};
 use crate::planes::Path;
 use crate::state::AppState;
-
-/// Most characters in an application name (as the API's).
-const MAX_APPLICATION_NAME_CHARACTERS: usize = 64;
 
 #[derive(Default)]
 struct PageState {
     notice: Option<Notice>,
     /// The Create workspace form sent back: the name and its error.
     create: Option<(String, String)>,
-}
-
-/// One workspace with what the page shows about it.
-struct WorkspaceView {
-    record: WorkspaceRecord,
-    grants: Vec<ModelGrant>,
-    applications: Vec<(String, String)>,
 }
 
 fn done_notice(done: &str) -> Option<Notice> {
@@ -58,6 +49,28 @@ fn redirect_done(console: &Console, done: &str) -> Response {
     Redirect::to(&format!("{}&done={done}", with_region("/console/workspaces", console.region()))).into_response()
 }
 
+/// The sub-workspace `workspace_id` names, for an administrator: the operations, the
+/// caller as their actor, and the workspace.
+async fn administered<'a>(
+    state: &'a AppState,
+    console: &Console,
+    workspace_id: &str,
+) -> Result<(Operations<'a>, Actor, WorkspaceRecord), ManagementError> {
+    console.auth.caller.may_administer()?;
+    let operations = state.operations();
+    let actor = console.auth.actor(&operations);
+    let workspace = find_workspace(operations, &actor, workspace_id).await?;
+    Ok((operations, actor, workspace))
+}
+
+/// After an action: the page again saying `done`, or saying why it was not.
+async fn finish(state: &AppState, console: &Console, outcome: Result<(), ManagementError>, done: &str) -> Response {
+    match outcome {
+        Ok(()) => redirect_done(console, done),
+        Err(error) => refused(state, console, error).await,
+    }
+}
+
 async fn refused(state: &AppState, console: &Console, error: ManagementError) -> Response {
     if error.status.is_server_error() {
         return error_page(state, console, Section::Workspaces, &error);
@@ -81,11 +94,8 @@ pub(super) async fn create_workspace(State(state): State<AppState>, form: Consol
         )
         .await;
     };
-    let outcome = async {
-        let policy = region_policy(&state, &console.auth)?;
-        Ok::<_, ManagementError>(state.store().create_workspace(&console.auth.audit(), name.as_str(), policy.workspace_limit).await?)
-    }
-    .await;
+    let operations = state.operations();
+    let outcome = workspaces::create_workspace(operations, &console.auth.actor(&operations), &name).await.map_err(ManagementError::from);
     match outcome {
         Ok(_) => redirect_done(&console, "created"),
         Err(error) if error.status.is_server_error() => error_page(&state, &console, Section::Workspaces, &error),
@@ -95,71 +105,29 @@ pub(super) async fn create_workspace(State(state): State<AppState>, form: Consol
     }
 }
 
-/// The sub-workspace `text` names in the caller's account and region.
-async fn workspace_of(state: &AppState, console: &Console, text: &str) -> Result<WorkspaceRecord, ManagementError> {
-    let workspace_id = WorkspaceId::parse(text).map_err(|_| ManagementError::workspace_not_found())?;
-    Ok(state.store().get_workspace(console.auth.caller.account_id, console.region(), workspace_id.as_str()).await?)
-}
-
 /// `POST /console/workspaces/{id}/models`: inference for the checked models, none for
 /// the others (deploy and fine-tune grants are kept).
 pub(super) async fn update_models(State(state): State<AppState>, Path(workspace_id): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
     let outcome = async {
-        console.auth.caller.may_administer()?;
-        let workspace = workspace_of(&state, &console, &workspace_id).await?;
-        if workspace.is_default {
-            return Err(ManagementError::invalid_parameter(
-                "The default workspace may call every model; its permissions cannot be changed.",
-            ));
-        }
+        let (operations, actor, workspace) = administered(&state, &console, &workspace_id).await?;
         let checked: Vec<&str> = form.fields.values("model").collect();
-        if let Some(unknown) = checked.iter().find(|model| !state.shared.catalog.contains(model)) {
-            return Err(ManagementError::invalid_parameter(format!(
-                "There is no model named '{}'.",
-                crate::management::form::shown(unknown)
-            )));
-        }
-        let existing = state.store().list_model_grants(&workspace.workspace_id).await?;
-        let grants: Vec<ModelGrant> = state
-            .shared
-            .catalog
-            .iter()
-            .map(|model| {
-                let previous = existing.iter().find(|grant| grant.model == model.name);
-                ModelGrant {
-                    model: model.name.clone(),
-                    inference: checked.contains(&model.name.as_str()),
-                    deploy: previous.is_some_and(|grant| grant.deploy),
-                    fine_tune: previous.is_some_and(|grant| grant.fine_tune),
-                }
-            })
-            .collect();
-        state.store().update_model_grants(&console.auth.audit(), &workspace.workspace_id, &grants).await?;
-        Ok(())
+        Ok(workspaces::set_inference_models(operations, &actor, &workspace, &checked).await?)
     }
     .await;
-    match outcome {
-        Ok(()) => redirect_done(&console, "models"),
-        Err(error) => refused(&state, &console, error).await,
-    }
+    finish(&state, &console, outcome, "models").await
 }
 
 /// `POST /console/workspaces/{id}/members`: adds the user named in `user`.
 pub(super) async fn add_member(State(state): State<AppState>, Path(workspace_id): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
     let outcome = async {
-        console.auth.caller.may_administer()?;
-        let workspace = workspace_of(&state, &console, &workspace_id).await?;
+        let (operations, actor, workspace) = administered(&state, &console, &workspace_id).await?;
         let name = PrincipalName::parse(form.fields.get("user").unwrap_or(""))?;
-        state.store().add_workspace_member(&console.auth.audit(), &workspace.workspace_id, name.as_str()).await?;
-        Ok::<_, ManagementError>(())
+        Ok(workspaces::change_membership(operations, &actor, &workspace, name.as_str(), true).await?)
     }
     .await;
-    match outcome {
-        Ok(()) => redirect_done(&console, "member-added"),
-        Err(error) => refused(&state, &console, error).await,
-    }
+    finish(&state, &console, outcome, "member-added").await
 }
 
 /// `POST /console/workspaces/{id}/members/{name}/remove`
@@ -170,57 +138,40 @@ pub(super) async fn remove_member(
 ) -> Response {
     let console = form.console;
     let outcome = async {
-        console.auth.caller.may_administer()?;
-        let workspace = workspace_of(&state, &console, &workspace_id).await?;
+        let (operations, actor, workspace) = administered(&state, &console, &workspace_id).await?;
         let name = PrincipalName::parse(&name)?;
-        state.store().remove_workspace_member(&console.auth.audit(), &workspace.workspace_id, name.as_str()).await?;
-        Ok::<_, ManagementError>(())
+        Ok(workspaces::change_membership(operations, &actor, &workspace, name.as_str(), false).await?)
     }
     .await;
-    match outcome {
-        Ok(()) => redirect_done(&console, "member-removed"),
-        Err(error) => refused(&state, &console, error).await,
-    }
+    finish(&state, &console, outcome, "member-removed").await
 }
 
 /// `POST /console/workspaces/{id}/applications`: registers an application by name.
 pub(super) async fn create_application(State(state): State<AppState>, Path(workspace_id): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
     let outcome = async {
-        console.auth.caller.may_administer()?;
-        let workspace = workspace_of(&state, &console, &workspace_id).await?;
-        let name = form.fields.get("name").unwrap_or("").trim().to_string();
-        let count = name.chars().count();
-        if count == 0 || count > MAX_APPLICATION_NAME_CHARACTERS || name.chars().any(char::is_control) {
-            return Err(ManagementError::invalid_parameter(format!(
+        let (operations, actor, workspace) = administered(&state, &console, &workspace_id).await?;
+        let name = application_name(form.fields.get("name").unwrap_or("")).ok_or_else(|| {
+            ManagementError::invalid_parameter(format!(
                 "An application name has 1 to {MAX_APPLICATION_NAME_CHARACTERS} printable characters."
-            )));
-        }
-        let app_id = AppId::generate();
-        state.store().create_application(&console.auth.audit(), &workspace.workspace_id, app_id.as_str(), &name).await?;
+            ))
+        })?;
+        workspaces::create_application(operations, &actor, &workspace, &name).await?;
         Ok(())
     }
     .await;
-    match outcome {
-        Ok(()) => redirect_done(&console, "application"),
-        Err(error) => refused(&state, &console, error).await,
-    }
+    finish(&state, &console, outcome, "application").await
 }
 
 async fn render(state: &AppState, console: &Console, status: StatusCode, page_state: PageState) -> Response {
     if let Err(denied) = console.auth.caller.may_administer() {
         return error_page(state, console, Section::Workspaces, &denied.into());
     }
+    let operations = state.operations();
+    let actor = console.auth.actor(&operations);
     let loaded = async {
-        let records = state.store().list_workspaces(console.auth.caller.account_id, console.region(), None, None).await?;
-        let mut views = Vec::with_capacity(records.len());
-        for record in records {
-            let grants = state.store().list_model_grants(&record.workspace_id).await?;
-            let applications = state.store().list_applications(&record.workspace_id).await?;
-            views.push(WorkspaceView { record, grants, applications });
-        }
-        let users = state.store().list_users(console.auth.caller.account_id).await?;
-        let limit = region_policy(state, &console.auth)?.workspace_limit;
+        let (views, limit) = workspaces::workspace_details(operations, &actor).await?;
+        let users = list_users(operations, &actor).await?;
         Ok::<_, ManagementError>((views, users, limit))
     }
     .await;
@@ -233,7 +184,7 @@ async fn render(state: &AppState, console: &Console, status: StatusCode, page_st
     }
 }
 
-fn models_dialog(state: &AppState, console: &Console, view: &WorkspaceView) -> Markup {
+fn models_dialog(state: &AppState, console: &Console, view: &WorkspaceDetail) -> Markup {
     let workspace_id = &view.record.workspace_id;
     let dialog_id = format!("models-{workspace_id}");
     html! {
@@ -256,7 +207,7 @@ fn models_dialog(state: &AppState, console: &Console, view: &WorkspaceView) -> M
     }
 }
 
-fn members_markup(console: &Console, view: &WorkspaceView, users: &[UserRecord]) -> Markup {
+fn members_markup(console: &Console, view: &WorkspaceDetail, users: &[UserRecord]) -> Markup {
     let workspace_id = &view.record.workspace_id;
     let members: Vec<&UserRecord> = users.iter().filter(|user| user.workspace_ids.contains(workspace_id)).collect();
     let others: Vec<&UserRecord> = users.iter().filter(|user| !user.workspace_ids.contains(workspace_id)).collect();
@@ -288,7 +239,7 @@ fn members_markup(console: &Console, view: &WorkspaceView, users: &[UserRecord])
 fn workspaces_markup(
     state: &AppState,
     console: &Console,
-    views: &[WorkspaceView],
+    views: &[WorkspaceDetail],
     users: &[UserRecord],
     limit: u32,
     page_state: &PageState,

@@ -88,9 +88,8 @@ fn pieces(text: &str) -> Vec<String> {
     words.chunks(3).map(|chunk| chunk.concat()).collect()
 }
 
-/// Answers a call to a demo model.
-pub fn answer(endpoint: DemoEndpoint, model: &str, request: &Value, streaming: bool, request_id: &str) -> Response {
-    let created = keygate_store::now_millis() / 1000;
+/// Answers a call to a demo model made at `created` (Unix seconds).
+pub fn answer(endpoint: DemoEndpoint, model: &str, request: &Value, streaming: bool, request_id: &str, created: i64) -> Response {
     match endpoint {
         DemoEndpoint::OpenAiEmbeddings => {
             let texts = texts_of(request.get("input"));

@@ -8,7 +8,6 @@ pub mod demo;
 pub mod errors;
 pub mod temporary_keys;
 pub mod upstream;
-pub mod usage;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -24,10 +23,10 @@ use serde_json::{json, Value};
 use self::authorize::{authenticate_request, authorize_target, Authorized};
 use self::demo::DemoEndpoint;
 use self::errors::{GatewayRefusal, Protocol};
-use self::upstream::Route;
 use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
+use crate::upstreams::Route;
 
 /// `/auth/verify`, served outside the request-context middleware: it is on the hot path of
 /// another gateway, so it makes its own context and writes no access log line (it is
@@ -143,10 +142,18 @@ fn path_after_prefix(protocol: Protocol, path: &str) -> &str {
 }
 
 /// The demo answers from the parsed request; only calls routed to it pay for the parse.
-fn demo_answer(endpoint: DemoEndpoint, model: &str, bytes: &[u8], streaming: bool, request_id: &str) -> Result<Response, GatewayRefusal> {
+/// `at_milliseconds`: when the call was authorized.
+fn demo_answer(
+    endpoint: DemoEndpoint,
+    model: &str,
+    bytes: &[u8],
+    streaming: bool,
+    request_id: &str,
+    at_milliseconds: i64,
+) -> Result<Response, GatewayRefusal> {
     let request: Value =
         serde_json::from_slice(bytes).map_err(|_| GatewayRefusal::BadRequest("The request body must be a JSON object.".into()))?;
-    Ok(demo::answer(endpoint, model, &request, streaming, request_id))
+    Ok(demo::answer(endpoint, model, &request, streaming, request_id, at_milliseconds.div_euclid(1000)))
 }
 
 struct ModelCall {
@@ -170,7 +177,8 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
     match route {
         Route::Demo => {
-            demo_answer(call.demo_endpoint, &model, &bytes, wants_stream(call.protocol, &call.headers, &read), &context.request_id)
+            let streaming = wants_stream(call.protocol, &call.headers, &read);
+            demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds)
         }
         Route::Upstream(upstream) => {
             if !upstream.speaks(call.protocol) {
@@ -259,6 +267,7 @@ async fn application_completion(
                 &bytes,
                 wants_stream(Protocol::Native, &headers, &read),
                 &context.request_id,
+                authorized.at_milliseconds,
             ),
             Route::Upstream(upstream) => {
                 upstream::forward(&state.shared.http_client, &upstream, Protocol::Native, method, &target, &headers, bytes).await

@@ -9,16 +9,13 @@
 //! (`ApiKey.MintTemporary.Summary`), written by the background task that flushes usage.
 //! A crash can lose a summary, never a first row.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keygate_core::temporary_keys::{checked_lifetime, mint_temporary_key, DEFAULT_TEMPORARY_KEY_SECONDS};
 use keygate_core::verification::{AuthenticationFailure, CallTarget};
-use keygate_store::{AuditContext, Store};
+use keygate_store::AuditContext;
 use serde_json::json;
 
 use super::authorize::{authenticate_request, authorize_target};
@@ -26,70 +23,6 @@ use super::errors::{GatewayRefusal, Protocol};
 use super::respond;
 use crate::request_context::RequestContext;
 use crate::state::AppState;
-use crate::throttle::WindowCounter;
-
-/// Mints per API key in the current minute, and the summaries still to be written.
-#[derive(Debug)]
-pub struct MintCounter {
-    counter: WindowCounter<i64>,
-    /// By key id: the minute, how many were minted in it, and who minted them.
-    minutes: Mutex<HashMap<i64, MintedInMinute>>,
-}
-
-#[derive(Debug, Clone)]
-struct MintedInMinute {
-    minute_start: i64,
-    count: u32,
-    audit: AuditContext,
-}
-
-impl MintCounter {
-    pub fn new(counter: WindowCounter<i64>) -> MintCounter {
-        MintCounter { counter, minutes: Mutex::new(HashMap::new()) }
-    }
-
-    /// Counts a mint: `Ok(true)` when it is the first of this minute (audit it now),
-    /// `Ok(false)` for a later one, `Err(seconds)` past the limit.
-    fn admit(&self, key_id: i64, now_seconds: i64, audit: &AuditContext) -> Result<bool, u64> {
-        let (count, retry_after) = self.counter.record(key_id, now_seconds);
-        if let Some(seconds) = retry_after {
-            return Err(seconds);
-        }
-        let minute_start = now_seconds - now_seconds.rem_euclid(60);
-        let mut minutes = self.minutes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = minutes.entry(key_id).or_insert_with(|| MintedInMinute { minute_start, count: 0, audit: audit.clone() });
-        if entry.minute_start != minute_start {
-            // The previous minute's summary is written by `write_summaries`, which also
-            // runs before a new minute replaces it here.
-            *entry = MintedInMinute { minute_start, count: 0, audit: audit.clone() };
-        }
-        entry.count = count;
-        Ok(count == 1)
-    }
-
-    /// Writes one summary row for every finished minute in which a key minted more than
-    /// one temporary key (all of them, at shutdown).
-    pub async fn write_summaries(&self, store: &Store, now_seconds: i64, everything: bool) {
-        let current_minute = now_seconds - now_seconds.rem_euclid(60);
-        let finished: Vec<(i64, MintedInMinute)> = {
-            let mut minutes = self.minutes.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let keys: Vec<i64> = minutes
-                .iter()
-                .filter(|(_, minted)| everything || minted.minute_start < current_minute)
-                .map(|(key_id, _)| *key_id)
-                .collect();
-            keys.into_iter().filter_map(|key_id| minutes.remove(&key_id).map(|minted| (key_id, minted))).collect()
-        };
-        for (key_id, minted) in finished.into_iter().filter(|(_, minted)| minted.count > 1) {
-            let detail = format!("minted={} minute_start={}", minted.count, minted.minute_start);
-            if let Err(error) =
-                store.record_audit(&minted.audit, "ApiKey.MintTemporary.Summary", &format!("apiKey:{key_id}"), &detail).await
-            {
-                tracing::error!(%error, key_id, "could not write the summary of minted temporary keys");
-            }
-        }
-    }
-}
 
 /// `POST /api/v1/tokens?expire_in_seconds=N`.
 pub async fn mint_temporary(
@@ -118,7 +51,8 @@ async fn mint(state: &AppState, context: &RequestContext, query: &str, headers: 
     };
     let digest =
         state.store().registry().digest_of(authorized.key.key_id).ok_or(GatewayRefusal::Authentication(AuthenticationFailure::Unknown))?;
-    let now = state.shared.clock.now_seconds();
+    let now_milliseconds = state.shared.clock.now_milliseconds();
+    let now = now_milliseconds.div_euclid(1000);
     let expires_at = now + lifetime;
     let audit = AuditContext {
         account_id: authorized.key.account_id,
@@ -126,6 +60,7 @@ async fn mint(state: &AppState, context: &RequestContext, query: &str, headers: 
         client_address: context.client_address_text(),
         region: state.listener_region.clone(),
         credential: String::new(),
+        at: now_milliseconds,
     };
     let first_of_minute = state
         .shared

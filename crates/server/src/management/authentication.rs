@@ -9,16 +9,17 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
-use keygate_core::access::{Caller, CallerCredential, CallerIdentity, UserStatus};
+use keygate_core::access::Caller;
 use keygate_core::acs3;
 use keygate_core::civil_time::parse_utc_timestamp;
-use keygate_store::{AuditContext, StoreError};
 use secrecy::ExposeSecret;
 
 use super::errors::{ErrorShape, ManagementError};
+use crate::operations::access_keys::{signing_key, SigningKey};
+use crate::operations::sessions::is_disabled;
+use crate::operations::{sessions, Actor, Operations};
 use crate::request_body::read_body;
 use crate::request_context::RequestContext;
-use crate::secrets::{session_label, session_token_digest};
 use crate::state::AppState;
 
 /// Largest management request body (form bodies are small); a route group that needs
@@ -38,23 +39,10 @@ pub struct Authenticated {
 }
 
 impl Authenticated {
-    /// The audit context of a change made by this caller.
-    pub fn audit(&self) -> AuditContext {
-        AuditContext {
-            account_id: self.caller.account_id,
-            actor: self.caller.audit_actor(),
-            client_address: self.context.client_address_text(),
-            region: self.region.clone(),
-            credential: self.caller.credential.audit_text(),
-        }
-    }
-
-    /// The audit context of a login (API or console) that opened the session whose token
-    /// has `token_digest`: the same actor and credential as every later change made in
-    /// that session, so that the login row and those rows name it alike.
-    pub fn login_audit(state: &AppState, caller: Caller, token_digest: &[u8; 32], context: &RequestContext) -> AuditContext {
-        let caller = Caller { credential: CallerCredential::Session(session_label(token_digest)), ..caller };
-        Authenticated { caller, region: state.listener_region.clone(), context: context.clone() }.audit()
+    /// This caller as the actor of an operation: in the request's region, audited with the
+    /// request's client address.
+    pub fn actor(&self, operations: &Operations<'_>) -> Actor {
+        operations.actor(self.caller.clone(), &self.region, self.context.client_address_text())
     }
 
     pub fn request_id(&self) -> &str {
@@ -138,7 +126,7 @@ pub async fn require_authentication(State((state, limit)): State<(AppState, Body
 /// has been read).
 enum HeaderProof {
     Session(Caller),
-    Signature { declared_payload_hash: String, nonce: String, access_key_id: String, now: i64, account_id: i64, user_id: Option<i64> },
+    Signature { declared_payload_hash: String, nonce: String, now: i64, key: SigningKey },
 }
 
 async fn authenticate_headers(state: &AppState, parts: &Parts) -> Result<HeaderProof, ManagementError> {
@@ -157,18 +145,16 @@ async fn authenticate_headers(state: &AppState, parts: &Parts) -> Result<HeaderP
 }
 
 fn refuse_disabled(caller: &Caller) -> Result<(), ManagementError> {
-    if let CallerIdentity::RamUser { status: UserStatus::Disabled, .. } = caller.identity {
+    if is_disabled(caller) {
         return Err(ManagementError::forbidden("This RAM user is disabled."));
     }
     Ok(())
 }
 
 async fn finish_authentication(state: &AppState, proof: HeaderProof, body: &[u8]) -> Result<Caller, ManagementError> {
-    let (declared_payload_hash, nonce, access_key_id, now, account_id, user_id) = match proof {
+    let (declared_payload_hash, nonce, now, key) = match proof {
         HeaderProof::Session(caller) => return Ok(caller),
-        HeaderProof::Signature { declared_payload_hash, nonce, access_key_id, now, account_id, user_id } => {
-            (declared_payload_hash, nonce, access_key_id, now, account_id, user_id)
-        }
+        HeaderProof::Signature { declared_payload_hash, nonce, now, key } => (declared_payload_hash, nonce, now, key),
     };
     let bad_request = |code: &'static str, message: &str| ManagementError::new(StatusCode::BAD_REQUEST, code, message.to_string());
     if !declared_payload_hash.eq_ignore_ascii_case(&acs3::payload_sha256(body)) {
@@ -176,19 +162,13 @@ async fn finish_authentication(state: &AppState, proof: HeaderProof, body: &[u8]
     }
     // Only a correctly signed request with the body it signed consumes its nonce, so
     // nobody can burn another's.
+    let operations = state.operations();
     let forget_before = (now - 2 * acs3::CLOCK_WINDOW_SECONDS) * 1000;
-    if !state.store().remember_nonce(&nonce, forget_before).await? {
+    if !key.spend_nonce(operations, &nonce, forget_before).await? {
         return Err(bad_request("SignatureNonceUsed", "This x-acs-signature-nonce was already used; each request needs a new one."));
     }
-    let mut caller = match state.store().caller(account_id, user_id).await {
-        Ok(caller) => caller,
-        Err(StoreError::NotFound(_)) => {
-            return Err(ManagementError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The AccessKey id does not exist."))
-        }
-        Err(other) => return Err(other.into()),
-    };
+    let caller = key.caller(operations).await?;
     refuse_disabled(&caller)?;
-    caller.credential = CallerCredential::AccessKey(access_key_id);
     Ok(caller)
 }
 
@@ -198,14 +178,7 @@ fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 
 /// Finds the caller behind a session token.
 pub async fn authenticate_session(state: &AppState, token: &str) -> Result<Caller, ManagementError> {
-    let invalid = || ManagementError::unauthenticated("InvalidBearerToken", "The session token is invalid or expired; log in again.");
-    let digest = session_token_digest(token.trim());
-    let session = state.store().find_session(&digest).await?.ok_or_else(invalid)?;
-    match state.store().caller(session.account_id, session.user_id).await {
-        Ok(caller) => Ok(Caller { credential: CallerCredential::Session(session_label(&digest)), ..caller }),
-        Err(StoreError::NotFound(_)) => Err(invalid()),
-        Err(other) => Err(other.into()),
-    }
+    Ok(sessions::authenticate_session(state.operations(), token).await?)
 }
 
 /// Checks an ACS3-HMAC-SHA256 signature from the headers: the signature is computed over
@@ -219,13 +192,7 @@ async fn authenticate_signature_headers(state: &AppState, parts: &Parts, authori
             return Err(bad_request("IncompleteSignature", &format!("The signature must cover the {required} header.")));
         }
     }
-    let access_key =
-        state.store().find_access_key(&signature.access_key_id).await?.ok_or_else(|| {
-            ManagementError::new(StatusCode::NOT_FOUND, "InvalidAccessKeyId.NotFound", "The AccessKey id does not exist.")
-        })?;
-    if !access_key.active {
-        return Err(bad_request("InvalidAccessKeyId.Inactive", "The AccessKey is disabled."));
-    }
+    let key = signing_key(state.operations(), &signature.access_key_id).await?;
     let date_text = header(parts, "x-acs-date").ok_or_else(|| bad_request("MissingParameter", "The x-acs-date header is required."))?;
     let request_time = parse_utc_timestamp(date_text)
         .ok_or_else(|| bad_request("InvalidTimeStamp.Format", "x-acs-date must look like 2026-01-31T12:00:00Z."))?;
@@ -252,17 +219,10 @@ async fn authenticate_signature_headers(state: &AppState, parts: &Parts, authori
         &signature.signed_headers,
         &declared_payload_hash.to_ascii_lowercase(),
     );
-    let secret = state.shared.master_key.decrypt(&access_key.secret_ciphertext).map_err(ManagementError::internal)?;
+    let secret = key.secret(state.operations())?;
     let expected = acs3::signature(secret.expose_secret(), &acs3::string_to_sign(&canonical));
     if !acs3::signatures_match(&expected, &signature.signature) {
         return Err(bad_request("SignatureDoesNotMatch", "The request signature does not match; check the AccessKey secret."));
     }
-    Ok(HeaderProof::Signature {
-        declared_payload_hash: declared_payload_hash.to_string(),
-        nonce: nonce.to_string(),
-        access_key_id: signature.access_key_id,
-        now,
-        account_id: access_key.account_id,
-        user_id: access_key.user_id,
-    })
+    Ok(HeaderProof::Signature { declared_payload_hash: declared_payload_hash.to_string(), nonce: nonce.to_string(), now, key })
 }

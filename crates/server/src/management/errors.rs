@@ -7,8 +7,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keygate_core::access::AccessDenied;
 use keygate_core::ids::IdError;
-use keygate_store::StoreError;
+use keygate_core::key_import::BadLine;
 use serde_json::json;
+use std::num::NonZeroU64;
+
+use crate::operations::keys::KeyOperationError;
+use crate::operations::{ErrorKind, OperationError};
 
 /// A management error: HTTP status, stable code, message for the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,33 +36,20 @@ impl ManagementError {
     }
 
     pub fn invalid_parameter(message: impl Into<String>) -> ManagementError {
-        ManagementError::new(StatusCode::BAD_REQUEST, "InvalidParameter", message)
+        OperationError::invalid_parameter(message).into()
     }
 
     pub fn forbidden(message: impl Into<String>) -> ManagementError {
-        ManagementError::new(StatusCode::FORBIDDEN, "Forbidden", message)
-    }
-
-    pub fn api_key_not_found() -> ManagementError {
-        ManagementError::new(StatusCode::NOT_FOUND, "ApiKey.NotFound", "The API key does not exist.")
-    }
-
-    pub fn workspace_not_found() -> ManagementError {
-        ManagementError::new(StatusCode::NOT_FOUND, "Workspace.NotFound", "The workspace does not exist in this region.")
-    }
-
-    pub fn unsupported_in_region(operation: &str, region: &str) -> ManagementError {
-        ManagementError::new(StatusCode::BAD_REQUEST, "UnsupportedOperation", format!("{operation} is not supported in region {region}."))
+        OperationError::forbidden(message).into()
     }
 
     pub fn unauthenticated(code: &'static str, message: impl Into<String>) -> ManagementError {
-        ManagementError::new(StatusCode::UNAUTHORIZED, code, message)
+        OperationError::unauthenticated(code, message).into()
     }
 
     /// Internal failure: the detail goes to the log, the caller gets a generic message.
     pub fn internal(detail: impl std::fmt::Display) -> ManagementError {
-        tracing::error!(error = %detail, "internal error in the management API");
-        ManagementError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "An internal error occurred; see the server log.")
+        OperationError::internal(detail).into()
     }
 
     /// Adds a field to the error envelope.
@@ -73,44 +64,38 @@ impl ManagementError {
     }
 }
 
-impl From<StoreError> for ManagementError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound("ApiKey") => ManagementError::api_key_not_found(),
-            StoreError::NotFound("Workspace") => ManagementError::workspace_not_found(),
-            StoreError::NotFound("User") => ManagementError::new(StatusCode::NOT_FOUND, "User.NotFound", "The RAM user does not exist."),
-            StoreError::NotFound("AccessKey") => {
-                ManagementError::new(StatusCode::NOT_FOUND, "AccessKey.NotFound", "The AccessKey does not exist.")
-            }
-            StoreError::NotFound(what) => ManagementError::new(StatusCode::NOT_FOUND, "NotFound", format!("{what} does not exist.")),
-            StoreError::KeyQuotaExceeded { limit } => ManagementError::new(
-                StatusCode::BAD_REQUEST,
-                "QuotaExceeded.ApiKey",
-                format!("The API key limit of this region ({limit}) is reached; delete a key first."),
-            ),
-            StoreError::ImportQuotaExceeded { limit, existing, importing } => ManagementError::new(
-                StatusCode::BAD_REQUEST,
-                "QuotaExceeded.ApiKey",
-                format!(
-                    "Nothing was imported: importing {importing} {} would exceed the API key limit of this region ({limit}) by {} ({existing} already exist).",
-                    if importing == 1 { "key" } else { "keys" },
-                    (existing + importing).saturating_sub(u64::from(limit))
-                ),
-            ),
-            StoreError::KeysExist { positions } => ManagementError::invalid_parameter(format!(
-                "Nothing was imported: {} of the keys are already in keygate or repeat another.",
-                positions.len()
-            )),
-            StoreError::WorkspaceQuotaExceeded { limit } => ManagementError::new(
-                StatusCode::BAD_REQUEST,
-                "QuotaExceeded.Workspace",
-                format!("The workspace limit of this region ({limit}) is reached."),
-            ),
-            StoreError::Conflict(message) => ManagementError::new(StatusCode::CONFLICT, "Conflict", message),
-            StoreError::Refused(message) => ManagementError::new(StatusCode::BAD_REQUEST, "OperationDenied", message),
-            other => ManagementError::internal(other),
+impl From<OperationError> for ManagementError {
+    /// The status of each kind of refusal; an import's bad lines go in `badLines`.
+    fn from(error: OperationError) -> Self {
+        let status = match error.kind {
+            ErrorKind::Invalid => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Throttled => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let retry_after_seconds = error.retry_after_seconds();
+        let bad_lines = (!error.bad_lines().is_empty()).then(|| bad_lines_json(error.bad_lines()));
+        let mut answered = ManagementError::new(status, error.code, error.message);
+        answered.retry_after_milliseconds = retry_after_seconds.and_then(|seconds| NonZeroU64::new(seconds.saturating_mul(1000)));
+        if let Some(bad_lines) = bad_lines {
+            answered = answered.with_field("badLines", bad_lines);
         }
+        answered
     }
+}
+
+impl From<KeyOperationError> for ManagementError {
+    fn from(error: KeyOperationError) -> Self {
+        error.error.into()
+    }
+}
+
+/// Bad lines of an import as the API names them: `[{"line": 5, "reason": "..."}]`.
+pub fn bad_lines_json(bad: &[BadLine]) -> serde_json::Value {
+    serde_json::Value::Array(bad.iter().map(|bad_line| json!({"line": bad_line.line, "reason": bad_line.problem.to_string()})).collect())
 }
 
 impl From<crate::request_body::BodyReadError> for ManagementError {
@@ -134,13 +119,13 @@ impl From<crate::request_body::BodyReadError> for ManagementError {
 
 impl From<AccessDenied> for ManagementError {
     fn from(denied: AccessDenied) -> Self {
-        ManagementError::forbidden(denied.0)
+        OperationError::from(denied).into()
     }
 }
 
 impl From<IdError> for ManagementError {
     fn from(error: IdError) -> Self {
-        ManagementError::invalid_parameter(error.to_string())
+        OperationError::from(error).into()
     }
 }
 

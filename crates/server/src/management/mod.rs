@@ -4,7 +4,7 @@
 pub mod authentication;
 pub mod errors;
 pub mod form;
-pub mod key_operations;
+pub mod key_auth;
 pub mod keygate_api;
 pub mod model_studio;
 pub mod openapi;

@@ -9,16 +9,16 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
 use keygate_core::ids::{ApiKeyId, WorkspaceId, WorkspaceName};
-use keygate_core::keys::{expose, mask_key, KeyFormat};
+use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::permissions::KeyAuth;
-use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery, ModelGrant, WorkspaceDeletion, WorkspaceRecord};
-use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use super::authentication::Authenticated;
 use super::errors::{success, ManagementError};
 use super::form::{shown, FormFields};
-use super::key_operations::{self, region_policy, resolve_workspace, NewKeyRequest};
+use crate::operations::keys::{self as key_operations, KeyListing, NewKeyRequest};
+use crate::operations::workspaces::{self, resolve_workspace};
+use crate::operations::{ApiKeyRecord, KeyOrder, ModelGrant, WorkspaceDeletion, WorkspaceRecord};
 use crate::planes::Path;
 use crate::state::AppState;
 
@@ -66,8 +66,7 @@ fn body_fields(headers: &HeaderMap, body: &Bytes) -> Result<FormFields> {
 }
 
 pub(super) fn parse_key_id(text: &str) -> Result<i64> {
-    // A malformed id cannot name a key the caller may see: same answer as a missing one.
-    ApiKeyId::parse(text).map(ApiKeyId::get).map_err(|_| ManagementError::api_key_not_found())
+    Ok(key_operations::parse_key_id(text)?)
 }
 
 fn auth_json(auth: &KeyAuth) -> Value {
@@ -88,7 +87,7 @@ fn auth_json(auth: &KeyAuth) -> Value {
 }
 
 /// GetApiKey / ListApiKeys item: the masked key, never the plaintext (GetApiKey puts a
-/// legacy key's plaintext in `apiKeyValue`, see [`legacy_plaintext`]). `replaceAdvised`:
+/// legacy key's plaintext in `apiKeyValue`, see [`key_operations::view_key`]). `replaceAdvised`:
 /// an imported key, to be replaced by a new one.
 fn key_json(record: &ApiKeyRecord) -> Value {
     json!({
@@ -110,37 +109,6 @@ fn key_json(record: &ApiKeyRecord) -> Value {
     })
 }
 
-/// The plaintext of a legacy (imported) key, which its owner and the account may view
-/// again; each view is audited (`ApiKey.ViewPlaintext`) before it is answered. `None` for
-/// other keys, and (logged) when the ciphertext does not decrypt under this master key to
-/// the key that was stored.
-async fn legacy_plaintext(state: &AppState, auth: &Authenticated, record: &ApiKeyRecord) -> Result<Option<SecretString>> {
-    let Some(ciphertext) = record.legacy_ciphertext.as_deref().filter(|_| record.format == KeyFormat::Legacy) else {
-        return Ok(None);
-    };
-    let plaintext = match state.shared.master_key.decrypt_legacy_key(ciphertext) {
-        Ok(plaintext) if mask_key(expose(&plaintext)) == record.masked_key => plaintext,
-        Ok(_) => {
-            tracing::error!(api_key_id = record.api_key_id, "a legacy key's ciphertext decrypts to another key; answering the masked key");
-            return Ok(None);
-        }
-        Err(error) => {
-            tracing::error!(api_key_id = record.api_key_id, %error, "a legacy key's plaintext does not decrypt; answering the masked key");
-            return Ok(None);
-        }
-    };
-    state
-        .store()
-        .record_audit(
-            &auth.audit(),
-            "ApiKey.ViewPlaintext",
-            &format!("apiKey:{}", record.api_key_id),
-            &format!("masked={}", record.masked_key),
-        )
-        .await?;
-    Ok(Some(plaintext))
-}
-
 async fn create_api_key(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -156,7 +124,8 @@ async fn create_api_key(
             description: query.get("description").unwrap_or(""),
             auth: &form,
         };
-        let created = key_operations::create_key(&state, &auth, request).await?;
+        let operations = state.operations();
+        let created = key_operations::create_key(operations, &auth.actor(&operations), request).await?;
         let record = &created.record;
         Ok(success(
             auth.request_id(),
@@ -231,10 +200,7 @@ async fn list_api_keys(State(state): State<AppState>, auth: Authenticated, RawQu
             None => None,
             Some(text) => Some(WorkspaceId::parse(text)?.as_str().to_string()),
         };
-        let list_query = ListKeysQuery {
-            account_id: auth.caller.account_id,
-            region: auth.region.clone(),
-            visibility: auth.caller.key_visibility(),
+        let listing = KeyListing {
             api_key_id,
             description: query.get_non_empty("description").map(str::to_string),
             workspace_id,
@@ -243,7 +209,8 @@ async fn list_api_keys(State(state): State<AppState>, auth: Authenticated, RawQu
             offset,
             limit,
         };
-        let (records, total) = state.store().list_api_keys(&list_query).await?;
+        let operations = state.operations();
+        let (records, total) = key_operations::list_keys(operations, &auth.actor(&operations), listing).await?;
         Ok(success(
             auth.request_id(),
             json!({
@@ -261,11 +228,12 @@ async fn list_api_keys(State(state): State<AppState>, auth: Authenticated, RawQu
 async fn get_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
     async {
         let key_id = parse_key_id(&api_key_id)?;
-        let record = state.store().get_api_key(auth.caller.account_id, &auth.region, key_id, auth.caller.key_visibility()).await?;
-        let mut item = key_json(&record);
-        if let Some(plaintext) = legacy_plaintext(&state, &auth, &record).await? {
+        let operations = state.operations();
+        let viewed = key_operations::view_key(operations, &auth.actor(&operations), key_id).await?;
+        let mut item = key_json(&viewed.record);
+        if let Some(plaintext) = &viewed.legacy_plaintext {
             // Legacy keys may be viewed again (docs/CONTRACT.md#key-formats), by whoever may see them.
-            item["apiKeyValue"] = json!(expose(&plaintext));
+            item["apiKeyValue"] = json!(expose(plaintext));
         }
         Ok(success(auth.request_id(), json!({"apiKey": item})))
     }
@@ -286,7 +254,8 @@ async fn update_api_key(
         let query = query_fields(query)?;
         let form = body_fields(&headers, &body)?;
         // Not found before bad input: a caller learns nothing about keys it cannot see.
-        key_operations::edit_key(&state, &auth, key_id, query.get("description"), &form).await?;
+        let operations = state.operations();
+        key_operations::edit_key(operations, &auth.actor(&operations), key_id, query.get("description"), &form).await?;
         Ok(success(auth.request_id(), json!({})))
     }
     .await
@@ -296,7 +265,8 @@ async fn update_api_key(
 async fn delete_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
     async {
         let key_id = parse_key_id(&api_key_id)?;
-        key_operations::delete_key(&state, &auth, key_id).await?;
+        let operations = state.operations();
+        key_operations::delete_key(operations, &auth.actor(&operations), key_id).await?;
         Ok(success(auth.request_id(), json!({})))
     }
     .await
@@ -305,7 +275,8 @@ async fn delete_api_key(State(state): State<AppState>, auth: Authenticated, Path
 
 async fn set_disabled(state: &AppState, auth: &Authenticated, api_key_id: &str, disabled: bool) -> Result<Response> {
     let key_id = parse_key_id(api_key_id)?;
-    key_operations::set_key_disabled(state, auth, key_id, disabled).await?;
+    let operations = state.operations();
+    key_operations::set_key_disabled(operations, &auth.actor(&operations), key_id, disabled).await?;
     Ok(success(auth.request_id(), json!({})))
 }
 
@@ -320,7 +291,8 @@ async fn enable_api_key(State(state): State<AppState>, auth: Authenticated, Path
 async fn reset_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
     async {
         let key_id = parse_key_id(&api_key_id)?;
-        let reset = key_operations::reset_key(&state, &auth, key_id).await?;
+        let operations = state.operations();
+        let reset = key_operations::reset_key(operations, &auth.actor(&operations), key_id).await?;
         let record = &reset.record;
         Ok(success(
             auth.request_id(),
@@ -361,17 +333,14 @@ async fn list_workspaces(
     async {
         let query = query_fields(query)?;
         let (offset, limit) = page_window(&query)?;
-        let mut workspaces = state
-            .store()
-            .list_workspaces(auth.caller.account_id, &auth.region, query.get_non_empty("workspaceId"), query.get_non_empty("workspaceName"))
-            .await?;
-        // RAM users who do not administer see the workspaces they belong to.
-        if auth.caller.may_administer().is_err() {
-            if let Some(user_id) = auth.caller.user_id() {
-                let user = state.store().user_by_id(auth.caller.account_id, user_id).await?;
-                workspaces.retain(|workspace| workspace.is_default || user.workspace_ids.contains(&workspace.workspace_id));
-            }
-        }
+        let operations = state.operations();
+        let workspaces = workspaces::visible_workspaces(
+            operations,
+            &auth.actor(&operations),
+            query.get_non_empty("workspaceId"),
+            query.get_non_empty("workspaceName"),
+        )
+        .await?;
         let total = workspaces.len() as u64;
         let host = api_host(&headers);
         let page: Vec<Value> =
@@ -398,8 +367,8 @@ async fn create_workspace(
         let name = WorkspaceName::parse(
             query.get("workspaceName").ok_or_else(|| ManagementError::invalid_parameter("workspaceName is required."))?,
         )?;
-        let region = region_policy(&state, &auth)?;
-        let record = state.store().create_workspace(&auth.audit(), name.as_str(), region.workspace_limit).await?;
+        let operations = state.operations();
+        let record = workspaces::create_workspace(operations, &auth.actor(&operations), &name).await?;
         Ok(success(auth.request_id(), json!({"workspace": workspace_json(&record, &api_host(&headers))})))
     }
     .await
@@ -408,9 +377,8 @@ async fn create_workspace(
 
 async fn delete_workspace(State(state): State<AppState>, auth: Authenticated, Path(workspace_id): Path<String>) -> Result<Response> {
     async {
-        auth.caller.may_administer()?;
-        let workspace_id = WorkspaceId::parse(&workspace_id).map_err(|_| ManagementError::workspace_not_found())?;
-        let outcome = state.store().delete_workspace(&auth.audit(), workspace_id.as_str()).await?;
+        let operations = state.operations();
+        let outcome = workspaces::delete_workspace(operations, &auth.actor(&operations), &workspace_id).await?;
         let body = match outcome {
             WorkspaceDeletion::Deleted => json!({"isDeleted": true, "failReasons": []}),
             WorkspaceDeletion::Refused(reasons) => json!({
@@ -428,13 +396,10 @@ async fn list_model_permissions(State(state): State<AppState>, auth: Authenticat
     async {
         let query = query_fields(query)?;
         let (offset, limit) = page_window(&query)?;
-        let workspace = resolve_workspace(&state, &auth, query.get_non_empty("workspaceId")).await?;
-        if let Some(user_id) = auth.caller.user_id() {
-            if auth.caller.may_administer().is_err() && !state.store().is_workspace_member(&workspace.workspace_id, user_id).await? {
-                return Err(ManagementError::forbidden("You are not a member of this workspace."));
-            }
-        }
-        let grants = state.store().list_model_grants(&workspace.workspace_id).await?;
+        let operations = state.operations();
+        let actor = auth.actor(&operations);
+        let workspace = resolve_workspace(operations, &actor, query.get_non_empty("workspaceId")).await?;
+        let grants = workspaces::model_grants(operations, &actor, &workspace).await?;
         let model_filter = query.get_non_empty("filter.model");
         let name_filter = query.get_non_empty("filter.name").map(str::to_ascii_lowercase);
         let action = query.get_non_empty("modelAction").map(str::to_ascii_lowercase);
@@ -484,7 +449,9 @@ async fn update_model_permissions(
         }
         let workspace_id =
             form.get_non_empty("workspaceId").ok_or_else(|| ManagementError::invalid_parameter("workspaceId is required."))?;
-        let workspace = resolve_workspace(&state, &auth, Some(workspace_id)).await?;
+        let operations = state.operations();
+        let actor = auth.actor(&operations);
+        let workspace = resolve_workspace(operations, &actor, Some(workspace_id)).await?;
         let mut grants: Vec<ModelGrant> = Vec::new();
         if form.boolean("accessAllEntities")? == Some(true) {
             grants.extend(state.shared.catalog.iter().map(|model| ModelGrant {
@@ -512,12 +479,7 @@ async fn update_model_permissions(
         if grants.is_empty() {
             return Err(ManagementError::invalid_parameter("Name at least one model (models.1.model) or set accessAllEntities=true."));
         }
-        if workspace.is_default {
-            return Err(ManagementError::invalid_parameter(
-                "The default workspace may call every model; its permissions cannot be changed.",
-            ));
-        }
-        state.store().update_model_grants(&auth.audit(), &workspace.workspace_id, &grants).await?;
+        workspaces::update_model_grants(operations, &actor, &workspace, &grants).await?;
         Ok(success(auth.request_id(), json!({"errorMessage": ""})))
     }
     .await

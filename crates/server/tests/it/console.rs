@@ -194,7 +194,7 @@ async fn expired_ended_and_disabled_sessions_go_back_to_the_login() {
 
     // An expired session.
     let (token, digest) = generate_session_token();
-    app.state.store().create_session(&app.root_audit(), &digest, None, keygate_store::now_millis() - 1000).await.unwrap();
+    app.state.store().create_session(&app.root_audit(), &digest, None, app.state.shared.clock.now_milliseconds() - 1000).await.unwrap();
     let expired = Session {
         base: format!("http://{}", app.address),
         cookie: token.expose_secret().to_string(),

@@ -265,6 +265,7 @@ impl TestApp {
             client_address: "test".into(),
             region: "ap-southeast-1".into(),
             credential: String::new(),
+            at: self.state.shared.clock.now_milliseconds(),
         }
     }
 
@@ -322,7 +323,7 @@ fn random_nonce() -> String {
 impl Client {
     /// Sends `method path?query` with a form body (may be empty).
     pub async fn send(&self, method: &str, path_and_query: &str, form_body: &str) -> Answer {
-        let date = format_utc_timestamp(keygate_store::now_millis() / 1000);
+        let date = format_utc_timestamp(keygate_server::clock::now_millis() / 1000);
         self.send_signed_at(method, path_and_query, form_body, &date, &random_nonce()).await
     }
 
@@ -334,7 +335,7 @@ impl Client {
 
     /// Sends `method path?query` with a JSON body (keygate's own API).
     pub async fn send_json(&self, method: &str, path_and_query: &str, body: &Value) -> Answer {
-        let date = format_utc_timestamp(keygate_store::now_millis() / 1000);
+        let date = format_utc_timestamp(keygate_server::clock::now_millis() / 1000);
         self.send_typed(method, path_and_query, "application/json", &body.to_string(), &date, &random_nonce()).await
     }
 

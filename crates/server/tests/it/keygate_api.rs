@@ -324,13 +324,15 @@ async fn access_keys_follow_the_owner_rule() {
     );
 
     // Another account's AccessKey, and a malformed id, do not exist for this caller.
-    let (other, _) = app.state.store().ensure_account("other", "not-a-real-hash").await.unwrap();
+    let now = app.state.shared.clock.now_milliseconds();
+    let (other, _) = app.state.store().ensure_account("other", "not-a-real-hash", now).await.unwrap();
     let other_context = AuditContext {
         account_id: other.account_id,
         actor: "other".into(),
         client_address: "test".into(),
         region: REGION.into(),
         credential: String::new(),
+        at: now,
     };
     let foreign = keygate_core::ids::AccessKeyId::generate();
     app.state.store().create_access_key(&other_context, foreign.as_str(), None, &app.state.shared.master_key.encrypt("x")).await.unwrap();

@@ -31,8 +31,9 @@ async fn report(client: &Client, keys: &[&str]) -> Answer {
 /// A live key of a second account, made in the store directly; returns its plaintext.
 async fn key_of_another_account(app: &TestApp) -> String {
     let store = app.state.store();
-    let (other, _) = store.ensure_account("other", "not-a-real-hash").await.unwrap();
-    store.ensure_default_workspaces(other.account_id, &[REGION.to_string()]).await.unwrap();
+    let now = app.state.shared.clock.now_milliseconds();
+    let (other, _) = store.ensure_account("other", "not-a-real-hash", now).await.unwrap();
+    store.ensure_default_workspaces(other.account_id, &[REGION.to_string()], now).await.unwrap();
     let workspace = store.default_workspace(other.account_id, REGION).await.unwrap();
     let generated = generate_key(KeyFormat::Secure);
     let audit = AuditContext {
@@ -41,6 +42,7 @@ async fn key_of_another_account(app: &TestApp) -> String {
         client_address: "test".into(),
         region: REGION.into(),
         credential: String::new(),
+        at: now,
     };
     let new_key = NewApiKey {
         region: REGION.into(),

@@ -334,7 +334,7 @@ on_both_stores! {
     }
 
     async fn rule_7_every_change_through_the_api_is_audited_with_who_what_when_and_where_and_never_a_plaintext(app: TestApp) {
-        let started = keygate_store::now_millis();
+        let started = app.state.shared.clock.now_milliseconds();
         app.create_user("ada", Role::Admin).await;
         let root = app.login(None).await;
         let ada = app.login(Some("ada")).await;

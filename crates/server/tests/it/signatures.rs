@@ -28,7 +28,7 @@ async fn a_signed_request_is_accepted_and_a_wrong_secret_refused() {
 async fn a_replayed_nonce_and_a_stale_date_are_refused() {
     let app = spawn_app().await;
     let client = app.access_key_client_at(app.address, None).await;
-    let now = keygate_store::now_millis() / 1000;
+    let now = keygate_server::clock::now_millis() / 1000;
     let date = format_utc_timestamp(now);
     let first = client.send_signed_at("GET", "/modelstudio/workspaces", "", &date, "0123456789abcdef0123456789abcdef").await;
     assert_eq!(first.status, 200, "{}", first.body);

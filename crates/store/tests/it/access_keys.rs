@@ -5,7 +5,7 @@
 use keygate_core::access::Role;
 use keygate_core::ids::AccessKeyId;
 
-use crate::support::assert_not_found;
+use crate::support::{assert_not_found, now_millis};
 
 on_both_databases! {
     async fn access_keys_are_found_listed_by_owner_disabled_and_deleted_within_their_account(db: TestDatabase) {
@@ -29,7 +29,7 @@ on_both_databases! {
         assert!(db.store.find_access_key(kims.as_str()).await.unwrap().unwrap().active);
 
         // Another account can neither change nor delete them.
-        let (other, _) = db.store.ensure_account("other", "hash").await.unwrap();
+        let (other, _) = db.store.ensure_account("other", "hash", now_millis()).await.unwrap();
         let mut foreign = db.root();
         foreign.account_id = other.account_id;
         assert_not_found(db.store.set_access_key_active(&foreign, roots.as_str(), false).await);
@@ -42,48 +42,48 @@ on_both_databases! {
     }
 
     async fn a_session_is_found_by_its_digest_until_it_expires_or_ends(db: TestDatabase) {
-        let now = keygate_store::now_millis();
+        let now = now_millis();
         let (live, expired) = ([1u8; 32], [2u8; 32]);
         db.store.create_session(&db.root(), &expired, None, now - 1).await.unwrap();
-        assert!(db.store.find_session(&expired).await.unwrap().is_none(), "an expired session is not found");
+        assert!(db.store.find_session(&expired, now_millis()).await.unwrap().is_none(), "an expired session is not found");
         db.store.create_session(&db.root(), &live, None, now + 60_000).await.unwrap();
-        let found = db.store.find_session(&live).await.unwrap().expect("live session");
+        let found = db.store.find_session(&live, now_millis()).await.unwrap().expect("live session");
         assert_eq!((found.account_id, found.user_id, found.expires_at), (db.account_id, None, now + 60_000));
         // The expired one was pruned by the next login: its digest may be stored again.
         db.store.create_session(&db.root(), &expired, None, now + 60_000).await.unwrap();
-        assert!(db.store.find_session(&expired).await.unwrap().is_some());
+        assert!(db.store.find_session(&expired, now_millis()).await.unwrap().is_some());
 
         db.store.delete_session(&db.root(), &live).await.unwrap();
-        assert!(db.store.find_session(&live).await.unwrap().is_none());
+        assert!(db.store.find_session(&live, now_millis()).await.unwrap().is_none());
         let actions: Vec<String> = db.store.list_audit(db.account_id, 10, None).await.unwrap().into_iter().rev().map(|row| row.action).collect();
         assert_eq!(actions, ["Session.Login", "Session.Login", "Session.Login", "Session.Logout"]);
     }
 
     async fn a_nonce_is_accepted_once_until_it_is_older_than_the_window(db: TestDatabase) {
-        let window_start = keygate_store::now_millis() - 15 * 60 * 1000;
-        assert!(db.store.remember_nonce("nonce-1", window_start).await.unwrap());
-        assert!(!db.store.remember_nonce("nonce-1", window_start).await.unwrap(), "a replay");
-        assert!(db.store.remember_nonce("nonce-2", window_start).await.unwrap());
+        let window_start = now_millis() - 15 * 60 * 1000;
+        assert!(db.store.remember_nonce("nonce-1", now_millis(), window_start).await.unwrap());
+        assert!(!db.store.remember_nonce("nonce-1", now_millis(), window_start).await.unwrap(), "a replay");
+        assert!(db.store.remember_nonce("nonce-2", now_millis(), window_start).await.unwrap());
         // A second store on the same database knows it too.
         let other = db.open_another("kg-store-b").await;
-        assert!(!other.remember_nonce("nonce-1", window_start).await.unwrap());
+        assert!(!other.remember_nonce("nonce-1", now_millis(), window_start).await.unwrap());
         // Once the window has passed it (here: a window that starts in the future), the
         // ledger forgets it; the clock window refuses such a request anyway.
-        let later = keygate_store::now_millis() + 1_000;
-        assert!(db.store.remember_nonce("nonce-3", later).await.unwrap());
-        assert!(db.store.remember_nonce("nonce-1", later).await.unwrap(), "pruned");
+        let later = now_millis() + 1_000;
+        assert!(db.store.remember_nonce("nonce-3", now_millis(), later).await.unwrap());
+        assert!(db.store.remember_nonce("nonce-1", now_millis(), later).await.unwrap(), "pruned");
     }
 
     async fn the_same_nonce_presented_at_once_through_two_stores_is_accepted_once(db: TestDatabase) {
         let other = db.open_another("kg-store-b").await;
-        let window_start = keygate_store::now_millis() - 60_000;
+        let window_start = now_millis() - 60_000;
         for round in 0..5 {
             let nonce = format!("raced-{round}");
             let tasks: Vec<_> = (0..16)
                 .map(|index| {
                     let store = if index % 2 == 0 { db.store.clone() } else { other.clone() };
                     let nonce = nonce.clone();
-                    tokio::spawn(async move { store.remember_nonce(&nonce, window_start).await.expect("nonce") })
+                    tokio::spawn(async move { store.remember_nonce(&nonce, now_millis(), window_start).await.expect("nonce") })
                 })
                 .collect();
             let mut accepted = 0;

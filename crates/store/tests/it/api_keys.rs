@@ -12,7 +12,7 @@ use keygate_core::verification::{AuthenticationFailure, KeyStanding};
 use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery, StoreError};
 
 use crate::support::{
-    assert_not_found, authenticate, create_key, create_key_in, key_ids, new_key, TestDatabase, NO_LIMIT, SINGAPORE, VIRGINIA,
+    assert_not_found, authenticate, create_key, create_key_in, key_ids, new_key, now_millis, TestDatabase, NO_LIMIT, SINGAPORE, VIRGINIA,
 };
 
 fn custom_auth() -> KeyAuth {
@@ -50,7 +50,7 @@ on_both_databases! {
         key.description = "for the batch jobs".into();
         key.auth = custom_auth();
         let masked = key.masked_key.clone();
-        let started = keygate_store::now_millis();
+        let started = now_millis();
         let record = db.store.create_api_key(&db.root(), key.clone(), NO_LIMIT).await.unwrap();
         assert_eq!(
             (record.account_id, record.region.as_str(), record.workspace_id.as_str(), record.workspace_name.as_str()),
@@ -188,7 +188,7 @@ on_both_databases! {
         // Its own key it may change.
         db.store.set_api_key_disabled(&db.root(), ada_key.api_key_id, ada_sees, true).await.unwrap();
         // Another account sees none of them.
-        let (other, _) = db.store.ensure_account("other", "hash").await.unwrap();
+        let (other, _) = db.store.ensure_account("other", "hash", now_millis()).await.unwrap();
         assert_not_found(db.store.get_api_key(other.account_id, SINGAPORE, root_key.api_key_id, WholeAccount).await);
         let mut foreign = db.root();
         foreign.account_id = other.account_id;

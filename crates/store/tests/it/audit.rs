@@ -10,17 +10,18 @@ use keygate_core::keys::{expose, generate_key, mask_key, KeyFormat};
 use keygate_core::region::LimitScope;
 use keygate_store::{AuditContext, ModelGrant, QuotaRule, StoreError};
 
-use crate::support::{create_key, new_key, NO_LIMIT, SINGAPORE};
+use crate::support::{create_key, new_key, now_millis, NO_LIMIT, SINGAPORE};
 
 on_both_databases! {
     async fn rule_7_every_change_is_audited_once_with_who_what_when_and_where_and_never_a_plaintext(db: TestDatabase) {
-        let started = keygate_store::now_millis();
+        let started = now_millis();
         let console = AuditContext {
             account_id: db.account_id,
             actor: "root".into(),
             client_address: "198.51.100.7".into(),
             region: SINGAPORE.into(),
             credential: "session:1a2b3c4d".into(),
+            at: started,
         };
         let store = &db.store;
         let default = db.default_workspace(SINGAPORE).await;
@@ -95,7 +96,7 @@ on_both_databases! {
         // Newest first; one row per change, nothing else.
         let written: Vec<(&str, &str)> = log.iter().rev().map(|row| (row.action.as_str(), row.target.as_str())).collect();
         assert_eq!(written, expected);
-        let finished = keygate_store::now_millis();
+        let finished = now_millis();
         let mut previous = (0, 0);
         for row in log.iter().rev() {
             let context = (row.actor.as_str(), row.client_address.as_str(), row.region.as_str(), row.credential.as_str());
@@ -116,7 +117,7 @@ on_both_databases! {
         for index in 0..7 {
             db.store.record_audit(&db.root(), "Test.Event", &format!("event:{index}"), "").await.unwrap();
         }
-        let (other, _) = db.store.ensure_account("other", "hash").await.unwrap();
+        let (other, _) = db.store.ensure_account("other", "hash", now_millis()).await.unwrap();
         let mut foreign = db.root();
         foreign.account_id = other.account_id;
         db.store.record_audit(&foreign, "Test.Event", "event:other", "").await.unwrap();

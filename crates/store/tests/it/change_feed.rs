@@ -16,7 +16,8 @@ use keygate_store::{ModelGrant, Store};
 
 use crate::compile::{assert_same_registry, build_world};
 use crate::support::{
-    authenticate, create_key, key_ids, legacy_key, new_key, wait_until, Backend, Follower, TestDatabase, FEED_WAIT, NO_LIMIT, SINGAPORE,
+    authenticate, create_key, key_ids, legacy_key, new_key, now_millis, wait_until, Backend, Follower, TestDatabase, FEED_WAIT, NO_LIMIT,
+    SINGAPORE,
 };
 
 /// How often a follower polls in these tests (on SQLite polling is all there is).
@@ -111,7 +112,7 @@ on_both_databases! {
         wait_until("the follower's cursor to reach the newest version", FEED_WAIT, || follower.health.cursor() == version).await;
         assert_eq!(follower_store.registry().applied_version(), version);
         assert!(follower.health.last_error().is_none());
-        assert!(follower.health.staleness_milliseconds() < 5_000);
+        assert!(follower.health.staleness_milliseconds(now_millis()) < 5_000);
         follower.stop().await;
     }
 

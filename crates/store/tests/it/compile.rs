@@ -12,7 +12,7 @@ use keygate_core::verification::KeyStanding;
 use keygate_store::feed::CatchUp;
 use keygate_store::{ModelGrant, Store};
 
-use crate::support::{create_key, create_key_in, legacy_key, new_key, TestDatabase, NO_LIMIT, SINGAPORE, VIRGINIA};
+use crate::support::{create_key, create_key_in, legacy_key, new_key, now_millis, TestDatabase, NO_LIMIT, SINGAPORE, VIRGINIA};
 
 fn standing(store: &Store, key_id: i64) -> KeyStanding {
     let digest = store.registry().digest_of(key_id).expect("a live key");
@@ -117,7 +117,7 @@ pub async fn build_world(db: &TestDatabase, behind: Option<&Store>) -> World {
     store.delete_workspace(&root, &gone).await.unwrap();
     checkpoint(db, behind, &world).await;
     // A new region's default workspace.
-    store.ensure_default_workspaces(db.account_id, &["eu-central-1".to_string()]).await.unwrap();
+    store.ensure_default_workspaces(db.account_id, &["eu-central-1".to_string()], now_millis()).await.unwrap();
     world.workspaces.push(db.default_workspace("eu-central-1").await);
     checkpoint(db, behind, &world).await;
     world

@@ -9,7 +9,7 @@ use keygate_core::region::LimitScope;
 use keygate_core::verification::AuthenticationFailure;
 use keygate_store::{NewApiKey, QuotaRule, StoreError};
 
-use crate::support::{authenticate, create_key, key_ids, legacy_key, NO_LIMIT, SINGAPORE, VIRGINIA};
+use crate::support::{authenticate, create_key, key_ids, legacy_key, now_millis, NO_LIMIT, SINGAPORE, VIRGINIA};
 
 const FIFTY: QuotaRule = QuotaRule { limit: 50, scope: LimitScope::Account };
 
@@ -49,8 +49,8 @@ on_both_databases! {
         let (first, first_plaintexts) = legacy_keys(&workspace, 1);
         db.store.import_api_keys(&db.root(), first.clone(), NO_LIMIT).await.unwrap();
         // A key keygate made, in another region and account, is taken too.
-        let (other, _) = db.store.ensure_account("other", "hash").await.unwrap();
-        db.store.ensure_default_workspaces(other.account_id, &[VIRGINIA.to_string()]).await.unwrap();
+        let (other, _) = db.store.ensure_account("other", "hash", now_millis()).await.unwrap();
+        db.store.ensure_default_workspaces(other.account_id, &[VIRGINIA.to_string()], now_millis()).await.unwrap();
         let mut foreign = db.root_in(VIRGINIA);
         foreign.account_id = other.account_id;
         let foreign_workspace = db.store.default_workspace(other.account_id, VIRGINIA).await.unwrap().workspace_id;

@@ -146,9 +146,12 @@ impl TestDatabase {
             },
         };
         let store = open_at(&location, "kg-store-a").await;
-        let (account, created) = store.ensure_account("root", "not-a-password-hash").await.expect("account");
+        let (account, created) = store.ensure_account("root", "not-a-password-hash", now_millis()).await.expect("account");
         assert!(created, "a fresh database has no account");
-        store.ensure_default_workspaces(account.account_id, &[SINGAPORE.to_string(), VIRGINIA.to_string()]).await.expect("workspaces");
+        store
+            .ensure_default_workspaces(account.account_id, &[SINGAPORE.to_string(), VIRGINIA.to_string()], now_millis())
+            .await
+            .expect("workspaces");
         Some(TestDatabase { store, raw: tokio::sync::OnceCell::new(), account_id: account.account_id, location })
     }
 
@@ -206,6 +209,7 @@ impl TestDatabase {
             client_address: "test".into(),
             region: region.into(),
             credential: String::new(),
+            at: now_millis(),
         }
     }
 
@@ -362,10 +366,10 @@ pub struct Follower {
 impl Follower {
     /// Starts `store` following the feed, polling every `poll_interval`.
     pub fn start(store: &Store, poll_interval: Duration) -> Follower {
-        let health = Arc::new(FeedHealth::new());
+        let health = Arc::new(FeedHealth::new(now_millis()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (store, task_health) = (store.clone(), health.clone());
-        let task = tokio::spawn(async move { store.follow_changes(task_health, poll_interval, stopped).await });
+        let task = tokio::spawn(async move { store.follow_changes(task_health, now_millis, poll_interval, stopped).await });
         Follower { health, stop, task }
     }
 
@@ -374,4 +378,10 @@ impl Follower {
         let _ = self.stop.send(true);
         tokio::time::timeout(Duration::from_secs(10), self.task).await.expect("the follower stops").expect("the follower ran");
     }
+}
+
+/// The time now (Unix ms). The store takes the time of every change from its caller's
+/// audit context and never reads a clock itself, so its tests supply the time.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis() as i64
 }

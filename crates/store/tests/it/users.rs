@@ -9,7 +9,7 @@ use keygate_core::ids::AccessKeyId;
 use keygate_core::verification::AuthenticationFailure;
 use keygate_store::StoreError;
 
-use crate::support::{assert_not_found, authenticate, create_key, create_key_in, key_ids, SINGAPORE};
+use crate::support::{assert_not_found, authenticate, create_key, create_key_in, key_ids, now_millis, SINGAPORE};
 
 on_both_databases! {
     async fn rule_6_a_disabled_ram_users_keys_stop_working_until_it_is_enabled_again(db: TestDatabase) {
@@ -36,7 +36,7 @@ on_both_databases! {
         let access_key = AccessKeyId::generate();
         db.store.create_access_key(&db.root(), access_key.as_str(), Some(kim.user_id), b"ciphertext").await.unwrap();
         let session = [7u8; 32];
-        db.store.create_session(&db.root(), &session, Some(kim.user_id), keygate_store::now_millis() + 60_000).await.unwrap();
+        db.store.create_session(&db.root(), &session, Some(kim.user_id), now_millis() + 60_000).await.unwrap();
 
         db.store.delete_user(&db.root(), "kim").await.unwrap();
         for (key, plaintext) in &kim_keys {
@@ -46,7 +46,7 @@ on_both_databases! {
         assert_eq!(key_ids(&db.store, db.account_id, SINGAPORE, WholeAccount).await, [root_key.api_key_id]);
         assert_eq!(authenticate(&db.store, &root_plaintext, SINGAPORE), Ok(root_key.api_key_id));
         assert!(db.store.find_access_key(access_key.as_str()).await.unwrap().is_none(), "its AccessKey is gone");
-        assert!(db.store.find_session(&session).await.unwrap().is_none(), "its session is gone");
+        assert!(db.store.find_session(&session, now_millis()).await.unwrap().is_none(), "its session is gone");
         assert_not_found(db.store.find_user(db.account_id, "kim").await);
         assert_not_found(db.store.user_by_id(db.account_id, kim.user_id).await);
         assert_not_found(db.store.caller(db.account_id, Some(kim.user_id)).await);
@@ -130,12 +130,12 @@ on_both_databases! {
         let again = db.store.create_user(&db.root(), "kim", Role::Admin, None).await;
         assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
         // Another account may use the name.
-        let (other, created) = db.store.ensure_account("other", "hash").await.unwrap();
+        let (other, created) = db.store.ensure_account("other", "hash", now_millis()).await.unwrap();
         assert!(created);
         let mut other_context = db.root();
         other_context.account_id = other.account_id;
         db.store.create_user(&other_context, "kim", Role::Admin, None).await.unwrap();
-        assert_eq!(db.store.ensure_account("other", "another hash").await.unwrap(), (other, false), "ensure_account keeps what exists");
+        assert_eq!(db.store.ensure_account("other", "another hash", now_millis()).await.unwrap(), (other, false), "ensure_account keeps what exists");
 
         let promoted = db.store.set_user_role(&db.root(), "kim", Role::KeyManager).await.unwrap();
         assert_eq!((promoted.user_id, promoted.role), (kim.user_id, Role::KeyManager));
@@ -145,7 +145,7 @@ on_both_databases! {
 
     async fn a_new_password_ends_every_other_session_of_the_user(db: TestDatabase) {
         let kim = db.store.create_user(&db.root(), "kim", Role::KeyManager, Some("old")).await.unwrap();
-        let later = keygate_store::now_millis() + 60_000;
+        let later = now_millis() + 60_000;
         let (kept, ended, roots) = ([1u8; 32], [2u8; 32], [3u8; 32]);
         db.store.create_session(&db.root(), &kept, Some(kim.user_id), later).await.unwrap();
         db.store.create_session(&db.root(), &ended, Some(kim.user_id), later).await.unwrap();
@@ -153,14 +153,14 @@ on_both_databases! {
 
         let changed = db.store.set_user_password(&db.root(), "kim", "new", Some(&kept)).await.unwrap();
         assert_eq!(changed.password_hash.as_deref(), Some("new"));
-        assert!(db.store.find_session(&kept).await.unwrap().is_some(), "the session that made the change stays");
-        assert!(db.store.find_session(&ended).await.unwrap().is_none(), "another session of the user ends");
-        assert!(db.store.find_session(&roots).await.unwrap().is_some(), "other users' sessions stay");
+        assert!(db.store.find_session(&kept, now_millis()).await.unwrap().is_some(), "the session that made the change stays");
+        assert!(db.store.find_session(&ended, now_millis()).await.unwrap().is_none(), "another session of the user ends");
+        assert!(db.store.find_session(&roots, now_millis()).await.unwrap().is_some(), "other users' sessions stay");
         let audit = db.store.list_audit(db.account_id, 1, None).await.unwrap();
         assert_eq!((audit[0].action.as_str(), audit[0].detail.as_str()), ("User.SetPassword", "sessions_ended=1"));
 
         // Without a session to keep, every one of the user's ends.
         db.store.set_user_password(&db.root(), "kim", "newer", None).await.unwrap();
-        assert!(db.store.find_session(&kept).await.unwrap().is_none());
+        assert!(db.store.find_session(&kept, now_millis()).await.unwrap().is_none());
     }
 }

@@ -5,7 +5,7 @@
 use keygate_core::access::KeyVisibility::WholeAccount;
 use keygate_store::{ModelGrant, StoreError, WorkspaceDeletion};
 
-use crate::support::{assert_not_found, create_key_in, SINGAPORE, VIRGINIA};
+use crate::support::{assert_not_found, create_key_in, now_millis, SINGAPORE, VIRGINIA};
 
 fn grant(model: &str, inference: bool) -> ModelGrant {
     ModelGrant { model: model.into(), inference, deploy: false, fine_tune: inference }
@@ -18,11 +18,11 @@ on_both_databases! {
         assert!(singapore.is_default && singapore.workspace_id.starts_with("llm-"), "{singapore:?}");
         assert_ne!(singapore.workspace_id, db.default_workspace(VIRGINIA).await);
         // Again: nothing new, no change recorded.
-        db.store.ensure_default_workspaces(db.account_id, &[SINGAPORE.to_string(), VIRGINIA.to_string()]).await.unwrap();
+        db.store.ensure_default_workspaces(db.account_id, &[SINGAPORE.to_string(), VIRGINIA.to_string()], now_millis()).await.unwrap();
         assert_eq!(db.store.default_workspace(db.account_id, SINGAPORE).await.unwrap(), singapore);
         assert_eq!(db.feed_version().await, version);
         // A new region gets one; the registry knows it as a default workspace.
-        db.store.ensure_default_workspaces(db.account_id, &["eu-central-1".to_string()]).await.unwrap();
+        db.store.ensure_default_workspaces(db.account_id, &["eu-central-1".to_string()], now_millis()).await.unwrap();
         let frankfurt = db.default_workspace("eu-central-1").await;
         assert!(db.store.registry().workspace(&frankfurt).is_some_and(|grants| grants.is_default && grants.may_call_model("any-model")));
         assert_eq!(db.feed_version().await, version + 1);

@@ -3,11 +3,12 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use keygate_store::AuditRecord;
 use serde_json::{json, Value};
 
 use super::{respond, Administrator, Result};
 use crate::management::form::FormFields;
+use crate::operations::audit::list_audit as audit_entries;
+use crate::operations::AuditRecord;
 use crate::state::AppState;
 
 /// Entries per page when `limit` is not given.
@@ -44,7 +45,8 @@ pub(super) async fn list_audit(
 ) -> Result<Response> {
     let outcome = async {
         let (limit, before) = audit_page(query.as_deref())?;
-        let records = state.store().list_audit(auth.caller.account_id, limit, before).await?;
+        let operations = state.operations();
+        let records = audit_entries(operations, &auth.actor(&operations), limit, before).await?;
         // A full page may have more behind it; a short one is the end.
         let next_before = if records.len() == limit as usize { records.last().map(|record| record.audit_id) } else { None };
         Ok(json!({"entries": records.iter().map(entry_json).collect::<Vec<_>>(), "nextBefore": next_before}))

@@ -29,10 +29,6 @@ use super::authentication::Authenticated;
 use super::errors::{success, ManagementError};
 use crate::state::AppState;
 
-pub use sessions::check_login;
-/// The user rules the console applies too.
-pub(crate) use users::{hash_off_runtime, parse_new_password, parse_role};
-
 /// Routes that need no authentication (logging in, the OpenAPI document).
 pub fn public_routes() -> Router<AppState> {
     Router::new()

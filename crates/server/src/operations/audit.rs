@@ -1,0 +1,17 @@
+//! The audit log of the actor's account, newest first, a page at a time (administrators
+//! only). Rows never hold a key, secret or password.
+
+use keygate_store::AuditRecord;
+
+use super::{Actor, OperationError, Operations};
+
+/// At most `limit` entries, newest first, before the entry `before` (an audit id) when given.
+pub async fn list_audit(
+    operations: Operations<'_>,
+    actor: &Actor,
+    limit: u32,
+    before: Option<i64>,
+) -> Result<Vec<AuditRecord>, OperationError> {
+    actor.caller.may_administer()?;
+    Ok(operations.store.list_audit(actor.caller.account_id, limit, before).await?)
+}
