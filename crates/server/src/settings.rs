@@ -53,7 +53,7 @@ impl ListenerSettings {
 }
 
 /// A region's settings overridden in the TOML file (`[[regions]] id = ..., key_limit = ...`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegionOverride {
     pub id: String,
@@ -82,9 +82,10 @@ pub struct UpstreamSettings {
     pub apps: Vec<String>,
 }
 
-/// The TOML file's shape. Every field is optional; flags win over it.
+/// The TOML file's shape. Every field is optional (absent: its `Default`, `None` or an
+/// empty list); flags win over it.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SettingsFile {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
@@ -93,11 +94,8 @@ pub struct SettingsFile {
     pub max_staleness_seconds: Option<u64>,
     pub demo_upstream: Option<bool>,
     pub master_key_file: Option<PathBuf>,
-    #[serde(default)]
     pub listeners: Vec<ListenerSettings>,
-    #[serde(default)]
     pub regions: Vec<RegionOverride>,
-    #[serde(default)]
     pub upstreams: Vec<UpstreamSettings>,
     pub body_limit_bytes: Option<usize>,
     pub failed_authentications_per_minute: Option<u32>,
@@ -202,76 +200,35 @@ impl Settings {
         std::time::Duration::from_secs(self.body_read_timeout_seconds)
     }
 
-    /// Applies a settings file over the defaults.
+    /// Applies a settings file over the defaults: each setting the file has replaces the
+    /// default (a list only when it is not empty).
     pub fn apply_file(&mut self, file: SettingsFile) -> anyhow::Result<()> {
-        if file.database_url.is_some() {
-            self.database_url = file.database_url;
-        }
-        if let Some(milliseconds) = file.feed_poll_interval_milliseconds {
-            self.feed_poll_interval_milliseconds = milliseconds;
-        }
-        if let Some(data_dir) = file.data_dir {
-            self.data_dir = data_dir;
-        }
-        if let Some(region) = file.default_region {
-            self.default_region = region;
-        }
-        if let Some(proxies) = file.trusted_proxies {
-            self.trusted_proxies = proxies;
-        }
-        if let Some(seconds) = file.max_staleness_seconds {
-            self.max_staleness_seconds = seconds;
-        }
-        if let Some(demo) = file.demo_upstream {
-            self.demo_upstream = demo;
-        }
-        if file.master_key_file.is_some() {
-            self.master_key_file = file.master_key_file;
-        }
-        if !file.listeners.is_empty() {
-            self.listeners = file.listeners;
-        }
-        if !file.upstreams.is_empty() {
-            self.upstreams = file.upstreams;
-        }
-        if let Some(limit) = file.body_limit_bytes {
-            self.body_limit_bytes = limit;
-        }
-        if let Some(limit) = file.failed_authentications_per_minute {
-            self.failed_authentications_per_minute = limit;
-        }
-        if let Some(limit) = file.failed_logins_per_minute {
-            self.failed_logins_per_minute = limit;
-        }
-        if let Some(seconds) = file.header_read_timeout_seconds {
-            self.header_read_timeout_seconds = seconds;
-        }
-        if let Some(seconds) = file.body_read_timeout_seconds {
-            self.body_read_timeout_seconds = seconds;
-        }
-        if let Some(seconds) = file.idle_timeout_seconds {
-            self.idle_timeout_seconds = seconds;
-        }
-        if file.max_connections.is_some() {
-            self.max_connections = file.max_connections;
-        }
-        if let Some(limit) = file.temporary_keys_per_minute {
-            self.temporary_keys_per_minute = limit;
-        }
-        if file.metrics_listen.is_some() {
-            self.metrics_listen = file.metrics_listen;
-        }
+        overlay(&mut self.database_url, file.database_url);
+        overlay(&mut self.feed_poll_interval_milliseconds, file.feed_poll_interval_milliseconds);
+        overlay(&mut self.data_dir, file.data_dir);
+        overlay(&mut self.default_region, file.default_region);
+        overlay(&mut self.trusted_proxies, file.trusted_proxies);
+        overlay(&mut self.max_staleness_seconds, file.max_staleness_seconds);
+        overlay(&mut self.demo_upstream, file.demo_upstream);
+        overlay(&mut self.master_key_file, file.master_key_file);
+        overlay(&mut self.body_limit_bytes, file.body_limit_bytes);
+        overlay(&mut self.failed_authentications_per_minute, file.failed_authentications_per_minute);
+        overlay(&mut self.failed_logins_per_minute, file.failed_logins_per_minute);
+        overlay(&mut self.header_read_timeout_seconds, file.header_read_timeout_seconds);
+        overlay(&mut self.body_read_timeout_seconds, file.body_read_timeout_seconds);
+        overlay(&mut self.idle_timeout_seconds, file.idle_timeout_seconds);
+        overlay(&mut self.max_connections, file.max_connections);
+        overlay(&mut self.temporary_keys_per_minute, file.temporary_keys_per_minute);
+        overlay(&mut self.metrics_listen, file.metrics_listen);
+        overlay(&mut self.listeners, non_empty(file.listeners));
+        overlay(&mut self.upstreams, non_empty(file.upstreams));
         for region_override in file.regions {
             let policy = self
                 .regions
                 .get_mut(&region_override.id)
                 .with_context(|| format!("[[regions]] names unknown region '{}'", region_override.id))?;
-            if let Some(limit) = region_override.key_limit {
-                policy.key_limit = limit;
-            }
-            if let Some(limit) = region_override.workspace_limit {
-                policy.workspace_limit = limit;
-            }
+            overlay(&mut policy.key_limit, region_override.key_limit);
+            overlay(&mut policy.workspace_limit, region_override.workspace_limit);
         }
         Ok(())
     }
@@ -334,6 +291,19 @@ impl Settings {
         }
         regions
     }
+}
+
+/// Replaces `setting` with the file's value, when the file has one. A setting that may be
+/// unset (`Option<T>`) takes a `T` from the file: an absent one leaves it as it is.
+fn overlay<T, FileValue: Into<T>>(setting: &mut T, from_file: Option<FileValue>) {
+    if let Some(value) = from_file {
+        *setting = value.into();
+    }
+}
+
+/// A list from the file, when it names at least one entry: an empty list keeps the default.
+fn non_empty<T>(list: Vec<T>) -> Option<Vec<T>> {
+    (!list.is_empty()).then_some(list)
 }
 
 #[cfg(test)]

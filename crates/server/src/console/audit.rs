@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
-use super::layout::{error_page, page, time, with_region, Section};
+use super::layout::{error_page, page, records_table, time, with_region, Section};
+use super::page_actions::query_fields;
 use super::session::Console;
-use crate::management::form::FormFields;
 use crate::operations::audit::list_audit;
 use crate::state::AppState;
 
@@ -21,10 +21,8 @@ pub(super) async fn audit_page(State(state): State<AppState>, console: Console, 
     if let Err(denied) = console.auth.caller.may_administer() {
         return error_page(&state, &console, Section::Audit, &denied.into());
     }
-    let before = FormFields::parse(query.as_deref().unwrap_or(""), "query string")
-        .ok()
-        .and_then(|fields| fields.get_non_empty("before").and_then(|text| text.parse::<i64>().ok()))
-        .filter(|before| *before > 0);
+    let before =
+        query_fields(query.as_deref()).get_non_empty("before").and_then(|text| text.parse::<i64>().ok()).filter(|before| *before > 0);
     let operations = state.operations();
     let records = match list_audit(operations, &console.auth.actor(&operations), PAGE_SIZE, before).await {
         Ok(records) => records,
@@ -36,27 +34,21 @@ pub(super) async fn audit_page(State(state): State<AppState>, console: Console, 
         @if records.is_empty() {
             p.empty { "Nothing recorded yet." }
         } @else {
-            div.table-wrap {
-                table.audit {
-                    caption.visually-hidden { "Audit log" }
-                    thead { tr { th scope="col" { "When" } th scope="col" { "Who" } th scope="col" { "Action" } th scope="col" { "Target" } th scope="col" { "Detail" } th scope="col" { "From" } th scope="col" { "Credential" } th scope="col" { "Region" } } }
-                    tbody {
-                        @for record in &records {
-                            tr {
-                                td data-label="When" { (time(record.at)) }
-                                td data-label="Who" { (record.actor) }
-                                td data-label="Action" { code { (record.action) } }
-                                td data-label="Target" { (record.target) }
-                                td data-label="Detail" { (record.detail) }
-                                td data-label="From" { (record.client_address) }
-                                // Empty for a change made on the database directly (`keygate admin`).
-                                td data-label="Credential" { @if record.credential.is_empty() { span.muted { "—" } } @else { (record.credential) } }
-                                td data-label="Region" { (record.region) }
-                            }
-                        }
+            (records_table("audit", "Audit log", &["When", "Who", "Action", "Target", "Detail", "From", "Credential", "Region"], html! {
+                @for record in &records {
+                    tr {
+                        td data-label="When" { (time(record.at)) }
+                        td data-label="Who" { (record.actor) }
+                        td data-label="Action" { code { (record.action) } }
+                        td data-label="Target" { (record.target) }
+                        td data-label="Detail" { (record.detail) }
+                        td data-label="From" { (record.client_address) }
+                        // Empty for a change made on the database directly (`keygate admin`).
+                        td data-label="Credential" { @if record.credential.is_empty() { span.muted { "—" } } @else { (record.credential) } }
+                        td data-label="Region" { (record.region) }
                     }
                 }
-            }
+            }))
         }
         @if let Some(before) = next_before {
             p.pager { a href={ (with_region("/console/audit", console.region())) "&before=" (before) } { "Older entries" } }

@@ -23,39 +23,79 @@ pub struct KeyFormValues {
     /// Create only: the workspace id chosen.
     pub workspace_id: String,
     pub description: String,
+    /// Custom chosen rather than All.
     pub custom: bool,
+    /// The fields of a Custom permission, kept as typed even while All is chosen, so that
+    /// switching back shows them again.
+    pub custom_fields: CustomFieldValues,
+}
+
+/// The fields of a Custom permission, as typed: the `div.custom-fields` of the form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomFieldValues {
     /// The IP whitelist as typed: one entry per line (commas and spaces also separate).
     pub access_ips: String,
-    pub all_models: bool,
-    pub models: Vec<String>,
-    pub all_apps: bool,
-    pub apps: Vec<String>,
+    pub models: ScopeValues,
+    pub apps: ScopeValues,
+}
+
+/// One scope of a Custom permission (its models, or its applications): all of the
+/// workspace's, or only those checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeValues {
+    pub all: bool,
+    pub checked: Vec<String>,
+}
+
+impl Default for ScopeValues {
+    /// A new form offers everything, as the API's default scope does.
+    fn default() -> ScopeValues {
+        ScopeValues { all: true, checked: Vec::new() }
+    }
+}
+
+impl ScopeValues {
+    /// The scope a submitted form carries: the radio `scope_field` (`all` or `selected`) and
+    /// the checkboxes named `checkbox_field`.
+    fn from_fields(fields: &FormFields, scope_field: &str, checkbox_field: &str) -> ScopeValues {
+        ScopeValues {
+            all: fields.get(scope_field) != Some("selected"),
+            checked: fields.values(checkbox_field).map(str::to_string).collect(),
+        }
+    }
+
+    /// The names the scope is limited to: none when it allows all.
+    fn limited_to(&self) -> Vec<String> {
+        if self.all {
+            Vec::new()
+        } else {
+            self.checked.clone()
+        }
+    }
 }
 
 impl KeyFormValues {
     /// A blank Create form in `workspace_id`.
     pub fn blank(workspace_id: &str) -> KeyFormValues {
-        KeyFormValues { workspace_id: workspace_id.to_string(), all_models: true, all_apps: true, ..KeyFormValues::default() }
+        KeyFormValues { workspace_id: workspace_id.to_string(), ..KeyFormValues::default() }
     }
 
     /// The Edit form of an existing key.
     pub fn from_record(record: &ApiKeyRecord) -> KeyFormValues {
-        let mut values = KeyFormValues {
+        let custom_fields = match &record.auth {
+            KeyAuth::All => None,
+            KeyAuth::Custom(custom) => Some(CustomFieldValues {
+                access_ips: custom.access_ips.canonical_entries().join("\n"),
+                models: ScopeValues { all: custom.model_scope.allow_all_models, checked: custom.model_scope.accessible_models.clone() },
+                apps: ScopeValues { all: custom.app_scope.allow_all_apps, checked: custom.app_scope.accessible_apps.clone() },
+            }),
+        };
+        KeyFormValues {
             workspace_id: record.workspace_id.clone(),
             description: record.description.clone(),
-            all_models: true,
-            all_apps: true,
-            ..KeyFormValues::default()
-        };
-        if let KeyAuth::Custom(custom) = &record.auth {
-            values.custom = true;
-            values.access_ips = custom.access_ips.canonical_entries().join("\n");
-            values.all_models = custom.model_scope.allow_all_models;
-            values.models = custom.model_scope.accessible_models.clone();
-            values.all_apps = custom.app_scope.allow_all_apps;
-            values.apps = custom.app_scope.accessible_apps.clone();
+            custom: custom_fields.is_some(),
+            custom_fields: custom_fields.unwrap_or_default(),
         }
-        values
     }
 
     /// The values a submitted form carries.
@@ -64,17 +104,18 @@ impl KeyFormValues {
             workspace_id: fields.get("workspace").unwrap_or("").trim().to_string(),
             description: fields.get("description").unwrap_or("").to_string(),
             custom: fields.get("permission") == Some("Custom"),
-            access_ips: fields.get("access_ips").unwrap_or("").to_string(),
-            all_models: fields.get("model_scope") != Some("selected"),
-            models: fields.values("model").map(str::to_string).collect(),
-            all_apps: fields.get("app_scope") != Some("selected"),
-            apps: fields.values("app").map(str::to_string).collect(),
+            custom_fields: CustomFieldValues {
+                access_ips: fields.get("access_ips").unwrap_or("").to_string(),
+                models: ScopeValues::from_fields(fields, "model_scope", "model"),
+                apps: ScopeValues::from_fields(fields, "app_scope", "app"),
+            },
         }
     }
 
     /// The whitelist entries typed, split on line breaks, commas and spaces.
     pub fn ip_entries(&self) -> Vec<String> {
-        self.access_ips
+        self.custom_fields
+            .access_ips
             .split(|character: char| character == ',' || character.is_whitespace())
             .filter(|entry| !entry.is_empty())
             .map(str::to_string)
@@ -95,11 +136,12 @@ impl KeyAuthInput for KeyFormValues {
         }
         require_custom_permissions(region)?;
         let access_ips = parse_access_ips(&self.ip_entries())?;
-        let models = if self.all_models { Vec::new() } else { self.models.clone() };
+        let CustomFieldValues { models: model_scope, apps: app_scope, .. } = &self.custom_fields;
+        let models = model_scope.limited_to();
         check_scope_models(&models, catalog)?;
-        let apps = if self.all_apps { Vec::new() } else { self.apps.clone() };
+        let apps = app_scope.limited_to();
         check_scope_apps(&apps, workspace_apps)?;
-        Ok(Some(custom_permissions(access_ips, self.all_models, models, self.all_apps, apps)))
+        Ok(Some(custom_permissions(access_ips, model_scope.all, models, app_scope.all, apps)))
     }
 }
 
@@ -175,6 +217,26 @@ pub fn key_form_fields(
     let models_error = errors.on(KeyField::Models);
     let apps_error = errors.on(KeyField::Apps);
     let description_error = errors.on(KeyField::Description);
+    let custom_fields = &values.custom_fields;
+    let model_checkboxes = html! {
+        @for (index, (model, display_name, demo)) in choices.models.iter().enumerate() {
+            div.choice {
+                input type="checkbox" id={ (prefix) "-model-" (index) } name="model" value=(model) checked[custom_fields.models.checked.contains(model)];
+                label for={ (prefix) "-model-" (index) } { code { (model) } @if display_name != model { " " (display_name) } @if *demo { " " span.badge { "demo" } } }
+            }
+        }
+    };
+    let app_checkboxes = html! {
+        @if choices.apps.is_empty() {
+            p.hint { "No applications yet; an admin adds them on the Workspaces page." }
+        }
+        @for (index, app) in choices.apps.iter().enumerate() {
+            div.choice {
+                input type="checkbox" id={ (prefix) "-app-" (index) } name="app" value=(app.app_id) checked[custom_fields.apps.checked.contains(&app.app_id)];
+                label for={ (prefix) "-app-" (index) } { (app.name) " " span.muted { "(" (app.workspace_name) ", " code { (app.app_id) } ")" } }
+            }
+        }
+    };
     html! {
         @if with_workspace {
             div.field {
@@ -204,53 +266,12 @@ pub fn key_form_fields(
             div.custom-fields {
                 div.field {
                     label for=(id("ips")) { "IP whitelist" }
-                    textarea id=(id("ips")) name="access_ips" rows="3" spellcheck="false" aria-invalid=[ips_error.map(|_| "true")] aria-describedby=[described_by(&id("ips"), true, ips_error.is_some())] { (values.access_ips) }
+                    textarea id=(id("ips")) name="access_ips" rows="3" spellcheck="false" aria-invalid=[ips_error.map(|_| "true")] aria-describedby=[described_by(&id("ips"), true, ips_error.is_some())] { (custom_fields.access_ips) }
                     p.hint id=(id("ips-hint")) { "One IPv4 or IPv6 address or CIDR block per line (e.g. 10.0.0.0/8), at most 20. Empty: any address." }
                     (field_error(&id("ips"), ips_error))
                 }
-                fieldset.field.scope aria-describedby=[described_by(&id("models"), false, models_error.is_some())] {
-                    legend { "Models" }
-                    div.choice {
-                        input type="radio" id=(id("models-all")) name="model_scope" value="all" checked[values.all_models];
-                        label for=(id("models-all")) { "All models the workspace may call" }
-                    }
-                    div.choice {
-                        input type="radio" id=(id("models-selected")) name="model_scope" value="selected" checked[!values.all_models];
-                        label for=(id("models-selected")) { "Only the models selected below (none selected: no model)" }
-                    }
-                    div.scope-choices {
-                        @for (index, (model, display_name, demo)) in choices.models.iter().enumerate() {
-                            div.choice {
-                                input type="checkbox" id={ (prefix) "-model-" (index) } name="model" value=(model) checked[values.models.contains(model)];
-                                label for={ (prefix) "-model-" (index) } { code { (model) } @if display_name != model { " " (display_name) } @if *demo { " " span.badge { "demo" } } }
-                            }
-                        }
-                    }
-                    (field_error(&id("models"), models_error))
-                }
-                fieldset.field.scope aria-describedby=[described_by(&id("apps"), false, apps_error.is_some())] {
-                    legend { "Applications" }
-                    div.choice {
-                        input type="radio" id=(id("apps-all")) name="app_scope" value="all" checked[values.all_apps];
-                        label for=(id("apps-all")) { "All applications of the workspace" }
-                    }
-                    div.choice {
-                        input type="radio" id=(id("apps-selected")) name="app_scope" value="selected" checked[!values.all_apps];
-                        label for=(id("apps-selected")) { "Only the applications selected below (none selected: no application)" }
-                    }
-                    div.scope-choices {
-                        @if choices.apps.is_empty() {
-                            p.hint { "No applications yet; an admin adds them on the Workspaces page." }
-                        }
-                        @for (index, app) in choices.apps.iter().enumerate() {
-                            div.choice {
-                                input type="checkbox" id={ (prefix) "-app-" (index) } name="app" value=(app.app_id) checked[values.apps.contains(&app.app_id)];
-                                label for={ (prefix) "-app-" (index) } { (app.name) " " span.muted { "(" (app.workspace_name) ", " code { (app.app_id) } ")" } }
-                            }
-                        }
-                    }
-                    (field_error(&id("apps"), apps_error))
-                }
+                (scope_fieldset(&id("models"), "Models", "model_scope", ["All models the workspace may call", "Only the models selected below (none selected: no model)"], &custom_fields.models, models_error, model_checkboxes))
+                (scope_fieldset(&id("apps"), "Applications", "app_scope", ["All applications of the workspace", "Only the applications selected below (none selected: no application)"], &custom_fields.apps, apps_error, app_checkboxes))
             }
         } @else {
             input type="hidden" name="permission" value="All";
@@ -266,6 +287,36 @@ pub fn key_form_fields(
         }
         @if let Some(message) = &errors.form {
             p.form-error role="alert" id=(id("form-error")) { (message) }
+        }
+    }
+}
+
+/// The fieldset of one scope (models or applications) with the id `field_id`: the radio
+/// `radio_name` between all (`labels[0]`) and only those checked (`labels[1]`), then the
+/// `checkboxes`.
+fn scope_fieldset(
+    field_id: &str,
+    legend: &str,
+    radio_name: &str,
+    labels: [&str; 2],
+    scope: &ScopeValues,
+    error: Option<&str>,
+    checkboxes: Markup,
+) -> Markup {
+    let [all_label, checked_label] = labels;
+    html! {
+        fieldset.field.scope aria-describedby=[described_by(field_id, false, error.is_some())] {
+            legend { (legend) }
+            div.choice {
+                input type="radio" id={ (field_id) "-all" } name=(radio_name) value="all" checked[scope.all];
+                label for={ (field_id) "-all" } { (all_label) }
+            }
+            div.choice {
+                input type="radio" id={ (field_id) "-selected" } name=(radio_name) value="selected" checked[!scope.all];
+                label for={ (field_id) "-selected" } { (checked_label) }
+            }
+            div.scope-choices { (checkboxes) }
+            (field_error(field_id, error))
         }
     }
 }

@@ -8,26 +8,32 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
 use keygate_core::access::{KeyAction, KeyVisibility};
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::permissions::KeyAuth;
 use keygate_core::region::LimitScope;
 use maud::{html, Markup};
 
+use super::item_actions;
 use super::key_form::{key_form_fields, AppChoice, KeyFormChoices, KeyFormErrors, KeyFormValues, WorkspaceChoice};
-use super::layout::{csrf_field, error_page, page, time, with_region, Notice, Section};
+use super::layout::{csrf_field, error_page, records_table, time, with_region, Section};
+use super::page_actions::{done_notice, finish, query_fields, redirect_done, refused, render, FormPage};
 use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
-use crate::management::form::FormFields;
 use crate::operations::keys::{self as key_operations, IssuedKey, KeyListing, NewKeyRequest};
 use crate::operations::workspaces::key_workspaces;
-use crate::operations::{ApiKeyRecord, ErrorKind, KeyOrder};
+use crate::operations::{Actor, ApiKeyRecord, ErrorKind, KeyOrder, Operations};
 use crate::planes::Path;
 use crate::state::AppState;
 
 /// Keys per page of the list.
 const PAGE_SIZE: u32 = 100;
+
+/// The columns of the key list, as [`key_row`] fills them.
+const KEY_COLUMNS: &[&str] = &["API key", "Workspace", "Permission", "Description", "Creator", "Created", "Last used", "Status", "Actions"];
 
 /// A key to show once: just created or reset.
 struct ShowOnce {
@@ -38,7 +44,6 @@ struct ShowOnce {
 /// Everything the page shows besides the list.
 #[derive(Default)]
 struct PageState {
-    notice: Option<Notice>,
     offset: u32,
     /// The Create form as sent back with its errors (the dialog opens again).
     create: Option<(KeyFormValues, KeyFormErrors)>,
@@ -47,33 +52,24 @@ struct PageState {
     show_once: Option<ShowOnce>,
 }
 
+/// The API-Key page and the actions of its dialogs on one key.
+pub(super) fn routes() -> Router<AppState> {
+    let key_actions =
+        [("edit", post(edit)), ("disable", post(disable)), ("enable", post(enable)), ("reset", post(reset)), ("delete", post(delete))];
+    Router::new().route("/console/keys", get(keys_page).post(create)).merge(item_actions("/console/keys/{api_key_id}", key_actions))
+}
+
 /// `GET /console` goes to the key list.
 pub(super) async fn home(console: Console) -> Redirect {
     Redirect::to(&with_region("/console/keys", console.region()))
 }
 
-/// What a finished action says on the page it redirects to (`?done=`).
-fn done_notice(done: &str) -> Option<Notice> {
-    let text = match done {
-        "edited" => "The API key was saved.",
-        "disabled" => "The API key was disabled: calls with it are refused until you enable it.",
-        "enabled" => "The API key was enabled.",
-        "deleted" => "The API key was deleted.",
-        _ => return None,
-    };
-    Some(Notice::Success(text.to_string()))
-}
-
 /// `GET /console/keys?region=...`
 pub(super) async fn keys_page(State(state): State<AppState>, console: Console, RawQuery(query): RawQuery) -> Response {
-    let query = FormFields::parse(query.as_deref().unwrap_or(""), "query string").unwrap_or_default();
+    let query = query_fields(query.as_deref());
     let offset = query.get_non_empty("offset").and_then(|text| text.parse::<u32>().ok()).unwrap_or(0);
-    let notice = query.get_non_empty("done").and_then(done_notice);
-    render(&state, &console, StatusCode::OK, PageState { notice, offset, ..PageState::default() }).await
-}
-
-fn redirect_done(console: &Console, done: &str) -> Response {
-    Redirect::to(&format!("{}&done={done}", with_region("/console/keys", console.region()))).into_response()
+    let notice = done_notice(Section::Keys, &query);
+    render(&state, &console, StatusCode::OK, notice, PageState { offset, ..PageState::default() }).await
 }
 
 /// `POST /console/keys`: Create. Success answers the page with the show-once dialog.
@@ -84,38 +80,30 @@ pub(super) async fn create(State(state): State<AppState>, form: ConsoleForm) -> 
     let request = NewKeyRequest { workspace_id, description: &values.description, auth: &values };
     let operations = state.operations();
     match key_operations::create_key(operations, &console.auth.actor(&operations), request).await {
-        Ok(issued) => {
-            render(
-                &state,
-                &console,
-                StatusCode::OK,
-                PageState { show_once: Some(ShowOnce { issued, reset: false }), ..PageState::default() },
-            )
-            .await
-        }
+        Ok(issued) => show_once(&state, &console, issued, false).await,
         Err(error) if error.error.kind == ErrorKind::Internal => error_page(&state, &console, Section::Keys, &error.error.into()),
         // Not allowed to create at all (a member): there is no form to show it in.
         Err(error) if error.field.is_none() && error.error.kind == ErrorKind::Forbidden => {
-            refused(&state, &console, error.error.into()).await
+            refused::<PageState>(&state, &console, error.error.into()).await
         }
         Err(error) => {
             let errors = KeyFormErrors::from_error(&error);
             let status = ManagementError::from(error.error).status;
-            render(&state, &console, status, PageState { create: Some((values, errors)), ..PageState::default() }).await
+            render(&state, &console, status, None, PageState { create: Some((values, errors)), ..PageState::default() }).await
         }
     }
 }
 
-fn parse_key_id(text: &str) -> Result<i64, ManagementError> {
-    Ok(key_operations::parse_key_id(text)?)
+/// The key `api_key_id` names, with the operations and the caller as their actor.
+fn acting_on_key<'a>(state: &'a AppState, console: &Console, api_key_id: &str) -> Result<(Operations<'a>, Actor, i64), ManagementError> {
+    let key_id = parse_key_id(api_key_id)?;
+    let operations = state.operations();
+    let actor = console.auth.actor(&operations);
+    Ok((operations, actor, key_id))
 }
 
-/// A refused action on one key: the list again with what went wrong on top.
-async fn refused(state: &AppState, console: &Console, error: ManagementError) -> Response {
-    if error.status.is_server_error() {
-        return error_page(state, console, Section::Keys, &error);
-    }
-    render(state, console, error.status, PageState { notice: Some(Notice::Error(error.message)), ..PageState::default() }).await
+fn parse_key_id(text: &str) -> Result<i64, ManagementError> {
+    Ok(key_operations::parse_key_id(text)?)
 }
 
 /// `POST /console/keys/{id}/edit`
@@ -123,34 +111,29 @@ pub(super) async fn edit(State(state): State<AppState>, Path(api_key_id): Path<S
     let console = form.console;
     let key_id = match parse_key_id(&api_key_id) {
         Ok(key_id) => key_id,
-        Err(error) => return refused(&state, &console, error).await,
+        Err(error) => return refused::<PageState>(&state, &console, error).await,
     };
     let values = KeyFormValues::from_fields(&form.fields);
     let operations = state.operations();
     match key_operations::edit_key(operations, &console.auth.actor(&operations), key_id, Some(&values.description), &values).await {
-        Ok(()) => redirect_done(&console, "edited"),
-        Err(error) if error.field.is_none() => refused(&state, &console, error.error.into()).await,
+        Ok(()) => redirect_done(&console, Section::Keys, "edited"),
+        Err(error) if error.field.is_none() => refused::<PageState>(&state, &console, error.error.into()).await,
         Err(error) => {
             let errors = KeyFormErrors::from_error(&error);
             let status = ManagementError::from(error.error).status;
-            render(&state, &console, status, PageState { edit: Some((key_id, values, errors)), ..PageState::default() }).await
+            render(&state, &console, status, None, PageState { edit: Some((key_id, values, errors)), ..PageState::default() }).await
         }
     }
 }
 
 async fn set_disabled(state: AppState, api_key_id: String, form: ConsoleForm, disabled: bool) -> Response {
     let console = form.console;
-    let operations = state.operations();
-    let outcome = match parse_key_id(&api_key_id) {
-        Ok(key_id) => {
-            key_operations::set_key_disabled(operations, &console.auth.actor(&operations), key_id, disabled).await.map_err(Into::into)
-        }
-        Err(error) => Err(error),
-    };
-    match outcome {
-        Ok(()) => redirect_done(&console, if disabled { "disabled" } else { "enabled" }),
-        Err(error) => refused(&state, &console, error).await,
+    let outcome = async {
+        let (operations, actor, key_id) = acting_on_key(&state, &console, &api_key_id)?;
+        Ok(key_operations::set_key_disabled(operations, &actor, key_id, disabled).await?)
     }
+    .await;
+    finish::<PageState, _>(&state, &console, outcome, if disabled { "disabled" } else { "enabled" }).await
 }
 
 /// `POST /console/keys/{id}/disable`
@@ -166,37 +149,26 @@ pub(super) async fn enable(State(state): State<AppState>, Path(api_key_id): Path
 /// `POST /console/keys/{id}/reset`: the new key in the show-once dialog.
 pub(super) async fn reset(State(state): State<AppState>, Path(api_key_id): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
-    let operations = state.operations();
-    let outcome = match parse_key_id(&api_key_id) {
-        Ok(key_id) => key_operations::reset_key(operations, &console.auth.actor(&operations), key_id).await.map_err(Into::into),
-        Err(error) => Err(error),
-    };
+    let outcome = async {
+        let (operations, actor, key_id) = acting_on_key(&state, &console, &api_key_id)?;
+        Ok::<_, ManagementError>(key_operations::reset_key(operations, &actor, key_id).await?)
+    }
+    .await;
     match outcome {
-        Ok(issued) => {
-            render(
-                &state,
-                &console,
-                StatusCode::OK,
-                PageState { show_once: Some(ShowOnce { issued, reset: true }), ..PageState::default() },
-            )
-            .await
-        }
-        Err(error) => refused(&state, &console, error).await,
+        Ok(issued) => show_once(&state, &console, issued, true).await,
+        Err(error) => refused::<PageState>(&state, &console, error).await,
     }
 }
 
 /// `POST /console/keys/{id}/delete`
 pub(super) async fn delete(State(state): State<AppState>, Path(api_key_id): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
-    let operations = state.operations();
-    let outcome = match parse_key_id(&api_key_id) {
-        Ok(key_id) => key_operations::delete_key(operations, &console.auth.actor(&operations), key_id).await.map_err(Into::into),
-        Err(error) => Err(error),
-    };
-    match outcome {
-        Ok(()) => redirect_done(&console, "deleted"),
-        Err(error) => refused(&state, &console, error).await,
+    let outcome = async {
+        let (operations, actor, key_id) = acting_on_key(&state, &console, &api_key_id)?;
+        Ok(key_operations::delete_key(operations, &actor, key_id).await?)
     }
+    .await;
+    finish::<PageState, _>(&state, &console, outcome, "deleted").await
 }
 
 // ---- loading --------------------------------------------------------------------------
@@ -246,17 +218,22 @@ async fn load_choices(state: &AppState, console: &Console) -> Result<KeyFormChoi
     })
 }
 
-async fn render(state: &AppState, console: &Console, status: StatusCode, page_state: PageState) -> Response {
-    let loaded =
-        async { Ok::<_, ManagementError>((load_keys(state, console, page_state.offset).await?, load_choices(state, console).await?)) }
-            .await;
-    match loaded {
-        Ok(((records, total), choices)) => {
-            let body = keys_markup(state, console, &records, total, &choices, &page_state);
-            (status, page(state, console, Section::Keys, page_state.notice.as_ref(), body)).into_response()
-        }
-        Err(error) => error_page(state, console, Section::Keys, &error),
+impl FormPage for PageState {
+    const SECTION: Section = Section::Keys;
+    type Loaded = ((Vec<ApiKeyRecord>, u64), KeyFormChoices);
+
+    async fn load(&self, state: &AppState, console: &Console) -> Result<Self::Loaded, ManagementError> {
+        Ok((load_keys(state, console, self.offset).await?, load_choices(state, console).await?))
     }
+
+    fn markup(&self, state: &AppState, console: &Console, ((records, total), choices): Self::Loaded) -> Markup {
+        keys_markup(state, console, &records, total, &choices, self)
+    }
+}
+
+/// The page with the show-once dialog of a key just created or reset.
+async fn show_once(state: &AppState, console: &Console, issued: IssuedKey, reset: bool) -> Response {
+    render(state, console, StatusCode::OK, None, PageState { show_once: Some(ShowOnce { issued, reset }), ..PageState::default() }).await
 }
 
 // ---- rendering --------------------------------------------------------------------------
@@ -462,29 +439,11 @@ fn keys_markup(
         @if records.is_empty() {
             p.empty { "No API keys in " (choices.region_name) " yet." }
         } @else {
-            div.table-wrap {
-                table.keys {
-                    caption.visually-hidden { "API keys in " (choices.region_name) }
-                    thead {
-                        tr {
-                            th scope="col" { "API key" }
-                            th scope="col" { "Workspace" }
-                            th scope="col" { "Permission" }
-                            th scope="col" { "Description" }
-                            th scope="col" { "Creator" }
-                            th scope="col" { "Created" }
-                            th scope="col" { "Last used" }
-                            th scope="col" { "Status" }
-                            th scope="col" { "Actions" }
-                        }
-                    }
-                    tbody {
-                        @for record in records {
-                            (key_row(state, console, record, choices, page_state))
-                        }
-                    }
+            (records_table("keys", &format!("API keys in {}", choices.region_name), KEY_COLUMNS, html! {
+                @for record in records {
+                    (key_row(state, console, record, choices, page_state))
                 }
-            }
+            }))
             @if u64::from(next_offset) < total {
                 p.pager { a href={ (with_region("/console/keys", region)) "&offset=" (next_offset) } { "Next " (PAGE_SIZE) " keys" } }
             }

@@ -23,7 +23,7 @@ pub enum Section {
 }
 
 impl Section {
-    fn path(self) -> &'static str {
+    pub fn path(self) -> &'static str {
         match self {
             Section::Keys => "/console/keys",
             Section::Users => "/console/users",
@@ -92,6 +92,21 @@ pub fn described_by(field_id: &str, has_hint: bool, has_error: bool) -> Option<S
         ids.push(format!("{field_id}-error"));
     }
     (!ids.is_empty()).then(|| ids.join(" "))
+}
+
+/// A table of records in its scrolling wrapper: `class` names it for the stylesheet, the
+/// caption is for screen readers only, then a column header per entry of `headers` and the
+/// `rows`.
+pub fn records_table(class: &str, caption: &str, headers: &[&str], rows: Markup) -> Markup {
+    html! {
+        div.table-wrap {
+            table class=(class) {
+                caption.visually-hidden { (caption) }
+                thead { tr { @for header in headers { th scope="col" { (header) } } } }
+                tbody { (rows) }
+            }
+        }
+    }
 }
 
 fn who(console: &Console) -> String {

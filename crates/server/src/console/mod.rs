@@ -7,6 +7,9 @@
 //! - [`keys`] and [`key_form`]: the API-Key page; changes go through
 //!   [`crate::operations::keys`], the code the Model Studio API runs.
 //! - [`users`], [`workspaces`], [`audit`]: the pages for the account and admin RAM users.
+//! - [`page_actions`]: what the pages with forms share: a page loaded and rendered through
+//!   [`page_actions::FormPage`], acting as an administrator, the redirect that says what
+//!   was done, the page again with a refusal.
 //! - [`layout`]: the shared frame and helpers; [`assets`]: the CSS and JS.
 //!
 //! Every answer carries `Cache-Control: no-store` and a Content-Security-Policy that allows
@@ -18,6 +21,7 @@ mod key_form;
 mod keys;
 mod layout;
 mod login;
+mod page_actions;
 pub mod session;
 mod users;
 mod workspaces;
@@ -27,7 +31,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY
 use axum::http::HeaderValue;
 use axum::middleware::{from_fn, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
 use crate::state::AppState;
@@ -35,7 +39,8 @@ use crate::state::AppState;
 /// What the console's pages may load: their own script and stylesheet, nothing else.
 pub const CONTENT_SECURITY_POLICY_VALUE: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The console's routes, all under `/console`.
+/// The console's routes, all under `/console`; each page module adds its page and the
+/// actions of its forms.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/console", get(keys::home))
@@ -44,25 +49,17 @@ pub fn routes() -> Router<AppState> {
         .route("/console/assets/console.js", get(assets::script))
         .route("/console/login", get(login::login_page).post(login::login))
         .route("/console/logout", post(login::logout))
-        .route("/console/keys", get(keys::keys_page).post(keys::create))
-        .route("/console/keys/{api_key_id}/edit", post(keys::edit))
-        .route("/console/keys/{api_key_id}/disable", post(keys::disable))
-        .route("/console/keys/{api_key_id}/enable", post(keys::enable))
-        .route("/console/keys/{api_key_id}/reset", post(keys::reset))
-        .route("/console/keys/{api_key_id}/delete", post(keys::delete))
-        .route("/console/users", get(users::users_page).post(users::create_user))
-        .route("/console/users/{name}/disable", post(users::disable_user))
-        .route("/console/users/{name}/enable", post(users::enable_user))
-        .route("/console/users/{name}/delete", post(users::delete_user))
-        .route("/console/access-keys", post(users::create_access_key))
-        .route("/console/access-keys/{access_key_id}/delete", post(users::delete_access_key))
-        .route("/console/workspaces", get(workspaces::workspaces_page).post(workspaces::create_workspace))
-        .route("/console/workspaces/{workspace_id}/models", post(workspaces::update_models))
-        .route("/console/workspaces/{workspace_id}/members", post(workspaces::add_member))
-        .route("/console/workspaces/{workspace_id}/members/{name}/remove", post(workspaces::remove_member))
-        .route("/console/workspaces/{workspace_id}/applications", post(workspaces::create_application))
         .route("/console/audit", get(audit::audit_page))
+        .merge(keys::routes())
+        .merge(users::routes())
+        .merge(workspaces::routes())
         .layer(from_fn(security_headers))
+}
+
+/// The routes of the forms that act on one item (a key, a user, a workspace): each posts to
+/// `<item_path>/<action>`, the URL its page builds from the item and the action's name.
+fn item_actions<const COUNT: usize>(item_path: &str, actions: [(&str, MethodRouter<AppState>); COUNT]) -> Router<AppState> {
+    actions.into_iter().fold(Router::new(), |router, (action, handler)| router.route(&format!("{item_path}/{action}"), handler))
 }
 
 /// Adds the console's security headers; pages (which may hold a new key) are never stored.

@@ -6,13 +6,17 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
 use keygate_core::access::UserStatus;
 use keygate_core::ids::PrincipalName;
 use maud::{html, Markup};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::layout::{csrf_field, described_by, error_page, field_error, page, time, with_region, Notice, Section};
+use super::item_actions;
+use super::layout::{csrf_field, described_by, error_page, field_error, records_table, time, with_region, Section};
+use super::page_actions::{acting_as_administrator, finish, redirect_done, refused, render, show, FormPage};
 use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
 use crate::operations::access_keys::{self, AccessKeyOwner};
@@ -41,46 +45,18 @@ struct NewAccessKey {
 
 #[derive(Default)]
 struct PageState {
-    notice: Option<Notice>,
     form: Option<UserForm>,
     new_access_key: Option<NewAccessKey>,
 }
 
-fn done_notice(done: &str) -> Option<Notice> {
-    let text = match done {
-        "created" => "The user was created.",
-        "disabled" => "The user was disabled: it cannot sign in, and its API keys stop working until it is enabled.",
-        "enabled" => "The user was enabled.",
-        "deleted" => "The user was deleted, with its API keys and AccessKeys.",
-        "access-key-deleted" => "The AccessKey was deleted.",
-        _ => return None,
-    };
-    Some(Notice::Success(text.to_string()))
-}
-
-/// `GET /console/users`
-pub(super) async fn users_page(
-    State(state): State<AppState>,
-    console: Console,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
-) -> Response {
-    let done = query
-        .as_deref()
-        .and_then(|query| crate::management::form::FormFields::parse(query, "query string").ok())
-        .and_then(|fields| fields.get_non_empty("done").and_then(done_notice));
-    render(&state, &console, StatusCode::OK, PageState { notice: done, ..PageState::default() }).await
-}
-
-fn redirect_done(console: &Console, done: &str) -> Response {
-    Redirect::to(&format!("{}&done={done}", with_region("/console/users", console.region()))).into_response()
-}
-
-/// A refusal: the page again with the reason on top (internal errors: the error page).
-async fn refused(state: &AppState, console: &Console, error: ManagementError) -> Response {
-    if error.status.is_server_error() {
-        return error_page(state, console, Section::Users, &error);
-    }
-    render(state, console, error.status, PageState { notice: Some(Notice::Error(error.message)), ..PageState::default() }).await
+/// The Users page, the actions of its forms on one user, and the AccessKeys' forms.
+pub(super) fn routes() -> Router<AppState> {
+    let user_actions = [("disable", post(disable_user)), ("enable", post(enable_user)), ("delete", post(delete_user))];
+    Router::new()
+        .route("/console/users", get(show::<PageState>).post(create_user))
+        .merge(item_actions("/console/users/{name}", user_actions))
+        .route("/console/access-keys", post(create_access_key))
+        .merge(item_actions("/console/access-keys/{access_key_id}", [("delete", post(delete_access_key))]))
 }
 
 /// `POST /console/users`: create a RAM user with a role and a password.
@@ -102,14 +78,14 @@ pub(super) async fn create_user(State(state): State<AppState>, form: ConsoleForm
         .map_err(|error| user_form.password_error = Some(capitalised(&error.message)))
         .ok();
     let (Some(name), Some(role), Some(password)) = (name, role, password) else {
-        return render(&state, &console, StatusCode::BAD_REQUEST, PageState { form: Some(user_form), ..PageState::default() }).await;
+        return render(&state, &console, StatusCode::BAD_REQUEST, None, PageState { form: Some(user_form), ..PageState::default() }).await;
     };
     let operations = state.operations();
     let outcome = users::create_user(operations, &console.auth.actor(&operations), NewUser { name, role, password: Some(password) })
         .await
         .map_err(ManagementError::from);
     match outcome {
-        Ok(_) => redirect_done(&console, "created"),
+        Ok(_) => redirect_done(&console, Section::Users, "created"),
         Err(error) if error.status.is_server_error() => error_page(&state, &console, Section::Users, &error),
         Err(error) => {
             // A name taken already is the one refusal the store makes here.
@@ -118,7 +94,7 @@ pub(super) async fn create_user(State(state): State<AppState>, form: ConsoleForm
             } else {
                 user_form.form_error = Some(error.message);
             }
-            render(&state, &console, error.status, PageState { form: Some(user_form), ..PageState::default() }).await
+            render(&state, &console, error.status, None, PageState { form: Some(user_form), ..PageState::default() }).await
         }
     }
 }
@@ -134,17 +110,12 @@ fn capitalised(text: &str) -> String {
 async fn set_status(state: AppState, name: String, form: ConsoleForm, status: UserStatus) -> Response {
     let console = form.console;
     let outcome = async {
-        console.auth.caller.may_administer()?;
+        let (operations, actor) = acting_as_administrator(&state, &console)?;
         let name = PrincipalName::parse(&name)?;
-        let operations = state.operations();
-        users::set_status(operations, &console.auth.actor(&operations), &name, status).await?;
-        Ok::<_, ManagementError>(())
+        Ok(users::set_status(operations, &actor, &name, status).await?)
     }
     .await;
-    match outcome {
-        Ok(()) => redirect_done(&console, if status == UserStatus::Active { "enabled" } else { "disabled" }),
-        Err(error) => refused(&state, &console, error).await,
-    }
+    finish::<PageState, _>(&state, &console, outcome, if status == UserStatus::Active { "enabled" } else { "disabled" }).await
 }
 
 /// `POST /console/users/{name}/disable`
@@ -161,17 +132,12 @@ pub(super) async fn enable_user(State(state): State<AppState>, Path(name): Path<
 pub(super) async fn delete_user(State(state): State<AppState>, Path(name): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
     let outcome = async {
-        console.auth.caller.may_administer()?;
+        let (operations, actor) = acting_as_administrator(&state, &console)?;
         let name = PrincipalName::parse(&name)?;
-        let operations = state.operations();
-        users::delete_user(operations, &console.auth.actor(&operations), &name).await?;
-        Ok::<_, ManagementError>(())
+        Ok(users::delete_user(operations, &actor, &name).await?)
     }
     .await;
-    match outcome {
-        Ok(()) => redirect_done(&console, "deleted"),
-        Err(error) => refused(&state, &console, error).await,
-    }
+    finish::<PageState, _>(&state, &console, outcome, "deleted").await
 }
 
 /// `POST /console/access-keys`: a new AccessKey for the account (`owner` empty) or a RAM
@@ -180,11 +146,10 @@ pub(super) async fn create_access_key(State(state): State<AppState>, form: Conso
     let console = form.console;
     let owner_name = form.fields.get_non_empty("owner").map(str::to_string);
     let outcome = async {
-        console.auth.caller.may_administer()?;
+        let (operations, actor) = acting_as_administrator(&state, &console)?;
         let owner = owner_name.as_deref().map(PrincipalName::parse).transpose()?;
-        let operations = state.operations();
         let owner = owner.as_ref().map_or(AccessKeyOwner::Account, AccessKeyOwner::User);
-        let created = access_keys::create_access_key(operations, &console.auth.actor(&operations), owner).await?;
+        let created = access_keys::create_access_key(operations, &actor, owner).await?;
         Ok::<_, ManagementError>(NewAccessKey {
             access_key_id: created.record.access_key_id,
             secret: created.secret,
@@ -194,9 +159,9 @@ pub(super) async fn create_access_key(State(state): State<AppState>, form: Conso
     .await;
     match outcome {
         Ok(new_access_key) => {
-            render(&state, &console, StatusCode::OK, PageState { new_access_key: Some(new_access_key), ..PageState::default() }).await
+            render(&state, &console, StatusCode::OK, None, PageState { new_access_key: Some(new_access_key), ..PageState::default() }).await
         }
-        Err(error) => refused(&state, &console, error).await,
+        Err(error) => refused::<PageState>(&state, &console, error).await,
     }
 }
 
@@ -204,36 +169,24 @@ pub(super) async fn create_access_key(State(state): State<AppState>, form: Conso
 pub(super) async fn delete_access_key(State(state): State<AppState>, Path(access_key_id): Path<String>, form: ConsoleForm) -> Response {
     let console = form.console;
     let outcome = async {
-        console.auth.caller.may_administer()?;
-        let operations = state.operations();
-        access_keys::delete_access_key(operations, &console.auth.actor(&operations), &access_key_id).await?;
-        Ok::<_, ManagementError>(())
+        let (operations, actor) = acting_as_administrator(&state, &console)?;
+        Ok(access_keys::delete_access_key(operations, &actor, &access_key_id).await?)
     }
     .await;
-    match outcome {
-        Ok(()) => redirect_done(&console, "access-key-deleted"),
-        Err(error) => refused(&state, &console, error).await,
-    }
+    finish::<PageState, _>(&state, &console, outcome, "access-key-deleted").await
 }
 
-async fn render(state: &AppState, console: &Console, status: StatusCode, page_state: PageState) -> Response {
-    if let Err(denied) = console.auth.caller.may_administer() {
-        return error_page(state, console, Section::Users, &denied.into());
+impl FormPage for PageState {
+    const SECTION: Section = Section::Users;
+    type Loaded = (Vec<UserRecord>, Vec<AccessKeyRecord>);
+
+    async fn load(&self, state: &AppState, console: &Console) -> Result<Self::Loaded, ManagementError> {
+        let (operations, actor) = acting_as_administrator(state, console)?;
+        Ok((users::list_users(operations, &actor).await?, access_keys::list_account_access_keys(operations, &actor).await?))
     }
-    let operations = state.operations();
-    let actor = console.auth.actor(&operations);
-    let loaded = async {
-        let users = users::list_users(operations, &actor).await?;
-        let access_keys = access_keys::list_account_access_keys(operations, &actor).await?;
-        Ok::<_, ManagementError>((users, access_keys))
-    }
-    .await;
-    match loaded {
-        Ok((users, access_keys)) => {
-            let body = users_markup(console, &users, &access_keys, &page_state);
-            (status, page(state, console, Section::Users, page_state.notice.as_ref(), body)).into_response()
-        }
-        Err(error) => error_page(state, console, Section::Users, &error),
+
+    fn markup(&self, _state: &AppState, console: &Console, (users, access_keys): Self::Loaded) -> Markup {
+        users_markup(console, &users, &access_keys, self)
     }
 }
 
@@ -353,24 +306,18 @@ fn users_markup(console: &Console, users: &[UserRecord], access_keys: &[AccessKe
         @if users.is_empty() {
             p.empty { "No RAM users yet." }
         } @else {
-            div.table-wrap {
-                table.users {
-                    caption.visually-hidden { "RAM users" }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "Status" } th scope="col" { "Sub-workspaces" } th scope="col" { "Created" } th scope="col" { "Actions" } } }
-                    tbody {
-                        @for user in users {
-                            tr data-user=(user.name) {
-                                td data-label="Name" { (user.name) }
-                                td data-label="Role" { (user.role.as_str()) }
-                                td data-label="Status" { @if user.status == UserStatus::Active { span.status.status-enabled { "Active" } } @else { span.status.status-disabled { "Disabled" } } }
-                                td data-label="Sub-workspaces" { @if user.workspace_ids.is_empty() { span.muted { "default only" } } @else { @for (index, workspace_id) in user.workspace_ids.iter().enumerate() { @if index > 0 { ", " } code { (workspace_id) } } } }
-                                td data-label="Created" { (time(user.created_at)) }
-                                td data-label="Actions" { (user_actions(console, user)) }
-                            }
-                        }
+            (records_table("users", "RAM users", &["Name", "Role", "Status", "Sub-workspaces", "Created", "Actions"], html! {
+                @for user in users {
+                    tr data-user=(user.name) {
+                        td data-label="Name" { (user.name) }
+                        td data-label="Role" { (user.role.as_str()) }
+                        td data-label="Status" { @if user.status == UserStatus::Active { span.status.status-enabled { "Active" } } @else { span.status.status-disabled { "Disabled" } } }
+                        td data-label="Sub-workspaces" { @if user.workspace_ids.is_empty() { span.muted { "default only" } } @else { @for (index, workspace_id) in user.workspace_ids.iter().enumerate() { @if index > 0 { ", " } code { (workspace_id) } } } }
+                        td data-label="Created" { (time(user.created_at)) }
+                        td data-label="Actions" { (user_actions(console, user)) }
                     }
                 }
-            }
+            }))
         }
         section.panel aria-labelledby="access-keys-title" {
             h2 #access-keys-title { "AccessKeys" }
@@ -387,13 +334,7 @@ fn users_markup(console: &Console, users: &[UserRecord], access_keys: &[AccessKe
                 div.actions { button type="submit" { "Create AccessKey" } }
             }
             @if !access_keys.is_empty() {
-                div.table-wrap {
-                    table.access-keys {
-                        caption.visually-hidden { "AccessKeys" }
-                        thead { tr { th scope="col" { "AccessKey ID" } th scope="col" { "Owner" } th scope="col" { "Status" } th scope="col" { "Created" } th scope="col" { "Last used" } th scope="col" { "Actions" } } }
-                        tbody { @for record in access_keys { (access_key_row(console, users, record)) } }
-                    }
-                }
+                (records_table("access-keys", "AccessKeys", &["AccessKey ID", "Owner", "Status", "Created", "Last used", "Actions"], html! { @for record in access_keys { (access_key_row(console, users, record)) } }))
             }
         }
         @if let Some(new_access_key) = &page_state.new_access_key {

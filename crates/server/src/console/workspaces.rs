@@ -2,16 +2,19 @@
 //! create a sub-workspace, grant it models (inference), manage its members and add
 //! applications. The default workspace may call every model and has every user.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
 use keygate_core::ids::{PrincipalName, WorkspaceName};
 use maud::{html, Markup};
 
-use super::layout::{csrf_field, described_by, error_page, field_error, page, time, with_region, Notice, Section};
+use super::item_actions;
+use super::layout::{csrf_field, described_by, error_page, field_error, time, with_region, Section};
+use super::page_actions::{acting_as_administrator, finish, redirect_done, render, show, FormPage};
 use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
-use crate::management::form::FormFields;
 use crate::operations::users::list_users;
 use crate::operations::workspaces::{self, application_name, find_workspace, WorkspaceDetail, MAX_APPLICATION_NAME_CHARACTERS};
 use crate::operations::{Actor, Operations, UserRecord, WorkspaceRecord};
@@ -20,33 +23,21 @@ use crate::state::AppState;
 
 #[derive(Default)]
 struct PageState {
-    notice: Option<Notice>,
     /// The Create workspace form sent back: the name and its error.
     create: Option<(String, String)>,
 }
 
-fn done_notice(done: &str) -> Option<Notice> {
-    let text = match done {
-        "created" => "The workspace was created.",
-        "models" => "The workspace's models were saved.",
-        "member-added" => "The user was added to the workspace.",
-        "member-removed" => "The user was removed from the workspace: its keys there stop working.",
-        "application" => "The application was added.",
-        _ => return None,
-    };
-    Some(Notice::Success(text.to_string()))
-}
-
-/// `GET /console/workspaces?region=...`
-pub(super) async fn workspaces_page(State(state): State<AppState>, console: Console, RawQuery(query): RawQuery) -> Response {
-    let notice = FormFields::parse(query.as_deref().unwrap_or(""), "query string")
-        .ok()
-        .and_then(|fields| fields.get_non_empty("done").and_then(done_notice));
-    render(&state, &console, StatusCode::OK, PageState { notice, ..PageState::default() }).await
-}
-
-fn redirect_done(console: &Console, done: &str) -> Response {
-    Redirect::to(&format!("{}&done={done}", with_region("/console/workspaces", console.region()))).into_response()
+/// The Workspaces page and the actions of its forms on one workspace.
+pub(super) fn routes() -> Router<AppState> {
+    let workspace_actions = [
+        ("models", post(update_models)),
+        ("members", post(add_member)),
+        ("members/{name}/remove", post(remove_member)),
+        ("applications", post(create_application)),
+    ];
+    Router::new()
+        .route("/console/workspaces", get(show::<PageState>).post(create_workspace))
+        .merge(item_actions("/console/workspaces/{workspace_id}", workspace_actions))
 }
 
 /// The sub-workspace `workspace_id` names, for an administrator: the operations, the
@@ -56,26 +47,9 @@ async fn administered<'a>(
     console: &Console,
     workspace_id: &str,
 ) -> Result<(Operations<'a>, Actor, WorkspaceRecord), ManagementError> {
-    console.auth.caller.may_administer()?;
-    let operations = state.operations();
-    let actor = console.auth.actor(&operations);
+    let (operations, actor) = acting_as_administrator(state, console)?;
     let workspace = find_workspace(operations, &actor, workspace_id).await?;
     Ok((operations, actor, workspace))
-}
-
-/// After an action: the page again saying `done`, or saying why it was not.
-async fn finish(state: &AppState, console: &Console, outcome: Result<(), ManagementError>, done: &str) -> Response {
-    match outcome {
-        Ok(()) => redirect_done(console, done),
-        Err(error) => refused(state, console, error).await,
-    }
-}
-
-async fn refused(state: &AppState, console: &Console, error: ManagementError) -> Response {
-    if error.status.is_server_error() {
-        return error_page(state, console, Section::Workspaces, &error);
-    }
-    render(state, console, error.status, PageState { notice: Some(Notice::Error(error.message)), ..PageState::default() }).await
 }
 
 /// `POST /console/workspaces`
@@ -90,18 +64,17 @@ pub(super) async fn create_workspace(State(state): State<AppState>, form: Consol
             &state,
             &console,
             StatusCode::BAD_REQUEST,
-            PageState { create: Some((name_text, "Enter 1 to 64 printable characters.".into())), ..PageState::default() },
+            None,
+            PageState { create: Some((name_text, "Enter 1 to 64 printable characters.".into())) },
         )
         .await;
     };
     let operations = state.operations();
     let outcome = workspaces::create_workspace(operations, &console.auth.actor(&operations), &name).await.map_err(ManagementError::from);
     match outcome {
-        Ok(_) => redirect_done(&console, "created"),
+        Ok(_) => redirect_done(&console, Section::Workspaces, "created"),
         Err(error) if error.status.is_server_error() => error_page(&state, &console, Section::Workspaces, &error),
-        Err(error) => {
-            render(&state, &console, error.status, PageState { create: Some((name_text, error.message)), ..PageState::default() }).await
-        }
+        Err(error) => render(&state, &console, error.status, None, PageState { create: Some((name_text, error.message)) }).await,
     }
 }
 
@@ -115,19 +88,13 @@ pub(super) async fn update_models(State(state): State<AppState>, Path(workspace_
         Ok(workspaces::set_inference_models(operations, &actor, &workspace, &checked).await?)
     }
     .await;
-    finish(&state, &console, outcome, "models").await
+    finish::<PageState, _>(&state, &console, outcome, "models").await
 }
 
 /// `POST /console/workspaces/{id}/members`: adds the user named in `user`.
 pub(super) async fn add_member(State(state): State<AppState>, Path(workspace_id): Path<String>, form: ConsoleForm) -> Response {
-    let console = form.console;
-    let outcome = async {
-        let (operations, actor, workspace) = administered(&state, &console, &workspace_id).await?;
-        let name = PrincipalName::parse(form.fields.get("user").unwrap_or(""))?;
-        Ok(workspaces::change_membership(operations, &actor, &workspace, name.as_str(), true).await?)
-    }
-    .await;
-    finish(&state, &console, outcome, "member-added").await
+    let name = form.fields.get("user").unwrap_or("").to_string();
+    change_membership(state, form.console, &workspace_id, &name, true).await
 }
 
 /// `POST /console/workspaces/{id}/members/{name}/remove`
@@ -136,14 +103,18 @@ pub(super) async fn remove_member(
     Path((workspace_id, name)): Path<(String, String)>,
     form: ConsoleForm,
 ) -> Response {
-    let console = form.console;
+    change_membership(state, form.console, &workspace_id, &name, false).await
+}
+
+/// Adds the user `name` to the workspace (`member`) or removes it.
+async fn change_membership(state: AppState, console: Console, workspace_id: &str, name: &str, member: bool) -> Response {
     let outcome = async {
-        let (operations, actor, workspace) = administered(&state, &console, &workspace_id).await?;
-        let name = PrincipalName::parse(&name)?;
-        Ok(workspaces::change_membership(operations, &actor, &workspace, name.as_str(), false).await?)
+        let (operations, actor, workspace) = administered(&state, &console, workspace_id).await?;
+        let name = PrincipalName::parse(name)?;
+        Ok(workspaces::change_membership(operations, &actor, &workspace, name.as_str(), member).await?)
     }
     .await;
-    finish(&state, &console, outcome, "member-removed").await
+    finish::<PageState, _>(&state, &console, outcome, if member { "member-added" } else { "member-removed" }).await
 }
 
 /// `POST /console/workspaces/{id}/applications`: registers an application by name.
@@ -160,27 +131,21 @@ pub(super) async fn create_application(State(state): State<AppState>, Path(works
         Ok(())
     }
     .await;
-    finish(&state, &console, outcome, "application").await
+    finish::<PageState, _>(&state, &console, outcome, "application").await
 }
 
-async fn render(state: &AppState, console: &Console, status: StatusCode, page_state: PageState) -> Response {
-    if let Err(denied) = console.auth.caller.may_administer() {
-        return error_page(state, console, Section::Workspaces, &denied.into());
-    }
-    let operations = state.operations();
-    let actor = console.auth.actor(&operations);
-    let loaded = async {
+impl FormPage for PageState {
+    const SECTION: Section = Section::Workspaces;
+    type Loaded = (Vec<WorkspaceDetail>, u32, Vec<UserRecord>);
+
+    async fn load(&self, state: &AppState, console: &Console) -> Result<Self::Loaded, ManagementError> {
+        let (operations, actor) = acting_as_administrator(state, console)?;
         let (views, limit) = workspaces::workspace_details(operations, &actor).await?;
-        let users = list_users(operations, &actor).await?;
-        Ok::<_, ManagementError>((views, users, limit))
+        Ok((views, limit, list_users(operations, &actor).await?))
     }
-    .await;
-    match loaded {
-        Ok((views, users, limit)) => {
-            let body = workspaces_markup(state, console, &views, &users, limit, &page_state);
-            (status, page(state, console, Section::Workspaces, page_state.notice.as_ref(), body)).into_response()
-        }
-        Err(error) => error_page(state, console, Section::Workspaces, &error),
+
+    fn markup(&self, state: &AppState, console: &Console, (views, limit, users): Self::Loaded) -> Markup {
+        workspaces_markup(state, console, &views, &users, limit, self)
     }
 }
 
