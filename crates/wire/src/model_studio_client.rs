@@ -34,7 +34,8 @@ pub struct AppAccessScope {
 
 /// An API key as Create, Reset, Get and List answer it. `apiKeyValue` is the plaintext in
 /// the answers of Create and Reset (and Get of an imported key for those who may see it),
-/// the masked key elsewhere. No `Debug`: it may hold a plaintext.
+/// the masked key elsewhere.
+// No `Debug`: it may hold a plaintext.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ApiKey {
@@ -60,7 +61,8 @@ pub struct ApiKey {
     pub replace_advised: Option<bool>,
 }
 
-/// The answer of CreateApiKey, GetApiKey and ResetApiKey. No `Debug`: see [`ApiKey`].
+/// The answer of CreateApiKey, GetApiKey and ResetApiKey.
+// No `Debug`: see [`ApiKey`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyResponse {

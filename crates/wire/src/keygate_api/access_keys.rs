@@ -43,7 +43,8 @@ pub struct CreateAccessKeyRequest {
     pub user: Option<String>,
 }
 
-/// A new AccessKey: the one answer that holds its secret. No `Debug` for that reason.
+/// A new AccessKey: the one answer that holds its secret.
+// No `Debug`: it holds the secret.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedAccessKey {

@@ -4,7 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// `POST /keygate/v1/keys/import`. No `Debug`: it holds plaintext keys.
+/// `POST /keygate/v1/keys/import`.
+// No `Debug`: it holds plaintext keys.
 #[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct KeyImportRequest {
@@ -20,7 +21,8 @@ pub struct KeyImportRequest {
     pub skip_bad: bool,
 }
 
-/// One key of an import. No `Debug`: it holds a plaintext key.
+/// One key of an import.
+// No `Debug`: it holds a plaintext key.
 #[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyToImport {

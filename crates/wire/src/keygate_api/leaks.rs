@@ -4,7 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// `POST /keygate/v1/leaks`. No `Debug`: it holds plaintext keys.
+/// `POST /keygate/v1/leaks`.
+// No `Debug`: it holds plaintext keys.
 #[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeakReport {

@@ -4,7 +4,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// `POST /keygate/v1/sessions`. No `Debug`: it holds a password.
+/// `POST /keygate/v1/sessions`.
+// No `Debug`: it holds a password.
 #[derive(Clone, Serialize, Deserialize, JsonSchema)]
 pub struct LoginRequest {
     /// The account's name, e.g. `root`.
@@ -16,7 +17,8 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-/// A new session. No `Debug`: it holds the session token.
+/// A new session.
+// No `Debug`: it holds the session token.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginResponse {

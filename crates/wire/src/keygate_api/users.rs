@@ -32,7 +32,8 @@ pub struct UserResponse {
     pub user: User,
 }
 
-/// `POST /keygate/v1/users`. No `Debug`: it may hold a password.
+/// `POST /keygate/v1/users`.
+// No `Debug`: it may hold a password.
 #[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
@@ -53,7 +54,8 @@ pub struct SetRoleRequest {
     pub role: String,
 }
 
-/// `PUT /keygate/v1/users/{name}/password`. No `Debug`: it holds a password.
+/// `PUT /keygate/v1/users/{name}/password`.
+// No `Debug`: it holds a password.
 #[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPasswordRequest {
