@@ -9,3 +9,4 @@ pub mod json_errors;
 pub mod keygate_api;
 pub mod model_call_body;
 pub mod model_studio_client;
+pub mod temporary_keys;
