@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use clap::Args;
 use reqwest::Method;
 
-use super::client::{field, items, print_json, shorten, time_field, Client, ClientOptions, Table};
+use keygate_wire::keygate_api::ListAuditResponse;
+
+use super::client::{print_json, shorten, text, time, Client, ClientOptions, RequestBody, Table};
 
 /// Options of `keygate audit`.
 #[derive(Debug, Args)]
@@ -27,34 +29,28 @@ pub async fn run(arguments: AuditArgs) -> anyhow::Result<ExitCode> {
     if let Some(before) = arguments.before {
         query.push(("before".into(), before));
     }
-    let response = client.keygate(Method::GET, &["keygate", "v1", "audit"], &query, None).await?;
+    let answer = client.call::<ListAuditResponse, _>(Method::GET, &["keygate", "v1", "audit"], &query, RequestBody::None).await?;
     if arguments.options.json {
-        print_json(&response)?;
+        print_json(&answer.json)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let entries = items(&response, "entries");
-    if entries.is_empty() {
-        println!("no audit entries");
-    } else {
-        let mut table = Table::new(&["ID", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL", "ADDRESS", "CREDENTIAL", "REGION"]);
-        for entry in entries {
-            table.row(vec![
-                field(entry, "auditId"),
-                time_field(entry, "at"),
-                field(entry, "actor"),
-                field(entry, "action"),
-                field(entry, "target"),
-                shorten(&field(entry, "detail"), 48),
-                field(entry, "clientAddress"),
-                // accessKey:<id> or session:<label>; "-" for `keygate admin` on the database.
-                field(entry, "credential"),
-                field(entry, "region"),
-            ]);
-        }
-        table.print();
+    let mut table = Table::new(&["ID", "AT", "ACTOR", "ACTION", "TARGET", "DETAIL", "ADDRESS", "CREDENTIAL", "REGION"]);
+    for entry in &answer.body.entries {
+        table.row(vec![
+            entry.audit_id.to_string(),
+            time(Some(entry.at)),
+            text(&entry.actor),
+            text(&entry.action),
+            text(&entry.target),
+            shorten(&text(&entry.detail), 48),
+            text(&entry.client_address),
+            // accessKey:<id> or session:<label>; "-" for `keygate admin` on the database.
+            text(&entry.credential),
+            text(&entry.region),
+        ]);
     }
-    if let Some(before) = response.get("nextBefore").filter(|value| !value.is_null()) {
-        let before = before.as_str().map(str::to_string).unwrap_or_else(|| before.to_string());
+    table.print_or("no audit entries");
+    if let Some(before) = answer.body.next_before {
         eprintln!("older entries: keygate audit --before {before}");
     }
     Ok(ExitCode::SUCCESS)

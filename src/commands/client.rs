@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use keygate_wire::keygate_api::{Enveloped, ErrorEnvelope, SuccessEnvelope};
 use reqwest::{Method, RequestBuilder, Url};
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -38,7 +40,32 @@ pub struct ApiError {
     pub request_id: String,
     /// The whole error envelope, when the server answered one (some errors carry more
     /// fields, e.g. an import's `badLines`).
-    pub envelope: Option<Value>,
+    pub envelope: Option<ErrorEnvelope>,
+}
+
+/// A successful answer: the operation's fields read into their `keygate_wire` type, the
+/// request id, and the JSON as the server sent it (what `--json` prints).
+#[derive(Debug)]
+pub struct Answer<Body> {
+    pub body: Body,
+    pub request_id: String,
+    pub json: Value,
+}
+
+/// A request body in the form its API takes.
+pub enum RequestBody<'a> {
+    None,
+    /// Model Studio: form fields.
+    Form(&'a [(String, String)]),
+    /// keygate's API: a JSON body.
+    Json(Value),
+}
+
+impl RequestBody<'_> {
+    /// `request` (a `keygate_wire` request type) as a JSON body.
+    pub fn json<Request: Serialize>(request: &Request) -> anyhow::Result<RequestBody<'static>> {
+        Ok(RequestBody::Json(serde_json::to_value(request).context("encoding the request")?))
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -323,43 +350,33 @@ impl Client {
         request
     }
 
-    /// A Model Studio API call: query parameters and an optional form body.
-    pub async fn model_studio<S: AsRef<str>>(
+    /// A call to either management API: query parameters and a form or JSON body; the
+    /// answer is read into `Body`, a `keygate_wire` response type.
+    pub async fn call<Body: DeserializeOwned, S: AsRef<str>>(
         &self,
         method: Method,
         segments: &[S],
         query: &[(String, String)],
-        form: Option<&[(String, String)]>,
-    ) -> anyhow::Result<Value> {
+        body: RequestBody<'_>,
+    ) -> anyhow::Result<Answer<Body>> {
         let mut request = self.request(method.clone(), segments);
         if !query.is_empty() {
             request = request.query(query);
         }
-        if let Some(form) = form {
-            request = request.form(form);
-        }
+        request = match body {
+            RequestBody::None => request,
+            RequestBody::Form(form) => request.form(form),
+            RequestBody::Json(json) => request.json(&json),
+        };
         self.send(method, segments, request).await
     }
 
-    /// A keygate API call with an optional JSON body.
-    pub async fn keygate<S: AsRef<str>>(
+    async fn send<Body: DeserializeOwned, S: AsRef<str>>(
         &self,
         method: Method,
         segments: &[S],
-        query: &[(String, String)],
-        body: Option<&Value>,
-    ) -> anyhow::Result<Value> {
-        let mut request = self.request(method.clone(), segments);
-        if !query.is_empty() {
-            request = request.query(query);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        self.send(method, segments, request).await
-    }
-
-    async fn send<S: AsRef<str>>(&self, method: Method, segments: &[S], request: RequestBuilder) -> anyhow::Result<Value> {
+        request: RequestBuilder,
+    ) -> anyhow::Result<Answer<Body>> {
         let server = server_text(&self.server);
         let response = request.send().await.map_err(|error| {
             // The innermost cause says why ("Connection refused"); no header is in it.
@@ -376,8 +393,8 @@ impl Client {
         let header_request_id = response.headers().get("x-acs-request-id").and_then(|value| value.to_str().ok()).unwrap_or("").to_string();
         let bytes = response.bytes().await.with_context(|| format!("reading the answer of {server}"))?;
         let path: String = segments.iter().map(|segment| format!("/{}", segment.as_ref())).collect();
-        let body: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let Some(body) = body.filter(Value::is_object) else {
+        let json: Option<Value> = serde_json::from_slice(&bytes).ok();
+        let Some(json) = json.filter(Value::is_object) else {
             if status.is_success() {
                 bail!("{method} {path}: the server's answer is not a JSON object (HTTP {})", status.as_u16());
             }
@@ -395,19 +412,23 @@ impl Client {
             }
             .into());
         };
-        let failed = !status.is_success() || body.get("success").and_then(Value::as_bool) == Some(false);
-        if failed {
-            let text = |name: &str| body.get(name).and_then(Value::as_str).filter(|text| !text.is_empty()).map(str::to_string);
-            return Err(ApiError {
-                http_status: status.as_u16(),
-                code: text("code").unwrap_or_else(|| format!("HTTP{}", status.as_u16())),
-                message: text("message").unwrap_or_else(|| format!("{method} {path} failed")),
-                request_id: text("requestId").unwrap_or(header_request_id),
-                envelope: Some(body.clone()),
-            }
-            .into());
+        // A refusal may come with HTTP 200 and `success: false`.
+        let envelope: Option<SuccessEnvelope> = serde_json::from_value(json.clone()).ok();
+        if status.is_success() && envelope.is_some_and(|envelope| envelope.success) {
+            let answer: Enveloped<Body> = serde_json::from_value(json.clone())
+                .with_context(|| format!("{method} {path}: the server's answer is not what this keygate expects"))?;
+            return Ok(Answer { body: answer.body, request_id: answer.envelope.request_id, json });
         }
-        Ok(body)
+        let refusal: ErrorEnvelope = serde_json::from_value(json).unwrap_or_default();
+        let or_else = |text: &str, otherwise: String| if text.is_empty() { otherwise } else { text.to_string() };
+        Err(ApiError {
+            http_status: status.as_u16(),
+            code: or_else(&refusal.code, format!("HTTP{}", status.as_u16())),
+            message: or_else(&refusal.message, format!("{method} {path} failed")),
+            request_id: or_else(&refusal.request_id, header_request_id),
+            envelope: Some(refusal),
+        }
+        .into())
     }
 }
 
@@ -469,6 +490,15 @@ impl Table {
     pub fn print(&self) {
         print!("{}", self.render());
     }
+
+    /// The table, or `empty` (e.g. `no RAM users`) when it has no rows.
+    pub fn print_or(&self, empty: &str) {
+        if self.rows.is_empty() {
+            println!("{empty}");
+        } else {
+            self.print();
+        }
+    }
 }
 
 /// Aligned `label: value` lines.
@@ -479,32 +509,28 @@ pub fn print_fields(fields: &[(&str, String)]) {
     }
 }
 
-/// A field of a JSON object as display text: strings as they are, numbers and booleans
-/// printed, null or missing as `-`.
-pub fn field(object: &Value, name: &str) -> String {
-    display(object.get(name))
-}
-
-pub fn display(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => "-".into(),
-        Some(Value::String(text)) if text.is_empty() => "-".into(),
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(items)) if items.is_empty() => "-".into(),
-        Some(Value::Array(items)) => items.iter().map(|item| display(Some(item))).collect::<Vec<_>>().join(","),
-        Some(other) => other.to_string(),
+/// Text as a table or field shows it: empty as `-`.
+pub fn text(value: &str) -> String {
+    if value.is_empty() {
+        "-".into()
+    } else {
+        value.to_string()
     }
 }
 
-/// An epoch-milliseconds field as `2026-11-27T10:16:45Z` (a text field as it is), or `-`.
-pub fn time_field(object: &Value, name: &str) -> String {
-    match object.get(name) {
-        Some(Value::Number(number)) => match number.as_i64() {
-            Some(milliseconds) => keygate_core::civil_time::format_utc_timestamp(milliseconds.div_euclid(1000)),
-            None => number.to_string(),
-        },
-        other => display(other),
-    }
+/// An optional value as display text: missing (or empty) as `-`.
+pub fn optional<Shown: fmt::Display>(value: Option<Shown>) -> String {
+    value.map_or_else(|| "-".into(), |value| text(&value.to_string()))
+}
+
+/// A list as `a,b`, an empty one as `-`.
+pub fn list(values: &[String]) -> String {
+    text(&values.join(","))
+}
+
+/// Epoch milliseconds as `2026-11-27T10:16:45Z`, or `-`.
+pub fn time(milliseconds: Option<i64>) -> String {
+    optional(milliseconds.map(|milliseconds| keygate_core::civil_time::format_utc_timestamp(milliseconds.div_euclid(1000))))
 }
 
 /// At most `limit` characters, with `…` when cut.
@@ -515,11 +541,6 @@ pub fn shorten(text: &str, limit: usize) -> String {
     let mut shortened: String = text.chars().take(limit.saturating_sub(1)).collect();
     shortened.push('…');
     shortened
-}
-
-/// The array `name` of a response (an empty one when missing).
-pub fn items<'a>(response: &'a Value, name: &str) -> &'a [Value] {
-    response.get(name).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -645,9 +666,10 @@ mod tests {
     }
 
     #[test]
-    fn display_of_json_fields() {
-        let object = serde_json::json!({"a": "x", "b": 3, "c": null, "d": [], "e": ["p", "q"], "f": ""});
-        assert_eq!(["a", "b", "c", "d", "e", "f", "g"].map(|name| field(&object, name)), ["x", "3", "-", "-", "p,q", "-", "-"]);
+    fn display_of_answered_values() {
+        assert_eq!([text("x"), text(""), optional(Some(3)), optional(None::<i64>), optional(Some(""))], ["x", "-", "3", "-", "-"]);
+        assert_eq!([list(&[]), list(&["p".into(), "q".into()])], ["-", "p,q"]);
+        assert_eq!([time(None), time(Some(0))], ["-", "1970-01-01T00:00:00Z"]);
         assert_eq!(shorten("abcdef", 4), "abc…");
     }
 }

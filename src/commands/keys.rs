@@ -9,10 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use keygate_wire::model_studio_client::{ApiKey, ApiKeyAuth, ApiKeyResponse, ListApiKeysResponse, NoFields};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::client::{confirm, display, field, items, print_fields, print_json, shorten, time_field, Client, ClientOptions, Table};
+use super::client::{confirm, list, optional, print_fields, print_json, shorten, time, Client, ClientOptions, RequestBody, Table};
+use super::pages::fetch_pages;
 
 #[derive(Debug, Args)]
 pub struct KeysArgs {
@@ -200,6 +202,18 @@ fn key_path(id: u64, action: Option<&str>) -> Vec<String> {
     ["modelstudio", "apikeys", &id.to_string()].into_iter().chain(action).map(str::to_string).collect()
 }
 
+/// A call that answers `Body`, with the `auth.*` form when there is one.
+async fn call<Body: serde::de::DeserializeOwned>(
+    client: &Client,
+    method: Method,
+    path: &[String],
+    query: &[(String, String)],
+    form: &[(String, String)],
+) -> anyhow::Result<super::client::Answer<Body>> {
+    let body = if form.is_empty() { RequestBody::None } else { RequestBody::Form(form) };
+    client.call(method, path, query, body).await
+}
+
 pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
     let options = arguments.options;
     let (client, _session) = Client::from_session(&options)?;
@@ -212,39 +226,40 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
             if let Some(workspace) = workspace {
                 query.push(("workspaceId".to_string(), workspace));
             }
-            let form = permissions.form(false);
-            let response = client
-                .model_studio(Method::POST, &["modelstudio", "apikeys"], &query, (!form.is_empty()).then_some(form.as_slice()))
-                .await?;
-            print_new_key(&response, options.json, "Created")?;
+            let path = ["modelstudio".to_string(), "apikeys".to_string()];
+            let answer = call::<ApiKeyResponse>(&client, Method::POST, &path, &query, &permissions.form(false)).await?;
+            print_new_key(&answer.body.api_key, &answer.json, options.json, "Created")?;
         }
         KeysCommand::List { workspace, description, all } => {
-            let mut query = vec![("maxResults".to_string(), "100".to_string())];
+            let mut query = Vec::new();
             if let Some(workspace) = workspace {
                 query.push(("workspaceId".into(), workspace));
             }
             if let Some(description) = description {
                 query.push(("description".into(), description));
             }
-            let (keys, total, first_page) = list_pages(&client, &query, all).await?;
+            let path = ["modelstudio", "apikeys"];
             if options.json {
-                match first_page {
-                    Some(page) if !all => print_json(&page)?,
-                    _ => print_json(&json!({"apiKeys": keys, "totalCount": total}))?,
+                let pages = fetch_pages::<ListApiKeysResponse<Value>>(&client, &path, &query, all).await?;
+                if all {
+                    print_json(&json!({"apiKeys": pages.items, "totalCount": pages.total_count}))?;
+                } else {
+                    print_json(&pages.first_page)?;
                 }
             } else {
-                print_key_table(&keys);
-                if (keys.len() as u64) < total {
-                    eprintln!("showing {} of {total} keys; add --all for every page", keys.len());
+                let pages = fetch_pages::<ListApiKeysResponse>(&client, &path, &query, all).await?;
+                print_key_table(&pages.items);
+                if (pages.items.len() as u64) < pages.total_count {
+                    eprintln!("showing {} of {} keys; add --all for every page", pages.items.len(), pages.total_count);
                 }
             }
         }
         KeysCommand::Get { id } => {
-            let response = client.model_studio(Method::GET, &key_path(id, None), &[], None).await?;
+            let answer = call::<ApiKeyResponse>(&client, Method::GET, &key_path(id, None), &[], &[]).await?;
             if options.json {
-                print_json(&response)?;
+                print_json(&answer.json)?;
             } else {
-                print_key_details(response.get("apiKey").unwrap_or(&Value::Null));
+                print_key_details(&answer.body.api_key);
             }
         }
         KeysCommand::Edit { id, description, all, permissions } => {
@@ -253,37 +268,35 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("nothing to change: give --description, --all or --custom");
             }
             let query: Vec<(String, String)> = description.into_iter().map(|text| ("description".to_string(), text)).collect();
-            let response =
-                client.model_studio(Method::PUT, &key_path(id, None), &query, (!form.is_empty()).then_some(form.as_slice())).await?;
-            report(&response, options.json, &format!("updated API key {id}"))?;
+            let answer = call::<NoFields>(&client, Method::PUT, &key_path(id, None), &query, &form).await?;
+            report(&answer.json, options.json, &format!("updated API key {id}"))?;
         }
         KeysCommand::Disable { id } => {
-            let response = client.model_studio(Method::PUT, &key_path(id, Some("disable")), &[], None).await?;
-            report(&response, options.json, &format!("disabled API key {id}"))?;
+            let answer = call::<NoFields>(&client, Method::PUT, &key_path(id, Some("disable")), &[], &[]).await?;
+            report(&answer.json, options.json, &format!("disabled API key {id}"))?;
         }
         KeysCommand::Enable { id } => {
-            let response = client.model_studio(Method::PUT, &key_path(id, Some("enable")), &[], None).await?;
-            report(&response, options.json, &format!("enabled API key {id}"))?;
+            let answer = call::<NoFields>(&client, Method::PUT, &key_path(id, Some("enable")), &[], &[]).await?;
+            report(&answer.json, options.json, &format!("enabled API key {id}"))?;
         }
         KeysCommand::Reset { id } => {
-            let response = client.model_studio(Method::PUT, &key_path(id, Some("reset")), &[], None).await?;
-            print_new_key(&response, options.json, "Reset")?;
+            let answer = call::<ApiKeyResponse>(&client, Method::PUT, &key_path(id, Some("reset")), &[], &[]).await?;
+            print_new_key(&answer.body.api_key, &answer.json, options.json, "Reset")?;
         }
         KeysCommand::Delete { id, yes } => {
             let path = key_path(id, None);
             let mut question = format!("delete API key {id}");
             if !yes && std::io::stdin().is_terminal() {
                 // Name the key in the question, so the wrong id is noticed.
-                let response = client.model_studio(Method::GET, &path, &[], None).await?;
-                let key = response.get("apiKey").unwrap_or(&Value::Null);
-                question = match key.get("description").and_then(Value::as_str).filter(|text| !text.is_empty()) {
-                    Some(description) => format!("delete API key {id} ({}, {description:?})", masked(key)),
-                    None => format!("delete API key {id} ({})", masked(key)),
+                let key = call::<ApiKeyResponse>(&client, Method::GET, &path, &[], &[]).await?.body.api_key;
+                question = match key.description.as_deref().filter(|text| !text.is_empty()) {
+                    Some(description) => format!("delete API key {id} ({}, {description:?})", masked(&key)),
+                    None => format!("delete API key {id} ({})", masked(&key)),
                 };
             }
             confirm(&question, yes)?;
-            let response = client.model_studio(Method::DELETE, &path, &[], None).await?;
-            report(&response, options.json, &format!("deleted API key {id}"))?;
+            let answer = call::<NoFields>(&client, Method::DELETE, &path, &[], &[]).await?;
+            report(&answer.json, options.json, &format!("deleted API key {id}"))?;
         }
         KeysCommand::Import { file, region, workspace, skip_bad } => {
             let request = import::ImportRequest {
@@ -309,149 +322,113 @@ pub fn report(response: &Value, json_output: bool, line: &str) -> anyhow::Result
     }
 }
 
-/// Fetches one page, or all of them; returns the keys, the total and the first page.
-async fn list_pages(client: &Client, query: &[(String, String)], all: bool) -> anyhow::Result<(Vec<Value>, u64, Option<Value>)> {
-    let mut keys = Vec::new();
-    let mut next_token = String::new();
-    let mut first_page = None;
-    let mut total;
-    loop {
-        let mut page_query = query.to_vec();
-        if !next_token.is_empty() {
-            page_query.push(("nextToken".into(), next_token.clone()));
-        }
-        let page = client.model_studio(Method::GET, &["modelstudio", "apikeys"], &page_query, None).await?;
-        keys.extend(items(&page, "apiKeys").iter().cloned());
-        total = page.get("totalCount").and_then(Value::as_u64).unwrap_or(keys.len() as u64);
-        next_token = page.get("nextToken").and_then(Value::as_str).unwrap_or("").to_string();
-        if first_page.is_none() {
-            first_page = Some(page);
-        }
-        if !all || next_token.is_empty() {
-            break;
-        }
-    }
-    Ok((keys, total, first_page))
-}
-
-fn masked(key: &Value) -> String {
-    match key.get("maskedKey").and_then(Value::as_str).filter(|text| !text.is_empty()) {
+fn masked(key: &ApiKey) -> String {
+    match key.masked_key.as_deref().filter(|text| !text.is_empty()) {
         Some(masked) => masked.to_string(),
-        None => field(key, "apiKeyValue"),
+        None => optional(key.api_key_value.as_deref()),
     }
 }
 
-fn status(key: &Value) -> &'static str {
-    let disabled = match key.get("disabled") {
-        Some(Value::Bool(disabled)) => *disabled,
-        Some(Value::Number(number)) => number.as_i64() != Some(0),
-        _ => false,
-    };
-    if disabled {
+fn status(key: &ApiKey) -> &'static str {
+    if key.disabled.is_some_and(|disabled| disabled != 0) {
         "disabled"
     } else {
         "enabled"
     }
 }
 
-fn permission(key: &Value) -> String {
-    field(key.get("auth").unwrap_or(&Value::Null), "type")
+fn permission(key: &ApiKey) -> String {
+    optional(key.auth.as_ref().map(|auth| auth.permission_type.as_str()))
 }
 
-fn print_key_table(keys: &[Value]) {
-    if keys.is_empty() {
-        println!("no API keys");
-        return;
-    }
+fn print_key_table(keys: &[ApiKey]) {
     let mut table = Table::new(&["ID", "KEY", "WORKSPACE", "PERMISSION", "DESCRIPTION", "CREATED BY", "CREATED", "LAST USED", "STATUS"]);
     for key in keys {
         // An imported key is marked, to be replaced by a new one.
-        let key_cell = if key.get("replaceAdvised").and_then(Value::as_bool) == Some(true) {
-            format!("{} (legacy)", masked(key))
-        } else {
-            masked(key)
-        };
+        let key_cell = if key.replace_advised == Some(true) { format!("{} (legacy)", masked(key)) } else { masked(key) };
         table.row(vec![
-            field(key, "apiKeyId"),
+            key.api_key_id.to_string(),
             key_cell,
-            field(key, "workspaceId"),
+            optional(key.workspace_id.as_deref()),
             permission(key),
-            shorten(&field(key, "description"), 32),
-            field(key, "createdBy"),
-            time_field(key, "gmtCreate"),
-            time_field(key, "lastUsedAt"),
+            shorten(&optional(key.description.as_deref()), 32),
+            optional(key.created_by.as_deref()),
+            time(key.gmt_create),
+            time(key.last_used_at),
             status(key).to_string(),
         ]);
     }
-    table.print();
+    table.print_or("no API keys");
 }
 
-/// `any`, `all`, `none` or the list.
-fn scope(auth: &Value, scope_name: &str, allow_all_name: &str, list_name: &str) -> String {
-    let scope = auth.get(scope_name).unwrap_or(&Value::Null);
-    if auth.get("type").and_then(Value::as_str) != Some("Custom") || scope.get(allow_all_name).and_then(Value::as_bool) == Some(true) {
-        return "all".into();
-    }
-    match scope.get(list_name).and_then(Value::as_array) {
-        Some(list) if !list.is_empty() => display(scope.get(list_name)),
-        _ => "none".into(),
+/// `all`, `none` or the list.
+fn scope(auth: Option<&ApiKeyAuth>, allow_all: impl Fn(&ApiKeyAuth) -> bool, listed: impl Fn(&ApiKeyAuth) -> &[String]) -> String {
+    match auth {
+        Some(auth) if auth.permission_type == "Custom" && !allow_all(auth) => {
+            if listed(auth).is_empty() {
+                "none".into()
+            } else {
+                list(listed(auth))
+            }
+        }
+        _ => "all".into(),
     }
 }
 
-fn print_key_details(key: &Value) {
-    let auth = key.get("auth").unwrap_or(&Value::Null);
-    let workspace = match key.get("workspaceName").and_then(Value::as_str).filter(|name| !name.is_empty()) {
-        Some(name) => format!("{} ({name})", field(key, "workspaceId")),
-        None => field(key, "workspaceId"),
+fn print_key_details(key: &ApiKey) {
+    let auth = key.auth.as_ref();
+    let workspace_id = optional(key.workspace_id.as_deref());
+    let workspace = match key.workspace_name.as_deref().filter(|name| !name.is_empty()) {
+        Some(name) => format!("{workspace_id} ({name})"),
+        None => workspace_id,
     };
-    let ips = match auth.get("accessIps").and_then(Value::as_array) {
-        Some(list) if !list.is_empty() => display(auth.get("accessIps")),
+    let ips = match auth.map(|auth| auth.access_ips.as_slice()) {
+        Some(ips) if !ips.is_empty() => list(ips),
         _ => "any".into(),
     };
-    let value = field(key, "apiKeyValue");
-    let mut fields = vec![("API key id", field(key, "apiKeyId")), ("API key", masked(key))];
+    let value = optional(key.api_key_value.as_deref());
+    let mut fields = vec![("API key id", key.api_key_id.to_string()), ("API key", masked(key))];
     if value != masked(key) && value != "-" {
         // Legacy (imported) keys may be viewed again.
         fields.push(("Plaintext (legacy)", value));
     }
     fields.extend([
-        ("Region", field(key, "region")),
+        ("Region", optional(key.region.as_deref())),
         ("Workspace", workspace),
         ("Status", status(key).to_string()),
         ("Permission", permission(key)),
         ("Allowed IPs", ips),
-        ("Models", scope(auth, "modelAccessScope", "allowAllModels", "accessibleModels")),
-        ("Applications", scope(auth, "appAccessScope", "allowAllApps", "accessibleApps")),
-        ("Description", field(key, "description")),
-        ("Created by", field(key, "createdBy")),
-        ("Created", time_field(key, "gmtCreate")),
-        ("Last used", time_field(key, "lastUsedAt")),
-        ("Requests", field(key, "requestCount")),
-        ("Format", field(key, "format")),
+        ("Models", scope(auth, |auth| auth.model_access_scope.allow_all_models, |auth| &auth.model_access_scope.accessible_models)),
+        ("Applications", scope(auth, |auth| auth.app_access_scope.allow_all_apps, |auth| &auth.app_access_scope.accessible_apps)),
+        ("Description", optional(key.description.as_deref())),
+        ("Created by", optional(key.created_by.as_deref())),
+        ("Created", time(key.gmt_create)),
+        ("Last used", time(key.last_used_at)),
+        ("Requests", optional(key.request_count)),
+        ("Format", optional(key.format.as_deref())),
     ]);
     print_fields(&fields);
 }
 
 /// The answer of Create or Reset: the one time the plaintext is shown.
-fn print_new_key(response: &Value, json_output: bool, verb: &str) -> anyhow::Result<()> {
-    let key = response.get("apiKey").unwrap_or(&Value::Null);
+fn print_new_key(key: &ApiKey, json: &Value, json_output: bool, verb: &str) -> anyhow::Result<()> {
     if json_output {
-        print_json(response)?;
+        print_json(json)?;
     } else {
         // Reset answers fewer fields than Create: show what there is.
         let fields: Vec<(&str, String)> = [
-            ("API key id", field(key, "apiKeyId")),
-            ("Workspace", field(key, "workspaceId")),
-            ("Region", field(key, "region")),
-            ("Description", field(key, "description")),
+            ("API key id", key.api_key_id.to_string()),
+            ("Workspace", optional(key.workspace_id.as_deref())),
+            ("Region", optional(key.region.as_deref())),
+            ("Description", optional(key.description.as_deref())),
             ("Permission", permission(key)),
         ]
         .into_iter()
         .filter(|(_, value)| value != "-")
-        .chain([("API key", field(key, "apiKeyValue"))])
+        .chain([("API key", optional(key.api_key_value.as_deref()))])
         .collect();
         print_fields(&fields);
     }
-    eprintln!("{verb} API key {}. This is the only time the full key is shown: store it now; keygate keeps only a digest and cannot show it again.", field(key, "apiKeyId"));
+    eprintln!("{verb} API key {}. This is the only time the full key is shown: store it now; keygate keeps only a digest and cannot show it again.", key.api_key_id);
     Ok(())
 }

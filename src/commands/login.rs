@@ -3,13 +3,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
+use keygate_wire::keygate_api::{LoginRequest, LoginResponse, LogoutResponse};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::client::{self, print_fields, print_json, Client, ClientOptions, Session};
+use super::client::{self, print_fields, print_json, Client, ClientOptions, RequestBody, Session};
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
@@ -39,21 +39,21 @@ fn password() -> anyhow::Result<SecretString> {
 pub async fn login(arguments: LoginArgs) -> anyhow::Result<ExitCode> {
     let client = Client::anonymous(&arguments.options)?;
     let password = password()?;
-    let request = json!({"account": arguments.account, "user": arguments.user, "password": password.expose_secret()});
-    let response = client.keygate(Method::POST, &["keygate", "v1", "sessions"], &[], Some(&request)).await?;
-    let token = response
-        .get("token")
-        .and_then(Value::as_str)
-        .filter(|token| !token.is_empty())
-        .context("the server's login answer has no token")?;
-    let text = |name: &str| response.get(name).and_then(Value::as_str).map(str::to_string);
+    let request =
+        LoginRequest { account: arguments.account.clone(), user: arguments.user.clone(), password: password.expose_secret().to_string() };
+    let answer = client.call::<LoginResponse, _>(Method::POST, &["keygate", "v1", "sessions"], &[], RequestBody::json(&request)?).await?;
+    drop(request);
+    let login = answer.body;
+    if login.token.is_empty() {
+        anyhow::bail!("the server's login answer has no token");
+    }
     let session = Session {
         server: client::server_text(client.server()),
-        token: SecretString::from(token.to_string()),
-        account: text("account").unwrap_or_else(|| arguments.account.clone()),
-        user: text("user").or(arguments.user.clone()),
-        role: text("role"),
-        expires_at: response.get("expiresAt").and_then(Value::as_i64),
+        token: SecretString::from(login.token),
+        account: login.account,
+        user: login.user.or(arguments.user.clone()),
+        role: Some(login.role),
+        expires_at: Some(login.expires_at),
     };
     let path = client::save_session(&session)?;
     if arguments.options.json {
@@ -65,7 +65,7 @@ pub async fn login(arguments: LoginArgs) -> anyhow::Result<ExitCode> {
             "role": session.role,
             "expiresAt": session.expires_at,
             "sessionFile": path.display().to_string(),
-            "requestId": response.get("requestId"),
+            "requestId": answer.request_id,
         }))?;
     } else {
         let expires = session
@@ -91,10 +91,10 @@ pub async fn logout(arguments: LogoutArgs) -> anyhow::Result<ExitCode> {
     let (client, session) = Client::from_session(&arguments.options)?;
     // The server forgets the token; the file goes even when the server cannot be reached
     // or the session has already expired.
-    let outcome = client.keygate(Method::DELETE, &["keygate", "v1", "sessions", "current"], &[], None).await;
+    let outcome = client.call::<LogoutResponse, _>(Method::DELETE, &["keygate", "v1", "sessions", "current"], &[], RequestBody::None).await;
     client::remove_session()?;
     match outcome {
-        Ok(response) if arguments.options.json => print_json(&response)?,
+        Ok(answer) if arguments.options.json => print_json(&answer.json)?,
         Ok(_) => println!("logged out of {} ({})", session.server, session.principal()),
         Err(error) => {
             eprintln!("warning: the server did not end the session: {error:#}");

@@ -6,6 +6,7 @@ mod client;
 mod env;
 mod keys;
 mod login;
+mod pages;
 mod scan;
 mod serve;
 mod token;

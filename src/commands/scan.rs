@@ -17,12 +17,13 @@ use std::process::ExitCode;
 use clap::Args;
 use keygate_core::keys::{mask_key, KeyFormat};
 use keygate_core::leak_scan::{find_leaked_keys, LeakConfidence};
+use keygate_wire::keygate_api::{LeakReport, LeakReportResponse, LeakResult};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use self::progress::Progress;
-use super::client::{items, print_json, Client, ClientOptions, Table};
+use super::client::{optional, print_json, text, Client, ClientOptions, RequestBody, Table};
 
 #[derive(Debug, Args)]
 pub struct ScanArgs {
@@ -154,7 +155,7 @@ fn finding_json(finding: &Finding) -> Value {
 }
 
 /// Sends the confirmed keys (each once) to `POST /keygate/v1/leaks`, 1000 at a time.
-async fn report_leaks(client: &Client, findings: &[Finding]) -> anyhow::Result<Vec<Value>> {
+async fn report_leaks(client: &Client, findings: &[Finding]) -> anyhow::Result<Vec<LeakResult>> {
     let mut seen = HashSet::new();
     let keys: Vec<&SecretString> = findings
         .iter()
@@ -164,14 +165,15 @@ async fn report_leaks(client: &Client, findings: &[Finding]) -> anyhow::Result<V
         .collect();
     let mut results = Vec::new();
     for chunk in keys.chunks(1000) {
-        let body = json!({"keys": chunk.iter().map(|key| key.expose_secret()).collect::<Vec<_>>()});
-        let answer = client.keygate(Method::POST, &["keygate", "v1", "leaks"], &[], Some(&body)).await?;
-        results.extend(items(&answer, "results").iter().cloned());
+        let report = LeakReport { keys: chunk.iter().map(|key| key.expose_secret().to_string()).collect() };
+        let answer =
+            client.call::<LeakReportResponse, _>(Method::POST, &["keygate", "v1", "leaks"], &[], RequestBody::json(&report)?).await?;
+        results.extend(answer.body.results);
     }
     Ok(results)
 }
 
-fn print_revocation(results: &[Value]) {
+fn print_revocation(results: &[LeakResult]) {
     if results.is_empty() {
         println!("\nNo confirmed key to revoke.");
         return;
@@ -179,8 +181,7 @@ fn print_revocation(results: &[Value]) {
     println!("\nRevocation:");
     let mut table = Table::new(&["KEY", "STATUS", "KEY ID", "REGION"]);
     for result in results {
-        let text = |name: &str| super::client::field(result, name);
-        table.row(vec![text("maskedKey"), text("status"), text("apiKeyId"), text("region")]);
+        table.row(vec![text(&result.masked_key), text(&result.status), optional(result.api_key_id), optional(result.region.as_deref())]);
     }
     table.print();
 }

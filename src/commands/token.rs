@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use serde_json::Value;
+use keygate_wire::temporary_keys::{DataPlaneError, MintedTemporaryKey};
 
 use super::client::{parse_server_url, print_json, server_text, DEFAULT_SERVER};
 
@@ -47,19 +47,19 @@ pub async fn run(arguments: TokenArgs) -> anyhow::Result<ExitCode> {
     let response =
         reqwest::Client::new().post(&url).bearer_auth(&key).send().await.with_context(|| format!("calling {}", server_text(&server)))?;
     let status = response.status();
-    let body: Value = response.json().await.context("the server's answer is not JSON")?;
+    let bytes = response.bytes().await.context("reading the server's answer")?;
     if !status.is_success() {
-        let code = body["code"].as_str().unwrap_or("Error");
-        let message = body["message"].as_str().unwrap_or("");
-        eprintln!("error: {code}: {message} (request id {})", body["request_id"].as_str().unwrap_or(""));
+        let refusal: DataPlaneError = serde_json::from_slice(&bytes).context("the server's answer is not JSON")?;
+        let code = if refusal.code.is_empty() { "Error" } else { &refusal.code };
+        eprintln!("error: {code}: {} (request id {})", refusal.message, refusal.request_id);
         return Ok(ExitCode::FAILURE);
     }
-    let token = body["token"].as_str().context("the server's answer has no token")?;
+    let minted: MintedTemporaryKey = serde_json::from_slice(&bytes).context("the server's answer has no token")?;
     if arguments.json {
-        print_json(&serde_json::json!({"token": token, "expires_at": body["expires_at"]}))?;
+        print_json(&serde_json::json!({"token": minted.token, "expires_at": minted.expires_at}))?;
     } else {
-        println!("{token}");
-        eprintln!("valid for {} seconds (until Unix time {})", arguments.ttl, body["expires_at"]);
+        println!("{}", minted.token);
+        eprintln!("valid for {} seconds (until Unix time {})", arguments.ttl, minted.expires_at);
     }
     Ok(ExitCode::SUCCESS)
 }

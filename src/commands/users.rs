@@ -4,11 +4,14 @@
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use keygate_wire::keygate_api::{
+    AccessKeyResponse, CreateAccessKeyRequest, CreateUserRequest, CreatedAccessKey, Deleted, ListAccessKeysResponse, ListUsersResponse,
+    SetPasswordRequest, SetRoleRequest, UserResponse,
+};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
 
-use super::client::{self, confirm, field, items, print_fields, print_json, time_field, Client, ClientOptions, Session, Table};
+use super::client::{self, confirm, list, print_fields, print_json, text, time, Client, ClientOptions, RequestBody, Session, Table};
 use super::keys::report;
 
 #[derive(Debug, Args)]
@@ -175,22 +178,33 @@ pub async fn run(arguments: UsersArgs) -> anyhow::Result<ExitCode> {
     let json_output = options.json;
     match arguments.command {
         UsersCommand::List => {
-            let response = client.keygate(Method::GET, &users_path(&[]), &[], None).await?;
+            let answer = client.call::<ListUsersResponse, _>(Method::GET, &users_path(&[]), &[], RequestBody::None).await?;
             if json_output {
-                print_json(&response)?;
+                print_json(&answer.json)?;
             } else {
-                print_user_table(items(&response, "users"));
+                let mut table = Table::new(&["NAME", "ROLE", "STATUS", "WORKSPACES", "CREATED"]);
+                for user in &answer.body.users {
+                    table.row(vec![
+                        text(&user.name),
+                        text(&user.role),
+                        text(&user.status),
+                        list(&user.workspaces),
+                        time(Some(user.gmt_create)),
+                    ]);
+                }
+                table.print_or("no RAM users");
             }
         }
         UsersCommand::Create { name, role, password_stdin } => {
             let password = new_password(password_stdin)?;
-            let mut body = json!({"name": name, "role": role});
-            if let Some(password) = &password {
-                body["password"] = Value::String(password.expose_secret().to_string());
-            }
-            let response = client.keygate(Method::POST, &users_path(&[]), &[], Some(&body)).await?;
+            let request = CreateUserRequest {
+                name: name.clone(),
+                role: role.clone(),
+                password: password.as_ref().map(|password| password.expose_secret().to_string()),
+            };
+            let answer = client.call::<UserResponse, _>(Method::POST, &users_path(&[]), &[], RequestBody::json(&request)?).await?;
             if json_output {
-                print_json(&response)?;
+                print_json(&answer.json)?;
             } else {
                 println!("created RAM user {name} with role {role}");
                 if password.is_none() {
@@ -199,46 +213,47 @@ pub async fn run(arguments: UsersArgs) -> anyhow::Result<ExitCode> {
             }
         }
         UsersCommand::Get { name } => {
-            let response = client.keygate(Method::GET, &users_path(&[&name]), &[], None).await?;
+            let answer = client.call::<UserResponse, _>(Method::GET, &users_path(&[&name]), &[], RequestBody::None).await?;
             if json_output {
-                print_json(&response)?;
+                print_json(&answer.json)?;
             } else {
-                let user = response.get("user").unwrap_or(&Value::Null);
+                let user = &answer.body.user;
                 print_fields(&[
-                    ("Name", field(user, "name")),
-                    ("User id", field(user, "userId")),
-                    ("Role", field(user, "role")),
-                    ("Status", field(user, "status")),
-                    ("Workspaces", field(user, "workspaces")),
-                    ("Created", time_field(user, "gmtCreate")),
+                    ("Name", text(&user.name)),
+                    ("User id", user.user_id.to_string()),
+                    ("Role", text(&user.role)),
+                    ("Status", text(&user.status)),
+                    ("Workspaces", list(&user.workspaces)),
+                    ("Created", time(Some(user.gmt_create))),
                 ]);
             }
         }
         UsersCommand::SetRole { name, role } => {
-            let response = client.keygate(Method::PUT, &users_path(&[&name, "role"]), &[], Some(&json!({"role": role}))).await?;
-            report(&response, json_output, &format!("{name} now has role {role}"))?;
+            let request = RequestBody::json(&SetRoleRequest { role: role.clone() })?;
+            let answer = client.call::<UserResponse, _>(Method::PUT, &users_path(&[&name, "role"]), &[], request).await?;
+            report(&answer.json, json_output, &format!("{name} now has role {role}"))?;
         }
         UsersCommand::SetPassword { name } => {
             let password = match new_password(false)? {
                 Some(password) => password,
                 None => client::read_secret_line("New password: ")?,
             };
-            let body = json!({"password": password.expose_secret()});
-            let response = client.keygate(Method::PUT, &users_path(&[&name, "password"]), &[], Some(&body)).await?;
-            report(&response, json_output, &format!("password of {name} changed"))?;
+            let request = RequestBody::json(&SetPasswordRequest { password: password.expose_secret().to_string() })?;
+            let answer = client.call::<UserResponse, _>(Method::PUT, &users_path(&[&name, "password"]), &[], request).await?;
+            report(&answer.json, json_output, &format!("password of {name} changed"))?;
         }
         UsersCommand::Disable { name } => {
-            let response = client.keygate(Method::POST, &users_path(&[&name, "disable"]), &[], None).await?;
-            report(&response, json_output, &format!("disabled RAM user {name}; its keys stop working until it is enabled"))?;
+            let answer = client.call::<UserResponse, _>(Method::POST, &users_path(&[&name, "disable"]), &[], RequestBody::None).await?;
+            report(&answer.json, json_output, &format!("disabled RAM user {name}; its keys stop working until it is enabled"))?;
         }
         UsersCommand::Enable { name } => {
-            let response = client.keygate(Method::POST, &users_path(&[&name, "enable"]), &[], None).await?;
-            report(&response, json_output, &format!("enabled RAM user {name}"))?;
+            let answer = client.call::<UserResponse, _>(Method::POST, &users_path(&[&name, "enable"]), &[], RequestBody::None).await?;
+            report(&answer.json, json_output, &format!("enabled RAM user {name}"))?;
         }
         UsersCommand::Delete { name, yes } => {
             confirm(&format!("delete RAM user {name} and all of its API keys"), yes)?;
-            let response = client.keygate(Method::DELETE, &users_path(&[&name]), &[], None).await?;
-            report(&response, json_output, &format!("deleted RAM user {name}"))?;
+            let answer = client.call::<Deleted, _>(Method::DELETE, &users_path(&[&name]), &[], RequestBody::None).await?;
+            report(&answer.json, json_output, &format!("deleted RAM user {name}"))?;
         }
         UsersCommand::AccessKeys(command) => run_access_keys(&client, &session, command, json_output).await?,
     }
@@ -249,82 +264,54 @@ async fn run_access_keys(client: &Client, session: &Session, command: AccessKeys
     match command {
         AccessKeysCommand::List { user } => {
             let query: Vec<(String, String)> = user.iter().map(|name| ("user".to_string(), name.clone())).collect();
-            let response = client.keygate(Method::GET, &access_keys_path(&[]), &query, None).await?;
+            let answer = client.call::<ListAccessKeysResponse, _>(Method::GET, &access_keys_path(&[]), &query, RequestBody::None).await?;
             if json_output {
-                print_json(&response)?;
+                print_json(&answer.json)?;
             } else {
-                print_access_key_table(items(&response, "accessKeys"));
+                let mut table = Table::new(&["ACCESS KEY ID", "OWNER", "STATUS", "CREATED", "LAST USED"]);
+                for access_key in &answer.body.access_keys {
+                    table.row(vec![
+                        text(&access_key.access_key_id),
+                        access_key.user.clone().unwrap_or_else(|| "(account)".into()),
+                        text(&access_key.status),
+                        time(Some(access_key.gmt_create)),
+                        time(access_key.last_used_at),
+                    ]);
+                }
+                table.print_or("no AccessKeys");
             }
         }
         AccessKeysCommand::Create { user } => {
-            let body = json!({"user": user});
-            let response = client.keygate(Method::POST, &access_keys_path(&[]), &[], Some(&body)).await?;
+            let request = RequestBody::json(&CreateAccessKeyRequest { user: user.clone() })?;
+            let answer = client.call::<CreatedAccessKey, _>(Method::POST, &access_keys_path(&[]), &[], request).await?;
             if json_output {
-                print_json(&response)?;
+                print_json(&answer.json)?;
             } else {
-                let owner =
-                    response.get("user").and_then(Value::as_str).map(str::to_string).or(user).unwrap_or_else(|| session.principal());
+                let created = &answer.body;
+                let owner = created.user.clone().or(user).unwrap_or_else(|| session.principal());
                 print_fields(&[
                     ("Owner", owner),
-                    ("AccessKey id", field(&response, "accessKeyId")),
-                    ("AccessKey secret", field(&response, "accessKeySecret")),
+                    ("AccessKey id", text(&created.access_key_id)),
+                    ("AccessKey secret", text(&created.access_key_secret)),
                 ]);
             }
             eprintln!("This is the only time the AccessKey secret is shown: store it now.");
         }
         AccessKeysCommand::Disable { id } => {
-            let response = client.keygate(Method::POST, &access_keys_path(&[&id, "disable"]), &[], None).await?;
-            report(&response, json_output, &format!("disabled AccessKey {id}"))?;
+            let path = access_keys_path(&[&id, "disable"]);
+            let answer = client.call::<AccessKeyResponse, _>(Method::POST, &path, &[], RequestBody::None).await?;
+            report(&answer.json, json_output, &format!("disabled AccessKey {id}"))?;
         }
         AccessKeysCommand::Enable { id } => {
-            let response = client.keygate(Method::POST, &access_keys_path(&[&id, "enable"]), &[], None).await?;
-            report(&response, json_output, &format!("enabled AccessKey {id}"))?;
+            let path = access_keys_path(&[&id, "enable"]);
+            let answer = client.call::<AccessKeyResponse, _>(Method::POST, &path, &[], RequestBody::None).await?;
+            report(&answer.json, json_output, &format!("enabled AccessKey {id}"))?;
         }
         AccessKeysCommand::Delete { id, yes } => {
             confirm(&format!("delete AccessKey {id}"), yes)?;
-            let response = client.keygate(Method::DELETE, &access_keys_path(&[&id]), &[], None).await?;
-            report(&response, json_output, &format!("deleted AccessKey {id}"))?;
+            let answer = client.call::<Deleted, _>(Method::DELETE, &access_keys_path(&[&id]), &[], RequestBody::None).await?;
+            report(&answer.json, json_output, &format!("deleted AccessKey {id}"))?;
         }
     }
     Ok(())
-}
-
-fn print_user_table(users: &[Value]) {
-    if users.is_empty() {
-        println!("no RAM users");
-        return;
-    }
-    let mut table = Table::new(&["NAME", "ROLE", "STATUS", "WORKSPACES", "CREATED"]);
-    for user in users {
-        table.row(vec![
-            field(user, "name"),
-            field(user, "role"),
-            field(user, "status"),
-            field(user, "workspaces"),
-            time_field(user, "gmtCreate"),
-        ]);
-    }
-    table.print();
-}
-
-fn print_access_key_table(access_keys: &[Value]) {
-    if access_keys.is_empty() {
-        println!("no AccessKeys");
-        return;
-    }
-    let mut table = Table::new(&["ACCESS KEY ID", "OWNER", "STATUS", "CREATED", "LAST USED"]);
-    for access_key in access_keys {
-        let owner = match access_key.get("user").and_then(Value::as_str) {
-            Some(user) => user.to_string(),
-            None => "(account)".into(),
-        };
-        table.row(vec![
-            field(access_key, "accessKeyId"),
-            owner,
-            field(access_key, "status"),
-            time_field(access_key, "gmtCreate"),
-            time_field(access_key, "lastUsedAt"),
-        ]);
-    }
-    table.print();
 }

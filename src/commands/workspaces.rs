@@ -5,11 +5,16 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use keygate_wire::keygate_api::{AddMemberRequest, ListMembersResponse, MemberAdded, MemberRemoved};
+use keygate_wire::model_studio_client::{
+    DeleteWorkspaceResponse, ListModelPermissionsResponse, ListWorkspacesResponse, NoFields, WorkspaceResponse,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::client::{confirm, display, field, items, print_json, time_field, Client, ClientOptions, Table};
+use super::client::{confirm, print_json, text, time, Client, ClientOptions, RequestBody, Table};
 use super::keys::report;
+use super::pages::fetch_pages;
 
 #[derive(Debug, Args)]
 pub struct WorkspacesArgs {
@@ -91,87 +96,85 @@ fn members_path(id: &str) -> Vec<&str> {
     vec!["keygate", "v1", "workspaces", id, "members"]
 }
 
+/// `yes` or `no`.
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_string()
+}
+
 pub async fn run(arguments: WorkspacesArgs) -> anyhow::Result<ExitCode> {
     let options = arguments.options;
     let (client, _session) = Client::from_session(&options)?;
     let json_output = options.json;
     match arguments.command {
         WorkspacesCommand::List => {
-            let workspaces = all_pages(&client, &["modelstudio", "workspaces"], &[], "workspaces").await?;
+            let path = ["modelstudio", "workspaces"];
             if json_output {
+                let workspaces = fetch_pages::<ListWorkspacesResponse<Value>>(&client, &path, &[], true).await?.items;
                 print_json(&json!({"workspaces": workspaces, "totalCount": workspaces.len()}))?;
             } else {
                 let mut table = Table::new(&["ID", "NAME", "DEFAULT", "REGION", "CREATED"]);
-                for workspace in &workspaces {
-                    let is_default = if workspace.get("isDefault").and_then(Value::as_bool) == Some(true) { "yes" } else { "no" };
+                for workspace in fetch_pages::<ListWorkspacesResponse>(&client, &path, &[], true).await?.items {
                     table.row(vec![
-                        field(workspace, "workspaceId"),
-                        field(workspace, "workspaceName"),
-                        is_default.into(),
-                        field(workspace, "region"),
-                        time_field(workspace, "gmtCreate"),
+                        text(&workspace.workspace_id),
+                        text(&workspace.workspace_name),
+                        yes_no(workspace.is_default),
+                        text(&workspace.region),
+                        time(workspace.gmt_create),
                     ]);
                 }
                 table.print();
             }
         }
         WorkspacesCommand::Create { name } => {
-            let response =
-                client.model_studio(Method::POST, &["modelstudio", "workspaces"], &[("workspaceName".into(), name.clone())], None).await?;
-            let workspace = response.get("workspace").unwrap_or(&Value::Null);
-            report(
-                &response,
-                json_output,
-                &format!("created workspace {} ({name}) in {}", field(workspace, "workspaceId"), field(workspace, "region")),
-            )?;
+            let query = [("workspaceName".to_string(), name.clone())];
+            let answer =
+                client.call::<WorkspaceResponse, _>(Method::POST, &["modelstudio", "workspaces"], &query, RequestBody::None).await?;
+            let workspace = &answer.body.workspace;
+            let line = format!("created workspace {} ({name}) in {}", text(&workspace.workspace_id), text(&workspace.region));
+            report(&answer.json, json_output, &line)?;
         }
         WorkspacesCommand::Delete { id, yes } => {
             confirm(&format!("delete workspace {id}"), yes)?;
-            let response = client.model_studio(Method::DELETE, &["modelstudio", "workspaces", &id], &[], None).await?;
-            let deleted = response.get("isDeleted").and_then(Value::as_bool) != Some(false);
+            let path = ["modelstudio", "workspaces", &id];
+            let answer = client.call::<DeleteWorkspaceResponse, _>(Method::DELETE, &path, &[], RequestBody::None).await?;
+            let deleted = answer.body.is_deleted;
             if json_output {
-                print_json(&response)?;
+                print_json(&answer.json)?;
             } else if deleted {
                 println!("deleted workspace {id}");
             }
             if !deleted {
-                let reasons: Vec<String> = items(&response, "failReasons")
+                let reasons: Vec<String> = answer
+                    .body
+                    .fail_reasons
                     .iter()
-                    .map(|reason| format!("{} ({})", field(reason, "reason"), field(reason, "resourceType")))
+                    .map(|reason| format!("{} ({})", text(&reason.reason), text(&reason.resource_type)))
                     .collect();
                 bail!("workspace {id} was not deleted: {}", if reasons.is_empty() { "no reason given".into() } else { reasons.join("; ") });
             }
         }
         WorkspacesCommand::Members { id } => {
-            let response = client.keygate(Method::GET, &members_path(&id), &[], None).await?;
+            let answer = client.call::<ListMembersResponse, _>(Method::GET, &members_path(&id), &[], RequestBody::None).await?;
             if json_output {
-                print_json(&response)?;
+                print_json(&answer.json)?;
             } else {
-                let members = items(&response, "members");
-                if members.is_empty() {
-                    println!("no members");
-                } else {
-                    let mut table = Table::new(&["NAME", "ROLE", "STATUS"]);
-                    for member in members {
-                        // A member may be given as a name or as a user object.
-                        match member {
-                            Value::String(name) => table.row(vec![name.clone(), "-".into(), "-".into()]),
-                            _ => table.row(vec![field(member, "name"), field(member, "role"), field(member, "status")]),
-                        }
-                    }
-                    table.print();
+                let mut table = Table::new(&["NAME", "ROLE", "STATUS"]);
+                for member in &answer.body.members {
+                    table.row(vec![text(&member.name), text(&member.role), text(&member.status)]);
                 }
+                table.print_or("no members");
             }
         }
         WorkspacesCommand::AddMember { id, user } => {
-            let response = client.keygate(Method::POST, &members_path(&id), &[], Some(&json!({"user": user}))).await?;
-            report(&response, json_output, &format!("{user} is now a member of {id}"))?;
+            let request = RequestBody::json(&AddMemberRequest { user: user.clone() })?;
+            let answer = client.call::<MemberAdded, _>(Method::POST, &members_path(&id), &[], request).await?;
+            report(&answer.json, json_output, &format!("{user} is now a member of {id}"))?;
         }
         WorkspacesCommand::RemoveMember { id, user } => {
             let mut path = members_path(&id);
             path.push(&user);
-            let response = client.keygate(Method::DELETE, &path, &[], None).await?;
-            report(&response, json_output, &format!("removed {user} from {id}; its keys in that workspace stop working"))?;
+            let answer = client.call::<MemberRemoved, _>(Method::DELETE, &path, &[], RequestBody::None).await?;
+            report(&answer.json, json_output, &format!("removed {user} from {id}; its keys in that workspace stop working"))?;
         }
         WorkspacesCommand::Grant { id, models } => {
             let mut form = vec![("workspaceId".to_string(), id.clone())];
@@ -179,54 +182,24 @@ pub async fn run(arguments: WorkspacesArgs) -> anyhow::Result<ExitCode> {
                 form.push((format!("models.{}.model", index + 1), model.clone()));
                 form.push((format!("models.{}.inference", index + 1), "true".into()));
             }
-            let response = client.model_studio(Method::POST, &["modelstudio", "models", "permissions"], &[], Some(&form)).await?;
-            report(&response, json_output, &format!("workspace {id} may now call {}", models.join(", ")))?;
+            let path = ["modelstudio", "models", "permissions"];
+            let answer = client.call::<NoFields, _>(Method::POST, &path, &[], RequestBody::Form(&form)).await?;
+            report(&answer.json, json_output, &format!("workspace {id} may now call {}", models.join(", ")))?;
         }
         WorkspacesCommand::Models { id } => {
-            let models = all_pages(&client, &["modelstudio", "models", "permissions"], &[("workspaceId".into(), id)], "list").await?;
+            let path = ["modelstudio", "models", "permissions"];
+            let query = [("workspaceId".to_string(), id)];
             if json_output {
+                let models = fetch_pages::<ListModelPermissionsResponse<Value>>(&client, &path, &query, true).await?.items;
                 print_json(&json!({"list": models, "totalCount": models.len()}))?;
             } else {
                 let mut table = Table::new(&["MODEL", "NAME", "INFERENCE", "DEMO"]);
-                for model in &models {
-                    let permissions = model.get("permissions").unwrap_or(&Value::Null);
-                    let yes_no = |value: Option<&Value>| {
-                        if value.and_then(Value::as_bool) == Some(true) {
-                            "yes".to_string()
-                        } else {
-                            "no".to_string()
-                        }
-                    };
-                    table.row(vec![
-                        field(model, "model"),
-                        field(model, "name"),
-                        yes_no(permissions.get("inference")),
-                        yes_no(model.get("demo")),
-                    ]);
+                for model in fetch_pages::<ListModelPermissionsResponse>(&client, &path, &query, true).await?.items {
+                    table.row(vec![text(&model.model), text(&model.name), yes_no(model.permissions.inference), yes_no(model.demo)]);
                 }
                 table.print();
             }
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Every item of a paged Model Studio list.
-async fn all_pages(client: &Client, path: &[&str], query: &[(String, String)], list_name: &str) -> anyhow::Result<Vec<Value>> {
-    let mut collected = Vec::new();
-    let mut next_token = String::new();
-    loop {
-        let mut page_query = query.to_vec();
-        page_query.push(("maxResults".into(), "100".into()));
-        if !next_token.is_empty() {
-            page_query.push(("nextToken".into(), next_token.clone()));
-        }
-        let page = client.model_studio(Method::GET, path, &page_query, None).await?;
-        let page_items = items(&page, list_name);
-        collected.extend(page_items.iter().cloned());
-        next_token = display(page.get("nextToken"));
-        if next_token == "-" || page_items.is_empty() {
-            return Ok(collected);
-        }
-    }
 }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use keygate_wire::temporary_keys::DataPlaneError;
 use reqwest::StatusCode;
-use serde_json::Value;
 
 use super::findings::Report;
 use crate::commands::client::{parse_server_url, server_text};
@@ -72,10 +72,8 @@ pub async fn ask_server(report: &mut Report, server: &str, key: &str, masked: &s
         );
         return;
     }
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    let code = body.get("code").and_then(Value::as_str).unwrap_or("").to_string();
-    let message = body.get("message").and_then(Value::as_str).unwrap_or("").to_string();
-    let request_id = body.get("request_id").and_then(Value::as_str).unwrap_or("");
+    let refusal: DataPlaneError = response.json().await.unwrap_or_default();
+    let DataPlaneError { code, message, request_id } = refusal;
     let said = format!("(the server said {code}: {message} request id {request_id})");
     match (status.as_u16(), code.as_str()) {
         (401, _) if message.contains("disabled") && message.contains("owner") => report.problem(

@@ -14,10 +14,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use keygate_core::key_import::{read_import_file, BadLine, LineProblem, MAX_KEYS_PER_IMPORT};
 use keygate_core::keys::expose;
+use keygate_wire::keygate_api::{KeyImportRequest, KeyImportResponse, KeyToImport};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::commands::client::{print_json, ApiError, Client};
+use crate::commands::client::{self, print_json, ApiError, Client, RequestBody};
 
 /// Bad lines printed on stderr; `--json` lists them all.
 const BAD_LINES_PRINTED: usize = 50;
@@ -103,19 +104,8 @@ fn bad_lines_json(bad_lines: &[BadLine]) -> Value {
 }
 
 /// Bad lines as the server reports them (`badLines`), in the CLI's form.
-fn server_bad_lines(body: &Value) -> Vec<BadLine> {
-    body.get("badLines")
-        .and_then(Value::as_array)
-        .map(|lines| {
-            lines
-                .iter()
-                .map(|bad| BadLine {
-                    line: bad.get("line").and_then(Value::as_u64).unwrap_or(0),
-                    problem: LineProblem::Unreadable(bad.get("reason").and_then(Value::as_str).unwrap_or("refused").to_string()),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+fn server_bad_lines(bad_lines: &[keygate_wire::keygate_api::BadLine]) -> Vec<BadLine> {
+    bad_lines.iter().map(|bad| BadLine { line: bad.line, problem: LineProblem::Unreadable(bad.reason.clone()) }).collect()
 }
 
 /// What the caller asked for.
@@ -162,29 +152,33 @@ pub async fn run_import(client: &Client, request: ImportRequest<'_>) -> anyhow::
             file.entries.len()
         );
     }
-    let keys: Vec<Value> =
-        file.entries.iter().map(|entry| json!({"line": entry.line, "key": expose(&entry.key), "description": entry.description})).collect();
-    let mut body = json!({"keys": keys, "skipBad": request.skip_bad});
-    if let Some(region) = request.region {
-        body["region"] = json!(region);
-    }
-    if let Some(workspace) = request.workspace {
-        body["workspaceId"] = json!(workspace);
-    }
+    let keys = file
+        .entries
+        .iter()
+        .map(|entry| KeyToImport { line: Some(entry.line), key: expose(&entry.key).to_string(), description: entry.description.clone() })
+        .collect();
+    let body = KeyImportRequest {
+        region: request.region.map(str::to_string),
+        workspace_id: request.workspace.map(str::to_string),
+        keys,
+        skip_bad: request.skip_bad,
+    };
+    let body = RequestBody::json(&body)?;
     progress.start(&format!("importing {}… ", counted(file.entries.len() as u64, "key")));
-    let answer = client.keygate(Method::POST, &["keygate", "v1", "keys", "import"], &[], Some(&body)).await;
-    drop(body);
+    let answer = client.call::<KeyImportResponse, _>(Method::POST, &["keygate", "v1", "keys", "import"], &[], body).await;
     let answer = match answer {
         Ok(answer) => answer,
         Err(error) => {
             progress.line("refused");
             let Some(api_error) = error.downcast_ref::<ApiError>() else { return Err(error) };
             let mut bad_lines = file.bad_lines;
-            bad_lines.extend(api_error.envelope.as_ref().map(server_bad_lines).unwrap_or_default());
+            bad_lines.extend(server_bad_lines(
+                api_error.envelope.as_ref().and_then(|envelope| envelope.bad_lines.as_deref()).unwrap_or_default(),
+            ));
             bad_lines.sort_by_key(|bad| bad.line);
             if request.json_output {
                 if let Some(envelope) = &api_error.envelope {
-                    print_json(envelope)?;
+                    print_json(&serde_json::to_value(envelope)?)?;
                 }
             }
             print_bad_lines(&bad_lines);
@@ -194,29 +188,27 @@ pub async fn run_import(client: &Client, request: ImportRequest<'_>) -> anyhow::
     };
     progress.line("done");
     let mut bad_lines = file.bad_lines;
-    bad_lines.extend(server_bad_lines(&answer));
+    bad_lines.extend(server_bad_lines(&answer.body.bad_lines));
     bad_lines.sort_by_key(|bad| bad.line);
-    let imported = answer.get("importedCount").and_then(Value::as_u64).unwrap_or(0);
+    let imported = answer.body.imported_count;
     if request.json_output {
-        let mut output = answer.clone();
+        let mut output = answer.json.clone();
         output["badLines"] = bad_lines_json(&bad_lines);
         output["skippedCount"] = json!(bad_lines.len());
         print_json(&output)?;
     } else {
         print_bad_lines(&bad_lines);
-        let ids: Vec<u64> =
-            answer.get("keys").and_then(Value::as_array).into_iter().flatten().filter_map(|key| key["apiKeyId"].as_u64()).collect();
+        let ids: Vec<i64> = answer.body.keys.iter().map(|key| key.api_key_id).collect();
         let id_range = match (ids.iter().min(), ids.iter().max()) {
             (Some(first), Some(last)) if first != last => format!(" (API key ids {first}-{last})"),
             (Some(only), _) => format!(" (API key id {only})"),
             _ => String::new(),
         };
-        let text = |name: &str| answer.get(name).and_then(Value::as_str).unwrap_or("-").to_string();
         println!(
             "Imported {} into workspace {} in region {}{id_range}.",
             counted(imported, "API key"),
-            text("workspaceId"),
-            text("region")
+            client::text(&answer.body.workspace_id),
+            client::text(&answer.body.region)
         );
         if !bad_lines.is_empty() {
             println!("Skipped {}.", lines_word(bad_lines.len()));

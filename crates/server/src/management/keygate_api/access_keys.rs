@@ -7,9 +7,8 @@
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
+use keygate_wire::keygate_api::{AccessKey, AccessKeyResponse, CreateAccessKeyRequest, CreatedAccessKey, Deleted, ListAccessKeysResponse};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::{json_body, parse_name, respond, Result};
 use crate::management::authentication::Authenticated;
@@ -20,14 +19,14 @@ use crate::planes::Path;
 use crate::state::AppState;
 
 /// An AccessKey as lists show it: who owns it and its state, never the secret.
-fn access_key_json(record: &AccessKeyRecord, owner_name: Option<&str>) -> Value {
-    json!({
-        "accessKeyId": record.access_key_id,
-        "user": owner_name,
-        "status": if record.active { "active" } else { "disabled" },
-        "gmtCreate": record.created_at,
-        "lastUsedAt": record.last_used_at,
-    })
+fn access_key(record: &AccessKeyRecord, owner_name: Option<&str>) -> AccessKey {
+    AccessKey {
+        access_key_id: record.access_key_id.clone(),
+        user: owner_name.map(str::to_string),
+        status: if record.active { "active" } else { "disabled" }.to_string(),
+        gmt_create: record.created_at,
+        last_used_at: record.last_used_at,
+    }
 }
 
 /// Every key the caller may manage, or only those of `?user=name`.
@@ -37,19 +36,10 @@ pub(super) async fn list_access_keys(State(state): State<AppState>, auth: Authen
         let user = query.get_non_empty("user").map(parse_name).transpose()?;
         let operations = state.operations();
         let keys = access_keys::list_access_keys(operations, &auth.actor(&operations), user.as_ref()).await?;
-        let items: Vec<Value> = keys.iter().map(|key| access_key_json(&key.record, key.owner.as_deref())).collect();
-        Ok(json!({"accessKeys": items}))
+        Ok(ListAccessKeysResponse { access_keys: keys.iter().map(|key| access_key(&key.record, key.owner.as_deref())).collect() })
     }
     .await;
     respond(&auth, outcome)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CreateAccessKeyRequest {
-    /// The RAM user to create it for; the caller itself when absent.
-    #[serde(default)]
-    user: Option<String>,
 }
 
 pub(super) async fn create_access_key(State(state): State<AppState>, auth: Authenticated, body: Bytes) -> Result<Response> {
@@ -61,40 +51,32 @@ pub(super) async fn create_access_key(State(state): State<AppState>, auth: Authe
         let operations = state.operations();
         let created = access_keys::create_access_key(operations, &auth.actor(&operations), owner).await?;
         let record = &created.record;
-        Ok(json!({
-            "accessKeyId": record.access_key_id,
+        Ok(CreatedAccessKey {
+            access_key_id: record.access_key_id.clone(),
             // The one place the secret leaves the server.
-            "accessKeySecret": created.secret.expose_secret(),
-            "user": created.owner,
-            "status": "active",
-            "gmtCreate": record.created_at,
-        }))
+            access_key_secret: created.secret.expose_secret().to_string(),
+            user: created.owner.clone(),
+            status: "active".to_string(),
+            gmt_create: record.created_at,
+        })
     }
     .await;
     respond(&auth, outcome)
 }
 
-async fn set_active(state: &AppState, auth: &Authenticated, access_key_id: &str, active: bool) -> Result<Value> {
-    let operations = state.operations();
-    let updated = access_keys::set_access_key_active(operations, &auth.actor(&operations), access_key_id, active).await?;
-    Ok(json!({"accessKey": access_key_json(&updated.record, updated.owner.as_deref())}))
-}
-
-pub(super) async fn disable_access_key(
+/// `POST .../disable` (`ACTIVE` false) and `POST .../enable` (`ACTIVE` true): one handler,
+/// so that the two cannot drift apart.
+pub(super) async fn set_access_key_active<const ACTIVE: bool>(
     State(state): State<AppState>,
     auth: Authenticated,
     Path(access_key_id): Path<String>,
 ) -> Result<Response> {
-    let outcome = set_active(&state, &auth, &access_key_id, false).await;
-    respond(&auth, outcome)
-}
-
-pub(super) async fn enable_access_key(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    Path(access_key_id): Path<String>,
-) -> Result<Response> {
-    let outcome = set_active(&state, &auth, &access_key_id, true).await;
+    let outcome = async {
+        let operations = state.operations();
+        let updated = access_keys::set_access_key_active(operations, &auth.actor(&operations), &access_key_id, ACTIVE).await?;
+        Ok(AccessKeyResponse { access_key: access_key(&updated.record, updated.owner.as_deref()) })
+    }
+    .await;
     respond(&auth, outcome)
 }
 
@@ -106,7 +88,7 @@ pub(super) async fn delete_access_key(
     let outcome = async {
         let operations = state.operations();
         access_keys::delete_access_key(operations, &auth.actor(&operations), &access_key_id).await?;
-        Ok(json!({"deleted": true}))
+        Ok(Deleted { deleted: true })
     }
     .await;
     respond(&auth, outcome)

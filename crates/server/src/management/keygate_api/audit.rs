@@ -3,7 +3,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use serde_json::{json, Value};
+use keygate_wire::keygate_api::{AuditEntry, ListAuditResponse};
 
 use super::{respond, Administrator, Result};
 use crate::management::form::FormFields;
@@ -24,18 +24,18 @@ fn audit_page(query: Option<&str>) -> Result<(u32, Option<i64>)> {
     Ok((u32::try_from(limit).unwrap_or(50), before))
 }
 
-fn entry_json(record: &AuditRecord) -> Value {
-    json!({
-        "auditId": record.audit_id,
-        "at": record.at,
-        "actor": record.actor,
-        "action": record.action,
-        "target": record.target,
-        "detail": record.detail,
-        "clientAddress": record.client_address,
-        "region": record.region,
-        "credential": record.credential,
-    })
+fn audit_entry(record: &AuditRecord) -> AuditEntry {
+    AuditEntry {
+        audit_id: record.audit_id,
+        at: record.at,
+        actor: record.actor.clone(),
+        action: record.action.clone(),
+        target: record.target.clone(),
+        detail: record.detail.clone(),
+        client_address: record.client_address.clone(),
+        region: record.region.clone(),
+        credential: record.credential.clone(),
+    }
 }
 
 pub(super) async fn list_audit(
@@ -49,7 +49,7 @@ pub(super) async fn list_audit(
         let records = audit_entries(operations, &auth.actor(&operations), limit, before).await?;
         // A full page may have more behind it; a short one is the end.
         let next_before = if records.len() == limit as usize { records.last().map(|record| record.audit_id) } else { None };
-        Ok(json!({"entries": records.iter().map(entry_json).collect::<Vec<_>>(), "nextBefore": next_before}))
+        Ok(ListAuditResponse { entries: records.iter().map(audit_entry).collect(), next_before })
     }
     .await;
     respond(&auth, outcome)
@@ -58,32 +58,6 @@ pub(super) async fn list_audit(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_entry_has_exactly_the_fields_the_openapi_document_promises() {
-        let document: Value = serde_json::from_str(crate::management::openapi::OPENAPI_DOCUMENT).unwrap();
-        let schema = &document["components"]["schemas"]["AuditEntry"];
-        let mut promised: Vec<&str> = schema["required"].as_array().unwrap().iter().map(|name| name.as_str().unwrap()).collect();
-        let mut described: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
-        let record = AuditRecord {
-            audit_id: 1,
-            at: 0,
-            actor: "kim@root".into(),
-            action: "ApiKey.Create".into(),
-            target: "apiKey:1".into(),
-            detail: String::new(),
-            client_address: "127.0.0.1".into(),
-            region: "ap-southeast-1".into(),
-            credential: "accessKey:LTAI0123456789abcdefghij".into(),
-        };
-        let entry = entry_json(&record);
-        let mut answered: Vec<&str> = entry.as_object().unwrap().keys().map(String::as_str).collect();
-        for list in [&mut promised, &mut described, &mut answered] {
-            list.sort_unstable();
-        }
-        assert_eq!(answered, promised);
-        assert_eq!(answered, described);
-    }
 
     #[test]
     fn audit_pages_default_and_refuse_out_of_range_values() {

@@ -4,43 +4,48 @@
 use axum::extract::State;
 use axum::response::Response;
 use keygate_core::region::{LimitScope, RegionPolicy};
-use serde_json::{json, Value};
+use keygate_wire::keygate_api::{ListModelsResponse, ListRegionsResponse, Model, Region};
 
 use super::{respond, Result};
 use crate::management::authentication::Authenticated;
 use crate::state::AppState;
 
 pub(super) async fn list_models(State(state): State<AppState>, auth: Authenticated) -> Result<Response> {
-    let models: Vec<Value> =
-        state.shared.catalog.iter().map(|model| json!({"model": model.name, "name": model.display_name, "demo": model.demo})).collect();
-    respond(&auth, Ok(json!({"models": models})))
+    let models = state
+        .shared
+        .catalog
+        .iter()
+        .map(|model| Model { model: model.name.to_string(), name: model.display_name.to_string(), demo: model.demo })
+        .collect();
+    respond(&auth, Ok(ListModelsResponse { models }))
 }
 
-fn region_json(policy: &RegionPolicy, served: bool) -> Value {
-    json!({
-        "regionId": policy.id.as_str(),
-        "name": policy.name,
-        "keyLimit": policy.key_limit,
-        "limitScope": match policy.limit_scope {
+fn region(policy: &RegionPolicy, served: bool) -> Region {
+    Region {
+        region_id: policy.id.as_str().to_string(),
+        name: policy.name.clone(),
+        key_limit: policy.key_limit,
+        limit_scope: match policy.limit_scope {
             LimitScope::Account => "account",
             LimitScope::Creator => "creator",
-        },
-        "customPermissions": policy.custom_permissions,
-        "disableAndReset": policy.disable_and_reset,
-        "newKeyFormat": policy.new_key_format.as_str(),
-        "workspaceLimit": policy.workspace_limit,
-        "served": served,
-    })
+        }
+        .to_string(),
+        custom_permissions: policy.custom_permissions,
+        disable_and_reset: policy.disable_and_reset,
+        new_key_format: policy.new_key_format.as_str().to_string(),
+        workspace_limit: policy.workspace_limit,
+        served,
+    }
 }
 
 pub(super) async fn list_regions(State(state): State<AppState>, auth: Authenticated) -> Result<Response> {
     let served_regions = &state.shared.served_regions;
-    let regions: Vec<Value> = state
+    let regions = state
         .shared
         .settings
         .regions
         .iter()
-        .map(|policy| region_json(policy, served_regions.iter().any(|served| served == policy.id.as_str())))
+        .map(|policy| region(policy, served_regions.iter().any(|served| served == policy.id.as_str())))
         .collect();
-    respond(&auth, Ok(json!({"regions": regions})))
+    respond(&auth, Ok(ListRegionsResponse { regions }))
 }

@@ -8,12 +8,11 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use keygate_wire::keygate_api::{BadLine, ImportedKey, KeyImportRequest, KeyImportResponse};
 
 use super::{respond, Result};
 use crate::management::authentication::Authenticated;
-use crate::management::errors::{bad_lines_json, ManagementError};
+use crate::management::errors::ManagementError;
 use crate::operations::key_import::{self, ImportEntry};
 
 use crate::state::AppState;
@@ -29,21 +28,9 @@ pub const MAX_IMPORT_BODY_BYTES: usize = 16 * 1024 * 1024;
 const EXPECTED_SHAPE: &str =
     r#"{"region": "...", "workspaceId": "...", "keys": [{"line": 1, "key": "sk-...", "description": "..."}], "skipBad": false}"#;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct ImportRequest {
-    /// Default: the region of the request.
-    region: Option<String>,
-    /// Default: the account's default workspace in the region.
-    workspace_id: Option<String>,
-    keys: Vec<ImportEntry>,
-    #[serde(default)]
-    skip_bad: bool,
-}
-
 /// Reads the body. serde's messages can quote the input (a key in the wrong field), so a
 /// refusal says only where the body went wrong.
-fn parse_request(body: &[u8]) -> Result<ImportRequest> {
+fn parse_request(body: &[u8]) -> Result<KeyImportRequest> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ManagementError::invalid_parameter(format!("The request body is empty; expected JSON {EXPECTED_SHAPE}.")));
     }
@@ -62,37 +49,38 @@ pub(super) async fn import_keys(State(state): State<AppState>, auth: Authenticat
     respond(&auth, outcome)
 }
 
-async fn import(state: &AppState, auth: &Authenticated, body: &[u8]) -> Result<Value> {
+async fn import(state: &AppState, auth: &Authenticated, body: &[u8]) -> Result<KeyImportResponse> {
     // Who may never create keys (members, disabled users) is refused before the body is read.
     auth.caller.may_create_key(true)?;
     let request = parse_request(body)?;
     let request = key_import::ImportRequest {
         region: request.region,
         workspace_id: request.workspace_id,
-        keys: request.keys,
+        keys: request.keys.into_iter().map(|key| ImportEntry { line: key.line, key: key.key, description: key.description }).collect(),
         skip_bad: request.skip_bad,
     };
     let operations = state.operations();
     let outcome = key_import::import_keys(operations, &auth.actor(&operations), request).await?;
-    let keys: Vec<Value> = outcome
+    let keys = outcome
         .imported
         .iter()
-        .map(|key| json!({"line": key.line, "apiKeyId": key.record.api_key_id, "maskedKey": key.record.masked_key}))
+        .map(|key| ImportedKey { line: key.line, api_key_id: key.record.api_key_id, masked_key: key.record.masked_key.clone() })
         .collect();
-    Ok(json!({
-        "region": outcome.region,
-        "workspaceId": outcome.workspace_id,
-        "importedCount": outcome.imported.len(),
-        "skippedCount": outcome.skipped.len(),
-        "keys": keys,
-        "badLines": bad_lines_json(&outcome.skipped),
-    }))
+    Ok(KeyImportResponse {
+        imported_count: outcome.imported.len() as u64,
+        skipped_count: outcome.skipped.len() as u64,
+        keys,
+        bad_lines: outcome.skipped.iter().map(|bad| BadLine { line: bad.line, reason: bad.problem.to_string() }).collect(),
+        region: outcome.region,
+        workspace_id: outcome.workspace_id,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::operations::key_import::{check_entries, refused_for_bad_lines};
+    use serde_json::{json, Value};
 
     fn entry(line: Option<u64>, key: &str, description: &str) -> ImportEntry {
         ImportEntry { line, key: key.to_string(), description: description.to_string() }

@@ -6,26 +6,17 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use keygate_core::access::CallerIdentity;
+use keygate_wire::keygate_api::{LoginRequest, LoginResponse, LogoutResponse, WhoAmIResponse};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
-use serde_json::json;
 
-use super::{json_body, respond, Result};
+use super::{enveloped, json_body, respond, Result};
 use crate::management::authentication::Authenticated;
-use crate::management::errors::{success, ManagementError};
+use crate::management::errors::ManagementError;
 use crate::operations::sessions::{self, Credentials};
 use crate::request_body::read_body;
 use crate::request_context::RequestContext;
 use crate::secrets::session_token_digest;
 use crate::state::AppState;
-
-#[derive(Deserialize)]
-struct LoginRequest {
-    account: String,
-    #[serde(default)]
-    user: Option<String>,
-    password: String,
-}
 
 /// Largest login body: a name and a password fit many times over. The one body read
 /// before anyone is authenticated, so it is small and under the body-read deadline.
@@ -41,16 +32,14 @@ pub(super) async fn login(State(state): State<AppState>, context: RequestContext
         let session =
             sessions::login(operations, &state.shared.login_throttle, credentials, context.client_address, &state.listener_region).await?;
         let (token, expires_at, caller) = (session.token, session.expires_at, session.caller);
-        Ok(success(
-            &context.request_id,
-            json!({
-                "token": token.expose_secret(),
-                "expiresAt": expires_at,
-                "account": caller.account_name,
-                "user": request.user,
-                "role": caller_role(&caller.identity),
-            }),
-        ))
+        let answer = LoginResponse {
+            token: token.expose_secret().to_string(),
+            expires_at,
+            role: caller_role(&caller.identity).to_string(),
+            account: caller.account_name,
+            user: request.user,
+        };
+        enveloped(&context.request_id, &answer)
     }
     .await
     .map_err(|error: ManagementError| error.with_request_id(&context.request_id))
@@ -70,7 +59,7 @@ pub(super) async fn logout(State(state): State<AppState>, auth: Authenticated, h
             let operations = state.operations();
             sessions::logout(operations, &auth.actor(&operations), &session_token_digest(token.trim())).await?;
         }
-        Ok(json!({"loggedOut": true}))
+        Ok(LogoutResponse { logged_out: true })
     }
     .await;
     respond(&auth, outcome)
@@ -81,8 +70,11 @@ pub(super) async fn whoami(auth: Authenticated) -> Result<Response> {
         CallerIdentity::Account => None,
         CallerIdentity::RamUser { name, .. } => Some(name.clone()),
     };
-    respond(
-        &auth,
-        Ok(json!({"account": auth.caller.account_name, "user": user, "role": caller_role(&auth.caller.identity), "region": auth.region})),
-    )
+    let answer = WhoAmIResponse {
+        account: auth.caller.account_name.clone(),
+        user,
+        role: caller_role(&auth.caller.identity).to_string(),
+        region: auth.region.to_string(),
+    };
+    respond(&auth, Ok(answer))
 }

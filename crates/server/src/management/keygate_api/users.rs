@@ -6,8 +6,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use keygate_core::access::UserStatus;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use keygate_wire::keygate_api::{CreateUserRequest, Deleted, ListUsersResponse, SetPasswordRequest, SetRoleRequest, User, UserResponse};
 
 use super::{json_body, parse_name, respond, Administrator, Result};
 use crate::management::authentication::Authenticated;
@@ -17,34 +16,30 @@ use crate::planes::Path;
 use crate::state::AppState;
 
 /// A user as the API shows it; never the password hash.
-pub(super) fn user_json(user: &UserRecord) -> Value {
-    json!({
-        "userId": user.user_id,
-        "name": user.name,
-        "role": user.role.as_str(),
-        "status": user.status.as_str(),
-        "workspaces": user.workspace_ids,
-        "gmtCreate": user.created_at,
-    })
+fn user(record: &UserRecord) -> User {
+    User {
+        user_id: record.user_id,
+        name: record.name.clone(),
+        role: record.role.as_str().to_string(),
+        status: record.status.as_str().to_string(),
+        workspaces: record.workspace_ids.clone(),
+        gmt_create: record.created_at,
+    }
+}
+
+/// The answer of every call that reads or changes one user.
+fn user_response(record: &UserRecord) -> UserResponse {
+    UserResponse { user: user(record) }
 }
 
 pub(super) async fn list_users(State(state): State<AppState>, Administrator(auth): Administrator) -> Result<Response> {
     let outcome = async {
         let operations = state.operations();
         let users = users::list_users(operations, &auth.actor(&operations)).await?;
-        Ok(json!({"users": users.iter().map(user_json).collect::<Vec<_>>()}))
+        Ok(ListUsersResponse { users: users.iter().map(user).collect() })
     }
     .await;
     respond(&auth, outcome)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateUserRequest {
-    name: String,
-    role: String,
-    #[serde(default)]
-    password: Option<String>,
 }
 
 pub(super) async fn create_user(State(state): State<AppState>, Administrator(auth): Administrator, body: Bytes) -> Result<Response> {
@@ -55,7 +50,7 @@ pub(super) async fn create_user(State(state): State<AppState>, Administrator(aut
         let password = request.password.map(parse_new_password).transpose()?;
         let operations = state.operations();
         let user = users::create_user(operations, &auth.actor(&operations), NewUser { name, role, password }).await?;
-        Ok(json!({"user": user_json(&user)}))
+        Ok(user_response(&user))
     }
     .await;
     respond(&auth, outcome)
@@ -66,16 +61,10 @@ pub(super) async fn get_user(State(state): State<AppState>, auth: Authenticated,
         let name = parse_name(&name)?;
         let operations = state.operations();
         let user = users::get_user(operations, &auth.actor(&operations), &name).await?;
-        Ok(json!({"user": user_json(&user)}))
+        Ok(user_response(&user))
     }
     .await;
     respond(&auth, outcome)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetRoleRequest {
-    role: String,
 }
 
 pub(super) async fn set_role(
@@ -90,41 +79,27 @@ pub(super) async fn set_role(
         let role = parse_role(&request.role)?;
         let operations = state.operations();
         let user = users::set_role(operations, &auth.actor(&operations), &name, role).await?;
-        Ok(json!({"user": user_json(&user)}))
+        Ok(user_response(&user))
     }
     .await;
     respond(&auth, outcome)
 }
 
-async fn set_status(state: &AppState, auth: &Authenticated, name: &str, status: UserStatus) -> Result<Value> {
-    let name = parse_name(name)?;
-    let operations = state.operations();
-    let user = users::set_status(operations, &auth.actor(&operations), &name, status).await?;
-    Ok(json!({"user": user_json(&user)}))
-}
-
-pub(super) async fn disable_user(
+/// `POST .../disable` (`ACTIVE` false) and `POST .../enable` (`ACTIVE` true): one handler,
+/// so that the two cannot drift apart.
+pub(super) async fn set_user_active<const ACTIVE: bool>(
     State(state): State<AppState>,
     Administrator(auth): Administrator,
     Path(name): Path<String>,
 ) -> Result<Response> {
-    let outcome = set_status(&state, &auth, &name, UserStatus::Disabled).await;
+    let outcome = async {
+        let name = parse_name(&name)?;
+        let status = if ACTIVE { UserStatus::Active } else { UserStatus::Disabled };
+        let operations = state.operations();
+        Ok(user_response(&users::set_status(operations, &auth.actor(&operations), &name, status).await?))
+    }
+    .await;
     respond(&auth, outcome)
-}
-
-pub(super) async fn enable_user(
-    State(state): State<AppState>,
-    Administrator(auth): Administrator,
-    Path(name): Path<String>,
-) -> Result<Response> {
-    let outcome = set_status(&state, &auth, &name, UserStatus::Active).await;
-    respond(&auth, outcome)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetPasswordRequest {
-    password: String,
 }
 
 /// A new password for a RAM user. Every other session of that user ends (a stolen session
@@ -149,7 +124,7 @@ pub(super) async fn set_password(
             .and_then(|value| value.to_str().ok())
             .map(|token| crate::secrets::session_token_digest(token.trim()));
         let user = users::set_password(operations, &actor, &name, password, own_session.as_ref()).await?;
-        Ok(json!({"user": user_json(&user)}))
+        Ok(user_response(&user))
     }
     .await;
     respond(&auth, outcome)
@@ -164,7 +139,7 @@ pub(super) async fn delete_user(
         let name = parse_name(&name)?;
         let operations = state.operations();
         users::delete_user(operations, &auth.actor(&operations), &name).await?;
-        Ok(json!({"deleted": true}))
+        Ok(Deleted { deleted: true })
     }
     .await;
     respond(&auth, outcome)

@@ -5,8 +5,11 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::json;
+use keygate_wire::keygate_api::{
+    AddMemberRequest, Application, ApplicationResponse, CreateApplicationRequest, ListApplicationsResponse, ListMembersResponse, Member,
+    MemberAdded, MemberRemoved,
+};
+use serde::de::DeserializeOwned;
 
 use super::{json_body, parse_name, respond, Administrator, Result};
 use crate::management::authentication::Authenticated;
@@ -29,6 +32,20 @@ async fn workspace_of_caller<'a>(
     Ok((operations, actor, workspace))
 }
 
+/// [`workspace_of_caller`], then the request body read as `Request` (`expected` names its
+/// shape): an unknown workspace is a 404 whatever the body.
+async fn workspace_and_request<'a, Request: DeserializeOwned>(
+    state: &'a AppState,
+    auth: &Authenticated,
+    workspace_id: &str,
+    body: &[u8],
+    expected: &str,
+) -> Result<(Operations<'a>, Actor, WorkspaceRecord, Request)> {
+    let (operations, actor, workspace) = workspace_of_caller(state, auth, workspace_id).await?;
+    let request = json_body(body, expected)?;
+    Ok((operations, actor, workspace, request))
+}
+
 /// An application name: 1 to 64 characters after trimming, no control characters.
 fn parse_application_name(text: &str) -> Result<String> {
     application_name(text).ok_or_else(|| {
@@ -45,18 +62,14 @@ pub(super) async fn list_members(
     let outcome = async {
         let (operations, actor, workspace) = workspace_of_caller(&state, &auth, &workspace_id).await?;
         let users = workspaces::members(operations, &actor, &workspace).await?;
-        let members: Vec<_> =
-            users.iter().map(|user| json!({"name": user.name, "role": user.role.as_str(), "status": user.status.as_str()})).collect();
-        Ok(json!({"members": members}))
+        let members = users
+            .iter()
+            .map(|user| Member { name: user.name.clone(), role: user.role.as_str().to_string(), status: user.status.as_str().to_string() })
+            .collect();
+        Ok(ListMembersResponse { members })
     }
     .await;
     respond(&auth, outcome)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddMemberRequest {
-    user: String,
 }
 
 pub(super) async fn add_member(
@@ -66,11 +79,11 @@ pub(super) async fn add_member(
     body: Bytes,
 ) -> Result<Response> {
     let outcome = async {
-        let (operations, actor, workspace) = workspace_of_caller(&state, &auth, &workspace_id).await?;
-        let request: AddMemberRequest = json_body(&body, r#"{"user"}"#)?;
+        let (operations, actor, workspace, request): (_, _, _, AddMemberRequest) =
+            workspace_and_request(&state, &auth, &workspace_id, &body, r#"{"user"}"#).await?;
         let name = parse_name(&request.user)?;
         workspaces::change_membership(operations, &actor, &workspace, name.as_str(), true).await?;
-        Ok(json!({"added": true}))
+        Ok(MemberAdded { added: true })
     }
     .await;
     respond(&auth, outcome)
@@ -85,7 +98,7 @@ pub(super) async fn remove_member(
         let (operations, actor, workspace) = workspace_of_caller(&state, &auth, &workspace_id).await?;
         let name = parse_name(&name)?;
         workspaces::change_membership(operations, &actor, &workspace, name.as_str(), false).await?;
-        Ok(json!({"removed": true}))
+        Ok(MemberRemoved { removed: true })
     }
     .await;
     respond(&auth, outcome)
@@ -100,20 +113,18 @@ pub(super) async fn list_applications(
     let outcome = async {
         let (operations, actor, workspace) = workspace_of_caller(&state, &auth, &workspace_id).await?;
         let applications = workspaces::applications(operations, &actor, &workspace).await?;
-        let items: Vec<_> = applications
+        let applications = applications
             .iter()
-            .map(|(app_id, name)| json!({"appId": app_id, "name": name, "workspaceId": workspace.workspace_id}))
+            .map(|(app_id, name)| Application {
+                app_id: app_id.to_string(),
+                name: name.to_string(),
+                workspace_id: workspace.workspace_id.clone(),
+            })
             .collect();
-        Ok(json!({"applications": items}))
+        Ok(ListApplicationsResponse { applications })
     }
     .await;
     respond(&auth, outcome)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateApplicationRequest {
-    name: String,
 }
 
 pub(super) async fn create_application(
@@ -123,11 +134,13 @@ pub(super) async fn create_application(
     body: Bytes,
 ) -> Result<Response> {
     let outcome = async {
-        let (operations, actor, workspace) = workspace_of_caller(&state, &auth, &workspace_id).await?;
-        let request: CreateApplicationRequest = json_body(&body, r#"{"name"}"#)?;
+        let (operations, actor, workspace, request): (_, _, _, CreateApplicationRequest) =
+            workspace_and_request(&state, &auth, &workspace_id, &body, r#"{"name"}"#).await?;
         let name = parse_application_name(&request.name)?;
         let app_id = workspaces::create_application(operations, &actor, &workspace, &name).await?;
-        Ok(json!({"application": {"appId": app_id.as_str(), "name": name, "workspaceId": workspace.workspace_id}}))
+        Ok(ApplicationResponse {
+            application: Application { app_id: app_id.as_str().to_string(), name, workspace_id: workspace.workspace_id },
+        })
     }
     .await;
     respond(&auth, outcome)

@@ -1,0 +1,29 @@
+//! The bodies of keygate's own API (`/keygate/v1/...`): one type per request body and per
+//! response body, used by the server to write them and by the CLI to read them, and
+//! described by the API's OpenAPI document (their `schemars` schemas). A response type
+//! holds an operation's own fields; the envelope around them ([`SuccessEnvelope`] or
+//! [`ErrorEnvelope`], docs/CONTRACT.md#management-errors) is the same for every route.
+//!
+//! Names and the difference between `null` and an absent field are part of the wire: a
+//! field that is always sent is a plain or `Option` field (None is `null`); a field that
+//! is sometimes left out says `skip_serializing_if`.
+
+pub mod access_keys;
+pub mod audit;
+pub mod catalog;
+pub mod envelope;
+pub mod key_import;
+pub mod leaks;
+pub mod sessions;
+pub mod users;
+pub mod workspaces;
+
+pub use access_keys::*;
+pub use audit::*;
+pub use catalog::*;
+pub use envelope::*;
+pub use key_import::*;
+pub use leaks::*;
+pub use sessions::*;
+pub use users::*;
+pub use workspaces::*;
