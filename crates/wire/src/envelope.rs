@@ -40,8 +40,7 @@ impl<T> Success<T> {
 }
 
 /// A refusal of the Model Studio API or keygate's API. `more` holds the few fields some
-/// refusals carry besides (an import's `badLines`); the envelope's own fields win over a
-/// field of the same name there.
+/// refusals carry besides (an import's `badLines`), never one of the envelope's names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Failure {

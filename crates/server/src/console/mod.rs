@@ -63,6 +63,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/workspaces/{workspace_id}/applications", post(workspaces::create_application))
         .route("/console/audit", get(audit::audit_page))
         .layer(from_fn(security_headers))
+        // Logs the internal failures behind the console's error pages, once, with the request id.
+        .layer(from_fn(crate::management::boundary::answer_errors))
 }
 
 /// Adds the console's security headers; pages (which may hold a new key) are never stored.

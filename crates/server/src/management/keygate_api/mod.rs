@@ -83,18 +83,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Administrator {
         let auth = Authenticated::from_request_parts(parts, state).await?;
         match auth.caller.may_administer() {
             Ok(()) => Ok(Administrator(auth)),
-            Err(denied) => Err(ManagementError::from(denied).with_request_id(auth.request_id())),
+            Err(denied) => Err(denied.into()),
         }
     }
 }
 
-/// The answer of a handler: `fields` in the success envelope, or the error with the
-/// request's id.
+/// The answer of a handler: `fields` in the success envelope, or the error (which the
+/// boundary renders).
 fn respond(auth: &Authenticated, outcome: Result<Value>) -> Result<Response> {
-    match outcome {
-        Ok(fields) => Ok(success(auth.request_id(), fields)),
-        Err(error) => Err(error.with_request_id(auth.request_id())),
-    }
+    outcome.map(|fields| success(auth.request_id(), fields))
 }
 
 /// Parses a principal name from a request, as a 400 on failure.
