@@ -16,15 +16,23 @@ pub struct CreateTokenPlanKeyRequest {
     pub description: String,
 }
 
+/// A plan key as it was just issued or rotated: the first fields of both answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct IssuedPlanKey {
+    /// The key's id, as a string.
+    pub api_key_id: String,
+    /// The one place a plan key's new plaintext leaves the server.
+    pub plain_api_key: String,
+    pub masked_api_key: String,
+}
+
 /// CreateTokenPlanKey's `Data`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct CreatedTokenPlanKey {
-    /// The key's id, as a string.
-    pub api_key_id: String,
-    /// The one place a new plan key's plaintext leaves the server.
-    pub plain_api_key: String,
-    pub masked_api_key: String,
+    #[serde(flatten)]
+    pub key: IssuedPlanKey,
     pub description: String,
     /// The workspace that holds the key (the region's default).
     pub source_id: String,
@@ -46,9 +54,8 @@ pub struct RotateTokenPlanKeyRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct RotatedTokenPlanKey {
-    pub api_key_id: String,
-    pub plain_api_key: String,
-    pub masked_api_key: String,
+    #[serde(flatten)]
+    pub key: IssuedPlanKey,
     /// When the old secret stopped working: `2026-01-31T12:00:00Z`.
     pub reset_at: String,
     pub source_id: String,

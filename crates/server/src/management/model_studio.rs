@@ -6,7 +6,8 @@
 //! [`ManagementError`]s, which [`super::boundary`] renders.
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -28,8 +29,9 @@ use super::errors::ManagementError;
 use super::form::{shown, FormFields};
 use crate::operations::keys::{self as key_operations, KeyListing, NewKeyRequest};
 use crate::operations::workspaces::{self, resolve_workspace};
-use crate::operations::{ApiKeyRecord, KeyOrder, ModelGrant, WorkspaceDeletion, WorkspaceRecord};
+use crate::operations::{Actor, ApiKeyRecord, KeyOrder, ModelGrant, Operations, WorkspaceDeletion, WorkspaceRecord};
 use crate::planes::Path;
+use crate::request_body::BodyReadError;
 use crate::state::AppState;
 
 /// Routes of the Model Studio API (authentication is layered on by the caller).
@@ -47,28 +49,80 @@ pub fn routes() -> Router<AppState> {
 
 type Result<T> = std::result::Result<T, ManagementError>;
 
-/// A handler's answer: `body` in the success envelope of the request.
+/// A handler's answer: its response in the success envelope of the request.
 type Answer<T> = Result<Json<Success<T>>>;
 
-fn answer<T>(auth: &Authenticated, body: T) -> Answer<T> {
-    Ok(Json(Success::new(auth.request_id(), body)))
+/// An authenticated call of the Model Studio API (or of the Token Plan operations) and the
+/// state it works with: what every handler here takes first.
+pub(super) struct Call {
+    pub state: AppState,
+    pub auth: Authenticated,
+}
+
+impl FromRequestParts<AppState> for Call {
+    type Rejection = ManagementError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Call> {
+        Ok(Call { state: state.clone(), auth: Authenticated::from_request_parts(parts, state).await? })
+    }
+}
+
+impl Call {
+    pub(super) fn operations(&self) -> Operations<'_> {
+        self.state.operations()
+    }
+
+    /// The caller as the actor of an operation, now.
+    pub(super) fn actor(&self) -> Actor {
+        self.auth.actor(&self.operations())
+    }
+
+    fn answer<T>(&self, body: T) -> Answer<T> {
+        Ok(Json(Success::new(self.auth.request_id(), body)))
+    }
+}
+
+/// What a call sent besides its path: the query string and the body, read into fields by
+/// each operation in its own order (a key in the path first, then the query, then the body).
+pub(super) struct Sent {
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl FromRequest<AppState> for Sent {
+    type Rejection = ManagementError;
+
+    async fn from_request(request: Request, _state: &AppState) -> Result<Sent> {
+        let query = request.uri().query().map(str::to_string);
+        let (parts, body) = request.into_parts();
+        // The authentication middleware has read the body (under the route's limit) already.
+        let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|_| ManagementError::from(BodyReadError::Broken))?;
+        Ok(Sent { query, headers: parts.headers, body })
+    }
+}
+
+impl Sent {
+    fn query(&self) -> Result<FormFields> {
+        query_fields(self.query.clone())
+    }
+
+    /// The form body: must be form-encoded when not empty.
+    fn form(&self) -> Result<FormFields> {
+        if self.body.is_empty() {
+            return Ok(FormFields::default());
+        }
+        let content_type = self.headers.get("content-type").and_then(|value| value.to_str().ok()).unwrap_or("");
+        if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+            return Err(ManagementError::invalid_parameter("The body must be application/x-www-form-urlencoded."));
+        }
+        let text = std::str::from_utf8(&self.body).map_err(|_| ManagementError::invalid_parameter("The form body is not valid UTF-8."))?;
+        FormFields::parse(text, "form body")
+    }
 }
 
 pub(super) fn query_fields(query: Option<String>) -> Result<FormFields> {
     FormFields::parse(query.as_deref().unwrap_or(""), "query string")
-}
-
-/// The form body: must be form-encoded when not empty.
-fn body_fields(headers: &HeaderMap, body: &Bytes) -> Result<FormFields> {
-    if body.is_empty() {
-        return Ok(FormFields::default());
-    }
-    let content_type = headers.get("content-type").and_then(|value| value.to_str().ok()).unwrap_or("");
-    if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
-        return Err(ManagementError::invalid_parameter("The body must be application/x-www-form-urlencoded."));
-    }
-    let text = std::str::from_utf8(body).map_err(|_| ManagementError::invalid_parameter("The form body is not valid UTF-8."))?;
-    FormFields::parse(text, "form body")
 }
 
 pub(super) fn parse_key_id(text: &str) -> Result<i64> {
@@ -181,27 +235,20 @@ fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown) -> Api
     }
 }
 
-fn read_create_api_key(query: Option<String>) -> Result<CreateApiKeyRequest> {
-    let query = query_fields(query)?;
+fn read_create_api_key(sent: &Sent) -> Result<CreateApiKeyRequest> {
+    let query = sent.query()?;
     Ok(CreateApiKeyRequest {
         workspace_id: query.get_non_empty("workspaceId").map(str::to_string),
         description: query.get("description").unwrap_or("").to_string(),
     })
 }
 
-async fn create_api_key(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Answer<ApiKeyResponse> {
-    let request = read_create_api_key(query)?;
-    let form = body_fields(&headers, &body)?;
+async fn create_api_key(call: Call, sent: Sent) -> Answer<ApiKeyResponse> {
+    let request = read_create_api_key(&sent)?;
+    let form = sent.form()?;
     let new_key = NewKeyRequest { workspace_id: request.workspace_id.as_deref(), description: &request.description, auth: &form };
-    let operations = state.operations();
-    let created = key_operations::create_key(operations, &auth.actor(&operations), new_key).await?;
-    answer(&auth, ApiKeyResponse { api_key: api_key(&created.record, expose(&created.plaintext).to_string(), KeyShown::Created) })
+    let created = key_operations::create_key(call.operations(), &call.actor(), new_key).await?;
+    call.answer(ApiKeyResponse { api_key: api_key(&created.record, expose(&created.plaintext).to_string(), KeyShown::Created) })
 }
 
 /// ListApiKeys' query: the page, then `orderBy` and `order` (matched in any case; an error
@@ -229,7 +276,7 @@ fn read_list_api_keys(query: Option<String>) -> Result<ListApiKeysRequest> {
     Ok(ListApiKeysRequest { page, order_by, order, api_key_id, description, workspace_id })
 }
 
-async fn list_api_keys(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery) -> Answer<ListApiKeysResponse> {
+async fn list_api_keys(call: Call, RawQuery(query): RawQuery) -> Answer<ListApiKeysResponse> {
     let request = read_list_api_keys(query)?;
     let (offset, limit) = page_window(request.page);
     let listing = KeyListing {
@@ -244,73 +291,60 @@ async fn list_api_keys(State(state): State<AppState>, auth: Authenticated, RawQu
         offset,
         limit,
     };
-    let operations = state.operations();
-    let (records, total) = key_operations::list_keys(operations, &auth.actor(&operations), listing).await?;
+    let (records, total) = key_operations::list_keys(call.operations(), &call.actor(), listing).await?;
     let api_keys: Vec<ApiKey> = records.iter().map(|record| api_key(record, record.masked_key.clone(), KeyShown::Viewed)).collect();
     let page = page_response(offset, limit, api_keys.len(), total);
-    answer(&auth, ListApiKeysResponse { api_keys, page })
+    call.answer(ListApiKeysResponse { api_keys, page })
 }
 
-async fn get_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Answer<ApiKeyResponse> {
+async fn get_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<ApiKeyResponse> {
     let request = read_api_key_id(&api_key_id)?;
-    let operations = state.operations();
-    let viewed = key_operations::view_key(operations, &auth.actor(&operations), request.api_key_id).await?;
+    let viewed = key_operations::view_key(call.operations(), &call.actor(), request.api_key_id).await?;
     // Legacy keys may be viewed again (docs/CONTRACT.md#key-formats), by whoever may see them.
     let value =
         viewed.legacy_plaintext.as_ref().map_or_else(|| viewed.record.masked_key.clone(), |plaintext| expose(plaintext).to_string());
-    answer(&auth, ApiKeyResponse { api_key: api_key(&viewed.record, value, KeyShown::Viewed) })
+    call.answer(ApiKeyResponse { api_key: api_key(&viewed.record, value, KeyShown::Viewed) })
 }
 
 /// UpdateApiKey: the key first, then the query (the form body is read after both).
-fn read_update_api_key(api_key_id: &str, query: Option<String>) -> Result<UpdateApiKeyRequest> {
+fn read_update_api_key(api_key_id: &str, sent: &Sent) -> Result<UpdateApiKeyRequest> {
     let api_key_id = parse_key_id(api_key_id)?;
-    let query = query_fields(query)?;
+    let query = sent.query()?;
     Ok(UpdateApiKeyRequest { api_key_id, description: query.get("description").map(str::to_string) })
 }
 
-async fn update_api_key(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    Path(api_key_id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Answer<Empty> {
-    let request = read_update_api_key(&api_key_id, query)?;
-    let form = body_fields(&headers, &body)?;
+async fn update_api_key(call: Call, Path(api_key_id): Path<String>, sent: Sent) -> Answer<Empty> {
+    let request = read_update_api_key(&api_key_id, &sent)?;
+    let form = sent.form()?;
     // Not found before bad input: a caller learns nothing about keys it cannot see.
-    let operations = state.operations();
-    key_operations::edit_key(operations, &auth.actor(&operations), request.api_key_id, request.description.as_deref(), &form).await?;
-    answer(&auth, Empty {})
+    key_operations::edit_key(call.operations(), &call.actor(), request.api_key_id, request.description.as_deref(), &form).await?;
+    call.answer(Empty {})
 }
 
-async fn delete_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Answer<Empty> {
+async fn delete_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<Empty> {
     let request = read_api_key_id(&api_key_id)?;
-    let operations = state.operations();
-    key_operations::delete_key(operations, &auth.actor(&operations), request.api_key_id).await?;
-    answer(&auth, Empty {})
+    key_operations::delete_key(call.operations(), &call.actor(), request.api_key_id).await?;
+    call.answer(Empty {})
 }
 
-async fn set_disabled(state: &AppState, auth: &Authenticated, api_key_id: &str, disabled: bool) -> Answer<Empty> {
+async fn set_disabled(call: Call, api_key_id: &str, disabled: bool) -> Answer<Empty> {
     let request = read_api_key_id(api_key_id)?;
-    let operations = state.operations();
-    key_operations::set_key_disabled(operations, &auth.actor(&operations), request.api_key_id, disabled).await?;
-    answer(auth, Empty {})
+    key_operations::set_key_disabled(call.operations(), &call.actor(), request.api_key_id, disabled).await?;
+    call.answer(Empty {})
 }
 
-async fn disable_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Answer<Empty> {
-    set_disabled(&state, &auth, &api_key_id, true).await
+async fn disable_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<Empty> {
+    set_disabled(call, &api_key_id, true).await
 }
 
-async fn enable_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Answer<Empty> {
-    set_disabled(&state, &auth, &api_key_id, false).await
+async fn enable_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<Empty> {
+    set_disabled(call, &api_key_id, false).await
 }
 
-async fn reset_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Answer<ApiKeyResponse> {
+async fn reset_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<ApiKeyResponse> {
     let request = read_api_key_id(&api_key_id)?;
-    let operations = state.operations();
-    let reset = key_operations::reset_key(operations, &auth.actor(&operations), request.api_key_id).await?;
-    answer(&auth, ApiKeyResponse { api_key: api_key(&reset.record, expose(&reset.plaintext).to_string(), KeyShown::Reset) })
+    let reset = key_operations::reset_key(call.operations(), &call.actor(), request.api_key_id).await?;
+    call.answer(ApiKeyResponse { api_key: api_key(&reset.record, expose(&reset.plaintext).to_string(), KeyShown::Reset) })
 }
 
 fn workspace_wire(record: &WorkspaceRecord, api_host: &str) -> Workspace {
@@ -338,20 +372,13 @@ fn read_list_workspaces(query: Option<String>) -> Result<ListWorkspacesRequest> 
     })
 }
 
-async fn list_workspaces(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Answer<ListWorkspacesResponse> {
+async fn list_workspaces(call: Call, RawQuery(query): RawQuery, headers: HeaderMap) -> Answer<ListWorkspacesResponse> {
     let request = read_list_workspaces(query)?;
-    let operations = state.operations();
-    let actor = auth.actor(&operations);
-    let visible =
-        workspaces::visible_workspaces(operations, &actor, request.workspace_id.as_deref(), request.workspace_name.as_deref()).await?;
+    let (workspace_id, workspace_name) = (request.workspace_id.as_deref(), request.workspace_name.as_deref());
+    let visible = workspaces::visible_workspaces(call.operations(), &call.actor(), workspace_id, workspace_name).await?;
     let host = api_host(&headers);
     let (workspaces, page) = paged(visible.iter().map(|workspace| workspace_wire(workspace, host)), visible.len() as u64, request.page);
-    answer(&auth, ListWorkspacesResponse { workspaces, page })
+    call.answer(ListWorkspacesResponse { workspaces, page })
 }
 
 fn read_create_workspace(query: Option<String>) -> Result<CreateWorkspaceRequest> {
@@ -360,36 +387,24 @@ fn read_create_workspace(query: Option<String>) -> Result<CreateWorkspaceRequest
     Ok(CreateWorkspaceRequest { workspace_name: workspace_name.to_string() })
 }
 
-async fn create_workspace(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Answer<WorkspaceResponse> {
-    auth.caller.may_administer()?;
+async fn create_workspace(call: Call, RawQuery(query): RawQuery, headers: HeaderMap) -> Answer<WorkspaceResponse> {
+    call.auth.caller.may_administer()?;
     let request = read_create_workspace(query)?;
     let name = WorkspaceName::parse(&request.workspace_name)?;
-    let operations = state.operations();
-    let record = workspaces::create_workspace(operations, &auth.actor(&operations), &name).await?;
-    answer(&auth, WorkspaceResponse { workspace: workspace_wire(&record, api_host(&headers)) })
+    let record = workspaces::create_workspace(call.operations(), &call.actor(), &name).await?;
+    call.answer(WorkspaceResponse { workspace: workspace_wire(&record, api_host(&headers)) })
 }
 
-async fn delete_workspace(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    Path(workspace_id): Path<String>,
-) -> Answer<DeleteWorkspaceResponse> {
+async fn delete_workspace(call: Call, Path(workspace_id): Path<String>) -> Answer<DeleteWorkspaceResponse> {
     let request = DeleteWorkspaceRequest { workspace_id };
-    let operations = state.operations();
-    let outcome = workspaces::delete_workspace(operations, &auth.actor(&operations), &request.workspace_id).await?;
-    let body = match outcome {
+    let outcome = workspaces::delete_workspace(call.operations(), &call.actor(), &request.workspace_id).await?;
+    call.answer(match outcome {
         WorkspaceDeletion::Deleted => DeleteWorkspaceResponse { is_deleted: true, fail_reasons: Vec::new() },
         WorkspaceDeletion::Refused(reasons) => DeleteWorkspaceResponse {
             is_deleted: false,
             fail_reasons: reasons.into_iter().map(|(reason, resource_type)| FailReason { reason, resource_type }).collect(),
         },
-    };
-    answer(&auth, body)
+    })
 }
 
 fn read_list_model_permissions(query: Option<String>) -> Result<ListModelPermissionsRequest> {
@@ -404,20 +419,15 @@ fn read_list_model_permissions(query: Option<String>) -> Result<ListModelPermiss
     })
 }
 
-async fn list_model_permissions(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    RawQuery(query): RawQuery,
-) -> Answer<ListModelPermissionsResponse> {
+async fn list_model_permissions(call: Call, RawQuery(query): RawQuery) -> Answer<ListModelPermissionsResponse> {
     let request = read_list_model_permissions(query)?;
-    let operations = state.operations();
-    let actor = auth.actor(&operations);
+    let (operations, actor) = (call.operations(), call.actor());
     let workspace = resolve_workspace(operations, &actor, request.workspace_id.as_deref()).await?;
     let grants = workspaces::model_grants(operations, &actor, &workspace).await?;
     let name_filter = request.name_filter.as_deref().map(str::to_ascii_lowercase);
     let action = request.model_action.as_deref().map(str::to_ascii_lowercase);
     let mut items = Vec::new();
-    for model in state.shared.catalog.iter() {
+    for model in call.state.shared.catalog.iter() {
         let grant = grants.iter().find(|grant| grant.model == model.name);
         let permissions = if workspace.is_default {
             ModelPermissions {
@@ -447,7 +457,7 @@ async fn list_model_permissions(
     }
     let total = items.len() as u64;
     let (list, page) = paged(items, total, request.page);
-    answer(&auth, ListModelPermissionsResponse { list, page, error_message: String::new() })
+    call.answer(ListModelPermissionsResponse { list, page, error_message: String::new() })
 }
 
 /// UpdateModelPermissions' fields: `workspaceId`, `accessAllEntities`, then `models.1`,
@@ -469,23 +479,16 @@ fn read_update_model_permissions(form: &FormFields, catalog: &ModelCatalog) -> R
     Ok(UpdateModelPermissionsRequest { workspace_id: workspace_id.to_string(), access_all_entities, models })
 }
 
-async fn update_model_permissions(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Answer<UpdateModelPermissionsResponse> {
-    auth.caller.may_administer()?;
-    let mut form = body_fields(&headers, &body)?;
+async fn update_model_permissions(call: Call, sent: Sent) -> Answer<UpdateModelPermissionsResponse> {
+    call.auth.caller.may_administer()?;
+    let mut form = sent.form()?;
     // The SDK sends these in the body; accept them in the query too.
     if form.keys().next().is_none() {
-        form = query_fields(query)?;
+        form = sent.query()?;
     }
-    let catalog = &state.shared.catalog;
+    let catalog = &call.state.shared.catalog;
     let request = read_update_model_permissions(&form, catalog)?;
-    let operations = state.operations();
-    let actor = auth.actor(&operations);
+    let (operations, actor) = (call.operations(), call.actor());
     let workspace = resolve_workspace(operations, &actor, Some(&request.workspace_id)).await?;
     let mut grants: Vec<ModelGrant> = Vec::new();
     if request.access_all_entities == Some(true) {
@@ -505,5 +508,5 @@ async fn update_model_permissions(
         return Err(ManagementError::invalid_parameter("Name at least one model (models.1.model) or set accessAllEntities=true."));
     }
     workspaces::update_model_grants(operations, &actor, &workspace, &grants).await?;
-    answer(&auth, UpdateModelPermissionsResponse { error_message: String::new() })
+    call.answer(UpdateModelPermissionsResponse { error_message: String::new() })
 }

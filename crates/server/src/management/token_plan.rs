@@ -11,19 +11,20 @@
 //! not count against the region's pay-as-you-go key limit. They are accepted only on plan
 //! listeners (`[[listeners]] plan = true`), and refused on every other path.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::RawQuery;
 use axum::routing::post;
 use axum::{Json, Router};
 use keygate_core::civil_time::format_utc_timestamp;
 use keygate_core::ids::Description;
 use keygate_core::keys::expose;
 use keygate_wire::envelope::PlanSuccess;
-use keygate_wire::token_plan::{CreateTokenPlanKeyRequest, CreatedTokenPlanKey, RotateTokenPlanKeyRequest, RotatedTokenPlanKey};
+use keygate_wire::token_plan::{
+    CreateTokenPlanKeyRequest, CreatedTokenPlanKey, IssuedPlanKey, RotateTokenPlanKeyRequest, RotatedTokenPlanKey,
+};
 
-use super::authentication::Authenticated;
 use super::errors::ManagementError;
-use super::model_studio::{parse_key_id, query_fields};
-use crate::operations::keys::{create_plan_key, rotate_plan_key};
+use super::model_studio::{parse_key_id, query_fields, Call};
+use crate::operations::keys::{create_plan_key, rotate_plan_key, IssuedKey};
 use crate::state::AppState;
 
 /// Routes of the Token Plan operations (authentication is layered on by the caller).
@@ -33,15 +34,25 @@ pub fn routes() -> Router<AppState> {
         .route("/tokenplan/api-key-rotations", post(rotate_token_plan_key))
 }
 
-/// A handler's answer: `data` under `Data` in the PascalCase envelope.
+/// A handler's answer: its `Data` in the PascalCase envelope.
 type Answer<T> = Result<Json<PlanSuccess<T>>, ManagementError>;
 
-fn answer<T>(auth: &Authenticated, data: T) -> Answer<T> {
-    Ok(Json(PlanSuccess::new(auth.request_id(), data)))
+fn answer<T>(call: &Call, data: T) -> Answer<T> {
+    Ok(Json(PlanSuccess::new(call.auth.request_id(), data)))
 }
 
 fn timestamp(milliseconds: i64) -> String {
     format_utc_timestamp(milliseconds.div_euclid(1000))
+}
+
+/// The new plaintext of a created or rotated plan key (the one place it leaves the server),
+/// with its id and masked form.
+fn issued(key: &IssuedKey) -> IssuedPlanKey {
+    IssuedPlanKey {
+        api_key_id: key.record.api_key_id.to_string(),
+        plain_api_key: expose(&key.plaintext).to_string(),
+        masked_api_key: key.record.masked_key.clone(),
+    }
 }
 
 fn read_create(query: Option<String>) -> Result<CreateTokenPlanKeyRequest, ManagementError> {
@@ -53,30 +64,20 @@ fn read_create(query: Option<String>) -> Result<CreateTokenPlanKeyRequest, Manag
 }
 
 /// CreateTokenPlanKey: `AccountId` (required) names the holder, `Description` is optional.
-async fn create_token_plan_key(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    RawQuery(query): RawQuery,
-) -> Answer<CreatedTokenPlanKey> {
+async fn create_token_plan_key(call: Call, RawQuery(query): RawQuery) -> Answer<CreatedTokenPlanKey> {
     let request = read_create(query)?;
     let description = Description::parse(&request.description)?;
-    let operations = state.operations();
-    let created = create_plan_key(operations, &auth.actor(&operations), &request.account_id, &description).await?;
+    let created = create_plan_key(call.operations(), &call.actor(), &request.account_id, &description).await?;
     let record = &created.record;
-    answer(
-        &auth,
-        CreatedTokenPlanKey {
-            api_key_id: record.api_key_id.to_string(),
-            // The one place a new plan key's plaintext leaves the server.
-            plain_api_key: expose(&created.plaintext).to_string(),
-            masked_api_key: record.masked_key.clone(),
-            description: record.description.clone(),
-            source_id: record.workspace_id.clone(),
-            created_at: timestamp(record.created_at),
-            holder: record.created_by.clone(),
-            region: record.region.clone(),
-        },
-    )
+    let data = CreatedTokenPlanKey {
+        key: issued(&created),
+        description: record.description.clone(),
+        source_id: record.workspace_id.clone(),
+        created_at: timestamp(record.created_at),
+        holder: record.created_by.clone(),
+        region: record.region.clone(),
+    };
+    answer(&call, data)
 }
 
 fn read_rotate(query: Option<String>) -> Result<RotateTokenPlanKeyRequest, ManagementError> {
@@ -87,23 +88,9 @@ fn read_rotate(query: Option<String>) -> Result<RotateTokenPlanKeyRequest, Manag
 
 /// RotateTokenPlanKey: a new secret for the plan key `ApiKeyId`; the old one stops working
 /// at once (and so do temporary keys minted from it).
-async fn rotate_token_plan_key(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    RawQuery(query): RawQuery,
-) -> Answer<RotatedTokenPlanKey> {
+async fn rotate_token_plan_key(call: Call, RawQuery(query): RawQuery) -> Answer<RotatedTokenPlanKey> {
     let request = read_rotate(query)?;
-    let operations = state.operations();
-    let rotated = rotate_plan_key(operations, &auth.actor(&operations), request.api_key_id).await?;
-    let record = &rotated.record;
-    answer(
-        &auth,
-        RotatedTokenPlanKey {
-            api_key_id: record.api_key_id.to_string(),
-            plain_api_key: expose(&rotated.plaintext).to_string(),
-            masked_api_key: record.masked_key.clone(),
-            reset_at: timestamp(state.shared.clock.now_milliseconds()),
-            source_id: record.workspace_id.clone(),
-        },
-    )
+    let rotated = rotate_plan_key(call.operations(), &call.actor(), request.api_key_id).await?;
+    let reset_at = timestamp(call.state.shared.clock.now_milliseconds());
+    answer(&call, RotatedTokenPlanKey { key: issued(&rotated), reset_at, source_id: rotated.record.workspace_id.clone() })
 }
