@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::ConnectInfo;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures_util::future::Either;
@@ -25,6 +25,7 @@ use crate::connections::{
 };
 use crate::gateway;
 use crate::management::authentication::{BodyLimit, MAX_MANAGEMENT_BODY_BYTES};
+use crate::management::boundary::answer_errors;
 use crate::management::{authentication, keygate_api, model_studio, token_plan};
 use crate::request_context::attach_request_context;
 use crate::settings::Settings;
@@ -44,17 +45,19 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), BodyLimit(keygate_api::key_import::MAX_IMPORT_BODY_BYTES)),
             authentication::require_authentication,
         )));
+    // Every management error, the authentication middleware's too, leaves through the
+    // boundary (outside that middleware, inside the request context's).
+    let management = authenticated.merge(keygate_api::public_routes()).layer(from_fn(answer_errors));
     let mut public = Router::new().route("/healthz", get(|| async { Json(json!({"status": "ok"})) })).route("/readyz", get(readiness));
     // With a metrics listener of its own, `/metrics` is served there only: an ordinary
     // listener answers it like any unknown path.
     if state.shared.settings.metrics_listen.is_none() {
-        public = public.route("/metrics", get(crate::metrics::guarded_metrics_endpoint));
+        public = public.route("/metrics", get(crate::metrics::guarded_metrics_endpoint).layer(from_fn(answer_errors)));
     }
     public
-        .merge(keygate_api::public_routes())
         .merge(crate::console::routes())
         .merge(gateway::routes())
-        .merge(authenticated)
+        .merge(management)
         .fallback(crate::planes::not_served)
         .method_not_allowed_fallback(crate::planes::method_not_allowed)
         .layer(from_fn_with_state(state.clone(), attach_request_context))

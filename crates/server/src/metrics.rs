@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::management::errors::ManagementError;
-use crate::request_context::{peer_of, RequestContext};
+use crate::request_context::peer_of;
 use crate::state::AppState;
 
 /// `GET /metrics`.
@@ -41,9 +41,7 @@ pub fn is_local_unforwarded<B>(request: &axum::http::Request<B>) -> bool {
 /// without one, only for a client on this machine that no proxy relays
 /// ([`is_local_unforwarded`]). `metrics_listen` serves it on a listener of its own instead,
 /// and ordinary listeners do not serve it at all.
-pub async fn guarded_metrics_endpoint(state: State<AppState>, context: RequestContext, request: Request) -> Response {
-    let refuse =
-        |status, code, message: &str| ManagementError::new(status, code, message).with_request_id(&context.request_id).into_response();
+pub async fn guarded_metrics_endpoint(state: State<AppState>, request: Request) -> Result<Response, ManagementError> {
     match &state.shared.settings.metrics_token {
         Some(token) => {
             let presented = request
@@ -54,33 +52,34 @@ pub async fn guarded_metrics_endpoint(state: State<AppState>, context: RequestCo
                 .unwrap_or("");
             let matches: bool = Sha256::digest(presented.as_bytes()).ct_eq(&Sha256::digest(token.expose_secret().as_bytes())).into();
             if !matches {
-                return refuse(StatusCode::UNAUTHORIZED, "InvalidMetricsToken", "/metrics needs Authorization: Bearer <metrics token>.");
+                return Err(ManagementError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "InvalidMetricsToken",
+                    "/metrics needs Authorization: Bearer <metrics token>.",
+                ));
             }
         }
         None if !is_local_unforwarded(&request) => {
-            return refuse(
+            return Err(ManagementError::new(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
                 "/metrics answers only clients on this machine, not through a proxy, on this listener; set a metrics token or a metrics listener.",
-            );
+            ));
         }
         None => {}
     }
-    metrics_endpoint(state).await
+    Ok(metrics_endpoint(state).await)
 }
 
 /// The router of a `metrics_listen` listener: `/metrics` and nothing else. Its refusals
-/// are the management plane's, with a request id and an access-log line, like any other
-/// listener's.
+/// are the management plane's, rendered by its boundary with a request id, and have an
+/// access-log line, like any other listener's.
 pub fn metrics_listener_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics_endpoint))
-        .fallback(|context: RequestContext| async move {
-            ManagementError::new(StatusCode::NOT_FOUND, "NotFound", "Only /metrics is served on this listener.")
-                .with_request_id(&context.request_id)
-                .into_response()
-        })
+        .fallback(|| async { ManagementError::new(StatusCode::NOT_FOUND, "NotFound", "Only /metrics is served on this listener.") })
         .method_not_allowed_fallback(crate::planes::method_not_allowed)
+        .layer(axum::middleware::from_fn(crate::management::boundary::answer_errors))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::request_context::attach_request_context))
         .with_state(state)
 }

@@ -58,7 +58,7 @@ pub fn refusal_for_path(path: &str, status: StatusCode, code: &'static str, mess
         Plane::Gateway(protocol) => {
             GatewayRefusal::Unrouted { status, native_code: code, message: message.to_string() }.into_response_for(protocol, request_id)
         }
-        Plane::Management(shape) => ManagementError::new(status, code, message).with_request_id(request_id).into_response_shaped(shape),
+        Plane::Management(shape) => ManagementError::new(status, code, message).render(shape, request_id),
         Plane::Console => console_error_page(status, message, request_id),
     };
     if let Ok(value) = HeaderValue::from_str(request_id) {

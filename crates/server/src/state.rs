@@ -103,7 +103,7 @@ impl AppState {
     /// The operations layer over this state's store, master key, settings and clock.
     pub fn operations(&self) -> Operations<'_> {
         let shared = &*self.shared;
-        Operations::new(&shared.store, &shared.master_key, &shared.settings, &shared.catalog, &shared.served_regions, &shared.clock)
+        Operations::new(&shared.store, &shared.master_key, &shared.settings, &shared.catalog, &shared.clock)
     }
 
     /// Why this node cannot confirm its keys right now: its registry has not been confirmed

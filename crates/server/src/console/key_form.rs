@@ -13,8 +13,8 @@ use maud::{html, Markup};
 use super::layout::{described_by, field_error};
 use crate::management::form::FormFields;
 use crate::operations::keys::{
-    check_scope_apps, check_scope_models, custom_permissions, parse_access_ips, require_custom_permissions, KeyAuthInput, KeyField,
-    KeyOperationError,
+    check_scope_apps, check_scope_models, custom_permissions, parse_access_ips, require_custom_permissions, KeyAuthInput, KeyAuthOutcome,
+    KeyField, KeyOperationError,
 };
 
 /// What the form holds, as the person entered it.
@@ -125,12 +125,7 @@ impl KeyFormValues {
 
 /// The same rules as the API's `auth.*` fields, applied to the form's values.
 impl KeyAuthInput for KeyFormValues {
-    fn key_auth(
-        &self,
-        region: &RegionPolicy,
-        catalog: &ModelCatalog,
-        workspace_apps: &[String],
-    ) -> Result<Option<KeyAuth>, KeyOperationError> {
+    fn key_auth(&self, region: &RegionPolicy, catalog: &ModelCatalog, workspace_apps: &[String]) -> KeyAuthOutcome {
         if !self.custom {
             return Ok(Some(KeyAuth::All));
         }

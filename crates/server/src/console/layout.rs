@@ -10,6 +10,7 @@ use keygate_core::civil_time::format_utc_timestamp;
 use maud::{html, Markup, DOCTYPE};
 
 use super::session::{Console, ConsoleRejection, CSRF_FIELD};
+use crate::management::boundary::InternalFailure;
 use crate::management::errors::ManagementError;
 use crate::state::AppState;
 
@@ -207,7 +208,8 @@ pub fn message_page(status: StatusCode, title: &str, message: &str) -> Response 
 }
 
 /// A refused action or lookup as a page inside the console frame: what the API would
-/// answer, in plain words (internal errors stay in the log).
+/// answer, in plain words. An internal failure's detail stays off the page; it rides out in
+/// the response's extensions for the boundary to log with the request id.
 pub fn error_page(state: &AppState, console: &Console, section: Section, error: &ManagementError) -> Response {
     let title = match error.status.as_u16() {
         403 => "Not allowed",
@@ -222,7 +224,11 @@ pub fn error_page(state: &AppState, console: &Console, section: Section, error: 
             p { a href=(with_region(section.path(), console.region())) { "Back to " (section.title()) } }
         }
     };
-    (error.status, page(state, console, section, None, body)).into_response()
+    let mut response = (error.status, page(state, console, section, None, body)).into_response();
+    if let Some(detail) = &error.detail {
+        response.extensions_mut().insert(InternalFailure(detail.clone()));
+    }
+    response
 }
 
 impl IntoResponse for ConsoleRejection {
@@ -236,7 +242,13 @@ impl IntoResponse for ConsoleRejection {
             ),
             ConsoleRejection::BadRequest(message) => message_page(StatusCode::BAD_REQUEST, "Bad request", &message),
             ConsoleRejection::Refused(response) => *response,
-            ConsoleRejection::Internal => message_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "An internal error occurred; the server log has the details."),
+            ConsoleRejection::Internal(error) => {
+                let mut response = message_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "An internal error occurred; the server log has the details.");
+                if let Some(detail) = error.detail() {
+                    response.extensions_mut().insert(InternalFailure(detail.to_string()));
+                }
+                response
+            }
         }
     }
 }

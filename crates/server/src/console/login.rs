@@ -128,7 +128,7 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
             form.error = Some(error.message);
             return Ok(login_response(&headers, &state, StatusCode::TOO_MANY_REQUESTS, &form));
         }
-        Err(_) => return Err(ConsoleRejection::Internal),
+        Err(error) => return Err(ConsoleRejection::Internal(error)),
     };
     let lifetime_seconds = state.shared.settings.session_lifetime_seconds;
     let cookies = [
@@ -142,9 +142,7 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
 pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap, form: ConsoleForm) -> Result<Response, ConsoleRejection> {
     let console = form.console;
     let operations = state.operations();
-    sessions::logout(operations, &console.auth.actor(&operations), console.session_digest())
-        .await
-        .map_err(|_| ConsoleRejection::Internal)?;
+    sessions::logout(operations, &console.auth.actor(&operations), console.session_digest()).await.map_err(ConsoleRejection::Internal)?;
     Ok((AppendHeaders([(SET_COOKIE, cookie_header(&headers, SESSION_COOKIE, "", 0))]), Redirect::to("/console/login?signed-out"))
         .into_response())
 }

@@ -54,6 +54,8 @@ pub fn routes() -> Router<AppState> {
         .merge(users::routes())
         .merge(workspaces::routes())
         .layer(from_fn(security_headers))
+        // Logs the internal failures behind the console's error pages, once, with the request id.
+        .layer(from_fn(crate::management::boundary::answer_errors))
 }
 
 /// The routes of the forms that act on one item (a key, a user, a workspace): each posts to

@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 use crate::management::authentication::Authenticated;
 use crate::management::form::FormFields;
 use crate::operations::sessions::{authenticate_session, is_disabled};
-use crate::operations::ErrorKind;
+use crate::operations::{ErrorKind, OperationError};
 use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::{new_request_id, RequestContext};
 use crate::secrets::session_token_digest;
@@ -99,7 +99,9 @@ pub enum ConsoleRejection {
     BadRequest(String),
     /// Refused with this answer (a form too large or too slow), made with the request id.
     Refused(Box<Response>),
-    Internal,
+    /// An operation failed unexpectedly: a generic page; an internal failure's detail goes
+    /// to the log.
+    Internal(OperationError),
 }
 
 /// A signed-in console caller: who it is, the region it is working in, and the CSRF
@@ -146,7 +148,7 @@ impl FromRequestParts<AppState> for Console {
         let caller = match authenticate_session(state.operations(), &token).await {
             Ok(caller) => caller,
             Err(error) if error.kind == ErrorKind::Unauthenticated => return Err(ConsoleRejection::NotSignedIn),
-            Err(_) => return Err(ConsoleRejection::Internal),
+            Err(error) => return Err(ConsoleRejection::Internal(error)),
         };
         // The API refuses disabled RAM users with every credential; so does the console.
         if is_disabled(&caller) {

@@ -3,18 +3,18 @@
 //! leaves an [`Authenticated`] in the request; handlers take that extractor, so none can
 //! run without the check.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use keygate_core::access::Caller;
 use keygate_core::acs3;
 use keygate_core::civil_time::parse_utc_timestamp;
 use secrecy::ExposeSecret;
 
-use super::errors::{ErrorShape, ManagementError};
+use super::errors::ManagementError;
 use crate::operations::access_keys::{signing_key, SigningKey};
 use crate::operations::sessions::is_disabled;
 use crate::operations::{sessions, Actor, Operations};
@@ -54,11 +54,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = ManagementError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Authenticated>()
-            .cloned()
-            .ok_or_else(|| ManagementError::internal("a management handler ran without the authentication middleware"))
+        set_by_middleware(parts, "a management handler ran without the authentication middleware")
     }
 }
 
@@ -67,12 +63,14 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     type Rejection = ManagementError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<RequestContext>()
-            .cloned()
-            .ok_or_else(|| ManagementError::internal("the request context middleware did not run"))
+        set_by_middleware(parts, "the request context middleware did not run")
     }
+}
+
+/// What a middleware left in the request, or an internal failure (`missing` says which
+/// middleware did not run: a routing mistake, not the caller's).
+fn set_by_middleware<T: Clone + Send + Sync + 'static>(parts: &Parts, missing: &str) -> Result<T, ManagementError> {
+    parts.extensions.get::<T>().cloned().ok_or_else(|| ManagementError::internal(missing))
 }
 
 /// The region of a management call: the listener's, unless the Host name carries another
@@ -101,24 +99,24 @@ pub async fn require_authentication(State((state, limit)): State<(AppState, Body
         .cloned()
         .unwrap_or_else(|| RequestContext { request_id: crate::request_context::new_request_id(), client_address: None });
     let (mut parts, body) = request.into_parts();
-    let shape = ErrorShape::for_path(parts.uri.path());
-    let answer = |error: ManagementError| error.with_request_id(&context.request_id).into_response_shaped(shape);
-    let proof = match authenticate_headers(&state, &parts).await {
-        Ok(proof) => proof,
-        Err(error) => return answer(error),
-    };
-    let body_bytes = match read_body(&parts.headers, body, limit.0, state.shared.settings.body_read_timeout()).await {
-        Ok(bytes) => bytes,
-        Err(error) => return answer(ManagementError::from(error)),
-    };
-    let caller = match finish_authentication(&state, proof, &body_bytes).await {
-        Ok(caller) => caller,
-        Err(error) => return answer(error),
+    let (caller, body_bytes) = match authenticate(&state, limit, &parts, body).await {
+        Ok(authenticated) => authenticated,
+        // Rendered by the boundary outside, in the envelope of the path.
+        Err(error) => return error.into_response(),
     };
     let host = parts.headers.get("host").and_then(|value| value.to_str().ok()).map(str::to_string);
     let region = management_region(&state, host.as_deref());
     parts.extensions.insert(Authenticated { caller, region, context });
     next.run(Request::from_parts(parts, Body::from(body_bytes))).await
+}
+
+/// The caller, proved from the headers first and then from the body read into `limit`,
+/// and that body.
+async fn authenticate(state: &AppState, limit: BodyLimit, parts: &Parts, body: Body) -> Result<(Caller, Bytes), ManagementError> {
+    let proof = authenticate_headers(state, parts).await?;
+    let body_bytes = read_body(&parts.headers, body, limit.0, state.shared.settings.body_read_timeout()).await?;
+    let caller = finish_authentication(state, proof, &body_bytes).await?;
+    Ok((caller, body_bytes))
 }
 
 /// What the headers proved: a session's caller, or a signature that holds for the body

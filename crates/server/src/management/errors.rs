@@ -1,6 +1,7 @@
-//! The management plane's one error type and its table of codes, answered in the Model
-//! Studio envelope (`success: false`, `code`, `message`, `requestId`, `httpStatusCode`).
-//! Internal failures are logged with their detail and answered with a generic message.
+//! The management plane's one error type and its table of codes. A handler, extractor or
+//! middleware answers a [`ManagementError`] as it is; [`super::boundary`] renders it in the
+//! envelope of the API that was called (`success: false`, `code`, `message`, `requestId`,
+//! `httpStatusCode`, camelCase or PascalCase) and logs an internal failure's detail.
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +9,7 @@ use axum::Json;
 use keygate_core::access::AccessDenied;
 use keygate_core::ids::IdError;
 use keygate_core::key_import::BadLine;
+use keygate_wire::envelope::{Failure, PlanFailure, Success};
 use serde_json::json;
 use std::num::NonZeroU64;
 
@@ -23,8 +25,8 @@ pub struct ManagementError {
     /// For 429: milliseconds until a retry may succeed (`x-acs-retry-after`). Non-zero,
     /// which also keeps the error small (see `fields`).
     pub retry_after_milliseconds: Option<std::num::NonZeroU64>,
-    /// Filled in by [`ManagementError::with_request_id`] before answering.
-    pub request_id: String,
+    /// An internal failure's detail: logged once by the boundary, never answered.
+    pub detail: Option<String>,
     /// More fields of the error envelope (e.g. an import's `badLines`); usually none. Boxed:
     /// errors travel in `Result`s, and clippy's `result_large_err` wants them small.
     pub fields: Option<Box<serde_json::Map<String, serde_json::Value>>>,
@@ -32,7 +34,7 @@ pub struct ManagementError {
 
 impl ManagementError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ManagementError {
-        ManagementError { status, code, message: message.into(), retry_after_milliseconds: None, request_id: String::new(), fields: None }
+        ManagementError { status, code, message: message.into(), retry_after_milliseconds: None, detail: None, fields: None }
     }
 
     pub fn invalid_parameter(message: impl Into<String>) -> ManagementError {
@@ -47,7 +49,7 @@ impl ManagementError {
         OperationError::unauthenticated(code, message).into()
     }
 
-    /// Internal failure: the detail goes to the log, the caller gets a generic message.
+    /// Internal failure: the caller gets a generic message, the boundary logs the detail.
     pub fn internal(detail: impl std::fmt::Display) -> ManagementError {
         OperationError::internal(detail).into()
     }
@@ -55,11 +57,6 @@ impl ManagementError {
     /// Adds a field to the error envelope.
     pub fn with_field(mut self, name: &str, value: serde_json::Value) -> ManagementError {
         self.fields.get_or_insert_with(Box::default).insert(name.to_string(), value);
-        self
-    }
-
-    pub fn with_request_id(mut self, request_id: &str) -> ManagementError {
-        self.request_id = request_id.to_string();
         self
     }
 }
@@ -78,7 +75,9 @@ impl From<OperationError> for ManagementError {
         };
         let retry_after_seconds = error.retry_after_seconds();
         let bad_lines = (!error.bad_lines().is_empty()).then(|| bad_lines_json(error.bad_lines()));
+        let detail = error.detail().map(str::to_string);
         let mut answered = ManagementError::new(status, error.code, error.message);
+        answered.detail = detail;
         answered.retry_after_milliseconds = retry_after_seconds.and_then(|seconds| NonZeroU64::new(seconds.saturating_mul(1000)));
         if let Some(bad_lines) = bad_lines {
             answered = answered.with_field("badLines", bad_lines);
@@ -117,17 +116,18 @@ impl From<crate::request_body::BodyReadError> for ManagementError {
     }
 }
 
-impl From<AccessDenied> for ManagementError {
-    fn from(denied: AccessDenied) -> Self {
-        OperationError::from(denied).into()
-    }
+/// Refusals that are operation errors first, answered with the status of their kind.
+macro_rules! answered_as_operation_errors {
+    ($($refusal:ty),*) => {$(
+        impl From<$refusal> for ManagementError {
+            fn from(refusal: $refusal) -> Self {
+                OperationError::from(refusal).into()
+            }
+        }
+    )*};
 }
 
-impl From<IdError> for ManagementError {
-    fn from(error: IdError) -> Self {
-        OperationError::from(error).into()
-    }
-}
+answered_as_operation_errors!(AccessDenied, IdError);
 
 /// The two envelopes of the Model Studio API: camelCase for `/modelstudio/*` (and
 /// keygate's own API), PascalCase for the Token Plan operations (`/tokenplan/*`).
@@ -148,37 +148,38 @@ impl ErrorShape {
     }
 }
 
+/// The error as it leaves a handler, an extractor or a middleware: its status, and the
+/// error itself in the response's extensions, for [`super::boundary`] to render with the
+/// request id in the envelope of the path and to log.
 impl IntoResponse for ManagementError {
     fn into_response(self) -> Response {
-        self.into_response_shaped(ErrorShape::ModelStudio)
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(self);
+        response
     }
 }
 
 impl ManagementError {
-    /// The error answered in `shape`'s envelope.
-    pub fn into_response_shaped(self, shape: ErrorShape) -> Response {
-        let mut body = match shape {
-            ErrorShape::ModelStudio => json!({
-                "requestId": self.request_id,
-                "code": self.code,
-                "message": self.message,
-                "httpStatusCode": self.status.as_u16(),
-                "success": false,
-            }),
-            ErrorShape::TokenPlan => json!({
-                "RequestId": self.request_id,
-                "Code": self.code,
-                "Message": self.message,
-                "HttpStatusCode": self.status.as_u16(),
-                "Success": false,
-            }),
-        };
-        if let Some(envelope) = body.as_object_mut() {
-            for (name, value) in self.fields.map(|fields| *fields).unwrap_or_default() {
-                envelope.entry(name).or_insert(value);
-            }
+    /// The error answered to the request `request_id` in `shape`'s envelope; an internal
+    /// failure's detail is logged here, the one place every management error passes on its
+    /// way out, and stays out of the answer.
+    pub fn render(self, shape: ErrorShape, request_id: &str) -> Response {
+        if let Some(detail) = &self.detail {
+            log_internal_failure(request_id, detail);
         }
-        let mut response = (self.status, Json(body)).into_response();
+        let more = self.fields.map(|fields| *fields).unwrap_or_default();
+        let (status, code, message) = (self.status.as_u16(), self.code.to_string(), self.message);
+        let mut response = match shape {
+            ErrorShape::ModelStudio => {
+                let request_id = request_id.to_string();
+                Json(Failure { request_id, code, message, http_status_code: status, success: false, more }).into_response()
+            }
+            ErrorShape::TokenPlan => {
+                let request_id = request_id.to_string();
+                Json(PlanFailure { request_id, code, message, http_status_code: status, success: false, more }).into_response()
+            }
+        };
+        *response.status_mut() = self.status;
         if let Some(milliseconds) = self.retry_after_milliseconds {
             if let Ok(value) = HeaderValue::from_str(&milliseconds.to_string()) {
                 response.headers_mut().insert("x-acs-retry-after", value);
@@ -188,18 +189,14 @@ impl ManagementError {
     }
 }
 
-/// A successful envelope: `fields` merged with `requestId`, `code`, `message`,
-/// `httpStatusCode` and `success: true`.
+/// Logs an internal failure of the request `request_id` with its detail: the one line an
+/// operator finds it by (the caller was answered only the request id).
+pub fn log_internal_failure(request_id: &str, detail: &str) {
+    tracing::error!(request_id = %request_id, error = %detail, "internal error in the management API");
+}
+
+/// A successful envelope: `fields` beside `requestId`, `code`, `message`, `httpStatusCode`
+/// and `success: true`.
 pub fn success(request_id: &str, fields: serde_json::Value) -> Response {
-    let mut body = json!({
-        "requestId": request_id,
-        "code": "Success",
-        "message": "",
-        "httpStatusCode": 200,
-        "success": true,
-    });
-    if let (Some(target), serde_json::Value::Object(extra)) = (body.as_object_mut(), fields) {
-        target.extend(extra);
-    }
-    (StatusCode::OK, Json(body)).into_response()
+    Json(Success::new(request_id, fields)).into_response()
 }

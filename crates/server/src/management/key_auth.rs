@@ -1,6 +1,7 @@
 //! The Model Studio wire form of an API key's permissions: the `auth.*` fields of
 //! CreateApiKey and UpdateApiKey (`auth.type`, `auth.accessIps.N`, ...) read into a
-//! [`KeyAuth`] through the rules of [`crate::operations::keys`], in their order.
+//! [`KeyAuth`] through the rules of [`crate::operations::keys`], in their order (the
+//! [`KeyAuthInput`] of [`FormFields`]).
 
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::permissions::KeyAuth;
@@ -9,21 +10,10 @@ use keygate_core::region::RegionPolicy;
 use super::errors::ManagementError;
 use super::form::{shown, FormFields};
 use crate::operations::keys::{
-    check_scope_apps, check_scope_models, custom_permissions, parse_access_ips, require_custom_permissions, KeyAuthInput, KeyOperationError,
+    check_scope_apps, check_scope_models, custom_permissions, parse_access_ips, require_custom_permissions, KeyAuthInput, KeyAuthOutcome,
+    KeyOperationError,
 };
 use crate::operations::OperationError;
-
-/// The Model Studio wire form: `auth.type`, `auth.accessIps.N`, ... (see [`parse_auth`]).
-impl KeyAuthInput for FormFields {
-    fn key_auth(
-        &self,
-        region: &RegionPolicy,
-        catalog: &ModelCatalog,
-        workspace_apps: &[String],
-    ) -> Result<Option<KeyAuth>, KeyOperationError> {
-        parse_auth(self, region, catalog, workspace_apps)
-    }
-}
 
 fn invalid(message: impl Into<String>) -> KeyOperationError {
     OperationError::invalid_parameter(message).into()
@@ -42,14 +32,16 @@ fn is_known_auth_field(name: &str) -> bool {
         || AUTH_LIST_FIELDS.iter().any(|prefix| name.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.')))
 }
 
-/// Parses the `auth.*` fields: `None` when there are none. `workspace_apps` are the
-/// application ids of the key's workspace (an app scope may name only those).
-pub fn parse_auth(
-    fields: &FormFields,
-    region: &RegionPolicy,
-    catalog: &ModelCatalog,
-    workspace_apps: &[String],
-) -> Result<Option<KeyAuth>, KeyOperationError> {
+/// The Model Studio wire form: the `auth.*` fields, `None` when there are none.
+/// `workspace_apps` are the application ids of the key's workspace (an app scope may name
+/// only those).
+impl KeyAuthInput for FormFields {
+    fn key_auth(&self, region: &RegionPolicy, catalog: &ModelCatalog, workspace_apps: &[String]) -> KeyAuthOutcome {
+        read_auth_fields(self, region, catalog, workspace_apps)
+    }
+}
+
+fn read_auth_fields(fields: &FormFields, region: &RegionPolicy, catalog: &ModelCatalog, workspace_apps: &[String]) -> KeyAuthOutcome {
     let auth_fields: Vec<&str> = fields.keys().filter(|name| *name == "auth" || name.starts_with("auth.")).collect();
     if auth_fields.is_empty() {
         return Ok(None);
@@ -89,12 +81,15 @@ mod tests {
     use super::*;
     use keygate_core::region::RegionTable;
 
+    /// `text` as the form body of a key in `region`, in a workspace without applications.
+    fn read_in(region: &str, text: &str) -> KeyAuthOutcome {
+        let table = RegionTable::model_studio_default();
+        FormFields::parse(text, "form body").unwrap().key_auth(table.get(region).unwrap(), &ModelCatalog::built_in(true), &[])
+    }
+
     #[test]
     fn parses_custom_auth_and_refuses_bad_parts() {
-        let table = RegionTable::model_studio_default();
-        let singapore = table.get("ap-southeast-1").unwrap();
-        let catalog = ModelCatalog::built_in(true);
-        let parse = |text: &str| parse_auth(&FormFields::parse(text, "form body").unwrap(), singapore, &catalog, &[]);
+        let parse = |text: &str| read_in("ap-southeast-1", text);
         let auth = parse("auth.type=Custom&auth.accessIps.1=10.0.0.0%2F8&auth.modelAccessScope.allowAllModels=False&auth.modelAccessScope.accessibleModels.1=qwen-plus").unwrap().unwrap();
         let KeyAuth::Custom(custom) = auth else { panic!("custom expected") };
         assert_eq!(custom.access_ips.canonical_entries(), ["10.0.0.0/8"]);
@@ -103,8 +98,7 @@ mod tests {
         assert!(parse("auth.type=Custom&auth.modelAccessScope.accessibleModels.1=no-such-model").is_err());
         assert!(parse("auth.type=All&auth.accessIps.1=10.0.0.1").is_err());
         assert!(parse("auth.typo=All").is_err());
-        assert!(parse_auth(&FormFields::parse("auth.type=Custom", "form body").unwrap(), table.get("us-east-1").unwrap(), &catalog, &[])
-            .is_err());
+        assert!(read_in("us-east-1", "auth.type=Custom").is_err());
         assert_eq!(parse("description=x").unwrap(), None);
     }
 }

@@ -1,7 +1,8 @@
 //! The management plane: the Model Studio-compatible API and keygate's own API, behind one
-//! authentication middleware and one error envelope.
+//! authentication middleware and one error boundary.
 
 pub mod authentication;
+pub mod boundary;
 pub mod errors;
 pub mod form;
 pub mod key_auth;

@@ -1,25 +1,37 @@
 //! The Model Studio-compatible management API (`/modelstudio/...`), as the official SDK
 //! `alibabacloud-modelstudio20260210` calls it: ROA paths, query parameters, form bodies,
-//! camelCase JSON in the success envelope.
+//! camelCase JSON in the success envelope. The requests and answers are the types of
+//! [`keygate_wire::model_studio`]: each operation reads its fields into its request type in
+//! one function (`read_...`), and answers its response type; errors leave as
+//! [`ManagementError`]s, which [`super::boundary`] renders.
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use axum::response::Response;
 use axum::routing::{get, post, put};
-use axum::Router;
+use axum::{Json, Router};
+use keygate_core::catalog::ModelCatalog;
 use keygate_core::ids::{ApiKeyId, WorkspaceId, WorkspaceName};
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::permissions::KeyAuth;
-use serde_json::{json, Value};
+use keygate_wire::envelope::{Empty, Success};
+use keygate_wire::model_studio::{
+    ApiKey, ApiKeyAuth, ApiKeyDetails, ApiKeyIdRequest, ApiKeyOrder, ApiKeyResponse, ApiKeyStanding, AppAccessScope, AuthType,
+    CreateApiKeyRequest, CreateWorkspaceRequest, DeleteWorkspaceRequest, DeleteWorkspaceResponse, FailReason, ListApiKeysRequest,
+    ListApiKeysResponse, ListModelPermissionsRequest, ListModelPermissionsResponse, ListWorkspacesRequest, ListWorkspacesResponse,
+    ModelAccessScope, ModelGrantRequest, ModelPermission, ModelPermissions, PageRequest, PageResponse, SortOrder, UpdateApiKeyRequest,
+    UpdateModelPermissionsRequest, UpdateModelPermissionsResponse, Workspace, WorkspaceResponse,
+};
 
 use super::authentication::Authenticated;
-use super::errors::{success, ManagementError};
+use super::errors::ManagementError;
 use super::form::{shown, FormFields};
 use crate::operations::keys::{self as key_operations, KeyListing, NewKeyRequest};
 use crate::operations::workspaces::{self, resolve_workspace};
-use crate::operations::{ApiKeyRecord, KeyOrder, ModelGrant, WorkspaceDeletion, WorkspaceRecord};
+use crate::operations::{Actor, ApiKeyRecord, KeyOrder, ModelGrant, Operations, WorkspaceDeletion, WorkspaceRecord};
 use crate::planes::Path;
+use crate::request_body::BodyReadError;
 use crate::state::AppState;
 
 /// Routes of the Model Studio API (authentication is layered on by the caller).
@@ -37,14 +49,75 @@ pub fn routes() -> Router<AppState> {
 
 type Result<T> = std::result::Result<T, ManagementError>;
 
-/// Attaches the request id to an error on its way out.
-trait WithRequestId<T> {
-    fn for_request(self, auth: &Authenticated) -> Result<T>;
+/// A handler's answer: its response in the success envelope of the request.
+type Answer<T> = Result<Json<Success<T>>>;
+
+/// An authenticated call of the Model Studio API (or of the Token Plan operations) and the
+/// state it works with: what every handler here takes first.
+pub(super) struct Call {
+    pub state: AppState,
+    pub auth: Authenticated,
 }
 
-impl<T> WithRequestId<T> for Result<T> {
-    fn for_request(self, auth: &Authenticated) -> Result<T> {
-        self.map_err(|error| error.with_request_id(auth.request_id()))
+impl FromRequestParts<AppState> for Call {
+    type Rejection = ManagementError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Call> {
+        Ok(Call { state: state.clone(), auth: Authenticated::from_request_parts(parts, state).await? })
+    }
+}
+
+impl Call {
+    pub(super) fn operations(&self) -> Operations<'_> {
+        self.state.operations()
+    }
+
+    /// The caller as the actor of an operation, now.
+    pub(super) fn actor(&self) -> Actor {
+        self.auth.actor(&self.operations())
+    }
+
+    fn answer<T>(&self, body: T) -> Answer<T> {
+        Ok(Json(Success::new(self.auth.request_id(), body)))
+    }
+}
+
+/// What a call sent besides its path: the query string and the body, read into fields by
+/// each operation in its own order (a key in the path first, then the query, then the body).
+pub(super) struct Sent {
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl FromRequest<AppState> for Sent {
+    type Rejection = ManagementError;
+
+    async fn from_request(request: Request, _state: &AppState) -> Result<Sent> {
+        let query = request.uri().query().map(str::to_string);
+        let (parts, body) = request.into_parts();
+        // The authentication middleware has read the body (under the route's limit) already.
+        let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|_| ManagementError::from(BodyReadError::Broken))?;
+        Ok(Sent { query, headers: parts.headers, body })
+    }
+}
+
+impl Sent {
+    fn query(&self) -> Result<FormFields> {
+        query_fields(self.query.clone())
+    }
+
+    /// The form body: must be form-encoded when not empty.
+    fn form(&self) -> Result<FormFields> {
+        if self.body.is_empty() {
+            return Ok(FormFields::default());
+        }
+        let content_type = self.headers.get("content-type").and_then(|value| value.to_str().ok()).unwrap_or("");
+        if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+            return Err(ManagementError::invalid_parameter("The body must be application/x-www-form-urlencoded."));
+        }
+        let text = std::str::from_utf8(&self.body).map_err(|_| ManagementError::invalid_parameter("The form body is not valid UTF-8."))?;
+        FormFields::parse(text, "form body")
     }
 }
 
@@ -52,436 +125,388 @@ pub(super) fn query_fields(query: Option<String>) -> Result<FormFields> {
     FormFields::parse(query.as_deref().unwrap_or(""), "query string")
 }
 
-/// The form body: must be form-encoded when not empty.
-fn body_fields(headers: &HeaderMap, body: &Bytes) -> Result<FormFields> {
-    if body.is_empty() {
-        return Ok(FormFields::default());
-    }
-    let content_type = headers.get("content-type").and_then(|value| value.to_str().ok()).unwrap_or("");
-    if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
-        return Err(ManagementError::invalid_parameter("The body must be application/x-www-form-urlencoded."));
-    }
-    let text = std::str::from_utf8(body).map_err(|_| ManagementError::invalid_parameter("The form body is not valid UTF-8."))?;
-    FormFields::parse(text, "form body")
-}
-
 pub(super) fn parse_key_id(text: &str) -> Result<i64> {
     Ok(key_operations::parse_key_id(text)?)
 }
 
-fn auth_json(auth: &KeyAuth) -> Value {
-    match auth {
-        KeyAuth::All => json!({
-            "type": "All",
-            "accessIps": [],
-            "modelAccessScope": {"allowAllModels": true, "accessibleModels": []},
-            "appAccessScope": {"allowAllApps": true, "accessibleApps": []},
-        }),
-        KeyAuth::Custom(custom) => json!({
-            "type": "Custom",
-            "accessIps": custom.access_ips.canonical_entries(),
-            "modelAccessScope": {"allowAllModels": custom.model_scope.allow_all_models, "accessibleModels": custom.model_scope.accessible_models},
-            "appAccessScope": {"allowAllApps": custom.app_scope.allow_all_apps, "accessibleApps": custom.app_scope.accessible_apps},
-        }),
-    }
-}
-
-/// GetApiKey / ListApiKeys item: the masked key, never the plaintext (GetApiKey puts a
-/// legacy key's plaintext in `apiKeyValue`, see [`key_operations::view_key`]). `replaceAdvised`:
-/// an imported key, to be replaced by a new one.
-fn key_json(record: &ApiKeyRecord) -> Value {
-    json!({
-        "apiKeyId": record.api_key_id,
-        "apiKeyValue": record.masked_key,
-        "auth": auth_json(&record.auth),
-        "createdBy": record.created_by,
-        "description": record.description,
-        "disabled": i32::from(record.disabled),
-        "gmtCreate": record.created_at,
-        "workspaceId": record.workspace_id,
-        "workspaceName": record.workspace_name,
-        "region": record.region,
-        "format": record.format.as_str(),
-        "maskedKey": record.masked_key,
-        "lastUsedAt": record.last_used_at,
-        "requestCount": record.request_count,
-        "replaceAdvised": record.format == KeyFormat::Legacy,
-    })
-}
-
-async fn create_api_key(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response> {
-    async {
-        let query = query_fields(query)?;
-        let form = body_fields(&headers, &body)?;
-        let request = NewKeyRequest {
-            workspace_id: query.get_non_empty("workspaceId"),
-            description: query.get("description").unwrap_or(""),
-            auth: &form,
-        };
-        let operations = state.operations();
-        let created = key_operations::create_key(operations, &auth.actor(&operations), request).await?;
-        let record = &created.record;
-        Ok(success(
-            auth.request_id(),
-            json!({"apiKey": {
-                "apiKeyId": record.api_key_id,
-                // The one place the plaintext leaves the server.
-                "apiKeyValue": expose(&created.plaintext),
-                "createdBy": record.created_by,
-                "description": record.description,
-                "gmtCreate": record.created_at,
-                "workspaceId": record.workspace_id,
-                "workspaceName": record.workspace_name,
-                "auth": auth_json(&record.auth),
-                "format": record.format.as_str(),
-                "maskedKey": record.masked_key,
-                "region": record.region,
-            }}),
-        ))
-    }
-    .await
-    .for_request(&auth)
+/// GetApiKey, DeleteApiKey, DisableApiKey, EnableApiKey and ResetApiKey: the key in the path.
+fn read_api_key_id(api_key_id: &str) -> Result<ApiKeyIdRequest> {
+    Ok(ApiKeyIdRequest { api_key_id: parse_key_id(api_key_id)? })
 }
 
 /// Page size bounds of List operations.
-const DEFAULT_PAGE_SIZE: i64 = 10;
+const DEFAULT_PAGE_SIZE: u32 = 10;
 const MAX_PAGE_SIZE: i64 = 100;
 
-fn page_window(query: &FormFields) -> Result<(u32, u32)> {
-    let limit = query.integer("maxResults", 1..=MAX_PAGE_SIZE)?.unwrap_or(DEFAULT_PAGE_SIZE);
-    let offset = match query.get_non_empty("nextToken") {
-        None => 0,
-        Some(token) => token
-            .parse::<u32>()
-            .map_err(|_| ManagementError::invalid_parameter(format!("nextToken '{}' was not issued by this server.", shown(token))))?,
+/// The page of a List operation: `maxResults`, then `nextToken`.
+fn read_page(query: &FormFields) -> Result<PageRequest> {
+    let max_results = query.integer("maxResults", 1..=MAX_PAGE_SIZE)?.map(|limit| u32::try_from(limit).unwrap_or(DEFAULT_PAGE_SIZE));
+    let next_token = match query.get_non_empty("nextToken") {
+        None => None,
+        Some(token) => Some(
+            token
+                .parse::<u32>()
+                .map_err(|_| ManagementError::invalid_parameter(format!("nextToken '{}' was not issued by this server.", shown(token))))?,
+        ),
     };
-    Ok((offset, u32::try_from(limit).unwrap_or(10)))
+    Ok(PageRequest { max_results, next_token })
 }
 
-fn next_token(offset: u32, returned: usize, total: u64) -> String {
+/// Where a page starts and how long it is.
+fn page_window(page: PageRequest) -> (u32, u32) {
+    (page.next_token.unwrap_or(0), page.max_results.unwrap_or(DEFAULT_PAGE_SIZE))
+}
+
+/// The paging fields of an answer that returned `returned` of `total` from `offset`.
+fn page_response(offset: u32, limit: u32, returned: usize, total: u64) -> PageResponse {
     let next = u64::from(offset) + returned as u64;
-    if returned > 0 && next < total {
-        next.to_string()
-    } else {
-        String::new()
+    let next_token = if returned > 0 && next < total { next.to_string() } else { String::new() };
+    PageResponse { total_count: total, max_results: limit, next_token }
+}
+
+/// One page of `items`, with its paging fields.
+fn paged<T>(items: impl IntoIterator<Item = T>, total: u64, page: PageRequest) -> (Vec<T>, PageResponse) {
+    let (offset, limit) = page_window(page);
+    let items: Vec<T> = items.into_iter().skip(offset as usize).take(limit as usize).collect();
+    let paging = page_response(offset, limit, items.len(), total);
+    (items, paging)
+}
+
+fn auth_wire(auth: &KeyAuth) -> ApiKeyAuth {
+    match auth {
+        KeyAuth::All => ApiKeyAuth {
+            auth_type: AuthType::All,
+            access_ips: Vec::new(),
+            model_access_scope: ModelAccessScope { allow_all_models: true, accessible_models: Vec::new() },
+            app_access_scope: AppAccessScope { allow_all_apps: true, accessible_apps: Vec::new() },
+        },
+        KeyAuth::Custom(custom) => ApiKeyAuth {
+            auth_type: AuthType::Custom,
+            access_ips: custom.access_ips.canonical_entries(),
+            model_access_scope: ModelAccessScope {
+                allow_all_models: custom.model_scope.allow_all_models,
+                accessible_models: custom.model_scope.accessible_models.clone(),
+            },
+            app_access_scope: AppAccessScope {
+                allow_all_apps: custom.app_scope.allow_all_apps,
+                accessible_apps: custom.app_scope.accessible_apps.clone(),
+            },
+        },
     }
 }
 
-async fn list_api_keys(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery) -> Result<Response> {
-    async {
-        let query = query_fields(query)?;
-        let (offset, limit) = page_window(&query)?;
-        // Matched in any case; an error shows the value as the caller sent it.
-        let order_by = match query.get_non_empty("orderBy") {
-            None => KeyOrder::ApiKeyId,
-            Some(text) if text.eq_ignore_ascii_case("apiKeyId") => KeyOrder::ApiKeyId,
-            Some(text) if text.eq_ignore_ascii_case("gmtCreate") => KeyOrder::GmtCreate,
-            Some(other) => {
-                return Err(ManagementError::invalid_parameter(format!("orderBy must be apiKeyId or gmtCreate, got '{}'.", shown(other))))
-            }
-        };
-        let descending = match query.get_non_empty("order") {
-            None => true,
-            Some(text) if text.eq_ignore_ascii_case("DESC") => true,
-            Some(text) if text.eq_ignore_ascii_case("ASC") => false,
-            Some(other) => return Err(ManagementError::invalid_parameter(format!("order must be ASC or DESC, got '{}'.", shown(other)))),
-        };
-        let api_key_id = match query.get_non_empty("apiKeyId") {
-            None => None,
-            Some(text) => Some(ApiKeyId::parse(text)?.get()),
-        };
-        let workspace_id = match query.get_non_empty("workspaceId") {
-            None => None,
-            Some(text) => Some(WorkspaceId::parse(text)?.as_str().to_string()),
-        };
-        let listing = KeyListing {
-            api_key_id,
-            description: query.get_non_empty("description").map(str::to_string),
-            workspace_id,
-            order_by,
-            descending,
-            offset,
-            limit,
-        };
-        let operations = state.operations();
-        let (records, total) = key_operations::list_keys(operations, &auth.actor(&operations), listing).await?;
-        Ok(success(
-            auth.request_id(),
-            json!({
-                "apiKeys": records.iter().map(key_json).collect::<Vec<_>>(),
-                "totalCount": total,
-                "maxResults": limit,
-                "nextToken": next_token(offset, records.len(), total),
-            }),
-        ))
+/// Which answer a key is shown in (see [`ApiKey`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyShown {
+    /// ResetApiKey: the new secret and where the key is.
+    Reset,
+    /// CreateApiKey: the new secret and what the key is.
+    Created,
+    /// GetApiKey and ListApiKeys: what the key is and how it stands.
+    Viewed,
+}
+
+/// The one way an API key is answered. `api_key_value` is the new plaintext (the one place
+/// it leaves the server), a legacy key's plaintext on GetApiKey, or else the masked key.
+fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown) -> ApiKey {
+    let details = (shown != KeyShown::Reset).then(|| ApiKeyDetails {
+        created_by: record.created_by.clone(),
+        description: record.description.clone(),
+        gmt_create: record.created_at,
+        workspace_name: record.workspace_name.clone(),
+        auth: auth_wire(&record.auth),
+        format: record.format.as_str().to_string(),
+        region: record.region.clone(),
+    });
+    let standing = (shown == KeyShown::Viewed).then(|| ApiKeyStanding {
+        disabled: i32::from(record.disabled),
+        last_used_at: record.last_used_at,
+        request_count: record.request_count,
+        // An imported key, to be replaced by a new one.
+        replace_advised: record.format == KeyFormat::Legacy,
+    });
+    ApiKey {
+        api_key_id: record.api_key_id,
+        api_key_value,
+        workspace_id: record.workspace_id.clone(),
+        masked_key: record.masked_key.clone(),
+        details,
+        standing,
     }
-    .await
-    .for_request(&auth)
 }
 
-async fn get_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
-    async {
-        let key_id = parse_key_id(&api_key_id)?;
-        let operations = state.operations();
-        let viewed = key_operations::view_key(operations, &auth.actor(&operations), key_id).await?;
-        let mut item = key_json(&viewed.record);
-        if let Some(plaintext) = &viewed.legacy_plaintext {
-            // Legacy keys may be viewed again (docs/CONTRACT.md#key-formats), by whoever may see them.
-            item["apiKeyValue"] = json!(expose(plaintext));
-        }
-        Ok(success(auth.request_id(), json!({"apiKey": item})))
-    }
-    .await
-    .for_request(&auth)
-}
-
-async fn update_api_key(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    Path(api_key_id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response> {
-    async {
-        let key_id = parse_key_id(&api_key_id)?;
-        let query = query_fields(query)?;
-        let form = body_fields(&headers, &body)?;
-        // Not found before bad input: a caller learns nothing about keys it cannot see.
-        let operations = state.operations();
-        key_operations::edit_key(operations, &auth.actor(&operations), key_id, query.get("description"), &form).await?;
-        Ok(success(auth.request_id(), json!({})))
-    }
-    .await
-    .for_request(&auth)
-}
-
-async fn delete_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
-    async {
-        let key_id = parse_key_id(&api_key_id)?;
-        let operations = state.operations();
-        key_operations::delete_key(operations, &auth.actor(&operations), key_id).await?;
-        Ok(success(auth.request_id(), json!({})))
-    }
-    .await
-    .for_request(&auth)
-}
-
-async fn set_disabled(state: &AppState, auth: &Authenticated, api_key_id: &str, disabled: bool) -> Result<Response> {
-    let key_id = parse_key_id(api_key_id)?;
-    let operations = state.operations();
-    key_operations::set_key_disabled(operations, &auth.actor(&operations), key_id, disabled).await?;
-    Ok(success(auth.request_id(), json!({})))
-}
-
-async fn disable_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
-    set_disabled(&state, &auth, &api_key_id, true).await.for_request(&auth)
-}
-
-async fn enable_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
-    set_disabled(&state, &auth, &api_key_id, false).await.for_request(&auth)
-}
-
-async fn reset_api_key(State(state): State<AppState>, auth: Authenticated, Path(api_key_id): Path<String>) -> Result<Response> {
-    async {
-        let key_id = parse_key_id(&api_key_id)?;
-        let operations = state.operations();
-        let reset = key_operations::reset_key(operations, &auth.actor(&operations), key_id).await?;
-        let record = &reset.record;
-        Ok(success(
-            auth.request_id(),
-            json!({"apiKey": {
-                "apiKeyId": record.api_key_id,
-                "apiKeyValue": expose(&reset.plaintext),
-                "workspaceId": record.workspace_id,
-                "maskedKey": record.masked_key,
-            }}),
-        ))
-    }
-    .await
-    .for_request(&auth)
-}
-
-fn workspace_json(record: &WorkspaceRecord, api_host: &str) -> Value {
-    json!({
-        "workspaceId": record.workspace_id,
-        "workspaceName": record.name,
-        "region": record.region,
-        "serviceSite": record.region,
-        "apiHost": api_host,
-        "gmtCreate": record.created_at,
-        "isDefault": record.is_default,
+fn read_create_api_key(sent: &Sent) -> Result<CreateApiKeyRequest> {
+    let query = sent.query()?;
+    Ok(CreateApiKeyRequest {
+        workspace_id: query.get_non_empty("workspaceId").map(str::to_string),
+        description: query.get("description").unwrap_or("").to_string(),
     })
 }
 
-fn api_host(headers: &HeaderMap) -> String {
-    headers.get("host").and_then(|value| value.to_str().ok()).unwrap_or("").to_string()
+async fn create_api_key(call: Call, sent: Sent) -> Answer<ApiKeyResponse> {
+    let request = read_create_api_key(&sent)?;
+    let form = sent.form()?;
+    let new_key = NewKeyRequest { workspace_id: request.workspace_id.as_deref(), description: &request.description, auth: &form };
+    let created = key_operations::create_key(call.operations(), &call.actor(), new_key).await?;
+    call.answer(ApiKeyResponse { api_key: api_key(&created.record, expose(&created.plaintext).to_string(), KeyShown::Created) })
 }
 
-async fn list_workspaces(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    async {
-        let query = query_fields(query)?;
-        let (offset, limit) = page_window(&query)?;
-        let operations = state.operations();
-        let workspaces = workspaces::visible_workspaces(
-            operations,
-            &auth.actor(&operations),
-            query.get_non_empty("workspaceId"),
-            query.get_non_empty("workspaceName"),
-        )
-        .await?;
-        let total = workspaces.len() as u64;
-        let host = api_host(&headers);
-        let page: Vec<Value> =
-            workspaces.iter().skip(offset as usize).take(limit as usize).map(|workspace| workspace_json(workspace, &host)).collect();
-        let returned = page.len();
-        Ok(success(
-            auth.request_id(),
-            json!({"workspaces": page, "totalCount": total, "maxResults": limit, "nextToken": next_token(offset, returned, total)}),
-        ))
-    }
-    .await
-    .for_request(&auth)
-}
-
-async fn create_workspace(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Result<Response> {
-    async {
-        auth.caller.may_administer()?;
-        let query = query_fields(query)?;
-        let name = WorkspaceName::parse(
-            query.get("workspaceName").ok_or_else(|| ManagementError::invalid_parameter("workspaceName is required."))?,
-        )?;
-        let operations = state.operations();
-        let record = workspaces::create_workspace(operations, &auth.actor(&operations), &name).await?;
-        Ok(success(auth.request_id(), json!({"workspace": workspace_json(&record, &api_host(&headers))})))
-    }
-    .await
-    .for_request(&auth)
-}
-
-async fn delete_workspace(State(state): State<AppState>, auth: Authenticated, Path(workspace_id): Path<String>) -> Result<Response> {
-    async {
-        let operations = state.operations();
-        let outcome = workspaces::delete_workspace(operations, &auth.actor(&operations), &workspace_id).await?;
-        let body = match outcome {
-            WorkspaceDeletion::Deleted => json!({"isDeleted": true, "failReasons": []}),
-            WorkspaceDeletion::Refused(reasons) => json!({
-                "isDeleted": false,
-                "failReasons": reasons.iter().map(|(reason, resource_type)| json!({"reason": reason, "resourceType": resource_type})).collect::<Vec<_>>(),
-            }),
-        };
-        Ok(success(auth.request_id(), body))
-    }
-    .await
-    .for_request(&auth)
-}
-
-async fn list_model_permissions(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery) -> Result<Response> {
-    async {
-        let query = query_fields(query)?;
-        let (offset, limit) = page_window(&query)?;
-        let operations = state.operations();
-        let actor = auth.actor(&operations);
-        let workspace = resolve_workspace(operations, &actor, query.get_non_empty("workspaceId")).await?;
-        let grants = workspaces::model_grants(operations, &actor, &workspace).await?;
-        let model_filter = query.get_non_empty("filter.model");
-        let name_filter = query.get_non_empty("filter.name").map(str::to_ascii_lowercase);
-        let action = query.get_non_empty("modelAction").map(str::to_ascii_lowercase);
-        let mut items = Vec::new();
-        for model in state.shared.catalog.iter() {
-            let grant = grants.iter().find(|grant| grant.model == model.name);
-            let (inference, deploy, fine_tune) = if workspace.is_default {
-                (true, grant.is_some_and(|grant| grant.deploy), grant.is_some_and(|grant| grant.fine_tune))
-            } else {
-                grant.map(|grant| (grant.inference, grant.deploy, grant.fine_tune)).unwrap_or((false, false, false))
-            };
-            let matches_action = match action.as_deref() {
-                None => true,
-                Some("inference") => inference,
-                Some("deploy") => deploy,
-                Some("finetune") => fine_tune,
-                Some(_) => true,
-            };
-            let matches_model = model_filter.is_none_or(|filter| model.name.contains(filter));
-            let matches_name = name_filter.as_ref().is_none_or(|filter| model.display_name.to_ascii_lowercase().contains(filter.as_str()));
-            if matches_action && matches_model && matches_name {
-                items.push(json!({"model": model.name, "name": model.display_name, "demo": model.demo, "permissions": {"inference": inference, "deploy": deploy, "fineTune": fine_tune}}));
-            }
+/// ListApiKeys' query: the page, then `orderBy` and `order` (matched in any case; an error
+/// shows the value as the caller sent it), then the filters.
+fn read_list_api_keys(query: Option<String>) -> Result<ListApiKeysRequest> {
+    let query = query_fields(query)?;
+    let page = read_page(&query)?;
+    let order_by = match query.get_non_empty("orderBy") {
+        None => None,
+        Some(text) if text.eq_ignore_ascii_case("apiKeyId") => Some(ApiKeyOrder::ApiKeyId),
+        Some(text) if text.eq_ignore_ascii_case("gmtCreate") => Some(ApiKeyOrder::GmtCreate),
+        Some(other) => {
+            return Err(ManagementError::invalid_parameter(format!("orderBy must be apiKeyId or gmtCreate, got '{}'.", shown(other))))
         }
-        let total = items.len() as u64;
-        let page: Vec<Value> = items.into_iter().skip(offset as usize).take(limit as usize).collect();
-        let returned = page.len();
-        Ok(success(auth.request_id(), json!({"list": page, "totalCount": total, "maxResults": limit, "nextToken": next_token(offset, returned, total), "errorMessage": ""})))
-    }
-    .await
-    .for_request(&auth)
+    };
+    let order = match query.get_non_empty("order") {
+        None => None,
+        Some(text) if text.eq_ignore_ascii_case("DESC") => Some(SortOrder::Descending),
+        Some(text) if text.eq_ignore_ascii_case("ASC") => Some(SortOrder::Ascending),
+        Some(other) => return Err(ManagementError::invalid_parameter(format!("order must be ASC or DESC, got '{}'.", shown(other)))),
+    };
+    let api_key_id = query.get_non_empty("apiKeyId").map(ApiKeyId::parse).transpose()?.map(ApiKeyId::get);
+    let workspace_id = query.get_non_empty("workspaceId").map(WorkspaceId::parse).transpose()?.map(|id| id.as_str().to_string());
+    let description = query.get_non_empty("description").map(str::to_string);
+    Ok(ListApiKeysRequest { page, order_by, order, api_key_id, description, workspace_id })
 }
 
-async fn update_model_permissions(
-    State(state): State<AppState>,
-    auth: Authenticated,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response> {
-    async {
-        auth.caller.may_administer()?;
-        let mut form = body_fields(&headers, &body)?;
-        // The SDK sends these in the body; accept them in the query too.
-        if form.keys().next().is_none() {
-            form = query_fields(query)?;
-        }
-        let workspace_id =
-            form.get_non_empty("workspaceId").ok_or_else(|| ManagementError::invalid_parameter("workspaceId is required."))?;
-        let operations = state.operations();
-        let actor = auth.actor(&operations);
-        let workspace = resolve_workspace(operations, &actor, Some(workspace_id)).await?;
-        let mut grants: Vec<ModelGrant> = Vec::new();
-        if form.boolean("accessAllEntities")? == Some(true) {
-            grants.extend(state.shared.catalog.iter().map(|model| ModelGrant {
-                model: model.name.clone(),
+async fn list_api_keys(call: Call, RawQuery(query): RawQuery) -> Answer<ListApiKeysResponse> {
+    let request = read_list_api_keys(query)?;
+    let (offset, limit) = page_window(request.page);
+    let listing = KeyListing {
+        api_key_id: request.api_key_id,
+        description: request.description,
+        workspace_id: request.workspace_id,
+        order_by: match request.order_by {
+            None | Some(ApiKeyOrder::ApiKeyId) => KeyOrder::ApiKeyId,
+            Some(ApiKeyOrder::GmtCreate) => KeyOrder::GmtCreate,
+        },
+        descending: request.order != Some(SortOrder::Ascending),
+        offset,
+        limit,
+    };
+    let (records, total) = key_operations::list_keys(call.operations(), &call.actor(), listing).await?;
+    let api_keys: Vec<ApiKey> = records.iter().map(|record| api_key(record, record.masked_key.clone(), KeyShown::Viewed)).collect();
+    let page = page_response(offset, limit, api_keys.len(), total);
+    call.answer(ListApiKeysResponse { api_keys, page })
+}
+
+async fn get_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<ApiKeyResponse> {
+    let request = read_api_key_id(&api_key_id)?;
+    let viewed = key_operations::view_key(call.operations(), &call.actor(), request.api_key_id).await?;
+    // Legacy keys may be viewed again (docs/CONTRACT.md#key-formats), by whoever may see them.
+    let value =
+        viewed.legacy_plaintext.as_ref().map_or_else(|| viewed.record.masked_key.clone(), |plaintext| expose(plaintext).to_string());
+    call.answer(ApiKeyResponse { api_key: api_key(&viewed.record, value, KeyShown::Viewed) })
+}
+
+/// UpdateApiKey: the key first, then the query (the form body is read after both).
+fn read_update_api_key(api_key_id: &str, sent: &Sent) -> Result<UpdateApiKeyRequest> {
+    let api_key_id = parse_key_id(api_key_id)?;
+    let query = sent.query()?;
+    Ok(UpdateApiKeyRequest { api_key_id, description: query.get("description").map(str::to_string) })
+}
+
+async fn update_api_key(call: Call, Path(api_key_id): Path<String>, sent: Sent) -> Answer<Empty> {
+    let request = read_update_api_key(&api_key_id, &sent)?;
+    let form = sent.form()?;
+    // Not found before bad input: a caller learns nothing about keys it cannot see.
+    key_operations::edit_key(call.operations(), &call.actor(), request.api_key_id, request.description.as_deref(), &form).await?;
+    call.answer(Empty {})
+}
+
+async fn delete_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<Empty> {
+    let request = read_api_key_id(&api_key_id)?;
+    key_operations::delete_key(call.operations(), &call.actor(), request.api_key_id).await?;
+    call.answer(Empty {})
+}
+
+async fn set_disabled(call: Call, api_key_id: &str, disabled: bool) -> Answer<Empty> {
+    let request = read_api_key_id(api_key_id)?;
+    key_operations::set_key_disabled(call.operations(), &call.actor(), request.api_key_id, disabled).await?;
+    call.answer(Empty {})
+}
+
+async fn disable_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<Empty> {
+    set_disabled(call, &api_key_id, true).await
+}
+
+async fn enable_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<Empty> {
+    set_disabled(call, &api_key_id, false).await
+}
+
+async fn reset_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<ApiKeyResponse> {
+    let request = read_api_key_id(&api_key_id)?;
+    let reset = key_operations::reset_key(call.operations(), &call.actor(), request.api_key_id).await?;
+    call.answer(ApiKeyResponse { api_key: api_key(&reset.record, expose(&reset.plaintext).to_string(), KeyShown::Reset) })
+}
+
+fn workspace_wire(record: &WorkspaceRecord, api_host: &str) -> Workspace {
+    Workspace {
+        workspace_id: record.workspace_id.clone(),
+        workspace_name: record.name.clone(),
+        region: record.region.clone(),
+        service_site: record.region.clone(),
+        api_host: api_host.to_string(),
+        gmt_create: record.created_at,
+        is_default: record.is_default,
+    }
+}
+
+fn api_host(headers: &HeaderMap) -> &str {
+    headers.get("host").and_then(|value| value.to_str().ok()).unwrap_or("")
+}
+
+fn read_list_workspaces(query: Option<String>) -> Result<ListWorkspacesRequest> {
+    let query = query_fields(query)?;
+    Ok(ListWorkspacesRequest {
+        page: read_page(&query)?,
+        workspace_id: query.get_non_empty("workspaceId").map(str::to_string),
+        workspace_name: query.get_non_empty("workspaceName").map(str::to_string),
+    })
+}
+
+async fn list_workspaces(call: Call, RawQuery(query): RawQuery, headers: HeaderMap) -> Answer<ListWorkspacesResponse> {
+    let request = read_list_workspaces(query)?;
+    let (workspace_id, workspace_name) = (request.workspace_id.as_deref(), request.workspace_name.as_deref());
+    let visible = workspaces::visible_workspaces(call.operations(), &call.actor(), workspace_id, workspace_name).await?;
+    let host = api_host(&headers);
+    let (workspaces, page) = paged(visible.iter().map(|workspace| workspace_wire(workspace, host)), visible.len() as u64, request.page);
+    call.answer(ListWorkspacesResponse { workspaces, page })
+}
+
+fn read_create_workspace(query: Option<String>) -> Result<CreateWorkspaceRequest> {
+    let query = query_fields(query)?;
+    let workspace_name = query.get("workspaceName").ok_or_else(|| ManagementError::invalid_parameter("workspaceName is required."))?;
+    Ok(CreateWorkspaceRequest { workspace_name: workspace_name.to_string() })
+}
+
+async fn create_workspace(call: Call, RawQuery(query): RawQuery, headers: HeaderMap) -> Answer<WorkspaceResponse> {
+    call.auth.caller.may_administer()?;
+    let request = read_create_workspace(query)?;
+    let name = WorkspaceName::parse(&request.workspace_name)?;
+    let record = workspaces::create_workspace(call.operations(), &call.actor(), &name).await?;
+    call.answer(WorkspaceResponse { workspace: workspace_wire(&record, api_host(&headers)) })
+}
+
+async fn delete_workspace(call: Call, Path(workspace_id): Path<String>) -> Answer<DeleteWorkspaceResponse> {
+    let request = DeleteWorkspaceRequest { workspace_id };
+    let outcome = workspaces::delete_workspace(call.operations(), &call.actor(), &request.workspace_id).await?;
+    call.answer(match outcome {
+        WorkspaceDeletion::Deleted => DeleteWorkspaceResponse { is_deleted: true, fail_reasons: Vec::new() },
+        WorkspaceDeletion::Refused(reasons) => DeleteWorkspaceResponse {
+            is_deleted: false,
+            fail_reasons: reasons.into_iter().map(|(reason, resource_type)| FailReason { reason, resource_type }).collect(),
+        },
+    })
+}
+
+fn read_list_model_permissions(query: Option<String>) -> Result<ListModelPermissionsRequest> {
+    let query = query_fields(query)?;
+    let text = |name: &str| query.get_non_empty(name).map(str::to_string);
+    Ok(ListModelPermissionsRequest {
+        page: read_page(&query)?,
+        workspace_id: text("workspaceId"),
+        model_filter: text("filter.model"),
+        name_filter: text("filter.name"),
+        model_action: text("modelAction"),
+    })
+}
+
+async fn list_model_permissions(call: Call, RawQuery(query): RawQuery) -> Answer<ListModelPermissionsResponse> {
+    let request = read_list_model_permissions(query)?;
+    let (operations, actor) = (call.operations(), call.actor());
+    let workspace = resolve_workspace(operations, &actor, request.workspace_id.as_deref()).await?;
+    let grants = workspaces::model_grants(operations, &actor, &workspace).await?;
+    let name_filter = request.name_filter.as_deref().map(str::to_ascii_lowercase);
+    let action = request.model_action.as_deref().map(str::to_ascii_lowercase);
+    let mut items = Vec::new();
+    for model in call.state.shared.catalog.iter() {
+        let grant = grants.iter().find(|grant| grant.model == model.name);
+        let permissions = if workspace.is_default {
+            ModelPermissions {
                 inference: true,
-                deploy: false,
-                fine_tune: false,
-            }));
-        }
-        let mut index = 1;
-        while let Some(model) = form.get_non_empty(&format!("models.{index}.model")) {
-            if !state.shared.catalog.contains(model) {
-                return Err(ManagementError::invalid_parameter(format!("models.{index}.model: unknown model '{}'.", shown(model))));
+                deploy: grant.is_some_and(|grant| grant.deploy),
+                fine_tune: grant.is_some_and(|grant| grant.fine_tune),
             }
-            let flag = |name: &str| form.boolean(&format!("models.{index}.{name}")).map(|value| value.unwrap_or(false));
-            grants.retain(|grant| grant.model != model);
-            grants.push(ModelGrant {
-                model: model.to_string(),
-                inference: flag("inference")?,
-                deploy: flag("deploy")?,
-                fine_tune: flag("fineTune")?,
-            });
-            index += 1;
+        } else {
+            grant.map_or_else(ModelPermissions::default, |grant| ModelPermissions {
+                inference: grant.inference,
+                deploy: grant.deploy,
+                fine_tune: grant.fine_tune,
+            })
+        };
+        let matches_action = match action.as_deref() {
+            None => true,
+            Some("inference") => permissions.inference,
+            Some("deploy") => permissions.deploy,
+            Some("finetune") => permissions.fine_tune,
+            Some(_) => true,
+        };
+        let matches_model = request.model_filter.as_deref().is_none_or(|filter| model.name.contains(filter));
+        let matches_name = name_filter.as_ref().is_none_or(|filter| model.display_name.to_ascii_lowercase().contains(filter.as_str()));
+        if matches_action && matches_model && matches_name {
+            items.push(ModelPermission { model: model.name.clone(), name: model.display_name.clone(), demo: model.demo, permissions });
         }
-        if grants.is_empty() {
-            return Err(ManagementError::invalid_parameter("Name at least one model (models.1.model) or set accessAllEntities=true."));
-        }
-        workspaces::update_model_grants(operations, &actor, &workspace, &grants).await?;
-        Ok(success(auth.request_id(), json!({"errorMessage": ""})))
     }
-    .await
-    .for_request(&auth)
+    let total = items.len() as u64;
+    let (list, page) = paged(items, total, request.page);
+    call.answer(ListModelPermissionsResponse { list, page, error_message: String::new() })
+}
+
+/// UpdateModelPermissions' fields: `workspaceId`, `accessAllEntities`, then `models.1`,
+/// `models.2`, ... in order, each model checked against the catalog before its flags.
+fn read_update_model_permissions(form: &FormFields, catalog: &ModelCatalog) -> Result<UpdateModelPermissionsRequest> {
+    let workspace_id = form.get_non_empty("workspaceId").ok_or_else(|| ManagementError::invalid_parameter("workspaceId is required."))?;
+    let access_all_entities = form.boolean("accessAllEntities")?;
+    let mut models = Vec::new();
+    let mut index = 1;
+    while let Some(model) = form.get_non_empty(&format!("models.{index}.model")) {
+        if !catalog.contains(model) {
+            return Err(ManagementError::invalid_parameter(format!("models.{index}.model: unknown model '{}'.", shown(model))));
+        }
+        let flag = |name: &str| form.boolean(&format!("models.{index}.{name}")).map(|value| value.unwrap_or(false));
+        let permissions = ModelPermissions { inference: flag("inference")?, deploy: flag("deploy")?, fine_tune: flag("fineTune")? };
+        models.push(ModelGrantRequest { model: model.to_string(), permissions });
+        index += 1;
+    }
+    Ok(UpdateModelPermissionsRequest { workspace_id: workspace_id.to_string(), access_all_entities, models })
+}
+
+async fn update_model_permissions(call: Call, sent: Sent) -> Answer<UpdateModelPermissionsResponse> {
+    call.auth.caller.may_administer()?;
+    let mut form = sent.form()?;
+    // The SDK sends these in the body; accept them in the query too.
+    if form.keys().next().is_none() {
+        form = sent.query()?;
+    }
+    let catalog = &call.state.shared.catalog;
+    let request = read_update_model_permissions(&form, catalog)?;
+    let (operations, actor) = (call.operations(), call.actor());
+    let workspace = resolve_workspace(operations, &actor, Some(&request.workspace_id)).await?;
+    let mut grants: Vec<ModelGrant> = Vec::new();
+    if request.access_all_entities == Some(true) {
+        grants.extend(catalog.iter().map(|model| ModelGrant {
+            model: model.name.clone(),
+            inference: true,
+            deploy: false,
+            fine_tune: false,
+        }));
+    }
+    for requested in request.models {
+        grants.retain(|grant| grant.model != requested.model);
+        let ModelPermissions { inference, deploy, fine_tune } = requested.permissions;
+        grants.push(ModelGrant { model: requested.model, inference, deploy, fine_tune });
+    }
+    if grants.is_empty() {
+        return Err(ManagementError::invalid_parameter("Name at least one model (models.1.model) or set accessAllEntities=true."));
+    }
+    workspaces::update_model_grants(operations, &actor, &workspace, &grants).await?;
+    call.answer(UpdateModelPermissionsResponse { error_message: String::new() })
 }

@@ -1,7 +1,9 @@
 //! Token Plan / Coding Plan keys (docs/CONTRACT.md#token-plan): CreateTokenPlanKey
 //! (`POST /tokenplan/api-keys`) and RotateTokenPlanKey (`POST /tokenplan/api-key-rotations`)
 //! as the official SDK calls them: query parameters in, PascalCase bodies out
-//! (`{Code, Message, Success, RequestId, Data{...}}`), errors in the same PascalCase shape.
+//! (`{Code, Message, Success, RequestId, Data{...}}`, the types of
+//! [`keygate_wire::token_plan`]), errors in the same PascalCase shape ([`super::boundary`]
+//! picks it by the path).
 //!
 //! A plan key is an `sk-sp-` key held by one principal of the account (the account itself
 //! or a RAM user, named by `AccountId`), in the default workspace of the region. Each
@@ -9,19 +11,20 @@
 //! not count against the region's pay-as-you-go key limit. They are accepted only on plan
 //! listeners (`[[listeners]] plan = true`), and refused on every other path.
 
-use axum::extract::{RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::extract::RawQuery;
 use axum::routing::post;
-use axum::Router;
+use axum::{Json, Router};
 use keygate_core::civil_time::format_utc_timestamp;
 use keygate_core::ids::Description;
 use keygate_core::keys::expose;
-use serde_json::{json, Value};
+use keygate_wire::envelope::PlanSuccess;
+use keygate_wire::token_plan::{
+    CreateTokenPlanKeyRequest, CreatedTokenPlanKey, IssuedPlanKey, RotateTokenPlanKeyRequest, RotatedTokenPlanKey,
+};
 
-use super::authentication::Authenticated;
-use super::errors::{ErrorShape, ManagementError};
-use super::model_studio::{parse_key_id, query_fields};
-use crate::operations::keys::{create_plan_key, rotate_plan_key};
+use super::errors::ManagementError;
+use super::model_studio::{parse_key_id, query_fields, Call};
+use crate::operations::keys::{create_plan_key, rotate_plan_key, IssuedKey};
 use crate::state::AppState;
 
 /// Routes of the Token Plan operations (authentication is layered on by the caller).
@@ -31,79 +34,63 @@ pub fn routes() -> Router<AppState> {
         .route("/tokenplan/api-key-rotations", post(rotate_token_plan_key))
 }
 
-/// The answer: `fields` under `Data` in the PascalCase envelope.
-fn plan_success(auth: &Authenticated, data: Value) -> Response {
-    axum::Json(json!({
-        "RequestId": auth.request_id(),
-        "Code": "Success",
-        "Message": "",
-        "HttpStatusCode": 200,
-        "Success": true,
-        "Data": data,
-    }))
-    .into_response()
-}
+/// A handler's answer: its `Data` in the PascalCase envelope.
+type Answer<T> = Result<Json<PlanSuccess<T>>, ManagementError>;
 
-fn plan_failure(auth: &Authenticated, error: ManagementError) -> Response {
-    error.with_request_id(auth.request_id()).into_response_shaped(ErrorShape::TokenPlan)
+fn answer<T>(call: &Call, data: T) -> Answer<T> {
+    Ok(Json(PlanSuccess::new(call.auth.request_id(), data)))
 }
 
 fn timestamp(milliseconds: i64) -> String {
     format_utc_timestamp(milliseconds.div_euclid(1000))
 }
 
-/// CreateTokenPlanKey: `AccountId` (required) names the holder, `Description` is optional.
-async fn create_token_plan_key(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery) -> Response {
-    match create(&state, &auth, query).await {
-        Ok(data) => plan_success(&auth, data),
-        Err(error) => plan_failure(&auth, error),
+/// The new plaintext of a created or rotated plan key (the one place it leaves the server),
+/// with its id and masked form.
+fn issued(key: &IssuedKey) -> IssuedPlanKey {
+    IssuedPlanKey {
+        api_key_id: key.record.api_key_id.to_string(),
+        plain_api_key: expose(&key.plaintext).to_string(),
+        masked_api_key: key.record.masked_key.clone(),
     }
 }
 
-async fn create(state: &AppState, auth: &Authenticated, query: Option<String>) -> Result<Value, ManagementError> {
+fn read_create(query: Option<String>) -> Result<CreateTokenPlanKeyRequest, ManagementError> {
     let query = query_fields(query)?;
     let account_id = query
         .get_non_empty("AccountId")
         .ok_or_else(|| ManagementError::invalid_parameter("AccountId is required: the account or RAM user that will hold the plan key."))?;
-    let description = Description::parse(query.get("Description").unwrap_or(""))?;
-    let operations = state.operations();
-    let created = create_plan_key(operations, &auth.actor(&operations), account_id, &description).await?;
+    Ok(CreateTokenPlanKeyRequest { account_id: account_id.to_string(), description: query.get("Description").unwrap_or("").to_string() })
+}
+
+/// CreateTokenPlanKey: `AccountId` (required) names the holder, `Description` is optional.
+async fn create_token_plan_key(call: Call, RawQuery(query): RawQuery) -> Answer<CreatedTokenPlanKey> {
+    let request = read_create(query)?;
+    let description = Description::parse(&request.description)?;
+    let created = create_plan_key(call.operations(), &call.actor(), &request.account_id, &description).await?;
     let record = &created.record;
-    Ok(json!({
-        "ApiKeyId": record.api_key_id.to_string(),
-        // The one place a new plan key's plaintext leaves the server.
-        "PlainApiKey": expose(&created.plaintext),
-        "MaskedApiKey": record.masked_key,
-        "Description": record.description,
-        "SourceId": record.workspace_id,
-        "CreatedAt": timestamp(record.created_at),
-        "Holder": record.created_by,
-        "Region": record.region,
-    }))
+    let data = CreatedTokenPlanKey {
+        key: issued(&created),
+        description: record.description.clone(),
+        source_id: record.workspace_id.clone(),
+        created_at: timestamp(record.created_at),
+        holder: record.created_by.clone(),
+        region: record.region.clone(),
+    };
+    answer(&call, data)
+}
+
+fn read_rotate(query: Option<String>) -> Result<RotateTokenPlanKeyRequest, ManagementError> {
+    let query = query_fields(query)?;
+    let text = query.get_non_empty("ApiKeyId").ok_or_else(|| ManagementError::invalid_parameter("ApiKeyId is required."))?;
+    Ok(RotateTokenPlanKeyRequest { api_key_id: parse_key_id(text)? })
 }
 
 /// RotateTokenPlanKey: a new secret for the plan key `ApiKeyId`; the old one stops working
 /// at once (and so do temporary keys minted from it).
-async fn rotate_token_plan_key(State(state): State<AppState>, auth: Authenticated, RawQuery(query): RawQuery) -> Response {
-    match rotate(&state, &auth, query).await {
-        Ok(data) => plan_success(&auth, data),
-        Err(error) => plan_failure(&auth, error),
-    }
-}
-
-async fn rotate(state: &AppState, auth: &Authenticated, query: Option<String>) -> Result<Value, ManagementError> {
-    let query = query_fields(query)?;
-    let text = query.get_non_empty("ApiKeyId").ok_or_else(|| ManagementError::invalid_parameter("ApiKeyId is required."))?;
-    let key_id = parse_key_id(text)?;
-    let operations = state.operations();
-    let actor = auth.actor(&operations);
-    let rotated = rotate_plan_key(operations, &actor, key_id).await?;
-    let record = &rotated.record;
-    Ok(json!({
-        "ApiKeyId": record.api_key_id.to_string(),
-        "PlainApiKey": expose(&rotated.plaintext),
-        "MaskedApiKey": record.masked_key,
-        "ResetAt": timestamp(state.shared.clock.now_milliseconds()),
-        "SourceId": record.workspace_id,
-    }))
+async fn rotate_token_plan_key(call: Call, RawQuery(query): RawQuery) -> Answer<RotatedTokenPlanKey> {
+    let request = read_rotate(query)?;
+    let rotated = rotate_plan_key(call.operations(), &call.actor(), request.api_key_id).await?;
+    let reset_at = timestamp(call.state.shared.clock.now_milliseconds());
+    answer(&call, RotatedTokenPlanKey { key: issued(&rotated), reset_at, source_id: rotated.record.workspace_id.clone() })
 }

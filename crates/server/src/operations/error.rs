@@ -1,7 +1,10 @@
 //! The one refusal of every operation: what kind of refusal it is, a stable code and a
 //! message for the caller. Which HTTP status, envelope or page shows it is the business of
-//! the surface that called (`management::errors` maps the kinds to statuses). Internal
-//! failures are logged with their detail here and carry a generic message.
+//! the surface that called (`management::errors` maps the kinds to statuses). An internal
+//! failure carries a generic message for the caller and its detail for the log, which the
+//! surface writes once, where it answers (`management::boundary`, the console's pages,
+//! `keygate admin`'s output): building the error logs nothing, so that an error passed
+//! along or converted is not logged twice.
 
 use keygate_core::access::AccessDenied;
 use keygate_core::ids::IdError;
@@ -77,6 +80,12 @@ impl OperationError {
         self
     }
 
+    /// An internal failure's detail: for the log and `keygate admin`'s output, never for an
+    /// answer.
+    pub fn detail(&self) -> Option<&str> {
+        self.more.as_ref().and_then(|more| more.detail.as_deref())
+    }
+
     pub fn invalid_parameter(message: impl Into<String>) -> OperationError {
         OperationError::new(ErrorKind::Invalid, "InvalidParameter", message)
     }
@@ -105,9 +114,9 @@ impl OperationError {
         OperationError::new(ErrorKind::Invalid, "UnsupportedOperation", format!("{operation} is not supported in region {region}."))
     }
 
-    /// Internal failure: the detail goes to the log, the caller gets a generic message.
+    /// Internal failure: the caller gets a generic message; the detail is kept for the log
+    /// ([`OperationError::detail`]).
     pub fn internal(detail: impl std::fmt::Display) -> OperationError {
-        tracing::error!(error = %detail, "internal error in the management API");
         let mut error = OperationError::new(ErrorKind::Internal, "InternalError", "An internal error occurred; see the server log.");
         error.more().detail = Some(detail.to_string());
         error
@@ -117,7 +126,7 @@ impl OperationError {
 /// The message; for an internal failure, its detail (`keygate admin` prints it).
 impl std::fmt::Display for OperationError {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(self.more.as_ref().and_then(|more| more.detail.as_deref()).unwrap_or(&self.message))
+        formatter.write_str(self.detail().unwrap_or(&self.message))
     }
 }
 

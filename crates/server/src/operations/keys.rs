@@ -88,8 +88,11 @@ type Result<T, E = KeyOperationError> = std::result::Result<T, E>;
 /// region and workspace are known. `None`: the request did not say (create: `All`; edit:
 /// keep the key's permissions).
 pub trait KeyAuthInput {
-    fn key_auth(&self, region: &RegionPolicy, catalog: &ModelCatalog, workspace_apps: &[String]) -> Result<Option<KeyAuth>>;
+    fn key_auth(&self, region: &RegionPolicy, catalog: &ModelCatalog, workspace_apps: &[String]) -> KeyAuthOutcome;
 }
+
+/// What [`KeyAuthInput::key_auth`] answers: the permissions sent, if any, or the refusal.
+pub type KeyAuthOutcome = Result<Option<KeyAuth>>;
 
 // ---- the rules of Custom permissions, in the order the API's `auth.*` fields apply them -----
 

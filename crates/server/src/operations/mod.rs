@@ -44,16 +44,15 @@ use crate::settings::Settings;
 
 type Result<T, E = OperationError> = std::result::Result<T, E>;
 
-/// What operations work with: the store, the master key, the settings (regions, session
-/// lifetime), the model catalog, the regions this process serves and the clock. Cheap to
-/// copy: it only borrows them, from the server's state or from a [`Standalone`].
+/// What operations work with: the store, the master key, the settings (regions and their
+/// listeners, session lifetime), the model catalog and the clock. Cheap to copy: it only
+/// borrows them, from the server's state or from a [`Standalone`].
 #[derive(Debug, Clone, Copy)]
 pub struct Operations<'a> {
     store: &'a Store,
     master_key: &'a MasterKey,
     settings: &'a Settings,
     catalog: &'a ModelCatalog,
-    served_regions: &'a [String],
     clock: &'a Clock,
 }
 
@@ -63,10 +62,9 @@ impl<'a> Operations<'a> {
         master_key: &'a MasterKey,
         settings: &'a Settings,
         catalog: &'a ModelCatalog,
-        served_regions: &'a [String],
         clock: &'a Clock,
     ) -> Operations<'a> {
-        Operations { store, master_key, settings, catalog, served_regions, clock }
+        Operations { store, master_key, settings, catalog, clock }
     }
 
     /// The actor `caller`, working in `region` from `client_address`, now: its changes
@@ -92,9 +90,9 @@ impl<'a> Operations<'a> {
         self.catalog
     }
 
-    /// The regions this process serves.
-    pub fn served_regions(&self) -> &'a [String] {
-        self.served_regions
+    /// The regions this process serves (asked only by an import, so not kept).
+    pub fn served_regions(&self) -> Vec<String> {
+        self.settings.served_regions()
     }
 }
 
@@ -122,19 +120,17 @@ pub struct Standalone {
     master_key: MasterKey,
     settings: Settings,
     catalog: ModelCatalog,
-    served_regions: Vec<String>,
     clock: Clock,
 }
 
 impl Standalone {
     pub fn new(store: Store, master_key: MasterKey, settings: Settings) -> Standalone {
         let catalog = settings.catalog();
-        let served_regions = settings.served_regions();
-        Standalone { store, master_key, settings, catalog, served_regions, clock: Clock::default() }
+        Standalone { store, master_key, settings, catalog, clock: Clock::default() }
     }
 
     pub fn operations(&self) -> Operations<'_> {
-        Operations::new(&self.store, &self.master_key, &self.settings, &self.catalog, &self.served_regions, &self.clock)
+        Operations::new(&self.store, &self.master_key, &self.settings, &self.catalog, &self.clock)
     }
 }
 

@@ -84,15 +84,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Administrator {
         let auth = Authenticated::from_request_parts(parts, state).await?;
         match auth.caller.may_administer() {
             Ok(()) => Ok(Administrator(auth)),
-            Err(denied) => Err(ManagementError::from(denied).with_request_id(auth.request_id())),
+            Err(denied) => Err(denied.into()),
         }
     }
 }
 
 /// The answer of a handler: its typed body (a `keygate_wire::keygate_api` response) in the
-/// success envelope, or the error with the request's id.
+/// success envelope, or the error (which the boundary renders with the request's id).
 fn respond<Body: Serialize>(auth: &Authenticated, outcome: Result<Body>) -> Result<Response> {
-    outcome.and_then(|body| enveloped(auth.request_id(), &body)).map_err(|error| error.with_request_id(auth.request_id()))
+    outcome.and_then(|body| enveloped(auth.request_id(), &body))
 }
 
 /// `body` in the success envelope of request `request_id`.

@@ -11,7 +11,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{enveloped, json_body, respond, Result};
 use crate::management::authentication::Authenticated;
-use crate::management::errors::ManagementError;
 use crate::operations::sessions::{self, Credentials};
 use crate::request_body::read_body;
 use crate::request_context::RequestContext;
@@ -23,26 +22,22 @@ use crate::state::AppState;
 pub const MAX_LOGIN_BODY_BYTES: usize = 16 * 1024;
 
 pub(super) async fn login(State(state): State<AppState>, context: RequestContext, headers: HeaderMap, body: Body) -> Result<Response> {
-    async {
-        let body = read_body(&headers, body, MAX_LOGIN_BODY_BYTES, state.shared.settings.body_read_timeout()).await?;
-        let request: LoginRequest = json_body(&body, r#"{"account", "user"?, "password"}"#)?;
-        let password = SecretString::from(request.password);
-        let credentials = Credentials { account: &request.account, user: request.user.as_deref(), password: &password };
-        let operations = state.operations();
-        let session =
-            sessions::login(operations, &state.shared.login_throttle, credentials, context.client_address, &state.listener_region).await?;
-        let (token, expires_at, caller) = (session.token, session.expires_at, session.caller);
-        let answer = LoginResponse {
-            token: token.expose_secret().to_string(),
-            expires_at,
-            role: caller_role(&caller.identity).to_string(),
-            account: caller.account_name,
-            user: request.user,
-        };
-        enveloped(&context.request_id, &answer)
-    }
-    .await
-    .map_err(|error: ManagementError| error.with_request_id(&context.request_id))
+    let body = read_body(&headers, body, MAX_LOGIN_BODY_BYTES, state.shared.settings.body_read_timeout()).await?;
+    let request: LoginRequest = json_body(&body, r#"{"account", "user"?, "password"}"#)?;
+    let password = SecretString::from(request.password);
+    let credentials = Credentials { account: &request.account, user: request.user.as_deref(), password: &password };
+    let operations = state.operations();
+    let session =
+        sessions::login(operations, &state.shared.login_throttle, credentials, context.client_address, &state.listener_region).await?;
+    let (token, expires_at, caller) = (session.token, session.expires_at, session.caller);
+    let answer = LoginResponse {
+        token: token.expose_secret().to_string(),
+        expires_at,
+        role: caller_role(&caller.identity).to_string(),
+        account: caller.account_name,
+        user: request.user,
+    };
+    enveloped(&context.request_id, &answer)
 }
 
 /// The role shown for a caller: `account`, or the RAM user's role.
@@ -54,15 +49,11 @@ pub(super) fn caller_role(identity: &CallerIdentity) -> &'static str {
 }
 
 pub(super) async fn logout(State(state): State<AppState>, auth: Authenticated, headers: HeaderMap) -> Result<Response> {
-    let outcome = async {
-        if let Some(token) = headers.get("x-acs-bearer-token").and_then(|value| value.to_str().ok()) {
-            let operations = state.operations();
-            sessions::logout(operations, &auth.actor(&operations), &session_token_digest(token.trim())).await?;
-        }
-        Ok(LogoutResponse { logged_out: true })
+    if let Some(token) = headers.get("x-acs-bearer-token").and_then(|value| value.to_str().ok()) {
+        let operations = state.operations();
+        sessions::logout(operations, &auth.actor(&operations), &session_token_digest(token.trim())).await?;
     }
-    .await;
-    respond(&auth, outcome)
+    respond(&auth, Ok(LogoutResponse { logged_out: true }))
 }
 
 pub(super) async fn whoami(auth: Authenticated) -> Result<Response> {

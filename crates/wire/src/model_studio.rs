@@ -1,0 +1,442 @@
+//! The requests and answers of the Model Studio API (`/modelstudio/...`,
+//! docs/CONTRACT.md#management-api) as the official SDK sends and reads them: camelCase
+//! names, the answers inside the camelCase [`crate::envelope::Success`].
+//!
+//! Requests arrive as query strings and form bodies, not JSON; each request type holds an
+//! operation's parameters once the server has read and checked them (the names are the
+//! wire's). The `auth.*` form fields of CreateApiKey and UpdateApiKey are not among them:
+//! they are read by the key operations themselves, after the key and its workspace are
+//! known, so that a caller learns nothing about a key it cannot see from the order of its
+//! refusals.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A list's page as the List operations take it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PageRequest {
+    /// 1 to 100; 10 when absent.
+    pub max_results: Option<u32>,
+    /// Where the page starts: a `nextToken` this server answered before.
+    pub next_token: Option<u32>,
+}
+
+/// CreateApiKey (`POST /modelstudio/apikeys`): the query's parameters; the key's
+/// permissions come in the form body's `auth.*` fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateApiKeyRequest {
+    /// The default workspace of the region when absent.
+    pub workspace_id: Option<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The sort key of ListApiKeys (`orderBy`, matched in any case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiKeyOrder {
+    #[serde(rename = "apiKeyId")]
+    ApiKeyId,
+    #[serde(rename = "gmtCreate")]
+    GmtCreate,
+}
+
+/// The direction of ListApiKeys (`order`, matched in any case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SortOrder {
+    #[serde(rename = "ASC")]
+    Ascending,
+    #[serde(rename = "DESC")]
+    Descending,
+}
+
+/// ListApiKeys (`GET /modelstudio/apikeys`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListApiKeysRequest {
+    #[serde(flatten)]
+    pub page: PageRequest,
+    /// `apiKeyId` when absent.
+    pub order_by: Option<ApiKeyOrder>,
+    /// `DESC` when absent.
+    pub order: Option<SortOrder>,
+    pub api_key_id: Option<i64>,
+    pub description: Option<String>,
+    pub workspace_id: Option<String>,
+}
+
+/// GetApiKey, DeleteApiKey, DisableApiKey, EnableApiKey and ResetApiKey: the key in the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyIdRequest {
+    pub api_key_id: i64,
+}
+
+/// UpdateApiKey (`PUT /modelstudio/apikeys/{apiKeyId}`): the key in the path, a new
+/// description in the query (unchanged when absent); permissions in the form body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateApiKeyRequest {
+    pub api_key_id: i64,
+    pub description: Option<String>,
+}
+
+/// An API key's permission mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum AuthType {
+    All,
+    Custom,
+}
+
+/// Which models a key may call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelAccessScope {
+    pub allow_all_models: bool,
+    pub accessible_models: Vec<String>,
+}
+
+/// Which applications a key may call (a keygate extension).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppAccessScope {
+    pub allow_all_apps: bool,
+    pub accessible_apps: Vec<String>,
+}
+
+/// An API key's `auth` object: its permission mode, address allow-list and scopes. A key
+/// of type `All` answers an empty allow-list and both scopes open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyAuth {
+    #[serde(rename = "type")]
+    pub auth_type: AuthType,
+    pub access_ips: Vec<String>,
+    pub model_access_scope: ModelAccessScope,
+    pub app_access_scope: AppAccessScope,
+}
+
+/// An API key as the API answers it. Every answer has the first four fields; CreateApiKey,
+/// GetApiKey and ListApiKeys add [`ApiKeyDetails`], GetApiKey and ListApiKeys add
+/// [`ApiKeyStanding`] too, and ResetApiKey answers the four alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    pub api_key_id: i64,
+    /// The plaintext when the key was just created or reset (and a legacy key's on
+    /// GetApiKey, docs/CONTRACT.md#key-formats); otherwise the masked key.
+    pub api_key_value: String,
+    pub workspace_id: String,
+    pub masked_key: String,
+    #[serde(flatten)]
+    pub details: Option<ApiKeyDetails>,
+    #[serde(flatten)]
+    pub standing: Option<ApiKeyStanding>,
+}
+
+/// What a key is: who made it, where, with which permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyDetails {
+    pub created_by: String,
+    pub description: String,
+    /// Milliseconds since the epoch.
+    pub gmt_create: i64,
+    pub workspace_name: String,
+    pub auth: ApiKeyAuth,
+    /// `secure`, `classic`, `legacy` or `plan`.
+    pub format: String,
+    pub region: String,
+}
+
+/// How a key stands now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyStanding {
+    /// 1 when disabled, 0 when not.
+    pub disabled: i32,
+    /// Milliseconds since the epoch; `null` when never used.
+    pub last_used_at: Option<i64>,
+    pub request_count: i64,
+    /// An imported (legacy) key, to be replaced by a new one.
+    pub replace_advised: bool,
+}
+
+/// CreateApiKey, GetApiKey and ResetApiKey: one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKeyResponse {
+    pub api_key: ApiKey,
+}
+
+/// The paging fields of every List answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PageResponse {
+    /// Of every page, not only this one.
+    pub total_count: u64,
+    pub max_results: u32,
+    /// Where the next page starts; empty on the last page.
+    pub next_token: String,
+}
+
+/// ListApiKeys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListApiKeysResponse {
+    pub api_keys: Vec<ApiKey>,
+    #[serde(flatten)]
+    pub page: PageResponse,
+}
+
+/// ListWorkspaces (`GET /modelstudio/workspaces`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListWorkspacesRequest {
+    #[serde(flatten)]
+    pub page: PageRequest,
+    pub workspace_id: Option<String>,
+    pub workspace_name: Option<String>,
+}
+
+/// CreateWorkspace (`POST /modelstudio/workspaces`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateWorkspaceRequest {
+    pub workspace_name: String,
+}
+
+/// DeleteWorkspace (`DELETE /modelstudio/workspaces/{workspaceId}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteWorkspaceRequest {
+    pub workspace_id: String,
+}
+
+/// A workspace as the API answers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Workspace {
+    pub workspace_id: String,
+    pub workspace_name: String,
+    pub region: String,
+    /// The region again, as the SDK's name for it.
+    pub service_site: String,
+    /// The `Host` the request was sent to.
+    pub api_host: String,
+    /// Milliseconds since the epoch.
+    pub gmt_create: i64,
+    pub is_default: bool,
+}
+
+/// ListWorkspaces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListWorkspacesResponse {
+    pub workspaces: Vec<Workspace>,
+    #[serde(flatten)]
+    pub page: PageResponse,
+}
+
+/// CreateWorkspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceResponse {
+    pub workspace: Workspace,
+}
+
+/// Why a workspace was not deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailReason {
+    pub reason: String,
+    pub resource_type: String,
+}
+
+/// DeleteWorkspace: deleted, or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteWorkspaceResponse {
+    pub is_deleted: bool,
+    pub fail_reasons: Vec<FailReason>,
+}
+
+/// ListModelPermissions (`GET /modelstudio/models/permissions`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ListModelPermissionsRequest {
+    #[serde(flatten)]
+    pub page: PageRequest,
+    /// The default workspace of the region when absent.
+    #[serde(rename = "workspaceId")]
+    pub workspace_id: Option<String>,
+    /// Models whose name contains this.
+    #[serde(rename = "filter.model")]
+    pub model_filter: Option<String>,
+    /// Models whose display name contains this, in any case.
+    #[serde(rename = "filter.name")]
+    pub name_filter: Option<String>,
+    /// `inference`, `deploy` or `finetune` (any case): models the workspace may use so.
+    #[serde(rename = "modelAction")]
+    pub model_action: Option<String>,
+}
+
+/// What a workspace may do with a model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPermissions {
+    pub inference: bool,
+    pub deploy: bool,
+    pub fine_tune: bool,
+}
+
+/// One model of the catalog with a workspace's permissions on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPermission {
+    pub model: String,
+    /// The display name.
+    pub name: String,
+    /// Answered by keygate's built-in demo upstream.
+    pub demo: bool,
+    pub permissions: ModelPermissions,
+}
+
+/// ListModelPermissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListModelPermissionsResponse {
+    pub list: Vec<ModelPermission>,
+    #[serde(flatten)]
+    pub page: PageResponse,
+    /// Always empty; the SDK reads it.
+    pub error_message: String,
+}
+
+/// One model of UpdateModelPermissions (`models.N.model`, `models.N.inference`, ...; a flag
+/// not sent is false).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelGrantRequest {
+    pub model: String,
+    #[serde(flatten)]
+    pub permissions: ModelPermissions,
+}
+
+/// UpdateModelPermissions (`POST /modelstudio/models/permissions`): the form body's fields,
+/// or the query's when the body has none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateModelPermissionsRequest {
+    pub workspace_id: String,
+    /// Inference on every model of the catalog, before `models` (which may narrow it).
+    pub access_all_entities: Option<bool>,
+    /// `models.1`, `models.2`, ... in order.
+    pub models: Vec<ModelGrantRequest>,
+}
+
+/// UpdateModelPermissions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateModelPermissionsResponse {
+    /// Always empty; the SDK reads it.
+    pub error_message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Empty, Success};
+    use serde_json::{json, Value};
+
+    /// `captured` read as `T` and written again is the same JSON: no field renamed, none
+    /// lost, none added, `null` kept where it was.
+    fn round_trip<T: Serialize + serde::de::DeserializeOwned>(captured: Value) -> T {
+        let typed: T = serde_json::from_value(captured.clone()).expect("the captured body reads as the type");
+        assert_eq!(serde_json::to_value(&typed).unwrap(), captured);
+        typed
+    }
+
+    fn envelope(fields: Value) -> Value {
+        let mut body = json!({"requestId": "8A1F0C2E-0000-0000-0000-000000000001", "code": "Success", "message": "", "httpStatusCode": 200, "success": true});
+        body.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+        body
+    }
+
+    fn all_auth() -> Value {
+        json!({"type": "All", "accessIps": [], "modelAccessScope": {"allowAllModels": true, "accessibleModels": []}, "appAccessScope": {"allowAllApps": true, "accessibleApps": []}})
+    }
+
+    #[test]
+    fn the_three_shapes_of_an_api_key_round_trip() {
+        let created = envelope(json!({"apiKey": {
+            "apiKeyId": 12, "apiKeyValue": "sk-ws-plaintext", "createdBy": "root", "description": "demo", "gmtCreate": 1767225600000_i64,
+            "workspaceId": "llm-default", "workspaceName": "Default", "auth": all_auth(), "format": "secure", "maskedKey": "sk-ws-****abcd",
+            "region": "ap-southeast-1",
+        }}));
+        let typed: Success<ApiKeyResponse> = round_trip(created);
+        assert!(typed.body.api_key.details.is_some() && typed.body.api_key.standing.is_none());
+
+        let listed = envelope(json!({
+            "apiKeys": [{
+                "apiKeyId": 12, "apiKeyValue": "sk-ws-****abcd", "auth": {"type": "Custom", "accessIps": ["10.0.0.0/8"],
+                    "modelAccessScope": {"allowAllModels": false, "accessibleModels": ["qwen-plus"]},
+                    "appAccessScope": {"allowAllApps": true, "accessibleApps": []}},
+                "createdBy": "alice", "description": "", "disabled": 0, "gmtCreate": 1767225600000_i64, "workspaceId": "llm-default",
+                "workspaceName": "Default", "region": "ap-southeast-1", "format": "legacy", "maskedKey": "sk-****abcd",
+                "lastUsedAt": null, "requestCount": 0, "replaceAdvised": true,
+            }],
+            "totalCount": 1, "maxResults": 10, "nextToken": "",
+        }));
+        let typed: Success<ListApiKeysResponse> = round_trip(listed);
+        assert_eq!(typed.body.api_keys[0].standing.as_ref().map(|standing| standing.last_used_at), Some(None));
+
+        let reset = envelope(
+            json!({"apiKey": {"apiKeyId": 12, "apiKeyValue": "sk-ws-new", "workspaceId": "llm-default", "maskedKey": "sk-ws-****wxyz"}}),
+        );
+        let typed: Success<ApiKeyResponse> = round_trip(reset);
+        assert_eq!((typed.body.api_key.details, typed.body.api_key.standing), (None, None));
+    }
+
+    #[test]
+    fn workspace_and_model_answers_round_trip() {
+        let workspace = json!({"workspaceId": "ws-1", "workspaceName": "Team", "region": "cn-beijing", "serviceSite": "cn-beijing",
+            "apiHost": "127.0.0.1:8080", "gmtCreate": 1, "isDefault": false});
+        round_trip::<Success<ListWorkspacesResponse>>(envelope(
+            json!({"workspaces": [workspace], "totalCount": 3, "maxResults": 1, "nextToken": "1"}),
+        ));
+        round_trip::<Success<WorkspaceResponse>>(envelope(json!({"workspace": workspace})));
+        round_trip::<Success<DeleteWorkspaceResponse>>(envelope(
+            json!({"isDeleted": false, "failReasons": [{"reason": "2 API keys", "resourceType": "ApiKey"}]}),
+        ));
+        round_trip::<Success<ListModelPermissionsResponse>>(envelope(json!({
+            "list": [{"model": "qwen-plus", "name": "Qwen Plus", "demo": true, "permissions": {"inference": true, "deploy": false, "fineTune": false}}],
+            "totalCount": 1, "maxResults": 10, "nextToken": "", "errorMessage": "",
+        })));
+        round_trip::<Success<UpdateModelPermissionsResponse>>(envelope(json!({"errorMessage": ""})));
+        round_trip::<Success<Empty>>(envelope(json!({})));
+    }
+
+    #[test]
+    fn requests_use_the_wire_names() {
+        let request: ListModelPermissionsRequest = round_trip(
+            json!({"maxResults": 5, "nextToken": 10, "workspaceId": "ws-1", "filter.model": "qwen", "filter.name": null, "modelAction": "inference"}),
+        );
+        assert_eq!(request.page, PageRequest { max_results: Some(5), next_token: Some(10) });
+        round_trip::<ListApiKeysRequest>(
+            json!({"maxResults": null, "nextToken": null, "orderBy": "gmtCreate", "order": "ASC", "apiKeyId": 3,
+            "description": null, "workspaceId": null}),
+        );
+        round_trip::<UpdateModelPermissionsRequest>(json!({"workspaceId": "ws-1", "accessAllEntities": true,
+            "models": [{"model": "qwen-plus", "inference": true, "deploy": false, "fineTune": true}]}));
+    }
+
+    #[test]
+    fn every_type_has_a_json_schema() {
+        let schema = schemars::schema_for!(Success<ListApiKeysResponse>);
+        let text = serde_json::to_string(&schema).unwrap();
+        for name in ["apiKeys", "replaceAdvised", "accessibleModels", "requestId", "nextToken"] {
+            assert!(text.contains(name), "{name} missing from the schema");
+        }
+    }
+}
