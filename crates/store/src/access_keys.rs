@@ -3,7 +3,7 @@
 
 use crate::audit::{write_audit, AuditContext};
 use crate::database::{params, Row};
-use crate::{Store, StoreError};
+use crate::{Missing, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessKeyRecord {
@@ -93,7 +93,7 @@ impl Store {
             )
             .await?;
         if changed == 0 {
-            return Err(StoreError::NotFound("AccessKey"));
+            return Err(StoreError::NotFound(Missing::AccessKey));
         }
         let action = if active { "AccessKey.Enable" } else { "AccessKey.Disable" };
         write_audit(&mut transaction, context, action, &format!("accessKey:{access_key_id}"), "").await?;
@@ -106,7 +106,7 @@ impl Store {
             .execute("DELETE FROM access_keys WHERE access_key_id = $1 AND account_id = $2", &params![access_key_id, context.account_id])
             .await?;
         if changed == 0 {
-            return Err(StoreError::NotFound("AccessKey"));
+            return Err(StoreError::NotFound(Missing::AccessKey));
         }
         write_audit(&mut transaction, context, "AccessKey.Delete", &format!("accessKey:{access_key_id}"), "").await?;
         transaction.commit().await

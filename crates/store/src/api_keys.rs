@@ -14,7 +14,7 @@ use crate::audit::{write_audit, write_audit_rows, AuditContext};
 use crate::compile;
 use crate::database::{params, value_rows, Row, SqlValue, Transaction};
 use crate::rows::{auth_columns, auth_from_row};
-use crate::{Change, Store, StoreError};
+use crate::{Change, Missing, Store, StoreError};
 
 /// The limit a create is checked against, taken from the region's policy.
 #[derive(Debug, Clone, Copy)]
@@ -126,7 +126,7 @@ async fn fetch_visible_key(
     let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.workspace_id = k.workspace_id WHERE k.account_id = $1 AND k.region = $2 AND k.api_key_id = $3 AND {clause}");
     let mut values = params![account_id, region, key_id].to_vec();
     values.extend(bound_user);
-    let row = transaction.fetch_optional(&sql, &values).await?.ok_or(StoreError::NotFound("ApiKey"))?;
+    let row = transaction.fetch_optional(&sql, &values).await?.ok_or(StoreError::NotFound(Missing::ApiKey))?;
     record_from_row(&row)
 }
 

@@ -1,11 +1,34 @@
 //! The store's errors: domain outcomes (not found, quota, conflict) kept apart from
 //! database failures, which the HTTP layer logs and answers as a generic 500.
 
+/// What a [`StoreError::NotFound`] did not find: callers answer each kind with its own
+/// code (`ApiKey.NotFound`, ...), so it is a type, not a string to compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    Account,
+    AccessKey,
+    ApiKey,
+    User,
+    Workspace,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            Missing::Account => "Account",
+            Missing::AccessKey => "AccessKey",
+            Missing::ApiKey => "ApiKey",
+            Missing::User => "User",
+            Missing::Workspace => "Workspace",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The thing does not exist, or the caller may not see it.
     #[error("{0} not found")]
-    NotFound(&'static str),
+    NotFound(Missing),
     #[error("the API key limit of {limit} is reached")]
     KeyQuotaExceeded { limit: u32 },
     /// An import would take an owner past the region's limit: `existing` keys plus

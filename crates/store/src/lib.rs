@@ -31,7 +31,7 @@ pub use access_keys::{AccessKeyRecord, SessionRecord};
 pub use api_keys::{ApiKeyRecord, KeyOrder, ListKeysQuery, NewApiKey, QuotaRule};
 pub use audit::{AuditContext, AuditRecord};
 use database::{params, Database, Dialect, Transaction};
-pub use error::StoreError;
+pub use error::{Missing, StoreError};
 pub use users::{AccountRecord, UserRecord};
 pub use workspaces::{ModelGrant, WorkspaceDeletion, WorkspaceRecord};
 

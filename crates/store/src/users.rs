@@ -8,7 +8,7 @@ use keygate_core::verification::RegistryUpdate;
 use crate::audit::{write_audit, AuditContext};
 use crate::compile;
 use crate::database::{params, Row, Transaction};
-use crate::{Change, Store, StoreError};
+use crate::{Change, Missing, Store, StoreError};
 
 /// An account (the owner).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +68,7 @@ async fn live_user_id(transaction: &mut Transaction, account_id: i64, name: &str
             &params![account_id, name],
         )
         .await?
-        .ok_or(StoreError::NotFound("User"))?
+        .ok_or(StoreError::NotFound(Missing::User))?
         .i64("user_id")
 }
 
@@ -85,7 +85,7 @@ impl Store {
             .await?
             == 1;
         transaction.commit().await?;
-        let account = self.find_account(name).await?.ok_or(StoreError::NotFound("Account"))?;
+        let account = self.find_account(name).await?.ok_or(StoreError::NotFound(Missing::Account))?;
         Ok((account, created))
     }
 
@@ -99,7 +99,7 @@ impl Store {
             .database
             .fetch_optional(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = $1"), &params![account_id])
             .await?;
-        account_from_row(&row.ok_or(StoreError::NotFound("Account"))?)
+        account_from_row(&row.ok_or(StoreError::NotFound(Missing::Account))?)
     }
 
     /// Replaces an account's password hash.
@@ -157,7 +157,7 @@ impl Store {
                 &params![account_id, name],
             )
             .await?
-            .ok_or(StoreError::NotFound("User"))?;
+            .ok_or(StoreError::NotFound(Missing::User))?;
         self.with_workspaces(user_from_row(&row)?).await
     }
 
@@ -169,7 +169,7 @@ impl Store {
                 &params![account_id, user_id],
             )
             .await?
-            .ok_or(StoreError::NotFound("User"))?;
+            .ok_or(StoreError::NotFound(Missing::User))?;
         self.with_workspaces(user_from_row(&row)?).await
     }
 
@@ -316,7 +316,7 @@ impl Store {
                 &params![workspace_id, context.account_id, &context.region],
             )
             .await?
-            .ok_or(StoreError::NotFound("Workspace"))?
+            .ok_or(StoreError::NotFound(Missing::Workspace))?
             .boolean("is_default")?;
         if is_default {
             return Err(StoreError::Refused("every user is a member of the default workspace; its membership cannot change".into()));

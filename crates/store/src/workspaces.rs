@@ -6,7 +6,7 @@ use keygate_core::ids::WorkspaceId;
 use crate::audit::{write_audit, AuditContext};
 use crate::compile;
 use crate::database::{params, Row};
-use crate::{Change, Store, StoreError};
+use crate::{Change, Missing, Store, StoreError};
 
 /// Name given to every default workspace.
 pub const DEFAULT_WORKSPACE_NAME: &str = "Default workspace";
@@ -99,7 +99,7 @@ impl Store {
                 &params![account_id, region],
             )
             .await?
-            .ok_or(StoreError::NotFound("Workspace"))?;
+            .ok_or(StoreError::NotFound(Missing::Workspace))?;
         workspace_from_row(&row)
     }
 
@@ -112,7 +112,7 @@ impl Store {
                 &params![account_id, region, workspace_id],
             )
             .await?
-            .ok_or(StoreError::NotFound("Workspace"))?;
+            .ok_or(StoreError::NotFound(Missing::Workspace))?;
         workspace_from_row(&row)
     }
 
@@ -196,7 +196,7 @@ impl Store {
                 &params![context.account_id, &context.region, workspace_id],
             )
             .await?
-            .ok_or(StoreError::NotFound("Workspace"))?
+            .ok_or(StoreError::NotFound(Missing::Workspace))?
             .boolean("is_default")?;
         let mut reasons = Vec::new();
         if is_default {

@@ -9,7 +9,7 @@
 use keygate_core::access::AccessDenied;
 use keygate_core::ids::IdError;
 use keygate_core::key_import::BadLine;
-use keygate_store::StoreError;
+use keygate_store::{Missing, StoreError};
 
 /// What kind of refusal an [`OperationError`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,7 @@ impl OperationError {
     }
 
     pub fn access_key_not_found() -> OperationError {
-        OperationError::from(StoreError::NotFound("AccessKey"))
+        OperationError::from(StoreError::NotFound(Missing::AccessKey))
     }
 
     pub fn unsupported_in_region(operation: &str, region: &str) -> OperationError {
@@ -136,10 +136,10 @@ impl From<StoreError> for OperationError {
     fn from(error: StoreError) -> Self {
         use ErrorKind::{Conflict, Invalid, NotFound};
         match error {
-            StoreError::NotFound("ApiKey") => OperationError::api_key_not_found(),
-            StoreError::NotFound("Workspace") => OperationError::workspace_not_found(),
-            StoreError::NotFound("User") => OperationError::new(NotFound, "User.NotFound", "The RAM user does not exist."),
-            StoreError::NotFound("AccessKey") => OperationError::new(NotFound, "AccessKey.NotFound", "The AccessKey does not exist."),
+            StoreError::NotFound(Missing::ApiKey) => OperationError::api_key_not_found(),
+            StoreError::NotFound(Missing::Workspace) => OperationError::workspace_not_found(),
+            StoreError::NotFound(Missing::User) => OperationError::new(NotFound, "User.NotFound", "The RAM user does not exist."),
+            StoreError::NotFound(Missing::AccessKey) => OperationError::new(NotFound, "AccessKey.NotFound", "The AccessKey does not exist."),
             StoreError::NotFound(what) => OperationError::new(NotFound, "NotFound", format!("{what} does not exist.")),
             StoreError::KeyQuotaExceeded { limit } => OperationError::new(
                 Invalid,
