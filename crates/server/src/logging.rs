@@ -72,3 +72,44 @@ where
         writeln!(writer, "{}", event_json(event, crate::clock::now_millis()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_event_is_one_json_object_with_its_fields() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).event_format(JsonLines).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "keygate::model_call", request_id = "R-1", key_id = 7_i64, model = %"qwen-plus", input_tokens = 12_i64, first_byte_ms = Some(1.5), "model call");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line: Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["target"], "keygate::model_call");
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "model call");
+        assert_eq!(line["request_id"], "R-1");
+        assert_eq!(line["key_id"], 7);
+        assert_eq!(line["model"], "qwen-plus");
+        assert_eq!(line["input_tokens"], 12);
+        assert_eq!(line["first_byte_ms"], 1.5);
+    }
+}

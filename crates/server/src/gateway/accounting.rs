@@ -313,27 +313,44 @@ pub struct CallMeter {
     pub started: Instant,
 }
 
+impl Drop for CallMeter {
+    /// A call dropped before it was finished (its client went away while keygate waited for
+    /// the provider) still counts, with no token and status 499.
+    fn drop(&mut self) {
+        self.count(499, TokenUsage::default(), None, None);
+    }
+}
+
 impl CallMeter {
     /// Counts the call: its tokens per key, model and minute, the metrics, and its log line.
-    pub fn finish(self, status: u16, tokens: TokenUsage, upstream_latency: Option<Duration>, first_byte: Option<Duration>) {
+    pub fn finish(mut self, status: u16, tokens: TokenUsage, upstream_latency: Option<Duration>, first_byte: Option<Duration>) {
+        self.count(status, tokens, upstream_latency, first_byte);
+    }
+
+    /// Counts the call once (a later call does nothing).
+    fn count(&mut self, status: u16, tokens: TokenUsage, upstream_latency: Option<Duration>, first_byte: Option<Duration>) {
+        if self.model.is_empty() {
+            return;
+        }
+        let model = std::mem::take(&mut self.model);
         let shared = &self.shared;
         shared.usage.record_call(&CallUsage {
             key_id: self.key_id,
             account_id: self.account_id,
             workspace_id: &self.workspace_id,
-            model: &self.model,
+            model: &model,
             at_milliseconds: self.at_milliseconds,
             tokens,
         });
         let protocol = protocol_name(self.protocol);
-        shared.metrics.record_model_call(&self.model, protocol, &tokens);
+        shared.metrics.record_model_call(&model, protocol, &tokens);
         let milliseconds = |duration: Option<Duration>| duration.map(|duration| duration.as_secs_f64() * 1000.0);
         tracing::info!(
             target: "keygate::model_call",
             request_id = %self.request_id,
             key_id = self.key_id,
             workspace = %self.workspace_id,
-            model = %self.model,
+            model = %model,
             protocol,
             status,
             input_tokens = tokens.input,

@@ -503,3 +503,52 @@ async fn two_postgres_nodes_serving_one_key_add_up() {
     let expected = UsageTotals { requests: 21, tokens: TokenUsage { input: 21 * 3, output: 21 * 6, cached: 0, reasoning: 0 } };
     assert_eq!(stored_by_model(node_a.state.store(), key_id).await, [("demo-echo".to_string(), expected)]);
 }
+
+#[tokio::test]
+async fn each_model_call_logs_one_line_with_its_tokens_and_never_the_key() {
+    crate::log_capture::install();
+    let double = UsageDouble::start().await;
+    let upstream = double.upstream();
+    let app = crate::helpers::spawn_app_with(move |settings| settings.upstreams = vec![upstream]).await;
+    let (key_id, key) = app.login(None).await.create_all_key().await;
+    let response = app
+        .http
+        .post(format!("http://{}/compatible-mode/v1/chat/completions", app.address))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body(json!({"model": OPENAI_MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": true}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let request_id = response.headers()["x-acs-request-id"].to_str().unwrap().to_string();
+    let _ = response.bytes().await.unwrap();
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        lines = crate::log_capture::lines_containing(&format!("request_id={request_id} "))
+            .into_iter()
+            .filter(|line| line.contains("keygate::model_call"))
+            .collect();
+        if !lines.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(lines.len(), 1, "one line per call: {lines:?}");
+    let line = &lines[0];
+    let usage = OPENAI_USAGE.1;
+    for field in [
+        format!("key_id={key_id} "),
+        format!("model={OPENAI_MODEL} "),
+        "protocol=\"openai\"".to_string(),
+        "status=200".to_string(),
+        format!("input_tokens={} ", usage.input),
+        format!("output_tokens={} ", usage.output),
+        format!("cached_tokens={} ", usage.cached),
+        format!("reasoning_tokens={} ", usage.reasoning),
+        "upstream_latency_ms=".to_string(),
+        "first_byte_ms=".to_string(),
+    ] {
+        assert!(line.contains(&field), "{field} missing from {line}");
+    }
+    assert!(!line.contains(&key), "the key is never logged");
+}
