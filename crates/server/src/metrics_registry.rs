@@ -28,12 +28,14 @@ pub const OUTCOMES: [&str; 12] = [
 
 /// Calls and tokens of one model in one protocol: calls, input, output, cached, reasoning.
 type ModelCounters = [AtomicU64; 5];
+/// The protocols model calls are counted in, as their labels say.
+const MODEL_PROTOCOLS: [&str; 3] = ["dashscope", "openai", "anthropic"];
 
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// By (model, protocol). Models are the catalog's (a call to any other is refused before
     /// it is counted), so the label set is bounded; there is no per-key label.
-    model_calls: std::sync::RwLock<std::collections::BTreeMap<(String, &'static str), std::sync::Arc<ModelCounters>>>,
+    model_calls: std::sync::RwLock<std::collections::HashMap<Box<str>, std::sync::Arc<[ModelCounters; MODEL_PROTOCOLS.len()]>>>,
     outcomes: [AtomicU64; OUTCOMES.len()],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MICROSECONDS.len()],
     latency_count: AtomicU64,
@@ -49,22 +51,27 @@ impl Metrics {
 
     /// Counts one finished model call and its tokens.
     pub fn record_model_call(&self, model: &str, protocol: &'static str, tokens: &keygate_core::usage::TokenUsage) {
-        let counters = {
+        let add = |counters: &ModelCounters| {
+            let add = |index: usize, value: i64| {
+                counters[index].fetch_add(u64::try_from(value).unwrap_or(0), Ordering::Relaxed);
+            };
+            add(0, 1);
+            add(1, tokens.input);
+            add(2, tokens.output);
+            add(3, tokens.cached);
+            add(4, tokens.reasoning);
+        };
+        let index = MODEL_PROTOCOLS.iter().position(|known| *known == protocol).unwrap_or(0);
+        {
+            // The usual case: the model is known, a read lock and no allocation.
             let known = self.model_calls.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            known.get(&(model.to_string(), protocol)).cloned()
-        };
-        let counters = counters.unwrap_or_else(|| {
-            let mut known = self.model_calls.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-            known.entry((model.to_string(), protocol)).or_default().clone()
-        });
-        let add = |index: usize, value: i64| {
-            counters[index].fetch_add(u64::try_from(value).unwrap_or(0), Ordering::Relaxed);
-        };
-        add(0, 1);
-        add(1, tokens.input);
-        add(2, tokens.output);
-        add(3, tokens.cached);
-        add(4, tokens.reasoning);
+            if let Some(counters) = known.get(model) {
+                add(&counters[index]);
+                return;
+            }
+        }
+        let mut known = self.model_calls.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        add(&known.entry(model.into()).or_default()[index]);
     }
 
     /// Records how long one key verification took.
@@ -89,10 +96,19 @@ impl Metrics {
         for (outcome, counter) in OUTCOMES.iter().zip(&self.outcomes) {
             let _ = writeln!(text, "keygate_gateway_requests_total{{outcome=\"{outcome}\"}} {}", counter.load(Ordering::Relaxed));
         }
-        let model_calls = self.model_calls.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = self.model_calls.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut model_calls: Vec<(&str, &str, &ModelCounters)> = Vec::new();
+        for (model, by_protocol) in known.iter() {
+            for (protocol, counters) in MODEL_PROTOCOLS.iter().zip(by_protocol.iter()) {
+                if counters[0].load(Ordering::Relaxed) > 0 {
+                    model_calls.push((model, protocol, counters));
+                }
+            }
+        }
+        model_calls.sort_by(|left, right| (left.0, left.1).cmp(&(right.0, right.1)));
         let _ = writeln!(text, "# HELP keygate_model_calls_total Model calls answered, by model and protocol.");
         let _ = writeln!(text, "# TYPE keygate_model_calls_total counter");
-        for ((model, protocol), counters) in model_calls.iter() {
+        for &(model, protocol, counters) in &model_calls {
             let model = model.replace('\\', "\\\\").replace('"', "\\\"");
             let _ = writeln!(
                 text,
@@ -102,7 +118,7 @@ impl Metrics {
         }
         let _ = writeln!(text, "# HELP keygate_model_tokens_total Tokens of model calls, by model, protocol and kind.");
         let _ = writeln!(text, "# TYPE keygate_model_tokens_total counter");
-        for ((model, protocol), counters) in model_calls.iter() {
+        for &(model, protocol, counters) in &model_calls {
             let model = model.replace('\\', "\\\\").replace('"', "\\\"");
             for (index, kind) in ["input", "output", "cached", "reasoning"].iter().enumerate() {
                 let _ = writeln!(
@@ -113,6 +129,7 @@ impl Metrics {
             }
         }
         drop(model_calls);
+        drop(known);
         let _ = writeln!(text, "# HELP keygate_verification_seconds Time to authenticate a presented key from memory.");
         let _ = writeln!(text, "# TYPE keygate_verification_seconds histogram");
         let mut cumulative = 0;

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::Stream;
 use keygate_core::usage::TokenUsage;
-use serde_json::Value;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
 
 use super::errors::Protocol;
 use crate::state::SharedState;
@@ -63,65 +64,103 @@ impl Reported {
     }
 }
 
-fn number(value: &Value, pointer: &str) -> Option<i64> {
-    value.pointer(pointer).and_then(Value::as_i64)
+/// Token counts under the names each protocol uses; serde skips everything else without
+/// building it.
+#[derive(Debug, Default, Deserialize)]
+struct UsageFields {
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    total_tokens: Option<i64>,
+    cache_creation_input_tokens: Option<i64>,
+    cache_read_input_tokens: Option<i64>,
+    prompt_tokens_details: Option<Details>,
+    completion_tokens_details: Option<Details>,
+    output_tokens_details: Option<Details>,
+    /// An application's usage, per model it called (DashScope).
+    models: Option<Vec<ModelUsage>>,
 }
 
-/// The usage object `usage` in `protocol`'s words.
-fn read_usage_object(protocol: Protocol, usage: &Value) -> Reported {
-    if !usage.is_object() {
-        return Reported::default();
-    }
+#[derive(Debug, Default, Deserialize)]
+struct Details {
+    cached_tokens: Option<i64>,
+    reasoning_tokens: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ModelUsage {
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MessageDocument {
+    usage: Option<UsageFields>,
+}
+
+/// An answer, or one event's data: only what accounting reads.
+#[derive(Debug, Default, Deserialize)]
+struct UsageDocument {
+    usage: Option<UsageFields>,
+    /// Anthropic's stream starts with the message, its usage inside.
+    message: Option<MessageDocument>,
+    /// Read to tell the OpenAI usage-only chunk (empty `choices`).
+    choices: Option<Vec<IgnoredAny>>,
+}
+
+/// The usage object in `protocol`'s words.
+fn read_usage_object(protocol: Protocol, usage: &UsageFields) -> Reported {
     match protocol {
         Protocol::OpenAi => Reported {
-            input: number(usage, "/prompt_tokens").or_else(|| number(usage, "/input_tokens")),
-            output: number(usage, "/completion_tokens").or_else(|| number(usage, "/output_tokens")),
-            cached: number(usage, "/prompt_tokens_details/cached_tokens"),
-            reasoning: number(usage, "/completion_tokens_details/reasoning_tokens"),
+            input: usage.prompt_tokens.or(usage.input_tokens),
+            output: usage.completion_tokens.or(usage.output_tokens),
+            cached: usage.prompt_tokens_details.as_ref().and_then(|details| details.cached_tokens),
+            reasoning: usage.completion_tokens_details.as_ref().and_then(|details| details.reasoning_tokens),
         },
         Protocol::Native => {
-            // An application's usage is per model it called.
-            if let Some(models) = usage.get("models").and_then(Value::as_array) {
-                let sum = |field: &str| models.iter().filter_map(|model| model.get(field).and_then(Value::as_i64)).sum::<i64>();
-                return Reported { input: Some(sum("input_tokens")), output: Some(sum("output_tokens")), ..Reported::default() };
+            if let Some(models) = &usage.models {
+                let input = models.iter().filter_map(|model| model.input_tokens).sum();
+                let output = models.iter().filter_map(|model| model.output_tokens).sum();
+                return Reported { input: Some(input), output: Some(output), ..Reported::default() };
             }
-            let input = number(usage, "/input_tokens");
-            let output = number(usage, "/output_tokens");
             Reported {
                 // Embeddings report only a total, which is all input.
-                input: input.or_else(|| if output.is_none() { number(usage, "/total_tokens") } else { None }),
-                output,
-                cached: number(usage, "/prompt_tokens_details/cached_tokens"),
-                reasoning: number(usage, "/output_tokens_details/reasoning_tokens"),
+                input: usage.input_tokens.or(if usage.output_tokens.is_none() { usage.total_tokens } else { None }),
+                output: usage.output_tokens,
+                cached: usage.prompt_tokens_details.as_ref().and_then(|details| details.cached_tokens),
+                reasoning: usage.output_tokens_details.as_ref().and_then(|details| details.reasoning_tokens),
             }
         }
         Protocol::Anthropic => {
-            let parts =
-                [number(usage, "/input_tokens"), number(usage, "/cache_creation_input_tokens"), number(usage, "/cache_read_input_tokens")];
+            let parts = [usage.input_tokens, usage.cache_creation_input_tokens, usage.cache_read_input_tokens];
             Reported {
                 input: parts.iter().any(Option::is_some).then(|| parts.iter().flatten().sum()),
-                output: number(usage, "/output_tokens"),
-                cached: number(usage, "/cache_read_input_tokens"),
+                output: usage.output_tokens,
+                cached: usage.cache_read_input_tokens,
                 reasoning: None,
             }
         }
     }
 }
 
-/// The usage reported by one JSON document (an answer, or one event's data).
-fn read_usage(protocol: Protocol, document: &Value) -> Reported {
-    match (protocol, document.get("usage")) {
-        (_, Some(usage)) => read_usage_object(protocol, usage),
-        // Anthropic's stream starts with the message, its usage inside.
-        (Protocol::Anthropic, None) => {
-            document.pointer("/message/usage").map(|usage| read_usage_object(protocol, usage)).unwrap_or_default()
-        }
+/// The usage reported by one JSON document.
+fn read_usage(protocol: Protocol, document: &UsageDocument) -> Reported {
+    match (&document.usage, &document.message) {
+        (Some(usage), _) => read_usage_object(protocol, usage),
+        (None, Some(MessageDocument { usage: Some(usage) })) if protocol == Protocol::Anthropic => read_usage_object(protocol, usage),
         _ => Reported::default(),
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
+/// The searcher for `"usage"`, built once.
+fn usage_finder() -> &'static memchr::memmem::Finder<'static> {
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    FINDER.get_or_init(|| memchr::memmem::Finder::new(b"\"usage\""))
+}
+
+fn mentions_usage(haystack: &[u8]) -> bool {
+    usage_finder().find(haystack).is_some()
 }
 
 fn trim_line_end(line: &[u8]) -> &[u8] {
@@ -187,7 +226,7 @@ impl UsageReader {
         let mut relayed = if self.relay_by_lines { Some(Vec::with_capacity(chunk.len() + self.line.len())) } else { None };
         let mut rest: &[u8] = &chunk;
         while !rest.is_empty() {
-            let (piece, after, complete) = match rest.iter().position(|byte| *byte == b'\n') {
+            let (piece, after, complete) = match memchr::memchr(b'\n', rest) {
                 Some(end) => (&rest[..=end], &rest[end + 1..], true),
                 None => (rest, &rest[rest.len()..], false),
             };
@@ -238,7 +277,7 @@ impl UsageReader {
         }
         let Some(data) = content.strip_prefix(b"data:") else { return true };
         let data = data.strip_prefix(b" ").unwrap_or(data);
-        if !contains(data, b"\"usage\"") {
+        if !mentions_usage(data) {
             return true;
         }
         if self.protocol == Protocol::Native {
@@ -246,11 +285,10 @@ impl UsageReader {
             self.last_native_event.extend_from_slice(data);
             return true;
         }
-        let Ok(document) = serde_json::from_slice::<Value>(data) else { return true };
+        let Ok(document) = serde_json::from_slice::<UsageDocument>(data) else { return true };
         let reported = read_usage(self.protocol, &document);
         self.reported.merge(reported);
-        let usage_only = document.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty)
-            && document.get("usage").is_some_and(Value::is_object);
+        let usage_only = document.choices.as_ref().is_some_and(Vec::is_empty) && document.usage.is_some();
         if self.strip_usage_chunk && usage_only {
             self.strip_usage_chunk = false;
             self.drop_blank_line = true;
@@ -272,13 +310,9 @@ impl UsageReader {
     pub fn tokens(&mut self) -> TokenUsage {
         if self.event_stream {
             if self.protocol == Protocol::Native && !self.last_native_event.is_empty() {
-                if let Ok(document) = serde_json::from_slice::<Value>(&self.last_native_event) {
+                if let Ok(document) = serde_json::from_slice::<UsageDocument>(&self.last_native_event) {
                     self.reported.merge(read_usage(self.protocol, &document));
                 }
-            }
-        } else if !self.body_truncated {
-            if let Ok(document) = serde_json::from_slice::<Value>(&self.body) {
-                self.reported.merge(read_usage(self.protocol, &document));
             }
         } else if let Some(usage) = usage_in_tail(&self.body) {
             self.reported.merge(read_usage_object(self.protocol, &usage));
@@ -287,16 +321,20 @@ impl UsageReader {
     }
 }
 
-/// The value of the last `"usage"` member in the tail of a large JSON answer.
-fn usage_in_tail(tail: &[u8]) -> Option<Value> {
+/// The value of the last `"usage"` member of a JSON answer (or of its tail, past the
+/// limit). Each provider puts the answer's `usage` after its content, and a `"usage"`
+/// inside a string is escaped (`\"usage\"`), so the last one found is the answer's: only
+/// that object is parsed, not the content before it.
+fn usage_in_tail(tail: &[u8]) -> Option<UsageFields> {
+    static FINDER: std::sync::OnceLock<memchr::memmem::FinderRev<'static>> = std::sync::OnceLock::new();
     let needle = b"\"usage\"";
-    let at = tail.windows(needle.len()).rposition(|window| window == needle)?;
+    let at = FINDER.get_or_init(|| memchr::memmem::FinderRev::new(needle)).rfind(tail)?;
     let after = &tail[at + needle.len()..];
     let colon = after.iter().position(|byte| !byte.is_ascii_whitespace())?;
     if after[colon] != b':' {
         return None;
     }
-    serde_json::Deserializer::from_slice(&after[colon + 1..]).into_iter::<Value>().next()?.ok()
+    serde_json::Deserializer::from_slice(&after[colon + 1..]).into_iter::<UsageFields>().next()?.ok()
 }
 
 /// A model call in flight: who made it and when, counted once when it ends.

@@ -195,6 +195,21 @@ fn start_meter(state: &AppState, context: &RequestContext, authorized: &Authoriz
 /// so that the provider reports usage; and whether keygate set it (the client did not
 /// ask), in which case the usage chunk is removed from what the client receives.
 fn ask_for_stream_usage(bytes: Bytes) -> (Bytes, bool) {
+    // The usual case, without `stream_options`: the member is written in after the opening
+    // brace, the rest of the body unchanged (it is one JSON object: checked on reading).
+    if memchr::memmem::find(&bytes, b"\"stream_options\"").is_none() {
+        if let Some(brace) = bytes.iter().position(|byte| !byte.is_ascii_whitespace()).filter(|at| bytes[*at] == b'{') {
+            let rest = &bytes[brace + 1..];
+            let empty = rest.iter().all(|byte| byte.is_ascii_whitespace() || *byte == b'}');
+            let member: &[u8] =
+                if empty { b"\"stream_options\":{\"include_usage\":true}" } else { b"\"stream_options\":{\"include_usage\":true}," };
+            let mut rewritten = Vec::with_capacity(bytes.len() + member.len());
+            rewritten.extend_from_slice(&bytes[..=brace]);
+            rewritten.extend_from_slice(member);
+            rewritten.extend_from_slice(rest);
+            return (Bytes::from(rewritten), true);
+        }
+    }
     let Ok(mut request) = serde_json::from_slice::<Value>(&bytes) else { return (bytes, false) };
     if request.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
         return (bytes, false);
