@@ -87,16 +87,6 @@ pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
-fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
-}
-
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -120,8 +110,8 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(arguments: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_logging();
     let settings = resolve_settings(&arguments)?;
+    keygate_server::logging::init(settings.log_format);
     let root_password = std::env::var("KEYGATE_ROOT_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from);
     let server = Server::bind(settings.clone(), root_password).await.context("starting keygate")?;
     if let Some(password) = &server.generated_root_password {

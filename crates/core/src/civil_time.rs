@@ -80,3 +80,20 @@ mod tests {
         }
     }
 }
+
+/// The first second (UTC) of the month that `unix_seconds` falls in: usage grouped by month.
+pub fn month_start(unix_seconds: i64) -> i64 {
+    let (year, month, _) = civil_from_days(unix_seconds.div_euclid(86_400));
+    days_from_civil(year, month, 1) * 86_400
+}
+
+#[cfg(test)]
+mod month_tests {
+    #[test]
+    fn month_start_is_the_first_of_the_month() {
+        // 2026-08-31T23:59:59Z and 2026-08-01T00:00:00Z
+        assert_eq!(super::month_start(1_788_220_799), 1_785_542_400);
+        assert_eq!(super::month_start(1_785_542_400), 1_785_542_400);
+        assert_eq!(super::format_utc_timestamp(super::month_start(1_788_220_799)), "2026-08-01T00:00:00Z");
+    }
+}

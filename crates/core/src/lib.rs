@@ -20,4 +20,5 @@ pub mod permissions;
 pub mod random;
 pub mod region;
 pub mod temporary_keys;
+pub mod usage;
 pub mod verification;

@@ -184,10 +184,21 @@ impl Server {
             let mut stop = stop_receiver.clone();
             tokio::spawn(async move {
                 let interval = std::time::Duration::from_millis(state.shared.settings.usage_flush_interval_milliseconds);
+                // The rollup of aging usage rows runs at start and then hourly (by the clock).
+                let mut last_rollup: Option<i64> = None;
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(interval) => {
                             state.shared.usage.flush(state.store()).await;
+                            let now = state.shared.clock.now_seconds();
+                            let due = match last_rollup {
+                                None => true,
+                                Some(last) => now - last >= 3600,
+                            };
+                            if due {
+                                last_rollup = Some(now);
+                                roll_up_usage(&state, now).await;
+                            }
                             state.shared.temporary_key_mints.write_summaries(state.store(), state.shared.clock.now_seconds(), false).await;
                         }
                         _ = stop.changed() => break,
@@ -218,6 +229,21 @@ impl Server {
             flusher.await.context("usage flusher panicked")?;
         }
         Ok(())
+    }
+}
+
+/// Rolls aging usage rows up and prunes the oldest (docs/CONTRACT.md#usage).
+pub async fn roll_up_usage(state: &AppState, now_seconds: i64) {
+    let settings = &state.shared.settings;
+    let days = |days: u32| i64::from(days) * keygate_store::usage::DAY;
+    let retention = keygate_store::usage::UsageRetention {
+        hourly_after_seconds: days(settings.usage_hourly_after_days),
+        daily_after_seconds: days(settings.usage_daily_after_days),
+        keep_seconds: days(settings.usage_retention_days),
+    };
+    match state.store().roll_up_usage(now_seconds, &retention).await {
+        Ok(report) => tracing::debug!(?report, "usage rolled up"),
+        Err(error) => tracing::warn!(%error, "rolling usage up failed; will retry"),
     }
 }
 

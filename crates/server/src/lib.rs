@@ -12,6 +12,7 @@ pub mod clock;
 pub mod connections;
 pub mod console;
 pub mod gateway;
+pub mod logging;
 pub mod management;
 pub mod metrics;
 pub mod metrics_registry;

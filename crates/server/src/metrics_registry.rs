@@ -26,8 +26,16 @@ pub const OUTCOMES: [&str; 12] = [
     "other",
 ];
 
+/// Calls and tokens of one model in one protocol: calls, input, output, cached, reasoning.
+type ModelCounters = [AtomicU64; 5];
+/// The protocols model calls are counted in, as their labels say.
+const MODEL_PROTOCOLS: [&str; 3] = ["dashscope", "openai", "anthropic"];
+
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// By (model, protocol). Models are the catalog's (a call to any other is refused before
+    /// it is counted), so the label set is bounded; there is no per-key label.
+    model_calls: std::sync::RwLock<std::collections::HashMap<Box<str>, std::sync::Arc<[ModelCounters; MODEL_PROTOCOLS.len()]>>>,
     outcomes: [AtomicU64; OUTCOMES.len()],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MICROSECONDS.len()],
     latency_count: AtomicU64,
@@ -39,6 +47,31 @@ impl Metrics {
     pub fn record_outcome(&self, code: &str) {
         let index = OUTCOMES.iter().position(|outcome| *outcome == code).unwrap_or(OUTCOMES.len() - 1);
         self.outcomes[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one finished model call and its tokens.
+    pub fn record_model_call(&self, model: &str, protocol: &'static str, tokens: &keygate_core::usage::TokenUsage) {
+        let add = |counters: &ModelCounters| {
+            let add = |index: usize, value: i64| {
+                counters[index].fetch_add(u64::try_from(value).unwrap_or(0), Ordering::Relaxed);
+            };
+            add(0, 1);
+            add(1, tokens.input);
+            add(2, tokens.output);
+            add(3, tokens.cached);
+            add(4, tokens.reasoning);
+        };
+        let index = MODEL_PROTOCOLS.iter().position(|known| *known == protocol).unwrap_or(0);
+        {
+            // The usual case: the model is known, a read lock and no allocation.
+            let known = self.model_calls.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(counters) = known.get(model) {
+                add(&counters[index]);
+                return;
+            }
+        }
+        let mut known = self.model_calls.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        add(&known.entry(model.into()).or_default()[index]);
     }
 
     /// Records how long one key verification took.
@@ -63,6 +96,40 @@ impl Metrics {
         for (outcome, counter) in OUTCOMES.iter().zip(&self.outcomes) {
             let _ = writeln!(text, "keygate_gateway_requests_total{{outcome=\"{outcome}\"}} {}", counter.load(Ordering::Relaxed));
         }
+        let known = self.model_calls.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut model_calls: Vec<(&str, &str, &ModelCounters)> = Vec::new();
+        for (model, by_protocol) in known.iter() {
+            for (protocol, counters) in MODEL_PROTOCOLS.iter().zip(by_protocol.iter()) {
+                if counters[0].load(Ordering::Relaxed) > 0 {
+                    model_calls.push((model, protocol, counters));
+                }
+            }
+        }
+        model_calls.sort_by(|left, right| (left.0, left.1).cmp(&(right.0, right.1)));
+        let _ = writeln!(text, "# HELP keygate_model_calls_total Model calls answered, by model and protocol.");
+        let _ = writeln!(text, "# TYPE keygate_model_calls_total counter");
+        for &(model, protocol, counters) in &model_calls {
+            let model = model.replace('\\', "\\\\").replace('"', "\\\"");
+            let _ = writeln!(
+                text,
+                "keygate_model_calls_total{{model=\"{model}\",protocol=\"{protocol}\"}} {}",
+                counters[0].load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(text, "# HELP keygate_model_tokens_total Tokens of model calls, by model, protocol and kind.");
+        let _ = writeln!(text, "# TYPE keygate_model_tokens_total counter");
+        for &(model, protocol, counters) in &model_calls {
+            let model = model.replace('\\', "\\\\").replace('"', "\\\"");
+            for (index, kind) in ["input", "output", "cached", "reasoning"].iter().enumerate() {
+                let _ = writeln!(
+                    text,
+                    "keygate_model_tokens_total{{model=\"{model}\",protocol=\"{protocol}\",kind=\"{kind}\"}} {}",
+                    counters[index + 1].load(Ordering::Relaxed)
+                );
+            }
+        }
+        drop(model_calls);
+        drop(known);
         let _ = writeln!(text, "# HELP keygate_verification_seconds Time to authenticate a presented key from memory.");
         let _ = writeln!(text, "# TYPE keygate_verification_seconds histogram");
         let mut cumulative = 0;
@@ -102,7 +169,12 @@ mod tests {
         metrics.record_outcome("something-new");
         metrics.record_verification(Duration::from_nanos(800));
         metrics.record_verification(Duration::from_micros(40));
+        let tokens = keygate_core::usage::TokenUsage { input: 5, output: 2, cached: 1, reasoning: 0 };
+        metrics.record_model_call("qwen-plus", "openai", &tokens);
+        metrics.record_model_call("qwen-plus", "openai", &tokens);
         let text = metrics.render(3, 9, 0.5);
+        assert!(text.contains("keygate_model_calls_total{model=\"qwen-plus\",protocol=\"openai\"} 2"), "{text}");
+        assert!(text.contains("keygate_model_tokens_total{model=\"qwen-plus\",protocol=\"openai\",kind=\"input\"} 10"));
         assert!(text.contains("keygate_gateway_requests_total{outcome=\"ok\"} 1"));
         assert!(text.contains("keygate_gateway_requests_total{outcome=\"InvalidApiKey\"} 1"));
         assert!(text.contains("keygate_gateway_requests_total{outcome=\"other\"} 1"));

@@ -82,6 +82,26 @@ pub struct UpstreamSettings {
     pub apps: Vec<String>,
 }
 
+/// A model's price (`[[prices]]`): per million input and output tokens, as decimal text
+/// (`"0.8"`), in `currency`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceSettings {
+    pub model: String,
+    pub input_per_million: String,
+    pub output_per_million: String,
+    pub currency: String,
+}
+
+/// How log lines are written: text for a terminal, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// The TOML file's shape. Every field is optional (absent: its `Default`, `None` or an
 /// empty list); flags win over it.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -107,6 +127,12 @@ pub struct SettingsFile {
     pub max_connections: Option<usize>,
     pub temporary_keys_per_minute: Option<u32>,
     pub metrics_listen: Option<SocketAddr>,
+    pub log_format: Option<LogFormat>,
+    pub usage_flush_interval_milliseconds: Option<u64>,
+    pub usage_retention_days: Option<u32>,
+    pub usage_hourly_after_days: Option<u32>,
+    pub usage_daily_after_days: Option<u32>,
+    pub prices: Vec<PriceSettings>,
 }
 
 impl SettingsFile {
@@ -159,6 +185,19 @@ pub struct Settings {
     /// With it, `/metrics` on the ordinary listeners needs `Authorization: Bearer <token>`;
     /// without it, those listeners answer `/metrics` only to loopback clients.
     pub metrics_token: Option<secrecy::SecretString>,
+    /// Log lines as text or JSON (the per-call line included).
+    pub log_format: LogFormat,
+    /// Usage rows older than this are deleted (docs/CONTRACT.md#usage).
+    pub usage_retention_days: u32,
+    /// Minute rows older than this are rolled up into hours.
+    pub usage_hourly_after_days: u32,
+    /// Hour rows older than this are rolled up into days.
+    pub usage_daily_after_days: u32,
+    /// Prices of models, by model name (`[[prices]]`; the demo models cost nothing).
+    pub prices: Vec<PriceSettings>,
+    /// Token accounting of model calls (on; benchmarks turn it off to measure its cost).
+    /// Calls are counted per key either way.
+    pub token_accounting: bool,
 }
 
 impl Settings {
@@ -192,6 +231,12 @@ impl Settings {
             temporary_keys_per_minute: 60,
             metrics_listen: None,
             metrics_token: None,
+            log_format: LogFormat::Text,
+            usage_retention_days: 400,
+            usage_hourly_after_days: 7,
+            usage_daily_after_days: 90,
+            prices: Vec::new(),
+            token_accounting: true,
         }
     }
 
@@ -222,6 +267,12 @@ impl Settings {
         overlay(&mut self.metrics_listen, file.metrics_listen);
         overlay(&mut self.listeners, non_empty(file.listeners));
         overlay(&mut self.upstreams, non_empty(file.upstreams));
+        overlay(&mut self.log_format, file.log_format);
+        overlay(&mut self.usage_flush_interval_milliseconds, file.usage_flush_interval_milliseconds);
+        overlay(&mut self.usage_retention_days, file.usage_retention_days);
+        overlay(&mut self.usage_hourly_after_days, file.usage_hourly_after_days);
+        overlay(&mut self.usage_daily_after_days, file.usage_daily_after_days);
+        overlay(&mut self.prices, non_empty(file.prices));
         for region_override in file.regions {
             let policy = self
                 .regions
@@ -262,6 +313,13 @@ impl Settings {
         if self.max_connections == Some(0) {
             bail!("max_connections must be at least 1 (leave it out to derive it from the open-file limit)");
         }
+        if self.usage_flush_interval_milliseconds == 0 {
+            bail!("usage_flush_interval_milliseconds must be at least 1");
+        }
+        if !(self.usage_hourly_after_days <= self.usage_daily_after_days && self.usage_daily_after_days <= self.usage_retention_days) {
+            bail!("usage ages must be in order: usage_hourly_after_days <= usage_daily_after_days <= usage_retention_days");
+        }
+        self.price_table()?;
         for proxy in &self.trusted_proxies {
             keygate_core::ip_allowlist::IpNetwork::parse(proxy).map_err(|error| anyhow::anyhow!("trusted_proxies: {error}"))?;
         }
@@ -278,6 +336,34 @@ impl Settings {
             }
         }
         catalog
+    }
+
+    /// The price of every priced model: the `[[prices]]` table, and the demo models at zero
+    /// (when the demo is on and the table does not price them).
+    pub fn price_table(&self) -> anyhow::Result<std::collections::HashMap<String, keygate_core::usage::ModelPrice>> {
+        use keygate_core::usage::{parse_price, ModelPrice};
+        let mut table = std::collections::HashMap::new();
+        if self.demo_upstream {
+            for model in keygate_core::catalog::DEMO_MODELS {
+                let free = ModelPrice { input_micros_per_million: 0, output_micros_per_million: 0, currency: "USD".into() };
+                table.insert(model.to_string(), free);
+            }
+        }
+        for price in &self.prices {
+            let parse = |text: &str| parse_price(text).map_err(|error| anyhow::anyhow!("[[prices]] model '{}': {error}", price.model));
+            if price.currency.trim().is_empty() {
+                bail!("[[prices]] model '{}': currency is empty", price.model);
+            }
+            table.insert(
+                price.model.clone(),
+                ModelPrice {
+                    input_micros_per_million: parse(&price.input_per_million)?,
+                    output_micros_per_million: parse(&price.output_per_million)?,
+                    currency: price.currency.clone(),
+                },
+            );
+        }
+        Ok(table)
     }
 
     /// Region ids of all listeners (plan listeners too: their keys are managed in their

@@ -539,17 +539,10 @@ impl Store {
     }
 
     /// Adds batched usage counts (from the gateway's in-memory counters): (key id, count,
-    /// last used at).
+    /// last used at), in one statement.
     pub async fn add_key_usage(&self, usage: &[(i64, i64, i64)]) -> Result<(), StoreError> {
-        let mut transaction = self.database.begin_write().await?;
-        for (key_id, count, last_used_at) in usage {
-            transaction
-                .execute(
-                    "UPDATE api_keys SET request_count = request_count + $1, last_used_at = CASE WHEN COALESCE(last_used_at, 0) > $2 THEN last_used_at ELSE $2 END WHERE api_key_id = $3",
-                    &params![*count, *last_used_at, *key_id],
-                )
-                .await?;
-        }
-        transaction.commit().await
+        let keys: Vec<crate::usage::KeyCalls> =
+            usage.iter().map(|&(key_id, calls, last_used_at)| crate::usage::KeyCalls { key_id, calls, last_used_at }).collect();
+        self.flush_usage(&keys, &[]).await
     }
 }

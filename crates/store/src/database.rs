@@ -7,6 +7,8 @@
 //! (a quota check and its insert) lock the account row.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -268,15 +270,26 @@ impl Dialect {
     }
 }
 
-/// The database a store runs on.
+/// The database a store runs on, and how many statements it has run.
 #[derive(Debug, Clone)]
-pub enum Database {
+pub struct Database {
+    pools: Pools,
+    statements: Arc<AtomicU64>,
+}
+
+#[derive(Debug, Clone)]
+enum Pools {
     Sqlite { writer: SqlitePool, reader: SqlitePool },
     Postgres { pool: PgPool },
 }
 
 /// An open transaction on either database; dropped without commit, it rolls back.
-pub enum Transaction {
+pub struct Transaction {
+    inner: TransactionInner,
+    statements: Arc<AtomicU64>,
+}
+
+enum TransactionInner {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
@@ -328,7 +341,7 @@ impl Database {
             companion.push(suffix);
             make_owner_only(std::path::Path::new(&companion), false)?;
         }
-        Ok(Database::Sqlite { writer, reader })
+        Ok(Database { pools: Pools::Sqlite { writer, reader }, statements: Arc::default() })
     }
 
     /// Connects to PostgreSQL and migrates it.
@@ -336,38 +349,53 @@ impl Database {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Database::Postgres { pool })
+        Ok(Database { pools: Pools::Postgres { pool }, statements: Arc::default() })
     }
 
     pub fn dialect(&self) -> Dialect {
-        match self {
-            Database::Sqlite { .. } => Dialect::Sqlite,
-            Database::Postgres { .. } => Dialect::Postgres,
+        match &self.pools {
+            Pools::Sqlite { .. } => Dialect::Sqlite,
+            Pools::Postgres { .. } => Dialect::Postgres,
         }
+    }
+
+    /// How many statements this database (and every transaction on it) has run since it
+    /// was opened: tests and benchmarks count what an operation costs with it.
+    pub fn statements_run(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    fn count_statement(&self) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A write transaction. SQLite takes the write lock at once (`BEGIN IMMEDIATE`).
     pub async fn begin_write(&self) -> Result<Transaction, StoreError> {
-        Ok(match self {
-            Database::Sqlite { writer, .. } => Transaction::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
-            Database::Postgres { pool } => Transaction::Postgres(pool.begin().await?),
-        })
+        let inner = match &self.pools {
+            Pools::Sqlite { writer, .. } => TransactionInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
+            Pools::Postgres { pool } => TransactionInner::Postgres(pool.begin().await?),
+        };
+        Ok(Transaction { inner, statements: self.statements.clone() })
     }
 
     /// A read-only transaction that sees one consistent snapshot.
     pub async fn begin_snapshot(&self) -> Result<Transaction, StoreError> {
-        Ok(match self {
-            Database::Sqlite { reader, .. } => Transaction::Sqlite(reader.begin().await?),
-            Database::Postgres { pool } => Transaction::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?),
-        })
+        let inner = match &self.pools {
+            Pools::Sqlite { reader, .. } => TransactionInner::Sqlite(reader.begin().await?),
+            Pools::Postgres { pool } => {
+                TransactionInner::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?)
+            }
+        };
+        Ok(Transaction { inner, statements: self.statements.clone() })
     }
 
     pub async fn fetch_all(&self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
-        match self {
-            Database::Sqlite { reader, .. } => {
+        self.count_statement();
+        match &self.pools {
+            Pools::Sqlite { reader, .. } => {
                 bind_all!(sqlx::query(sql), values).fetch_all(reader).await?.iter().map(decode_sqlite_row).collect()
             }
-            Database::Postgres { pool } => {
+            Pools::Postgres { pool } => {
                 bind_all!(sqlx::query(sql), values).fetch_all(pool).await?.iter().map(decode_postgres_row).collect()
             }
         }
@@ -383,35 +411,37 @@ impl Database {
 
     /// A statement outside any transaction, on the writer (SQLite) or the pool.
     pub async fn execute(&self, sql: &str, values: &[SqlValue]) -> Result<u64, StoreError> {
-        Ok(match self {
-            Database::Sqlite { writer, .. } => bind_all!(sqlx::query(sql), values).execute(writer).await?.rows_affected(),
-            Database::Postgres { pool } => bind_all!(sqlx::query(sql), values).execute(pool).await?.rows_affected(),
+        self.count_statement();
+        Ok(match &self.pools {
+            Pools::Sqlite { writer, .. } => bind_all!(sqlx::query(sql), values).execute(writer).await?.rows_affected(),
+            Pools::Postgres { pool } => bind_all!(sqlx::query(sql), values).execute(pool).await?.rows_affected(),
         })
     }
 
     /// The PostgreSQL pool, for the change-feed listener.
     pub fn postgres_pool(&self) -> Option<&PgPool> {
-        match self {
-            Database::Postgres { pool } => Some(pool),
-            Database::Sqlite { .. } => None,
+        match &self.pools {
+            Pools::Postgres { pool } => Some(pool),
+            Pools::Sqlite { .. } => None,
         }
     }
 }
 
 impl Transaction {
     pub fn dialect(&self) -> Dialect {
-        match self {
-            Transaction::Sqlite(_) => Dialect::Sqlite,
-            Transaction::Postgres(_) => Dialect::Postgres,
+        match self.inner {
+            TransactionInner::Sqlite(_) => Dialect::Sqlite,
+            TransactionInner::Postgres(_) => Dialect::Postgres,
         }
     }
 
     pub async fn fetch_all(&mut self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
-        match self {
-            Transaction::Sqlite(transaction) => {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        match &mut self.inner {
+            TransactionInner::Sqlite(transaction) => {
                 bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?.iter().map(decode_sqlite_row).collect()
             }
-            Transaction::Postgres(transaction) => {
+            TransactionInner::Postgres(transaction) => {
                 bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?.iter().map(decode_postgres_row).collect()
             }
         }
@@ -427,9 +457,12 @@ impl Transaction {
 
     /// Rows affected.
     pub async fn execute(&mut self, sql: &str, values: &[SqlValue]) -> Result<u64, StoreError> {
-        Ok(match self {
-            Transaction::Sqlite(transaction) => bind_all!(sqlx::query(sql), values).execute(&mut **transaction).await?.rows_affected(),
-            Transaction::Postgres(transaction) => bind_all!(sqlx::query(sql), values).execute(&mut **transaction).await?.rows_affected(),
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        Ok(match &mut self.inner {
+            TransactionInner::Sqlite(transaction) => bind_all!(sqlx::query(sql), values).execute(&mut **transaction).await?.rows_affected(),
+            TransactionInner::Postgres(transaction) => {
+                bind_all!(sqlx::query(sql), values).execute(&mut **transaction).await?.rows_affected()
+            }
         })
     }
 
@@ -443,9 +476,9 @@ impl Transaction {
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Transaction::Sqlite(transaction) => transaction.commit().await?,
-            Transaction::Postgres(transaction) => transaction.commit().await?,
+        match self.inner {
+            TransactionInner::Sqlite(transaction) => transaction.commit().await?,
+            TransactionInner::Postgres(transaction) => transaction.commit().await?,
         }
         Ok(())
     }

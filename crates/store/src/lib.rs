@@ -19,6 +19,7 @@ pub mod database;
 mod error;
 pub mod feed;
 mod rows;
+pub mod usage;
 mod users;
 mod workspaces;
 

@@ -1,13 +1,16 @@
 //! The built-in `demo` upstream: models `demo-echo` (echoes the last user message) and
 //! `demo-embed` (deterministic 8-dimensional vectors), answering in all three protocol
 //! shapes, streaming too, so that a fresh install works end to end with no provider.
-//! Every answer says it comes from the demo.
+//! Every answer says it comes from the demo. It reports usage like a provider: input
+//! tokens are the words of the request's text, output tokens the words of the reply
+//! (docs/CONTRACT.md#usage), so the same request always costs the same tokens.
 
 use axum::body::Body;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
+use keygate_core::usage::TokenUsage;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -76,6 +79,36 @@ fn word_count(text: &str) -> usize {
     text.split_whitespace().count().max(1)
 }
 
+fn words(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
+/// The words of every message's text (and a system prompt), the demo's input tokens.
+fn message_words(messages: Option<&Value>) -> usize {
+    messages
+        .and_then(Value::as_array)
+        .map(|messages| messages.iter().map(|message| words(&content_text(message.get("content").unwrap_or(&Value::Null)))).sum())
+        .unwrap_or(0)
+}
+
+/// The demo's input tokens of a generation request.
+fn input_words(request: &Value, endpoint: DemoEndpoint) -> usize {
+    match endpoint {
+        DemoEndpoint::NativeGeneration | DemoEndpoint::ApplicationCompletion => {
+            let input = request.get("input").unwrap_or(&Value::Null);
+            input.get("prompt").and_then(Value::as_str).map(words).unwrap_or(0) + message_words(input.get("messages"))
+        }
+        DemoEndpoint::AnthropicMessages => {
+            message_words(request.get("messages")) + words(&content_text(request.get("system").unwrap_or(&Value::Null)))
+        }
+        _ => message_words(request.get("messages")),
+    }
+}
+
+fn tokens_of(input: usize, output: usize) -> TokenUsage {
+    TokenUsage { input: input as i64, output: output as i64, cached: 0, reasoning: 0 }
+}
+
 fn sse_response(events: Vec<String>) -> Response {
     let chunks = events.into_iter().map(|event| Ok::<Bytes, std::convert::Infallible>(Bytes::from(event)));
     let body = Body::from_stream(futures_util::stream::iter(chunks));
@@ -88,8 +121,16 @@ fn pieces(text: &str) -> Vec<String> {
     words.chunks(3).map(|chunk| chunk.concat()).collect()
 }
 
-/// Answers a call to a demo model made at `created` (Unix seconds).
-pub fn answer(endpoint: DemoEndpoint, model: &str, request: &Value, streaming: bool, request_id: &str, created: i64) -> Response {
+/// Answers a call to a demo model made at `created` (Unix seconds), with the usage it
+/// reports.
+pub fn answer(
+    endpoint: DemoEndpoint,
+    model: &str,
+    request: &Value,
+    streaming: bool,
+    request_id: &str,
+    created: i64,
+) -> (Response, TokenUsage) {
     match endpoint {
         DemoEndpoint::OpenAiEmbeddings => {
             let texts = texts_of(request.get("input"));
@@ -99,18 +140,23 @@ pub fn answer(endpoint: DemoEndpoint, model: &str, request: &Value, streaming: b
                 .map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": embedding_of(text)}))
                 .collect();
             let tokens: usize = texts.iter().map(|text| word_count(text)).sum();
-            Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}, "id": request_id})).into_response()
+            let response = Json(json!({"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}, "id": request_id})).into_response();
+            (response, tokens_of(tokens, 0))
         }
         DemoEndpoint::NativeEmbedding => {
             let texts = texts_of(request.get("input").and_then(|input| input.get("texts")));
             let embeddings: Vec<Value> =
                 texts.iter().enumerate().map(|(index, text)| json!({"text_index": index, "embedding": embedding_of(text)})).collect();
             let tokens: usize = texts.iter().map(|text| word_count(text)).sum();
-            Json(json!({"output": {"embeddings": embeddings}, "usage": {"total_tokens": tokens}, "request_id": request_id})).into_response()
+            let response = Json(json!({"output": {"embeddings": embeddings}, "usage": {"total_tokens": tokens}, "request_id": request_id}))
+                .into_response();
+            (response, tokens_of(tokens, 0))
         }
         DemoEndpoint::OpenAiChat => {
             let reply = echo_reply(request, endpoint);
             let id = format!("chatcmpl-demo-{request_id}");
+            let (input, output) = (input_words(request, endpoint), words(&reply));
+            let usage = json!({"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output});
             if streaming {
                 let mut events: Vec<String> = pieces(&reply)
                     .iter()
@@ -121,16 +167,21 @@ pub fn answer(endpoint: DemoEndpoint, model: &str, request: &Value, streaming: b
                     .collect();
                 let last = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
                 events.push(format!("data: {last}\n\n"));
+                // Like a provider: the usage chunk only for a client that asked for it.
+                if request.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
+                    let usage_chunk = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [], "usage": usage});
+                    events.push(format!("data: {usage_chunk}\n\n"));
+                }
                 events.push("data: [DONE]\n\n".into());
-                return sse_response(events);
+                return (sse_response(events), tokens_of(input, output));
             }
-            let tokens = word_count(&reply);
-            Json(json!({
+            let response = Json(json!({
                 "id": id, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": tokens, "completion_tokens": tokens, "total_tokens": tokens * 2},
+                "usage": usage,
             }))
-            .into_response()
+            .into_response();
+            (response, tokens_of(input, output))
         }
         DemoEndpoint::NativeGeneration | DemoEndpoint::ApplicationCompletion => {
             let reply = echo_reply(request, endpoint);
@@ -143,8 +194,9 @@ pub fn answer(endpoint: DemoEndpoint, model: &str, request: &Value, streaming: b
                     json!({"text": text, "finish_reason": finish_reason, "session_id": ""})
                 }
             };
-            let tokens = word_count(&reply);
-            let usage = json!({"input_tokens": tokens, "output_tokens": tokens, "total_tokens": tokens * 2});
+            let input = input_words(request, endpoint);
+            let output = words(&reply);
+            let usage_after = |output: usize| json!({"input_tokens": input, "output_tokens": output, "total_tokens": input + output});
             if streaming {
                 let parts = pieces(&reply);
                 let mut so_far = String::new();
@@ -156,23 +208,26 @@ pub fn answer(endpoint: DemoEndpoint, model: &str, request: &Value, streaming: b
                         so_far.push_str(piece);
                         let text = if incremental { piece.clone() } else { so_far.clone() };
                         let finish_reason = if index + 1 == count { "stop" } else { "null" };
-                        let data = json!({"output": output_for(&text, finish_reason), "usage": usage, "request_id": request_id});
+                        // Cumulative, like DashScope's: the tokens generated so far.
+                        let data = json!({"output": output_for(&text, finish_reason), "usage": usage_after(words(&so_far)), "request_id": request_id});
                         format!("id:{}\nevent:result\n:HTTP_STATUS/200\ndata:{data}\n\n", index + 1)
                     })
                     .collect();
-                return sse_response(events);
+                return (sse_response(events), tokens_of(input, output));
             }
-            Json(json!({"output": output_for(&reply, "stop"), "usage": usage, "request_id": request_id})).into_response()
+            let response =
+                Json(json!({"output": output_for(&reply, "stop"), "usage": usage_after(output), "request_id": request_id})).into_response();
+            (response, tokens_of(input, output))
         }
         DemoEndpoint::AnthropicMessages => {
             let reply = echo_reply(request, endpoint);
             let id = format!("msg_demo_{}", request_id.replace('-', ""));
-            let tokens = word_count(&reply);
+            let (input, output) = (input_words(request, endpoint), words(&reply));
             if streaming {
                 let mut events = vec![
                     format!(
                         "event: message_start\ndata: {}\n\n",
-                        json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": tokens, "output_tokens": 0}}})
+                        json!({"type": "message_start", "message": {"id": id, "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": 0}}})
                     ),
                     format!(
                         "event: content_block_start\ndata: {}\n\n",
@@ -186,17 +241,18 @@ pub fn answer(endpoint: DemoEndpoint, model: &str, request: &Value, streaming: b
                     ));
                 }
                 events.push(format!("event: content_block_stop\ndata: {}\n\n", json!({"type": "content_block_stop", "index": 0})));
-                events.push(format!("event: message_delta\ndata: {}\n\n", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": tokens}})));
+                events.push(format!("event: message_delta\ndata: {}\n\n", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": output}})));
                 events.push(format!("event: message_stop\ndata: {}\n\n", json!({"type": "message_stop"})));
-                return sse_response(events);
+                return (sse_response(events), tokens_of(input, output));
             }
-            Json(json!({
+            let response = Json(json!({
                 "id": id, "type": "message", "role": "assistant", "model": model,
                 "content": [{"type": "text", "text": reply}],
                 "stop_reason": "end_turn", "stop_sequence": null,
-                "usage": {"input_tokens": tokens, "output_tokens": tokens},
+                "usage": {"input_tokens": input, "output_tokens": output},
             }))
-            .into_response()
+            .into_response();
+            (response, tokens_of(input, output))
         }
     }
 }

@@ -3,6 +3,7 @@
 //! keys, and `/auth/verify` for gateways that already exist (nginx `auth_request`, Envoy
 //! `ext_authz`). Verification reads only the in-memory registry, never the database.
 
+pub mod accounting;
 pub mod authorize;
 pub mod demo;
 pub mod errors;
@@ -20,6 +21,7 @@ use keygate_wire::forwarding_path::{check_forwarded_path, reencode_query};
 use keygate_wire::model_call_body::{read_model_call_body, ModelCallBody, ModelCallBodyError};
 use serde_json::{json, Value};
 
+use self::accounting::CallMeter;
 use self::authorize::{authenticate_request, authorize_target, Authorized};
 use self::demo::DemoEndpoint;
 use self::errors::{GatewayRefusal, Protocol};
@@ -142,7 +144,8 @@ fn path_after_prefix(protocol: Protocol, path: &str) -> &str {
 }
 
 /// The demo answers from the parsed request; only calls routed to it pay for the parse.
-/// `at_milliseconds`: when the call was authorized.
+/// `at_milliseconds`: when the call was authorized. The call is counted with the usage the
+/// demo reports.
 fn demo_answer(
     endpoint: DemoEndpoint,
     model: &str,
@@ -150,10 +153,77 @@ fn demo_answer(
     streaming: bool,
     request_id: &str,
     at_milliseconds: i64,
+    meter: Option<CallMeter>,
 ) -> Result<Response, GatewayRefusal> {
-    let request: Value =
-        serde_json::from_slice(bytes).map_err(|_| GatewayRefusal::BadRequest("The request body must be a JSON object.".into()))?;
-    Ok(demo::answer(endpoint, model, &request, streaming, request_id, at_milliseconds.div_euclid(1000)))
+    let request: Value = match serde_json::from_slice(bytes) {
+        Ok(request) => request,
+        Err(_) => {
+            if let Some(meter) = meter {
+                meter.finish(400, keygate_core::usage::TokenUsage::default(), None, None);
+            }
+            return Err(GatewayRefusal::BadRequest("The request body must be a JSON object.".into()));
+        }
+    };
+    let (response, tokens) = demo::answer(endpoint, model, &request, streaming, request_id, at_milliseconds.div_euclid(1000));
+    if let Some(meter) = meter {
+        meter.finish(response.status().as_u16(), tokens, None, None);
+    }
+    Ok(response)
+}
+
+/// Starts counting an authorized model call of `model` (an application's is `app:<id>`):
+/// `None` when token accounting is off, and then the call is counted for its key only.
+fn start_meter(state: &AppState, context: &RequestContext, authorized: &Authorized, model: &str, protocol: Protocol) -> Option<CallMeter> {
+    if !state.shared.settings.token_accounting {
+        state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
+        return None;
+    }
+    Some(CallMeter {
+        shared: state.shared.clone(),
+        request_id: context.request_id.clone(),
+        key_id: authorized.key.key_id,
+        account_id: authorized.key.account_id,
+        workspace_id: authorized.key.workspace_id.clone(),
+        model: model.to_string(),
+        protocol,
+        at_milliseconds: authorized.at_milliseconds,
+        started: std::time::Instant::now(),
+    })
+}
+
+/// An OpenAI-compatible streaming call forwarded with `stream_options.include_usage` set,
+/// so that the provider reports usage; and whether keygate set it (the client did not
+/// ask), in which case the usage chunk is removed from what the client receives.
+fn ask_for_stream_usage(bytes: Bytes) -> (Bytes, bool) {
+    // The usual case, without `stream_options`: the member is written in after the opening
+    // brace, the rest of the body unchanged (it is one JSON object: checked on reading).
+    if memchr::memmem::find(&bytes, b"\"stream_options\"").is_none() {
+        if let Some(brace) = bytes.iter().position(|byte| !byte.is_ascii_whitespace()).filter(|at| bytes[*at] == b'{') {
+            let rest = &bytes[brace + 1..];
+            let empty = rest.iter().all(|byte| byte.is_ascii_whitespace() || *byte == b'}');
+            let member: &[u8] =
+                if empty { b"\"stream_options\":{\"include_usage\":true}" } else { b"\"stream_options\":{\"include_usage\":true}," };
+            let mut rewritten = Vec::with_capacity(bytes.len() + member.len());
+            rewritten.extend_from_slice(&bytes[..=brace]);
+            rewritten.extend_from_slice(member);
+            rewritten.extend_from_slice(rest);
+            return (Bytes::from(rewritten), true);
+        }
+    }
+    let Ok(mut request) = serde_json::from_slice::<Value>(&bytes) else { return (bytes, false) };
+    if request.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true) {
+        return (bytes, false);
+    }
+    let Some(object) = request.as_object_mut() else { return (bytes, false) };
+    let options = object.entry("stream_options").or_insert_with(|| json!({}));
+    if !options.is_object() {
+        *options = json!({});
+    }
+    options["include_usage"] = Value::Bool(true);
+    match serde_json::to_vec(&request) {
+        Ok(rewritten) => (Bytes::from(rewritten), true),
+        Err(_) => (bytes, false),
+    }
 }
 
 struct ModelCall {
@@ -174,11 +244,11 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let route = state.shared.upstreams.route_model(&model).ok_or_else(|| {
         GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it."))
     })?;
-    state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
+    let streaming = wants_stream(call.protocol, &call.headers, &read);
     match route {
         Route::Demo => {
-            let streaming = wants_stream(call.protocol, &call.headers, &read);
-            demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds)
+            let meter = start_meter(state, context, &authorized, &model, call.protocol);
+            demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)
         }
         Route::Upstream(upstream) => {
             if !upstream.speaks(call.protocol) {
@@ -187,7 +257,15 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
                     upstream.protocol_names().join(", ")
                 )));
             }
-            upstream::forward(&state.shared.http_client, &upstream, call.protocol, call.method, &call.target, &call.headers, bytes).await
+            let meter = start_meter(state, context, &authorized, &model, call.protocol);
+            let (bytes, strip_usage_chunk) = if meter.is_some() && streaming && call.protocol == Protocol::OpenAi {
+                ask_for_stream_usage(bytes)
+            } else {
+                (bytes, false)
+            };
+            let forwarded =
+                upstream::Forwarded { protocol: call.protocol, method: call.method, target: &call.target, headers: &call.headers };
+            upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, strip_usage_chunk).await
         }
     }
 }
@@ -259,7 +337,7 @@ async fn application_completion(
             .upstreams
             .route_app(app_id)
             .ok_or_else(|| GatewayRefusal::BadRequest(format!("No upstream of this deployment serves the application '{app_id}'.")))?;
-        state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
+        let meter = start_meter(&state, &context, &authorized, &format!("app:{app_id}"), Protocol::Native);
         match route {
             Route::Demo => demo_answer(
                 DemoEndpoint::ApplicationCompletion,
@@ -268,9 +346,11 @@ async fn application_completion(
                 wants_stream(Protocol::Native, &headers, &read),
                 &context.request_id,
                 authorized.at_milliseconds,
+                meter,
             ),
             Route::Upstream(upstream) => {
-                upstream::forward(&state.shared.http_client, &upstream, Protocol::Native, method, &target, &headers, bytes).await
+                let forwarded = upstream::Forwarded { protocol: Protocol::Native, method, target: &target, headers: &headers };
+                upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, false).await
             }
         }
     }

@@ -8,6 +8,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use secrecy::ExposeSecret;
 
+use super::accounting::{CallMeter, MeteredBody, UsageReader};
 use super::errors::{GatewayRefusal, Protocol};
 use super::ForwardTarget;
 use crate::upstreams::Upstream;
@@ -34,17 +35,26 @@ fn connection_nominated(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// Sends the call to `upstream` and streams its answer back.
-#[allow(clippy::too_many_arguments)]
+/// What is forwarded: in which protocol, with which method, where, with which headers.
+pub struct Forwarded<'a> {
+    pub protocol: Protocol,
+    pub method: Method,
+    pub target: &'a ForwardTarget,
+    pub headers: &'a HeaderMap,
+}
+
+/// Sends the call to `upstream` and streams its answer back. With a `meter`, the answer's
+/// usage is read as it passes and the call counted when it ends (and the usage-only chunk
+/// removed when `strip_usage_chunk`: keygate asked for it, the client did not).
 pub async fn forward(
     client: &reqwest::Client,
     upstream: &Upstream,
-    protocol: Protocol,
-    method: Method,
-    target: &ForwardTarget,
-    headers: &HeaderMap,
+    forwarded: Forwarded<'_>,
     body: Bytes,
+    meter: Option<CallMeter>,
+    strip_usage_chunk: bool,
 ) -> Result<Response, GatewayRefusal> {
+    let Forwarded { protocol, method, target, headers } = forwarded;
     let base = upstream
         .base_for(protocol)
         .ok_or_else(|| GatewayRefusal::BadRequest(format!("upstream {} does not speak this protocol", upstream.name)))?;
@@ -68,10 +78,16 @@ pub async fn forward(
             Protocol::Native | Protocol::OpenAi => request.bearer_auth(credential.expose_secret()),
         };
     }
-    let response = request.body(body).send().await.map_err(|error| {
-        tracing::warn!(upstream = %upstream.name, error = %error, "upstream request failed");
-        GatewayRefusal::UpstreamUnreachable
-    })?;
+    let response = match request.body(body).send().await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(upstream = %upstream.name, error = %error, "upstream request failed");
+            if let Some(meter) = meter {
+                meter.finish(502, keygate_core::usage::TokenUsage::default(), None, None);
+            }
+            return Err(GatewayRefusal::UpstreamUnreachable);
+        }
+    };
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = Response::builder().status(status);
     let nominated = connection_nominated(response.headers());
@@ -83,5 +99,19 @@ pub async fn forward(
             builder = builder.header(name.as_str(), value.as_bytes());
         }
     }
-    builder.body(Body::from_stream(response.bytes_stream())).map_err(|_| GatewayRefusal::UpstreamUnreachable)
+    let body = match meter {
+        Some(meter) => {
+            let upstream_latency = meter.started.elapsed();
+            let event_stream = response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok())
+                .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+            let reader = UsageReader::new(protocol, event_stream, strip_usage_chunk);
+            let inner = Box::pin(response.bytes_stream());
+            Body::from_stream(MeteredBody::new(inner, reader, meter, status.as_u16(), upstream_latency))
+        }
+        None => Body::from_stream(response.bytes_stream()),
+    };
+    builder.body(body).map_err(|_| GatewayRefusal::UpstreamUnreachable)
 }

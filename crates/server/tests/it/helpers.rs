@@ -277,17 +277,7 @@ impl TestApp {
 
     /// Logs in (`user` None: the account) and returns a client on `address`.
     pub async fn login_at(&self, address: SocketAddr, user: Option<&str>) -> Client {
-        let password = if user.is_some() { USER_PASSWORD } else { ROOT_PASSWORD };
-        let body = serde_json::json!({"account": "root", "user": user, "password": password});
-        let answer: Value =
-            self.http.post(format!("http://{address}/keygate/v1/sessions")).json(&body).send().await.unwrap().json().await.unwrap();
-        let token = answer["token"].as_str().unwrap_or_else(|| panic!("login failed: {answer}")).to_string();
-        Client {
-            base: format!("http://{address}"),
-            host: address.to_string(),
-            credentials: Credentials::Session(token),
-            http: self.http.clone(),
-        }
+        login_client(&self.http, address, user).await
     }
 
     /// A session client on the `ap-southeast-1` listener.
@@ -312,6 +302,16 @@ impl TestApp {
             http: self.http.clone(),
         }
     }
+}
+
+/// Logs in (`user` None: the account) on the server at `address`, which need not be a
+/// [`TestApp`], and returns a client there.
+pub async fn login_client(http: &reqwest::Client, address: SocketAddr, user: Option<&str>) -> Client {
+    let password = if user.is_some() { USER_PASSWORD } else { ROOT_PASSWORD };
+    let body = serde_json::json!({"account": "root", "user": user, "password": password});
+    let answer: Value = http.post(format!("http://{address}/keygate/v1/sessions")).json(&body).send().await.unwrap().json().await.unwrap();
+    let token = answer["token"].as_str().unwrap_or_else(|| panic!("login failed: {answer}")).to_string();
+    Client { base: format!("http://{address}"), host: address.to_string(), credentials: Credentials::Session(token), http: http.clone() }
 }
 
 fn random_nonce() -> String {

@@ -34,4 +34,5 @@ mod refusal_envelopes;
 mod repeated_model;
 mod rules;
 mod signatures;
+mod token_usage;
 mod visibility_matrix;

@@ -13,6 +13,7 @@ mod change_feed;
 mod compile;
 mod key_import;
 mod quotas;
+mod usage;
 mod users;
 mod verification;
 mod workspaces;

@@ -1,0 +1,547 @@
+//! Token accounting of model calls (docs/CONTRACT.md#usage): the usage a provider reports,
+//! read from its answer as it passes through, and the end of a call (its counts, its
+//! metrics, its log line).
+//!
+//! Where the usage is: OpenAI-compatible `usage` (in a stream, the final chunk, which
+//! keygate asks for when the client did not: then it removes that chunk from what it
+//! relays); DashScope native `usage` of each event, cumulative, so the last one wins;
+//! Anthropic `message_start` (input) and `message_delta` (output, cumulative). A JSON answer
+//! is read whole up to [`WHOLE_BODY_LIMIT`], past it only its tail; an SSE line longer than
+//! [`MAX_LINE_BYTES`] is relayed but not read: a hostile upstream or client cannot make
+//! accounting hold more memory than that.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use keygate_core::usage::TokenUsage;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use super::errors::Protocol;
+use crate::state::SharedState;
+use crate::usage::CallUsage;
+
+/// Longest SSE line read for usage.
+pub const MAX_LINE_BYTES: usize = 256 * 1024;
+/// Largest JSON answer read whole for its usage; past it only the last [`TAIL_BYTES`].
+pub const WHOLE_BODY_LIMIT: usize = 1024 * 1024;
+const TAIL_BYTES: usize = 64 * 1024;
+
+/// The name of a protocol in logs and metrics.
+pub fn protocol_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Native => "dashscope",
+        Protocol::OpenAi => "openai",
+        Protocol::Anthropic => "anthropic",
+    }
+}
+
+/// Usage fields seen so far: a later report of a field replaces an earlier one (the
+/// providers' stream reports are cumulative).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Reported {
+    input: Option<i64>,
+    output: Option<i64>,
+    cached: Option<i64>,
+    reasoning: Option<i64>,
+}
+
+impl Reported {
+    fn merge(&mut self, other: Reported) {
+        self.input = other.input.or(self.input);
+        self.output = other.output.or(self.output);
+        self.cached = other.cached.or(self.cached);
+        self.reasoning = other.reasoning.or(self.reasoning);
+    }
+
+    fn tokens(&self) -> TokenUsage {
+        let clamp = |value: Option<i64>| value.unwrap_or(0).max(0);
+        TokenUsage { input: clamp(self.input), output: clamp(self.output), cached: clamp(self.cached), reasoning: clamp(self.reasoning) }
+    }
+}
+
+/// Token counts under the names each protocol uses; serde skips everything else without
+/// building it.
+#[derive(Debug, Default, Deserialize)]
+struct UsageFields {
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    total_tokens: Option<i64>,
+    cache_creation_input_tokens: Option<i64>,
+    cache_read_input_tokens: Option<i64>,
+    prompt_tokens_details: Option<Details>,
+    completion_tokens_details: Option<Details>,
+    output_tokens_details: Option<Details>,
+    /// An application's usage, per model it called (DashScope).
+    models: Option<Vec<ModelUsage>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Details {
+    cached_tokens: Option<i64>,
+    reasoning_tokens: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ModelUsage {
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct MessageDocument {
+    usage: Option<UsageFields>,
+}
+
+/// An answer, or one event's data: only what accounting reads.
+#[derive(Debug, Default, Deserialize)]
+struct UsageDocument {
+    usage: Option<UsageFields>,
+    /// Anthropic's stream starts with the message, its usage inside.
+    message: Option<MessageDocument>,
+    /// Read to tell the OpenAI usage-only chunk (empty `choices`).
+    choices: Option<Vec<IgnoredAny>>,
+}
+
+/// The usage object in `protocol`'s words.
+fn read_usage_object(protocol: Protocol, usage: &UsageFields) -> Reported {
+    match protocol {
+        Protocol::OpenAi => Reported {
+            input: usage.prompt_tokens.or(usage.input_tokens),
+            output: usage.completion_tokens.or(usage.output_tokens),
+            cached: usage.prompt_tokens_details.as_ref().and_then(|details| details.cached_tokens),
+            reasoning: usage.completion_tokens_details.as_ref().and_then(|details| details.reasoning_tokens),
+        },
+        Protocol::Native => {
+            if let Some(models) = &usage.models {
+                let input = models.iter().filter_map(|model| model.input_tokens).sum();
+                let output = models.iter().filter_map(|model| model.output_tokens).sum();
+                return Reported { input: Some(input), output: Some(output), ..Reported::default() };
+            }
+            Reported {
+                // Embeddings report only a total, which is all input.
+                input: usage.input_tokens.or(if usage.output_tokens.is_none() { usage.total_tokens } else { None }),
+                output: usage.output_tokens,
+                cached: usage.prompt_tokens_details.as_ref().and_then(|details| details.cached_tokens),
+                reasoning: usage.output_tokens_details.as_ref().and_then(|details| details.reasoning_tokens),
+            }
+        }
+        Protocol::Anthropic => {
+            let parts = [usage.input_tokens, usage.cache_creation_input_tokens, usage.cache_read_input_tokens];
+            Reported {
+                input: parts.iter().any(Option::is_some).then(|| parts.iter().flatten().sum()),
+                output: usage.output_tokens,
+                cached: usage.cache_read_input_tokens,
+                reasoning: None,
+            }
+        }
+    }
+}
+
+/// The usage reported by one JSON document.
+fn read_usage(protocol: Protocol, document: &UsageDocument) -> Reported {
+    match (&document.usage, &document.message) {
+        (Some(usage), _) => read_usage_object(protocol, usage),
+        (None, Some(MessageDocument { usage: Some(usage) })) if protocol == Protocol::Anthropic => read_usage_object(protocol, usage),
+        _ => Reported::default(),
+    }
+}
+
+/// The searcher for `"usage"`, built once.
+fn usage_finder() -> &'static memchr::memmem::Finder<'static> {
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    FINDER.get_or_init(|| memchr::memmem::Finder::new(b"\"usage\""))
+}
+
+fn mentions_usage(haystack: &[u8]) -> bool {
+    usage_finder().find(haystack).is_some()
+}
+
+fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// Reads a provider's answer for its usage as it passes through.
+#[derive(Debug)]
+pub struct UsageReader {
+    protocol: Protocol,
+    event_stream: bool,
+    /// Remove the usage-only chunk of an OpenAI-compatible stream (keygate asked for it).
+    strip_usage_chunk: bool,
+    /// Relay whole lines only, holding back a partial one (for the whole stream when a
+    /// chunk is to be removed).
+    relay_by_lines: bool,
+    /// The line being assembled (SSE).
+    line: Vec<u8>,
+    /// Skipping the rest of a line that was too long.
+    overlong: bool,
+    /// The blank line that ended a removed chunk is removed too.
+    drop_blank_line: bool,
+    /// DashScope's reports are cumulative: only the last is read, at the end.
+    last_native_event: Vec<u8>,
+    /// A JSON answer: whole up to the limit, then its tail.
+    body: Vec<u8>,
+    body_truncated: bool,
+    reported: Reported,
+}
+
+impl UsageReader {
+    pub fn new(protocol: Protocol, event_stream: bool, strip_usage_chunk: bool) -> UsageReader {
+        UsageReader {
+            protocol,
+            event_stream,
+            strip_usage_chunk: strip_usage_chunk && event_stream,
+            relay_by_lines: strip_usage_chunk && event_stream,
+            line: Vec::new(),
+            overlong: false,
+            drop_blank_line: false,
+            last_native_event: Vec::new(),
+            body: Vec::new(),
+            body_truncated: false,
+            reported: Reported::default(),
+        }
+    }
+
+    /// Reads `chunk`; returns what is relayed in its place (the chunk itself unless a
+    /// chunk is being removed, and then only whole lines).
+    pub fn feed(&mut self, chunk: Bytes) -> Bytes {
+        if !self.event_stream {
+            self.body.extend_from_slice(&chunk);
+            if self.body.len() > WHOLE_BODY_LIMIT {
+                self.body_truncated = true;
+            }
+            if self.body_truncated && self.body.len() > 2 * TAIL_BYTES {
+                let excess = self.body.len() - TAIL_BYTES;
+                self.body.drain(..excess);
+            }
+            return chunk;
+        }
+        let mut relayed = if self.relay_by_lines { Some(Vec::with_capacity(chunk.len() + self.line.len())) } else { None };
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            let (piece, after, complete) = match memchr::memchr(b'\n', rest) {
+                Some(end) => (&rest[..=end], &rest[end + 1..], true),
+                None => (rest, &rest[rest.len()..], false),
+            };
+            self.take_piece(piece, complete, relayed.as_mut());
+            rest = after;
+        }
+        match relayed {
+            Some(relayed) => Bytes::from(relayed),
+            None => chunk,
+        }
+    }
+
+    fn take_piece(&mut self, piece: &[u8], complete: bool, relayed: Option<&mut Vec<u8>>) {
+        if self.overlong {
+            if let Some(relayed) = relayed {
+                relayed.extend_from_slice(piece);
+            }
+            self.overlong = !complete;
+            return;
+        }
+        if self.line.len() + piece.len() > MAX_LINE_BYTES {
+            if let Some(relayed) = relayed {
+                relayed.extend_from_slice(&self.line);
+                relayed.extend_from_slice(piece);
+            }
+            self.line.clear();
+            self.overlong = !complete;
+            return;
+        }
+        self.line.extend_from_slice(piece);
+        if complete {
+            let line = std::mem::take(&mut self.line);
+            if self.read_line(&line) {
+                if let Some(relayed) = relayed {
+                    relayed.extend_from_slice(&line);
+                }
+            }
+            self.line = line;
+            self.line.clear();
+        }
+    }
+
+    /// Reads one whole line; answers whether it is relayed.
+    fn read_line(&mut self, line: &[u8]) -> bool {
+        let content = trim_line_end(line);
+        if std::mem::take(&mut self.drop_blank_line) && content.is_empty() {
+            return false;
+        }
+        let Some(data) = content.strip_prefix(b"data:") else { return true };
+        let data = data.strip_prefix(b" ").unwrap_or(data);
+        if !mentions_usage(data) {
+            return true;
+        }
+        if self.protocol == Protocol::Native {
+            self.last_native_event.clear();
+            self.last_native_event.extend_from_slice(data);
+            return true;
+        }
+        let Ok(document) = serde_json::from_slice::<UsageDocument>(data) else { return true };
+        let reported = read_usage(self.protocol, &document);
+        self.reported.merge(reported);
+        let usage_only = document.choices.as_ref().is_some_and(Vec::is_empty) && document.usage.is_some();
+        if self.strip_usage_chunk && usage_only {
+            self.strip_usage_chunk = false;
+            self.drop_blank_line = true;
+            return false;
+        }
+        true
+    }
+
+    /// What is left unrelayed at the end of the stream (a last line without its newline).
+    pub fn remainder(&mut self) -> Option<Bytes> {
+        if self.relay_by_lines && !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            return Some(Bytes::from(line));
+        }
+        None
+    }
+
+    /// The tokens the answer reported.
+    pub fn tokens(&mut self) -> TokenUsage {
+        if self.event_stream {
+            if self.protocol == Protocol::Native && !self.last_native_event.is_empty() {
+                if let Ok(document) = serde_json::from_slice::<UsageDocument>(&self.last_native_event) {
+                    self.reported.merge(read_usage(self.protocol, &document));
+                }
+            }
+        } else if let Some(usage) = usage_in_tail(&self.body) {
+            self.reported.merge(read_usage_object(self.protocol, &usage));
+        }
+        self.reported.tokens()
+    }
+}
+
+/// The value of the last `"usage"` member of a JSON answer (or of its tail, past the
+/// limit). Each provider puts the answer's `usage` after its content, and a `"usage"`
+/// inside a string is escaped (`\"usage\"`), so the last one found is the answer's: only
+/// that object is parsed, not the content before it.
+fn usage_in_tail(tail: &[u8]) -> Option<UsageFields> {
+    static FINDER: std::sync::OnceLock<memchr::memmem::FinderRev<'static>> = std::sync::OnceLock::new();
+    let needle = b"\"usage\"";
+    let at = FINDER.get_or_init(|| memchr::memmem::FinderRev::new(needle)).rfind(tail)?;
+    let after = &tail[at + needle.len()..];
+    let colon = after.iter().position(|byte| !byte.is_ascii_whitespace())?;
+    if after[colon] != b':' {
+        return None;
+    }
+    serde_json::Deserializer::from_slice(&after[colon + 1..]).into_iter::<UsageFields>().next()?.ok()
+}
+
+/// A model call in flight: who made it and when, counted once when it ends.
+#[derive(Debug)]
+pub struct CallMeter {
+    pub shared: Arc<SharedState>,
+    pub request_id: String,
+    pub key_id: i64,
+    pub account_id: i64,
+    pub workspace_id: String,
+    pub model: String,
+    pub protocol: Protocol,
+    pub at_milliseconds: i64,
+    pub started: Instant,
+}
+
+impl Drop for CallMeter {
+    /// A call dropped before it was finished (its client went away while keygate waited for
+    /// the provider) still counts, with no token and status 499.
+    fn drop(&mut self) {
+        self.count(499, TokenUsage::default(), None, None);
+    }
+}
+
+impl CallMeter {
+    /// Counts the call: its tokens per key, model and minute, the metrics, and its log line.
+    pub fn finish(mut self, status: u16, tokens: TokenUsage, upstream_latency: Option<Duration>, first_byte: Option<Duration>) {
+        self.count(status, tokens, upstream_latency, first_byte);
+    }
+
+    /// Counts the call once (a later call does nothing).
+    fn count(&mut self, status: u16, tokens: TokenUsage, upstream_latency: Option<Duration>, first_byte: Option<Duration>) {
+        if self.model.is_empty() {
+            return;
+        }
+        let model = std::mem::take(&mut self.model);
+        let shared = &self.shared;
+        shared.usage.record_call(&CallUsage {
+            key_id: self.key_id,
+            account_id: self.account_id,
+            workspace_id: &self.workspace_id,
+            model: &model,
+            at_milliseconds: self.at_milliseconds,
+            tokens,
+        });
+        let protocol = protocol_name(self.protocol);
+        shared.metrics.record_model_call(&model, protocol, &tokens);
+        let milliseconds = |duration: Option<Duration>| duration.map(|duration| duration.as_secs_f64() * 1000.0);
+        tracing::info!(
+            target: "keygate::model_call",
+            request_id = %self.request_id,
+            key_id = self.key_id,
+            workspace = %self.workspace_id,
+            model = %model,
+            protocol,
+            status,
+            input_tokens = tokens.input,
+            output_tokens = tokens.output,
+            cached_tokens = tokens.cached,
+            reasoning_tokens = tokens.reasoning,
+            upstream_latency_ms = milliseconds(upstream_latency),
+            first_byte_ms = milliseconds(first_byte),
+            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            "model call"
+        );
+    }
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+/// An upstream's answer relayed to the client while its usage is read; the call is
+/// counted when the answer ends, or when the client goes away before.
+pub struct MeteredBody {
+    inner: ByteStream,
+    reader: UsageReader,
+    meter: Option<CallMeter>,
+    status: u16,
+    upstream_latency: Duration,
+    first_byte: Option<Duration>,
+    ended: bool,
+}
+
+impl MeteredBody {
+    pub fn new(inner: ByteStream, reader: UsageReader, meter: CallMeter, status: u16, upstream_latency: Duration) -> MeteredBody {
+        MeteredBody { inner, reader, meter: Some(meter), status, upstream_latency, first_byte: None, ended: false }
+    }
+
+    fn finish(&mut self) {
+        if let Some(meter) = self.meter.take() {
+            let tokens = self.reader.tokens();
+            meter.finish(self.status, tokens, Some(self.upstream_latency), self.first_byte);
+        }
+    }
+}
+
+impl Stream for MeteredBody {
+    type Item = Result<Bytes, reqwest::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            match this.inner.as_mut().poll_next(context) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if this.first_byte.is_none() {
+                        this.first_byte = this.meter.as_ref().map(|meter| meter.started.elapsed());
+                    }
+                    let relayed = this.reader.feed(chunk);
+                    if relayed.is_empty() {
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(relayed)));
+                }
+                Poll::Ready(Some(Err(error))) => {
+                    this.ended = true;
+                    this.finish();
+                    return Poll::Ready(Some(Err(error)));
+                }
+                Poll::Ready(None) => {
+                    this.ended = true;
+                    let remainder = this.reader.remainder();
+                    this.finish();
+                    return Poll::Ready(remainder.map(Ok));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MeteredBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(protocol: Protocol, event_stream: bool, strip: bool, chunks: &[&[u8]]) -> (Vec<u8>, TokenUsage) {
+        let mut reader = UsageReader::new(protocol, event_stream, strip);
+        let mut relayed = Vec::new();
+        for chunk in chunks {
+            relayed.extend_from_slice(&reader.feed(Bytes::copy_from_slice(chunk)));
+        }
+        if let Some(rest) = reader.remainder() {
+            relayed.extend_from_slice(&rest);
+        }
+        (relayed, reader.tokens())
+    }
+
+    #[test]
+    fn the_usage_only_chunk_is_removed_and_read_across_chunk_boundaries() {
+        let stream = b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3,\"prompt_tokens_details\":{\"cached_tokens\":2}}}\r\n\r\ndata: [DONE]\n\n";
+        let without = b"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n";
+        for split in [1, 7, 40, 60, 100, stream.len()] {
+            let chunks: Vec<&[u8]> = stream.chunks(split).collect();
+            let (relayed, tokens) = read_all(Protocol::OpenAi, true, true, &chunks);
+            assert_eq!(relayed, without.to_vec(), "split {split}");
+            assert_eq!(tokens, TokenUsage { input: 7, output: 3, cached: 2, reasoning: 0 });
+            let (relayed, tokens) = read_all(Protocol::OpenAi, true, false, &chunks);
+            assert_eq!(relayed, stream.to_vec(), "a client that asked gets the chunk");
+            assert_eq!(tokens.input, 7);
+        }
+    }
+
+    #[test]
+    fn native_reports_are_cumulative_and_anthropic_adds_start_and_delta() {
+        let native = b"id:1\ndata:{\"output\":{},\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}\n\nid:2\ndata:{\"output\":{},\"usage\":{\"input_tokens\":5,\"output_tokens\":4,\"output_tokens_details\":{\"reasoning_tokens\":2}}}\n\n";
+        assert_eq!(read_all(Protocol::Native, true, false, &[native]).1, TokenUsage { input: 5, output: 4, cached: 0, reasoning: 2 });
+        let anthropic = b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":9,\"cache_read_input_tokens\":3,\"output_tokens\":1}}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":6}}\n\n";
+        assert_eq!(
+            read_all(Protocol::Anthropic, true, false, &[anthropic]).1,
+            TokenUsage { input: 12, output: 6, cached: 3, reasoning: 0 }
+        );
+    }
+
+    #[test]
+    fn an_overlong_line_is_relayed_unread_and_memory_stays_bounded() {
+        let mut stream = b"data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1},\"choices\":[],\"pad\":\"".to_vec();
+        stream.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES * 2));
+        stream.extend_from_slice(b"\"}\n\ndata: [DONE]\n\n");
+        let chunks: Vec<&[u8]> = stream.chunks(4096).collect();
+        let mut reader = UsageReader::new(Protocol::OpenAi, true, true);
+        let mut relayed = Vec::new();
+        for chunk in chunks {
+            relayed.extend_from_slice(&reader.feed(Bytes::copy_from_slice(chunk)));
+            assert!(reader.line.capacity() <= 2 * MAX_LINE_BYTES);
+        }
+        assert_eq!(relayed, stream, "relayed whole");
+        assert_eq!(reader.tokens(), TokenUsage::default(), "not read");
+    }
+
+    #[test]
+    fn a_large_json_answer_is_read_from_its_tail() {
+        let mut body = b"{\"data\":[\"".to_vec();
+        body.extend(std::iter::repeat_n(b'y', WHOLE_BODY_LIMIT * 2));
+        body.extend_from_slice(b"\"],\"usage\": {\"prompt_tokens\": 11, \"total_tokens\": 11}}");
+        let chunks: Vec<&[u8]> = body.chunks(65536).collect();
+        let mut reader = UsageReader::new(Protocol::OpenAi, false, false);
+        for chunk in chunks {
+            reader.feed(Bytes::copy_from_slice(chunk));
+            assert!(reader.body.len() <= WHOLE_BODY_LIMIT + 65536 + 2 * TAIL_BYTES);
+        }
+        assert_eq!(reader.tokens().input, 11);
+    }
+}
