@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use keygate_wire::keygate_api::{Enveloped, ErrorEnvelope, SuccessEnvelope};
+use keygate_wire::envelope::{Empty, ErrorEnvelope, Success};
 use reqwest::{Method, RequestBuilder, Url};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -413,9 +413,9 @@ impl Client {
             .into());
         };
         // A refusal may come with HTTP 200 and `success: false`.
-        let envelope: Option<SuccessEnvelope> = serde_json::from_value(json.clone()).ok();
-        if status.is_success() && envelope.is_some_and(|envelope| envelope.success) {
-            let answer: Enveloped<Body> = serde_json::from_value(json.clone())
+        let envelope: Option<Success<Empty>> = serde_json::from_value(json.clone()).ok();
+        if status.is_success() && envelope.is_some_and(|answer| answer.envelope.success) {
+            let answer: Success<Body> = serde_json::from_value(json.clone())
                 .with_context(|| format!("{method} {path}: the server's answer is not what this keygate expects"))?;
             return Ok(Answer { body: answer.body, request_id: answer.envelope.request_id, json });
         }

@@ -9,11 +9,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use keygate_wire::model_studio_client::{ApiKey, ApiKeyAuth, ApiKeyResponse, ListApiKeysResponse, NoFields};
+use keygate_wire::envelope::Empty;
+use keygate_wire::model_studio::{ApiKey, ApiKeyAuth, ApiKeyResponse, AuthType, ListApiKeysResponse};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::client::{confirm, list, optional, print_fields, print_json, shorten, time, Client, ClientOptions, RequestBody, Table};
+use super::client::{confirm, list, optional, print_fields, print_json, shorten, text, time, Client, ClientOptions, RequestBody, Table};
 use super::pages::fetch_pages;
 
 #[derive(Debug, Args)]
@@ -268,15 +269,15 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("nothing to change: give --description, --all or --custom");
             }
             let query: Vec<(String, String)> = description.into_iter().map(|text| ("description".to_string(), text)).collect();
-            let answer = call::<NoFields>(&client, Method::PUT, &key_path(id, None), &query, &form).await?;
+            let answer = call::<Empty>(&client, Method::PUT, &key_path(id, None), &query, &form).await?;
             report(&answer.json, options.json, &format!("updated API key {id}"))?;
         }
         KeysCommand::Disable { id } => {
-            let answer = call::<NoFields>(&client, Method::PUT, &key_path(id, Some("disable")), &[], &[]).await?;
+            let answer = call::<Empty>(&client, Method::PUT, &key_path(id, Some("disable")), &[], &[]).await?;
             report(&answer.json, options.json, &format!("disabled API key {id}"))?;
         }
         KeysCommand::Enable { id } => {
-            let answer = call::<NoFields>(&client, Method::PUT, &key_path(id, Some("enable")), &[], &[]).await?;
+            let answer = call::<Empty>(&client, Method::PUT, &key_path(id, Some("enable")), &[], &[]).await?;
             report(&answer.json, options.json, &format!("enabled API key {id}"))?;
         }
         KeysCommand::Reset { id } => {
@@ -289,13 +290,13 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
             if !yes && std::io::stdin().is_terminal() {
                 // Name the key in the question, so the wrong id is noticed.
                 let key = call::<ApiKeyResponse>(&client, Method::GET, &path, &[], &[]).await?.body.api_key;
-                question = match key.description.as_deref().filter(|text| !text.is_empty()) {
+                question = match description(&key).filter(|text| !text.is_empty()) {
                     Some(description) => format!("delete API key {id} ({}, {description:?})", masked(&key)),
                     None => format!("delete API key {id} ({})", masked(&key)),
                 };
             }
             confirm(&question, yes)?;
-            let answer = call::<NoFields>(&client, Method::DELETE, &path, &[], &[]).await?;
+            let answer = call::<Empty>(&client, Method::DELETE, &path, &[], &[]).await?;
             report(&answer.json, options.json, &format!("deleted API key {id}"))?;
         }
         KeysCommand::Import { file, region, workspace, skip_bad } => {
@@ -323,14 +324,21 @@ pub fn report(response: &Value, json_output: bool, line: &str) -> anyhow::Result
 }
 
 fn masked(key: &ApiKey) -> String {
-    match key.masked_key.as_deref().filter(|text| !text.is_empty()) {
-        Some(masked) => masked.to_string(),
-        None => optional(key.api_key_value.as_deref()),
-    }
+    let masked = if key.masked_key.is_empty() { &key.api_key_value } else { &key.masked_key };
+    text(masked)
+}
+
+/// What Create, Get and List answer besides the key (Reset does not).
+fn description(key: &ApiKey) -> Option<&str> {
+    key.details.as_ref().map(|details| details.description.as_str())
+}
+
+fn auth(key: &ApiKey) -> Option<&ApiKeyAuth> {
+    key.details.as_ref().map(|details| &details.auth)
 }
 
 fn status(key: &ApiKey) -> &'static str {
-    if key.disabled.is_some_and(|disabled| disabled != 0) {
+    if key.standing.as_ref().is_some_and(|standing| standing.disabled != 0) {
         "disabled"
     } else {
         "enabled"
@@ -338,23 +346,25 @@ fn status(key: &ApiKey) -> &'static str {
 }
 
 fn permission(key: &ApiKey) -> String {
-    optional(key.auth.as_ref().map(|auth| auth.permission_type.as_str()))
+    optional(auth(key).map(|auth| auth.auth_type.as_str()))
 }
 
 fn print_key_table(keys: &[ApiKey]) {
     let mut table = Table::new(&["ID", "KEY", "WORKSPACE", "PERMISSION", "DESCRIPTION", "CREATED BY", "CREATED", "LAST USED", "STATUS"]);
     for key in keys {
+        let (details, standing) = (key.details.as_ref(), key.standing.as_ref());
         // An imported key is marked, to be replaced by a new one.
-        let key_cell = if key.replace_advised == Some(true) { format!("{} (legacy)", masked(key)) } else { masked(key) };
+        let legacy = standing.is_some_and(|standing| standing.replace_advised);
+        let key_cell = if legacy { format!("{} (legacy)", masked(key)) } else { masked(key) };
         table.row(vec![
             key.api_key_id.to_string(),
             key_cell,
-            optional(key.workspace_id.as_deref()),
+            text(&key.workspace_id),
             permission(key),
-            shorten(&optional(key.description.as_deref()), 32),
-            optional(key.created_by.as_deref()),
-            time(key.gmt_create),
-            time(key.last_used_at),
+            shorten(&optional(description(key)), 32),
+            optional(details.map(|details| details.created_by.as_str())),
+            time(details.map(|details| details.gmt_create)),
+            time(standing.and_then(|standing| standing.last_used_at)),
             status(key).to_string(),
         ]);
     }
@@ -364,7 +374,7 @@ fn print_key_table(keys: &[ApiKey]) {
 /// `all`, `none` or the list.
 fn scope(auth: Option<&ApiKeyAuth>, allow_all: impl Fn(&ApiKeyAuth) -> bool, listed: impl Fn(&ApiKeyAuth) -> &[String]) -> String {
     match auth {
-        Some(auth) if auth.permission_type == "Custom" && !allow_all(auth) => {
+        Some(auth) if auth.auth_type == AuthType::Custom && !allow_all(auth) => {
             if listed(auth).is_empty() {
                 "none".into()
             } else {
@@ -376,9 +386,10 @@ fn scope(auth: Option<&ApiKeyAuth>, allow_all: impl Fn(&ApiKeyAuth) -> bool, lis
 }
 
 fn print_key_details(key: &ApiKey) {
-    let auth = key.auth.as_ref();
-    let workspace_id = optional(key.workspace_id.as_deref());
-    let workspace = match key.workspace_name.as_deref().filter(|name| !name.is_empty()) {
+    let (details, standing) = (key.details.as_ref(), key.standing.as_ref());
+    let auth = auth(key);
+    let workspace_id = text(&key.workspace_id);
+    let workspace = match details.map(|details| details.workspace_name.as_str()).filter(|name| !name.is_empty()) {
         Some(name) => format!("{workspace_id} ({name})"),
         None => workspace_id,
     };
@@ -386,26 +397,26 @@ fn print_key_details(key: &ApiKey) {
         Some(ips) if !ips.is_empty() => list(ips),
         _ => "any".into(),
     };
-    let value = optional(key.api_key_value.as_deref());
+    let value = text(&key.api_key_value);
     let mut fields = vec![("API key id", key.api_key_id.to_string()), ("API key", masked(key))];
     if value != masked(key) && value != "-" {
         // Legacy (imported) keys may be viewed again.
         fields.push(("Plaintext (legacy)", value));
     }
     fields.extend([
-        ("Region", optional(key.region.as_deref())),
+        ("Region", optional(details.map(|details| details.region.as_str()))),
         ("Workspace", workspace),
         ("Status", status(key).to_string()),
         ("Permission", permission(key)),
         ("Allowed IPs", ips),
         ("Models", scope(auth, |auth| auth.model_access_scope.allow_all_models, |auth| &auth.model_access_scope.accessible_models)),
         ("Applications", scope(auth, |auth| auth.app_access_scope.allow_all_apps, |auth| &auth.app_access_scope.accessible_apps)),
-        ("Description", optional(key.description.as_deref())),
-        ("Created by", optional(key.created_by.as_deref())),
-        ("Created", time(key.gmt_create)),
-        ("Last used", time(key.last_used_at)),
-        ("Requests", optional(key.request_count)),
-        ("Format", optional(key.format.as_deref())),
+        ("Description", optional(description(key))),
+        ("Created by", optional(details.map(|details| details.created_by.as_str()))),
+        ("Created", time(details.map(|details| details.gmt_create))),
+        ("Last used", time(standing.and_then(|standing| standing.last_used_at))),
+        ("Requests", optional(standing.map(|standing| standing.request_count))),
+        ("Format", optional(details.map(|details| details.format.as_str()))),
     ]);
     print_fields(&fields);
 }
@@ -418,14 +429,14 @@ fn print_new_key(key: &ApiKey, json: &Value, json_output: bool, verb: &str) -> a
         // Reset answers fewer fields than Create: show what there is.
         let fields: Vec<(&str, String)> = [
             ("API key id", key.api_key_id.to_string()),
-            ("Workspace", optional(key.workspace_id.as_deref())),
-            ("Region", optional(key.region.as_deref())),
-            ("Description", optional(key.description.as_deref())),
+            ("Workspace", text(&key.workspace_id)),
+            ("Region", optional(key.details.as_ref().map(|details| details.region.as_str()))),
+            ("Description", optional(description(key))),
             ("Permission", permission(key)),
         ]
         .into_iter()
         .filter(|(_, value)| value != "-")
-        .chain([("API key", optional(key.api_key_value.as_deref()))])
+        .chain([("API key", text(&key.api_key_value))])
         .collect();
         print_fields(&fields);
     }

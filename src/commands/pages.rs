@@ -1,62 +1,14 @@
 //! The paged lists of the Model Studio API (ListApiKeys, ListWorkspaces,
 //! ListModelPermissions) read page by page, 100 items a page, into their `keygate_wire`
-//! types; `Item` is the typed item for tables, or a JSON value to print the items as the
-//! server sent them.
+//! types (the server's, [`Paged`]); `Item` is the typed item for tables, or a JSON value to
+//! print the items as the server sent them.
 
-use keygate_wire::model_studio_client::{ListApiKeysResponse, ListModelPermissionsResponse, ListWorkspacesResponse};
+use keygate_wire::model_studio::Paged;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::client::{Client, RequestBody};
-
-/// One page of a list: its items, the list's total, the token of the next page.
-pub trait Page: DeserializeOwned {
-    type Item;
-    /// Empty on the last page.
-    fn next_token(&self) -> &str;
-    fn total_count(&self) -> u64;
-    fn into_items(self) -> Vec<Self::Item>;
-}
-
-impl<Item: DeserializeOwned> Page for ListApiKeysResponse<Item> {
-    type Item = Item;
-    fn next_token(&self) -> &str {
-        &self.next_token
-    }
-    fn total_count(&self) -> u64 {
-        self.total_count
-    }
-    fn into_items(self) -> Vec<Item> {
-        self.api_keys
-    }
-}
-
-impl<Item: DeserializeOwned> Page for ListWorkspacesResponse<Item> {
-    type Item = Item;
-    fn next_token(&self) -> &str {
-        &self.next_token
-    }
-    fn total_count(&self) -> u64 {
-        self.total_count
-    }
-    fn into_items(self) -> Vec<Item> {
-        self.workspaces
-    }
-}
-
-impl<Item: DeserializeOwned> Page for ListModelPermissionsResponse<Item> {
-    type Item = Item;
-    fn next_token(&self) -> &str {
-        &self.next_token
-    }
-    fn total_count(&self) -> u64 {
-        self.total_count
-    }
-    fn into_items(self) -> Vec<Item> {
-        self.list
-    }
-}
 
 /// The items of one page or of every page, the list's total, and the first page's JSON as
 /// the server sent it.
@@ -67,7 +19,7 @@ pub struct Pages<Item> {
 }
 
 /// Reads the first page of the list at `path`, or every page when `every_page`.
-pub async fn fetch_pages<Listed: Page>(
+pub async fn fetch_pages<Listed: Paged + DeserializeOwned>(
     client: &Client,
     path: &[&str],
     query: &[(String, String)],
@@ -84,8 +36,8 @@ pub async fn fetch_pages<Listed: Page>(
         }
         let answer = client.call::<Listed, _>(Method::GET, path, &page_query, RequestBody::None).await?;
         first_page.get_or_insert(answer.json);
-        next_token = answer.body.next_token().to_string();
-        let total_count = answer.body.total_count();
+        next_token = answer.body.page().next_token.clone();
+        let total_count = answer.body.page().total_count;
         let page_items = answer.body.into_items();
         let last = page_items.is_empty() || next_token.is_empty() || !every_page;
         items.extend(page_items);

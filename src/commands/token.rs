@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use keygate_wire::temporary_keys::{DataPlaneError, MintedTemporaryKey};
+use keygate_wire::data_plane::{DataPlaneError, MintedTemporaryKey};
 
 use super::client::{parse_server_url, print_json, server_text, DEFAULT_SERVER};
 

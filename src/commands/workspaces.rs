@@ -5,10 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use keygate_wire::envelope::Empty;
 use keygate_wire::keygate_api::{AddMemberRequest, ListMembersResponse, MemberAdded, MemberRemoved};
-use keygate_wire::model_studio_client::{
-    DeleteWorkspaceResponse, ListModelPermissionsResponse, ListWorkspacesResponse, NoFields, WorkspaceResponse,
-};
+use keygate_wire::model_studio::{DeleteWorkspaceResponse, ListModelPermissionsResponse, ListWorkspacesResponse, WorkspaceResponse};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -119,7 +118,7 @@ pub async fn run(arguments: WorkspacesArgs) -> anyhow::Result<ExitCode> {
                         text(&workspace.workspace_name),
                         yes_no(workspace.is_default),
                         text(&workspace.region),
-                        time(workspace.gmt_create),
+                        time(Some(workspace.gmt_create)),
                     ]);
                 }
                 table.print();
@@ -183,7 +182,7 @@ pub async fn run(arguments: WorkspacesArgs) -> anyhow::Result<ExitCode> {
                 form.push((format!("models.{}.inference", index + 1), "true".into()));
             }
             let path = ["modelstudio", "models", "permissions"];
-            let answer = client.call::<NoFields, _>(Method::POST, &path, &[], RequestBody::Form(&form)).await?;
+            let answer = client.call::<Empty, _>(Method::POST, &path, &[], RequestBody::Form(&form)).await?;
             report(&answer.json, json_output, &format!("workspace {id} may now call {}", models.join(", ")))?;
         }
         WorkspacesCommand::Models { id } => {

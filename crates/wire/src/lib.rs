@@ -4,6 +4,7 @@
 //! every request and answer type derives serde's traits and `schemars::JsonSchema`, so that
 //! one type says what goes on the wire and what its schema is.
 
+pub mod data_plane;
 pub mod envelope;
 pub mod form;
 pub mod forwarding_path;
@@ -11,6 +12,4 @@ pub mod json_errors;
 pub mod keygate_api;
 pub mod model_call_body;
 pub mod model_studio;
-pub mod model_studio_client;
-pub mod temporary_keys;
 pub mod token_plan;

@@ -1,6 +1,9 @@
 //! The requests and answers of the Model Studio API (`/modelstudio/...`,
 //! docs/CONTRACT.md#management-api) as the official SDK sends and reads them: camelCase
-//! names, the answers inside the camelCase [`crate::envelope::Success`].
+//! names, the answers inside the camelCase [`crate::envelope::Success`]. The server writes
+//! the answers with these types and the CLI reads them with the same ones; a List answer
+//! is [`Paged`], so that a client reads every page of it alike, and its item type is a
+//! parameter, so that a client may take the items as the JSON the server sent.
 //!
 //! Requests arrive as query strings and form bodies, not JSON; each request type holds an
 //! operation's parameters once the server has read and checked them (the names are the
@@ -89,6 +92,16 @@ pub enum AuthType {
     Custom,
 }
 
+impl AuthType {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::All => "All",
+            AuthType::Custom => "Custom",
+        }
+    }
+}
+
 /// Which models a key may call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -120,7 +133,8 @@ pub struct ApiKeyAuth {
 /// An API key as the API answers it. Every answer has the first four fields; CreateApiKey,
 /// GetApiKey and ListApiKeys add [`ApiKeyDetails`], GetApiKey and ListApiKeys add
 /// [`ApiKeyStanding`] too, and ResetApiKey answers the four alone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+// No `Debug`: it may hold a plaintext.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKey {
     pub api_key_id: i64,
@@ -164,7 +178,8 @@ pub struct ApiKeyStanding {
 }
 
 /// CreateApiKey, GetApiKey and ResetApiKey: one key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+// No `Debug`: see [`ApiKey`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyResponse {
     pub api_key: ApiKey,
@@ -178,14 +193,40 @@ pub struct PageResponse {
     pub total_count: u64,
     pub max_results: u32,
     /// Where the next page starts; empty on the last page.
+    #[serde(default)]
     pub next_token: String,
 }
 
-/// ListApiKeys.
+/// A page of a List answer, as a client reads every page of the list.
+pub trait Paged {
+    type Item;
+    fn page(&self) -> &PageResponse;
+    fn into_items(self) -> Vec<Self::Item>;
+}
+
+/// A List answer is [`Paged`]: its paging fields are `page`, its items the field named.
+macro_rules! paged {
+    ($($list:ident: $items:ident),* $(,)?) => {$(
+        impl<Item> Paged for $list<Item> {
+            type Item = Item;
+            fn page(&self) -> &PageResponse {
+                &self.page
+            }
+            fn into_items(self) -> Vec<Item> {
+                self.$items
+            }
+        }
+    )*};
+}
+
+paged!(ListApiKeysResponse: api_keys, ListWorkspacesResponse: workspaces, ListModelPermissionsResponse: list);
+
+/// ListApiKeys. `Item` is [`ApiKey`], or a JSON value to pass the items on as sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ListApiKeysResponse {
-    pub api_keys: Vec<ApiKey>,
+#[schemars(rename = "ListApiKeysResponse")]
+pub struct ListApiKeysResponse<Item = ApiKey> {
+    pub api_keys: Vec<Item>,
     #[serde(flatten)]
     pub page: PageResponse,
 }
@@ -230,11 +271,12 @@ pub struct Workspace {
     pub is_default: bool,
 }
 
-/// ListWorkspaces.
+/// ListWorkspaces. `Item` as in [`ListApiKeysResponse`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ListWorkspacesResponse {
-    pub workspaces: Vec<Workspace>,
+#[schemars(rename = "ListWorkspacesResponse")]
+pub struct ListWorkspacesResponse<Item = Workspace> {
+    pub workspaces: Vec<Item>,
     #[serde(flatten)]
     pub page: PageResponse,
 }
@@ -259,6 +301,7 @@ pub struct FailReason {
 #[serde(rename_all = "camelCase")]
 pub struct DeleteWorkspaceResponse {
     pub is_deleted: bool,
+    #[serde(default)]
     pub fail_reasons: Vec<FailReason>,
 }
 
@@ -302,14 +345,16 @@ pub struct ModelPermission {
     pub permissions: ModelPermissions,
 }
 
-/// ListModelPermissions.
+/// ListModelPermissions. `Item` as in [`ListApiKeysResponse`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ListModelPermissionsResponse {
-    pub list: Vec<ModelPermission>,
+#[schemars(rename = "ListModelPermissionsResponse")]
+pub struct ListModelPermissionsResponse<Item = ModelPermission> {
+    pub list: Vec<Item>,
     #[serde(flatten)]
     pub page: PageResponse,
     /// Always empty; the SDK reads it.
+    #[serde(default)]
     pub error_message: String,
 }
 
@@ -429,6 +474,16 @@ mod tests {
         );
         round_trip::<UpdateModelPermissionsRequest>(json!({"workspaceId": "ws-1", "accessAllEntities": true,
             "models": [{"model": "qwen-plus", "inference": true, "deploy": false, "fineTune": true}]}));
+    }
+
+    #[test]
+    fn a_client_reads_every_page_alike_and_the_items_as_sent() {
+        let listed = json!({"workspaces": [{"workspaceId": "ws-1"}], "totalCount": 3, "maxResults": 1, "nextToken": "1"});
+        let page: ListWorkspacesResponse<Value> = serde_json::from_value(listed).unwrap();
+        assert_eq!((page.page().total_count, page.page().next_token.as_str()), (3, "1"));
+        assert_eq!(page.into_items(), [json!({"workspaceId": "ws-1"})]);
+        let refused: DeleteWorkspaceResponse = serde_json::from_value(json!({"isDeleted": true})).unwrap();
+        assert!(refused.fail_reasons.is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use keygate_wire::temporary_keys::DataPlaneError;
+use keygate_wire::data_plane::DataPlaneError;
 use reqwest::StatusCode;
 
 use super::findings::Report;

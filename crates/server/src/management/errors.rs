@@ -9,8 +9,7 @@ use axum::Json;
 use keygate_core::access::AccessDenied;
 use keygate_core::ids::IdError;
 use keygate_core::key_import::BadLine;
-use keygate_wire::envelope::{Failure, PlanFailure, Success};
-use serde_json::json;
+use keygate_wire::envelope::{ErrorEnvelope, PlanErrorEnvelope};
 use std::num::NonZeroU64;
 
 use crate::operations::keys::KeyOperationError;
@@ -27,14 +26,14 @@ pub struct ManagementError {
     pub retry_after_milliseconds: Option<std::num::NonZeroU64>,
     /// An internal failure's detail: logged once by the boundary, never answered.
     pub detail: Option<String>,
-    /// More fields of the error envelope (e.g. an import's `badLines`); usually none. Boxed:
+    /// A refused import's bad lines (`badLines` of the envelope); usually none. Boxed:
     /// errors travel in `Result`s, and clippy's `result_large_err` wants them small.
-    pub fields: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    pub bad_lines: Option<Box<Vec<keygate_wire::keygate_api::BadLine>>>,
 }
 
 impl ManagementError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ManagementError {
-        ManagementError { status, code, message: message.into(), retry_after_milliseconds: None, detail: None, fields: None }
+        ManagementError { status, code, message: message.into(), retry_after_milliseconds: None, detail: None, bad_lines: None }
     }
 
     pub fn invalid_parameter(message: impl Into<String>) -> ManagementError {
@@ -53,12 +52,6 @@ impl ManagementError {
     pub fn internal(detail: impl std::fmt::Display) -> ManagementError {
         OperationError::internal(detail).into()
     }
-
-    /// Adds a field to the error envelope.
-    pub fn with_field(mut self, name: &str, value: serde_json::Value) -> ManagementError {
-        self.fields.get_or_insert_with(Box::default).insert(name.to_string(), value);
-        self
-    }
 }
 
 impl From<OperationError> for ManagementError {
@@ -74,14 +67,12 @@ impl From<OperationError> for ManagementError {
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let retry_after_seconds = error.retry_after_seconds();
-        let bad_lines = (!error.bad_lines().is_empty()).then(|| bad_lines_json(error.bad_lines()));
+        let bad_lines = (!error.bad_lines().is_empty()).then(|| Box::new(answered_bad_lines(error.bad_lines())));
         let detail = error.detail().map(str::to_string);
         let mut answered = ManagementError::new(status, error.code, error.message);
         answered.detail = detail;
         answered.retry_after_milliseconds = retry_after_seconds.and_then(|seconds| NonZeroU64::new(seconds.saturating_mul(1000)));
-        if let Some(bad_lines) = bad_lines {
-            answered = answered.with_field("badLines", bad_lines);
-        }
+        answered.bad_lines = bad_lines;
         answered
     }
 }
@@ -92,9 +83,9 @@ impl From<KeyOperationError> for ManagementError {
     }
 }
 
-/// Bad lines of an import as the API names them: `[{"line": 5, "reason": "..."}]`.
-pub fn bad_lines_json(bad: &[BadLine]) -> serde_json::Value {
-    serde_json::Value::Array(bad.iter().map(|bad_line| json!({"line": bad_line.line, "reason": bad_line.problem.to_string()})).collect())
+/// Bad lines of an import as the API answers them: `[{"line": 5, "reason": "..."}]`.
+pub fn answered_bad_lines(bad: &[BadLine]) -> Vec<keygate_wire::keygate_api::BadLine> {
+    bad.iter().map(|bad_line| keygate_wire::keygate_api::BadLine { line: bad_line.line, reason: bad_line.problem.to_string() }).collect()
 }
 
 impl From<crate::request_body::BodyReadError> for ManagementError {
@@ -167,16 +158,15 @@ impl ManagementError {
         if let Some(detail) = &self.detail {
             log_internal_failure(request_id, detail);
         }
-        let more = self.fields.map(|fields| *fields).unwrap_or_default();
-        let (status, code, message) = (self.status.as_u16(), self.code.to_string(), self.message);
+        let bad_lines = self.bad_lines.map(|bad_lines| *bad_lines);
+        let (request_id, status, code, message) = (request_id.to_string(), self.status.as_u16(), self.code.to_string(), self.message);
         let mut response = match shape {
             ErrorShape::ModelStudio => {
-                let request_id = request_id.to_string();
-                Json(Failure { request_id, code, message, http_status_code: status, success: false, more }).into_response()
+                Json(ErrorEnvelope { request_id, code, message, http_status_code: status, success: false, bad_lines }).into_response()
             }
+            // No Token Plan operation refuses with bad lines.
             ErrorShape::TokenPlan => {
-                let request_id = request_id.to_string();
-                Json(PlanFailure { request_id, code, message, http_status_code: status, success: false, more }).into_response()
+                Json(PlanErrorEnvelope { request_id, code, message, http_status_code: status, success: false }).into_response()
             }
         };
         *response.status_mut() = self.status;
@@ -193,10 +183,4 @@ impl ManagementError {
 /// operator finds it by (the caller was answered only the request id).
 pub fn log_internal_failure(request_id: &str, detail: &str) {
     tracing::error!(request_id = %request_id, error = %detail, "internal error in the management API");
-}
-
-/// A successful envelope: `fields` beside `requestId`, `code`, `message`, `httpStatusCode`
-/// and `success: true`.
-pub fn success(request_id: &str, fields: serde_json::Value) -> Response {
-    Json(Success::new(request_id, fields)).into_response()
 }

@@ -3,6 +3,7 @@
 
 pub mod authentication;
 pub mod boundary;
+pub mod call;
 pub mod errors;
 pub mod form;
 pub mod key_auth;

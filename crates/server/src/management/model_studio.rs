@@ -6,16 +6,15 @@
 //! [`ManagementError`]s, which [`super::boundary`] renders.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, RawQuery, Request};
-use axum::http::request::Parts;
+use axum::extract::{FromRequest, RawQuery, Request};
 use axum::http::HeaderMap;
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Router;
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::ids::{ApiKeyId, WorkspaceId, WorkspaceName};
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::permissions::KeyAuth;
-use keygate_wire::envelope::{Empty, Success};
+use keygate_wire::envelope::Empty;
 use keygate_wire::model_studio::{
     ApiKey, ApiKeyAuth, ApiKeyDetails, ApiKeyIdRequest, ApiKeyOrder, ApiKeyResponse, ApiKeyStanding, AppAccessScope, AuthType,
     CreateApiKeyRequest, CreateWorkspaceRequest, DeleteWorkspaceRequest, DeleteWorkspaceResponse, FailReason, ListApiKeysRequest,
@@ -24,12 +23,12 @@ use keygate_wire::model_studio::{
     UpdateModelPermissionsRequest, UpdateModelPermissionsResponse, Workspace, WorkspaceResponse,
 };
 
-use super::authentication::Authenticated;
+use super::call::{Answer, Call};
 use super::errors::ManagementError;
 use super::form::{shown, FormFields};
 use crate::operations::keys::{self as key_operations, KeyListing, NewKeyRequest};
 use crate::operations::workspaces::{self, resolve_workspace};
-use crate::operations::{Actor, ApiKeyRecord, KeyOrder, ModelGrant, Operations, WorkspaceDeletion, WorkspaceRecord};
+use crate::operations::{ApiKeyRecord, KeyOrder, ModelGrant, WorkspaceDeletion, WorkspaceRecord};
 use crate::planes::Path;
 use crate::request_body::BodyReadError;
 use crate::state::AppState;
@@ -48,39 +47,6 @@ pub fn routes() -> Router<AppState> {
 }
 
 type Result<T> = std::result::Result<T, ManagementError>;
-
-/// A handler's answer: its response in the success envelope of the request.
-type Answer<T> = Result<Json<Success<T>>>;
-
-/// An authenticated call of the Model Studio API (or of the Token Plan operations) and the
-/// state it works with: what every handler here takes first.
-pub(super) struct Call {
-    pub state: AppState,
-    pub auth: Authenticated,
-}
-
-impl FromRequestParts<AppState> for Call {
-    type Rejection = ManagementError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Call> {
-        Ok(Call { state: state.clone(), auth: Authenticated::from_request_parts(parts, state).await? })
-    }
-}
-
-impl Call {
-    pub(super) fn operations(&self) -> Operations<'_> {
-        self.state.operations()
-    }
-
-    /// The caller as the actor of an operation, now.
-    pub(super) fn actor(&self) -> Actor {
-        self.auth.actor(&self.operations())
-    }
-
-    fn answer<T>(&self, body: T) -> Answer<T> {
-        Ok(Json(Success::new(self.auth.request_id(), body)))
-    }
-}
 
 /// What a call sent besides its path: the query string and the body, read into fields by
 /// each operation in its own order (a key in the path first, then the query, then the body).

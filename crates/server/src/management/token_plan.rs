@@ -22,8 +22,9 @@ use keygate_wire::token_plan::{
     CreateTokenPlanKeyRequest, CreatedTokenPlanKey, IssuedPlanKey, RotateTokenPlanKeyRequest, RotatedTokenPlanKey,
 };
 
+use super::call::Call;
 use super::errors::ManagementError;
-use super::model_studio::{parse_key_id, query_fields, Call};
+use super::model_studio::{parse_key_id, query_fields};
 use crate::operations::keys::{create_plan_key, rotate_plan_key, IssuedKey};
 use crate::state::AppState;
 

@@ -28,6 +28,7 @@ mod login_throttling;
 mod metrics;
 mod metrics_access;
 mod no_plaintext_in_errors;
+mod openapi_answers;
 mod plan_keys;
 mod postgres_nodes;
 mod refusal_envelopes;

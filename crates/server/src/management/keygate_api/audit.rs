@@ -1,15 +1,14 @@
 //! The audit log of the caller's account, newest first, paged with `before`. Only the
 //! account and admins read it; rows never hold a key, secret or password.
 
-use axum::extract::{RawQuery, State};
-use axum::response::Response;
+use axum::extract::RawQuery;
 use keygate_wire::keygate_api::{AuditEntry, ListAuditResponse};
 
-use super::{respond, Administrator, Result};
+use super::Result;
+use crate::management::call::{Administrator, Answer};
 use crate::management::form::FormFields;
 use crate::operations::audit::list_audit as audit_entries;
 use crate::operations::AuditRecord;
-use crate::state::AppState;
 
 /// Entries per page when `limit` is not given.
 pub const DEFAULT_AUDIT_PAGE: i64 = 50;
@@ -38,21 +37,12 @@ fn audit_entry(record: &AuditRecord) -> AuditEntry {
     }
 }
 
-pub(super) async fn list_audit(
-    State(state): State<AppState>,
-    Administrator(auth): Administrator,
-    RawQuery(query): RawQuery,
-) -> Result<Response> {
-    let outcome = async {
-        let (limit, before) = audit_page(query.as_deref())?;
-        let operations = state.operations();
-        let records = audit_entries(operations, &auth.actor(&operations), limit, before).await?;
-        // A full page may have more behind it; a short one is the end.
-        let next_before = if records.len() == limit as usize { records.last().map(|record| record.audit_id) } else { None };
-        Ok(ListAuditResponse { entries: records.iter().map(audit_entry).collect(), next_before })
-    }
-    .await;
-    respond(&auth, outcome)
+pub(super) async fn list_audit(Administrator(call): Administrator, RawQuery(query): RawQuery) -> Answer<ListAuditResponse> {
+    let (limit, before) = audit_page(query.as_deref())?;
+    let records = audit_entries(call.operations(), &call.actor(), limit, before).await?;
+    // A full page may have more behind it; a short one is the end.
+    let next_before = if records.len() == limit as usize { records.last().map(|record| record.audit_id) } else { None };
+    call.answer(ListAuditResponse { entries: records.iter().map(audit_entry).collect(), next_before })
 }
 
 #[cfg(test)]

@@ -1,23 +1,20 @@
 //! What this deployment offers: the model catalog and the regions it knows, with each
 //! region's policy and whether a listener serves it.
 
-use axum::extract::State;
-use axum::response::Response;
 use keygate_core::region::{LimitScope, RegionPolicy};
 use keygate_wire::keygate_api::{ListModelsResponse, ListRegionsResponse, Model, Region};
 
-use super::{respond, Result};
-use crate::management::authentication::Authenticated;
-use crate::state::AppState;
+use crate::management::call::{Answer, Call};
 
-pub(super) async fn list_models(State(state): State<AppState>, auth: Authenticated) -> Result<Response> {
-    let models = state
+pub(super) async fn list_models(call: Call) -> Answer<ListModelsResponse> {
+    let models = call
+        .state
         .shared
         .catalog
         .iter()
         .map(|model| Model { model: model.name.to_string(), name: model.display_name.to_string(), demo: model.demo })
         .collect();
-    respond(&auth, Ok(ListModelsResponse { models }))
+    call.answer(ListModelsResponse { models })
 }
 
 fn region(policy: &RegionPolicy, served: bool) -> Region {
@@ -38,14 +35,15 @@ fn region(policy: &RegionPolicy, served: bool) -> Region {
     }
 }
 
-pub(super) async fn list_regions(State(state): State<AppState>, auth: Authenticated) -> Result<Response> {
-    let served_regions = &state.shared.served_regions;
-    let regions = state
+pub(super) async fn list_regions(call: Call) -> Answer<ListRegionsResponse> {
+    let served_regions = &call.state.shared.served_regions;
+    let regions = call
+        .state
         .shared
         .settings
         .regions
         .iter()
         .map(|policy| region(policy, served_regions.iter().any(|served| served == policy.id.as_str())))
         .collect();
-    respond(&auth, Ok(ListRegionsResponse { regions }))
+    call.answer(ListRegionsResponse { regions })
 }

@@ -6,16 +6,12 @@
 //! anywhere else: a body that does not parse is refused without serde's excerpt of it.
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::response::Response;
 use keygate_wire::keygate_api::{BadLine, ImportedKey, KeyImportRequest, KeyImportResponse};
 
-use super::{respond, Result};
-use crate::management::authentication::Authenticated;
+use super::Result;
+use crate::management::call::{Answer, Call};
 use crate::management::errors::ManagementError;
 use crate::operations::key_import::{self, ImportEntry};
-
-use crate::state::AppState;
 
 /// The route's path (the authentication middleware allows it a larger body).
 pub const IMPORT_PATH: &str = "/keygate/v1/keys/import";
@@ -44,29 +40,23 @@ fn parse_request(body: &[u8]) -> Result<KeyImportRequest> {
 }
 
 /// `POST /keygate/v1/keys/import`.
-pub(super) async fn import_keys(State(state): State<AppState>, auth: Authenticated, body: Bytes) -> Result<Response> {
-    let outcome = import(&state, &auth, &body).await;
-    respond(&auth, outcome)
-}
-
-async fn import(state: &AppState, auth: &Authenticated, body: &[u8]) -> Result<KeyImportResponse> {
+pub(super) async fn import_keys(call: Call, body: Bytes) -> Answer<KeyImportResponse> {
     // Who may never create keys (members, disabled users) is refused before the body is read.
-    auth.caller.may_create_key(true)?;
-    let request = parse_request(body)?;
+    call.auth.caller.may_create_key(true)?;
+    let request = parse_request(&body)?;
     let request = key_import::ImportRequest {
         region: request.region,
         workspace_id: request.workspace_id,
         keys: request.keys.into_iter().map(|key| ImportEntry { line: key.line, key: key.key, description: key.description }).collect(),
         skip_bad: request.skip_bad,
     };
-    let operations = state.operations();
-    let outcome = key_import::import_keys(operations, &auth.actor(&operations), request).await?;
+    let outcome = key_import::import_keys(call.operations(), &call.actor(), request).await?;
     let keys = outcome
         .imported
         .iter()
         .map(|key| ImportedKey { line: key.line, api_key_id: key.record.api_key_id, masked_key: key.record.masked_key.clone() })
         .collect();
-    Ok(KeyImportResponse {
+    call.answer(KeyImportResponse {
         imported_count: outcome.imported.len() as u64,
         skipped_count: outcome.skipped.len() as u64,
         keys,
@@ -80,7 +70,7 @@ async fn import(state: &AppState, auth: &Authenticated, body: &[u8]) -> Result<K
 mod tests {
     use super::*;
     use crate::operations::key_import::{check_entries, refused_for_bad_lines};
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     fn entry(line: Option<u64>, key: &str, description: &str) -> ImportEntry {
         ImportEntry { line, key: key.to_string(), description: description.to_string() }
@@ -103,8 +93,9 @@ mod tests {
             refusal.message,
             "Nothing was imported: 3 bad lines: line 5: not a key keygate can import (sk- and 8-200 characters A-Z, a-z, 0-9, '-' or '_'); line 7: sk-0123****cdef repeats line 3; line 9: the description has 201 characters; at most 200. Fix them, or set skipBad to import the other lines."
         );
-        assert_eq!(refusal.fields.as_ref().expect("fields")["badLines"][1], json!({"line": 7, "reason": "sk-0123****cdef repeats line 3"}));
-        let text = format!("{} {}", refusal.message, Value::Object(*refusal.fields.clone().expect("fields")));
+        let bad_lines = serde_json::to_value(refusal.bad_lines.as_deref().expect("bad lines")).unwrap();
+        assert_eq!(bad_lines[1], json!({"line": 7, "reason": "sk-0123****cdef repeats line 3"}));
+        let text = format!("{} {bad_lines}", refusal.message);
         assert!(!text.contains(key) && !text.contains(malformed), "{text}");
     }
 
@@ -115,7 +106,7 @@ mod tests {
         assert!(good.is_empty());
         let refusal = ManagementError::from(refused_for_bad_lines(&bad, false));
         assert!(refusal.message.ends_with("line 20: not an sk- key; and 5 more. No line can be imported."), "{}", refusal.message);
-        assert_eq!(refusal.fields.as_ref().expect("fields")["badLines"].as_array().unwrap().len(), 25);
+        assert_eq!(refusal.bad_lines.expect("bad lines").len(), 25);
     }
 
     #[test]

@@ -4,14 +4,12 @@
 //! with the masked key only.
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::response::Response;
 use keygate_core::verification::CompiledKey;
 use keygate_wire::keygate_api::{LeakReport, LeakReportResponse, LeakResult};
 
-use super::{json_body, respond, Administrator, Result};
+use super::json_body;
+use crate::management::call::{Administrator, Answer};
 use crate::operations::leaks::{report_leaks as act_on_report, LeakOutcome};
-use crate::state::AppState;
 
 /// The answer for one key: its masked form, what happened, and for a key of the caller's
 /// account its id and region.
@@ -25,16 +23,11 @@ fn leak_result(masked_key: &str, outcome: LeakOutcome, key: Option<&CompiledKey>
 }
 
 /// `POST /keygate/v1/leaks {"keys": [...]}`.
-pub(super) async fn report_leaks(State(state): State<AppState>, Administrator(auth): Administrator, body: Bytes) -> Result<Response> {
-    let outcome = async {
-        let report: LeakReport = json_body(&body, r#"{"keys": ["sk-ws-..."]}"#)?;
-        let operations = state.operations();
-        let (results, disabled) = act_on_report(operations, &auth.actor(&operations), &report.keys).await?;
-        let results = results.iter().map(|result| leak_result(&result.masked_key, result.outcome, result.key.as_deref())).collect();
-        Ok(LeakReportResponse { results, disabled_count: disabled as u64 })
-    }
-    .await;
-    respond(&auth, outcome)
+pub(super) async fn report_leaks(Administrator(call): Administrator, body: Bytes) -> Answer<LeakReportResponse> {
+    let report: LeakReport = json_body(&body, r#"{"keys": ["sk-ws-..."]}"#)?;
+    let (results, disabled) = act_on_report(call.operations(), &call.actor(), &report.keys).await?;
+    let results = results.iter().map(|result| leak_result(&result.masked_key, result.outcome, result.key.as_deref())).collect();
+    call.answer(LeakReportResponse { results, disabled_count: disabled as u64 })
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 //! whole surface is described by the OpenAPI document ([`super::openapi`]), generated from
 //! the route table and the `keygate_wire::keygate_api` types the handlers answer with.
 //!
-//! Every handler but login takes [`Authenticated`] or, when only the account and admins
-//! may call it, [`Administrator`], so that the check cannot be forgotten.
+//! Every handler but login takes a `Call` or, when only the account and admins may call
+//! it, an `Administrator` ([`super::call`]), so that the check cannot be forgotten, and
+//! answers its response type in the success envelope.
 
 mod access_keys;
 mod audit;
@@ -17,17 +18,12 @@ mod sessions;
 mod users;
 mod workspaces;
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
 use keygate_core::ids::PrincipalName;
 use keygate_wire::json_errors::describe_json_error;
-use serde::Serialize;
 
-use super::authentication::Authenticated;
-use super::errors::{success, ManagementError};
+use super::errors::ManagementError;
 use crate::state::AppState;
 
 /// Routes that need no authentication (logging in, the OpenAPI document).
@@ -71,35 +67,6 @@ pub fn import_routes() -> Router<AppState> {
 }
 
 type Result<T> = std::result::Result<T, ManagementError>;
-
-/// Proof that the caller may administer its account: the account itself or an active
-/// admin RAM user. Handlers that take it cannot run for anyone else (403 `Forbidden`).
-#[derive(Debug, Clone)]
-pub struct Administrator(pub Authenticated);
-
-impl<S: Send + Sync> FromRequestParts<S> for Administrator {
-    type Rejection = ManagementError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
-        let auth = Authenticated::from_request_parts(parts, state).await?;
-        match auth.caller.may_administer() {
-            Ok(()) => Ok(Administrator(auth)),
-            Err(denied) => Err(denied.into()),
-        }
-    }
-}
-
-/// The answer of a handler: its typed body (a `keygate_wire::keygate_api` response) in the
-/// success envelope, or the error (which the boundary renders with the request's id).
-fn respond<Body: Serialize>(auth: &Authenticated, outcome: Result<Body>) -> Result<Response> {
-    outcome.and_then(|body| enveloped(auth.request_id(), &body))
-}
-
-/// `body` in the success envelope of request `request_id`.
-fn enveloped<Body: Serialize>(request_id: &str, body: &Body) -> Result<Response> {
-    let fields = serde_json::to_value(body).map_err(ManagementError::internal)?;
-    Ok(success(request_id, fields))
-}
 
 /// Parses a principal name from a request, as a 400 on failure.
 pub fn parse_name(text: &str) -> Result<PrincipalName> {

@@ -4,13 +4,14 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::Json;
 use keygate_core::access::CallerIdentity;
+use keygate_wire::envelope::Success;
 use keygate_wire::keygate_api::{LoginRequest, LoginResponse, LogoutResponse, WhoAmIResponse};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{enveloped, json_body, respond, Result};
-use crate::management::authentication::Authenticated;
+use super::json_body;
+use crate::management::call::{Answer, Call};
 use crate::operations::sessions::{self, Credentials};
 use crate::request_body::read_body;
 use crate::request_context::RequestContext;
@@ -21,7 +22,7 @@ use crate::state::AppState;
 /// before anyone is authenticated, so it is small and under the body-read deadline.
 pub const MAX_LOGIN_BODY_BYTES: usize = 16 * 1024;
 
-pub(super) async fn login(State(state): State<AppState>, context: RequestContext, headers: HeaderMap, body: Body) -> Result<Response> {
+pub(super) async fn login(State(state): State<AppState>, context: RequestContext, headers: HeaderMap, body: Body) -> Answer<LoginResponse> {
     let body = read_body(&headers, body, MAX_LOGIN_BODY_BYTES, state.shared.settings.body_read_timeout()).await?;
     let request: LoginRequest = json_body(&body, r#"{"account", "user"?, "password"}"#)?;
     let password = SecretString::from(request.password);
@@ -37,7 +38,7 @@ pub(super) async fn login(State(state): State<AppState>, context: RequestContext
         account: caller.account_name,
         user: request.user,
     };
-    enveloped(&context.request_id, &answer)
+    Ok(Json(Success::new(&context.request_id, answer)))
 }
 
 /// The role shown for a caller: `account`, or the RAM user's role.
@@ -48,15 +49,15 @@ pub(super) fn caller_role(identity: &CallerIdentity) -> &'static str {
     }
 }
 
-pub(super) async fn logout(State(state): State<AppState>, auth: Authenticated, headers: HeaderMap) -> Result<Response> {
+pub(super) async fn logout(call: Call, headers: HeaderMap) -> Answer<LogoutResponse> {
     if let Some(token) = headers.get("x-acs-bearer-token").and_then(|value| value.to_str().ok()) {
-        let operations = state.operations();
-        sessions::logout(operations, &auth.actor(&operations), &session_token_digest(token.trim())).await?;
+        sessions::logout(call.operations(), &call.actor(), &session_token_digest(token.trim())).await?;
     }
-    respond(&auth, Ok(LogoutResponse { logged_out: true }))
+    call.answer(LogoutResponse { logged_out: true })
 }
 
-pub(super) async fn whoami(auth: Authenticated) -> Result<Response> {
+pub(super) async fn whoami(call: Call) -> Answer<WhoAmIResponse> {
+    let auth = &call.auth;
     let user = match &auth.caller.identity {
         CallerIdentity::Account => None,
         CallerIdentity::RamUser { name, .. } => Some(name.clone()),
@@ -67,5 +68,5 @@ pub(super) async fn whoami(auth: Authenticated) -> Result<Response> {
         role: caller_role(&auth.caller.identity).to_string(),
         region: auth.region.to_string(),
     };
-    respond(&auth, Ok(answer))
+    call.answer(answer)
 }

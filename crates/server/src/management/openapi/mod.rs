@@ -14,12 +14,12 @@ pub mod routes;
 use std::sync::OnceLock;
 
 use axum::Json;
-use keygate_wire::keygate_api::{ErrorEnvelope, SuccessEnvelope};
+use keygate_wire::envelope::{ErrorEnvelope, PlanErrorEnvelope, SuccessEnvelope};
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
-use routes::{ResponseBody, RouteDoc, ROUTES};
+use routes::{RequestBody, ResponseBody, RouteDoc, ROUTES};
 
 /// The parts of the document that are prose rather than types.
 const FRAME: &str = include_str!("frame.json");
@@ -39,6 +39,7 @@ pub fn generate() -> Value {
     let mut requests = SchemaSettings::openapi3().for_deserialize().into_generator();
     answers.subschema_for::<SuccessEnvelope>();
     answers.subschema_for::<ErrorEnvelope>();
+    answers.subschema_for::<PlanErrorEnvelope>();
     let mut paths = Map::new();
     for route in ROUTES {
         let item = paths.entry(route.path).or_insert_with(|| json!({}));
@@ -100,32 +101,44 @@ fn operation(route: &RouteDoc, requests: &mut SchemaGenerator, answers: &mut Sch
         operation["description"] = json!(route.description);
     }
     let path_names = route.path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'));
-    let parameters: Vec<Value> =
+    let mut parameters: Vec<Value> =
         path_names.map(path_parameter).chain(route.query.iter().map(|name| reference("parameters", name))).collect();
+    match route.request {
+        RequestBody::None => {}
+        RequestBody::Json(request) => {
+            operation["requestBody"] = json!({"required": true, "content": in_json(request(requests).to_value())});
+        }
+        // Each property of the type is a query field of its own name (`style: form`,
+        // `explode: true`), as the SDKs send them.
+        RequestBody::Query(request) => parameters.push(json!({
+            "name": "fields", "in": "query", "style": "form", "explode": true, "schema": request(requests).to_value(),
+        })),
+        RequestBody::Form(request) => {
+            let form = json!({"application/x-www-form-urlencoded": {"schema": request(requests).to_value()}});
+            operation["requestBody"] = json!({"required": true, "content": form});
+        }
+    }
     if !parameters.is_empty() {
         operation["parameters"] = Value::Array(parameters);
     }
-    if let Some(request) = route.request {
-        operation["requestBody"] = json!({"required": true, "content": in_json(request(requests).to_value())});
-    }
-    let envelope = schema_value::<SuccessEnvelope>(answers);
+    let mut responses = Map::new();
     let success = match route.response {
         ResponseBody::Typed(body) => json!({
             "description": "Success: the envelope with the operation's fields.",
-            "content": in_json(json!({"allOf": [envelope, body(answers).to_value()]})),
+            "content": in_json(json!({"allOf": [schema_value::<SuccessEnvelope>(answers), body(answers).to_value()]})),
         }),
         ResponseBody::Document => {
             json!({"description": "This document (not in the envelope).", "content": in_json(json!({"type": "object"}))})
         }
-        ResponseBody::ModelStudioEnvelope => {
-            json!({"description": "Success: the envelope with the operation's fields.", "content": in_json(envelope)})
+        ResponseBody::Plan(body) => {
+            let refusal = json!({
+                "description": "A refusal, in the Token Plan envelope (`Success: false`) with the HTTP status of `HttpStatusCode`.",
+                "content": in_json(schema_value::<PlanErrorEnvelope>(answers)),
+            });
+            responses.insert("default".into(), refusal);
+            json!({"description": "Success: the Token Plan envelope, the operation's fields under `Data`.", "content": in_json(body(answers).to_value())})
         }
-        ResponseBody::TokenPlanEnvelope => json!({
-            "description": "Success: the Token Plan envelope with the operation's fields.",
-            "content": in_json(reference("schemas", "TokenPlanEnvelope")),
-        }),
     };
-    let mut responses = Map::new();
     responses.insert("200".into(), success);
     for status in route.refusals {
         responses.insert(status.to_string(), reference("responses", refusal_name(*status)));

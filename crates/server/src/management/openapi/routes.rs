@@ -1,11 +1,17 @@
 //! The route table the OpenAPI document is generated from: for every route of the
-//! management API, its method, path (OpenAPI's `{camelCase}` parameters), summary,
-//! description, whether it needs credentials, its query parameters (names in the frame's
-//! `components.parameters`), request and response body types (from `keygate_wire`), and
-//! the refusals it may answer (names in the frame's `components.responses`). A test checks
-//! it against the routes the server registers, both ways.
+//! management API, one line: its method, path (OpenAPI's `{camelCase}` parameters),
+//! operation id, tag and summary, then whether it needs no credentials, its shared query
+//! parameters (names in the frame's `components.parameters`), what it takes (a JSON body,
+//! or query or form fields, as a `keygate_wire` type), what it answers (a `keygate_wire`
+//! type in the camelCase envelope, or the PascalCase envelope of the Token Plan
+//! operations), the refusals it may answer (names in the frame's `components.responses`)
+//! and its description. A test checks it against the routes the server registers, both
+//! ways.
 
+use keygate_wire::envelope::{Empty, PlanSuccess};
 use keygate_wire::keygate_api::*;
+use keygate_wire::model_studio::*;
+use keygate_wire::token_plan::*;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 /// Makes the schema of a body type (a `$ref` into `components.schemas`).
@@ -15,17 +21,28 @@ pub fn schema_of<Body: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<Body>()
 }
 
+/// What a route takes besides its path.
+#[derive(Clone, Copy)]
+pub enum RequestBody {
+    None,
+    /// A JSON body of this type (keygate's API).
+    Json(SchemaOf),
+    /// Query fields, each a property of this type (the Model Studio API, the Token Plan
+    /// operations).
+    Query(SchemaOf),
+    /// Form fields, each a property of this type.
+    Form(SchemaOf),
+}
+
 /// What a route answers on success.
 #[derive(Clone, Copy)]
 pub enum ResponseBody {
-    /// The success envelope with the fields of this type.
-    Typed(SchemaOf),
     /// The OpenAPI document itself, not in an envelope.
     Document,
-    /// The success envelope; the operation's fields are not described yet.
-    ModelStudioEnvelope,
-    /// The PascalCase envelope of `/tokenplan/...`.
-    TokenPlanEnvelope,
+    /// The camelCase success envelope with the fields of this type.
+    Typed(SchemaOf),
+    /// This type: a Token Plan success, its fields under `Data` of the PascalCase envelope.
+    Plan(SchemaOf),
 }
 
 /// One operation of the document.
@@ -41,559 +58,111 @@ pub struct RouteDoc {
     /// Needs no credentials (`security: []`).
     pub public: bool,
     pub query: &'static [&'static str],
-    pub request: Option<SchemaOf>,
+    pub request: RequestBody,
     pub response: ResponseBody,
     pub refusals: &'static [u16],
 }
 
-/// Every route of the management API.
-pub const ROUTES: &[RouteDoc] = &[
+/// A route that needs credentials, takes nothing but its path, answers the document and
+/// refuses nothing, until the calls after it say otherwise.
+const fn route(method: &'static str, path: &'static str, operation_id: &'static str, tag: &'static str, summary: &'static str) -> RouteDoc {
     RouteDoc {
-        method: "post",
-        path: "/keygate/v1/sessions",
-        operation_id: "Login",
-        tag: "Sessions",
-        summary: "Log in",
-        description: "Exchanges a name and password for a session token, sent afterwards as `x-acs-bearer-token`. Omit `user` to log in as the account itself. A wrong name and a wrong password get the same answer (401 `InvalidCredentials`) after the same work.",
-        public: true,
+        method,
+        path,
+        operation_id,
+        tag,
+        summary,
+        description: "",
+        public: false,
         query: &[],
-        request: Some(schema_of::<LoginRequest>),
-        response: ResponseBody::Typed(schema_of::<LoginResponse>),
-        refusals: &[400, 401, 429, 500],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/keygate/v1/openapi.json",
-        operation_id: "GetOpenApiDocument",
-        tag: "Meta",
-        summary: "This document",
-        description: "The OpenAPI 3 description of keygate's own API. Needs no authentication.",
-        public: true,
-        query: &[],
-        request: None,
+        request: RequestBody::None,
         response: ResponseBody::Document,
         refusals: &[],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/keygate/v1/sessions/current",
-        operation_id: "WhoAmI",
-        tag: "Sessions",
-        summary: "Who am I",
-        description: "The caller behind the credentials of this request, and the request's region.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<WhoAmIResponse>),
-        refusals: &[401, 403, 500],
-    },
-    RouteDoc {
-        method: "delete",
-        path: "/keygate/v1/sessions/current",
-        operation_id: "Logout",
-        tag: "Sessions",
-        summary: "Log out",
-        description: "Ends the session whose token is in `x-acs-bearer-token` (no effect for a signed request). Audited as `Session.Logout`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<LogoutResponse>),
-        refusals: &[401, 403, 500],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/keygate/v1/users",
-        operation_id: "ListUsers",
-        tag: "Users",
-        summary: "List RAM users",
-        description: "Every RAM user of the account that is not deleted. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<ListUsersResponse>),
-        refusals: &[401, 403, 500],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/keygate/v1/users",
-        operation_id: "CreateUser",
-        tag: "Users",
-        summary: "Create a RAM user",
-        description: "Creates an active RAM user. The password, when given, is stored as an argon2id hash; without one the user cannot log in until a password is set. Audited as `User.Create`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &[],
-        request: Some(schema_of::<CreateUserRequest>),
-        response: ResponseBody::Typed(schema_of::<UserResponse>),
-        refusals: &[400, 401, 403, 500, 409],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/keygate/v1/users/{name}",
-        operation_id: "GetUser",
-        tag: "Users",
-        summary: "Get a RAM user",
-        description: "One RAM user. The account and admins may read any user; a RAM user may read itself (403 otherwise).",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<UserResponse>),
-        refusals: &[400, 401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "delete",
-        path: "/keygate/v1/users/{name}",
-        operation_id: "DeleteUser",
-        tag: "Users",
-        summary: "Delete a RAM user",
-        description: "Deletes the user for good: its API keys (which stop authenticating at once), AccessKeys, sessions and workspace memberships go too. Audited as `User.Delete`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<Deleted>),
-        refusals: &[400, 401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "put",
-        path: "/keygate/v1/users/{name}/role",
-        operation_id: "SetUserRole",
-        tag: "Users",
-        summary: "Change a RAM user's role",
-        description: "Audited as `User.SetRole`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &[],
-        request: Some(schema_of::<SetRoleRequest>),
-        response: ResponseBody::Typed(schema_of::<UserResponse>),
-        refusals: &[400, 401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/keygate/v1/users/{name}/disable",
-        operation_id: "DisableUser",
-        tag: "Users",
-        summary: "Disable a RAM user",
-        description: "The user can no longer log in or call the management plane, and its API keys stop working until it is enabled again. Audited as `User.Disable`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<UserResponse>),
-        refusals: &[400, 401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/keygate/v1/users/{name}/enable",
-        operation_id: "EnableUser",
-        tag: "Users",
-        summary: "Enable a RAM user",
-        description: "Audited as `User.Enable`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<UserResponse>),
-        refusals: &[400, 401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "put",
-        path: "/keygate/v1/users/{name}/password",
-        operation_id: "SetUserPassword",
-        tag: "Users",
-        summary: "Set a RAM user's password",
-        description: "The account and admins may set any user's password; a RAM user may set its own (403 otherwise). Audited as `User.SetPassword`, without the password.",
-        public: false,
-        query: &[],
-        request: Some(schema_of::<SetPasswordRequest>),
-        response: ResponseBody::Typed(schema_of::<UserResponse>),
-        refusals: &[400, 401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/keygate/v1/workspaces/{workspaceId}/members",
-        operation_id: "ListWorkspaceMembers",
-        tag: "Workspaces",
-        summary: "List workspace members",
-        description: "RAM users who are members of the workspace: every user for the default workspace. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<ListMembersResponse>),
-        refusals: &[401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/keygate/v1/workspaces/{workspaceId}/members",
-        operation_id: "AddWorkspaceMember",
-        tag: "Workspaces",
-        summary: "Add a workspace member",
-        description: "Adds a RAM user to a sub-workspace (adding a member twice is not an error). The default workspace's membership cannot change (400 `OperationDenied`). Audited as `Workspace.AddMember`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &[],
-        request: Some(schema_of::<AddMemberRequest>),
-        response: ResponseBody::Typed(schema_of::<MemberAdded>),
-        refusals: &[400, 401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "delete",
-        path: "/keygate/v1/workspaces/{workspaceId}/members/{name}",
-        operation_id: "RemoveWorkspaceMember",
-        tag: "Workspaces",
-        summary: "Remove a workspace member",
-        description: "Removes a RAM user from a sub-workspace; its API keys in that workspace stop working. The default workspace's membership cannot change (400 `OperationDenied`). Audited as `Workspace.RemoveMember`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<MemberRemoved>),
-        refusals: &[400, 401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/keygate/v1/workspaces/{workspaceId}/applications",
-        operation_id: "ListApplications",
-        tag: "Workspaces",
-        summary: "List applications",
-        description: "Applications of the workspace, callable through `/api/v1/apps/{appId}/completion`. The account, admins and members of the workspace may list them (403 otherwise).",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<ListApplicationsResponse>),
-        refusals: &[401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/keygate/v1/workspaces/{workspaceId}/applications",
-        operation_id: "CreateApplication",
-        tag: "Workspaces",
-        summary: "Create an application",
-        description: "Registers an application with a new app id in the workspace. Audited as `Application.Create`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &[],
-        request: Some(schema_of::<CreateApplicationRequest>),
-        response: ResponseBody::Typed(schema_of::<ApplicationResponse>),
-        refusals: &[400, 401, 403, 500, 404, 409],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/keygate/v1/access-keys",
-        operation_id: "ListAccessKeys",
-        tag: "AccessKeys",
-        summary: "List AccessKeys",
-        description: "The AccessKeys the caller may manage: the account sees all of the account's; an admin those of every RAM user; any other RAM user only its own. `user` narrows the list to one RAM user. The secret is never shown.",
-        public: false,
-        query: &["AccessKeyUser"],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<ListAccessKeysResponse>),
-        refusals: &[400, 401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/keygate/v1/access-keys",
-        operation_id: "CreateAccessKey",
-        tag: "AccessKeys",
-        summary: "Create an AccessKey",
-        description: "Creates an active AccessKey for the caller itself or, with `user`, for a RAM user (the account and admins only). The secret is in this response only; it is stored encrypted and cannot be shown again. Audited as `AccessKey.Create`, without the secret.",
-        public: false,
-        query: &[],
-        request: Some(schema_of::<CreateAccessKeyRequest>),
-        response: ResponseBody::Typed(schema_of::<CreatedAccessKey>),
-        refusals: &[400, 401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "delete",
-        path: "/keygate/v1/access-keys/{accessKeyId}",
-        operation_id: "DeleteAccessKey",
-        tag: "AccessKeys",
-        summary: "Delete an AccessKey",
-        description: "Deletes it for good; requests signed with it fail at once. Audited as `AccessKey.Delete`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<Deleted>),
-        refusals: &[401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/keygate/v1/access-keys/{accessKeyId}/disable",
-        operation_id: "DisableAccessKey",
-        tag: "AccessKeys",
-        summary: "Disable an AccessKey",
-        description: "Requests signed with it are refused (`InvalidAccessKeyId.Inactive`) until it is enabled. Audited as `AccessKey.Disable`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<AccessKeyResponse>),
-        refusals: &[401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/keygate/v1/access-keys/{accessKeyId}/enable",
-        operation_id: "EnableAccessKey",
-        tag: "AccessKeys",
-        summary: "Enable an AccessKey",
-        description: "Audited as `AccessKey.Enable`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<AccessKeyResponse>),
-        refusals: &[401, 403, 500, 404],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/keygate/v1/models",
-        operation_id: "ListModels",
-        tag: "Catalog",
-        summary: "List models",
-        description: "The model catalog: the names API keys may be scoped to and workspaces granted.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<ListModelsResponse>),
-        refusals: &[401, 403, 500],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/keygate/v1/regions",
-        operation_id: "ListRegions",
-        tag: "Catalog",
-        summary: "List regions",
-        description: "Every region this deployment knows, with its policy, and whether one of its listeners serves it.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<ListRegionsResponse>),
-        refusals: &[401, 403, 500],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/keygate/v1/audit",
-        operation_id: "ListAuditEntries",
-        tag: "Audit",
-        summary: "Read the audit log",
-        description: "The account's audit entries, newest first. Pass `nextBefore` of one page as `before` to get the next. Entries never hold a key, secret or password. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &["AuditLimit", "AuditBefore"],
-        request: None,
-        response: ResponseBody::Typed(schema_of::<ListAuditResponse>),
-        refusals: &[400, 401, 403, 500],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/keygate/v1/leaks",
-        operation_id: "ReportLeakedKeys",
-        tag: "Leaks",
-        summary: "Report leaked API keys and disable them",
-        description: "Takes API keys found exposed (in a repository, a log, a chat) and disables at once every one that belongs to the caller's account and is live, in whatever region it lives, whichever RAM user created it. The answer has one result per reported key, in order, with the masked key only. A key of another account is `not_found`, like one that does not exist. At most 1000 keys per call. `keygate scan --revoke` calls it. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`.",
-        public: false,
-        query: &[],
-        request: Some(schema_of::<LeakReport>),
-        response: ResponseBody::Typed(schema_of::<LeakReportResponse>),
-        refusals: &[400, 401, 403, 500],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/keygate/v1/keys/import",
-        operation_id: "ImportApiKeys",
-        tag: "Import",
-        summary: "Import existing sk- keys from another deployment",
-        description: "Brings existing `sk-` keys (classic `sk-` + 32 hex, or any `sk-` + 8-200 characters `A-Z a-z 0-9 - _`; not `sk-ws-`/`sk-sp-`) into one workspace as legacy keys with permission `All`, created by the caller, who must be allowed to create keys there (the account, or an admin or key-manager RAM user who is a member of the workspace; others get 403 `Forbidden`). Every entry is checked first; any bad entry (malformed key, bad description, a key repeated in the request or already in keygate) refuses the whole import with 400 `InvalidParameter`, naming every bad line in `badLines` (the message names the first 20). With `skipBad` the good entries are imported and the bad ones reported. The keys count against the region's key limit: an import that would pass it imports nothing (400 `QuotaExceeded.ApiKey`). Each key is audited as `ApiKey.Import`; its plaintext is stored only encrypted with the master key, so that GetApiKey can show it to whoever may see the key, and Get/List mark it with `replaceAdvised: true`. At most 10000 keys and 16 MiB per request. `keygate keys import` calls it.",
-        public: false,
-        query: &[],
-        request: Some(schema_of::<KeyImportRequest>),
-        response: ResponseBody::Typed(schema_of::<KeyImportResponse>),
-        refusals: &[400, 401, 403, 500],
-    },
-    // The Model Studio and Token Plan routes. Response schema: the Model Studio wire types,
-    // registered once they land; until then the envelope alone.
-    RouteDoc {
-        method: "post",
-        path: "/modelstudio/apikeys",
-        operation_id: "CreateApiKey",
-        tag: "ModelStudio",
-        summary: "Create an API key",
-        description: "Query `description`, `workspaceId`; form `auth.*` (permissions). The answer holds the plaintext key, the one time it is shown.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 500],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/modelstudio/apikeys",
-        operation_id: "ListApiKeys",
-        tag: "ModelStudio",
-        summary: "List API keys",
-        description: "The keys the caller may see, masked; query `workspaceId`, `description`, `maxResults`, `nextToken`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 500],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/modelstudio/apikeys/{apiKeyId}",
-        operation_id: "GetApiKey",
-        tag: "ModelStudio",
-        summary: "Get an API key",
-        description: "One key, masked (an imported key's plaintext for those who may see it).",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 404, 500],
-    },
-    RouteDoc {
-        method: "put",
-        path: "/modelstudio/apikeys/{apiKeyId}",
-        operation_id: "UpdateApiKey",
-        tag: "ModelStudio",
-        summary: "Change an API key",
-        description: "Query `description`; form `auth.*` replaces the permissions.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 404, 500],
-    },
-    RouteDoc {
-        method: "delete",
-        path: "/modelstudio/apikeys/{apiKeyId}",
-        operation_id: "DeleteApiKey",
-        tag: "ModelStudio",
-        summary: "Delete an API key",
-        description: "",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 404, 500],
-    },
-    RouteDoc {
-        method: "put",
-        path: "/modelstudio/apikeys/{apiKeyId}/disable",
-        operation_id: "DisableApiKey",
-        tag: "ModelStudio",
-        summary: "Disable an API key",
-        description: "",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 404, 500],
-    },
-    RouteDoc {
-        method: "put",
-        path: "/modelstudio/apikeys/{apiKeyId}/enable",
-        operation_id: "EnableApiKey",
-        tag: "ModelStudio",
-        summary: "Enable an API key",
-        description: "",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 404, 500],
-    },
-    RouteDoc {
-        method: "put",
-        path: "/modelstudio/apikeys/{apiKeyId}/reset",
-        operation_id: "ResetApiKey",
-        tag: "ModelStudio",
-        summary: "Reset an API key's secret",
-        description: "Same id and permissions; the old secret stops working at once. The answer holds the new plaintext.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 404, 500],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/modelstudio/workspaces",
-        operation_id: "ListWorkspaces",
-        tag: "ModelStudio",
-        summary: "List workspaces",
-        description: "Query `workspaceId`, `workspaceName`, `maxResults`, `nextToken`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 500],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/modelstudio/workspaces",
-        operation_id: "CreateWorkspace",
-        tag: "ModelStudio",
-        summary: "Create a workspace",
-        description: "Query `workspaceName`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 500],
-    },
-    RouteDoc {
-        method: "delete",
-        path: "/modelstudio/workspaces/{workspaceId}",
-        operation_id: "DeleteWorkspace",
-        tag: "ModelStudio",
-        summary: "Delete a workspace",
-        description: "Refused (`isDeleted: false` with `failReasons`) while it has keys or applications.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 404, 500],
-    },
-    RouteDoc {
-        method: "get",
-        path: "/modelstudio/models/permissions",
-        operation_id: "ListModelPermissions",
-        tag: "ModelStudio",
-        summary: "List a workspace's model permissions",
-        description: "Query `workspaceId`, `maxResults`, `nextToken`.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 404, 500],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/modelstudio/models/permissions",
-        operation_id: "UpdateModelPermissions",
-        tag: "ModelStudio",
-        summary: "Change a workspace's model permissions",
-        description: "Form `workspaceId` and `models.N.model`, `models.N.inference`, ...",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::ModelStudioEnvelope,
-        refusals: &[400, 401, 403, 404, 500],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/tokenplan/api-keys",
-        operation_id: "CreateTokenPlanKey",
-        tag: "TokenPlan",
-        summary: "Create a Token Plan key",
-        description: "A plan key (`sk-sp-`), PascalCase fields; refusals in the Token Plan envelope.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::TokenPlanEnvelope,
-        refusals: &[],
-    },
-    RouteDoc {
-        method: "post",
-        path: "/tokenplan/api-key-rotations",
-        operation_id: "RotateTokenPlanKey",
-        tag: "TokenPlan",
-        summary: "Rotate a Token Plan key",
-        description: "A new secret for a plan key, PascalCase fields; refusals in the Token Plan envelope.",
-        public: false,
-        query: &[],
-        request: None,
-        response: ResponseBody::TokenPlanEnvelope,
-        refusals: &[],
-    },
+    }
+}
+
+impl RouteDoc {
+    const fn public(self) -> RouteDoc {
+        RouteDoc { public: true, ..self }
+    }
+
+    const fn query(self, query: &'static [&'static str]) -> RouteDoc {
+        RouteDoc { query, ..self }
+    }
+
+    const fn takes_json(self, request: SchemaOf) -> RouteDoc {
+        RouteDoc { request: RequestBody::Json(request), ..self }
+    }
+
+    const fn takes_query(self, request: SchemaOf) -> RouteDoc {
+        RouteDoc { request: RequestBody::Query(request), ..self }
+    }
+
+    const fn takes_form(self, request: SchemaOf) -> RouteDoc {
+        RouteDoc { request: RequestBody::Form(request), ..self }
+    }
+
+    const fn answers(self, response: SchemaOf) -> RouteDoc {
+        RouteDoc { response: ResponseBody::Typed(response), ..self }
+    }
+
+    const fn answers_plan(self, response: SchemaOf) -> RouteDoc {
+        RouteDoc { response: ResponseBody::Plan(response), ..self }
+    }
+
+    const fn refuses(self, refusals: &'static [u16]) -> RouteDoc {
+        RouteDoc { refusals, ..self }
+    }
+
+    const fn about(self, description: &'static str) -> RouteDoc {
+        RouteDoc { description, ..self }
+    }
+}
+
+/// Every route of the management API, one a line (a table: rustfmt would spread each over
+/// a dozen lines).
+#[rustfmt::skip]
+pub const ROUTES: &[RouteDoc] = &[
+    route("post", "/keygate/v1/sessions", "Login", "Sessions", "Log in").public().takes_json(schema_of::<LoginRequest>).answers(schema_of::<LoginResponse>).refuses(&[400, 401, 429, 500]).about("Exchanges a name and password for a session token, sent afterwards as `x-acs-bearer-token`. Omit `user` to log in as the account itself. A wrong name and a wrong password get the same answer (401 `InvalidCredentials`) after the same work."),
+    route("get", "/keygate/v1/openapi.json", "GetOpenApiDocument", "Meta", "This document").public().about("The OpenAPI 3 description of keygate's own API. Needs no authentication."),
+    route("get", "/keygate/v1/sessions/current", "WhoAmI", "Sessions", "Who am I").answers(schema_of::<WhoAmIResponse>).refuses(&[401, 403, 500]).about("The caller behind the credentials of this request, and the request's region."),
+    route("delete", "/keygate/v1/sessions/current", "Logout", "Sessions", "Log out").answers(schema_of::<LogoutResponse>).refuses(&[401, 403, 500]).about("Ends the session whose token is in `x-acs-bearer-token` (no effect for a signed request). Audited as `Session.Logout`."),
+    route("get", "/keygate/v1/users", "ListUsers", "Users", "List RAM users").answers(schema_of::<ListUsersResponse>).refuses(&[401, 403, 500]).about("Every RAM user of the account that is not deleted. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("post", "/keygate/v1/users", "CreateUser", "Users", "Create a RAM user").takes_json(schema_of::<CreateUserRequest>).answers(schema_of::<UserResponse>).refuses(&[400, 401, 403, 500, 409]).about("Creates an active RAM user. The password, when given, is stored as an argon2id hash; without one the user cannot log in until a password is set. Audited as `User.Create`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("get", "/keygate/v1/users/{name}", "GetUser", "Users", "Get a RAM user").answers(schema_of::<UserResponse>).refuses(&[400, 401, 403, 500, 404]).about("One RAM user. The account and admins may read any user; a RAM user may read itself (403 otherwise)."),
+    route("delete", "/keygate/v1/users/{name}", "DeleteUser", "Users", "Delete a RAM user").answers(schema_of::<Deleted>).refuses(&[400, 401, 403, 500, 404]).about("Deletes the user for good: its API keys (which stop authenticating at once), AccessKeys, sessions and workspace memberships go too. Audited as `User.Delete`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("put", "/keygate/v1/users/{name}/role", "SetUserRole", "Users", "Change a RAM user's role").takes_json(schema_of::<SetRoleRequest>).answers(schema_of::<UserResponse>).refuses(&[400, 401, 403, 500, 404]).about("Audited as `User.SetRole`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("post", "/keygate/v1/users/{name}/disable", "DisableUser", "Users", "Disable a RAM user").answers(schema_of::<UserResponse>).refuses(&[400, 401, 403, 500, 404]).about("The user can no longer log in or call the management plane, and its API keys stop working until it is enabled again. Audited as `User.Disable`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("post", "/keygate/v1/users/{name}/enable", "EnableUser", "Users", "Enable a RAM user").answers(schema_of::<UserResponse>).refuses(&[400, 401, 403, 500, 404]).about("Audited as `User.Enable`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("put", "/keygate/v1/users/{name}/password", "SetUserPassword", "Users", "Set a RAM user's password").takes_json(schema_of::<SetPasswordRequest>).answers(schema_of::<UserResponse>).refuses(&[400, 401, 403, 500, 404]).about("The account and admins may set any user's password; a RAM user may set its own (403 otherwise). Audited as `User.SetPassword`, without the password."),
+    route("get", "/keygate/v1/workspaces/{workspaceId}/members", "ListWorkspaceMembers", "Workspaces", "List workspace members").answers(schema_of::<ListMembersResponse>).refuses(&[401, 403, 500, 404]).about("RAM users who are members of the workspace: every user for the default workspace. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("post", "/keygate/v1/workspaces/{workspaceId}/members", "AddWorkspaceMember", "Workspaces", "Add a workspace member").takes_json(schema_of::<AddMemberRequest>).answers(schema_of::<MemberAdded>).refuses(&[400, 401, 403, 500, 404]).about("Adds a RAM user to a sub-workspace (adding a member twice is not an error). The default workspace's membership cannot change (400 `OperationDenied`). Audited as `Workspace.AddMember`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("delete", "/keygate/v1/workspaces/{workspaceId}/members/{name}", "RemoveWorkspaceMember", "Workspaces", "Remove a workspace member").answers(schema_of::<MemberRemoved>).refuses(&[400, 401, 403, 500, 404]).about("Removes a RAM user from a sub-workspace; its API keys in that workspace stop working. The default workspace's membership cannot change (400 `OperationDenied`). Audited as `Workspace.RemoveMember`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("get", "/keygate/v1/workspaces/{workspaceId}/applications", "ListApplications", "Workspaces", "List applications").answers(schema_of::<ListApplicationsResponse>).refuses(&[401, 403, 500, 404]).about("Applications of the workspace, callable through `/api/v1/apps/{appId}/completion`. The account, admins and members of the workspace may list them (403 otherwise)."),
+    route("post", "/keygate/v1/workspaces/{workspaceId}/applications", "CreateApplication", "Workspaces", "Create an application").takes_json(schema_of::<CreateApplicationRequest>).answers(schema_of::<ApplicationResponse>).refuses(&[400, 401, 403, 500, 404, 409]).about("Registers an application with a new app id in the workspace. Audited as `Application.Create`. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("get", "/keygate/v1/access-keys", "ListAccessKeys", "AccessKeys", "List AccessKeys").query(&["AccessKeyUser"]).answers(schema_of::<ListAccessKeysResponse>).refuses(&[400, 401, 403, 500, 404]).about("The AccessKeys the caller may manage: the account sees all of the account's; an admin those of every RAM user; any other RAM user only its own. `user` narrows the list to one RAM user. The secret is never shown."),
+    route("post", "/keygate/v1/access-keys", "CreateAccessKey", "AccessKeys", "Create an AccessKey").takes_json(schema_of::<CreateAccessKeyRequest>).answers(schema_of::<CreatedAccessKey>).refuses(&[400, 401, 403, 500, 404]).about("Creates an active AccessKey for the caller itself or, with `user`, for a RAM user (the account and admins only). The secret is in this response only; it is stored encrypted and cannot be shown again. Audited as `AccessKey.Create`, without the secret."),
+    route("delete", "/keygate/v1/access-keys/{accessKeyId}", "DeleteAccessKey", "AccessKeys", "Delete an AccessKey").answers(schema_of::<Deleted>).refuses(&[401, 403, 500, 404]).about("Deletes it for good; requests signed with it fail at once. Audited as `AccessKey.Delete`."),
+    route("post", "/keygate/v1/access-keys/{accessKeyId}/disable", "DisableAccessKey", "AccessKeys", "Disable an AccessKey").answers(schema_of::<AccessKeyResponse>).refuses(&[401, 403, 500, 404]).about("Requests signed with it are refused (`InvalidAccessKeyId.Inactive`) until it is enabled. Audited as `AccessKey.Disable`."),
+    route("post", "/keygate/v1/access-keys/{accessKeyId}/enable", "EnableAccessKey", "AccessKeys", "Enable an AccessKey").answers(schema_of::<AccessKeyResponse>).refuses(&[401, 403, 500, 404]).about("Audited as `AccessKey.Enable`."),
+    route("get", "/keygate/v1/models", "ListModels", "Catalog", "List models").answers(schema_of::<ListModelsResponse>).refuses(&[401, 403, 500]).about("The model catalog: the names API keys may be scoped to and workspaces granted."),
+    route("get", "/keygate/v1/regions", "ListRegions", "Catalog", "List regions").answers(schema_of::<ListRegionsResponse>).refuses(&[401, 403, 500]).about("Every region this deployment knows, with its policy, and whether one of its listeners serves it."),
+    route("get", "/keygate/v1/audit", "ListAuditEntries", "Audit", "Read the audit log").query(&["AuditLimit", "AuditBefore"]).answers(schema_of::<ListAuditResponse>).refuses(&[400, 401, 403, 500]).about("The account's audit entries, newest first. Pass `nextBefore` of one page as `before` to get the next. Entries never hold a key, secret or password. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("post", "/keygate/v1/leaks", "ReportLeakedKeys", "Leaks", "Report leaked API keys and disable them").takes_json(schema_of::<LeakReport>).answers(schema_of::<LeakReportResponse>).refuses(&[400, 401, 403, 500]).about("Takes API keys found exposed (in a repository, a log, a chat) and disables at once every one that belongs to the caller's account and is live, in whatever region it lives, whichever RAM user created it. The answer has one result per reported key, in order, with the masked key only. A key of another account is `not_found`, like one that does not exist. At most 1000 keys per call. `keygate scan --revoke` calls it. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("post", "/keygate/v1/keys/import", "ImportApiKeys", "Import", "Import existing sk- keys from another deployment").takes_json(schema_of::<KeyImportRequest>).answers(schema_of::<KeyImportResponse>).refuses(&[400, 401, 403, 500]).about("Brings existing `sk-` keys (classic `sk-` + 32 hex, or any `sk-` + 8-200 characters `A-Z a-z 0-9 - _`; not `sk-ws-`/`sk-sp-`) into one workspace as legacy keys with permission `All`, created by the caller, who must be allowed to create keys there (the account, or an admin or key-manager RAM user who is a member of the workspace; others get 403 `Forbidden`). Every entry is checked first; any bad entry (malformed key, bad description, a key repeated in the request or already in keygate) refuses the whole import with 400 `InvalidParameter`, naming every bad line in `badLines` (the message names the first 20). With `skipBad` the good entries are imported and the bad ones reported. The keys count against the region's key limit: an import that would pass it imports nothing (400 `QuotaExceeded.ApiKey`). Each key is audited as `ApiKey.Import`; its plaintext is stored only encrypted with the master key, so that GetApiKey can show it to whoever may see the key, and Get/List mark it with `replaceAdvised: true`. At most 10000 keys and 16 MiB per request. `keygate keys import` calls it."),
+    route("post", "/modelstudio/apikeys", "CreateApiKey", "ModelStudio", "Create an API key").takes_query(schema_of::<CreateApiKeyRequest>).answers(schema_of::<ApiKeyResponse>).refuses(&[400, 401, 403, 500]).about("Query `description`, `workspaceId`; form `auth.*` (permissions). The answer holds the plaintext key, the one time it is shown."),
+    route("get", "/modelstudio/apikeys", "ListApiKeys", "ModelStudio", "List API keys").takes_query(schema_of::<ListApiKeysRequest>).answers(schema_of::<ListApiKeysResponse>).refuses(&[400, 401, 403, 500]).about("The keys the caller may see, masked; query `workspaceId`, `description`, `maxResults`, `nextToken`."),
+    route("get", "/modelstudio/apikeys/{apiKeyId}", "GetApiKey", "ModelStudio", "Get an API key").answers(schema_of::<ApiKeyResponse>).refuses(&[400, 401, 403, 404, 500]).about("One key, masked (an imported key's plaintext for those who may see it)."),
+    route("put", "/modelstudio/apikeys/{apiKeyId}", "UpdateApiKey", "ModelStudio", "Change an API key").answers(schema_of::<Empty>).refuses(&[400, 401, 403, 404, 500]).about("Query `description`; form `auth.*` replaces the permissions."),
+    route("delete", "/modelstudio/apikeys/{apiKeyId}", "DeleteApiKey", "ModelStudio", "Delete an API key").answers(schema_of::<Empty>).refuses(&[400, 401, 403, 404, 500]),
+    route("put", "/modelstudio/apikeys/{apiKeyId}/disable", "DisableApiKey", "ModelStudio", "Disable an API key").answers(schema_of::<Empty>).refuses(&[400, 401, 403, 404, 500]),
+    route("put", "/modelstudio/apikeys/{apiKeyId}/enable", "EnableApiKey", "ModelStudio", "Enable an API key").answers(schema_of::<Empty>).refuses(&[400, 401, 403, 404, 500]),
+    route("put", "/modelstudio/apikeys/{apiKeyId}/reset", "ResetApiKey", "ModelStudio", "Reset an API key's secret").answers(schema_of::<ApiKeyResponse>).refuses(&[400, 401, 403, 404, 500]).about("Same id and permissions; the old secret stops working at once. The answer holds the new plaintext."),
+    route("get", "/modelstudio/workspaces", "ListWorkspaces", "ModelStudio", "List workspaces").takes_query(schema_of::<ListWorkspacesRequest>).answers(schema_of::<ListWorkspacesResponse>).refuses(&[400, 401, 403, 500]).about("Query `workspaceId`, `workspaceName`, `maxResults`, `nextToken`."),
+    route("post", "/modelstudio/workspaces", "CreateWorkspace", "ModelStudio", "Create a workspace").takes_query(schema_of::<CreateWorkspaceRequest>).answers(schema_of::<WorkspaceResponse>).refuses(&[400, 401, 403, 500]).about("Query `workspaceName`."),
+    route("delete", "/modelstudio/workspaces/{workspaceId}", "DeleteWorkspace", "ModelStudio", "Delete a workspace").answers(schema_of::<DeleteWorkspaceResponse>).refuses(&[400, 401, 403, 404, 500]).about("Refused (`isDeleted: false` with `failReasons`) while it has keys or applications."),
+    route("get", "/modelstudio/models/permissions", "ListModelPermissions", "ModelStudio", "List a workspace's model permissions").takes_query(schema_of::<ListModelPermissionsRequest>).answers(schema_of::<ListModelPermissionsResponse>).refuses(&[400, 401, 403, 404, 500]).about("Query `workspaceId`, `maxResults`, `nextToken`."),
+    route("post", "/modelstudio/models/permissions", "UpdateModelPermissions", "ModelStudio", "Change a workspace's model permissions").takes_form(schema_of::<UpdateModelPermissionsRequest>).answers(schema_of::<UpdateModelPermissionsResponse>).refuses(&[400, 401, 403, 404, 500]).about("Form `workspaceId` and `models.N.model`, `models.N.inference`, ..."),
+    route("post", "/tokenplan/api-keys", "CreateTokenPlanKey", "TokenPlan", "Create a Token Plan key").takes_query(schema_of::<CreateTokenPlanKeyRequest>).answers_plan(schema_of::<PlanSuccess<CreatedTokenPlanKey>>).about("A plan key (`sk-sp-`), PascalCase fields; refusals in the Token Plan envelope."),
+    route("post", "/tokenplan/api-key-rotations", "RotateTokenPlanKey", "TokenPlan", "Rotate a Token Plan key").takes_query(schema_of::<RotateTokenPlanKeyRequest>).answers_plan(schema_of::<PlanSuccess<RotatedTokenPlanKey>>).about("A new secret for a plan key, PascalCase fields; refusals in the Token Plan envelope."),
 ];
