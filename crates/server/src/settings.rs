@@ -251,11 +251,12 @@ impl Settings {
         overlay(&mut self.database_url, file.database_url);
         overlay(&mut self.feed_poll_interval_milliseconds, file.feed_poll_interval_milliseconds);
         overlay(&mut self.data_dir, file.data_dir);
+        overlay(&mut self.max_staleness_seconds, file.max_staleness_seconds);
+        overlay(&mut self.master_key_file, file.master_key_file);
         overlay(&mut self.default_region, file.default_region);
         overlay(&mut self.trusted_proxies, file.trusted_proxies);
-        overlay(&mut self.max_staleness_seconds, file.max_staleness_seconds);
         overlay(&mut self.demo_upstream, file.demo_upstream);
-        overlay(&mut self.master_key_file, file.master_key_file);
+        overlay(&mut self.metrics_listen, file.metrics_listen);
         overlay(&mut self.body_limit_bytes, file.body_limit_bytes);
         overlay(&mut self.failed_authentications_per_minute, file.failed_authentications_per_minute);
         overlay(&mut self.failed_logins_per_minute, file.failed_logins_per_minute);
@@ -264,14 +265,14 @@ impl Settings {
         overlay(&mut self.idle_timeout_seconds, file.idle_timeout_seconds);
         overlay(&mut self.max_connections, file.max_connections);
         overlay(&mut self.temporary_keys_per_minute, file.temporary_keys_per_minute);
-        overlay(&mut self.metrics_listen, file.metrics_listen);
-        overlay(&mut self.listeners, non_empty(file.listeners));
-        overlay(&mut self.upstreams, non_empty(file.upstreams));
         overlay(&mut self.log_format, file.log_format);
         overlay(&mut self.usage_flush_interval_milliseconds, file.usage_flush_interval_milliseconds);
         overlay(&mut self.usage_retention_days, file.usage_retention_days);
         overlay(&mut self.usage_hourly_after_days, file.usage_hourly_after_days);
         overlay(&mut self.usage_daily_after_days, file.usage_daily_after_days);
+        // A list in the file replaces the default only when it is not empty.
+        overlay(&mut self.listeners, non_empty(file.listeners));
+        overlay(&mut self.upstreams, non_empty(file.upstreams));
         overlay(&mut self.prices, non_empty(file.prices));
         for region_override in file.regions {
             let policy = self

@@ -179,23 +179,30 @@ impl UsageCounters {
 mod tests {
     use super::*;
 
-    #[test]
-    fn counts_from_every_thread_are_summed_per_key() {
+    /// Runs `record` on four threads at once (each told its number), as the gateway's
+    /// workers do, and answers the counters they shared.
+    fn record_from_four_threads(record: fn(i64, &UsageCounters)) -> std::sync::Arc<UsageCounters> {
         let counters = std::sync::Arc::new(UsageCounters::default());
         let threads: Vec<_> = (0..4)
             .map(|thread| {
                 let counters = counters.clone();
-                std::thread::spawn(move || {
-                    for call in 0..100 {
-                        counters.record(7, 1_000 + thread * 100 + call);
-                    }
-                    counters.record(8, 5);
-                })
+                std::thread::spawn(move || record(thread, &counters))
             })
             .collect();
         for thread in threads {
             thread.join().unwrap();
         }
+        counters
+    }
+
+    #[test]
+    fn counts_from_every_thread_are_summed_per_key() {
+        let counters = record_from_four_threads(|thread, counters| {
+            for call in 0..100 {
+                counters.record(7, 1_000 + thread * 100 + call);
+            }
+            counters.record(8, 5);
+        });
         let drained = counters.drain();
         assert_eq!(drained.keys.get(&7), Some(&(400, 1_399)));
         assert_eq!(drained.keys.get(&8), Some(&(4, 5)));
@@ -204,22 +211,13 @@ mod tests {
 
     #[test]
     fn tokens_are_summed_per_key_model_and_minute() {
-        let counters = std::sync::Arc::new(UsageCounters::default());
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let counters = counters.clone();
-                std::thread::spawn(move || {
-                    for (model, at) in [("a", 60_000), ("a", 119_999), ("b", 60_500), ("a", 120_000)] {
-                        let tokens = TokenUsage { input: 10, output: 2, cached: 1, reasoning: 0 };
-                        let call = CallUsage { key_id: 1, account_id: 9, workspace_id: "ws", model, at_milliseconds: at, tokens };
-                        counters.record_call(&call);
-                    }
-                })
-            })
-            .collect();
-        for thread in threads {
-            thread.join().unwrap();
-        }
+        let counters = record_from_four_threads(|_, counters| {
+            for (model, at) in [("a", 60_000), ("a", 119_999), ("b", 60_500), ("a", 120_000)] {
+                let tokens = TokenUsage { input: 10, output: 2, cached: 1, reasoning: 0 };
+                let call = CallUsage { key_id: 1, account_id: 9, workspace_id: "ws", model, at_milliseconds: at, tokens };
+                counters.record_call(&call);
+            }
+        });
         let drained = counters.drain();
         assert_eq!(drained.keys.get(&1), Some(&(16, 120_000)));
         let first_minute = &drained.tokens[&(1, 60)];

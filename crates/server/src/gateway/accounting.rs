@@ -515,33 +515,38 @@ mod tests {
         );
     }
 
+    /// `opening`, then `padding` bytes of filler, then `closing`: an input larger than the
+    /// reader's limits.
+    fn padded(opening: &[u8], padding: usize, closing: &[u8]) -> Vec<u8> {
+        [opening, &vec![b'x'; padding], closing].concat()
+    }
+
+    /// Feeds `input` to `reader` in pieces of `piece_size` bytes, checking `bounded` after
+    /// each, and answers what the reader relayed.
+    fn feed_in_pieces(reader: &mut UsageReader, input: &[u8], piece_size: usize, bounded: impl Fn(&UsageReader)) -> Vec<u8> {
+        let mut relayed = Vec::new();
+        for piece in input.chunks(piece_size) {
+            relayed.extend_from_slice(&reader.feed(Bytes::copy_from_slice(piece)));
+            bounded(reader);
+        }
+        relayed
+    }
+
     #[test]
     fn an_overlong_line_is_relayed_unread_and_memory_stays_bounded() {
-        let mut stream = b"data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1},\"choices\":[],\"pad\":\"".to_vec();
-        stream.extend(std::iter::repeat_n(b'x', MAX_LINE_BYTES * 2));
-        stream.extend_from_slice(b"\"}\n\ndata: [DONE]\n\n");
-        let chunks: Vec<&[u8]> = stream.chunks(4096).collect();
+        let opening = b"data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1},\"choices\":[],\"pad\":\"";
+        let stream = padded(opening, MAX_LINE_BYTES * 2, b"\"}\n\ndata: [DONE]\n\n");
         let mut reader = UsageReader::new(Protocol::OpenAi, true, true);
-        let mut relayed = Vec::new();
-        for chunk in chunks {
-            relayed.extend_from_slice(&reader.feed(Bytes::copy_from_slice(chunk)));
-            assert!(reader.line.capacity() <= 2 * MAX_LINE_BYTES);
-        }
+        let relayed = feed_in_pieces(&mut reader, &stream, 4096, |reader| assert!(reader.line.capacity() <= 2 * MAX_LINE_BYTES));
         assert_eq!(relayed, stream, "relayed whole");
         assert_eq!(reader.tokens(), TokenUsage::default(), "not read");
     }
 
     #[test]
     fn a_large_json_answer_is_read_from_its_tail() {
-        let mut body = b"{\"data\":[\"".to_vec();
-        body.extend(std::iter::repeat_n(b'y', WHOLE_BODY_LIMIT * 2));
-        body.extend_from_slice(b"\"],\"usage\": {\"prompt_tokens\": 11, \"total_tokens\": 11}}");
-        let chunks: Vec<&[u8]> = body.chunks(65536).collect();
+        let body = padded(b"{\"data\":[\"", WHOLE_BODY_LIMIT * 2, b"\"],\"usage\": {\"prompt_tokens\": 11, \"total_tokens\": 11}}");
         let mut reader = UsageReader::new(Protocol::OpenAi, false, false);
-        for chunk in chunks {
-            reader.feed(Bytes::copy_from_slice(chunk));
-            assert!(reader.body.len() <= WHOLE_BODY_LIMIT + 65536 + 2 * TAIL_BYTES);
-        }
+        feed_in_pieces(&mut reader, &body, 65536, |reader| assert!(reader.body.len() <= WHOLE_BODY_LIMIT + 65536 + 2 * TAIL_BYTES));
         assert_eq!(reader.tokens().input, 11);
     }
 }
