@@ -495,3 +495,252 @@ mod tests {
         }
     }
 }
+
+/// ListModels (`GET /modelstudio/models`): the catalog's filters and page. `capabilities`,
+/// `features` and `providers` arrive as one parameter each holding a JSON array of strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListCatalogModelsRequest {
+    #[serde(flatten)]
+    pub page: PageRequest,
+    /// The model's name, exactly.
+    pub model: Option<String>,
+    /// Part of the display name, in any case.
+    pub name: Option<String>,
+    /// Any of these providers (a JSON array of strings).
+    #[serde(default)]
+    pub providers: Vec<String>,
+    /// Any of these capabilities (a JSON array of strings).
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    /// Any of these features (a JSON array of strings).
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Accepted; keygate does not know context windows, so it filters nothing.
+    pub context_window: Option<i64>,
+    /// Accepted (`zh-CN`, `en-US`); names are not localized.
+    pub language: Option<String>,
+}
+
+/// What a model takes and gives.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InferenceMetadata {
+    pub request_modality: Vec<String>,
+    pub response_modality: Vec<String>,
+}
+
+/// A model's token limits; 0 when keygate does not know them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelInfo {
+    pub context_window: i64,
+    pub max_input_tokens: i64,
+    pub max_output_tokens: i64,
+    pub max_reasoning_tokens: i64,
+    pub reasoning_max_input_tokens: i64,
+    pub reasoning_max_output_tokens: i64,
+}
+
+/// One price of a model: `price` a decimal text per `priceUnit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPriceItem {
+    pub price_name: String,
+    pub price: String,
+    pub price_unit: String,
+    pub time_band: String,
+}
+
+/// The prices of one range of a model (`Default` when its price is not tiered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPriceRange {
+    pub range_name: String,
+    pub prices: Vec<ModelPriceItem>,
+}
+
+/// One model of ListModels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CatalogModelItem {
+    pub model: String,
+    pub name: String,
+    pub description: String,
+    pub provider: String,
+    /// Unix milliseconds; 0 when unknown.
+    pub published_time: i64,
+    pub capabilities: Vec<String>,
+    pub features: Vec<String>,
+    pub inference_metadata: InferenceMetadata,
+    pub model_info: ModelInfo,
+    /// Empty when the model has no price.
+    pub prices: Vec<ModelPriceRange>,
+}
+
+/// ListModels. `Item` is [`CatalogModelItem`], or a JSON value to pass the items on as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ListCatalogModelsResponse")]
+pub struct ListCatalogModelsResponse<Item = CatalogModelItem> {
+    pub models: Vec<Item>,
+    #[serde(flatten)]
+    pub page: PageResponse,
+    #[serde(default)]
+    pub error_message: String,
+}
+
+paged!(ListCatalogModelsResponse: models);
+
+/// One dimension of a billing filter: `IN` keeps only `values`, `NOT` drops them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingDimensionFilter {
+    pub code: String,
+    pub select_type: String,
+    pub values: Vec<String>,
+}
+
+/// The `filter` of the billing operations (a JSON document in one parameter); its
+/// dimensions are ANDed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingFilter {
+    #[serde(default)]
+    pub dimensions: Vec<BillingDimensionFilter>,
+}
+
+/// One entry of `groupBy` (a JSON array in one parameter, exactly one entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingGroupBy {
+    pub code: String,
+}
+
+/// GetBillingOverview (`GET /modelstudio/billing/overview`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetBillingOverviewRequest {
+    /// `YYYY-MM`, UTC.
+    pub bill_month: String,
+    pub filter: Option<BillingFilter>,
+    pub group_by: Vec<BillingGroupBy>,
+    pub locale: Option<String>,
+    pub region_id: Option<String>,
+    /// 1 to 20; 20 when absent.
+    pub top_num: Option<u32>,
+    /// Drop groups that cost nothing; true when absent.
+    pub zero_filter: Option<bool>,
+}
+
+/// The days of GetBillingTrend (`YYYY-MM-DD`, UTC, both included).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingTimePeriod {
+    pub start: String,
+    pub end: String,
+}
+
+/// GetBillingTrend (`GET /modelstudio/billing/trend`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetBillingTrendRequest {
+    /// `DAY` or `MONTH`.
+    pub granularity: String,
+    pub time_period: BillingTimePeriod,
+    pub filter: Option<BillingFilter>,
+    pub group_by: Vec<BillingGroupBy>,
+    pub locale: Option<String>,
+    pub region_id: Option<String>,
+    /// 1 to 20; 20 when absent.
+    pub top_num: Option<u32>,
+    /// Drop groups that cost nothing; true when absent.
+    pub zero_filter: Option<bool>,
+}
+
+/// One group of GetBillingOverview; amounts are decimal texts, `percentage` a ratio.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingOverviewGroup {
+    pub key: String,
+    pub name: String,
+    pub amount: String,
+    pub percentage: String,
+    pub article_codes: Vec<String>,
+}
+
+/// What GetBillingOverview answers under `data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingOverview {
+    pub currency: String,
+    pub total_amount: String,
+    pub pretax_amount: String,
+    pub tax_amount: String,
+    pub groups: Vec<BillingOverviewGroup>,
+}
+
+/// GetBillingOverview.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetBillingOverviewResponse {
+    pub data: BillingOverview,
+}
+
+/// A total of GetBillingTrend, with its currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingCost {
+    pub amount: String,
+    pub pretax_amount: String,
+    pub tax_amount: String,
+    pub currency: String,
+}
+
+/// One group's total over the whole time period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingGroupTotal {
+    pub key: String,
+    pub name: String,
+    pub amount: String,
+    pub pretax_amount: String,
+    pub tax_amount: String,
+}
+
+/// One group's amount in one period, with its share of the period's total.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingPeriodDetail {
+    pub key: String,
+    pub name: String,
+    pub amount: String,
+    pub pretax_amount: String,
+    pub tax_amount: String,
+    pub percentage: String,
+}
+
+/// One period (`yyyyMMdd` or `yyyyMM`) of GetBillingTrend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingPeriod {
+    pub period: String,
+    pub total: BillingCost,
+    pub period_details: Vec<BillingPeriodDetail>,
+}
+
+/// What GetBillingTrend answers under `data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingTrend {
+    pub cost_totals: BillingCost,
+    pub group_by_total: Vec<BillingGroupTotal>,
+    pub result_by_time: Vec<BillingPeriod>,
+}
+
+/// GetBillingTrend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetBillingTrendResponse {
+    pub data: BillingTrend,
+}

@@ -22,10 +22,17 @@ use keygate_wire::model_studio::{
     ModelAccessScope, ModelGrantRequest, ModelPermission, ModelPermissions, PageRequest, PageResponse, SortOrder, UpdateApiKeyRequest,
     UpdateModelPermissionsRequest, UpdateModelPermissionsResponse, Workspace, WorkspaceResponse,
 };
+use keygate_wire::model_studio::{
+    BillingCost, BillingDimensionFilter, BillingFilter, BillingGroupBy, BillingGroupTotal, BillingOverview, BillingOverviewGroup,
+    BillingPeriod, BillingPeriodDetail, BillingTimePeriod, BillingTrend, CatalogModelItem, GetBillingOverviewRequest,
+    GetBillingOverviewResponse, GetBillingTrendRequest, GetBillingTrendResponse, InferenceMetadata, ListCatalogModelsRequest,
+    ListCatalogModelsResponse, ModelInfo, ModelPriceItem, ModelPriceRange,
+};
 
 use super::call::{Answer, Call};
 use super::errors::ManagementError;
 use super::form::{shown, FormFields};
+use crate::operations::billing::{self, BillingDimension, BillingQuery, DimensionFilter, Granularity, ModelListing};
 use crate::operations::keys::{self as key_operations, KeyListing, NewKeyRequest};
 use crate::operations::workspaces::{self, resolve_workspace};
 use crate::operations::{ApiKeyRecord, KeyOrder, ModelGrant, WorkspaceDeletion, WorkspaceRecord};
@@ -44,6 +51,9 @@ pub fn routes() -> Router<AppState> {
         .route("/modelstudio/workspaces", get(list_workspaces).post(create_workspace))
         .route("/modelstudio/workspaces/{workspace_id}", axum::routing::delete(delete_workspace))
         .route("/modelstudio/models/permissions", get(list_model_permissions).post(update_model_permissions))
+        .route("/modelstudio/models", get(list_models))
+        .route("/modelstudio/billing/overview", get(get_billing_overview))
+        .route("/modelstudio/billing/trend", get(get_billing_trend))
 }
 
 type Result<T> = std::result::Result<T, ManagementError>;
@@ -475,4 +485,279 @@ async fn update_model_permissions(call: Call, sent: Sent) -> Answer<UpdateModelP
     }
     workspaces::update_model_grants(operations, &actor, &workspace, &grants).await?;
     call.answer(UpdateModelPermissionsResponse { error_message: String::new() })
+}
+
+/// A parameter whose value is one JSON document (`capabilities`, `groupBy`, `filter`, ...).
+fn json_parameter<T: serde::de::DeserializeOwned>(query: &FormFields, name: &str, shape: &str) -> Result<Option<T>> {
+    match query.get_non_empty(name) {
+        None => Ok(None),
+        Some(text) => serde_json::from_str(text)
+            .map(Some)
+            .map_err(|_| ManagementError::invalid_parameter(format!("{name} must be {shape}, got '{}'.", shown(text)))),
+    }
+}
+
+/// ListModels' query: the page, then the filters (the lists as JSON arrays of strings).
+fn read_list_models(query: Option<String>) -> Result<ListCatalogModelsRequest> {
+    let query = query_fields(query)?;
+    let list = |name: &str| json_parameter::<Vec<String>>(&query, name, "a JSON array of strings").map(Option::unwrap_or_default);
+    Ok(ListCatalogModelsRequest {
+        page: read_page(&query)?,
+        model: query.get_non_empty("model").map(str::to_string),
+        name: query.get_non_empty("name").map(str::to_string),
+        providers: list("providers")?,
+        capabilities: list("capabilities")?,
+        features: list("features")?,
+        context_window: query.integer("contextWindow", 0..=i64::MAX)?,
+        language: query.get_non_empty("language").map(str::to_string),
+    })
+}
+
+/// Millionths as a price text without trailing zeros (`0.8`, `12`).
+fn price_text(micros: i64) -> String {
+    let text = keygate_core::usage::format_amount(micros, 6);
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+fn catalog_model_wire(listed: billing::ListedModel) -> CatalogModelItem {
+    let strings = |values: &[&str]| values.iter().map(|value| value.to_string()).collect::<Vec<_>>();
+    let prices = listed.price.map_or_else(Vec::new, |price| {
+        let item = |name: &str, micros: i64| ModelPriceItem {
+            price_name: name.to_string(),
+            price: price_text(micros),
+            price_unit: format!("{} per 1M tokens", price.currency),
+            time_band: "standard".to_string(),
+        };
+        vec![ModelPriceRange {
+            range_name: "Default".to_string(),
+            prices: vec![item("input", price.input_micros_per_million), item("output", price.output_micros_per_million)],
+        }]
+    });
+    let description = if listed.model.demo { "Served by keygate's built-in demo upstream." } else { "" };
+    CatalogModelItem {
+        model: listed.model.name.clone(),
+        name: listed.model.display_name.clone(),
+        description: description.to_string(),
+        provider: listed.provider.to_string(),
+        published_time: 0,
+        capabilities: strings(&listed.capabilities),
+        features: Vec::new(),
+        inference_metadata: InferenceMetadata {
+            request_modality: strings(&listed.request_modality),
+            response_modality: strings(&["Text"]),
+        },
+        model_info: ModelInfo::default(),
+        prices,
+    }
+}
+
+async fn list_models(call: Call, RawQuery(query): RawQuery) -> Answer<ListCatalogModelsResponse> {
+    let request = read_list_models(query)?;
+    let listing = ModelListing {
+        model: request.model,
+        name: request.name,
+        providers: request.providers,
+        capabilities: request.capabilities,
+        features: request.features,
+    };
+    let listed = billing::list_models(call.operations(), &listing)?;
+    let total = listed.len() as u64;
+    let (models, page) = paged(listed.into_iter().map(catalog_model_wire), total, request.page);
+    call.answer(ListCatalogModelsResponse { models, page, error_message: String::new() })
+}
+
+/// The fields both billing operations share: `filter`, `groupBy`, `locale`, `regionId`,
+/// `topNum`, `zeroFilter`.
+struct BillingCommon {
+    filter: Option<BillingFilter>,
+    group_by: Vec<BillingGroupBy>,
+    locale: Option<String>,
+    region_id: Option<String>,
+    top_num: Option<u32>,
+    zero_filter: Option<bool>,
+}
+
+fn read_billing_common(query: &FormFields) -> Result<BillingCommon> {
+    let filter = json_parameter::<BillingFilter>(query, "filter", "a JSON object {\"dimensions\": [...]}")?;
+    let group_by = json_parameter::<Vec<BillingGroupBy>>(query, "groupBy", "a JSON array [{\"code\": ...}]")?
+        .ok_or_else(|| ManagementError::invalid_parameter("groupBy is required."))?;
+    if group_by.len() != 1 {
+        return Err(ManagementError::invalid_parameter("groupBy must hold exactly one code."));
+    }
+    let top_num = query.integer("topNum", 1..=i64::from(billing::MAX_TOP))?.map(|top| u32::try_from(top).unwrap_or(billing::MAX_TOP));
+    Ok(BillingCommon {
+        filter,
+        group_by,
+        locale: query.get_non_empty("locale").map(str::to_string),
+        region_id: query.get_non_empty("regionId").map(str::to_string),
+        top_num,
+        zero_filter: query.boolean("zeroFilter")?,
+    })
+}
+
+/// The billing query of a request's filter, groupBy, topNum and zeroFilter over `[from, until)`.
+fn billing_query(
+    filter: Option<&BillingFilter>,
+    group_by: &[BillingGroupBy],
+    top_num: Option<u32>,
+    zero_filter: Option<bool>,
+    (from, until): (i64, i64),
+) -> Result<BillingQuery> {
+    let mut filters = Vec::new();
+    for BillingDimensionFilter { code, select_type, values } in filter.map(|filter| filter.dimensions.as_slice()).unwrap_or_default() {
+        let exclude = match select_type.to_ascii_uppercase().as_str() {
+            "IN" | "INCLUDE" => false,
+            "NOT" | "EXCLUDE" => true,
+            _ => return Err(ManagementError::invalid_parameter(format!("selectType must be IN or NOT, got '{}'.", shown(select_type)))),
+        };
+        filters.push(DimensionFilter { dimension: BillingDimension::parse(code)?, exclude, values: values.clone() });
+    }
+    Ok(BillingQuery {
+        filters,
+        group_by: BillingDimension::parse(&group_by[0].code)?,
+        top: top_num.unwrap_or(billing::MAX_TOP) as usize,
+        drop_zero: zero_filter.unwrap_or(true),
+        from,
+        until,
+    })
+}
+
+/// An amount in millionths as the billing answers write it (six decimals).
+fn amount_text(micros: i64) -> String {
+    keygate_core::usage::format_amount(micros, 6)
+}
+
+fn read_get_billing_overview(query: Option<String>) -> Result<GetBillingOverviewRequest> {
+    let query = query_fields(query)?;
+    let bill_month =
+        query.get_non_empty("billMonth").ok_or_else(|| ManagementError::invalid_parameter("billMonth is required (YYYY-MM)."))?.to_string();
+    let common = read_billing_common(&query)?;
+    Ok(GetBillingOverviewRequest {
+        bill_month,
+        filter: common.filter,
+        group_by: common.group_by,
+        locale: common.locale,
+        region_id: common.region_id,
+        top_num: common.top_num,
+        zero_filter: common.zero_filter,
+    })
+}
+
+async fn get_billing_overview(call: Call, RawQuery(query): RawQuery) -> Answer<GetBillingOverviewResponse> {
+    let request = read_get_billing_overview(query)?;
+    let month = billing::parse_month(&request.bill_month)
+        .ok_or_else(|| ManagementError::invalid_parameter(format!("billMonth must be YYYY-MM, got '{}'.", shown(&request.bill_month))))?;
+    let billing_query = billing_query(request.filter.as_ref(), &request.group_by, request.top_num, request.zero_filter, month)?;
+    let overview = billing::overview(call.operations(), &call.actor(), &billing_query).await?;
+    let top_sum = overview.groups.iter().fold(0_i64, |sum, group| sum.saturating_add(group.amount_micros));
+    let groups = overview
+        .groups
+        .into_iter()
+        .map(|group| BillingOverviewGroup {
+            amount: amount_text(group.amount_micros),
+            percentage: billing::ratio(group.amount_micros, top_sum),
+            key: group.key,
+            name: group.name,
+            article_codes: Vec::new(),
+        })
+        .collect();
+    call.answer(GetBillingOverviewResponse {
+        data: BillingOverview {
+            currency: overview.currency,
+            total_amount: amount_text(overview.total_micros),
+            pretax_amount: amount_text(overview.total_micros),
+            tax_amount: amount_text(0),
+            groups,
+        },
+    })
+}
+
+fn read_get_billing_trend(query: Option<String>) -> Result<GetBillingTrendRequest> {
+    let query = query_fields(query)?;
+    let granularity =
+        query.get_non_empty("granularity").ok_or_else(|| ManagementError::invalid_parameter("granularity is required (DAY or MONTH)."))?;
+    let time_period = json_parameter::<BillingTimePeriod>(&query, "timePeriod", "a JSON object {\"start\": ..., \"end\": ...}")?
+        .ok_or_else(|| ManagementError::invalid_parameter("timePeriod is required."))?;
+    let common = read_billing_common(&query)?;
+    Ok(GetBillingTrendRequest {
+        granularity: granularity.to_string(),
+        time_period,
+        filter: common.filter,
+        group_by: common.group_by,
+        locale: common.locale,
+        region_id: common.region_id,
+        top_num: common.top_num,
+        zero_filter: common.zero_filter,
+    })
+}
+
+async fn get_billing_trend(call: Call, RawQuery(query): RawQuery) -> Answer<GetBillingTrendResponse> {
+    let request = read_get_billing_trend(query)?;
+    let granularity = match request.granularity.to_ascii_uppercase().as_str() {
+        "DAY" => Granularity::Day,
+        "MONTH" => Granularity::Month,
+        _ => {
+            return Err(ManagementError::invalid_parameter(format!(
+                "granularity must be DAY or MONTH, got '{}'.",
+                shown(&request.granularity)
+            )))
+        }
+    };
+    let day = |text: &str, name: &str| {
+        billing::parse_day(text)
+            .ok_or_else(|| ManagementError::invalid_parameter(format!("timePeriod.{name} must be YYYY-MM-DD, got '{}'.", shown(text))))
+    };
+    let start = day(&request.time_period.start, "start")?;
+    let end = day(&request.time_period.end, "end")?;
+    if end < start || (end - start) / keygate_store::usage::DAY >= billing::MAX_TREND_DAYS {
+        return Err(ManagementError::invalid_parameter(format!(
+            "timePeriod must run forward and span at most {} days.",
+            billing::MAX_TREND_DAYS
+        )));
+    }
+    let range = (start, end + keygate_store::usage::DAY);
+    let billing_query = billing_query(request.filter.as_ref(), &request.group_by, request.top_num, request.zero_filter, range)?;
+    let trend = billing::trend(call.operations(), &call.actor(), &billing_query, granularity).await?;
+    let cost = |micros: i64| BillingCost {
+        amount: amount_text(micros),
+        pretax_amount: amount_text(micros),
+        tax_amount: amount_text(0),
+        currency: trend.currency.clone(),
+    };
+    let group_by_total = trend
+        .group_totals
+        .iter()
+        .map(|group| BillingGroupTotal {
+            key: group.key.clone(),
+            name: group.name.clone(),
+            amount: amount_text(group.amount_micros),
+            pretax_amount: amount_text(group.amount_micros),
+            tax_amount: amount_text(0),
+        })
+        .collect();
+    let result_by_time = trend
+        .periods
+        .iter()
+        .map(|period| BillingPeriod {
+            period: billing::period_name(period.start, granularity),
+            total: cost(period.total_micros),
+            period_details: period
+                .details
+                .iter()
+                .map(|detail| BillingPeriodDetail {
+                    key: detail.key.clone(),
+                    name: detail.name.clone(),
+                    amount: amount_text(detail.amount_micros),
+                    pretax_amount: amount_text(detail.amount_micros),
+                    tax_amount: amount_text(0),
+                    percentage: billing::ratio(detail.amount_micros, period.total_micros),
+                })
+                .collect(),
+        })
+        .collect();
+    call.answer(GetBillingTrendResponse { data: BillingTrend { cost_totals: cost(trend.total_micros), group_by_total, result_by_time } })
 }

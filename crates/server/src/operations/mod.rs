@@ -15,9 +15,11 @@
 //!   signature is checked with; [`sessions`]: login, logout, the caller behind a token.
 //! - [`workspaces`]: which workspaces a caller sees and may create keys in, membership,
 //!   applications and model grants; [`audit`]: the audit log.
+//! - [`billing`]: the model catalog with its prices, and what the caller's usage cost.
 
 pub mod access_keys;
 pub mod audit;
+pub mod billing;
 mod error;
 pub mod key_import;
 pub mod keys;

@@ -8,6 +8,7 @@ mod helpers;
 mod audit_credentials;
 mod auth_verify;
 mod bad_input;
+mod billing;
 mod connection_limits;
 mod console;
 mod expectations;

@@ -419,11 +419,8 @@ async fn operations_of_the_official_sdk_that_keygate_does_not_implement_answer_u
     // operation as `alibabacloud-modelstudio20260210` builds it).
     let client = app.access_key_client_at(app.address, None).await;
     let operations = [
-        ("ListModels", "GET", "/modelstudio/models?maxResults=10", false),
         ("ListModelLimits", "GET", "/modelstudio/models/limits?model=qwen-plus", false),
         ("UpdateModelLimits", "POST", "/modelstudio/models/limits", false),
-        ("GetBillingOverview", "GET", "/modelstudio/billing/overview?startTime=2026-01-01&endTime=2026-01-31", false),
-        ("GetBillingTrend", "GET", "/modelstudio/billing/trend?startTime=2026-01-01&endTime=2026-01-31", false),
         ("GetOrganization", "GET", "/tokenplan/organization", true),
         ("UpdateOrganization", "POST", "/tokenplan/organization", true),
         ("ListOrganizationMembers", "GET", "/tokenplan/organization/members", true),
