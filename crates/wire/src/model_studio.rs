@@ -617,12 +617,11 @@ pub struct BillingGroupBy {
     pub code: String,
 }
 
-/// GetBillingOverview (`GET /modelstudio/billing/overview`).
+/// What both billing operations select and how they group it: `filter`, `groupBy`,
+/// `locale`, `regionId`, `topNum`, `zeroFilter`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct GetBillingOverviewRequest {
-    /// `YYYY-MM`, UTC.
-    pub bill_month: String,
+pub struct BillingSelection {
     pub filter: Option<BillingFilter>,
     pub group_by: Vec<BillingGroupBy>,
     pub locale: Option<String>,
@@ -631,6 +630,16 @@ pub struct GetBillingOverviewRequest {
     pub top_num: Option<u32>,
     /// Drop groups that cost nothing; true when absent.
     pub zero_filter: Option<bool>,
+}
+
+/// GetBillingOverview (`GET /modelstudio/billing/overview`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GetBillingOverviewRequest {
+    /// `YYYY-MM`, UTC.
+    pub bill_month: String,
+    #[serde(flatten)]
+    pub selection: BillingSelection,
 }
 
 /// The days of GetBillingTrend (`YYYY-MM-DD`, UTC, both included).
@@ -648,14 +657,8 @@ pub struct GetBillingTrendRequest {
     /// `DAY` or `MONTH`.
     pub granularity: String,
     pub time_period: BillingTimePeriod,
-    pub filter: Option<BillingFilter>,
-    pub group_by: Vec<BillingGroupBy>,
-    pub locale: Option<String>,
-    pub region_id: Option<String>,
-    /// 1 to 20; 20 when absent.
-    pub top_num: Option<u32>,
-    /// Drop groups that cost nothing; true when absent.
-    pub zero_filter: Option<bool>,
+    #[serde(flatten)]
+    pub selection: BillingSelection,
 }
 
 /// One group of GetBillingOverview; amounts are decimal texts, `percentage` a ratio.

@@ -24,7 +24,7 @@ use keygate_wire::model_studio::{
 };
 use keygate_wire::model_studio::{
     BillingCost, BillingDimensionFilter, BillingFilter, BillingGroupBy, BillingGroupTotal, BillingOverview, BillingOverviewGroup,
-    BillingPeriod, BillingPeriodDetail, BillingTimePeriod, BillingTrend, CatalogModelItem, GetBillingOverviewRequest,
+    BillingPeriod, BillingPeriodDetail, BillingSelection, BillingTimePeriod, BillingTrend, CatalogModelItem, GetBillingOverviewRequest,
     GetBillingOverviewResponse, GetBillingTrendRequest, GetBillingTrendResponse, InferenceMetadata, ListCatalogModelsRequest,
     ListCatalogModelsResponse, ModelInfo, ModelPriceItem, ModelPriceRange,
 };
@@ -570,18 +570,7 @@ async fn list_models(call: Call, RawQuery(query): RawQuery) -> Answer<ListCatalo
     call.answer(ListCatalogModelsResponse { models, page, error_message: String::new() })
 }
 
-/// The fields both billing operations share: `filter`, `groupBy`, `locale`, `regionId`,
-/// `topNum`, `zeroFilter`.
-struct BillingCommon {
-    filter: Option<BillingFilter>,
-    group_by: Vec<BillingGroupBy>,
-    locale: Option<String>,
-    region_id: Option<String>,
-    top_num: Option<u32>,
-    zero_filter: Option<bool>,
-}
-
-fn read_billing_common(query: &FormFields) -> Result<BillingCommon> {
+fn read_billing_selection(query: &FormFields) -> Result<BillingSelection> {
     let filter = json_parameter::<BillingFilter>(query, "filter", "a JSON object {\"dimensions\": [...]}")?;
     let group_by = json_parameter::<Vec<BillingGroupBy>>(query, "groupBy", "a JSON array [{\"code\": ...}]")?
         .ok_or_else(|| ManagementError::invalid_parameter("groupBy is required."))?;
@@ -589,7 +578,7 @@ fn read_billing_common(query: &FormFields) -> Result<BillingCommon> {
         return Err(ManagementError::invalid_parameter("groupBy must hold exactly one code."));
     }
     let top_num = query.integer("topNum", 1..=i64::from(billing::MAX_TOP))?.map(|top| u32::try_from(top).unwrap_or(billing::MAX_TOP));
-    Ok(BillingCommon {
+    Ok(BillingSelection {
         filter,
         group_by,
         locale: query.get_non_empty("locale").map(str::to_string),
@@ -600,15 +589,11 @@ fn read_billing_common(query: &FormFields) -> Result<BillingCommon> {
 }
 
 /// The billing query of a request's filter, groupBy, topNum and zeroFilter over `[from, until)`.
-fn billing_query(
-    filter: Option<&BillingFilter>,
-    group_by: &[BillingGroupBy],
-    top_num: Option<u32>,
-    zero_filter: Option<bool>,
-    (from, until): (i64, i64),
-) -> Result<BillingQuery> {
+fn billing_query(selection: &BillingSelection, (from, until): (i64, i64)) -> Result<BillingQuery> {
     let mut filters = Vec::new();
-    for BillingDimensionFilter { code, select_type, values } in filter.map(|filter| filter.dimensions.as_slice()).unwrap_or_default() {
+    for BillingDimensionFilter { code, select_type, values } in
+        selection.filter.as_ref().map(|filter| filter.dimensions.as_slice()).unwrap_or_default()
+    {
         let exclude = match select_type.to_ascii_uppercase().as_str() {
             "IN" | "INCLUDE" => false,
             "NOT" | "EXCLUDE" => true,
@@ -618,11 +603,10 @@ fn billing_query(
     }
     Ok(BillingQuery {
         filters,
-        group_by: BillingDimension::parse(&group_by[0].code)?,
-        top: top_num.unwrap_or(billing::MAX_TOP) as usize,
-        drop_zero: zero_filter.unwrap_or(true),
-        from,
-        until,
+        group_by: BillingDimension::parse(&selection.group_by[0].code)?,
+        top: selection.top_num.unwrap_or(billing::MAX_TOP) as usize,
+        drop_zero: selection.zero_filter.unwrap_or(true),
+        period: from..until,
     })
 }
 
@@ -635,23 +619,14 @@ fn read_get_billing_overview(query: Option<String>) -> Result<GetBillingOverview
     let query = query_fields(query)?;
     let bill_month =
         query.get_non_empty("billMonth").ok_or_else(|| ManagementError::invalid_parameter("billMonth is required (YYYY-MM)."))?.to_string();
-    let common = read_billing_common(&query)?;
-    Ok(GetBillingOverviewRequest {
-        bill_month,
-        filter: common.filter,
-        group_by: common.group_by,
-        locale: common.locale,
-        region_id: common.region_id,
-        top_num: common.top_num,
-        zero_filter: common.zero_filter,
-    })
+    Ok(GetBillingOverviewRequest { bill_month, selection: read_billing_selection(&query)? })
 }
 
 async fn get_billing_overview(call: Call, RawQuery(query): RawQuery) -> Answer<GetBillingOverviewResponse> {
     let request = read_get_billing_overview(query)?;
     let month = billing::parse_month(&request.bill_month)
         .ok_or_else(|| ManagementError::invalid_parameter(format!("billMonth must be YYYY-MM, got '{}'.", shown(&request.bill_month))))?;
-    let billing_query = billing_query(request.filter.as_ref(), &request.group_by, request.top_num, request.zero_filter, month)?;
+    let billing_query = billing_query(&request.selection, month)?;
     let overview = billing::overview(call.operations(), &call.actor(), &billing_query).await?;
     let top_sum = overview.groups.iter().fold(0_i64, |sum, group| sum.saturating_add(group.amount_micros));
     let groups = overview
@@ -682,17 +657,7 @@ fn read_get_billing_trend(query: Option<String>) -> Result<GetBillingTrendReques
         query.get_non_empty("granularity").ok_or_else(|| ManagementError::invalid_parameter("granularity is required (DAY or MONTH)."))?;
     let time_period = json_parameter::<BillingTimePeriod>(&query, "timePeriod", "a JSON object {\"start\": ..., \"end\": ...}")?
         .ok_or_else(|| ManagementError::invalid_parameter("timePeriod is required."))?;
-    let common = read_billing_common(&query)?;
-    Ok(GetBillingTrendRequest {
-        granularity: granularity.to_string(),
-        time_period,
-        filter: common.filter,
-        group_by: common.group_by,
-        locale: common.locale,
-        region_id: common.region_id,
-        top_num: common.top_num,
-        zero_filter: common.zero_filter,
-    })
+    Ok(GetBillingTrendRequest { granularity: granularity.to_string(), time_period, selection: read_billing_selection(&query)? })
 }
 
 async fn get_billing_trend(call: Call, RawQuery(query): RawQuery) -> Answer<GetBillingTrendResponse> {
@@ -720,7 +685,7 @@ async fn get_billing_trend(call: Call, RawQuery(query): RawQuery) -> Answer<GetB
         )));
     }
     let range = (start, end + keygate_store::usage::DAY);
-    let billing_query = billing_query(request.filter.as_ref(), &request.group_by, request.top_num, request.zero_filter, range)?;
+    let billing_query = billing_query(&request.selection, range)?;
     let trend = billing::trend(call.operations(), &call.actor(), &billing_query, granularity).await?;
     let cost = |micros: i64| BillingCost {
         amount: amount_text(micros),

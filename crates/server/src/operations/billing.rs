@@ -159,17 +159,16 @@ pub struct DimensionFilter {
     pub values: Vec<String>,
 }
 
-/// What a billing view sums: usage in `[from, until)` (Unix seconds) that passes every
+/// What a billing view sums: usage in `period` (Unix seconds) that passes every
 /// filter, grouped by one dimension; the `top` largest groups, zero groups dropped when
 /// `drop_zero`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BillingQuery {
     pub filters: Vec<DimensionFilter>,
     pub group_by: BillingDimension,
     pub top: usize,
     pub drop_zero: bool,
-    pub from: i64,
-    pub until: i64,
+    pub period: std::ops::Range<i64>,
 }
 
 /// One group and what it cost, in millionths.
@@ -292,8 +291,8 @@ async fn priced_groups(
     let prices = price_table(operations)?;
     let mut usage = UsageQuery {
         account_id: Some(actor.caller.account_id),
-        from: query.from,
-        until: query.until,
+        from: query.period.start,
+        until: query.period.end,
         group_by: vec![UsageDimension::Model],
         period,
         ..UsageQuery::default()
