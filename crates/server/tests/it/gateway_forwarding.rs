@@ -25,7 +25,7 @@ use crate::gateway_calls::{
     answer_text, assert_management_success, assert_refused, create_key, request_body, Call, Reply, Shape, Target, ALL_SHAPES, BAD_REQUEST,
     MODEL_NOT_FOUND, UNKNOWN_MODEL,
 };
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{serve_upstream_double, spawn_app_with, TestApp};
 
 /// Served by the double in all three protocols.
 pub(crate) const DOUBLE_MODEL: &str = "double-chat";
@@ -73,17 +73,8 @@ pub(crate) struct UpstreamDouble {
 impl UpstreamDouble {
     pub(crate) async fn start() -> UpstreamDouble {
         let state = DoubleState { received: Arc::default(), next_event: Arc::new(Semaphore::new(0)) };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
-        let address = listener.local_addr().expect("its address");
         let router = Router::new().fallback(answer).with_state(state.clone());
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let (address, shutdown) = serve_upstream_double(router).await;
         UpstreamDouble { address, state, _shutdown: shutdown }
     }
 

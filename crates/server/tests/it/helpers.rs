@@ -397,3 +397,19 @@ impl Client {
         (answer.body["apiKey"]["apiKeyId"].as_i64().unwrap(), answer.body["apiKey"]["apiKeyValue"].as_str().unwrap().to_string())
     }
 }
+
+/// Serves `router` on a loopback port, as a stand-in for a remote provider: its address,
+/// and the sender whose drop stops it (keep it as long as the double is needed).
+pub async fn serve_upstream_double(router: axum::Router) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let address = listener.local_addr().expect("its address");
+    let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (address, shutdown)
+}

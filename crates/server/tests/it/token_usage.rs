@@ -23,7 +23,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use crate::helpers::{spawn_node, Backend, PostgresSchema, TestApp, ROOT_PASSWORD};
+use crate::helpers::{serve_upstream_double, spawn_node, Backend, PostgresSchema, TestApp, ROOT_PASSWORD};
 
 const OPENAI_MODEL: &str = "double-openai";
 const NATIVE_MODEL: &str = "double-native";
@@ -139,17 +139,8 @@ async fn double_answer(State(received): State<Arc<Mutex<Vec<Value>>>>, uri: Uri,
 impl UsageDouble {
     async fn start() -> UsageDouble {
         let received: Arc<Mutex<Vec<Value>>> = Arc::default();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
         let router = Router::new().fallback(double_answer).with_state(received.clone());
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let (address, shutdown) = serve_upstream_double(router).await;
         UsageDouble { address, received, _shutdown: shutdown }
     }
 
