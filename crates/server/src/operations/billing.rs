@@ -4,15 +4,14 @@
 //! per group of one dimension, in millionths of the currency. A caller sees the usage of
 //! the keys it may see: the account all of its usage, a RAM user only its own keys'.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use keygate_core::access::KeyVisibility;
 use keygate_core::catalog::CatalogModel;
 use keygate_core::civil_time::{format_utc_timestamp, month_start, parse_utc_timestamp};
 use keygate_core::usage::{cost_micros, top_groups, ModelPrice, UsageTotals};
 use keygate_store::usage::{Selection, UsageDimension, UsagePeriod, UsageQuery, DAY};
-use keygate_store::{KeyOrder, ListKeysQuery};
 
+use super::usage::{price_table, visible_keys};
 use super::{shown, Actor, OperationError, Operations, Result};
 
 /// The key of a group whose value is missing.
@@ -99,11 +98,6 @@ pub fn list_models(operations: Operations<'_>, listing: &ModelListing) -> Result
         }
     }
     Ok(models)
-}
-
-fn price_table(operations: Operations<'_>) -> Result<HashMap<String, ModelPrice>> {
-    // Checked when the settings were loaded: an error here is the server's.
-    operations.settings.price_table().map_err(|error| OperationError::internal(format!("prices: {error}")))
 }
 
 // ---- billing ---------------------------------------------------------------------------------
@@ -239,33 +233,6 @@ pub fn period_name(start: i64, granularity: Granularity) -> String {
         Granularity::Day => date,
         Granularity::Month => date[..6].to_string(),
     }
-}
-
-/// The keys of the caller's usage: `None` for every key of the account, or the keys a RAM
-/// user created (in every region this server serves).
-async fn visible_keys(operations: Operations<'_>, actor: &Actor) -> Result<Option<Vec<i64>>> {
-    let visibility = actor.caller.key_visibility();
-    if visibility == KeyVisibility::WholeAccount {
-        return Ok(None);
-    }
-    let mut keys = Vec::new();
-    for region in operations.served_regions() {
-        let query = ListKeysQuery {
-            account_id: actor.caller.account_id,
-            region,
-            visibility,
-            api_key_id: None,
-            description: None,
-            workspace_id: None,
-            order_by: KeyOrder::ApiKeyId,
-            descending: false,
-            offset: 0,
-            limit: u32::MAX,
-        };
-        let (records, _) = operations.store.list_api_keys(&query).await?;
-        keys.extend(records.iter().map(|record| record.api_key_id));
-    }
-    Ok(Some(keys))
 }
 
 /// Adds a filter's values to the selection of one dimension (an `IN` narrows what an

@@ -15,7 +15,8 @@
 //!   signature is checked with; [`sessions`]: login, logout, the caller behind a token.
 //! - [`workspaces`]: which workspaces a caller sees and may create keys in, membership,
 //!   applications and model grants; [`audit`]: the audit log.
-//! - [`billing`]: the model catalog with its prices, and what the caller's usage cost.
+//! - [`billing`]: the model catalog with its prices, and what the caller's usage cost;
+//!   [`usage`]: the caller's usage (calls, tokens, cost) filtered and grouped.
 
 pub mod access_keys;
 pub mod audit;
@@ -25,6 +26,7 @@ pub mod key_import;
 pub mod keys;
 pub mod leaks;
 pub mod sessions;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 
