@@ -175,9 +175,9 @@ for round in $(seq "$ROUNDS"); do
     load a2-axum-empty "$round" axum -H "Authorization: Bearer $KEY" "$AXUM/"
     load b-auth-verify "$round" keygate -H "Authorization: Bearer $KEY" "$GATEWAY/auth/verify"
     load b2-verify-identity "$round" keygate -H "Authorization: Bearer $KEY" -H "X-Keygate-Identity: on" "$GATEWAY/auth/verify"
-    load c-upstream-direct "$round" upstream -s "$ROOT/bench/chat.lua" "$UPSTREAM/v1/chat/completions"
+    load c-upstream-direct "$round" upstream -s "$ROOT/bench/chat_json.lua" "$UPSTREAM/v1/chat/completions"
     # keygate's own CPU; the upstream's share of (d) is what (c) shows.
-    load d-gateway "$round" keygate -s "$ROOT/bench/chat.lua" -H "Authorization: Bearer $KEY" "$GATEWAY/compatible-mode/v1/chat/completions"
+    load d-gateway "$round" keygate -s "$ROOT/bench/chat_json.lua" -H "Authorization: Bearer $KEY" "$GATEWAY/compatible-mode/v1/chat/completions"
     echo "load.sh: round $round of $ROUNDS done"
 done
 

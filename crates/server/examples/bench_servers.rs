@@ -7,7 +7,9 @@
 //!   keygate serves one (`axum::serve` with connection info), to tell the framework's share
 //!   of the gap from keygate's own work;
 //! - `bench_servers upstream [ADDR]`: reads the request body and answers a fixed OpenAI
-//!   chat completion, the upstream that the gateway forwards to.
+//!   chat completion, the upstream that the gateway forwards to; a request with
+//!   `"stream":true` gets the same answer as an event stream of five chunks, with the
+//!   usage-only chunk when the request has `"include_usage":true`, as providers send it.
 //!
 //! ADDR defaults to `127.0.0.1:0` (a free port); the bound address is printed as
 //! `listening on http://ADDR`. Build with `cargo build --release -p keygate-server --examples`.
@@ -27,6 +29,31 @@ use tokio::net::TcpListener;
 
 const CHAT_COMPLETION: &str = r#"{"id":"chatcmpl-bench","object":"chat.completion","created":1700000000,"model":"bench-model","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the benchmark upstream."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":7,"total_tokens":16}}"#;
 
+/// The streamed answer's content chunks (then the usage chunk when asked, then `[DONE]`).
+const STREAM_CHUNKS: [&str; 5] = ["Hello ", "from ", "the ", "benchmark ", "upstream."];
+const STREAM_USAGE_CHUNK: &str = r#"data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"bench-model","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":5,"total_tokens":14}}
+
+"#;
+
+/// The event stream, built once per kind (with and without the usage chunk).
+fn chat_stream(with_usage: bool) -> Bytes {
+    let mut text = String::new();
+    for piece in STREAM_CHUNKS {
+        text.push_str(&format!(
+            "data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,\"model\":\"bench-model\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{piece}\"}},\"finish_reason\":null}}]}}\n\n"
+        ));
+    }
+    if with_usage {
+        text.push_str(STREAM_USAGE_CHUNK);
+    }
+    text.push_str("data: [DONE]\n\n");
+    Bytes::from(text)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
 #[derive(Clone, Copy)]
 enum Mode {
     Bare,
@@ -38,8 +65,17 @@ async fn answer(mode: Mode, request: Request<Incoming>) -> Result<Response<Full<
     match mode {
         Mode::Bare | Mode::Axum => Ok(Response::new(Full::new(Bytes::new()))),
         Mode::Upstream => {
+            static STREAMS: std::sync::OnceLock<[Bytes; 2]> = std::sync::OnceLock::new();
             // Read the whole body, as a real provider would, so keep-alive stays clean.
-            let _ = request.into_body().collect().await;
+            let body = request.into_body().collect().await.map(|collected| collected.to_bytes()).unwrap_or_default();
+            // A byte search, not a JSON parse: the upstream's own cost stays small.
+            if find(&body, b"\"stream\":true") {
+                let streams = STREAMS.get_or_init(|| [chat_stream(false), chat_stream(true)]);
+                let stream = streams[usize::from(find(&body, b"\"include_usage\":true"))].clone();
+                let mut response = Response::new(Full::new(stream));
+                response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+                return Ok(response);
+            }
             let mut response = Response::new(Full::new(Bytes::from_static(CHAT_COMPLETION.as_bytes())));
             response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             Ok(response)

@@ -132,6 +132,7 @@ pub struct SettingsFile {
     pub usage_retention_days: Option<u32>,
     pub usage_hourly_after_days: Option<u32>,
     pub usage_daily_after_days: Option<u32>,
+    pub token_accounting: Option<bool>,
     pub prices: Vec<PriceSettings>,
 }
 
@@ -195,8 +196,9 @@ pub struct Settings {
     pub usage_daily_after_days: u32,
     /// Prices of models, by model name (`[[prices]]`; the demo models cost nothing).
     pub prices: Vec<PriceSettings>,
-    /// Token accounting of model calls (on; benchmarks turn it off to measure its cost).
-    /// Calls are counted per key either way.
+    /// Token accounting of model calls (on). Off, answers are relayed without being read
+    /// for usage and calls are counted per key only (`requestCount`); the benchmark of
+    /// accounting's cost compares the two.
     pub token_accounting: bool,
 }
 
@@ -270,6 +272,7 @@ impl Settings {
         overlay(&mut self.usage_retention_days, file.usage_retention_days);
         overlay(&mut self.usage_hourly_after_days, file.usage_hourly_after_days);
         overlay(&mut self.usage_daily_after_days, file.usage_daily_after_days);
+        overlay(&mut self.token_accounting, file.token_accounting);
         // A list in the file replaces the default only when it is not empty.
         overlay(&mut self.listeners, non_empty(file.listeners));
         overlay(&mut self.upstreams, non_empty(file.upstreams));

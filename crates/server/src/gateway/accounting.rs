@@ -5,10 +5,15 @@
 //! Where the usage is: OpenAI-compatible `usage` (in a stream, the final chunk, which
 //! keygate asks for when the client did not: then it removes that chunk from what it
 //! relays); DashScope native `usage` of each event, cumulative, so the last one wins;
-//! Anthropic `message_start` (input) and `message_delta` (output, cumulative). A JSON answer
-//! is read whole up to [`WHOLE_BODY_LIMIT`], past it only its tail; an SSE line longer than
+//! Anthropic `message_start` (input) and `message_delta` (output, cumulative). Of a JSON
+//! answer only the last [`TAIL_BYTES`] are kept (as the chunks themselves, not copied), since
+//! every provider writes `usage` after the content; an SSE line longer than
 //! [`MAX_LINE_BYTES`] is relayed but not read: a hostile upstream or client cannot make
 //! accounting hold more memory than that.
+//!
+//! The usual chunk of a stream does not mention `"usage"`: it is relayed as it came, and
+//! only its last, unfinished line is kept, for the next chunk may complete it into a line
+//! that does. Only chunks that mention usage (or continue a kept line) are read line by line.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::Stream;
 use keygate_core::usage::TokenUsage;
-use serde::de::IgnoredAny;
+use keygate_core::verification::CompiledKey;
 use serde::Deserialize;
 
 use super::errors::Protocol;
@@ -27,9 +32,8 @@ use crate::usage::CallUsage;
 
 /// Longest SSE line read for usage.
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
-/// Largest JSON answer read whole for its usage; past it only the last [`TAIL_BYTES`].
-pub const WHOLE_BODY_LIMIT: usize = 1024 * 1024;
-const TAIL_BYTES: usize = 64 * 1024;
+/// How much of the end of a JSON answer is kept to find its usage in.
+pub const TAIL_BYTES: usize = 64 * 1024;
 
 /// The name of a protocol in logs and metrics.
 pub fn protocol_name(protocol: Protocol) -> &'static str {
@@ -94,21 +98,6 @@ struct ModelUsage {
     output_tokens: Option<i64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct MessageDocument {
-    usage: Option<UsageFields>,
-}
-
-/// An answer, or one event's data: only what accounting reads.
-#[derive(Debug, Default, Deserialize)]
-struct UsageDocument {
-    usage: Option<UsageFields>,
-    /// Anthropic's stream starts with the message, its usage inside.
-    message: Option<MessageDocument>,
-    /// Read to tell the OpenAI usage-only chunk (empty `choices`).
-    choices: Option<Vec<IgnoredAny>>,
-}
-
 /// The usage object in `protocol`'s words.
 fn read_usage_object(protocol: Protocol, usage: &UsageFields) -> Reported {
     match protocol {
@@ -141,15 +130,6 @@ fn read_usage_object(protocol: Protocol, usage: &UsageFields) -> Reported {
                 reasoning: None,
             }
         }
-    }
-}
-
-/// The usage reported by one JSON document.
-fn read_usage(protocol: Protocol, document: &UsageDocument) -> Reported {
-    match (&document.usage, &document.message) {
-        (Some(usage), _) => read_usage_object(protocol, usage),
-        (None, Some(MessageDocument { usage: Some(usage) })) if protocol == Protocol::Anthropic => read_usage_object(protocol, usage),
-        _ => Reported::default(),
     }
 }
 
@@ -186,9 +166,9 @@ pub struct UsageReader {
     drop_blank_line: bool,
     /// DashScope's reports are cumulative: only the last is read, at the end.
     last_native_event: Vec<u8>,
-    /// A JSON answer: whole up to the limit, then its tail.
-    body: Vec<u8>,
-    body_truncated: bool,
+    /// A JSON answer's last chunks, at least [`TAIL_BYTES`] of them when it is that long.
+    tail: std::collections::VecDeque<Bytes>,
+    tail_bytes: usize,
     reported: Reported,
 }
 
@@ -203,8 +183,8 @@ impl UsageReader {
             overlong: false,
             drop_blank_line: false,
             last_native_event: Vec::new(),
-            body: Vec::new(),
-            body_truncated: false,
+            tail: std::collections::VecDeque::new(),
+            tail_bytes: 0,
             reported: Reported::default(),
         }
     }
@@ -213,18 +193,31 @@ impl UsageReader {
     /// chunk is being removed, and then only whole lines).
     pub fn feed(&mut self, chunk: Bytes) -> Bytes {
         if !self.event_stream {
-            self.body.extend_from_slice(&chunk);
-            if self.body.len() > WHOLE_BODY_LIMIT {
-                self.body_truncated = true;
-            }
-            if self.body_truncated && self.body.len() > 2 * TAIL_BYTES {
-                let excess = self.body.len() - TAIL_BYTES;
-                self.body.drain(..excess);
-            }
+            self.keep_tail(chunk.clone());
             return chunk;
         }
-        let mut relayed = if self.relay_by_lines { Some(Vec::with_capacity(chunk.len() + self.line.len())) } else { None };
-        let mut rest: &[u8] = &chunk;
+        // Whole lines before the first mention of usage need no reading when no line is being
+        // assembled: they are relayed as they came, and reading starts at the line that
+        // mentions it (or, without one, only the chunk's unfinished last line is kept).
+        let mut unread = 0;
+        if self.line.is_empty() && !self.overlong && !self.drop_blank_line {
+            let first_mention = usage_finder().find(&chunk);
+            let before_mention = &chunk[..first_mention.unwrap_or(chunk.len())];
+            unread = memchr::memrchr(b'\n', before_mention).map_or(0, |newline| newline + 1);
+            if first_mention.is_none() && unread > 0 && chunk.len() - unread <= MAX_LINE_BYTES {
+                self.line.extend_from_slice(&chunk[unread..]);
+                // Held back until it is whole when a chunk may be removed (it may be that one).
+                return if self.relay_by_lines { chunk.slice(..unread) } else { chunk };
+            }
+        }
+        let mut relayed = if self.relay_by_lines {
+            let mut relayed = Vec::with_capacity(chunk.len() + self.line.len());
+            relayed.extend_from_slice(&chunk[..unread]);
+            Some(relayed)
+        } else {
+            None
+        };
+        let mut rest: &[u8] = &chunk[unread..];
         while !rest.is_empty() {
             let (piece, after, complete) = match memchr::memchr(b'\n', rest) {
                 Some(end) => (&rest[..=end], &rest[end + 1..], true),
@@ -236,6 +229,20 @@ impl UsageReader {
         match relayed {
             Some(relayed) => Bytes::from(relayed),
             None => chunk,
+        }
+    }
+
+    /// Keeps `chunk` in the JSON answer's tail, dropping the chunks before the last
+    /// [`TAIL_BYTES`] (the chunks are shared with what is relayed, not copied).
+    fn keep_tail(&mut self, chunk: Bytes) {
+        self.tail_bytes += chunk.len();
+        self.tail.push_back(chunk);
+        while let Some(front) = self.tail.front() {
+            if self.tail_bytes - front.len() < TAIL_BYTES {
+                break;
+            }
+            self.tail_bytes -= front.len();
+            self.tail.pop_front();
         }
     }
 
@@ -285,11 +292,12 @@ impl UsageReader {
             self.last_native_event.extend_from_slice(data);
             return true;
         }
-        let Ok(document) = serde_json::from_slice::<UsageDocument>(data) else { return true };
-        let reported = read_usage(self.protocol, &document);
-        self.reported.merge(reported);
-        let usage_only = document.choices.as_ref().is_some_and(Vec::is_empty) && document.usage.is_some();
-        if self.strip_usage_chunk && usage_only {
+        // Only the usage object is parsed, not the event around it (see `usage_in_tail`);
+        // `"usage":null`, which OpenAI-compatible providers send on every chunk of a stream
+        // that asked for usage, reports nothing.
+        let Some(usage) = usage_in_tail(data) else { return true };
+        self.reported.merge(read_usage_object(self.protocol, &usage));
+        if self.strip_usage_chunk && choices_are_empty(data) {
             self.strip_usage_chunk = false;
             self.drop_blank_line = true;
             return false;
@@ -309,16 +317,33 @@ impl UsageReader {
     /// The tokens the answer reported.
     pub fn tokens(&mut self) -> TokenUsage {
         if self.event_stream {
-            if self.protocol == Protocol::Native && !self.last_native_event.is_empty() {
-                if let Ok(document) = serde_json::from_slice::<UsageDocument>(&self.last_native_event) {
-                    self.reported.merge(read_usage(self.protocol, &document));
+            if self.protocol == Protocol::Native {
+                if let Some(usage) = usage_in_tail(&self.last_native_event) {
+                    self.reported.merge(read_usage_object(self.protocol, &usage));
                 }
             }
-        } else if let Some(usage) = usage_in_tail(&self.body) {
-            self.reported.merge(read_usage_object(self.protocol, &usage));
+        } else {
+            let tail = match self.tail.len() {
+                0 => Bytes::new(),
+                1 => self.tail[0].clone(),
+                _ => Bytes::from(self.tail.iter().flat_map(|chunk| chunk.iter().copied()).collect::<Vec<u8>>()),
+            };
+            if let Some(usage) = usage_in_tail(&tail) {
+                self.reported.merge(read_usage_object(self.protocol, &usage));
+            }
         }
         self.reported.tokens()
     }
+}
+
+/// Whether an OpenAI-compatible chunk's `choices` is empty (`"choices":[]`): the usage-only
+/// chunk that keygate removes when it asked for usage.
+fn choices_are_empty(data: &[u8]) -> bool {
+    static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    let needle = b"\"choices\"";
+    let Some(at) = FINDER.get_or_init(|| memchr::memmem::Finder::new(needle)).find(data) else { return false };
+    let mut rest = data[at + needle.len()..].iter().copied().filter(|byte| !byte.is_ascii_whitespace());
+    rest.next() == Some(b':') && rest.next() == Some(b'[') && rest.next() == Some(b']')
 }
 
 /// The value of the last `"usage"` member of a JSON answer (or of its tail, past the
@@ -342,9 +367,9 @@ fn usage_in_tail(tail: &[u8]) -> Option<UsageFields> {
 pub struct CallMeter {
     pub shared: Arc<SharedState>,
     pub request_id: String,
-    pub key_id: i64,
-    pub account_id: i64,
-    pub workspace_id: String,
+    /// The registry's entry of the key (shared, not copied: its account and workspace are
+    /// read when the call is counted).
+    pub key: Arc<CompiledKey>,
     pub model: String,
     pub protocol: Protocol,
     pub at_milliseconds: i64,
@@ -373,9 +398,9 @@ impl CallMeter {
         let model = std::mem::take(&mut self.model);
         let shared = &self.shared;
         shared.usage.record_call(&CallUsage {
-            key_id: self.key_id,
-            account_id: self.account_id,
-            workspace_id: &self.workspace_id,
+            key_id: self.key.key_id,
+            account_id: self.key.account_id,
+            workspace_id: &self.key.workspace_id,
             model: &model,
             at_milliseconds: self.at_milliseconds,
             tokens,
@@ -386,8 +411,8 @@ impl CallMeter {
         tracing::info!(
             target: "keygate::model_call",
             request_id = %self.request_id,
-            key_id = self.key_id,
-            workspace = %self.workspace_id,
+            key_id = self.key.key_id,
+            workspace = %self.key.workspace_id,
             model = %model,
             protocol,
             status,
@@ -505,6 +530,30 @@ mod tests {
     }
 
     #[test]
+    fn chunks_relayed_unread_and_chunks_read_by_line_give_the_same_stream() {
+        // Many content events, then the usage chunk: most pieces take the unread path, the
+        // ones around the usage chunk the line-by-line one, at every split.
+        let mut stream = Vec::new();
+        for index in 0..20 {
+            stream.extend_from_slice(format!("data: {{\"choices\":[{{\"delta\":{{\"content\":\"part {index}\"}}}}]}}\n\n").as_bytes());
+        }
+        let without = stream.clone();
+        stream.extend_from_slice(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":20}}\n\n");
+        stream.extend_from_slice(b"data: [DONE]\n\n");
+        let mut expected_without = without;
+        expected_without.extend_from_slice(b"data: [DONE]\n\n");
+        for split in 1..=stream.len() {
+            let chunks: Vec<&[u8]> = stream.chunks(split).collect();
+            let (relayed, tokens) = read_all(Protocol::OpenAi, true, true, &chunks);
+            assert_eq!(relayed, expected_without, "removed, split {split}");
+            assert_eq!((tokens.input, tokens.output), (4, 20), "split {split}");
+            let (relayed, tokens) = read_all(Protocol::OpenAi, true, false, &chunks);
+            assert_eq!(relayed, stream, "kept, split {split}");
+            assert_eq!(tokens.output, 20, "split {split}");
+        }
+    }
+
+    #[test]
     fn native_reports_are_cumulative_and_anthropic_adds_start_and_delta() {
         let native = b"id:1\ndata:{\"output\":{},\"usage\":{\"input_tokens\":5,\"output_tokens\":1}}\n\nid:2\ndata:{\"output\":{},\"usage\":{\"input_tokens\":5,\"output_tokens\":4,\"output_tokens_details\":{\"reasoning_tokens\":2}}}\n\n";
         assert_eq!(read_all(Protocol::Native, true, false, &[native]).1, TokenUsage { input: 5, output: 4, cached: 0, reasoning: 2 });
@@ -544,9 +593,9 @@ mod tests {
 
     #[test]
     fn a_large_json_answer_is_read_from_its_tail() {
-        let body = padded(b"{\"data\":[\"", WHOLE_BODY_LIMIT * 2, b"\"],\"usage\": {\"prompt_tokens\": 11, \"total_tokens\": 11}}");
+        let body = padded(b"{\"data\":[\"", 4 * 1024 * 1024, b"\"],\"usage\": {\"prompt_tokens\": 11, \"total_tokens\": 11}}");
         let mut reader = UsageReader::new(Protocol::OpenAi, false, false);
-        feed_in_pieces(&mut reader, &body, 65536, |reader| assert!(reader.body.len() <= WHOLE_BODY_LIMIT + 65536 + 2 * TAIL_BYTES));
+        feed_in_pieces(&mut reader, &body, 65536, |reader| assert!(reader.tail_bytes <= TAIL_BYTES + 65536));
         assert_eq!(reader.tokens().input, 11);
     }
 }

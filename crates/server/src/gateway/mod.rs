@@ -181,9 +181,7 @@ fn start_meter(state: &AppState, context: &RequestContext, authorized: &Authoriz
     Some(CallMeter {
         shared: state.shared.clone(),
         request_id: context.request_id.clone(),
-        key_id: authorized.key.key_id,
-        account_id: authorized.key.account_id,
-        workspace_id: authorized.key.workspace_id.clone(),
+        key: authorized.key.clone(),
         model: model.to_string(),
         protocol,
         at_milliseconds: authorized.at_milliseconds,
@@ -197,7 +195,9 @@ fn start_meter(state: &AppState, context: &RequestContext, authorized: &Authoriz
 fn ask_for_stream_usage(bytes: Bytes) -> (Bytes, bool) {
     // The usual case, without `stream_options`: the member is written in after the opening
     // brace, the rest of the body unchanged (it is one JSON object: checked on reading).
-    if memchr::memmem::find(&bytes, b"\"stream_options\"").is_none() {
+    static STREAM_OPTIONS: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
+    // The searcher is built once: building one costs more than a search of a small body.
+    if STREAM_OPTIONS.get_or_init(|| memchr::memmem::Finder::new(b"\"stream_options\"")).find(&bytes).is_none() {
         if let Some(brace) = bytes.iter().position(|byte| !byte.is_ascii_whitespace()).filter(|at| bytes[*at] == b'{') {
             let rest = &bytes[brace + 1..];
             let empty = rest.iter().all(|byte| byte.is_ascii_whitespace() || *byte == b'}');
