@@ -107,7 +107,7 @@ pub struct UsageGroup {
     pub totals: UsageTotals,
 }
 
-/// The groups of a query, in period then dimension order, and their total.
+/// The groups of a query, in period then dimension order (text in byte order), and their total.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UsageReport {
     pub groups: Vec<UsageGroup>,
@@ -214,21 +214,30 @@ fn totals_of(row: &crate::database::Row) -> Result<UsageTotals, StoreError> {
     })
 }
 
-/// Adds `clause` for one selection of `column`, its values bound from `values`.
+/// Whether a stored row may hold `value`: text with a NUL character is never stored (and
+/// PostgreSQL refuses to compare text with one, where SQLite would just find nothing).
+fn may_be_stored(value: &SqlValue) -> bool {
+    !matches!(value, SqlValue::Text(text) if text.contains('\0'))
+}
+
+/// Adds `clause` for one selection of `column`, its values bound from `values`. A value
+/// no row may hold is left out: it matches nothing.
 fn select_clause<T: Clone>(column: &str, selection: &Selection<T>, clauses: &mut Vec<String>, values: &mut Vec<SqlValue>)
 where
     SqlValue: From<T>,
 {
-    let placeholders = |list: &[T], values: &mut Vec<SqlValue>| {
-        list.iter()
+    let storable = |list: &[T]| list.iter().map(|value| SqlValue::from(value.clone())).filter(may_be_stored).collect::<Vec<_>>();
+    let placeholders = |list: Vec<SqlValue>, values: &mut Vec<SqlValue>| {
+        list.into_iter()
             .map(|value| {
-                values.push(SqlValue::from(value.clone()));
+                values.push(value);
                 format!("${}", values.len())
             })
             .collect::<Vec<_>>()
             .join(", ")
     };
     if let Some(include) = &selection.include {
+        let include = storable(include);
         if include.is_empty() {
             clauses.push("1 = 0".into());
         } else {
@@ -236,8 +245,9 @@ where
             clauses.push(format!("{column} IN ({list})"));
         }
     }
-    if !selection.exclude.is_empty() {
-        let list = placeholders(&selection.exclude, values);
+    let exclude = storable(&selection.exclude);
+    if !exclude.is_empty() {
+        let list = placeholders(exclude, values);
         clauses.push(format!("{column} NOT IN ({list})"));
     }
 }
@@ -315,7 +325,17 @@ impl Store {
         select.push(sums);
         let mut sql = format!("SELECT {} FROM token_usage WHERE {}", select.join(", "), clauses.join(" AND "));
         if !group.is_empty() {
-            sql.push_str(&format!(" GROUP BY {} ORDER BY {}", group.join(", "), group.join(", ")));
+            // Text in byte order on both stores, as SQLite sorts it: PostgreSQL would
+            // otherwise sort by the database's collation (`en_US`: `demo_a` before
+            // `demo-echo`, `Demo-b` between them).
+            let order: Vec<String> = group
+                .iter()
+                .map(|column| match (self.database.dialect(), column.as_str()) {
+                    (Dialect::Postgres, "model" | "workspace_id") => format!("{column} COLLATE \"C\""),
+                    _ => column.clone(),
+                })
+                .collect();
+            sql.push_str(&format!(" GROUP BY {} ORDER BY {}", group.join(", "), order.join(", ")));
         }
         let rows = self.database.fetch_all(&sql, &values).await?;
         let mut report = UsageReport::default();

@@ -688,6 +688,11 @@ pub struct BillingOverview {
 #[serde(rename_all = "camelCase")]
 pub struct GetBillingOverviewResponse {
     pub data: BillingOverview,
+    /// Always empty. Sent, like ListModels', so that the success holds every envelope field
+    /// of the Model Studio operations (`requestId`, `code`, `message`, `errorMessage`,
+    /// `httpStatusCode`, `success`) whichever of them a client reads.
+    #[serde(default)]
+    pub error_message: String,
 }
 
 /// A total of GetBillingTrend, with its currency.
@@ -746,4 +751,9 @@ pub struct BillingTrend {
 #[serde(rename_all = "camelCase")]
 pub struct GetBillingTrendResponse {
     pub data: BillingTrend,
+    /// Always empty. Sent, like ListModels', so that the success holds every envelope field
+    /// of the Model Studio operations (`requestId`, `code`, `message`, `errorMessage`,
+    /// `httpStatusCode`, `success`) whichever of them a client reads.
+    #[serde(default)]
+    pub error_message: String,
 }

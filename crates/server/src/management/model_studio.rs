@@ -648,6 +648,7 @@ async fn get_billing_overview(call: Call, RawQuery(query): RawQuery) -> Answer<G
             tax_amount: amount_text(0),
             groups,
         },
+        error_message: String::new(),
     })
 }
 
@@ -724,5 +725,8 @@ async fn get_billing_trend(call: Call, RawQuery(query): RawQuery) -> Answer<GetB
                 .collect(),
         })
         .collect();
-    call.answer(GetBillingTrendResponse { data: BillingTrend { cost_totals: cost(trend.total_micros), group_by_total, result_by_time } })
+    call.answer(GetBillingTrendResponse {
+        data: BillingTrend { cost_totals: cost(trend.total_micros), group_by_total, result_by_time },
+        error_message: String::new(),
+    })
 }

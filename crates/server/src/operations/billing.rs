@@ -405,13 +405,17 @@ pub async fn trend(operations: Operations<'_>, actor: &Actor, query: &BillingQue
     Ok(Trend { currency, total_micros, group_totals, periods })
 }
 
-/// `part` as a ratio of `whole`, with four decimals (`"0.6667"`); `"0.0000"` of nothing.
+/// `part` as a ratio of `whole`, with four decimals (`"0.6667"`), rounded half up once;
+/// `"0.0000"` of nothing.
 pub fn ratio(part: i64, whole: i64) -> String {
     if whole == 0 {
         return keygate_core::usage::format_amount(0, 4);
     }
-    let micros = (i128::from(part) * 1_000_000 + i128::from(whole) / 2) / i128::from(whole);
-    keygate_core::usage::format_amount(i64::try_from(micros).unwrap_or(i64::MAX), 4)
+    // In ten-thousandths, then as millionths (exact): rounding to millionths first and to
+    // four decimals after would round twice (0.00004996 would become 0.0001).
+    let ten_thousandths = (i128::from(part) * 20_000 + i128::from(whole)) / (2 * i128::from(whole));
+    let micros = i64::try_from(ten_thousandths * 100).unwrap_or(i64::MAX);
+    keygate_core::usage::format_amount(micros, 4)
 }
 
 #[cfg(test)]
@@ -436,5 +440,9 @@ mod tests {
         assert_eq!(ratio(2, 3), "0.6667");
         assert_eq!(ratio(1, 1), "1.0000");
         assert_eq!(ratio(5, 0), "0.0000");
+        // Rounded once: 0.00004996 is 0.0000, 0.00005 is 0.0001.
+        assert_eq!(ratio(4_996, 100_000_000), "0.0000");
+        assert_eq!(ratio(5_000, 100_000_000), "0.0001");
+        assert_eq!(ratio(1, 8), "0.1250");
     }
 }

@@ -1,7 +1,7 @@
 //! `spawn_app()`: a real keygate server on random loopback ports (one per region) with a
 //! fresh SQLite data directory, plus clients that log in and sign requests.
 //!
-//! `spawn_app_on(Backend::Postgres)` gives a test its own PostgreSQL schema in the database
+//! `spawn_app_on_with(Backend::Postgres, ..)` gives a test its own PostgreSQL schema in the database
 //! named by `KEYGATE_TEST_DATABASE_URL` (and `None`, announced loudly, when it is not set);
 //! `on_both_stores!` runs one test body on each store.
 
@@ -130,12 +130,13 @@ impl Drop for PostgresSchema {
     }
 }
 
-/// Starts an app on `backend`; `None` (announced) for PostgreSQL without a test database.
-pub async fn spawn_app_on(backend: Backend, test_name: &str) -> Option<TestApp> {
+/// Starts an app on `backend` with the settings `adjust` made; `None` (announced) for
+/// PostgreSQL without a test database.
+pub async fn spawn_app_on_with(backend: Backend, test_name: &str, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
     match backend {
-        Backend::Sqlite => Some(spawn_app().await),
+        Backend::Sqlite => Some(spawn_app_with(adjust).await),
         Backend::Postgres => match PostgresSchema::create().await {
-            Some(schema) => Some(spawn_node(&schema, "kg-node-a", |_| {}).await),
+            Some(schema) => Some(spawn_node(&schema, "kg-node-a", adjust).await),
             None => {
                 announce_postgres_skip(test_name);
                 None
@@ -160,9 +161,10 @@ pub async fn spawn_node(schema: &Arc<PostgresSchema>, node_name: &str, adjust: i
 }
 
 /// Runs each test body on SQLite and on PostgreSQL (which announces itself skipped when
-/// `KEYGATE_TEST_DATABASE_URL` is not set). Each body gets a fresh `TestApp`.
+/// `KEYGATE_TEST_DATABASE_URL` is not set). Each body gets a fresh `TestApp`; a leading
+/// `settings = <FnOnce(&mut Settings)>;` adjusts the settings of every one of them.
 macro_rules! on_both_stores {
-    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+    (settings = $adjust:expr; $(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
         $(
             mod $name {
                 #[allow(unused_imports)]
@@ -172,17 +174,22 @@ macro_rules! on_both_stores {
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    body($crate::helpers::spawn_app_on($crate::helpers::Backend::Sqlite, stringify!($name)).await.expect("SQLite always runs")).await;
+                    let app = $crate::helpers::spawn_app_on_with($crate::helpers::Backend::Sqlite, stringify!($name), $adjust).await;
+                    body(app.expect("SQLite always runs")).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    if let Some(app) = $crate::helpers::spawn_app_on($crate::helpers::Backend::Postgres, stringify!($name)).await {
+                    let app = $crate::helpers::spawn_app_on_with($crate::helpers::Backend::Postgres, stringify!($name), $adjust).await;
+                    if let Some(app) = app {
                         body(app).await;
                     }
                 }
             }
         )*
+    };
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+        on_both_stores! { settings = |_| {}; $(async fn $name($app: TestApp) $body)* }
     };
 }
 

@@ -101,6 +101,25 @@ on_both_databases! {
         assert_eq!(other_account.totals.requests, 0);
     }
 
+    async fn text_is_in_byte_order_and_a_nul_value_matches_nothing(db: TestDatabase) {
+        let models = ["demo_a", "demo-echo", "Demo-b"];
+        let rows: Vec<UsageDelta> =
+            models.iter().enumerate().map(|(index, model)| delta(index as i64 + 1, model, AUGUST, 1, 10, 1)).collect();
+        db.store.add_token_usage(&rows).await.unwrap();
+        // Byte order whatever the database's collation (en_US would give demo_a, Demo-b, demo-echo).
+        let by_model = db.store.query_usage(&UsageQuery { group_by: vec![UsageDimension::Model], ..everything() }).await.unwrap();
+        let order: Vec<String> = by_model.groups.into_iter().filter_map(|group| group.model).collect();
+        assert_eq!(order, ["Demo-b", "demo-echo", "demo_a"]);
+        // No row holds text with a NUL character (PostgreSQL cannot even compare one).
+        let with_nul = vec!["demo_a\0".to_string(), "\0".to_string()];
+        let only = db.store.query_usage(&UsageQuery { models: Selection::only(with_nul.clone()), ..everything() }).await.unwrap();
+        assert_eq!(only.totals.requests, 0);
+        let not = |values: Vec<String>| Selection { include: None, exclude: values };
+        let query = UsageQuery { models: not(with_nul.clone()), workspaces: not(with_nul), ..everything() };
+        let all_but = db.store.query_usage(&query).await.unwrap();
+        assert_eq!(all_but.totals.requests, 3);
+    }
+
     async fn the_rollup_keeps_sums_and_prunes_the_oldest(db: TestDatabase) {
         let now = AUGUST + 400 * DAY;
         let retention = UsageRetention { hourly_after_seconds: 7 * DAY, daily_after_seconds: 90 * DAY, keep_seconds: 400 * DAY };
