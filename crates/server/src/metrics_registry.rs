@@ -35,7 +35,8 @@ const MODEL_PROTOCOLS: [&str; 3] = ["dashscope", "openai", "anthropic"];
 pub struct Metrics {
     /// By (model, protocol). Models are the catalog's (a call to any other is refused before
     /// it is counted), so the label set is bounded; there is no per-key label.
-    model_calls: std::sync::RwLock<std::collections::HashMap<Box<str>, std::sync::Arc<[ModelCounters; MODEL_PROTOCOLS.len()]>>>,
+    /// FxHash, not SipHash: the names are the catalog's, which a client cannot add to.
+    model_calls: std::sync::RwLock<rustc_hash::FxHashMap<Box<str>, std::sync::Arc<[ModelCounters; MODEL_PROTOCOLS.len()]>>>,
     outcomes: [AtomicU64; OUTCOMES.len()],
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MICROSECONDS.len()],
     latency_count: AtomicU64,
