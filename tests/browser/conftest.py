@@ -4,7 +4,9 @@ member, carol: key-manager who owns the quota test in us-east-1), and a fresh he
 Chromium for each test.
 
 The binary is `$KEYGATE_BIN`, else `<target dir>/debug/keygate` (tests/browser/run.sh
-builds it). Screenshots go to docs/screenshots/ (`$KEYGATE_SCREENSHOT_DIR` overrides).
+builds it). Screenshots are written only with `KEYGATE_UPDATE_SCREENSHOTS=1`, so that an
+ordinary run (CI) leaves the committed images alone; they go to docs/screenshots/
+(`$KEYGATE_SCREENSHOT_DIR` overrides).
 The shared harness's pytest plugin (tests/python_harness/keygate_pytest.py) runs the check
 that no secret was written anywhere (pytest.ini: canary_test_file) after every other test,
 and attaches the server log to failing tests' reports.
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from console_harness import CHROMEDRIVER_PATH, CHROMIUM_PATH, Console, console_test_server, grant_clipboard, new_browser
+from console_harness import CHROMEDRIVER_PATH, CHROMIUM_PATH, Console, console_test_server, grant_clipboard, new_browser, save_whole_page
 from keygate_process import REPOSITORY_ROOT, KeygateProcess
 
 pytest_plugins = ["keygate_pytest"]
@@ -39,10 +41,21 @@ def keygate_server(keygate_binary, tmp_path_factory) -> KeygateProcess:
 
 
 @pytest.fixture(scope="session")
-def screenshot_dir() -> Path:
+def save_screenshot():
+    """`save_screenshot(driver, name, whole_page=False)`: the viewport (or the whole page)
+    as docs/screenshots/<name>, when KEYGATE_UPDATE_SCREENSHOTS=1; else nothing."""
+    if os.environ.get("KEYGATE_UPDATE_SCREENSHOTS") != "1":
+        return lambda driver, name, whole_page=False: None
     directory = Path(os.environ.get("KEYGATE_SCREENSHOT_DIR", REPOSITORY_ROOT / "docs" / "screenshots"))
     directory.mkdir(parents=True, exist_ok=True)
-    return directory
+
+    def save(driver, name: str, whole_page: bool = False) -> None:
+        if whole_page:
+            save_whole_page(driver, directory / name)
+        else:
+            driver.save_screenshot(str(directory / name))
+
+    return save
 
 
 @pytest.fixture

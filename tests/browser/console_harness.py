@@ -40,13 +40,27 @@ SECURE_KEY_PATTERN = re.compile(r"^sk-ws-[A-Za-z0-9]{38}$")
 CLASSIC_KEY_PATTERN = re.compile(r"^sk-[0-9a-f]{32}$")
 
 
+# Usage is counted in memory and written this often, so that the Usage page shows a call
+# soon after it; demo-echo is priced (per million input and output tokens), so that the
+# page has a cost to show.
+USAGE_FLUSH_MILLISECONDS = 200
+DEMO_ECHO_PRICES = ("0.8", "2")
+
+
 def console_test_server(binary_path: Path, data_dir: Path) -> KeygateProcess:
     """The suite's `keygate serve` (listeners for ap-southeast-1 and us-east-1, not started):
     its settings file, in the data dir, lowers us-east-1's key limit to
-    CLASSIC_REGION_KEY_LIMIT, and `keygate admin create-user` gives new RAM users
+    CLASSIC_REGION_KEY_LIMIT, writes usage every USAGE_FLUSH_MILLISECONDS and prices
+    demo-echo at DEMO_ECHO_PRICES (USD); `keygate admin create-user` gives new RAM users
     USER_PASSWORD."""
     config_path = data_dir / "keygate.toml"
-    config_path.write_text(f'[[regions]]\nid = "{CLASSIC_REGION}"\nkey_limit = {CLASSIC_REGION_KEY_LIMIT}\n', encoding="utf-8")
+    input_price, output_price = DEMO_ECHO_PRICES
+    config_path.write_text(
+        f"usage_flush_interval_milliseconds = {USAGE_FLUSH_MILLISECONDS}\n\n"
+        f'[[prices]]\nmodel = "demo-echo"\ninput_per_million = "{input_price}"\noutput_per_million = "{output_price}"\ncurrency = "USD"\n\n'
+        f'[[regions]]\nid = "{CLASSIC_REGION}"\nkey_limit = {CLASSIC_REGION_KEY_LIMIT}\n',
+        encoding="utf-8",
+    )
     return KeygateProcess(binary_path, data_dir, config_path=config_path,
                           environment={"KEYGATE_USER_PASSWORD": USER_PASSWORD})
 
@@ -75,6 +89,12 @@ def form_body(fields: dict[str, str]) -> bytes:
 
 
 FORM_HEADERS = {"content-type": "application/x-www-form-urlencoded"}
+
+
+def gateway_embedding(server: KeygateProcess, api_key: str, region: str = PRIMARY_REGION) -> HttpAnswer:
+    """An OpenAI-compatible embeddings call to demo-embed through the gateway with `api_key`."""
+    body = json.dumps({"model": "demo-embed", "input": "words to embed for the console test"}).encode()
+    return http_request("POST", server.base_url(region) + "/compatible-mode/v1/embeddings", {"authorization": f"Bearer {api_key}", "content-type": "application/json"}, body)
 
 
 def gateway_chat(server: KeygateProcess, api_key: str, region: str = PRIMARY_REGION, model: str = "demo-echo") -> HttpAnswer:
@@ -133,6 +153,8 @@ def new_browser(download_dir: Path) -> WebDriver:
         f"--user-data-dir={user_data_dir}",
     ):
         options.add_argument(flag)
+    # The console log, where Chromium reports what the Content-Security-Policy refused.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     options.add_experimental_option("prefs", {"download.default_directory": str(download_dir), "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER_PATH), options=options)
     driver.keygate_user_data_dir = user_data_dir
@@ -144,6 +166,58 @@ def new_browser(download_dir: Path) -> WebDriver:
 def set_viewport(driver: WebDriver, width: int, height: int) -> None:
     """An exact viewport (screenshots are `width` pixels wide)."""
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+
+
+def page_width(driver: WebDriver) -> int:
+    """How wide the page is laid out: wider than the viewport when it scrolls sideways."""
+    return driver.execute_script("return document.documentElement.scrollWidth")
+
+
+def save_whole_page(driver: WebDriver, path: Path) -> None:
+    """A screenshot of the whole page at the viewport's width: the viewport is made as tall
+    as the page (up to 6000 px) for it, then put back."""
+    width, height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    page_height = driver.execute_script("return document.documentElement.scrollHeight")
+    set_viewport(driver, width, min(page_height, 6000))
+    try:
+        driver.save_screenshot(str(path))
+    finally:
+        set_viewport(driver, width, height)
+
+
+def content_security_policy_violations(driver: WebDriver) -> list[str]:
+    """What Chromium's console reported as refused by the page's Content-Security-Policy
+    since the last call (reading the log empties it)."""
+    return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
+
+
+# Run in a page: each control has an accessible name (a label, or aria-label), each dialog
+# a title, no id is used twice, and the document has a language.
+ACCESSIBILITY_PROBLEMS = """
+const problems = [];
+const named = (element) => (element.labels && element.labels.length > 0) || element.getAttribute('aria-label') || element.getAttribute('aria-labelledby');
+for (const element of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+  if (!named(element)) problems.push('unlabelled control: ' + element.outerHTML.slice(0, 120));
+}
+for (const button of document.querySelectorAll('button')) {
+  if (!(button.textContent.trim() || button.getAttribute('aria-label'))) problems.push('button without a name: ' + button.outerHTML.slice(0, 120));
+}
+for (const dialog of document.querySelectorAll('dialog')) {
+  const title = document.getElementById(dialog.getAttribute('aria-labelledby') || '');
+  if (!title || !title.textContent.trim()) problems.push('dialog without a title: ' + dialog.id);
+}
+const seen = new Set();
+for (const element of document.querySelectorAll('[id]')) {
+  if (seen.has(element.id)) problems.push('duplicate id: ' + element.id);
+  seen.add(element.id);
+}
+if (!document.documentElement.lang) problems.push('no lang on <html>');
+return problems;
+"""
+
+
+def accessibility_problems(driver: WebDriver) -> list[str]:
+    return driver.execute_script(ACCESSIBILITY_PROBLEMS)
 
 
 def grant_clipboard(driver: WebDriver, origin: str) -> None:

@@ -9,6 +9,8 @@
 # KEYGATE_BROWSER_VENV  where the virtualenv lives (default: <repo>/target/browser-venv)
 # KEYGATE_BIN           a keygate binary to test; when unset, `cargo build --bin keygate`
 #                       (debug) builds one and it is used.
+# KEYGATE_UPDATE_SCREENSHOTS=1  write the screenshots (the committed images in docs/screenshots
+#                       are left alone otherwise)
 # KEYGATE_SCREENSHOT_DIR where the screenshots go (default: <repo>/docs/screenshots)
 # Exits with pytest's status: non-zero when a test fails.
 set -euo pipefail

@@ -20,7 +20,7 @@ def confirm(console, dialog_id: str) -> None:
     console.submit(dialog.find_element(By.CSS_SELECTOR, "button[type=submit]"))
 
 
-def test_users_access_keys_workspaces_and_audit(console, keygate_server, screenshot_dir):
+def test_users_access_keys_workspaces_and_audit(console, keygate_server):
     console.sign_in()
     console.open("/console/users")
 

@@ -11,7 +11,7 @@ from selenium.webdriver.common.by import By
 
 from console_harness import SECURE_KEY_PATTERN, gateway_chat, read_clipboard, set_viewport
 
-# Usage is counted in memory and written every 2 s (usage_flush_interval_milliseconds).
+# Usage is counted in memory and written every USAGE_FLUSH_MILLISECONDS (console_harness).
 USAGE_WAIT_SECONDS = 20
 
 
@@ -24,7 +24,7 @@ def assert_nowhere_in_full(console, plaintext: str) -> None:
         assert plaintext not in cookie["value"], cookie["name"]
 
 
-def test_keys_from_creation_to_deletion(console, keygate_server, download_dir, screenshot_dir):
+def test_keys_from_creation_to_deletion(console, keygate_server, download_dir, save_screenshot):
     console.sign_in()
     assert console.driver.find_element(By.CSS_SELECTOR, "header nav a[aria-current=page]").text == "API keys"
 
@@ -35,7 +35,7 @@ def test_keys_from_creation_to_deletion(console, keygate_server, download_dir, s
     assert "cannot be shown again" in warning, warning
     assert console.driver.find_element(By.ID, "show-once-title").text == "API key created"
     assert console.driver.current_url.endswith("/console/keys?region=ap-southeast-1"), console.driver.current_url
-    console.driver.save_screenshot(str(screenshot_dir / "console-show-once.png"))
+    save_screenshot(console.driver, "console-show-once.png")
 
     # Copy: the clipboard holds the key where headless Chromium lets the test read it;
     # the button reports what happened either way.
@@ -87,14 +87,14 @@ def test_keys_from_creation_to_deletion(console, keygate_server, download_dir, s
     assert gateway_chat(keygate_server, custom_key).status == 200
     assert gateway_chat(keygate_server, custom_key, model="demo-embed").status == 403
 
-    # The list shows the usage once it is written (every 2 s).
+    # The list shows the usage once it is written.
     deadline = time.monotonic() + USAGE_WAIT_SECONDS
     while "1 request" not in console.cell(console.row_of_key("browser: all permissions"), "Last used") and time.monotonic() < deadline:
         time.sleep(0.5)
         console.driver.refresh()
     assert "1 request" in console.cell(console.row_of_key("browser: all permissions"), "Last used")
     assert "UTC" in console.cell(console.row_of_key("browser: all permissions"), "Last used")
-    console.driver.save_screenshot(str(screenshot_dir / "console-key-list.png"))
+    save_screenshot(console.driver, "console-key-list.png")
 
     # Disable: the gateway refuses the key; Enable: it works again.
     console.row_action("browser: all permissions", "Disable")
@@ -162,7 +162,7 @@ def test_edit_changes_permissions_and_keeps_the_dialog_on_error(console, keygate
     assert "deleted" in console.notice()
 
 
-def test_the_key_page_fits_a_phone(console, screenshot_dir):
+def test_the_key_page_fits_a_phone(console, save_screenshot):
     console.sign_in()
     console.create_key(description="browser: phone")
     console.close_show_once()
@@ -173,7 +173,7 @@ def test_the_key_page_fits_a_phone(console, screenshot_dir):
     row = console.row_of_key("browser: phone")
     assert row.find_element(By.CSS_SELECTOR, "button.copy").is_displayed()
     assert console.driver.find_element(By.ID, "create-button").is_displayed()
-    console.driver.save_screenshot(str(screenshot_dir / "console-key-list-390.png"))
+    save_screenshot(console.driver, "console-key-list-390.png")
     dialog = console.open_create_dialog()
     assert dialog.size["width"] <= 390
     console.driver.find_element(By.CSS_SELECTOR, "#create-dialog [data-close-dialog]").click()

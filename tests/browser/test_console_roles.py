@@ -26,8 +26,10 @@ def test_a_ram_user_sees_only_its_own_keys(console):
     console.close_show_once()
     assert descriptions(console) == {"roles: alice's key"}
     assert console.cell(console.row_of_key("roles: alice's key"), "Creator") == "alice"
-    # No administration pages for a key-manager.
-    assert [link.text for link in console.driver.find_elements(By.CSS_SELECTOR, "header nav a")] == ["API keys"]
+    # No administration pages for a key-manager; the Usage page, of its own keys only.
+    assert [link.text for link in console.driver.find_elements(By.CSS_SELECTOR, "header nav a")] == ["API keys", "Usage"]
+    console.open("/console/usage")
+    assert "The usage of the API keys you created" in console.driver.find_element(By.CSS_SELECTOR, ".page-head").text
     console.open("/console/users")
     assert console.driver.find_element(By.TAG_NAME, "h1").text == "Not allowed"
     console.sign_out()

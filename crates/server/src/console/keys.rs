@@ -238,7 +238,8 @@ async fn show_once(state: &AppState, console: &Console, issued: IssuedKey, reset
 
 // ---- rendering --------------------------------------------------------------------------
 
-fn permission_markup(auth: &KeyAuth) -> Markup {
+/// A key's permission: `All`, or `Custom` with its addresses, models and applications.
+pub(super) fn permission_markup(auth: &KeyAuth) -> Markup {
     match auth {
         KeyAuth::All => html! { span.permission { "All" } },
         KeyAuth::Custom(custom) => {
@@ -253,6 +254,11 @@ fn permission_markup(auth: &KeyAuth) -> Markup {
             }
         }
     }
+}
+
+/// A key's status, as a badge.
+pub(super) fn status_markup(disabled: bool) -> Markup {
+    html! { @if disabled { span.status.status-disabled { "Disabled" } } @else { span.status.status-enabled { "Enabled" } } }
 }
 
 /// A dialog that asks before a change to one key.
@@ -307,9 +313,10 @@ fn key_row(state: &AppState, console: &Console, record: &ApiKeyRecord, choices: 
                 @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { "Never" } } }
                 br; span.muted { (record.request_count) @if record.request_count == 1 { " request" } @else { " requests" } }
             }
-            td data-label="Status" { @if record.disabled { span.status.status-disabled { "Disabled" } } @else { span.status.status-enabled { "Enabled" } } }
+            td data-label="Status" { (status_markup(record.disabled)) }
             td data-label="Actions" {
                 div.row-actions {
+                    a.link href=(with_region(&format!("/console/keys/{id}"), region)) aria-label={ "Usage and details of " (record.masked_key) } { "Usage" }
                     @if may_edit {
                         button.link type="button" data-open-dialog={ "edit-" (id) } { "Edit" }
                     }

@@ -18,6 +18,7 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Keys,
+    Usage,
     Users,
     Workspaces,
     Audit,
@@ -27,6 +28,7 @@ impl Section {
     pub fn path(self) -> &'static str {
         match self {
             Section::Keys => "/console/keys",
+            Section::Usage => "/console/usage",
             Section::Users => "/console/users",
             Section::Workspaces => "/console/workspaces",
             Section::Audit => "/console/audit",
@@ -36,6 +38,7 @@ impl Section {
     fn title(self) -> &'static str {
         match self {
             Section::Keys => "API keys",
+            Section::Usage => "Usage",
             Section::Users => "Users",
             Section::Workspaces => "Workspaces",
             Section::Audit => "Audit log",
@@ -142,8 +145,11 @@ fn document(title: &str, header: Markup, main: Markup) -> Markup {
 pub fn page(state: &AppState, console: &Console, section: Section, notice: Option<&Notice>, body: Markup) -> Markup {
     let region = console.region();
     let administers = console.auth.caller.may_administer().is_ok();
-    let sections: &[Section] =
-        if administers { &[Section::Keys, Section::Users, Section::Workspaces, Section::Audit] } else { &[Section::Keys] };
+    let sections: &[Section] = if administers {
+        &[Section::Keys, Section::Usage, Section::Users, Section::Workspaces, Section::Audit]
+    } else {
+        &[Section::Keys, Section::Usage]
+    };
     let header = html! {
         header.top {
             a.brand href=(with_region("/console/keys", region)) { "keygate" span.brand-sub { " console" } }

@@ -6,6 +6,9 @@
 //! - [`login`]: sign in (the account or a RAM user) and out.
 //! - [`keys`] and [`key_form`]: the API-Key page; changes go through
 //!   [`crate::operations::keys`], the code the Model Studio API runs.
+//! - [`key_page`]: each key's page, with its usage panel; [`usage`]: the Usage page, the
+//!   caller's usage over time, top keys and models and cost; [`charts`]: the SVG charts
+//!   both draw on the server.
 //! - [`users`], [`workspaces`], [`audit`]: the pages for the account and admin RAM users.
 //! - [`page_actions`]: what the pages with forms share: a page loaded and rendered through
 //!   [`page_actions::FormPage`], acting as an administrator, the redirect that says what
@@ -17,12 +20,15 @@
 
 mod assets;
 mod audit;
+mod charts;
 mod key_form;
+mod key_page;
 mod keys;
 mod layout;
 mod login;
 mod page_actions;
 pub mod session;
+mod usage;
 mod users;
 mod workspaces;
 
@@ -51,6 +57,8 @@ pub fn routes() -> Router<AppState> {
         .route("/console/logout", post(login::logout))
         .route("/console/audit", get(audit::audit_page))
         .merge(keys::routes())
+        .merge(key_page::routes())
+        .merge(usage::routes())
         .merge(users::routes())
         .merge(workspaces::routes())
         .layer(from_fn(security_headers))

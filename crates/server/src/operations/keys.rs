@@ -372,6 +372,37 @@ pub async fn view_key(operations: Operations<'_>, actor: &Actor, key_id: i64) ->
     Ok(ViewedKey { record, legacy_plaintext })
 }
 
+/// The key `key_id` as the console's key page shows it, if the actor may see it in its
+/// region (else `ApiKey.NotFound`). Unlike [`view_key`], never an imported key's plaintext,
+/// so a look at the page is not audited.
+pub async fn find_key(operations: Operations<'_>, actor: &Actor, key_id: i64) -> Result<ApiKeyRecord, OperationError> {
+    visible_key(operations, actor, key_id).await
+}
+
+/// Those of `key_ids` the actor may see, in whichever region this server serves each is in:
+/// usage is per account, and its keys are named by their records. Deleted keys and keys the
+/// actor may not see are left out.
+pub async fn find_keys_in_served_regions(
+    operations: Operations<'_>,
+    actor: &Actor,
+    key_ids: &[i64],
+) -> Result<Vec<ApiKeyRecord>, OperationError> {
+    let mut found: Vec<ApiKeyRecord> = Vec::new();
+    for region in operations.served_regions() {
+        for &key_id in key_ids {
+            if found.iter().any(|record| record.api_key_id == key_id) {
+                continue;
+            }
+            match operations.store.get_api_key(actor.caller.account_id, &region, key_id, actor.caller.key_visibility()).await {
+                Ok(record) => found.push(record),
+                Err(StoreError::NotFound(_)) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// The plaintext of a legacy (imported) key, audited. `None` for other keys, and (logged)
 /// when the ciphertext does not decrypt under this master key to the key that was stored.
 async fn legacy_plaintext(

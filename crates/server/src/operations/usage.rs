@@ -12,7 +12,10 @@ use std::collections::HashMap;
 
 use keygate_core::access::KeyVisibility;
 use keygate_core::usage::{cost_micros, ModelPrice, UsageTotals};
-use keygate_store::usage::{Selection, UsageDimension, UsagePeriod, UsageQuery, DAY, HOUR};
+use keygate_store::usage::UsageQuery;
+/// What a [`UsageRequest`] is made of (filters, groupings, periods) and the lengths of its
+/// periods, for the surfaces that build one.
+pub use keygate_store::usage::{Selection, UsageDimension, UsagePeriod, DAY, HOUR};
 use keygate_store::{KeyOrder, ListKeysQuery};
 
 use super::{Actor, OperationError, Operations, Result};

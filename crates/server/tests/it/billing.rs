@@ -17,7 +17,7 @@ use crate::helpers::{Client, TestApp};
 
 /// The prices of every test app here: demo-echo at 1 (input) and 2 (output) USD per
 /// million tokens, demo-embed at 0.5 and 0.
-fn priced(settings: &mut Settings) {
+pub(crate) fn priced(settings: &mut Settings) {
     let price = |model: &str, input: &str, output: &str| PriceSettings {
         model: model.into(),
         input_per_million: input.into(),
@@ -41,7 +41,7 @@ async fn get_ok(client: &Client, path: &str, pairs: &[(&str, &str)]) -> Value {
 }
 
 /// Usage of `key_id` on `model` at `at` (UTC), stored directly.
-fn delta(key_id: i64, workspace_id: &str, model: &str, at: &str, input: i64, output: i64) -> UsageDelta {
+pub(crate) fn delta(key_id: i64, workspace_id: &str, model: &str, at: &str, input: i64, output: i64) -> UsageDelta {
     UsageDelta {
         key_id,
         model: model.into(),
@@ -52,35 +52,49 @@ fn delta(key_id: i64, workspace_id: &str, model: &str, at: &str, input: i64, out
     }
 }
 
-/// The server (kept running while bound), the account's key A and the RAM user kim's key B, with usage in August and September
-/// 2026: A 2.5 in August (demo-echo 2.0, demo-embed 0.5, qwen-plus unpriced), B 1.0 in
-/// August (demo-embed) and 1.0 in September (demo-echo).
-struct Scene {
-    app: TestApp,
+/// The server (kept running while bound), the account's key A and the RAM user kim's key
+/// B, both in the default workspace, with their plaintexts.
+pub(crate) struct Scene {
+    pub(crate) app: TestApp,
     root: Client,
     kim: Client,
-    key_a: i64,
-    key_b: i64,
-    workspace: String,
+    pub(crate) key_a: i64,
+    pub(crate) plaintext_a: String,
+    pub(crate) key_b: i64,
+    pub(crate) plaintext_b: String,
+    pub(crate) workspace: String,
 }
 
-async fn scene(app: TestApp) -> Scene {
+/// Key A, created by the account with `query` (its description, say), and key B, created
+/// by kim, a key-manager, on `app` (priced with [`priced`]); no usage yet.
+pub(crate) async fn two_keys(app: TestApp, query: &str) -> Scene {
     let root = app.login(None).await;
     app.create_user("kim", Role::KeyManager).await;
     let kim = app.login(Some("kim")).await;
-    let created = root.create_key("", "").await;
+    let created = root.create_key(query, "").await;
+    assert_eq!(created.status, 200, "{}", created.body);
     let key_a = created.body["apiKey"]["apiKeyId"].as_i64().unwrap();
+    let plaintext_a = created.body["apiKey"]["apiKeyValue"].as_str().unwrap().to_string();
     let workspace = created.body["apiKey"]["workspaceId"].as_str().unwrap().to_string();
-    let (key_b, _) = kim.create_all_key().await;
+    let (key_b, plaintext_b) = kim.create_all_key().await;
+    Scene { app, root, kim, key_a, plaintext_a, key_b, plaintext_b, workspace }
+}
+
+/// [`two_keys`] with usage in August and September 2026: A 2.5 in August (demo-echo 2.0,
+/// demo-embed 0.5, qwen-plus unpriced), B 1.0 in August (demo-embed) and 1.0 in September
+/// (demo-echo).
+async fn scene(app: TestApp) -> Scene {
+    let scene = two_keys(app, "").await;
+    let (key_a, key_b, workspace) = (scene.key_a, scene.key_b, &scene.workspace);
     let rows = [
-        delta(key_a, &workspace, "demo-echo", "2026-08-01T10:00:00Z", 1_000_000, 500_000),
-        delta(key_b, &workspace, "demo-embed", "2026-08-01T11:00:00Z", 2_000_000, 0),
-        delta(key_a, &workspace, "demo-embed", "2026-08-02T00:00:00Z", 1_000_000, 0),
-        delta(key_a, &workspace, "qwen-plus", "2026-08-03T00:00:00Z", 100, 0),
-        delta(key_b, &workspace, "demo-echo", "2026-09-05T23:59:00Z", 1_000_000, 0),
+        delta(key_a, workspace, "demo-echo", "2026-08-01T10:00:00Z", 1_000_000, 500_000),
+        delta(key_b, workspace, "demo-embed", "2026-08-01T11:00:00Z", 2_000_000, 0),
+        delta(key_a, workspace, "demo-embed", "2026-08-02T00:00:00Z", 1_000_000, 0),
+        delta(key_a, workspace, "qwen-plus", "2026-08-03T00:00:00Z", 100, 0),
+        delta(key_b, workspace, "demo-echo", "2026-09-05T23:59:00Z", 1_000_000, 0),
     ];
-    app.state.store().add_token_usage(&rows).await.unwrap();
-    Scene { app, root, kim, key_a, key_b, workspace }
+    scene.app.state.store().add_token_usage(&rows).await.unwrap();
+    scene
 }
 
 /// (key, amount, percentage) of an overview's groups.
