@@ -4,52 +4,20 @@
 //! others; and a RAM user's view, which holds only its own keys' usage.
 
 use keygate_core::access::Role;
-use keygate_core::civil_time::parse_utc_timestamp;
-use keygate_core::usage::{TokenUsage, UsageTotals};
-use keygate_server::settings::PriceSettings;
+use keygate_core::usage::TokenUsage;
 use keygate_store::usage::UsageDelta;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, Client, TestApp};
+use crate::helpers::{get_ok, price_demo_models, spawn_app_with, stored_usage, with_query, Client, TestApp};
 
-/// A priced app: demo-echo at 1 (input) and 2 (output) USD per million tokens,
-/// demo-embed at 0.5 and 0.
+/// A priced app ([`price_demo_models`]).
 async fn priced_app() -> TestApp {
-    spawn_app_with(|settings| {
-        let price = |model: &str, input: &str, output: &str| PriceSettings {
-            model: model.into(),
-            input_per_million: input.into(),
-            output_per_million: output.into(),
-            currency: "USD".into(),
-        };
-        settings.prices = vec![price("demo-echo", "1", "2"), price("demo-embed", "0.5", "0")];
-    })
-    .await
+    spawn_app_with(price_demo_models).await
 }
 
-/// `path` with `pairs` form-encoded as its query.
-fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
-    let url = reqwest::Url::parse_with_params(&format!("http://keygate{path}"), pairs).unwrap();
-    format!("{}?{}", url.path(), url.query().unwrap_or(""))
-}
-
-async fn get_ok(client: &Client, path: &str, pairs: &[(&str, &str)]) -> Value {
-    let answer = client.get(&with_query(path, pairs)).await;
-    assert_eq!(answer.status, 200, "{path} {pairs:?}: {}", answer.body);
-    assert_eq!(answer.body["success"], json!(true));
-    answer.body
-}
-
-/// Usage of `key_id` on `model` at `at` (UTC), stored directly.
+/// Usage of `key_id` on `model` at `at` (UTC): one call.
 fn delta(key_id: i64, workspace_id: &str, model: &str, at: &str, input: i64, output: i64) -> UsageDelta {
-    UsageDelta {
-        key_id,
-        model: model.into(),
-        minute_start: parse_utc_timestamp(at).unwrap(),
-        account_id: 1,
-        workspace_id: workspace_id.into(),
-        totals: UsageTotals { requests: 1, tokens: TokenUsage { input, output, cached: 0, reasoning: 0 } },
-    }
+    stored_usage(key_id, workspace_id, model, at, 1, TokenUsage { input, output, cached: 0, reasoning: 0 })
 }
 
 /// The server (kept running while bound), the account's key A and the RAM user kim's key B, with usage in August and September

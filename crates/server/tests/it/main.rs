@@ -37,4 +37,5 @@ mod repeated_model;
 mod rules;
 mod signatures;
 mod token_usage;
+mod usage_api;
 mod visibility_matrix;
