@@ -70,8 +70,11 @@ async fn usage(client: &Client, extra: &[(&str, &str)]) -> Value {
     get_ok(client, USAGE, &pairs).await
 }
 
-/// The figures of a row or total, as `(requests, cost, unpriced)`.
-fn figures(value: &Value) -> (i64, &str, bool) {
+/// Some figures of a row or total: `(requests, cost, unpriced)`.
+type Figures<'a> = (i64, &'a str, bool);
+
+/// The [`Figures`] of a row or total.
+fn figures(value: &Value) -> Figures<'_> {
     (value["requests"].as_i64().unwrap(), value["cost"].as_str().unwrap(), value["unpriced"].as_bool().unwrap())
 }
 
@@ -79,6 +82,12 @@ fn figures(value: &Value) -> (i64, &str, bool) {
 fn rows_by<'a>(answer: &'a Value, field: &str) -> Vec<(Value, i64, &'a str)> {
     let rows = answer["rows"].as_array().expect("rows");
     rows.iter().map(|row| (row[field].clone(), row["requests"].as_i64().unwrap(), row["cost"].as_str().unwrap())).collect()
+}
+
+/// `(the value of first, of second, requests)` of each row.
+fn rows_by_two(answer: &Value, first: &str, second: &str) -> Vec<(Value, Value, i64)> {
+    let rows = answer["rows"].as_array().expect("rows");
+    rows.iter().map(|row| (row[first].clone(), row[second].clone(), row["requests"].as_i64().unwrap())).collect()
 }
 
 on_both_stores! {
@@ -121,14 +130,8 @@ on_both_stores! {
 
         let by_key_and_model = usage(&root, &[("granularity", "none"), ("groupBy", "model,KEY")]).await;
         assert_eq!(by_key_and_model["groupBy"], json!(["model", "key"]));
-        let pairs: Vec<(Value, Value, i64)> = by_key_and_model["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|row| (row["keyId"].clone(), row["model"].clone(), row["requests"].as_i64().unwrap()))
-            .collect();
         assert_eq!(
-            pairs,
+            rows_by_two(&by_key_and_model, "keyId", "model"),
             [
                 (json!(key_a), json!(FORMULA_MODEL), 1),
                 (json!(key_a), json!("demo-echo"), 3),
@@ -152,14 +155,8 @@ on_both_stores! {
             [(json!("2026-08-01T00:00:00Z"), 6, "3.500000"), (json!("2026-08-02T00:00:00Z"), 1, "0.000000"), (json!("2026-09-05T00:00:00Z"), 1, "1.000000")]
         );
         let months = usage(&root, &[("granularity", "month"), ("groupBy", "key")]).await;
-        let months: Vec<(Value, Value, i64)> = months["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|row| (row["periodStart"].clone(), row["keyId"].clone(), row["requests"].as_i64().unwrap()))
-            .collect();
         assert_eq!(
-            months,
+            rows_by_two(&months, "periodStart", "keyId"),
             [(json!("2026-08-01T00:00:00Z"), json!(key_a), 4), (json!("2026-08-01T00:00:00Z"), json!(key_b), 3), (json!("2026-09-01T00:00:00Z"), json!(key_b), 1)]
         );
     }
@@ -170,7 +167,7 @@ on_both_stores! {
         let both = format!("{a},{b}");
         let (a, b, both) = (a.as_str(), b.as_str(), both.as_str());
         let (default_workspace, team_workspace) = (default_workspace.as_str(), team_workspace.as_str());
-        let cases: Vec<(Vec<(&str, &str)>, (i64, &str, bool))> = vec![
+        let cases: Vec<(Vec<(&str, &str)>, Figures)> = vec![
             (vec![("keyId", a)], (4, "2.500000", true)),
             (vec![("excludeKeyId", a)], (4, "2.000000", false)),
             (vec![("keyId", both), ("excludeKeyId", b)], (4, "2.500000", true)),

@@ -182,6 +182,14 @@ pub struct UsageFigures {
     pub unpriced: bool,
 }
 
+impl UsageFigures {
+    /// The calls and the token counts, in the order of the CSV's columns: `requests`,
+    /// `inputTokens`, `outputTokens`, `cachedTokens`, `reasoningTokens`, `totalTokens`.
+    pub fn counts(&self) -> [i64; 6] {
+        [self.requests, self.input_tokens, self.output_tokens, self.cached_tokens, self.reasoning_tokens, self.total_tokens]
+    }
+}
+
 /// One group of a usage answer: the dimensions it was not grouped by are `null`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -241,15 +249,7 @@ impl UsageResponse {
         line(&USAGE_CSV_HEADER);
         for row in &self.rows {
             let figures = &row.figures;
-            let numbers = [
-                figures.requests,
-                figures.input_tokens,
-                figures.output_tokens,
-                figures.cached_tokens,
-                figures.reasoning_tokens,
-                figures.total_tokens,
-            ]
-            .map(|number| number.to_string());
+            let numbers = figures.counts().map(|number| number.to_string());
             let key_id = row.key_id.map(|key_id| key_id.to_string()).unwrap_or_default();
             let mut cells = vec![
                 row.period_start.as_deref().unwrap_or(""),

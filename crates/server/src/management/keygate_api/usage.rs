@@ -193,14 +193,10 @@ pub(super) async fn get_usage(call: Call, RawQuery(query): RawQuery, headers: He
     let request = read_usage_request(query.as_deref())?;
     let granularity = request.granularity.unwrap_or(UsageGranularity::Day);
     let period = period_of(granularity);
-    let until = match &request.to {
-        Some(text) => read_time(text, "to", true)?,
-        None => usage::default_until(call.operations()),
-    };
-    let from = match &request.from {
-        Some(text) => read_time(text, "from", false)?,
-        None => usage::default_from(period, until),
-    };
+    let from = request.from.as_deref().map(|text| read_time(text, "from", false)).transpose()?;
+    let until = request.to.as_deref().map(|text| read_time(text, "to", true)).transpose()?;
+    let until = until.unwrap_or_else(|| usage::default_until(call.operations()));
+    let from = from.unwrap_or_else(|| usage::default_from(period, until));
     let selected = usage::UsageRequest {
         keys: selection(&request.key_id, &request.exclude_key_id),
         models: selection(&request.model, &request.exclude_model),
