@@ -1,6 +1,7 @@
 //! What every client command shares: where the server is, the saved login session
 //! (`session.json`, mode 0600), HTTP calls to the Model Studio and keygate APIs with the
-//! session token, the error envelope turned into `<code>: <message> (request id ...)`, and
+//! session token (answers read into their `keygate_wire` types, or as text for a CSV
+//! answer), the error envelope turned into `<code>: <message> (request id ...)`, and
 //! the output helpers (aligned tables, JSON, confirmations, secrets read from stdin).
 
 use std::fmt;
@@ -343,7 +344,11 @@ impl Client {
     }
 
     fn request<S: AsRef<str>>(&self, method: Method, segments: &[S]) -> RequestBuilder {
-        let mut request = self.http.request(method, self.url(segments)).header("accept", "application/json");
+        self.request_accepting(method, segments, "application/json")
+    }
+
+    fn request_accepting<S: AsRef<str>>(&self, method: Method, segments: &[S], accept: &str) -> RequestBuilder {
+        let mut request = self.http.request(method, self.url(segments)).header("accept", accept);
         if let Some(token) = &self.token {
             request = request.header("x-acs-bearer-token", token.expose_secret());
         }
@@ -371,12 +376,31 @@ impl Client {
         self.send(method, segments, request).await
     }
 
+    /// `GET` of an answer that is text of `media_type` (CSV), not JSON: the text as sent. A
+    /// refusal comes in the error envelope and is read like any other.
+    pub async fn get_text<S: AsRef<str>>(&self, segments: &[S], query: &[(String, String)], media_type: &str) -> anyhow::Result<String> {
+        let request = self.request_accepting(Method::GET, segments, media_type).query(query);
+        let reply = self.exchange(request).await?;
+        if reply.status.is_success() && reply.content_type.starts_with(media_type) {
+            return String::from_utf8(reply.bytes).context("the server's answer is not UTF-8 text");
+        }
+        let path = path_text(segments);
+        let answer: Answer<Empty> = read_answer(Method::GET, &path, reply)?;
+        bail!("GET {path}: the server answered JSON, not {media_type} (request id {}); is it an older keygate?", answer.request_id)
+    }
+
     async fn send<Body: DeserializeOwned, S: AsRef<str>>(
         &self,
         method: Method,
         segments: &[S],
         request: RequestBuilder,
     ) -> anyhow::Result<Answer<Body>> {
+        let reply = self.exchange(request).await?;
+        read_answer(method, &path_text(segments), reply)
+    }
+
+    /// Sends `request` and reads the whole answer.
+    async fn exchange(&self, request: RequestBuilder) -> anyhow::Result<Reply> {
         let server = server_text(&self.server);
         let response = request.send().await.map_err(|error| {
             // The innermost cause says why ("Connection refused"); no header is in it.
@@ -390,46 +414,67 @@ impl Client {
             )
         })?;
         let status = response.status();
-        let header_request_id = response.headers().get("x-acs-request-id").and_then(|value| value.to_str().ok()).unwrap_or("").to_string();
-        let bytes = response.bytes().await.with_context(|| format!("reading the answer of {server}"))?;
-        let path: String = segments.iter().map(|segment| format!("/{}", segment.as_ref())).collect();
-        let json: Option<Value> = serde_json::from_slice(&bytes).ok();
-        let Some(json) = json.filter(Value::is_object) else {
-            if status.is_success() {
-                bail!("{method} {path}: the server's answer is not a JSON object (HTTP {})", status.as_u16());
-            }
-            let message = if status.as_u16() == 404 || status.as_u16() == 405 {
-                format!("the server has no endpoint {method} {path}; is it an older keygate?")
-            } else {
-                format!("{method} {path} failed with HTTP {}", status.as_u16())
-            };
-            return Err(ApiError {
-                http_status: status.as_u16(),
-                code: format!("HTTP{}", status.as_u16()),
-                message,
-                request_id: header_request_id,
-                envelope: None,
-            }
-            .into());
-        };
-        // A refusal may come with HTTP 200 and `success: false`.
-        let envelope: Option<Success<Empty>> = serde_json::from_value(json.clone()).ok();
-        if status.is_success() && envelope.is_some_and(|answer| answer.envelope.success) {
-            let answer: Success<Body> = serde_json::from_value(json.clone())
-                .with_context(|| format!("{method} {path}: the server's answer is not what this keygate expects"))?;
-            return Ok(Answer { body: answer.body, request_id: answer.envelope.request_id, json });
-        }
-        let refusal: ErrorEnvelope = serde_json::from_value(json).unwrap_or_default();
-        let or_else = |text: &str, otherwise: String| if text.is_empty() { otherwise } else { text.to_string() };
-        Err(ApiError {
-            http_status: status.as_u16(),
-            code: or_else(&refusal.code, format!("HTTP{}", status.as_u16())),
-            message: or_else(&refusal.message, format!("{method} {path} failed")),
-            request_id: or_else(&refusal.request_id, header_request_id),
-            envelope: Some(refusal),
-        }
-        .into())
+        let header = |name: &str| response.headers().get(name).and_then(|value| value.to_str().ok()).unwrap_or("").to_string();
+        let (header_request_id, content_type) = (header("x-acs-request-id"), header("content-type"));
+        let bytes = response.bytes().await.with_context(|| format!("reading the answer of {server}"))?.to_vec();
+        Ok(Reply { status, header_request_id, content_type, bytes })
     }
+}
+
+/// What the server answered to one request.
+struct Reply {
+    status: reqwest::StatusCode,
+    /// `x-acs-request-id`, for an answer without an envelope.
+    header_request_id: String,
+    content_type: String,
+    bytes: Vec<u8>,
+}
+
+/// `/a/b` of a path given as segments, for messages.
+fn path_text<S: AsRef<str>>(segments: &[S]) -> String {
+    segments.iter().map(|segment| format!("/{}", segment.as_ref())).collect()
+}
+
+/// A reply to `method path` read as the success envelope around `Body`, or as the refusal it
+/// is.
+fn read_answer<Body: DeserializeOwned>(method: Method, path: &str, reply: Reply) -> anyhow::Result<Answer<Body>> {
+    let Reply { status, header_request_id, bytes, .. } = reply;
+    let json: Option<Value> = serde_json::from_slice(&bytes).ok();
+    let Some(json) = json.filter(Value::is_object) else {
+        if status.is_success() {
+            bail!("{method} {path}: the server's answer is not a JSON object (HTTP {})", status.as_u16());
+        }
+        let message = if status.as_u16() == 404 || status.as_u16() == 405 {
+            format!("the server has no endpoint {method} {path}; is it an older keygate?")
+        } else {
+            format!("{method} {path} failed with HTTP {}", status.as_u16())
+        };
+        return Err(ApiError {
+            http_status: status.as_u16(),
+            code: format!("HTTP{}", status.as_u16()),
+            message,
+            request_id: header_request_id,
+            envelope: None,
+        }
+        .into());
+    };
+    // A refusal may come with HTTP 200 and `success: false`.
+    let envelope: Option<Success<Empty>> = serde_json::from_value(json.clone()).ok();
+    if status.is_success() && envelope.is_some_and(|answer| answer.envelope.success) {
+        let answer: Success<Body> = serde_json::from_value(json.clone())
+            .with_context(|| format!("{method} {path}: the server's answer is not what this keygate expects"))?;
+        return Ok(Answer { body: answer.body, request_id: answer.envelope.request_id, json });
+    }
+    let refusal: ErrorEnvelope = serde_json::from_value(json).unwrap_or_default();
+    let or_else = |text: &str, otherwise: String| if text.is_empty() { otherwise } else { text.to_string() };
+    Err(ApiError {
+        http_status: status.as_u16(),
+        code: or_else(&refusal.code, format!("HTTP{}", status.as_u16())),
+        message: or_else(&refusal.message, format!("{method} {path} failed")),
+        request_id: or_else(&refusal.request_id, header_request_id),
+        envelope: Some(refusal),
+    }
+    .into())
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use keygate_wire::envelope::Empty;
+use keygate_wire::keygate_api::UsageFigures;
 use keygate_wire::model_studio::{ApiKey, ApiKeyAuth, ApiKeyResponse, AuthType, ListApiKeysResponse};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -102,7 +103,8 @@ pub enum KeysCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Show one API key (masked) with its permissions and usage.
+    /// Show one API key (masked) with its permissions and usage (requests, tokens and cost
+    /// over the retained usage).
     ///
     /// Example: keygate keys get 42
     Get {
@@ -416,9 +418,22 @@ fn print_key_details(key: &ApiKey) {
         ("Created", time(details.map(|details| details.gmt_create))),
         ("Last used", time(standing.and_then(|standing| standing.last_used_at))),
         ("Requests", optional(standing.map(|standing| standing.request_count))),
+        ("Tokens", optional(standing.map(|standing| tokens(&standing.keygate_usage)))),
+        ("Cost", optional(standing.map(|standing| cost(&standing.keygate_usage)))),
         ("Format", optional(details.map(|details| details.format.as_str()))),
     ]);
     print_fields(&fields);
+}
+
+/// A key's tokens over the retained usage: the total, then input and output.
+fn tokens(usage: &UsageFigures) -> String {
+    format!("{} ({} in, {} out)", usage.total_tokens, usage.input_tokens, usage.output_tokens)
+}
+
+/// What a key's usage cost, and whether some of it had no price.
+fn cost(usage: &UsageFigures) -> String {
+    let unpriced = if usage.unpriced { " (and tokens of models without a price)" } else { "" };
+    format!("{} {}{unpriced}", usage.cost, usage.currency)
 }
 
 /// The answer of Create or Reset: the one time the plaintext is shown.

@@ -10,6 +10,7 @@ mod pages;
 mod scan;
 mod serve;
 mod token;
+mod usage;
 mod users;
 mod workspaces;
 
@@ -87,6 +88,19 @@ pub enum Command {
     ///   keygate audit --before 1234 --json
     #[command(verbatim_doc_comment)]
     Audit(audit::AuditArgs),
+    /// Show usage: calls, tokens and cost per period, key, model or workspace
+    ///
+    /// The account sees the usage of all its keys, a RAM user that of its own. Usage is
+    /// written by the server every few seconds (usage_flush_interval_milliseconds), so the
+    /// latest calls may take that long to show.
+    ///
+    /// Examples:
+    ///   keygate usage
+    ///   keygate usage --from 2026-08-01 --to 2026-08-31 --group-by key,model
+    ///   keygate usage --granularity hour --from 2026-08-01T00:00:00Z --key 42 --exclude-model demo-echo
+    ///   keygate usage --granularity month --from 2026-01-01 --csv > usage.csv
+    #[command(verbatim_doc_comment)]
+    Usage(usage::UsageArgs),
     /// Mint a temporary key (st-...) from the key in DASHSCOPE_API_KEY
     ///
     /// The temporary key inherits every restriction of its parent and expires by itself.
@@ -135,6 +149,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Users(arguments) => users::run(arguments).await,
         Command::Workspaces(arguments) => workspaces::run(arguments).await,
         Command::Audit(arguments) => audit::run(arguments).await,
+        Command::Usage(arguments) => usage::run(arguments).await,
         Command::Token(arguments) => token::run(arguments).await,
         Command::Env(arguments) => env::run(arguments).await,
         Command::Scan(arguments) => scan::run(arguments).await,

@@ -4,21 +4,7 @@
 use keygate_server::secrets::{session_label, session_token_digest};
 use serde_json::Value;
 
-use crate::harness::{create_key, TestEnv, ROOT_PASSWORD};
-
-/// The cells of column `header` in a table the CLI printed, one per row (columns are
-/// aligned: each cell starts where its header does).
-fn column(table: &str, header: &str) -> Vec<String> {
-    let mut lines = table.lines();
-    let headers = lines.next().expect("a header line");
-    let start = headers.find(header).unwrap_or_else(|| panic!("no {header} column in:\n{table}"));
-    lines
-        .map(|line| {
-            let rest: String = line.chars().skip(start).collect();
-            rest.split("  ").next().unwrap_or("").trim().to_string()
-        })
-        .collect()
-}
+use crate::harness::{column, create_key, TestEnv, ROOT_PASSWORD};
 
 #[test]
 fn the_audit_listing_shows_the_credential_of_each_change() {

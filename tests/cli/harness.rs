@@ -317,6 +317,20 @@ pub fn raw_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]
     answer.split_whitespace().nth(1).and_then(|code| code.parse().ok()).unwrap_or(0)
 }
 
+/// The cells of column `header` in a table the CLI printed, one per row (columns are
+/// aligned: each cell starts where its header does).
+pub fn column(table: &str, header: &str) -> Vec<String> {
+    let mut lines = table.lines();
+    let headers = lines.next().expect("a header line");
+    let start = headers.find(header).unwrap_or_else(|| panic!("no {header} column in:\n{table}"));
+    lines
+        .map(|line| {
+            let rest: String = line.chars().skip(start).collect();
+            rest.split("  ").next().unwrap_or("").trim().to_string()
+        })
+        .collect()
+}
+
 /// The masked form of a secure key: `sk-ws-` + the first 4 and last 4 body characters.
 pub fn masked_form(plaintext: &str) -> String {
     let body = plaintext.strip_prefix("sk-ws-").expect("a secure key");

@@ -15,3 +15,4 @@ mod scan;
 mod scenario;
 mod tidy;
 mod token;
+mod usage;

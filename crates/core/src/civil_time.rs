@@ -1,5 +1,6 @@
 //! Conversions between Unix time and UTC calendar dates (`2026-11-27T10:16:45Z`), without a
-//! time-zone library: ACS3 signatures carry such dates and the CLI prints them.
+//! time-zone library: ACS3 signatures carry such dates, the CLI prints them, and the usage
+//! and billing views take their time ranges as days (`2026-11-27`) or RFC 3339 times.
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
@@ -61,6 +62,63 @@ pub fn format_utc_timestamp(unix_seconds: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", seconds_of_day / 3600, seconds_of_day % 3600 / 60, seconds_of_day % 60)
 }
 
+/// Parses a day `YYYY-MM-DD` (UTC) into the Unix seconds of its start. A day the month does
+/// not have (`2026-02-30`) is refused, not carried into the next month.
+pub fn parse_utc_date(text: &str) -> Option<i64> {
+    if text.len() != 10 {
+        return None;
+    }
+    let start = parse_utc_timestamp(&format!("{text}T00:00:00Z"))?;
+    (format_utc_timestamp(start).get(..10) == Some(text)).then_some(start)
+}
+
+/// Two ASCII digits as a number.
+fn two_digits(bytes: &[u8]) -> Option<i64> {
+    match bytes {
+        [tens @ b'0'..=b'9', ones @ b'0'..=b'9'] => Some(i64::from(tens - b'0') * 10 + i64::from(ones - b'0')),
+        _ => None,
+    }
+}
+
+/// Parses an RFC 3339 date-time (`2026-11-27T10:16:45Z`, `2026-11-27T18:16:45.250+08:00`;
+/// `T` and `Z` in either case) into Unix seconds. A fraction of a second is dropped.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.len() < 20 || !text.is_ascii() || !matches!(bytes[10], b'T' | b't') || bytes[13] != b':' || bytes[16] != b':' {
+        return None;
+    }
+    let day_start = parse_utc_date(&text[..10])?;
+    let (hour, minute, second) = (two_digits(&bytes[11..13])?, two_digits(&bytes[14..16])?, two_digits(&bytes[17..19])?);
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let mut offset = &bytes[19..];
+    if let Some(fraction) = offset.strip_prefix(b".") {
+        let digits = fraction.iter().take_while(|byte| byte.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        offset = &fraction[digits..];
+    }
+    let offset_seconds = match offset {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), hours @ .., b':', _, _] if hours.len() == 2 => {
+            let (offset_hours, offset_minutes) = (two_digits(hours)?, two_digits(&offset[4..6])?);
+            if offset_hours > 23 || offset_minutes > 59 {
+                return None;
+            }
+            let magnitude = offset_hours * 3600 + offset_minutes * 60;
+            if *sign == b'-' {
+                -magnitude
+            } else {
+                magnitude
+            }
+        }
+        _ => return None,
+    };
+    Some(day_start + hour * 3600 + minute * 60 + second - offset_seconds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +129,32 @@ mod tests {
         assert_eq!(parse_utc_timestamp("2026-11-27T10:16:45Z"), Some(1_795_774_605));
         assert_eq!(format_utc_timestamp(1_795_774_605), "2026-11-27T10:16:45Z");
         assert_eq!(format_utc_timestamp(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn parses_days_and_rfc3339_times() {
+        assert_eq!(parse_utc_date("2026-11-27"), Some(1_795_737_600));
+        for bad in ["2026-02-30", "2026-2-01", "2026-11-27T00:00:00Z", ""] {
+            assert_eq!(parse_utc_date(bad), None, "{bad}");
+        }
+        assert_eq!(parse_rfc3339("2026-11-27T10:16:45Z"), Some(1_795_774_605));
+        assert_eq!(parse_rfc3339("2026-11-27t10:16:45.999z"), Some(1_795_774_605));
+        assert_eq!(parse_rfc3339("2026-11-27T18:16:45+08:00"), Some(1_795_774_605));
+        assert_eq!(parse_rfc3339("2026-11-27T05:46:45.5-04:30"), Some(1_795_774_605));
+        for bad in [
+            "2026-11-27",
+            "2026-11-27T10:16:45",
+            "2026-11-27 10:16:45Z",
+            "2026-11-27T10:16:45.Z",
+            "2026-11-27T24:00:00Z",
+            "2026-11-27T10:16:45+0800",
+            "2026-11-27T10:16:45+24:00",
+            "2026-02-30T10:16:45Z",
+            "2026-11-27T10:16:45Zjunk",
+            "2026-11-27T1O:16:45Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -175,6 +175,12 @@ pub struct ApiKeyStanding {
     pub request_count: i64,
     /// An imported (legacy) key, to be replaced by a new one.
     pub replace_advised: bool,
+    /// keygate's extension, named so that no field Model Studio adds can clash with it: the
+    /// key's calls, tokens and cost over the retained usage (`usage_retention_days`), as far
+    /// as the nodes have flushed them (docs/CONTRACT.md#key-fields). Zero when an older
+    /// server leaves it out, so that the rest of the key is still read.
+    #[serde(default)]
+    pub keygate_usage: crate::keygate_api::UsageFigures,
 }
 
 /// CreateApiKey, GetApiKey and ResetApiKey: one key.
@@ -413,6 +419,16 @@ mod tests {
     }
 
     #[test]
+    fn a_key_without_keygate_usage_keeps_its_standing() {
+        // As an older server answers it.
+        let listed = json!({"apiKeyId": 1, "apiKeyValue": "sk-ws-****abcd", "workspaceId": "llm-default", "maskedKey": "sk-ws-****abcd",
+            "disabled": 1, "lastUsedAt": null, "requestCount": 0, "replaceAdvised": false});
+        let key: ApiKey = serde_json::from_value(listed).unwrap();
+        let standing = key.standing.expect("the standing is read");
+        assert_eq!((standing.disabled, standing.keygate_usage), (1, crate::keygate_api::UsageFigures::default()));
+    }
+
+    #[test]
     fn the_three_shapes_of_an_api_key_round_trip() {
         let created = envelope(json!({"apiKey": {
             "apiKeyId": 12, "apiKeyValue": "sk-ws-plaintext", "createdBy": "root", "description": "demo", "gmtCreate": 1767225600000_i64,
@@ -430,11 +446,14 @@ mod tests {
                 "createdBy": "alice", "description": "", "disabled": 0, "gmtCreate": 1767225600000_i64, "workspaceId": "llm-default",
                 "workspaceName": "Default", "region": "ap-southeast-1", "format": "legacy", "maskedKey": "sk-****abcd",
                 "lastUsedAt": null, "requestCount": 0, "replaceAdvised": true,
+                "keygateUsage": {"requests": 2, "inputTokens": 30, "outputTokens": 12, "cachedTokens": 0, "reasoningTokens": 0,
+                    "totalTokens": 42, "cost": "0.000054", "currency": "USD", "unpriced": false},
             }],
             "totalCount": 1, "maxResults": 10, "nextToken": "",
         }));
         let typed: Success<ListApiKeysResponse> = round_trip(listed);
         assert_eq!(typed.body.api_keys[0].standing.as_ref().map(|standing| standing.last_used_at), Some(None));
+        assert_eq!(typed.body.api_keys[0].standing.as_ref().map(|standing| standing.keygate_usage.total_tokens), Some(42));
 
         let reset = envelope(
             json!({"apiKey": {"apiKeyId": 12, "apiKeyValue": "sk-ws-new", "workspaceId": "llm-default", "maskedKey": "sk-ws-****wxyz"}}),

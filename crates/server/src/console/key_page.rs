@@ -52,7 +52,7 @@ async fn load(state: &AppState, console: &Console, api_key_id: &str, range: Rang
     let operations = state.operations();
     let actor = console.auth.actor(&operations);
     let record = find_key(operations, &actor, key_id).await?;
-    let recorded = key_totals(operations, &actor, &[key_id]).await?.remove(&key_id).unwrap_or_default();
+    let recorded = key_totals(operations, &actor, &[key_id]).await?.by_key.remove(&key_id).unwrap_or_default();
     let window = range.window(state.shared.clock.now_seconds());
     let (in_range, per_period) = usage_over_time(state, console, &window, Selection::only(vec![key_id])).await?;
     Ok(KeyPage { record, recorded, range, window, in_range, per_period })

@@ -32,8 +32,10 @@ use keygate_wire::model_studio::{
 use super::call::{Answer, Call};
 use super::errors::ManagementError;
 use super::form::{shown, FormFields};
+use super::keygate_api::usage::usage_figures;
 use crate::operations::billing::{self, BillingDimension, BillingQuery, DimensionFilter, Granularity, ModelListing};
 use crate::operations::keys::{self as key_operations, KeyListing, NewKeyRequest};
+use crate::operations::usage::{self, CostedTotals, KeyTotals};
 use crate::operations::workspaces::{self, resolve_workspace};
 use crate::operations::{ApiKeyRecord, KeyOrder, ModelGrant, WorkspaceDeletion, WorkspaceRecord};
 use crate::planes::Path;
@@ -172,20 +174,21 @@ fn auth_wire(auth: &KeyAuth) -> ApiKeyAuth {
 }
 
 /// Which answer a key is shown in (see [`ApiKey`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyShown {
+#[derive(Debug, Clone, Copy)]
+enum KeyShown<'a> {
     /// ResetApiKey: the new secret and where the key is.
     Reset,
     /// CreateApiKey: the new secret and what the key is.
     Created,
-    /// GetApiKey and ListApiKeys: what the key is and how it stands.
-    Viewed,
+    /// GetApiKey and ListApiKeys: what the key is and how it stands, with its usage among
+    /// these totals (of every key of the answer, asked for at once).
+    Viewed(&'a KeyTotals),
 }
 
 /// The one way an API key is answered. `api_key_value` is the new plaintext (the one place
 /// it leaves the server), a legacy key's plaintext on GetApiKey, or else the masked key.
-fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown) -> ApiKey {
-    let details = (shown != KeyShown::Reset).then(|| ApiKeyDetails {
+fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown<'_>) -> ApiKey {
+    let details = (!matches!(shown, KeyShown::Reset)).then(|| ApiKeyDetails {
         created_by: record.created_by.clone(),
         description: record.description.clone(),
         gmt_create: record.created_at,
@@ -194,13 +197,17 @@ fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown) -> Api
         format: record.format.as_str().to_string(),
         region: record.region.clone(),
     });
-    let standing = (shown == KeyShown::Viewed).then(|| ApiKeyStanding {
-        disabled: i32::from(record.disabled),
-        last_used_at: record.last_used_at,
-        request_count: record.request_count,
-        // An imported key, to be replaced by a new one.
-        replace_advised: record.format == KeyFormat::Legacy,
-    });
+    let standing = match shown {
+        KeyShown::Viewed(totals) => Some(ApiKeyStanding {
+            disabled: i32::from(record.disabled),
+            last_used_at: record.last_used_at,
+            request_count: record.request_count,
+            // An imported key, to be replaced by a new one.
+            replace_advised: record.format == KeyFormat::Legacy,
+            keygate_usage: usage_figures(totals.by_key.get(&record.api_key_id).unwrap_or(&CostedTotals::default()), &totals.currency),
+        }),
+        KeyShown::Reset | KeyShown::Created => None,
+    };
     ApiKey {
         api_key_id: record.api_key_id,
         api_key_value,
@@ -267,19 +274,26 @@ async fn list_api_keys(call: Call, RawQuery(query): RawQuery) -> Answer<ListApiK
         offset,
         limit,
     };
-    let (records, total) = key_operations::list_keys(call.operations(), &call.actor(), listing).await?;
-    let api_keys: Vec<ApiKey> = records.iter().map(|record| api_key(record, record.masked_key.clone(), KeyShown::Viewed)).collect();
+    let (operations, actor) = (call.operations(), call.actor());
+    let (records, total) = key_operations::list_keys(operations, &actor, listing).await?;
+    // The usage of the whole page in one query.
+    let key_ids: Vec<i64> = records.iter().map(|record| record.api_key_id).collect();
+    let totals = usage::key_totals(operations, &actor, &key_ids).await?;
+    let api_keys: Vec<ApiKey> =
+        records.iter().map(|record| api_key(record, record.masked_key.clone(), KeyShown::Viewed(&totals))).collect();
     let page = page_response(offset, limit, api_keys.len(), total);
     call.answer(ListApiKeysResponse { api_keys, page })
 }
 
 async fn get_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<ApiKeyResponse> {
     let request = read_api_key_id(&api_key_id)?;
-    let viewed = key_operations::view_key(call.operations(), &call.actor(), request.api_key_id).await?;
+    let (operations, actor) = (call.operations(), call.actor());
+    let viewed = key_operations::view_key(operations, &actor, request.api_key_id).await?;
+    let totals = usage::key_totals(operations, &actor, &[request.api_key_id]).await?;
     // Legacy keys may be viewed again (docs/CONTRACT.md#key-formats), by whoever may see them.
     let value =
         viewed.legacy_plaintext.as_ref().map_or_else(|| viewed.record.masked_key.clone(), |plaintext| expose(plaintext).to_string());
-    call.answer(ApiKeyResponse { api_key: api_key(&viewed.record, value, KeyShown::Viewed) })
+    call.answer(ApiKeyResponse { api_key: api_key(&viewed.record, value, KeyShown::Viewed(&totals)) })
 }
 
 /// UpdateApiKey: the key first, then the query (the form body is read after both).
@@ -674,18 +688,18 @@ async fn get_billing_trend(call: Call, RawQuery(query): RawQuery) -> Answer<GetB
         }
     };
     let day = |text: &str, name: &str| {
-        billing::parse_day(text)
+        keygate_core::civil_time::parse_utc_date(text)
             .ok_or_else(|| ManagementError::invalid_parameter(format!("timePeriod.{name} must be YYYY-MM-DD, got '{}'.", shown(text))))
     };
     let start = day(&request.time_period.start, "start")?;
     let end = day(&request.time_period.end, "end")?;
-    if end < start || (end - start) / keygate_store::usage::DAY >= billing::MAX_TREND_DAYS {
+    if end < start || (end - start) / crate::operations::usage::DAY >= billing::MAX_TREND_DAYS {
         return Err(ManagementError::invalid_parameter(format!(
             "timePeriod must run forward and span at most {} days.",
             billing::MAX_TREND_DAYS
         )));
     }
-    let range = (start, end + keygate_store::usage::DAY);
+    let range = (start, end + crate::operations::usage::DAY);
     let billing_query = billing_query(&request.selection, range)?;
     let trend = billing::trend(call.operations(), &call.actor(), &billing_query, granularity).await?;
     let cost = |micros: i64| BillingCost {

@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 
 use keygate_core::catalog::CatalogModel;
-use keygate_core::civil_time::{format_utc_timestamp, month_start, parse_utc_timestamp};
+use keygate_core::civil_time::{format_utc_timestamp, month_start, parse_utc_date};
 use keygate_core::usage::{cost_micros, top_groups, ModelPrice, UsageTotals};
 use keygate_store::usage::{Selection, UsageDimension, UsagePeriod, UsageQuery, DAY};
 
-use super::usage::{price_table, visible_keys};
+use super::usage::{fallback_currency, price_table, visible_keys};
 use super::{shown, Actor, OperationError, Operations, Result};
 
 /// The key of a group whose value is missing.
@@ -207,22 +207,12 @@ pub struct Trend {
     pub periods: Vec<TrendPeriod>,
 }
 
-/// A day `YYYY-MM-DD` (UTC) as the Unix seconds of its start.
-pub fn parse_day(text: &str) -> Option<i64> {
-    if text.len() != 10 {
-        return None;
-    }
-    let start = parse_utc_timestamp(&format!("{text}T00:00:00Z"))?;
-    // A day the month does not have (02-30) is refused, not carried into the next month.
-    (format_utc_timestamp(start).get(..10) == Some(text)).then_some(start)
-}
-
 /// A month `YYYY-MM` (UTC) as the Unix seconds of its start and of the next month's.
 pub fn parse_month(text: &str) -> Option<(i64, i64)> {
     if text.len() != 7 {
         return None;
     }
-    let start = parse_day(&format!("{text}-01"))?;
+    let start = parse_utc_date(&format!("{text}-01"))?;
     Some((start, month_start(start + 31 * DAY)))
 }
 
@@ -311,13 +301,7 @@ async fn priced_groups(
             *slot = slot.saturating_add(amount);
         }
     }
-    let currency = currency
-        .or_else(|| {
-            let mut currencies: Vec<&String> = prices.values().map(|price| &price.currency).collect();
-            currencies.sort();
-            currencies.first().map(|currency| currency.to_string())
-        })
-        .unwrap_or_else(|| "USD".to_string());
+    let currency = currency.unwrap_or_else(|| fallback_currency(&prices));
     Ok((amounts, currency))
 }
 
@@ -424,11 +408,9 @@ mod tests {
 
     #[test]
     fn days_and_months_are_checked_and_named() {
-        let day = parse_day("2026-08-01").unwrap();
+        let day = parse_utc_date("2026-08-01").unwrap();
         assert_eq!(period_name(day, Granularity::Day), "20260801");
         assert_eq!(period_name(day, Granularity::Month), "202608");
-        assert_eq!(parse_day("2026-02-30"), None);
-        assert_eq!(parse_day("2026-8-01"), None);
         let (start, end) = parse_month("2026-12").unwrap();
         assert_eq!(format_utc_timestamp(start), "2026-12-01T00:00:00Z");
         assert_eq!(format_utc_timestamp(end), "2027-01-01T00:00:00Z");

@@ -11,11 +11,12 @@
 use std::collections::HashMap;
 
 use keygate_core::access::KeyVisibility;
+use keygate_core::civil_time::month_start;
 use keygate_core::usage::{cost_micros, ModelPrice, UsageTotals};
-use keygate_store::usage::UsageQuery;
 /// What a [`UsageRequest`] is made of (filters, groupings, periods) and the lengths of its
 /// periods, for the surfaces that build one.
 pub use keygate_store::usage::{Selection, UsageDimension, UsagePeriod, DAY, HOUR};
+use keygate_store::usage::{UsageQuery, MINUTE};
 use keygate_store::{KeyOrder, ListKeysQuery};
 
 use super::{Actor, OperationError, Operations, Result};
@@ -27,6 +28,28 @@ pub fn longest_range_seconds(period: Option<UsagePeriod>) -> i64 {
         Some(UsagePeriod::Minute) => 2 * DAY,
         Some(UsagePeriod::Hour) => 31 * DAY,
         Some(UsagePeriod::Day) | Some(UsagePeriod::Month) | None => 800 * DAY,
+    }
+}
+
+/// The end of a usage view's time range when the caller names none: the end of the
+/// current minute, so that the calls of this minute (once flushed) are in it.
+pub fn default_until(operations: Operations<'_>) -> i64 {
+    let now = operations.clock.now_seconds();
+    now - now.rem_euclid(MINUTE) + MINUTE
+}
+
+/// The start of a usage view's time range when the caller names none: the last 60 minutes,
+/// 24 hours, 7 days or 12 months up to `until`, the period `until` falls in included and
+/// every period whole (7 days when the view has no period). Each default range fits
+/// [`longest_range_seconds`].
+pub fn default_from(period: Option<UsagePeriod>, until: i64) -> i64 {
+    let last_second = until - 1;
+    let periods_before = |length: i64, count: i64| last_second - last_second.rem_euclid(length) - (count - 1) * length;
+    match period {
+        Some(UsagePeriod::Minute) => periods_before(MINUTE, 60),
+        Some(UsagePeriod::Hour) => periods_before(HOUR, 24),
+        Some(UsagePeriod::Day) | None => periods_before(DAY, 7),
+        Some(UsagePeriod::Month) => (1..12).fold(month_start(last_second), |start, _| month_start(start - 1)),
     }
 }
 
@@ -77,14 +100,18 @@ pub struct UsageRow {
     pub usage: CostedTotals,
 }
 
-/// A usage view: its groups (in period, then key, model and workspace order) and their sum.
+/// A usage view: its groups (in period, then key, model and workspace order) and their
+/// sum; `currency` is the total's, else the one a cost of nothing is shown in
+/// ([`fallback_currency`]).
 #[derive(Debug, Clone, Default)]
 pub struct UsageView {
     pub rows: Vec<UsageRow>,
     pub total: CostedTotals,
+    pub currency: String,
 }
 
-/// The caller's usage as `request` asks.
+/// The caller's usage as `request` asks: a range that runs forward and is no longer than
+/// its granularity allows ([`longest_range_seconds`]).
 pub async fn usage(operations: Operations<'_>, actor: &Actor, request: &UsageRequest) -> Result<UsageView> {
     if request.until <= request.from {
         return Err(OperationError::invalid_parameter("The end of the time range must be after its start."));
@@ -95,6 +122,12 @@ pub async fn usage(operations: Operations<'_>, actor: &Actor, request: &UsageReq
             longest_range_seconds(request.period) / DAY
         )));
     }
+    grouped_usage(operations, actor, request).await
+}
+
+/// [`usage`] without its checks of the range, which a caller's request needs and the
+/// retained period of [`key_totals`] (as long as the settings say) must not meet.
+async fn grouped_usage(operations: Operations<'_>, actor: &Actor, request: &UsageRequest) -> Result<UsageView> {
     let prices = price_table(operations)?;
     let mut query = UsageQuery {
         account_id: Some(actor.caller.account_id),
@@ -152,14 +185,24 @@ pub async fn usage(operations: Operations<'_>, actor: &Actor, request: &UsageReq
             &right.workspace_id,
         ))
     });
+    view.currency = view.total.currency.clone().unwrap_or_else(|| fallback_currency(&prices));
     Ok(view)
 }
 
+/// The usage of some keys, each over the retained period: `by_key` holds the keys that
+/// have usage; `currency` is the one a cost of nothing is shown in.
+#[derive(Debug, Clone, Default)]
+pub struct KeyTotals {
+    pub by_key: HashMap<i64, CostedTotals>,
+    pub currency: String,
+}
+
 /// The usage of each of `key_ids` (those the caller may see) over the retained period, for
-/// the usage totals shown with keys. Keys without usage are absent.
-pub async fn key_totals(operations: Operations<'_>, actor: &Actor, key_ids: &[i64]) -> Result<HashMap<i64, CostedTotals>> {
+/// the usage totals shown with keys, in one query whatever the number of keys. Keys without
+/// usage are absent.
+pub async fn key_totals(operations: Operations<'_>, actor: &Actor, key_ids: &[i64]) -> Result<KeyTotals> {
     if key_ids.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(KeyTotals { by_key: HashMap::new(), currency: fallback_currency(&price_table(operations)?) });
     }
     let now = operations.clock.now_seconds();
     let retained = i64::from(operations.settings.usage_retention_days) * DAY;
@@ -171,8 +214,9 @@ pub async fn key_totals(operations: Operations<'_>, actor: &Actor, key_ids: &[i6
         group_by: vec![UsageDimension::Key],
         ..UsageRequest::default()
     };
-    let view = usage(operations, actor, &UsageRequest { period: None, ..request }).await?;
-    Ok(view.rows.into_iter().filter_map(|row| row.key_id.map(|key_id| (key_id, row.usage))).collect())
+    let view = grouped_usage(operations, actor, &UsageRequest { period: None, ..request }).await?;
+    let by_key = view.rows.into_iter().filter_map(|row| row.key_id.map(|key_id| (key_id, row.usage))).collect();
+    Ok(KeyTotals { by_key, currency: view.currency })
 }
 
 /// Keeps only `allowed` in `selection` (an `IN` of its own narrowed to them).
@@ -187,6 +231,12 @@ fn narrow_to(selection: &mut Selection<i64>, allowed: Vec<i64>) {
 pub(super) fn price_table(operations: Operations<'_>) -> Result<HashMap<String, ModelPrice>> {
     // Checked when the settings were loaded: an error here is the server's.
     operations.settings.price_table().map_err(|error| OperationError::internal(format!("prices: {error}")))
+}
+
+/// The currency of a cost when no priced model was used: the first of the price table's
+/// currencies in order, else `USD`.
+pub(super) fn fallback_currency(prices: &HashMap<String, ModelPrice>) -> String {
+    prices.values().map(|price| &price.currency).min().cloned().unwrap_or_else(|| "USD".to_string())
 }
 
 /// The keys of the caller's usage: `None` for every key of the account, or the keys a RAM
@@ -214,4 +264,27 @@ pub(super) async fn visible_keys(operations: Operations<'_>, actor: &Actor) -> R
         keys.extend(records.iter().map(|record| record.api_key_id));
     }
     Ok(Some(keys))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keygate_core::civil_time::{format_utc_timestamp, parse_utc_timestamp};
+
+    #[test]
+    fn default_ranges_are_whole_periods_that_fit_their_granularity() {
+        let until = parse_utc_timestamp("2026-08-15T10:31:00Z").unwrap();
+        let from = |period| format_utc_timestamp(default_from(period, until));
+        assert_eq!(from(Some(UsagePeriod::Minute)), "2026-08-15T09:31:00Z");
+        assert_eq!(from(Some(UsagePeriod::Hour)), "2026-08-14T11:00:00Z");
+        assert_eq!(from(Some(UsagePeriod::Day)), "2026-08-09T00:00:00Z");
+        assert_eq!(from(None), "2026-08-09T00:00:00Z");
+        assert_eq!(from(Some(UsagePeriod::Month)), "2025-09-01T00:00:00Z");
+        for period in [Some(UsagePeriod::Minute), Some(UsagePeriod::Hour), Some(UsagePeriod::Day), Some(UsagePeriod::Month), None] {
+            assert!(until - default_from(period, until) <= longest_range_seconds(period), "{period:?}");
+        }
+        // An end on a period's boundary does not include the period it starts.
+        let midnight = parse_utc_timestamp("2026-08-15T00:00:00Z").unwrap();
+        assert_eq!(format_utc_timestamp(default_from(Some(UsagePeriod::Day), midnight)), "2026-08-08T00:00:00Z");
+    }
 }

@@ -5,51 +5,15 @@
 //! SQLite and on PostgreSQL (`on_both_stores!`).
 
 use keygate_core::access::Role;
-use keygate_core::civil_time::parse_utc_timestamp;
-use keygate_core::usage::{TokenUsage, UsageTotals};
-use keygate_server::settings::PriceSettings;
+use keygate_core::usage::TokenUsage;
 use keygate_store::usage::UsageDelta;
 use serde_json::{json, Value};
 
-use keygate_server::settings::Settings;
+use crate::helpers::{get_ok, price_demo_models, stored_usage, with_query, Client, TestApp};
 
-use crate::helpers::{Client, TestApp};
-
-/// The prices of every test app here: demo-echo at 1 (input) and 2 (output) USD per
-/// million tokens, demo-embed at 0.5 and 0.
-pub(crate) fn priced(settings: &mut Settings) {
-    let price = |model: &str, input: &str, output: &str| PriceSettings {
-        model: model.into(),
-        input_per_million: input.into(),
-        output_per_million: output.into(),
-        currency: "USD".into(),
-    };
-    settings.prices = vec![price("demo-echo", "1", "2"), price("demo-embed", "0.5", "0")];
-}
-
-/// `path` with `pairs` form-encoded as its query.
-fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
-    let url = reqwest::Url::parse_with_params(&format!("http://keygate{path}"), pairs).unwrap();
-    format!("{}?{}", url.path(), url.query().unwrap_or(""))
-}
-
-async fn get_ok(client: &Client, path: &str, pairs: &[(&str, &str)]) -> Value {
-    let answer = client.get(&with_query(path, pairs)).await;
-    assert_eq!(answer.status, 200, "{path} {pairs:?}: {}", answer.body);
-    assert_eq!(answer.body["success"], json!(true));
-    answer.body
-}
-
-/// Usage of `key_id` on `model` at `at` (UTC), stored directly.
+/// Usage of `key_id` on `model` at `at` (UTC): one call.
 pub(crate) fn delta(key_id: i64, workspace_id: &str, model: &str, at: &str, input: i64, output: i64) -> UsageDelta {
-    UsageDelta {
-        key_id,
-        model: model.into(),
-        minute_start: parse_utc_timestamp(at).unwrap(),
-        account_id: 1,
-        workspace_id: workspace_id.into(),
-        totals: UsageTotals { requests: 1, tokens: TokenUsage { input, output, cached: 0, reasoning: 0 } },
-    }
+    stored_usage(key_id, workspace_id, model, at, 1, TokenUsage { input, output, cached: 0, reasoning: 0 })
 }
 
 /// The server (kept running while bound), the account's key A and the RAM user kim's key
@@ -66,7 +30,7 @@ pub(crate) struct Scene {
 }
 
 /// Key A, created by the account with `query` (its description, say), and key B, created
-/// by kim, a key-manager, on `app` (priced with [`priced`]); no usage yet.
+/// by kim, a key-manager, on `app` (priced with `price_demo_models`); no usage yet.
 pub(crate) async fn two_keys(app: TestApp, query: &str) -> Scene {
     let root = app.login(None).await;
     app.create_user("kim", Role::KeyManager).await;
@@ -120,7 +84,7 @@ const OVERVIEW: &str = "/modelstudio/billing/overview";
 const TREND: &str = "/modelstudio/billing/trend";
 
 on_both_stores! {
-    settings = priced;
+    settings: price_demo_models;
 
     async fn billing_overview_groups_by_every_dimension(app: TestApp) {
         let Scene { app: _app, root, key_a, key_b, workspace, .. } = scene(app).await;

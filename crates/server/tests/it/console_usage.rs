@@ -9,9 +9,9 @@ use keygate_core::keys::mask_key;
 use keygate_server::console::CONTENT_SECURITY_POLICY_VALUE;
 use reqwest::header::CONTENT_SECURITY_POLICY;
 
-use crate::billing::{delta, priced, two_keys, Scene};
+use crate::billing::{delta, two_keys, Scene};
 use crate::console::{sign_in, Session};
-use crate::helpers::spawn_app_with;
+use crate::helpers::{price_demo_models, spawn_app_with};
 
 /// A model name a provider could report, written to break out of markup.
 const HOSTILE_MODEL: &str = "qwen<script>alert(1)</script>";
@@ -22,7 +22,7 @@ const HOSTILE_MODEL_ESCAPED: &str = "qwen&lt;script&gt;alert(1)&lt;/script&gt;";
 /// ago and one call of 1,000,000 input tokens ten days ago; B on an unpriced model with a
 /// hostile name, 2 calls, 40 and 10 tokens an hour ago.
 async fn scene() -> Scene {
-    let scene = two_keys(spawn_app_with(priced).await, "description=%3Cb%3Emine%3C%2Fb%3E").await;
+    let scene = two_keys(spawn_app_with(price_demo_models).await, "description=%3Cb%3Emine%3C%2Fb%3E").await;
     let now = scene.app.state.shared.clock.now_seconds();
     let ago = |seconds: i64| {
         let minute = now - seconds;

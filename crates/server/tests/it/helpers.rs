@@ -1,7 +1,7 @@
 //! `spawn_app()`: a real keygate server on random loopback ports (one per region) with a
 //! fresh SQLite data directory, plus clients that log in and sign requests.
 //!
-//! `spawn_app_on_with(Backend::Postgres, ..)` gives a test its own PostgreSQL schema in the database
+//! `spawn_app_on_with(Backend::Postgres, ...)` gives a test its own PostgreSQL schema in the database
 //! named by `KEYGATE_TEST_DATABASE_URL` (and `None`, announced loudly, when it is not set);
 //! `on_both_stores!` runs one test body on each store.
 
@@ -13,9 +13,11 @@ use keygate_core::access::Role;
 use keygate_core::acs3;
 use keygate_core::civil_time::format_utc_timestamp;
 use keygate_core::ids::{generate_access_key_secret, AccessKeyId};
+use keygate_core::usage::{TokenUsage, UsageTotals};
 use keygate_server::secrets::hash_password;
-use keygate_server::settings::{ListenerSettings, Settings};
+use keygate_server::settings::{ListenerSettings, PriceSettings, Settings};
 use keygate_server::{AppState, Server};
+use keygate_store::usage::UsageDelta;
 use keygate_store::AuditContext;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -130,7 +132,7 @@ impl Drop for PostgresSchema {
     }
 }
 
-/// Starts an app on `backend` with the settings `adjust` made; `None` (announced) for
+/// Starts an app on `backend`, its settings adjusted first; `None` (announced) for
 /// PostgreSQL without a test database.
 pub async fn spawn_app_on_with(backend: Backend, test_name: &str, adjust: impl FnOnce(&mut Settings)) -> Option<TestApp> {
     match backend {
@@ -161,10 +163,10 @@ pub async fn spawn_node(schema: &Arc<PostgresSchema>, node_name: &str, adjust: i
 }
 
 /// Runs each test body on SQLite and on PostgreSQL (which announces itself skipped when
-/// `KEYGATE_TEST_DATABASE_URL` is not set). Each body gets a fresh `TestApp`; a leading
-/// `settings = <FnOnce(&mut Settings)>;` adjusts the settings of every one of them.
+/// `KEYGATE_TEST_DATABASE_URL` is not set). Each body gets a fresh `TestApp`, its settings
+/// adjusted first by the function named after `settings:` when there is one.
 macro_rules! on_both_stores {
-    (settings = $adjust:expr; $(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
+    (settings: $adjust:path; $(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
         $(
             mod $name {
                 #[allow(unused_imports)]
@@ -180,8 +182,7 @@ macro_rules! on_both_stores {
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    let app = $crate::helpers::spawn_app_on_with($crate::helpers::Backend::Postgres, stringify!($name), $adjust).await;
-                    if let Some(app) = app {
+                    if let Some(app) = $crate::helpers::spawn_app_on_with($crate::helpers::Backend::Postgres, stringify!($name), $adjust).await {
                         body(app).await;
                     }
                 }
@@ -189,8 +190,50 @@ macro_rules! on_both_stores {
         )*
     };
     ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {
-        on_both_stores! { settings = |_| {}; $(async fn $name($app: TestApp) $body)* }
+        on_both_stores! { settings: $crate::helpers::default_settings; $(async fn $name($app: TestApp) $body)* }
     };
+}
+
+/// The settings of [`spawn_app`], unchanged.
+pub fn default_settings(_settings: &mut Settings) {}
+
+/// Prices for usage tests: demo-echo at 1 (input) and 2 (output) USD per million tokens,
+/// demo-embed at 0.5 and 0; other models have none.
+pub fn price_demo_models(settings: &mut Settings) {
+    let price = |model: &str, input: &str, output: &str| PriceSettings {
+        model: model.into(),
+        input_per_million: input.into(),
+        output_per_million: output.into(),
+        currency: "USD".into(),
+    };
+    settings.prices = vec![price("demo-echo", "1", "2"), price("demo-embed", "0.5", "0")];
+}
+
+/// Usage of `key_id` (of the account 1) on `model` in the minute `at` (UTC), to be stored
+/// directly with the store's `add_token_usage`.
+pub fn stored_usage(key_id: i64, workspace_id: &str, model: &str, at: &str, requests: i64, tokens: TokenUsage) -> UsageDelta {
+    UsageDelta {
+        key_id,
+        model: model.into(),
+        minute_start: keygate_core::civil_time::parse_utc_timestamp(at).expect("a UTC timestamp"),
+        account_id: 1,
+        workspace_id: workspace_id.into(),
+        totals: UsageTotals { requests, tokens },
+    }
+}
+
+/// `path` with `pairs` form-encoded as its query.
+pub fn with_query(path: &str, pairs: &[(&str, &str)]) -> String {
+    let url = reqwest::Url::parse_with_params(&format!("http://keygate{path}"), pairs).unwrap();
+    format!("{}?{}", url.path(), url.query().unwrap_or(""))
+}
+
+/// `GET path` with `pairs` as its query, which must succeed: the answer's JSON.
+pub async fn get_ok(client: &Client, path: &str, pairs: &[(&str, &str)]) -> Value {
+    let answer = client.get(&with_query(path, pairs)).await;
+    assert_eq!(answer.status, 200, "{path} {pairs:?}: {}", answer.body);
+    assert_eq!(answer.body["success"], serde_json::json!(true));
+    answer.body
 }
 
 /// Starts a server with `ap-southeast-1` and `us-east-1` listeners on random ports.
@@ -256,6 +299,14 @@ pub struct Client {
 pub struct Answer {
     pub status: u16,
     pub body: Value,
+}
+
+/// An HTTP status, the `content-type` and the body as text.
+#[derive(Debug, Clone)]
+pub struct TextAnswer {
+    pub status: u16,
+    pub content_type: String,
+    pub text: String,
 }
 
 impl Answer {
@@ -347,10 +398,33 @@ impl Client {
     }
 
     async fn send_typed(&self, method: &str, path_and_query: &str, content_type: &str, form_body: &str, date: &str, nonce: &str) -> Answer {
+        let answer = self.send_accepting("application/json", method, path_and_query, content_type, form_body, date, nonce).await;
+        let TextAnswer { status, text, .. } = answer;
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"));
+        Answer { status, body }
+    }
+
+    /// `GET path?query` with `Accept: accept`, the answer as text (a CSV answer).
+    pub async fn get_text(&self, path_and_query: &str, accept: &str) -> TextAnswer {
+        let date = format_utc_timestamp(keygate_server::clock::now_millis() / 1000);
+        self.send_accepting(accept, "GET", path_and_query, "application/x-www-form-urlencoded", "", &date, &random_nonce()).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_accepting(
+        &self,
+        accept: &str,
+        method: &str,
+        path_and_query: &str,
+        content_type: &str,
+        form_body: &str,
+        date: &str,
+        nonce: &str,
+    ) -> TextAnswer {
         let url = format!("{}{}", self.base, path_and_query);
         let method_value = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = self.http.request(method_value, &url);
-        let mut headers: Vec<(String, String)> = vec![("accept".into(), "application/json".into()), ("host".into(), self.host.clone())];
+        let mut headers: Vec<(String, String)> = vec![("accept".into(), accept.into()), ("host".into(), self.host.clone())];
         if !form_body.is_empty() {
             headers.push(("content-type".into(), content_type.into()));
         }
@@ -382,9 +456,9 @@ impl Client {
         }
         let response = request.body(form_body.to_string()).send().await.expect("request sent");
         let status = response.status().as_u16();
+        let content_type = response.headers().get("content-type").and_then(|value| value.to_str().ok()).unwrap_or_default().to_string();
         let text = response.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("non-JSON body ({status}): {text}"));
-        Answer { status, body }
+        TextAnswer { status, content_type, text }
     }
 
     pub async fn get(&self, path_and_query: &str) -> Answer {

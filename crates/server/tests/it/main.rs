@@ -38,4 +38,5 @@ mod repeated_model;
 mod rules;
 mod signatures;
 mod token_usage;
+mod usage_api;
 mod visibility_matrix;

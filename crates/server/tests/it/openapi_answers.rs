@@ -1,10 +1,13 @@
-//! Real answers of the Model Studio API, the Token Plan operations and keygate's API,
-//! made through the app, validated against the schemas the OpenAPI document gives their
-//! routes: the document describes what the server sends, field for field.
+//! Real answers of the Model Studio API, the Token Plan operations and keygate's API (its
+//! usage answers too, and the keys' `keygateUsage`), made through the app, validated
+//! against the schemas the OpenAPI document gives their routes: the document describes what
+//! the server sends, field for field.
 
+use keygate_core::civil_time::format_utc_timestamp;
+use keygate_core::usage::TokenUsage;
 use serde_json::{json, Map, Value};
 
-use crate::helpers::{spawn_app, Answer};
+use crate::helpers::{price_demo_models, spawn_app, spawn_app_with, stored_usage, with_query, Answer};
 
 /// OpenAPI 3.0's `nullable: true` as JSON Schema says it (a `null` type beside the
 /// schema's), everywhere in `schema`, so that a JSON Schema validator reads it alike.
@@ -105,4 +108,45 @@ async fn model_studio_and_token_plan_answers_validate_against_the_document() {
     for (method, path, type_name) in expected {
         assert_eq!(answer_type(&document, method, path), type_name, "{method} {path}");
     }
+}
+
+#[tokio::test]
+async fn usage_answers_and_key_usage_validate_against_the_document() {
+    let app = spawn_app_with(price_demo_models).await;
+    let root = app.login(None).await;
+    let document = root.get("/keygate/v1/openapi.json").await.body;
+    let (key_id, _) = root.create_all_key().await;
+    let key = root.get(&format!("/modelstudio/apikeys/{key_id}")).await;
+    let workspace = key.body["apiKey"]["workspaceId"].as_str().expect("the key's workspace").to_string();
+    let now = app.state.shared.clock.now_seconds();
+    let this_minute = format_utc_timestamp(now - now.rem_euclid(60));
+    let tokens = TokenUsage { input: 1_000, output: 2_000, cached: 10, reasoning: 20 };
+    let rows = [
+        stored_usage(key_id, &workspace, "demo-echo", &this_minute, 3, tokens),
+        stored_usage(key_id, &workspace, "qwen-plus", &this_minute, 1, tokens),
+    ];
+    app.state.store().add_token_usage(&rows).await.unwrap();
+
+    let usage = "/keygate/v1/usage";
+    let answers = [
+        ("get", usage, root.get(&with_query(usage, &[("groupBy", "key,model,workspace"), ("granularity", "hour")])).await),
+        ("get", usage, root.get(&with_query(usage, &[("granularity", "none")])).await),
+        ("get", usage, root.get(&with_query(usage, &[("granularity", "week")])).await),
+        ("get", "/modelstudio/apikeys/{apiKeyId}", root.get(&format!("/modelstudio/apikeys/{key_id}")).await),
+        ("get", "/modelstudio/apikeys", root.get("/modelstudio/apikeys").await),
+    ];
+    let statuses: Vec<u16> = answers.iter().map(|(_, _, answer)| answer.status).collect();
+    assert_eq!(statuses, [200, 200, 400, 200, 200], "{answers:?}");
+    assert_eq!(answers[0].2.body["rows"].as_array().map(Vec::len), Some(2), "{}", answers[0].2.body);
+    assert_eq!(answers[3].2.body["apiKey"]["keygateUsage"]["requests"], json!(4), "{}", answers[3].2.body);
+    for (method, path, answer) in &answers {
+        let problems = problems(&document, method, path, answer);
+        assert!(problems.is_empty(), "{method} {path} ({}) does not match its schema: {problems:?}\n{}", answer.status, answer.body);
+    }
+    let mut row_without_cost = answers[0].2.clone();
+    row_without_cost.body["rows"][0].as_object_mut().unwrap().remove("cost");
+    assert_eq!(problems(&document, "get", usage, &row_without_cost).len(), 1, "{}", row_without_cost.body);
+    assert_eq!(answer_type(&document, "get", usage), "UsageResponse");
+    let csv = &document["paths"][usage]["get"]["responses"]["200"]["content"]["text/csv"];
+    assert_eq!(csv["schema"]["type"], "string", "the CSV answer is documented");
 }

@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod key_import;
 pub mod leaks;
 pub mod sessions;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 
@@ -26,6 +27,7 @@ pub use catalog::*;
 pub use key_import::*;
 pub use leaks::*;
 pub use sessions::*;
+pub use usage::*;
 pub use users::*;
 pub use workspaces::*;
 

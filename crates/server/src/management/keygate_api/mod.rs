@@ -1,9 +1,10 @@
 //! keygate's own JSON API under `/keygate/v1/`, for what the Model Studio API does not
 //! cover: sessions, RAM users, workspace membership and applications, AccessKeys, the
-//! model catalog, regions, the audit log, leak reports and key import. Request bodies are JSON;
-//! answers use the same envelope as the Model Studio API (see [`super::errors`]), and the
-//! whole surface is described by the OpenAPI document ([`super::openapi`]), generated from
-//! the route table and the `keygate_wire::keygate_api` types the handlers answer with.
+//! model catalog, regions, the audit log, usage, leak reports and key import. Request
+//! bodies are JSON; answers use the same envelope as the Model Studio API (see
+//! [`super::errors`]; `usage` may answer CSV instead), and the whole surface is described
+//! by the OpenAPI document ([`super::openapi`]), generated from the route table and the
+//! `keygate_wire::keygate_api` types the handlers answer with.
 //!
 //! Every handler but login takes a `Call` or, when only the account and admins may call
 //! it, an `Administrator` ([`super::call`]), so that the check cannot be forgotten, and
@@ -15,6 +16,7 @@ mod catalog;
 pub mod key_import;
 mod leaks;
 mod sessions;
+pub mod usage;
 mod users;
 mod workspaces;
 
@@ -56,6 +58,7 @@ pub fn authenticated_routes() -> Router<AppState> {
         .route("/keygate/v1/models", get(catalog::list_models))
         .route("/keygate/v1/regions", get(catalog::list_regions))
         .route("/keygate/v1/audit", get(audit::list_audit))
+        .route("/keygate/v1/usage", get(usage::get_usage))
         .route("/keygate/v1/leaks", post(leaks::report_leaks))
 }
 

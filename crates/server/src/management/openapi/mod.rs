@@ -122,7 +122,7 @@ fn operation(route: &RouteDoc, requests: &mut SchemaGenerator, answers: &mut Sch
         operation["parameters"] = Value::Array(parameters);
     }
     let mut responses = Map::new();
-    let success = match route.response {
+    let mut success = match route.response {
         ResponseBody::Typed(body) => json!({
             "description": "Success: the envelope with the operation's fields.",
             "content": in_json(json!({"allOf": [schema_value::<SuccessEnvelope>(answers), body(answers).to_value()]})),
@@ -139,6 +139,10 @@ fn operation(route: &RouteDoc, requests: &mut SchemaGenerator, answers: &mut Sch
             json!({"description": "Success: the Token Plan envelope, the operation's fields under `Data`.", "content": in_json(body(answers).to_value())})
         }
     };
+    if route.csv {
+        success["description"] = json!("Success: the envelope with the operation's fields; or, when CSV is asked for, its rows as CSV.");
+        success["content"]["text/csv"] = json!({"schema": {"type": "string"}});
+    }
     responses.insert("200".into(), success);
     for status in route.refusals {
         responses.insert(status.to_string(), reference("responses", refusal_name(*status)));

@@ -61,6 +61,8 @@ pub struct RouteDoc {
     pub request: RequestBody,
     pub response: ResponseBody,
     pub refusals: &'static [u16],
+    /// Also answers `text/csv` (the CSV form of its typed answer) when asked.
+    pub csv: bool,
 }
 
 /// A route that needs credentials, takes nothing but its path, answers the document and
@@ -78,6 +80,7 @@ const fn route(method: &'static str, path: &'static str, operation_id: &'static 
         request: RequestBody::None,
         response: ResponseBody::Document,
         refusals: &[],
+        csv: false,
     }
 }
 
@@ -114,6 +117,10 @@ impl RouteDoc {
         RouteDoc { refusals, ..self }
     }
 
+    const fn or_csv(self) -> RouteDoc {
+        RouteDoc { csv: true, ..self }
+    }
+
     const fn about(self, description: &'static str) -> RouteDoc {
         RouteDoc { description, ..self }
     }
@@ -148,6 +155,7 @@ pub const ROUTES: &[RouteDoc] = &[
     route("get", "/keygate/v1/models", "ListModels", "Catalog", "List models").answers(schema_of::<ListModelsResponse>).refuses(&[401, 403, 500]).about("The model catalog: the names API keys may be scoped to and workspaces granted."),
     route("get", "/keygate/v1/regions", "ListRegions", "Catalog", "List regions").answers(schema_of::<ListRegionsResponse>).refuses(&[401, 403, 500]).about("Every region this deployment knows, with its policy, and whether one of its listeners serves it."),
     route("get", "/keygate/v1/audit", "ListAuditEntries", "Audit", "Read the audit log").query(&["AuditLimit", "AuditBefore"]).answers(schema_of::<ListAuditResponse>).refuses(&[400, 401, 403, 500]).about("The account's audit entries, newest first. Pass `nextBefore` of one page as `before` to get the next. Entries never hold a key, secret or password. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
+    route("get", "/keygate/v1/usage", "GetUsage", "Usage", "Read usage: calls, tokens and cost").takes_query(schema_of::<UsageRequest>).answers(schema_of::<UsageResponse>).or_csv().refuses(&[400, 401, 403, 500]).about("The caller's usage in `[from, to)`, filtered by keys, models and workspaces (`IN` and `NOT`), grouped by `groupBy` and a period (`granularity`), with the cost of each group at the `[[prices]]` of its models: the account sees the usage of all its keys, a RAM user only that of the keys it created. `format=csv` (or, without `format`, an `Accept` header that prefers `text/csv`) answers the rows as CSV, RFC 4180, with a header line; a cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return gets a `'` in front so that a spreadsheet shows it as text. The longest range is 2 days per minute, 31 days per hour, 800 days otherwise. Usage reaches the store one flush interval (`usage_flush_interval_milliseconds`) after the calls. `keygate usage` calls it."),
     route("post", "/keygate/v1/leaks", "ReportLeakedKeys", "Leaks", "Report leaked API keys and disable them").takes_json(schema_of::<LeakReport>).answers(schema_of::<LeakReportResponse>).refuses(&[400, 401, 403, 500]).about("Takes API keys found exposed (in a repository, a log, a chat) and disables at once every one that belongs to the caller's account and is live, in whatever region it lives, whichever RAM user created it. The answer has one result per reported key, in order, with the masked key only. A key of another account is `not_found`, like one that does not exist. At most 1000 keys per call. `keygate scan --revoke` calls it. Only the account or an active admin RAM user may call it; others get 403 `Forbidden`."),
     route("post", "/keygate/v1/keys/import", "ImportApiKeys", "Import", "Import existing sk- keys from another deployment").takes_json(schema_of::<KeyImportRequest>).answers(schema_of::<KeyImportResponse>).refuses(&[400, 401, 403, 500]).about("Brings existing `sk-` keys (classic `sk-` + 32 hex, or any `sk-` + 8-200 characters `A-Z a-z 0-9 - _`; not `sk-ws-`/`sk-sp-`) into one workspace as legacy keys with permission `All`, created by the caller, who must be allowed to create keys there (the account, or an admin or key-manager RAM user who is a member of the workspace; others get 403 `Forbidden`). Every entry is checked first; any bad entry (malformed key, bad description, a key repeated in the request or already in keygate) refuses the whole import with 400 `InvalidParameter`, naming every bad line in `badLines` (the message names the first 20). With `skipBad` the good entries are imported and the bad ones reported. The keys count against the region's key limit: an import that would pass it imports nothing (400 `QuotaExceeded.ApiKey`). Each key is audited as `ApiKey.Import`; its plaintext is stored only encrypted with the master key, so that GetApiKey can show it to whoever may see the key, and Get/List mark it with `replaceAdvised: true`. At most 10000 keys and 16 MiB per request. `keygate keys import` calls it."),
     route("post", "/modelstudio/apikeys", "CreateApiKey", "ModelStudio", "Create an API key").takes_query(schema_of::<CreateApiKeyRequest>).answers(schema_of::<ApiKeyResponse>).refuses(&[400, 401, 403, 500]).about("Query `description`, `workspaceId`; form `auth.*` (permissions). The answer holds the plaintext key, the one time it is shown."),
