@@ -12,6 +12,11 @@
 # much less on what else runs on the machine than requests/s do. The cost of accounting is
 # 1 - (requests/s on) / (requests/s off), and (CPU per request on) / (off) - 1.
 #
+# CALLGRIND=1 counts instructions instead, which other work on the machine does not change:
+# both servers run under `valgrind --tool=callgrind` (every thread, user space), each run's
+# counters are zeroed before and read after (callgrind_control), and the instructions per
+# request are reported; requests/s are then meaningless (valgrind is ~50x slower).
+#
 # Needs wrk (Debian/Ubuntu: apt-get install wrk), curl and jq. Knobs (environment):
 # DURATION (10s), WARMUP (2s), THREADS (1), CONNECTIONS (32), ROUNDS (5), LOG_LEVEL (warn:
 # the call's log line, written at info, is then off in both), SKIP_BUILD=1 to reuse
@@ -24,6 +29,14 @@ THREADS=${THREADS:-1}
 CONNECTIONS=${CONNECTIONS:-32}
 ROUNDS=${ROUNDS:-5}
 LOG_LEVEL=${LOG_LEVEL:-warn}
+CALLGRIND=${CALLGRIND:-0}
+if [[ $CALLGRIND == 1 ]]; then
+    DURATION=${CALLGRIND_DURATION:-15s}
+    WARMUP=1s
+    CONNECTIONS=4
+    ROUNDS=${CALLGRIND_ROUNDS:-1}
+    command -v valgrind >/dev/null || { echo "accounting.sh: CALLGRIND=1 needs valgrind" >&2; exit 1; }
+fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT="$ROOT/target/bench-results/accounting"
 KEYGATE="$ROOT/target/release/keygate"
@@ -46,6 +59,8 @@ declare -A PID_OF
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    # Under callgrind, each server's profile of its last run (the stream), for callgrind_annotate.
+    cp "$WORK"/callgrind-*.out "$OUT"/ 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -62,7 +77,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/${PID_OF[$1]}/stat"; }
 TICK_MICROSECONDS=$((1000000 / $(getconf CLK_TCK)))
 address_of() {
     local url
-    for _ in $(seq 100); do
+    for _ in $(seq 600); do
         url=$(grep -o -m1 'http://127\.0\.0\.1:[0-9]*' "$WORK/$1.log" || true)
         if [[ -n "$url" ]]; then
             echo "$url"
@@ -96,8 +111,10 @@ api_key_env = "BENCH_UPSTREAM_KEY"
 models = ["bench-model"]
 EOF
     password="bench-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
+    under=()
+    [[ $CALLGRIND == 1 ]] && under=(valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind-$mode.out" --instr-atstart=no)
     start "keygate-$mode" env KEYGATE_ROOT_PASSWORD="$password" BENCH_UPSTREAM_KEY=upstream-secret RUST_LOG="$LOG_LEVEL" \
-        "$KEYGATE" serve --config "$WORK/keygate-$mode.toml" --data-dir "$WORK/data-$mode" --listen 127.0.0.1:0=ap-southeast-1
+        "${under[@]}" "$KEYGATE" serve --config "$WORK/keygate-$mode.toml" --data-dir "$WORK/data-$mode" --listen 127.0.0.1:0=ap-southeast-1
     GATEWAY[$mode]=$(address_of "keygate-$mode")
     token=$(curl -sf -X POST "${GATEWAY[$mode]}/keygate/v1/sessions" -H 'content-type: application/json' \
         -d "{\"account\":\"root\",\"password\":\"$password\"}" | jq -r .token)
@@ -119,15 +136,25 @@ for mode in on off; do
     fi
 done
 
+# instructions NAME: the instructions callgrind counted in server NAME since its counters
+# were zeroed.
+instructions() { callgrind_control -e Ir "${PID_OF[$1]}" | awk '$1 == "Th" {gsub(",", "", $3); sum += $3} END {print sum + 0}'; }
 load() {
     local name=$1 round=$2 server=$3 before requests
     shift 3
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" >/dev/null
+    if [[ $CALLGRIND == 1 ]]; then
+        callgrind_control -i on "${PID_OF[$server]}" >/dev/null
+        callgrind_control -z "${PID_OF[$server]}" >/dev/null
+    fi
     before=$(cpu_ticks "$server")
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" >"$OUT/wrk-$name-$round.txt"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 30s --latency "$@" >"$OUT/wrk-$name-$round.txt"
     requests=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name-$round.txt")
     awk -v ticks=$(($(cpu_ticks "$server") - before)) -v tick="$TICK_MICROSECONDS" -v n="$requests" \
         'BEGIN {printf "%.1f\n", ticks * tick / n}' >"$OUT/cpu-$name-$round.txt"
+    if [[ $CALLGRIND == 1 ]]; then
+        awk -v total="$(instructions "$server")" -v n="$requests" 'BEGIN {printf "%.0f\n", total / n}' >"$OUT/instructions-$name-$round.txt"
+    fi
     if grep -q 'Non-2xx\|Socket errors' "$OUT/wrk-$name-$round.txt"; then
         echo "accounting.sh: $name had errors:" >&2
         cat "$OUT/wrk-$name-$round.txt" >&2
@@ -170,6 +197,14 @@ median() { sort -n | awk -v middle=$(((ROUNDS + 1) / 2)) 'NR == middle {print $1
         done
         rps_ratios=$(for r in $(seq "$ROUNDS"); do awk -v on="$(rps "$kind-on" "$r")" -v off="$(rps "$kind-off" "$r")" 'BEGIN {printf "%.4f\n", on / off}'; done)
         cpu_ratios=$(for r in $(seq "$ROUNDS"); do awk -v on="$(cpu "$kind-on" "$r")" -v off="$(cpu "$kind-off" "$r")" 'BEGIN {printf "%.4f\n", on / off}'; done)
+        if [[ $CALLGRIND == 1 ]]; then
+            ratios=$(for r in $(seq "$ROUNDS"); do
+                awk -v on="$(cat "$OUT/instructions-$kind-on-$r.txt")" -v off="$(cat "$OUT/instructions-$kind-off-$r.txt")" 'BEGIN {printf "%.4f\n", on / off}'
+            done)
+            every=$(for r in $(seq "$ROUNDS"); do printf '%s/%s ' "$(cat "$OUT/instructions-$kind-on-$r.txt")" "$(cat "$OUT/instructions-$kind-off-$r.txt")"; done)
+            echo "$kind: instructions per request (callgrind, every thread), on/off: median $(median <<<"$ratios") (each round on/off: $every)"
+            continue
+        fi
         echo "$kind: throughput on/off, median of the rounds' ratios: $(median <<<"$rps_ratios") (each: $(tr '\n' ' ' <<<"$rps_ratios")); CPU per request on/off: $(median <<<"$cpu_ratios") (each: $(tr '\n' ' ' <<<"$cpu_ratios"))"
     done
 } | tee "$OUT/summary.txt"

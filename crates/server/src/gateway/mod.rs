@@ -173,16 +173,27 @@ fn demo_answer(
 
 /// Starts counting an authorized model call of `model` (an application's is `app:<id>`):
 /// `None` when token accounting is off, and then the call is counted for its key only.
-fn start_meter(state: &AppState, context: &RequestContext, authorized: &Authorized, model: &str, protocol: Protocol) -> Option<CallMeter> {
+fn start_meter(
+    state: &AppState,
+    context: &RequestContext,
+    authorized: &Authorized,
+    model: String,
+    protocol: Protocol,
+) -> Option<CallMeter> {
     if !state.shared.settings.token_accounting {
         state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
         return None;
     }
     Some(CallMeter {
         shared: state.shared.clone(),
-        request_id: context.request_id.clone(),
+        // Kept for the call's log line only: not copied when that line is not written.
+        request_id: if tracing::enabled!(target: "keygate::model_call", tracing::Level::INFO) {
+            context.request_id.clone()
+        } else {
+            String::new()
+        },
         key: authorized.key.clone(),
-        model: model.to_string(),
+        model,
         protocol,
         at_milliseconds: authorized.at_milliseconds,
         started: std::time::Instant::now(),
@@ -247,7 +258,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let streaming = wants_stream(call.protocol, &call.headers, &read);
     match route {
         Route::Demo => {
-            let meter = start_meter(state, context, &authorized, &model, call.protocol);
+            let meter = start_meter(state, context, &authorized, model.clone(), call.protocol);
             demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)
         }
         Route::Upstream(upstream) => {
@@ -257,7 +268,8 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
                     upstream.protocol_names().join(", ")
                 )));
             }
-            let meter = start_meter(state, context, &authorized, &model, call.protocol);
+            // The model is not needed past here: the meter takes it.
+            let meter = start_meter(state, context, &authorized, model, call.protocol);
             let (bytes, strip_usage_chunk) = if meter.is_some() && streaming && call.protocol == Protocol::OpenAi {
                 ask_for_stream_usage(bytes)
             } else {
@@ -337,7 +349,7 @@ async fn application_completion(
             .upstreams
             .route_app(app_id)
             .ok_or_else(|| GatewayRefusal::BadRequest(format!("No upstream of this deployment serves the application '{app_id}'.")))?;
-        let meter = start_meter(&state, &context, &authorized, &format!("app:{app_id}"), Protocol::Native);
+        let meter = start_meter(&state, &context, &authorized, format!("app:{app_id}"), Protocol::Native);
         match route {
             Route::Demo => demo_answer(
                 DemoEndpoint::ApplicationCompletion,

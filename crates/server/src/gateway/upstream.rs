@@ -108,7 +108,7 @@ pub async fn forward(
                 .and_then(|value| value.to_str().ok())
                 .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
             let reader = UsageReader::new(protocol, event_stream, strip_usage_chunk);
-            let inner = Box::pin(response.bytes_stream());
+            let inner = response.bytes_stream();
             Body::from_stream(MeteredBody::new(inner, reader, meter, status.as_u16(), upstream_latency))
         }
         None => Body::from_stream(response.bytes_stream()),
