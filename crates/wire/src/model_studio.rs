@@ -34,6 +34,9 @@ pub struct CreateApiKeyRequest {
     pub workspace_id: Option<String>,
     #[serde(default)]
     pub description: String,
+    /// keygate's extension (docs/CONTRACT.md#expiry-and-grace-periods): when the key stops
+    /// working, an RFC 3339 time or Unix seconds in the future; never when absent.
+    pub keygate_expires_at: Option<String>,
 }
 
 /// The sort key of ListApiKeys (`orderBy`, matched in any case).
@@ -83,6 +86,20 @@ pub struct ApiKeyIdRequest {
 pub struct UpdateApiKeyRequest {
     pub api_key_id: i64,
     pub description: Option<String>,
+    /// keygate's extension: a new expiry (an RFC 3339 time or Unix seconds in the future),
+    /// or `never` to remove it; unchanged when absent.
+    pub keygate_expires_at: Option<String>,
+}
+
+/// ResetApiKey (`PUT /modelstudio/apikeys/{apiKeyId}/reset`): the key in the path, and
+/// keygate's extension `keygateGraceSeconds` in the query: how long the old secret keeps
+/// working beside the new one (0 to 86400; 0 or absent: it stops at once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetApiKeyRequest {
+    pub api_key_id: i64,
+    /// An integer as text, judged once the key is known to be the caller's.
+    pub keygate_grace_seconds: Option<String>,
 }
 
 /// An API key's permission mode.
@@ -162,6 +179,10 @@ pub struct ApiKeyDetails {
     /// `secure`, `classic`, `legacy` or `plan`.
     pub format: String,
     pub region: String,
+    /// keygate's extension: when the key stops working, milliseconds since the epoch;
+    /// `null` when it never expires.
+    #[serde(default)]
+    pub keygate_expires_at: Option<i64>,
 }
 
 /// How a key stands now.
@@ -181,6 +202,13 @@ pub struct ApiKeyStanding {
     /// server leaves it out, so that the rest of the key is still read.
     #[serde(default)]
     pub keygate_usage: crate::keygate_api::UsageFigures,
+    /// keygate's extension: true once the key's `keygateExpiresAt` has passed.
+    #[serde(default)]
+    pub keygate_expired: bool,
+    /// keygate's extension: after a reset with a grace period, when the old secret stops
+    /// working (milliseconds since the epoch); `null` when no old secret works.
+    #[serde(default)]
+    pub keygate_grace_ends_at: Option<i64>,
 }
 
 /// CreateApiKey, GetApiKey and ResetApiKey: one key.
