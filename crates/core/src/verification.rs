@@ -382,7 +382,7 @@ impl KeyRegistry {
                     let entry = state.live_entry(version, key.clone(), i64::MAX);
                     state.keys.insert(digest, entry);
                     if let Some(grace) = grace {
-                        if !state.keys.get(&grace.digest).is_some_and(|entry| entry.version > version) {
+                        if state.keys.get(&grace.digest).is_none_or(|entry| entry.version <= version) {
                             let entry = state.live_entry(version, key, grace.ends_at);
                             state.keys.insert(grace.digest, entry);
                         }

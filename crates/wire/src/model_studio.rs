@@ -461,10 +461,11 @@ mod tests {
         let created = envelope(json!({"apiKey": {
             "apiKeyId": 12, "apiKeyValue": "sk-ws-plaintext", "createdBy": "root", "description": "demo", "gmtCreate": 1767225600000_i64,
             "workspaceId": "llm-default", "workspaceName": "Default", "auth": all_auth(), "format": "secure", "maskedKey": "sk-ws-****abcd",
-            "region": "ap-southeast-1",
+            "region": "ap-southeast-1", "keygateExpiresAt": 1798761600000_i64,
         }}));
         let typed: Success<ApiKeyResponse> = round_trip(created);
         assert!(typed.body.api_key.details.is_some() && typed.body.api_key.standing.is_none());
+        assert_eq!(typed.body.api_key.details.map(|details| details.keygate_expires_at), Some(Some(1798761600000)));
 
         let listed = envelope(json!({
             "apiKeys": [{
@@ -476,12 +477,20 @@ mod tests {
                 "lastUsedAt": null, "requestCount": 0, "replaceAdvised": true,
                 "keygateUsage": {"requests": 2, "inputTokens": 30, "outputTokens": 12, "cachedTokens": 0, "reasoningTokens": 0,
                     "totalTokens": 42, "cost": "0.000054", "currency": "USD", "unpriced": false},
+                "keygateExpiresAt": null, "keygateExpired": false, "keygateGraceEndsAt": 1767229200000_i64,
             }],
             "totalCount": 1, "maxResults": 10, "nextToken": "",
         }));
         let typed: Success<ListApiKeysResponse> = round_trip(listed);
         assert_eq!(typed.body.api_keys[0].standing.as_ref().map(|standing| standing.last_used_at), Some(None));
         assert_eq!(typed.body.api_keys[0].standing.as_ref().map(|standing| standing.keygate_usage.total_tokens), Some(42));
+        assert_eq!(typed.body.api_keys[0].standing.as_ref().and_then(|standing| standing.keygate_grace_ends_at), Some(1767229200000));
+        // An older server's answer, without keygate's expiry fields, still reads.
+        let older = json!({"apiKeyId": 12, "apiKeyValue": "sk-ws-****abcd", "workspaceId": "llm-default", "maskedKey": "sk-ws-****abcd",
+            "createdBy": "root", "description": "", "gmtCreate": 1, "workspaceName": "Default", "auth": all_auth(), "format": "secure",
+            "region": "ap-southeast-1", "disabled": 0, "lastUsedAt": null, "requestCount": 0, "replaceAdvised": false});
+        let older: ApiKey = serde_json::from_value(older).expect("an answer without the expiry fields reads");
+        assert_eq!(older.standing.map(|standing| (standing.keygate_expired, standing.keygate_grace_ends_at)), Some((false, None)));
 
         let reset = envelope(
             json!({"apiKey": {"apiKeyId": 12, "apiKeyValue": "sk-ws-new", "workspaceId": "llm-default", "maskedKey": "sk-ws-****wxyz"}}),

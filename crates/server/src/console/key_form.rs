@@ -379,6 +379,18 @@ mod tests {
     }
 
     #[test]
+    fn an_unchanged_expiry_is_kept_an_emptied_one_removed() {
+        let values = |query: &str| KeyFormValues::from_fields(&fields(query));
+        assert_eq!(values("expires_at=").expiry_to_create(), None);
+        assert_eq!(values("expires_at=2027-01-31T00%3A00%3A00Z").expiry_to_create(), Some("2027-01-31T00:00:00Z"));
+        let was = "expires_at_was=2020-01-01T00%3A00%3A00Z";
+        assert_eq!(values(&format!("expires_at=2020-01-01T00%3A00%3A00Z&{was}")).expiry_to_edit(), None, "a past expiry left as it was");
+        assert_eq!(values(&format!("expires_at=&{was}")).expiry_to_edit(), Some("never"));
+        assert_eq!(values(&format!("expires_at=2030-01-01T00%3A00%3A00Z&{was}")).expiry_to_edit(), Some("2030-01-01T00:00:00Z"));
+        assert_eq!(values("expires_at=&expires_at_was=").expiry_to_edit(), None);
+    }
+
+    #[test]
     fn a_bad_cidr_is_reported_on_the_whitelist_field() {
         let values = KeyFormValues::from_fields(&fields("permission=Custom&access_ips=10.0.0.0%2F99"));
         let table = RegionTable::model_studio_default();

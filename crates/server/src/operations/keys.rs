@@ -423,7 +423,7 @@ pub async fn end_key_grace(operations: Operations<'_>, actor: &Actor, key_id: i6
     if !region.disable_and_reset {
         return Err(OperationError::unsupported_in_region("ResetApiKey", &actor.region));
     }
-    if !existing.grace_ends_at.is_some_and(|ends_at| ends_at > now_seconds(actor)) {
+    if existing.grace_ends_at.is_none_or(|ends_at| ends_at <= now_seconds(actor)) {
         return Err(OperationError::invalid_parameter(format!("API key {key_id} has no old secret in a grace period.")));
     }
     Ok(operations.store.end_api_key_grace(&actor.audit, key_id, actor.caller.key_visibility()).await?)
