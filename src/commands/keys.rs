@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use keygate_wire::envelope::Empty;
-use keygate_wire::keygate_api::UsageFigures;
+use keygate_wire::keygate_api::{EndGraceResponse, UsageFigures};
 use keygate_wire::model_studio::{ApiKey, ApiKeyAuth, ApiKeyResponse, AuthType, ListApiKeysResponse};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -75,6 +75,7 @@ pub enum KeysCommand {
     ///   keygate keys create --description "CI pipeline"
     ///   keygate keys create --workspace llm-0123456789abcdef --custom --ip 10.0.0.0/8 --model qwen-plus --model qwen-max
     ///   keygate keys create --json | jq -r .apiKey.apiKeyValue
+    ///   keygate keys create --description "contractor" --expires-at 2027-01-31T00:00:00Z
     #[command(verbatim_doc_comment)]
     Create {
         /// The workspace of the key (default: the account's default workspace).
@@ -83,6 +84,10 @@ pub enum KeysCommand {
         /// What the key is for (at most 200 characters).
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
+        /// When the key stops working: an RFC 3339 time (2027-01-31T00:00:00Z) or Unix
+        /// seconds, in the future (default: never).
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
         #[command(flatten)]
         permissions: PermissionArgs,
     },
@@ -119,6 +124,8 @@ pub enum KeysCommand {
     ///   keygate keys edit 42 --description "staging only"
     ///   keygate keys edit 42 --custom --ip 192.168.1.0/24 --model qwen-plus
     ///   keygate keys edit 42 --all
+    ///   keygate keys edit 42 --expires-at 2027-06-30T00:00:00Z
+    ///   keygate keys edit 42 --expires-at never
     #[command(verbatim_doc_comment)]
     Edit {
         /// The API key id.
@@ -126,6 +133,10 @@ pub enum KeysCommand {
         /// The new description.
         #[arg(long, value_name = "TEXT")]
         description: Option<String>,
+        /// A new expiry (an RFC 3339 time or Unix seconds, in the future), or `never` to
+        /// remove it.
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
         /// Permission All: any address, every model and application of the workspace.
         #[arg(long, conflicts_with = "custom")]
         all: bool,
@@ -147,10 +158,25 @@ pub enum KeysCommand {
         id: u64,
     },
     /// Give a key a new secret (same id and permissions); the old one stops working at
-    /// once. Prints the new key once.
+    /// once, or after --grace-seconds. Prints the new key once.
     ///
-    /// Example: keygate keys reset 42
+    /// Examples:
+    ///   keygate keys reset 42
+    ///   keygate keys reset 42 --grace-seconds 3600
+    #[command(verbatim_doc_comment)]
     Reset {
+        /// The API key id.
+        id: u64,
+        /// How long the old secret keeps working beside the new one (0 to 86400; default
+        /// 0: it stops at once).
+        #[arg(long, value_name = "SECONDS")]
+        grace_seconds: Option<u32>,
+    },
+    /// End the grace period of a key reset with --grace-seconds: its old secret stops
+    /// working now.
+    ///
+    /// Example: keygate keys end-grace 42
+    EndGrace {
         /// The API key id.
         id: u64,
     },
@@ -221,13 +247,16 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
     let options = arguments.options;
     let (client, _session) = Client::from_session(&options)?;
     match arguments.command {
-        KeysCommand::Create { workspace, description, permissions } => {
+        KeysCommand::Create { workspace, description, expires_at, permissions } => {
             let mut query = Vec::new();
             if let Some(description) = description {
                 query.push(("description".to_string(), description));
             }
             if let Some(workspace) = workspace {
                 query.push(("workspaceId".to_string(), workspace));
+            }
+            if let Some(expires_at) = expires_at {
+                query.push((EXPIRES_AT.to_string(), expires_at));
             }
             let path = ["modelstudio".to_string(), "apikeys".to_string()];
             let answer = call::<ApiKeyResponse>(&client, Method::POST, &path, &query, &permissions.form(false)).await?;
@@ -265,12 +294,16 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
                 print_key_details(&answer.body.api_key);
             }
         }
-        KeysCommand::Edit { id, description, all, permissions } => {
+        KeysCommand::Edit { id, description, expires_at, all, permissions } => {
             let form = permissions.form(all);
-            if description.is_none() && form.is_empty() {
-                anyhow::bail!("nothing to change: give --description, --all or --custom");
+            if description.is_none() && expires_at.is_none() && form.is_empty() {
+                anyhow::bail!("nothing to change: give --description, --expires-at, --all or --custom");
             }
-            let query: Vec<(String, String)> = description.into_iter().map(|text| ("description".to_string(), text)).collect();
+            let query: Vec<(String, String)> = description
+                .into_iter()
+                .map(|text| ("description".to_string(), text))
+                .chain(expires_at.map(|text| (EXPIRES_AT.to_string(), text)))
+                .collect();
             let answer = call::<Empty>(&client, Method::PUT, &key_path(id, None), &query, &form).await?;
             report(&answer.json, options.json, &format!("updated API key {id}"))?;
         }
@@ -282,9 +315,19 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
             let answer = call::<Empty>(&client, Method::PUT, &key_path(id, Some("enable")), &[], &[]).await?;
             report(&answer.json, options.json, &format!("enabled API key {id}"))?;
         }
-        KeysCommand::Reset { id } => {
-            let answer = call::<ApiKeyResponse>(&client, Method::PUT, &key_path(id, Some("reset")), &[], &[]).await?;
+        KeysCommand::Reset { id, grace_seconds } => {
+            let query: Vec<(String, String)> =
+                grace_seconds.map(|seconds| ("keygateGraceSeconds".to_string(), seconds.to_string())).into_iter().collect();
+            let answer = call::<ApiKeyResponse>(&client, Method::PUT, &key_path(id, Some("reset")), &query, &[]).await?;
             print_new_key(&answer.body.api_key, &answer.json, options.json, "Reset")?;
+            if let Some(seconds) = grace_seconds.filter(|seconds| *seconds > 0) {
+                eprintln!("The old secret keeps working for {seconds} seconds; `keygate keys end-grace {id}` stops it sooner.");
+            }
+        }
+        KeysCommand::EndGrace { id } => {
+            let path = ["keygate", "v1", "keys", &id.to_string(), "end-grace"].map(str::to_string);
+            let answer = call::<EndGraceResponse>(&client, Method::POST, &path, &[], &[]).await?;
+            report(&answer.json, options.json, &format!("ended the grace period of API key {id}: its old secret no longer works"))?;
         }
         KeysCommand::Delete { id, yes } => {
             let path = key_path(id, None);
@@ -339,11 +382,22 @@ fn auth(key: &ApiKey) -> Option<&ApiKeyAuth> {
     key.details.as_ref().map(|details| &details.auth)
 }
 
+/// The query parameter of an expiry, keygate's extension of CreateApiKey and UpdateApiKey.
+const EXPIRES_AT: &str = "keygateExpiresAt";
+
 fn status(key: &ApiKey) -> &'static str {
-    if key.standing.as_ref().is_some_and(|standing| standing.disabled != 0) {
-        "disabled"
-    } else {
-        "enabled"
+    match key.standing.as_ref() {
+        Some(standing) if standing.disabled != 0 => "disabled",
+        Some(standing) if standing.keygate_expired => "expired",
+        _ => "enabled",
+    }
+}
+
+/// When the key expires: a time, or `never`.
+fn expiry(key: &ApiKey) -> String {
+    match key.details.as_ref().and_then(|details| details.keygate_expires_at) {
+        Some(at) => time(Some(at)),
+        None => "never".into(),
     }
 }
 
@@ -352,7 +406,8 @@ fn permission(key: &ApiKey) -> String {
 }
 
 fn print_key_table(keys: &[ApiKey]) {
-    let mut table = Table::new(&["ID", "KEY", "WORKSPACE", "PERMISSION", "DESCRIPTION", "CREATED BY", "CREATED", "LAST USED", "STATUS"]);
+    let mut table =
+        Table::new(&["ID", "KEY", "WORKSPACE", "PERMISSION", "DESCRIPTION", "CREATED BY", "CREATED", "LAST USED", "EXPIRES", "STATUS"]);
     for key in keys {
         let (details, standing) = (key.details.as_ref(), key.standing.as_ref());
         // An imported key is marked, to be replaced by a new one.
@@ -367,6 +422,7 @@ fn print_key_table(keys: &[ApiKey]) {
             optional(details.map(|details| details.created_by.as_str())),
             time(details.map(|details| details.gmt_create)),
             time(standing.and_then(|standing| standing.last_used_at)),
+            expiry(key),
             status(key).to_string(),
         ]);
     }
@@ -409,6 +465,8 @@ fn print_key_details(key: &ApiKey) {
         ("Region", optional(details.map(|details| details.region.as_str()))),
         ("Workspace", workspace),
         ("Status", status(key).to_string()),
+        ("Expires", expiry(key)),
+        ("Old secret until", time(standing.and_then(|standing| standing.keygate_grace_ends_at))),
         ("Permission", permission(key)),
         ("Allowed IPs", ips),
         ("Models", scope(auth, |auth| auth.model_access_scope.allow_all_models, |auth| &auth.model_access_scope.accessible_models)),

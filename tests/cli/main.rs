@@ -9,6 +9,7 @@ mod env_setup;
 mod file_modes;
 mod harness;
 mod import;
+mod key_expiry;
 mod management;
 mod multinode;
 mod scan;

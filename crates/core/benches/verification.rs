@@ -66,6 +66,8 @@ fn fixture(count: usize) -> Fixture {
             format: KeyFormat::Secure,
             standing: KeyStanding::Usable,
             auth: if custom { custom_auth() } else { KeyAuth::All },
+            expires_at: None,
+            grace_secret: None,
         };
         if index % stride == 0 && all_keys.len() < SAMPLE {
             all_keys.push(expose(&generated.plaintext).to_string());
@@ -167,14 +169,14 @@ fn bench_registry<M: Measurement>(criterion: &mut Criterion<M>, clock: Clock, co
     // Parse + CRC32 + SHA-256 + lookup + region and standing: the 300 ns target's path.
     let mut next = rotate(&all_keys);
     group.bench_function(BenchmarkId::new("authenticate_valid_secure", &label), |bencher| {
-        bencher.iter(|| registry.authenticate(black_box(next()), REGION).expect("valid"))
+        bencher.iter(|| registry.authenticate(black_box(next()), REGION, 1_700_000_000).expect("valid"))
     });
 
     if full {
         // The same key every time: everything stays in the CPU caches (the best case).
         let hot = all_keys[0].clone();
         group.bench_function(BenchmarkId::new("authenticate_valid_secure_hot", &label), |bencher| {
-            bencher.iter(|| registry.authenticate(black_box(&hot), REGION).expect("valid"))
+            bencher.iter(|| registry.authenticate(black_box(&hot), REGION, 1_700_000_000).expect("valid"))
         });
 
         // Everything the gateway does per call for a Custom key: authenticate, the
@@ -183,7 +185,7 @@ fn bench_registry<M: Measurement>(criterion: &mut Criterion<M>, clock: Clock, co
         let mut next = rotate(&custom_keys);
         group.bench_function(BenchmarkId::new("authenticate_authorize_custom", &label), |bencher| {
             bencher.iter(|| {
-                let key = registry.authenticate(black_box(next()), REGION).expect("valid");
+                let key = registry.authenticate(black_box(next()), REGION, 1_700_000_000).expect("valid");
                 let grants = registry.workspace(&key.workspace_id);
                 let facts =
                     CallFacts { client_address: Some(client), workspace_header: Some(WORKSPACE), target: CallTarget::Model("qwen-plus") };
@@ -195,14 +197,14 @@ fn bench_registry<M: Measurement>(criterion: &mut Criterion<M>, clock: Clock, co
         let bad: Vec<String> = all_keys.iter().map(|key| with_bad_checksum(key)).collect();
         let mut next = rotate(&bad);
         group.bench_function(BenchmarkId::new("reject_bad_checksum", &label), |bencher| {
-            bencher.iter(|| registry.authenticate(black_box(next()), REGION).expect_err("bad checksum"))
+            bencher.iter(|| registry.authenticate(black_box(next()), REGION, 1_700_000_000).expect_err("bad checksum"))
         });
 
         // Well-formed, checksum holds, digest not in the registry.
         let unknown: Vec<String> = (0..SAMPLE).map(|_| expose(&generate_key(KeyFormat::Secure).plaintext).to_string()).collect();
         let mut next = rotate(&unknown);
         group.bench_function(BenchmarkId::new("reject_unknown", &label), |bencher| {
-            bencher.iter(|| registry.authenticate(black_box(next()), REGION).expect_err("unknown"))
+            bencher.iter(|| registry.authenticate(black_box(next()), REGION, 1_700_000_000).expect_err("unknown"))
         });
 
         // A temporary `st-` key: base62 decode + HMAC-SHA256 + parent lookup (no target).
@@ -210,7 +212,7 @@ fn bench_registry<M: Measurement>(criterion: &mut Criterion<M>, clock: Clock, co
         let temporary: Vec<String> = all_keys
             .iter()
             .map(|key| {
-                let parent = registry.authenticate(key, REGION).expect("valid");
+                let parent = registry.authenticate(key, REGION, 1_700_000_000).expect("valid");
                 let digest = registry.digest_of(parent.key_id).expect("live");
                 mint_temporary_key(&secret, parent.key_id, &digest, 4_000_000_000)
             })

@@ -45,6 +45,8 @@ fn compiled(index: usize) -> CompiledKey {
         format: KeyFormat::Secure,
         standing: KeyStanding::Usable,
         auth,
+        expires_at: None,
+        grace_secret: None,
     }
 }
 

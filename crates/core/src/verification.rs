@@ -39,6 +39,25 @@ pub struct CompiledKey {
     pub format: KeyFormat,
     pub standing: KeyStanding,
     pub auth: KeyAuth,
+    /// When the key stops working (Unix seconds); `None`: never
+    /// (docs/CONTRACT.md#expiry-and-grace-periods). Compared with the clock on every use,
+    /// so an expiry needs no change-feed event.
+    pub expires_at: Option<i64>,
+    /// The secret a reset replaced, still accepted until its grace period ends.
+    pub grace_secret: Option<GraceSecret>,
+}
+
+/// The old secret of a key reset with a grace period: its digest and when it stops
+/// working (Unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraceSecret {
+    pub digest: KeyDigest,
+    pub ends_at: i64,
+}
+
+/// Whether a key with this expiry has expired at `now` (Unix seconds).
+pub fn has_expired(expires_at: Option<i64>, now: i64) -> bool {
+    expires_at.is_some_and(|expires_at| now >= expires_at)
 }
 
 /// The models granted to a workspace, compiled: the default workspace may call every
@@ -74,11 +93,16 @@ struct Entry {
     /// miss, and those misses were most of the time of a verification.
     region: u32,
     standing: KeyStanding,
+    /// The key's expiry (Unix seconds, `i64::MAX`: never), copied for the same reason.
+    expires_at: i64,
+    /// When this digest stops working although the key lives on (Unix seconds): the end of
+    /// a grace period for the old secret of a reset, `i64::MAX` for the current secret.
+    secret_ends_at: i64,
 }
 
 impl Entry {
     fn tombstone(version: u64) -> Entry {
-        Entry { version, key: None, region: u32::MAX, standing: KeyStanding::Disabled }
+        Entry { version, key: None, region: u32::MAX, standing: KeyStanding::Disabled, expires_at: i64::MIN, secret_ends_at: i64::MIN }
     }
 }
 
@@ -99,6 +123,8 @@ pub enum AuthenticationFailure {
     CreatorNotActive,
     #[error("The temporary API key has expired.")]
     Expired,
+    #[error("The API key has expired.")]
+    KeyExpired,
     #[error("Invalid API-key provided: Token Plan and Coding Plan keys (sk-sp-) work only on the plan endpoint.")]
     PlanKeyOnPayAsYouGoEndpoint,
     #[error("Invalid API-key provided: this plan endpoint accepts only Token Plan and Coding Plan keys (sk-sp-).")]
@@ -294,8 +320,15 @@ impl RegistryState {
         u32::try_from(index).expect("fewer than 2^32 regions")
     }
 
-    fn live_entry(&mut self, version: u64, key: Arc<CompiledKey>) -> Entry {
-        Entry { version, region: self.region_index(&key.region), standing: key.standing, key: Some(key) }
+    fn live_entry(&mut self, version: u64, key: Arc<CompiledKey>, secret_ends_at: i64) -> Entry {
+        Entry {
+            version,
+            region: self.region_index(&key.region),
+            standing: key.standing,
+            expires_at: key.expires_at.unwrap_or(i64::MAX),
+            secret_ends_at,
+            key: Some(key),
+        }
     }
 }
 
@@ -344,8 +377,16 @@ impl KeyRegistry {
                             state.keys.insert(previous, Entry::tombstone(version));
                         }
                     }
-                    let entry = state.live_entry(version, key);
+                    // The old secret of a reset in its grace period works beside the new one.
+                    let grace = key.grace_secret.filter(|grace| grace.digest != digest);
+                    let entry = state.live_entry(version, key.clone(), i64::MAX);
                     state.keys.insert(digest, entry);
+                    if let Some(grace) = grace {
+                        if state.keys.get(&grace.digest).is_none_or(|entry| entry.version <= version) {
+                            let entry = state.live_entry(version, key, grace.ends_at);
+                            state.keys.insert(grace.digest, entry);
+                        }
+                    }
                 }
                 RegistryUpdate::Revoked { digest } => {
                     if state.keys.get(&digest).is_some_and(|entry| entry.version > version) {
@@ -429,26 +470,52 @@ impl KeyRegistry {
         state.workspaces.get(workspace_id).map(|(_, grants)| grants.clone())
     }
 
-    /// Steps 1-3 of docs/CONTRACT.md#order-of-checks for a permanent key presented in `region`.
-    /// The same decision as [`KeyRegistry::lookup`] then [`standing_check`], from the
-    /// entry's copies of the region and standing.
-    pub fn authenticate(&self, presented: &str, region: &str) -> Result<Arc<CompiledKey>, AuthenticationFailure> {
-        self.authenticate_on(presented, region, KeyEndpoint::PayAsYouGo)
+    /// Steps 1-3 of docs/CONTRACT.md#order-of-checks for a permanent key presented in `region`
+    /// at `now` (Unix seconds). The same decision as [`KeyRegistry::lookup`] then
+    /// [`standing_check`], from the entry's copies of the region, standing and times.
+    pub fn authenticate(&self, presented: &str, region: &str, now: i64) -> Result<Arc<CompiledKey>, AuthenticationFailure> {
+        self.authenticate_on(presented, region, KeyEndpoint::PayAsYouGo, now)
     }
 
     /// [`KeyRegistry::authenticate`] on an endpoint of `endpoint`'s kind: the key's format
     /// (its prefix) is checked before the lookup.
-    pub fn authenticate_on(&self, presented: &str, region: &str, endpoint: KeyEndpoint) -> Result<Arc<CompiledKey>, AuthenticationFailure> {
+    pub fn authenticate_on(
+        &self,
+        presented: &str,
+        region: &str,
+        endpoint: KeyEndpoint,
+        now: i64,
+    ) -> Result<Arc<CompiledKey>, AuthenticationFailure> {
+        self.authenticate_permanent(presented, region, endpoint, now).map(|(key, _)| key)
+    }
+
+    /// [`KeyRegistry::authenticate_on`], with when the presented secret stops working
+    /// (Unix seconds, `i64::MAX`: never): the key's expiry, or the end of the grace period
+    /// of an old secret, whichever is first.
+    fn authenticate_permanent(
+        &self,
+        presented: &str,
+        region: &str,
+        endpoint: KeyEndpoint,
+        now: i64,
+    ) -> Result<(Arc<CompiledKey>, i64), AuthenticationFailure> {
         let parsed = parse_permanent_key(presented)?;
         endpoint.admits(parsed.format)?;
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = state.keys.get(&parsed.digest).ok_or(AuthenticationFailure::Unknown)?;
         let key = entry.key.as_ref().ok_or(AuthenticationFailure::Unknown)?;
+        // An old secret past its grace period is refused like any wrong key.
+        if now >= entry.secret_ends_at {
+            return Err(AuthenticationFailure::Unknown);
+        }
         if state.regions.get(entry.region as usize).map(String::as_str) != Some(region) {
             return Err(AuthenticationFailure::OtherRegion);
         }
         standing_allows(entry.standing)?;
-        Ok(key.clone())
+        if now >= entry.expires_at {
+            return Err(AuthenticationFailure::KeyExpired);
+        }
+        Ok((key.clone(), entry.expires_at.min(entry.secret_ends_at)))
     }
 
     /// Checks 1-3 for any key, permanent or temporary (`st-`), at `now` (Unix seconds).
@@ -461,7 +528,11 @@ impl KeyRegistry {
         now: i64,
     ) -> Result<AuthenticatedKey, AuthenticationFailure> {
         if !presented.starts_with(TEMPORARY_PREFIX) {
-            return self.authenticate_on(presented, region, endpoint).map(|key| AuthenticatedKey { key, temporary: false });
+            return self.authenticate_permanent(presented, region, endpoint, now).map(|(key, works_until)| AuthenticatedKey {
+                key,
+                temporary: false,
+                works_until,
+            });
         }
         // A temporary key is not a plan key, whatever its parent.
         endpoint.admits(KeyFormat::Temporary)?;
@@ -475,13 +546,16 @@ impl KeyRegistry {
             let key = state.keys.get(&digest).and_then(|entry| entry.key.clone()).ok_or(AuthenticationFailure::Unknown)?;
             (digest, key)
         };
-        // A reset gives the parent a new digest: tokens minted from the old secret die.
-        if !claims.matches_parent_digest(&digest) {
+        // A reset gives the parent a new digest: tokens minted from the old secret die, at
+        // once or when the old secret's grace period ends.
+        let from_current_secret = claims.matches_parent_digest(&digest);
+        let from_grace_secret = key.grace_secret.is_some_and(|grace| now < grace.ends_at && claims.matches_parent_digest(&grace.digest));
+        if !from_current_secret && !from_grace_secret {
             return Err(AuthenticationFailure::Unknown);
         }
         endpoint.admits(key.format)?;
-        standing_check(&key, region)?;
-        Ok(AuthenticatedKey { key, temporary: true })
+        standing_check(&key, region, now)?;
+        Ok(AuthenticatedKey { key, temporary: true, works_until: claims.expires_at })
     }
 
     /// The current digest of a live key (to mint temporary keys from it).
@@ -497,14 +571,22 @@ pub struct AuthenticatedKey {
     pub key: Arc<CompiledKey>,
     /// Presented as an `st-` temporary key.
     pub temporary: bool,
+    /// When the presented secret stops working (Unix seconds, `i64::MAX`: never): the
+    /// key's expiry or the end of an old secret's grace period, whichever is first. A
+    /// temporary key minted from it may not outlive it.
+    pub works_until: i64,
 }
 
-/// Checks the region and the standing of a live key.
-pub fn standing_check(key: &CompiledKey, region: &str) -> Result<(), AuthenticationFailure> {
+/// Checks the region, the standing and the expiry of a live key at `now` (Unix seconds).
+pub fn standing_check(key: &CompiledKey, region: &str, now: i64) -> Result<(), AuthenticationFailure> {
     if key.region != region {
         return Err(AuthenticationFailure::OtherRegion);
     }
-    standing_allows(key.standing)
+    standing_allows(key.standing)?;
+    if has_expired(key.expires_at, now) {
+        return Err(AuthenticationFailure::KeyExpired);
+    }
+    Ok(())
 }
 
 fn standing_allows(standing: KeyStanding) -> Result<(), AuthenticationFailure> {
@@ -533,6 +615,8 @@ mod tests {
             format: KeyFormat::Secure,
             standing,
             auth,
+            expires_at: None,
+            grace_secret: None,
         })
     }
 
@@ -542,7 +626,7 @@ mod tests {
         let key = generate_key(KeyFormat::Secure);
         registry.apply(5, vec![RegistryUpdate::Revoked { digest: key.digest }]);
         registry.apply(3, vec![RegistryUpdate::Key { digest: key.digest, key: compiled(1, KeyStanding::Usable, KeyAuth::All) }]);
-        assert_eq!(registry.authenticate(expose(&key.plaintext), "ap-southeast-1"), Err(AuthenticationFailure::Unknown));
+        assert_eq!(registry.authenticate(expose(&key.plaintext), "ap-southeast-1", 0), Err(AuthenticationFailure::Unknown));
         registry.apply(4, vec![RegistryUpdate::Key { digest: key.digest, key: compiled(1, KeyStanding::Usable, KeyAuth::All) }]);
         assert!(registry.lookup(&key.digest).is_none());
     }
@@ -581,8 +665,8 @@ mod tests {
         let (old, new) = (generate_key(KeyFormat::Secure), generate_key(KeyFormat::Secure));
         registry.apply(1, vec![RegistryUpdate::Key { digest: old.digest, key: compiled(9, KeyStanding::Usable, KeyAuth::All) }]);
         registry.apply(2, vec![RegistryUpdate::Key { digest: new.digest, key: compiled(9, KeyStanding::Usable, KeyAuth::All) }]);
-        assert!(registry.authenticate(expose(&old.plaintext), "ap-southeast-1").is_err());
-        assert!(registry.authenticate(expose(&new.plaintext), "ap-southeast-1").is_ok());
+        assert!(registry.authenticate(expose(&old.plaintext), "ap-southeast-1", 0).is_err());
+        assert!(registry.authenticate(expose(&new.plaintext), "ap-southeast-1", 0).is_ok());
         assert_eq!(registry.lookup_by_id(9).unwrap().key_id, 9);
     }
 
@@ -592,10 +676,10 @@ mod tests {
         let key = generate_key(KeyFormat::Secure);
         registry.apply(1, vec![RegistryUpdate::Key { digest: key.digest, key: compiled(1, KeyStanding::Disabled, KeyAuth::All) }]);
         let text = expose(&key.plaintext);
-        assert_eq!(registry.authenticate(text, "us-east-1"), Err(AuthenticationFailure::OtherRegion));
-        assert_eq!(registry.authenticate(text, "ap-southeast-1"), Err(AuthenticationFailure::Disabled));
-        assert_eq!(registry.authenticate("", "ap-southeast-1"), Err(AuthenticationFailure::Missing));
-        assert_eq!(registry.authenticate("sk-ws-nope", "ap-southeast-1"), Err(AuthenticationFailure::Malformed));
+        assert_eq!(registry.authenticate(text, "us-east-1", 0), Err(AuthenticationFailure::OtherRegion));
+        assert_eq!(registry.authenticate(text, "ap-southeast-1", 0), Err(AuthenticationFailure::Disabled));
+        assert_eq!(registry.authenticate("", "ap-southeast-1", 0), Err(AuthenticationFailure::Missing));
+        assert_eq!(registry.authenticate("sk-ws-nope", "ap-southeast-1", 0), Err(AuthenticationFailure::Malformed));
     }
 
     #[test]
@@ -609,15 +693,15 @@ mod tests {
             Arc::new(compiled)
         };
         registry.apply(1, vec![RegistryUpdate::Key { digest: key.digest, key: in_region("ap-southeast-1", KeyStanding::Usable) }]);
-        assert!(registry.authenticate(text, "ap-southeast-1").is_ok());
+        assert!(registry.authenticate(text, "ap-southeast-1", 0).is_ok());
         registry
             .apply(2, vec![RegistryUpdate::Key { digest: key.digest, key: in_region("ap-southeast-1", KeyStanding::CreatorNotMember) }]);
-        assert_eq!(registry.authenticate(text, "ap-southeast-1"), Err(AuthenticationFailure::CreatorNotActive));
+        assert_eq!(registry.authenticate(text, "ap-southeast-1", 0), Err(AuthenticationFailure::CreatorNotActive));
         registry.apply(3, vec![RegistryUpdate::Key { digest: key.digest, key: in_region("us-east-1", KeyStanding::Usable) }]);
-        assert_eq!(registry.authenticate(text, "ap-southeast-1"), Err(AuthenticationFailure::OtherRegion));
-        assert!(registry.authenticate(text, "us-east-1").is_ok());
+        assert_eq!(registry.authenticate(text, "ap-southeast-1", 0), Err(AuthenticationFailure::OtherRegion));
+        assert!(registry.authenticate(text, "us-east-1", 0).is_ok());
         registry.apply(4, vec![RegistryUpdate::Revoked { digest: key.digest }]);
-        assert_eq!(registry.authenticate(text, "us-east-1"), Err(AuthenticationFailure::Unknown));
+        assert_eq!(registry.authenticate(text, "us-east-1", 0), Err(AuthenticationFailure::Unknown));
     }
 
     #[test]
@@ -683,6 +767,57 @@ mod tests {
         assert_eq!(decide(KeyAuth::All, false), Err(AuthorizationFailure::TargetNotNamed), "a sub-workspace calls only granted models");
         let no_grants = authorize_call(&compiled(1, KeyStanding::Usable, KeyAuth::All), None, &unnamed, |_| true);
         assert_eq!(no_grants, Err(AuthorizationFailure::TargetNotNamed));
+    }
+
+    #[test]
+    fn an_expired_key_is_refused_by_the_clock_alone_and_so_are_its_temporary_keys() {
+        use crate::temporary_keys::mint_temporary_key;
+        let registry = KeyRegistry::new();
+        let key = generate_key(KeyFormat::Secure);
+        let mut expiring = (*compiled(1, KeyStanding::Usable, KeyAuth::All)).clone();
+        expiring.expires_at = Some(1_000);
+        registry.apply(1, vec![RegistryUpdate::Key { digest: key.digest, key: Arc::new(expiring) }]);
+        let secret = TemporaryKeySecret::new([7; 32]);
+        let at = |presented: &str, now| registry.authenticate_any(presented, "ap-southeast-1", KeyEndpoint::PayAsYouGo, &secret, now);
+        assert_eq!(at(expose(&key.plaintext), 999).map(|authenticated| authenticated.works_until), Ok(1_000));
+        assert_eq!(at(expose(&key.plaintext), 1_000).map(|_| ()), Err(AuthenticationFailure::KeyExpired));
+        let token = mint_temporary_key(&secret, 1, &key.digest, 1_500);
+        assert!(at(&token, 999).is_ok());
+        assert_eq!(at(&token, 1_000).map(|_| ()), Err(AuthenticationFailure::KeyExpired), "a temporary key dies with its parent");
+    }
+
+    #[test]
+    fn an_old_secret_works_beside_the_new_one_until_its_grace_period_ends() {
+        use crate::temporary_keys::mint_temporary_key;
+        let registry = KeyRegistry::new();
+        let (old, new) = (generate_key(KeyFormat::Secure), generate_key(KeyFormat::Secure));
+        let secret = TemporaryKeySecret::new([7; 32]);
+        let old_token = mint_temporary_key(&secret, 9, &old.digest, 5_000);
+        registry.apply(1, vec![RegistryUpdate::Key { digest: old.digest, key: compiled(9, KeyStanding::Usable, KeyAuth::All) }]);
+        let mut reset = (*compiled(9, KeyStanding::Usable, KeyAuth::All)).clone();
+        reset.grace_secret = Some(GraceSecret { digest: old.digest, ends_at: 2_000 });
+        registry.apply(2, vec![RegistryUpdate::Key { digest: new.digest, key: Arc::new(reset) }]);
+        let at = |presented: &str, now| {
+            registry
+                .authenticate_any(presented, "ap-southeast-1", KeyEndpoint::PayAsYouGo, &secret, now)
+                .map(|authenticated| authenticated.works_until)
+        };
+        assert_eq!(at(expose(&old.plaintext), 1_999), Ok(2_000));
+        assert_eq!(at(expose(&new.plaintext), 1_999), Ok(i64::MAX));
+        assert_eq!(at(&old_token, 1_999), Ok(5_000));
+        assert_eq!(at(expose(&old.plaintext), 2_000), Err(AuthenticationFailure::Unknown));
+        assert_eq!(at(&old_token, 2_000), Err(AuthenticationFailure::Unknown));
+        assert_eq!(at(expose(&new.plaintext), 2_000), Ok(i64::MAX));
+        // Cut short: the old digest is revoked and the key no longer names it.
+        registry.apply(
+            3,
+            vec![
+                RegistryUpdate::Revoked { digest: old.digest },
+                RegistryUpdate::Key { digest: new.digest, key: compiled(9, KeyStanding::Usable, KeyAuth::All) },
+            ],
+        );
+        assert_eq!(at(expose(&old.plaintext), 1_000), Err(AuthenticationFailure::Unknown));
+        assert_eq!(at(expose(&new.plaintext), 1_000), Ok(i64::MAX));
     }
 
     #[test]

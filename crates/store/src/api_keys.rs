@@ -37,6 +37,17 @@ pub struct NewApiKey {
     pub auth: KeyAuth,
     /// Imported legacy keys: the plaintext encrypted with the master key.
     pub legacy_ciphertext: Option<Vec<u8>>,
+    /// When the key stops working (Unix seconds); `None`: never.
+    pub expires_at: Option<i64>,
+}
+
+/// What an edit changes; `None` keeps a part as it is.
+#[derive(Debug, Clone, Default)]
+pub struct KeyEdit {
+    pub description: Option<String>,
+    pub auth: Option<KeyAuth>,
+    /// `Some(None)` removes the expiry.
+    pub expires_at: Option<Option<i64>>,
 }
 
 /// A stored key as the management API shows it.
@@ -58,6 +69,12 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<i64>,
     pub request_count: i64,
     pub legacy_ciphertext: Option<Vec<u8>>,
+    /// When the key stops working (Unix seconds); `None`: never.
+    pub expires_at: Option<i64>,
+    /// When the old secret of a reset with a grace period stops working (Unix seconds);
+    /// `None` when the last reset had none or its grace period was ended early. A past
+    /// time means the grace period is over.
+    pub grace_ends_at: Option<i64>,
 }
 
 /// Sort key of ListApiKeys.
@@ -83,7 +100,7 @@ pub struct ListKeysQuery {
     pub limit: u32,
 }
 
-const KEY_COLUMNS: &str = "k.api_key_id, k.account_id, k.region, k.workspace_id, w.name AS workspace_name, k.creator_user_id, k.created_by, k.description, k.format, k.masked_key, k.auth_type, k.access_ips, k.allow_all_models, k.accessible_models, k.allow_all_apps, k.accessible_apps, k.disabled, k.created_at, k.last_used_at, k.request_count, k.legacy_ciphertext";
+const KEY_COLUMNS: &str = "k.api_key_id, k.account_id, k.region, k.workspace_id, w.name AS workspace_name, k.creator_user_id, k.created_by, k.description, k.format, k.masked_key, k.auth_type, k.access_ips, k.allow_all_models, k.accessible_models, k.allow_all_apps, k.accessible_apps, k.disabled, k.created_at, k.last_used_at, k.request_count, k.legacy_ciphertext, k.expires_at, k.previous_secret_ends_at";
 
 fn record_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     let format_name = row.string("format")?;
@@ -104,7 +121,17 @@ fn record_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
         last_used_at: row.opt_i64("last_used_at")?,
         request_count: row.i64("request_count")?,
         legacy_ciphertext: row.opt_bytes("legacy_ciphertext")?,
+        expires_at: row.opt_i64("expires_at")?,
+        grace_ends_at: row.opt_i64("previous_secret_ends_at")?,
     })
+}
+
+/// The expiry in an audit row's detail: ` expires_at=<Unix seconds>` or ` expires_at=never`.
+fn expiry_detail(expires_at: Option<i64>) -> String {
+    match expires_at {
+        Some(at) => format!(" expires_at={at}"),
+        None => " expires_at=never".to_string(),
+    }
 }
 
 /// The visibility condition on `k` for a caller, as SQL using parameter `$n`, and its value.
@@ -164,15 +191,15 @@ async fn count_toward_limit(
     row.i64("n")
 }
 
-/// Rows per multi-row statement of an import (18 parameters each: well under both
+/// Rows per multi-row statement of an import (19 parameters each: well under both
 /// databases' parameter limits).
 const IMPORT_ROWS_PER_STATEMENT: usize = 100;
 /// Digests per `IN (...)` lookup.
 const DIGESTS_PER_LOOKUP: usize = 500;
 
 /// The columns an API key row is inserted with, in the order of [`inserted_values`].
-const INSERTED_COLUMNS: &str = "account_id, region, workspace_id, creator_user_id, created_by, description, format, key_digest, masked_key, auth_type, access_ips, allow_all_models, accessible_models, allow_all_apps, accessible_apps, disabled, created_at, legacy_ciphertext";
-const INSERTED_COLUMN_COUNT: usize = 18;
+const INSERTED_COLUMNS: &str = "account_id, region, workspace_id, creator_user_id, created_by, description, format, key_digest, masked_key, auth_type, access_ips, allow_all_models, accessible_models, allow_all_apps, accessible_apps, disabled, created_at, legacy_ciphertext, expires_at";
+const INSERTED_COLUMN_COUNT: usize = 19;
 
 /// The values of a new key's row, for [`INSERTED_COLUMNS`].
 fn inserted_values(account_id: i64, key: &NewApiKey, created_at: i64) -> [SqlValue; INSERTED_COLUMN_COUNT] {
@@ -196,6 +223,7 @@ fn inserted_values(account_id: i64, key: &NewApiKey, created_at: i64) -> [SqlVal
         false,
         created_at,
         key.legacy_ciphertext.clone(),
+        key.expires_at,
     ]
 }
 
@@ -242,7 +270,13 @@ impl Store {
             context,
             action,
             &format!("apiKey:{key_id}"),
-            &format!("workspace={} auth={} masked={}", key.workspace_id, auth_type, key.masked_key),
+            &format!(
+                "workspace={} auth={} masked={}{}",
+                key.workspace_id,
+                auth_type,
+                key.masked_key,
+                key.expires_at.map(|at| format!(" expires_at={at}")).unwrap_or_default()
+            ),
         )
         .await?;
         let version =
@@ -433,27 +467,32 @@ impl Store {
         Ok((records, u64::try_from(total).unwrap_or(0)))
     }
 
-    /// Edit: a new description and/or permission mode.
+    /// Edit: a new description, permission mode and/or expiry.
     pub async fn update_api_key(
         &self,
         context: &AuditContext,
         key_id: i64,
         visibility: KeyVisibility,
-        description: Option<String>,
-        auth: Option<KeyAuth>,
+        edit: KeyEdit,
     ) -> Result<ApiKeyRecord, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         let before = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
-        let description = description.unwrap_or_else(|| before.description.clone());
-        let auth = auth.unwrap_or_else(|| before.auth.clone());
+        let description = edit.description.unwrap_or_else(|| before.description.clone());
+        let auth = edit.auth.unwrap_or_else(|| before.auth.clone());
+        let expires_at = edit.expires_at.unwrap_or(before.expires_at);
         let columns = auth_columns(&auth);
         transaction
             .execute(
-                "UPDATE api_keys SET description = $1, auth_type = $2, access_ips = $3, allow_all_models = $4, accessible_models = $5, allow_all_apps = $6, accessible_apps = $7 WHERE api_key_id = $8",
-                &params![&description, columns.auth_type, &columns.access_ips, columns.allow_all_models, &columns.accessible_models, columns.allow_all_apps, &columns.accessible_apps, key_id],
+                "UPDATE api_keys SET description = $1, auth_type = $2, access_ips = $3, allow_all_models = $4, accessible_models = $5, allow_all_apps = $6, accessible_apps = $7, expires_at = $8 WHERE api_key_id = $9",
+                &params![&description, columns.auth_type, &columns.access_ips, columns.allow_all_models, &columns.accessible_models, columns.allow_all_apps, &columns.accessible_apps, expires_at, key_id],
             )
             .await?;
-        self.finish_key_change(transaction, context, key_id, "ApiKey.Update", &format!("auth={}", columns.auth_type), &[]).await
+        let detail = format!(
+            "auth={}{}",
+            columns.auth_type,
+            if expires_at == before.expires_at { String::new() } else { expiry_detail(expires_at) }
+        );
+        self.finish_key_change(transaction, context, key_id, "ApiKey.Update", &detail, &[]).await
     }
 
     /// Disable (`true`) or enable (`false`).
@@ -471,7 +510,11 @@ impl Store {
         self.finish_key_change(transaction, context, key_id, action, "", &[]).await
     }
 
-    /// Reset: a new digest for the same id; the old digest is revoked at the same version.
+    /// Reset: a new digest for the same id. Without `grace_ends_at` the old digest is
+    /// revoked at the same version; with it (Unix seconds) the old digest keeps working
+    /// until then. An earlier reset's old secret still in its grace period is revoked either
+    /// way: a key has at most one old secret.
+    #[allow(clippy::too_many_arguments)]
     pub async fn reset_api_key(
         &self,
         context: &AuditContext,
@@ -480,30 +523,78 @@ impl Store {
         format: KeyFormat,
         digest: KeyDigest,
         masked_key: String,
+        grace_ends_at: Option<i64>,
     ) -> Result<ApiKeyRecord, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
-        let old_digest =
-            transaction.fetch_one("SELECT key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id]).await?.bytes("key_digest")?;
+        let secrets =
+            transaction.fetch_one("SELECT key_digest, previous_key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id]).await?;
+        let old_digest = KeyDigest::from_bytes(&secrets.bytes("key_digest")?);
+        let mut revoked: Vec<KeyDigest> =
+            secrets.opt_bytes("previous_key_digest")?.and_then(|bytes| KeyDigest::from_bytes(&bytes)).into_iter().collect();
+        let previous_digest = match grace_ends_at {
+            Some(_) => old_digest,
+            None => {
+                revoked.extend(old_digest);
+                None
+            }
+        };
         transaction
             .execute(
-                "UPDATE api_keys SET key_digest = $1, masked_key = $2, format = $3, legacy_ciphertext = NULL WHERE api_key_id = $4",
-                &params![digest.as_bytes().as_slice(), &masked_key, format.as_str(), key_id],
+                "UPDATE api_keys SET key_digest = $1, masked_key = $2, format = $3, legacy_ciphertext = NULL, previous_key_digest = $4, previous_secret_ends_at = $5 WHERE api_key_id = $6",
+                &params![
+                    digest.as_bytes().as_slice(),
+                    &masked_key,
+                    format.as_str(),
+                    previous_digest.as_ref().map(|digest| digest.as_bytes().as_slice()),
+                    grace_ends_at,
+                    key_id
+                ],
             )
             .await?;
-        let revoked: Vec<KeyDigest> = KeyDigest::from_bytes(&old_digest).into_iter().collect();
-        self.finish_key_change(transaction, context, key_id, "ApiKey.Reset", &format!("masked={masked_key}"), &revoked).await
+        let detail = match grace_ends_at {
+            Some(ends_at) => format!("masked={masked_key} grace_ends_at={ends_at}"),
+            None => format!("masked={masked_key}"),
+        };
+        self.finish_key_change(transaction, context, key_id, "ApiKey.Reset", &detail, &revoked).await
+    }
+
+    /// Ends the grace period of a reset key's old secret now: the old digest is revoked.
+    pub async fn end_api_key_grace(
+        &self,
+        context: &AuditContext,
+        key_id: i64,
+        visibility: KeyVisibility,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let mut transaction = self.database.begin_write().await?;
+        fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
+        let previous = transaction
+            .fetch_one("SELECT previous_key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id])
+            .await?
+            .opt_bytes("previous_key_digest")?;
+        let revoked: Vec<KeyDigest> = previous.and_then(|bytes| KeyDigest::from_bytes(&bytes)).into_iter().collect();
+        transaction
+            .execute(
+                "UPDATE api_keys SET previous_key_digest = NULL, previous_secret_ends_at = NULL WHERE api_key_id = $1",
+                &params![key_id],
+            )
+            .await?;
+        self.finish_key_change(transaction, context, key_id, "ApiKey.EndGrace", "", &revoked).await
     }
 
     /// Delete (final); the id is never reused.
     pub async fn delete_api_key(&self, context: &AuditContext, key_id: i64, visibility: KeyVisibility) -> Result<ApiKeyRecord, StoreError> {
         let mut transaction = self.database.begin_write().await?;
         let before = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
-        let digest = transaction
-            .fetch_one("DELETE FROM api_keys WHERE api_key_id = $1 RETURNING key_digest", &params![key_id])
-            .await?
-            .bytes("key_digest")?;
-        let revoked: Vec<KeyDigest> = KeyDigest::from_bytes(&digest).into_iter().collect();
+        let deleted = transaction
+            .fetch_one("DELETE FROM api_keys WHERE api_key_id = $1 RETURNING key_digest, previous_key_digest", &params![key_id])
+            .await?;
+        // The old secret of a reset in its grace period goes with the key.
+        let revoked: Vec<KeyDigest> = [Some(deleted.bytes("key_digest")?), deleted.opt_bytes("previous_key_digest")?]
+            .into_iter()
+            .flatten()
+            .filter_map(|bytes| KeyDigest::from_bytes(&bytes))
+            .collect();
         write_audit(&mut transaction, context, "ApiKey.Delete", &format!("apiKey:{key_id}"), &format!("masked={}", before.masked_key))
             .await?;
         let version = Self::record_change(

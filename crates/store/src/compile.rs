@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use keygate_core::keys::{KeyDigest, KeyFormat};
-use keygate_core::verification::{CompiledKey, KeyStanding, RegistryUpdate, WorkspaceGrants};
+use keygate_core::verification::{CompiledKey, GraceSecret, KeyStanding, RegistryUpdate, WorkspaceGrants};
 
 use crate::database::{params, Row, SqlValue, Transaction};
 use crate::rows::auth_from_row;
@@ -15,6 +15,7 @@ const KEY_STATE_QUERY: &str = "
 SELECT k.api_key_id, k.account_id, a.name AS account_name, k.region, k.workspace_id,
        k.creator_user_id, k.format, k.key_digest, k.disabled,
        k.auth_type, k.access_ips, k.allow_all_models, k.accessible_models, k.allow_all_apps, k.accessible_apps,
+       k.expires_at, k.previous_key_digest, k.previous_secret_ends_at,
        u.status AS creator_status,
        (k.creator_user_id IS NULL OR w.is_default OR EXISTS (
             SELECT 1 FROM workspace_members m WHERE m.workspace_id = k.workspace_id AND m.user_id = k.creator_user_id
@@ -37,6 +38,13 @@ fn compile_key_row(row: &Row) -> Result<RegistryUpdate, StoreError> {
     } else {
         KeyStanding::Usable
     };
+    let grace_secret = match (row.opt_bytes("previous_key_digest")?, row.opt_i64("previous_secret_ends_at")?) {
+        (Some(bytes), Some(ends_at)) => Some(GraceSecret {
+            digest: KeyDigest::from_bytes(&bytes).ok_or_else(|| StoreError::Corrupt("previous key digest length".into()))?,
+            ends_at,
+        }),
+        _ => None,
+    };
     let key = CompiledKey {
         key_id: row.i64("api_key_id")?,
         account_id: row.i64("account_id")?,
@@ -47,6 +55,8 @@ fn compile_key_row(row: &Row) -> Result<RegistryUpdate, StoreError> {
         format,
         standing,
         auth: auth_from_row(row)?,
+        expires_at: row.opt_i64("expires_at")?,
+        grace_secret,
     };
     Ok(RegistryUpdate::Key { digest, key: Arc::new(key) })
 }

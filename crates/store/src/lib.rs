@@ -29,7 +29,7 @@ use std::sync::Arc;
 use keygate_core::verification::{KeyRegistry, RegistryUpdate};
 
 pub use access_keys::{AccessKeyRecord, SessionRecord};
-pub use api_keys::{ApiKeyRecord, KeyOrder, ListKeysQuery, NewApiKey, QuotaRule};
+pub use api_keys::{ApiKeyRecord, KeyEdit, KeyOrder, ListKeysQuery, NewApiKey, QuotaRule};
 pub use audit::{AuditContext, AuditRecord};
 use database::{params, Database, Dialect, Transaction};
 pub use error::{Missing, StoreError};

@@ -34,6 +34,9 @@ pub struct CreateApiKeyRequest {
     pub workspace_id: Option<String>,
     #[serde(default)]
     pub description: String,
+    /// keygate's extension (docs/CONTRACT.md#expiry-and-grace-periods): when the key stops
+    /// working, an RFC 3339 time or Unix seconds in the future; never when absent.
+    pub keygate_expires_at: Option<String>,
 }
 
 /// The sort key of ListApiKeys (`orderBy`, matched in any case).
@@ -83,6 +86,20 @@ pub struct ApiKeyIdRequest {
 pub struct UpdateApiKeyRequest {
     pub api_key_id: i64,
     pub description: Option<String>,
+    /// keygate's extension: a new expiry (an RFC 3339 time or Unix seconds in the future),
+    /// or `never` to remove it; unchanged when absent.
+    pub keygate_expires_at: Option<String>,
+}
+
+/// ResetApiKey (`PUT /modelstudio/apikeys/{apiKeyId}/reset`): the key in the path, and
+/// keygate's extension `keygateGraceSeconds` in the query: how long the old secret keeps
+/// working beside the new one (0 to 86400; 0 or absent: it stops at once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResetApiKeyRequest {
+    pub api_key_id: i64,
+    /// An integer as text, judged once the key is known to be the caller's.
+    pub keygate_grace_seconds: Option<String>,
 }
 
 /// An API key's permission mode.
@@ -162,6 +179,10 @@ pub struct ApiKeyDetails {
     /// `secure`, `classic`, `legacy` or `plan`.
     pub format: String,
     pub region: String,
+    /// keygate's extension: when the key stops working, milliseconds since the epoch;
+    /// `null` when it never expires.
+    #[serde(default)]
+    pub keygate_expires_at: Option<i64>,
 }
 
 /// How a key stands now.
@@ -181,6 +202,13 @@ pub struct ApiKeyStanding {
     /// server leaves it out, so that the rest of the key is still read.
     #[serde(default)]
     pub keygate_usage: crate::keygate_api::UsageFigures,
+    /// keygate's extension: true once the key's `keygateExpiresAt` has passed.
+    #[serde(default)]
+    pub keygate_expired: bool,
+    /// keygate's extension: after a reset with a grace period, when the old secret stops
+    /// working (milliseconds since the epoch); `null` when no old secret works.
+    #[serde(default)]
+    pub keygate_grace_ends_at: Option<i64>,
 }
 
 /// CreateApiKey, GetApiKey and ResetApiKey: one key.
@@ -433,10 +461,11 @@ mod tests {
         let created = envelope(json!({"apiKey": {
             "apiKeyId": 12, "apiKeyValue": "sk-ws-plaintext", "createdBy": "root", "description": "demo", "gmtCreate": 1767225600000_i64,
             "workspaceId": "llm-default", "workspaceName": "Default", "auth": all_auth(), "format": "secure", "maskedKey": "sk-ws-****abcd",
-            "region": "ap-southeast-1",
+            "region": "ap-southeast-1", "keygateExpiresAt": 1798761600000_i64,
         }}));
         let typed: Success<ApiKeyResponse> = round_trip(created);
         assert!(typed.body.api_key.details.is_some() && typed.body.api_key.standing.is_none());
+        assert_eq!(typed.body.api_key.details.map(|details| details.keygate_expires_at), Some(Some(1798761600000)));
 
         let listed = envelope(json!({
             "apiKeys": [{
@@ -448,12 +477,20 @@ mod tests {
                 "lastUsedAt": null, "requestCount": 0, "replaceAdvised": true,
                 "keygateUsage": {"requests": 2, "inputTokens": 30, "outputTokens": 12, "cachedTokens": 0, "reasoningTokens": 0,
                     "totalTokens": 42, "cost": "0.000054", "currency": "USD", "unpriced": false},
+                "keygateExpiresAt": null, "keygateExpired": false, "keygateGraceEndsAt": 1767229200000_i64,
             }],
             "totalCount": 1, "maxResults": 10, "nextToken": "",
         }));
         let typed: Success<ListApiKeysResponse> = round_trip(listed);
         assert_eq!(typed.body.api_keys[0].standing.as_ref().map(|standing| standing.last_used_at), Some(None));
         assert_eq!(typed.body.api_keys[0].standing.as_ref().map(|standing| standing.keygate_usage.total_tokens), Some(42));
+        assert_eq!(typed.body.api_keys[0].standing.as_ref().and_then(|standing| standing.keygate_grace_ends_at), Some(1767229200000));
+        // An older server's answer, without keygate's expiry fields, still reads.
+        let older = json!({"apiKeyId": 12, "apiKeyValue": "sk-ws-****abcd", "workspaceId": "llm-default", "maskedKey": "sk-ws-****abcd",
+            "createdBy": "root", "description": "", "gmtCreate": 1, "workspaceName": "Default", "auth": all_auth(), "format": "secure",
+            "region": "ap-southeast-1", "disabled": 0, "lastUsedAt": null, "requestCount": 0, "replaceAdvised": false});
+        let older: ApiKey = serde_json::from_value(older).expect("an answer without the expiry fields reads");
+        assert_eq!(older.standing.map(|standing| (standing.keygate_expired, standing.keygate_grace_ends_at)), Some((false, None)));
 
         let reset = envelope(
             json!({"apiKey": {"apiKeyId": 12, "apiKeyValue": "sk-ws-new", "workspaceId": "llm-default", "maskedKey": "sk-ws-****wxyz"}}),

@@ -6,6 +6,7 @@
 
 use crate::operations::ApiKeyRecord;
 use keygate_core::catalog::ModelCatalog;
+use keygate_core::civil_time::format_utc_timestamp;
 use keygate_core::permissions::KeyAuth;
 use keygate_core::region::RegionPolicy;
 use maud::{html, Markup};
@@ -23,6 +24,11 @@ pub struct KeyFormValues {
     /// Create only: the workspace id chosen.
     pub workspace_id: String,
     pub description: String,
+    /// The expiry as typed (RFC 3339 or Unix seconds); empty: never.
+    pub expires_at: String,
+    /// Edit only: the expiry the form was filled with, so that an unchanged (perhaps past)
+    /// expiry is kept rather than judged again.
+    pub expires_at_was: String,
     /// Custom chosen rather than All.
     pub custom: bool,
     /// The fields of a Custom permission, kept as typed even while All is chosen, so that
@@ -90,9 +96,12 @@ impl KeyFormValues {
                 apps: ScopeValues { all: custom.app_scope.allow_all_apps, checked: custom.app_scope.accessible_apps.clone() },
             }),
         };
+        let expires_at = record.expires_at.map(format_utc_timestamp).unwrap_or_default();
         KeyFormValues {
             workspace_id: record.workspace_id.clone(),
             description: record.description.clone(),
+            expires_at_was: expires_at.clone(),
+            expires_at,
             custom: custom_fields.is_some(),
             custom_fields: custom_fields.unwrap_or_default(),
         }
@@ -103,12 +112,28 @@ impl KeyFormValues {
         KeyFormValues {
             workspace_id: fields.get("workspace").unwrap_or("").trim().to_string(),
             description: fields.get("description").unwrap_or("").to_string(),
+            expires_at: fields.get("expires_at").unwrap_or("").trim().to_string(),
+            expires_at_was: fields.get("expires_at_was").unwrap_or("").trim().to_string(),
             custom: fields.get("permission") == Some("Custom"),
             custom_fields: CustomFieldValues {
                 access_ips: fields.get("access_ips").unwrap_or("").to_string(),
                 models: ScopeValues::from_fields(fields, "model_scope", "model"),
                 apps: ScopeValues::from_fields(fields, "app_scope", "app"),
             },
+        }
+    }
+
+    /// The expiry a Create sends: `None` (never) when left empty.
+    pub fn expiry_to_create(&self) -> Option<&str> {
+        (!self.expires_at.is_empty()).then_some(self.expires_at.as_str())
+    }
+
+    /// The expiry an Edit sends: `None` (keep it) when unchanged, `never` when emptied.
+    pub fn expiry_to_edit(&self) -> Option<&str> {
+        match self.expires_at.as_str() {
+            unchanged if unchanged == self.expires_at_was => None,
+            "" => Some("never"),
+            changed => Some(changed),
         }
     }
 
@@ -212,6 +237,7 @@ pub fn key_form_fields(
     let models_error = errors.on(KeyField::Models);
     let apps_error = errors.on(KeyField::Apps);
     let description_error = errors.on(KeyField::Description);
+    let expiry_error = errors.on(KeyField::Expiry);
     let custom_fields = &values.custom_fields;
     let model_checkboxes = html! {
         @for (index, (model, display_name, demo)) in choices.models.iter().enumerate() {
@@ -280,6 +306,16 @@ pub fn key_form_fields(
             p.hint id=(id("description-hint")) { "What the key is for, at most 200 characters." }
             (field_error(&id("description"), description_error))
         }
+        div.field {
+            label for=(id("expires")) { "Expires " span.optional { "(optional)" } }
+            input type="text" id=(id("expires")) name="expires_at" value=(values.expires_at) autocomplete="off" spellcheck="false" placeholder="2027-01-31T00:00:00Z"
+                aria-invalid=[expiry_error.map(|_| "true")] aria-describedby=[described_by(&id("expires"), true, expiry_error.is_some())];
+            @if !with_workspace {
+                input type="hidden" name="expires_at_was" value=(values.expires_at_was);
+            }
+            p.hint id=(id("expires-hint")) { "When the key stops working: a date and time with its offset (2027-01-31T00:00:00Z). Empty: never." }
+            (field_error(&id("expires"), expiry_error))
+        }
         @if let Some(message) = &errors.form {
             p.form-error role="alert" id=(id("form-error")) { (message) }
         }
@@ -340,6 +376,18 @@ mod tests {
         assert_eq!(refused.field, Some(KeyField::Permission));
         let all = KeyFormValues::from_fields(&fields("permission=All&access_ips=not-an-ip"));
         assert_eq!(all.key_auth(table.get("us-east-1").unwrap(), &catalog, &[]).unwrap(), Some(KeyAuth::All));
+    }
+
+    #[test]
+    fn an_unchanged_expiry_is_kept_an_emptied_one_removed() {
+        let values = |query: &str| KeyFormValues::from_fields(&fields(query));
+        assert_eq!(values("expires_at=").expiry_to_create(), None);
+        assert_eq!(values("expires_at=2027-01-31T00%3A00%3A00Z").expiry_to_create(), Some("2027-01-31T00:00:00Z"));
+        let was = "expires_at_was=2020-01-01T00%3A00%3A00Z";
+        assert_eq!(values(&format!("expires_at=2020-01-01T00%3A00%3A00Z&{was}")).expiry_to_edit(), None, "a past expiry left as it was");
+        assert_eq!(values(&format!("expires_at=&{was}")).expiry_to_edit(), Some("never"));
+        assert_eq!(values(&format!("expires_at=2030-01-01T00%3A00%3A00Z&{was}")).expiry_to_edit(), Some("2030-01-01T00:00:00Z"));
+        assert_eq!(values("expires_at=&expires_at_was=").expiry_to_edit(), None);
     }
 
     #[test]

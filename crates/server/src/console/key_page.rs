@@ -36,6 +36,8 @@ struct KeyPage {
     window: Window,
     in_range: CostedTotals,
     per_period: Vec<UsageTotals>,
+    /// When the page was loaded (Unix seconds): whether the key has expired.
+    now: i64,
 }
 
 /// `GET /console/keys/{id}?region=...&range=24h|7d|30d`
@@ -55,7 +57,7 @@ async fn load(state: &AppState, console: &Console, api_key_id: &str, range: Rang
     let recorded = key_totals(operations, &actor, &[key_id]).await?.by_key.remove(&key_id).unwrap_or_default();
     let window = range.window(state.shared.clock.now_seconds());
     let (in_range, per_period) = usage_over_time(state, console, &window, Selection::only(vec![key_id])).await?;
-    Ok(KeyPage { record, recorded, range, window, in_range, per_period })
+    Ok(KeyPage { record, recorded, range, window, in_range, per_period, now: state.shared.clock.now_seconds() })
 }
 
 fn key_markup(console: &Console, loaded: &KeyPage) -> Markup {
@@ -78,7 +80,7 @@ fn key_markup(console: &Console, loaded: &KeyPage) -> Markup {
                 div { dt { "Creator" } dd { (record.created_by) } }
                 div { dt { "Created" } dd { (time(record.created_at)) } }
                 div { dt { "Last used" } dd { @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { "Never" } } } } }
-                div { dt { "Status" } dd { (status_markup(record.disabled)) } }
+                div { dt { "Status" } dd { (status_markup(record, loaded.now)) } }
             }
         }
         section.key-usage #usage aria-labelledby="key-usage-heading" {

@@ -12,9 +12,11 @@ use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use keygate_core::access::{KeyAction, KeyVisibility};
+use keygate_core::key_expiry::MAX_GRACE_SECONDS;
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::permissions::KeyAuth;
 use keygate_core::region::LimitScope;
+use keygate_core::verification::has_expired;
 use maud::{html, Markup};
 
 use super::item_actions;
@@ -23,7 +25,7 @@ use super::layout::{csrf_field, error_page, records_table, time, with_region, Se
 use super::page_actions::{done_notice, finish, query_fields, redirect_done, refused, render, FormPage};
 use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
-use crate::operations::keys::{self as key_operations, IssuedKey, KeyListing, NewKeyRequest};
+use crate::operations::keys::{self as key_operations, IssuedKey, KeyEditRequest, KeyListing, NewKeyRequest};
 use crate::operations::workspaces::key_workspaces;
 use crate::operations::{Actor, ApiKeyRecord, ErrorKind, KeyOrder, Operations};
 use crate::planes::Path;
@@ -54,8 +56,14 @@ struct PageState {
 
 /// The API-Key page and the actions of its dialogs on one key.
 pub(super) fn routes() -> Router<AppState> {
-    let key_actions =
-        [("edit", post(edit)), ("disable", post(disable)), ("enable", post(enable)), ("reset", post(reset)), ("delete", post(delete))];
+    let key_actions = [
+        ("edit", post(edit)),
+        ("disable", post(disable)),
+        ("enable", post(enable)),
+        ("reset", post(reset)),
+        ("end-grace", post(end_grace)),
+        ("delete", post(delete)),
+    ];
     Router::new().route("/console/keys", get(keys_page).post(create)).merge(item_actions("/console/keys/{api_key_id}", key_actions))
 }
 
@@ -77,7 +85,7 @@ pub(super) async fn create(State(state): State<AppState>, form: ConsoleForm) -> 
     let console = form.console;
     let values = KeyFormValues::from_fields(&form.fields);
     let workspace_id = (!values.workspace_id.is_empty()).then_some(values.workspace_id.as_str());
-    let request = NewKeyRequest { workspace_id, description: &values.description, auth: &values };
+    let request = NewKeyRequest { workspace_id, description: &values.description, auth: &values, expires_at: values.expiry_to_create() };
     let operations = state.operations();
     match key_operations::create_key(operations, &console.auth.actor(&operations), request).await {
         Ok(issued) => show_once(&state, &console, issued, false).await,
@@ -115,7 +123,8 @@ pub(super) async fn edit(State(state): State<AppState>, Path(api_key_id): Path<S
     };
     let values = KeyFormValues::from_fields(&form.fields);
     let operations = state.operations();
-    match key_operations::edit_key(operations, &console.auth.actor(&operations), key_id, Some(&values.description), &values).await {
+    let edit_request = KeyEditRequest { description: Some(&values.description), expires_at: values.expiry_to_edit() };
+    match key_operations::edit_key(operations, &console.auth.actor(&operations), key_id, edit_request, &values).await {
         Ok(()) => redirect_done(&console, Section::Keys, "edited"),
         Err(error) if error.field.is_none() => refused::<PageState>(&state, &console, error.error.into()).await,
         Err(error) => {
@@ -151,13 +160,26 @@ pub(super) async fn reset(State(state): State<AppState>, Path(api_key_id): Path<
     let console = form.console;
     let outcome = async {
         let (operations, actor, key_id) = acting_on_key(&state, &console, &api_key_id)?;
-        Ok::<_, ManagementError>(key_operations::reset_key(operations, &actor, key_id).await?)
+        let grace_seconds = form.fields.get("grace_seconds");
+        Ok::<_, ManagementError>(key_operations::reset_key(operations, &actor, key_id, grace_seconds).await?)
     }
     .await;
     match outcome {
         Ok(issued) => show_once(&state, &console, issued, true).await,
         Err(error) => refused::<PageState>(&state, &console, error).await,
     }
+}
+
+/// `POST /console/keys/{id}/end-grace`: the old secret of a reset stops working now.
+pub(super) async fn end_grace(State(state): State<AppState>, Path(api_key_id): Path<String>, form: ConsoleForm) -> Response {
+    let console = form.console;
+    let outcome = async {
+        let (operations, actor, key_id) = acting_on_key(&state, &console, &api_key_id)?;
+        key_operations::end_key_grace(operations, &actor, key_id).await?;
+        Ok(())
+    }
+    .await;
+    finish::<PageState, _>(&state, &console, outcome, "grace-ended").await
 }
 
 /// `POST /console/keys/{id}/delete`
@@ -256,19 +278,60 @@ pub(super) fn permission_markup(auth: &KeyAuth) -> Markup {
     }
 }
 
-/// A key's status, as a badge.
-pub(super) fn status_markup(disabled: bool) -> Markup {
-    html! { @if disabled { span.status.status-disabled { "Disabled" } } @else { span.status.status-enabled { "Enabled" } } }
+/// A key's status at `now` (Unix seconds), as a badge, with its expiry and the end of an
+/// old secret's grace period (docs/CONTRACT.md#expiry-and-grace-periods).
+pub(super) fn status_markup(record: &ApiKeyRecord, now: i64) -> Markup {
+    let expired = has_expired(record.expires_at, now);
+    let grace_ends_at = record.grace_ends_at.filter(|ends_at| *ends_at > now);
+    html! {
+        @if record.disabled { span.status.status-disabled { "Disabled" } }
+        @else if expired { span.status.status-disabled { "Expired" } }
+        @else { span.status.status-enabled { "Enabled" } }
+        @if let Some(expires_at) = record.expires_at {
+            br; span.muted { @if expired { "Expired " } @else { "Expires " } (time(expires_at.saturating_mul(1000))) }
+        }
+        @if let Some(ends_at) = grace_ends_at {
+            br; span.muted { "Old secret works until " (time(ends_at.saturating_mul(1000))) }
+        }
+    }
 }
 
 /// A dialog that asks before a change to one key.
 fn confirm_dialog(console: &Console, dialog_id: &str, action: &str, title: &str, text: Markup, button: &str, danger: bool) -> Markup {
+    confirm_dialog_with(console, dialog_id, action, title, text, html! {}, button, danger)
+}
+
+/// The reset dialog's field: how long the old secret keeps working.
+fn grace_field(key_id: i64) -> Markup {
+    html! {
+        div.field {
+            label for={ "reset-" (key_id) "-grace" } { "Grace period in seconds " span.optional { "(optional)" } }
+            input type="number" id={ "reset-" (key_id) "-grace" } name="grace_seconds" min="0" max=(MAX_GRACE_SECONDS) step="1" value="0"
+                aria-describedby={ "reset-" (key_id) "-grace-hint" };
+            p.hint id={ "reset-" (key_id) "-grace-hint" } { "How long the old secret keeps working beside the new one, up to " (MAX_GRACE_SECONDS) " (a day). 0: it stops at once." }
+        }
+    }
+}
+
+/// [`confirm_dialog`] with form `fields` after its text.
+#[allow(clippy::too_many_arguments)]
+fn confirm_dialog_with(
+    console: &Console,
+    dialog_id: &str,
+    action: &str,
+    title: &str,
+    text: Markup,
+    fields: Markup,
+    button: &str,
+    danger: bool,
+) -> Markup {
     html! {
         dialog.confirm id=(dialog_id) aria-labelledby={ (dialog_id) "-title" } {
             form method="post" action=(action) {
                 (csrf_field(console))
                 h2 id={ (dialog_id) "-title" } { (title) }
                 p { (text) }
+                (fields)
                 div.actions {
                     button.secondary type="button" data-close-dialog { "Cancel" }
                     button.danger[danger] type="submit" { (button) }
@@ -293,6 +356,8 @@ fn key_row(state: &AppState, console: &Console, record: &ApiKeyRecord, choices: 
     // `choices.workspaces` are the workspaces the caller is a member of.
     let is_member = choices.workspaces.iter().any(|workspace| workspace.workspace_id == record.workspace_id);
     let may = |action: KeyAction| console.auth.caller.may_act_on_key(action, is_member).is_ok();
+    let now = state.shared.clock.now_seconds();
+    let in_grace = record.grace_ends_at.is_some_and(|ends_at| ends_at > now);
     let (may_edit, may_enable, may_reset) = (may(KeyAction::Edit), may(KeyAction::Enable), disable_and_reset && may(KeyAction::Reset));
     html! {
         tr id={ "key-" (id) } data-key-id=(id) {
@@ -313,7 +378,7 @@ fn key_row(state: &AppState, console: &Console, record: &ApiKeyRecord, choices: 
                 @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { "Never" } } }
                 br; span.muted { (record.request_count) @if record.request_count == 1 { " request" } @else { " requests" } }
             }
-            td data-label="Status" { (status_markup(record.disabled)) }
+            td data-label="Status" { (status_markup(record, now)) }
             td data-label="Actions" {
                 div.row-actions {
                     a.link href=(with_region(&format!("/console/keys/{id}"), region)) aria-label={ "Usage and details of " (record.masked_key) } { "Usage" }
@@ -329,6 +394,9 @@ fn key_row(state: &AppState, console: &Console, record: &ApiKeyRecord, choices: 
                     }
                     @if may_reset {
                         button.link type="button" data-open-dialog={ "reset-" (id) } { "Reset" }
+                    }
+                    @if may_reset && in_grace {
+                        button.link type="button" data-open-dialog={ "end-grace-" (id) } { "End grace period" }
                     }
                     button.link.danger-text type="button" data-open-dialog={ "delete-" (id) } { "Delete" }
                 }
@@ -354,7 +422,10 @@ fn key_row(state: &AppState, console: &Console, record: &ApiKeyRecord, choices: 
                     (confirm_dialog(console, &format!("disable-{id}"), &action("disable"), "Disable API key?", html! { "Calls with " (masked) " will be refused until you enable it again." }, "Disable", true))
                 }
                 @if may_reset {
-                    (confirm_dialog(console, &format!("reset-{id}"), &action("reset"), "Reset API key?", html! { "The current secret of " (masked) " stops working at once. The new key is shown once, in the next dialog." }, "Reset", true))
+                    (confirm_dialog_with(console, &format!("reset-{id}"), &action("reset"), "Reset API key?", html! { "The current secret of " (masked) " stops working at once, or after the grace period below. The new key is shown once, in the next dialog." }, grace_field(id), "Reset", true))
+                }
+                @if may_reset && in_grace {
+                    (confirm_dialog(console, &format!("end-grace-{id}"), &action("end-grace"), "End the grace period?", html! { "The old secret of " (masked) " stops working now; the current one keeps working." }, "End grace period", true))
                 }
                 (confirm_dialog(console, &format!("delete-{id}"), &action("delete"), "Delete API key?", html! { "The key " (masked) " is deleted for good: calls with it are refused at once, and it cannot be restored." }, "Delete", true))
             }

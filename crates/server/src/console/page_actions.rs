@@ -64,6 +64,7 @@ const DONE_NOTICES: &[(Section, &str, &str)] = &[
     (Section::Keys, "disabled", "The API key was disabled: calls with it are refused until you enable it."),
     (Section::Keys, "enabled", "The API key was enabled."),
     (Section::Keys, "deleted", "The API key was deleted."),
+    (Section::Keys, "grace-ended", "The grace period was ended: the old secret no longer works."),
     (Section::Users, "created", "The user was created."),
     (Section::Users, "disabled", "The user was disabled: it cannot sign in, and its API keys stop working until it is enabled."),
     (Section::Users, "enabled", "The user was enabled."),

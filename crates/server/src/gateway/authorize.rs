@@ -21,6 +21,9 @@ static X_DASHSCOPE_WORKSPACE: HeaderName = HeaderName::from_static("x-dashscope-
 pub struct Authorized {
     pub key: Arc<CompiledKey>,
     pub temporary: bool,
+    /// When the presented secret stops working (Unix seconds, `i64::MAX`: never): a
+    /// temporary key minted from it may not outlive it.
+    pub works_until: i64,
     /// When it was authenticated (Unix milliseconds): the time usage is counted at, so
     /// that a call reads the clock once.
     pub at_milliseconds: i64,
@@ -67,7 +70,12 @@ pub fn authenticate_request(
     };
     state.shared.metrics.record_verification(started.elapsed());
     match outcome {
-        Ok(authenticated) => Ok(Authorized { key: authenticated.key, temporary: authenticated.temporary, at_milliseconds }),
+        Ok(authenticated) => Ok(Authorized {
+            key: authenticated.key,
+            temporary: authenticated.temporary,
+            works_until: authenticated.works_until,
+            at_milliseconds,
+        }),
         Err(failure) => match state.shared.throttle.record_failure(context.client_address, now) {
             Some(retry_after_seconds) => Err(GatewayRefusal::Throttled { retry_after_seconds }),
             None => Err(GatewayRefusal::Authentication(failure)),

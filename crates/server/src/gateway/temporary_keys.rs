@@ -13,6 +13,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keygate_core::key_expiry::temporary_key_expiry;
 use keygate_core::temporary_keys::{checked_lifetime, mint_temporary_key, DEFAULT_TEMPORARY_KEY_SECONDS};
 use keygate_core::verification::{AuthenticationFailure, CallTarget};
 use keygate_store::AuditContext;
@@ -53,7 +54,8 @@ async fn mint(state: &AppState, context: &RequestContext, query: &str, headers: 
         state.store().registry().digest_of(authorized.key.key_id).ok_or(GatewayRefusal::Authentication(AuthenticationFailure::Unknown))?;
     let now_milliseconds = state.shared.clock.now_milliseconds();
     let now = now_milliseconds.div_euclid(1000);
-    let expires_at = now + lifetime;
+    // Never beyond the parent's expiry, or the grace period of the old secret presented.
+    let expires_at = temporary_key_expiry(now, lifetime, authorized.works_until);
     let audit = AuditContext {
         account_id: authorized.key.account_id,
         actor: format!("apiKey:{}", authorized.key.key_id),

@@ -14,13 +14,14 @@ use keygate_core::catalog::ModelCatalog;
 use keygate_core::ids::{ApiKeyId, WorkspaceId, WorkspaceName};
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::permissions::KeyAuth;
+use keygate_core::verification::has_expired;
 use keygate_wire::envelope::Empty;
 use keygate_wire::model_studio::{
     ApiKey, ApiKeyAuth, ApiKeyDetails, ApiKeyIdRequest, ApiKeyOrder, ApiKeyResponse, ApiKeyStanding, AppAccessScope, AuthType,
     CreateApiKeyRequest, CreateWorkspaceRequest, DeleteWorkspaceRequest, DeleteWorkspaceResponse, FailReason, ListApiKeysRequest,
     ListApiKeysResponse, ListModelPermissionsRequest, ListModelPermissionsResponse, ListWorkspacesRequest, ListWorkspacesResponse,
-    ModelAccessScope, ModelGrantRequest, ModelPermission, ModelPermissions, PageRequest, PageResponse, SortOrder, UpdateApiKeyRequest,
-    UpdateModelPermissionsRequest, UpdateModelPermissionsResponse, Workspace, WorkspaceResponse,
+    ModelAccessScope, ModelGrantRequest, ModelPermission, ModelPermissions, PageRequest, PageResponse, ResetApiKeyRequest, SortOrder,
+    UpdateApiKeyRequest, UpdateModelPermissionsRequest, UpdateModelPermissionsResponse, Workspace, WorkspaceResponse,
 };
 use keygate_wire::model_studio::{
     BillingCost, BillingDimensionFilter, BillingFilter, BillingGroupBy, BillingGroupTotal, BillingOverview, BillingOverviewGroup,
@@ -34,7 +35,9 @@ use super::errors::ManagementError;
 use super::form::{shown, FormFields};
 use super::keygate_api::usage::usage_figures;
 use crate::operations::billing::{self, BillingDimension, BillingQuery, DimensionFilter, Granularity, ModelListing};
-use crate::operations::keys::{self as key_operations, KeyListing, NewKeyRequest};
+use crate::operations::keys::{
+    self as key_operations, KeyEditRequest, KeyListing, NewKeyRequest, EXPIRES_AT_PARAMETER, GRACE_SECONDS_PARAMETER,
+};
 use crate::operations::usage::{self, CostedTotals, KeyTotals};
 use crate::operations::workspaces::{self, resolve_workspace};
 use crate::operations::{ApiKeyRecord, KeyOrder, ModelGrant, WorkspaceDeletion, WorkspaceRecord};
@@ -187,7 +190,9 @@ enum KeyShown<'a> {
 
 /// The one way an API key is answered. `api_key_value` is the new plaintext (the one place
 /// it leaves the server), a legacy key's plaintext on GetApiKey, or else the masked key.
-fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown<'_>) -> ApiKey {
+/// `now` (Unix seconds) decides whether the key has expired and whether an old secret still
+/// works.
+fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown<'_>, now: i64) -> ApiKey {
     let details = (!matches!(shown, KeyShown::Reset)).then(|| ApiKeyDetails {
         created_by: record.created_by.clone(),
         description: record.description.clone(),
@@ -196,6 +201,7 @@ fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown<'_>) ->
         auth: auth_wire(&record.auth),
         format: record.format.as_str().to_string(),
         region: record.region.clone(),
+        keygate_expires_at: record.expires_at.map(|seconds| seconds.saturating_mul(1000)),
     });
     let standing = match shown {
         KeyShown::Viewed(totals) => Some(ApiKeyStanding {
@@ -205,6 +211,8 @@ fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown<'_>) ->
             // An imported key, to be replaced by a new one.
             replace_advised: record.format == KeyFormat::Legacy,
             keygate_usage: usage_figures(totals.by_key.get(&record.api_key_id).unwrap_or(&CostedTotals::default()), &totals.currency),
+            keygate_expired: has_expired(record.expires_at, now),
+            keygate_grace_ends_at: record.grace_ends_at.filter(|ends_at| *ends_at > now).map(|seconds| seconds.saturating_mul(1000)),
         }),
         KeyShown::Reset | KeyShown::Created => None,
     };
@@ -223,15 +231,22 @@ fn read_create_api_key(sent: &Sent) -> Result<CreateApiKeyRequest> {
     Ok(CreateApiKeyRequest {
         workspace_id: query.get_non_empty("workspaceId").map(str::to_string),
         description: query.get("description").unwrap_or("").to_string(),
+        keygate_expires_at: query.get(EXPIRES_AT_PARAMETER).map(str::to_string),
     })
 }
 
 async fn create_api_key(call: Call, sent: Sent) -> Answer<ApiKeyResponse> {
     let request = read_create_api_key(&sent)?;
     let form = sent.form()?;
-    let new_key = NewKeyRequest { workspace_id: request.workspace_id.as_deref(), description: &request.description, auth: &form };
+    let new_key = NewKeyRequest {
+        workspace_id: request.workspace_id.as_deref(),
+        description: &request.description,
+        auth: &form,
+        expires_at: request.keygate_expires_at.as_deref(),
+    };
     let created = key_operations::create_key(call.operations(), &call.actor(), new_key).await?;
-    call.answer(ApiKeyResponse { api_key: api_key(&created.record, expose(&created.plaintext).to_string(), KeyShown::Created) })
+    let now = call.state.shared.clock.now_seconds();
+    call.answer(ApiKeyResponse { api_key: api_key(&created.record, expose(&created.plaintext).to_string(), KeyShown::Created, now) })
 }
 
 /// ListApiKeys' query: the page, then `orderBy` and `order` (matched in any case; an error
@@ -279,8 +294,9 @@ async fn list_api_keys(call: Call, RawQuery(query): RawQuery) -> Answer<ListApiK
     // The usage of the whole page in one query.
     let key_ids: Vec<i64> = records.iter().map(|record| record.api_key_id).collect();
     let totals = usage::key_totals(operations, &actor, &key_ids).await?;
+    let now = call.state.shared.clock.now_seconds();
     let api_keys: Vec<ApiKey> =
-        records.iter().map(|record| api_key(record, record.masked_key.clone(), KeyShown::Viewed(&totals))).collect();
+        records.iter().map(|record| api_key(record, record.masked_key.clone(), KeyShown::Viewed(&totals), now)).collect();
     let page = page_response(offset, limit, api_keys.len(), total);
     call.answer(ListApiKeysResponse { api_keys, page })
 }
@@ -293,21 +309,27 @@ async fn get_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<ApiKe
     // Legacy keys may be viewed again (docs/CONTRACT.md#key-formats), by whoever may see them.
     let value =
         viewed.legacy_plaintext.as_ref().map_or_else(|| viewed.record.masked_key.clone(), |plaintext| expose(plaintext).to_string());
-    call.answer(ApiKeyResponse { api_key: api_key(&viewed.record, value, KeyShown::Viewed(&totals)) })
+    let now = call.state.shared.clock.now_seconds();
+    call.answer(ApiKeyResponse { api_key: api_key(&viewed.record, value, KeyShown::Viewed(&totals), now) })
 }
 
 /// UpdateApiKey: the key first, then the query (the form body is read after both).
 fn read_update_api_key(api_key_id: &str, sent: &Sent) -> Result<UpdateApiKeyRequest> {
     let api_key_id = parse_key_id(api_key_id)?;
     let query = sent.query()?;
-    Ok(UpdateApiKeyRequest { api_key_id, description: query.get("description").map(str::to_string) })
+    Ok(UpdateApiKeyRequest {
+        api_key_id,
+        description: query.get("description").map(str::to_string),
+        keygate_expires_at: query.get(EXPIRES_AT_PARAMETER).map(str::to_string),
+    })
 }
 
 async fn update_api_key(call: Call, Path(api_key_id): Path<String>, sent: Sent) -> Answer<Empty> {
     let request = read_update_api_key(&api_key_id, &sent)?;
     let form = sent.form()?;
     // Not found before bad input: a caller learns nothing about keys it cannot see.
-    key_operations::edit_key(call.operations(), &call.actor(), request.api_key_id, request.description.as_deref(), &form).await?;
+    let edit = KeyEditRequest { description: request.description.as_deref(), expires_at: request.keygate_expires_at.as_deref() };
+    key_operations::edit_key(call.operations(), &call.actor(), request.api_key_id, edit, &form).await?;
     call.answer(Empty {})
 }
 
@@ -331,10 +353,19 @@ async fn enable_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<Em
     set_disabled(call, &api_key_id, false).await
 }
 
-async fn reset_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<ApiKeyResponse> {
-    let request = read_api_key_id(&api_key_id)?;
-    let reset = key_operations::reset_key(call.operations(), &call.actor(), request.api_key_id).await?;
-    call.answer(ApiKeyResponse { api_key: api_key(&reset.record, expose(&reset.plaintext).to_string(), KeyShown::Reset) })
+/// ResetApiKey: the key first, then the query.
+fn read_reset_api_key(api_key_id: &str, query: Option<String>) -> Result<ResetApiKeyRequest> {
+    let api_key_id = parse_key_id(api_key_id)?;
+    let query = query_fields(query)?;
+    Ok(ResetApiKeyRequest { api_key_id, keygate_grace_seconds: query.get(GRACE_SECONDS_PARAMETER).map(str::to_string) })
+}
+
+async fn reset_api_key(call: Call, Path(api_key_id): Path<String>, RawQuery(query): RawQuery) -> Answer<ApiKeyResponse> {
+    let request = read_reset_api_key(&api_key_id, query)?;
+    let (operations, actor) = (call.operations(), call.actor());
+    let reset = key_operations::reset_key(operations, &actor, request.api_key_id, request.keygate_grace_seconds.as_deref()).await?;
+    let now = call.state.shared.clock.now_seconds();
+    call.answer(ApiKeyResponse { api_key: api_key(&reset.record, expose(&reset.plaintext).to_string(), KeyShown::Reset, now) })
 }
 
 fn workspace_wire(record: &WorkspaceRecord, api_host: &str) -> Workspace {

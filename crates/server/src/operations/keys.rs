@@ -12,10 +12,11 @@ use keygate_core::access::{AccessDenied, KeyAction};
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::ids::{ApiKeyId, AppId, Description, IdError};
 use keygate_core::ip_allowlist::IpAllowlist;
+use keygate_core::key_expiry::{checked_grace_seconds, parse_expiry, ExpiryError, ExpiryInput, MAX_GRACE_SECONDS};
 use keygate_core::keys::{expose, generate_key, mask_key, KeyFormat};
 use keygate_core::permissions::{normalise_list, AppScope, CustomPermissions, KeyAuth, ModelScope};
 use keygate_core::region::{LimitScope, RegionPolicy};
-use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery, NewApiKey, QuotaRule, StoreError};
+use keygate_store::{ApiKeyRecord, KeyEdit, KeyOrder, ListKeysQuery, NewApiKey, QuotaRule, StoreError};
 use secrecy::SecretString;
 
 use super::workspaces::{caller_is_member, resolve_workspace, workspace_app_ids};
@@ -31,6 +32,8 @@ pub enum KeyField {
     AccessIps,
     Models,
     Apps,
+    /// `keygateExpiresAt`.
+    Expiry,
 }
 
 /// A refused key operation: the API's error, the field it is about (if one), and the
@@ -186,6 +189,53 @@ fn sentence(text: &str) -> String {
     output
 }
 
+/// The name of the expiry parameter of CreateApiKey and UpdateApiKey, keygate's extension
+/// (docs/CONTRACT.md#expiry-and-grace-periods).
+pub const EXPIRES_AT_PARAMETER: &str = "keygateExpiresAt";
+/// The name of the grace-period parameter of ResetApiKey, keygate's extension.
+pub const GRACE_SECONDS_PARAMETER: &str = "keygateGraceSeconds";
+
+/// An expiry as sent (`None`: not sent), read at `now` (Unix seconds): a time in the
+/// future, or `never`.
+fn read_expiry(text: Option<&str>, now: i64) -> Result<Option<Option<i64>>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match parse_expiry(text, now) {
+        Ok(ExpiryInput::At(at)) => Ok(Some(Some(at))),
+        Ok(ExpiryInput::Never) => Ok(Some(None)),
+        Err(error) => {
+            let plain = match error {
+                ExpiryError::Malformed => "Write the expiry as a date and time with its offset (2027-01-31T00:00:00Z), or leave it empty.",
+                ExpiryError::InThePast => "The expiry must be in the future.",
+            };
+            Err(KeyOperationError::about(
+                KeyField::Expiry,
+                OperationError::invalid_parameter(format!("{EXPIRES_AT_PARAMETER} {error}, got '{}'.", shown(text))),
+                plain,
+            ))
+        }
+    }
+}
+
+/// A grace period as sent (`None`: none), in seconds.
+fn read_grace_seconds(text: Option<&str>) -> Result<u32, OperationError> {
+    let Some(text) = text.map(str::trim).filter(|text| !text.is_empty()) else {
+        return Ok(0);
+    };
+    text.parse::<u64>().ok().and_then(checked_grace_seconds).ok_or_else(|| {
+        OperationError::invalid_parameter(format!(
+            "{GRACE_SECONDS_PARAMETER} must be an integer from 0 to {MAX_GRACE_SECONDS}, got '{}'.",
+            shown(text)
+        ))
+    })
+}
+
+/// The actor's moment in Unix seconds: the time its changes are audited at.
+fn now_seconds(actor: &Actor) -> i64 {
+    actor.audit.at.div_euclid(1000)
+}
+
 // ---- what more than one operation needs -----------------------------------------------
 
 /// The id of an API key as a caller names it. A malformed id cannot name a key the caller
@@ -223,6 +273,8 @@ pub struct NewKeyRequest<'a, A: KeyAuthInput> {
     pub workspace_id: Option<&'a str>,
     pub description: &'a str,
     pub auth: &'a A,
+    /// `keygateExpiresAt` as sent; `None`: the key never expires.
+    pub expires_at: Option<&'a str>,
 }
 
 /// A key just created or reset, with its plaintext: the one moment it exists.
@@ -250,6 +302,7 @@ pub async fn create_key<A: KeyAuthInput + Sync>(
 ) -> Result<IssuedKey> {
     let region = actor.region_policy(&operations)?;
     let description = parse_description(request.description)?;
+    let expires_at = read_expiry(request.expires_at, now_seconds(actor))?.flatten();
     let workspace = resolve_workspace(operations, actor, request.workspace_id)
         .await
         .map_err(|error| KeyOperationError::from(error).with_field(KeyField::Workspace))?;
@@ -276,6 +329,7 @@ pub async fn create_key<A: KeyAuthInput + Sync>(
         masked_key: generated.masked.clone(),
         auth: key_auth,
         legacy_ciphertext: None,
+        expires_at,
     };
     let record =
         operations.store.create_api_key(&actor.audit, new_key, QuotaRule { limit: region.key_limit, scope: region.limit_scope }).await?;
@@ -292,25 +346,35 @@ fn parse_description(text: &str) -> Result<Description> {
     })
 }
 
-/// docs/CONTRACT.md#changing-a-key, Edit: a new description (`None`: keep it) and permissions (`None`: keep them).
-/// A key the caller may not see is `ApiKey.NotFound` before any input is judged.
+/// What an edit asks for besides permissions; `None` keeps a part as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyEditRequest<'a> {
+    pub description: Option<&'a str>,
+    /// `keygateExpiresAt` as sent: a time, or `never` to remove the expiry.
+    pub expires_at: Option<&'a str>,
+}
+
+/// docs/CONTRACT.md#changing-a-key, Edit: a new description, expiry and permissions (`None`:
+/// keep them). A key the caller may not see is `ApiKey.NotFound` before any input is judged.
 pub async fn edit_key<A: KeyAuthInput + Sync>(
     operations: Operations<'_>,
     actor: &Actor,
     key_id: i64,
-    description: Option<&str>,
+    request: KeyEditRequest<'_>,
     auth_input: &A,
 ) -> Result<()> {
     let region = actor.region_policy(&operations)?;
     let existing = visible_key(operations, actor, key_id).await?;
     require_key_action(operations, actor, &existing, KeyAction::Edit).await?;
-    let description = match description {
+    let description = match request.description {
         None => None,
         Some(text) => Some(parse_description(text)?.as_str().to_string()),
     };
+    let expires_at = read_expiry(request.expires_at, now_seconds(actor))?;
     let apps = workspace_app_ids(operations, &existing.workspace_id).await?;
     let key_auth = auth_input.key_auth(region, operations.catalog, &apps)?;
-    operations.store.update_api_key(&actor.audit, key_id, actor.caller.key_visibility(), description, key_auth).await?;
+    let edit = KeyEdit { description, auth: key_auth, expires_at };
+    operations.store.update_api_key(&actor.audit, key_id, actor.caller.key_visibility(), edit).await?;
     Ok(())
 }
 
@@ -326,9 +390,15 @@ pub async fn set_key_disabled(operations: Operations<'_>, actor: &Actor, key_id:
     Ok(())
 }
 
-/// docs/CONTRACT.md#changing-a-key, Reset: a new secret for the same id (the old one stops working at once), in a
-/// region that supports it.
-pub async fn reset_key(operations: Operations<'_>, actor: &Actor, key_id: i64) -> Result<IssuedKey, OperationError> {
+/// docs/CONTRACT.md#changing-a-key, Reset: a new secret for the same id, in a region that
+/// supports it. The old one stops working at once, or after `grace_seconds`
+/// (docs/CONTRACT.md#expiry-and-grace-periods; 0: at once).
+pub async fn reset_key(
+    operations: Operations<'_>,
+    actor: &Actor,
+    key_id: i64,
+    grace_seconds: Option<&str>,
+) -> Result<IssuedKey, OperationError> {
     let region = actor.region_policy(&operations)?;
     let existing = visible_key(operations, actor, key_id).await?;
     require_key_action(operations, actor, &existing, KeyAction::Reset).await?;
@@ -337,16 +407,49 @@ pub async fn reset_key(operations: Operations<'_>, actor: &Actor, key_id: i64) -
     }
     // A plan key stays a plan key; any other key (an imported legacy one too) gets the
     // region's format.
+    let grace_seconds = read_grace_seconds(grace_seconds)?;
     let format = if existing.format == KeyFormat::Plan { KeyFormat::Plan } else { region.new_key_format };
-    reissue(operations, actor, key_id, format).await
+    let grace_ends_at = (grace_seconds > 0).then(|| now_seconds(actor) + i64::from(grace_seconds));
+    reissue(operations, actor, key_id, format, grace_ends_at).await
 }
 
-/// A new secret of `format` for the visible key `key_id`.
-async fn reissue(operations: Operations<'_>, actor: &Actor, key_id: i64, format: KeyFormat) -> Result<IssuedKey, OperationError> {
+/// Ends the grace period of a reset key's old secret now (docs/CONTRACT.md#expiry-and-grace-periods):
+/// whoever may reset the key may. A key without an old secret in a grace period is refused
+/// with `InvalidParameter`.
+pub async fn end_key_grace(operations: Operations<'_>, actor: &Actor, key_id: i64) -> Result<ApiKeyRecord, OperationError> {
+    let region = actor.region_policy(&operations)?;
+    let existing = visible_key(operations, actor, key_id).await?;
+    require_key_action(operations, actor, &existing, KeyAction::Reset).await?;
+    if !region.disable_and_reset {
+        return Err(OperationError::unsupported_in_region("ResetApiKey", &actor.region));
+    }
+    if existing.grace_ends_at.is_none_or(|ends_at| ends_at <= now_seconds(actor)) {
+        return Err(OperationError::invalid_parameter(format!("API key {key_id} has no old secret in a grace period.")));
+    }
+    Ok(operations.store.end_api_key_grace(&actor.audit, key_id, actor.caller.key_visibility()).await?)
+}
+
+/// A new secret of `format` for the visible key `key_id`; the old one keeps working until
+/// `grace_ends_at` (Unix seconds) when there is one.
+async fn reissue(
+    operations: Operations<'_>,
+    actor: &Actor,
+    key_id: i64,
+    format: KeyFormat,
+    grace_ends_at: Option<i64>,
+) -> Result<IssuedKey, OperationError> {
     let generated = generate_key(format);
     let record = operations
         .store
-        .reset_api_key(&actor.audit, key_id, actor.caller.key_visibility(), generated.format, generated.digest, generated.masked.clone())
+        .reset_api_key(
+            &actor.audit,
+            key_id,
+            actor.caller.key_visibility(),
+            generated.format,
+            generated.digest,
+            generated.masked.clone(),
+            grace_ends_at,
+        )
         .await?;
     Ok(IssuedKey { record, plaintext: generated.plaintext })
 }
@@ -534,6 +637,7 @@ pub async fn create_plan_key(
         masked_key: generated.masked.clone(),
         auth: KeyAuth::All,
         legacy_ciphertext: None,
+        expires_at: None,
     };
     // Counted per holder, among plan keys only (the store counts keys of the new key's kind).
     let quota = QuotaRule { limit: PLAN_KEYS_PER_PRINCIPAL, scope: LimitScope::Creator };
@@ -560,7 +664,7 @@ pub async fn rotate_plan_key(operations: Operations<'_>, actor: &Actor, key_id: 
         return Err(OperationError::api_key_not_found());
     }
     require_key_action(operations, actor, &existing, KeyAction::Rotate).await?;
-    reissue(operations, actor, key_id, KeyFormat::Plan).await
+    reissue(operations, actor, key_id, KeyFormat::Plan, None).await
 }
 
 #[cfg(test)]

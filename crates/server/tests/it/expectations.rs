@@ -78,5 +78,5 @@ pub async fn create_workspace(client: &Client, name: &str) -> String {
 
 /// What the in-process registry says about a plaintext: the key id, or why it is refused.
 pub fn authenticate(app: &TestApp, plaintext: &str, region: &str) -> Result<i64, AuthenticationFailure> {
-    app.state.store().registry().authenticate(plaintext, region).map(|key| key.key_id)
+    app.state.store().registry().authenticate(plaintext, region, app.state.shared.clock.now_seconds()).map(|key| key.key_id)
 }

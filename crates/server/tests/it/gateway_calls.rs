@@ -179,6 +179,7 @@ pub const INVALID_KEY: &str = "Invalid API-key provided.";
 pub const KEY_DISABLED: &str = "The API key is disabled.";
 pub const CREATOR_NOT_ACTIVE: &str = "The API key's owner is disabled or no longer a member of its workspace.";
 pub const TEMPORARY_KEY_EXPIRED: &str = "The temporary API key has expired.";
+pub const KEY_EXPIRED: &str = "The API key has expired.";
 pub const ADDRESS_NOT_WHITELISTED: &str = "Access denied: this address is not in the API key's IP whitelist.";
 pub const WORKSPACE_HEADER_MISMATCH: &str = "Access denied: the workspace header does not name this API key's workspace.";
 pub const MODEL_ACCESS_DENIED: &str = "Model access denied.";

@@ -261,6 +261,7 @@ async fn plant(app: &TestApp, world: &World, caller: Caller, operation: Operatio
         masked_key: generated.masked.clone(),
         auth,
         legacy_ciphertext: None,
+        expires_at: None,
     };
     let store = app.state.store();
     let quota = QuotaRule { limit: 1000, scope: LimitScope::Account };
@@ -274,7 +275,7 @@ async fn plant(app: &TestApp, world: &World, caller: Caller, operation: Operatio
 /// What the registry says of a secret, on the endpoint its format belongs to.
 fn registry(app: &TestApp, plaintext: &str) -> Result<i64, AuthenticationFailure> {
     let endpoint = if plaintext.starts_with("sk-sp-") { KeyEndpoint::Plan } else { KeyEndpoint::PayAsYouGo };
-    app.state.store().registry().authenticate_on(plaintext, REGION, endpoint).map(|key| key.key_id)
+    app.state.store().registry().authenticate_on(plaintext, REGION, endpoint, app.state.shared.clock.now_seconds()).map(|key| key.key_id)
 }
 
 /// Everything a refused operation must leave as it was.

@@ -197,17 +197,23 @@ async fn a_disabled_users_keys_pause_and_a_deleted_users_keys_stop_for_good() {
     let kim = app.login(Some("kim")).await;
     let (_, plaintext) = kim.create_all_key().await;
     let registry = app.state.store().registry().clone();
-    assert!(registry.authenticate(&plaintext, REGION).is_ok());
+    assert!(registry.authenticate(&plaintext, REGION, app.state.shared.clock.now_seconds()).is_ok());
 
     let root = app.login(None).await;
     assert_ok(&call(&root, "POST", "/keygate/v1/users/kim/disable", None).await);
-    assert!(registry.authenticate(&plaintext, REGION).is_err(), "a disabled user's key still authenticates");
+    assert!(
+        registry.authenticate(&plaintext, REGION, app.state.shared.clock.now_seconds()).is_err(),
+        "a disabled user's key still authenticates"
+    );
     assert_ok(&call(&root, "POST", "/keygate/v1/users/kim/enable", None).await);
-    assert!(registry.authenticate(&plaintext, REGION).is_ok());
+    assert!(registry.authenticate(&plaintext, REGION, app.state.shared.clock.now_seconds()).is_ok());
 
     let deleted = call(&root, "DELETE", "/keygate/v1/users/kim", None).await;
     assert_eq!(deleted.body["deleted"], true, "{}", deleted.body);
-    assert!(registry.authenticate(&plaintext, REGION).is_err(), "a deleted user's key still authenticates");
+    assert!(
+        registry.authenticate(&plaintext, REGION, app.state.shared.clock.now_seconds()).is_err(),
+        "a deleted user's key still authenticates"
+    );
     let whole_account = keygate_store::ListKeysQuery {
         account_id: 1,
         region: REGION.into(),
@@ -403,9 +409,12 @@ async fn workspace_membership_changes_take_effect_and_refusals_change_nothing() 
     assert_ok(&created);
     let plaintext = created.body["apiKey"]["apiKeyValue"].as_str().unwrap().to_string();
     let registry = app.state.store().registry().clone();
-    assert!(registry.authenticate(&plaintext, REGION).is_ok());
+    assert!(registry.authenticate(&plaintext, REGION, app.state.shared.clock.now_seconds()).is_ok());
     assert_eq!(call(&root, "DELETE", &format!("{members_path}/kim"), None).await.body["removed"], true);
-    assert!(registry.authenticate(&plaintext, REGION).is_err(), "a removed member's key still authenticates");
+    assert!(
+        registry.authenticate(&plaintext, REGION, app.state.shared.clock.now_seconds()).is_err(),
+        "a removed member's key still authenticates"
+    );
     assert_eq!(call(&root, "GET", &members_path, None).await.body["members"], json!([]));
 
     let entries = audit_entries(&root).await;

@@ -55,6 +55,7 @@ async fn key_of_another_account(app: &TestApp) -> String {
         masked_key: generated.masked.clone(),
         auth: KeyAuth::All,
         legacy_ciphertext: None,
+        expires_at: None,
     };
     store.create_api_key(&audit, new_key, QuotaRule { limit: 50, scope: LimitScope::Account }).await.unwrap();
     expose(&generated.plaintext).to_string()

@@ -21,6 +21,7 @@ mod gateway_scope;
 mod gateway_temporary_keys;
 mod gateway_traversal;
 mod internal_errors;
+mod key_expiry;
 mod key_import;
 mod key_roles;
 mod keygate_api;

@@ -9,7 +9,7 @@ use keygate_core::ip_allowlist::IpAllowlist;
 use keygate_core::keys::{expose, generate_key, KeyFormat};
 use keygate_core::permissions::{AppScope, CustomPermissions, KeyAuth, ModelScope};
 use keygate_core::verification::{AuthenticationFailure, KeyStanding};
-use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery, StoreError};
+use keygate_store::{ApiKeyRecord, KeyEdit, KeyOrder, ListKeysQuery, StoreError};
 
 use crate::support::{
     assert_not_found, authenticate, create_key, create_key_in, key_ids, new_key, now_millis, TestDatabase, NO_LIMIT, SINGAPORE, VIRGINIA,
@@ -62,7 +62,7 @@ on_both_databases! {
         assert!(record.created_at >= started, "{record:?}");
         assert_eq!(db.store.get_api_key(db.account_id, SINGAPORE, record.api_key_id, WholeAccount).await.unwrap(), record);
 
-        let compiled = db.store.registry().authenticate(&plaintext, SINGAPORE).unwrap();
+        let compiled = db.store.registry().authenticate(&plaintext, SINGAPORE, now_millis() / 1000).unwrap();
         assert_eq!((compiled.key_id, compiled.account_name.as_str(), compiled.standing), (record.api_key_id, "root", KeyStanding::Usable));
         assert_eq!((compiled.workspace_id.as_str(), &compiled.auth), (workspace.as_str(), &custom_auth()));
         assert_eq!(authenticate(&db.store, &plaintext, VIRGINIA), Err(AuthenticationFailure::OtherRegion));
@@ -79,16 +79,16 @@ on_both_databases! {
     async fn rule_5_edit_changes_what_it_is_given_and_nothing_else(db: TestDatabase) {
         let (created, plaintext) = create_key(&db, &db.root(), None).await;
         let id = created.api_key_id;
-        let edited = db.store.update_api_key(&db.root(), id, WholeAccount, Some("second".into()), Some(custom_auth())).await.unwrap();
+        let edited = db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: Some("second".into()), auth: Some(custom_auth()), expires_at: None }).await.unwrap();
         assert_eq!((edited.description.as_str(), &edited.auth), ("second", &custom_auth()));
-        assert_eq!(db.store.registry().authenticate(&plaintext, SINGAPORE).unwrap().auth, custom_auth());
+        assert_eq!(db.store.registry().authenticate(&plaintext, SINGAPORE, now_millis() / 1000).unwrap().auth, custom_auth());
 
         // A description alone leaves the permissions; permissions alone the description.
-        let renamed = db.store.update_api_key(&db.root(), id, WholeAccount, Some("third".into()), None).await.unwrap();
+        let renamed = db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: Some("third".into()), auth: None, expires_at: None }).await.unwrap();
         assert_eq!((renamed.description.as_str(), &renamed.auth), ("third", &custom_auth()));
-        let opened = db.store.update_api_key(&db.root(), id, WholeAccount, None, Some(KeyAuth::All)).await.unwrap();
+        let opened = db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: None, auth: Some(KeyAuth::All), expires_at: None }).await.unwrap();
         assert_eq!((opened.description.as_str(), &opened.auth), ("third", &KeyAuth::All));
-        assert_eq!(db.store.registry().authenticate(&plaintext, SINGAPORE).unwrap().auth, KeyAuth::All);
+        assert_eq!(db.store.registry().authenticate(&plaintext, SINGAPORE, now_millis() / 1000).unwrap().auth, KeyAuth::All);
         // Identity fields never change on edit.
         let identity = |record: &ApiKeyRecord| (record.api_key_id, record.masked_key.clone(), record.created_by.clone(), record.created_at, record.workspace_id.clone());
         assert_eq!(identity(&opened), identity(&created));
@@ -117,7 +117,7 @@ on_both_databases! {
         let old_digest = db.store.registry().digest_of(created.api_key_id).unwrap();
 
         let new = generate_key(KeyFormat::Secure);
-        let reset = db.store.reset_api_key(&db.root(), created.api_key_id, WholeAccount, KeyFormat::Secure, new.digest, new.masked.clone()).await.unwrap();
+        let reset = db.store.reset_api_key(&db.root(), created.api_key_id, WholeAccount, KeyFormat::Secure, new.digest, new.masked.clone(), None).await.unwrap();
         assert_eq!((reset.api_key_id, reset.format, reset.masked_key.as_str()), (created.api_key_id, KeyFormat::Secure, new.masked.as_str()));
         assert_eq!((reset.legacy_ciphertext, reset.description.as_str()), (None, "kept"), "the imported plaintext is gone; the rest stays");
         assert_eq!(authenticate(&db.store, &imported_plaintext, SINGAPORE), Err(AuthenticationFailure::Unknown));
@@ -141,8 +141,8 @@ on_both_databases! {
         assert_not_found(db.store.get_api_key(db.account_id, SINGAPORE, id, WholeAccount).await);
         assert_not_found(db.store.set_api_key_disabled(&db.root(), id, WholeAccount, false).await);
         assert_not_found(db.store.set_api_key_disabled(&db.root(), id, WholeAccount, true).await);
-        assert_not_found(db.store.update_api_key(&db.root(), id, WholeAccount, Some("back".into()), None).await);
-        assert_not_found(db.store.reset_api_key(&db.root(), id, WholeAccount, KeyFormat::Secure, new.digest, new.masked.clone()).await);
+        assert_not_found(db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: Some("back".into()), auth: None, expires_at: None }).await);
+        assert_not_found(db.store.reset_api_key(&db.root(), id, WholeAccount, KeyFormat::Secure, new.digest, new.masked.clone(), None).await);
         assert_not_found(db.store.delete_api_key(&db.root(), id, WholeAccount).await);
         assert_eq!(authenticate(&db.store, expose(&new.plaintext), SINGAPORE), Err(AuthenticationFailure::Unknown));
         assert_eq!(key_ids(&db.store, db.account_id, SINGAPORE, WholeAccount).await, [kept.api_key_id]);
@@ -174,9 +174,9 @@ on_both_databases! {
             let id = other.api_key_id;
             let new = generate_key(KeyFormat::Secure);
             assert_not_found(db.store.get_api_key(db.account_id, SINGAPORE, id, ada_sees).await);
-            assert_not_found(db.store.update_api_key(&db.root(), id, ada_sees, Some("mine now".into()), None).await);
+            assert_not_found(db.store.update_api_key(&db.root(), id, ada_sees, KeyEdit { description: Some("mine now".into()), auth: None, expires_at: None }).await);
             assert_not_found(db.store.set_api_key_disabled(&db.root(), id, ada_sees, true).await);
-            assert_not_found(db.store.reset_api_key(&db.root(), id, ada_sees, KeyFormat::Secure, new.digest, new.masked.clone()).await);
+            assert_not_found(db.store.reset_api_key(&db.root(), id, ada_sees, KeyFormat::Secure, new.digest, new.masked.clone(), None).await);
             assert_not_found(db.store.delete_api_key(&db.root(), id, ada_sees).await);
             let mut filtered = ListKeysQuery { visibility: ada_sees, api_key_id: Some(id), ..list_query(&db) };
             assert_eq!(listed(&db, &filtered).await, (vec![], 0));

@@ -8,7 +8,7 @@ use keygate_core::access::{Role, UserStatus};
 use keygate_core::ids::AccessKeyId;
 use keygate_core::keys::{expose, generate_key, mask_key, KeyFormat};
 use keygate_core::region::LimitScope;
-use keygate_store::{AuditContext, ModelGrant, QuotaRule, StoreError};
+use keygate_store::{AuditContext, KeyEdit, ModelGrant, QuotaRule, StoreError};
 
 use crate::support::{create_key, new_key, now_millis, NO_LIMIT, SINGAPORE};
 
@@ -27,11 +27,11 @@ on_both_databases! {
         let default = db.default_workspace(SINGAPORE).await;
         let (key, created_plaintext) = new_key(SINGAPORE, &default, None, KeyFormat::Secure);
         let key_id = store.create_api_key(&console, key, NO_LIMIT).await.unwrap().api_key_id;
-        store.update_api_key(&console, key_id, WholeAccount, Some("edited".into()), None).await.unwrap();
+        store.update_api_key(&console, key_id, WholeAccount, KeyEdit { description: Some("edited".into()), auth: None, expires_at: None }).await.unwrap();
         store.set_api_key_disabled(&console, key_id, WholeAccount, true).await.unwrap();
         store.set_api_key_disabled(&console, key_id, WholeAccount, false).await.unwrap();
         let reset = generate_key(KeyFormat::Secure);
-        store.reset_api_key(&console, key_id, WholeAccount, KeyFormat::Secure, reset.digest, reset.masked.clone()).await.unwrap();
+        store.reset_api_key(&console, key_id, WholeAccount, KeyFormat::Secure, reset.digest, reset.masked.clone(), None).await.unwrap();
         store.delete_api_key(&console, key_id, WholeAccount).await.unwrap();
         let (imported, imported_plaintext) = crate::support::legacy_key(SINGAPORE, &default, None);
         let imported_id = store.import_api_keys(&console, vec![imported], NO_LIMIT).await.unwrap()[0].api_key_id;

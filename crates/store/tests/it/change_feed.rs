@@ -68,7 +68,7 @@ on_both_databases! {
         writer.set_api_key_disabled(&db.root(), id, WholeAccount, false).await.unwrap();
         wait_for(&follower_store, &plaintext, Ok(id)).await;
         let new = generate_key(KeyFormat::Secure);
-        writer.reset_api_key(&db.root(), id, WholeAccount, KeyFormat::Secure, new.digest, new.masked.clone()).await.unwrap();
+        writer.reset_api_key(&db.root(), id, WholeAccount, KeyFormat::Secure, new.digest, new.masked.clone(), None).await.unwrap();
         wait_for(&follower_store, &plaintext, Err(AuthenticationFailure::Unknown)).await;
         wait_for(&follower_store, expose(&new.plaintext), Ok(id)).await;
 
@@ -187,7 +187,7 @@ on_both_databases! {
         let stale: Vec<RegistryUpdate> = [&deleted_plaintext, &reset_plaintext]
             .iter()
             .map(|plaintext| {
-                let key = early.registry().authenticate(plaintext, SINGAPORE).expect("live when read");
+                let key = early.registry().authenticate(plaintext, SINGAPORE, now_millis() / 1000).expect("live when read");
                 let digest = early.registry().digest_of(key.key_id).unwrap();
                 RegistryUpdate::Key { digest, key }
             })
@@ -195,7 +195,7 @@ on_both_databases! {
 
         db.store.delete_api_key(&db.root(), deleted.api_key_id, WholeAccount).await.unwrap();
         let new = generate_key(KeyFormat::Secure);
-        db.store.reset_api_key(&db.root(), reset.api_key_id, WholeAccount, KeyFormat::Secure, new.digest, new.masked.clone()).await.unwrap();
+        db.store.reset_api_key(&db.root(), reset.api_key_id, WholeAccount, KeyFormat::Secure, new.digest, new.masked.clone(), None).await.unwrap();
         let refused = |store: &Store| {
             [authenticate(store, &deleted_plaintext, SINGAPORE), authenticate(store, &reset_plaintext, SINGAPORE)]
         };

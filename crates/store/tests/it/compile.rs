@@ -81,7 +81,7 @@ pub async fn build_world(db: &TestDatabase, behind: Option<&Store>) -> World {
     world.digests.push(digest_of(reset.api_key_id));
     checkpoint(db, behind, &world).await;
     let new = generate_key(KeyFormat::Secure);
-    store.reset_api_key(&root, reset.api_key_id, WholeAccount, KeyFormat::Secure, new.digest, new.masked).await.unwrap();
+    store.reset_api_key(&root, reset.api_key_id, WholeAccount, KeyFormat::Secure, new.digest, new.masked, None).await.unwrap();
     world.digests.push(new.digest);
     checkpoint(db, behind, &world).await;
     let (deleted, _) = create_key(db, &root, None).await;

@@ -11,6 +11,7 @@ mod api_keys;
 mod audit;
 mod change_feed;
 mod compile;
+mod key_expiry;
 mod key_import;
 mod quotas;
 mod usage;

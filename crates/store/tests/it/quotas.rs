@@ -127,7 +127,7 @@ on_both_databases! {
         let workspace = db.default_workspace(SINGAPORE).await;
         let (root_plan, root_plan_plaintext) = new_key(SINGAPORE, &workspace, None, KeyFormat::Plan);
         let root_plan = db.store.create_api_key(&db.root(), root_plan, ONE_PLAN_KEY_EACH).await.unwrap();
-        assert_eq!(db.store.registry().authenticate_on(&root_plan_plaintext, SINGAPORE, KeyEndpoint::Plan).unwrap().key_id, root_plan.api_key_id);
+        assert_eq!(db.store.registry().authenticate_on(&root_plan_plaintext, SINGAPORE, KeyEndpoint::Plan, crate::support::now_millis() / 1000).unwrap().key_id, root_plan.api_key_id);
         // The two plan keys are not among the region's 50.
         for _ in 0..49 {
             create(&db, &db.root(), None, KeyFormat::Secure, FIFTY).await.unwrap();

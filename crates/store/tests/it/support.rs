@@ -269,6 +269,7 @@ pub fn new_key(region: &str, workspace_id: &str, creator_user_id: Option<i64>, f
         masked_key: generated.masked.clone(),
         auth: KeyAuth::All,
         legacy_ciphertext: None,
+        expires_at: None,
     };
     (key, expose(&generated.plaintext).to_string())
 }
@@ -290,6 +291,7 @@ pub fn legacy_key(region: &str, workspace_id: &str, creator_user_id: Option<i64>
         masked_key: mask_key(&plaintext),
         auth: KeyAuth::All,
         legacy_ciphertext: Some(b"opaque ciphertext".to_vec()),
+        expires_at: None,
     };
     (key, plaintext)
 }
@@ -316,7 +318,7 @@ pub async fn create_key_in(
 /// What `store`'s registry says about a plaintext presented in `region`: the key id, or why
 /// it is refused.
 pub fn authenticate(store: &Store, plaintext: &str, region: &str) -> Result<i64, AuthenticationFailure> {
-    store.registry().authenticate(plaintext, region).map(|key| key.key_id)
+    store.registry().authenticate(plaintext, region, now_millis() / 1000).map(|key| key.key_id)
 }
 
 /// The keys of the account in `region` (all of them, by id).

@@ -28,7 +28,7 @@ on_both_databases! {
     async fn resetting_a_key_refuses_the_old_secret_as_soon_as_the_call_returns(db: TestDatabase) {
         let (key, old_plaintext) = create_key(&db, &db.root(), None).await;
         let new = generate_key(KeyFormat::Secure);
-        db.store.reset_api_key(&db.root(), key.api_key_id, WholeAccount, KeyFormat::Secure, new.digest, new.masked.clone()).await.unwrap();
+        db.store.reset_api_key(&db.root(), key.api_key_id, WholeAccount, KeyFormat::Secure, new.digest, new.masked.clone(), None).await.unwrap();
         assert_eq!(authenticate(&db.store, &old_plaintext, SINGAPORE), Err(AuthenticationFailure::Unknown));
         assert_eq!(authenticate(&db.store, expose(&new.plaintext), SINGAPORE), Ok(key.api_key_id));
     }

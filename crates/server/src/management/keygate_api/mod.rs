@@ -1,7 +1,7 @@
 //! keygate's own JSON API under `/keygate/v1/`, for what the Model Studio API does not
 //! cover: sessions, RAM users, workspace membership and applications, AccessKeys, the
-//! model catalog, regions, the audit log, usage, leak reports and key import. Request
-//! bodies are JSON; answers use the same envelope as the Model Studio API (see
+//! model catalog, regions, the audit log, usage, leak reports, key import and ending a
+//! reset key's grace period. Request bodies are JSON; answers use the same envelope as the Model Studio API (see
 //! [`super::errors`]; `usage` may answer CSV instead), and the whole surface is described
 //! by the OpenAPI document ([`super::openapi`]), generated from the route table and the
 //! `keygate_wire::keygate_api` types the handlers answer with.
@@ -14,6 +14,7 @@ mod access_keys;
 mod audit;
 mod catalog;
 pub mod key_import;
+mod keys;
 mod leaks;
 mod sessions;
 pub mod usage;
@@ -60,6 +61,7 @@ pub fn authenticated_routes() -> Router<AppState> {
         .route("/keygate/v1/audit", get(audit::list_audit))
         .route("/keygate/v1/usage", get(usage::get_usage))
         .route("/keygate/v1/leaks", post(leaks::report_leaks))
+        .route("/keygate/v1/keys/{api_key_id}/end-grace", post(keys::end_grace))
 }
 
 /// The key import, behind the authentication middleware with its own body limit
