@@ -16,6 +16,7 @@ pub mod ip_allowlist;
 pub mod key_import;
 pub mod keys;
 pub mod leak_scan;
+pub mod limits;
 pub mod permissions;
 pub mod random;
 pub mod region;
