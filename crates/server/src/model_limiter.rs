@@ -93,35 +93,41 @@ impl InMemoryLimitCounter {
     fn admit_now(&self, subject: &LimitSubject, limits: EffectiveLimits, now: i64) -> Admission {
         let mut admission = Admission { refused_by: None, requests: None, tokens: None };
         if let Some(limit) = limits.requests {
-            match self.with_window(subject, LimitKind::Requests, limit, |window| window.take_request(limit, now)) {
-                Ok(standing) => admission.requests = Some(standing),
-                Err(standing) => {
-                    admission.requests = Some(standing);
-                    admission.refused_by = Some(LimitKind::Requests);
-                    return admission;
-                }
+            let (standing, admitted) =
+                either(self.with_window(subject, LimitKind::Requests, limit, |window| window.take_request(limit, now)));
+            admission.requests = Some(standing);
+            if !admitted {
+                admission.refused_by = Some(LimitKind::Requests);
+                return admission;
             }
         }
         if let Some(limit) = limits.tokens {
-            match self.with_window(subject, LimitKind::Tokens, limit, |window| window.check_tokens(limit, now)) {
-                Ok(standing) => admission.tokens = Some(standing),
-                Err(standing) => {
-                    admission.tokens = Some(standing);
-                    admission.refused_by = Some(LimitKind::Tokens);
-                    // The refused call does not count against the request limit.
-                    if let Some(limit) = limits.requests {
-                        self.with_window(subject, LimitKind::Requests, limit, |window| {
-                            window.roll(now, limit.period_seconds);
-                            window.used = window.used.saturating_sub(1);
-                        });
-                        admission.requests = admission
-                            .requests
-                            .map(|standing| WindowStanding { remaining: (standing.remaining + 1).min(standing.limit), ..standing });
-                    }
+            let (standing, admitted) =
+                either(self.with_window(subject, LimitKind::Tokens, limit, |window| window.check_tokens(limit, now)));
+            admission.tokens = Some(standing);
+            if !admitted {
+                admission.refused_by = Some(LimitKind::Tokens);
+                // The refused call does not count against the request limit.
+                if let Some(limit) = limits.requests {
+                    self.with_window(subject, LimitKind::Requests, limit, |window| {
+                        window.roll(now, limit.period_seconds);
+                        window.used = window.used.saturating_sub(1);
+                    });
+                    admission.requests = admission
+                        .requests
+                        .map(|standing| WindowStanding { remaining: (standing.remaining + 1).min(standing.limit), ..standing });
                 }
             }
         }
         admission
+    }
+}
+
+/// A window's standing, and whether it admitted the call.
+fn either(outcome: Result<WindowStanding, WindowStanding>) -> (WindowStanding, bool) {
+    match outcome {
+        Ok(standing) => (standing, true),
+        Err(standing) => (standing, false),
     }
 }
 

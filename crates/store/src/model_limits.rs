@@ -6,9 +6,8 @@
 use keygate_core::limits::{apply_change, LimitChange, LimitValues};
 
 use crate::audit::{write_audit, AuditContext};
-use crate::compile;
 use crate::database::{params, Row, SqlValue, Transaction};
-use crate::{Change, Store, StoreError};
+use crate::{Store, StoreError};
 
 fn count(row: &Row, column: &str) -> Result<Option<u64>, StoreError> {
     row.opt_i64(column)?.map(|value| u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("negative {column}")))).transpose()
@@ -104,12 +103,7 @@ impl Store {
         }
         write_audit(&mut transaction, context, "Workspace.UpdateModelLimits", &format!("workspace:{workspace_id}"), &details.join(","))
             .await?;
-        let version =
-            Self::record_change(&mut transaction, Change { at: context.at, kind: "workspace", subject: workspace_id, revoked: &[] })
-                .await?;
-        let update = compile::workspace_grants(&mut transaction, workspace_id).await?;
-        transaction.commit().await?;
-        self.publish(version, vec![update]);
+        self.commit_workspace_change(transaction, context.at, workspace_id).await?;
         Ok(())
     }
 }
