@@ -85,6 +85,7 @@ fn fixture(count: usize) -> Fixture {
         is_default: false,
         inference_models: vec!["qwen-max".into(), "qwen-plus".into(), "qwen-turbo".into()],
         applications: Vec::new(),
+        model_limits: Vec::new(),
     });
     batch.push(RegistryUpdate::Workspace(grants));
     registry.apply(1, batch);

@@ -1,6 +1,9 @@
 //! The model catalog: the names a key may be scoped to and a workspace may be granted.
 //! The built-in list holds well-known Model Studio names and the demo models; upstream
-//! configuration adds more.
+//! configuration adds more. A model may carry the platform default of its limits
+//! (`[[model_limits]]` in the settings), which ListModelLimits shows as `modelLimit`.
+
+use crate::limits::LimitValues;
 
 /// One model of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,6 +12,9 @@ pub struct CatalogModel {
     pub display_name: String,
     /// Served by the built-in demo upstream, not by a real provider.
     pub demo: bool,
+    /// The platform default of its limits, which a workspace without its own is counted
+    /// against; `None`: no default.
+    pub default_limit: Option<LimitValues>,
 }
 
 /// Demo models served by the built-in demo upstream.
@@ -52,7 +58,18 @@ impl ModelCatalog {
     /// Adds a model once; a later duplicate is ignored.
     pub fn add(&mut self, name: &str, display_name: &str, demo: bool) {
         if !self.contains(name) {
-            self.models.push(CatalogModel { name: name.to_string(), display_name: display_name.to_string(), demo });
+            self.models.push(CatalogModel { name: name.to_string(), display_name: display_name.to_string(), demo, default_limit: None });
+        }
+    }
+
+    /// Sets the platform default of `name`'s limits; false when the catalog has no such model.
+    pub fn set_default_limit(&mut self, name: &str, limit: LimitValues) -> bool {
+        match self.models.iter_mut().find(|model| model.name == name) {
+            Some(model) => {
+                model.default_limit = Some(limit);
+                true
+            }
+            None => false,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod key_expiry;
 pub mod key_import;
 pub mod keys;
 pub mod leak_scan;
+pub mod limits;
 pub mod permissions;
 pub mod random;
 pub mod region;

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use crate::keys::{parse_permanent_key, KeyDigest, KeyFormat, KeyParseError, TEMPORARY_PREFIX};
+use crate::limits::LimitValues;
 use crate::permissions::KeyAuth;
 use crate::temporary_keys::{verify_temporary_key, TemporaryKeyError, TemporaryKeySecret};
 
@@ -70,9 +71,16 @@ pub struct WorkspaceGrants {
     pub inference_models: Vec<String>,
     /// Sorted application ids that belong to the workspace.
     pub applications: Vec<String>,
+    /// The workspace's own model limits (UpdateModelLimits), sorted by model name.
+    pub model_limits: Vec<(String, LimitValues)>,
 }
 
 impl WorkspaceGrants {
+    /// The workspace's own limit of `model`, when it sets one.
+    pub fn model_limit(&self, model: &str) -> Option<&LimitValues> {
+        self.model_limits.binary_search_by(|(name, _)| name.as_str().cmp(model)).ok().map(|index| &self.model_limits[index].1)
+    }
+
     pub fn may_call_model(&self, model: &str) -> bool {
         self.is_default || self.inference_models.binary_search_by(|name| name.as_str().cmp(model)).is_ok()
     }
@@ -717,6 +725,7 @@ mod tests {
             is_default: false,
             inference_models: vec!["qwen-max".into(), "qwen-plus".into()],
             applications: vec!["a".repeat(32)],
+            model_limits: Vec::new(),
         };
         let known = |model: &str| model.starts_with("qwen");
         let facts = |address: &str, header: Option<&'static str>, target: CallTarget<'static>| CallFacts {
@@ -755,6 +764,7 @@ mod tests {
             is_default,
             inference_models: vec!["qwen-plus".into()],
             applications: vec![],
+            model_limits: Vec::new(),
         };
         let unnamed = CallFacts { client_address: None, workspace_header: None, target: CallTarget::Unnamed };
         let decide = |auth: KeyAuth, default_workspace: bool| {

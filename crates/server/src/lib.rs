@@ -16,6 +16,7 @@ pub mod logging;
 pub mod management;
 pub mod metrics;
 pub mod metrics_registry;
+pub mod model_limiter;
 pub mod operations;
 pub mod planes;
 pub mod request_body;

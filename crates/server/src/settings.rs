@@ -93,6 +93,30 @@ pub struct PriceSettings {
     pub currency: String,
 }
 
+/// The platform default of a model's limits (`[[model_limits]]`): what ListModelLimits
+/// shows as `modelLimit`, and what a workspace that sets no limit of its own is counted
+/// against (docs/CONTRACT.md#model-limits). Periods in seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelLimitSettings {
+    pub model: String,
+    pub request_limit: Option<u64>,
+    pub request_limit_period_seconds: Option<u64>,
+    pub usage_limit: Option<u64>,
+    pub usage_limit_period_seconds: Option<u64>,
+}
+
+impl ModelLimitSettings {
+    pub fn values(&self) -> keygate_core::limits::LimitValues {
+        keygate_core::limits::LimitValues {
+            request_limit: self.request_limit,
+            request_limit_period: self.request_limit_period_seconds,
+            usage_limit: self.usage_limit,
+            usage_limit_period: self.usage_limit_period_seconds,
+        }
+    }
+}
+
 /// How log lines are written: text for a terminal, or one JSON object per line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -134,6 +158,7 @@ pub struct SettingsFile {
     pub usage_daily_after_days: Option<u32>,
     pub token_accounting: Option<bool>,
     pub prices: Vec<PriceSettings>,
+    pub model_limits: Vec<ModelLimitSettings>,
 }
 
 impl SettingsFile {
@@ -200,6 +225,8 @@ pub struct Settings {
     /// for usage and calls are counted per key only (`requestCount`); the benchmark of
     /// accounting's cost compares the two.
     pub token_accounting: bool,
+    /// The platform default limits of catalog models (`[[model_limits]]`).
+    pub model_limits: Vec<ModelLimitSettings>,
 }
 
 impl Settings {
@@ -239,6 +266,7 @@ impl Settings {
             usage_daily_after_days: 90,
             prices: Vec::new(),
             token_accounting: true,
+            model_limits: Vec::new(),
         }
     }
 
@@ -277,6 +305,7 @@ impl Settings {
         overlay(&mut self.listeners, non_empty(file.listeners));
         overlay(&mut self.upstreams, non_empty(file.upstreams));
         overlay(&mut self.prices, non_empty(file.prices));
+        overlay(&mut self.model_limits, non_empty(file.model_limits));
         for region_override in file.regions {
             let policy = self
                 .regions
@@ -324,6 +353,16 @@ impl Settings {
             bail!("usage ages must be in order: usage_hourly_after_days <= usage_daily_after_days <= usage_retention_days");
         }
         self.price_table()?;
+        let catalog = self.catalog();
+        for limit in &self.model_limits {
+            if !catalog.contains(&limit.model) {
+                bail!("[[model_limits]] model '{}' is not in the catalog", limit.model);
+            }
+            limit.values().check().map_err(|error| anyhow::anyhow!("[[model_limits]] model '{}': {error}", limit.model))?;
+            if limit.values().is_empty() {
+                bail!("[[model_limits]] model '{}' sets no limit", limit.model);
+            }
+        }
         for proxy in &self.trusted_proxies {
             keygate_core::ip_allowlist::IpNetwork::parse(proxy).map_err(|error| anyhow::anyhow!("trusted_proxies: {error}"))?;
         }
@@ -338,6 +377,9 @@ impl Settings {
             for model in &upstream.models {
                 catalog.add(model, model, false);
             }
+        }
+        for limit in &self.model_limits {
+            catalog.set_default_limit(&limit.model, limit.values());
         }
         catalog
     }

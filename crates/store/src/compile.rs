@@ -111,6 +111,7 @@ pub(crate) async fn workspace_grants(transaction: &mut Transaction, workspace_id
         is_default,
         inference_models,
         applications,
+        model_limits: crate::model_limits::limits_of(transaction, workspace_id).await?,
     })))
 }
 

@@ -44,6 +44,10 @@ pub enum StoreError {
     /// A unique constraint: the name or id is taken.
     #[error("{0}")]
     Conflict(String),
+    /// A model limit that cannot be stored (UpdateModelLimits); the message names the item
+    /// and the field. Nothing was written.
+    #[error("{0}")]
+    InvalidLimit(String),
     /// A request the data refuses (e.g. deleting the account's default workspace).
     #[error("{0}")]
     Refused(String),

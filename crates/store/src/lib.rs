@@ -18,6 +18,7 @@ mod compile;
 pub mod database;
 mod error;
 pub mod feed;
+mod model_limits;
 mod rows;
 pub mod usage;
 mod users;

@@ -5,7 +5,7 @@ use keygate_core::ids::WorkspaceId;
 
 use crate::audit::{write_audit, AuditContext};
 use crate::compile;
-use crate::database::{params, Row};
+use crate::database::{params, Row, Transaction};
 use crate::{Change, Missing, Store, StoreError};
 
 /// Name given to every default workspace.
@@ -88,6 +88,21 @@ impl Store {
         }
         transaction.commit().await?;
         self.publish(version, updates);
+        Ok(())
+    }
+
+    /// Records a change of `workspace_id` at `at` in the change feed, commits `transaction`
+    /// and publishes the workspace's recompiled grants (and limits) to the registry.
+    pub(crate) async fn commit_workspace_change(
+        &self,
+        mut transaction: Transaction,
+        at: i64,
+        workspace_id: &str,
+    ) -> Result<(), StoreError> {
+        let version = Self::record_change(&mut transaction, Change { at, kind: "workspace", subject: workspace_id, revoked: &[] }).await?;
+        let update = compile::workspace_grants(&mut transaction, workspace_id).await?;
+        transaction.commit().await?;
+        self.publish(version, vec![update]);
         Ok(())
     }
 
@@ -212,12 +227,7 @@ impl Store {
         }
         transaction.execute("DELETE FROM workspaces WHERE workspace_id = $1", &params![workspace_id]).await?;
         write_audit(&mut transaction, context, "Workspace.Delete", &format!("workspace:{workspace_id}"), "").await?;
-        let version =
-            Self::record_change(&mut transaction, Change { at: context.at, kind: "workspace", subject: workspace_id, revoked: &[] })
-                .await?;
-        let update = compile::workspace_grants(&mut transaction, workspace_id).await?;
-        transaction.commit().await?;
-        self.publish(version, vec![update]);
+        self.commit_workspace_change(transaction, context.at, workspace_id).await?;
         Ok(WorkspaceDeletion::Deleted)
     }
 
@@ -254,12 +264,7 @@ impl Store {
         }
         let detail = grants.iter().map(|grant| format!("{}:inference={}", grant.model, grant.inference)).collect::<Vec<_>>().join(",");
         write_audit(&mut transaction, context, "Workspace.UpdateModelPermissions", &format!("workspace:{workspace_id}"), &detail).await?;
-        let version =
-            Self::record_change(&mut transaction, Change { at: context.at, kind: "workspace", subject: workspace_id, revoked: &[] })
-                .await?;
-        let update = compile::workspace_grants(&mut transaction, workspace_id).await?;
-        transaction.commit().await?;
-        self.publish(version, vec![update]);
+        self.commit_workspace_change(transaction, context.at, workspace_id).await?;
         Ok(())
     }
 
@@ -288,12 +293,7 @@ impl Store {
         }
         write_audit(&mut transaction, context, "Application.Create", &format!("app:{app_id}"), &format!("workspace={workspace_id}"))
             .await?;
-        let version =
-            Self::record_change(&mut transaction, Change { at: context.at, kind: "workspace", subject: workspace_id, revoked: &[] })
-                .await?;
-        let update = compile::workspace_grants(&mut transaction, workspace_id).await?;
-        transaction.commit().await?;
-        self.publish(version, vec![update]);
+        self.commit_workspace_change(transaction, context.at, workspace_id).await?;
         Ok(())
     }
 }

@@ -648,6 +648,101 @@ pub struct ListCatalogModelsResponse<Item = CatalogModelItem> {
 
 paged!(ListCatalogModelsResponse: models);
 
+/// One item of UpdateModelLimits' `workspaceLimits` (a JSON array in one form field).
+/// Periods are seconds; `operationType` is `OVERLAY` (the default) or `DELETE`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkspaceLimitChange {
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_limit_period: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_limit_period: Option<i64>,
+}
+
+/// UpdateModelLimits (`POST /modelstudio/models/limits`, form body): `workspaceId` and
+/// `workspaceLimits`, 1 to 200 items applied all or none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateModelLimitsRequest {
+    pub workspace_id: String,
+    pub workspace_limits: Vec<WorkspaceLimitChange>,
+}
+
+/// UpdateModelLimits: the envelope only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateModelLimitsResponse {
+    /// Always empty; the SDK reads it.
+    pub error_message: String,
+}
+
+/// ListModelLimits (`GET /modelstudio/models/limits`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListModelLimitsRequest {
+    /// `maxResults` 0 to 200 (0 or absent: 20), `nextToken`.
+    #[serde(flatten)]
+    pub page: PageRequest,
+    /// The default workspace of the region when absent.
+    pub workspace_id: Option<String>,
+    /// The model's name, exactly.
+    pub model: Option<String>,
+    /// Part of the display name, in any case.
+    pub name: Option<String>,
+}
+
+/// A limit as ListModelLimits shows it: requests per `requestLimitPeriod` seconds and
+/// tokens (`usageLimitField` `total_tokens`) per `usageLimitPeriod` seconds; a field that
+/// is not set is left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelLimitValues {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_limit_period: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_limit: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_limit_field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage_limit_period: Option<i64>,
+}
+
+/// One model of ListModelLimits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelLimitItem {
+    pub model: String,
+    pub name: String,
+    pub workspace_id: String,
+    /// The platform default (`[[model_limits]]` of the settings); `null` when none.
+    pub model_limit: Option<ModelLimitValues>,
+    /// The workspace's own limit; `null` when it sets none.
+    pub workspace_limit: Option<ModelLimitValues>,
+}
+
+/// ListModelLimits. `Item` is [`ModelLimitItem`], or a JSON value to pass the items on as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "ListModelLimitsResponse")]
+pub struct ListModelLimitsResponse<Item = ModelLimitItem> {
+    pub limits: Vec<Item>,
+    #[serde(flatten)]
+    pub page: PageResponse,
+    #[serde(default)]
+    pub error_message: String,
+}
+
+paged!(ListModelLimitsResponse: limits);
+
 /// One dimension of a billing filter: `IN` keeps only `values`, `NOT` drops them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -22,11 +22,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::Stream;
+use keygate_core::limits::RateLimit;
 use keygate_core::usage::TokenUsage;
 use keygate_core::verification::CompiledKey;
 use serde::Deserialize;
 
 use super::errors::Protocol;
+use crate::model_limiter::LimitSubject;
 use crate::state::SharedState;
 use crate::usage::CallUsage;
 
@@ -383,6 +385,9 @@ pub struct CallMeter {
     pub protocol: Protocol,
     pub at_milliseconds: i64,
     pub started: Instant,
+    /// The token limit of the call's workspace and model, charged with its tokens when it
+    /// is counted.
+    pub token_limit: Option<(LimitSubject, RateLimit)>,
 }
 
 impl Drop for CallMeter {
@@ -414,6 +419,10 @@ impl CallMeter {
             at_milliseconds: self.at_milliseconds,
             tokens,
         });
+        if let Some((subject, limit)) = self.token_limit.take() {
+            let total = u64::try_from(tokens.total()).unwrap_or(0);
+            shared.model_limits.charge(&subject, limit, total, shared.clock.now_seconds());
+        }
         let protocol = protocol_name(self.protocol);
         shared.metrics.record_model_call(&model, protocol, &tokens);
         let milliseconds = |duration: Option<Duration>| duration.map(|duration| duration.as_secs_f64() * 1000.0);

@@ -2,9 +2,10 @@
 //! to its code in the native DashScope, OpenAI-compatible and Anthropic shapes. Every body
 //! carries the request id (Anthropic: the `request-id` header).
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keygate_core::limits::{LimitKind, WindowStanding};
 use keygate_core::verification::{AuthenticationFailure, AuthorizationFailure};
 use serde_json::json;
 
@@ -31,6 +32,14 @@ pub enum GatewayRefusal {
     /// This API key minted more temporary keys this minute than `temporary_keys_per_minute`.
     MintThrottled {
         retry_after_seconds: u64,
+    },
+    /// The workspace's limit of the model (requests or tokens per period) is used up until
+    /// its window ends; where both windows stand, for the rate-limit headers.
+    ModelLimited {
+        kind: LimitKind,
+        retry_after_seconds: u64,
+        requests: Option<WindowStanding>,
+        tokens: Option<WindowStanding>,
     },
     /// Body not JSON, too large, no model, bad parameter.
     BadRequest(String),
@@ -99,6 +108,16 @@ impl GatewayRefusal {
             GatewayRefusal::Throttled { .. } | GatewayRefusal::MintThrottled { .. } => {
                 row(StatusCode::TOO_MANY_REQUESTS, "Throttling", "limit_requests", "limit_requests", "rate_limit_error")
             }
+            GatewayRefusal::ModelLimited { kind: LimitKind::Requests, .. } => {
+                row(StatusCode::TOO_MANY_REQUESTS, "Throttling.RateQuota", "limit_requests", "limit_requests", "rate_limit_error")
+            }
+            GatewayRefusal::ModelLimited { kind: LimitKind::Tokens, .. } => row(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Throttling.AllocationQuota",
+                "insufficient_quota",
+                "insufficient_quota",
+                "rate_limit_error",
+            ),
             GatewayRefusal::BadRequest(_) => {
                 row(StatusCode::BAD_REQUEST, "InvalidParameter", "invalid_request_error", "invalid_request_error", "invalid_request_error")
             }
@@ -141,6 +160,12 @@ impl GatewayRefusal {
             GatewayRefusal::MintThrottled { .. } => {
                 "Requests throttling triggered: this API key minted too many temporary keys this minute.".into()
             }
+            GatewayRefusal::ModelLimited { kind: LimitKind::Requests, .. } => {
+                "Requests rate limit exceeded, please try again later: the workspace's request limit for this model is used up.".into()
+            }
+            GatewayRefusal::ModelLimited { kind: LimitKind::Tokens, .. } => {
+                "Allocated quota exceeded, please increase your quota limit: the workspace's token limit for this model is used up.".into()
+            }
             GatewayRefusal::BadRequest(message) => message.clone(),
             GatewayRefusal::BodyTimedOut { seconds } => format!("The request body did not arrive within {seconds} seconds."),
             GatewayRefusal::TemporaryKeyCannotMint => "Access denied: a temporary API key cannot create another temporary key.".into(),
@@ -171,14 +196,44 @@ impl GatewayRefusal {
             headers.insert("request-id", value.clone());
             headers.insert("x-request-id", value);
         }
-        if let GatewayRefusal::Throttled { retry_after_seconds } | GatewayRefusal::MintThrottled { retry_after_seconds } = self {
-            if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
-                headers.insert("retry-after", value);
+        match self {
+            GatewayRefusal::Throttled { retry_after_seconds } | GatewayRefusal::MintThrottled { retry_after_seconds } => {
+                headers.insert("retry-after", HeaderValue::from(retry_after_seconds));
             }
+            GatewayRefusal::ModelLimited { retry_after_seconds, requests, tokens, .. } => {
+                headers.insert("retry-after", HeaderValue::from(retry_after_seconds));
+                insert_rate_limit_headers(headers, requests, tokens);
+            }
+            _ => {}
         }
         response
     }
 }
+
+/// The `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` headers of the windows a call
+/// was counted in (reset as OpenAI writes it: seconds with an `s`), on answers and refusals.
+pub fn insert_rate_limit_headers(headers: &mut HeaderMap, requests: Option<WindowStanding>, tokens: Option<WindowStanding>) {
+    for (names, standing) in [(&REQUEST_HEADERS, requests), (&TOKEN_HEADERS, tokens)] {
+        if let Some(standing) = standing {
+            headers.insert(names[0].clone(), HeaderValue::from(standing.limit));
+            headers.insert(names[1].clone(), HeaderValue::from(standing.remaining));
+            if let Ok(reset) = HeaderValue::from_str(&format!("{}s", standing.reset_seconds)) {
+                headers.insert(names[2].clone(), reset);
+            }
+        }
+    }
+}
+
+static REQUEST_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-requests"),
+    HeaderName::from_static("x-ratelimit-remaining-requests"),
+    HeaderName::from_static("x-ratelimit-reset-requests"),
+];
+static TOKEN_HEADERS: [HeaderName; 3] = [
+    HeaderName::from_static("x-ratelimit-limit-tokens"),
+    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    HeaderName::from_static("x-ratelimit-reset-tokens"),
+];
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
+use keygate_core::limits::{EffectiveLimits, RateLimit};
 use keygate_core::verification::CallTarget;
 use keygate_wire::forwarding_path::{check_forwarded_path, reencode_query};
 use keygate_wire::model_call_body::{read_model_call_body, ModelCallBody, ModelCallBodyError};
@@ -25,6 +26,7 @@ use self::accounting::CallMeter;
 use self::authorize::{authenticate_request, authorize_target, Authorized};
 use self::demo::DemoEndpoint;
 use self::errors::{GatewayRefusal, Protocol};
+use crate::model_limiter::{self, LimitSubject};
 use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
@@ -197,6 +199,7 @@ fn start_meter(
         protocol,
         at_milliseconds: authorized.at_milliseconds,
         started: std::time::Instant::now(),
+        token_limit: None,
     })
 }
 
@@ -255,21 +258,23 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let route = state.shared.upstreams.route_model(&model).ok_or_else(|| {
         GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it."))
     })?;
-    let streaming = wants_stream(call.protocol, &call.headers, &read);
-    match route {
-        Route::Demo => {
-            let meter = start_meter(state, context, &authorized, model.clone(), call.protocol);
-            demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)
+    if let Route::Upstream(upstream) = &route {
+        if !upstream.speaks(call.protocol) {
+            return Err(GatewayRefusal::BadRequest(format!(
+                "The model '{model}' is served here only through: {}.",
+                upstream.protocol_names().join(", ")
+            )));
         }
+    }
+    let limited = admit_to_limits(state, &authorized, &model).await?;
+    let streaming = wants_stream(call.protocol, &call.headers, &read);
+    let mut meter = start_meter(state, context, &authorized, model.clone(), call.protocol);
+    if let (Some(meter), Some(limited)) = (meter.as_mut(), limited.as_ref()) {
+        meter.token_limit = limited.token_charge.clone();
+    }
+    let mut response = match route {
+        Route::Demo => demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)?,
         Route::Upstream(upstream) => {
-            if !upstream.speaks(call.protocol) {
-                return Err(GatewayRefusal::BadRequest(format!(
-                    "The model '{model}' is served here only through: {}.",
-                    upstream.protocol_names().join(", ")
-                )));
-            }
-            // The model is not needed past here: the meter takes it.
-            let meter = start_meter(state, context, &authorized, model, call.protocol);
             let (bytes, strip_usage_chunk) = if meter.is_some() && streaming && call.protocol == Protocol::OpenAi {
                 ask_for_stream_usage(bytes)
             } else {
@@ -277,9 +282,45 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
             };
             let forwarded =
                 upstream::Forwarded { protocol: call.protocol, method: call.method, target: &call.target, headers: &call.headers };
-            upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, strip_usage_chunk).await
+            upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, strip_usage_chunk).await?
         }
+    };
+    if let Some(limited) = limited {
+        errors::insert_rate_limit_headers(response.headers_mut(), limited.admission.requests, limited.admission.tokens);
     }
+    Ok(response)
+}
+
+/// A call admitted under its workspace's limits of its model: where its windows stand, and
+/// the token limit its tokens are charged to when it ends.
+struct Limited {
+    admission: model_limiter::Admission,
+    token_charge: Option<(LimitSubject, RateLimit)>,
+}
+
+/// Counts a call of `model` against the limits of the key's workspace (its own where it
+/// sets them, else the catalog's default): `None` when none applies, a 429 when one is
+/// used up (docs/CONTRACT.md#model-limits).
+async fn admit_to_limits(state: &AppState, authorized: &Authorized, model: &str) -> Result<Option<Limited>, GatewayRefusal> {
+    let shared = &state.shared;
+    let grants = shared.store.registry().workspace(&authorized.key.workspace_id);
+    let workspace_limit = grants.as_deref().and_then(|grants| grants.model_limit(model));
+    let platform_default = shared.catalog.get(model).and_then(|model| model.default_limit.as_ref());
+    let limits = EffectiveLimits::of(workspace_limit, platform_default);
+    if limits.is_unlimited() {
+        return Ok(None);
+    }
+    let subject = LimitSubject { workspace_id: authorized.key.workspace_id.clone(), model: model.to_string() };
+    let admission = shared.model_limits.admit(&subject, limits, authorized.at_milliseconds.div_euclid(1000)).await;
+    if let Some(kind) = admission.refused_by {
+        return Err(GatewayRefusal::ModelLimited {
+            kind,
+            retry_after_seconds: admission.retry_after_seconds(),
+            requests: admission.requests,
+            tokens: admission.tokens,
+        });
+    }
+    Ok(Some(Limited { admission, token_charge: limits.tokens.map(|limit| (subject, limit)) }))
 }
 
 fn native_endpoint(path: &str) -> DemoEndpoint {

@@ -13,6 +13,7 @@ use axum::Router;
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::ids::{ApiKeyId, WorkspaceId, WorkspaceName};
 use keygate_core::keys::{expose, KeyFormat};
+use keygate_core::limits::{LimitChange, LimitValues, USAGE_LIMIT_FIELD};
 use keygate_core::permissions::KeyAuth;
 use keygate_core::verification::has_expired;
 use keygate_wire::envelope::Empty;
@@ -29,6 +30,10 @@ use keygate_wire::model_studio::{
     GetBillingOverviewResponse, GetBillingTrendRequest, GetBillingTrendResponse, InferenceMetadata, ListCatalogModelsRequest,
     ListCatalogModelsResponse, ModelInfo, ModelPriceItem, ModelPriceRange,
 };
+use keygate_wire::model_studio::{
+    ListModelLimitsRequest, ListModelLimitsResponse, ModelLimitItem, ModelLimitValues, UpdateModelLimitsRequest, UpdateModelLimitsResponse,
+    WorkspaceLimitChange,
+};
 
 use super::call::{Answer, Call};
 use super::errors::ManagementError;
@@ -38,6 +43,7 @@ use crate::operations::billing::{self, BillingDimension, BillingQuery, Dimension
 use crate::operations::keys::{
     self as key_operations, KeyEditRequest, KeyListing, NewKeyRequest, EXPIRES_AT_PARAMETER, GRACE_SECONDS_PARAMETER,
 };
+use crate::operations::model_limits::{self, LimitListing};
 use crate::operations::usage::{self, CostedTotals, KeyTotals};
 use crate::operations::workspaces::{self, resolve_workspace};
 use crate::operations::{ApiKeyRecord, KeyOrder, ModelGrant, WorkspaceDeletion, WorkspaceRecord};
@@ -57,6 +63,7 @@ pub fn routes() -> Router<AppState> {
         .route("/modelstudio/workspaces/{workspace_id}", axum::routing::delete(delete_workspace))
         .route("/modelstudio/models/permissions", get(list_model_permissions).post(update_model_permissions))
         .route("/modelstudio/models", get(list_models))
+        .route("/modelstudio/models/limits", get(list_model_limits).post(update_model_limits))
         .route("/modelstudio/billing/overview", get(get_billing_overview))
         .route("/modelstudio/billing/trend", get(get_billing_trend))
 }
@@ -122,15 +129,18 @@ const MAX_PAGE_SIZE: i64 = 100;
 /// The page of a List operation: `maxResults`, then `nextToken`.
 fn read_page(query: &FormFields) -> Result<PageRequest> {
     let max_results = query.integer("maxResults", 1..=MAX_PAGE_SIZE)?.map(|limit| u32::try_from(limit).unwrap_or(DEFAULT_PAGE_SIZE));
-    let next_token = match query.get_non_empty("nextToken") {
-        None => None,
-        Some(token) => Some(
-            token
-                .parse::<u32>()
-                .map_err(|_| ManagementError::invalid_parameter(format!("nextToken '{}' was not issued by this server.", shown(token))))?,
-        ),
-    };
-    Ok(PageRequest { max_results, next_token })
+    Ok(PageRequest { max_results, next_token: read_next_token(query)? })
+}
+
+/// Where a page starts: a `nextToken` this server answered before.
+fn read_next_token(query: &FormFields) -> Result<Option<u32>> {
+    match query.get_non_empty("nextToken") {
+        None => Ok(None),
+        Some(token) => token
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| ManagementError::invalid_parameter(format!("nextToken '{}' was not issued by this server.", shown(token)))),
+    }
 }
 
 /// Where a page starts and how long it is.
@@ -613,6 +623,97 @@ async fn list_models(call: Call, RawQuery(query): RawQuery) -> Answer<ListCatalo
     let total = listed.len() as u64;
     let (models, page) = paged(listed.into_iter().map(catalog_model_wire), total, request.page);
     call.answer(ListCatalogModelsResponse { models, page, error_message: String::new() })
+}
+
+/// ListModelLimits' page: `maxResults` 0 to 200 (0 or absent: 20), then `nextToken`.
+const DEFAULT_LIMITS_PAGE_SIZE: u32 = 20;
+const MAX_LIMITS_PAGE_SIZE: i64 = 200;
+
+fn read_list_model_limits(query: Option<String>) -> Result<ListModelLimitsRequest> {
+    let query = query_fields(query)?;
+    let max_results = query
+        .integer("maxResults", 0..=MAX_LIMITS_PAGE_SIZE)?
+        .and_then(|limit| u32::try_from(limit).ok())
+        .filter(|limit| *limit > 0)
+        .unwrap_or(DEFAULT_LIMITS_PAGE_SIZE);
+    let page = PageRequest { max_results: Some(max_results), next_token: read_next_token(&query)? };
+    let text = |name: &str| query.get_non_empty(name).map(str::to_string);
+    Ok(ListModelLimitsRequest { page, workspace_id: text("workspaceId"), model: text("model"), name: text("name") })
+}
+
+fn limit_values_wire(values: &LimitValues) -> ModelLimitValues {
+    let signed = |value: Option<u64>| value.map(|value| i64::try_from(value).unwrap_or(i64::MAX));
+    ModelLimitValues {
+        request_limit: signed(values.request_limit),
+        request_limit_period: signed(values.request_limit_period),
+        usage_limit: signed(values.usage_limit),
+        usage_limit_field: values.usage_limit.map(|_| USAGE_LIMIT_FIELD.to_string()),
+        usage_limit_period: signed(values.usage_limit_period),
+    }
+}
+
+async fn list_model_limits(call: Call, RawQuery(query): RawQuery) -> Answer<ListModelLimitsResponse> {
+    let request = read_list_model_limits(query)?;
+    let (operations, actor) = (call.operations(), call.actor());
+    let workspace = resolve_workspace(operations, &actor, request.workspace_id.as_deref()).await?;
+    let listing = LimitListing { model: request.model, name: request.name };
+    let listed = model_limits::list_model_limits(operations, &actor, &workspace, &listing).await?;
+    let total = listed.len() as u64;
+    let items = listed.into_iter().map(|listed| ModelLimitItem {
+        model: listed.model.name.clone(),
+        name: listed.model.display_name.clone(),
+        workspace_id: workspace.workspace_id.clone(),
+        model_limit: listed.model.default_limit.as_ref().map(limit_values_wire),
+        workspace_limit: listed.workspace_limit.as_ref().map(limit_values_wire),
+    });
+    let (limits, page) = paged(items, total, request.page);
+    call.answer(ListModelLimitsResponse { limits, page, error_message: String::new() })
+}
+
+/// UpdateModelLimits' form body: `workspaceId`, and `workspaceLimits`, one JSON array.
+fn read_update_model_limits(form: &FormFields) -> Result<UpdateModelLimitsRequest> {
+    let workspace_id = form.get_non_empty("workspaceId").ok_or_else(|| ManagementError::invalid_parameter("workspaceId is required."))?;
+    let workspace_limits = json_parameter::<Vec<WorkspaceLimitChange>>(
+        form,
+        "workspaceLimits",
+        "a JSON array of {\"model\", \"operationType\", \"requestLimit\", \"requestLimitPeriod\", \"usageLimit\", \"usageLimitPeriod\"} with integer values",
+    )?
+    .ok_or_else(|| ManagementError::invalid_parameter("workspaceLimits is required."))?;
+    Ok(UpdateModelLimitsRequest { workspace_id: workspace_id.to_string(), workspace_limits })
+}
+
+/// One item of `workspaceLimits` as a change: its values at least 0.
+fn limit_change(index: usize, item: &WorkspaceLimitChange) -> Result<(String, LimitChange)> {
+    let count = |name: &str, value: Option<i64>| {
+        value
+            .map(|value| {
+                u64::try_from(value)
+                    .map_err(|_| ManagementError::invalid_parameter(format!("workspaceLimits[{index}].{name} must be at least 0.")))
+            })
+            .transpose()
+    };
+    if item.model.is_empty() {
+        return Err(ManagementError::invalid_parameter(format!("workspaceLimits[{index}].model is required.")));
+    }
+    let values = LimitValues {
+        request_limit: count("requestLimit", item.request_limit)?,
+        request_limit_period: count("requestLimitPeriod", item.request_limit_period)?,
+        usage_limit: count("usageLimit", item.usage_limit)?,
+        usage_limit_period: count("usageLimitPeriod", item.usage_limit_period)?,
+    };
+    let change = LimitChange::parse(item.operation_type.as_deref(), values)
+        .map_err(|error| ManagementError::invalid_parameter(format!("workspaceLimits[{index}]: {error}")))?;
+    Ok((item.model.clone(), change))
+}
+
+async fn update_model_limits(call: Call, sent: Sent) -> Answer<UpdateModelLimitsResponse> {
+    call.auth.caller.may_administer()?;
+    let request = read_update_model_limits(&sent.form()?)?;
+    let changes = request.workspace_limits.iter().enumerate().map(|(index, item)| limit_change(index, item)).collect::<Result<Vec<_>>>()?;
+    let (operations, actor) = (call.operations(), call.actor());
+    let workspace = resolve_workspace(operations, &actor, Some(&request.workspace_id)).await?;
+    model_limits::update_model_limits(operations, &actor, &workspace, &changes).await?;
+    call.answer(UpdateModelLimitsResponse { error_message: String::new() })
 }
 
 fn read_billing_selection(query: &FormFields) -> Result<BillingSelection> {

@@ -165,6 +165,7 @@ impl From<StoreError> for OperationError {
                 format!("The workspace limit of this region ({limit}) is reached."),
             ),
             StoreError::Conflict(message) => OperationError::new(Conflict, "Conflict", message),
+            StoreError::InvalidLimit(message) => OperationError::invalid_parameter(message),
             StoreError::Refused(message) => OperationError::new(Invalid, "OperationDenied", message),
             other => OperationError::internal(other),
         }

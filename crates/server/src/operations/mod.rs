@@ -17,6 +17,8 @@
 //!   applications and model grants; [`audit`]: the audit log.
 //! - [`billing`]: the model catalog with its prices, and what the caller's usage cost;
 //!   [`usage`]: the caller's usage (calls, tokens, cost) filtered and grouped.
+//! - [`model_limits`]: requests and tokens per period per workspace and model, beside the
+//!   platform default of the catalog.
 
 pub mod access_keys;
 pub mod audit;
@@ -25,6 +27,7 @@ mod error;
 pub mod key_import;
 pub mod keys;
 pub mod leaks;
+pub mod model_limits;
 pub mod sessions;
 pub mod usage;
 pub mod users;

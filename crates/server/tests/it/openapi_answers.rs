@@ -150,3 +150,35 @@ async fn usage_answers_and_key_usage_validate_against_the_document() {
     let csv = &document["paths"][usage]["get"]["responses"]["200"]["content"]["text/csv"];
     assert_eq!(csv["schema"]["type"], "string", "the CSV answer is documented");
 }
+
+#[tokio::test]
+async fn model_limit_answers_validate_against_the_document() {
+    let app = spawn_app_with(|settings| {
+        settings.model_limits = vec![keygate_server::settings::ModelLimitSettings {
+            model: "demo-echo".into(),
+            request_limit: Some(10),
+            request_limit_period_seconds: Some(60),
+            usage_limit: None,
+            usage_limit_period_seconds: None,
+        }]
+    })
+    .await;
+    let root = app.login(None).await;
+    let document = root.get("/keygate/v1/openapi.json").await.body;
+    let workspace = app.state.store().default_workspace(1, "ap-southeast-1").await.unwrap().workspace_id;
+    let items = json!([{"model": "demo-echo", "usageLimit": 100, "usageLimitPeriod": 60}]).to_string();
+    let form = format!("workspaceId={workspace}&workspaceLimits={}", with_query("/", &[("x", &items)]).trim_start_matches("/?x="));
+    let answers = [
+        ("post", "/modelstudio/models/limits", root.send("POST", "/modelstudio/models/limits", &form).await),
+        ("get", "/modelstudio/models/limits", root.get("/modelstudio/models/limits?maxResults=200").await),
+        ("post", "/modelstudio/models/limits", root.send("POST", "/modelstudio/models/limits", "workspaceId=x").await),
+    ];
+    let statuses: Vec<u16> = answers.iter().map(|(_, _, answer)| answer.status).collect();
+    assert_eq!(statuses, [200, 200, 400], "{answers:?}");
+    let echo = answers[1].2.body["limits"].as_array().unwrap().iter().find(|item| item["model"] == "demo-echo").unwrap().clone();
+    assert_eq!((echo["modelLimit"]["requestLimit"].clone(), echo["workspaceLimit"]["usageLimit"].clone()), (json!(10), json!(100)));
+    for (method, path, answer) in &answers {
+        let problems = problems(&document, method, path, answer);
+        assert!(problems.is_empty(), "{method} {path} ({}) does not match its schema: {problems:?}\n{}", answer.status, answer.body);
+    }
+}

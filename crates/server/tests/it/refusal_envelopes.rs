@@ -419,8 +419,6 @@ async fn operations_of_the_official_sdk_that_keygate_does_not_implement_answer_u
     // operation as `alibabacloud-modelstudio20260210` builds it).
     let client = app.access_key_client_at(app.address, None).await;
     let operations = [
-        ("ListModelLimits", "GET", "/modelstudio/models/limits?model=qwen-plus", false),
-        ("UpdateModelLimits", "POST", "/modelstudio/models/limits", false),
         ("GetOrganization", "GET", "/tokenplan/organization", true),
         ("UpdateOrganization", "POST", "/tokenplan/organization", true),
         ("ListOrganizationMembers", "GET", "/tokenplan/organization/members", true),
