@@ -53,42 +53,12 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     (cd "$ROOT" && cargo build --release -p keygate --bin keygate -p keygate-server --example bench_servers)
 fi
 
-WORK=$(mktemp -d)
-PIDS=()
-declare -A PID_OF
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    # Under callgrind, each server's profile of its last run (the stream), for callgrind_annotate.
-    cp "$WORK"/callgrind-*.out "$OUT"/ 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start() {
-    local name=$1
-    shift
-    "$@" >"$WORK/$name.log" 2>&1 &
-    PIDS+=($!)
-    PID_OF[$name]=$!
-}
-cpu_ticks() { awk '{print $14 + $15}' "/proc/${PID_OF[$1]}/stat"; }
-TICK_MICROSECONDS=$((1000000 / $(getconf CLK_TCK)))
-address_of() {
-    local url
-    for _ in $(seq 600); do
-        url=$(grep -o -m1 'http://127\.0\.0\.1:[0-9]*' "$WORK/$1.log" || true)
-        if [[ -n "$url" ]]; then
-            echo "$url"
-            return
-        fi
-        sleep 0.1
-    done
-    echo "accounting.sh: $1 did not start:" >&2
-    cat "$WORK/$1.log" >&2
-    exit 1
-}
+# Under callgrind, each server's profile of its last run (the stream), for callgrind_annotate.
+keep_profiles() { cp "$WORK"/callgrind-*.out "$OUT"/ 2>/dev/null || true; }
+BENCH_NAME=accounting.sh
+ON_CLEANUP=keep_profiles
+# shellcheck source=bench/servers.sh
+source "$ROOT/bench/servers.sh"
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.txt

@@ -39,49 +39,9 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     (cd "$ROOT" && cargo build --release -p keygate --bin keygate -p keygate-server --example bench_servers)
 fi
 
-WORK=$(mktemp -d)
-PIDS=()
-declare -A PID_OF
-cleanup() {
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start NAME COMMAND...: runs a server in the background, output in $WORK/NAME.log.
-start() {
-    local name=$1
-    shift
-    "$@" >"$WORK/$name.log" 2>&1 &
-    PIDS+=($!)
-    PID_OF[$name]=$!
-}
-
-# cpu_ticks NAME: user + system CPU time of a server so far, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/${PID_OF[$1]}/stat"; }
-TICK_MICROSECONDS=$((1000000 / $(getconf CLK_TCK)))
-
-# address_of NAME: waits for the server's "listening on http://ADDR" line, prints the URL.
-address_of() {
-    local url
-    for _ in $(seq 100); do
-        url=$(grep -o -m1 'http://127\.0\.0\.1:[0-9]*' "$WORK/$1.log" || true)
-        if [[ -n "$url" ]]; then
-            echo "$url"
-            return
-        fi
-        sleep 0.1
-    done
-    echo "load.sh: $1 did not start:" >&2
-    cat "$WORK/$1.log" >&2
-    exit 1
-}
+BENCH_NAME=load.sh
+# shellcheck source=bench/servers.sh
+source "$ROOT/bench/servers.sh"
 
 # check WHAT STATUS CURL-ARGS...: one request must answer STATUS before loading it.
 check() {
