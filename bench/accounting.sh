@@ -39,19 +39,6 @@ if [[ $CALLGRIND == 1 ]]; then
 fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT="$ROOT/target/bench-results/accounting"
-KEYGATE="$ROOT/target/release/keygate"
-SERVERS="$ROOT/target/release/examples/bench_servers"
-
-for tool in wrk curl jq; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "accounting.sh: '$tool' is needed (Debian/Ubuntu: apt-get install $tool)" >&2
-        exit 1
-    fi
-done
-
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    (cd "$ROOT" && cargo build --release -p keygate --bin keygate -p keygate-server --example bench_servers)
-fi
 
 # Under callgrind, each server's profile of its last run (the stream), for callgrind_annotate.
 keep_profiles() { cp "$WORK"/callgrind-*.out "$OUT"/ 2>/dev/null || true; }

@@ -25,19 +25,6 @@ CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT="$ROOT/target/bench-results"
-KEYGATE="$ROOT/target/release/keygate"
-SERVERS="$ROOT/target/release/examples/bench_servers"
-
-for tool in wrk curl jq; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "load.sh: '$tool' is needed (Debian/Ubuntu: apt-get install $tool)" >&2
-        exit 1
-    fi
-done
-
-if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    (cd "$ROOT" && cargo build --release -p keygate --bin keygate -p keygate-server --example bench_servers)
-fi
 
 BENCH_NAME=load.sh
 # shellcheck source=bench/servers.sh

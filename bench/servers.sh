@@ -1,7 +1,22 @@
-# Sourced by bench/load.sh and bench/accounting.sh: servers started in the background, in a
-# work directory removed on exit, and what the scripts read of them. The caller sets
-# BENCH_NAME (its name in messages) and may set ON_CLEANUP (a function run before the work
-# directory is removed).
+# Sourced by bench/load.sh and bench/accounting.sh: the release binaries (built unless
+# SKIP_BUILD=1) and the tools the scripts need, servers started in the background, in a
+# work directory removed on exit, and what the scripts read of them. The caller sets ROOT
+# and BENCH_NAME (its name in messages) and may set ON_CLEANUP (a function run before the
+# work directory is removed).
+
+KEYGATE="$ROOT/target/release/keygate"
+SERVERS="$ROOT/target/release/examples/bench_servers"
+
+for tool in wrk curl jq; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "$BENCH_NAME: '$tool' is needed (Debian/Ubuntu: apt-get install $tool)" >&2
+        exit 1
+    fi
+done
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    (cd "$ROOT" && cargo build --release -p keygate --bin keygate -p keygate-server --example bench_servers)
+fi
 
 WORK=$(mktemp -d)
 PIDS=()
