@@ -214,7 +214,7 @@ pub async fn key_totals(operations: Operations<'_>, actor: &Actor, key_ids: &[i6
         group_by: vec![UsageDimension::Key],
         ..UsageRequest::default()
     };
-    let view = grouped_usage(operations, actor, &UsageRequest { period: None, ..request }).await?;
+    let view = grouped_usage(operations, actor, &request).await?;
     let by_key = view.rows.into_iter().filter_map(|row| row.key_id.map(|key_id| (key_id, row.usage))).collect();
     Ok(KeyTotals { by_key, currency: view.currency })
 }
