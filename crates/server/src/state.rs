@@ -14,7 +14,7 @@ use keygate_core::verification::KeyEndpoint;
 
 use crate::clock::Clock;
 use crate::metrics_registry::Metrics;
-use crate::model_limiter::{InMemoryLimitCounter, LimitCounter};
+use crate::limiter::{InMemoryLimitCounter, LimitCounter};
 use crate::operations::Operations;
 use crate::secrets::MasterKey;
 use crate::settings::{ListenerSettings, Settings};
@@ -41,8 +41,8 @@ pub struct SharedState {
     /// Temporary keys minted per API key per minute.
     pub temporary_key_mints: MintCounter,
     pub usage: UsageCounters,
-    /// Counts model calls against the limits of their workspace and model.
-    pub model_limits: Box<dyn LimitCounter>,
+    /// Counts model calls against the limits of their workspace and model, and of their key.
+    pub limiter: Box<dyn LimitCounter>,
     pub metrics: Metrics,
     /// When this node last confirmed its registry against the change feed.
     pub feed_health: Arc<FeedHealth>,
@@ -87,7 +87,7 @@ impl AppState {
             login_throttle,
             temporary_key_mints,
             usage: UsageCounters::default(),
-            model_limits: Box::new(InMemoryLimitCounter::default()),
+            limiter: Box::new(InMemoryLimitCounter::default()),
             metrics: Metrics::default(),
             feed_health: Arc::new(FeedHealth::new(clock.now_milliseconds())),
             clock,

@@ -28,7 +28,7 @@ use keygate_core::verification::CompiledKey;
 use serde::Deserialize;
 
 use super::errors::Protocol;
-use crate::model_limiter::LimitSubject;
+use crate::limiter::LimitSubject;
 use crate::state::SharedState;
 use crate::usage::CallUsage;
 
@@ -421,7 +421,7 @@ impl CallMeter {
         });
         if let Some((subject, limit)) = self.token_limit.take() {
             let total = u64::try_from(tokens.total()).unwrap_or(0);
-            shared.model_limits.charge(&subject, limit, total, shared.clock.now_seconds());
+            shared.limiter.charge(&subject, limit, total, shared.clock.now_seconds());
         }
         let protocol = protocol_name(self.protocol);
         shared.metrics.record_model_call(&model, protocol, &tokens);

@@ -26,7 +26,7 @@ use self::accounting::CallMeter;
 use self::authorize::{authenticate_request, authorize_target, Authorized};
 use self::demo::DemoEndpoint;
 use self::errors::{GatewayRefusal, Protocol};
-use crate::model_limiter::{self, LimitSubject};
+use crate::limiter::{self, LimitSubject};
 use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
@@ -294,7 +294,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
 /// A call admitted under its workspace's limits of its model: where its windows stand, and
 /// the token limit its tokens are charged to when it ends.
 struct Limited {
-    admission: model_limiter::Admission,
+    admission: limiter::Admission,
     token_charge: Option<(LimitSubject, RateLimit)>,
 }
 
@@ -310,8 +310,8 @@ async fn admit_to_limits(state: &AppState, authorized: &Authorized, model: &str)
     if limits.is_unlimited() {
         return Ok(None);
     }
-    let subject = LimitSubject { workspace_id: authorized.key.workspace_id.clone(), model: model.to_string() };
-    let admission = shared.model_limits.admit(&subject, limits, authorized.at_milliseconds.div_euclid(1000)).await;
+    let subject = LimitSubject::Model { workspace_id: authorized.key.workspace_id.clone(), model: model.to_string() };
+    let admission = shared.limiter.admit(&subject, limits, authorized.at_milliseconds.div_euclid(1000)).await;
     if let Some(kind) = admission.refused_by {
         return Err(GatewayRefusal::ModelLimited {
             kind,

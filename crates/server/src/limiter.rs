@@ -1,9 +1,10 @@
-//! The gateway's counting of model limits (docs/CONTRACT.md#model-limits): each call of a
-//! model in a workspace with a request or token limit is counted in fixed windows per
-//! workspace, model and limit. [`LimitCounter`] is what the gateway asks; this node's
-//! [`InMemoryLimitCounter`] keeps the windows in memory, sharded so that a lock is held
-//! only for one window's arithmetic (`keygate_core::limits::WindowCount`). Counts are per
-//! node: a counter shared by many nodes (Redis, say) would implement the same trait.
+//! The gateway's counting of limits (docs/CONTRACT.md#model-limits): each call is counted
+//! in fixed windows per subject ([`LimitSubject`]: a workspace's use of a model, or one
+//! key) and kind of limit, and a key's calls in flight are counted while they run.
+//! [`LimitCounter`] is what the gateway asks; this node's [`InMemoryLimitCounter`] keeps
+//! the windows in memory, sharded so that a lock is held only for one window's arithmetic
+//! (`keygate_core::limits::WindowCount`). A counter shared by many nodes implements the
+//! same trait.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,11 +14,12 @@ use std::sync::{Mutex, PoisonError};
 
 use keygate_core::limits::{EffectiveLimits, LimitKind, RateLimit, WindowCount, WindowStanding};
 
-/// What a call is counted under: its key's workspace and the model.
+/// What a call is counted under: its key's workspace and the model (the model limits of
+/// Model Studio), or its key (keygate's per-key limits).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LimitSubject {
-    pub workspace_id: String,
-    pub model: String,
+pub enum LimitSubject {
+    Model { workspace_id: String, model: String },
+    Key { key_id: String },
 }
 
 /// The answer to a call's admission: where its windows stand, and the limit that refused
@@ -49,9 +51,15 @@ pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// (only when the call is admitted) and checks the token window; `charge` adds a finished
 /// call's tokens to the token window, and must not block (it runs as a call is counted:
 /// a remote counter would send it in the background).
+///
+/// `enter` counts a call in flight when fewer than `max` are (`Ok` with the count after it,
+/// `Err` with the count that refused it); every admitted `enter` is matched by one `leave`
+/// when the call ends, which must not block either.
 pub trait LimitCounter: Send + Sync + std::fmt::Debug {
     fn admit<'a>(&'a self, subject: &'a LimitSubject, limits: EffectiveLimits, now: i64) -> Pending<'a, Admission>;
     fn charge(&self, subject: &LimitSubject, limit: RateLimit, tokens: u64, now: i64);
+    fn enter<'a>(&'a self, subject: &'a LimitSubject, max: u64) -> Pending<'a, Result<u64, u64>>;
+    fn leave(&self, subject: &LimitSubject);
 }
 
 /// One window: a subject, which limit, and its period (a changed period starts anew).
@@ -67,14 +75,20 @@ const SHARDS: usize = 16;
 /// The windows of this node, in [`SHARDS`] maps behind their own locks. A map holds one
 /// window per workspace, model and kind of limit that has been counted: no more than the
 /// limits configured, so nothing is evicted.
+/// Calls in flight are counted per subject in a map of their own; an entry is removed when
+/// its count returns to 0, so the map holds only subjects with calls running.
 #[derive(Debug)]
 pub struct InMemoryLimitCounter {
     shards: Vec<Mutex<HashMap<WindowKey, WindowCount>>>,
+    in_flight: Mutex<HashMap<LimitSubject, u64>>,
 }
 
 impl Default for InMemoryLimitCounter {
     fn default() -> InMemoryLimitCounter {
-        InMemoryLimitCounter { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        InMemoryLimitCounter {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            in_flight: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -140,6 +154,28 @@ impl LimitCounter for InMemoryLimitCounter {
     fn charge(&self, subject: &LimitSubject, limit: RateLimit, tokens: u64, now: i64) {
         self.with_window(subject, LimitKind::Tokens, limit, |window| window.charge(tokens, now, limit.period_seconds));
     }
+
+    fn enter<'a>(&'a self, subject: &'a LimitSubject, max: u64) -> Pending<'a, Result<u64, u64>> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        let running = in_flight.get(subject).copied().unwrap_or(0);
+        let outcome = if running >= max {
+            Err(running)
+        } else {
+            in_flight.insert(subject.clone(), running + 1);
+            Ok(running + 1)
+        };
+        Box::pin(std::future::ready(outcome))
+    }
+
+    fn leave(&self, subject: &LimitSubject) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(running) = in_flight.get_mut(subject) {
+            *running = running.saturating_sub(1);
+            if *running == 0 {
+                in_flight.remove(subject);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -149,7 +185,7 @@ mod tests {
     #[test]
     fn a_call_refused_for_tokens_does_not_use_a_request() {
         let counter = InMemoryLimitCounter::default();
-        let subject = LimitSubject { workspace_id: "llm-w".into(), model: "qwen-plus".into() };
+        let subject = LimitSubject::Model { workspace_id: "llm-w".into(), model: "qwen-plus".into() };
         let limits = EffectiveLimits {
             requests: Some(RateLimit { limit: 5, period_seconds: 60 }),
             tokens: Some(RateLimit { limit: 10, period_seconds: 60 }),
@@ -162,7 +198,21 @@ mod tests {
         assert_eq!(second.requests.unwrap().remaining, 4);
         assert_eq!(second.retry_after_seconds(), 58);
         // Another workspace has windows of its own.
-        let other = LimitSubject { workspace_id: "llm-x".into(), model: "qwen-plus".into() };
+        let other = LimitSubject::Model { workspace_id: "llm-x".into(), model: "qwen-plus".into() };
         assert_eq!(counter.admit_now(&other, limits, 2).refused_by, None);
+    }
+
+    #[tokio::test]
+    async fn calls_in_flight_are_bounded_and_freed_when_they_leave() {
+        let counter = InMemoryLimitCounter::default();
+        let key = LimitSubject::Key { key_id: "k1".into() };
+        assert_eq!(counter.enter(&key, 2).await, Ok(1));
+        assert_eq!(counter.enter(&key, 2).await, Ok(2));
+        assert_eq!(counter.enter(&key, 2).await, Err(2));
+        counter.leave(&key);
+        assert_eq!(counter.enter(&key, 2).await, Ok(2));
+        counter.leave(&key);
+        counter.leave(&key);
+        assert!(counter.in_flight.lock().unwrap().is_empty());
     }
 }
