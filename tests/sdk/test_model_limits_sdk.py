@@ -11,17 +11,21 @@
   with the `x-ratelimit-*` headers, then `openai` raises RateLimitError (`limit_requests`),
   `anthropic` RateLimitError (`rate_limit_error`) and `dashscope` answers 429
   `Throttling.RateQuota`, each with Retry-After; a token limit of 0 is
-  `Throttling.AllocationQuota` / `insufficient_quota`. Every SDK has its retries off.
+  `Throttling.AllocationQuota` / `insufficient_quota`. Every SDK has its retries off,
+  except in the test of retries: `openai` and `anthropic` wait the Retry-After that keygate
+  sends (not their own shorter back-off) and their retry is served in the next window.
 """
 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from http import HTTPStatus
 
 import anthropic
 import dashscope
+import httpx
 import openai
 import pytest
 from alibabacloud_modelstudio20260210 import models as modelstudio_models
@@ -74,6 +78,10 @@ def root(limits_server):
 @pytest.fixture(scope="module")
 def workspace(limits_server, root):
     """A sub-workspace granted demo-echo and demo-embed, and an All key of it: (id, key)."""
+    return new_workspace(limits_server, root)
+
+
+def new_workspace(limits_server, root):
     created = root.create_workspace(modelstudio_models.CreateWorkspaceRequest(workspace_name="limits-" + uuid.uuid4().hex[:8]))
     assert_successful_envelope(created)
     workspace_id = created.body.workspace.workspace_id
@@ -219,3 +227,57 @@ def test_the_sdk_sends_workspace_limits_as_one_json_parameter(root, workspace):
     assert json.loads(json.dumps(request.to_map()["workspaceLimits"])) == [{"model": DEMO_CHAT_MODEL, "operationType": "DELETE"}]
     assert_successful_envelope(root.update_model_limits(request))
     assert limits_by_model(root, workspace_id)[DEMO_CHAT_MODEL].workspace_limit is None
+
+
+class AttemptLog:
+    """An httpx event hook pair that records when each attempt was sent and each answer's
+    status and Retry-After: what an SDK's retry loop did, seen from the wire."""
+
+    def __init__(self):
+        self.sent_at: list[float] = []
+        self.answers: list[tuple[int, str | None]] = []
+
+    def http_client(self, http_library=httpx):
+        """A client of `http_library`: `httpx`, or the `httpx2` fork that the anthropic SDK
+        requires."""
+        return http_library.Client(event_hooks={"request": [self.on_request], "response": [self.on_response]})
+
+    def on_request(self, request) -> None:
+        self.sent_at.append(time.monotonic())
+
+    def on_response(self, response) -> None:
+        self.answers.append((response.status_code, response.headers.get("retry-after")))
+
+
+@pytest.mark.parametrize("sdk", ["openai", "anthropic"])
+def test_the_sdks_retry_after_the_retry_after_that_keygate_sends(root, limits_server, sdk):
+    """A request limit of 1 per 2 seconds: the second call is refused with Retry-After (1 or
+    2 seconds, to the window's end); the SDK, with one retry allowed, waits that long (its
+    own back-off would wait under a second and land in the same window) and the retry is
+    served."""
+    workspace_id, key = new_workspace(limits_server, root)
+    assert_successful_envelope(update_limits(root, workspace_id, change(DEMO_CHAT_MODEL, request_limit=1, request_limit_period=2)))
+    attempts = AttemptLog()
+    base_url = limits_server.base_url(PRIMARY_REGION)
+    if sdk == "openai":
+        client = openai.OpenAI(base_url=f"{base_url}/compatible-mode/v1", api_key=key, max_retries=1, timeout=30,
+                               http_client=attempts.http_client())
+        call = lambda: client.chat.completions.create(model=DEMO_CHAT_MODEL, messages=[{"role": "user", "content": "hello"}])
+    else:
+        import httpx2
+
+        client = anthropic.Anthropic(base_url=f"{base_url}/apps/anthropic", api_key=key, max_retries=1, timeout=30,
+                                     http_client=attempts.http_client(httpx2))
+        call = lambda: client.messages.create(model=DEMO_CHAT_MODEL, max_tokens=16, messages=[{"role": "user", "content": "hello"}])
+    # Until a first call is refused (the window may turn between two calls), then its retry.
+    for _ in range(5):
+        attempts.sent_at.clear()
+        attempts.answers.clear()
+        call()
+        if len(attempts.answers) == 2:
+            break
+    assert [status for status, _ in attempts.answers] == [429, 200], attempts.answers
+    retry_after = int(attempts.answers[0][1])
+    assert retry_after in (1, 2)
+    waited = attempts.sent_at[1] - attempts.sent_at[0]
+    assert waited >= retry_after - 0.05, (waited, retry_after)
