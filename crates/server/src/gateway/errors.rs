@@ -148,6 +148,24 @@ impl GatewayRefusal {
         self.row().status
     }
 
+    /// Whether a client must not send the same request again: the key is bad, disabled,
+    /// expired or out of scope, or the request itself is wrong, so a retry can only meet the
+    /// same refusal. Answered with `x-should-retry: false`, which the `openai` and
+    /// `anthropic` SDKs (and the clients built on them, such as Claude Code) read before
+    /// their own rules, so the user sees keygate's message at once instead of after a
+    /// round of back-offs. Limits, throttles and keygate's own failures say nothing: the
+    /// SDKs retry those by status, after `Retry-After` where it is sent.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            GatewayRefusal::Authentication(_)
+                | GatewayRefusal::Authorization(_)
+                | GatewayRefusal::TemporaryKeyCannotMint
+                | GatewayRefusal::BadRequest(_)
+                | GatewayRefusal::Unrouted { .. }
+        )
+    }
+
     pub fn native_code(&self) -> &'static str {
         self.row().native_code
     }
@@ -190,8 +208,12 @@ impl GatewayRefusal {
             }),
             Protocol::Anthropic => json!({"type": "error", "error": {"type": row.anthropic_type, "message": message}}),
         };
+        let is_final = self.is_final();
         let mut response = (row.status, Json(body)).into_response();
         let headers = response.headers_mut();
+        if is_final {
+            headers.insert("x-should-retry", HeaderValue::from_static("false"));
+        }
         if let Ok(value) = HeaderValue::from_str(request_id) {
             headers.insert("request-id", value.clone());
             headers.insert("x-request-id", value);

@@ -225,6 +225,12 @@ pub fn refusal_mismatch(reply: &Reply, shape: Shape, refusal: Refusal, message: 
     if reply.status != refusal.status || body != expected {
         return Some(format!("expected {} {expected}\n           got {} {}", refusal.status, reply.status, reply.text));
     }
+    // A refusal that a retry cannot change tells the SDKs not to retry (Claude Code would
+    // otherwise retry a disabled key's 401 for minutes); limits and failures leave it to them.
+    let expected_should_retry = matches!(refusal.status, 400 | 401 | 403 | 404 | 405 | 414).then_some("false");
+    if reply.header("x-should-retry") != expected_should_retry {
+        return Some(format!("x-should-retry: expected {expected_should_retry:?}, got {:?}", reply.header("x-should-retry")));
+    }
     if refusal.status == 429 {
         let retry_after = reply.header("retry-after").and_then(|value| value.parse::<u64>().ok());
         if !retry_after.is_some_and(|seconds| (1..=60).contains(&seconds)) {
