@@ -9,7 +9,10 @@ and `auth_token=` (Authorization: Bearer, ANTHROPIC_AUTH_TOKEN) (docs/CONTRACT.m
 - the SDK's own exceptions with keygate's Anthropic-shaped error body and `request-id`
   header: AuthenticationError (401, bad key), PermissionDeniedError (403, model out of the
   key's scope), NotFoundError (404, unknown model), BadRequestError (400, a model served only
-  through another protocol), InternalServerError (502 api_error, upstream unreachable).
+  through another protocol), InternalServerError (502 api_error, upstream unreachable);
+- models.list and models.retrieve, answered by keygate from its catalog and scoped to the
+  key; messages.count_tokens, counted by the demo or forwarded to the double, and refused
+  for a model out of the key's scope.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from keygate_harness import (
     create_api_key,
     delete_api_key_quietly,
 )
-from upstream_double import assert_forwarded_with_upstream_credential_only, reply_text_for
+from upstream_double import COUNT_TOKENS_OFFSET, assert_forwarded_with_upstream_credential_only, reply_text_for
 
 DEMO_REPLY_PREFIX = "[keygate demo] echo: "
 MAX_TOKENS = 64
@@ -176,3 +179,42 @@ def test_unreachable_upstream_raises_internal_server_error_with_status_502(make_
     with pytest.raises(anthropic.InternalServerError) as raised:
         create_message(make_anthropic_client(api_key_with_all_permissions), UNREACHABLE_UPSTREAM_MODEL, "anyone there?")
     assert_anthropic_error(raised.value, 502, "api_error")
+
+
+# ---- models and token counts -----------------------------------------------------------------
+
+
+def test_models_list_names_only_what_the_key_may_call_in_this_protocol(
+        make_anthropic_client, api_key_with_all_permissions, api_key_scoped_to_double_chat_only):
+    listed = [model.id for model in make_anthropic_client(api_key_with_all_permissions).models.list()]
+    assert {DEMO_CHAT_MODEL, DOUBLE_CHAT_MODEL} <= set(listed), listed
+    assert DOUBLE_OPENAI_ONLY_MODEL not in listed
+    scoped = make_anthropic_client(api_key_scoped_to_double_chat_only)
+    assert [model.id for model in scoped.models.list()] == [DOUBLE_CHAT_MODEL]
+    retrieved = scoped.models.retrieve(DOUBLE_CHAT_MODEL)
+    assert (retrieved.id, retrieved.type) == (DOUBLE_CHAT_MODEL, "model")
+    with pytest.raises(anthropic.NotFoundError) as raised:
+        scoped.models.retrieve(DEMO_CHAT_MODEL)
+    assert_anthropic_error(raised.value, 404, "not_found_error")
+
+
+@pytest.mark.parametrize("credential_style", CREDENTIAL_STYLES)
+def test_count_tokens_is_answered_by_the_demo_and_by_the_upstream(
+        credential_style, make_anthropic_client, api_key_with_all_permissions, upstream_double, upstream_secret):
+    client = make_anthropic_client(api_key_with_all_permissions, credential_style)
+    messages = [{"role": "user", "content": unique_marker("count")}]
+    demo = client.messages.count_tokens(model=DEMO_CHAT_MODEL, messages=messages)
+    called = client.messages.create(model=DEMO_CHAT_MODEL, max_tokens=MAX_TOKENS, messages=messages)
+    assert demo.input_tokens == called.usage.input_tokens > 0
+    forwarded = client.messages.count_tokens(model=DOUBLE_CHAT_MODEL, messages=messages)
+    assert forwarded.input_tokens == COUNT_TOKENS_OFFSET + len(messages[0]["content"].split())
+    assert_forwarded_with_upstream_credential_only(
+        upstream_double.records_mentioning(messages[0]["content"].split()[2]), upstream_secret, api_key_with_all_permissions, "anthropic")
+
+
+def test_count_tokens_for_a_model_out_of_scope_is_refused(make_anthropic_client, api_key_scoped_to_double_chat_only):
+    with pytest.raises(anthropic.PermissionDeniedError) as raised:
+        make_anthropic_client(api_key_scoped_to_double_chat_only).messages.count_tokens(
+            model=DEMO_CHAT_MODEL, messages=[{"role": "user", "content": "hello"}])
+    assert_anthropic_error(raised.value, 403, "permission_error")
+    assert raised.value.response.headers.get("x-should-retry") == "false"

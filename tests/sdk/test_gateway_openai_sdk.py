@@ -182,6 +182,18 @@ def test_models_list_for_a_scoped_key_lists_only_its_models(make_openai_client, 
     assert sorted(listed) == sorted([DEMO_CHAT_MODEL, DOUBLE_CHAT_MODEL])
 
 
+def test_models_retrieve_answers_a_model_the_key_may_call_and_404_otherwise(
+        make_openai_client, api_key_scoped_to_demo_echo_and_double_chat):
+    client = make_openai_client(api_key_scoped_to_demo_echo_and_double_chat)
+    retrieved = client.models.retrieve(DEMO_CHAT_MODEL)
+    assert (retrieved.id, retrieved.object) == (DEMO_CHAT_MODEL, "model")
+    for hidden in (DEMO_EMBEDDING_MODEL, "no-such-model"):
+        with pytest.raises(openai.NotFoundError) as raised:
+            client.models.retrieve(hidden)
+        assert raised.value.code == "model_not_found", raised.value.body
+        assert raised.value.response.headers.get("x-should-retry") == "false"
+
+
 # ---- refusals -------------------------------------------------------------------------------
 
 

@@ -12,7 +12,8 @@ Paths it answers (keygate appends "the rest of the path" to each configured base
   `parameters.incremental_output` and `parameters.result_format`), `POST
   /services/embeddings/text-embedding/text-embedding`, and `POST /apps/{app_id}/completion`.
 - Anthropic-compatible, base `/anthropic`: `POST /v1/messages` (JSON, or the Anthropic SSE
-  event sequence when `"stream": true`).
+  event sequence when `"stream": true`) and `POST /v1/messages/count_tokens` (the words of
+  the messages plus `COUNT_TOKENS_OFFSET`, so a test can tell its count from the demo's).
 - Anything under `/plain/` (used behind nginx): a JSON echo of the path.
 
 Every reply text starts with `[upstream double]` so that a test can tell it from the demo
@@ -44,6 +45,8 @@ PAUSE_BETWEEN_STREAMED_CHUNKS_SECONDS = 0.05
 # The pause before the last chunk when a request asks for a slow stream
 # (`X-Test-Slow-Stream: 1`): long enough to measure, short enough for a test suite.
 SLOW_STREAM_PAUSE_BEFORE_LAST_CHUNK_SECONDS = 1.5
+# Added to the double's token counts: no demo count is this large for a short request.
+COUNT_TOKENS_OFFSET = 1000
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,9 @@ class _DoubleRequestHandler(BaseHTTPRequestHandler):
             self._dashscope_embedding(request)
         elif path.startswith(DASHSCOPE_BASE_PATH + "/apps/") and path.endswith("/completion"):
             self._dashscope_generation(request, recorded, slow, application=True)
+        elif path == ANTHROPIC_BASE_PATH + "/v1/messages/count_tokens":
+            words = sum(len(_text_of_content(message.get("content")).split()) for message in request.get("messages") or [])
+            self._send_json(200, {"input_tokens": COUNT_TOKENS_OFFSET + words})
         elif path == ANTHROPIC_BASE_PATH + "/v1/messages":
             self._anthropic_messages(request, slow)
         else:

@@ -105,6 +105,12 @@ fn input_words(request: &Value, endpoint: DemoEndpoint) -> usize {
     }
 }
 
+/// The input tokens the demo would count for an Anthropic Messages request: its answer to
+/// `count_tokens`, the same figure its `usage.input_tokens` reports for the call.
+pub fn anthropic_input_tokens(request: &Value) -> usize {
+    input_words(request, DemoEndpoint::AnthropicMessages)
+}
+
 fn tokens_of(input: usize, output: usize) -> TokenUsage {
     TokenUsage { input: input as i64, output: output as i64, cached: 0, reasoning: 0 }
 }

@@ -43,6 +43,9 @@ pub enum GatewayRefusal {
     },
     /// Body not JSON, too large, no model, bad parameter.
     BadRequest(String),
+    /// A model asked for by id (`GET .../models/{id}`) that is not in the catalog or that
+    /// this key may not call: the same answer for both.
+    ModelNotListed(String),
     /// The body did not arrive within `body_read_timeout_seconds`.
     BodyTimedOut {
         seconds: u64,
@@ -118,6 +121,9 @@ impl GatewayRefusal {
                 "insufficient_quota",
                 "rate_limit_error",
             ),
+            GatewayRefusal::ModelNotListed(_) => {
+                row(StatusCode::NOT_FOUND, "ModelNotFound", "model_not_found", "invalid_request_error", "not_found_error")
+            }
             GatewayRefusal::BadRequest(_) => {
                 row(StatusCode::BAD_REQUEST, "InvalidParameter", "invalid_request_error", "invalid_request_error", "invalid_request_error")
             }
@@ -162,6 +168,7 @@ impl GatewayRefusal {
                 | GatewayRefusal::Authorization(_)
                 | GatewayRefusal::TemporaryKeyCannotMint
                 | GatewayRefusal::BadRequest(_)
+                | GatewayRefusal::ModelNotListed(_)
                 | GatewayRefusal::Unrouted { .. }
         )
     }
@@ -184,7 +191,7 @@ impl GatewayRefusal {
             GatewayRefusal::ModelLimited { kind: LimitKind::Tokens, .. } => {
                 "Allocated quota exceeded, please increase your quota limit: the workspace's token limit for this model is used up.".into()
             }
-            GatewayRefusal::BadRequest(message) => message.clone(),
+            GatewayRefusal::BadRequest(message) | GatewayRefusal::ModelNotListed(message) => message.clone(),
             GatewayRefusal::BodyTimedOut { seconds } => format!("The request body did not arrive within {seconds} seconds."),
             GatewayRefusal::TemporaryKeyCannotMint => "Access denied: a temporary API key cannot create another temporary key.".into(),
             GatewayRefusal::UpstreamUnreachable => "The upstream model provider could not be reached.".into(),

@@ -7,7 +7,9 @@ pub mod accounting;
 pub mod authorize;
 pub mod demo;
 pub mod errors;
+pub mod model_catalog;
 pub mod temporary_keys;
+pub mod token_count;
 pub mod upstream;
 
 use axum::body::{Body, Bytes};
@@ -15,7 +17,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use axum::{Json, Router};
+use axum::Router;
 use keygate_core::limits::{EffectiveLimits, RateLimit};
 use keygate_core::verification::CallTarget;
 use keygate_wire::forwarding_path::{check_forwarded_path, reencode_query};
@@ -46,8 +48,12 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/apps/{app_id}/completion", post(application_completion))
         .route("/compatible-mode/v1/chat/completions", post(openai_call))
         .route("/compatible-mode/v1/embeddings", post(openai_call))
-        .route("/compatible-mode/v1/models", get(openai_models))
+        .route("/compatible-mode/v1/models", get(model_catalog::openai_models))
+        .route("/compatible-mode/v1/models/{model_id}", get(model_catalog::openai_model_by_id))
         .route("/apps/anthropic/v1/messages", post(anthropic_messages))
+        .route("/apps/anthropic/v1/messages/count_tokens", post(token_count::anthropic_count_tokens))
+        .route("/apps/anthropic/v1/models", get(model_catalog::anthropic_models))
+        .route("/apps/anthropic/v1/models/{model_id}", get(model_catalog::anthropic_model_by_id))
         .route("/api/v1/tokens", post(temporary_keys::mint_temporary))
 }
 
@@ -58,8 +64,12 @@ pub fn routes() -> Router<AppState> {
 pub fn plan_routes() -> Router<AppState> {
     Router::new()
         .route("/v1/chat/completions", post(openai_call))
-        .route("/v1/models", get(openai_models))
+        .route("/v1/models", get(model_catalog::openai_models))
+        .route("/v1/models/{model_id}", get(model_catalog::openai_model_by_id))
         .route("/apps/anthropic/v1/messages", post(anthropic_messages))
+        .route("/apps/anthropic/v1/messages/count_tokens", post(token_count::anthropic_count_tokens))
+        .route("/apps/anthropic/v1/models", get(model_catalog::anthropic_models))
+        .route("/apps/anthropic/v1/models/{model_id}", get(model_catalog::anthropic_model_by_id))
 }
 
 /// Turns a handler's outcome into the response, counting it in the metrics.
@@ -409,25 +419,6 @@ async fn application_completion(
     }
     .await;
     respond(&state, Protocol::Native, &context, result)
-}
-
-/// `GET /compatible-mode/v1/models`: only the models this key may call, served in this
-/// protocol.
-async fn openai_models(State(state): State<AppState>, context: RequestContext, headers: HeaderMap) -> Response {
-    let result = (|| {
-        let authorized = authenticate_request(&state, Protocol::OpenAi, &headers, &context)?;
-        authorize_target(&state, &authorized, &context, &headers, CallTarget::Nothing)?;
-        let callable: Vec<Value> = state
-            .shared
-            .catalog
-            .iter()
-            .filter(|model| state.shared.upstreams.serves_in(&model.name, Protocol::OpenAi))
-            .filter(|model| authorize_target(&state, &authorized, &context, &headers, CallTarget::Model(&model.name)).is_ok())
-            .map(|model| json!({"id": model.name, "object": "model", "created": 0, "owned_by": if model.demo { "keygate-demo" } else { "keygate" }}))
-            .collect();
-        Ok::<_, GatewayRefusal>(Json(json!({"object": "list", "data": callable})).into_response())
-    })();
-    respond(&state, Protocol::OpenAi, &context, result)
 }
 
 /// The app id in an original URI of `/api/v1/apps/{id}/...`.

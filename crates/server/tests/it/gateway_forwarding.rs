@@ -55,6 +55,12 @@ pub(crate) struct Received {
     body: Bytes,
 }
 
+impl Received {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|value| value.to_str().expect("ASCII").to_string())
+    }
+}
+
 #[derive(Clone)]
 struct DoubleState {
     received: Arc<Mutex<Vec<Received>>>,

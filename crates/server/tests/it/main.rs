@@ -30,6 +30,7 @@ mod log_capture;
 mod login_throttling;
 mod metrics;
 mod metrics_access;
+mod model_catalog;
 mod model_limits;
 mod no_plaintext_in_errors;
 mod openapi_answers;
