@@ -43,6 +43,9 @@ pub enum GatewayRefusal {
     },
     /// Body not JSON, too large, no model, bad parameter.
     BadRequest(String),
+    /// A path that reaches the provider account's own state (files, batches, fine-tunes...),
+    /// never forwarded: the message names it.
+    ProviderState(String),
     /// A model asked for by id (`GET .../models/{id}`) that is not in the catalog or that
     /// this key may not call: the same answer for both.
     ModelNotListed(String),
@@ -121,6 +124,9 @@ impl GatewayRefusal {
                 "insufficient_quota",
                 "rate_limit_error",
             ),
+            GatewayRefusal::ProviderState(_) => {
+                row(StatusCode::FORBIDDEN, "AccessDenied", "access_denied", "access_denied", "permission_error")
+            }
             GatewayRefusal::ModelNotListed(_) => {
                 row(StatusCode::NOT_FOUND, "ModelNotFound", "model_not_found", "invalid_request_error", "not_found_error")
             }
@@ -169,6 +175,7 @@ impl GatewayRefusal {
                 | GatewayRefusal::TemporaryKeyCannotMint
                 | GatewayRefusal::BadRequest(_)
                 | GatewayRefusal::ModelNotListed(_)
+                | GatewayRefusal::ProviderState(_)
                 | GatewayRefusal::Unrouted { .. }
         )
     }
@@ -191,7 +198,9 @@ impl GatewayRefusal {
             GatewayRefusal::ModelLimited { kind: LimitKind::Tokens, .. } => {
                 "Allocated quota exceeded, please increase your quota limit: the workspace's token limit for this model is used up.".into()
             }
-            GatewayRefusal::BadRequest(message) | GatewayRefusal::ModelNotListed(message) => message.clone(),
+            GatewayRefusal::BadRequest(message) | GatewayRefusal::ModelNotListed(message) | GatewayRefusal::ProviderState(message) => {
+                message.clone()
+            }
             GatewayRefusal::BodyTimedOut { seconds } => format!("The request body did not arrive within {seconds} seconds."),
             GatewayRefusal::TemporaryKeyCannotMint => "Access denied: a temporary API key cannot create another temporary key.".into(),
             GatewayRefusal::UpstreamUnreachable => "The upstream model provider could not be reached.".into(),

@@ -8,6 +8,7 @@ pub mod authorize;
 pub mod demo;
 pub mod errors;
 pub mod model_catalog;
+pub mod provider_state;
 pub mod temporary_keys;
 pub mod token_count;
 pub mod upstream;
@@ -55,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .route("/apps/anthropic/v1/models", get(model_catalog::anthropic_models))
         .route("/apps/anthropic/v1/models/{model_id}", get(model_catalog::anthropic_model_by_id))
         .route("/api/v1/tokens", post(temporary_keys::mint_temporary))
+        .merge(provider_state::routes())
 }
 
 /// Routes of a plan listener (docs/CONTRACT.md#token-plan): the plan host's OpenAI-compatible base

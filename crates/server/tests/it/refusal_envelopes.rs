@@ -2,8 +2,9 @@
 //! to, with a request id where that envelope keeps one (and the same id in the header), and
 //! leaves an access-log line with that id and status: an unknown path (404), a wrong method
 //! (405 with `Allow`), a body over the limit, a request target over the limit (414), a path
-//! parameter that is not percent-encoded UTF-8, and the official SDK's operations that
-//! keygate does not implement. Requests go out on raw sockets so that no client library
+//! parameter that is not percent-encoded UTF-8, a path to the provider account's own state
+//! (files, batches, fine-tunes: 403), and the official SDK's operations that keygate does
+//! not implement. Requests go out on raw sockets so that no client library
 //! cleans up the very paths under test.
 
 use std::net::SocketAddr;
@@ -305,6 +306,16 @@ async fn the_data_plane_refuses_in_the_envelope_of_each_protocol() {
             .header("x-api-key", &key)
             .header("Content-Length", &over_limit),
         Case::new("anthropic: target too long", here, "POST", &too_long("/apps/anthropic/v1"), Anthropic, 414, "invalid_request_error"),
+        // The provider account's own state is refused under every method, key or not.
+        Case::new("openai: files", here, "POST", "/compatible-mode/v1/files", OpenAi, 403, "access_denied")
+            .header("Authorization", &bearer),
+        Case::new("openai: a batch", here, "GET", "/compatible-mode/v1/batches/batch_1", OpenAi, 403, "access_denied"),
+        Case::new("openai: fine-tuning jobs", here, "GET", "/compatible-mode/v1/fine_tuning/jobs?limit=1", OpenAi, 403, "access_denied"),
+        Case::new("native: deployments", here, "GET", "/api/v1/deployments", Native, 403, "AccessDenied").header("Authorization", &bearer),
+        Case::new("native: a file", here, "DELETE", "/api/v1/files/file-1", Native, 403, "AccessDenied"),
+        Case::new("anthropic: message batches", here, "POST", "/apps/anthropic/v1/messages/batches", Anthropic, 403, "permission_error")
+            .header("x-api-key", &key),
+        Case::new("anthropic: files", here, "GET", "/apps/anthropic/v1/files", Anthropic, 403, "permission_error"),
         Case::new("plan listener: unknown path", app.plan_address, "POST", "/v1/nothing-here", OpenAi, 404, "not_found"),
         Case::new("plan listener: wrong method", app.plan_address, "GET", "/v1/chat/completions", OpenAi, 405, "method_not_allowed")
             .allowing(&["POST"]),
