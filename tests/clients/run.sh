@@ -7,7 +7,7 @@
 #
 # KEYGATE_CLIENTS_VENV  where the virtualenv lives (default: <repo>/target/clients-venv)
 # KEYGATE_CLIENTS_NPM   where the clients are installed (default: <repo>/target/clients-npm);
-#                       `npm ci` runs there only when the lock file changed since the last
+#                       npm installs there only when the lock file changed since the last
 #                       install, with --ignore-scripts: every client's native binary comes in
 #                       its npm optional dependency, and nothing downloads anything else.
 # KEYGATE_BIN           a keygate binary to test; when unset, `cargo build --bin keygate`
@@ -19,12 +19,17 @@ repository_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$repository_root"
 
 npm_directory="${KEYGATE_CLIENTS_NPM:-$repository_root/target/clients-npm}"
-if ! cmp -s tests/clients/package-lock.json "$npm_directory/package-lock.json" \
-    || [ ! -f "$npm_directory/node_modules/.package-lock.json" ]; then
-    echo "clients tests: npm ci in $npm_directory"
+installed_lock="$npm_directory/installed-from.package-lock.json"
+if ! cmp -s tests/clients/package-lock.json "$installed_lock"; then
+    echo "clients tests: npm install (tests/clients/package-lock.json) in $npm_directory"
     mkdir -p "$npm_directory"
+    rm -rf "$npm_directory/node_modules" "$installed_lock"
     cp tests/clients/package.json tests/clients/package-lock.json "$npm_directory/"
-    (cd "$npm_directory" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+    # `npm install` with the lock, not `npm ci`: Qwen Code names optional packages of other
+    # platforms that the registry does not have, which the lock cannot hold and `npm ci`
+    # refuses; `npm install` installs what the lock holds and skips those.
+    (cd "$npm_directory" && npm install --ignore-scripts --no-audit --no-fund --loglevel=error)
+    cp tests/clients/package-lock.json "$installed_lock"
 fi
 export KEYGATE_CLIENTS_NODE_MODULES="$npm_directory/node_modules"
 

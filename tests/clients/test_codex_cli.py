@@ -7,12 +7,14 @@ only the OpenAI Responses API (`POST {base_url}/responses`, `stream: true`).
 keygate does not serve `POST /compatible-mode/v1/responses` yet (issue 14): every test that
 goes through keygate checks that the route is still missing and, while it is, is skipped
 with that reason. Once the route exists the same tests run and must pass: a prompt answered
-through keygate, a tool loop through the tool double (Codex's exec_command runs `cat` on a
-file the test wrote; the result goes back as a function_call_output and the double's answer
-quotes it), and a disabled key shown within 10 s of keygate's refusal. Codex does not read
-`x-should-retry`: measured against the double, a 401 (like today's 404 of the missing
-route) is tried six times (stream_max_retries, "Reconnecting... 1/5" to 5/5) over about
-7 s before Codex prints the status and the body's message.
+through keygate by the demo upstream and by the tool double (reached, these tests expect, at
+its `[[upstreams]]` entry's `openai_base_url` + `/responses`), a tool loop through the tool
+double (Codex's exec_command runs `cat` on a file the test wrote; the result goes back as a
+function_call_output and the double's answer quotes it), and a disabled key shown within
+10 s of keygate's refusal. Codex does not read `x-should-retry`: measured against the
+double, a 401 (like today's 404 of the missing route) is tried six times (its
+stream_max_retries: "Reconnecting... 1/5" to 5/5) over about 7 s before Codex prints the
+status and the body's message.
 
 One test runs Codex against the tool double directly (no keygate): it shows that the
 double's Responses wire (response.created, output_text deltas, a function_call item,
@@ -29,6 +31,7 @@ import pytest
 
 from clients_harness import (
     CLIENT_RUN_TIMEOUT_SECONDS,
+    DEMO_CHAT_MODEL,
     DISABLED_KEY_SECONDS_AFTER_REFUSAL,
     DOUBLE_MODEL,
     base_environment,
@@ -40,6 +43,7 @@ from tool_double import INPUT_TOKENS, OUTPUT_TOKENS, REPLY_PREFIX
 RESPONSES_PATH = "/compatible-mode/v1/responses"
 KEY_VARIABLE = "KEYGATE_API_KEY"
 DISABLED_KEY_MESSAGE = "The API key is disabled."
+DEMO_REPLY_MARKER = "[keygate demo]"
 
 
 def write_codex_home(home, base_url: str, model: str):
@@ -156,15 +160,17 @@ def test_codex_runs_a_tool_loop_through_keygate(codex, keygate, api_key, respons
     assert all((call.input_tokens, call.output_tokens) == (INPUT_TOKENS, OUTPUT_TOKENS) for call in calls), calls
 
 
-def test_codex_prints_an_answer_through_keygate(codex, keygate, api_key, responses_route, home, project, record_run):
+@pytest.mark.parametrize(("model", "reply_marker"), [(DEMO_CHAT_MODEL, DEMO_REPLY_MARKER), (DOUBLE_MODEL, REPLY_PREFIX)])
+def test_codex_prints_an_answer_through_keygate(codex, keygate, api_key, responses_route, home, project, record_run,
+                                                model, reply_marker):
     _key_id, key = api_key
-    codex_home = write_codex_home(home, keygate.base_url() + "/compatible-mode/v1", DOUBLE_MODEL)
+    codex_home = write_codex_home(home, keygate.base_url() + "/compatible-mode/v1", model)
     run = record_run(run_client(
         codex_argv(codex, "Say hello to keygate."),
         codex_environment(home, codex_home, key), project, keygate, CLIENT_RUN_TIMEOUT_SECONDS,
     ))
     assert run.returncode == 0, run.describe()
-    assert REPLY_PREFIX in run.stdout, run.describe()
+    assert reply_marker in run.stdout, run.describe()
     assert any(line.path == RESPONSES_PATH and line.status == 200 for line in run.access_lines), run.describe()
 
 
