@@ -233,6 +233,8 @@ class ClientRun:
     seconds: float
     access_lines: list[AccessLine] = field(default_factory=list)
     model_calls: list[ModelCallLine] = field(default_factory=list)
+    # When the run watched for it: seconds from the start to keygate's first answer.
+    first_answer_seconds: float | None = None
 
     @property
     def timed_out(self) -> bool:
@@ -246,8 +248,10 @@ class ClientRun:
         """For assertion messages: the exit, the time, the paths keygate saw, and the output
         (keys never appear in a client's output; the canary test checks keygate's files)."""
         paths = "\n".join(f"  {line.method} {line.path} -> {line.status}" for line in self.access_lines) or "  (none)"
+        first_answer = ("" if self.first_answer_seconds is None
+                        else f" (keygate's first answer at {self.first_answer_seconds:.1f}s)")
         return (
-            f"exit {self.returncode} after {self.seconds:.1f}s\nkeygate saw:\n{paths}\n"
+            f"exit {self.returncode} after {self.seconds:.1f}s{first_answer}\nkeygate saw:\n{paths}\n"
             f"---- stdout ----\n{self.stdout[-4000:]}\n---- stderr ----\n{self.stderr[-4000:]}"
         )
 
@@ -264,7 +268,7 @@ def run_client(argv: tuple[str, ...], environment: dict[str, str], cwd: Path, ke
     offset = keygate.log_size()
     started = time.monotonic()
     deadline = started + timeout_seconds
-    first_answer_seen = False
+    first_answer_seconds = None
     output_directory = Path(environment["TMPDIR"])
     with (output_directory / "client.stdout").open("w+", encoding="utf-8", errors="replace") as stdout_file, \
             (output_directory / "client.stderr").open("w+", encoding="utf-8", errors="replace") as stderr_file:
@@ -276,8 +280,9 @@ def run_client(argv: tuple[str, ...], environment: dict[str, str], cwd: Path, ke
             if returncode is not None:
                 break
             now = time.monotonic()
-            if seconds_after_first_answer is not None and not first_answer_seen and keygate.access_lines_since(offset):
-                first_answer_seen = True
+            if seconds_after_first_answer is not None and first_answer_seconds is None \
+                    and keygate.access_lines_since(offset):
+                first_answer_seconds = now - started
                 deadline = min(deadline, now + seconds_after_first_answer)
             if now >= deadline:
                 break
@@ -294,4 +299,4 @@ def run_client(argv: tuple[str, ...], environment: dict[str, str], cwd: Path, ke
         stdout, stderr = stdout_file.read(), stderr_file.read()
     time.sleep(0.3)
     return ClientRun(argv, returncode, stdout, stderr, seconds, keygate.access_lines_since(offset),
-                     keygate.model_call_lines_since(offset))
+                     keygate.model_call_lines_since(offset), first_answer_seconds)

@@ -119,7 +119,9 @@ def pytest_terminal_summary(terminalreporter):
         return
     terminalreporter.section("paths keygate answered per client run")
     for test_name, run in _runs_seen:
-        terminalreporter.write_line(f"{test_name}: exit {run.returncode}, {run.seconds:.1f}s")
+        first_answer = ("" if run.first_answer_seconds is None
+                        else f" (keygate's first answer at {run.first_answer_seconds:.1f}s)")
+        terminalreporter.write_line(f"{test_name}: exit {run.returncode}, {run.seconds:.1f}s{first_answer}")
         counts: dict[tuple[str, str, int], int] = {}
         for line in run.access_lines:
             counts[(line.method, line.path, line.status)] = counts.get((line.method, line.path, line.status), 0) + 1

@@ -8,7 +8,9 @@ which must end the run with keygate's message within 10 s of keygate's refusal.
 Claude Code runs with a temporary HOME and config dir, no telemetry, no error reporting, no
 auto-update and no non-essential traffic, and every model it may pick (main, small/fast,
 haiku, sonnet, opus) set to the model under test, so that every call it makes goes to
-keygate.
+keygate. (Without CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, Claude Code 2.1 also sends
+`HEAD /apps/anthropic/api/hello` before its first call, which keygate answers 404; the run
+goes on all the same.)
 """
 
 from __future__ import annotations
