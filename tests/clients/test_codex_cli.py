@@ -4,15 +4,13 @@ CODEX_HOME's config.toml: `base_url = <keygate>/compatible-mode/v1`, `env_key` n
 variable that holds a key made through keygate's API, `wire_api = "responses"`. Codex speaks
 only the OpenAI Responses API (`POST {base_url}/responses`, `stream: true`).
 
-keygate does not serve `POST /compatible-mode/v1/responses` yet (issue 14): every test that
-goes through keygate checks that the route is still missing and, while it is, is skipped
-with that reason. Once the route exists the same tests run and must pass: a prompt answered
-through keygate by the demo upstream and by the tool double (reached, these tests expect, at
-its `[[upstreams]]` entry's `openai_base_url` + `/responses`), a tool loop through the tool
+Through keygate (docs/CONTRACT.md#responses-api): a prompt answered by the demo upstream
+and by the tool double (reached at its `[[upstreams]]` entry's `openai_base_url` +
+`/responses`, as no `responses_base_url` is set), a tool loop through the tool
 double (Codex's exec_command runs `cat` on a file the test wrote; the result goes back as a
 function_call_output and the double's answer quotes it), and a disabled key shown within
 10 s of keygate's refusal. Codex does not read `x-should-retry`: measured against the
-double, a 401 (like today's 404 of the missing route) is tried six times (its
+double, a 401 is tried six times (its
 stream_max_retries: "Reconnecting... 1/5" to 5/5) over about 7 s before Codex prints the
 status and the body's message.
 
@@ -37,7 +35,6 @@ from clients_harness import (
     base_environment,
     run_client,
 )
-from keygate_process import http_exchange
 from tool_double import INPUT_TOKENS, OUTPUT_TOKENS, REPLY_PREFIX
 
 RESPONSES_PATH = "/compatible-mode/v1/responses"
@@ -93,20 +90,6 @@ def home(tmp_path):
     return directory
 
 
-@pytest.fixture
-def responses_route(keygate, api_key):
-    """Skips the test, loudly, while keygate answers 404 on the Responses route."""
-    _key_id, key = api_key
-    status, _headers, body = http_exchange(
-        "POST", keygate.base_url() + RESPONSES_PATH,
-        {"authorization": f"Bearer {key}", "content-type": "application/json"},
-        json.dumps({"model": DOUBLE_MODEL, "input": "route probe"}).encode(),
-    )
-    if status == 404:
-        pytest.skip(f"keygate does not serve POST {RESPONSES_PATH} yet (404: {body[:200]!r}); "
-                    "the Codex CLI speaks only the Responses API (issue 14)")
-
-
 def plan_cat_of_notes(tool_double, project) -> tuple[str, str]:
     """Writes notes.txt with a fresh word and plans an exec_command that cats it; returns
     (trigger, word)."""
@@ -145,7 +128,7 @@ def test_codex_runs_a_tool_loop_against_the_double_directly(codex, tool_double, 
     assert_tool_loop_ran(run, tool_double, trigger, tool_output)
 
 
-def test_codex_runs_a_tool_loop_through_keygate(codex, keygate, api_key, responses_route, tool_double, home, project,
+def test_codex_runs_a_tool_loop_through_keygate(codex, keygate, api_key, tool_double, home, project,
                                                 record_run):
     key_id, key = api_key
     trigger, tool_output = plan_cat_of_notes(tool_double, project)
@@ -161,7 +144,7 @@ def test_codex_runs_a_tool_loop_through_keygate(codex, keygate, api_key, respons
 
 
 @pytest.mark.parametrize(("model", "reply_marker"), [(DEMO_CHAT_MODEL, DEMO_REPLY_MARKER), (DOUBLE_MODEL, REPLY_PREFIX)])
-def test_codex_prints_an_answer_through_keygate(codex, keygate, api_key, responses_route, home, project, record_run,
+def test_codex_prints_an_answer_through_keygate(codex, keygate, api_key, home, project, record_run,
                                                 model, reply_marker):
     _key_id, key = api_key
     codex_home = write_codex_home(home, keygate.base_url() + "/compatible-mode/v1", model)
@@ -174,7 +157,7 @@ def test_codex_prints_an_answer_through_keygate(codex, keygate, api_key, respons
     assert any(line.path == RESPONSES_PATH and line.status == 200 for line in run.access_lines), run.describe()
 
 
-def test_codex_shows_keygate_message_for_a_disabled_key(codex, keygate, api_key, responses_route, home, project,
+def test_codex_shows_keygate_message_for_a_disabled_key(codex, keygate, api_key, home, project,
                                                         record_run):
     key_id, key = api_key
     keygate.disable_api_key(key_id)

@@ -5,7 +5,10 @@ keygate sent upstream (its own credential, never the client's key).
 
 Paths it answers (keygate appends "the rest of the path" to each configured base URL):
 - OpenAI-compatible, base `/openai/v1`: `POST /chat/completions` (JSON, or SSE in several
-  `data:` chunks ending with `data: [DONE]` when `"stream": true`) and `POST /embeddings`.
+  `data:` chunks ending with `data: [DONE]` when `"stream": true`), `POST /embeddings`, and
+  the Responses API: `POST /responses` (JSON, or its named SSE events with usage in
+  `response.completed`), `GET` and `DELETE /responses/{id}`, `GET /responses/{id}/input_items`
+  (the double remembers what it made).
 - DashScope native, base `/dashscope/api/v1`: `POST /services/aigc/text-generation/generation`
   (JSON, or SSE in DashScope's own format `id:N\\nevent:result\\n:HTTP_STATUS/200\\ndata:{json}`
   when `X-DashScope-SSE: enable` or `Accept: text/event-stream`, honouring
@@ -169,7 +172,32 @@ class _DoubleRequestHandler(BaseHTTPRequestHandler):
         recorded = self._record()
         if self._refused_for_a_wrong_credential(recorded):
             return
+        path = recorded.path.split("?", 1)[0]
+        if path.startswith(OPENAI_BASE_PATH + "/responses/"):
+            self._named_response(path, deleting=False)
+            return
         self._send_json(200, {"object": "upstream-double", "method": "GET", "path": recorded.path})
+
+    def do_DELETE(self):  # noqa: N802 - http.server's name
+        recorded = self._record()
+        if self._refused_for_a_wrong_credential(recorded):
+            return
+        self._named_response(recorded.path.split("?", 1)[0], deleting=True)
+
+    def _named_response(self, path: str, deleting: bool) -> None:
+        rest = path[len(OPENAI_BASE_PATH + "/responses/"):].split("/")
+        made = self.server.double.responses.get(rest[0])
+        if made is None:
+            self._send_json(404, {"error": {"message": f"no response {rest[0]}", "type": "invalid_request_error", "code": "not_found"}})
+        elif deleting:
+            del self.server.double.responses[rest[0]]
+            self._send_json(200, {"id": rest[0], "object": "response", "deleted": True})
+        elif rest[1:] == ["input_items"]:
+            items = made["input_items"]
+            self._send_json(200, {"object": "list", "data": items, "has_more": False,
+                                  "first_id": items[0]["id"] if items else None, "last_id": items[-1]["id"] if items else None})
+        else:
+            self._send_json(200, made["response"])
 
     def do_POST(self):  # noqa: N802 - http.server's name
         recorded = self._record()
@@ -186,6 +214,8 @@ class _DoubleRequestHandler(BaseHTTPRequestHandler):
             self._openai_chat(request, slow)
         elif path == OPENAI_BASE_PATH + "/embeddings":
             self._openai_embeddings(request)
+        elif path == OPENAI_BASE_PATH + "/responses":
+            self._openai_responses(request, slow)
         elif path == DASHSCOPE_BASE_PATH + "/services/aigc/text-generation/generation":
             self._dashscope_generation(request, recorded, slow, application=False)
         elif path == DASHSCOPE_BASE_PATH + "/services/embeddings/text-embedding/text-embedding":
@@ -280,6 +310,46 @@ class _DoubleRequestHandler(BaseHTTPRequestHandler):
             "request_id": str(uuid.uuid4()),
         })
 
+    # ---- OpenAI Responses ----------------------------------------------------------------
+
+    def _openai_responses(self, request: dict, slow: bool) -> None:
+        raw_input = request.get("input")
+        items = [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": raw_input}]}] \
+            if isinstance(raw_input, str) else list(raw_input or [])
+        for item in items:
+            item.setdefault("id", "msg_in_" + uuid.uuid4().hex[:8])
+        heard = _last_user_text([item for item in items if item.get("role")])
+        reply = reply_text_for(heard)
+        response_id, message_id = "resp_double_" + uuid.uuid4().hex[:12], "msg_double_" + uuid.uuid4().hex[:12]
+        usage = {"input_tokens": 3, "input_tokens_details": {"cached_tokens": 1},
+                 "output_tokens": 5, "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 8}
+
+        def response(status: str, output: list, with_usage: bool) -> dict:
+            return {"id": response_id, "object": "response", "created_at": int(time.time()), "status": status,
+                    "model": request.get("model", ""), "output": output, "usage": usage if with_usage else None,
+                    "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "error": None,
+                    "previous_response_id": request.get("previous_response_id")}
+
+        message = {"type": "message", "id": message_id, "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": reply, "annotations": []}]}
+        completed = response("completed", [message], True)
+        self.server.double.responses[response_id] = {"response": completed, "input_items": items}
+        if not request.get("stream"):
+            self._send_json(200, completed)
+            return
+        events = [("response.created", {"response": response("in_progress", [], False)}),
+                  ("response.output_item.added", {"output_index": 0, "item": {**message, "status": "in_progress", "content": []}}),
+                  ("response.content_part.added", {"item_id": message_id, "output_index": 0, "content_index": 0,
+                                                   "part": {"type": "output_text", "text": "", "annotations": []}})]
+        for piece in split_into_chunks(reply):
+            events.append(("response.output_text.delta", {"item_id": message_id, "output_index": 0, "content_index": 0,
+                                                          "delta": piece, "logprobs": []}))
+        events += [("response.output_text.done", {"item_id": message_id, "output_index": 0, "content_index": 0, "text": reply, "logprobs": []}),
+                   ("response.output_item.done", {"output_index": 0, "item": message}),
+                   ("response.completed", {"response": completed})]
+        self._send_event_stream([f"event: {name}\ndata: {json.dumps({'type': name, 'sequence_number': index, **data})}\n\n"
+                                 for index, (name, data) in enumerate(events)], slow)
+
     # ---- Anthropic -----------------------------------------------------------------------
 
     def _anthropic_messages(self, request: dict, slow: bool) -> None:
@@ -325,6 +395,8 @@ class UpstreamDouble:
 
     def __init__(self, expected_credential: str | None = None):
         self.expected_credential = expected_credential
+        # Responses API objects the double made, by id.
+        self.responses: dict[str, dict] = {}
         self._records: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server: _DoubleHttpServer | None = None

@@ -93,6 +93,7 @@ async fn gateway(upstream: SocketAddr, accounting: bool) -> Gateway {
         openai_base_url: Some(format!("http://{upstream}/v1")),
         dashscope_base_url: None,
         anthropic_base_url: None,
+        responses_base_url: None,
         api_key_env: None,
         models: vec![MODEL.into()],
         apps: Vec::new(),

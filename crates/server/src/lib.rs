@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod metrics_registry;
 pub mod operations;
 pub mod planes;
+pub mod provider_objects;
 pub mod request_body;
 pub mod request_context;
 pub mod secrets;

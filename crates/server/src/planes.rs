@@ -35,7 +35,9 @@ impl Plane {
     /// in the management envelope.
     pub fn of_path(path: &str) -> Plane {
         let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-        if under("/api") || under("/auth/verify") {
+        if under(crate::gateway::responses::MODEL_STUDIO_RESPONSES_BASE) {
+            Plane::Gateway(Protocol::OpenAi)
+        } else if under("/api") || under("/auth/verify") {
             Plane::Gateway(Protocol::Native)
         } else if under("/compatible-mode") || under("/v1") {
             Plane::Gateway(Protocol::OpenAi)

@@ -73,6 +73,12 @@ pub struct UpstreamSettings {
     pub dashscope_base_url: Option<String>,
     /// `/apps/anthropic/<rest>` goes to `<anthropic_base_url>/<rest>`.
     pub anthropic_base_url: Option<String>,
+    /// The OpenAI Responses API (`/compatible-mode/v1/responses...`) goes to
+    /// `<responses_base_url>/responses...`; absent, to `<openai_base_url>/responses...`
+    /// (OpenAI serves both under one base; Model Studio serves Responses under a base of
+    /// its own).
+    #[serde(default)]
+    pub responses_base_url: Option<String>,
     /// Name of the environment variable that holds the upstream's own credential.
     pub api_key_env: Option<String>,
     #[serde(default)]

@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::limiter::{InMemoryLimitCounter, LimitCounter};
 use crate::metrics_registry::Metrics;
 use crate::operations::Operations;
+use crate::provider_objects::ProviderObjects;
 use crate::secrets::MasterKey;
 use crate::settings::{ListenerSettings, Settings};
 use crate::throttle::{FailedAuthenticationThrottle, MintCounter, WindowCounter};
@@ -43,6 +44,8 @@ pub struct SharedState {
     pub usage: UsageCounters,
     /// Counts model calls against the limits of their workspace and model, and of their key.
     pub limiter: Box<dyn LimitCounter>,
+    /// Which workspace made each provider object (a Responses API response) a key may name.
+    pub provider_objects: ProviderObjects,
     pub metrics: Metrics,
     /// When this node last confirmed its registry against the change feed.
     pub feed_health: Arc<FeedHealth>,
@@ -88,6 +91,7 @@ impl AppState {
             temporary_key_mints,
             usage: UsageCounters::default(),
             limiter: Box::new(InMemoryLimitCounter::default()),
+            provider_objects: ProviderObjects::default(),
             metrics: Metrics::default(),
             feed_health: Arc::new(FeedHealth::new(clock.now_milliseconds())),
             clock,

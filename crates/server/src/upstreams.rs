@@ -17,6 +17,7 @@ pub struct Upstream {
     openai_base_url: Option<String>,
     dashscope_base_url: Option<String>,
     anthropic_base_url: Option<String>,
+    responses_base_url: Option<String>,
     credential: Option<SecretString>,
 }
 
@@ -34,6 +35,11 @@ impl Upstream {
             Protocol::Native => self.dashscope_base_url.as_deref(),
             Protocol::Anthropic => self.anthropic_base_url.as_deref(),
         }
+    }
+
+    /// The base URL of the OpenAI Responses API: its own, or the OpenAI-compatible one.
+    pub fn responses_base(&self) -> Option<&str> {
+        self.responses_base_url.as_deref().or(self.openai_base_url.as_deref())
     }
 
     /// The protocols this upstream speaks, for the "served in" message.
@@ -96,6 +102,7 @@ impl UpstreamTable {
                 openai_base_url: trim(&settings.openai_base_url),
                 dashscope_base_url: trim(&settings.dashscope_base_url),
                 anthropic_base_url: trim(&settings.anthropic_base_url),
+                responses_base_url: trim(&settings.responses_base_url),
                 credential,
             });
             for model in &settings.models {

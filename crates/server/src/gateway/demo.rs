@@ -25,7 +25,8 @@ pub enum DemoEndpoint {
     AnthropicMessages,
 }
 
-const DEMO_PREFIX: &str = "[keygate demo] ";
+/// How every demo answer begins.
+pub const DEMO_PREFIX: &str = "[keygate demo] ";
 
 /// The text of a message content: a string, or the `text` parts of a list.
 fn content_text(content: &Value) -> String {

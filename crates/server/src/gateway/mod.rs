@@ -9,6 +9,7 @@ pub mod demo;
 pub mod errors;
 pub mod model_catalog;
 pub mod provider_state;
+pub mod responses;
 pub mod temporary_keys;
 pub mod token_count;
 pub mod upstream;
@@ -57,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route("/apps/anthropic/v1/models/{model_id}", get(model_catalog::anthropic_model_by_id))
         .route("/api/v1/tokens", post(temporary_keys::mint_temporary))
         .merge(provider_state::routes())
+        .merge(responses::routes())
 }
 
 /// Routes of a plan listener (docs/CONTRACT.md#token-plan): the plan host's OpenAI-compatible base
@@ -151,7 +153,7 @@ fn wants_stream(protocol: Protocol, headers: &HeaderMap, body: &ModelCallBody) -
 fn path_after_prefix(protocol: Protocol, path: &str) -> &str {
     let prefixes: &[&str] = match protocol {
         Protocol::Native => &["/api/v1"],
-        Protocol::OpenAi => &["/compatible-mode/v1", "/v1"],
+        Protocol::OpenAi => &[responses::MODEL_STUDIO_RESPONSES_BASE, "/compatible-mode/v1", "/v1"],
         Protocol::Anthropic => &["/apps/anthropic"],
     };
     prefixes.iter().find_map(|prefix| path.strip_prefix(prefix)).unwrap_or(path)
@@ -254,6 +256,8 @@ fn ask_for_stream_usage(bytes: Bytes) -> (Bytes, bool) {
 
 struct ModelCall {
     protocol: Protocol,
+    /// A create of the OpenAI Responses API (docs/CONTRACT.md#responses-api).
+    responses: bool,
     demo_endpoint: DemoEndpoint,
     method: Method,
     target: ForwardTarget,
@@ -267,6 +271,9 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let (bytes, read) = read_model_call(state, &call.headers, body).await?;
     let model = model_of(&read)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Model(&model))?;
+    if call.responses {
+        responses::check_previous_response(state, &authorized, context, &call.headers, &bytes)?;
+    }
     let route = state.shared.upstreams.route_model(&model).ok_or_else(|| {
         GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it."))
     })?;
@@ -285,16 +292,28 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
         meter.token_limit = limited.token_charge.clone();
     }
     let mut response = match route {
+        Route::Demo if call.responses => responses::demo_create(state, &authorized, &model, &bytes, streaming, meter)?,
         Route::Demo => demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)?,
         Route::Upstream(upstream) => {
-            let (bytes, strip_usage_chunk) = if meter.is_some() && streaming && call.protocol == Protocol::OpenAi {
+            // The Responses API reports usage in its `response.completed` event unasked.
+            let (bytes, strip_usage_chunk) = if meter.is_some() && streaming && call.protocol == Protocol::OpenAi && !call.responses {
                 ask_for_stream_usage(bytes)
             } else {
                 (bytes, false)
             };
-            let forwarded =
-                upstream::Forwarded { protocol: call.protocol, method: call.method, target: &call.target, headers: &call.headers };
-            upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, strip_usage_chunk).await?
+            let forwarded = upstream::Forwarded {
+                protocol: call.protocol,
+                responses: call.responses,
+                method: call.method,
+                target: &call.target,
+                headers: &call.headers,
+            };
+            let answer = upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, strip_usage_chunk).await?;
+            if call.responses {
+                responses::remember_upstream_response(state, &authorized, &model, &upstream.name, answer)
+            } else {
+                answer
+            }
         }
     };
     if let Some(limited) = limited {
@@ -351,10 +370,26 @@ async fn model_call(
     demo_endpoint: DemoEndpoint,
     request: Request,
 ) -> Response {
+    model_call_of_api(state, context, protocol, demo_endpoint, false, request).await
+}
+
+/// `POST .../responses`: a model call of the OpenAI Responses API.
+async fn responses_call(State(state): State<AppState>, context: RequestContext, request: Request) -> Response {
+    model_call_of_api(&state, &context, Protocol::OpenAi, DemoEndpoint::OpenAiChat, true, request).await
+}
+
+async fn model_call_of_api(
+    state: &AppState,
+    context: &RequestContext,
+    protocol: Protocol,
+    demo_endpoint: DemoEndpoint,
+    responses: bool,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let result = match forward_target(protocol, &parts.uri) {
         Ok(target) => {
-            let call = ModelCall { protocol, demo_endpoint, method: parts.method, target, headers: parts.headers };
+            let call = ModelCall { protocol, responses, demo_endpoint, method: parts.method, target, headers: parts.headers };
             serve_model_call(state, context, call, body).await
         }
         Err(refusal) => Err(refusal),
@@ -414,7 +449,8 @@ async fn application_completion(
                 meter,
             ),
             Route::Upstream(upstream) => {
-                let forwarded = upstream::Forwarded { protocol: Protocol::Native, method, target: &target, headers: &headers };
+                let forwarded =
+                    upstream::Forwarded { protocol: Protocol::Native, responses: false, method, target: &target, headers: &headers };
                 upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, false).await
             }
         }

@@ -39,7 +39,8 @@ async fn count_tokens(state: &AppState, context: &RequestContext, request: Reque
             Ok(Json(json!({"input_tokens": demo::anthropic_input_tokens(&request)})).into_response())
         }
         Some(Route::Upstream(upstream)) if upstream.speaks(protocol) => {
-            let forwarded = upstream::Forwarded { protocol, method: parts.method, target: &target, headers: &parts.headers };
+            let forwarded =
+                upstream::Forwarded { protocol, responses: false, method: parts.method, target: &target, headers: &parts.headers };
             upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, None, false).await
         }
         Some(Route::Upstream(upstream)) => Err(GatewayRefusal::BadRequest(format!(

@@ -38,6 +38,8 @@ fn connection_nominated(headers: &HeaderMap) -> Vec<String> {
 /// What is forwarded: in which protocol, with which method, where, with which headers.
 pub struct Forwarded<'a> {
     pub protocol: Protocol,
+    /// A call of the OpenAI Responses API, sent to the upstream's Responses base URL.
+    pub responses: bool,
     pub method: Method,
     pub target: &'a ForwardTarget,
     pub headers: &'a HeaderMap,
@@ -54,10 +56,9 @@ pub async fn forward(
     meter: Option<CallMeter>,
     strip_usage_chunk: bool,
 ) -> Result<Response, GatewayRefusal> {
-    let Forwarded { protocol, method, target, headers } = forwarded;
-    let base = upstream
-        .base_for(protocol)
-        .ok_or_else(|| GatewayRefusal::BadRequest(format!("upstream {} does not speak this protocol", upstream.name)))?;
+    let Forwarded { protocol, responses, method, target, headers } = forwarded;
+    let base = if responses { upstream.responses_base() } else { upstream.base_for(protocol) };
+    let base = base.ok_or_else(|| GatewayRefusal::BadRequest(format!("upstream {} does not speak this protocol", upstream.name)))?;
     // The base was checked at start (no query, no fragment) and the path segment by
     // segment (no dot segments, no escapes), so the URL cannot point anywhere else.
     let mut url = format!("{base}{}", target.path);

@@ -34,6 +34,7 @@ async fn table_app() -> TestApp {
             openai_base_url: Some(format!("{base}/v1")),
             dashscope_base_url: Some(format!("{base}/api/v1")),
             anthropic_base_url: Some(format!("{base}/anthropic")),
+            responses_base_url: None,
             api_key_env: None,
             models: vec![UNREACHABLE_MODEL.into()],
             apps: Vec::new(),

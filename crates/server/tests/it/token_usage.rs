@@ -151,6 +151,7 @@ impl UsageDouble {
             openai_base_url: Some(format!("{base}/openai")),
             dashscope_base_url: Some(format!("{base}/dashscope")),
             anthropic_base_url: Some(format!("{base}/anthropic")),
+            responses_base_url: None,
             api_key_env: None,
             models: vec![OPENAI_MODEL.into(), NATIVE_MODEL.into(), ANTHROPIC_MODEL.into()],
             apps: Vec::new(),
