@@ -14,6 +14,7 @@ pub mod client_address;
 pub mod ids;
 pub mod ip_allowlist;
 pub mod key_expiry;
+pub mod key_limits;
 pub mod key_import;
 pub mod keys;
 pub mod leak_scan;

@@ -14,6 +14,7 @@ use keygate_core::verification::KeyEndpoint;
 
 use crate::clock::Clock;
 use crate::metrics_registry::Metrics;
+use crate::key_budgets::KeyBudgets;
 use crate::limiter::{InMemoryLimitCounter, LimitCounter};
 use crate::operations::Operations;
 use crate::secrets::MasterKey;
@@ -41,6 +42,8 @@ pub struct SharedState {
     /// Temporary keys minted per API key per minute.
     pub temporary_key_mints: MintCounter,
     pub usage: UsageCounters,
+    /// What keys with a budget spent in their current period (docs/CONTRACT.md#per-key-limits).
+    pub key_budgets: KeyBudgets,
     /// Counts model calls against the limits of their workspace and model, and of their key.
     pub limiter: Box<dyn LimitCounter>,
     pub metrics: Metrics,
@@ -73,6 +76,8 @@ impl AppState {
         let login_throttle = FailedAuthenticationThrottle::new(settings.failed_logins_per_minute);
         let temporary_key_mints = MintCounter::new(WindowCounter::new(settings.temporary_keys_per_minute));
         let clock = Clock::default();
+        // The price table was checked when the settings were loaded.
+        let key_budgets = KeyBudgets::new(settings.price_table().unwrap_or_default());
         let shared = SharedState {
             store,
             settings,
@@ -87,6 +92,7 @@ impl AppState {
             login_throttle,
             temporary_key_mints,
             usage: UsageCounters::default(),
+            key_budgets,
             limiter: Box::new(InMemoryLimitCounter::default()),
             metrics: Metrics::default(),
             feed_health: Arc::new(FeedHealth::new(clock.now_milliseconds())),
