@@ -213,21 +213,18 @@ pub fn parse_key_limits(input: &KeyLimitsInput) -> Result<KeyLimits, KeyLimitsEr
         Some(budget) => {
             let period = match budget.period.as_deref() {
                 None => return Err(KeyLimitsError(format!("{LIMITS_FIELD}.budget.period is required: day or month."))),
-                Some(text) => BudgetPeriod::parse(text).ok_or_else(|| {
-                    KeyLimitsError(format!("{LIMITS_FIELD}.budget.period must be day or month, got '{}'.", shown(text)))
-                })?,
+                Some(text) => BudgetPeriod::parse(text)
+                    .ok_or_else(|| KeyLimitsError(format!("{LIMITS_FIELD}.budget.period must be day or month, got '{}'.", shown(text))))?,
             };
             let tokens = count("budget.tokens", budget.tokens, MAX_COUNT)?;
             let cost_micros = match budget.cost.as_deref() {
                 None => None,
-                Some(text) => Some(
-                    parse_price(text).ok().filter(|micros| *micros > 0 && *micros <= MAX_COST_MICROS).ok_or_else(|| {
-                        KeyLimitsError(format!(
-                            "{LIMITS_FIELD}.budget.cost must be a decimal text above 0 with at most 6 decimals (\"12.50\"), got '{}'.",
-                            shown(text)
-                        ))
-                    })?,
-                ),
+                Some(text) => Some(parse_price(text).ok().filter(|micros| *micros > 0 && *micros <= MAX_COST_MICROS).ok_or_else(|| {
+                    KeyLimitsError(format!(
+                        "{LIMITS_FIELD}.budget.cost must be a decimal text above 0 with at most 6 decimals (\"12.50\"), got '{}'.",
+                        shown(text)
+                    ))
+                })?),
             };
             if tokens.is_none() && cost_micros.is_none() {
                 return Err(KeyLimitsError(format!("{LIMITS_FIELD}.budget needs tokens, cost or both.")));
@@ -299,12 +296,21 @@ mod tests {
     fn budget_periods_are_utc_days_and_calendar_months() {
         let now = at("2027-02-14T13:20:00Z");
         let (start, end) = BudgetPeriod::Day.bounds(now);
-        assert_eq!((format_utc_timestamp(start), format_utc_timestamp(end)), ("2027-02-14T00:00:00Z".into(), "2027-02-15T00:00:00Z".into()));
+        assert_eq!(
+            (format_utc_timestamp(start), format_utc_timestamp(end)),
+            ("2027-02-14T00:00:00Z".into(), "2027-02-15T00:00:00Z".into())
+        );
         let (start, end) = BudgetPeriod::Month.bounds(now);
-        assert_eq!((format_utc_timestamp(start), format_utc_timestamp(end)), ("2027-02-01T00:00:00Z".into(), "2027-03-01T00:00:00Z".into()));
+        assert_eq!(
+            (format_utc_timestamp(start), format_utc_timestamp(end)),
+            ("2027-02-01T00:00:00Z".into(), "2027-03-01T00:00:00Z".into())
+        );
         // December runs into the next year; the last second of a month is still in it.
         let (start, end) = BudgetPeriod::Month.bounds(at("2027-12-31T23:59:59Z"));
-        assert_eq!((format_utc_timestamp(start), format_utc_timestamp(end)), ("2027-12-01T00:00:00Z".into(), "2028-01-01T00:00:00Z".into()));
+        assert_eq!(
+            (format_utc_timestamp(start), format_utc_timestamp(end)),
+            ("2027-12-01T00:00:00Z".into(), "2028-01-01T00:00:00Z".into())
+        );
         assert_eq!(BudgetPeriod::Day.seconds_until_renewal(at("2027-02-14T23:59:59Z")), 1);
         assert_eq!(BudgetPeriod::Month.seconds_until_renewal(at("2028-02-29T00:00:00Z")), 86_400);
     }

@@ -12,8 +12,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
-use crate::keys::{parse_permanent_key, KeyDigest, KeyFormat, KeyParseError, TEMPORARY_PREFIX};
 use crate::key_limits::KeyLimits;
+use crate::keys::{parse_permanent_key, KeyDigest, KeyFormat, KeyParseError, TEMPORARY_PREFIX};
 use crate::limits::LimitValues;
 use crate::permissions::KeyAuth;
 use crate::temporary_keys::{verify_temporary_key, TemporaryKeyError, TemporaryKeySecret};

@@ -49,7 +49,8 @@ impl Entry {
     fn roll(&mut self, now: i64) {
         let (start, _) = self.period.bounds(now);
         if start != self.period_start {
-            *self = Entry { period_start: start, stored: Spend::default(), flushing: Spend::default(), unflushed: Spend::default(), ..*self };
+            *self =
+                Entry { period_start: start, stored: Spend::default(), flushing: Spend::default(), unflushed: Spend::default(), ..*self };
         }
     }
 }
@@ -151,7 +152,9 @@ impl KeyBudgets {
                 Ok(mut spends) => {
                     let mut entries = self.entries();
                     for key_id in key_ids {
-                        if let Some(entry) = entries.get_mut(&key_id).filter(|entry| entry.period == period && entry.period_start == period_start) {
+                        if let Some(entry) =
+                            entries.get_mut(&key_id).filter(|entry| entry.period == period && entry.period_start == period_start)
+                        {
                             entry.stored = spends.remove(&key_id).unwrap_or_default();
                         }
                     }
@@ -163,7 +166,13 @@ impl KeyBudgets {
 
     /// The stored spend of `key_ids` in the `period` that holds `now`: one grouped query,
     /// costed per model.
-    async fn stored_spend(&self, store: &Store, key_ids: &[i64], period: BudgetPeriod, now: i64) -> Result<HashMap<i64, Spend>, StoreError> {
+    async fn stored_spend(
+        &self,
+        store: &Store,
+        key_ids: &[i64],
+        period: BudgetPeriod,
+        now: i64,
+    ) -> Result<HashMap<i64, Spend>, StoreError> {
         let (from, until) = period.bounds(now);
         let query = UsageQuery {
             keys: Selection::only(key_ids.to_vec()),
@@ -177,7 +186,10 @@ impl KeyBudgets {
             let Some(key_id) = group.key_id else { continue };
             let tokens = &group.totals.tokens;
             let price = group.model.as_deref().and_then(|model| self.prices.get(model));
-            let spend = Spend { tokens: u64::try_from(tokens.total()).unwrap_or(0), cost_micros: price.map_or(0, |price| cost_micros(tokens, price)) };
+            let spend = Spend {
+                tokens: u64::try_from(tokens.total()).unwrap_or(0),
+                cost_micros: price.map_or(0, |price| cost_micros(tokens, price)),
+            };
             spends.entry(key_id).or_default().add(spend);
         }
         Ok(spends)

@@ -506,7 +506,8 @@ impl Store {
             )
             .await?;
         if limits != before.limits {
-            let assignments: Vec<String> = LIMIT_COLUMNS.iter().enumerate().map(|(index, column)| format!("{column} = ${}", index + 1)).collect();
+            let assignments: Vec<String> =
+                LIMIT_COLUMNS.iter().enumerate().map(|(index, column)| format!("{column} = ${}", index + 1)).collect();
             let mut values = limit_columns(limits.as_ref()).to_vec();
             values.push(SqlValue::from(key_id));
             let sql = format!("UPDATE api_keys SET {} WHERE api_key_id = ${}", assignments.join(", "), LIMIT_COLUMNS.len() + 1);

@@ -85,7 +85,13 @@ pub(super) async fn create(State(state): State<AppState>, form: ConsoleForm) -> 
     let console = form.console;
     let values = KeyFormValues::from_fields(&form.fields);
     let workspace_id = (!values.workspace_id.is_empty()).then_some(values.workspace_id.as_str());
-    let request = NewKeyRequest { workspace_id, description: &values.description, auth: &values, expires_at: values.expiry_to_create(), limits: None };
+    let request = NewKeyRequest {
+        workspace_id,
+        description: &values.description,
+        auth: &values,
+        expires_at: values.expiry_to_create(),
+        limits: None,
+    };
     let operations = state.operations();
     match key_operations::create_key(operations, &console.auth.actor(&operations), request).await {
         Ok(issued) => show_once(&state, &console, issued, false).await,

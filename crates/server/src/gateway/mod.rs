@@ -274,7 +274,10 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let streaming = wants_stream(call.protocol, &call.headers, &read);
     let mut meter = start_meter(state, context, &authorized, model.clone(), call.protocol);
     if let Some(meter) = meter.as_mut() {
-        let charges = [limited.as_ref().and_then(|limited| limited.token_charge.clone()), key_admitted.as_ref().and_then(|admitted| admitted.token_charge.clone())];
+        let charges = [
+            limited.as_ref().and_then(|limited| limited.token_charge.clone()),
+            key_admitted.as_ref().and_then(|admitted| admitted.token_charge.clone()),
+        ];
         meter.token_charges.extend(charges.into_iter().flatten());
     }
     let mut response = match route {
@@ -437,7 +440,11 @@ async fn application_completion(
         }?;
         let key_standing = key_admitted.as_ref().and_then(|admitted| admitted.admission);
         let mut response = response;
-        errors::insert_rate_limit_headers(response.headers_mut(), key_standing.and_then(|key| key.requests), key_standing.and_then(|key| key.tokens));
+        errors::insert_rate_limit_headers(
+            response.headers_mut(),
+            key_standing.and_then(|key| key.requests),
+            key_standing.and_then(|key| key.tokens),
+        );
         Ok(match key_admitted.and_then(|admitted| admitted.in_flight) {
             Some(guard) => key_limits::hold_until_sent(response, guard),
             None => response,

@@ -12,10 +12,10 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::ids::{ApiKeyId, WorkspaceId, WorkspaceName};
+use keygate_core::key_limits::{format_cost, Budget, BudgetInput, BudgetPeriod, KeyLimits, KeyLimitsInput, Spend};
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::limits::{LimitChange, LimitValues, USAGE_LIMIT_FIELD};
 use keygate_core::permissions::KeyAuth;
-use keygate_core::key_limits::{format_cost, Budget, BudgetInput, BudgetPeriod, KeyLimits, KeyLimitsInput, Spend};
 use keygate_core::verification::has_expired;
 use keygate_wire::keygate_api;
 use std::collections::HashMap;
@@ -230,9 +230,10 @@ fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown<'_>, no
             keygate_usage: usage_figures(totals.by_key.get(&record.api_key_id).unwrap_or(&CostedTotals::default()), &totals.currency),
             keygate_expired: has_expired(record.expires_at, now),
             keygate_grace_ends_at: record.grace_ends_at.filter(|ends_at| *ends_at > now).map(|seconds| seconds.saturating_mul(1000)),
-            keygate_budget: record.limits.and_then(|limits| limits.budget).map(|budget| {
-                budget_standing(&budget, spends.get(&record.api_key_id).copied().unwrap_or_default(), &totals.currency, now)
-            }),
+            keygate_budget: record
+                .limits
+                .and_then(|limits| limits.budget)
+                .map(|budget| budget_standing(&budget, spends.get(&record.api_key_id).copied().unwrap_or_default(), &totals.currency, now)),
         }),
         KeyShown::Reset | KeyShown::Created => None,
     };

@@ -233,7 +233,8 @@ pub async fn budget_spends(operations: Operations<'_>, actor: &Actor, budgets: &
             continue;
         }
         let (from, until) = period.bounds(now);
-        let request = UsageRequest { keys: Selection::only(key_ids), from, until, group_by: vec![UsageDimension::Key], ..UsageRequest::default() };
+        let request =
+            UsageRequest { keys: Selection::only(key_ids), from, until, group_by: vec![UsageDimension::Key], ..UsageRequest::default() };
         for row in grouped_usage(operations, actor, &request).await?.rows {
             if let Some(key_id) = row.key_id {
                 let tokens = u64::try_from(row.usage.totals.tokens.total()).unwrap_or(0);
