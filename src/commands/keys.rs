@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use keygate_wire::envelope::Empty;
-use keygate_wire::keygate_api::{EndGraceResponse, UsageFigures};
+use keygate_wire::keygate_api::{EndGraceResponse, KeyBudget, KeyBudgetStanding, KeyLimits, UsageFigures};
 use keygate_wire::model_studio::{ApiKey, ApiKeyAuth, ApiKeyResponse, AuthType, ListApiKeysResponse};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -67,6 +67,64 @@ impl PermissionArgs {
     }
 }
 
+/// A key's own limits (docs/CONTRACT.md#per-key-limits); each flag left out limits
+/// nothing at create and keeps the key's value at edit.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Requests per minute.
+    #[arg(long, value_name = "N")]
+    rpm: Option<i64>,
+    /// Tokens (input plus output) per minute.
+    #[arg(long, value_name = "N")]
+    tpm: Option<i64>,
+    /// Calls running at once.
+    #[arg(long, value_name = "N")]
+    max_in_flight: Option<i64>,
+    /// A budget of tokens per --budget-period.
+    #[arg(long, value_name = "N")]
+    budget_tokens: Option<i64>,
+    /// A budget of cost per --budget-period, in the price table's currency (12.50).
+    #[arg(long, value_name = "AMOUNT")]
+    budget_cost: Option<String>,
+    /// The budget's period: day or month (UTC).
+    #[arg(long, value_name = "PERIOD")]
+    budget_period: Option<String>,
+}
+
+impl LimitArgs {
+    fn any(&self) -> bool {
+        self.rpm.is_some()
+            || self.tpm.is_some()
+            || self.max_in_flight.is_some()
+            || self.budget_tokens.is_some()
+            || self.budget_cost.is_some()
+            || self.budget_period.is_some()
+    }
+
+    /// `current` with the flags given laid over it.
+    fn over(&self, current: KeyLimits) -> KeyLimits {
+        let mut limits = current;
+        limits.requests_per_minute = self.rpm.or(limits.requests_per_minute);
+        limits.tokens_per_minute = self.tpm.or(limits.tokens_per_minute);
+        limits.max_in_flight = self.max_in_flight.or(limits.max_in_flight);
+        if self.budget_tokens.is_some() || self.budget_cost.is_some() || self.budget_period.is_some() {
+            let mut budget = limits.budget.take().unwrap_or_default();
+            budget.tokens = self.budget_tokens.or(budget.tokens);
+            budget.cost = self.budget_cost.clone().or(budget.cost);
+            budget.period = self.budget_period.clone().or(budget.period);
+            limits.budget = Some(budget);
+        }
+        limits
+    }
+}
+
+/// The name of the limits parameter of CreateApiKey and UpdateApiKey.
+const LIMITS: &str = "keygateLimits";
+
+fn limits_parameter(limits: &KeyLimits) -> anyhow::Result<(String, String)> {
+    Ok((LIMITS.to_string(), serde_json::to_string(limits)?))
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Create an API key; prints the full key once (it cannot be shown again)
@@ -76,6 +134,7 @@ pub enum KeysCommand {
     ///   keygate keys create --workspace llm-0123456789abcdef --custom --ip 10.0.0.0/8 --model qwen-plus --model qwen-max
     ///   keygate keys create --json | jq -r .apiKey.apiKeyValue
     ///   keygate keys create --description "contractor" --expires-at 2027-01-31T00:00:00Z
+    ///   keygate keys create --rpm 60 --max-in-flight 4 --budget-cost 25 --budget-period month
     #[command(verbatim_doc_comment)]
     Create {
         /// The workspace of the key (default: the account's default workspace).
@@ -90,8 +149,13 @@ pub enum KeysCommand {
         expires_at: Option<String>,
         #[command(flatten)]
         permissions: PermissionArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// List the API keys you may see (masked): the account sees all, a RAM user its own
+    ///
+    /// A warning line follows the table for each key whose budget is at least 80% used or
+    /// that expires within 7 days.
     ///
     /// Examples:
     ///   keygate keys list
@@ -108,8 +172,8 @@ pub enum KeysCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Show one API key (masked) with its permissions and usage (requests, tokens and cost
-    /// over the retained usage).
+    /// Show one API key (masked) with its permissions, limits, remaining budget and usage
+    /// (requests, tokens and cost over the retained usage).
     ///
     /// Example: keygate keys get 42
     Get {
@@ -126,6 +190,8 @@ pub enum KeysCommand {
     ///   keygate keys edit 42 --all
     ///   keygate keys edit 42 --expires-at 2027-06-30T00:00:00Z
     ///   keygate keys edit 42 --expires-at never
+    ///   keygate keys edit 42 --rpm 120 --budget-tokens 5000000 --budget-period day
+    ///   keygate keys edit 42 --clear-limits
     #[command(verbatim_doc_comment)]
     Edit {
         /// The API key id.
@@ -142,6 +208,12 @@ pub enum KeysCommand {
         all: bool,
         #[command(flatten)]
         permissions: PermissionArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Remove every limit of the key first (the other limit flags, if any, are then
+        /// the key's only limits).
+        #[arg(long)]
+        clear_limits: bool,
     },
     /// Disable a key: calls with it are refused until it is enabled again.
     ///
@@ -247,7 +319,7 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
     let options = arguments.options;
     let (client, _session) = Client::from_session(&options)?;
     match arguments.command {
-        KeysCommand::Create { workspace, description, expires_at, permissions } => {
+        KeysCommand::Create { workspace, description, expires_at, permissions, limits } => {
             let mut query = Vec::new();
             if let Some(description) = description {
                 query.push(("description".to_string(), description));
@@ -257,6 +329,9 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
             }
             if let Some(expires_at) = expires_at {
                 query.push((EXPIRES_AT.to_string(), expires_at));
+            }
+            if limits.any() {
+                query.push(limits_parameter(&limits.over(KeyLimits::default()))?);
             }
             let path = ["modelstudio".to_string(), "apikeys".to_string()];
             let answer = call::<ApiKeyResponse>(&client, Method::POST, &path, &query, &permissions.form(false)).await?;
@@ -281,6 +356,9 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
             } else {
                 let pages = fetch_pages::<ListApiKeysResponse>(&client, &path, &query, all).await?;
                 print_key_table(&pages.items);
+                for warning in pages.items.iter().filter_map(key_warning) {
+                    println!("{warning}");
+                }
                 if (pages.items.len() as u64) < pages.total_count {
                     eprintln!("showing {} of {} keys; add --all for every page", pages.items.len(), pages.total_count);
                 }
@@ -294,16 +372,27 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
                 print_key_details(&answer.body.api_key);
             }
         }
-        KeysCommand::Edit { id, description, expires_at, all, permissions } => {
+        KeysCommand::Edit { id, description, expires_at, all, permissions, limits, clear_limits } => {
             let form = permissions.form(all);
-            if description.is_none() && expires_at.is_none() && form.is_empty() {
-                anyhow::bail!("nothing to change: give --description, --expires-at, --all or --custom");
+            if description.is_none() && expires_at.is_none() && form.is_empty() && !limits.any() && !clear_limits {
+                anyhow::bail!("nothing to change: give --description, --expires-at, --all, --custom, a limit or --clear-limits");
             }
-            let query: Vec<(String, String)> = description
+            let mut query: Vec<(String, String)> = description
                 .into_iter()
                 .map(|text| ("description".to_string(), text))
                 .chain(expires_at.map(|text| (EXPIRES_AT.to_string(), text)))
                 .collect();
+            if clear_limits || limits.any() {
+                // The server replaces a key's limits as a whole: the flags are laid over
+                // the key's current limits, unless they are cleared first.
+                let current = if clear_limits {
+                    KeyLimits::default()
+                } else {
+                    let answer = call::<ApiKeyResponse>(&client, Method::GET, &key_path(id, None), &[], &[]).await?;
+                    answer.body.api_key.details.and_then(|details| details.keygate_limits).unwrap_or_default()
+                };
+                query.push(limits_parameter(&limits.over(current))?);
+            }
             let answer = call::<Empty>(&client, Method::PUT, &key_path(id, None), &query, &form).await?;
             report(&answer.json, options.json, &format!("updated API key {id}"))?;
         }
@@ -467,6 +556,8 @@ fn print_key_details(key: &ApiKey) {
         ("Status", status(key).to_string()),
         ("Expires", expiry(key)),
         ("Old secret until", time(standing.and_then(|standing| standing.keygate_grace_ends_at))),
+        ("Limits", limits_summary(details.and_then(|details| details.keygate_limits.as_ref()))),
+        ("Budget", budget_summary(standing.and_then(|standing| standing.keygate_budget.as_ref()))),
         ("Permission", permission(key)),
         ("Allowed IPs", ips),
         ("Models", scope(auth, |auth| auth.model_access_scope.allow_all_models, |auth| &auth.model_access_scope.accessible_models)),
@@ -481,6 +572,67 @@ fn print_key_details(key: &ApiKey) {
         ("Format", optional(details.map(|details| details.format.as_str()))),
     ]);
     print_fields(&fields);
+}
+
+/// A key's limits in one line: `60 rpm, 100000 tpm, 4 in flight, budget per month: 5000000 tokens, 25.00`.
+fn limits_summary(limits: Option<&KeyLimits>) -> String {
+    let Some(limits) = limits.filter(|limits| **limits != KeyLimits::default()) else { return "none".into() };
+    let mut parts = Vec::new();
+    for (value, unit) in [(limits.requests_per_minute, "rpm"), (limits.tokens_per_minute, "tpm"), (limits.max_in_flight, "in flight")] {
+        if let Some(value) = value {
+            parts.push(format!("{value} {unit}"));
+        }
+    }
+    if let Some(KeyBudget { period, tokens, cost }) = &limits.budget {
+        let amounts: Vec<String> = tokens.map(|tokens| format!("{tokens} tokens")).into_iter().chain(cost.clone()).collect();
+        parts.push(format!("budget per {}: {}", period.as_deref().unwrap_or("-"), amounts.join(", ")));
+    }
+    parts.join(", ")
+}
+
+/// Where a key's budget stands: what is used and what is left in the current period.
+fn budget_summary(budget: Option<&KeyBudgetStanding>) -> String {
+    let Some(budget) = budget else { return "none".into() };
+    let mut left = Vec::new();
+    if let Some(tokens) = budget.remaining_tokens {
+        left.push(format!("{tokens} tokens"));
+    }
+    if let Some(cost) = &budget.remaining_cost {
+        left.push(format!("{cost} {}", budget.currency));
+    }
+    let state = if budget.used_up {
+        " (used up: calls are refused until the period ends)"
+    } else if budget.nearly_used {
+        " (at least 80% used)"
+    } else {
+        ""
+    };
+    format!(
+        "{} tokens and {} {} used this {} (until {}); left: {}{state}",
+        budget.used_tokens,
+        budget.used_cost,
+        budget.currency,
+        budget.period,
+        time(Some(budget.period_end)),
+        left.join(", ")
+    )
+}
+
+/// The warning line `keygate keys list` prints after its table for a key whose budget is
+/// nearly used (docs/CONTRACT.md#per-key-limits) or that expires within 7 days.
+fn key_warning(key: &ApiKey) -> Option<String> {
+    let standing = key.standing.as_ref()?;
+    let mut reasons = Vec::new();
+    if let Some(budget) = standing.keygate_budget.as_ref().filter(|budget| budget.nearly_used) {
+        let how = if budget.used_up { "used up" } else { "at least 80% used" };
+        reasons.push(format!("its {} budget is {how}", budget.period));
+    }
+    let expires_at = key.details.as_ref().and_then(|details| details.keygate_expires_at).map(|milliseconds| milliseconds.div_euclid(1000));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs() as i64);
+    if keygate_core::key_limits::expires_soon(expires_at, now) && !standing.keygate_expired {
+        reasons.push(format!("it expires at {}", time(expires_at.map(|seconds| seconds * 1000))));
+    }
+    (!reasons.is_empty()).then(|| format!("warning: API key {} ({}): {}", key.api_key_id, masked(key), reasons.join("; ")))
 }
 
 /// A key's tokens over the retained usage: the total, then input and output.

@@ -10,6 +10,7 @@ mod file_modes;
 mod harness;
 mod import;
 mod key_expiry;
+mod key_limits;
 mod management;
 mod multinode;
 mod scan;

@@ -68,6 +68,7 @@ fn fixture(count: usize) -> Fixture {
             auth: if custom { custom_auth() } else { KeyAuth::All },
             expires_at: None,
             grace_secret: None,
+            limits: None,
         };
         if index % stride == 0 && all_keys.len() < SAMPLE {
             all_keys.push(expose(&generated.plaintext).to_string());

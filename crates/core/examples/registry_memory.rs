@@ -47,6 +47,7 @@ fn compiled(index: usize) -> CompiledKey {
         auth,
         expires_at: None,
         grace_secret: None,
+        limits: None,
     }
 }
 

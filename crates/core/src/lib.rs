@@ -15,6 +15,7 @@ pub mod ids;
 pub mod ip_allowlist;
 pub mod key_expiry;
 pub mod key_import;
+pub mod key_limits;
 pub mod keys;
 pub mod leak_scan;
 pub mod limits;

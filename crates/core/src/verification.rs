@@ -12,6 +12,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
+use crate::key_limits::KeyLimits;
 use crate::keys::{parse_permanent_key, KeyDigest, KeyFormat, KeyParseError, TEMPORARY_PREFIX};
 use crate::limits::LimitValues;
 use crate::permissions::KeyAuth;
@@ -46,6 +47,9 @@ pub struct CompiledKey {
     pub expires_at: Option<i64>,
     /// The secret a reset replaced, still accepted until its grace period ends.
     pub grace_secret: Option<GraceSecret>,
+    /// The key's own limits (docs/CONTRACT.md#per-key-limits), out of line: most keys have
+    /// none, and the registry holds every key of a deployment in memory.
+    pub limits: Option<Box<KeyLimits>>,
 }
 
 /// The old secret of a key reset with a grace period: its digest and when it stops
@@ -625,6 +629,7 @@ mod tests {
             auth,
             expires_at: None,
             grace_secret: None,
+            limits: None,
         })
     }
 

@@ -189,7 +189,8 @@ impl Server {
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(interval) => {
-                            state.shared.usage.flush(state.store()).await;
+                            let shared = &state.shared;
+                            shared.key_budgets.flush_usage(&shared.usage, state.store(), shared.clock.now_seconds()).await;
                             let now = state.shared.clock.now_seconds();
                             let due = match last_rollup {
                                 None => true,
@@ -205,7 +206,8 @@ impl Server {
                     }
                 }
                 // Whatever was counted before shutdown is written too.
-                state.shared.usage.flush(state.store()).await;
+                let shared = &state.shared;
+                shared.key_budgets.flush_usage(&shared.usage, state.store(), shared.clock.now_seconds()).await;
                 state.shared.temporary_key_mints.write_summaries(state.store(), state.shared.clock.now_seconds(), true).await;
             })
         });

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod connections;
 pub mod console;
 pub mod gateway;
+pub mod key_budgets;
 pub mod limiter;
 pub mod logging;
 pub mod management;

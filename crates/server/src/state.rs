@@ -13,6 +13,7 @@ use keygate_core::temporary_keys::TemporaryKeySecret;
 use keygate_core::verification::KeyEndpoint;
 
 use crate::clock::Clock;
+use crate::key_budgets::KeyBudgets;
 use crate::limiter::{InMemoryLimitCounter, LimitCounter};
 use crate::metrics_registry::Metrics;
 use crate::operations::Operations;
@@ -42,6 +43,8 @@ pub struct SharedState {
     /// Temporary keys minted per API key per minute.
     pub temporary_key_mints: MintCounter,
     pub usage: UsageCounters,
+    /// What keys with a budget spent in their current period (docs/CONTRACT.md#per-key-limits).
+    pub key_budgets: KeyBudgets,
     /// Counts model calls against the limits of their workspace and model, and of their key.
     pub limiter: Box<dyn LimitCounter>,
     /// Which workspace made each provider object (a Responses API response) a key may name.
@@ -76,6 +79,8 @@ impl AppState {
         let login_throttle = FailedAuthenticationThrottle::new(settings.failed_logins_per_minute);
         let temporary_key_mints = MintCounter::new(WindowCounter::new(settings.temporary_keys_per_minute));
         let clock = Clock::default();
+        // The price table was checked when the settings were loaded.
+        let key_budgets = KeyBudgets::new(settings.price_table().unwrap_or_default());
         let shared = SharedState {
             store,
             settings,
@@ -90,6 +95,7 @@ impl AppState {
             login_throttle,
             temporary_key_mints,
             usage: UsageCounters::default(),
+            key_budgets,
             limiter: Box::new(InMemoryLimitCounter::default()),
             provider_objects: ProviderObjects::default(),
             metrics: Metrics::default(),

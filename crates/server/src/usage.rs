@@ -141,11 +141,11 @@ impl UsageCounters {
 
     /// Writes what has accumulated (one transaction); on failure the counts are put back
     /// for the next try, so that nothing is lost and, the transaction having rolled back,
-    /// nothing is counted twice.
-    pub async fn flush(&self, store: &Store) {
+    /// nothing is counted twice. Answers whether everything counted is written.
+    pub async fn flush(&self, store: &Store) -> bool {
         let pending = self.drain();
         if pending.keys.is_empty() && pending.tokens.is_empty() {
-            return;
+            return true;
         }
         let keys: Vec<KeyCalls> =
             pending.keys.iter().map(|(&key_id, &(calls, last_used_at))| KeyCalls { key_id, calls, last_used_at }).collect();
@@ -174,7 +174,9 @@ impl UsageCounters {
                     add_tokens(&mut shard, key_id, minute, row);
                 }
             }
+            return false;
         }
+        true
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use keygate_core::access::KeyVisibility;
+use keygate_core::key_limits::KeyLimits;
 use keygate_core::keys::{KeyDigest, KeyFormat};
 use keygate_core::permissions::KeyAuth;
 use keygate_core::region::LimitScope;
@@ -13,7 +14,7 @@ use keygate_core::verification::RegistryUpdate;
 use crate::audit::{write_audit, write_audit_rows, AuditContext};
 use crate::compile;
 use crate::database::{params, value_rows, Row, SqlValue, Transaction};
-use crate::rows::{auth_columns, auth_from_row};
+use crate::rows::{auth_columns, auth_from_row, limit_columns, limits_detail, limits_from_row, LIMIT_COLUMNS};
 use crate::{Change, Missing, Store, StoreError};
 
 /// The limit a create is checked against, taken from the region's policy.
@@ -39,6 +40,8 @@ pub struct NewApiKey {
     pub legacy_ciphertext: Option<Vec<u8>>,
     /// When the key stops working (Unix seconds); `None`: never.
     pub expires_at: Option<i64>,
+    /// The key's own limits; `None`: none.
+    pub limits: Option<KeyLimits>,
 }
 
 /// What an edit changes; `None` keeps a part as it is.
@@ -48,6 +51,8 @@ pub struct KeyEdit {
     pub auth: Option<KeyAuth>,
     /// `Some(None)` removes the expiry.
     pub expires_at: Option<Option<i64>>,
+    /// `Some(None)` removes every limit; `Some(Some(..))` replaces them as a whole.
+    pub limits: Option<Option<KeyLimits>>,
 }
 
 /// A stored key as the management API shows it.
@@ -75,6 +80,8 @@ pub struct ApiKeyRecord {
     /// `None` when the last reset had none or its grace period was ended early. A past
     /// time means the grace period is over.
     pub grace_ends_at: Option<i64>,
+    /// The key's own limits (docs/CONTRACT.md#per-key-limits); `None`: none.
+    pub limits: Option<KeyLimits>,
 }
 
 /// Sort key of ListApiKeys.
@@ -100,7 +107,7 @@ pub struct ListKeysQuery {
     pub limit: u32,
 }
 
-const KEY_COLUMNS: &str = "k.api_key_id, k.account_id, k.region, k.workspace_id, w.name AS workspace_name, k.creator_user_id, k.created_by, k.description, k.format, k.masked_key, k.auth_type, k.access_ips, k.allow_all_models, k.accessible_models, k.allow_all_apps, k.accessible_apps, k.disabled, k.created_at, k.last_used_at, k.request_count, k.legacy_ciphertext, k.expires_at, k.previous_secret_ends_at";
+const KEY_COLUMNS: &str = "k.api_key_id, k.account_id, k.region, k.workspace_id, w.name AS workspace_name, k.creator_user_id, k.created_by, k.description, k.format, k.masked_key, k.auth_type, k.access_ips, k.allow_all_models, k.accessible_models, k.allow_all_apps, k.accessible_apps, k.disabled, k.created_at, k.last_used_at, k.request_count, k.legacy_ciphertext, k.expires_at, k.previous_secret_ends_at, k.limit_requests_per_minute, k.limit_tokens_per_minute, k.limit_max_in_flight, k.budget_period, k.budget_tokens, k.budget_cost_micros";
 
 fn record_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
     let format_name = row.string("format")?;
@@ -123,6 +130,7 @@ fn record_from_row(row: &Row) -> Result<ApiKeyRecord, StoreError> {
         legacy_ciphertext: row.opt_bytes("legacy_ciphertext")?,
         expires_at: row.opt_i64("expires_at")?,
         grace_ends_at: row.opt_i64("previous_secret_ends_at")?,
+        limits: limits_from_row(row)?,
     })
 }
 
@@ -191,19 +199,21 @@ async fn count_toward_limit(
     row.i64("n")
 }
 
-/// Rows per multi-row statement of an import (19 parameters each: well under both
+/// Rows per multi-row statement of an import (25 parameters each: well under both
 /// databases' parameter limits).
 const IMPORT_ROWS_PER_STATEMENT: usize = 100;
 /// Digests per `IN (...)` lookup.
 const DIGESTS_PER_LOOKUP: usize = 500;
 
 /// The columns an API key row is inserted with, in the order of [`inserted_values`].
-const INSERTED_COLUMNS: &str = "account_id, region, workspace_id, creator_user_id, created_by, description, format, key_digest, masked_key, auth_type, access_ips, allow_all_models, accessible_models, allow_all_apps, accessible_apps, disabled, created_at, legacy_ciphertext, expires_at";
-const INSERTED_COLUMN_COUNT: usize = 19;
+const INSERTED_COLUMNS: &str = "account_id, region, workspace_id, creator_user_id, created_by, description, format, key_digest, masked_key, auth_type, access_ips, allow_all_models, accessible_models, allow_all_apps, accessible_apps, disabled, created_at, legacy_ciphertext, expires_at, limit_requests_per_minute, limit_tokens_per_minute, limit_max_in_flight, budget_period, budget_tokens, budget_cost_micros";
+const INSERTED_COLUMN_COUNT: usize = 25;
 
 /// The values of a new key's row, for [`INSERTED_COLUMNS`].
 fn inserted_values(account_id: i64, key: &NewApiKey, created_at: i64) -> [SqlValue; INSERTED_COLUMN_COUNT] {
     let columns = auth_columns(&key.auth);
+    let [requests_per_minute, tokens_per_minute, max_in_flight, budget_period, budget_tokens, budget_cost] =
+        limit_columns(key.limits.as_ref());
     params![
         account_id,
         &key.region,
@@ -224,6 +234,12 @@ fn inserted_values(account_id: i64, key: &NewApiKey, created_at: i64) -> [SqlVal
         created_at,
         key.legacy_ciphertext.clone(),
         key.expires_at,
+        requests_per_minute,
+        tokens_per_minute,
+        max_in_flight,
+        budget_period,
+        budget_tokens,
+        budget_cost,
     ]
 }
 
@@ -271,11 +287,12 @@ impl Store {
             action,
             &format!("apiKey:{key_id}"),
             &format!(
-                "workspace={} auth={} masked={}{}",
+                "workspace={} auth={} masked={}{}{}",
                 key.workspace_id,
                 auth_type,
                 key.masked_key,
-                key.expires_at.map(|at| format!(" expires_at={at}")).unwrap_or_default()
+                key.expires_at.map(|at| format!(" expires_at={at}")).unwrap_or_default(),
+                key.limits.as_ref().map(|limits| limits_detail(Some(limits))).unwrap_or_default()
             ),
         )
         .await?;
@@ -480,6 +497,7 @@ impl Store {
         let description = edit.description.unwrap_or_else(|| before.description.clone());
         let auth = edit.auth.unwrap_or_else(|| before.auth.clone());
         let expires_at = edit.expires_at.unwrap_or(before.expires_at);
+        let limits = edit.limits.unwrap_or(before.limits);
         let columns = auth_columns(&auth);
         transaction
             .execute(
@@ -487,10 +505,19 @@ impl Store {
                 &params![&description, columns.auth_type, &columns.access_ips, columns.allow_all_models, &columns.accessible_models, columns.allow_all_apps, &columns.accessible_apps, expires_at, key_id],
             )
             .await?;
+        if limits != before.limits {
+            let assignments: Vec<String> =
+                LIMIT_COLUMNS.iter().enumerate().map(|(index, column)| format!("{column} = ${}", index + 1)).collect();
+            let mut values = limit_columns(limits.as_ref()).to_vec();
+            values.push(SqlValue::from(key_id));
+            let sql = format!("UPDATE api_keys SET {} WHERE api_key_id = ${}", assignments.join(", "), LIMIT_COLUMNS.len() + 1);
+            transaction.execute(&sql, &values).await?;
+        }
         let detail = format!(
-            "auth={}{}",
+            "auth={}{}{}",
             columns.auth_type,
-            if expires_at == before.expires_at { String::new() } else { expiry_detail(expires_at) }
+            if expires_at == before.expires_at { String::new() } else { expiry_detail(expires_at) },
+            if limits == before.limits { String::new() } else { limits_detail(limits.as_ref()) }
         );
         self.finish_key_change(transaction, context, key_id, "ApiKey.Update", &detail, &[]).await
     }

@@ -7,7 +7,7 @@ use keygate_core::keys::{KeyDigest, KeyFormat};
 use keygate_core::verification::{CompiledKey, GraceSecret, KeyStanding, RegistryUpdate, WorkspaceGrants};
 
 use crate::database::{params, Row, SqlValue, Transaction};
-use crate::rows::auth_from_row;
+use crate::rows::{auth_from_row, limits_from_row};
 use crate::StoreError;
 
 /// The select list and joins that give everything a compiled key needs.
@@ -16,6 +16,7 @@ SELECT k.api_key_id, k.account_id, a.name AS account_name, k.region, k.workspace
        k.creator_user_id, k.format, k.key_digest, k.disabled,
        k.auth_type, k.access_ips, k.allow_all_models, k.accessible_models, k.allow_all_apps, k.accessible_apps,
        k.expires_at, k.previous_key_digest, k.previous_secret_ends_at,
+       k.limit_requests_per_minute, k.limit_tokens_per_minute, k.limit_max_in_flight, k.budget_period, k.budget_tokens, k.budget_cost_micros,
        u.status AS creator_status,
        (k.creator_user_id IS NULL OR w.is_default OR EXISTS (
             SELECT 1 FROM workspace_members m WHERE m.workspace_id = k.workspace_id AND m.user_id = k.creator_user_id
@@ -57,6 +58,7 @@ fn compile_key_row(row: &Row) -> Result<RegistryUpdate, StoreError> {
         auth: auth_from_row(row)?,
         expires_at: row.opt_i64("expires_at")?,
         grace_secret,
+        limits: limits_from_row(row)?.map(Box::new),
     };
     Ok(RegistryUpdate::Key { digest, key: Arc::new(key) })
 }

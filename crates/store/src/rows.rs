@@ -1,9 +1,10 @@
 //! Conversions between domain values and their column forms (JSON arrays for lists).
 
 use keygate_core::ip_allowlist::IpAllowlist;
+use keygate_core::key_limits::{Budget, BudgetPeriod, KeyLimits};
 use keygate_core::permissions::{AppScope, CustomPermissions, KeyAuth, ModelScope};
 
-use crate::database::Row;
+use crate::database::{Row, SqlValue};
 use crate::StoreError;
 
 pub(crate) fn list_to_json(items: &[String]) -> String {
@@ -62,4 +63,68 @@ pub(crate) fn auth_from_row(row: &Row) -> Result<KeyAuth, StoreError> {
             accessible_apps: json_to_list(&row.string("accessible_apps")?)?,
         },
     }))
+}
+
+/// The limit columns of an `api_keys` row (docs/CONTRACT.md#per-key-limits), in the order
+/// of [`LIMIT_COLUMNS`]; all NULL for a key without limits.
+pub(crate) const LIMIT_COLUMNS: [&str; 6] =
+    ["limit_requests_per_minute", "limit_tokens_per_minute", "limit_max_in_flight", "budget_period", "budget_tokens", "budget_cost_micros"];
+
+pub(crate) fn limit_columns(limits: Option<&KeyLimits>) -> [SqlValue; 6] {
+    let limits = limits.copied().unwrap_or_default();
+    let count = |value: Option<u64>| SqlValue::from(value.map(|value| i64::try_from(value).unwrap_or(i64::MAX)));
+    let budget = limits.budget;
+    [
+        count(limits.requests_per_minute),
+        count(limits.tokens_per_minute),
+        count(limits.max_in_flight),
+        SqlValue::from(budget.map(|budget| budget.period.as_str())),
+        count(budget.and_then(|budget| budget.tokens)),
+        SqlValue::from(budget.and_then(|budget| budget.cost_micros)),
+    ]
+}
+
+/// A key's limits from its row: `None` when it has none.
+pub(crate) fn limits_from_row(row: &Row) -> Result<Option<KeyLimits>, StoreError> {
+    let count = |column: &str| -> Result<Option<u64>, StoreError> {
+        row.opt_i64(column)?.map(|value| u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value}")))).transpose()
+    };
+    let budget = match row.opt_string("budget_period")? {
+        None => None,
+        Some(period) => Some(Budget {
+            period: BudgetPeriod::parse(&period).ok_or_else(|| StoreError::Corrupt(format!("budget_period {period}")))?,
+            tokens: count("budget_tokens")?,
+            cost_micros: row.opt_i64("budget_cost_micros")?,
+        }),
+    };
+    let limits = KeyLimits {
+        requests_per_minute: count("limit_requests_per_minute")?,
+        tokens_per_minute: count("limit_tokens_per_minute")?,
+        max_in_flight: count("limit_max_in_flight")?,
+        budget,
+    };
+    Ok((!limits.is_empty()).then_some(limits))
+}
+
+/// Limits in an audit row's detail: ` limits=none`, or each set part
+/// (` limits=rpm:60,tpm:1000,in_flight:2,budget:day/tokens:500/cost_micros:2000000`).
+pub(crate) fn limits_detail(limits: Option<&KeyLimits>) -> String {
+    let Some(limits) = limits else { return " limits=none".to_string() };
+    let mut parts = Vec::new();
+    for (name, value) in [("rpm", limits.requests_per_minute), ("tpm", limits.tokens_per_minute), ("in_flight", limits.max_in_flight)] {
+        if let Some(value) = value {
+            parts.push(format!("{name}:{value}"));
+        }
+    }
+    if let Some(budget) = limits.budget {
+        let mut text = format!("budget:{}", budget.period.as_str());
+        if let Some(tokens) = budget.tokens {
+            text.push_str(&format!("/tokens:{tokens}"));
+        }
+        if let Some(cost) = budget.cost_micros {
+            text.push_str(&format!("/cost_micros:{cost}"));
+        }
+        parts.push(text);
+    }
+    format!(" limits={}", parts.join(","))
 }

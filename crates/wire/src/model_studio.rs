@@ -37,6 +37,9 @@ pub struct CreateApiKeyRequest {
     /// keygate's extension (docs/CONTRACT.md#expiry-and-grace-periods): when the key stops
     /// working, an RFC 3339 time or Unix seconds in the future; never when absent.
     pub keygate_expires_at: Option<String>,
+    /// keygate's extension (docs/CONTRACT.md#per-key-limits): the key's limits, a JSON
+    /// object as text; none when absent.
+    pub keygate_limits: Option<String>,
 }
 
 /// The sort key of ListApiKeys (`orderBy`, matched in any case).
@@ -89,6 +92,9 @@ pub struct UpdateApiKeyRequest {
     /// keygate's extension: a new expiry (an RFC 3339 time or Unix seconds in the future),
     /// or `never` to remove it; unchanged when absent.
     pub keygate_expires_at: Option<String>,
+    /// keygate's extension: the key's new limits, a JSON object as text that replaces them
+    /// all (`{}`: none); unchanged when absent.
+    pub keygate_limits: Option<String>,
 }
 
 /// ResetApiKey (`PUT /modelstudio/apikeys/{apiKeyId}/reset`): the key in the path, and
@@ -183,6 +189,10 @@ pub struct ApiKeyDetails {
     /// `null` when it never expires.
     #[serde(default)]
     pub keygate_expires_at: Option<i64>,
+    /// keygate's extension: the key's own limits (docs/CONTRACT.md#per-key-limits); `null`
+    /// when it has none.
+    #[serde(default)]
+    pub keygate_limits: Option<crate::keygate_api::KeyLimits>,
 }
 
 /// How a key stands now.
@@ -209,6 +219,10 @@ pub struct ApiKeyStanding {
     /// working (milliseconds since the epoch); `null` when no old secret works.
     #[serde(default)]
     pub keygate_grace_ends_at: Option<i64>,
+    /// keygate's extension: where the key's budget stands in its current period; `null`
+    /// when it has no budget.
+    #[serde(default)]
+    pub keygate_budget: Option<crate::keygate_api::KeyBudgetStanding>,
 }
 
 /// CreateApiKey, GetApiKey and ResetApiKey: one key.

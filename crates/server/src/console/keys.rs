@@ -85,7 +85,13 @@ pub(super) async fn create(State(state): State<AppState>, form: ConsoleForm) -> 
     let console = form.console;
     let values = KeyFormValues::from_fields(&form.fields);
     let workspace_id = (!values.workspace_id.is_empty()).then_some(values.workspace_id.as_str());
-    let request = NewKeyRequest { workspace_id, description: &values.description, auth: &values, expires_at: values.expiry_to_create() };
+    let request = NewKeyRequest {
+        workspace_id,
+        description: &values.description,
+        auth: &values,
+        expires_at: values.expiry_to_create(),
+        limits: None,
+    };
     let operations = state.operations();
     match key_operations::create_key(operations, &console.auth.actor(&operations), request).await {
         Ok(issued) => show_once(&state, &console, issued, false).await,
@@ -123,7 +129,7 @@ pub(super) async fn edit(State(state): State<AppState>, Path(api_key_id): Path<S
     };
     let values = KeyFormValues::from_fields(&form.fields);
     let operations = state.operations();
-    let edit_request = KeyEditRequest { description: Some(&values.description), expires_at: values.expiry_to_edit() };
+    let edit_request = KeyEditRequest { description: Some(&values.description), expires_at: values.expiry_to_edit(), limits: None };
     match key_operations::edit_key(operations, &console.auth.actor(&operations), key_id, edit_request, &values).await {
         Ok(()) => redirect_done(&console, Section::Keys, "edited"),
         Err(error) if error.field.is_none() => refused::<PageState>(&state, &console, error.error.into()).await,

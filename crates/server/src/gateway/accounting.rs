@@ -385,9 +385,9 @@ pub struct CallMeter {
     pub protocol: Protocol,
     pub at_milliseconds: i64,
     pub started: Instant,
-    /// The token limit of the call's workspace and model, charged with its tokens when it
-    /// is counted.
-    pub token_limit: Option<(LimitSubject, RateLimit)>,
+    /// The token limits the call's tokens are charged to when it is counted: its
+    /// workspace's limit of the model, its key's tokens per minute (none, one or both).
+    pub token_charges: Vec<(LimitSubject, RateLimit)>,
 }
 
 impl Drop for CallMeter {
@@ -419,9 +419,16 @@ impl CallMeter {
             at_milliseconds: self.at_milliseconds,
             tokens,
         });
-        if let Some((subject, limit)) = self.token_limit.take() {
+        if !self.token_charges.is_empty() {
             let total = u64::try_from(tokens.total()).unwrap_or(0);
-            shared.limiter.charge(&subject, limit, total, shared.clock.now_seconds());
+            let now = shared.clock.now_seconds();
+            for (subject, limit) in std::mem::take(&mut self.token_charges) {
+                shared.limiter.charge(&subject, limit, total, now);
+            }
+        }
+        // A key with a budget counts the call at once, before the usage is flushed.
+        if self.key.limits.as_ref().is_some_and(|limits| limits.budget.is_some()) {
+            shared.key_budgets.charge(self.key.key_id, &model, &tokens, self.at_milliseconds.div_euclid(1000));
         }
         let protocol = protocol_name(self.protocol);
         shared.metrics.record_model_call(&model, protocol, &tokens);

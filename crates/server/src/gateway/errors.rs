@@ -5,6 +5,7 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use keygate_core::key_limits::{format_cost, BudgetPeriod};
 use keygate_core::limits::{LimitKind, WindowStanding};
 use keygate_core::verification::{AuthenticationFailure, AuthorizationFailure};
 use serde_json::json;
@@ -41,6 +42,14 @@ pub enum GatewayRefusal {
         requests: Option<WindowStanding>,
         tokens: Option<WindowStanding>,
     },
+    /// One of the key's own limits is reached (docs/CONTRACT.md#per-key-limits); where its
+    /// minute windows stand, when it was refused per minute.
+    KeyLimited {
+        limit: KeyLimitReached,
+        retry_after_seconds: u64,
+        requests: Option<WindowStanding>,
+        tokens: Option<WindowStanding>,
+    },
     /// Body not JSON, too large, no model, bad parameter.
     BadRequest(String),
     /// A path that reaches the provider account's own state (files, batches, fine-tunes...),
@@ -69,6 +78,16 @@ pub enum GatewayRefusal {
     /// This node cannot confirm its keys (the database or its change feed is unreachable for
     /// longer than `max_staleness_seconds`): fail closed.
     RegistryStale,
+}
+
+/// Which of a key's own limits refused a call, with its value for the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyLimitReached {
+    RequestsPerMinute { limit: u64 },
+    TokensPerMinute { limit: u64 },
+    InFlight { max: u64 },
+    TokenBudget { period: BudgetPeriod, tokens: u64 },
+    CostBudget { period: BudgetPeriod, cost_micros: i64 },
 }
 
 struct Row {
@@ -130,6 +149,19 @@ impl GatewayRefusal {
             GatewayRefusal::ModelNotListed(_) => {
                 row(StatusCode::NOT_FOUND, "ModelNotFound", "model_not_found", "invalid_request_error", "not_found_error")
             }
+            GatewayRefusal::KeyLimited { limit: KeyLimitReached::RequestsPerMinute { .. }, .. } => {
+                row(StatusCode::TOO_MANY_REQUESTS, "Throttling.RateQuota", "limit_requests", "limit_requests", "rate_limit_error")
+            }
+            GatewayRefusal::KeyLimited { limit: KeyLimitReached::InFlight { .. }, .. } => {
+                row(StatusCode::TOO_MANY_REQUESTS, "Throttling", "limit_requests", "limit_requests", "rate_limit_error")
+            }
+            GatewayRefusal::KeyLimited { .. } => row(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Throttling.AllocationQuota",
+                "insufficient_quota",
+                "insufficient_quota",
+                "rate_limit_error",
+            ),
             GatewayRefusal::BadRequest(_) => {
                 row(StatusCode::BAD_REQUEST, "InvalidParameter", "invalid_request_error", "invalid_request_error", "invalid_request_error")
             }
@@ -198,6 +230,7 @@ impl GatewayRefusal {
             GatewayRefusal::ModelLimited { kind: LimitKind::Tokens, .. } => {
                 "Allocated quota exceeded, please increase your quota limit: the workspace's token limit for this model is used up.".into()
             }
+            GatewayRefusal::KeyLimited { limit, .. } => key_limit_message(*limit),
             GatewayRefusal::BadRequest(message) | GatewayRefusal::ModelNotListed(message) | GatewayRefusal::ProviderState(message) => {
                 message.clone()
             }
@@ -238,13 +271,48 @@ impl GatewayRefusal {
             GatewayRefusal::Throttled { retry_after_seconds } | GatewayRefusal::MintThrottled { retry_after_seconds } => {
                 headers.insert("retry-after", HeaderValue::from(retry_after_seconds));
             }
-            GatewayRefusal::ModelLimited { retry_after_seconds, requests, tokens, .. } => {
+            GatewayRefusal::ModelLimited { retry_after_seconds, requests, tokens, .. }
+            | GatewayRefusal::KeyLimited { retry_after_seconds, requests, tokens, .. } => {
                 headers.insert("retry-after", HeaderValue::from(retry_after_seconds));
                 insert_rate_limit_headers(headers, requests, tokens);
             }
             _ => {}
         }
         response
+    }
+}
+
+/// The message of a refusal by a key's own limit: Model Studio's words for the kind of
+/// refusal, then which limit of the key it was.
+fn key_limit_message(limit: KeyLimitReached) -> String {
+    let rate = "Requests rate limit exceeded, please try again later";
+    let quota = "Allocated quota exceeded, please increase your quota limit";
+    match limit {
+        KeyLimitReached::RequestsPerMinute { limit } => {
+            format!("{rate}: the API key's limit of {limit} requests per minute is used up.")
+        }
+        KeyLimitReached::TokensPerMinute { limit } => format!("{quota}: the API key's limit of {limit} tokens per minute is used up."),
+        KeyLimitReached::InFlight { max } => {
+            format!("Requests throttling triggered: the API key already has {max} calls in flight, its limit.")
+        }
+        KeyLimitReached::TokenBudget { period, tokens } => format!(
+            "{quota}: the API key's {} budget of {tokens} tokens is used up until the {} ends (UTC).",
+            period_adjective(period),
+            period.as_str()
+        ),
+        KeyLimitReached::CostBudget { period, cost_micros } => format!(
+            "{quota}: the API key's {} cost budget of {} is used up until the {} ends (UTC).",
+            period_adjective(period),
+            format_cost(cost_micros),
+            period.as_str()
+        ),
+    }
+}
+
+fn period_adjective(period: BudgetPeriod) -> &'static str {
+    match period {
+        BudgetPeriod::Day => "daily",
+        BudgetPeriod::Month => "monthly",
     }
 }
 

@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod authorize;
 pub mod demo;
 pub mod errors;
+pub mod key_limits;
 pub mod model_catalog;
 pub mod provider_state;
 pub mod responses;
@@ -30,6 +31,7 @@ use self::accounting::CallMeter;
 use self::authorize::{authenticate_request, authorize_target, Authorized};
 use self::demo::DemoEndpoint;
 use self::errors::{GatewayRefusal, Protocol};
+use self::key_limits::admit_to_key_limits;
 use crate::limiter::{self, LimitSubject};
 use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::RequestContext;
@@ -213,7 +215,7 @@ fn start_meter(
         protocol,
         at_milliseconds: authorized.at_milliseconds,
         started: std::time::Instant::now(),
-        token_limit: None,
+        token_charges: Vec::new(),
     })
 }
 
@@ -286,10 +288,16 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
         }
     }
     let limited = admit_to_limits(state, &authorized, &model).await?;
+    let model_standing = limited.as_ref().map(|limited| limited.admission);
+    let key_admitted = admit_to_key_limits(state, &authorized).await.map_err(|refusal| with_model_standing(refusal, model_standing))?;
     let streaming = wants_stream(call.protocol, &call.headers, &read);
     let mut meter = start_meter(state, context, &authorized, model.clone(), call.protocol);
-    if let (Some(meter), Some(limited)) = (meter.as_mut(), limited.as_ref()) {
-        meter.token_limit = limited.token_charge.clone();
+    if let Some(meter) = meter.as_mut() {
+        let charges = [
+            limited.as_ref().and_then(|limited| limited.token_charge.clone()),
+            key_admitted.as_ref().and_then(|admitted| admitted.token_charge.clone()),
+        ];
+        meter.token_charges.extend(charges.into_iter().flatten());
     }
     let mut response = match route {
         Route::Demo if call.responses => responses::demo_create(state, &authorized, &model, &bytes, streaming, meter)?,
@@ -316,10 +324,28 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
             }
         }
     };
-    if let Some(limited) = limited {
-        errors::insert_rate_limit_headers(response.headers_mut(), limited.admission.requests, limited.admission.tokens);
+    let key_standing = key_admitted.as_ref().and_then(|admitted| admitted.admission);
+    let requests = key_limits::tightest(model_standing.and_then(|model| model.requests), key_standing.and_then(|key| key.requests));
+    let tokens = key_limits::tightest(model_standing.and_then(|model| model.tokens), key_standing.and_then(|key| key.tokens));
+    errors::insert_rate_limit_headers(response.headers_mut(), requests, tokens);
+    Ok(match key_admitted.and_then(|admitted| admitted.in_flight) {
+        Some(guard) => key_limits::hold_until_sent(response, guard),
+        None => response,
+    })
+}
+
+/// A refusal by the key's limits, its rate-limit headers merged with the windows of the
+/// model limit the call was already counted in (the tightest of each kind is reported).
+fn with_model_standing(refusal: GatewayRefusal, model: Option<limiter::Admission>) -> GatewayRefusal {
+    match (refusal, model) {
+        (GatewayRefusal::KeyLimited { limit, retry_after_seconds, requests, tokens }, Some(model)) => GatewayRefusal::KeyLimited {
+            limit,
+            retry_after_seconds,
+            requests: key_limits::tightest(model.requests, requests),
+            tokens: key_limits::tightest(model.tokens, tokens),
+        },
+        (refusal, _) => refusal,
     }
-    Ok(response)
 }
 
 /// A call admitted under its workspace's limits of its model: where its windows stand, and
@@ -437,8 +463,14 @@ async fn application_completion(
             .upstreams
             .route_app(app_id)
             .ok_or_else(|| GatewayRefusal::BadRequest(format!("No upstream of this deployment serves the application '{app_id}'.")))?;
-        let meter = start_meter(&state, &context, &authorized, format!("app:{app_id}"), Protocol::Native);
-        match route {
+        // An application call counts against its key's limits (not the model limits: its
+        // models are the application's to choose).
+        let key_admitted = admit_to_key_limits(&state, &authorized).await?;
+        let mut meter = start_meter(&state, &context, &authorized, format!("app:{app_id}"), Protocol::Native);
+        if let (Some(meter), Some(charge)) = (meter.as_mut(), key_admitted.as_ref().and_then(|admitted| admitted.token_charge.clone())) {
+            meter.token_charges.push(charge);
+        }
+        let response = match route {
             Route::Demo => demo_answer(
                 DemoEndpoint::ApplicationCompletion,
                 "demo-app",
@@ -453,7 +485,18 @@ async fn application_completion(
                     upstream::Forwarded { protocol: Protocol::Native, responses: false, method, target: &target, headers: &headers };
                 upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, false).await
             }
-        }
+        }?;
+        let key_standing = key_admitted.as_ref().and_then(|admitted| admitted.admission);
+        let mut response = response;
+        errors::insert_rate_limit_headers(
+            response.headers_mut(),
+            key_standing.and_then(|key| key.requests),
+            key_standing.and_then(|key| key.tokens),
+        );
+        Ok(match key_admitted.and_then(|admitted| admitted.in_flight) {
+            Some(guard) => key_limits::hold_until_sent(response, guard),
+            None => response,
+        })
     }
     .await;
     respond(&state, Protocol::Native, &context, result)

@@ -12,10 +12,14 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::ids::{ApiKeyId, WorkspaceId, WorkspaceName};
+use keygate_core::key_limits::{format_cost, Budget, BudgetInput, BudgetPeriod, KeyLimits, KeyLimitsInput, Spend};
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::limits::{LimitChange, LimitValues, USAGE_LIMIT_FIELD};
 use keygate_core::permissions::KeyAuth;
 use keygate_core::verification::has_expired;
+use keygate_wire::keygate_api;
+use std::collections::HashMap;
+
 use keygate_wire::envelope::Empty;
 use keygate_wire::model_studio::{
     ApiKey, ApiKeyAuth, ApiKeyDetails, ApiKeyIdRequest, ApiKeyOrder, ApiKeyResponse, ApiKeyStanding, AppAccessScope, AuthType,
@@ -41,7 +45,8 @@ use super::form::{shown, FormFields};
 use super::keygate_api::usage::usage_figures;
 use crate::operations::billing::{self, BillingDimension, BillingQuery, DimensionFilter, Granularity, ModelListing};
 use crate::operations::keys::{
-    self as key_operations, KeyEditRequest, KeyListing, NewKeyRequest, EXPIRES_AT_PARAMETER, GRACE_SECONDS_PARAMETER,
+    self as key_operations, KeyEditRequest, KeyListing, LimitsSent, NewKeyRequest, EXPIRES_AT_PARAMETER, GRACE_SECONDS_PARAMETER,
+    LIMITS_PARAMETER,
 };
 use crate::operations::model_limits::{self, LimitListing};
 use crate::operations::usage::{self, CostedTotals, KeyTotals};
@@ -194,8 +199,9 @@ enum KeyShown<'a> {
     /// CreateApiKey: the new secret and what the key is.
     Created,
     /// GetApiKey and ListApiKeys: what the key is and how it stands, with its usage among
-    /// these totals (of every key of the answer, asked for at once).
-    Viewed(&'a KeyTotals),
+    /// these totals (of every key of the answer, asked for at once), and its budget's spend
+    /// in its current period among these.
+    Viewed(&'a KeyTotals, &'a HashMap<i64, Spend>),
 }
 
 /// The one way an API key is answered. `api_key_value` is the new plaintext (the one place
@@ -212,9 +218,10 @@ fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown<'_>, no
         format: record.format.as_str().to_string(),
         region: record.region.clone(),
         keygate_expires_at: record.expires_at.map(|seconds| seconds.saturating_mul(1000)),
+        keygate_limits: record.limits.as_ref().map(limits_wire),
     });
     let standing = match shown {
-        KeyShown::Viewed(totals) => Some(ApiKeyStanding {
+        KeyShown::Viewed(totals, spends) => Some(ApiKeyStanding {
             disabled: i32::from(record.disabled),
             last_used_at: record.last_used_at,
             request_count: record.request_count,
@@ -223,6 +230,10 @@ fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown<'_>, no
             keygate_usage: usage_figures(totals.by_key.get(&record.api_key_id).unwrap_or(&CostedTotals::default()), &totals.currency),
             keygate_expired: has_expired(record.expires_at, now),
             keygate_grace_ends_at: record.grace_ends_at.filter(|ends_at| *ends_at > now).map(|seconds| seconds.saturating_mul(1000)),
+            keygate_budget: record
+                .limits
+                .and_then(|limits| limits.budget)
+                .map(|budget| budget_standing(&budget, spends.get(&record.api_key_id).copied().unwrap_or_default(), &totals.currency, now)),
         }),
         KeyShown::Reset | KeyShown::Created => None,
     };
@@ -236,23 +247,77 @@ fn api_key(record: &ApiKeyRecord, api_key_value: String, shown: KeyShown<'_>, no
     }
 }
 
+/// A key's limits on the wire.
+pub(crate) fn limits_wire(limits: &KeyLimits) -> keygate_api::KeyLimits {
+    let count = |value: Option<u64>| value.map(|value| i64::try_from(value).unwrap_or(i64::MAX));
+    keygate_api::KeyLimits {
+        requests_per_minute: count(limits.requests_per_minute),
+        tokens_per_minute: count(limits.tokens_per_minute),
+        max_in_flight: count(limits.max_in_flight),
+        budget: limits.budget.map(|budget| keygate_api::KeyBudget {
+            period: Some(budget.period.as_str().to_string()),
+            tokens: count(budget.tokens),
+            cost: budget.cost_micros.map(format_cost),
+        }),
+    }
+}
+
+/// Where a budget stands at `now` after `spent` in its current period.
+pub(crate) fn budget_standing(budget: &Budget, spent: Spend, currency: &str, now: i64) -> keygate_api::KeyBudgetStanding {
+    let (start, end) = budget.period.bounds(now);
+    let (remaining_tokens, remaining_cost) = budget.remaining(spent);
+    keygate_api::KeyBudgetStanding {
+        period: budget.period.as_str().to_string(),
+        period_start: start * 1000,
+        period_end: end * 1000,
+        used_tokens: i64::try_from(spent.tokens).unwrap_or(i64::MAX),
+        used_cost: format_cost(spent.cost_micros),
+        currency: currency.to_string(),
+        remaining_tokens: remaining_tokens.map(|tokens| i64::try_from(tokens).unwrap_or(i64::MAX)),
+        remaining_cost: remaining_cost.map(format_cost),
+        nearly_used: budget.nearly_used(spent),
+        used_up: budget.used_up(spent).is_some(),
+    }
+}
+
+/// `keygateLimits` as sent: a JSON object read into its wire type and handed to the rules
+/// as it came (a bad one is judged by the key operations, after the key is known).
+fn read_limits_parameter(text: Option<&str>) -> Option<LimitsSent> {
+    let text = text?;
+    Some(match serde_json::from_str::<keygate_api::KeyLimits>(text) {
+        Ok(sent) => Ok(KeyLimitsInput {
+            requests_per_minute: sent.requests_per_minute,
+            tokens_per_minute: sent.tokens_per_minute,
+            max_in_flight: sent.max_in_flight,
+            budget: sent.budget.map(|budget| BudgetInput { period: budget.period, tokens: budget.tokens, cost: budget.cost }),
+        }),
+        Err(error) => Err(format!(
+            "{LIMITS_PARAMETER} must be a JSON object like {{\"requestsPerMinute\":60,\"budget\":{{\"period\":\"day\",\"cost\":\"5.00\"}}}} ({{}}: none): {}.",
+            keygate_wire::json_errors::describe_json_error(&error)
+        )),
+    })
+}
+
 fn read_create_api_key(sent: &Sent) -> Result<CreateApiKeyRequest> {
     let query = sent.query()?;
     Ok(CreateApiKeyRequest {
         workspace_id: query.get_non_empty("workspaceId").map(str::to_string),
         description: query.get("description").unwrap_or("").to_string(),
         keygate_expires_at: query.get(EXPIRES_AT_PARAMETER).map(str::to_string),
+        keygate_limits: query.get(LIMITS_PARAMETER).map(str::to_string),
     })
 }
 
 async fn create_api_key(call: Call, sent: Sent) -> Answer<ApiKeyResponse> {
     let request = read_create_api_key(&sent)?;
     let form = sent.form()?;
+    let limits = read_limits_parameter(request.keygate_limits.as_deref());
     let new_key = NewKeyRequest {
         workspace_id: request.workspace_id.as_deref(),
         description: &request.description,
         auth: &form,
         expires_at: request.keygate_expires_at.as_deref(),
+        limits: limits.as_ref(),
     };
     let created = key_operations::create_key(call.operations(), &call.actor(), new_key).await?;
     let now = call.state.shared.clock.now_seconds();
@@ -304,9 +369,10 @@ async fn list_api_keys(call: Call, RawQuery(query): RawQuery) -> Answer<ListApiK
     // The usage of the whole page in one query.
     let key_ids: Vec<i64> = records.iter().map(|record| record.api_key_id).collect();
     let totals = usage::key_totals(operations, &actor, &key_ids).await?;
+    let spends = usage::budget_spends(operations, &actor, &budgets_of(&records)).await?;
     let now = call.state.shared.clock.now_seconds();
     let api_keys: Vec<ApiKey> =
-        records.iter().map(|record| api_key(record, record.masked_key.clone(), KeyShown::Viewed(&totals), now)).collect();
+        records.iter().map(|record| api_key(record, record.masked_key.clone(), KeyShown::Viewed(&totals, &spends), now)).collect();
     let page = page_response(offset, limit, api_keys.len(), total);
     call.answer(ListApiKeysResponse { api_keys, page })
 }
@@ -316,11 +382,17 @@ async fn get_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<ApiKe
     let (operations, actor) = (call.operations(), call.actor());
     let viewed = key_operations::view_key(operations, &actor, request.api_key_id).await?;
     let totals = usage::key_totals(operations, &actor, &[request.api_key_id]).await?;
+    let spends = usage::budget_spends(operations, &actor, &budgets_of(std::slice::from_ref(&viewed.record))).await?;
     // Legacy keys may be viewed again (docs/CONTRACT.md#key-formats), by whoever may see them.
     let value =
         viewed.legacy_plaintext.as_ref().map_or_else(|| viewed.record.masked_key.clone(), |plaintext| expose(plaintext).to_string());
     let now = call.state.shared.clock.now_seconds();
-    call.answer(ApiKeyResponse { api_key: api_key(&viewed.record, value, KeyShown::Viewed(&totals), now) })
+    call.answer(ApiKeyResponse { api_key: api_key(&viewed.record, value, KeyShown::Viewed(&totals, &spends), now) })
+}
+
+/// The keys among `records` with a budget, and its period.
+pub(crate) fn budgets_of(records: &[ApiKeyRecord]) -> Vec<(i64, BudgetPeriod)> {
+    records.iter().filter_map(|record| Some((record.api_key_id, record.limits?.budget?.period))).collect()
 }
 
 /// UpdateApiKey: the key first, then the query (the form body is read after both).
@@ -331,6 +403,7 @@ fn read_update_api_key(api_key_id: &str, sent: &Sent) -> Result<UpdateApiKeyRequ
         api_key_id,
         description: query.get("description").map(str::to_string),
         keygate_expires_at: query.get(EXPIRES_AT_PARAMETER).map(str::to_string),
+        keygate_limits: query.get(LIMITS_PARAMETER).map(str::to_string),
     })
 }
 
@@ -338,7 +411,12 @@ async fn update_api_key(call: Call, Path(api_key_id): Path<String>, sent: Sent) 
     let request = read_update_api_key(&api_key_id, &sent)?;
     let form = sent.form()?;
     // Not found before bad input: a caller learns nothing about keys it cannot see.
-    let edit = KeyEditRequest { description: request.description.as_deref(), expires_at: request.keygate_expires_at.as_deref() };
+    let limits = read_limits_parameter(request.keygate_limits.as_deref());
+    let edit = KeyEditRequest {
+        description: request.description.as_deref(),
+        expires_at: request.keygate_expires_at.as_deref(),
+        limits: limits.as_ref(),
+    };
     key_operations::edit_key(call.operations(), &call.actor(), request.api_key_id, edit, &form).await?;
     call.answer(Empty {})
 }

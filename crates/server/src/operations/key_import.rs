@@ -186,6 +186,7 @@ pub async fn import_keys(operations: Operations<'_>, actor: &Actor, request: Imp
                 auth: KeyAuth::All,
                 legacy_ciphertext: Some(master_key.encrypt_legacy_key(expose(&line.plaintext))),
                 expires_at: None,
+                limits: None,
             })
             .collect();
         match operations.store.import_api_keys(&audit, new_keys, quota).await {

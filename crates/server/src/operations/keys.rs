@@ -13,6 +13,7 @@ use keygate_core::catalog::ModelCatalog;
 use keygate_core::ids::{ApiKeyId, AppId, Description, IdError};
 use keygate_core::ip_allowlist::IpAllowlist;
 use keygate_core::key_expiry::{checked_grace_seconds, parse_expiry, ExpiryError, ExpiryInput, MAX_GRACE_SECONDS};
+use keygate_core::key_limits::{parse_key_limits, KeyLimits, KeyLimitsInput, LIMITS_FIELD};
 use keygate_core::keys::{expose, generate_key, mask_key, KeyFormat};
 use keygate_core::permissions::{normalise_list, AppScope, CustomPermissions, KeyAuth, ModelScope};
 use keygate_core::region::{LimitScope, RegionPolicy};
@@ -34,6 +35,8 @@ pub enum KeyField {
     Apps,
     /// `keygateExpiresAt`.
     Expiry,
+    /// `keygateLimits`.
+    Limits,
 }
 
 /// A refused key operation: the API's error, the field it is about (if one), and the
@@ -218,6 +221,24 @@ fn read_expiry(text: Option<&str>, now: i64) -> Result<Option<Option<i64>>> {
     }
 }
 
+/// The name of the limits parameter of CreateApiKey and UpdateApiKey, keygate's extension
+/// (docs/CONTRACT.md#per-key-limits).
+pub const LIMITS_PARAMETER: &str = LIMITS_FIELD;
+
+/// `keygateLimits` as read off the wire: the limits as sent, or why they could not be read
+/// (judged, like every input, only once the key is known to be the caller's).
+pub type LimitsSent = std::result::Result<KeyLimitsInput, String>;
+
+/// Limits as sent (`None`: not sent): `Some(None)` removes them (`{}`), `Some(Some(..))`
+/// replaces them.
+fn read_limits(sent: Option<&LimitsSent>) -> Result<Option<Option<KeyLimits>>> {
+    let Some(sent) = sent else { return Ok(None) };
+    let refuse = |message: String| KeyOperationError::about(KeyField::Limits, OperationError::invalid_parameter(message.clone()), message);
+    let input = sent.as_ref().map_err(|message| refuse(message.clone()))?;
+    let limits = parse_key_limits(input).map_err(|error| refuse(error.0))?;
+    Ok(Some((!limits.is_empty()).then_some(limits)))
+}
+
 /// A grace period as sent (`None`: none), in seconds.
 fn read_grace_seconds(text: Option<&str>) -> Result<u32, OperationError> {
     let Some(text) = text.map(str::trim).filter(|text| !text.is_empty()) else {
@@ -275,6 +296,8 @@ pub struct NewKeyRequest<'a, A: KeyAuthInput> {
     pub auth: &'a A,
     /// `keygateExpiresAt` as sent; `None`: the key never expires.
     pub expires_at: Option<&'a str>,
+    /// `keygateLimits` as sent; `None`: no limits.
+    pub limits: Option<&'a LimitsSent>,
 }
 
 /// A key just created or reset, with its plaintext: the one moment it exists.
@@ -303,6 +326,7 @@ pub async fn create_key<A: KeyAuthInput + Sync>(
     let region = actor.region_policy(&operations)?;
     let description = parse_description(request.description)?;
     let expires_at = read_expiry(request.expires_at, now_seconds(actor))?.flatten();
+    let limits = read_limits(request.limits)?.flatten();
     let workspace = resolve_workspace(operations, actor, request.workspace_id)
         .await
         .map_err(|error| KeyOperationError::from(error).with_field(KeyField::Workspace))?;
@@ -330,6 +354,7 @@ pub async fn create_key<A: KeyAuthInput + Sync>(
         auth: key_auth,
         legacy_ciphertext: None,
         expires_at,
+        limits,
     };
     let record =
         operations.store.create_api_key(&actor.audit, new_key, QuotaRule { limit: region.key_limit, scope: region.limit_scope }).await?;
@@ -352,6 +377,8 @@ pub struct KeyEditRequest<'a> {
     pub description: Option<&'a str>,
     /// `keygateExpiresAt` as sent: a time, or `never` to remove the expiry.
     pub expires_at: Option<&'a str>,
+    /// `keygateLimits` as sent: the key's limits as a whole (`{}`: none).
+    pub limits: Option<&'a LimitsSent>,
 }
 
 /// docs/CONTRACT.md#changing-a-key, Edit: a new description, expiry and permissions (`None`:
@@ -371,9 +398,10 @@ pub async fn edit_key<A: KeyAuthInput + Sync>(
         Some(text) => Some(parse_description(text)?.as_str().to_string()),
     };
     let expires_at = read_expiry(request.expires_at, now_seconds(actor))?;
+    let limits = read_limits(request.limits)?;
     let apps = workspace_app_ids(operations, &existing.workspace_id).await?;
     let key_auth = auth_input.key_auth(region, operations.catalog, &apps)?;
-    let edit = KeyEdit { description, auth: key_auth, expires_at };
+    let edit = KeyEdit { description, auth: key_auth, expires_at, limits };
     operations.store.update_api_key(&actor.audit, key_id, actor.caller.key_visibility(), edit).await?;
     Ok(())
 }
@@ -638,6 +666,7 @@ pub async fn create_plan_key(
         auth: KeyAuth::All,
         legacy_ciphertext: None,
         expires_at: None,
+        limits: None,
     };
     // Counted per holder, among plan keys only (the store counts keys of the new key's kind).
     let quota = QuotaRule { limit: PLAN_KEYS_PER_PRINCIPAL, scope: LimitScope::Creator };

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use keygate_core::access::KeyVisibility;
 use keygate_core::civil_time::month_start;
+use keygate_core::key_limits::{BudgetPeriod, Spend};
 use keygate_core::usage::{cost_micros, ModelPrice, UsageTotals};
 /// What a [`UsageRequest`] is made of (filters, groupings, periods) and the lengths of its
 /// periods, for the surfaces that build one.
@@ -217,6 +218,31 @@ pub async fn key_totals(operations: Operations<'_>, actor: &Actor, key_ids: &[i6
     let view = grouped_usage(operations, actor, &request).await?;
     let by_key = view.rows.into_iter().filter_map(|row| row.key_id.map(|key_id| (key_id, row.usage))).collect();
     Ok(KeyTotals { by_key, currency: view.currency })
+}
+
+/// What each of `budgets` (a key the caller may see, and its budget's period) spent in its
+/// current period (docs/CONTRACT.md#per-key-limits), from the stored usage: at most one
+/// query per kind of period, whatever the number of keys. The same figures the gateway
+/// starts from ([`crate::key_budgets`]), without what the nodes have not flushed yet.
+pub async fn budget_spends(operations: Operations<'_>, actor: &Actor, budgets: &[(i64, BudgetPeriod)]) -> Result<HashMap<i64, Spend>> {
+    let now = operations.clock.now_seconds();
+    let mut spends = HashMap::new();
+    for period in [BudgetPeriod::Day, BudgetPeriod::Month] {
+        let key_ids: Vec<i64> = budgets.iter().filter(|(_, of)| *of == period).map(|(key_id, _)| *key_id).collect();
+        if key_ids.is_empty() {
+            continue;
+        }
+        let (from, until) = period.bounds(now);
+        let request =
+            UsageRequest { keys: Selection::only(key_ids), from, until, group_by: vec![UsageDimension::Key], ..UsageRequest::default() };
+        for row in grouped_usage(operations, actor, &request).await?.rows {
+            if let Some(key_id) = row.key_id {
+                let tokens = u64::try_from(row.usage.totals.tokens.total()).unwrap_or(0);
+                spends.insert(key_id, Spend { tokens, cost_micros: row.usage.cost_micros });
+            }
+        }
+    }
+    Ok(spends)
 }
 
 /// Keeps only `allowed` in `selection` (an `IN` of its own narrowed to them).

@@ -262,6 +262,7 @@ async fn plant(app: &TestApp, world: &World, caller: Caller, operation: Operatio
         auth,
         legacy_ciphertext: None,
         expires_at: None,
+        limits: None,
     };
     let store = app.state.store();
     let quota = QuotaRule { limit: 1000, scope: LimitScope::Account };

@@ -56,6 +56,7 @@ async fn key_of_another_account(app: &TestApp) -> String {
         auth: KeyAuth::All,
         legacy_ciphertext: None,
         expires_at: None,
+        limits: None,
     };
     store.create_api_key(&audit, new_key, QuotaRule { limit: 50, scope: LimitScope::Account }).await.unwrap();
     expose(&generated.plaintext).to_string()

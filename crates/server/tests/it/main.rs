@@ -23,6 +23,7 @@ mod gateway_traversal;
 mod internal_errors;
 mod key_expiry;
 mod key_import;
+mod key_limits;
 mod key_roles;
 mod keygate_api;
 mod leaks;

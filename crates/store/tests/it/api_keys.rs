@@ -79,14 +79,14 @@ on_both_databases! {
     async fn rule_5_edit_changes_what_it_is_given_and_nothing_else(db: TestDatabase) {
         let (created, plaintext) = create_key(&db, &db.root(), None).await;
         let id = created.api_key_id;
-        let edited = db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: Some("second".into()), auth: Some(custom_auth()), expires_at: None }).await.unwrap();
+        let edited = db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: Some("second".into()), auth: Some(custom_auth()), expires_at: None, limits: None }).await.unwrap();
         assert_eq!((edited.description.as_str(), &edited.auth), ("second", &custom_auth()));
         assert_eq!(db.store.registry().authenticate(&plaintext, SINGAPORE, now_millis() / 1000).unwrap().auth, custom_auth());
 
         // A description alone leaves the permissions; permissions alone the description.
-        let renamed = db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: Some("third".into()), auth: None, expires_at: None }).await.unwrap();
+        let renamed = db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: Some("third".into()), auth: None, expires_at: None, limits: None }).await.unwrap();
         assert_eq!((renamed.description.as_str(), &renamed.auth), ("third", &custom_auth()));
-        let opened = db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: None, auth: Some(KeyAuth::All), expires_at: None }).await.unwrap();
+        let opened = db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: None, auth: Some(KeyAuth::All), expires_at: None, limits: None }).await.unwrap();
         assert_eq!((opened.description.as_str(), &opened.auth), ("third", &KeyAuth::All));
         assert_eq!(db.store.registry().authenticate(&plaintext, SINGAPORE, now_millis() / 1000).unwrap().auth, KeyAuth::All);
         // Identity fields never change on edit.
@@ -141,7 +141,7 @@ on_both_databases! {
         assert_not_found(db.store.get_api_key(db.account_id, SINGAPORE, id, WholeAccount).await);
         assert_not_found(db.store.set_api_key_disabled(&db.root(), id, WholeAccount, false).await);
         assert_not_found(db.store.set_api_key_disabled(&db.root(), id, WholeAccount, true).await);
-        assert_not_found(db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: Some("back".into()), auth: None, expires_at: None }).await);
+        assert_not_found(db.store.update_api_key(&db.root(), id, WholeAccount, KeyEdit { description: Some("back".into()), auth: None, expires_at: None, limits: None }).await);
         assert_not_found(db.store.reset_api_key(&db.root(), id, WholeAccount, KeyFormat::Secure, new.digest, new.masked.clone(), None).await);
         assert_not_found(db.store.delete_api_key(&db.root(), id, WholeAccount).await);
         assert_eq!(authenticate(&db.store, expose(&new.plaintext), SINGAPORE), Err(AuthenticationFailure::Unknown));
@@ -174,7 +174,7 @@ on_both_databases! {
             let id = other.api_key_id;
             let new = generate_key(KeyFormat::Secure);
             assert_not_found(db.store.get_api_key(db.account_id, SINGAPORE, id, ada_sees).await);
-            assert_not_found(db.store.update_api_key(&db.root(), id, ada_sees, KeyEdit { description: Some("mine now".into()), auth: None, expires_at: None }).await);
+            assert_not_found(db.store.update_api_key(&db.root(), id, ada_sees, KeyEdit { description: Some("mine now".into()), auth: None, expires_at: None, limits: None }).await);
             assert_not_found(db.store.set_api_key_disabled(&db.root(), id, ada_sees, true).await);
             assert_not_found(db.store.reset_api_key(&db.root(), id, ada_sees, KeyFormat::Secure, new.digest, new.masked.clone(), None).await);
             assert_not_found(db.store.delete_api_key(&db.root(), id, ada_sees).await);

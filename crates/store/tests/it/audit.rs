@@ -27,7 +27,7 @@ on_both_databases! {
         let default = db.default_workspace(SINGAPORE).await;
         let (key, created_plaintext) = new_key(SINGAPORE, &default, None, KeyFormat::Secure);
         let key_id = store.create_api_key(&console, key, NO_LIMIT).await.unwrap().api_key_id;
-        store.update_api_key(&console, key_id, WholeAccount, KeyEdit { description: Some("edited".into()), auth: None, expires_at: None }).await.unwrap();
+        store.update_api_key(&console, key_id, WholeAccount, KeyEdit { description: Some("edited".into()), auth: None, expires_at: None, limits: None }).await.unwrap();
         store.set_api_key_disabled(&console, key_id, WholeAccount, true).await.unwrap();
         store.set_api_key_disabled(&console, key_id, WholeAccount, false).await.unwrap();
         let reset = generate_key(KeyFormat::Secure);

@@ -270,6 +270,7 @@ pub fn new_key(region: &str, workspace_id: &str, creator_user_id: Option<i64>, f
         auth: KeyAuth::All,
         legacy_ciphertext: None,
         expires_at: None,
+        limits: None,
     };
     (key, expose(&generated.plaintext).to_string())
 }
@@ -292,6 +293,7 @@ pub fn legacy_key(region: &str, workspace_id: &str, creator_user_id: Option<i64>
         auth: KeyAuth::All,
         legacy_ciphertext: Some(b"opaque ciphertext".to_vec()),
         expires_at: None,
+        limits: None,
     };
     (key, plaintext)
 }

@@ -1,0 +1,197 @@
+//! What each key with a budget has spent in its current period (docs/CONTRACT.md#per-key-limits),
+//! as the gateway checks it before a call: the stored usage of every node plus what this
+//! node has counted and not written yet.
+//!
+//! A key's entry holds three parts. `stored` is what the store held when it was last read
+//! (every node's flushed calls). `unflushed` is what this node charged since its last
+//! flush began, and `flushing` what that flush is writing. The usage flusher
+//! ([`KeyBudgets::flush_usage`]) moves `unflushed` to `flushing`, writes the usage, folds
+//! `flushing` into `stored` when the write committed (or back into `unflushed` when it
+//! failed), then reads `stored` again for every key in use: one query per kind of period.
+//! So a node counts its own calls at once and other nodes' within about one flush interval
+//! of theirs plus one of its own; that lag is the overshoot the contract states.
+//!
+//! An entry is made the first time a node sees a key with a budget (after a start, or after
+//! the key was given one): that one read of the store is on the call's path, once per key,
+//! because a budget must hold across restarts. A new period starts from nothing (this
+//! node's calls of the new period count at once; the others' at the next refresh).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use keygate_core::key_limits::{BudgetPeriod, Spend};
+use keygate_core::usage::{cost_micros, ModelPrice, TokenUsage};
+use keygate_store::usage::{Selection, UsageDimension, UsageQuery};
+use keygate_store::{Store, StoreError};
+
+use crate::usage::UsageCounters;
+
+/// Entries not used for this long are forgotten (and no longer refreshed): a key that
+/// calls again is read from the store again.
+const IDLE_SECONDS: i64 = 600;
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    period: BudgetPeriod,
+    period_start: i64,
+    stored: Spend,
+    flushing: Spend,
+    unflushed: Spend,
+    last_used: i64,
+}
+
+impl Entry {
+    fn total(&self) -> Spend {
+        self.stored.plus(self.flushing).plus(self.unflushed)
+    }
+
+    /// Moves the entry to the period of `now`: a new period starts from nothing.
+    fn roll(&mut self, now: i64) {
+        let (start, _) = self.period.bounds(now);
+        if start != self.period_start {
+            *self =
+                Entry { period_start: start, stored: Spend::default(), flushing: Spend::default(), unflushed: Spend::default(), ..*self };
+        }
+    }
+}
+
+/// The spend of each key with a budget that this node has seen lately.
+#[derive(Debug, Default)]
+pub struct KeyBudgets {
+    entries: Mutex<HashMap<i64, Entry>>,
+    prices: HashMap<String, ModelPrice>,
+}
+
+impl KeyBudgets {
+    /// Costs are reckoned at `prices` (the price table of the settings).
+    pub fn new(prices: HashMap<String, ModelPrice>) -> KeyBudgets {
+        KeyBudgets { entries: Mutex::new(HashMap::new()), prices }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What `key_id` spent in the `period` that holds `now`, reading the store only when
+    /// this node has no entry for the key (or the key's budget changed its period).
+    pub async fn spent(&self, store: &Store, key_id: i64, period: BudgetPeriod, now: i64) -> Result<Spend, StoreError> {
+        if let Some(entry) = self.entries().get_mut(&key_id).filter(|entry| entry.period == period) {
+            entry.roll(now);
+            entry.last_used = now;
+            return Ok(entry.total());
+        }
+        let (period_start, _) = period.bounds(now);
+        let stored = self.stored_spend(store, &[key_id], period, now).await?.remove(&key_id).unwrap_or_default();
+        let mut entries = self.entries();
+        // Another call may have made the entry meanwhile: its local counts are kept.
+        let entry = entries.entry(key_id).or_insert(Entry {
+            period,
+            period_start,
+            stored,
+            flushing: Spend::default(),
+            unflushed: Spend::default(),
+            last_used: now,
+        });
+        if entry.period != period {
+            *entry = Entry { period, period_start, stored, flushing: Spend::default(), unflushed: Spend::default(), last_used: now };
+        }
+        Ok(entry.total())
+    }
+
+    /// Charges a finished call of `key_id` (made at `at`, Unix seconds) with its tokens of
+    /// `model`: counted at once on this node.
+    pub fn charge(&self, key_id: i64, model: &str, tokens: &TokenUsage, at: i64) {
+        let spend = Spend {
+            tokens: u64::try_from(tokens.total()).unwrap_or(0),
+            cost_micros: self.prices.get(model).map_or(0, |price| cost_micros(tokens, price)),
+        };
+        if let Some(entry) = self.entries().get_mut(&key_id) {
+            entry.roll(at);
+            if entry.period.bounds(at).0 == entry.period_start {
+                entry.unflushed.add(spend);
+            }
+        }
+    }
+
+    /// Writes the usage counted on this node (as [`UsageCounters::flush`]) and brings every
+    /// entry in use up to date with the store: the usage flusher's one step.
+    pub async fn flush_usage(&self, usage: &UsageCounters, store: &Store, now: i64) {
+        for entry in self.entries().values_mut() {
+            let unflushed = std::mem::take(&mut entry.unflushed);
+            entry.flushing.add(unflushed);
+        }
+        let written = usage.flush(store).await;
+        for entry in self.entries().values_mut() {
+            let flushing = std::mem::take(&mut entry.flushing);
+            if written {
+                entry.stored.add(flushing);
+            } else {
+                entry.unflushed.add(flushing);
+            }
+        }
+        if written {
+            self.refresh(store, now).await;
+        }
+    }
+
+    /// Reads the stored spend of every entry in use again (entries idle for
+    /// [`IDLE_SECONDS`] are dropped). A failed read keeps the figures as they were.
+    async fn refresh(&self, store: &Store, now: i64) {
+        let mut by_period: HashMap<BudgetPeriod, Vec<i64>> = HashMap::new();
+        {
+            let mut entries = self.entries();
+            entries.retain(|_, entry| now - entry.last_used < IDLE_SECONDS);
+            for (key_id, entry) in entries.iter_mut() {
+                entry.roll(now);
+                by_period.entry(entry.period).or_default().push(*key_id);
+            }
+        }
+        for (period, key_ids) in by_period {
+            let (period_start, _) = period.bounds(now);
+            match self.stored_spend(store, &key_ids, period, now).await {
+                Ok(mut spends) => {
+                    let mut entries = self.entries();
+                    for key_id in key_ids {
+                        if let Some(entry) =
+                            entries.get_mut(&key_id).filter(|entry| entry.period == period && entry.period_start == period_start)
+                        {
+                            entry.stored = spends.remove(&key_id).unwrap_or_default();
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "reading the spend of key budgets failed; will retry"),
+            }
+        }
+    }
+
+    /// The stored spend of `key_ids` in the `period` that holds `now`: one grouped query,
+    /// costed per model.
+    async fn stored_spend(
+        &self,
+        store: &Store,
+        key_ids: &[i64],
+        period: BudgetPeriod,
+        now: i64,
+    ) -> Result<HashMap<i64, Spend>, StoreError> {
+        let (from, until) = period.bounds(now);
+        let query = UsageQuery {
+            keys: Selection::only(key_ids.to_vec()),
+            from,
+            until,
+            group_by: vec![UsageDimension::Key, UsageDimension::Model],
+            ..UsageQuery::default()
+        };
+        let mut spends: HashMap<i64, Spend> = HashMap::new();
+        for group in store.query_usage(&query).await?.groups {
+            let Some(key_id) = group.key_id else { continue };
+            let tokens = &group.totals.tokens;
+            let price = group.model.as_deref().and_then(|model| self.prices.get(model));
+            let spend = Spend {
+                tokens: u64::try_from(tokens.total()).unwrap_or(0),
+                cost_micros: price.map_or(0, |price| cost_micros(tokens, price)),
+            };
+            spends.entry(key_id).or_default().add(spend);
+        }
+        Ok(spends)
+    }
+}
