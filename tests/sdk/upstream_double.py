@@ -13,7 +13,9 @@ Paths it answers (keygate appends "the rest of the path" to each configured base
   (JSON, or SSE in DashScope's own format `id:N\\nevent:result\\n:HTTP_STATUS/200\\ndata:{json}`
   when `X-DashScope-SSE: enable` or `Accept: text/event-stream`, honouring
   `parameters.incremental_output` and `parameters.result_format`), `POST
-  /services/embeddings/text-embedding/text-embedding`, and `POST /apps/{app_id}/completion`.
+  /services/embeddings/text-embedding/text-embedding`, `POST /apps/{app_id}/completion`, and
+  asynchronous image tasks: `POST /services/aigc/text2image/image-synthesis` with
+  `X-DashScope-Async: enable` answers a PENDING task, `GET /tasks/{task_id}` its success.
 - Anthropic-compatible, base `/anthropic`: `POST /v1/messages` (JSON, or the Anthropic SSE
   event sequence when `"stream": true`) and `POST /v1/messages/count_tokens` (the words of
   the messages plus `COUNT_TOKENS_OFFSET`, so a test can tell its count from the demo's).
@@ -176,6 +178,14 @@ class _DoubleRequestHandler(BaseHTTPRequestHandler):
         if path.startswith(OPENAI_BASE_PATH + "/responses/"):
             self._named_response(path, deleting=False)
             return
+        if path.startswith(DASHSCOPE_BASE_PATH + "/tasks/"):
+            task_id = path[len(DASHSCOPE_BASE_PATH + "/tasks/"):]
+            task = self.server.double.tasks.get(task_id)
+            if task is None:
+                self._send_json(200, {"request_id": str(uuid.uuid4()), "output": {"task_id": task_id, "task_status": "UNKNOWN"}})
+            else:
+                self._send_json(200, {"request_id": str(uuid.uuid4()), "output": task, "usage": {"image_count": 1}})
+            return
         self._send_json(200, {"object": "upstream-double", "method": "GET", "path": recorded.path})
 
     def do_DELETE(self):  # noqa: N802 - http.server's name
@@ -218,6 +228,15 @@ class _DoubleRequestHandler(BaseHTTPRequestHandler):
             self._openai_responses(request, slow)
         elif path == DASHSCOPE_BASE_PATH + "/services/aigc/text-generation/generation":
             self._dashscope_generation(request, recorded, slow, application=False)
+        elif path == DASHSCOPE_BASE_PATH + "/services/aigc/text2image/image-synthesis":
+            if recorded.headers.get("x-dashscope-async") != "enable":
+                self._send_json(400, {"code": "InvalidParameter", "message": "the double serves image synthesis as a task only"})
+                return
+            task_id = str(uuid.uuid4())
+            prompt = (request.get("input") or {}).get("prompt", "")
+            self.server.double.tasks[task_id] = {"task_id": task_id, "task_status": "SUCCEEDED",
+                                                 "results": [{"url": "https://upstream-double.invalid/image.png", "orig_prompt": prompt}]}
+            self._send_json(200, {"request_id": str(uuid.uuid4()), "output": {"task_id": task_id, "task_status": "PENDING"}})
         elif path == DASHSCOPE_BASE_PATH + "/services/embeddings/text-embedding/text-embedding":
             self._dashscope_embedding(request)
         elif path.startswith(DASHSCOPE_BASE_PATH + "/apps/") and path.endswith("/completion"):
@@ -395,8 +414,9 @@ class UpstreamDouble:
 
     def __init__(self, expected_credential: str | None = None):
         self.expected_credential = expected_credential
-        # Responses API objects the double made, by id.
+        # Responses API objects and DashScope tasks the double made, by id.
         self.responses: dict[str, dict] = {}
+        self.tasks: dict[str, dict] = {}
         self._records: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._server: _DoubleHttpServer | None = None

@@ -11,6 +11,7 @@ pub mod key_limits;
 pub mod model_catalog;
 pub mod provider_state;
 pub mod responses;
+pub mod tasks;
 pub mod temporary_keys;
 pub mod token_count;
 pub mod upstream;
@@ -61,6 +62,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tokens", post(temporary_keys::mint_temporary))
         .merge(provider_state::routes())
         .merge(responses::routes())
+        .merge(tasks::routes())
 }
 
 /// Routes of a plan listener (docs/CONTRACT.md#token-plan): the plan host's OpenAI-compatible base
@@ -291,6 +293,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let model_standing = limited.as_ref().map(|limited| limited.admission);
     let key_admitted = admit_to_key_limits(state, &authorized).await.map_err(|refusal| with_model_standing(refusal, model_standing))?;
     let streaming = wants_stream(call.protocol, &call.headers, &read);
+    let asynchronous = call.protocol == Protocol::Native && tasks::is_asynchronous(&call.headers);
     let mut meter = start_meter(state, context, &authorized, model.clone(), call.protocol);
     if let Some(meter) = meter.as_mut() {
         let charges = [
@@ -301,6 +304,9 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     }
     let mut response = match route {
         Route::Demo if call.responses => responses::demo_create(state, &authorized, &model, &bytes, streaming, meter)?,
+        Route::Demo if asynchronous => {
+            tasks::demo_submit(state, &authorized, &model, &call.target.path, &bytes, &context.request_id, meter)?
+        }
         Route::Demo => demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)?,
         Route::Upstream(upstream) => {
             // The Responses API reports usage in its `response.completed` event unasked.
@@ -319,6 +325,8 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
             let answer = upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, strip_usage_chunk).await?;
             if call.responses {
                 responses::remember_upstream_response(state, &authorized, &model, &upstream.name, answer)
+            } else if asynchronous {
+                tasks::remember_upstream_task(state, &authorized, &model, &upstream.name, answer)
             } else {
                 answer
             }

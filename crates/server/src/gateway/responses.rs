@@ -13,9 +13,7 @@
 //! The demo answers the API too, with the same events a provider streams, and keeps its
 //! responses in memory for retrieval.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -23,7 +21,6 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::{Stream, StreamExt};
 use keygate_core::usage::TokenUsage;
 use keygate_core::verification::CallTarget;
 use serde_json::{json, Value};
@@ -33,7 +30,7 @@ use super::authorize::{authenticate_request, authorize_target, Authorized};
 use super::errors::{GatewayRefusal, Protocol};
 use super::{demo, forward_target, respond, upstream};
 use crate::planes::Path;
-use crate::provider_objects::{DemoResponse, ProviderObject};
+use crate::provider_objects::{DemoObject, IdScanner, ObjectKind, ProviderObject};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
 use crate::upstreams::Route;
@@ -42,11 +39,6 @@ use crate::upstreams::Route;
 pub const MODEL_STUDIO_RESPONSES_BASE: &str = "/api/v2/apps/protocols/compatible-mode/v1";
 /// The bases the API is served under: OpenAI-compatible, and Model Studio's own.
 pub const RESPONSES_PREFIXES: [&str; 2] = ["/compatible-mode/v1", MODEL_STUDIO_RESPONSES_BASE];
-
-/// How far into an answer its response id is looked for: providers write it first.
-const ID_SCAN_BYTES: usize = 8 * 1024;
-/// The longest response id recorded.
-const MAX_ID_CHARACTERS: usize = 200;
 
 /// The routes of the API under each of [`RESPONSES_PREFIXES`].
 pub fn routes() -> Router<AppState> {
@@ -76,7 +68,8 @@ fn owned_response(
     headers: &axum::http::HeaderMap,
     id: &str,
 ) -> Result<ProviderObject, GatewayRefusal> {
-    let object = state.shared.provider_objects.get(id).filter(|object| object.workspace_id == authorized.key.workspace_id);
+    let object =
+        state.shared.provider_objects.get(ObjectKind::Response, id).filter(|object| object.workspace_id == authorized.key.workspace_id);
     let object = object.ok_or_else(|| not_found(id))?;
     authorize_target(state, authorized, context, headers, CallTarget::Model(&object.model))?;
     Ok(object)
@@ -123,8 +116,8 @@ async fn serve_named_response(state: &AppState, context: &RequestContext, id: &s
     authorize_target(state, &authorized, context, &parts.headers, CallTarget::Nothing)?;
     let object = owned_response(state, &authorized, context, &parts.headers, id)?;
     let action = parts.uri.path().rsplit('/').next().unwrap_or("");
-    if let Some(demo) = &object.demo {
-        return demo_named(state, id, demo, &parts.method, action);
+    if let Some(DemoObject::Response { response, input_items }) = object.demo.as_deref() {
+        return demo_named(state, id, response, input_items, &parts.method, action);
     }
     let upstream = match (state.shared.upstreams.route_model(&object.model), &object.upstream) {
         (Some(Route::Upstream(upstream)), Some(name)) if &upstream.name == name => upstream,
@@ -140,22 +133,29 @@ async fn serve_named_response(state: &AppState, context: &RequestContext, id: &s
     };
     let answer = upstream::forward(&state.shared.http_client, &upstream, forwarded, Bytes::new(), None, false).await?;
     if parts.method == Method::DELETE && answer.status().is_success() {
-        state.shared.provider_objects.forget(id);
+        state.shared.provider_objects.forget(ObjectKind::Response, id);
     }
     Ok(answer)
 }
 
-fn demo_named(state: &AppState, id: &str, demo: &DemoResponse, method: &Method, action: &str) -> Result<Response, GatewayRefusal> {
+fn demo_named(
+    state: &AppState,
+    id: &str,
+    response: &Value,
+    input_items: &[Value],
+    method: &Method,
+    action: &str,
+) -> Result<Response, GatewayRefusal> {
     Ok(match (method, action) {
         (&Method::DELETE, _) => {
-            state.shared.provider_objects.forget(id);
+            state.shared.provider_objects.forget(ObjectKind::Response, id);
             Json(json!({"id": id, "object": "response", "deleted": true})).into_response()
         }
         (_, "input_items") => Json(json!({
             "object": "list",
-            "data": demo.input_items,
-            "first_id": demo.input_items.first().and_then(|item| item.get("id")),
-            "last_id": demo.input_items.last().and_then(|item| item.get("id")),
+            "data": input_items,
+            "first_id": input_items.first().and_then(|item| item.get("id")),
+            "last_id": input_items.last().and_then(|item| item.get("id")),
             "has_more": false,
         }))
         .into_response(),
@@ -165,7 +165,7 @@ fn demo_named(state: &AppState, id: &str, demo: &DemoResponse, method: &Method, 
                 "Only a response that is still in progress can be cancelled; this one has completed.".into(),
             ))
         }
-        _ => Json(demo.response.clone()).into_response(),
+        _ => Json(response.clone()).into_response(),
     })
 }
 
@@ -253,12 +253,13 @@ pub(super) fn demo_create(
     });
     let completed = response_with("completed", vec![message(&reply, "completed")], usage);
     state.shared.provider_objects.remember(
+        ObjectKind::Response,
         &response_id,
         ProviderObject {
             workspace_id: authorized.key.workspace_id.clone(),
             model: model.to_string(),
             upstream: None,
-            demo: Some(Arc::new(DemoResponse { response: completed.clone(), input_items: items })),
+            demo: Some(Arc::new(DemoObject::Response { response: completed.clone(), input_items: items })),
         },
     );
     if let Some(meter) = meter {
@@ -319,86 +320,14 @@ pub(super) fn remember_upstream_response(
         demo: None,
     };
     let (parts, body) = response.into_parts();
-    let scanner = IdScanner { inner: body.into_data_stream(), seen: Vec::new(), pending: Some((state.clone(), object)) };
-    Response::from_parts(parts, Body::from_stream(scanner))
-}
-
-/// Relays a body unchanged while it looks for the first `"id"` in its first
-/// [`ID_SCAN_BYTES`].
-struct IdScanner<S> {
-    inner: S,
-    seen: Vec<u8>,
-    /// What to remember, until it is remembered or the scan gives up.
-    pending: Option<(AppState, ProviderObject)>,
-}
-
-impl<S> IdScanner<S> {
-    fn look_at(&mut self, chunk: &[u8]) {
-        if self.pending.is_none() {
-            return;
-        }
-        let room = ID_SCAN_BYTES.saturating_sub(self.seen.len());
-        self.seen.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if let Some(id) = first_id(&self.seen) {
-            if let Some((state, object)) = self.pending.take() {
-                state.shared.provider_objects.remember(&id, object);
-            }
-            self.seen = Vec::new();
-        } else if self.seen.len() >= ID_SCAN_BYTES {
-            self.pending = None;
-            self.seen = Vec::new();
-        }
-    }
-}
-
-impl<S, E> Stream for IdScanner<S>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-{
-    type Item = Result<Bytes, E>;
-
-    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.inner.poll_next_unpin(context);
-        if let Poll::Ready(Some(Ok(chunk))) = &polled {
-            let chunk = chunk.clone();
-            self.look_at(&chunk);
-        }
-        polled
-    }
-}
-
-/// The value of the first `"id"` key in `bytes` (a JSON object or SSE `data:` lines), when
-/// it is a complete string of at most [`MAX_ID_CHARACTERS`] id characters.
-fn first_id(bytes: &[u8]) -> Option<String> {
-    let at = memchr::memmem::find(bytes, b"\"id\"")?;
-    let rest = &bytes[at + 4..];
-    let rest = rest.iter().position(|byte| !byte.is_ascii_whitespace()).map(|start| &rest[start..])?;
-    let rest = rest.strip_prefix(b":")?;
-    let rest = rest.iter().position(|byte| !byte.is_ascii_whitespace()).map(|start| &rest[start..])?;
-    let rest = rest.strip_prefix(b"\"")?;
-    let end = rest.iter().position(|&byte| byte == b'"')?;
-    let id = std::str::from_utf8(&rest[..end]).ok()?;
-    let valid = !id.is_empty()
-        && id.chars().count() <= MAX_ID_CHARACTERS
-        && id.chars().all(|character| character.is_ascii_alphanumeric() || matches!(character, '_' | '-' | '.' | ':'));
-    valid.then(|| id.to_string())
+    let shared = state.shared.clone();
+    let remember = Box::new(move |id: String| shared.provider_objects.remember(ObjectKind::Response, &id, object));
+    Response::from_parts(parts, Body::from_stream(IdScanner::new(body.into_data_stream(), b"\"id\"", remember)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_first_id_of_a_json_answer_or_an_event_stream_is_found_whole() {
-        assert_eq!(first_id(br#"{"id": "resp_abc", "object": "response"}"#), Some("resp_abc".into()));
-        let stream = b"event: response.created\ndata: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"output\":[]}}\n\n";
-        assert_eq!(first_id(stream), Some("resp_1".into()));
-        // Not yet complete: wait for more bytes.
-        assert_eq!(first_id(br#"{"id":"resp_ab"#), None);
-        // Not an id.
-        assert_eq!(first_id(br#"{"id":"a b"}"#), None);
-        assert_eq!(first_id(br#"{"id":12}"#), None);
-    }
 
     #[test]
     fn a_string_input_is_one_user_message_and_items_get_ids() {

@@ -1,0 +1,197 @@
+//! DashScope's asynchronous tasks (docs/CONTRACT.md#asynchronous-tasks): a native call sent
+//! with `X-DashScope-Async: enable` (image and video generation, say) is answered at once
+//! with a `task_id`, which the client then polls with `GET /api/v1/tasks/{task_id}` (and may
+//! cancel with `POST /api/v1/tasks/{task_id}/cancel`).
+//!
+//! The submission is a model call like any other. The provider keeps the task under the
+//! deployment's one credential, so keygate records which workspace submitted each task id
+//! ([`crate::provider_objects`]) and shows a task only to keys of that workspace that may
+//! call its model; to any other key, and for an id keygate does not know, it answers as
+//! DashScope does for a task that does not exist: `task_status` `UNKNOWN`, never forwarded.
+//!
+//! The demo answers a submission with a task that has already succeeded: polling it gives
+//! the output the same call would have given at once (an image call gets a small SVG of its
+//! prompt as a `data:` URL).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keygate_core::usage::TokenUsage;
+use keygate_core::verification::CallTarget;
+use serde_json::{json, Value};
+
+use super::accounting::CallMeter;
+use super::authorize::{authenticate_request, authorize_target, Authorized};
+use super::errors::{GatewayRefusal, Protocol};
+use super::{forward_target, respond, upstream};
+use crate::planes::Path;
+use crate::provider_objects::{DemoObject, IdScanner, ObjectKind, ProviderObject};
+use crate::request_context::RequestContext;
+use crate::state::AppState;
+use crate::upstreams::Route;
+
+/// The routes of task polling and cancelling.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/tasks/{task_id}", get(named_task)).route("/api/v1/tasks/{task_id}/cancel", post(named_task))
+}
+
+/// Whether a native call asks to run as a task.
+pub(super) fn is_asynchronous(headers: &HeaderMap) -> bool {
+    headers.get("x-dashscope-async").and_then(|value| value.to_str().ok()).is_some_and(|value| value.trim().eq_ignore_ascii_case("enable"))
+}
+
+/// DashScope's answer for a task that does not exist (or is not this key's to see).
+fn unknown_task(id: &str, request_id: &str) -> Response {
+    let shown = keygate_core::keys::shown_input(id, 100);
+    Json(json!({"request_id": request_id, "output": {"task_id": shown, "task_status": "UNKNOWN"}})).into_response()
+}
+
+async fn named_task(State(state): State<AppState>, context: RequestContext, Path(task_id): Path<String>, request: Request) -> Response {
+    let result = serve_named_task(&state, &context, &task_id, request).await;
+    respond(&state, Protocol::Native, &context, result)
+}
+
+async fn serve_named_task(state: &AppState, context: &RequestContext, id: &str, request: Request) -> Result<Response, GatewayRefusal> {
+    let (parts, _body) = request.into_parts();
+    let target = forward_target(Protocol::Native, &parts.uri)?;
+    let authorized = authenticate_request(state, Protocol::Native, &parts.headers, context)?;
+    authorize_target(state, &authorized, context, &parts.headers, CallTarget::Nothing)?;
+    let object =
+        state.shared.provider_objects.get(ObjectKind::Task, id).filter(|object| object.workspace_id == authorized.key.workspace_id);
+    let Some(object) = object else {
+        return Ok(unknown_task(id, &context.request_id));
+    };
+    authorize_target(state, &authorized, context, &parts.headers, CallTarget::Model(&object.model))?;
+    if let Some(DemoObject::Task { output, usage }) = object.demo.as_deref() {
+        if parts.uri.path().ends_with("/cancel") {
+            return Err(GatewayRefusal::BadRequest("Only a task that is still pending can be cancelled; this one has succeeded.".into()));
+        }
+        return Ok(Json(json!({"request_id": context.request_id, "output": output, "usage": usage})).into_response());
+    }
+    let upstream = match (state.shared.upstreams.route_model(&object.model), &object.upstream) {
+        (Some(Route::Upstream(upstream)), Some(name)) if &upstream.name == name => upstream,
+        _ => return Ok(unknown_task(id, &context.request_id)),
+    };
+    let forwarded = upstream::Forwarded {
+        protocol: Protocol::Native,
+        responses: false,
+        method: parts.method.clone(),
+        target: &target,
+        headers: &parts.headers,
+    };
+    upstream::forward(&state.shared.http_client, &upstream, forwarded, Bytes::new(), None, false).await
+}
+
+/// Remembers the task id of an upstream's answer to an asynchronous submission, read from
+/// its start as it is relayed; a refused submission records nothing.
+pub(super) fn remember_upstream_task(
+    state: &AppState,
+    authorized: &Authorized,
+    model: &str,
+    upstream_name: &str,
+    response: Response,
+) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let object = ProviderObject {
+        workspace_id: authorized.key.workspace_id.clone(),
+        model: model.to_string(),
+        upstream: Some(upstream_name.to_string()),
+        demo: None,
+    };
+    let (parts, body) = response.into_parts();
+    let shared = state.shared.clone();
+    let remember = Box::new(move |id: String| shared.provider_objects.remember(ObjectKind::Task, &id, object));
+    Response::from_parts(parts, Body::from_stream(IdScanner::new(body.into_data_stream(), b"\"task_id\"", remember)))
+}
+
+fn words(text: &str) -> usize {
+    text.split_whitespace().count()
+}
+
+/// An SVG of `text` as a `data:` URL: the demo's image.
+fn demo_image(text: &str) -> String {
+    let escaped: String = text
+        .chars()
+        .take(80)
+        .map(|character| match character {
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"512\" height=\"128\"><rect width=\"512\" height=\"128\" fill=\"#eef\"/><text x=\"16\" y=\"70\" font-size=\"16\">{}{escaped}</text></svg>",
+        super::demo::DEMO_PREFIX
+    );
+    format!("data:image/svg+xml,{}", percent_encoding::utf8_percent_encode(&svg, percent_encoding::NON_ALPHANUMERIC))
+}
+
+/// Answers an asynchronous submission to a demo model with a task that has already
+/// succeeded, remembered for polling; the call is counted with the tokens its text takes.
+pub(super) fn demo_submit(
+    state: &AppState,
+    authorized: &Authorized,
+    model: &str,
+    path: &str,
+    body: &[u8],
+    request_id: &str,
+    meter: Option<CallMeter>,
+) -> Result<Response, GatewayRefusal> {
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        if let Some(meter) = meter {
+            meter.finish(400, TokenUsage::default(), None, None);
+        }
+        return Err(GatewayRefusal::BadRequest("The request body must be a JSON object.".into()));
+    };
+    let prompt = request.pointer("/input/prompt").and_then(Value::as_str).unwrap_or("").to_string();
+    let task_id = uuid_like();
+    let now = chrono_like(authorized.at_milliseconds);
+    let (output, usage, tokens) = if path.contains("image") {
+        let output = json!({"task_id": task_id, "task_status": "SUCCEEDED", "submit_time": now, "scheduled_time": now, "end_time": now,
+            "results": [{"url": demo_image(&prompt), "orig_prompt": prompt}], "task_metrics": {"TOTAL": 1, "SUCCEEDED": 1, "FAILED": 0}});
+        (output, json!({"image_count": 1}), TokenUsage { input: words(&prompt) as i64, ..TokenUsage::default() })
+    } else {
+        let text = format!("{}echo: {prompt}", super::demo::DEMO_PREFIX);
+        let (input, output_tokens) = (words(&prompt), words(&text));
+        let output = json!({"task_id": task_id, "task_status": "SUCCEEDED", "submit_time": now, "end_time": now, "text": text, "finish_reason": "stop"});
+        let usage = json!({"input_tokens": input, "output_tokens": output_tokens, "total_tokens": input + output_tokens});
+        (output, usage, TokenUsage { input: input as i64, output: output_tokens as i64, cached: 0, reasoning: 0 })
+    };
+    state.shared.provider_objects.remember(
+        ObjectKind::Task,
+        &task_id,
+        ProviderObject {
+            workspace_id: authorized.key.workspace_id.clone(),
+            model: model.to_string(),
+            upstream: None,
+            demo: Some(Arc::new(DemoObject::Task { output, usage })),
+        },
+    );
+    if let Some(meter) = meter {
+        meter.finish(200, tokens, None, None);
+    }
+    Ok(Json(json!({"request_id": request_id, "output": {"task_id": task_id, "task_status": "PENDING"}})).into_response())
+}
+
+/// A task id in DashScope's form (a UUID).
+fn uuid_like() -> String {
+    let mut bytes = [0u8; 16];
+    keygate_core::random::fill_random(&mut bytes);
+    let hex = hex::encode(bytes);
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+/// A time as DashScope writes a task's times: `2026-12-03 12:00:00.000`, UTC.
+fn chrono_like(at_milliseconds: i64) -> String {
+    let seconds = keygate_core::civil_time::format_utc_timestamp(at_milliseconds.div_euclid(1000));
+    format!("{}.{:03}", seconds.trim_end_matches('Z').replace('T', " "), at_milliseconds.rem_euclid(1000))
+}
