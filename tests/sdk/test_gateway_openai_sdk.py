@@ -194,6 +194,25 @@ def test_models_retrieve_answers_a_model_the_key_may_call_and_404_otherwise(
         assert raised.value.response.headers.get("x-should-retry") == "false"
 
 
+# ---- images and speech --------------------------------------------------------------------
+
+
+def test_images_generate_and_audio_speech_are_answered_by_the_demo(make_openai_client, api_key_with_all_permissions):
+    client = make_openai_client(api_key_with_all_permissions)
+    marker = unique_marker("image")
+    images = client.images.generate(model=DEMO_CHAT_MODEL, prompt=marker, n=2)
+    assert len(images.data) == 2
+    assert images.data[0].url.startswith("data:image/svg+xml,") and images.data[0].revised_prompt.endswith(marker)
+    speech = client.audio.speech.create(model=DEMO_CHAT_MODEL, voice="alloy", input="hello there")
+    assert speech.content[:4] == b"RIFF" and speech.content[8:12] == b"WAVE"
+
+
+def test_images_generate_is_scoped_like_any_call(make_openai_client, api_key_scoped_to_demo_echo_and_double_chat):
+    with pytest.raises(openai.PermissionDeniedError) as raised:
+        make_openai_client(api_key_scoped_to_demo_echo_and_double_chat).images.generate(model=DEMO_EMBEDDING_MODEL, prompt="a cat")
+    assert raised.value.code == "model_access_denied"
+
+
 # ---- refusals -------------------------------------------------------------------------------
 
 

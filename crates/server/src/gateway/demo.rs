@@ -19,6 +19,10 @@ use sha2::{Digest, Sha256};
 pub enum DemoEndpoint {
     OpenAiChat,
     OpenAiEmbeddings,
+    /// `/images/generations`: a small SVG of the prompt as a `data:` URL.
+    OpenAiImages,
+    /// `/audio/speech`: a short WAV of silence.
+    OpenAiSpeech,
     NativeGeneration,
     NativeEmbedding,
     ApplicationCompletion,
@@ -112,6 +116,46 @@ pub fn anthropic_input_tokens(request: &Value) -> usize {
     input_words(request, DemoEndpoint::AnthropicMessages)
 }
 
+/// An SVG that shows `prompt`, as a `data:` URL: the demo's image.
+pub fn image_data_url(prompt: &str) -> String {
+    let escaped: String = prompt
+        .chars()
+        .take(80)
+        .map(|character| match character {
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"512\" height=\"128\"><rect width=\"512\" height=\"128\" fill=\"#eef\"/><text x=\"16\" y=\"70\" font-size=\"16\">{DEMO_PREFIX}{escaped}</text></svg>"
+    );
+    format!("data:image/svg+xml,{}", percent_encoding::utf8_percent_encode(&svg, percent_encoding::NON_ALPHANUMERIC))
+}
+
+/// A tenth of a second of 8 kHz, 16-bit mono silence as a WAV file.
+fn silent_wav() -> Vec<u8> {
+    let samples = 800u32;
+    let data_bytes = samples * 2;
+    let mut wav = Vec::with_capacity(44 + data_bytes as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_bytes).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16000u32.to_le_bytes()); // bytes per second
+    wav.extend_from_slice(&2u16.to_le_bytes()); // bytes per frame
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_bytes.to_le_bytes());
+    wav.resize(44 + data_bytes as usize, 0);
+    wav
+}
+
 fn tokens_of(input: usize, output: usize) -> TokenUsage {
     TokenUsage { input: input as i64, output: output as i64, cached: 0, reasoning: 0 }
 }
@@ -139,6 +183,18 @@ pub fn answer(
     created: i64,
 ) -> (Response, TokenUsage) {
     match endpoint {
+        DemoEndpoint::OpenAiImages => {
+            let prompt = request.get("prompt").and_then(Value::as_str).unwrap_or("");
+            let count = request.get("n").and_then(Value::as_u64).unwrap_or(1).clamp(1, 4) as usize;
+            let image = json!({"url": image_data_url(prompt), "revised_prompt": format!("{DEMO_PREFIX}{prompt}")});
+            let response = Json(json!({"created": created, "data": vec![image; count]})).into_response();
+            (response, tokens_of(words(prompt), 0))
+        }
+        DemoEndpoint::OpenAiSpeech => {
+            let input = request.get("input").and_then(Value::as_str).unwrap_or("");
+            let response = (StatusCode::OK, [(header::CONTENT_TYPE, "audio/wav")], silent_wav()).into_response();
+            (response, tokens_of(words(input), 0))
+        }
         DemoEndpoint::OpenAiEmbeddings => {
             let texts = texts_of(request.get("input"));
             let data: Vec<Value> = texts

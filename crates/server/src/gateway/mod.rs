@@ -53,6 +53,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/apps/{app_id}/completion", post(application_completion))
         .route("/compatible-mode/v1/chat/completions", post(openai_call))
         .route("/compatible-mode/v1/embeddings", post(openai_call))
+        .route("/compatible-mode/v1/images/generations", post(openai_call))
+        .route("/compatible-mode/v1/audio/speech", post(openai_call))
         .route("/compatible-mode/v1/models", get(model_catalog::openai_models))
         .route("/compatible-mode/v1/models/{model_id}", get(model_catalog::openai_model_by_id))
         .route("/apps/anthropic/v1/messages", post(anthropic_messages))
@@ -437,8 +439,16 @@ async fn native_service(State(state): State<AppState>, context: RequestContext, 
 }
 
 async fn openai_call(State(state): State<AppState>, context: RequestContext, request: Request) -> Response {
-    let demo_endpoint =
-        if request.uri().path().ends_with("/embeddings") { DemoEndpoint::OpenAiEmbeddings } else { DemoEndpoint::OpenAiChat };
+    let path = request.uri().path();
+    let demo_endpoint = if path.ends_with("/embeddings") {
+        DemoEndpoint::OpenAiEmbeddings
+    } else if path.ends_with("/images/generations") {
+        DemoEndpoint::OpenAiImages
+    } else if path.ends_with("/audio/speech") {
+        DemoEndpoint::OpenAiSpeech
+    } else {
+        DemoEndpoint::OpenAiChat
+    };
     model_call(&state, &context, Protocol::OpenAi, demo_endpoint, request).await
 }
 

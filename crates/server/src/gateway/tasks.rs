@@ -115,26 +115,6 @@ fn words(text: &str) -> usize {
     text.split_whitespace().count()
 }
 
-/// An SVG of `text` as a `data:` URL: the demo's image.
-fn demo_image(text: &str) -> String {
-    let escaped: String = text
-        .chars()
-        .take(80)
-        .map(|character| match character {
-            '<' => "&lt;".to_string(),
-            '>' => "&gt;".to_string(),
-            '&' => "&amp;".to_string(),
-            '"' => "&quot;".to_string(),
-            other => other.to_string(),
-        })
-        .collect();
-    let svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"512\" height=\"128\"><rect width=\"512\" height=\"128\" fill=\"#eef\"/><text x=\"16\" y=\"70\" font-size=\"16\">{}{escaped}</text></svg>",
-        super::demo::DEMO_PREFIX
-    );
-    format!("data:image/svg+xml,{}", percent_encoding::utf8_percent_encode(&svg, percent_encoding::NON_ALPHANUMERIC))
-}
-
 /// Answers an asynchronous submission to a demo model with a task that has already
 /// succeeded, remembered for polling; the call is counted with the tokens its text takes.
 pub(super) fn demo_submit(
@@ -157,7 +137,7 @@ pub(super) fn demo_submit(
     let now = chrono_like(authorized.at_milliseconds);
     let (output, usage, tokens) = if path.contains("image") {
         let output = json!({"task_id": task_id, "task_status": "SUCCEEDED", "submit_time": now, "scheduled_time": now, "end_time": now,
-            "results": [{"url": demo_image(&prompt), "orig_prompt": prompt}], "task_metrics": {"TOTAL": 1, "SUCCEEDED": 1, "FAILED": 0}});
+            "results": [{"url": super::demo::image_data_url(&prompt), "orig_prompt": prompt}], "task_metrics": {"TOTAL": 1, "SUCCEEDED": 1, "FAILED": 0}});
         (output, json!({"image_count": 1}), TokenUsage { input: words(&prompt) as i64, ..TokenUsage::default() })
     } else {
         let text = format!("{}echo: {prompt}", super::demo::DEMO_PREFIX);
