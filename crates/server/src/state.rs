@@ -13,8 +13,8 @@ use keygate_core::temporary_keys::TemporaryKeySecret;
 use keygate_core::verification::KeyEndpoint;
 
 use crate::clock::Clock;
+use crate::limiter::{counter_for, LimitCounter, LiveNodes};
 use crate::metrics_registry::Metrics;
-use crate::limiter::{InMemoryLimitCounter, LimitCounter};
 use crate::operations::Operations;
 use crate::secrets::MasterKey;
 use crate::settings::{ListenerSettings, Settings};
@@ -31,7 +31,7 @@ pub struct SharedState {
     pub catalog: ModelCatalog,
     pub trusted_proxies: Vec<IpNetwork>,
     pub served_regions: Vec<String>,
-    pub clock: Clock,
+    pub clock: Arc<Clock>,
     pub temporary_key_secret: TemporaryKeySecret,
     pub upstreams: UpstreamTable,
     pub http_client: reqwest::Client,
@@ -43,6 +43,13 @@ pub struct SharedState {
     pub usage: UsageCounters,
     /// Counts model calls against the limits of their workspace and model, and of their key.
     pub limiter: Box<dyn LimitCounter>,
+    /// This process's name among the nodes (heartbeats, Redis's in-flight counts): random.
+    pub node_id: String,
+    /// When this node started (Unix ms).
+    pub started_at: i64,
+    /// The live nodes the heartbeats count (PostgreSQL; 1 on SQLite), which divide each
+    /// limit into node shares when there is no Redis.
+    pub live_nodes: Arc<LiveNodes>,
     pub metrics: Metrics,
     /// When this node last confirmed its registry against the change feed.
     pub feed_health: Arc<FeedHealth>,
@@ -72,7 +79,12 @@ impl AppState {
         let throttle = FailedAuthenticationThrottle::new(settings.failed_authentications_per_minute);
         let login_throttle = FailedAuthenticationThrottle::new(settings.failed_logins_per_minute);
         let temporary_key_mints = MintCounter::new(WindowCounter::new(settings.temporary_keys_per_minute));
-        let clock = Clock::default();
+        let clock = Arc::new(Clock::default());
+        let mut node_random = [0u8; 8];
+        keygate_core::random::fill_random(&mut node_random);
+        let node_id = hex::encode(node_random);
+        let live_nodes = Arc::new(LiveNodes::default());
+        let limiter = counter_for(&settings, store.is_postgres(), &node_id, live_nodes.clone(), clock.clone())?;
         let shared = SharedState {
             store,
             settings,
@@ -87,7 +99,10 @@ impl AppState {
             login_throttle,
             temporary_key_mints,
             usage: UsageCounters::default(),
-            limiter: Box::new(InMemoryLimitCounter::default()),
+            limiter,
+            node_id,
+            started_at: clock.now_milliseconds(),
+            live_nodes,
             metrics: Metrics::default(),
             feed_health: Arc::new(FeedHealth::new(clock.now_milliseconds())),
             clock,

@@ -35,6 +35,7 @@ mod no_plaintext_in_errors;
 mod openapi_answers;
 mod plan_keys;
 mod postgres_nodes;
+mod redis_limit_counter;
 mod refusal_envelopes;
 mod repeated_model;
 mod rules;
