@@ -26,6 +26,7 @@ mod key_import;
 mod key_roles;
 mod keygate_api;
 mod leaks;
+mod limits_across_nodes;
 mod log_capture;
 mod login_throttling;
 mod metrics;
