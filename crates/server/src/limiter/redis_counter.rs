@@ -7,7 +7,8 @@
 //!
 //! Keys are `<prefix>{<subject>}:<kind>:<period>:<window start>`, the subject's strings
 //! percent-encoded so that no workspace, model or key id can reach into another's keys, and
-//! the subject in braces so that a Redis Cluster keeps a subject's keys in one slot.
+//! the subject in braces so that a subject's keys would share one slot of a Redis Cluster
+//! (the connection itself is to one server).
 //!
 //! Calls in flight are a hash per subject with one count per node (`n<node>`) and the time
 //! (Redis's clock) that node last confirmed it (`s<node>`); each node confirms the subjects
