@@ -262,6 +262,16 @@ impl InMemoryLimitCounter {
         apply(windows.entry(key).or_default())
     }
 
+    /// Counts one request admitted elsewhere (by the shared counter) in the window of
+    /// `now`, without checking the limit: the node's own count, should it have to go on
+    /// without the shared counter.
+    pub(crate) fn count_request(&self, subject: &LimitSubject, limit: RateLimit, now: i64) {
+        self.with_window(subject, LimitKind::Requests, limit, |window| {
+            window.roll(now, limit.period_seconds);
+            window.used = window.used.saturating_add(1);
+        });
+    }
+
     /// [`LimitCounter::enter`], answered at once.
     pub(crate) fn enter_now(&self, subject: &LimitSubject, max: u64) -> Result<u64, u64> {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);

@@ -73,6 +73,14 @@ impl NodeShareCounter {
         Admission { requests: whole(admission.requests, limits.requests), tokens: whole(admission.tokens, limits.tokens), ..admission }
     }
 
+    /// Counts a request the shared counter admitted, so that this node's share, should it
+    /// have to count alone, includes what it already admitted in the window.
+    pub fn count_admitted(&self, subject: &LimitSubject, limits: EffectiveLimits, now: i64) {
+        if let Some(limit) = limits.requests {
+            self.counter.count_request(subject, limit, now);
+        }
+    }
+
     pub fn enter_share(&self, subject: &LimitSubject, max: u64) -> Result<u64, u64> {
         self.counter.enter_now(subject, self.live_nodes.share(max))
     }

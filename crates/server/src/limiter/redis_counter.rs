@@ -21,7 +21,11 @@
 //! memory against its share of each limit ([`super::NodeShareCounter`]), or refuses limited
 //! calls when `limits_fail_closed` is set, and does not ask Redis again for a second, so an
 //! outage costs each node at most one timeout a second; the connection reconnects by itself
-//! and the next call that succeeds makes the node healthy again.
+//! and the next call that succeeds makes the node healthy again. The node's memory also
+//! counts what Redis admitted through it and the tokens it charged, so that its share,
+//! when it must count alone, starts from what it already let through in the window: a
+//! Redis that fails now and then (timeouts under load) does not add a share on top of the
+//! limit.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -291,7 +295,9 @@ impl Shared {
     }
 
     fn succeeded(&self) {
-        if !self.healthy.swap(true, Ordering::AcqRel) {
+        // A load first: every admission passes here, and a write would bounce the cache
+        // line between the threads.
+        if !self.healthy.load(Ordering::Acquire) && !self.healthy.swap(true, Ordering::AcqRel) {
             tracing::info!(node = %self.options.node_id, "Redis answers: limits are counted there again");
         }
     }
@@ -375,12 +381,15 @@ impl Shared {
                 tokens: standing(limits.tokens, tokens),
                 unavailable: false,
             },
-            _ => Admission {
-                refused_by: None,
-                requests: standing(limits.requests, requests),
-                tokens: standing(limits.tokens, tokens),
-                unavailable: false,
-            },
+            _ => {
+                self.fallback.count_admitted(subject, limits, now);
+                Admission {
+                    refused_by: None,
+                    requests: standing(limits.requests, requests),
+                    tokens: standing(limits.tokens, tokens),
+                    unavailable: false,
+                }
+            }
         }
     }
 
@@ -590,9 +599,9 @@ impl LimitCounter for RedisLimitCounter {
     }
 
     fn charge(&self, subject: &LimitSubject, limit: RateLimit, tokens: u64, now: i64) {
+        // Counted in memory too: the node's own count, for when Redis fails.
+        self.shared.fallback.charge(subject, limit, tokens, now);
         if !self.shared.healthy.load(Ordering::Acquire) {
-            // Admissions are counted in memory while Redis fails: so are the tokens.
-            self.shared.fallback.charge(subject, limit, tokens, now);
             return;
         }
         let key = self.shared.window_key(subject, LimitKind::Tokens, limit, now);
