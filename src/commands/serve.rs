@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// PostgreSQL URL (postgres://user@host:5432/db) for several nodes; SQLite in --data-dir when unset.
     #[arg(long, env = "KEYGATE_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Redis URL (redis://host:6379/0) where every node counts the limits' windows together;
+    /// without it each node enforces its share of every limit.
+    #[arg(long, env = "KEYGATE_REDIS_URL")]
+    pub redis_url: Option<String>,
     /// Seconds a node may go without confirming its keys against PostgreSQL before it refuses calls (503).
     #[arg(long, env = "KEYGATE_MAX_STALENESS_SECONDS")]
     pub max_staleness_seconds: Option<u64>,
@@ -59,6 +63,9 @@ pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if let Some(url) = arguments.database_url.as_deref().filter(|url| !url.is_empty()) {
         settings.database_url = Some(url.to_string());
+    }
+    if let Some(url) = arguments.redis_url.as_deref().filter(|url| !url.is_empty()) {
+        settings.redis_url = Some(url.to_string());
     }
     if let Some(seconds) = arguments.max_staleness_seconds {
         settings.max_staleness_seconds = seconds;

@@ -80,16 +80,63 @@ fn plan_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `/readyz`: 200 while this node can confirm its keys, 503 with the reason when not.
+/// `/readyz`: 200 while this node can confirm its keys, 503 with the reason when not; the
+/// `limiter` object says where limits are counted and whether that works (a failing Redis
+/// makes the node not ready only when limits fail closed).
 async fn readiness(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
     use axum::response::IntoResponse;
     let feed_version = state.shared.feed_health.cursor();
-    match state.staleness_problem() {
-        None => Json(json!({"status": "ready", "feedVersion": feed_version})).into_response(),
-        Some(reason) => {
-            (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "stale", "reason": reason, "feedVersion": feed_version})))
-                .into_response()
+    let health = state.shared.limiter.health();
+    let limiter = json!({
+        "backend": health.backend.name(),
+        "healthy": health.healthy,
+        "failMode": if health.fail_closed { "closed" } else { "open" },
+        "lastErrorAt": health.last_error.as_ref().map(|(at, _)| keygate_core::civil_time::format_utc_timestamp(*at / 1000)),
+        "lastError": health.last_error.as_ref().map(|(_, error)| error.clone()),
+        "liveNodes": health.live_nodes,
+    });
+    let unavailable = |status: &str, reason: String| {
+        let body = json!({"status": status, "reason": reason, "feedVersion": feed_version, "limiter": limiter});
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    };
+    if let Some(reason) = state.staleness_problem() {
+        return unavailable("stale", reason);
+    }
+    if health.refusing() {
+        return unavailable("limiter-unavailable", "the limits' Redis does not answer and limits_fail_closed is set".into());
+    }
+    Json(json!({"status": "ready", "feedVersion": feed_version, "limiter": limiter})).into_response()
+}
+
+/// Every `node_heartbeat_seconds` on PostgreSQL: this node's heartbeat, and the count of
+/// the nodes seen within three heartbeats, which divides each limit into node shares
+/// (docs/CONTRACT.md#model-limits, "Across nodes"). Leaving, the node removes itself so
+/// that the others take its share at their next count.
+async fn beat_as_a_node(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let shared = &state.shared;
+    let every = Duration::from_secs(shared.settings.node_heartbeat_seconds);
+    let live_window = i64::try_from(every.as_millis()).unwrap_or(i64::MAX).saturating_mul(3);
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                let now = shared.clock.now_milliseconds();
+                // A node gone for a day is forgotten.
+                let beat = state.store().node_heartbeat(&shared.node_id, shared.started_at, now, now - 86_400_000).await;
+                match beat {
+                    Ok(()) => match state.store().count_live_nodes(now - live_window).await {
+                        Ok(count) => shared.live_nodes.set(count),
+                        Err(error) => tracing::warn!(%error, "counting the live nodes failed; keeping the last count"),
+                    },
+                    Err(error) => tracing::warn!(%error, "writing this node's heartbeat failed; keeping the last count of nodes"),
+                }
+            }
+            _ = stop.changed() => break,
         }
+    }
+    if let Err(error) = state.store().node_departed(&shared.node_id).await {
+        tracing::warn!(%error, "removing this node from the nodes table failed; it stops counting after three heartbeats");
     }
 }
 
@@ -165,6 +212,7 @@ impl Server {
         let (stop_sender, stop_receiver) = tokio::sync::watch::channel(false);
         let state_for_flush = self.state();
         let self_state_for_feed = self.state();
+        let state_for_heartbeat = self.state();
         let mut tasks = Vec::new();
         let gate = ConnectionTable::new(self.limits.max_connections);
         for (listener, state) in self.listeners {
@@ -211,6 +259,9 @@ impl Server {
                 state.shared.temporary_key_mints.write_summaries(state.store(), state.shared.clock.now_seconds(), true).await;
             })
         });
+        let node_heartbeat = state_for_heartbeat
+            .filter(|state| state.store().is_postgres())
+            .map(|state| tokio::spawn(beat_as_a_node(state, stop_receiver.clone())));
         let feed_follower = self_state_for_feed.map(|state| {
             let stop = stop_receiver.clone();
             tokio::spawn(async move {
@@ -226,6 +277,9 @@ impl Server {
         }
         for task in tasks {
             task.await.context("listener task panicked")?;
+        }
+        if let Some(heartbeat) = node_heartbeat {
+            heartbeat.await.context("node heartbeat panicked")?;
         }
         if let Some(flusher) = usage_flusher {
             flusher.await.context("usage flusher panicked")?;

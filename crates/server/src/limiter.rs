@@ -3,8 +3,13 @@
 //! key) and kind of limit, and a key's calls in flight are counted while they run.
 //! [`LimitCounter`] is what the gateway asks; this node's [`InMemoryLimitCounter`] keeps
 //! the windows in memory, sharded so that a lock is held only for one window's arithmetic
-//! (`keygate_core::limits::WindowCount`). A counter shared by many nodes implements the
-//! same trait.
+//! (`keygate_core::limits::WindowCount`).
+//!
+//! Across nodes (docs/CONTRACT.md#model-limits, "Across nodes"): with Redis configured,
+//! [`RedisLimitCounter`] (`limiter/redis_counter.rs`) counts every node's calls in the same windows;
+//! without it, a node on PostgreSQL enforces its share of each limit, counted in memory by
+//! [`NodeShareCounter`] (`limiter/node_share.rs`) from the live nodes the heartbeats show.
+//! [`counter_for`] picks one from the settings.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,6 +18,12 @@ use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 
 use keygate_core::limits::{EffectiveLimits, LimitKind, RateLimit, WindowCount, WindowStanding};
+
+mod node_share;
+mod redis_counter;
+
+pub use node_share::{LiveNodes, NodeShareCounter};
+pub use redis_counter::{RedisLimitCounter, RedisOptions};
 
 /// What a call is counted under: its key's workspace and the model (the model limits of
 /// Model Studio), or its key (keygate's per-key limits).
@@ -29,9 +40,15 @@ pub struct Admission {
     pub refused_by: Option<LimitKind>,
     pub requests: Option<WindowStanding>,
     pub tokens: Option<WindowStanding>,
+    /// The shared counter could not be asked and limits fail closed
+    /// (`limits_fail_closed`): the call is refused with 503, nothing was counted.
+    pub unavailable: bool,
 }
 
 impl Admission {
+    /// Nothing refused, no window counted: what a counter starts from.
+    pub const NONE: Admission = Admission { refused_by: None, requests: None, tokens: None, unavailable: false };
+
     /// Seconds until the refusing window frees.
     pub fn retry_after_seconds(&self) -> u64 {
         let standing = match self.refused_by {
@@ -60,6 +77,150 @@ pub trait LimitCounter: Send + Sync + std::fmt::Debug {
     fn charge(&self, subject: &LimitSubject, limit: RateLimit, tokens: u64, now: i64);
     fn enter<'a>(&'a self, subject: &'a LimitSubject, max: u64) -> Pending<'a, Result<u64, u64>>;
     fn leave(&self, subject: &LimitSubject);
+
+    /// Where the counting happens and whether it works (`/readyz`, `/metrics`).
+    fn health(&self) -> LimiterHealth {
+        LimiterHealth::default()
+    }
+}
+
+/// Where a node counts its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LimiterBackend {
+    /// This node's memory, exactly (one node: SQLite).
+    #[default]
+    Memory,
+    /// This node's memory, each limit divided among the live nodes (PostgreSQL without Redis).
+    NodeShare,
+    /// Redis, shared by every node.
+    Redis,
+}
+
+impl LimiterBackend {
+    pub fn name(self) -> &'static str {
+        match self {
+            LimiterBackend::Memory => "memory",
+            LimiterBackend::NodeShare => "node-share",
+            LimiterBackend::Redis => "redis",
+        }
+    }
+}
+
+/// The standing of a node's limit counting, for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimiterHealth {
+    pub backend: LimiterBackend,
+    /// The shared counter answered its last call (always true in memory).
+    pub healthy: bool,
+    /// `limits_fail_closed`: calls under a limit are refused while it is unhealthy.
+    pub fail_closed: bool,
+    /// When (Unix ms) and why the shared counter last failed.
+    pub last_error: Option<(i64, String)>,
+    /// Live nodes this node counts itself among (the divisor of its share).
+    pub live_nodes: u64,
+    /// Calls to the shared counter that failed or timed out.
+    pub failures: u64,
+    /// Admissions counted in memory (this node's share) because the shared counter failed.
+    pub fallback_admissions: u64,
+    /// Admissions refused (503) because the shared counter failed and limits fail closed.
+    pub refused_unavailable: u64,
+    /// Token charges not sent to the shared counter: its queue was full or it failed.
+    pub dropped_updates: u64,
+}
+
+impl Default for LimiterHealth {
+    fn default() -> LimiterHealth {
+        LimiterHealth {
+            backend: LimiterBackend::Memory,
+            healthy: true,
+            fail_closed: false,
+            last_error: None,
+            live_nodes: 1,
+            failures: 0,
+            fallback_admissions: 0,
+            refused_unavailable: 0,
+            dropped_updates: 0,
+        }
+    }
+}
+
+impl LimiterHealth {
+    /// Whether limited calls are being refused for want of the shared counter (then
+    /// `/readyz` says not ready).
+    pub fn refusing(&self) -> bool {
+        self.fail_closed && !self.healthy
+    }
+
+    /// The Prometheus lines of the limiter (appended to `/metrics`).
+    pub fn render_metrics(&self) -> String {
+        use std::fmt::Write;
+        let mut text = String::new();
+        let backend = self.backend.name();
+        let gauge = |text: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(text, "# HELP {name} {help}");
+            let _ = writeln!(text, "# TYPE {name} gauge");
+            let _ = writeln!(text, "{name}{{backend=\"{backend}\"}} {value}");
+        };
+        let counter = |text: &mut String, name: &str, help: &str, value: u64| {
+            let _ = writeln!(text, "# HELP {name} {help}");
+            let _ = writeln!(text, "# TYPE {name} counter");
+            let _ = writeln!(text, "{name} {value}");
+        };
+        gauge(&mut text, "keygate_limiter_healthy", "1 while the limits' counter answers (always 1 in memory).", u64::from(self.healthy));
+        gauge(&mut text, "keygate_limiter_live_nodes", "Live nodes this node divides its limits' shares among.", self.live_nodes);
+        counter(
+            &mut text,
+            "keygate_limiter_failures_total",
+            "Calls to the shared limit counter (Redis) that failed or timed out.",
+            self.failures,
+        );
+        counter(
+            &mut text,
+            "keygate_limiter_fallback_admissions_total",
+            "Admissions counted in this node's memory against its share because Redis failed.",
+            self.fallback_admissions,
+        );
+        counter(
+            &mut text,
+            "keygate_limiter_unavailable_refusals_total",
+            "Calls refused (503) because Redis failed and limits_fail_closed is set.",
+            self.refused_unavailable,
+        );
+        counter(
+            &mut text,
+            "keygate_limiter_dropped_updates_total",
+            "Token charges not sent to Redis because its queue was full or Redis failed.",
+            self.dropped_updates,
+        );
+        text
+    }
+}
+
+/// The counter the settings ask for: Redis when `redis_url` is set; else, on PostgreSQL
+/// (several nodes may serve), this node's share counted in memory; else (SQLite, one node)
+/// memory, exactly. `live_nodes` is what the node heartbeats keep current.
+pub fn counter_for(
+    settings: &crate::settings::Settings,
+    several_nodes: bool,
+    node_id: &str,
+    live_nodes: std::sync::Arc<LiveNodes>,
+    clock: std::sync::Arc<crate::clock::Clock>,
+) -> anyhow::Result<Box<dyn LimitCounter>> {
+    if let Some(url) = &settings.redis_url {
+        let options = RedisOptions {
+            url: url.clone(),
+            key_prefix: settings.redis_key_prefix.clone(),
+            timeout: std::time::Duration::from_millis(settings.redis_timeout_milliseconds),
+            fail_closed: settings.limits_fail_closed,
+            node_id: node_id.to_string(),
+            heartbeat: std::time::Duration::from_secs(settings.node_heartbeat_seconds),
+        };
+        return Ok(Box::new(RedisLimitCounter::new(options, live_nodes, clock)?));
+    }
+    if several_nodes {
+        return Ok(Box::new(NodeShareCounter::new(live_nodes)));
+    }
+    Ok(Box::new(InMemoryLimitCounter::default()))
 }
 
 /// One window: a subject, which limit, and its period (a changed period starts anew).
@@ -101,8 +262,30 @@ impl InMemoryLimitCounter {
         apply(windows.entry(key).or_default())
     }
 
-    fn admit_now(&self, subject: &LimitSubject, limits: EffectiveLimits, now: i64) -> Admission {
-        let mut admission = Admission { refused_by: None, requests: None, tokens: None };
+    /// Counts one request admitted elsewhere (by the shared counter) in the window of
+    /// `now`, without checking the limit: the node's own count, should it have to go on
+    /// without the shared counter.
+    pub(crate) fn count_request(&self, subject: &LimitSubject, limit: RateLimit, now: i64) {
+        self.with_window(subject, LimitKind::Requests, limit, |window| {
+            window.roll(now, limit.period_seconds);
+            window.used = window.used.saturating_add(1);
+        });
+    }
+
+    /// [`LimitCounter::enter`], answered at once.
+    pub(crate) fn enter_now(&self, subject: &LimitSubject, max: u64) -> Result<u64, u64> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
+        let running = in_flight.get(subject).copied().unwrap_or(0);
+        if running >= max {
+            Err(running)
+        } else {
+            in_flight.insert(subject.clone(), running + 1);
+            Ok(running + 1)
+        }
+    }
+
+    pub(crate) fn admit_now(&self, subject: &LimitSubject, limits: EffectiveLimits, now: i64) -> Admission {
+        let mut admission = Admission::NONE;
         if let Some(limit) = limits.requests {
             let (standing, admitted) =
                 either(self.with_window(subject, LimitKind::Requests, limit, |window| window.take_request(limit, now)));
@@ -153,15 +336,7 @@ impl LimitCounter for InMemoryLimitCounter {
     }
 
     fn enter<'a>(&'a self, subject: &'a LimitSubject, max: u64) -> Pending<'a, Result<u64, u64>> {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
-        let running = in_flight.get(subject).copied().unwrap_or(0);
-        let outcome = if running >= max {
-            Err(running)
-        } else {
-            in_flight.insert(subject.clone(), running + 1);
-            Ok(running + 1)
-        };
-        Box::pin(std::future::ready(outcome))
+        Box::pin(std::future::ready(self.enter_now(subject, max)))
     }
 
     fn leave(&self, subject: &LimitSubject) {

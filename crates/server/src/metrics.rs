@@ -18,7 +18,8 @@ use crate::state::AppState;
 async fn metrics_endpoint(State(state): State<AppState>) -> Response {
     let registry = state.store().registry();
     let lag_seconds = state.shared.feed_health.staleness_milliseconds(state.shared.clock.now_milliseconds()) as f64 / 1000.0;
-    let body = state.shared.metrics.render(registry.live_key_count(), registry.applied_version(), lag_seconds);
+    let mut body = state.shared.metrics.render(registry.live_key_count(), registry.applied_version(), lag_seconds);
+    body.push_str(&state.shared.limiter.health().render_metrics());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -165,6 +165,11 @@ pub struct SettingsFile {
     pub token_accounting: Option<bool>,
     pub prices: Vec<PriceSettings>,
     pub model_limits: Vec<ModelLimitSettings>,
+    pub redis_url: Option<String>,
+    pub redis_key_prefix: Option<String>,
+    pub redis_timeout_milliseconds: Option<u64>,
+    pub limits_fail_closed: Option<bool>,
+    pub node_heartbeat_seconds: Option<u64>,
 }
 
 impl SettingsFile {
@@ -233,6 +238,19 @@ pub struct Settings {
     pub token_accounting: bool,
     /// The platform default limits of catalog models (`[[model_limits]]`).
     pub model_limits: Vec<ModelLimitSettings>,
+    /// Redis (`redis://host:6379/0`), where every node counts the limits' windows together;
+    /// without it each node counts in memory and enforces its share (`crate::limiter`).
+    pub redis_url: Option<String>,
+    /// What every Redis key of keygate starts with (several deployments may share one Redis).
+    pub redis_key_prefix: String,
+    /// How long a call to Redis may take before the limits count without it.
+    pub redis_timeout_milliseconds: u64,
+    /// With Redis unreachable, refuse limited calls (503) instead of counting each node's
+    /// share in memory (the default).
+    pub limits_fail_closed: bool,
+    /// How often a node on PostgreSQL writes its heartbeat and counts the live nodes; a
+    /// node not seen for three of them no longer counts.
+    pub node_heartbeat_seconds: u64,
 }
 
 impl Settings {
@@ -273,6 +291,11 @@ impl Settings {
             prices: Vec::new(),
             token_accounting: true,
             model_limits: Vec::new(),
+            redis_url: None,
+            redis_key_prefix: "keygate:".to_string(),
+            redis_timeout_milliseconds: 50,
+            limits_fail_closed: false,
+            node_heartbeat_seconds: 5,
         }
     }
 
@@ -307,6 +330,11 @@ impl Settings {
         overlay(&mut self.usage_hourly_after_days, file.usage_hourly_after_days);
         overlay(&mut self.usage_daily_after_days, file.usage_daily_after_days);
         overlay(&mut self.token_accounting, file.token_accounting);
+        overlay(&mut self.redis_url, file.redis_url);
+        overlay(&mut self.redis_key_prefix, file.redis_key_prefix);
+        overlay(&mut self.redis_timeout_milliseconds, file.redis_timeout_milliseconds);
+        overlay(&mut self.limits_fail_closed, file.limits_fail_closed);
+        overlay(&mut self.node_heartbeat_seconds, file.node_heartbeat_seconds);
         // A list in the file replaces the default only when it is not empty.
         overlay(&mut self.listeners, non_empty(file.listeners));
         overlay(&mut self.upstreams, non_empty(file.upstreams));
@@ -354,6 +382,14 @@ impl Settings {
         }
         if self.usage_flush_interval_milliseconds == 0 {
             bail!("usage_flush_interval_milliseconds must be at least 1");
+        }
+        if self.redis_timeout_milliseconds == 0 || self.node_heartbeat_seconds == 0 {
+            bail!("redis_timeout_milliseconds and node_heartbeat_seconds must be at least 1");
+        }
+        if let Some(url) = &self.redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("unix://")) {
+                bail!("redis_url must start with redis://, rediss:// or unix://");
+            }
         }
         if !(self.usage_hourly_after_days <= self.usage_daily_after_days && self.usage_daily_after_days <= self.usage_retention_days) {
             bail!("usage ages must be in order: usage_hourly_after_days <= usage_daily_after_days <= usage_retention_days");

@@ -14,7 +14,7 @@ use keygate_core::verification::KeyEndpoint;
 
 use crate::clock::Clock;
 use crate::key_budgets::KeyBudgets;
-use crate::limiter::{InMemoryLimitCounter, LimitCounter};
+use crate::limiter::{counter_for, LimitCounter, LiveNodes};
 use crate::metrics_registry::Metrics;
 use crate::operations::Operations;
 use crate::provider_objects::ProviderObjects;
@@ -33,7 +33,7 @@ pub struct SharedState {
     pub catalog: ModelCatalog,
     pub trusted_proxies: Vec<IpNetwork>,
     pub served_regions: Vec<String>,
-    pub clock: Clock,
+    pub clock: Arc<Clock>,
     pub temporary_key_secret: TemporaryKeySecret,
     pub upstreams: UpstreamTable,
     pub http_client: reqwest::Client,
@@ -49,6 +49,13 @@ pub struct SharedState {
     pub limiter: Box<dyn LimitCounter>,
     /// Which workspace made each provider object (a Responses API response) a key may name.
     pub provider_objects: ProviderObjects,
+    /// This process's name among the nodes (heartbeats, Redis's in-flight counts): random.
+    pub node_id: String,
+    /// When this node started (Unix ms).
+    pub started_at: i64,
+    /// The live nodes the heartbeats count (PostgreSQL; 1 on SQLite), which divide each
+    /// limit into node shares when there is no Redis.
+    pub live_nodes: Arc<LiveNodes>,
     pub metrics: Metrics,
     /// When this node last confirmed its registry against the change feed.
     pub feed_health: Arc<FeedHealth>,
@@ -78,7 +85,12 @@ impl AppState {
         let throttle = FailedAuthenticationThrottle::new(settings.failed_authentications_per_minute);
         let login_throttle = FailedAuthenticationThrottle::new(settings.failed_logins_per_minute);
         let temporary_key_mints = MintCounter::new(WindowCounter::new(settings.temporary_keys_per_minute));
-        let clock = Clock::default();
+        let clock = Arc::new(Clock::default());
+        let mut node_random = [0u8; 8];
+        keygate_core::random::fill_random(&mut node_random);
+        let node_id = hex::encode(node_random);
+        let live_nodes = Arc::new(LiveNodes::default());
+        let limiter = counter_for(&settings, store.is_postgres(), &node_id, live_nodes.clone(), clock.clone())?;
         // The price table was checked when the settings were loaded.
         let key_budgets = KeyBudgets::new(settings.price_table().unwrap_or_default());
         let shared = SharedState {
@@ -96,8 +108,11 @@ impl AppState {
             temporary_key_mints,
             usage: UsageCounters::default(),
             key_budgets,
-            limiter: Box::new(InMemoryLimitCounter::default()),
+            limiter,
             provider_objects: ProviderObjects::default(),
+            node_id,
+            started_at: clock.now_milliseconds(),
+            live_nodes,
             metrics: Metrics::default(),
             feed_health: Arc::new(FeedHealth::new(clock.now_milliseconds())),
             clock,

@@ -19,6 +19,7 @@ pub mod database;
 mod error;
 pub mod feed;
 mod model_limits;
+mod nodes;
 mod rows;
 pub mod usage;
 mod users;

@@ -50,6 +50,9 @@ pub enum GatewayRefusal {
         requests: Option<WindowStanding>,
         tokens: Option<WindowStanding>,
     },
+    /// The limits' shared counter (Redis) cannot be asked and `limits_fail_closed` is set:
+    /// a call under a limit is refused rather than let through uncounted.
+    LimitsUnavailable,
     /// Body not JSON, too large, no model, bad parameter.
     BadRequest(String),
     /// A path that reaches the provider account's own state (files, batches, fine-tunes...),
@@ -182,7 +185,7 @@ impl GatewayRefusal {
                 }
                 _ => row(*status, native_code, "invalid_request_error", "invalid_request_error", "invalid_request_error"),
             },
-            GatewayRefusal::RegistryStale => {
+            GatewayRefusal::RegistryStale | GatewayRefusal::LimitsUnavailable => {
                 row(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "service_unavailable", "service_unavailable", "api_error")
             }
         }
@@ -242,6 +245,10 @@ impl GatewayRefusal {
             GatewayRefusal::RegistryStale => {
                 "This gateway node cannot confirm API keys right now (its database is unreachable); retry on another node or later.".into()
             }
+            GatewayRefusal::LimitsUnavailable => {
+                "This gateway cannot count the limits that apply to this call right now (its rate-limit store is unreachable); retry later."
+                    .into()
+            }
         }
     }
 
@@ -275,6 +282,10 @@ impl GatewayRefusal {
             | GatewayRefusal::KeyLimited { retry_after_seconds, requests, tokens, .. } => {
                 headers.insert("retry-after", HeaderValue::from(retry_after_seconds));
                 insert_rate_limit_headers(headers, requests, tokens);
+            }
+            // A node asks Redis again a second after it failed.
+            GatewayRefusal::LimitsUnavailable => {
+                headers.insert("retry-after", HeaderValue::from(1u64));
             }
             _ => {}
         }

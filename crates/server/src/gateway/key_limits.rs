@@ -64,6 +64,10 @@ pub async fn admit_to_key_limits(state: &AppState, authorized: &Authorized) -> R
         return Ok(Some(KeyAdmitted { admission: None, token_charge: None, in_flight }));
     }
     let admission = shared.limiter.admit(&subject, minute, now).await;
+    if admission.unavailable {
+        // Failing closed (`limits_fail_closed`): the shared counter cannot be asked.
+        return Err(GatewayRefusal::LimitsUnavailable);
+    }
     if let Some(kind) = admission.refused_by {
         let limit = match kind {
             LimitKind::Requests => KeyLimitReached::RequestsPerMinute { limit: limits.requests_per_minute.unwrap_or(0) },

@@ -379,6 +379,9 @@ async fn admit_to_limits(state: &AppState, authorized: &Authorized, model: &str)
     }
     let subject = LimitSubject::Model { workspace_id: authorized.key.workspace_id.clone(), model: model.to_string() };
     let admission = shared.limiter.admit(&subject, limits, authorized.at_milliseconds.div_euclid(1000)).await;
+    if admission.unavailable {
+        return Err(GatewayRefusal::LimitsUnavailable);
+    }
     if let Some(kind) = admission.refused_by {
         return Err(GatewayRefusal::ModelLimited {
             kind,

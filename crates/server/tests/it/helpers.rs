@@ -71,6 +71,31 @@ pub fn announce_postgres_skip(test: &str) {
     let _ = writeln!(stderr, "SKIPPED on PostgreSQL (KEYGATE_TEST_DATABASE_URL not set): {test}");
 }
 
+/// `KEYGATE_TEST_REDIS_URL`, when set and not empty: the Redis the limit tests count in.
+pub fn redis_test_url() -> Option<String> {
+    std::env::var("KEYGATE_TEST_REDIS_URL").ok().filter(|url| !url.trim().is_empty())
+}
+
+/// Says, past the test harness's output capture, that a Redis test did not run.
+pub fn announce_redis_skip(test: &str) {
+    static BANNER: std::sync::Once = std::sync::Once::new();
+    let mut stderr = std::io::stderr();
+    BANNER.call_once(|| {
+        let _ = writeln!(
+            stderr,
+            "\n*** SKIPPED: the limits counted in Redis. Set KEYGATE_TEST_REDIS_URL=redis://127.0.0.1:6379 to run them (.ci/run does). ***\n"
+        );
+    });
+    let _ = writeln!(stderr, "SKIPPED on Redis (KEYGATE_TEST_REDIS_URL not set): {test}");
+}
+
+/// A key prefix of one test's own, so that tests sharing a Redis never count together.
+pub fn redis_test_prefix() -> String {
+    let mut random = [0u8; 6];
+    keygate_core::random::fill_random(&mut random);
+    format!("kg-test-{}:", hex::encode(random))
+}
+
 /// A PostgreSQL schema of one test's own, and the master key its nodes share. Dropped (with
 /// everything in it) when the last holder lets go.
 pub struct PostgresSchema {
