@@ -253,7 +253,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let authorized = authenticate_request(state, call.protocol, &call.headers, context)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Nothing)?;
     let (bytes, read) = read_model_call(state, &call.headers, body).await?;
-    let model = model_of(&read)?;
+    let mut model = model_of(&read)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Model(&model))?;
     let route = state.shared.upstreams.route_model(&model).ok_or_else(|| {
         GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it."))
@@ -268,7 +268,9 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     }
     let limited = admit_to_limits(state, &authorized, &model).await?;
     let streaming = wants_stream(call.protocol, &call.headers, &read);
-    let mut meter = start_meter(state, context, &authorized, model.clone(), call.protocol);
+    // The meter takes the model: only the demo reads it after this (no copy for a forwarded call).
+    let meter_model = if matches!(route, Route::Demo) { model.clone() } else { std::mem::take(&mut model) };
+    let mut meter = start_meter(state, context, &authorized, meter_model, call.protocol);
     if let (Some(meter), Some(limited)) = (meter.as_mut(), limited.as_ref()) {
         meter.token_limit = limited.token_charge.clone();
     }
