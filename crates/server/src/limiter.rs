@@ -85,10 +85,7 @@ pub struct InMemoryLimitCounter {
 
 impl Default for InMemoryLimitCounter {
     fn default() -> InMemoryLimitCounter {
-        InMemoryLimitCounter {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            in_flight: Mutex::new(HashMap::new()),
-        }
+        InMemoryLimitCounter { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), in_flight: Mutex::new(HashMap::new()) }
     }
 }
 

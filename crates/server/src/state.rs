@@ -13,8 +13,8 @@ use keygate_core::temporary_keys::TemporaryKeySecret;
 use keygate_core::verification::KeyEndpoint;
 
 use crate::clock::Clock;
-use crate::metrics_registry::Metrics;
 use crate::limiter::{InMemoryLimitCounter, LimitCounter};
+use crate::metrics_registry::Metrics;
 use crate::operations::Operations;
 use crate::secrets::MasterKey;
 use crate::settings::{ListenerSettings, Settings};
