@@ -65,6 +65,7 @@ pub fn read_usage_object_with_serde(value: &[u8]) -> Option<UsageFields> {
 
 /// What the small reader made of a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // Returned once per usage object: boxing it would cost the allocation this reader saves.
 pub enum PlainRead {
     /// What serde_json reads too.
     Read(Option<UsageFields>),

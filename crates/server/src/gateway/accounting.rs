@@ -198,7 +198,7 @@ impl UsageReader {
                 continue;
             }
             let mention = match searched {
-                Some((from, found)) if from <= at && found.map_or(true, |found| found >= at) => found,
+                Some((from, found)) if from <= at && found.is_none_or(|found| found >= at) => found,
                 _ => usage_finder().find(&chunk[at..]).map(|offset| at + offset),
             };
             let Some(mut mention) = mention else {
