@@ -11,10 +11,17 @@
 //! [`MAX_LINE_BYTES`] is relayed but not read: a hostile upstream or client cannot make
 //! accounting hold more memory than that.
 //!
-//! The usual chunk of a stream does not mention `"usage"`: it is relayed as it came, and
-//! only its last, unfinished line is kept, for the next chunk may complete it into a line
-//! that does. Only chunks that mention usage (or continue a kept line) are read line by line.
+//! A chunk of a stream is searched for `"usage"` once, not line by line: the bytes up to the
+//! line that mentions it are relayed as they came, that line is read where it is (its usage
+//! object by the small reader of [`keygate_wire::provider_usage`], serde_json when that one
+//! is unsure), and the search goes on past it. Only the chunk's last, unfinished line is
+//! kept, for the next chunk may complete it into a line that mentions usage; such a line,
+//! and the line after a removed chunk, are read the slow way, one line at a time. What is
+//! relayed of a chunk is the chunk itself, or a slice of it, except where the removed usage
+//! chunk (or a line held back from earlier chunks) leaves two pieces: then one buffer of
+//! exactly their size, so that the client still gets one piece of body per chunk.
 
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -25,7 +32,7 @@ use futures_util::Stream;
 use keygate_core::limits::RateLimit;
 use keygate_core::usage::TokenUsage;
 use keygate_core::verification::CompiledKey;
-use serde::Deserialize;
+use keygate_wire::provider_usage::{self, UsageFields};
 
 use super::errors::Protocol;
 use crate::limiter::LimitSubject;
@@ -70,36 +77,6 @@ impl Reported {
     }
 }
 
-/// Token counts under the names each protocol uses; serde skips everything else without
-/// building it.
-#[derive(Debug, Default, Deserialize)]
-struct UsageFields {
-    prompt_tokens: Option<i64>,
-    completion_tokens: Option<i64>,
-    input_tokens: Option<i64>,
-    output_tokens: Option<i64>,
-    total_tokens: Option<i64>,
-    cache_creation_input_tokens: Option<i64>,
-    cache_read_input_tokens: Option<i64>,
-    prompt_tokens_details: Option<Details>,
-    completion_tokens_details: Option<Details>,
-    output_tokens_details: Option<Details>,
-    /// An application's usage, per model it called (DashScope).
-    models: Option<Vec<ModelUsage>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct Details {
-    cached_tokens: Option<i64>,
-    reasoning_tokens: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct ModelUsage {
-    input_tokens: Option<i64>,
-    output_tokens: Option<i64>,
-}
-
 /// The usage object in `protocol`'s words.
 fn read_usage_object(protocol: Protocol, usage: &UsageFields) -> Reported {
     match protocol {
@@ -135,14 +112,20 @@ fn read_usage_object(protocol: Protocol, usage: &UsageFields) -> Reported {
     }
 }
 
-/// The searcher for `"usage"`, built once.
+/// What is searched for: a member named `usage`.
+const USAGE: &[u8] = b"\"usage\"";
+
+/// The searcher for [`USAGE`], built once (building one costs more than a search of a
+/// short line).
 fn usage_finder() -> &'static memchr::memmem::Finder<'static> {
     static FINDER: std::sync::OnceLock<memchr::memmem::Finder<'static>> = std::sync::OnceLock::new();
-    FINDER.get_or_init(|| memchr::memmem::Finder::new(b"\"usage\""))
+    FINDER.get_or_init(|| memchr::memmem::Finder::new(USAGE))
 }
 
-fn mentions_usage(haystack: &[u8]) -> bool {
-    usage_finder().find(haystack).is_some()
+/// Where the last [`USAGE`] in `haystack` starts.
+fn last_usage_mention(haystack: &[u8]) -> Option<usize> {
+    static FINDER: std::sync::OnceLock<memchr::memmem::FinderRev<'static>> = std::sync::OnceLock::new();
+    FINDER.get_or_init(|| memchr::memmem::FinderRev::new(USAGE)).rfind(haystack)
 }
 
 fn trim_line_end(line: &[u8]) -> &[u8] {
@@ -198,39 +181,64 @@ impl UsageReader {
             self.keep_tail(chunk.clone());
             return chunk;
         }
-        // Whole lines before the first mention of usage need no reading when no line is being
-        // assembled: they are relayed as they came, and reading starts at the line that
-        // mentions it (or, without one, only the chunk's unfinished last line is kept).
-        let mut unread = 0;
-        if self.line.is_empty() && !self.overlong && !self.drop_blank_line {
-            let first_mention = usage_finder().find(&chunk);
-            let before_mention = &chunk[..first_mention.unwrap_or(chunk.len())];
-            unread = memchr::memrchr(b'\n', before_mention).map_or(0, |newline| newline + 1);
-            if first_mention.is_none() && unread > 0 && chunk.len() - unread <= MAX_LINE_BYTES {
-                self.line.extend_from_slice(&chunk[unread..]);
-                // Held back until it is whole when a chunk may be removed (it may be that one).
-                return if self.relay_by_lines { chunk.slice(..unread) } else { chunk };
+        let mut relay = Relay::new(&chunk, self.relay_by_lines);
+        let mut at = 0;
+        // The result of the last search for usage: where it started and what it found (a
+        // search past a line's mention finds the next line's too).
+        let mut searched: Option<(usize, Option<usize>)> = None;
+        while at < chunk.len() {
+            if self.overlong || !self.line.is_empty() || self.drop_blank_line {
+                // A line begun in an earlier chunk, or the one after a removed chunk.
+                let (end, complete) = match memchr::memchr(b'\n', &chunk[at..]) {
+                    Some(newline) => (at + newline + 1, true),
+                    None => (chunk.len(), false),
+                };
+                self.take_piece(&chunk, at..end, complete, &mut relay);
+                at = end;
+                continue;
             }
-        }
-        let mut relayed = if self.relay_by_lines {
-            let mut relayed = Vec::with_capacity(chunk.len() + self.line.len());
-            relayed.extend_from_slice(&chunk[..unread]);
-            Some(relayed)
-        } else {
-            None
-        };
-        let mut rest: &[u8] = &chunk[unread..];
-        while !rest.is_empty() {
-            let (piece, after, complete) = match memchr::memchr(b'\n', rest) {
-                Some(end) => (&rest[..=end], &rest[end + 1..], true),
-                None => (rest, &rest[rest.len()..], false),
+            let mention = match searched {
+                Some((from, found)) if from <= at && found.is_none_or(|found| found >= at) => found,
+                _ => usage_finder().find(&chunk[at..]).map(|offset| at + offset),
             };
-            self.take_piece(piece, complete, relayed.as_mut());
-            rest = after;
+            let Some(mut mention) = mention else {
+                // No mention in the rest: relayed as it came, its unfinished last line kept.
+                let line_start = memchr::memrchr(b'\n', &chunk[at..]).map_or(at, |newline| at + newline + 1);
+                relay.keep(at..line_start);
+                if line_start < chunk.len() {
+                    self.take_piece(&chunk, line_start..chunk.len(), false, &mut relay);
+                }
+                break;
+            };
+            let line_start = memchr::memrchr(b'\n', &chunk[at..mention]).map_or(at, |newline| at + newline + 1);
+            relay.keep(at..line_start);
+            let Some(newline) = memchr::memchr(b'\n', &chunk[mention..]) else {
+                self.take_piece(&chunk, line_start..chunk.len(), false, &mut relay);
+                break;
+            };
+            let line_end = mention + newline + 1;
+            // The line's usage is its last mention (see `usage_in_tail`); the search past it
+            // finds the next line's, if any, for the next turn.
+            loop {
+                let after = mention + USAGE.len();
+                match usage_finder().find(&chunk[after..]).map(|offset| after + offset) {
+                    Some(next) if next < line_end => mention = next,
+                    found => {
+                        searched = Some((after, found));
+                        break;
+                    }
+                }
+            }
+            // A line longer than the limit is relayed unread, as `take_piece` does.
+            if line_end - line_start > MAX_LINE_BYTES || self.read_line(&chunk[line_start..line_end], Some(mention - line_start)) {
+                relay.keep(line_start..line_end);
+            }
+            at = line_end;
         }
-        match relayed {
-            Some(relayed) => Bytes::from(relayed),
-            None => chunk,
+        if self.relay_by_lines {
+            relay.into_bytes()
+        } else {
+            chunk
         }
     }
 
@@ -248,56 +256,57 @@ impl UsageReader {
         }
     }
 
-    fn take_piece(&mut self, piece: &[u8], complete: bool, relayed: Option<&mut Vec<u8>>) {
+    /// Takes `chunk[piece]`, a line or its beginning (`complete`: it ends the line), one line
+    /// at a time: assembled with what was kept of it, read when whole.
+    fn take_piece(&mut self, chunk: &[u8], piece: Range<usize>, complete: bool, relay: &mut Relay) {
         if self.overlong {
-            if let Some(relayed) = relayed {
-                relayed.extend_from_slice(piece);
-            }
+            relay.keep(piece);
             self.overlong = !complete;
             return;
         }
         if self.line.len() + piece.len() > MAX_LINE_BYTES {
-            if let Some(relayed) = relayed {
-                relayed.extend_from_slice(&self.line);
-                relayed.extend_from_slice(piece);
-            }
+            relay.keep_copy(&self.line);
+            relay.keep(piece);
             self.line.clear();
             self.overlong = !complete;
             return;
         }
         if complete && self.line.is_empty() {
             // A whole line within the chunk is read where it is, not copied first.
-            if self.read_line(piece) {
-                if let Some(relayed) = relayed {
-                    relayed.extend_from_slice(piece);
-                }
+            if self.read_line(&chunk[piece.clone()], None) {
+                relay.keep(piece);
             }
             return;
         }
-        self.line.extend_from_slice(piece);
+        self.line.extend_from_slice(&chunk[piece]);
         if complete {
             let line = std::mem::take(&mut self.line);
-            if self.read_line(&line) {
-                if let Some(relayed) = relayed {
-                    relayed.extend_from_slice(&line);
-                }
+            if self.read_line(&line, None) {
+                relay.keep_copy(&line);
             }
             self.line = line;
             self.line.clear();
         }
     }
 
-    /// Reads one whole line; answers whether it is relayed.
-    fn read_line(&mut self, line: &[u8]) -> bool {
+    /// Reads one whole line, whose last mention of usage starts at `last_mention` when the
+    /// caller found it (else it is searched for); answers whether it is relayed.
+    fn read_line(&mut self, line: &[u8], last_mention: Option<usize>) -> bool {
         let content = trim_line_end(line);
         if std::mem::take(&mut self.drop_blank_line) && content.is_empty() {
             return false;
         }
         let Some(data) = content.strip_prefix(b"data:") else { return true };
         let data = data.strip_prefix(b" ").unwrap_or(data);
-        if !mentions_usage(data) {
-            return true;
-        }
+        // `"usage"` cannot overlap `data:`, so a mention of the line is one of its data.
+        let data_start = content.len() - data.len();
+        let mention = match last_mention {
+            Some(mention) => mention - data_start,
+            None => match last_usage_mention(data) {
+                Some(mention) => mention,
+                None => return true,
+            },
+        };
         if self.protocol == Protocol::Native {
             self.last_native_event.clear();
             self.last_native_event.extend_from_slice(data);
@@ -306,7 +315,7 @@ impl UsageReader {
         // Only the usage object is parsed, not the event around it (see `usage_in_tail`);
         // `"usage":null`, which OpenAI-compatible providers send on every chunk of a stream
         // that asked for usage, reports nothing.
-        let Some(usage) = usage_in_tail(data) else { return true };
+        let Some(usage) = usage_at(data, mention) else { return true };
         self.reported.merge(read_usage_object(self.protocol, &usage));
         if self.strip_usage_chunk && choices_are_empty(data) {
             self.strip_usage_chunk = false;
@@ -362,15 +371,92 @@ fn choices_are_empty(data: &[u8]) -> bool {
 /// inside a string is escaped (`\"usage\"`), so the last one found is the answer's: only
 /// that object is parsed, not the content before it.
 fn usage_in_tail(tail: &[u8]) -> Option<UsageFields> {
-    static FINDER: std::sync::OnceLock<memchr::memmem::FinderRev<'static>> = std::sync::OnceLock::new();
-    let needle = b"\"usage\"";
-    let at = FINDER.get_or_init(|| memchr::memmem::FinderRev::new(needle)).rfind(tail)?;
-    let after = &tail[at + needle.len()..];
+    usage_at(tail, last_usage_mention(tail)?)
+}
+
+/// The usage object of the member whose name, [`USAGE`], starts at `mention` in `bytes`.
+fn usage_at(bytes: &[u8], mention: usize) -> Option<UsageFields> {
+    let after = &bytes[mention + USAGE.len()..];
     let colon = after.iter().position(|byte| !byte.is_ascii_whitespace())?;
     if after[colon] != b':' {
         return None;
     }
-    serde_json::Deserializer::from_slice(&after[colon + 1..]).into_iter::<UsageFields>().next()?.ok()
+    provider_usage::read_usage_object(&after[colon + 1..])
+}
+
+/// What a chunk of a stream relayed by lines is relayed as: the bytes copied here (a line
+/// held back from earlier chunks), then the ranges of the chunk that are kept, in order.
+/// Two ranges are enough (one chunk, one removed usage chunk); past them, the ranges are
+/// copied too.
+#[derive(Debug)]
+struct Relay<'a> {
+    chunk: &'a Bytes,
+    /// Whether anything is kept (only when relaying by lines; else the chunk is relayed
+    /// whole, whatever is read of it).
+    active: bool,
+    copied: Vec<u8>,
+    ranges: [Range<usize>; 2],
+    n_ranges: usize,
+}
+
+impl<'a> Relay<'a> {
+    fn new(chunk: &'a Bytes, active: bool) -> Relay<'a> {
+        Relay { chunk, active, copied: Vec::new(), ranges: [0..0, 0..0], n_ranges: 0 }
+    }
+
+    /// Keeps `range` of the chunk, after what is kept already.
+    fn keep(&mut self, range: Range<usize>) {
+        if !self.active || range.is_empty() {
+            return;
+        }
+        if let Some(last) = self.n_ranges.checked_sub(1).map(|last| &mut self.ranges[last]) {
+            if last.end == range.start {
+                last.end = range.end;
+                return;
+            }
+        }
+        if self.n_ranges == self.ranges.len() {
+            self.copy_ranges();
+        }
+        self.ranges[self.n_ranges] = range;
+        self.n_ranges += 1;
+    }
+
+    /// Keeps a copy of `bytes` (not of the chunk), after what is kept already.
+    fn keep_copy(&mut self, bytes: &[u8]) {
+        if !self.active || bytes.is_empty() {
+            return;
+        }
+        self.copy_ranges();
+        self.copied.extend_from_slice(bytes);
+    }
+
+    fn copy_ranges(&mut self) {
+        for range in &self.ranges[..self.n_ranges] {
+            self.copied.extend_from_slice(&self.chunk[range.clone()]);
+        }
+        self.n_ranges = 0;
+    }
+
+    /// What is relayed: the chunk or a slice of it (no copy) when that is all, else one
+    /// buffer of exactly the relayed size (whose `Bytes` needs no second allocation).
+    fn into_bytes(self) -> Bytes {
+        match (self.copied.is_empty(), self.n_ranges) {
+            (true, 0) => Bytes::new(),
+            (true, 1) if self.ranges[0] == (0..self.chunk.len()) => self.chunk.clone(),
+            (true, 1) => self.chunk.slice(self.ranges[0].clone()),
+            _ => {
+                let ranges = &self.ranges[..self.n_ranges];
+                let size = self.copied.len() + ranges.iter().map(ExactSizeIterator::len).sum::<usize>();
+                let mut relayed = Vec::with_capacity(size);
+                relayed.extend_from_slice(&self.copied);
+                for range in ranges {
+                    relayed.extend_from_slice(&self.chunk[range.clone()]);
+                }
+                Bytes::from(relayed)
+            }
+        }
+    }
 }
 
 /// A model call in flight: who made it and when, counted once when it ends.
@@ -613,6 +699,98 @@ mod tests {
         let relayed = feed_in_pieces(&mut reader, &stream, 4096, |reader| assert!(reader.line.capacity() <= 2 * MAX_LINE_BYTES));
         assert_eq!(relayed, stream, "relayed whole");
         assert_eq!(reader.tokens(), TokenUsage::default(), "not read");
+    }
+
+    /// A plain statement of what the reader does with a whole stream, one line at a time:
+    /// every line is relayed but the first usage-only `data:` line (and the blank line right
+    /// after it) when the chunk is to be removed; usage is read from the last `"usage"` of
+    /// each `data:` line by serde_json.
+    fn read_by_lines(protocol: Protocol, strip: bool, stream: &[u8]) -> (Vec<u8>, TokenUsage) {
+        let mut relayed = Vec::new();
+        let mut reported = Reported::default();
+        let (mut strip, mut drop_blank_line) = (strip, false);
+        for line in stream.split_inclusive(|byte| *byte == b'\n') {
+            let content = trim_line_end(line);
+            if std::mem::take(&mut drop_blank_line) && content.is_empty() && line.ends_with(b"\n") {
+                continue;
+            }
+            if let Some(data) = content.strip_prefix(b"data:").filter(|_| line.ends_with(b"\n") && line.len() <= MAX_LINE_BYTES) {
+                let data = data.strip_prefix(b" ").unwrap_or(data);
+                if let Some(mention) = last_usage_mention(data) {
+                    let after = &data[mention + USAGE.len()..];
+                    let value = after.iter().position(|byte| !byte.is_ascii_whitespace()).filter(|colon| after[*colon] == b':');
+                    if let Some(usage) = value.and_then(|colon| provider_usage::read_usage_object_with_serde(&after[colon + 1..])) {
+                        reported.merge(read_usage_object(protocol, &usage));
+                        if strip && choices_are_empty(data) {
+                            strip = false;
+                            drop_blank_line = true;
+                            continue;
+                        }
+                    }
+                }
+            }
+            relayed.extend_from_slice(line);
+        }
+        (relayed, reported.tokens())
+    }
+
+    #[test]
+    fn chunks_searched_once_give_what_a_line_by_line_reading_gives_at_every_split() {
+        let streams: [&[u8]; 6] = [
+            // The usual stream; the usage chunk followed by [DONE].
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\ndata: [DONE]\n\n",
+            // `"usage":null` on every chunk, a usage chunk with nested details, CRLF.
+            b"data: {\"choices\":[{\"delta\":{}}],\"usage\":null}\r\n\r\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"prompt_tokens_details\":{\"cached_tokens\":1},\"completion_tokens_details\":{\"reasoning_tokens\":2},\"completion_tokens\":6}}\r\n\r\ndata: [DONE]\r\n\r\n",
+            // Mentions in content (escaped), in a comment, in an event name, two in a line,
+            // a usage object the small reader is unsure of, no space after `data:`.
+            b": \"usage\" in a comment\nevent: \"usage\"\ndata:{\"choices\":[{\"delta\":{\"content\":\"say \\\"usage\\\":{\\\"prompt_tokens\\\":99}\"}}]}\n\ndata:{\"usage\":{\"prompt_tokens\":1},\"choices\":[],\"x\":{\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":8,\"note\":\"caf\xc3\xa9\"}}}\n\ndata: [DONE]\n\n",
+            // Two usage-only chunks: only the first is removed; the second's counts win.
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":2,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n",
+            // The removed chunk not followed by a blank line; a last line without newline.
+            b"data: {\"choices\":[], \"usage\" : {\"prompt_tokens\":9,\"prompt_tokens\":9}}\ndata: {\"choices\" : [ ],\"usage\":{\"prompt_tokens\":4}}\ndata: [DONE]",
+            // Hostile values: huge, negative, fractional numbers; a cut-off object.
+            b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":99999999999999999999,\"completion_tokens\":1}}\n\ndata: {\"usage\":{\"prompt_tokens\":-5,\"completion_tokens\":1.5}}\n\ndata: {\"usage\":{\"prompt_tokens\":12\n\n",
+        ];
+        for stream in streams {
+            for strip in [true, false] {
+                let expected = read_by_lines(Protocol::OpenAi, strip, stream);
+                for split in 1..=stream.len() {
+                    let chunks: Vec<&[u8]> = stream.chunks(split).collect();
+                    assert_eq!(
+                        read_all(Protocol::OpenAi, true, strip, &chunks),
+                        expected,
+                        "strip {strip}, split {split}: {}",
+                        String::from_utf8_lossy(stream)
+                    );
+                }
+                // Uneven chunks: every cut into two.
+                for cut in 0..=stream.len() {
+                    let (first, second) = stream.split_at(cut);
+                    assert_eq!(read_all(Protocol::OpenAi, true, strip, &[first, second]), expected, "strip {strip}, cut {cut}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_removed_chunk_leaves_slices_of_the_chunk_or_one_buffer_of_its_exact_size() {
+        let content = b"data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n";
+        let usage = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n";
+        let done = b"data: [DONE]\n\n";
+        // Before the usage chunk: a slice of the chunk, no copy.
+        let chunk = Bytes::from([&content[..], &usage[..]].concat());
+        let mut reader = UsageReader::new(Protocol::OpenAi, true, true);
+        let relayed = reader.feed(chunk.clone());
+        assert_eq!(relayed, Bytes::from_static(content));
+        assert_eq!(relayed.as_ptr(), chunk.as_ptr(), "a slice of the chunk");
+        // Around it: one buffer.
+        let mut reader = UsageReader::new(Protocol::OpenAi, true, true);
+        let relayed = reader.feed(Bytes::from([&content[..], &usage[..], &done[..]].concat()));
+        assert_eq!(relayed, Bytes::from([&content[..], &done[..]].concat()));
+        assert_eq!(reader.tokens(), TokenUsage { input: 3, output: 4, cached: 0, reasoning: 0 });
+        // A chunk without mention is the chunk itself.
+        let chunk = Bytes::from_static(content);
+        assert_eq!(UsageReader::new(Protocol::OpenAi, true, true).feed(chunk.clone()).as_ptr(), chunk.as_ptr());
     }
 
     #[test]

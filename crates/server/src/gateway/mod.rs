@@ -275,7 +275,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let authorized = authenticate_request(state, call.protocol, &call.headers, context)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Nothing)?;
     let (bytes, read) = read_model_call(state, &call.headers, body).await?;
-    let model = model_of(&read)?;
+    let mut model = model_of(&read)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Model(&model))?;
     if call.responses {
         responses::check_previous_response(state, &authorized, context, &call.headers, &bytes)?;
@@ -296,7 +296,11 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let key_admitted = admit_to_key_limits(state, &authorized).await.map_err(|refusal| with_model_standing(refusal, model_standing))?;
     let streaming = wants_stream(call.protocol, &call.headers, &read);
     let asynchronous = call.protocol == Protocol::Native && tasks::is_asynchronous(&call.headers);
-    let mut meter = start_meter(state, context, &authorized, model.clone(), call.protocol);
+    // The meter takes the model when nothing reads it after this (no copy for a plain
+    // forwarded call); the demo and the calls that remember an object still need it.
+    let model_read_later = matches!(route, Route::Demo) || call.responses || asynchronous;
+    let meter_model = if model_read_later { model.clone() } else { std::mem::take(&mut model) };
+    let mut meter = start_meter(state, context, &authorized, meter_model, call.protocol);
     if let Some(meter) = meter.as_mut() {
         let charges = [
             limited.as_ref().and_then(|limited| limited.token_charge.clone()),

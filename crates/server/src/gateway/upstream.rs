@@ -107,7 +107,10 @@ pub async fn forward(
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
                 .and_then(|value| value.to_str().ok())
-                .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+                // Compared in place: no lower-case copy of the header for every call.
+                .is_some_and(|value| {
+                    value.trim_start().as_bytes().get(..17).is_some_and(|start| start.eq_ignore_ascii_case(b"text/event-stream"))
+                });
             let reader = UsageReader::new(protocol, event_stream, strip_usage_chunk);
             let inner = response.bytes_stream();
             Body::from_stream(MeteredBody::new(inner, reader, meter, status.as_u16(), upstream_latency))
