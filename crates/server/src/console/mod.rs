@@ -22,6 +22,7 @@ mod assets;
 mod audit;
 mod charts;
 mod key_form;
+mod key_limits;
 mod key_page;
 mod keys;
 mod layout;
