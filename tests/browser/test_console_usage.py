@@ -3,8 +3,10 @@ the demo models through the gateway (plain HTTP), and once the usage is written
 (console_harness.USAGE_FLUSH_MILLISECONDS) both pages, at 1280 and at 390 pixels wide,
 show it: the figures with the cost, the charts (SVG drawn by the server, each an image with
 a title and description and its numbers in a table), nothing scrolling sideways, chart
-text large enough to read, and nothing refused by the Content-Security-Policy. Makes the
-usage screenshots in docs/screenshots/ (with KEYGATE_UPDATE_SCREENSHOTS=1)."""
+text large enough to read, and nothing refused by the Content-Security-Policy. Then a
+key's limits set in its page's form, and the banner once a call has used up its budget,
+at both widths. Makes the usage and key-limits screenshots in docs/screenshots/ (with
+KEYGATE_UPDATE_SCREENSHOTS=1)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import time
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 from console_harness import (
     accessibility_problems,
@@ -26,6 +29,7 @@ from console_harness import (
 WIDTHS = [1280, 390]
 BUSY = "usage: busy key"
 QUIET = "usage: quiet key"
+LIMITED = "limits: a one-token budget"
 BUSY_CHATS, BUSY_EMBEDDINGS = 8, 2
 BUSY_CALLS = BUSY_CHATS + BUSY_EMBEDDINGS
 USAGE_WAIT_SECONDS = 20
@@ -173,3 +177,49 @@ def test_the_usage_page_and_a_keys_panel_show_real_usage(console, two_keys_with_
     console.submit(console.driver.find_element(By.XPATH, "//nav[@aria-label='Time range']//a[.='Last 7 days']"))
     assert console.driver.current_url.endswith("range=7d")
     assert len(chart_rows(console, "usage-requests")) == 7
+
+
+def test_a_keys_limits_form_and_budget_banner(console, keygate_server, save_screenshot):
+    """The limits form on a key's page refuses a 0 with the rules' message, then sets a
+    daily budget of one token; one call uses it up, and once the usage is written the page
+    has an alert banner, the key list's row a badge, and both fit at 1280 and 390 px."""
+    console.sign_in()
+    key = console.create_key(description=LIMITED)
+    console.close_show_once()
+    save_button = "#limits-form button[type=submit]:not([name])"
+    try:
+        open_key_page(console, LIMITED)
+        key_page = console.driver.current_url
+        console.fill("limits-requests_per_minute", "0")
+        console.submit(console.driver.find_element(By.CSS_SELECTOR, save_button))
+        error = console.driver.find_element(By.ID, "limits-form-error").text
+        assert "requestsPerMinute must be an integer from 1" in error, error
+        assert console.driver.find_element(By.ID, "limits-requests_per_minute").get_attribute("aria-invalid") == "true"
+        console.fill("limits-requests_per_minute", "60")
+        Select(console.driver.find_element(By.ID, "limits-budget_period")).select_by_value("day")
+        console.fill("limits-budget_tokens", "1")
+        console.submit(console.driver.find_element(By.CSS_SELECTOR, save_button))
+        assert console.driver.find_element(By.CSS_SELECTOR, "#limits .notice").text == "The limits were saved."
+
+        assert gateway_chat(keygate_server, key).status == 200
+        console.driver.get(key_page)
+        deadline = time.monotonic() + USAGE_WAIT_SECONDS
+        while not console.driver.find_elements(By.ID, "key-warnings") and time.monotonic() < deadline:
+            time.sleep(0.3)
+            console.driver.refresh()
+        for width in WIDTHS:
+            set_viewport(console.driver, width, 900)
+            console.driver.get(key_page)
+            banner = console.driver.find_element(By.ID, "key-warnings")
+            assert banner.get_attribute("role") == "alert" and "budget is used up" in banner.text, banner.text
+            assert figures(console, "key-budget")["Tokens left"] == "0"
+            assert console.driver.find_element(By.ID, "limits-form").is_displayed()
+            assert_fits_and_obeys_the_policy(console, width)
+            save_screenshot(console.driver, f"key-limits-{width}.png", whole_page=True)
+            console.open("/console/keys")
+            assert "Budget used up" in console.row_of_key(LIMITED).text
+            assert_fits_and_obeys_the_policy(console, width)
+    finally:
+        set_viewport(console.driver, 1280, 900)
+        console.open("/console/keys")
+        console.row_action(LIMITED, "Delete")

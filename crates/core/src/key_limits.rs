@@ -6,6 +6,7 @@
 
 use crate::civil_time::month_start;
 use crate::usage::{format_amount, parse_price};
+use crate::verification::has_expired;
 
 /// The wire name of a key's limits, which every message starts its field's path with.
 pub const LIMITS_FIELD: &str = "keygateLimits";
@@ -158,6 +159,48 @@ pub fn expires_soon(expires_at: Option<i64>, now: i64) -> bool {
     expires_at.is_some_and(|at| at > now && at - now <= EXPIRY_WARNING_SECONDS)
 }
 
+/// Why a key deserves a warning: the console's banner on its page and badge in the key
+/// list (docs/CONTRACT.md#console).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyWarning {
+    /// A part of its budget is reached: calls are refused until the period ends.
+    BudgetUsedUp(BudgetPeriod),
+    /// Its budget is at least [`BUDGET_WARNING_PERCENT`] used.
+    BudgetNearlyUsed(BudgetPeriod),
+    /// It expired at these Unix seconds: calls are refused.
+    Expired(i64),
+    /// It expires at these Unix seconds, within [`EXPIRY_WARNING_SECONDS`].
+    ExpiresSoon(i64),
+}
+
+impl KeyWarning {
+    /// Whether the key is refused already (rather than about to be).
+    pub fn refuses_calls(self) -> bool {
+        matches!(self, KeyWarning::BudgetUsedUp(_) | KeyWarning::Expired(_))
+    }
+}
+
+/// The warnings a key deserves at `now` (Unix seconds): its budget (if it has one) after
+/// `spent` in the current period, then its expiry. Empty: nothing to warn of.
+pub fn key_warnings(budget: Option<&Budget>, spent: Spend, expires_at: Option<i64>, now: i64) -> Vec<KeyWarning> {
+    let mut warnings = Vec::new();
+    if let Some(budget) = budget {
+        if budget.used_up(spent).is_some() {
+            warnings.push(KeyWarning::BudgetUsedUp(budget.period));
+        } else if budget.nearly_used(spent) {
+            warnings.push(KeyWarning::BudgetNearlyUsed(budget.period));
+        }
+    }
+    if let Some(at) = expires_at {
+        if has_expired(expires_at, now) {
+            warnings.push(KeyWarning::Expired(at));
+        } else if expires_soon(expires_at, now) {
+            warnings.push(KeyWarning::ExpiresSoon(at));
+        }
+    }
+    warnings
+}
+
 /// A cost in millionths as a decimal text: at least two decimals, more only where they
 /// matter (`12.50`, `0.000125`).
 pub fn format_cost(micros: i64) -> String {
@@ -200,7 +243,22 @@ fn count(field: &str, value: Option<i64>, max: u64) -> Result<Option<u64>, KeyLi
         .ok()
         .filter(|value| (1..=max).contains(value))
         .map(Some)
-        .ok_or_else(|| KeyLimitsError(format!("{LIMITS_FIELD}.{field} must be an integer from 1 to {max}, got {value}.")))
+        .ok_or_else(|| count_refused(field, &value.to_string(), max))
+}
+
+fn count_refused(field: &str, got: &str, max: u64) -> KeyLimitsError {
+    KeyLimitsError(format!("{LIMITS_FIELD}.{field} must be an integer from 1 to {max}, got {got}."))
+}
+
+/// A count as a person typed it into a form: empty (or blank) is none, an integer goes to
+/// [`parse_key_limits`] as sent, anything else is refused in the words the rules use for a
+/// count out of range (`field` its name under `keygateLimits`, `max` its largest value).
+pub fn typed_count(field: &str, text: &str, max: u64) -> Result<Option<i64>, KeyLimitsError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<i64>().map(Some).map_err(|_| count_refused(field, &format!("'{}'", shown(text)), max))
 }
 
 /// Checks limits as sent: every count from 1 to its maximum (0 would refuse every call: a
@@ -330,5 +388,31 @@ mod tests {
         assert!(!expires_soon(Some(7 * 86_400 + 1), 0));
         assert!(!expires_soon(Some(10), 10), "an expired key is not about to expire");
         assert_eq!((format_cost(12_500_000), format_cost(125), format_cost(0)), ("12.50".into(), "0.000125".into(), "0.00".into()));
+    }
+
+    #[test]
+    fn warnings_name_a_budget_nearly_or_wholly_used_and_an_expiry_near_or_past() {
+        let budget = Budget { period: BudgetPeriod::Month, tokens: Some(1000), cost_micros: None };
+        let spent = |tokens| Spend { tokens, cost_micros: 0 };
+        assert_eq!(key_warnings(Some(&budget), spent(799), None, 0), []);
+        assert_eq!(key_warnings(Some(&budget), spent(800), None, 0), [KeyWarning::BudgetNearlyUsed(BudgetPeriod::Month)]);
+        assert_eq!(key_warnings(Some(&budget), spent(1000), None, 0), [KeyWarning::BudgetUsedUp(BudgetPeriod::Month)]);
+        assert_eq!(key_warnings(None, spent(5000), Some(EXPIRY_WARNING_SECONDS + 1), 0), []);
+        assert_eq!(key_warnings(None, spent(0), Some(EXPIRY_WARNING_SECONDS), 0), [KeyWarning::ExpiresSoon(EXPIRY_WARNING_SECONDS)]);
+        let both = key_warnings(Some(&budget), spent(2000), Some(10), 10);
+        assert_eq!(both, [KeyWarning::BudgetUsedUp(BudgetPeriod::Month), KeyWarning::Expired(10)]);
+        assert!(both.iter().all(|warning| warning.refuses_calls()));
+        assert!(!KeyWarning::ExpiresSoon(10).refuses_calls());
+    }
+
+    #[test]
+    fn typed_counts_are_integers_or_refused_in_the_rules_words() {
+        assert_eq!(typed_count("requestsPerMinute", " ", MAX_COUNT), Ok(None));
+        assert_eq!(typed_count("requestsPerMinute", " 60 ", MAX_COUNT), Ok(Some(60)));
+        assert_eq!(typed_count("maxInFlight", "-1", MAX_IN_FLIGHT), Ok(Some(-1)), "the rules refuse it, naming the value");
+        assert_eq!(
+            typed_count("maxInFlight", "four", MAX_IN_FLIGHT).unwrap_err().0,
+            "keygateLimits.maxInFlight must be an integer from 1 to 1000000, got 'four'."
+        );
     }
 }

@@ -1,32 +1,42 @@
 //! Each API key's page (`/console/keys/{id}`): what the key is (masked key, workspace,
-//! permission, description, creator, dates, status) and its usage panel: the totals of
-//! all its recorded usage with their cost, then its figures and charts over the last 24
-//! hours, 7 or 30 days. Only a key the caller may see in the region has a page (else the
-//! API's 404, `The API key does not exist.`); the key's actions stay in the key list's
-//! dialogs.
+//! permission, description, creator, dates, status, expiry), a banner when its budget is
+//! nearly or wholly used or its expiry near or past, its limits with where its budget
+//! stands and the form that changes them (`POST /console/keys/{id}/limits`, see
+//! [`super::key_limits`]), and its usage panel: the totals of all its recorded usage with
+//! their cost, then its figures and charts over the last 24 hours, 7 or 30 days. Only a key
+//! the caller may see in the region has a page (else the API's 404, `The API key does not
+//! exist.`); the key's other actions stay in the key list's dialogs.
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use axum::Router;
+use keygate_core::access::KeyAction;
+use keygate_core::key_limits::{key_warnings, KeyWarning, Spend};
 use keygate_core::usage::UsageTotals;
 use maud::{html, Markup};
 
+use super::key_limits::{limits_panel, warning_banner, BudgetStanding, LimitsForm, LimitsFormValues, LimitsPanel};
 use super::keys::{permission_markup, status_markup};
 use super::layout::{error_page, page, time, with_region, Section};
-use super::session::Console;
+use super::page_actions::query_fields;
+use super::session::{Console, ConsoleForm};
 use super::usage::{over_time_charts, range_choice, totals_figures, usage_over_time, Range, Window};
 use crate::management::errors::ManagementError;
-use crate::operations::keys::{find_key, parse_key_id};
-use crate::operations::usage::{key_totals, CostedTotals, Selection};
-use crate::operations::ApiKeyRecord;
+use crate::operations::keys::{self as key_operations, find_key, parse_key_id, require_key_action, KeepPermissions, KeyEditRequest};
+use crate::operations::usage::{budget_spends, budgets_of, key_totals, CostedTotals, Selection};
+use crate::operations::{ApiKeyRecord, ErrorKind};
 use crate::planes::Path;
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/console/keys/{api_key_id}", get(key_page))
+    Router::new().route("/console/keys/{api_key_id}", get(key_page)).route("/console/keys/{api_key_id}/limits", post(set_limits))
 }
+
+/// What a finished change of the limits says on the page it redirects to: its `done`, the text.
+const LIMITS_DONE: [(&str, &str); 2] =
+    [("limits", "The limits were saved."), ("limits-removed", "The limits were removed: the key has none.")];
 
 /// What the key's page shows.
 struct KeyPage {
@@ -36,16 +46,69 @@ struct KeyPage {
     window: Window,
     in_range: CostedTotals,
     per_period: Vec<UsageTotals>,
+    /// What the key spent in its budget's current period (nothing without a budget).
+    spent: Spend,
+    /// The currency of costs (the price table's).
+    currency: String,
+    /// Whether the caller may edit the key (and so change its limits).
+    may_edit: bool,
     /// When the page was loaded (Unix seconds): whether the key has expired.
     now: i64,
+}
+
+/// What the page shows besides what it loads: the limits form as sent back with its
+/// refusal, or what a finished change did.
+#[derive(Default)]
+struct Shown {
+    limits_form: Option<LimitsForm>,
+    done: Option<&'static str>,
 }
 
 /// `GET /console/keys/{id}?region=...&range=24h|7d|30d`
 async fn key_page(State(state): State<AppState>, Path(api_key_id): Path<String>, console: Console, RawQuery(query): RawQuery) -> Response {
     let range = Range::from_query(query.as_deref(), Range::Month);
-    match load(&state, &console, &api_key_id, range).await {
-        Ok(loaded) => (StatusCode::OK, page(&state, &console, Section::Keys, None, key_markup(&console, &loaded))).into_response(),
-        Err(error) => error_page(&state, &console, Section::Keys, &error),
+    let done = query_fields(query.as_deref())
+        .get_non_empty("done")
+        .and_then(|done| LIMITS_DONE.iter().find(|(name, _)| *name == done).map(|(_, text)| *text));
+    answer(&state, &console, &api_key_id, range, StatusCode::OK, Shown { done, ..Shown::default() }).await
+}
+
+/// The key's page answering `status`.
+async fn answer(state: &AppState, console: &Console, api_key_id: &str, range: Range, status: StatusCode, shown: Shown) -> Response {
+    match load(state, console, api_key_id, range).await {
+        Ok(loaded) => (status, page(state, console, Section::Keys, None, key_markup(console, &loaded, &shown))).into_response(),
+        Err(error) => error_page(state, console, Section::Keys, &error),
+    }
+}
+
+/// `POST /console/keys/{id}/limits?region=...`: the key's limits replaced by the form's
+/// (all empty, or "Remove all limits": none), through the API's edit. A refusal answers
+/// the page again with the form as sent and the reason; nothing is changed.
+async fn set_limits(State(state): State<AppState>, Path(api_key_id): Path<String>, form: ConsoleForm) -> Response {
+    let console = form.console;
+    let values = LimitsFormValues::from_fields(&form.fields);
+    let key_id = match parse_key_id(&api_key_id) {
+        Ok(key_id) => key_id,
+        Err(error) => return error_page(&state, &console, Section::Keys, &error.into()),
+    };
+    let operations = state.operations();
+    let sent = values.to_sent();
+    let request = KeyEditRequest { description: None, expires_at: None, limits: Some(&sent) };
+    match key_operations::edit_key(operations, &console.auth.actor(&operations), key_id, request, &KeepPermissions).await {
+        Ok(()) => {
+            let done = if values.is_empty() { "limits-removed" } else { "limits" };
+            let path = with_region(&format!("/console/keys/{key_id}"), console.region());
+            Redirect::to(&format!("{path}&done={done}#limits")).into_response()
+        }
+        Err(error) if matches!(error.error.kind, ErrorKind::NotFound | ErrorKind::Internal) => {
+            error_page(&state, &console, Section::Keys, &error.error.into())
+        }
+        Err(error) => {
+            let message = error.plain_message().to_string();
+            let status = ManagementError::from(error.error).status;
+            let shown = Shown { limits_form: Some(LimitsForm { values, error: Some(message) }), done: None };
+            answer(&state, &console, &api_key_id, Range::Month, status, shown).await
+        }
     }
 }
 
@@ -54,15 +117,40 @@ async fn load(state: &AppState, console: &Console, api_key_id: &str, range: Rang
     let operations = state.operations();
     let actor = console.auth.actor(&operations);
     let record = find_key(operations, &actor, key_id).await?;
-    let recorded = key_totals(operations, &actor, &[key_id]).await?.by_key.remove(&key_id).unwrap_or_default();
+    let mut totals = key_totals(operations, &actor, &[key_id]).await?;
+    let recorded = totals.by_key.remove(&key_id).unwrap_or_default();
+    let spent = budget_spends(operations, &actor, &budgets_of(std::slice::from_ref(&record))).await?.remove(&key_id).unwrap_or_default();
+    let may_edit = match require_key_action(operations, &actor, &record, KeyAction::Edit).await {
+        Ok(()) => true,
+        Err(error) if error.kind == ErrorKind::Forbidden => false,
+        Err(error) => return Err(error.into()),
+    };
     let window = range.window(state.shared.clock.now_seconds());
     let (in_range, per_period) = usage_over_time(state, console, &window, Selection::only(vec![key_id])).await?;
-    Ok(KeyPage { record, recorded, range, window, in_range, per_period, now: state.shared.clock.now_seconds() })
+    let now = state.shared.clock.now_seconds();
+    Ok(KeyPage { record, recorded, range, window, in_range, per_period, spent, currency: totals.currency, may_edit, now })
 }
 
-fn key_markup(console: &Console, loaded: &KeyPage) -> Markup {
+/// The warnings `record` deserves at `now` after `spent` in its budget's period.
+pub(super) fn warnings_of(record: &ApiKeyRecord, spent: Spend, now: i64) -> Vec<KeyWarning> {
+    key_warnings(record.limits.as_ref().and_then(|limits| limits.budget.as_ref()), spent, record.expires_at, now)
+}
+
+fn key_markup(console: &Console, loaded: &KeyPage, shown: &Shown) -> Markup {
     let record = &loaded.record;
     let region = console.region();
+    let limits = record.limits.as_ref();
+    let budget = limits.and_then(|limits| limits.budget.as_ref());
+    let form = shown.limits_form.clone().unwrap_or_else(|| LimitsForm { values: LimitsFormValues::from_limits(limits), error: None });
+    let action = with_region(&format!("/console/keys/{}/limits", record.api_key_id), region);
+    let panel = LimitsPanel {
+        limits,
+        budget: budget.map(|budget| BudgetStanding { budget, spent: loaded.spent, currency: &loaded.currency }),
+        now: loaded.now,
+        form: loaded.may_edit.then(|| (&form, format!("{action}#limits-form"))),
+        done: shown.done,
+        currency: &loaded.currency,
+    };
     html! {
         div.page-head {
             div {
@@ -71,9 +159,10 @@ fn key_markup(console: &Console, loaded: &KeyPage) -> Markup {
                 @if !record.description.is_empty() { p.muted { (record.description) } }
             }
         }
+        (warning_banner(&warnings_of(record, loaded.spent, loaded.now), loaded.now))
         section.panel aria-labelledby="key-details-heading" {
             h2 #key-details-heading { "Details" }
-            dl.details {
+            dl.details #key-details {
                 div { dt { "ID" } dd { (record.api_key_id) } }
                 div { dt { "Workspace" } dd { (record.workspace_name) " " code.workspace-id.muted { (record.workspace_id) } } }
                 div { dt { "Permission" } dd { (permission_markup(&record.auth)) } }
@@ -81,8 +170,10 @@ fn key_markup(console: &Console, loaded: &KeyPage) -> Markup {
                 div { dt { "Created" } dd { (time(record.created_at)) } }
                 div { dt { "Last used" } dd { @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { "Never" } } } } }
                 div { dt { "Status" } dd { (status_markup(record, loaded.now)) } }
+                div { dt { "Expires" } dd { @match record.expires_at { Some(at) => { (time(at.saturating_mul(1000))) } None => { span.muted { "Never" } } } } }
             }
         }
+        (limits_panel(console, &panel))
         section.key-usage #usage aria-labelledby="key-usage-heading" {
             h2 #key-usage-heading { "Usage" }
             h3 { "All recorded usage" }

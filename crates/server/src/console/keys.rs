@@ -6,6 +6,8 @@
 //! new or reset key's plaintext is written only into the response to the POST that made
 //! it, never into a URL, a redirect, a cookie or the log.
 
+use std::collections::HashMap;
+
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{Redirect, Response};
@@ -13,6 +15,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use keygate_core::access::{KeyAction, KeyVisibility};
 use keygate_core::key_expiry::MAX_GRACE_SECONDS;
+use keygate_core::key_limits::{KeyWarning, Spend, BUDGET_WARNING_PERCENT};
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::permissions::KeyAuth;
 use keygate_core::region::LimitScope;
@@ -21,11 +24,14 @@ use maud::{html, Markup};
 
 use super::item_actions;
 use super::key_form::{key_form_fields, AppChoice, KeyFormChoices, KeyFormErrors, KeyFormValues, WorkspaceChoice};
+use super::key_limits::warning_badges;
+use super::key_page::warnings_of;
 use super::layout::{csrf_field, error_page, records_table, time, with_region, Section};
 use super::page_actions::{done_notice, finish, query_fields, redirect_done, refused, render, FormPage};
 use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
 use crate::operations::keys::{self as key_operations, IssuedKey, KeyEditRequest, KeyListing, NewKeyRequest};
+use crate::operations::usage::{budget_spends, budgets_of};
 use crate::operations::workspaces::key_workspaces;
 use crate::operations::{Actor, ApiKeyRecord, ErrorKind, KeyOrder, Operations};
 use crate::planes::Path;
@@ -201,8 +207,16 @@ pub(super) async fn delete(State(state): State<AppState>, Path(api_key_id): Path
 
 // ---- loading --------------------------------------------------------------------------
 
-/// The caller's keys in its region, newest first, one page.
-async fn load_keys(state: &AppState, console: &Console, offset: u32) -> Result<(Vec<ApiKeyRecord>, u64), ManagementError> {
+/// One page of the key list: its keys, how many the caller has in all, and what each key
+/// with a budget spent in its budget's current period.
+struct KeyList {
+    records: Vec<ApiKeyRecord>,
+    total: u64,
+    spends: HashMap<i64, Spend>,
+}
+
+/// The caller's keys in its region, newest first, one page, with their budgets' spend.
+async fn load_keys(state: &AppState, console: &Console, offset: u32) -> Result<KeyList, ManagementError> {
     let listing = KeyListing {
         api_key_id: None,
         description: None,
@@ -213,7 +227,10 @@ async fn load_keys(state: &AppState, console: &Console, offset: u32) -> Result<(
         limit: PAGE_SIZE,
     };
     let operations = state.operations();
-    Ok(key_operations::list_keys(operations, &console.auth.actor(&operations), listing).await?)
+    let actor = console.auth.actor(&operations);
+    let (records, total) = key_operations::list_keys(operations, &actor, listing).await?;
+    let spends = budget_spends(operations, &actor, &budgets_of(&records)).await?;
+    Ok(KeyList { records, total, spends })
 }
 
 /// Workspaces the caller may create keys in (RAM users: the default one and those it is
@@ -248,14 +265,14 @@ async fn load_choices(state: &AppState, console: &Console) -> Result<KeyFormChoi
 
 impl FormPage for PageState {
     const SECTION: Section = Section::Keys;
-    type Loaded = ((Vec<ApiKeyRecord>, u64), KeyFormChoices);
+    type Loaded = (KeyList, KeyFormChoices);
 
     async fn load(&self, state: &AppState, console: &Console) -> Result<Self::Loaded, ManagementError> {
         Ok((load_keys(state, console, self.offset).await?, load_choices(state, console).await?))
     }
 
-    fn markup(&self, state: &AppState, console: &Console, ((records, total), choices): Self::Loaded) -> Markup {
-        keys_markup(state, console, &records, total, &choices, self)
+    fn markup(&self, state: &AppState, console: &Console, (list, choices): Self::Loaded) -> Markup {
+        keys_markup(state, console, &list, &choices, self)
     }
 }
 
@@ -347,7 +364,14 @@ fn confirm_dialog_with(
     }
 }
 
-fn key_row(state: &AppState, console: &Console, record: &ApiKeyRecord, choices: &KeyFormChoices, page_state: &PageState) -> Markup {
+fn key_row(
+    state: &AppState,
+    console: &Console,
+    record: &ApiKeyRecord,
+    warnings: &[KeyWarning],
+    choices: &KeyFormChoices,
+    page_state: &PageState,
+) -> Markup {
     let region = console.region();
     let id = record.api_key_id;
     let disable_and_reset = state.region_policy(region).is_some_and(|policy| policy.disable_and_reset);
@@ -384,7 +408,7 @@ fn key_row(state: &AppState, console: &Console, record: &ApiKeyRecord, choices: 
                 @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { "Never" } } }
                 br; span.muted { (record.request_count) @if record.request_count == 1 { " request" } @else { " requests" } }
             }
-            td data-label="Status" { (status_markup(record, now)) }
+            td data-label="Status" { (status_markup(record, now)) (warning_badges(warnings)) }
             td data-label="Actions" {
                 div.row-actions {
                     a.link href=(with_region(&format!("/console/keys/{id}"), region)) aria-label={ "Usage and details of " (record.masked_key) } { "Usage" }
@@ -476,14 +500,12 @@ fn limit_text(state: &AppState, console: &Console, total: u64) -> String {
     }
 }
 
-fn keys_markup(
-    state: &AppState,
-    console: &Console,
-    records: &[ApiKeyRecord],
-    total: u64,
-    choices: &KeyFormChoices,
-    page_state: &PageState,
-) -> Markup {
+fn keys_markup(state: &AppState, console: &Console, list: &KeyList, choices: &KeyFormChoices, page_state: &PageState) -> Markup {
+    let (records, total) = (&list.records, list.total);
+    let now = state.shared.clock.now_seconds();
+    let warnings: Vec<Vec<KeyWarning>> =
+        records.iter().map(|record| warnings_of(record, list.spends.get(&record.api_key_id).copied().unwrap_or_default(), now)).collect();
+    let needing_attention = warnings.iter().filter(|warnings| !warnings.is_empty()).count();
     let region = console.region();
     let may_create = console.auth.caller.may_create_key(true);
     let disable_and_reset = state.region_policy(region).is_some_and(|policy| policy.disable_and_reset);
@@ -519,13 +541,19 @@ fn keys_markup(
         @if !disable_and_reset {
             p.hint { "Keys in " (choices.region_name) " cannot be disabled or reset; delete a key to revoke it." }
         }
+        @if needing_attention > 0 {
+            p.notice.notice-warning #keys-attention role="status" {
+                strong { (needing_attention) @if needing_attention == 1 { " API key" } @else { " API keys" } " below " @if needing_attention == 1 { "needs" } @else { "need" } " attention: " }
+                "a budget at least " (BUDGET_WARNING_PERCENT) "% or wholly used, or an expiry within 7 days or past. Each is marked in its Status; its page says more."
+            }
+        }
         p.visually-hidden #copy-status role="status" {}
         @if records.is_empty() {
             p.empty { "No API keys in " (choices.region_name) " yet." }
         } @else {
             (records_table("keys", &format!("API keys in {}", choices.region_name), KEY_COLUMNS, html! {
-                @for record in records {
-                    (key_row(state, console, record, choices, page_state))
+                @for (record, warnings) in records.iter().zip(&warnings) {
+                    (key_row(state, console, record, warnings, choices, page_state))
                 }
             }))
             @if u64::from(next_offset) < total {

@@ -6,7 +6,9 @@
 //! - [`login`]: sign in (the account or a RAM user) and out.
 //! - [`keys`] and [`key_form`]: the API-Key page; changes go through
 //!   [`crate::operations::keys`], the code the Model Studio API runs.
-//! - [`key_page`]: each key's page, with its usage panel; [`usage`]: the Usage page, the
+//! - [`key_page`]: each key's page, with its limits and its usage panel; [`key_limits`]:
+//!   a key's limits and budget shown, its warnings (a banner on its page, badges in the key
+//!   list) and the form that changes its limits; [`usage`]: the Usage page, the
 //!   caller's usage over time, top keys and models and cost; [`charts`]: the SVG charts
 //!   both draw on the server.
 //! - [`users`], [`workspaces`], [`audit`]: the pages for the account and admin RAM users.
@@ -22,6 +24,7 @@ mod assets;
 mod audit;
 mod charts;
 mod key_form;
+mod key_limits;
 mod key_page;
 mod keys;
 mod layout;

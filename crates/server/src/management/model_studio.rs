@@ -12,7 +12,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use keygate_core::catalog::ModelCatalog;
 use keygate_core::ids::{ApiKeyId, WorkspaceId, WorkspaceName};
-use keygate_core::key_limits::{format_cost, Budget, BudgetInput, BudgetPeriod, KeyLimits, KeyLimitsInput, Spend};
+use keygate_core::key_limits::{format_cost, Budget, BudgetInput, KeyLimits, KeyLimitsInput, Spend};
 use keygate_core::keys::{expose, KeyFormat};
 use keygate_core::limits::{LimitChange, LimitValues, USAGE_LIMIT_FIELD};
 use keygate_core::permissions::KeyAuth;
@@ -369,7 +369,7 @@ async fn list_api_keys(call: Call, RawQuery(query): RawQuery) -> Answer<ListApiK
     // The usage of the whole page in one query.
     let key_ids: Vec<i64> = records.iter().map(|record| record.api_key_id).collect();
     let totals = usage::key_totals(operations, &actor, &key_ids).await?;
-    let spends = usage::budget_spends(operations, &actor, &budgets_of(&records)).await?;
+    let spends = usage::budget_spends(operations, &actor, &usage::budgets_of(&records)).await?;
     let now = call.state.shared.clock.now_seconds();
     let api_keys: Vec<ApiKey> =
         records.iter().map(|record| api_key(record, record.masked_key.clone(), KeyShown::Viewed(&totals, &spends), now)).collect();
@@ -382,17 +382,12 @@ async fn get_api_key(call: Call, Path(api_key_id): Path<String>) -> Answer<ApiKe
     let (operations, actor) = (call.operations(), call.actor());
     let viewed = key_operations::view_key(operations, &actor, request.api_key_id).await?;
     let totals = usage::key_totals(operations, &actor, &[request.api_key_id]).await?;
-    let spends = usage::budget_spends(operations, &actor, &budgets_of(std::slice::from_ref(&viewed.record))).await?;
+    let spends = usage::budget_spends(operations, &actor, &usage::budgets_of(std::slice::from_ref(&viewed.record))).await?;
     // Legacy keys may be viewed again (docs/CONTRACT.md#key-formats), by whoever may see them.
     let value =
         viewed.legacy_plaintext.as_ref().map_or_else(|| viewed.record.masked_key.clone(), |plaintext| expose(plaintext).to_string());
     let now = call.state.shared.clock.now_seconds();
     call.answer(ApiKeyResponse { api_key: api_key(&viewed.record, value, KeyShown::Viewed(&totals, &spends), now) })
-}
-
-/// The keys among `records` with a budget, and its period.
-pub(crate) fn budgets_of(records: &[ApiKeyRecord]) -> Vec<(i64, BudgetPeriod)> {
-    records.iter().filter_map(|record| Some((record.api_key_id, record.limits?.budget?.period))).collect()
 }
 
 /// UpdateApiKey: the key first, then the query (the form body is read after both).

@@ -100,6 +100,15 @@ pub trait KeyAuthInput {
 /// What [`KeyAuthInput::key_auth`] answers: the permissions sent, if any, or the refusal.
 pub type KeyAuthOutcome = Result<Option<KeyAuth>>;
 
+/// An edit that leaves the key's permissions as they are (the console's limits form).
+pub struct KeepPermissions;
+
+impl KeyAuthInput for KeepPermissions {
+    fn key_auth(&self, _region: &RegionPolicy, _catalog: &ModelCatalog, _workspace_apps: &[String]) -> KeyAuthOutcome {
+        Ok(None)
+    }
+}
+
 // ---- the rules of Custom permissions, in the order the API's `auth.*` fields apply them -----
 
 /// Custom permissions exist only where the region offers them.

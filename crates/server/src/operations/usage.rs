@@ -18,7 +18,7 @@ use keygate_core::usage::{cost_micros, ModelPrice, UsageTotals};
 /// periods, for the surfaces that build one.
 pub use keygate_store::usage::{Selection, UsageDimension, UsagePeriod, DAY, HOUR};
 use keygate_store::usage::{UsageQuery, MINUTE};
-use keygate_store::{KeyOrder, ListKeysQuery};
+use keygate_store::{ApiKeyRecord, KeyOrder, ListKeysQuery};
 
 use super::{Actor, OperationError, Operations, Result};
 
@@ -243,6 +243,11 @@ pub async fn budget_spends(operations: Operations<'_>, actor: &Actor, budgets: &
         }
     }
     Ok(spends)
+}
+
+/// The keys among `records` with a budget, and its period: what [`budget_spends`] asks for.
+pub fn budgets_of(records: &[ApiKeyRecord]) -> Vec<(i64, BudgetPeriod)> {
+    records.iter().filter_map(|record| Some((record.api_key_id, record.limits?.budget?.period))).collect()
 }
 
 /// Keeps only `allowed` in `selection` (an `IN` of its own narrowed to them).

@@ -133,7 +133,14 @@ async fn every_form_needs_its_sessions_csrf_token() {
         assert_eq!(refused.status(), 403, "token {token:?}");
         assert!(refused.text().await.unwrap().contains("Form refused"));
     }
-    for path in ["/console/logout", "/console/keys/1/delete", "/console/users", "/console/workspaces", "/console/access-keys"] {
+    for path in [
+        "/console/logout",
+        "/console/keys/1/delete",
+        "/console/keys/1/limits",
+        "/console/users",
+        "/console/workspaces",
+        "/console/access-keys",
+    ] {
         assert_eq!(session.post(path, &[("name", "x")]).await.status(), 403, "{path}");
     }
     assert_eq!(key_count(&app).await, before);
