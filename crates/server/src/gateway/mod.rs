@@ -284,7 +284,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
         GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it."))
     })?;
     if let Route::Upstream(upstream) = &route {
-        if !upstream.speaks(call.protocol) {
+        if !state.shared.upstreams.serves_in(&model, call.protocol) {
             return Err(GatewayRefusal::BadRequest(format!(
                 "The model '{model}' is served here only through: {}.",
                 upstream.protocol_names().join(", ")
@@ -310,7 +310,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
             tasks::demo_submit(state, &authorized, &model, &call.target.path, &bytes, &context.request_id, meter)?
         }
         Route::Demo => demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)?,
-        Route::Upstream(upstream) => {
+        Route::Upstream(_) => {
             // The Responses API reports usage in its `response.completed` event unasked.
             let (bytes, strip_usage_chunk) = if meter.is_some() && streaming && call.protocol == Protocol::OpenAi && !call.responses {
                 ask_for_stream_usage(bytes)
@@ -323,12 +323,15 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
                 method: call.method,
                 target: &call.target,
                 headers: &call.headers,
+                request_id: &context.request_id,
             };
-            let answer = upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, strip_usage_chunk).await?;
+            let candidates = state.shared.upstreams.candidates(&model);
+            let relayed = upstream::forward_with_failover(&candidates, forwarded, bytes, meter, strip_usage_chunk).await?;
+            let (answer, answered_by) = (relayed.response, &relayed.upstream.name);
             if call.responses {
-                responses::remember_upstream_response(state, &authorized, &model, &upstream.name, answer)
+                responses::remember_upstream_response(state, &authorized, &model, answered_by, answer)
             } else if asynchronous {
-                tasks::remember_upstream_task(state, &authorized, &model, &upstream.name, answer)
+                tasks::remember_upstream_task(state, &authorized, &model, answered_by, answer)
             } else {
                 answer
             }
@@ -499,9 +502,15 @@ async fn application_completion(
                 meter,
             ),
             Route::Upstream(upstream) => {
-                let forwarded =
-                    upstream::Forwarded { protocol: Protocol::Native, responses: false, method, target: &target, headers: &headers };
-                upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, false).await
+                let forwarded = upstream::Forwarded {
+                    protocol: Protocol::Native,
+                    responses: false,
+                    method,
+                    target: &target,
+                    headers: &headers,
+                    request_id: &context.request_id,
+                };
+                upstream::forward(&upstream, forwarded, bytes, meter, false).await
             }
         }?;
         let key_standing = key_admitted.as_ref().and_then(|admitted| admitted.admission);
