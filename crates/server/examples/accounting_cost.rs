@@ -97,6 +97,7 @@ async fn gateway(upstream: SocketAddr, accounting: bool) -> Gateway {
         api_key_env: None,
         models: vec![MODEL.into()],
         apps: Vec::new(),
+        ..UpstreamSettings::default()
     }];
     let password = "bench-password-0123456789";
     let bootstrapped = keygate_server::bootstrap::bootstrap(settings, Some(SecretString::from(password.to_string()))).await.unwrap();

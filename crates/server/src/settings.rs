@@ -63,7 +63,7 @@ pub struct RegionOverride {
 
 /// An upstream provider (`[[upstreams]]`): one base URL per protocol it speaks, its own
 /// credential (read from an environment variable), and the models and apps it serves.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
     pub name: String,
@@ -81,6 +81,24 @@ pub struct UpstreamSettings {
     pub responses_base_url: Option<String>,
     /// Name of the environment variable that holds the upstream's own credential.
     pub api_key_env: Option<String>,
+    /// More such variables: the upstream's keys are used in turn, one per call.
+    #[serde(default)]
+    pub api_key_envs: Vec<String>,
+    /// Lower is tried first when several upstreams serve a model (default 0).
+    #[serde(default)]
+    pub priority: Option<u32>,
+    /// Share of the calls among upstreams of one priority (default 1).
+    #[serde(default)]
+    pub weight: Option<u32>,
+    /// Seconds to connect (default 10).
+    #[serde(default)]
+    pub connect_timeout_seconds: Option<u64>,
+    /// Seconds from sending a call to the answer's head (default 300).
+    #[serde(default)]
+    pub first_byte_timeout_seconds: Option<u64>,
+    /// Seconds between two chunks of an answer (default 120).
+    #[serde(default)]
+    pub idle_timeout_seconds: Option<u64>,
     #[serde(default)]
     pub models: Vec<String>,
     /// Application ids (32 lowercase hex) served by this upstream.

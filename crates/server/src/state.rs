@@ -21,7 +21,7 @@ use crate::provider_objects::ProviderObjects;
 use crate::secrets::MasterKey;
 use crate::settings::{ListenerSettings, Settings};
 use crate::throttle::{FailedAuthenticationThrottle, MintCounter, WindowCounter};
-use crate::upstreams::{http_client, UpstreamTable};
+use crate::upstreams::UpstreamTable;
 use crate::usage::UsageCounters;
 
 /// What every listener shares.
@@ -36,7 +36,6 @@ pub struct SharedState {
     pub clock: Arc<Clock>,
     pub temporary_key_secret: TemporaryKeySecret,
     pub upstreams: UpstreamTable,
-    pub http_client: reqwest::Client,
     pub throttle: FailedAuthenticationThrottle,
     /// Failed logins per address (API and console).
     pub login_throttle: FailedAuthenticationThrottle,
@@ -102,7 +101,6 @@ impl AppState {
             served_regions,
             temporary_key_secret,
             upstreams,
-            http_client: http_client(),
             throttle,
             login_throttle,
             temporary_key_mints,

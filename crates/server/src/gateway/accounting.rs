@@ -565,8 +565,8 @@ impl<S> MeteredBody<S> {
     }
 }
 
-impl<S: Stream<Item = Result<Bytes, reqwest::Error>> + Unpin> Stream for MeteredBody<S> {
-    type Item = Result<Bytes, reqwest::Error>;
+impl<S: Stream<Item = Result<Bytes, E>> + Unpin, E> Stream for MeteredBody<S> {
+    type Item = Result<Bytes, E>;
 
     fn poll_next(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();

@@ -284,7 +284,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
         GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it."))
     })?;
     if let Route::Upstream(upstream) = &route {
-        if !upstream.speaks(call.protocol) {
+        if !state.shared.upstreams.serves_in(&model, call.protocol) {
             return Err(GatewayRefusal::BadRequest(format!(
                 "The model '{model}' is served here only through: {}.",
                 upstream.protocol_names().join(", ")
@@ -299,6 +299,8 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     // The meter takes the model when nothing reads it after this (no copy for a plain
     // forwarded call); the demo and the calls that remember an object still need it.
     let model_read_later = matches!(route, Route::Demo) || call.responses || asynchronous;
+    // The upstreams a forwarded call tries, in order (read while the model is still here).
+    let candidates = if matches!(route, Route::Upstream(_)) { state.shared.upstreams.candidates(&model) } else { Vec::new() };
     let meter_model = if model_read_later { model.clone() } else { std::mem::take(&mut model) };
     let mut meter = start_meter(state, context, &authorized, meter_model, call.protocol);
     if let Some(meter) = meter.as_mut() {
@@ -314,7 +316,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
             tasks::demo_submit(state, &authorized, &model, &call.target.path, &bytes, &context.request_id, meter)?
         }
         Route::Demo => demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)?,
-        Route::Upstream(upstream) => {
+        Route::Upstream(_) => {
             // The Responses API reports usage in its `response.completed` event unasked.
             let (bytes, strip_usage_chunk) = if meter.is_some() && streaming && call.protocol == Protocol::OpenAi && !call.responses {
                 ask_for_stream_usage(bytes)
@@ -327,12 +329,14 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
                 method: call.method,
                 target: &call.target,
                 headers: &call.headers,
+                request_id: &context.request_id,
             };
-            let answer = upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, strip_usage_chunk).await?;
+            let relayed = upstream::forward_with_failover(&candidates, forwarded, bytes, meter, strip_usage_chunk).await?;
+            let (answer, answered_by) = (relayed.response, &relayed.upstream.name);
             if call.responses {
-                responses::remember_upstream_response(state, &authorized, &model, &upstream.name, answer)
+                responses::remember_upstream_response(state, &authorized, &model, answered_by, answer)
             } else if asynchronous {
-                tasks::remember_upstream_task(state, &authorized, &model, &upstream.name, answer)
+                tasks::remember_upstream_task(state, &authorized, &model, answered_by, answer)
             } else {
                 answer
             }
@@ -506,9 +510,15 @@ async fn application_completion(
                 meter,
             ),
             Route::Upstream(upstream) => {
-                let forwarded =
-                    upstream::Forwarded { protocol: Protocol::Native, responses: false, method, target: &target, headers: &headers };
-                upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, meter, false).await
+                let forwarded = upstream::Forwarded {
+                    protocol: Protocol::Native,
+                    responses: false,
+                    method,
+                    target: &target,
+                    headers: &headers,
+                    request_id: &context.request_id,
+                };
+                upstream::forward(&upstream, forwarded, bytes, meter, false).await
             }
         }?;
         let key_standing = key_admitted.as_ref().and_then(|admitted| admitted.admission);

@@ -33,7 +33,6 @@ use crate::planes::Path;
 use crate::provider_objects::{DemoObject, IdScanner, ObjectKind, ProviderObject};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
-use crate::upstreams::Route;
 
 /// Model Studio's own base of the API, which answers in the OpenAI-compatible shape.
 pub const MODEL_STUDIO_RESPONSES_BASE: &str = "/api/v2/apps/protocols/compatible-mode/v1";
@@ -119,10 +118,10 @@ async fn serve_named_response(state: &AppState, context: &RequestContext, id: &s
     if let Some(DemoObject::Response { response, input_items }) = object.demo.as_deref() {
         return demo_named(state, id, response, input_items, &parts.method, action);
     }
-    let upstream = match (state.shared.upstreams.route_model(&object.model), &object.upstream) {
-        (Some(Route::Upstream(upstream)), Some(name)) if &upstream.name == name => upstream,
-        // The model is now served elsewhere: the upstream that holds the response is gone.
-        _ => return Err(not_found(id)),
+    // The upstream that holds the response, if it still serves the model.
+    let upstream = object.upstream.as_deref().and_then(|name| state.shared.upstreams.serving_by_name(&object.model, name));
+    let Some(upstream) = upstream else {
+        return Err(not_found(id));
     };
     let forwarded = upstream::Forwarded {
         protocol: Protocol::OpenAi,
@@ -130,8 +129,9 @@ async fn serve_named_response(state: &AppState, context: &RequestContext, id: &s
         method: parts.method.clone(),
         target: &target,
         headers: &parts.headers,
+        request_id: &context.request_id,
     };
-    let answer = upstream::forward(&state.shared.http_client, &upstream, forwarded, Bytes::new(), None, false).await?;
+    let answer = upstream::forward(&upstream, forwarded, Bytes::new(), None, false).await?;
     if parts.method == Method::DELETE && answer.status().is_success() {
         state.shared.provider_objects.forget(ObjectKind::Response, id);
     }

@@ -33,7 +33,6 @@ use crate::planes::Path;
 use crate::provider_objects::{DemoObject, IdScanner, ObjectKind, ProviderObject};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
-use crate::upstreams::Route;
 
 /// The routes of task polling and cancelling.
 pub fn routes() -> Router<AppState> {
@@ -73,9 +72,9 @@ async fn serve_named_task(state: &AppState, context: &RequestContext, id: &str, 
         }
         return Ok(Json(json!({"request_id": context.request_id, "output": output, "usage": usage})).into_response());
     }
-    let upstream = match (state.shared.upstreams.route_model(&object.model), &object.upstream) {
-        (Some(Route::Upstream(upstream)), Some(name)) if &upstream.name == name => upstream,
-        _ => return Ok(unknown_task(id, &context.request_id)),
+    let upstream = object.upstream.as_deref().and_then(|name| state.shared.upstreams.serving_by_name(&object.model, name));
+    let Some(upstream) = upstream else {
+        return Ok(unknown_task(id, &context.request_id));
     };
     let forwarded = upstream::Forwarded {
         protocol: Protocol::Native,
@@ -83,8 +82,9 @@ async fn serve_named_task(state: &AppState, context: &RequestContext, id: &str, 
         method: parts.method.clone(),
         target: &target,
         headers: &parts.headers,
+        request_id: &context.request_id,
     };
-    upstream::forward(&state.shared.http_client, &upstream, forwarded, Bytes::new(), None, false).await
+    upstream::forward(&upstream, forwarded, Bytes::new(), None, false).await
 }
 
 /// Remembers the task id of an upstream's answer to an asynchronous submission, read from

@@ -38,10 +38,17 @@ async fn count_tokens(state: &AppState, context: &RequestContext, request: Reque
             let request: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             Ok(Json(json!({"input_tokens": demo::anthropic_input_tokens(&request)})).into_response())
         }
-        Some(Route::Upstream(upstream)) if upstream.speaks(protocol) => {
-            let forwarded =
-                upstream::Forwarded { protocol, responses: false, method: parts.method, target: &target, headers: &parts.headers };
-            upstream::forward(&state.shared.http_client, &upstream, forwarded, bytes, None, false).await
+        Some(Route::Upstream(_)) if state.shared.upstreams.serves_in(&model, protocol) => {
+            let forwarded = upstream::Forwarded {
+                protocol,
+                responses: false,
+                method: parts.method,
+                target: &target,
+                headers: &parts.headers,
+                request_id: &context.request_id,
+            };
+            let candidates = state.shared.upstreams.candidates(&model);
+            upstream::forward_with_failover(&candidates, forwarded, bytes, None, false).await.map(|relayed| relayed.response)
         }
         Some(Route::Upstream(upstream)) => Err(GatewayRefusal::BadRequest(format!(
             "The model '{model}' is served here only through: {}.",

@@ -38,6 +38,7 @@ async fn table_app() -> TestApp {
             api_key_env: None,
             models: vec![UNREACHABLE_MODEL.into()],
             apps: Vec::new(),
+            ..UpstreamSettings::default()
         }];
     })
     .await

@@ -192,6 +192,7 @@ pub(crate) async fn forwarding_app(test_name: &str, double: &UpstreamDouble, app
                 api_key_env: Some(variable.clone()),
                 models: vec![DOUBLE_MODEL.into()],
                 apps,
+                ..UpstreamSettings::default()
             },
             UpstreamSettings {
                 name: "double-openai-only".into(),
@@ -202,6 +203,7 @@ pub(crate) async fn forwarding_app(test_name: &str, double: &UpstreamDouble, app
                 api_key_env: Some(variable),
                 models: vec![OPENAI_ONLY_MODEL.into()],
                 apps: Vec::new(),
+                ..UpstreamSettings::default()
             },
         ];
     })

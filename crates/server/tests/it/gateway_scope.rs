@@ -102,6 +102,7 @@ async fn the_model_list_shows_only_the_models_the_key_may_call_in_this_protocol(
                 api_key_env: None,
                 models: vec!["qwen-plus".into()],
                 apps: Vec::new(),
+                ..UpstreamSettings::default()
             },
             UpstreamSettings {
                 name: "native-provider".into(),
@@ -112,6 +113,7 @@ async fn the_model_list_shows_only_the_models_the_key_may_call_in_this_protocol(
                 api_key_env: None,
                 models: vec!["native-only-model".into()],
                 apps: Vec::new(),
+                ..UpstreamSettings::default()
             },
         ];
     })

@@ -299,6 +299,7 @@ async fn calls_in_flight_are_bounded_and_freed_when_the_body_ends_or_the_client_
             api_key_env: None,
             models: vec!["double-chat".into()],
             apps: Vec::new(),
+            ..UpstreamSettings::default()
         }];
     })
     .await;

@@ -45,5 +45,6 @@ mod repeated_model;
 mod rules;
 mod signatures;
 mod token_usage;
+mod upstream_failover;
 mod usage_api;
 mod visibility_matrix;

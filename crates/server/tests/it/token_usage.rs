@@ -155,6 +155,7 @@ impl UsageDouble {
             api_key_env: None,
             models: vec![OPENAI_MODEL.into(), NATIVE_MODEL.into(), ANTHROPIC_MODEL.into()],
             apps: Vec::new(),
+            ..UpstreamSettings::default()
         }
     }
 }
