@@ -12,15 +12,35 @@ pub fn now_millis() -> i64 {
     i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Clock {
     offset_milliseconds: AtomicI64,
+    /// When not [`NOT_FROZEN`], the system time the clock reads instead of the real one: a
+    /// test that asserts a window's seconds left freezes it, so that a second cannot tick
+    /// between two of its calls.
+    frozen_system_milliseconds: AtomicI64,
+}
+
+const NOT_FROZEN: i64 = i64::MIN;
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock { offset_milliseconds: AtomicI64::new(0), frozen_system_milliseconds: AtomicI64::new(NOT_FROZEN) }
+    }
 }
 
 impl Clock {
     /// Unix milliseconds.
     pub fn now_milliseconds(&self) -> i64 {
-        now_millis() + self.offset_milliseconds.load(Ordering::Relaxed)
+        let frozen = self.frozen_system_milliseconds.load(Ordering::Relaxed);
+        let system = if frozen == NOT_FROZEN { now_millis() } else { frozen };
+        system + self.offset_milliseconds.load(Ordering::Relaxed)
+    }
+
+    /// Stops the clock at its present time; [`Clock::advance_seconds`] still moves it (tests
+    /// only).
+    pub fn freeze(&self) {
+        self.frozen_system_milliseconds.store(now_millis(), Ordering::Relaxed);
     }
 
     /// Unix seconds.

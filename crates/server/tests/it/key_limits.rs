@@ -40,6 +40,7 @@ async fn get_key(client: &Client, key_id: i64) -> Value {
 
 /// Starts the clock at the beginning of a minute, so that a test's calls share windows.
 fn at_start_of_minute(app: &TestApp) {
+    app.state.shared.clock.freeze();
     let now = app.state.shared.clock.now_seconds();
     app.state.shared.clock.advance_seconds(60 - now.rem_euclid(60));
 }

@@ -52,8 +52,10 @@ async fn default_workspace(app: &TestApp) -> String {
     app.state.store().default_workspace(1, "ap-southeast-1").await.unwrap().workspace_id
 }
 
-/// Starts the clock at the beginning of a minute, so that a test's calls share windows.
+/// Starts the clock at the beginning of a minute and stops it there, so that a test's calls
+/// share windows and the seconds left of a window are known exactly.
 fn at_start_of_minute(app: &TestApp) {
+    app.state.shared.clock.freeze();
     let now = app.state.shared.clock.now_seconds();
     app.state.shared.clock.advance_seconds(60 - now.rem_euclid(60));
 }
