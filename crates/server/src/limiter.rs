@@ -223,13 +223,9 @@ pub fn counter_for(
     Ok(Box::new(InMemoryLimitCounter::default()))
 }
 
-/// One window: a subject, which limit, and its period (a changed period starts anew).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct WindowKey {
-    subject: LimitSubject,
-    kind: LimitKind,
-    period_seconds: u64,
-}
+/// A subject's windows: one per kind of limit and period (a changed period starts anew).
+/// A few at most, so a list searched in place.
+type SubjectWindows = Vec<(LimitKind, u64, WindowCount)>;
 
 const SHARDS: usize = 16;
 
@@ -240,26 +236,38 @@ const SHARDS: usize = 16;
 /// its count returns to 0, so the map holds only subjects with calls running.
 #[derive(Debug)]
 pub struct InMemoryLimitCounter {
-    shards: Vec<Mutex<HashMap<WindowKey, WindowCount>>>,
+    shards: Vec<Mutex<HashMap<LimitSubject, SubjectWindows, rustc_hash::FxBuildHasher>>>,
     in_flight: Mutex<HashMap<LimitSubject, u64>>,
 }
 
 impl Default for InMemoryLimitCounter {
     fn default() -> InMemoryLimitCounter {
-        InMemoryLimitCounter { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(), in_flight: Mutex::new(HashMap::new()) }
+        InMemoryLimitCounter {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
+            in_flight: Mutex::new(HashMap::new()),
+        }
     }
 }
 
 impl InMemoryLimitCounter {
     /// Runs `apply` on the window of `subject`, `kind` and `limit`'s period, under its
     /// shard's lock only.
+    /// The subject is looked up by reference: it is copied only the first time it is counted.
     fn with_window<T>(&self, subject: &LimitSubject, kind: LimitKind, limit: RateLimit, apply: impl FnOnce(&mut WindowCount) -> T) -> T {
-        let key = WindowKey { subject: subject.clone(), kind, period_seconds: limit.period_seconds };
         let mut hasher = rustc_hash::FxHasher::default();
-        key.hash(&mut hasher);
+        subject.hash(&mut hasher);
         let shard = &self.shards[(hasher.finish() as usize) % SHARDS];
-        let mut windows = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        apply(windows.entry(key).or_default())
+        let mut subjects = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let windows = match subjects.get_mut(subject) {
+            Some(windows) => windows,
+            None => subjects.entry(subject.clone()).or_default(),
+        };
+        let position = windows.iter().position(|(held_kind, period, _)| *held_kind == kind && *period == limit.period_seconds);
+        let index = position.unwrap_or_else(|| {
+            windows.push((kind, limit.period_seconds, WindowCount::default()));
+            windows.len() - 1
+        });
+        apply(&mut windows[index].2)
     }
 
     /// Counts one request admitted elsewhere (by the shared counter) in the window of

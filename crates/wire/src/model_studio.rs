@@ -475,7 +475,7 @@ mod tests {
         let created = envelope(json!({"apiKey": {
             "apiKeyId": 12, "apiKeyValue": "sk-ws-plaintext", "createdBy": "root", "description": "demo", "gmtCreate": 1767225600000_i64,
             "workspaceId": "llm-default", "workspaceName": "Default", "auth": all_auth(), "format": "secure", "maskedKey": "sk-ws-****abcd",
-            "region": "ap-southeast-1", "keygateExpiresAt": 1798761600000_i64,
+            "region": "ap-southeast-1", "keygateExpiresAt": 1798761600000_i64, "keygateLimits": null,
         }}));
         let typed: Success<ApiKeyResponse> = round_trip(created);
         assert!(typed.body.api_key.details.is_some() && typed.body.api_key.standing.is_none());
@@ -492,6 +492,7 @@ mod tests {
                 "keygateUsage": {"requests": 2, "inputTokens": 30, "outputTokens": 12, "cachedTokens": 0, "reasoningTokens": 0,
                     "totalTokens": 42, "cost": "0.000054", "currency": "USD", "unpriced": false},
                 "keygateExpiresAt": null, "keygateExpired": false, "keygateGraceEndsAt": 1767229200000_i64,
+                "keygateLimits": null, "keygateBudget": null,
             }],
             "totalCount": 1, "maxResults": 10, "nextToken": "",
         }));

@@ -330,15 +330,38 @@ fn period_adjective(period: BudgetPeriod) -> &'static str {
 /// The `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` headers of the windows a call
 /// was counted in (reset as OpenAI writes it: seconds with an `s`), on answers and refusals.
 pub fn insert_rate_limit_headers(headers: &mut HeaderMap, requests: Option<WindowStanding>, tokens: Option<WindowStanding>) {
+    let windows = usize::from(requests.is_some()) + usize::from(tokens.is_some());
+    // Room for all of them at once: the map grows once, not header by header.
+    headers.reserve(3 * windows);
     for (names, standing) in [(&REQUEST_HEADERS, requests), (&TOKEN_HEADERS, tokens)] {
         if let Some(standing) = standing {
-            headers.insert(names[0].clone(), HeaderValue::from(standing.limit));
-            headers.insert(names[1].clone(), HeaderValue::from(standing.remaining));
-            if let Ok(reset) = HeaderValue::from_str(&format!("{}s", standing.reset_seconds)) {
-                headers.insert(names[2].clone(), reset);
-            }
+            headers.insert(names[0].clone(), number_value(standing.limit));
+            headers.insert(names[1].clone(), number_value(standing.remaining));
+            headers.insert(names[2].clone(), seconds_value(standing.reset_seconds));
         }
     }
+}
+
+/// How many numbers and second counts have their header value made once, on first use:
+/// the usual limits, what is left of them and the seconds to a window's end then cost no
+/// allocation per call (a `HeaderValue` clone shares its bytes).
+const CACHED_NUMBERS: usize = 4096;
+const CACHED_SECONDS: usize = 3601;
+
+fn number_value(value: u64) -> HeaderValue {
+    static NUMBERS: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let numbers = NUMBERS.get_or_init(|| (0..CACHED_NUMBERS as u64).map(HeaderValue::from).collect());
+    usize::try_from(value).ok().and_then(|index| numbers.get(index)).cloned().unwrap_or_else(|| HeaderValue::from(value))
+}
+
+/// `"{seconds}s"`, as OpenAI writes a reset.
+fn seconds_value(seconds: u64) -> HeaderValue {
+    fn made(seconds: u64) -> HeaderValue {
+        HeaderValue::from_str(&format!("{seconds}s")).expect("digits and an s are a header value")
+    }
+    static SECONDS: std::sync::OnceLock<Vec<HeaderValue>> = std::sync::OnceLock::new();
+    let cached = SECONDS.get_or_init(|| (0..CACHED_SECONDS as u64).map(made).collect());
+    usize::try_from(seconds).ok().and_then(|index| cached.get(index)).cloned().unwrap_or_else(|| made(seconds))
 }
 
 static REQUEST_HEADERS: [HeaderName; 3] = [
@@ -355,6 +378,16 @@ static TOKEN_HEADERS: [HeaderName; 3] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limit_values_read_the_same_cached_or_made() {
+        for value in [0, 1, 4095, 4096, 1_000_000] {
+            assert_eq!(number_value(value).to_str().unwrap(), value.to_string());
+        }
+        for seconds in [0, 59, 3600, 3601, 86_400] {
+            assert_eq!(seconds_value(seconds).to_str().unwrap(), format!("{seconds}s"));
+        }
+    }
 
     #[test]
     fn keygates_own_failure_is_a_500_in_every_shape_not_an_upstream_502() {
