@@ -34,6 +34,7 @@ use self::demo::DemoEndpoint;
 use self::errors::{GatewayRefusal, Protocol};
 use self::key_limits::admit_to_key_limits;
 use crate::limiter::{self, LimitSubject};
+use crate::provider_objects::{IdScanner, ObjectKind, ProviderObject};
 use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
@@ -334,9 +335,9 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
             let relayed = upstream::forward_with_failover(&candidates, forwarded, bytes, meter, strip_usage_chunk).await?;
             let (answer, answered_by) = (relayed.response, &relayed.upstream.name);
             if call.responses {
-                responses::remember_upstream_response(state, &authorized, &model, answered_by, answer)
+                remember_made_object(state, &authorized, &model, answered_by, answer, ObjectKind::Response)
             } else if asynchronous {
-                tasks::remember_upstream_task(state, &authorized, &model, answered_by, answer)
+                remember_made_object(state, &authorized, &model, answered_by, answer, ObjectKind::Task)
             } else {
                 answer
             }
@@ -350,6 +351,37 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
         Some(guard) => key_limits::hold_until_sent(response, guard),
         None => response,
     })
+}
+
+/// Remembers the id of the object (a Responses API response, a DashScope task) an upstream
+/// made for this call, read from the start of its answer as it is relayed (a response's
+/// `id`, a task's `task_id`), so that the workspace's keys, and only they, may name it next.
+/// A failed create records nothing.
+fn remember_made_object(
+    state: &AppState,
+    authorized: &Authorized,
+    model: &str,
+    upstream_name: &str,
+    response: Response,
+    kind: ObjectKind,
+) -> Response {
+    if !response.status().is_success() {
+        return response;
+    }
+    let object = ProviderObject {
+        workspace_id: authorized.key.workspace_id.clone(),
+        model: model.to_string(),
+        upstream: Some(upstream_name.to_string()),
+        demo: None,
+    };
+    let id_key: &'static [u8] = match kind {
+        ObjectKind::Response => b"\"id\"",
+        ObjectKind::Task => b"\"task_id\"",
+    };
+    let (parts, body) = response.into_parts();
+    let shared = state.shared.clone();
+    let remember = Box::new(move |id: String| shared.provider_objects.remember(kind, &id, object));
+    Response::from_parts(parts, Body::from_stream(IdScanner::new(body.into_data_stream(), id_key, remember)))
 }
 
 /// A refusal by the key's limits, its rate-limit headers merged with the windows of the

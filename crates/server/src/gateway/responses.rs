@@ -30,7 +30,7 @@ use super::authorize::{authenticate_request, authorize_target, Authorized};
 use super::errors::{GatewayRefusal, Protocol};
 use super::{demo, forward_target, respond, upstream};
 use crate::planes::Path;
-use crate::provider_objects::{DemoObject, IdScanner, ObjectKind, ProviderObject};
+use crate::provider_objects::{DemoObject, ObjectKind, ProviderObject};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
 
@@ -299,31 +299,6 @@ pub(super) fn demo_create(
 }
 
 // ---- responses made upstream ----------------------------------------------------------
-
-/// Remembers the id of a response an upstream made, read from the start of its answer as
-/// it is relayed (the `id` of a JSON answer, or of the `response.created` event), so that
-/// the workspace's keys, and only they, may name it next. A failed create records nothing.
-pub(super) fn remember_upstream_response(
-    state: &AppState,
-    authorized: &Authorized,
-    model: &str,
-    upstream_name: &str,
-    response: Response,
-) -> Response {
-    if !response.status().is_success() {
-        return response;
-    }
-    let object = ProviderObject {
-        workspace_id: authorized.key.workspace_id.clone(),
-        model: model.to_string(),
-        upstream: Some(upstream_name.to_string()),
-        demo: None,
-    };
-    let (parts, body) = response.into_parts();
-    let shared = state.shared.clone();
-    let remember = Box::new(move |id: String| shared.provider_objects.remember(ObjectKind::Response, &id, object));
-    Response::from_parts(parts, Body::from_stream(IdScanner::new(body.into_data_stream(), b"\"id\"", remember)))
-}
 
 #[cfg(test)]
 mod tests {

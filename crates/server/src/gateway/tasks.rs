@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -30,7 +30,7 @@ use super::authorize::{authenticate_request, authorize_target, Authorized};
 use super::errors::{GatewayRefusal, Protocol};
 use super::{forward_target, respond, upstream};
 use crate::planes::Path;
-use crate::provider_objects::{DemoObject, IdScanner, ObjectKind, ProviderObject};
+use crate::provider_objects::{DemoObject, ObjectKind, ProviderObject};
 use crate::request_context::RequestContext;
 use crate::state::AppState;
 
@@ -85,30 +85,6 @@ async fn serve_named_task(state: &AppState, context: &RequestContext, id: &str, 
         request_id: &context.request_id,
     };
     upstream::forward(&upstream, forwarded, Bytes::new(), None, false).await
-}
-
-/// Remembers the task id of an upstream's answer to an asynchronous submission, read from
-/// its start as it is relayed; a refused submission records nothing.
-pub(super) fn remember_upstream_task(
-    state: &AppState,
-    authorized: &Authorized,
-    model: &str,
-    upstream_name: &str,
-    response: Response,
-) -> Response {
-    if !response.status().is_success() {
-        return response;
-    }
-    let object = ProviderObject {
-        workspace_id: authorized.key.workspace_id.clone(),
-        model: model.to_string(),
-        upstream: Some(upstream_name.to_string()),
-        demo: None,
-    };
-    let (parts, body) = response.into_parts();
-    let shared = state.shared.clone();
-    let remember = Box::new(move |id: String| shared.provider_objects.remember(ObjectKind::Task, &id, object));
-    Response::from_parts(parts, Body::from_stream(IdScanner::new(body.into_data_stream(), b"\"task_id\"", remember)))
 }
 
 fn words(text: &str) -> usize {
