@@ -13,7 +13,10 @@
 #               load, so every call is counted and charged and none refused), counted in
 #               memory;
 #       redis:  the same limit counted in Redis (BENCH_REDIS_URL, default the machine's
-#               redis://127.0.0.1:6379, under a key prefix of this run's own).
+#               redis://127.0.0.1:6379, under a key prefix of this run's own);
+#       key:    no model limit, but a key with every limit of its own (requests and tokens
+#               per minute, calls in flight, a monthly token budget; far above the load),
+#               counted in memory.
 #     Each is loaded with wrk (a small OpenAI chat completion of demo-echo); runs alternate over ROUNDS
 #     rounds and the medians are reported: requests/s, CPU per request (/proc/PID/stat) and
 #     the cost 1 - (requests/s limited) / (requests/s none). CALLGRIND=1 counts keygate's
@@ -95,10 +98,13 @@ session() {
     curl -sf -X POST "$1/keygate/v1/sessions" -H 'content-type: application/json' \
         -d "{\"account\":\"root\",\"password\":\"$2\"}" | jq -r .token
 }
-# new_key URL TOKEN: a new key of the default workspace.
+# new_key URL TOKEN [LIMITS]: a new key of the default workspace, with keygateLimits LIMITS
+# when given.
 new_key() {
-    local key
-    key=$(curl -sf -X POST "$1/modelstudio/apikeys?description=limits-bench" -H "x-acs-bearer-token: $2" | jq -r .apiKey.apiKeyValue)
+    local key limits=()
+    [[ -n ${3:-} ]] && limits=(--data-urlencode "keygateLimits=$3")
+    key=$(curl -sf -X POST -G "$1/modelstudio/apikeys" --data-urlencode description=limits-bench "${limits[@]}" -H "x-acs-bearer-token: $2" |
+        jq -r .apiKey.apiKeyValue)
     [[ $key =~ ^sk- ]] || { echo "limits.sh: could not create a key on $1" >&2; exit 1; }
     echo "$key"
 }
@@ -129,7 +135,7 @@ median() { sort -n | awk -v middle=$(((ROUNDS + 1) / 2)) 'NR == middle {print $1
 
 part_a() {
     declare -gA GATEWAY KEY
-    for mode in none memory redis; do
+    for mode in none memory key redis; do
         upstream_config "$PREFIX" "$mode" >"$WORK/keygate-$mode.toml"
         local password under=()
         password="bench-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
@@ -139,8 +145,11 @@ part_a() {
         GATEWAY[$mode]=$(address_of "keygate-$mode")
         local token
         token=$(session "${GATEWAY[$mode]}" "$password")
-        [[ $mode != none ]] && limit_workspace "${GATEWAY[$mode]}" "$token"
-        KEY[$mode]=$(new_key "${GATEWAY[$mode]}" "$token")
+        [[ $mode == memory || $mode == redis ]] && limit_workspace "${GATEWAY[$mode]}" "$token"
+        local key_limits=
+        [[ $mode == key ]] &&
+            key_limits='{"requestsPerMinute":1000000000,"tokensPerMinute":1000000000000,"maxInFlight":100000,"budget":{"period":"month","tokens":1000000000000}}'
+        KEY[$mode]=$(new_key "${GATEWAY[$mode]}" "$token" "$key_limits")
         # A limited answer carries the rate-limit headers: the limit is in force.
         local headers
         headers=$(curl -sf -D - -o /dev/null -X POST -H 'content-type: application/json' -H "Authorization: Bearer ${KEY[$mode]}" \
@@ -156,7 +165,7 @@ part_a() {
     echo "limits.sh (a): $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up) on $(nproc) cores"
     local round mode order
     for round in $(seq "$ROUNDS"); do
-        if ((round % 2)); then order="none memory redis"; else order="redis memory none"; fi
+        if ((round % 2)); then order="none memory key redis"; else order="redis key memory none"; fi
         for mode in $order; do
             local server="keygate-$mode" before requests
             wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$WORK/chat.lua" -H "Authorization: Bearer ${KEY[$mode]}" \
@@ -186,9 +195,9 @@ part_a() {
     failures=$(limiter_metric "${GATEWAY[redis]}" keygate_limiter_failures_total)
     fallback=$(limiter_metric "${GATEWAY[redis]}" keygate_limiter_fallback_admissions_total)
     {
-        echo "(a) one node, a workspace limit of demo-echo against none; medians of $ROUNDS rounds:"
+        echo "(a) one node, a workspace limit of demo-echo (memory, redis) or a key's own limits (key) against none; medians of $ROUNDS rounds:"
         printf '%-8s %12s %12s %10s %14s   %s\n' run requests/s "CPU us/req" p99 instructions "requests/s of every round"
-        for mode in none memory redis; do
+        for mode in none memory key redis; do
             printf '%-8s %12s %12s %10s %14s   %s\n' "$mode" \
                 "$(for r in $(seq "$ROUNDS"); do rps "$mode" "$r"; done | median)" \
                 "$(for r in $(seq "$ROUNDS"); do cat "$OUT/cpu-$mode-$r.txt"; done | median)" \
@@ -196,7 +205,7 @@ part_a() {
                 "$(if [[ $CALLGRIND == 1 ]]; then for r in $(seq "$ROUNDS"); do cat "$OUT/instructions-$mode-$r.txt"; done | median; else echo -; fi)" \
                 "$(for r in $(seq "$ROUNDS"); do printf '%s ' "$(rps "$mode" "$r")"; done)"
         done
-        for mode in memory redis; do
+        for mode in memory key redis; do
             local ratios
             ratios=$(for r in $(seq "$ROUNDS"); do awk -v limited="$(rps "$mode" "$r")" -v none="$(rps none "$r")" 'BEGIN {printf "%.4f\n", limited / none}'; done)
             if [[ $CALLGRIND == 1 ]]; then
@@ -210,7 +219,7 @@ part_a() {
         done
         echo "redis: $failures calls to Redis failed or timed out (redis_timeout_milliseconds = $REDIS_TIMEOUT_MILLISECONDS); $fallback admissions were counted in memory instead"
     } | tee -a "$OUT/summary.txt"
-    for mode in none memory redis; do kill "${PID_OF[keygate-$mode]}" 2>/dev/null || true; done
+    for mode in none memory key redis; do kill "${PID_OF[keygate-$mode]}" 2>/dev/null || true; done
 }
 
 # node_url NAME: this run's schema on the search path.

@@ -19,6 +19,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
+use rustc_hash::FxHashMap;
+
 use keygate_core::key_limits::{BudgetPeriod, Spend};
 use keygate_core::usage::{cost_micros, ModelPrice, TokenUsage};
 use keygate_store::usage::{Selection, UsageDimension, UsageQuery};
@@ -34,6 +36,8 @@ const IDLE_SECONDS: i64 = 600;
 struct Entry {
     period: BudgetPeriod,
     period_start: i64,
+    /// Where the period ends, kept so that a call need not work out its calendar month.
+    period_end: i64,
     stored: Spend,
     flushing: Spend,
     unflushed: Spend,
@@ -45,30 +49,41 @@ impl Entry {
         self.stored.plus(self.flushing).plus(self.unflushed)
     }
 
-    /// Moves the entry to the period of `now`: a new period starts from nothing.
+    /// Moves the entry on to the period of `now` when that period has begun since: a new
+    /// period starts from nothing. An earlier `now` (a call that began before the period
+    /// did) leaves the entry in its period.
     fn roll(&mut self, now: i64) {
-        let (start, _) = self.period.bounds(now);
-        if start != self.period_start {
-            *self =
-                Entry { period_start: start, stored: Spend::default(), flushing: Spend::default(), unflushed: Spend::default(), ..*self };
+        if now >= self.period_end {
+            *self = Entry::new(self.period, now, Spend::default(), self.last_used);
         }
+    }
+
+    /// A fresh entry for the period of `now`, with `stored` read from the store.
+    fn new(period: BudgetPeriod, now: i64, stored: Spend, last_used: i64) -> Entry {
+        let (period_start, period_end) = period.bounds(now);
+        Entry { period, period_start, period_end, stored, flushing: Spend::default(), unflushed: Spend::default(), last_used }
+    }
+
+    fn holds(&self, at: i64) -> bool {
+        (self.period_start..self.period_end).contains(&at)
     }
 }
 
 /// The spend of each key with a budget that this node has seen lately.
 #[derive(Debug, Default)]
 pub struct KeyBudgets {
-    entries: Mutex<HashMap<i64, Entry>>,
-    prices: HashMap<String, ModelPrice>,
+    // Keyed by key ids the store assigned and catalog model names: a fast unkeyed hash is safe.
+    entries: Mutex<FxHashMap<i64, Entry>>,
+    prices: FxHashMap<String, ModelPrice>,
 }
 
 impl KeyBudgets {
     /// Costs are reckoned at `prices` (the price table of the settings).
     pub fn new(prices: HashMap<String, ModelPrice>) -> KeyBudgets {
-        KeyBudgets { entries: Mutex::new(HashMap::new()), prices }
+        KeyBudgets { entries: Mutex::new(FxHashMap::default()), prices: prices.into_iter().collect() }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Entry>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, FxHashMap<i64, Entry>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -80,20 +95,12 @@ impl KeyBudgets {
             entry.last_used = now;
             return Ok(entry.total());
         }
-        let (period_start, _) = period.bounds(now);
         let stored = self.stored_spend(store, &[key_id], period, now).await?.remove(&key_id).unwrap_or_default();
         let mut entries = self.entries();
         // Another call may have made the entry meanwhile: its local counts are kept.
-        let entry = entries.entry(key_id).or_insert(Entry {
-            period,
-            period_start,
-            stored,
-            flushing: Spend::default(),
-            unflushed: Spend::default(),
-            last_used: now,
-        });
+        let entry = entries.entry(key_id).or_insert_with(|| Entry::new(period, now, stored, now));
         if entry.period != period {
-            *entry = Entry { period, period_start, stored, flushing: Spend::default(), unflushed: Spend::default(), last_used: now };
+            *entry = Entry::new(period, now, stored, now);
         }
         Ok(entry.total())
     }
@@ -107,7 +114,9 @@ impl KeyBudgets {
         };
         if let Some(entry) = self.entries().get_mut(&key_id) {
             entry.roll(at);
-            if entry.period.bounds(at).0 == entry.period_start {
+            // A call that began in the period before counts there (its usage is written
+            // with its own time), not in this one.
+            if entry.holds(at) {
                 entry.unflushed.add(spend);
             }
         }

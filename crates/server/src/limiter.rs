@@ -11,9 +11,8 @@
 //! [`NodeShareCounter`] (`limiter/node_share.rs`) from the live nodes the heartbeats show.
 //! [`counter_for`] picks one from the settings.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 
@@ -27,10 +26,65 @@ pub use redis_counter::{RedisLimitCounter, RedisOptions};
 
 /// What a call is counted under: its key's workspace and the model (the model limits of
 /// Model Studio), or its key (keygate's per-key limits).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum LimitSubject {
-    Model { workspace_id: String, model: String },
-    Key { key_id: String },
+///
+/// It borrows its strings from the call (the key's workspace, the model read from the
+/// body), so that counting a call copies nothing: a counter keeps a [`HeldSubject`] only
+/// the first time it counts a subject, and looks it up by this borrowed form after that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitSubject<'a> {
+    Model { workspace_id: &'a str, model: &'a str },
+    Key { key_id: i64 },
+}
+
+/// A [`LimitSubject`] a counter keeps in its maps. It hashes and compares as its borrowed
+/// form does, so the maps are searched with a `LimitSubject` and no copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeldSubject {
+    Model { workspace_id: Box<str>, model: Box<str> },
+    Key { key_id: i64 },
+}
+
+impl HeldSubject {
+    pub(crate) fn of(subject: LimitSubject<'_>) -> HeldSubject {
+        match subject {
+            LimitSubject::Model { workspace_id, model } => HeldSubject::Model { workspace_id: workspace_id.into(), model: model.into() },
+            LimitSubject::Key { key_id } => HeldSubject::Key { key_id },
+        }
+    }
+
+    pub(crate) fn borrowed(&self) -> LimitSubject<'_> {
+        match self {
+            HeldSubject::Model { workspace_id, model } => LimitSubject::Model { workspace_id, model },
+            HeldSubject::Key { key_id } => LimitSubject::Key { key_id: *key_id },
+        }
+    }
+}
+
+impl Hash for HeldSubject {
+    fn hash<H: Hasher>(&self, hasher: &mut H) {
+        self.borrowed().hash(hasher);
+    }
+}
+
+impl hashbrown::Equivalent<HeldSubject> for LimitSubject<'_> {
+    fn equivalent(&self, held: &HeldSubject) -> bool {
+        *self == held.borrowed()
+    }
+}
+
+/// A map keyed by subjects and searched by their borrowed form. The subjects are store ids
+/// and catalog model names (a call's model is counted only once authorized, so it is one
+/// the catalog names), never a string a client chooses freely: an unkeyed fast hash is safe.
+pub(crate) type SubjectMap<V> = hashbrown::HashMap<HeldSubject, V, rustc_hash::FxBuildHasher>;
+
+/// The value of `subject` in `map`, made with `V::default()` (and the subject copied) the
+/// first time.
+pub(crate) fn entry_of<'m, V: Default>(map: &'m mut SubjectMap<V>, subject: LimitSubject<'_>) -> &'m mut V {
+    let hash = map.hasher().hash_one(subject);
+    match map.raw_entry_mut().from_hash(hash, |held| subject == held.borrowed()) {
+        hashbrown::hash_map::RawEntryMut::Occupied(entry) => entry.into_mut(),
+        hashbrown::hash_map::RawEntryMut::Vacant(entry) => entry.insert_hashed_nocheck(hash, HeldSubject::of(subject), V::default()).1,
+    }
 }
 
 /// The answer to a call's admission: where its windows stand, and the limit that refused
@@ -72,11 +126,24 @@ pub type Pending<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// `enter` counts a call in flight when fewer than `max` are (`Ok` with the count after it,
 /// `Err` with the count that refused it); every admitted `enter` is matched by one `leave`
 /// when the call ends, which must not block either.
+///
+/// A counter that answers at once (in this node's memory) also answers `admit_at_once` and
+/// `enter_at_once`, which the gateway asks first: no future is boxed for it.
 pub trait LimitCounter: Send + Sync + std::fmt::Debug {
-    fn admit<'a>(&'a self, subject: &'a LimitSubject, limits: EffectiveLimits, now: i64) -> Pending<'a, Admission>;
-    fn charge(&self, subject: &LimitSubject, limit: RateLimit, tokens: u64, now: i64);
-    fn enter<'a>(&'a self, subject: &'a LimitSubject, max: u64) -> Pending<'a, Result<u64, u64>>;
-    fn leave(&self, subject: &LimitSubject);
+    fn admit<'a>(&'a self, subject: LimitSubject<'a>, limits: EffectiveLimits, now: i64) -> Pending<'a, Admission>;
+    fn charge(&self, subject: LimitSubject<'_>, limit: RateLimit, tokens: u64, now: i64);
+    fn enter<'a>(&'a self, subject: LimitSubject<'a>, max: u64) -> Pending<'a, Result<u64, u64>>;
+    fn leave(&self, subject: LimitSubject<'_>);
+
+    /// [`LimitCounter::admit`] when the answer needs no waiting; `None` otherwise.
+    fn admit_at_once(&self, _subject: LimitSubject<'_>, _limits: EffectiveLimits, _now: i64) -> Option<Admission> {
+        None
+    }
+
+    /// [`LimitCounter::enter`] when the answer needs no waiting; `None` otherwise.
+    fn enter_at_once(&self, _subject: LimitSubject<'_>, _max: u64) -> Option<Result<u64, u64>> {
+        None
+    }
 
     /// Where the counting happens and whether it works (`/readyz`, `/metrics`).
     fn health(&self) -> LimiterHealth {
@@ -236,15 +303,15 @@ const SHARDS: usize = 16;
 /// its count returns to 0, so the map holds only subjects with calls running.
 #[derive(Debug)]
 pub struct InMemoryLimitCounter {
-    shards: Vec<Mutex<HashMap<LimitSubject, SubjectWindows, rustc_hash::FxBuildHasher>>>,
-    in_flight: Mutex<HashMap<LimitSubject, u64>>,
+    shards: Vec<Mutex<SubjectMap<SubjectWindows>>>,
+    in_flight: Mutex<SubjectMap<u64>>,
 }
 
 impl Default for InMemoryLimitCounter {
     fn default() -> InMemoryLimitCounter {
         InMemoryLimitCounter {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::default())).collect(),
-            in_flight: Mutex::new(HashMap::new()),
+            shards: (0..SHARDS).map(|_| Mutex::new(SubjectMap::default())).collect(),
+            in_flight: Mutex::new(SubjectMap::default()),
         }
     }
 }
@@ -253,15 +320,11 @@ impl InMemoryLimitCounter {
     /// Runs `apply` on the window of `subject`, `kind` and `limit`'s period, under its
     /// shard's lock only.
     /// The subject is looked up by reference: it is copied only the first time it is counted.
-    fn with_window<T>(&self, subject: &LimitSubject, kind: LimitKind, limit: RateLimit, apply: impl FnOnce(&mut WindowCount) -> T) -> T {
-        let mut hasher = rustc_hash::FxHasher::default();
-        subject.hash(&mut hasher);
-        let shard = &self.shards[(hasher.finish() as usize) % SHARDS];
+    fn with_window<T>(&self, subject: LimitSubject<'_>, kind: LimitKind, limit: RateLimit, apply: impl FnOnce(&mut WindowCount) -> T) -> T {
+        // The shard is chosen by the hash's high bits: the map uses the low ones.
+        let shard = &self.shards[(rustc_hash::FxBuildHasher.hash_one(subject) >> 60) as usize % SHARDS];
         let mut subjects = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        let windows = match subjects.get_mut(subject) {
-            Some(windows) => windows,
-            None => subjects.entry(subject.clone()).or_default(),
-        };
+        let windows = entry_of(&mut subjects, subject);
         let position = windows.iter().position(|(held_kind, period, _)| *held_kind == kind && *period == limit.period_seconds);
         let index = position.unwrap_or_else(|| {
             windows.push((kind, limit.period_seconds, WindowCount::default()));
@@ -273,7 +336,7 @@ impl InMemoryLimitCounter {
     /// Counts one request admitted elsewhere (by the shared counter) in the window of
     /// `now`, without checking the limit: the node's own count, should it have to go on
     /// without the shared counter.
-    pub(crate) fn count_request(&self, subject: &LimitSubject, limit: RateLimit, now: i64) {
+    pub(crate) fn count_request(&self, subject: LimitSubject<'_>, limit: RateLimit, now: i64) {
         self.with_window(subject, LimitKind::Requests, limit, |window| {
             window.roll(now, limit.period_seconds);
             window.used = window.used.saturating_add(1);
@@ -281,18 +344,18 @@ impl InMemoryLimitCounter {
     }
 
     /// [`LimitCounter::enter`], answered at once.
-    pub(crate) fn enter_now(&self, subject: &LimitSubject, max: u64) -> Result<u64, u64> {
+    pub(crate) fn enter_now(&self, subject: LimitSubject<'_>, max: u64) -> Result<u64, u64> {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
-        let running = in_flight.get(subject).copied().unwrap_or(0);
+        let running = in_flight.get(&subject).copied().unwrap_or(0);
         if running >= max {
             Err(running)
         } else {
-            in_flight.insert(subject.clone(), running + 1);
+            *entry_of(&mut in_flight, subject) = running + 1;
             Ok(running + 1)
         }
     }
 
-    pub(crate) fn admit_now(&self, subject: &LimitSubject, limits: EffectiveLimits, now: i64) -> Admission {
+    pub(crate) fn admit_now(&self, subject: LimitSubject<'_>, limits: EffectiveLimits, now: i64) -> Admission {
         let mut admission = Admission::NONE;
         if let Some(limit) = limits.requests {
             let (standing, admitted) =
@@ -334,25 +397,33 @@ fn either(outcome: Result<WindowStanding, WindowStanding>) -> (WindowStanding, b
 }
 
 impl LimitCounter for InMemoryLimitCounter {
-    fn admit<'a>(&'a self, subject: &'a LimitSubject, limits: EffectiveLimits, now: i64) -> Pending<'a, Admission> {
+    fn admit<'a>(&'a self, subject: LimitSubject<'a>, limits: EffectiveLimits, now: i64) -> Pending<'a, Admission> {
         let admission = self.admit_now(subject, limits, now);
         Box::pin(std::future::ready(admission))
     }
 
-    fn charge(&self, subject: &LimitSubject, limit: RateLimit, tokens: u64, now: i64) {
+    fn admit_at_once(&self, subject: LimitSubject<'_>, limits: EffectiveLimits, now: i64) -> Option<Admission> {
+        Some(self.admit_now(subject, limits, now))
+    }
+
+    fn charge(&self, subject: LimitSubject<'_>, limit: RateLimit, tokens: u64, now: i64) {
         self.with_window(subject, LimitKind::Tokens, limit, |window| window.charge(tokens, now, limit.period_seconds));
     }
 
-    fn enter<'a>(&'a self, subject: &'a LimitSubject, max: u64) -> Pending<'a, Result<u64, u64>> {
+    fn enter<'a>(&'a self, subject: LimitSubject<'a>, max: u64) -> Pending<'a, Result<u64, u64>> {
         Box::pin(std::future::ready(self.enter_now(subject, max)))
     }
 
-    fn leave(&self, subject: &LimitSubject) {
+    fn enter_at_once(&self, subject: LimitSubject<'_>, max: u64) -> Option<Result<u64, u64>> {
+        Some(self.enter_now(subject, max))
+    }
+
+    fn leave(&self, subject: LimitSubject<'_>) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(running) = in_flight.get_mut(subject) {
+        if let Some(running) = in_flight.get_mut(&subject) {
             *running = running.saturating_sub(1);
             if *running == 0 {
-                in_flight.remove(subject);
+                in_flight.remove(&subject);
             }
         }
     }
@@ -365,34 +436,34 @@ mod tests {
     #[test]
     fn a_call_refused_for_tokens_does_not_use_a_request() {
         let counter = InMemoryLimitCounter::default();
-        let subject = LimitSubject::Model { workspace_id: "llm-w".into(), model: "qwen-plus".into() };
+        let subject = LimitSubject::Model { workspace_id: "llm-w", model: "qwen-plus" };
         let limits = EffectiveLimits {
             requests: Some(RateLimit { limit: 5, period_seconds: 60 }),
             tokens: Some(RateLimit { limit: 10, period_seconds: 60 }),
         };
-        let first = counter.admit_now(&subject, limits, 0);
+        let first = counter.admit_now(subject, limits, 0);
         assert_eq!((first.refused_by, first.requests.unwrap().remaining, first.tokens.unwrap().remaining), (None, 4, 10));
-        counter.charge(&subject, limits.tokens.unwrap(), 12, 1);
-        let second = counter.admit_now(&subject, limits, 2);
+        counter.charge(subject, limits.tokens.unwrap(), 12, 1);
+        let second = counter.admit_now(subject, limits, 2);
         assert_eq!(second.refused_by, Some(LimitKind::Tokens));
         assert_eq!(second.requests.unwrap().remaining, 4);
         assert_eq!(second.retry_after_seconds(), 58);
         // Another workspace has windows of its own.
-        let other = LimitSubject::Model { workspace_id: "llm-x".into(), model: "qwen-plus".into() };
-        assert_eq!(counter.admit_now(&other, limits, 2).refused_by, None);
+        let other = LimitSubject::Model { workspace_id: "llm-x", model: "qwen-plus" };
+        assert_eq!(counter.admit_now(other, limits, 2).refused_by, None);
     }
 
     #[tokio::test]
     async fn calls_in_flight_are_bounded_and_freed_when_they_leave() {
         let counter = InMemoryLimitCounter::default();
-        let key = LimitSubject::Key { key_id: "k1".into() };
-        assert_eq!(counter.enter(&key, 2).await, Ok(1));
-        assert_eq!(counter.enter(&key, 2).await, Ok(2));
-        assert_eq!(counter.enter(&key, 2).await, Err(2));
-        counter.leave(&key);
-        assert_eq!(counter.enter(&key, 2).await, Ok(2));
-        counter.leave(&key);
-        counter.leave(&key);
+        let key = LimitSubject::Key { key_id: 1 };
+        assert_eq!(counter.enter(key, 2).await, Ok(1));
+        assert_eq!(counter.enter(key, 2).await, Ok(2));
+        assert_eq!(counter.enter(key, 2).await, Err(2));
+        counter.leave(key);
+        assert_eq!(counter.enter(key, 2).await, Ok(2));
+        counter.leave(key);
+        counter.leave(key);
         assert!(counter.in_flight.lock().unwrap().is_empty());
     }
 }

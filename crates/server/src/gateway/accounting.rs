@@ -471,9 +471,17 @@ pub struct CallMeter {
     pub protocol: Protocol,
     pub at_milliseconds: i64,
     pub started: Instant,
-    /// The token limits the call's tokens are charged to when it is counted: its
-    /// workspace's limit of the model, its key's tokens per minute (none, one or both).
-    pub token_charges: Vec<(LimitSubject, RateLimit)>,
+    /// The token limits the call's tokens are charged to when it is counted.
+    pub token_charges: TokenCharges,
+}
+
+/// The token limits a call's tokens are charged to when it ends: its workspace's limit of
+/// its model, its key's tokens per minute (none, one or both). Their subjects are not kept:
+/// they are the meter's key and model, borrowed when the call is counted.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TokenCharges {
+    pub model: Option<RateLimit>,
+    pub key: Option<RateLimit>,
 }
 
 impl Drop for CallMeter {
@@ -505,11 +513,16 @@ impl CallMeter {
             at_milliseconds: self.at_milliseconds,
             tokens,
         });
-        if !self.token_charges.is_empty() {
+        let charges = std::mem::take(&mut self.token_charges);
+        if charges.model.is_some() || charges.key.is_some() {
             let total = u64::try_from(tokens.total()).unwrap_or(0);
             let now = shared.clock.now_seconds();
-            for (subject, limit) in std::mem::take(&mut self.token_charges) {
-                shared.limiter.charge(&subject, limit, total, now);
+            if let Some(limit) = charges.model {
+                let subject = LimitSubject::Model { workspace_id: &self.key.workspace_id, model: &model };
+                shared.limiter.charge(subject, limit, total, now);
+            }
+            if let Some(limit) = charges.key {
+                shared.limiter.charge(LimitSubject::Key { key_id: self.key.key_id }, limit, total, now);
             }
         }
         // A key with a budget counts the call at once, before the usage is flushed.

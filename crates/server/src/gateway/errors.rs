@@ -331,15 +331,60 @@ fn period_adjective(period: BudgetPeriod) -> &'static str {
 /// was counted in (reset as OpenAI writes it: seconds with an `s`), on answers and refusals.
 pub fn insert_rate_limit_headers(headers: &mut HeaderMap, requests: Option<WindowStanding>, tokens: Option<WindowStanding>) {
     let windows = usize::from(requests.is_some()) + usize::from(tokens.is_some());
-    // Room for all of them at once: the map grows once, not header by header.
-    headers.reserve(3 * windows);
+    if windows == 0 {
+        return;
+    }
+    make_room(headers, 3 * windows);
     for (names, standing) in [(&REQUEST_HEADERS, requests), (&TOKEN_HEADERS, tokens)] {
         if let Some(standing) = standing {
-            headers.insert(names[0].clone(), number_value(standing.limit));
+            headers.insert(names[0].clone(), limit_value(standing.limit));
             headers.insert(names[1].clone(), number_value(standing.remaining));
             headers.insert(names[2].clone(), seconds_value(standing.reset_seconds));
         }
     }
+}
+
+/// Gives `headers` room for `more` headers and the request id the answer gets after this.
+/// A map without room would grow in place, which copies its entries and its index twice
+/// over; moving the few headers an answer has into a map of the right size costs less.
+fn make_room(headers: &mut HeaderMap, more: usize) {
+    let needed = headers.len() + more + 1;
+    if headers.capacity() >= needed {
+        return;
+    }
+    let mut roomy = HeaderMap::with_capacity(needed);
+    let mut last_name = None;
+    for (name, value) in std::mem::take(headers) {
+        // A repeated header comes without its name after the first.
+        if let Some(name) = name {
+            last_name = Some(name);
+        }
+        if let Some(name) = &last_name {
+            roomy.append(name.clone(), value);
+        }
+    }
+    *headers = roomy;
+}
+
+/// A limit's value: the same on every call of a window, so the last few made on this
+/// thread are kept (the usual numbers are made once for all, see [`number_value`]).
+fn limit_value(value: u64) -> HeaderValue {
+    if value < CACHED_NUMBERS as u64 {
+        return number_value(value);
+    }
+    thread_local! {
+        static RECENT: std::cell::RefCell<[(u64, Option<HeaderValue>); 2]> = const { std::cell::RefCell::new([(0, None), (0, None)]) };
+    }
+    RECENT.with_borrow_mut(|recent| {
+        if let Some((_, Some(made))) = recent.iter().find(|(held, made)| *held == value && made.is_some()) {
+            return made.clone();
+        }
+        let made = HeaderValue::from(value);
+        // The older entry makes way: a call counts at most a request and a token limit.
+        recent.swap(0, 1);
+        recent[0] = (value, Some(made.clone()));
+        made
+    })
 }
 
 /// How many numbers and second counts have their header value made once, on first use:
@@ -383,10 +428,31 @@ mod tests {
     fn rate_limit_values_read_the_same_cached_or_made() {
         for value in [0, 1, 4095, 4096, 1_000_000] {
             assert_eq!(number_value(value).to_str().unwrap(), value.to_string());
+            for _ in 0..2 {
+                assert_eq!(limit_value(value).to_str().unwrap(), value.to_string());
+            }
         }
         for seconds in [0, 59, 3600, 3601, 86_400] {
             assert_eq!(seconds_value(seconds).to_str().unwrap(), format!("{seconds}s"));
         }
+    }
+
+    #[test]
+    fn an_answers_own_headers_survive_the_rate_limit_headers_repeated_ones_in_order() {
+        let mut headers = HeaderMap::new();
+        headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.append("x-upstream-note", HeaderValue::from_static("first"));
+        headers.append("x-upstream-note", HeaderValue::from_static("second"));
+        let window = WindowStanding { limit: 1_000_000_000, remaining: 999_999_998, reset_seconds: 42 };
+        insert_rate_limit_headers(&mut headers, Some(WindowStanding { limit: 60, ..window }), Some(window));
+        assert_eq!(headers.len(), 9);
+        assert_eq!(headers[axum::http::header::CONTENT_TYPE], "application/json");
+        let notes: Vec<_> = headers.get_all("x-upstream-note").iter().collect();
+        assert_eq!(notes, ["first", "second"]);
+        assert_eq!(headers["x-ratelimit-limit-requests"], "60");
+        assert_eq!(headers["x-ratelimit-limit-tokens"], "1000000000");
+        assert_eq!(headers["x-ratelimit-remaining-tokens"], "999999998");
+        assert_eq!(headers["x-ratelimit-reset-tokens"], "42s");
     }
 
     #[test]

@@ -27,7 +27,8 @@ use crate::state::{AppState, SharedState};
 /// limit its tokens are charged to when it ends, and its place among the calls in flight.
 pub struct KeyAdmitted {
     pub admission: Option<Admission>,
-    pub token_charge: Option<(LimitSubject, RateLimit)>,
+    /// The key's tokens per minute, charged with the call's tokens when it ends.
+    pub token_charge: Option<RateLimit>,
     pub in_flight: Option<InFlightGuard>,
 }
 
@@ -51,11 +52,11 @@ pub async fn admit_to_key_limits(state: &AppState, authorized: &Authorized) -> R
             return Err(refusal(limit, budget.period.seconds_until_renewal(now), None));
         }
     }
-    let subject = LimitSubject::Key { key_id: key_id.to_string() };
+    let subject = LimitSubject::Key { key_id };
     let in_flight = match limits.max_in_flight {
         None => None,
-        Some(max) => match shared.limiter.enter(&subject, max).await {
-            Ok(_) => Some(InFlightGuard { shared: shared.clone(), subject: subject.clone() }),
+        Some(max) => match entered(shared, subject, max).await {
+            Ok(_) => Some(InFlightGuard { shared: shared.clone(), key_id }),
             Err(_) => return Err(refusal(KeyLimitReached::InFlight { max }, 1, None)),
         },
     };
@@ -63,7 +64,10 @@ pub async fn admit_to_key_limits(state: &AppState, authorized: &Authorized) -> R
     if minute.is_unlimited() {
         return Ok(Some(KeyAdmitted { admission: None, token_charge: None, in_flight }));
     }
-    let admission = shared.limiter.admit(&subject, minute, now).await;
+    let admission = match shared.limiter.admit_at_once(subject, minute, now) {
+        Some(admission) => admission,
+        None => shared.limiter.admit(subject, minute, now).await,
+    };
     if admission.unavailable {
         // Failing closed (`limits_fail_closed`): the shared counter cannot be asked.
         return Err(GatewayRefusal::LimitsUnavailable);
@@ -76,7 +80,15 @@ pub async fn admit_to_key_limits(state: &AppState, authorized: &Authorized) -> R
         // `in_flight` is dropped with this return: the refused call leaves at once.
         return Err(refusal(limit, admission.retry_after_seconds(), Some(admission)));
     }
-    Ok(Some(KeyAdmitted { admission: Some(admission), token_charge: minute.tokens.map(|limit| (subject, limit)), in_flight }))
+    Ok(Some(KeyAdmitted { admission: Some(admission), token_charge: minute.tokens, in_flight }))
+}
+
+/// Enters `subject` among the calls in flight: at once when the counter can answer so.
+async fn entered(shared: &SharedState, subject: LimitSubject<'_>, max: u64) -> Result<u64, u64> {
+    match shared.limiter.enter_at_once(subject, max) {
+        Some(entered) => entered,
+        None => shared.limiter.enter(subject, max).await,
+    }
 }
 
 /// The per-minute part of a key's limits, as the counter takes them.
@@ -108,12 +120,12 @@ pub fn tightest(first: Option<WindowStanding>, second: Option<WindowStanding>) -
 /// fails before it has one.
 pub struct InFlightGuard {
     shared: Arc<SharedState>,
-    subject: LimitSubject,
+    key_id: i64,
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.shared.limiter.leave(&self.subject);
+        self.shared.limiter.leave(LimitSubject::Key { key_id: self.key_id });
     }
 }
 

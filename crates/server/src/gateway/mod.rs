@@ -220,7 +220,7 @@ fn start_meter(
         protocol,
         at_milliseconds: authorized.at_milliseconds,
         started: std::time::Instant::now(),
-        token_charges: Vec::new(),
+        token_charges: accounting::TokenCharges::default(),
     })
 }
 
@@ -305,11 +305,10 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let meter_model = if model_read_later { model.clone() } else { std::mem::take(&mut model) };
     let mut meter = start_meter(state, context, &authorized, meter_model, call.protocol);
     if let Some(meter) = meter.as_mut() {
-        let charges = [
-            limited.as_ref().and_then(|limited| limited.token_charge.clone()),
-            key_admitted.as_ref().and_then(|admitted| admitted.token_charge.clone()),
-        ];
-        meter.token_charges.extend(charges.into_iter().flatten());
+        meter.token_charges = accounting::TokenCharges {
+            model: limited.as_ref().and_then(|limited| limited.token_charge),
+            key: key_admitted.as_ref().and_then(|admitted| admitted.token_charge),
+        };
     }
     let mut response = match route {
         Route::Demo if call.responses => responses::demo_create(state, &authorized, &model, &bytes, streaming, meter)?,
@@ -402,7 +401,8 @@ fn with_model_standing(refusal: GatewayRefusal, model: Option<limiter::Admission
 /// the token limit its tokens are charged to when it ends.
 struct Limited {
     admission: limiter::Admission,
-    token_charge: Option<(LimitSubject, RateLimit)>,
+    /// The workspace's token limit of the model, charged with the call's tokens when it ends.
+    token_charge: Option<RateLimit>,
 }
 
 /// Counts a call of `model` against the limits of the key's workspace (its own where it
@@ -417,8 +417,12 @@ async fn admit_to_limits(state: &AppState, authorized: &Authorized, model: &str)
     if limits.is_unlimited() {
         return Ok(None);
     }
-    let subject = LimitSubject::Model { workspace_id: authorized.key.workspace_id.clone(), model: model.to_string() };
-    let admission = shared.limiter.admit(&subject, limits, authorized.at_milliseconds.div_euclid(1000)).await;
+    let subject = LimitSubject::Model { workspace_id: &authorized.key.workspace_id, model };
+    let now = authorized.at_milliseconds.div_euclid(1000);
+    let admission = match shared.limiter.admit_at_once(subject, limits, now) {
+        Some(admission) => admission,
+        None => shared.limiter.admit(subject, limits, now).await,
+    };
     if admission.unavailable {
         return Err(GatewayRefusal::LimitsUnavailable);
     }
@@ -430,7 +434,7 @@ async fn admit_to_limits(state: &AppState, authorized: &Authorized, model: &str)
             tokens: admission.tokens,
         });
     }
-    Ok(Some(Limited { admission, token_charge: limits.tokens.map(|limit| (subject, limit)) }))
+    Ok(Some(Limited { admission, token_charge: limits.tokens }))
 }
 
 fn native_endpoint(path: &str) -> DemoEndpoint {
@@ -528,8 +532,8 @@ async fn application_completion(
         // models are the application's to choose).
         let key_admitted = admit_to_key_limits(&state, &authorized).await?;
         let mut meter = start_meter(&state, &context, &authorized, format!("app:{app_id}"), Protocol::Native);
-        if let (Some(meter), Some(charge)) = (meter.as_mut(), key_admitted.as_ref().and_then(|admitted| admitted.token_charge.clone())) {
-            meter.token_charges.push(charge);
+        if let (Some(meter), Some(charge)) = (meter.as_mut(), key_admitted.as_ref().and_then(|admitted| admitted.token_charge)) {
+            meter.token_charges.key = Some(charge);
         }
         let response = match route {
             Route::Demo => demo_answer(

@@ -62,7 +62,7 @@ impl NodeShareCounter {
 
     /// Admits against this node's share; the answer names the whole limit (the headers'
     /// `x-ratelimit-limit-*`) and what is left of this node's share.
-    pub fn admit_share(&self, subject: &LimitSubject, limits: EffectiveLimits, now: i64) -> Admission {
+    pub fn admit_share(&self, subject: LimitSubject<'_>, limits: EffectiveLimits, now: i64) -> Admission {
         let shares =
             EffectiveLimits { requests: self.live_nodes.share_of(limits.requests), tokens: self.live_nodes.share_of(limits.tokens) };
         let whole = |standing: Option<WindowStanding>, limit: Option<RateLimit>| match (standing, limit) {
@@ -75,32 +75,40 @@ impl NodeShareCounter {
 
     /// Counts a request the shared counter admitted, so that this node's share, should it
     /// have to count alone, includes what it already admitted in the window.
-    pub fn count_admitted(&self, subject: &LimitSubject, limits: EffectiveLimits, now: i64) {
+    pub fn count_admitted(&self, subject: LimitSubject<'_>, limits: EffectiveLimits, now: i64) {
         if let Some(limit) = limits.requests {
             self.counter.count_request(subject, limit, now);
         }
     }
 
-    pub fn enter_share(&self, subject: &LimitSubject, max: u64) -> Result<u64, u64> {
+    pub fn enter_share(&self, subject: LimitSubject<'_>, max: u64) -> Result<u64, u64> {
         self.counter.enter_now(subject, self.live_nodes.share(max))
     }
 }
 
 impl LimitCounter for NodeShareCounter {
-    fn admit<'a>(&'a self, subject: &'a LimitSubject, limits: EffectiveLimits, now: i64) -> Pending<'a, Admission> {
+    fn admit<'a>(&'a self, subject: LimitSubject<'a>, limits: EffectiveLimits, now: i64) -> Pending<'a, Admission> {
         Box::pin(std::future::ready(self.admit_share(subject, limits, now)))
     }
 
-    fn charge(&self, subject: &LimitSubject, limit: RateLimit, tokens: u64, now: i64) {
+    fn admit_at_once(&self, subject: LimitSubject<'_>, limits: EffectiveLimits, now: i64) -> Option<Admission> {
+        Some(self.admit_share(subject, limits, now))
+    }
+
+    fn charge(&self, subject: LimitSubject<'_>, limit: RateLimit, tokens: u64, now: i64) {
         // Only the period of the limit names the window; the share does not matter here.
         self.counter.charge(subject, limit, tokens, now);
     }
 
-    fn enter<'a>(&'a self, subject: &'a LimitSubject, max: u64) -> Pending<'a, Result<u64, u64>> {
+    fn enter<'a>(&'a self, subject: LimitSubject<'a>, max: u64) -> Pending<'a, Result<u64, u64>> {
         Box::pin(std::future::ready(self.enter_share(subject, max)))
     }
 
-    fn leave(&self, subject: &LimitSubject) {
+    fn enter_at_once(&self, subject: LimitSubject<'_>, max: u64) -> Option<Result<u64, u64>> {
+        Some(self.enter_share(subject, max))
+    }
+
+    fn leave(&self, subject: LimitSubject<'_>) {
         self.counter.leave(subject);
     }
 
@@ -118,16 +126,16 @@ mod tests {
         let live_nodes = Arc::new(LiveNodes::default());
         live_nodes.set(3);
         let counter = NodeShareCounter::new(live_nodes.clone());
-        let subject = LimitSubject::Model { workspace_id: "llm-w".into(), model: "qwen-plus".into() };
+        let subject = LimitSubject::Model { workspace_id: "llm-w", model: "qwen-plus" };
         let limits = EffectiveLimits { requests: Some(RateLimit { limit: 10, period_seconds: 60 }), tokens: None };
-        let admitted = (0..10).filter(|_| counter.admit_share(&subject, limits, 0).refused_by.is_none()).count();
+        let admitted = (0..10).filter(|_| counter.admit_share(subject, limits, 0).refused_by.is_none()).count();
         assert_eq!(admitted, 4, "ceil(10 / 3)");
-        let refused = counter.admit_share(&subject, limits, 0);
+        let refused = counter.admit_share(subject, limits, 0);
         assert_eq!(refused.requests.map(|standing| (standing.limit, standing.remaining)), Some((10, 0)));
         // One node left: this one may take the whole limit (in the next window).
         live_nodes.set(0);
         assert_eq!(live_nodes.get(), 1);
-        let admitted = (0..20).filter(|_| counter.admit_share(&subject, limits, 60).refused_by.is_none()).count();
+        let admitted = (0..20).filter(|_| counter.admit_share(subject, limits, 60).refused_by.is_none()).count();
         assert_eq!(admitted, 10);
         assert_eq!(live_nodes.share(0), 0);
     }

@@ -36,7 +36,10 @@ use keygate_core::limits::{seconds_until_reset, window_start, EffectiveLimits, L
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::mpsc;
 
-use super::{Admission, LimitCounter, LimitSubject, LimiterBackend, LimiterHealth, LiveNodes, NodeShareCounter, Pending};
+use super::{
+    entry_of, Admission, HeldSubject, LimitCounter, LimitSubject, LimiterBackend, LimiterHealth, LiveNodes, NodeShareCounter, Pending,
+    SubjectMap,
+};
 use crate::clock::Clock;
 
 /// What [`RedisLimitCounter::new`] needs from the settings.
@@ -172,7 +175,7 @@ struct Shared {
     fallback_admissions: AtomicU64,
     refused_unavailable: AtomicU64,
     dropped_updates: AtomicU64,
-    in_flight: Mutex<HashMap<LimitSubject, InFlightHere>>,
+    in_flight: Mutex<SubjectMap<InFlightHere>>,
     /// Releases not sent yet, by in-flight hash: at most one entry per subject.
     pending_leaves: Mutex<HashMap<String, u64>>,
     admit_script: redis::Script,
@@ -205,15 +208,15 @@ fn escape(value: &str) -> String {
     escaped
 }
 
-fn subject_tag(subject: &LimitSubject) -> String {
+fn subject_tag(subject: LimitSubject<'_>) -> String {
     match subject {
         LimitSubject::Model { workspace_id, model } => format!("m:{}:{}", escape(workspace_id), escape(model)),
-        LimitSubject::Key { key_id } => format!("k:{}", escape(key_id)),
+        LimitSubject::Key { key_id } => format!("k:{key_id}"),
     }
 }
 
 impl Shared {
-    fn window_key(&self, subject: &LimitSubject, kind: LimitKind, limit: RateLimit, now: i64) -> String {
+    fn window_key(&self, subject: LimitSubject<'_>, kind: LimitKind, limit: RateLimit, now: i64) -> String {
         let kind = match kind {
             LimitKind::Requests => "requests",
             LimitKind::Tokens => "tokens",
@@ -222,7 +225,7 @@ impl Shared {
         format!("{}{{{}}}:{kind}:{}:{start}", self.options.key_prefix, subject_tag(subject), limit.period_seconds)
     }
 
-    fn in_flight_key(&self, subject: &LimitSubject) -> String {
+    fn in_flight_key(&self, subject: LimitSubject<'_>) -> String {
         format!("{}{{{}}}:in-flight", self.options.key_prefix, subject_tag(subject))
     }
 
@@ -326,7 +329,7 @@ impl Shared {
 
     /// The admission when Redis could not be asked: this node's share, or (fail closed) a
     /// refusal.
-    fn admit_without_redis(&self, subject: &LimitSubject, limits: EffectiveLimits, now: i64) -> Admission {
+    fn admit_without_redis(&self, subject: LimitSubject<'_>, limits: EffectiveLimits, now: i64) -> Admission {
         if self.options.fail_closed {
             self.refused_unavailable.fetch_add(1, Ordering::Relaxed);
             return Admission { unavailable: true, ..Admission::NONE };
@@ -335,7 +338,7 @@ impl Shared {
         self.fallback.admit_share(subject, limits, now)
     }
 
-    async fn admit(self: &Arc<Self>, subject: &LimitSubject, limits: EffectiveLimits, now: i64) -> Admission {
+    async fn admit(self: &Arc<Self>, subject: LimitSubject<'_>, limits: EffectiveLimits, now: i64) -> Admission {
         let Some(mut connection) = self.connection() else {
             return self.admit_without_redis(subject, limits, now);
         };
@@ -393,7 +396,7 @@ impl Shared {
         }
     }
 
-    async fn enter(self: &Arc<Self>, subject: &LimitSubject, max: u64) -> Result<u64, u64> {
+    async fn enter(self: &Arc<Self>, subject: LimitSubject<'_>, max: u64) -> Result<u64, u64> {
         if let Some(mut connection) = self.connection() {
             let key = self.in_flight_key(subject);
             let mut invocation = self.enter_script.prepare_invoke();
@@ -402,7 +405,7 @@ impl Shared {
                 if admitted == 0 {
                     return Err(count);
                 }
-                self.in_flight.lock().unwrap_or_else(PoisonError::into_inner).entry(subject.clone()).or_default().in_redis += 1;
+                entry_of(&mut self.in_flight.lock().unwrap_or_else(PoisonError::into_inner), subject).in_redis += 1;
                 return Ok(count);
             }
         }
@@ -410,14 +413,14 @@ impl Shared {
         // is on concurrency, which a node can keep by itself.
         let entered = self.fallback.enter_share(subject, max);
         if entered.is_ok() {
-            self.in_flight.lock().unwrap_or_else(PoisonError::into_inner).entry(subject.clone()).or_default().in_memory += 1;
+            entry_of(&mut self.in_flight.lock().unwrap_or_else(PoisonError::into_inner), subject).in_memory += 1;
         }
         entered
     }
 
-    fn leave(&self, subject: &LimitSubject) {
+    fn leave(&self, subject: LimitSubject<'_>) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(here) = in_flight.get_mut(subject) else { return };
+        let Some(here) = in_flight.get_mut(&subject) else { return };
         if here.in_redis > 0 {
             here.in_redis -= 1;
             self.send(Update::Leave { key: self.in_flight_key(subject) });
@@ -426,7 +429,7 @@ impl Shared {
             self.fallback.leave(subject);
         }
         if here.in_redis == 0 && here.in_memory == 0 {
-            in_flight.remove(subject);
+            in_flight.remove(&subject);
         }
     }
 
@@ -505,7 +508,7 @@ impl Shared {
     /// subjects this node has calls in flight for, and sends the releases kept back.
     async fn heartbeat(self: &Arc<Self>) {
         let Some(mut connection) = self.connection() else { return };
-        let subjects: Vec<LimitSubject> = self
+        let subjects: Vec<HeldSubject> = self
             .in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -522,7 +525,7 @@ impl Shared {
                 .cmd("EVAL")
                 .arg(CONFIRM_SCRIPT)
                 .arg(1)
-                .arg(self.in_flight_key(subject))
+                .arg(self.in_flight_key(subject.borrowed()))
                 .arg(&self.options.node_id)
                 .arg(self.stale_seconds())
                 .ignore();
@@ -562,7 +565,7 @@ impl RedisLimitCounter {
             fallback_admissions: AtomicU64::new(0),
             refused_unavailable: AtomicU64::new(0),
             dropped_updates: AtomicU64::new(0),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(SubjectMap::default()),
             pending_leaves: Mutex::new(HashMap::new()),
             admit_script: redis::Script::new(ADMIT_SCRIPT),
             enter_script: redis::Script::new(ENTER_SCRIPT),
@@ -594,11 +597,11 @@ async fn beat(shared: Weak<Shared>, every: Duration) {
 }
 
 impl LimitCounter for RedisLimitCounter {
-    fn admit<'a>(&'a self, subject: &'a LimitSubject, limits: EffectiveLimits, now: i64) -> Pending<'a, Admission> {
+    fn admit<'a>(&'a self, subject: LimitSubject<'a>, limits: EffectiveLimits, now: i64) -> Pending<'a, Admission> {
         Box::pin(self.shared.admit(subject, limits, now))
     }
 
-    fn charge(&self, subject: &LimitSubject, limit: RateLimit, tokens: u64, now: i64) {
+    fn charge(&self, subject: LimitSubject<'_>, limit: RateLimit, tokens: u64, now: i64) {
         // Counted in memory too: the node's own count, for when Redis fails.
         self.shared.fallback.charge(subject, limit, tokens, now);
         if !self.shared.healthy.load(Ordering::Acquire) {
@@ -609,11 +612,11 @@ impl LimitCounter for RedisLimitCounter {
         self.shared.send(Update::Charge { key, tokens, ttl });
     }
 
-    fn enter<'a>(&'a self, subject: &'a LimitSubject, max: u64) -> Pending<'a, Result<u64, u64>> {
+    fn enter<'a>(&'a self, subject: LimitSubject<'a>, max: u64) -> Pending<'a, Result<u64, u64>> {
         Box::pin(self.shared.enter(subject, max))
     }
 
-    fn leave(&self, subject: &LimitSubject) {
+    fn leave(&self, subject: LimitSubject<'_>) {
         self.shared.leave(subject);
     }
 
@@ -628,13 +631,14 @@ mod tests {
 
     #[test]
     fn a_clients_strings_cannot_make_two_subjects_share_a_key() {
-        let model = |workspace_id: &str, model: &str| LimitSubject::Model { workspace_id: workspace_id.into(), model: model.into() };
+        let model = |workspace_id, model| LimitSubject::Model { workspace_id, model };
         let tags = [
-            subject_tag(&model("a:b", "c")),
-            subject_tag(&model("a", "b:c")),
-            subject_tag(&model("a%3Ab", "c")),
-            subject_tag(&LimitSubject::Key { key_id: "m:a:b".into() }),
-            subject_tag(&model("a}{", "c")),
+            subject_tag(model("a:b", "c")),
+            subject_tag(model("a", "b:c")),
+            subject_tag(model("a%3Ab", "c")),
+            subject_tag(LimitSubject::Key { key_id: 3 }),
+            subject_tag(model("k:3", "")),
+            subject_tag(model("a}{", "c")),
         ];
         let distinct: std::collections::HashSet<&String> = tags.iter().collect();
         assert_eq!(distinct.len(), tags.len(), "{tags:?}");

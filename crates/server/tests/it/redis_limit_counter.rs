@@ -44,8 +44,8 @@ fn requests(limit: u64) -> EffectiveLimits {
     EffectiveLimits { requests: Some(RateLimit { limit, period_seconds: 3600 }), tokens: None }
 }
 
-fn workspace_model(workspace_id: &str, model: &str) -> LimitSubject {
-    LimitSubject::Model { workspace_id: workspace_id.into(), model: model.into() }
+fn workspace_model<'a>(workspace_id: &'a str, model: &'a str) -> LimitSubject<'a> {
+    LimitSubject::Model { workspace_id, model }
 }
 
 /// A moment in the middle of an hour, so that a test's calls share a window.
@@ -62,7 +62,7 @@ async fn two_counters_on_one_redis_share_a_request_window() {
     let mut admitted = 0;
     for call in 0..15 {
         let node = if call % 2 == 0 { &node_a } else { &node_b };
-        let admission = node.admit(&subject, requests(10), MID_HOUR).await;
+        let admission = node.admit(subject, requests(10), MID_HOUR).await;
         if admission.refused_by.is_none() {
             admitted += 1;
         } else {
@@ -73,8 +73,8 @@ async fn two_counters_on_one_redis_share_a_request_window() {
     }
     assert_eq!(admitted, 10);
     // The next window starts empty, and so does another workspace's.
-    assert_eq!(node_a.admit(&subject, requests(10), MID_HOUR + 3600).await.refused_by, None);
-    assert_eq!(node_b.admit(&workspace_model("llm-x", "qwen-plus"), requests(10), MID_HOUR).await.refused_by, None);
+    assert_eq!(node_a.admit(subject, requests(10), MID_HOUR + 3600).await.refused_by, None);
+    assert_eq!(node_b.admit(workspace_model("llm-x", "qwen-plus"), requests(10), MID_HOUR).await.refused_by, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,10 +84,10 @@ async fn subjects_whose_strings_could_be_joined_alike_count_apart() {
     let node = counter(&url, &prefix, "a");
     connected(&node).await;
     let first = workspace_model("a:b", "c");
-    assert_eq!(node.admit(&first, requests(1), MID_HOUR).await.refused_by, None);
-    assert_eq!(node.admit(&first, requests(1), MID_HOUR).await.refused_by, Some(LimitKind::Requests));
-    for other in [workspace_model("a", "b:c"), workspace_model("a%3Ab", "c"), LimitSubject::Key { key_id: "m:a:b:c".into() }] {
-        assert_eq!(node.admit(&other, requests(1), MID_HOUR).await.refused_by, None, "{other:?}");
+    assert_eq!(node.admit(first, requests(1), MID_HOUR).await.refused_by, None);
+    assert_eq!(node.admit(first, requests(1), MID_HOUR).await.refused_by, Some(LimitKind::Requests));
+    for other in [workspace_model("a", "b:c"), workspace_model("a%3Ab", "c"), LimitSubject::Key { key_id: 7 }] {
+        assert_eq!(node.admit(other, requests(1), MID_HOUR).await.refused_by, None, "{other:?}");
     }
 }
 
@@ -101,14 +101,14 @@ async fn tokens_charged_on_one_counter_refuse_calls_on_the_other_without_using_a
     let subject = workspace_model("llm-w", "qwen-plus");
     let token_limit = RateLimit { limit: 100, period_seconds: 60 };
     let limits = EffectiveLimits { requests: Some(RateLimit { limit: 5, period_seconds: 60 }), tokens: Some(token_limit) };
-    let first = node_a.admit(&subject, limits, MID_HOUR).await;
+    let first = node_a.admit(subject, limits, MID_HOUR).await;
     assert_eq!(first.refused_by, None);
     assert_eq!(first.tokens.map(|standing| standing.remaining), Some(100));
-    node_a.charge(&subject, token_limit, 150, MID_HOUR);
+    node_a.charge(subject, token_limit, 150, MID_HOUR);
     // The charge is sent in the background: wait until node B sees it.
     let mut refused = None;
     for _ in 0..250 {
-        let admission = node_b.admit(&subject, limits, MID_HOUR).await;
+        let admission = node_b.admit(subject, limits, MID_HOUR).await;
         if admission.refused_by.is_some() {
             refused = Some(admission);
             break;
@@ -123,7 +123,7 @@ async fn tokens_charged_on_one_counter_refuse_calls_on_the_other_without_using_a
     let admitted = {
         let mut admitted = 0;
         for _ in 0..6 {
-            if node_b.admit(&subject, limits, MID_HOUR + 60).await.refused_by.is_none() {
+            if node_b.admit(subject, limits, MID_HOUR + 60).await.refused_by.is_none() {
                 admitted += 1;
             }
         }
@@ -139,16 +139,16 @@ async fn calls_in_flight_are_bounded_across_counters_and_a_crashed_counters_call
     let (node_a, node_b) = (counter(&url, &prefix, "a"), counter(&url, &prefix, "b"));
     connected(&node_a).await;
     connected(&node_b).await;
-    let key = LimitSubject::Key { key_id: "17".into() };
-    assert_eq!(node_a.enter(&key, 3).await, Ok(1));
-    assert_eq!(node_b.enter(&key, 3).await, Ok(2));
-    assert_eq!(node_a.enter(&key, 3).await, Ok(3));
-    assert_eq!(node_b.enter(&key, 3).await, Err(3));
+    let key = LimitSubject::Key { key_id: 17 };
+    assert_eq!(node_a.enter(key, 3).await, Ok(1));
+    assert_eq!(node_b.enter(key, 3).await, Ok(2));
+    assert_eq!(node_a.enter(key, 3).await, Ok(3));
+    assert_eq!(node_b.enter(key, 3).await, Err(3));
     // A release is sent in the background: B gets the place once it has arrived.
-    node_b.leave(&key);
+    node_b.leave(key);
     let mut entered = Err(0);
     for _ in 0..250 {
-        entered = node_b.enter(&key, 3).await;
+        entered = node_b.enter(key, 3).await;
         if entered.is_ok() {
             break;
         }
@@ -160,7 +160,7 @@ async fn calls_in_flight_are_bounded_across_counters_and_a_crashed_counters_call
     drop(node_a);
     let mut entered = Vec::new();
     for _ in 0..500 {
-        if node_b.enter(&key, 3).await.is_ok() {
+        if node_b.enter(key, 3).await.is_ok() {
             entered.push(());
             if entered.len() == 2 {
                 break;
@@ -169,7 +169,7 @@ async fn calls_in_flight_are_bounded_across_counters_and_a_crashed_counters_call
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(entered.len(), 2, "node A's calls still count");
-    assert_eq!(node_b.enter(&key, 3).await, Err(3));
+    assert_eq!(node_b.enter(key, 3).await, Err(3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +186,7 @@ async fn an_unreachable_redis_fails_open_to_this_nodes_share_or_closed_when_aske
     // Fail open: this node's share of 10 among 2 nodes.
     let mut admitted = 0;
     for _ in 0..10 {
-        let admission = open.admit(&subject, requests(10), MID_HOUR).await;
+        let admission = open.admit(subject, requests(10), MID_HOUR).await;
         assert!(!admission.unavailable);
         if admission.refused_by.is_none() {
             admitted += 1;
@@ -196,12 +196,12 @@ async fn an_unreachable_redis_fails_open_to_this_nodes_share_or_closed_when_aske
     let health = open.health();
     assert!(!health.healthy && !health.refusing() && health.fallback_admissions == 10, "{health:?}");
     // Fail closed: refused, and counted as such.
-    let admission = closed.admit(&subject, requests(10), MID_HOUR).await;
+    let admission = closed.admit(subject, requests(10), MID_HOUR).await;
     assert!(admission.unavailable, "{admission:?}");
     // Calls in flight keep to this node's share in either mode.
-    assert_eq!(closed.enter(&subject, 4).await, Ok(1));
-    assert_eq!(closed.enter(&subject, 4).await, Ok(2));
-    assert_eq!(closed.enter(&subject, 4).await, Err(2));
+    assert_eq!(closed.enter(subject, 4).await, Ok(1));
+    assert_eq!(closed.enter(subject, 4).await, Ok(2));
+    assert_eq!(closed.enter(subject, 4).await, Err(2));
     // Connecting fails in the background; once it has, the health says why.
     for _ in 0..250 {
         if closed.health().last_error.is_some() {
