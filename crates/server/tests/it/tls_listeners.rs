@@ -1,7 +1,8 @@
 //! HTTPS listeners: a listener with a certificate answers over TLS to a client that trusts
 //! the test CA, refuses plain HTTP without answering it, takes a new certificate when its
 //! files are read again (what SIGHUP does) while the connections already open go on, drops
-//! a client that stalls its handshake, and makes the console's cookies `Secure`.
+//! a client that stalls its handshake (at its deadline, or at the connection cap for a new
+//! client), and makes the console's cookies `Secure`.
 //!
 //! The test CA and its certificates are made here, at test time, with the `openssl`
 //! command, in the test's temporary directory: no private key is in the repository.
@@ -240,6 +241,24 @@ async fn a_client_that_stalls_its_handshake_is_dropped_after_the_handshake_deadl
     // A client that finishes its handshake is served, and then has the header deadline.
     let (mut served, _) = connect_tls(&ca, app.address).await;
     assert!(health_check(&mut served).await.starts_with("HTTP/1.1 200"));
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_a_client_stalling_its_handshake_is_shed_for_a_new_one() {
+    let ca = TestCa::new();
+    let app = spawn_https_app(&ca.issue("server"), |settings| {
+        settings.max_connections = Some(1);
+        settings.tls_handshake_timeout_seconds = 600;
+        settings.header_read_timeout_seconds = 600;
+    })
+    .await;
+    let mut stalled = TcpStream::connect(app.address).await.unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The only place is held by a handshake that goes nowhere: a new client takes it.
+    let (mut served, _) = connect_tls(&ca, app.address).await;
+    assert!(health_check(&mut served).await.starts_with("HTTP/1.1 200"));
+    assert_eq!(read_until_closed(&mut stalled).await, b"", "the stalled handshake was shed");
 }
 
 #[tokio::test]
