@@ -1,5 +1,6 @@
 //! `keygate serve`: resolves settings from the TOML file and flags, bootstraps, prints the
-//! generated root password once, serves until Ctrl-C or SIGTERM.
+//! generated root password once, serves until Ctrl-C or SIGTERM (SIGHUP reads the HTTPS
+//! listeners' certificates again).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,17 +127,19 @@ pub async fn run(arguments: ServeArgs) -> anyhow::Result<ExitCode> {
         println!("keygate: created account 'root' with password: {}", password.expose_secret());
         println!("keygate: store it now; it is not shown again (set KEYGATE_ROOT_PASSWORD on first start to choose it).");
     }
+    let tls_addresses = server.tls_addresses();
+    let scheme = |address: &std::net::SocketAddr| if tls_addresses.contains(address) { "https" } else { "http" };
     for (address, region) in server.local_addresses() {
         let storage = match &settings.database_url {
             Some(_) => "PostgreSQL".to_string(),
             None => format!("SQLite in {}", settings.data_dir.display()),
         };
         tracing::info!(%address, %region, %storage, "listening");
-        println!("keygate: listening on http://{address} (region {region})");
+        println!("keygate: listening on {}://{address} (region {region})", scheme(&address));
     }
     for (address, region) in server.plan_addresses() {
         tracing::info!(%address, %region, "listening for plan keys");
-        println!("keygate: plan endpoint on http://{address} (region {region}; sk-sp- keys only)");
+        println!("keygate: plan endpoint on {}://{address} (region {region}; sk-sp- keys only)", scheme(&address));
     }
     if let Some(address) = server.metrics_address() {
         tracing::info!(%address, "serving /metrics");

@@ -17,6 +17,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -88,10 +89,15 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def http_exchange(method: str, url: str, headers: dict[str, str] | None = None, body: bytes | None = None,
-                  follow_redirects: bool = True) -> tuple[int, http.client.HTTPMessage, bytes]:
+                  follow_redirects: bool = True,
+                  ssl_context: ssl.SSLContext | None = None) -> tuple[int, http.client.HTTPMessage, bytes]:
     """One plain urllib request; returns (status, headers, body bytes) for any status,
-    error statuses included (and redirects, when they are not followed)."""
-    opener = urllib.request.build_opener() if follow_redirects else urllib.request.build_opener(_NoRedirect)
+    error statuses included (and redirects, when they are not followed). `ssl_context`
+    says whom an https URL must be certified by."""
+    handlers = [urllib.request.HTTPSHandler(context=ssl_context)] if ssl_context is not None else []
+    if not follow_redirects:
+        handlers.append(_NoRedirect)
+    opener = urllib.request.build_opener(*handlers)
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as answer:
@@ -107,7 +113,12 @@ class KeygateProcess:
     `config_path`, when given, is passed as `--config`. `environment` is added to the
     environment of every keygate command this object runs (admin commands and serve),
     `serve_environment` to the serve process's only. The root password is random and set
-    through KEYGATE_ROOT_PASSWORD. The serve process logs with RUST_LOG=debug into the data
+    through KEYGATE_ROOT_PASSWORD.
+
+    With `tls_files` (a certificate file and its key file), every listener speaks HTTPS:
+    they are written as `[[listeners]]` tables into a config file of their own (the
+    `config_path` file's settings copied in front), since `--listen` cannot name
+    certificates; `ca_file` is then the CA that clients must trust. The serve process logs with RUST_LOG=debug into the data
     dir, and the admin commands' stderr is appended to a file there too, so that a canary
     test scanning the data dir covers every output."""
 
@@ -116,7 +127,9 @@ class KeygateProcess:
                  plan_region: str | None = None,
                  config_path: Path | None = None,
                  environment: dict[str, str] | None = None,
-                 serve_environment: dict[str, str] | None = None):
+                 serve_environment: dict[str, str] | None = None,
+                 tls_files: tuple[Path, Path] | None = None,
+                 ca_file: Path | None = None):
         self.binary_path = binary_path
         self.data_dir = data_dir
         self.regions = regions
@@ -124,6 +137,9 @@ class KeygateProcess:
         self.config_path = config_path
         self.environment = dict(environment or {})
         self.serve_environment = dict(serve_environment or {})
+        self.tls_files = tls_files
+        self.ca_file = ca_file
+        self.scheme = "https" if tls_files is not None else "http"
         self.serve_log_path = data_dir / SERVE_LOG_FILE_NAME
         self.admin_log_path = data_dir / ADMIN_LOG_FILE_NAME
         self.root_password = "root-" + secrets.token_urlsafe(18)
@@ -204,13 +220,17 @@ class KeygateProcess:
             ports_taken.add(port)
             self.port_by_region[region] = port
         command = [str(self.binary_path), "serve", "--data-dir", str(self.data_dir)]
-        if self.config_path is not None:
-            command += ["--config", str(self.config_path)]
-        for region, port in self.port_by_region.items():
-            command += ["--listen", f"127.0.0.1:{port}={region}"]
         if self.plan_region is not None:
             self.plan_port = find_free_local_port(ports_taken)
-            command += ["--plan-listen", f"127.0.0.1:{self.plan_port}={self.plan_region}"]
+        if self.tls_files is not None:
+            command += ["--config", str(self.write_https_config())]
+        else:
+            if self.config_path is not None:
+                command += ["--config", str(self.config_path)]
+            for region, port in self.port_by_region.items():
+                command += ["--listen", f"127.0.0.1:{port}={region}"]
+            if self.plan_region is not None:
+                command += ["--plan-listen", f"127.0.0.1:{self.plan_port}={self.plan_region}"]
         log_file = self.serve_log_path.open("ab")
         self.process = subprocess.Popen(
             command,
@@ -229,6 +249,29 @@ class KeygateProcess:
             raise
         running_servers.append(self)
 
+    def write_https_config(self) -> Path:
+        """The config file of an HTTPS server: `config_path`'s settings, then one
+        `[[listeners]]` table per listener with the certificate and key files."""
+        certificate_file, key_file = self.tls_files
+        listeners = [(port, region, False) for region, port in self.port_by_region.items()]
+        if self.plan_region is not None:
+            listeners.append((self.plan_port, self.plan_region, True))
+        text = self.config_path.read_text(encoding="utf-8") if self.config_path is not None else ""
+        for port, region, plan in listeners:
+            text += (
+                f'\n[[listeners]]\naddr = "127.0.0.1:{port}"\nregion = "{region}"\nplan = {"true" if plan else "false"}\n'
+                f'tls_certificate_file = "{certificate_file}"\ntls_key_file = "{key_file}"\n'
+            )
+        path = self.data_dir / "keygate-https.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def client_ssl_context(self) -> ssl.SSLContext | None:
+        """What a client of this server trusts: the test CA over HTTPS, `None` over HTTP."""
+        if self.ca_file is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
     def wait_until_healthy(self) -> None:
         deadline = time.monotonic() + SERVER_START_TIMEOUT_SECONDS
         pending_regions = set(self.port_by_region)
@@ -240,7 +283,8 @@ class KeygateProcess:
                 )
             for region in sorted(pending_regions):
                 try:
-                    with urllib.request.urlopen(self.base_url(region) + "/healthz", timeout=2) as answer:
+                    with urllib.request.urlopen(self.base_url(region) + "/healthz", timeout=2,
+                                                context=self.client_ssl_context()) as answer:
                         if answer.status == 200:
                             pending_regions.discard(region)
                 except (urllib.error.URLError, ConnectionError, OSError):
@@ -284,9 +328,9 @@ class KeygateProcess:
         return f"127.0.0.1:{self.port_by_region[region]}"
 
     def base_url(self, region: str = PRIMARY_REGION) -> str:
-        return f"http://{self.endpoint(region)}"
+        return f"{self.scheme}://{self.endpoint(region)}"
 
     def plan_base_url(self) -> str:
         """The plan listener (sk-sp- keys only) of `plan_region`."""
         assert self.plan_port is not None, "this server was started without a plan listener"
-        return f"http://127.0.0.1:{self.plan_port}"
+        return f"{self.scheme}://127.0.0.1:{self.plan_port}"

@@ -33,9 +33,9 @@ class KeygateServer(KeygateProcess):
     official-SDK clients and sessions of keygate's own API."""
 
     def __init__(self, binary_path: Path, data_dir: Path, config_path: Path | None = None,
-                 serve_environment: dict[str, str] | None = None):
+                 serve_environment: dict[str, str] | None = None, **process_options):
         super().__init__(binary_path, data_dir, plan_region=PRIMARY_REGION, config_path=config_path,
-                         serve_environment=serve_environment)
+                         serve_environment=serve_environment, **process_options)
         # The AccessKeys made at bootstrap, by owner name ("root" for the account itself).
         self.access_key_by_owner: dict[str, AccessKey] = {}
 
@@ -47,7 +47,9 @@ class KeygateServer(KeygateProcess):
                 access_key_id=access_key.access_key_id,
                 access_key_secret=access_key.access_key_secret,
                 endpoint=self.endpoint(region),
-                protocol="http",
+                protocol=self.scheme,
+                # Over HTTPS: the test CA, which the SDK hands to `requests` as `verify`.
+                ca=str(self.ca_file) if self.ca_file is not None else None,
                 connect_timeout=5000,
                 read_timeout=15000,
             )
@@ -58,7 +60,8 @@ class KeygateServer(KeygateProcess):
             Config(
                 bearer_token=session_token,
                 endpoint=self.endpoint(region),
-                protocol="http",
+                protocol=self.scheme,
+                ca=str(self.ca_file) if self.ca_file is not None else None,
                 connect_timeout=5000,
                 read_timeout=15000,
             )

@@ -86,7 +86,7 @@ async fn call(router: &Router, method: &str, path: &str, headers: &[(&str, &str)
 async fn gateway(upstream: SocketAddr, accounting: bool) -> Gateway {
     let data_dir = tempfile::tempdir().unwrap();
     let mut settings = Settings::with_data_dir(data_dir.path().to_path_buf());
-    settings.listeners = vec![ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "ap-southeast-1".into(), plan: false }];
+    settings.listeners = vec![ListenerSettings::plain("127.0.0.1:0".parse().unwrap(), "ap-southeast-1")];
     settings.token_accounting = accounting;
     settings.upstreams = vec![UpstreamSettings {
         name: "bench".into(),

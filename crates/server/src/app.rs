@@ -1,5 +1,6 @@
 //! Building the application: [`router`] for in-process tests, and [`Server`] that binds
-//! one listener per region and runs until shutdown.
+//! one listener per region (plain HTTP, or HTTPS with a certificate reloaded on SIGHUP)
+//! and runs until shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -30,6 +31,7 @@ use crate::management::{authentication, keygate_api, model_studio, token_plan};
 use crate::request_context::attach_request_context;
 use crate::settings::Settings;
 use crate::state::AppState;
+use crate::tls::{ClientStream, ListenerTls, ServedOverTls, TlsCertificates};
 
 /// The whole HTTP surface of one listener: a plan listener serves only the plan paths.
 pub fn router(state: AppState) -> Router {
@@ -140,9 +142,16 @@ async fn beat_as_a_node(state: AppState, mut stop: tokio::sync::watch::Receiver<
     }
 }
 
+/// One bound listener: its socket, its state, and its TLS when it speaks HTTPS.
+struct BoundListener {
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<ListenerTls>,
+}
+
 /// Bound listeners, ready to run.
 pub struct Server {
-    listeners: Vec<(TcpListener, AppState)>,
+    listeners: Vec<BoundListener>,
     /// A listener of its own for `/metrics`, when the settings ask for one.
     metrics_listener: Option<(TcpListener, AppState)>,
     limits: ConnectionLimits,
@@ -163,8 +172,15 @@ impl Server {
         let Bootstrapped { state, generated_root_password } = bootstrap(settings.clone(), root_password).await?;
         let mut listeners = Vec::new();
         for listener in &settings.listeners {
+            // The files are read before the port is taken: a start with a bad certificate fails.
+            let tls = match listener.tls_files() {
+                Some((certificate_file, key_file)) => {
+                    Some(ListenerTls::load(certificate_file, key_file).with_context(|| format!("listener {}", listener.addr))?)
+                }
+                None => None,
+            };
             let bound = TcpListener::bind(listener.addr).await.with_context(|| format!("binding {}", listener.addr))?;
-            listeners.push((bound, state.for_listener(listener)));
+            listeners.push(BoundListener { listener: bound, state: state.for_listener(listener), tls });
         }
         let metrics_listener = match settings.metrics_listen {
             Some(address) => {
@@ -192,9 +208,22 @@ impl Server {
     fn addresses_of(&self, kind: KeyEndpoint) -> Vec<(SocketAddr, String)> {
         self.listeners
             .iter()
-            .filter(|(_, state)| state.key_endpoint == kind)
-            .filter_map(|(listener, state)| listener.local_addr().ok().map(|address| (address, state.listener_region.clone())))
+            .filter(|bound| bound.state.key_endpoint == kind)
+            .filter_map(|bound| bound.listener.local_addr().ok().map(|address| (address, bound.state.listener_region.clone())))
             .collect()
+    }
+
+    /// The bound addresses of the listeners that speak HTTPS.
+    pub fn tls_addresses(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter(|bound| bound.tls.is_some()).filter_map(|bound| bound.listener.local_addr().ok()).collect()
+    }
+
+    /// Every HTTPS listener's certificate, to read again: what SIGHUP does while [`Server::run`]
+    /// runs (tests call its `reload` directly).
+    pub fn tls_certificates(&self) -> TlsCertificates {
+        TlsCertificates::new(
+            self.listeners.iter().filter_map(|bound| Some((bound.listener.local_addr().ok()?, bound.tls.clone()?))).collect(),
+        )
     }
 
     /// The bound address of the `metrics_listen` listener, when there is one.
@@ -204,7 +233,7 @@ impl Server {
 
     /// The state shared by every listener (tests use its store).
     pub fn state(&self) -> Option<AppState> {
-        self.listeners.first().map(|(_, state)| state.clone())
+        self.listeners.first().map(|bound| bound.state.clone())
     }
 
     /// Serves every listener until `shutdown` completes.
@@ -213,21 +242,30 @@ impl Server {
         let state_for_flush = self.state();
         let self_state_for_feed = self.state();
         let state_for_heartbeat = self.state();
+        let certificates = self.tls_certificates();
         let mut tasks = Vec::new();
         let gate = ConnectionTable::new(self.limits.max_connections);
-        for (listener, state) in self.listeners {
+        for BoundListener { listener, state, tls } in self.listeners {
             // A plan listener serves only its plan paths; `/auth/verify` is not one of them.
             let verify_state = (state.key_endpoint == KeyEndpoint::PayAsYouGo).then(|| state.clone());
             let region: Arc<str> = state.listener_region.as_str().into();
             let app = router(state);
-            let served = Served { app, verify_state, region };
+            let served = Served { app, verify_state, region, tls };
             tasks.push(tokio::spawn(serve_listener(listener, served, gate.clone(), self.limits, stop_receiver.clone())));
         }
         if let Some((listener, state)) = self.metrics_listener {
             let region: Arc<str> = state.listener_region.as_str().into();
-            let served = Served { app: crate::metrics::metrics_listener_router(state), verify_state: None, region };
+            let served = Served { app: crate::metrics::metrics_listener_router(state), verify_state: None, region, tls: None };
             tasks.push(tokio::spawn(serve_listener(listener, served, gate.clone(), self.limits, stop_receiver.clone())));
         }
+        // SIGHUP is taken over only when there is a certificate to reload; otherwise it keeps
+        // its default (the process ends, as when its terminal goes away).
+        #[cfg(unix)]
+        if !certificates.is_empty() {
+            tasks.push(tokio::spawn(certificates.reload_on_hangup(stop_receiver.clone())));
+        }
+        #[cfg(not(unix))]
+        drop(certificates);
         let usage_flusher = state_for_flush.map(|state| {
             let mut stop = stop_receiver.clone();
             tokio::spawn(async move {
@@ -304,11 +342,13 @@ pub async fn roll_up_usage(state: &AppState, now_seconds: i64) {
 }
 
 /// What one listener serves: its router, the state of its `/auth/verify` (none on a plan
-/// or metrics listener), and its region (for the log lines written before the router).
+/// or metrics listener), its region (for the log lines written before the router), and its
+/// TLS when it speaks HTTPS.
 struct Served {
     app: Router,
     verify_state: Option<AppState>,
     region: Arc<str>,
+    tls: Option<ListenerTls>,
 }
 
 /// How long a stopping listener waits for requests in flight.
@@ -320,7 +360,10 @@ const MAX_REQUEST_TARGET_BYTES: usize = 8 * 1024;
 /// Serves one listener until `stop`: each connection with hyper's HTTP/1.1 builder (what
 /// every SDK and proxy in front of keygate speaks), at most `limits.max_connections` at
 /// once across the process (`gate`), each watched for the header-read and idle timeouts
-/// (`crate::connections`). `/auth/verify` is answered here, before the router: it is on
+/// (`crate::connections`). On an HTTPS listener the TLS handshake comes first, in the
+/// connection's own task, under `limits.tls_handshake_timeout` and the watchdog (so a
+/// client that stalls it is dropped, or shed at the cap, like one that sends no head), and
+/// every request carries [`ServedOverTls`]. `/auth/verify` is answered here, before the router: it is on
 /// the hot path of another gateway, reads only memory, and the router's per-request
 /// machinery was a third of its cost (docs/PERFORMANCE.md). Every other request goes to
 /// [`router`] with the peer address as `ConnectInfo`.
@@ -331,7 +374,7 @@ async fn serve_listener(
     limits: ConnectionLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Served { app, verify_state, region } = served;
+    let Served { app, verify_state, region, tls } = served;
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
@@ -371,6 +414,7 @@ async fn serve_listener(
             () = &mut stopped => break,
         };
         let _ = stream.set_nodelay(true);
+        let over_tls = tls.is_some();
         let activity = permit.activity.clone();
         let app = app.clone();
         let verify_state = verify_state.clone();
@@ -416,17 +460,48 @@ async fn serve_listener(
             }
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));
+            if over_tls {
+                request.extensions_mut().insert(ServedOverTls);
+            }
             Either::Right(Either::Right(app.clone().oneshot(request).map(move |result| result.map(watched))))
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .max_buf_size(MAX_REQUEST_HEAD_BYTES)
-            .serve_connection(hyper_util::rt::TokioIo::new(WatchedStream::new(stream, activity.clone())), service);
-        let connection = connections.watch(connection);
+        // Taken now: a handshake finished after shutdown began is closed gracefully at once.
+        let watcher = connections.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let stream = match tls {
+                None => ClientStream::Plain(stream),
+                Some(tls) => {
+                    let handshake = tokio::select! {
+                        handshake = tokio::time::timeout(limits.tls_handshake_timeout, tls.acceptor().accept(stream)) => handshake,
+                        // Shed to make room, or past the header-read deadline.
+                        () = watchdog(activity.clone(), limits) => return,
+                    };
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            activity.handshake_finished();
+                            ClientStream::Tls(Box::new(stream))
+                        }
+                        // Plain HTTP sent to an HTTPS port, a scanner, a client that does
+                        // not trust the certificate: the client's business, not a warning.
+                        Ok(Err(error)) => {
+                            tracing::debug!(%peer, %error, "TLS handshake failed; connection closed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake not done within tls_handshake_timeout_seconds; connection closed");
+                            return;
+                        }
+                    }
+                }
+            };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(MAX_REQUEST_HEAD_BYTES)
+                .serve_connection(hyper_util::rt::TokioIo::new(WatchedStream::new(stream, activity.clone())), service);
             tokio::select! {
                 // A client that goes away mid-request is the client's business.
-                _ = connection => {}
+                _ = watcher.watch(connection) => {}
                 // Too slow with its head, or idle too long: dropping the connection closes it.
                 () = watchdog(activity, limits) => {}
             }

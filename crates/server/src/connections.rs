@@ -3,7 +3,9 @@
 //! loop that backs off when the process runs out of descriptors instead of spinning.
 //!
 //! A connection is in one of three phases. It starts *reading a head* (a client that
-//! connects and sends nothing is cut off after `header_read_timeout_seconds`); once the
+//! connects and sends nothing is cut off after `header_read_timeout_seconds`; on a TLS
+//! listener the handshake comes first, under `tls_handshake_timeout_seconds` and that same
+//! header-read deadline, which starts again once it is done); once the
 //! head is read it is *busy* until its response has been written (no connection timer
 //! runs then: the body has its own deadline where it is read, and a model's stream may be
 //! silent for a long time); then it is *idle* until the next request's first byte (cut
@@ -45,6 +47,8 @@ pub const MAX_REQUEST_HEAD_BYTES: usize = 32 * 1024;
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    /// How long a client of a TLS listener may take to finish its handshake.
+    pub tls_handshake_timeout: Duration,
     /// Connections served at once by the whole process (all listeners together).
     pub max_connections: usize,
 }
@@ -56,6 +60,7 @@ impl ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(settings.header_read_timeout_seconds),
             idle_timeout: Duration::from_secs(settings.idle_timeout_seconds),
+            tls_handshake_timeout: Duration::from_secs(settings.tls_handshake_timeout_seconds),
             max_connections: settings.max_connections.unwrap_or_else(|| derived_connection_cap(open_file_limit)),
         }
     }
@@ -129,6 +134,12 @@ impl ConnectionActivity {
         let elapsed = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.phase_began.store(elapsed, Ordering::Relaxed);
         self.phase.store(phase, Ordering::Release);
+    }
+
+    /// A TLS handshake is done: the header-read deadline starts again for the first head
+    /// (the handshake had a deadline of its own).
+    pub fn handshake_finished(&self) {
+        self.enter(READING_HEAD);
     }
 
     /// A request's head has been read: no connection deadline while it is served.
@@ -385,8 +396,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn at_the_cap_the_connection_waiting_longest_is_shed_and_a_busy_one_never() {
-        let limits =
-            ConnectionLimits { header_read_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(75), max_connections: 2 };
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_connections: 2,
+        };
         let table = ConnectionTable::new(2);
         let busy = table.admit().await.expect("a place");
         busy.activity.request_started();
@@ -438,8 +453,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_is_cut_off_reading_its_head_or_idle_but_never_while_busy() {
-        let limits =
-            ConnectionLimits { header_read_timeout: Duration::from_secs(10), idle_timeout: Duration::from_secs(75), max_connections: 1 };
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_connections: 1,
+        };
         let activity = ConnectionActivity::new();
         let started = Instant::now();
         watchdog(activity.clone(), limits).await;

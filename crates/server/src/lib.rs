@@ -27,6 +27,7 @@ pub mod secrets;
 pub mod settings;
 pub mod state;
 pub mod throttle;
+pub mod tls;
 pub mod upstreams;
 pub mod usage;
 

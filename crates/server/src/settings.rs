@@ -27,6 +27,13 @@ pub struct ListenerSettings {
     /// (`/v1/...`, `/apps/anthropic/...`) and takes only plan keys (`sk-sp-`).
     #[serde(default)]
     pub plan: bool,
+    /// With `tls_key_file`: the listener speaks HTTPS only, with the certificate chain in
+    /// this PEM file (the server's certificate first), read again on SIGHUP.
+    #[serde(default)]
+    pub tls_certificate_file: Option<PathBuf>,
+    /// The private key of `tls_certificate_file`'s certificate (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl ListenerSettings {
@@ -34,7 +41,17 @@ impl ListenerSettings {
     pub fn parse(text: &str) -> anyhow::Result<ListenerSettings> {
         let (address, region) = text.split_once('=').with_context(|| format!("'{text}' is not ADDR=REGION"))?;
         let addr = address.parse().with_context(|| format!("'{address}' is not a socket address like 127.0.0.1:8080"))?;
-        Ok(ListenerSettings { addr, region: region.to_string(), plan: false })
+        Ok(ListenerSettings::plain(addr, region))
+    }
+
+    /// A listener of plain HTTP, not a plan listener.
+    pub fn plain(addr: SocketAddr, region: &str) -> ListenerSettings {
+        ListenerSettings { addr, region: region.to_string(), plan: false, tls_certificate_file: None, tls_key_file: None }
+    }
+
+    /// The certificate and key files of a TLS listener; `None` for plain HTTP.
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        Some((self.tls_certificate_file.as_deref()?, self.tls_key_file.as_deref()?))
     }
 
     /// Parses `ADDR=REGION` as a plan listener.
@@ -172,6 +189,7 @@ pub struct SettingsFile {
     pub header_read_timeout_seconds: Option<u64>,
     pub body_read_timeout_seconds: Option<u64>,
     pub idle_timeout_seconds: Option<u64>,
+    pub tls_handshake_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
     pub temporary_keys_per_minute: Option<u32>,
     pub metrics_listen: Option<SocketAddr>,
@@ -230,6 +248,8 @@ pub struct Settings {
     pub body_read_timeout_seconds: u64,
     /// How long a keep-alive connection may sit between requests before it is closed.
     pub idle_timeout_seconds: u64,
+    /// How long a client of a TLS listener may take to finish its handshake.
+    pub tls_handshake_timeout_seconds: u64,
     /// Most connections served at once on each listener; `None`: derived at start from the
     /// open-file limit (see `crate::connections`).
     pub max_connections: Option<usize>,
@@ -278,11 +298,7 @@ impl Settings {
             data_dir,
             database_url: None,
             feed_poll_interval_milliseconds: 1000,
-            listeners: vec![ListenerSettings {
-                addr: DEFAULT_LISTEN_ADDRESS.parse().expect("valid default"),
-                region: DEFAULT_REGION.to_string(),
-                plan: false,
-            }],
+            listeners: vec![ListenerSettings::plain(DEFAULT_LISTEN_ADDRESS.parse().expect("valid default"), DEFAULT_REGION)],
             default_region: DEFAULT_REGION.to_string(),
             trusted_proxies: Vec::new(),
             max_staleness_seconds: 10,
@@ -298,6 +314,7 @@ impl Settings {
             header_read_timeout_seconds: 10,
             body_read_timeout_seconds: 30,
             idle_timeout_seconds: 75,
+            tls_handshake_timeout_seconds: 10,
             max_connections: None,
             temporary_keys_per_minute: 60,
             metrics_listen: None,
@@ -340,6 +357,7 @@ impl Settings {
         overlay(&mut self.header_read_timeout_seconds, file.header_read_timeout_seconds);
         overlay(&mut self.body_read_timeout_seconds, file.body_read_timeout_seconds);
         overlay(&mut self.idle_timeout_seconds, file.idle_timeout_seconds);
+        overlay(&mut self.tls_handshake_timeout_seconds, file.tls_handshake_timeout_seconds);
         overlay(&mut self.max_connections, file.max_connections);
         overlay(&mut self.temporary_keys_per_minute, file.temporary_keys_per_minute);
         overlay(&mut self.log_format, file.log_format);
@@ -377,6 +395,9 @@ impl Settings {
         self.regions.require(&self.default_region).map_err(anyhow::Error::msg)?;
         for listener in &self.listeners {
             self.regions.require(&listener.region).map_err(|error| anyhow::anyhow!("listener {}: {error}", listener.addr))?;
+            if listener.tls_certificate_file.is_some() != listener.tls_key_file.is_some() {
+                bail!("listener {}: tls_certificate_file and tls_key_file go together (both for HTTPS, neither for HTTP)", listener.addr);
+            }
         }
         for upstream in &self.upstreams {
             if upstream.openai_base_url.is_none() && upstream.dashscope_base_url.is_none() && upstream.anthropic_base_url.is_none() {
@@ -390,6 +411,7 @@ impl Settings {
             ("header_read_timeout_seconds", self.header_read_timeout_seconds),
             ("body_read_timeout_seconds", self.body_read_timeout_seconds),
             ("idle_timeout_seconds", self.idle_timeout_seconds),
+            ("tls_handshake_timeout_seconds", self.tls_handshake_timeout_seconds),
         ] {
             if seconds == 0 {
                 bail!("{name} must be at least 1");
@@ -522,6 +544,22 @@ mod tests {
             }
         }
         keys
+    }
+
+    #[test]
+    fn a_listener_has_both_tls_files_or_neither() {
+        let file: SettingsFile =
+            toml::from_str("[[listeners]]\naddr = \"127.0.0.1:8443\"\nregion = \"ap-southeast-1\"\ntls_certificate_file = \"cert.pem\"\n")
+                .expect("the file loads");
+        let mut settings = Settings::with_data_dir(PathBuf::from("unused"));
+        settings.apply_file(file).unwrap();
+        let error = settings.validate().expect_err("a certificate without its key");
+        assert!(error.to_string().contains("tls_certificate_file and tls_key_file go together"), "{error}");
+        settings.listeners[0].tls_key_file = Some(PathBuf::from("key.pem"));
+        settings.validate().expect("both files");
+        assert_eq!(settings.listeners[0].tls_files(), Some((Path::new("cert.pem"), Path::new("key.pem"))));
+        settings.tls_handshake_timeout_seconds = 0;
+        assert!(settings.validate().unwrap_err().to_string().contains("tls_handshake_timeout_seconds must be at least 1"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::header::SET_COOKIE;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use keygate_core::random::random_bytes_32;
 use maud::{html, Markup};
@@ -12,8 +12,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::layout::{bare_page, described_by, field_error};
 use super::session::{
-    cookie, cookie_header, csrf_token_matches, login_csrf_token, read_form, Console, ConsoleForm, ConsoleRejection, CSRF_FIELD,
-    LOGIN_COOKIE, LOGIN_FORM_LIFETIME_SECONDS, SESSION_COOKIE,
+    cookie, cookie_header, csrf_token_matches, login_csrf_token, read_form, BrowserTransport, Console, ConsoleForm, ConsoleRejection,
+    CSRF_FIELD, LOGIN_COOKIE, LOGIN_FORM_LIFETIME_SECONDS, SESSION_COOKIE,
 };
 use crate::operations::sessions::{self, Credentials};
 use crate::operations::ErrorKind;
@@ -62,10 +62,10 @@ fn login_markup(form: &LoginForm, csrf_token: &str) -> Markup {
 }
 
 /// The login page with a fresh form nonce (in the `keygate_login` cookie).
-fn login_response(headers: &HeaderMap, state: &AppState, status: StatusCode, form: &LoginForm) -> Response {
+fn login_response(transport: BrowserTransport, state: &AppState, status: StatusCode, form: &LoginForm) -> Response {
     let nonce = hex::encode(random_bytes_32());
     let csrf_token = login_csrf_token(state, &nonce);
-    let cookie = cookie_header(headers, LOGIN_COOKIE, &nonce, LOGIN_FORM_LIFETIME_SECONDS);
+    let cookie = cookie_header(transport, LOGIN_COOKIE, &nonce, LOGIN_FORM_LIFETIME_SECONDS);
     (status, AppendHeaders([(SET_COOKIE, cookie)]), bare_page("Sign in", login_markup(form, &csrf_token))).into_response()
 }
 
@@ -73,7 +73,7 @@ fn login_response(headers: &HeaderMap, state: &AppState, status: StatusCode, for
 pub(super) async fn login_page(
     State(state): State<AppState>,
     console: Result<Console, ConsoleRejection>,
-    headers: HeaderMap,
+    transport: BrowserTransport,
     request_query: axum::extract::RawQuery,
 ) -> Response {
     if console.is_ok() {
@@ -83,7 +83,7 @@ pub(super) async fn login_page(
         Some("signed-out") => Some("You are signed out."),
         _ => None,
     };
-    login_response(&headers, &state, StatusCode::OK, &LoginForm { notice, ..LoginForm::default() })
+    login_response(transport, &state, StatusCode::OK, &LoginForm { notice, ..LoginForm::default() })
 }
 
 /// `POST /console/login`.
@@ -94,6 +94,7 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
         .cloned()
         .unwrap_or_else(|| RequestContext { request_id: new_request_id(), client_address: None });
     let (parts, fields) = read_form(&state, request).await?;
+    let transport = BrowserTransport::of(&parts.headers, &parts.extensions);
     let headers = parts.headers;
     let mut form = LoginForm {
         account: fields.get("account").unwrap_or("").trim().to_string(),
@@ -102,7 +103,7 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
     };
     let Some(nonce) = cookie(&headers, LOGIN_COOKIE) else {
         form.error = Some("This sign-in form has expired (or cookies are off). Enter your password again.".into());
-        return Ok(login_response(&headers, &state, StatusCode::BAD_REQUEST, &form));
+        return Ok(login_response(transport, &state, StatusCode::BAD_REQUEST, &form));
     };
     if !csrf_token_matches(&login_csrf_token(&state, nonce), fields.get(CSRF_FIELD).unwrap_or("")) {
         tracing::warn!(request_id = %context.request_id, "console login refused: CSRF token missing or wrong");
@@ -111,7 +112,7 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
     let password = SecretString::from(fields.get("password").unwrap_or("").to_string());
     if form.account.is_empty() || password.expose_secret().is_empty() {
         form.error = Some("Enter the account name and the password.".into());
-        return Ok(login_response(&headers, &state, StatusCode::BAD_REQUEST, &form));
+        return Ok(login_response(transport, &state, StatusCode::BAD_REQUEST, &form));
     }
     let user = (!form.user.is_empty()).then_some(form.user.as_str());
     let credentials = Credentials { account: &form.account, user, password: &password };
@@ -122,27 +123,31 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
         Ok(session) => session,
         Err(error) if error.kind == ErrorKind::Unauthenticated => {
             form.error = Some("The name or password is wrong.".into());
-            return Ok(login_response(&headers, &state, StatusCode::UNAUTHORIZED, &form));
+            return Ok(login_response(transport, &state, StatusCode::UNAUTHORIZED, &form));
         }
         Err(error) if error.kind == ErrorKind::Throttled => {
             form.error = Some(error.message);
-            return Ok(login_response(&headers, &state, StatusCode::TOO_MANY_REQUESTS, &form));
+            return Ok(login_response(transport, &state, StatusCode::TOO_MANY_REQUESTS, &form));
         }
         Err(error) => return Err(ConsoleRejection::Internal(error)),
     };
     let lifetime_seconds = state.shared.settings.session_lifetime_seconds;
     let cookies = [
-        (SET_COOKIE, cookie_header(&headers, SESSION_COOKIE, session.token.expose_secret(), lifetime_seconds)),
-        (SET_COOKIE, cookie_header(&headers, LOGIN_COOKIE, "", 0)),
+        (SET_COOKIE, cookie_header(transport, SESSION_COOKIE, session.token.expose_secret(), lifetime_seconds)),
+        (SET_COOKIE, cookie_header(transport, LOGIN_COOKIE, "", 0)),
     ];
     Ok((AppendHeaders(cookies), Redirect::to("/console/keys")).into_response())
 }
 
 /// `POST /console/logout`: ends the session on the server and removes the cookie.
-pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap, form: ConsoleForm) -> Result<Response, ConsoleRejection> {
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    transport: BrowserTransport,
+    form: ConsoleForm,
+) -> Result<Response, ConsoleRejection> {
     let console = form.console;
     let operations = state.operations();
     sessions::logout(operations, &console.auth.actor(&operations), console.session_digest()).await.map_err(ConsoleRejection::Internal)?;
-    Ok((AppendHeaders([(SET_COOKIE, cookie_header(&headers, SESSION_COOKIE, "", 0))]), Redirect::to("/console/login?signed-out"))
+    Ok((AppendHeaders([(SET_COOKIE, cookie_header(transport, SESSION_COOKIE, "", 0))]), Redirect::to("/console/login?signed-out"))
         .into_response())
 }

@@ -2,7 +2,8 @@
 //!
 //! A login stores a session (the same kind as `POST /keygate/v1/sessions` makes) and sends
 //! its token in the cookie `keygate_session` (`HttpOnly; SameSite=Strict; Path=/console;
-//! Max-Age` = the session lifetime; `Secure` behind an HTTPS proxy). Every form carries a
+//! Max-Age` = the session lifetime; `Secure` whenever the browser came over HTTPS: to a TLS
+//! listener, or through a proxy that says so in `X-Forwarded-Proto`). Every form carries a
 //! CSRF token: an HMAC-SHA256, under a key derived from the master key, of the session
 //! token's digest; the login form's token is bound the same way to a random nonce held in
 //! the short-lived cookie `keygate_login`.
@@ -27,6 +28,7 @@ use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::{new_request_id, RequestContext};
 use crate::secrets::session_token_digest;
 use crate::state::AppState;
+use crate::tls::ServedOverTls;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "keygate_session";
@@ -52,15 +54,38 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|value| !value.is_empty())
 }
 
+/// How the browser reached the console: over HTTPS or not. Its cookies are `Secure` over
+/// HTTPS, so that the browser never sends them in the clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrowserTransport {
+    pub https: bool,
+}
+
+impl BrowserTransport {
+    /// HTTPS when the request came over a TLS listener (`crate::tls::ServedOverTls`), or
+    /// through a proxy that says `X-Forwarded-Proto: https` (a client that fakes the header
+    /// only makes its own cookie `Secure`, which it then cannot send over plain HTTP).
+    pub fn of(headers: &HeaderMap, extensions: &axum::http::Extensions) -> BrowserTransport {
+        let over_tls = extensions.get::<ServedOverTls>().is_some();
+        let behind_https_proxy =
+            headers.get("x-forwarded-proto").and_then(|value| value.to_str().ok()).is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+        BrowserTransport { https: over_tls || behind_https_proxy }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for BrowserTransport {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(BrowserTransport::of(&parts.headers, &parts.extensions))
+    }
+}
+
 /// A `Set-Cookie` value with the console's flags; `max_age_seconds` 0 removes it.
-pub fn cookie_header(headers: &HeaderMap, name: &str, value: &str, max_age_seconds: i64) -> HeaderValue {
-    // Behind an HTTPS proxy the browser is told never to send the cookie in the clear. A
-    // client that fakes the header only loses its own cookie.
-    let secure =
-        headers.get("x-forwarded-proto").and_then(|value| value.to_str().ok()).is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+pub fn cookie_header(transport: BrowserTransport, name: &str, value: &str, max_age_seconds: i64) -> HeaderValue {
     let text = format!(
         "{name}={value}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={max_age_seconds}{}",
-        if secure { "; Secure" } else { "" }
+        if transport.https { "; Secure" } else { "" }
     );
     HeaderValue::from_str(&text).expect("cookie values are base62 or hex")
 }
@@ -230,14 +255,22 @@ mod tests {
     }
 
     #[test]
-    fn session_cookies_carry_every_flag() {
+    fn session_cookies_carry_every_flag_and_secure_over_https() {
         let mut headers = HeaderMap::new();
+        let mut extensions = axum::http::Extensions::new();
+        let plain = BrowserTransport::of(&headers, &extensions);
         assert_eq!(
-            cookie_header(&headers, SESSION_COOKIE, "kgs-x", 60).to_str().unwrap(),
+            cookie_header(plain, SESSION_COOKIE, "kgs-x", 60).to_str().unwrap(),
             "keygate_session=kgs-x; HttpOnly; SameSite=Strict; Path=/console; Max-Age=60"
         );
+        // Over a TLS listener.
+        extensions.insert(ServedOverTls);
+        let over_tls = BrowserTransport::of(&headers, &extensions);
+        assert!(cookie_header(over_tls, SESSION_COOKIE, "kgs-x", 60).to_str().unwrap().ends_with("; Max-Age=60; Secure"));
+        // Behind a proxy that speaks HTTPS to the browser.
         headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        assert!(cookie_header(&headers, SESSION_COOKIE, "kgs-x", 60).to_str().unwrap().ends_with("; Secure"));
+        let behind_proxy = BrowserTransport::of(&headers, &axum::http::Extensions::new());
+        assert!(cookie_header(behind_proxy, SESSION_COOKIE, "kgs-x", 60).to_str().unwrap().ends_with("; Secure"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ fn browser() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
-fn set_cookies(headers: &HeaderMap) -> Vec<String> {
+pub(crate) fn set_cookies(headers: &HeaderMap) -> Vec<String> {
     headers.get_all(SET_COOKIE).iter().map(|value| value.to_str().unwrap().to_string()).collect()
 }
 
@@ -62,8 +62,12 @@ impl Session {
 
 /// Signs in as a browser does; returns the session and the login answer's headers.
 pub(crate) async fn sign_in(app: &TestApp, user: Option<&str>) -> (Session, HeaderMap) {
-    let http = browser();
-    let base = format!("http://{}", app.address);
+    sign_in_at(browser(), format!("http://{}", app.address), user).await
+}
+
+/// [`sign_in`] at `base` (`https://...` for a TLS listener) with `http`, which must not
+/// follow redirects.
+pub(crate) async fn sign_in_at(http: reqwest::Client, base: String, user: Option<&str>) -> (Session, HeaderMap) {
     let page = http.get(format!("{base}/console/login")).send().await.unwrap();
     let nonce = cookie_value(page.headers(), "keygate_login").expect("the login form's cookie");
     let token = csrf_token(&page.text().await.unwrap());

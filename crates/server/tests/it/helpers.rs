@@ -38,6 +38,8 @@ pub struct TestApp {
     pub plan_address: SocketAddr,
     /// The `metrics_listen` listener, when the test's settings ask for one.
     pub metrics_address: Option<SocketAddr>,
+    /// The HTTPS listeners' certificates (what SIGHUP reloads), when the settings have any.
+    pub tls_certificates: keygate_server::tls::TlsCertificates,
     pub state: AppState,
     pub http: reqwest::Client,
     /// The PostgreSQL schema this app runs on, if any (dropped with the last app using it).
@@ -271,9 +273,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temporary directory");
     let mut settings = Settings::with_data_dir(data_dir.path().to_path_buf());
     settings.listeners = vec![
-        ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "ap-southeast-1".into(), plan: false },
-        ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "us-east-1".into(), plan: false },
-        ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "ap-southeast-1".into(), plan: true },
+        ListenerSettings::plain("127.0.0.1:0".parse().unwrap(), "ap-southeast-1"),
+        ListenerSettings::plain("127.0.0.1:0".parse().unwrap(), "us-east-1"),
+        ListenerSettings { plan: true, ..ListenerSettings::plain("127.0.0.1:0".parse().unwrap(), "ap-southeast-1") },
     ];
     adjust(&mut settings);
     let server = Server::bind(settings, Some(SecretString::from(ROOT_PASSWORD.to_string()))).await.expect("server binds");
@@ -283,6 +285,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let us_address = address_of("us-east-1").unwrap_or(address);
     let plan_address = server.plan_addresses().first().map_or(address, |(plan_address, _)| *plan_address);
     let metrics_address = server.metrics_address();
+    let tls_certificates = server.tls_certificates();
     let state = server.state().expect("state");
     let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(async move {
@@ -293,6 +296,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         us_address,
         plan_address,
         metrics_address,
+        tls_certificates,
         state,
         http: reqwest::Client::new(),
         schema: None,

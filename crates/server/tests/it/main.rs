@@ -44,6 +44,7 @@ mod refusal_envelopes;
 mod repeated_model;
 mod rules;
 mod signatures;
+mod tls_listeners;
 mod token_usage;
 mod upstream_failover;
 mod usage_api;

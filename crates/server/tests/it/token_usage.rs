@@ -378,7 +378,7 @@ async fn start_server(settings: Settings) -> RunningServer {
 
 fn durable_settings(data_dir: &std::path::Path, database_url: Option<String>, master_key_file: Option<std::path::PathBuf>) -> Settings {
     let mut settings = Settings::with_data_dir(data_dir.to_path_buf());
-    settings.listeners = vec![ListenerSettings { addr: "127.0.0.1:0".parse().unwrap(), region: "ap-southeast-1".into(), plan: false }];
+    settings.listeners = vec![ListenerSettings::plain("127.0.0.1:0".parse().unwrap(), "ap-southeast-1")];
     settings.database_url = database_url;
     settings.master_key_file = master_key_file;
     // Only explicit flushes and the one at shutdown: the test decides when counts are written.
