@@ -35,7 +35,7 @@ fn from_environment_or_stdin(variable: &str, prompt: &str) -> anyhow::Result<Sec
 fn passwords() -> anyhow::Result<(SecretString, SecretString)> {
     let current = from_environment_or_stdin("KEYGATE_PASSWORD", "Current password: ")?;
     let new = from_environment_or_stdin("KEYGATE_NEW_PASSWORD", "New password: ")?;
-    let asked_for_new = std::env::var("KEYGATE_NEW_PASSWORD").map_or(true, |value| value.is_empty());
+    let asked_for_new = std::env::var("KEYGATE_NEW_PASSWORD").ok().filter(|value| !value.is_empty()).is_none();
     if asked_for_new && std::io::stdin().is_terminal() {
         let repeated = client::read_secret_line("Repeat the new password: ")?;
         if repeated.expose_secret() != new.expose_secret() {

@@ -12,7 +12,7 @@ from selenium.webdriver.support import expected_conditions
 
 from console_harness import USER_PASSWORD, http_request
 
-PASSWORD_FORM_BUTTON = "form[action='/console/password'] button[type=submit]"
+PASSWORD_FORM_BUTTON = "#password-form button[type=submit]"
 
 
 def fill_password_form(console, current: str, new: str, repeat: str) -> None:

@@ -114,7 +114,7 @@ fn markup(console: &Console, form: &PasswordForm) -> Markup {
             p.hint {
                 "Your other sessions (other browsers, and the command line elsewhere) are signed out; this one stays signed in."
             }
-            form method="post" action=(Section::Password.path()) novalidate {
+            form #password-form method="post" action=(Section::Password.path()) novalidate {
                 (csrf_field(console))
                 (password_field("current-password", "current_password", "Current password", "current-password", None, form.current_error.as_deref()))
                 (password_field("new-password", "new_password", "New password", "new-password", Some("8 to 256 characters."), form.new_error.as_deref()))

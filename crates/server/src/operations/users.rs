@@ -98,13 +98,12 @@ pub async fn set_status(operations: Operations<'_>, actor: &Actor, name: &Princi
 /// the current password ([`change_own_password`]), so that a stolen session cannot lock
 /// its owner out.
 pub fn may_set_password(actor: &Actor, name: &PrincipalName) -> Result<()> {
-    actor.caller.may_administer()?;
     if actor.caller.user_id().is_some() && actor.caller.display_name() == name.as_str() {
         return Err(OperationError::forbidden(
             "Change your own password with PUT /keygate/v1/password (`keygate password`, or Password in the console), which asks for the current one.",
         ));
     }
-    Ok(())
+    Ok(actor.caller.may_administer()?)
 }
 
 /// A new password (checked by [`parse_new_password`]) for another RAM user
