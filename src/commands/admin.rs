@@ -68,7 +68,9 @@ pub enum AdminCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Set the account's password from KEYGATE_ROOT_PASSWORD (recovery).
+    /// Set the account's password from KEYGATE_ROOT_PASSWORD (recovery); the account's sessions end.
+    ///
+    /// To change a password you know, use `keygate password`, which asks for the current one.
     ///
     /// Example: KEYGATE_ROOT_PASSWORD=... keygate admin set-account-password --account root
     #[command(verbatim_doc_comment)]
@@ -157,8 +159,8 @@ pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
                 .filter(|value| !value.is_empty())
                 .context("set KEYGATE_ROOT_PASSWORD to the new password")?;
             let (account, actor) = account_actor(operations, &account).await?;
-            set_account_password(operations, &actor, SecretString::from(password)).await?;
-            println!("password of account {} changed", account.name);
+            let sessions_ended = set_account_password(operations, &actor, SecretString::from(password)).await?;
+            println!("password of account {} changed; {sessions_ended} of its sessions ended", account.name);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -7,6 +7,7 @@ mod env;
 mod keys;
 mod login;
 mod pages;
+mod password;
 mod scan;
 mod serve;
 mod token;
@@ -55,6 +56,21 @@ pub enum Command {
     /// Example: keygate logout
     #[command(verbatim_doc_comment)]
     Logout(login::LogoutArgs),
+    /// Change your own password (the account's or your RAM user's); the current one is required
+    ///
+    /// On a terminal it asks for the current password and the new one twice. From a script,
+    /// the current password comes from KEYGATE_PASSWORD and the new one from
+    /// KEYGATE_NEW_PASSWORD, each else one line of stdin (current first), never an argument.
+    /// The new password has 8 to 256 characters. Your other sessions (the CLI elsewhere, the
+    /// console) are signed out; this one stays. A wrong current password counts as a failed
+    /// login.
+    ///
+    /// Examples:
+    ///   keygate password
+    ///   printf '%s\n%s\n' "$OLD" "$NEW" | keygate password
+    ///   KEYGATE_PASSWORD=... KEYGATE_NEW_PASSWORD=... keygate password --json
+    #[command(verbatim_doc_comment)]
+    Password(password::PasswordArgs),
     /// API keys: create, list, get, edit, disable, enable, reset, delete, import
     ///
     /// Examples:
@@ -145,6 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(command) => admin::run(command).await,
         Command::Login(arguments) => login::login(arguments).await,
         Command::Logout(arguments) => login::logout(arguments).await,
+        Command::Password(arguments) => password::run(arguments).await,
         Command::Keys(arguments) => keys::run(arguments).await,
         Command::Users(arguments) => users::run(arguments).await,
         Command::Workspaces(arguments) => workspaces::run(arguments).await,

@@ -66,7 +66,10 @@ pub enum UsersCommand {
         #[arg(value_parser = ROLES)]
         role: String,
     },
-    /// Set a RAM user's password: one line of stdin, or KEYGATE_USER_PASSWORD.
+    /// Set another RAM user's password (the account and admins): one line of stdin, or
+    /// KEYGATE_USER_PASSWORD. Every session of that user ends.
+    ///
+    /// To change your own password, use `keygate password`, which asks for the current one.
     ///
     /// Example: keygate users set-password alice < alice-password.txt
     SetPassword {

@@ -13,6 +13,7 @@ mod key_expiry;
 mod key_limits;
 mod management;
 mod multinode;
+mod password;
 mod scan;
 mod scenario;
 mod tidy;

@@ -20,7 +20,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(20);
 const ACCEPTANCE_LIMIT: Duration = Duration::from_secs(10);
 
 /// `KEYGATE_TEST_DATABASE_URL`, when set and not empty.
-fn postgres_test_url() -> Option<String> {
+pub(crate) fn postgres_test_url() -> Option<String> {
     std::env::var("KEYGATE_TEST_DATABASE_URL").ok().filter(|url| !url.trim().is_empty())
 }
 
@@ -38,20 +38,20 @@ fn with_parameter(url: &str, parameter: &str) -> String {
 }
 
 /// Runs one future on a runtime of its own (this test is synchronous, like the harness).
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime").block_on(future)
 }
 
 /// A schema of this test's own in the database of `KEYGATE_TEST_DATABASE_URL`, dropped with
 /// everything in it when this value is.
-struct PostgresSchema {
+pub(crate) struct PostgresSchema {
     base_url: String,
     name: String,
 }
 
 impl PostgresSchema {
     /// Creates a fresh schema, or `None` when `KEYGATE_TEST_DATABASE_URL` is not set.
-    fn create() -> Option<PostgresSchema> {
+    pub(crate) fn create() -> Option<PostgresSchema> {
         let base_url = postgres_test_url()?;
         let name = format!("kg_cli_{}", random_hex(6));
         block_on(async {
@@ -64,7 +64,7 @@ impl PostgresSchema {
 
     /// The URL a node (or `keygate admin`) connects with: this schema on the search path and
     /// an `application_name` that names the node.
-    fn url_for_node(&self, node: &str) -> String {
+    pub(crate) fn url_for_node(&self, node: &str) -> String {
         let with_schema = with_parameter(&self.base_url, &format!("options=-c%20search_path%3D{}", self.name));
         with_parameter(&with_schema, &format!("application_name={node}"))
     }
@@ -82,7 +82,7 @@ impl Drop for PostgresSchema {
 }
 
 /// `bytes` random bytes as lowercase hex.
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut random = vec![0u8; bytes];
     keygate_core::random::fill_random(&mut random);
     random.iter().map(|byte| format!("{byte:02x}")).collect()

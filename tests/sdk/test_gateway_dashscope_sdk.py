@@ -313,6 +313,8 @@ def test_sub_workspace_key_may_call_only_the_models_granted_to_its_workspace(sub
     assert granted.status_code == HTTPStatus.OK, (granted.code, granted.message)
     not_granted = dashscope.Generation.call(model=DEMO_CHAT_MODEL, prompt="not granted", api_key=sub_workspace_key)
     assert_dashscope_refusal(not_granted, 403, "Model.AccessDenied")
+    # The message names the model and says why: the workspace was not granted it.
+    assert f"has not been granted the model '{DEMO_CHAT_MODEL}'" in not_granted.message, not_granted.message
 
 
 def test_generation_call_to_an_unknown_model_answers_model_not_found(api_key_with_all_permissions):

@@ -235,6 +235,8 @@ def test_model_out_of_the_key_scope_raises_permission_denied_error(
         with pytest.raises(openai.PermissionDeniedError) as raised:
             client.embeddings.create(model=model_name, input=[marker])
         assert_openai_error_body(raised.value, 403, "model_access_denied")
+        message = raised.value.response.json()["error"]["message"]
+        assert f"custom permissions do not include the model '{model_name}'" in message, message
     with pytest.raises(openai.PermissionDeniedError):
         chat(client, DOUBLE_OPENAI_ONLY_MODEL, marker)
     assert upstream_double.records_mentioning(marker) == [], "a refused call reached the upstream"

@@ -181,14 +181,41 @@ pub enum AuthorizationFailure {
     AddressNotAllowed,
     #[error("Access denied: the workspace header does not name this API key's workspace.")]
     WorkspaceMismatch,
-    #[error("Model access denied.")]
-    ModelNotAllowed,
+    /// The model is in the catalog but this key may not call it; why, in
+    /// [`ModelDenial`] (the gateway's message names the model and the workspace).
+    #[error("Model access denied: {0}.")]
+    ModelNotAllowed(ModelDenial),
     #[error("Access denied: this application is not available to this API key.")]
     AppNotAllowed,
     #[error("The model does not exist or is not served here.")]
     UnknownModel,
     #[error("Model access denied: this API key may call only some models or applications, and the request does not say which (a proxy must name the model in X-Keygate-Model).")]
     TargetNotNamed,
+}
+
+/// Why a key may not call a model the catalog knows: its workspace was not granted the
+/// model, its custom permissions do not include it, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ModelDenial {
+    #[error("the API key's workspace has not been granted this model")]
+    NotGranted,
+    #[error("the API key's custom permissions do not include this model")]
+    NotInKeyScope,
+    #[error("the API key's workspace has not been granted this model, and the key's custom permissions do not include it")]
+    NeitherGrantedNorInScope,
+}
+
+impl ModelDenial {
+    /// The denial of a model the workspace has (`granted`) or has not been granted, in or
+    /// out of the key's scope (`in_scope`); `None` when both allow it.
+    pub fn of(granted: bool, in_scope: bool) -> Option<ModelDenial> {
+        match (granted, in_scope) {
+            (true, true) => None,
+            (false, true) => Some(ModelDenial::NotGranted),
+            (true, false) => Some(ModelDenial::NotInKeyScope),
+            (false, false) => Some(ModelDenial::NeitherGrantedNorInScope),
+        }
+    }
 }
 
 /// What the call asks for, after authentication.
@@ -259,10 +286,9 @@ pub fn authorize_call(
                 KeyAuth::All => true,
                 KeyAuth::Custom(custom) => custom.model_scope.allows(model),
             };
-            if granted && in_scope {
-                Ok(())
-            } else {
-                Err(AuthorizationFailure::ModelNotAllowed)
+            match ModelDenial::of(granted, in_scope) {
+                None => Ok(()),
+                Some(denial) => Err(AuthorizationFailure::ModelNotAllowed(denial)),
             }
         }
         CallTarget::Application(app_id) => {
@@ -747,8 +773,12 @@ mod tests {
             Err(AuthorizationFailure::WorkspaceMismatch)
         );
         assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("nope"))), Err(AuthorizationFailure::UnknownModel));
-        assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("qwen-max"))), Err(AuthorizationFailure::ModelNotAllowed));
-        assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("qwen-turbo"))), Err(AuthorizationFailure::ModelNotAllowed));
+        let denied = |denial| Err(AuthorizationFailure::ModelNotAllowed(denial));
+        assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("qwen-max"))), denied(ModelDenial::NotInKeyScope));
+        assert_eq!(check(facts("10.1.1.1", None, CallTarget::Model("qwen-turbo"))), denied(ModelDenial::NeitherGrantedNorInScope));
+        let all = compiled(1, KeyStanding::Usable, KeyAuth::All);
+        let any_address = facts("192.0.2.1", None, CallTarget::Model("qwen-turbo"));
+        assert_eq!(authorize_call(&all, Some(&grants), &any_address, known), denied(ModelDenial::NotGranted));
         assert_eq!(
             check(facts("10.1.1.1", None, CallTarget::Application(&"a".repeat(32).leak()[..]))),
             Err(AuthorizationFailure::AppNotAllowed)

@@ -57,6 +57,13 @@ fn user_from_row(row: &Row) -> Result<UserRecord, StoreError> {
     })
 }
 
+/// Whose password [`Store::replace_password`] sets: the account's, or a RAM user's.
+#[derive(Debug, Clone, Copy)]
+enum PasswordOwner {
+    Account,
+    User(i64),
+}
+
 const USER_COLUMNS: &str = "user_id, account_id, name, role, status, password_hash, created_at";
 const ACCOUNT_COLUMNS: &str = "account_id, name, password_hash, created_at";
 
@@ -102,10 +109,80 @@ impl Store {
         account_from_row(&row.ok_or(StoreError::NotFound(Missing::Account))?)
     }
 
-    /// Replaces an account's password hash.
-    pub async fn set_account_password(&self, account_id: i64, password_hash: &str) -> Result<(), StoreError> {
-        self.database.execute("UPDATE accounts SET password_hash = $1 WHERE account_id = $2", &params![password_hash, account_id]).await?;
-        Ok(())
+    /// Replaces the account's password hash (`keygate admin`, for recovery): every session
+    /// of the account itself ends (its RAM users' stay), audited as `Account.SetPassword`
+    /// with how many ended.
+    pub async fn set_account_password(&self, context: &AuditContext, password_hash: &str) -> Result<u64, StoreError> {
+        self.replace_password(context, PasswordOwner::Account, password_hash, None, "Account.SetPassword").await
+    }
+
+    /// A principal's own new password, changed by itself (the old one was checked): every
+    /// session of that principal ends but `keep_session` (the digest of the session that
+    /// made the change). Audited as `Account.ChangePassword` or `User.ChangePassword` with
+    /// how many sessions ended, which it answers.
+    pub async fn change_own_password(
+        &self,
+        context: &AuditContext,
+        user_id: Option<i64>,
+        password_hash: &str,
+        keep_session: Option<&[u8; 32]>,
+    ) -> Result<u64, StoreError> {
+        match user_id {
+            None => self.replace_password(context, PasswordOwner::Account, password_hash, keep_session, "Account.ChangePassword").await,
+            Some(user_id) => {
+                self.replace_password(context, PasswordOwner::User(user_id), password_hash, keep_session, "User.ChangePassword").await
+            }
+        }
+    }
+
+    /// Sets the password hash of the context's account or of one of its live RAM users,
+    /// ends the owner's sessions but `keep_session`, and audits `action` against
+    /// `account:<name>` or `user:<name>` with `sessions_ended=N`, all in one transaction.
+    async fn replace_password(
+        &self,
+        context: &AuditContext,
+        owner: PasswordOwner,
+        password_hash: &str,
+        keep_session: Option<&[u8; 32]>,
+        action: &str,
+    ) -> Result<u64, StoreError> {
+        let mut transaction = self.database.begin_write().await?;
+        let kept: &[u8] = keep_session.map_or(&[], |digest| digest.as_slice());
+        let (target, ended) = match owner {
+            PasswordOwner::Account => {
+                let name = transaction
+                    .fetch_optional(
+                        "UPDATE accounts SET password_hash = $1 WHERE account_id = $2 RETURNING name",
+                        &params![password_hash, context.account_id],
+                    )
+                    .await?
+                    .ok_or(StoreError::NotFound(Missing::Account))?
+                    .string("name")?;
+                let ended = transaction
+                    .execute(
+                        "DELETE FROM sessions WHERE account_id = $1 AND user_id IS NULL AND token_digest <> $2",
+                        &params![context.account_id, kept],
+                    )
+                    .await?;
+                (format!("account:{name}"), ended)
+            }
+            PasswordOwner::User(user_id) => {
+                let name = transaction
+                    .fetch_optional(
+                        "UPDATE ram_users SET password_hash = $1 WHERE user_id = $2 AND account_id = $3 AND deleted_at IS NULL RETURNING name",
+                        &params![password_hash, user_id, context.account_id],
+                    )
+                    .await?
+                    .ok_or(StoreError::NotFound(Missing::User))?
+                    .string("name")?;
+                let ended =
+                    transaction.execute("DELETE FROM sessions WHERE user_id = $1 AND token_digest <> $2", &params![user_id, kept]).await?;
+                (format!("user:{name}"), ended)
+            }
+        };
+        write_audit(&mut transaction, context, action, &target, &format!("sessions_ended={ended}")).await?;
+        transaction.commit().await?;
+        Ok(ended)
     }
 
     /// The caller for an authenticated account or RAM user; `NotFound` when the user was

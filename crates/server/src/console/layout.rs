@@ -22,6 +22,8 @@ pub enum Section {
     Users,
     Workspaces,
     Audit,
+    /// The caller's own password, linked beside its name rather than in the sections.
+    Password,
 }
 
 impl Section {
@@ -32,6 +34,7 @@ impl Section {
             Section::Users => "/console/users",
             Section::Workspaces => "/console/workspaces",
             Section::Audit => "/console/audit",
+            Section::Password => "/console/password",
         }
     }
 
@@ -42,6 +45,7 @@ impl Section {
             Section::Users => "Users",
             Section::Workspaces => "Workspaces",
             Section::Audit => "Audit log",
+            Section::Password => "Password",
         }
     }
 }
@@ -141,7 +145,8 @@ fn document(title: &str, header: Markup, main: Markup) -> Markup {
 }
 
 /// A whole page for a signed-in caller: header with sections (administration ones only
-/// for the account and admins), region selector and sign-out, then `body`.
+/// for the account and admins), region selector, the link to change one's password and
+/// sign-out, then `body`.
 pub fn page(state: &AppState, console: &Console, section: Section, notice: Option<&Notice>, body: Markup) -> Markup {
     let region = console.region();
     let administers = console.auth.caller.may_administer().is_ok();
@@ -173,6 +178,7 @@ pub fn page(state: &AppState, console: &Console, section: Section, notice: Optio
             }
             div.who {
                 span.who-name { (who(console)) }
+                a.who-password href=(with_region(Section::Password.path(), region)) aria-current=[(section == Section::Password).then_some("page")] { "Change password" }
                 form method="post" action="/console/logout" {
                     (csrf_field(console))
                     button.secondary type="submit" { "Log out" }

@@ -12,6 +12,8 @@
 //!   caller's usage over time, top keys and models and cost; [`charts`]: the SVG charts
 //!   both draw on the server.
 //! - [`users`], [`workspaces`], [`audit`]: the pages for the account and admin RAM users.
+//! - [`password`]: every signed-in caller changes its own password (linked from the header
+//!   of every page).
 //! - [`page_actions`]: what the pages with forms share: a page loaded and rendered through
 //!   [`page_actions::FormPage`], acting as an administrator, the redirect that says what
 //!   was done, the page again with a refusal.
@@ -30,6 +32,7 @@ mod keys;
 mod layout;
 mod login;
 mod page_actions;
+mod password;
 pub mod session;
 mod usage;
 mod users;
@@ -64,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .merge(usage::routes())
         .merge(users::routes())
         .merge(workspaces::routes())
+        .merge(password::routes())
         .layer(from_fn(security_headers))
         // Logs the internal failures behind the console's error pages, once, with the request id.
         .layer(from_fn(crate::management::boundary::answer_errors))

@@ -75,6 +75,7 @@ const DONE_NOTICES: &[(Section, &str, &str)] = &[
     (Section::Workspaces, "member-added", "The user was added to the workspace."),
     (Section::Workspaces, "member-removed", "The user was removed from the workspace: its keys there stop working."),
     (Section::Workspaces, "application", "The application was added."),
+    (Section::Password, "changed", "Your password was changed. Your other sessions were signed out; this one stays signed in."),
 ];
 
 /// A page's query string as fields; one that does not parse counts as empty.

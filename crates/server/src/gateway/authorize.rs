@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName};
-use keygate_core::verification::{authorize_call, AuthenticationFailure, CallFacts, CallTarget, CompiledKey};
+use keygate_core::verification::{authorize_call, AuthenticationFailure, AuthorizationFailure, CallFacts, CallTarget, CompiledKey};
 
 use super::errors::{GatewayRefusal, Protocol};
 use crate::request_context::RequestContext;
@@ -97,6 +97,12 @@ pub fn authorize_target(
         workspace_header: headers.get(&X_DASHSCOPE_WORKSPACE).and_then(|value| value.to_str().ok()),
         target,
     };
-    authorize_call(&authorized.key, grants.as_deref(), &facts, |model| state.shared.catalog.contains(model))
-        .map_err(GatewayRefusal::Authorization)
+    authorize_call(&authorized.key, grants.as_deref(), &facts, |model| state.shared.catalog.contains(model)).map_err(|failure| {
+        match (failure, target) {
+            (AuthorizationFailure::ModelNotAllowed(denial), CallTarget::Model(model)) => {
+                GatewayRefusal::ModelDenied { model: model.to_string(), workspace_id: authorized.key.workspace_id.clone(), denial }
+            }
+            (failure, _) => GatewayRefusal::Authorization(failure),
+        }
+    })
 }

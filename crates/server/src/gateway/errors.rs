@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use keygate_core::key_limits::{format_cost, BudgetPeriod};
 use keygate_core::limits::{LimitKind, WindowStanding};
-use keygate_core::verification::{AuthenticationFailure, AuthorizationFailure};
+use keygate_core::verification::{AuthenticationFailure, AuthorizationFailure, ModelDenial};
 use serde_json::json;
 
 /// The wire protocol a call arrived in; errors answer in its shape.
@@ -26,6 +26,13 @@ pub enum Protocol {
 pub enum GatewayRefusal {
     Authentication(AuthenticationFailure),
     Authorization(AuthorizationFailure),
+    /// A model the catalog knows that the key may not call: which model, the key's
+    /// workspace, and why (`Model.AccessDenied`, like `Authorization(ModelNotAllowed)`).
+    ModelDenied {
+        model: String,
+        workspace_id: String,
+        denial: ModelDenial,
+    },
     /// Too many failed authentications from this address; seconds to wait.
     Throttled {
         retry_after_seconds: u64,
@@ -83,6 +90,26 @@ pub enum GatewayRefusal {
     RegistryStale,
 }
 
+/// What a refused model call says: the model, and what would let the key call it. The
+/// model is one the catalog knows (an unknown one is `ModelNotFound` before this), so
+/// repeating it repeats nothing a client made up.
+pub fn model_denied_message(model: &str, workspace_id: &str, denial: ModelDenial) -> String {
+    let grant = format!(
+        "the account or an admin grants it on the workspace's page in the console or with `keygate workspaces grant {workspace_id} {model}`"
+    );
+    match denial {
+        ModelDenial::NotGranted => {
+            format!("Model access denied: the workspace {workspace_id} of this API key has not been granted the model '{model}'; {grant}.")
+        }
+        ModelDenial::NotInKeyScope => format!(
+            "Model access denied: this API key's custom permissions do not include the model '{model}'; whoever manages the key may add it to the key's model access."
+        ),
+        ModelDenial::NeitherGrantedNorInScope => format!(
+            "Model access denied: the workspace {workspace_id} of this API key has not been granted the model '{model}' ({grant}), and the key's custom permissions do not include it."
+        ),
+    }
+}
+
 /// Which of a key's own limits refused a call, with its value for the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyLimitReached {
@@ -124,7 +151,7 @@ impl GatewayRefusal {
             GatewayRefusal::Authorization(Denied::WorkspaceMismatch) => {
                 row(StatusCode::FORBIDDEN, "Workspace.AccessDenied", "access_denied", "access_denied", "permission_error")
             }
-            GatewayRefusal::Authorization(Denied::ModelNotAllowed | Denied::TargetNotNamed) => {
+            GatewayRefusal::Authorization(Denied::ModelNotAllowed(_) | Denied::TargetNotNamed) | GatewayRefusal::ModelDenied { .. } => {
                 row(StatusCode::FORBIDDEN, "Model.AccessDenied", "model_access_denied", "access_denied", "permission_error")
             }
             GatewayRefusal::Authorization(Denied::AppNotAllowed) => {
@@ -207,6 +234,7 @@ impl GatewayRefusal {
             self,
             GatewayRefusal::Authentication(_)
                 | GatewayRefusal::Authorization(_)
+                | GatewayRefusal::ModelDenied { .. }
                 | GatewayRefusal::TemporaryKeyCannotMint
                 | GatewayRefusal::BadRequest(_)
                 | GatewayRefusal::ModelNotListed(_)
@@ -223,6 +251,7 @@ impl GatewayRefusal {
         match self {
             GatewayRefusal::Authentication(failure) => failure.to_string(),
             GatewayRefusal::Authorization(failure) => failure.to_string(),
+            GatewayRefusal::ModelDenied { model, workspace_id, denial } => model_denied_message(model, workspace_id, *denial),
             GatewayRefusal::Throttled { .. } => "Requests throttling triggered: too many failed authentications from this address.".into(),
             GatewayRefusal::MintThrottled { .. } => {
                 "Requests throttling triggered: this API key minted too many temporary keys this minute.".into()

@@ -1,6 +1,7 @@
 //! Sessions: logging in with a name and password (the API's `POST /keygate/v1/sessions`
-//! and the console's sign-in), logging out, and the caller behind a session token; and the
-//! account acting on the database directly (`keygate admin`).
+//! and the console's sign-in), the current password checked again before a caller changes
+//! it, logging out, and the caller behind a session token; and the account acting on the
+//! database directly (`keygate admin`).
 
 use std::net::IpAddr;
 
@@ -48,6 +49,35 @@ pub async fn check_login(
         throttle.record_failure(client_address, now);
     }
     outcome
+}
+
+/// Checks the current password of `caller` (the account or a RAM user) before it changes
+/// it, as a login from `client_address` would be checked: the same throttle (429
+/// `Throttling` past `failed_logins_per_minute`, before any check), and a wrong password
+/// counted against that address. A wrong password is 403 `IncorrectPassword`: the caller
+/// is signed in, so it is not a 401 that would send a client to log in again.
+pub async fn check_own_password(
+    operations: Operations<'_>,
+    throttle: &FailedAuthenticationThrottle,
+    caller: &Caller,
+    password: &SecretString,
+    client_address: Option<IpAddr>,
+) -> Result<()> {
+    let user = match &caller.identity {
+        CallerIdentity::Account => None,
+        CallerIdentity::RamUser { name, .. } => Some(name.as_str()),
+    };
+    let credentials = Credentials { account: &caller.account_name, user, password };
+    match check_login(operations, throttle, credentials, client_address).await {
+        Ok((account_id, user_id)) if account_id == caller.account_id && user_id == caller.user_id() => Ok(()),
+        Ok(_) => Err(OperationError::internal("a password check found another principal than the caller")),
+        Err(error) if error.code == "InvalidCredentials" => Err(OperationError::new(
+            ErrorKind::Forbidden,
+            "IncorrectPassword",
+            "The current password is wrong; the password was not changed.",
+        )),
+        Err(other) => Err(other),
+    }
 }
 
 async fn check_password(operations: Operations<'_>, credentials: Credentials<'_>) -> Result<(i64, Option<i64>)> {

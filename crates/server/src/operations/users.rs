@@ -1,14 +1,19 @@
 //! RAM users of the actor's account: list, create (with a role and maybe a password), look
 //! up, change role, disable, enable, set a password, and delete for good (which deletes the
-//! user's API keys too); and the account's own password (`keygate admin`).
+//! user's API keys too); every caller's change of its own password (the old one required);
+//! and the account's password set for recovery (`keygate admin`).
 
 use keygate_core::access::{Caller, Role, UserStatus};
 use keygate_core::ids::PrincipalName;
 use keygate_store::{AccountRecord, UserRecord};
 use secrecy::SecretString;
 
+use std::net::IpAddr;
+
+use super::sessions::check_own_password;
 use super::{shown, Actor, OperationError, Operations};
 use crate::secrets::hash_password;
+use crate::throttle::FailedAuthenticationThrottle;
 
 type Result<T> = std::result::Result<T, OperationError>;
 
@@ -88,25 +93,59 @@ pub async fn set_status(operations: Operations<'_>, actor: &Actor, name: &Princi
     Ok(operations.store.set_user_status(&actor.audit, name.as_str(), status).await?)
 }
 
-/// Checks that the actor may set `name`'s password (administrators, or the user itself),
-/// before the new password is even read.
+/// Checks that the actor may set `name`'s password, before the new password is even read:
+/// administrators may set another user's; nobody sets its own this way, since that needs
+/// the current password ([`change_own_password`]), so that a stolen session cannot lock
+/// its owner out.
 pub fn may_set_password(actor: &Actor, name: &PrincipalName) -> Result<()> {
-    may_act_on_user(&actor.caller, name.as_str())
+    if actor.caller.user_id().is_some() && actor.caller.display_name() == name.as_str() {
+        return Err(OperationError::forbidden(
+            "Change your own password with PUT /keygate/v1/password (`keygate password`, or Password in the console), which asks for the current one.",
+        ));
+    }
+    Ok(actor.caller.may_administer()?)
 }
 
-/// A new password (checked by [`parse_new_password`]) for a RAM user. Every other session
-/// of that user ends (a stolen session does not outlive the password change); the session
-/// that made the change, `own_session` (its token's digest), stays when it is the user's.
-pub async fn set_password(
-    operations: Operations<'_>,
-    actor: &Actor,
-    name: &PrincipalName,
-    password: SecretString,
-    own_session: Option<&[u8; 32]>,
-) -> Result<UserRecord> {
+/// A new password (checked by [`parse_new_password`]) for another RAM user
+/// (administrators only). Every session of that user ends: a stolen session does not
+/// outlive the password change.
+pub async fn set_password(operations: Operations<'_>, actor: &Actor, name: &PrincipalName, password: SecretString) -> Result<UserRecord> {
     may_set_password(actor, name)?;
     let password_hash = hash_off_runtime(password).await?;
-    Ok(operations.store.set_user_password(&actor.audit, name.as_str(), &password_hash, own_session).await?)
+    Ok(operations.store.set_user_password(&actor.audit, name.as_str(), &password_hash, None).await?)
+}
+
+/// What a caller presents to change its own password: the current one, and the new one
+/// already checked by [`parse_new_password`].
+pub struct PasswordChange {
+    pub current: SecretString,
+    pub new: SecretString,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("PasswordChange")
+    }
+}
+
+/// The caller (the account or a RAM user, through any credential) changes its own
+/// password. The current one is checked like a login's ([`check_own_password`]: wrong,
+/// it is 403 `IncorrectPassword` and counts as a failed login from `client_address`; past
+/// `failed_logins_per_minute`, 429 `Throttling` before any check). Then every session of
+/// the caller ends except `own_session` (the digest of the session making the change, if
+/// it is one), so that the change does not sign out whoever made it but does sign out
+/// anyone else who had the old password. Answers how many sessions ended.
+pub async fn change_own_password(
+    operations: Operations<'_>,
+    actor: &Actor,
+    throttle: &FailedAuthenticationThrottle,
+    client_address: Option<IpAddr>,
+    change: PasswordChange,
+    own_session: Option<&[u8; 32]>,
+) -> Result<u64> {
+    check_own_password(operations, throttle, &actor.caller, &change.current, client_address).await?;
+    let password_hash = hash_off_runtime(change.new).await?;
+    Ok(operations.store.change_own_password(&actor.audit, actor.caller.user_id(), &password_hash, own_session).await?)
 }
 
 /// Deletes a RAM user for good, with its API keys, AccessKeys and sessions
@@ -133,13 +172,14 @@ pub async fn find_account(operations: Operations<'_>, name: &str) -> Result<Opti
     Ok(operations.store.find_account(name).await?)
 }
 
-/// A new password for the account (`keygate admin`, which acts as the account).
-pub async fn set_account_password(operations: Operations<'_>, actor: &Actor, password: SecretString) -> Result<()> {
+/// A new password for the account (`keygate admin`, which acts as the account, for
+/// recovery: no current password). Every session of the account ends. Answers how many.
+pub async fn set_account_password(operations: Operations<'_>, actor: &Actor, password: SecretString) -> Result<u64> {
     if !actor.caller.is_account() {
         return Err(OperationError::forbidden("only the account may change its password"));
     }
     let hash = hash_off_runtime(password).await?;
-    Ok(operations.store.set_account_password(actor.caller.account_id, &hash).await?)
+    Ok(operations.store.set_account_password(&actor.audit, &hash).await?)
 }
 
 #[cfg(test)]
@@ -173,5 +213,26 @@ mod tests {
         assert!(may_act_on_user(&ram("alice", Role::Admin), "bob").is_ok());
         assert!(may_act_on_user(&ram("alice", Role::Member), "alice").is_ok());
         assert_eq!(may_act_on_user(&ram("alice", Role::KeyManager), "bob").unwrap_err().code, "Forbidden");
+    }
+
+    #[test]
+    fn only_administrators_set_passwords_and_never_their_own() {
+        let audit = keygate_store::AuditContext {
+            account_id: 1,
+            actor: String::new(),
+            client_address: String::new(),
+            region: String::new(),
+            credential: String::new(),
+            at: 0,
+        };
+        let actor = |caller: Caller| Actor { caller, region: String::new(), audit: audit.clone() };
+        let name = |text: &str| PrincipalName::parse(text).unwrap();
+        assert!(may_set_password(&actor(caller(CallerIdentity::Account)), &name("bob")).is_ok());
+        assert!(may_set_password(&actor(ram("alice", Role::Admin)), &name("bob")).is_ok());
+        for (who, whose) in
+            [(ram("alice", Role::Admin), "alice"), (ram("alice", Role::Member), "alice"), (ram("alice", Role::Member), "bob")]
+        {
+            assert_eq!(may_set_password(&actor(who), &name(whose)).unwrap_err().code, "Forbidden", "{whose}");
+        }
     }
 }

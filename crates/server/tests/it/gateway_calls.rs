@@ -182,7 +182,14 @@ pub const TEMPORARY_KEY_EXPIRED: &str = "The temporary API key has expired.";
 pub const KEY_EXPIRED: &str = "The API key has expired.";
 pub const ADDRESS_NOT_WHITELISTED: &str = "Access denied: this address is not in the API key's IP whitelist.";
 pub const WORKSPACE_HEADER_MISMATCH: &str = "Access denied: the workspace header does not name this API key's workspace.";
-pub const MODEL_ACCESS_DENIED: &str = "Model access denied.";
+/// A model call refused because the key's workspace `workspace` was not granted `model`.
+pub fn model_not_granted(model: &str, workspace: &str) -> String {
+    format!("Model access denied: the workspace {workspace} of this API key has not been granted the model '{model}'; the account or an admin grants it on the workspace's page in the console or with `keygate workspaces grant {workspace} {model}`.")
+}
+/// A model call refused because the key's custom permissions do not include `model`.
+pub fn model_not_in_key_scope(model: &str) -> String {
+    format!("Model access denied: this API key's custom permissions do not include the model '{model}'; whoever manages the key may add it to the key's model access.")
+}
 pub const APP_ACCESS_DENIED: &str = "Access denied: this application is not available to this API key.";
 pub const UNKNOWN_MODEL: &str = "The model does not exist or is not served here.";
 pub const TOO_MANY_FAILURES: &str = "Requests throttling triggered: too many failed authentications from this address.";

@@ -11,10 +11,10 @@ use serde_json::json;
 
 use crate::gateway_calls::{
     assert_demo_answer, assert_management_success, assert_refused, assert_served_in_every_shape, check_all, closed_loopback_port,
-    create_key, create_workspace, key_operation, mint_token, Call, Case, Shape, Target, ADDRESS_NOT_ALLOWED, ADDRESS_NOT_WHITELISTED,
-    APP_ACCESS_DENIED, APP_NOT_ALLOWED, BAD_REQUEST, CREATOR_NOT_ACTIVE, INVALID_API_KEY, INVALID_KEY, KEY_DISABLED, MODEL_ACCESS_DENIED,
-    MODEL_NOT_ALLOWED, MODEL_NOT_FOUND, NOT_JSON, NO_KEY, NO_MODEL, TEMPORARY_KEY_EXPIRED, THROTTLED, TOO_MANY_FAILURES, UNKNOWN_MODEL,
-    UPSTREAM_DOWN, UPSTREAM_UNREACHABLE, WORKSPACE_HEADER_MISMATCH, WORKSPACE_MISMATCH,
+    create_key, create_workspace, key_operation, mint_token, model_not_granted, model_not_in_key_scope, Call, Case, Shape, Target,
+    ADDRESS_NOT_ALLOWED, ADDRESS_NOT_WHITELISTED, APP_ACCESS_DENIED, APP_NOT_ALLOWED, BAD_REQUEST, CREATOR_NOT_ACTIVE, INVALID_API_KEY,
+    INVALID_KEY, KEY_DISABLED, MODEL_NOT_ALLOWED, MODEL_NOT_FOUND, NOT_JSON, NO_KEY, NO_MODEL, TEMPORARY_KEY_EXPIRED, THROTTLED,
+    TOO_MANY_FAILURES, UNKNOWN_MODEL, UPSTREAM_DOWN, UPSTREAM_UNREACHABLE, WORKSPACE_HEADER_MISMATCH, WORKSPACE_MISMATCH,
 };
 use crate::helpers::{spawn_app, spawn_app_with, TestApp};
 
@@ -148,8 +148,18 @@ async fn every_authorization_failure_answers_403_or_404_in_every_shape() {
             WORKSPACE_MISMATCH,
             WORKSPACE_HEADER_MISMATCH,
         ),
-        Case::new("model not granted to the key's workspace", Call::echo(here, &in_sub_workspace), MODEL_NOT_ALLOWED, MODEL_ACCESS_DENIED),
-        Case::new("model outside the key's model scope", Call::echo(here, &embed_only), MODEL_NOT_ALLOWED, MODEL_ACCESS_DENIED),
+        Case::new(
+            "model not granted to the key's workspace",
+            Call::echo(here, &in_sub_workspace),
+            MODEL_NOT_ALLOWED,
+            &model_not_granted("demo-echo", &sub_workspace),
+        ),
+        Case::new(
+            "model outside the key's model scope",
+            Call::echo(here, &embed_only),
+            MODEL_NOT_ALLOWED,
+            &model_not_in_key_scope("demo-echo"),
+        ),
         Case::native_only("app of another workspace", app_call(&working, &other_workspace_app), APP_NOT_ALLOWED, APP_ACCESS_DENIED),
         Case::native_only("app that does not exist", app_call(&working, &unknown_app), APP_NOT_ALLOWED, APP_ACCESS_DENIED),
         Case::native_only("app outside the key's app scope", app_call(&first_app_only, &second_app), APP_NOT_ALLOWED, APP_ACCESS_DENIED),

@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::gateway_calls::{
     assert_refused, assert_refused_in_every_shape, assert_served_in_every_shape, closed_loopback_port, create_key, create_workspace,
-    listed_models, set_model_permissions, Call, Reply, Shape, ADDRESS_NOT_ALLOWED, ADDRESS_NOT_WHITELISTED, INVALID_API_KEY, INVALID_KEY,
-    MODEL_ACCESS_DENIED, MODEL_NOT_ALLOWED, NO_KEY, OPENAI_MODELS_PATH,
+    listed_models, model_not_granted, set_model_permissions, Call, Reply, Shape, ADDRESS_NOT_ALLOWED, ADDRESS_NOT_WHITELISTED,
+    INVALID_API_KEY, INVALID_KEY, MODEL_NOT_ALLOWED, NO_KEY, OPENAI_MODELS_PATH,
 };
 use crate::helpers::{spawn_app, spawn_app_with};
 
@@ -36,17 +36,17 @@ async fn a_sub_workspace_key_may_call_only_the_models_granted_to_its_workspace()
     let (_, key) = create_key(&root, &format!("workspaceId={workspace}"), "").await;
     let (echo, embed) = (Call::echo(app.address, &key), Call::model(app.address, &key, "demo-embed"));
 
-    assert_refused_in_every_shape(&app.http, &echo, MODEL_NOT_ALLOWED, MODEL_ACCESS_DENIED).await;
+    assert_refused_in_every_shape(&app.http, &echo, MODEL_NOT_ALLOWED, &model_not_granted("demo-echo", &workspace)).await;
     assert_eq!(listed_models(&app.http, app.address, &key).await, Vec::<String>::new());
 
     set_model_permissions(&root, &workspace, &[("demo-echo", true), ("demo-embed", false)]).await;
     assert_served_in_every_shape(&app.http, &echo).await;
-    assert_refused_in_every_shape(&app.http, &embed, MODEL_NOT_ALLOWED, MODEL_ACCESS_DENIED).await;
+    assert_refused_in_every_shape(&app.http, &embed, MODEL_NOT_ALLOWED, &model_not_granted("demo-embed", &workspace)).await;
     assert_eq!(listed_models(&app.http, app.address, &key).await, ["demo-echo"]);
 
     // Taking the grant back refuses the next call.
     set_model_permissions(&root, &workspace, &[("demo-echo", false)]).await;
-    assert_refused_in_every_shape(&app.http, &echo, MODEL_NOT_ALLOWED, MODEL_ACCESS_DENIED).await;
+    assert_refused_in_every_shape(&app.http, &echo, MODEL_NOT_ALLOWED, &model_not_granted("demo-echo", &workspace)).await;
 }
 
 #[tokio::test]

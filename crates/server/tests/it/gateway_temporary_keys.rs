@@ -8,9 +8,9 @@ use keygate_core::access::{Role, UserStatus};
 
 use crate::gateway_calls::{
     assert_refused, assert_refused_in_every_shape, assert_served_in_every_shape, create_key, create_workspace, key_operation, mint,
-    mint_token, Call, Shape, ACCESS_DENIED, ADDRESS_NOT_ALLOWED, ADDRESS_NOT_WHITELISTED, BAD_LIFETIME, BAD_REQUEST, CREATOR_NOT_ACTIVE,
-    INVALID_API_KEY, INVALID_KEY, KEY_DISABLED, MODEL_ACCESS_DENIED, MODEL_NOT_ALLOWED, NO_KEY, TEMPORARY_CANNOT_MINT,
-    TEMPORARY_KEY_EXPIRED,
+    mint_token, model_not_granted, model_not_in_key_scope, Call, Shape, ACCESS_DENIED, ADDRESS_NOT_ALLOWED, ADDRESS_NOT_WHITELISTED,
+    BAD_LIFETIME, BAD_REQUEST, CREATOR_NOT_ACTIVE, INVALID_API_KEY, INVALID_KEY, KEY_DISABLED, MODEL_NOT_ALLOWED, NO_KEY,
+    TEMPORARY_CANNOT_MINT, TEMPORARY_KEY_EXPIRED,
 };
 use crate::helpers::{spawn_app, spawn_app_with};
 
@@ -175,11 +175,12 @@ async fn a_token_inherits_its_parents_model_scope_workspace_and_ip_whitelist() {
     )
     .await;
     let echo = Call::echo(here, token).with_header("X-Forwarded-For", "10.1.2.3");
-    assert_refused_in_every_shape(http, &echo, MODEL_NOT_ALLOWED, MODEL_ACCESS_DENIED).await;
+    assert_refused_in_every_shape(http, &echo, MODEL_NOT_ALLOWED, &model_not_in_key_scope("demo-echo")).await;
 
     // A key of a sub-workspace without grants: its token may call no model either.
     let workspace = create_workspace(&root, "no-grants").await;
     let (_, in_workspace) = create_key(&root, &format!("workspaceId={workspace}"), "").await;
     let (workspace_token, _) = mint_token(http, here, &in_workspace, "").await;
-    assert_refused_in_every_shape(http, &Call::echo(here, &workspace_token), MODEL_NOT_ALLOWED, MODEL_ACCESS_DENIED).await;
+    let not_granted = model_not_granted("demo-echo", &workspace);
+    assert_refused_in_every_shape(http, &Call::echo(here, &workspace_token), MODEL_NOT_ALLOWED, &not_granted).await;
 }

@@ -37,6 +37,7 @@ mod model_catalog;
 mod model_limits;
 mod no_plaintext_in_errors;
 mod openapi_answers;
+mod password_change;
 mod plan_keys;
 mod postgres_nodes;
 mod redis_limit_counter;

@@ -1,5 +1,6 @@
 //! Sessions: logging in (`POST /keygate/v1/sessions`), logging out and asking who the
-//! caller is (`/keygate/v1/sessions/current`).
+//! caller is (`/keygate/v1/sessions/current`), and the caller changing its own password
+//! (`PUT /keygate/v1/password`).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,28 @@ pub struct LogoutResponse {
     pub logged_out: bool,
 }
 
+/// `PUT /keygate/v1/password`: the caller's own new password, with its current one.
+// No `Debug`: it holds passwords.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    #[schemars(extend("format" = "password"))]
+    pub current_password: String,
+    /// 8 to 256 characters, like a password set at creation.
+    #[schemars(extend("format" = "password"))]
+    pub new_password: String,
+}
+
+/// The answer of a password change: the caller's other sessions (API session tokens and
+/// console cookies) have ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePasswordResponse {
+    pub changed: bool,
+    /// How many of the caller's sessions ended; the one that made the change stays.
+    pub sessions_ended: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +88,15 @@ mod tests {
             json!({"token": "kgs-x", "expiresAt": 7, "account": "root", "user": null, "role": "account"})
         );
         assert_eq!(serde_json::to_value(LogoutResponse { logged_out: true }).unwrap(), json!({"loggedOut": true}));
+    }
+
+    #[test]
+    fn a_password_change_names_both_passwords_in_camel_case_and_refuses_other_fields() {
+        let request = ChangePasswordRequest { current_password: "old-one-1".into(), new_password: "new-one-12".into() };
+        assert_eq!(serde_json::to_value(&request).unwrap(), json!({"currentPassword": "old-one-1", "newPassword": "new-one-12"}));
+        assert!(serde_json::from_str::<ChangePasswordRequest>(r#"{"currentPassword": "a", "newPassword": "b", "password": "c"}"#).is_err());
+        let answer = ChangePasswordResponse { changed: true, sessions_ended: 2 };
+        assert_eq!(serde_json::to_value(answer).unwrap(), json!({"changed": true, "sessionsEnded": 2}));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! keygate's own JSON API under `/keygate/v1/`, for what the Model Studio API does not
-//! cover: sessions, RAM users, workspace membership and applications, AccessKeys, the
+//! cover: sessions and the caller's own password, RAM users, workspace membership and applications, AccessKeys, the
 //! model catalog, regions, the audit log, usage, leak reports, key import and ending a
 //! reset key's grace period. Request bodies are JSON; answers use the same envelope as the Model Studio API (see
 //! [`super::errors`]; `usage` may answer CSV instead), and the whole surface is described
@@ -40,6 +40,7 @@ pub fn public_routes() -> Router<AppState> {
 pub fn authenticated_routes() -> Router<AppState> {
     Router::new()
         .route("/keygate/v1/sessions/current", get(sessions::whoami).delete(sessions::logout))
+        .route("/keygate/v1/password", put(sessions::change_password))
         .route("/keygate/v1/users", get(users::list_users).post(users::create_user))
         .route("/keygate/v1/users/{name}", get(users::get_user).delete(users::delete_user))
         .route("/keygate/v1/users/{name}/role", put(users::set_role))

@@ -1,18 +1,21 @@
 //! Sessions: logging in with a name and password (the one unauthenticated call), logging
-//! out, and asking who the current caller is.
+//! out, asking who the current caller is, and the caller changing its own password.
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use keygate_core::access::CallerIdentity;
 use keygate_wire::envelope::Success;
-use keygate_wire::keygate_api::{LoginRequest, LoginResponse, LogoutResponse, WhoAmIResponse};
+use keygate_wire::keygate_api::{
+    ChangePasswordRequest, ChangePasswordResponse, LoginRequest, LoginResponse, LogoutResponse, WhoAmIResponse,
+};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::json_body;
 use crate::management::call::{Answer, Call};
 use crate::operations::sessions::{self, Credentials};
+use crate::operations::users::{self, parse_new_password, PasswordChange};
 use crate::request_body::read_body;
 use crate::request_context::RequestContext;
 use crate::secrets::session_token_digest;
@@ -69,4 +72,25 @@ pub(super) async fn whoami(call: Call) -> Answer<WhoAmIResponse> {
         region: auth.region.to_string(),
     };
     call.answer(answer)
+}
+
+/// `PUT /keygate/v1/password`: the caller's own password, the current one required
+/// ([`users::change_own_password`]). The new one is checked first, so that a malformed
+/// request spends none of the address's failed logins; the session that sends the change
+/// (its `x-acs-bearer-token`) stays signed in.
+pub(super) async fn change_password(call: Call, headers: HeaderMap, body: Bytes) -> Answer<ChangePasswordResponse> {
+    let request: ChangePasswordRequest = json_body(&body, r#"{"currentPassword", "newPassword"}"#)?;
+    let change = PasswordChange { current: SecretString::from(request.current_password), new: parse_new_password(request.new_password)? };
+    let own_session =
+        headers.get("x-acs-bearer-token").and_then(|value| value.to_str().ok()).map(|token| session_token_digest(token.trim()));
+    let sessions_ended = users::change_own_password(
+        call.operations(),
+        &call.actor(),
+        &call.state.shared.login_throttle,
+        call.auth.context.client_address,
+        change,
+        own_session.as_ref(),
+    )
+    .await?;
+    call.answer(ChangePasswordResponse { changed: true, sessions_ended })
 }

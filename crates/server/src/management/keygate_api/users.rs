@@ -68,25 +68,16 @@ pub(super) async fn set_user_active<const ACTIVE: bool>(
     call.answer(user_response(&users::set_status(call.operations(), &call.actor(), &name, status).await?))
 }
 
-/// A new password for a RAM user. Every other session of that user ends (a stolen session
-/// does not outlive the password change); the session that made the change, if it is the
-/// user's own, stays.
-pub(super) async fn set_password(
-    call: Call,
-    Path(name): Path<String>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Answer<UserResponse> {
+/// A new password for another RAM user (administrators only; a caller changes its own
+/// with `PUT /keygate/v1/password`, which asks for the current one). Every session of that
+/// user ends: a stolen session does not outlive the password change.
+pub(super) async fn set_password(call: Call, Path(name): Path<String>, body: Bytes) -> Answer<UserResponse> {
     let name = parse_name(&name)?;
     let actor = call.actor();
     users::may_set_password(&actor, &name)?;
     let request: SetPasswordRequest = json_body(&body, r#"{"password"}"#)?;
     let password = parse_new_password(request.password)?;
-    let own_session = headers
-        .get("x-acs-bearer-token")
-        .and_then(|value| value.to_str().ok())
-        .map(|token| crate::secrets::session_token_digest(token.trim()));
-    let user = users::set_password(call.operations(), &actor, &name, password, own_session.as_ref()).await?;
+    let user = users::set_password(call.operations(), &actor, &name, password).await?;
     call.answer(user_response(&user))
 }
 
