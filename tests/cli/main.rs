@@ -2,6 +2,7 @@
 //! port with its own data directory, driven by the client commands as a user would. And
 //! `tidy`: the repository's own checks, which need no binary.
 
+mod admin;
 mod audit;
 mod canary;
 mod env_doctor;

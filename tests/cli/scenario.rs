@@ -11,7 +11,7 @@ fn key_life_cycle_through_the_cli() {
     // Bootstrap on the database directly, before the server runs.
     let created = env
         .run_with(
-            &["admin", "create-user", "--account", "root", "--name", "alice", "--role", "key-manager", "--json"],
+            &["admin", "create-user", "--init", "--account", "root", "--name", "alice", "--role", "key-manager", "--json"],
             "",
             &[("KEYGATE_USER_PASSWORD", ALICE_PASSWORD), ("KEYGATE_ROOT_PASSWORD", ROOT_PASSWORD)],
         )
