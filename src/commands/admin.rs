@@ -43,9 +43,10 @@ pub struct DatabaseArgs {
 pub enum AdminCommand {
     /// Create a RAM user in an account.
     ///
-    /// Example: keygate admin create-user --account root --name alice --role key-manager --json
-    /// Before the first `keygate serve`: keygate admin create-user --init --name alice
-    /// The password is read from KEYGATE_USER_PASSWORD when set (never from an argument).
+    /// Example: keygate admin create-user --name alice --role key-manager --password-stdin < alice-password.txt
+    /// Before the first `keygate serve`: keygate admin create-user --init --name alice --password-stdin < alice-password.txt
+    /// The password is one line of stdin with --password-stdin, else KEYGATE_USER_PASSWORD
+    /// (never an argument); a user without one cannot log in until it is given one.
     #[command(verbatim_doc_comment)]
     CreateUser {
         #[command(flatten)]
@@ -57,6 +58,9 @@ pub enum AdminCommand {
         /// admin, key-manager or member
         #[arg(long, default_value = "key-manager")]
         role: String,
+        /// Read the user's password as one line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
         #[arg(long)]
         json: bool,
     },
@@ -126,14 +130,25 @@ async fn account_actor(operations: Operations<'_>, account: &str) -> anyhow::Res
 
 pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AdminCommand::CreateUser { database, account, name, role, json } => {
+        AdminCommand::CreateUser { database, account, name, role, password_stdin, json } => {
             let standalone = open(&database).await?;
             let operations = standalone.operations();
             let role = Role::parse(&role).with_context(|| format!("unknown role '{role}': use admin, key-manager or member"))?;
             let name = PrincipalName::parse(&name)?;
             let (account, actor) = account_actor(operations, &account).await?;
-            let password = std::env::var("KEYGATE_USER_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from);
+            let password = if password_stdin {
+                Some(super::client::read_secret_line("Password: ")?)
+            } else {
+                std::env::var("KEYGATE_USER_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from)
+            };
+            let has_password = password.is_some();
             let user = create_user(operations, &actor, NewUser { name, role, password }).await?;
+            if !has_password {
+                eprintln!(
+                    "note: {} has no password and cannot log in; give one with --password-stdin or KEYGATE_USER_PASSWORD when creating, or `keygate users set-password {}`",
+                    user.name, user.name
+                );
+            }
             if json {
                 println!(
                     "{}",

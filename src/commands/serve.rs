@@ -94,6 +94,16 @@ pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
+/// The console's URL on `address`: an unspecified address (`0.0.0.0`, `[::]`) is
+/// reachable on this machine through loopback, which a browser can open.
+fn console_url(address: std::net::SocketAddr) -> String {
+    let mut shown = address;
+    if address.ip().is_unspecified() {
+        shown.set_ip(if address.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    format!("http://{shown}/console")
+}
+
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
@@ -133,6 +143,9 @@ pub async fn run(arguments: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         tracing::info!(%address, %region, %storage, "listening");
         println!("keygate: listening on http://{address} (region {region})");
+    }
+    if let Some((address, _)) = server.local_addresses().first() {
+        println!("keygate: console on {}", console_url(*address));
     }
     for (address, region) in server.plan_addresses() {
         tracing::info!(%address, %region, "listening for plan keys");

@@ -10,6 +10,7 @@ mod env_setup;
 mod file_modes;
 mod harness;
 mod import;
+mod install;
 mod key_expiry;
 mod key_limits;
 mod management;
