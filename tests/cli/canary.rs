@@ -59,10 +59,10 @@ fn no_secret_reaches_the_log_the_data_dir_or_stderr() {
         .run(&["keys", "create", "--description", "canary custom", "--custom", "--ip", "127.0.0.1", "--model", "demo-echo", "--json"])
         .success();
     secrets.push(json_string(&custom, "/apiKey/apiKeyValue"));
-    let reset = env.run(&["keys", "reset", &first_id]).success();
+    let reset = env.run(&["keys", "reset", &first_id, "--yes"]).success();
     secrets.push(reset.labelled("API key"));
     let custom_id = custom.json()["apiKey"]["apiKeyId"].to_string();
-    let reset_json = env.run(&["keys", "reset", &custom_id, "--json"]).success();
+    let reset_json = env.run(&["keys", "reset", &custom_id, "--yes", "--json"]).success();
     secrets.push(json_string(&reset_json, "/apiKey/apiKeyValue"));
     env.run(&["keys", "list"]).success();
     env.run(&["keys", "get", &first_id, "--json"]).success();

@@ -212,7 +212,7 @@ fn three_processes_on_one_postgres_refuse_what_node_a_revoked_within_one_second(
     environment.run(&["keys", "enable", &key_id]).success();
     wait_until_accepted(&everyone, &plaintext, "re-enabled through node A");
 
-    let reset = environment.run(&["keys", "reset", &key_id, "--json"]).success().json();
+    let reset = environment.run(&["keys", "reset", &key_id, "--yes", "--json"]).success().json();
     let answered = Instant::now();
     let (new_plaintext, _) = key_from_answer(&reset);
     assert_ne!(new_plaintext, plaintext);
