@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use keygate_server::settings::{ListenerSettings, Settings, SettingsFile, DEFAULT_DATA_DIR};
+use keygate_server::settings::{ListenerSettings, LogFormat, Settings, SettingsFile, DEFAULT_DATA_DIR};
 use keygate_server::Server;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// bearer token, or, with no token set, only to clients on this machine not behind a proxy.
     #[arg(long, env = "KEYGATE_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Log lines as text or as one JSON object per line (every line of a request with its request_id).
+    #[arg(long, env = "KEYGATE_LOG_FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 /// The metrics token, from `KEYGATE_METRICS_TOKEN` only: a flag would show it in `ps`.
@@ -88,6 +91,9 @@ pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
     }
     if arguments.metrics_listen.is_some() {
         settings.metrics_listen = arguments.metrics_listen;
+    }
+    if let Some(format) = &arguments.log_format {
+        settings.log_format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
     }
     settings.metrics_token = metrics_token_from_environment();
     settings.validate()?;

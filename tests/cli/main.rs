@@ -11,6 +11,7 @@ mod file_modes;
 mod harness;
 mod import;
 mod install;
+mod json_logs;
 mod key_expiry;
 mod key_limits;
 mod management;
