@@ -55,12 +55,13 @@ fn metrics_token_from_environment() -> Option<SecretString> {
     std::env::var("KEYGATE_METRICS_TOKEN").ok().filter(|token| !token.trim().is_empty()).map(SecretString::from)
 }
 
-/// Builds the settings: defaults, then the file, then flags.
+/// Builds the settings: defaults, then the file, then `KEYGATE_<KEY>` variables, then flags.
 pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
     let mut settings = Settings::with_data_dir(PathBuf::from(DEFAULT_DATA_DIR));
     if let Some(path) = &arguments.config {
         settings.apply_file(SettingsFile::load(path)?)?;
     }
+    settings.apply_file(SettingsFile::from_environment(|name| std::env::var(name).ok())?)?;
     if let Some(data_dir) = &arguments.data_dir {
         settings.data_dir = data_dir.clone();
     }

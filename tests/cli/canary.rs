@@ -35,8 +35,12 @@ fn no_secret_reaches_the_log_the_data_dir_or_stderr() {
     let bootstrap = [("KEYGATE_ROOT_PASSWORD", ROOT_PASSWORD), ("KEYGATE_USER_PASSWORD", ALICE_PASSWORD), ("RUST_LOG", "debug")];
 
     // Bootstrap: a RAM user and AccessKeys made on the database directly.
-    env.run_with(&["admin", "create-user", "--init", "--account", "root", "--name", "alice", "--role", "key-manager", "--json"], "", &bootstrap)
-        .success();
+    env.run_with(
+        &["admin", "create-user", "--init", "--account", "root", "--name", "alice", "--role", "key-manager", "--json"],
+        "",
+        &bootstrap,
+    )
+    .success();
     let root_access_key = env.run_with(&["admin", "create-access-key", "--account", "root", "--json"], "", &bootstrap).success();
     secrets.push(json_string(&root_access_key, "/accessKeySecret"));
     let alice_access_key =

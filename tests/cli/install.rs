@@ -23,7 +23,13 @@ fn readme_commands(heading: &str) -> Vec<String> {
 /// A command of the README run by `sh` in `directory`, with `keygate` from `bin`.
 fn shell(line: &str, directory: &Path, bin: &Path, home: &Path) -> Command {
     let mut command = Command::new("sh");
-    command.arg("-c").arg(line).current_dir(directory).env_clear().env("PATH", format!("{}:/usr/bin:/bin", bin.display())).env("HOME", home);
+    command
+        .arg("-c")
+        .arg(line)
+        .current_dir(directory)
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("HOME", home);
     command
 }
 

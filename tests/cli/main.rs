@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod canary;
+mod config_check;
 mod env_doctor;
 mod env_setup;
 mod file_modes;
