@@ -2,9 +2,11 @@
 # What model limits cost and how well they hold across nodes (docs/PERFORMANCE.md, "Model
 # limits"), in two parts:
 #
-# The calls go to the built-in demo upstream (demo-echo, which reports usage like a
-# provider), so no provider's time is in the figures: a limit's cost is measured against
-# the cheapest call keygate serves, the strictest baseline.
+# CALL=demo (the default): the calls go to the built-in demo upstream (demo-echo, which
+# reports usage like a provider), so no provider's time is in the figures: a limit's cost is
+# measured against the cheapest call keygate serves, the strictest baseline. CALL=forward:
+# part (a)'s calls are forwarded to the upstream double of bench/load.sh (`bench_servers
+# upstream`, model bench-model), the gateway's own work, as bench/load.sh measures it.
 #
 # (a) One node, three `keygate serve` from one binary (SQLite), each with a key of its
 #     default workspace:
@@ -44,6 +46,12 @@ ROUNDS=${ROUNDS:-3}
 LIMIT=${LIMIT:-3000}
 LOAD_DURATION=${LOAD_DURATION:-5s}
 PARTS=${PARTS:-a b}
+CALL=${CALL:-demo}
+case $CALL in
+    demo) MODEL=demo-echo ;;
+    forward) MODEL=bench-model ;;
+    *) echo "limits.sh: CALL is demo or forward, not '$CALL'" >&2; exit 1 ;;
+esac
 LOG_LEVEL=${LOG_LEVEL:-warn}
 CALLGRIND=${CALLGRIND:-0}
 REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
@@ -82,11 +90,14 @@ redis-cli -u "$REDIS_URL" ping >/dev/null || { echo "limits.sh: Redis at $REDIS_
 mkdir -p "$OUT"
 rm -f "$OUT"/*.txt
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-cat >"$WORK/chat.lua" <<'EOF'
+# chat.lua: part (a)'s call (of MODEL); overshoot.lua: part (b)'s (always demo-echo).
+for script in chat:$MODEL overshoot:demo-echo; do
+    cat >"$WORK/${script%%:*}.lua" <<EOF
 wrk.method = "POST"
-wrk.body = '{"model":"demo-echo","messages":[{"role":"user","content":"Hello"}]}'
+wrk.body = '{"model":"${script#*:}","messages":[{"role":"user","content":"Hello"}]}'
 wrk.headers["Content-Type"] = "application/json"
 EOF
+done
 cat >"$WORK/embed.lua" <<'EOF'
 wrk.method = "POST"
 wrk.body = '{"model":"demo-embed","input":"Hello"}'
@@ -108,12 +119,12 @@ new_key() {
     [[ $key =~ ^sk- ]] || { echo "limits.sh: could not create a key on $1" >&2; exit 1; }
     echo "$key"
 }
-# limit_workspace URL TOKEN: UpdateModelLimits of the default workspace's demo-echo.
+# limit_workspace URL TOKEN: UpdateModelLimits of the default workspace's MODEL.
 limit_workspace() {
     local workspace answer
     workspace=$(curl -sf "$1/modelstudio/models/limits?maxResults=1" -H "x-acs-bearer-token: $2" | jq -r '.limits[0].workspaceId')
     answer=$(curl -sf -X POST "$1/modelstudio/models/limits" -H "x-acs-bearer-token: $2" --data-urlencode "workspaceId=$workspace" \
-        --data-urlencode 'workspaceLimits=[{"model":"demo-echo","requestLimit":1000000000,"requestLimitPeriod":60,"usageLimit":1000000000000,"usageLimitPeriod":60}]')
+        --data-urlencode "workspaceLimits=[{\"model\":\"$MODEL\",\"requestLimit\":1000000000,\"requestLimitPeriod\":60,\"usageLimit\":1000000000000,\"usageLimitPeriod\":60}]")
     [[ $(jq -r .success <<<"$answer") == true ]] || { echo "limits.sh: UpdateModelLimits failed: $answer" >&2; exit 1; }
 }
 # upstream_config PREFIX [redis]: the settings every server of this script shares, with
@@ -125,6 +136,16 @@ demo_upstream = true
 redis_key_prefix = "$1"
 redis_timeout_milliseconds = $REDIS_TIMEOUT_MILLISECONDS
 EOF
+    if [[ -n ${UPSTREAM:-} ]]; then
+        cat <<EOF
+
+[[upstreams]]
+name = "bench-upstream"
+openai_base_url = "$UPSTREAM/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+models = ["bench-model"]
+EOF
+    fi
 }
 # limiter_metric URL NAME: a counter of the node's limiter.
 limiter_metric() { curl -sf "$1/metrics" | awk -v name="$2" '$1 == name {print $2}'; }
@@ -135,12 +156,16 @@ median() { sort -n | awk -v middle=$(((ROUNDS + 1) / 2)) 'NR == middle {print $1
 
 part_a() {
     declare -gA GATEWAY KEY
+    if [[ $CALL == forward ]]; then
+        start upstream "$SERVERS" upstream
+        UPSTREAM=$(address_of upstream)
+    fi
     for mode in none memory key redis; do
         upstream_config "$PREFIX" "$mode" >"$WORK/keygate-$mode.toml"
         local password under=()
         password="bench-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
         [[ $CALLGRIND == 1 ]] && under=(valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind-$mode.out" --instr-atstart=no)
-        start "keygate-$mode" env KEYGATE_ROOT_PASSWORD="$password" RUST_LOG="$LOG_LEVEL" \
+        start "keygate-$mode" env KEYGATE_ROOT_PASSWORD="$password" BENCH_UPSTREAM_KEY=upstream-secret RUST_LOG="$LOG_LEVEL" \
             "${under[@]}" "$KEYGATE" serve --config "$WORK/keygate-$mode.toml" --data-dir "$WORK/data-$mode" --listen 127.0.0.1:0=ap-southeast-1
         GATEWAY[$mode]=$(address_of "keygate-$mode")
         local token
@@ -153,7 +178,7 @@ part_a() {
         # A limited answer carries the rate-limit headers: the limit is in force.
         local headers
         headers=$(curl -sf -D - -o /dev/null -X POST -H 'content-type: application/json' -H "Authorization: Bearer ${KEY[$mode]}" \
-            -d '{"model":"demo-echo","messages":[{"role":"user","content":"Hello"}]}' "${GATEWAY[$mode]}/compatible-mode/v1/chat/completions")
+            -d "{\"model\":\"$MODEL\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}]}" "${GATEWAY[$mode]}/compatible-mode/v1/chat/completions")
         local limited=no
         grep -qi '^x-ratelimit-limit-requests' <<<"$headers" && limited=yes
         if [[ ($mode == none && $limited == yes) || ($mode != none && $limited == no) ]]; then
@@ -195,7 +220,7 @@ part_a() {
     failures=$(limiter_metric "${GATEWAY[redis]}" keygate_limiter_failures_total)
     fallback=$(limiter_metric "${GATEWAY[redis]}" keygate_limiter_fallback_admissions_total)
     {
-        echo "(a) one node, a workspace limit of demo-echo (memory, redis) or a key's own limits (key) against none; medians of $ROUNDS rounds:"
+        echo "(a) one node, $MODEL ($CALL), a workspace limit of the model (memory, redis) or a key's own limits (key) against none; medians of $ROUNDS rounds:"
         printf '%-8s %12s %12s %10s %14s   %s\n' run requests/s "CPU us/req" p99 instructions "requests/s of every round"
         for mode in none memory key redis; do
             printf '%-8s %12s %12s %10s %14s   %s\n' "$mode" \
@@ -265,7 +290,7 @@ overshoot() {
     if ((left < 60)); then sleep $((left + 1)); fi
     local pids=() served
     for node in 1 2 3; do
-        wrk -t1 -c8 -d"$LOAD_DURATION" -s "$WORK/chat.lua" -H "Authorization: Bearer $key" \
+        wrk -t1 -c8 -d"$LOAD_DURATION" -s "$WORK/overshoot.lua" -H "Authorization: Bearer $key" \
             "${NODE[$node]}/compatible-mode/v1/chat/completions" >"$OUT/overshoot-$backend-even-$node.txt" &
         pids+=($!)
     done

@@ -2,16 +2,18 @@
 //! and recovery, through the same operations as the APIs (`keygate_server::operations`,
 //! as the account, without a server). They work while `keygate serve` runs on the same
 //! data directory (SQLite WAL); a running server picks up users and AccessKeys on their
-//! next use.
+//! next use. They refuse a data directory or database that does not exist (a typo, or
+//! another working directory, would otherwise make a second database with an account the
+//! server never sees) unless given `--init`, the bootstrap before the first `serve`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use keygate_core::access::Role;
 use keygate_core::ids::PrincipalName;
-use keygate_server::bootstrap::{ensure_root_account, open_store_and_master_key};
+use keygate_server::bootstrap::{ensure_root_account, open_store_and_master_key, require_existing_database, ROOT_ACCOUNT_NAME};
 use keygate_server::operations::access_keys::{create_access_key, AccessKeyOwner};
 use keygate_server::operations::sessions::direct_actor;
 use keygate_server::operations::users::{create_user, find_account, set_account_password, NewUser};
@@ -31,14 +33,20 @@ pub struct DatabaseArgs {
     /// Master key file (64 hex characters); KEYGATE_MASTER_KEY wins.
     #[arg(long, env = "KEYGATE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Create the data directory, database, master key and account root when missing (a
+    /// bootstrap before the first `keygate serve`); without it a missing one is an error.
+    #[arg(long)]
+    pub init: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
     /// Create a RAM user in an account.
     ///
-    /// Example: keygate admin create-user --account root --name alice --role key-manager --json
-    /// The password is read from KEYGATE_USER_PASSWORD when set (never from an argument).
+    /// Example: keygate admin create-user --name alice --role key-manager --password-stdin < alice-password.txt
+    /// Before the first `keygate serve`: keygate admin create-user --init --name alice --password-stdin < alice-password.txt
+    /// The password is one line of stdin with --password-stdin, else KEYGATE_USER_PASSWORD
+    /// (never an argument); a user without one cannot log in until it is given one.
     #[command(verbatim_doc_comment)]
     CreateUser {
         #[command(flatten)]
@@ -50,6 +58,9 @@ pub enum AdminCommand {
         /// admin, key-manager or member
         #[arg(long, default_value = "key-manager")]
         role: String,
+        /// Read the user's password as one line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
         #[arg(long)]
         json: bool,
     },
@@ -91,9 +102,19 @@ async fn open(database: &DatabaseArgs) -> anyhow::Result<Standalone> {
     let mut settings = Settings::with_data_dir(database.data_dir.clone());
     settings.database_url = database.database_url.clone().filter(|url| !url.is_empty());
     settings.master_key_file = database.master_key_file.clone();
+    if !database.init {
+        require_existing_database(&settings).map_err(|missing| {
+            anyhow::anyhow!(
+                "{missing}: run keygate admin where `keygate serve` runs, with the --data-dir (or KEYGATE_DATA_DIR) it has, or pass --init to create it"
+            )
+        })?;
+    }
     let (store, master_key) = open_store_and_master_key(&settings).await?;
     let standalone = Standalone::new(store, master_key, settings);
-    // A fresh data directory gets its root account here too, so scripts can start with admin.
+    if !database.init && find_account(standalone.operations(), ROOT_ACCOUNT_NAME).await?.is_none() {
+        bail!("the database has no account '{ROOT_ACCOUNT_NAME}': start `keygate serve` on it once, or pass --init to create the account here");
+    }
+    // With --init, a fresh data directory gets its root account here, so scripts can start with admin.
     let root_password = std::env::var("KEYGATE_ROOT_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from);
     let (_, generated) = ensure_root_account(standalone.operations(), root_password).await?;
     if let Some(password) = generated {
@@ -111,14 +132,25 @@ async fn account_actor(operations: Operations<'_>, account: &str) -> anyhow::Res
 
 pub async fn run(command: AdminCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AdminCommand::CreateUser { database, account, name, role, json } => {
+        AdminCommand::CreateUser { database, account, name, role, password_stdin, json } => {
             let standalone = open(&database).await?;
             let operations = standalone.operations();
             let role = Role::parse(&role).with_context(|| format!("unknown role '{role}': use admin, key-manager or member"))?;
             let name = PrincipalName::parse(&name)?;
             let (account, actor) = account_actor(operations, &account).await?;
-            let password = std::env::var("KEYGATE_USER_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from);
+            let password = if password_stdin {
+                Some(super::client::read_secret_line("Password: ")?)
+            } else {
+                std::env::var("KEYGATE_USER_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from)
+            };
+            let has_password = password.is_some();
             let user = create_user(operations, &actor, NewUser { name, role, password }).await?;
+            if !has_password {
+                eprintln!(
+                    "note: {} has no password and cannot log in; give one with --password-stdin or KEYGATE_USER_PASSWORD when creating, or `keygate users set-password {}`",
+                    user.name, user.name
+                );
+            }
             if json {
                 println!(
                     "{}",

@@ -230,15 +230,19 @@ pub enum KeysCommand {
         id: u64,
     },
     /// Give a key a new secret (same id and permissions); the old one stops working at
-    /// once, or after --grace-seconds. Prints the new key once.
+    /// once, or after --grace-seconds. Prints the new key once. Asks first on a terminal;
+    /// scripts pass --yes
     ///
     /// Examples:
     ///   keygate keys reset 42
-    ///   keygate keys reset 42 --grace-seconds 3600
+    ///   keygate keys reset 42 --grace-seconds 3600 --yes
     #[command(verbatim_doc_comment)]
     Reset {
         /// The API key id.
         id: u64,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
         /// How long the old secret keeps working beside the new one (0 to 86400; default
         /// 0: it stops at once).
         #[arg(long, value_name = "SECONDS")]
@@ -404,7 +408,12 @@ pub async fn run(arguments: KeysArgs) -> anyhow::Result<ExitCode> {
             let answer = call::<Empty>(&client, Method::PUT, &key_path(id, Some("enable")), &[], &[]).await?;
             report(&answer.json, options.json, &format!("enabled API key {id}"))?;
         }
-        KeysCommand::Reset { id, grace_seconds } => {
+        KeysCommand::Reset { id, grace_seconds, yes } => {
+            let when = match grace_seconds.filter(|seconds| *seconds > 0) {
+                Some(seconds) => format!("in {seconds} seconds"),
+                None => "at once".to_string(),
+            };
+            confirm(&format!("reset API key {id}: its current secret stops working {when}"), yes)?;
             let query: Vec<(String, String)> =
                 grace_seconds.map(|seconds| ("keygateGraceSeconds".to_string(), seconds.to_string())).into_iter().collect();
             let answer = call::<ApiKeyResponse>(&client, Method::PUT, &key_path(id, Some("reset")), &query, &[]).await?;

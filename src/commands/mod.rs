@@ -3,6 +3,7 @@
 mod admin;
 mod audit;
 mod client;
+mod config;
 mod env;
 mod keys;
 mod login;
@@ -40,6 +41,11 @@ pub enum Command {
     /// Act on the database directly, for bootstrap and recovery (the server may be running).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Check a settings file before serving with it
+    ///
+    /// Example: keygate config check keygate.toml
+    #[command(verbatim_doc_comment)]
+    Config(config::ConfigArgs),
     /// Log in to a keygate server; the session is saved for the other client commands
     ///
     /// The password comes from KEYGATE_PASSWORD, else one line of stdin (never an argument).
@@ -159,6 +165,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(arguments) => serve::run(arguments).await,
         Command::Admin(command) => admin::run(command).await,
+        Command::Config(arguments) => config::run(arguments),
         Command::Login(arguments) => login::login(arguments).await,
         Command::Logout(arguments) => login::logout(arguments).await,
         Command::Password(arguments) => password::run(arguments).await,

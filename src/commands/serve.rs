@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use keygate_server::settings::{ListenerSettings, Settings, SettingsFile, DEFAULT_DATA_DIR};
+use keygate_server::settings::{ListenerSettings, LogFormat, Settings, SettingsFile, DEFAULT_DATA_DIR};
 use keygate_server::Server;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// bearer token, or, with no token set, only to clients on this machine not behind a proxy.
     #[arg(long, env = "KEYGATE_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Log lines as text or as one JSON object per line (every line of a request with its request_id).
+    #[arg(long, env = "KEYGATE_LOG_FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 /// The metrics token, from `KEYGATE_METRICS_TOKEN` only: a flag would show it in `ps`.
@@ -53,12 +56,13 @@ fn metrics_token_from_environment() -> Option<SecretString> {
     std::env::var("KEYGATE_METRICS_TOKEN").ok().filter(|token| !token.trim().is_empty()).map(SecretString::from)
 }
 
-/// Builds the settings: defaults, then the file, then flags.
+/// Builds the settings: defaults, then the file, then `KEYGATE_<KEY>` variables, then flags.
 pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
     let mut settings = Settings::with_data_dir(PathBuf::from(DEFAULT_DATA_DIR));
     if let Some(path) = &arguments.config {
         settings.apply_file(SettingsFile::load(path)?)?;
     }
+    settings.apply_file(SettingsFile::from_environment(|name| std::env::var(name).ok())?)?;
     if let Some(data_dir) = &arguments.data_dir {
         settings.data_dir = data_dir.clone();
     }
@@ -90,9 +94,22 @@ pub fn resolve_settings(arguments: &ServeArgs) -> anyhow::Result<Settings> {
     if arguments.metrics_listen.is_some() {
         settings.metrics_listen = arguments.metrics_listen;
     }
+    if let Some(format) = &arguments.log_format {
+        settings.log_format = if format == "json" { LogFormat::Json } else { LogFormat::Text };
+    }
     settings.metrics_token = metrics_token_from_environment();
     settings.validate()?;
     Ok(settings)
+}
+
+/// The console's URL on `address`: an unspecified address (`0.0.0.0`, `[::]`) is
+/// reachable on this machine through loopback, which a browser can open.
+fn console_url(address: std::net::SocketAddr) -> String {
+    let mut shown = address;
+    if address.ip().is_unspecified() {
+        shown.set_ip(if address.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() });
+    }
+    format!("http://{shown}/console")
 }
 
 async fn shutdown_signal() {
@@ -136,6 +153,9 @@ pub async fn run(arguments: ServeArgs) -> anyhow::Result<ExitCode> {
         };
         tracing::info!(%address, %region, %storage, "listening");
         println!("keygate: listening on {}://{address} (region {region})", scheme(&address));
+    }
+    if let Some((address, _)) = server.local_addresses().first() {
+        println!("keygate: console on {}", console_url(*address));
     }
     for (address, region) in server.plan_addresses() {
         tracing::info!(%address, %region, "listening for plan keys");

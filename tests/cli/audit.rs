@@ -10,7 +10,7 @@ use crate::harness::{column, create_key, TestEnv, ROOT_PASSWORD};
 fn the_audit_listing_shows_the_credential_of_each_change() {
     let mut env = TestEnv::new();
     env.run_with(
-        &["admin", "create-user", "--account", "root", "--name", "alice", "--role", "member"],
+        &["admin", "create-user", "--init", "--account", "root", "--name", "alice", "--role", "member"],
         "",
         &[("KEYGATE_ROOT_PASSWORD", ROOT_PASSWORD)],
     )

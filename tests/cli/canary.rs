@@ -35,8 +35,12 @@ fn no_secret_reaches_the_log_the_data_dir_or_stderr() {
     let bootstrap = [("KEYGATE_ROOT_PASSWORD", ROOT_PASSWORD), ("KEYGATE_USER_PASSWORD", ALICE_PASSWORD), ("RUST_LOG", "debug")];
 
     // Bootstrap: a RAM user and AccessKeys made on the database directly.
-    env.run_with(&["admin", "create-user", "--account", "root", "--name", "alice", "--role", "key-manager", "--json"], "", &bootstrap)
-        .success();
+    env.run_with(
+        &["admin", "create-user", "--init", "--account", "root", "--name", "alice", "--role", "key-manager", "--json"],
+        "",
+        &bootstrap,
+    )
+    .success();
     let root_access_key = env.run_with(&["admin", "create-access-key", "--account", "root", "--json"], "", &bootstrap).success();
     secrets.push(json_string(&root_access_key, "/accessKeySecret"));
     let alice_access_key =
@@ -59,10 +63,10 @@ fn no_secret_reaches_the_log_the_data_dir_or_stderr() {
         .run(&["keys", "create", "--description", "canary custom", "--custom", "--ip", "127.0.0.1", "--model", "demo-echo", "--json"])
         .success();
     secrets.push(json_string(&custom, "/apiKey/apiKeyValue"));
-    let reset = env.run(&["keys", "reset", &first_id]).success();
+    let reset = env.run(&["keys", "reset", &first_id, "--yes"]).success();
     secrets.push(reset.labelled("API key"));
     let custom_id = custom.json()["apiKey"]["apiKeyId"].to_string();
-    let reset_json = env.run(&["keys", "reset", &custom_id, "--json"]).success();
+    let reset_json = env.run(&["keys", "reset", &custom_id, "--yes", "--json"]).success();
     secrets.push(json_string(&reset_json, "/apiKey/apiKeyValue"));
     env.run(&["keys", "list"]).success();
     env.run(&["keys", "get", &first_id, "--json"]).success();

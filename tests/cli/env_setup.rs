@@ -201,3 +201,27 @@ fn print_powershell_and_cmd_write_no_file() {
     let refused = run_command(command, "keygate env setup", "").failure();
     assert!(refused.stderr.contains("pass --stdin"), "{}", refused.stderr);
 }
+
+#[test]
+fn the_line_model_studios_guide_has_users_write_is_replaced_not_doubled() {
+    let root = tempfile::tempdir().unwrap();
+    let home = root.path();
+    let bashrc = home.join(".bashrc");
+    std::fs::write(&bashrc, "alias ll='ls -l'\nexport DASHSCOPE_API_KEY=\"sk-0123456789abcdef0123456789abcdef\"\n# mine\n").unwrap();
+    let key = unknown_secure_key();
+    let replaced = setup_from_file(home, "/bin/bash", &key, &[]).success();
+    assert!(replaced.stderr.contains("replaced your line 2"), "{}", replaced.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&bashrc).unwrap(),
+        format!("alias ll='ls -l'\nexport DASHSCOPE_API_KEY='{key}'  {MARKER}\n# mine\n"),
+        "one line sets the variable"
+    );
+    assert_eq!(variable_in_new_shell("bash", &["-ic", PRINT_VARIABLE], home), key);
+
+    // A line that computes the value is not overridden behind the user's back.
+    let computed = "export DASHSCOPE_API_KEY=$(cat ~/.dashscope-key)\n";
+    std::fs::write(&bashrc, computed).unwrap();
+    let refused = setup_from_file(home, "/bin/bash", &key, &[]).failure();
+    assert!(refused.stderr.contains("line 1 of ~/.bashrc already sets DASHSCOPE_API_KEY"), "{}", refused.stderr);
+    assert_eq!(std::fs::read_to_string(&bashrc).unwrap(), computed);
+}

@@ -23,7 +23,7 @@ fn keys_get_an_expiry_and_a_grace_period_through_the_cli() {
     env.run(&["keys", "edit", &key_id, "--expires-at", "never"]).success();
     assert_eq!(env.run(&["keys", "get", &key_id]).success().labelled("Expires"), "never");
 
-    let reset = env.run(&["keys", "reset", &key_id, "--grace-seconds", "600", "--json"]).success().json();
+    let reset = env.run(&["keys", "reset", &key_id, "--grace-seconds", "600", "--yes", "--json"]).success().json();
     let new = reset["apiKey"]["apiKeyValue"].as_str().unwrap().to_string();
     assert_eq!((chat_status(&env, &old), chat_status(&env, &new)), (200, 200), "both secrets work during the grace period");
     assert_ne!(env.run(&["keys", "get", &key_id]).success().labelled("Old secret until"), "-");

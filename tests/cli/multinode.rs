@@ -10,7 +10,7 @@
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
-use crate::harness::{free_port, raw_request, ServerProcess, TestEnv, ALICE_PASSWORD};
+use crate::harness::{free_port, raw_request, ServerProcess, TestEnv, ALICE_PASSWORD, ROOT_PASSWORD};
 
 /// docs/CONTRACT.md#revocation-bound: a revocation is refused on every node within one second of the call's answer.
 const REVOCATION_BOUND: Duration = Duration::from_secs(1);
@@ -212,7 +212,7 @@ fn three_processes_on_one_postgres_refuse_what_node_a_revoked_within_one_second(
     environment.run(&["keys", "enable", &key_id]).success();
     wait_until_accepted(&everyone, &plaintext, "re-enabled through node A");
 
-    let reset = environment.run(&["keys", "reset", &key_id, "--json"]).success().json();
+    let reset = environment.run(&["keys", "reset", &key_id, "--yes", "--json"]).success().json();
     let answered = Instant::now();
     let (new_plaintext, _) = key_from_answer(&reset);
     assert_ne!(new_plaintext, plaintext);
@@ -243,4 +243,23 @@ fn three_processes_on_one_postgres_refuse_what_node_a_revoked_within_one_second(
     for key in [&plaintext, &new_plaintext, &token, &alice_key] {
         assert_eq!(verify_status(&node_a, key), 401);
     }
+}
+
+#[test]
+fn admin_on_a_postgres_database_no_node_has_started_on_refuses_without_init() {
+    let Some(schema) = PostgresSchema::create() else {
+        announce_postgres_skip("admin_on_a_postgres_database_no_node_has_started_on_refuses_without_init");
+        return;
+    };
+    let master_key = random_hex(32);
+    let environment = TestEnv::new();
+    let url = schema.url_for_node("kg-cli-admin");
+    let variables = [("KEYGATE_MASTER_KEY", master_key.as_str()), ("KEYGATE_ROOT_PASSWORD", ROOT_PASSWORD)];
+    let refused = environment.run_with(&["admin", "create-access-key", "--database-url", &url, "--json"], "", &variables).failure();
+    assert!(refused.stderr.contains("the database has no account 'root'") && refused.stderr.contains("--init"), "{}", refused.stderr);
+    assert!(refused.stdout.is_empty(), "no AccessKey is printed: {}", refused.stdout);
+    let created =
+        environment.run_with(&["admin", "create-access-key", "--init", "--database-url", &url, "--json"], "", &variables).success();
+    assert!(created.json()["accessKeyId"].is_string());
+    environment.run_with(&["admin", "create-access-key", "--database-url", &url, "--json"], "", &variables).success();
 }

@@ -11,7 +11,7 @@ fn key_life_cycle_through_the_cli() {
     // Bootstrap on the database directly, before the server runs.
     let created = env
         .run_with(
-            &["admin", "create-user", "--account", "root", "--name", "alice", "--role", "key-manager", "--json"],
+            &["admin", "create-user", "--init", "--account", "root", "--name", "alice", "--role", "key-manager", "--json"],
             "",
             &[("KEYGATE_USER_PASSWORD", ALICE_PASSWORD), ("KEYGATE_ROOT_PASSWORD", ROOT_PASSWORD)],
         )
@@ -89,8 +89,14 @@ fn key_life_cycle_through_the_cli() {
     env.run(&["keys", "enable", &key_id]).success();
     assert_eq!(env.run(&["keys", "get", &key_id, "--json"]).success().json()["apiKey"]["disabled"], 0);
 
+    // Reset asks first: without a terminal and without --yes it refuses and changes nothing.
+    let unconfirmed = env.run(&["keys", "reset", &key_id]).failure();
+    assert!(unconfirmed.stderr.contains("reset API key") && unconfirmed.stderr.contains("add --yes"), "{}", unconfirmed.stderr);
+    assert!(unconfirmed.stdout.is_empty(), "{}", unconfirmed.stdout);
+    assert!(env.run(&["keys", "list"]).success().stdout.contains(&masked_form(&plaintext)), "the key keeps its secret");
+
     // Reset: a new plaintext for the same id, shown once.
-    let reset = env.run(&["keys", "reset", &key_id]).success();
+    let reset = env.run(&["keys", "reset", &key_id, "--yes"]).success();
     let new_plaintext = reset.labelled("API key");
     assert!(new_plaintext.starts_with("sk-ws-") && new_plaintext != plaintext);
     assert_eq!(reset.labelled("API key id"), key_id);
@@ -104,7 +110,7 @@ fn key_life_cycle_through_the_cli() {
     assert_eq!(second["success"], true);
     let second_id = second["apiKey"]["apiKeyId"].to_string();
     assert!(second["apiKey"]["apiKeyValue"].as_str().is_some_and(|value| value.starts_with("sk-ws-")));
-    let second_reset = env.run(&["keys", "reset", &second_id, "--json"]).success().json();
+    let second_reset = env.run(&["keys", "reset", &second_id, "--yes", "--json"]).success().json();
     assert!(second_reset["apiKey"]["apiKeyValue"].as_str().is_some_and(|value| value.starts_with("sk-ws-")));
     assert!(env.run(&["keys", "list", "--description", "second", "--json"]).success().json()["apiKeys"]
         .as_array()

@@ -161,8 +161,11 @@ class KeygateProcess:
 
     def run_admin_command(self, *arguments: str, rust_log: str | None = None) -> dict:
         """Runs `keygate admin <arguments> --json` and returns the parsed JSON object.
+        Before the server has started, with `--init`: the bootstrap that creates the
+        database, which `keygate admin` refuses to do without it.
         Its stderr is appended to a log file in the data dir (scanned by the canary test)."""
-        command = [str(self.binary_path), "admin", *arguments, "--json"]
+        initialise = ["--init"] if self.process is None else []
+        command = [str(self.binary_path), "admin", *arguments, *initialise, "--json"]
         completed = subprocess.run(
             command,
             env=environment_for_keygate(self.root_password, rust_log, self.environment),

@@ -50,7 +50,11 @@ pub fn router(state: AppState) -> Router {
     // Every management error, the authentication middleware's too, leaves through the
     // boundary (outside that middleware, inside the request context's).
     let management = authenticated.merge(keygate_api::public_routes()).layer(from_fn(answer_errors));
-    let mut public = Router::new().route("/healthz", get(|| async { Json(json!({"status": "ok"})) })).route("/readyz", get(readiness));
+    let mut public = Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readiness))
+        // The address `keygate serve` prints leads a browser to the console.
+        .route("/", get(|| async { axum::response::Redirect::to("/console") }));
     // With a metrics listener of its own, `/metrics` is served there only: an ordinary
     // listener answers it like any unknown path.
     if state.shared.settings.metrics_listen.is_none() {

@@ -44,6 +44,30 @@ pub async fn open_store_and_master_key(settings: &Settings) -> anyhow::Result<(S
     Ok((store, master_key))
 }
 
+/// Refuses, naming the path it looked for (made absolute: the default data directory is
+/// relative to the working directory), a SQLite data directory, database file or master
+/// key file that does not exist. PostgreSQL passes: its database is checked once open.
+pub fn require_existing_database(settings: &Settings) -> anyhow::Result<()> {
+    if settings.database_url.is_some() {
+        return Ok(());
+    }
+    let absolute = |path: &std::path::Path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let data_dir = absolute(&settings.data_dir);
+    if !data_dir.is_dir() {
+        bail!("no data directory at {}", data_dir.display());
+    }
+    let database_file = data_dir.join(keygate_store::DATABASE_FILE_NAME);
+    if !database_file.is_file() {
+        bail!("no database at {}", database_file.display());
+    }
+    let master_key_in_environment = std::env::var(MASTER_KEY_ENVIRONMENT_VARIABLE).is_ok_and(|value| !value.trim().is_empty());
+    let master_key_file = settings.master_key_file.clone().unwrap_or_else(|| data_dir.join(MASTER_KEY_FILE_NAME));
+    if !master_key_in_environment && !master_key_file.is_file() {
+        bail!("no master key at {} and {MASTER_KEY_ENVIRONMENT_VARIABLE} is not set", absolute(&master_key_file).display());
+    }
+    Ok(())
+}
+
 /// Creates the data directory when missing and makes it 0700 whatever the umask: it
 /// holds the master key and the database, which nobody else on the machine may read.
 fn create_private_directory(directory: &std::path::Path) -> anyhow::Result<()> {

@@ -77,7 +77,9 @@ pub async fn attach_request_context(State(state): State<AppState>, mut request: 
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     request.extensions_mut().insert(context.clone());
-    let mut response = next.run(request).await;
+    // Every line logged while the request is handled names it (in JSON, as `request_id`).
+    let span = tracing::info_span!("request", request_id = %context.request_id);
+    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
     if let Ok(value) = HeaderValue::from_str(&context.request_id) {
         response.headers_mut().insert("x-acs-request-id", value);
     }

@@ -213,7 +213,115 @@ impl SettingsFile {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
+
+    /// The settings of `KEYGATE_<KEY>` environment variables (each top-level key that is
+    /// not an array of tables; see [`environment_variable`]), read through `lookup`. A
+    /// value is read as a TOML value (`false`, `10`, `["10.0.0.0/8"]`) and, when it is not
+    /// one, as a string (`json`, `redis://host:6379`); an empty variable counts as unset.
+    pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<SettingsFile> {
+        let mut table = toml::Table::new();
+        for key in TOP_LEVEL_KEYS.iter().filter(|key| !ARRAY_OF_TABLES_KEYS.contains(key)) {
+            let variable = environment_variable(key);
+            let Some(text) = lookup(&variable).filter(|text| !text.trim().is_empty()) else { continue };
+            let value = toml::from_str::<toml::Table>(&format!("value = {text}"))
+                .ok()
+                .and_then(|mut parsed| parsed.remove("value"))
+                .unwrap_or_else(|| toml::Value::String(text.clone()));
+            // Each variable alone first, so that a bad one is named.
+            let single: toml::Table = [(key.to_string(), value.clone())].into_iter().collect();
+            toml::Value::Table(single).try_into::<SettingsFile>().map_err(|error| anyhow::anyhow!("{variable}: {}", error.message()))?;
+            table.insert(key.to_string(), value);
+        }
+        Ok(toml::Value::Table(table).try_into::<SettingsFile>()?)
+    }
 }
+
+/// The environment variable of a top-level key: `KEYGATE_` and the key in capitals
+/// (`demo_upstream`: `KEYGATE_DEMO_UPSTREAM`).
+pub fn environment_variable(key: &str) -> String {
+    format!("KEYGATE_{}", key.to_ascii_uppercase())
+}
+
+/// Declares the names of a settings table's keys from one list, which must name every
+/// field of the struct: a field added without its name here does not compile, and the
+/// configuration reference's test (below) requires a row for every name.
+macro_rules! setting_keys {
+    ($constant:ident, $settings:ident { $($field:ident),* $(,)? }) => {
+        pub const $constant: &[&str] = &[$(stringify!($field)),*];
+        const _: fn($settings) = |settings| {
+            let $settings { $($field: _),* } = settings;
+        };
+    };
+}
+
+setting_keys!(
+    TOP_LEVEL_KEYS,
+    SettingsFile {
+        data_dir,
+        database_url,
+        default_region,
+        trusted_proxies,
+        max_staleness_seconds,
+        demo_upstream,
+        master_key_file,
+        listeners,
+        regions,
+        upstreams,
+        body_limit_bytes,
+        failed_authentications_per_minute,
+        failed_logins_per_minute,
+        feed_poll_interval_milliseconds,
+        header_read_timeout_seconds,
+        body_read_timeout_seconds,
+        idle_timeout_seconds,
+        tls_handshake_timeout_seconds,
+        max_connections,
+        temporary_keys_per_minute,
+        metrics_listen,
+        log_format,
+        usage_flush_interval_milliseconds,
+        usage_retention_days,
+        usage_hourly_after_days,
+        usage_daily_after_days,
+        token_accounting,
+        prices,
+        model_limits,
+        redis_url,
+        redis_key_prefix,
+        redis_timeout_milliseconds,
+        limits_fail_closed,
+        node_heartbeat_seconds,
+    }
+);
+setting_keys!(LISTENER_KEYS, ListenerSettings { addr, region, plan, tls_certificate_file, tls_key_file });
+setting_keys!(REGION_KEYS, RegionOverride { id, key_limit, workspace_limit });
+setting_keys!(
+    UPSTREAM_KEYS,
+    UpstreamSettings {
+        name,
+        openai_base_url,
+        dashscope_base_url,
+        anthropic_base_url,
+        responses_base_url,
+        api_key_env,
+        api_key_envs,
+        priority,
+        weight,
+        connect_timeout_seconds,
+        first_byte_timeout_seconds,
+        idle_timeout_seconds,
+        models,
+        apps,
+    }
+);
+setting_keys!(PRICE_KEYS, PriceSettings { model, input_per_million, output_per_million, currency });
+setting_keys!(
+    MODEL_LIMIT_KEYS,
+    ModelLimitSettings { model, request_limit, request_limit_period_seconds, usage_limit, usage_limit_period_seconds }
+);
+
+/// The top-level keys that are arrays of tables (`[[listeners]]`...): in the file only.
+pub const ARRAY_OF_TABLES_KEYS: &[&str] = &["listeners", "regions", "upstreams", "prices", "model_limits"];
 
 /// Everything `serve` needs, resolved.
 #[derive(Debug, Clone)]
@@ -584,5 +692,82 @@ mod tests {
             let row = format!("| `{key}` |");
             assert!(CONFIGURATION_REFERENCE.contains(&row), "docs/CONFIG.md has no row for `{key}` (table `{table}`)");
         }
+    }
+
+    /// The rows of the reference's table under `heading`, by key: its cells after the key.
+    fn rows_under(heading: &str) -> std::collections::HashMap<String, Vec<String>> {
+        let section =
+            CONFIGURATION_REFERENCE.split(&format!("\n{heading}\n")).nth(1).unwrap_or_else(|| panic!("no `{heading}` in docs/CONFIG.md"));
+        let section = section.split("\n#").next().unwrap_or_default();
+        section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|line| {
+                let (key, rest) = line.split_once("` |")?;
+                let cells = rest.trim_end_matches('|').split(" | ").map(|cell| cell.trim().to_string()).collect();
+                Some((key.to_string(), cells))
+            })
+            .collect()
+    }
+
+    /// Every key of every table of the file, as the structs have them (the lists are held to
+    /// the structs' fields at compile time by `setting_keys!`), has a row in its table of
+    /// docs/CONFIG.md with a type, a default and a meaning; every top-level key its
+    /// environment variable.
+    #[test]
+    fn every_setting_has_its_row_default_and_environment_variable_in_the_reference() {
+        let tables: [(&str, &[&str], usize); 6] = [
+            ("### Top-level keys", TOP_LEVEL_KEYS, 4),
+            ("### `[[listeners]]`", LISTENER_KEYS, 3),
+            ("### `[[regions]]`", REGION_KEYS, 3),
+            ("### `[[upstreams]]`", UPSTREAM_KEYS, 3),
+            ("### `[[prices]]`", PRICE_KEYS, 3),
+            ("### `[[model_limits]]`", MODEL_LIMIT_KEYS, 3),
+        ];
+        for (heading, keys, columns) in tables {
+            let rows = rows_under(heading);
+            for key in keys {
+                let cells = rows.get(*key).unwrap_or_else(|| panic!("docs/CONFIG.md, {heading}: no row for `{key}`"));
+                assert_eq!(cells.len(), columns, "docs/CONFIG.md, {heading}, `{key}`: {cells:?}");
+                assert!(cells.iter().all(|cell| !cell.is_empty()), "docs/CONFIG.md, {heading}, `{key}` has an empty cell: {cells:?}");
+            }
+            let documented: Vec<&String> = rows.keys().filter(|key| !keys.contains(&key.as_str())).collect();
+            assert!(documented.is_empty(), "docs/CONFIG.md, {heading}, documents keys the code does not have: {documented:?}");
+        }
+        let top_level = rows_under("### Top-level keys");
+        for key in TOP_LEVEL_KEYS {
+            let environment = &top_level[*key][2];
+            let expected =
+                if ARRAY_OF_TABLES_KEYS.contains(key) { "file only".to_string() } else { format!("`{}`", environment_variable(key)) };
+            assert_eq!(environment, &expected, "docs/CONFIG.md: the environment variable of `{key}`");
+        }
+    }
+
+    #[test]
+    fn environment_variables_set_each_top_level_key_and_a_bad_one_is_named() {
+        let environment: std::collections::HashMap<&str, &str> = [
+            ("KEYGATE_DEMO_UPSTREAM", "false"),
+            ("KEYGATE_LOG_FORMAT", "json"),
+            ("KEYGATE_TRUSTED_PROXIES", r#"["10.0.0.0/8"]"#),
+            ("KEYGATE_BODY_LIMIT_BYTES", "2048"),
+            ("KEYGATE_REDIS_URL", "redis://cache:6379/0"),
+            ("KEYGATE_METRICS_LISTEN", "127.0.0.1:9100"),
+            ("KEYGATE_DATABASE_URL", ""),
+        ]
+        .into_iter()
+        .collect();
+        let file = SettingsFile::from_environment(|name| environment.get(name).map(|value| value.to_string())).unwrap();
+        let mut settings = Settings::with_data_dir(PathBuf::from("unused"));
+        settings.apply_file(file).unwrap();
+        assert!(!settings.demo_upstream);
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert_eq!(settings.trusted_proxies, ["10.0.0.0/8"]);
+        assert_eq!(settings.body_limit_bytes, 2048);
+        assert_eq!(settings.redis_url.as_deref(), Some("redis://cache:6379/0"));
+        assert_eq!(settings.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        assert_eq!(settings.database_url, None, "an empty variable is unset");
+        let refused =
+            SettingsFile::from_environment(|name| (name == "KEYGATE_IDLE_TIMEOUT_SECONDS").then(|| "soon".to_string())).unwrap_err();
+        assert!(refused.to_string().starts_with("KEYGATE_IDLE_TIMEOUT_SECONDS: "), "{refused}");
     }
 }

@@ -189,9 +189,17 @@ fn write_line(shell: Shell, key: &str, line: &str) -> anyhow::Result<()> {
     let masked = masked_value(key);
     match change {
         FileChange::Unchanged => eprintln!("{shown} already sets {VARIABLE} to {masked}; nothing changed."),
-        FileChange::Added | FileChange::Replaced => {
+        FileChange::LeftComputed { line_number } => bail!(
+            "line {line_number} of {shown} already sets {VARIABLE} from something else (not a plain value); nothing was written, \
+             since a second line would silently win over it: edit that line, or remove it and run this again"
+        ),
+        FileChange::Added | FileChange::Replaced | FileChange::ReplacedExisting { .. } => {
             replace_file(&file, text.as_bytes())?;
-            let how = if change == FileChange::Added { "added the line" } else { "replaced keygate's earlier line" };
+            let how = match change {
+                FileChange::Added => "added the line".to_string(),
+                FileChange::ReplacedExisting { line_number } => format!("replaced your line {line_number} with keygate's line"),
+                _ => "replaced keygate's earlier line".to_string(),
+            };
             eprintln!("{shown}: {how} that sets {VARIABLE} to {masked}.");
         }
     }

@@ -204,6 +204,12 @@ pub enum FileChange {
     Replaced,
     /// The same line was there already.
     Unchanged,
+    /// No keygate line, but a line of the user's own set the variable to a literal (the
+    /// `export DASHSCOPE_API_KEY="..."` of Model Studio's guide): replaced in place.
+    ReplacedExisting { line_number: usize },
+    /// No keygate line, and a line of the user's own computes the value (`$(cat file)`):
+    /// nothing is written, since a second line would silently win over it.
+    LeftComputed { line_number: usize },
 }
 
 fn is_keygate_line(line: &str) -> bool {
@@ -230,6 +236,11 @@ pub fn with_setting_line(existing: &str, new_line: &str) -> (String, FileChange)
             change = Some(FileChange::Replaced);
         }
     }
+    if change.is_none() {
+        if let Some(theirs) = find_assignments(existing).first() {
+            return replacing_their_line(existing, theirs, new_line);
+        }
+    }
     match change {
         Some(change) => (output, change),
         None => {
@@ -241,6 +252,28 @@ pub fn with_setting_line(existing: &str, new_line: &str) -> (String, FileChange)
             (output, FileChange::Added)
         }
     }
+}
+
+/// The file's text with the user's own line `theirs` replaced by `new_line` when it sets a
+/// literal; unchanged when it computes the value.
+fn replacing_their_line(existing: &str, theirs: &Assignment, new_line: &str) -> (String, FileChange) {
+    if theirs.value.is_none() {
+        return (existing.to_string(), FileChange::LeftComputed { line_number: theirs.line_number });
+    }
+    let mut output = String::with_capacity(existing.len() + new_line.len());
+    for (index, line) in existing.split_inclusive('\n').enumerate() {
+        if index + 1 == theirs.line_number {
+            let content = line.trim_end_matches(['\n', '\r']);
+            output.push_str(new_line);
+            output.push_str(&line[content.len()..]);
+        } else {
+            output.push_str(line);
+        }
+    }
+    if !output.ends_with('\n') {
+        output.push('\n');
+    }
+    (output, FileChange::ReplacedExisting { line_number: theirs.line_number })
 }
 
 /// A line of a startup file that sets the variable.
@@ -388,6 +421,11 @@ mod tests {
         let second = setting_line(Shell::Bash, "sk-0123456789abcdef0123456789abcdef").unwrap();
         let (replaced, change) = with_setting_line(&format!("{text}# after\n{first}\n"), &second);
         assert_eq!((replaced.as_str(), change), (format!("alias ll='ls -l'\n{second}\n# after\n").as_str(), FileChange::Replaced));
+        // The line Model Studio's guide has users write is replaced, not doubled; a computed one is left alone.
+        let (theirs, change) = with_setting_line("a\nexport DASHSCOPE_API_KEY=\"sk-old\"\nb\n", &first);
+        assert_eq!((theirs.as_str(), change), (format!("a\n{first}\nb\n").as_str(), FileChange::ReplacedExisting { line_number: 2 }));
+        let computed = "export DASHSCOPE_API_KEY=$(cat ~/.key)\n";
+        assert_eq!(with_setting_line(computed, &first), (computed.to_string(), FileChange::LeftComputed { line_number: 1 }));
         let (windows, _) = with_setting_line("a\r\n", &first);
         assert_eq!(windows, format!("a\r\n{first}\r\n"));
         assert_eq!(with_setting_line("", &first).0, format!("{first}\n"));

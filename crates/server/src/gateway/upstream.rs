@@ -114,7 +114,7 @@ pub async fn forward_with_failover(
                 );
             }
             Ok(response) => {
-                let relayed = relay(response, upstream, protocol, meter, strip_usage_chunk);
+                let relayed = relay(response, upstream, protocol, meter, strip_usage_chunk, forwarded.request_id);
                 return Ok(Relayed { response: relayed, upstream: upstream.clone() });
             }
             Err(AttemptFailure::Unreachable(cause)) => {
@@ -158,10 +158,27 @@ async fn attempt(upstream: &Upstream, forwarded: &Forwarded<'_>, body: Bytes) ->
     let first_byte = upstream.timeouts().first_byte;
     match tokio::time::timeout(first_byte, request.body(body).send()).await {
         Ok(Ok(response)) => Ok(response),
-        // reqwest's error names the cause (connect refused, DNS, TLS...) but never a header.
-        Ok(Err(error)) => Err(AttemptFailure::Unreachable(error_chain(&error))),
+        // reqwest's error names the cause (connect refused, DNS, TLS...) but never a header;
+        // its URL is shown without the client's query, which may hold a key.
+        Ok(Err(error)) => Err(AttemptFailure::Unreachable(error_chain(&without_query(error)))),
         Err(_) => Err(AttemptFailure::Unreachable(format!("no answer within the first-byte timeout of {} s", first_byte.as_secs()))),
     }
+}
+
+/// `error` with its URL's query replaced by `redacted` and a path segment that may hold a
+/// key by `{redacted}` (the query and the path are the client's, and a client may put its
+/// key there), so that the error can be logged.
+fn without_query(mut error: reqwest::Error) -> reqwest::Error {
+    if let Some(url) = error.url_mut() {
+        if url.query().is_some() {
+            url.set_query(Some("redacted"));
+        }
+        let shown = crate::request_context::shown_path(url.path()).into_owned();
+        if shown != url.path() {
+            url.set_path(&shown);
+        }
+    }
+    error
 }
 
 /// An error and its sources, one line: reqwest's top error says only "error sending request".
@@ -185,6 +202,7 @@ fn relay(
     protocol: Protocol,
     meter: Option<CallMeter>,
     strip_usage_chunk: bool,
+    request_id: &str,
 ) -> Response {
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut builder = Response::builder().status(status);
@@ -203,7 +221,7 @@ fn relay(
         .and_then(|value| value.to_str().ok())
         // Compared in place: no lower-case copy of the header for every call.
         .is_some_and(|value| value.trim_start().as_bytes().get(..17).is_some_and(|start| start.eq_ignore_ascii_case(b"text/event-stream")));
-    let inner = IdleTimeout::new(response.bytes_stream(), upstream.timeouts().idle, upstream.name.clone());
+    let inner = IdleTimeout::new(response.bytes_stream(), upstream.timeouts().idle, upstream.name.clone(), request_id.to_string());
     let body = match meter {
         Some(meter) => {
             let upstream_latency = meter.started.elapsed();
@@ -222,11 +240,13 @@ struct IdleTimeout<S> {
     idle: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
     upstream: String,
+    /// The answer is read after the request's span has ended: its line names the request.
+    request_id: String,
 }
 
 impl<S> IdleTimeout<S> {
-    fn new(inner: S, idle: Duration, upstream: String) -> IdleTimeout<S> {
-        IdleTimeout { inner, idle, deadline: Box::pin(tokio::time::sleep(idle)), upstream }
+    fn new(inner: S, idle: Duration, upstream: String, request_id: String) -> IdleTimeout<S> {
+        IdleTimeout { inner, idle, deadline: Box::pin(tokio::time::sleep(idle)), upstream, request_id }
     }
 }
 
@@ -247,7 +267,7 @@ where
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match self.deadline.as_mut().poll(context) {
                 Poll::Ready(()) => {
-                    tracing::warn!(upstream = %self.upstream, idle_seconds = self.idle.as_secs(), "upstream went quiet mid-answer; the answer is cut");
+                    tracing::warn!(request_id = %self.request_id, upstream = %self.upstream, idle_seconds = self.idle.as_secs(), "upstream went quiet mid-answer; the answer is cut");
                     Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the upstream went quiet"))))
                 }
                 Poll::Pending => Poll::Pending,
