@@ -369,7 +369,7 @@ fn remember_made_object(
         return response;
     }
     let object = ProviderObject {
-        workspace_id: authorized.key.workspace_id.clone(),
+        workspace_id: authorized.key.workspace_id.to_string(),
         model: model.to_string(),
         upstream: Some(upstream_name.to_string()),
         demo: None,
@@ -417,7 +417,7 @@ async fn admit_to_limits(state: &AppState, authorized: &Authorized, model: &str)
     if limits.is_unlimited() {
         return Ok(None);
     }
-    let subject = LimitSubject::Model { workspace_id: authorized.key.workspace_id.clone(), model: model.to_string() };
+    let subject = LimitSubject::Model { workspace_id: authorized.key.workspace_id.to_string(), model: model.to_string() };
     let admission = shared.limiter.admit(&subject, limits, authorized.at_milliseconds.div_euclid(1000)).await;
     if admission.unavailable {
         return Err(GatewayRefusal::LimitsUnavailable);
