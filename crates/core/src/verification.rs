@@ -703,7 +703,8 @@ impl KeyRegistry {
         // A reset gives the parent a new digest: tokens minted from the old secret die, at
         // once or when the old secret's grace period ends.
         let from_current_secret = claims.matches_parent_digest(&digest);
-        let from_grace_secret = key.grace_secret.as_deref().is_some_and(|grace| now < grace.ends_at && claims.matches_parent_digest(&grace.digest));
+        let from_grace_secret =
+            key.grace_secret.as_deref().is_some_and(|grace| now < grace.ends_at && claims.matches_parent_digest(&grace.digest));
         if !from_current_secret && !from_grace_secret {
             return Err(AuthenticationFailure::Unknown);
         }

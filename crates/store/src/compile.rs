@@ -13,11 +13,15 @@ use crate::database::{params, Row, SqlValue, Transaction};
 use crate::rows::{auth_from_row, limits_from_row};
 use crate::StoreError;
 
-/// The select list and joins that give everything a compiled key needs.
+/// The select list and joins that give everything a compiled key needs. The lists of a
+/// `Custom` key are read only for such keys (NULL otherwise): most keys are `All`, and a
+/// full load reads every key.
 const KEY_STATE_QUERY: &str = "
 SELECT k.api_key_id, k.account_id, a.name AS account_name, k.region, k.workspace_id,
        k.creator_user_id, k.format, k.key_digest, k.disabled,
-       k.auth_type, k.access_ips, k.allow_all_models, k.accessible_models, k.allow_all_apps, k.accessible_apps,
+       k.auth_type, CASE WHEN k.auth_type = 'Custom' THEN k.access_ips END AS access_ips, k.allow_all_models,
+       CASE WHEN k.auth_type = 'Custom' THEN k.accessible_models END AS accessible_models, k.allow_all_apps,
+       CASE WHEN k.auth_type = 'Custom' THEN k.accessible_apps END AS accessible_apps,
        k.expires_at, k.previous_key_digest, k.previous_secret_ends_at,
        k.limit_requests_per_minute, k.limit_tokens_per_minute, k.limit_max_in_flight, k.budget_period, k.budget_tokens, k.budget_cost_micros,
        u.status AS creator_status,
@@ -31,11 +35,11 @@ LEFT JOIN ram_users u ON u.user_id = k.creator_user_id";
 
 fn compile_key_row(row: &Row) -> Result<RegistryUpdate, StoreError> {
     let digest = KeyDigest::from_bytes(&row.bytes("key_digest")?).ok_or_else(|| StoreError::Corrupt("key digest length".into()))?;
-    let format_name = row.string("format")?;
-    let format = KeyFormat::parse(&format_name).ok_or_else(|| StoreError::Corrupt(format!("key format {format_name}")))?;
+    let format_name = row.text("format")?;
+    let format = KeyFormat::parse(format_name).ok_or_else(|| StoreError::Corrupt(format!("key format {format_name}")))?;
     let standing = if row.boolean("disabled")? {
         KeyStanding::Disabled
-    } else if row.opt_string("creator_status")?.as_deref() == Some("disabled") {
+    } else if row.opt_text("creator_status")? == Some("disabled") {
         KeyStanding::CreatorDisabled
     } else if !row.boolean("creator_is_member")? {
         KeyStanding::CreatorNotMember
@@ -52,9 +56,9 @@ fn compile_key_row(row: &Row) -> Result<RegistryUpdate, StoreError> {
     let key = CompiledKey {
         key_id: row.i64("api_key_id")?,
         account_id: row.i64("account_id")?,
-        account_name: row.string("account_name")?.into(),
-        region: row.string("region")?.into(),
-        workspace_id: row.string("workspace_id")?.into(),
+        account_name: row.text("account_name")?.into(),
+        region: row.text("region")?.into(),
+        workspace_id: row.text("workspace_id")?.into(),
         creator_user_id: row.opt_i64("creator_user_id")?,
         format,
         standing,
@@ -122,15 +126,13 @@ pub(crate) async fn workspace_grants(transaction: &mut Transaction, workspace_id
 
 /// Keys read per statement of a full load: each batch's rows are compiled and dropped
 /// before the next is read.
-pub(crate) const LOAD_BATCH: i64 = 10_000;
+pub(crate) const LOAD_BATCH: i64 = 2_000;
 
 /// How many digests a full load will hold (every key's, and the old one of each key in a
 /// grace period), to size the registry before the rows arrive.
 pub(crate) async fn digest_count(transaction: &mut Transaction) -> Result<usize, StoreError> {
-    let count = transaction
-        .fetch_one("SELECT COUNT(*) + COUNT(previous_key_digest) AS digests FROM api_keys", &[])
-        .await?
-        .i64("digests")?;
+    let count =
+        transaction.fetch_one("SELECT COUNT(*) + COUNT(previous_key_digest) AS digests FROM api_keys", &[]).await?.i64("digests")?;
     Ok(usize::try_from(count).unwrap_or(0))
 }
 

@@ -164,6 +164,20 @@ impl Row {
         }
     }
 
+    /// Non-null text, borrowed from the row.
+    pub fn text(&self, column: &str) -> Result<&str, StoreError> {
+        self.opt_text(column)?.ok_or_else(|| corrupt(column, "non-null text"))
+    }
+
+    /// Text or NULL, borrowed from the row.
+    pub fn opt_text(&self, column: &str) -> Result<Option<&str>, StoreError> {
+        match self.value(column)? {
+            SqlValue::Text(value) => Ok(Some(value)),
+            SqlValue::NullInteger | SqlValue::NullText | SqlValue::NullBytes => Ok(None),
+            _ => Err(corrupt(column, "text")),
+        }
+    }
+
     pub fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
         self.opt_bytes(column)?.ok_or_else(|| corrupt(column, "non-null bytes"))
     }
@@ -401,12 +415,8 @@ impl Database {
     pub async fn fetch_all(&self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
         self.count_statement();
         match &self.pools {
-            Pools::Sqlite { reader, .. } => {
-                decode_rows(&bind_all!(sqlx::query(sql), values).fetch_all(reader).await?, decode_sqlite_row)
-            }
-            Pools::Postgres { pool } => {
-                decode_rows(&bind_all!(sqlx::query(sql), values).fetch_all(pool).await?, decode_postgres_row)
-            }
+            Pools::Sqlite { reader, .. } => decode_rows(&bind_all!(sqlx::query(sql), values).fetch_all(reader).await?, decode_sqlite_row),
+            Pools::Postgres { pool } => decode_rows(&bind_all!(sqlx::query(sql), values).fetch_all(pool).await?, decode_postgres_row),
         }
     }
 

@@ -47,7 +47,7 @@ pub(crate) fn auth_columns(auth: &KeyAuth) -> AuthColumns {
 }
 
 pub(crate) fn auth_from_row(row: &Row) -> Result<KeyAuth, StoreError> {
-    if row.string("auth_type")? == "All" {
+    if row.text("auth_type")? == "All" {
         return Ok(KeyAuth::All);
     }
     let ips = json_to_list(&row.string("access_ips")?)?;
