@@ -3,7 +3,8 @@
 //! `cargo run --release -p keygate-core --example registry_memory -- 1000000`.
 //!
 //! Keys are shaped as in benches/verification.rs (every fourth one `Custom` with three
-//! networks and two models, each key with its own strings, as the store compiles them) and
+//! networks and two models, each key with its own strings, as the store compiles them, which
+//! the registry then shares) and
 //! applied in batches of 10,000. Resident memory is `VmRSS` from /proc/self/status (Linux)
 //! before and after; the fill time counts only `KeyRegistry::apply`, not making the keys.
 
