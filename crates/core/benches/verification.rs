@@ -33,11 +33,11 @@ const SAMPLE: usize = 4096;
 const FILL_BATCH: usize = 10_000;
 
 fn custom_auth() -> KeyAuth {
-    KeyAuth::Custom(CustomPermissions {
+    KeyAuth::Custom(Box::new(CustomPermissions {
         access_ips: IpAllowlist::parse(&["192.0.2.0/24", "10.0.0.0/8", "2001:db8::/32"]).expect("valid allowlist"),
         model_scope: ModelScope { allow_all_models: false, accessible_models: vec!["qwen-max".into(), "qwen-plus".into()] },
         app_scope: AppScope::everything(),
-    })
+    }))
 }
 
 /// A registry of `count` live keys, every fourth one `Custom` and the rest `All`, with the
@@ -59,9 +59,9 @@ fn fixture(count: usize) -> Fixture {
         let key = CompiledKey {
             key_id: index as i64 + 1,
             account_id: 1,
-            account_name: "root".to_string(),
-            region: REGION.to_string(),
-            workspace_id: WORKSPACE.to_string(),
+            account_name: "root".into(),
+            region: REGION.into(),
+            workspace_id: WORKSPACE.into(),
             creator_user_id: None,
             format: KeyFormat::Secure,
             standing: KeyStanding::Usable,

@@ -3,7 +3,8 @@
 //! `cargo run --release -p keygate-core --example registry_memory -- 1000000`.
 //!
 //! Keys are shaped as in benches/verification.rs (every fourth one `Custom` with three
-//! networks and two models, each key with its own strings, as the store compiles them) and
+//! networks and two models, each key with its own strings, as the store compiles them, which
+//! the registry then shares) and
 //! applied in batches of 10,000. Resident memory is `VmRSS` from /proc/self/status (Linux)
 //! before and after; the fill time counts only `KeyRegistry::apply`, not making the keys.
 
@@ -27,20 +28,20 @@ fn resident_bytes() -> Option<u64> {
 
 fn compiled(index: usize) -> CompiledKey {
     let auth = if index % 4 == 3 {
-        KeyAuth::Custom(CustomPermissions {
+        KeyAuth::Custom(Box::new(CustomPermissions {
             access_ips: IpAllowlist::parse(&["192.0.2.0/24", "10.0.0.0/8", "2001:db8::/32"]).expect("valid allowlist"),
             model_scope: ModelScope { allow_all_models: false, accessible_models: vec!["qwen-max".into(), "qwen-plus".into()] },
             app_scope: AppScope::everything(),
-        })
+        }))
     } else {
         KeyAuth::All
     };
     CompiledKey {
         key_id: index as i64 + 1,
         account_id: 1,
-        account_name: "root".to_string(),
-        region: "ap-southeast-1".to_string(),
-        workspace_id: "llm-benchbenchbench0".to_string(),
+        account_name: "root".into(),
+        region: "ap-southeast-1".into(),
+        workspace_id: "llm-benchbenchbench0".into(),
         creator_user_id: None,
         format: KeyFormat::Secure,
         standing: KeyStanding::Usable,

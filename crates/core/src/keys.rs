@@ -74,8 +74,8 @@ pub struct KeyDigest([u8; 32]);
 
 impl std::hash::Hash for KeyDigest {
     /// A SHA-256 digest is uniformly distributed, so its first 64 bits are as good a hash
-    /// input as all 256 (equality still compares all 32 bytes). The registry's map uses
-    /// them as the hash itself (see `verification::DigestHasher`).
+    /// input as all 256 (equality still compares all 32 bytes). The registry's table uses
+    /// the same 64 bits as the hash itself (see `verification::digest_hash`).
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let mut first = [0u8; 8];
         first.copy_from_slice(&self.0[..8]);

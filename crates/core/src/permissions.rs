@@ -48,11 +48,12 @@ pub struct CustomPermissions {
     pub app_scope: AppScope,
 }
 
-/// A key's permission mode.
+/// A key's permission mode. `Custom`'s restrictions are out of line: most keys are `All`,
+/// and the registry holds every key of a deployment in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyAuth {
     All,
-    Custom(CustomPermissions),
+    Custom(Box<CustomPermissions>),
 }
 
 impl KeyAuth {

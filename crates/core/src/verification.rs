@@ -7,10 +7,11 @@
 //! a slow cache fill can never overwrite a newer revocation. Revoked and deleted keys stay
 //! as tombstones for the same reason.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
+
+use hashbrown::HashTable;
 
 use crate::key_limits::KeyLimits;
 use crate::keys::{parse_permanent_key, KeyDigest, KeyFormat, KeyParseError, TEMPORARY_PREFIX};
@@ -34,9 +35,11 @@ pub enum KeyStanding {
 pub struct CompiledKey {
     pub key_id: i64,
     pub account_id: i64,
-    pub account_name: String,
-    pub region: String,
-    pub workspace_id: String,
+    /// The account's name, region and workspace are shared: the registry holds each
+    /// distinct string once, however many keys carry it.
+    pub account_name: Arc<str>,
+    pub region: Arc<str>,
+    pub workspace_id: Arc<str>,
     pub creator_user_id: Option<i64>,
     pub format: KeyFormat,
     pub standing: KeyStanding,
@@ -45,8 +48,9 @@ pub struct CompiledKey {
     /// (docs/CONTRACT.md#expiry-and-grace-periods). Compared with the clock on every use,
     /// so an expiry needs no change-feed event.
     pub expires_at: Option<i64>,
-    /// The secret a reset replaced, still accepted until its grace period ends.
-    pub grace_secret: Option<GraceSecret>,
+    /// The secret a reset replaced, still accepted until its grace period ends; out of line,
+    /// like the limits: few keys are in a grace period.
+    pub grace_secret: Option<Box<GraceSecret>>,
     /// The key's own limits (docs/CONTRACT.md#per-key-limits), out of line: most keys have
     /// none, and the registry holds every key of a deployment in memory.
     pub limits: Option<Box<KeyLimits>>,
@@ -94,27 +98,43 @@ impl WorkspaceGrants {
     }
 }
 
+/// What the registry knows of one digest: a live key's current secret, the old secret of a
+/// reset in its grace period (both name the key), or a tombstone.
 #[derive(Debug, Clone)]
 struct Entry {
+    digest: KeyDigest,
     version: u64,
     /// `None`: a tombstone (deleted, or the old digest of a reset key).
     key: Option<Arc<CompiledKey>>,
-    /// Copies of the key's region (an index into `RegistryState::regions`) and standing, so
-    /// that `authenticate` decides from the map's own memory: with many keys, every pointer
-    /// followed to another allocation (the key, then its region string) is likely a cache
-    /// miss, and those misses were most of the time of a verification.
-    region: u32,
-    standing: KeyStanding,
-    /// The key's expiry (Unix seconds, `i64::MAX`: never), copied for the same reason.
+    /// The key's expiry (Unix seconds, `i64::MAX`: never), copied from the key, like its
+    /// region and standing below, so that `authenticate` decides from the entry's own
+    /// memory: with many keys, every pointer followed to another allocation (the key, then
+    /// its region string) is likely a cache miss, and those misses were most of the time
+    /// of a verification.
     expires_at: i64,
     /// When this digest stops working although the key lives on (Unix seconds): the end of
     /// a grace period for the old secret of a reset, `i64::MAX` for the current secret.
     secret_ends_at: i64,
+    /// An index into `RegistryState::regions`.
+    region: u32,
+    standing: KeyStanding,
 }
 
 impl Entry {
-    fn tombstone(version: u64) -> Entry {
-        Entry { version, key: None, region: u32::MAX, standing: KeyStanding::Disabled, expires_at: i64::MIN, secret_ends_at: i64::MIN }
+    fn tombstone(digest: KeyDigest, version: u64) -> Entry {
+        Entry {
+            digest,
+            version,
+            key: None,
+            region: u32::MAX,
+            standing: KeyStanding::Disabled,
+            expires_at: i64::MIN,
+            secret_ends_at: i64::MIN,
+        }
+    }
+
+    fn key_id(&self) -> Option<i64> {
+        self.key.as_ref().map(|key| key.key_id)
     }
 }
 
@@ -258,7 +278,7 @@ pub fn authorize_call(
         }
     }
     if let Some(header) = facts.workspace_header {
-        if header.trim() != key.workspace_id {
+        if header.trim() != &*key.workspace_id {
             return Err(AuthorizationFailure::WorkspaceMismatch);
         }
     }
@@ -306,60 +326,91 @@ pub fn authorize_call(
     }
 }
 
-/// The hasher of the digest-keyed map, on the path of every request. `KeyDigest` hashes
-/// as the first 64 bits of a SHA-256 digest, which are already uniformly distributed, so
-/// they are the hash as they are instead of going through SipHash again. This does not
-/// open the map to hash flooding: its entries are digests of keys that keygate generated
-/// (or an administrator imported), and a presented key only probes, never inserts.
-#[derive(Debug, Default)]
-struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write_u64(&mut self, value: u64) {
-        // From zero, a single value (the `KeyDigest` case) is the hash unchanged.
-        self.0 = self.0.rotate_left(29) ^ value;
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not reached by `KeyDigest`; a plain multiplicative fold keeps it a hasher for
-        // anything else.
-        for &byte in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
+/// The hash of a digest in the registry's table: its first 64 bits, which are already
+/// uniformly distributed (SHA-256), as they are. This does not open the table to hash
+/// flooding: its entries are digests of keys that keygate generated (or an administrator
+/// imported), and a presented key only probes, never inserts.
+fn digest_hash(digest: &KeyDigest) -> u64 {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_bytes()[..8]);
+    u64::from_le_bytes(first)
 }
 
-type DigestMap<V> = HashMap<KeyDigest, V, BuildHasherDefault<DigestHasher>>;
+/// The hash of a key id in the table by id: ids are small sequential integers, spread over
+/// the 64 bits by one multiplication (the table takes its control bits from the top).
+fn key_id_hash(key_id: i64) -> u64 {
+    (key_id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
 
+/// The registry's contents, sized for millions of keys: one vector of entries, one per
+/// digest, and two tables of 4-byte indices into it (by digest, and by key id for the
+/// current digest of each live key), instead of maps that each hold their own copy of a
+/// digest or an entry.
 #[derive(Debug, Default)]
 struct RegistryState {
-    keys: DigestMap<Entry>,
-    digest_by_key_id: HashMap<i64, KeyDigest>,
+    /// Every digest's entry. An entry is overwritten in place and never removed (revoked
+    /// digests stay as tombstones) until a full resync builds a new state.
+    entries: Vec<Entry>,
+    /// The index in `entries` of each digest, hashed by [`digest_hash`].
+    by_digest: HashTable<u32>,
+    /// The index in `entries` of the current digest of each live key, hashed by
+    /// [`key_id_hash`]. Every index here names an entry that holds a key of that id.
+    by_key_id: HashTable<u32>,
     workspaces: HashMap<String, (u64, Arc<WorkspaceGrants>)>,
     /// The region names that keys carry, each stored once (a handful; never shrinks).
-    regions: Vec<String>,
+    regions: Vec<Arc<str>>,
+    /// The account names, regions and workspace ids that keys carry, each stored once.
+    shared_strings: HashSet<Arc<str>>,
     /// The highest change-feed version applied.
     applied_version: u64,
 }
 
 impl RegistryState {
+    /// An empty state with room for `keys` digests without growing.
+    fn with_capacity(keys: usize) -> RegistryState {
+        RegistryState {
+            entries: Vec::with_capacity(keys),
+            by_digest: HashTable::with_capacity(keys),
+            by_key_id: HashTable::with_capacity(keys),
+            ..RegistryState::default()
+        }
+    }
+
     fn region_index(&mut self, region: &str) -> u32 {
-        let index = match self.regions.iter().position(|known| known == region) {
+        let index = match self.regions.iter().position(|known| &**known == region) {
             Some(index) => index,
             None => {
-                self.regions.push(region.to_string());
+                self.regions.push(Arc::from(region));
                 self.regions.len() - 1
             }
         };
         u32::try_from(index).expect("fewer than 2^32 regions")
     }
 
-    fn live_entry(&mut self, version: u64, key: Arc<CompiledKey>, secret_ends_at: i64) -> Entry {
+    fn shared_string(&mut self, text: &Arc<str>) -> Arc<str> {
+        match self.shared_strings.get(&**text) {
+            Some(shared) => shared.clone(),
+            None => {
+                self.shared_strings.insert(text.clone());
+                text.clone()
+            }
+        }
+    }
+
+    /// The key with its strings replaced by the registry's shared copies (when nothing
+    /// else holds the key yet, as when the store has just compiled it).
+    fn with_shared_strings(&mut self, mut key: Arc<CompiledKey>) -> Arc<CompiledKey> {
+        if let Some(unshared) = Arc::get_mut(&mut key) {
+            unshared.account_name = self.shared_string(&unshared.account_name);
+            unshared.region = self.shared_string(&unshared.region);
+            unshared.workspace_id = self.shared_string(&unshared.workspace_id);
+        }
+        key
+    }
+
+    fn live_entry(&mut self, digest: KeyDigest, version: u64, key: Arc<CompiledKey>, secret_ends_at: i64) -> Entry {
         Entry {
+            digest,
             version,
             region: self.region_index(&key.region),
             standing: key.standing,
@@ -367,6 +418,133 @@ impl RegistryState {
             secret_ends_at,
             key: Some(key),
         }
+    }
+
+    fn index_of(&self, digest: &KeyDigest) -> Option<u32> {
+        self.by_digest.find(digest_hash(digest), |&index| self.entries[index as usize].digest == *digest).copied()
+    }
+
+    fn entry(&self, digest: &KeyDigest) -> Option<&Entry> {
+        self.index_of(digest).map(|index| &self.entries[index as usize])
+    }
+
+    /// The index of the current digest's entry of the live key `key_id`.
+    fn index_of_key(&self, key_id: i64) -> Option<u32> {
+        self.by_key_id.find(key_id_hash(key_id), |&index| self.entries[index as usize].key_id() == Some(key_id)).copied()
+    }
+
+    fn entry_of_key(&self, key_id: i64) -> Option<&Entry> {
+        self.index_of_key(key_id).map(|index| &self.entries[index as usize])
+    }
+
+    /// Stores `entry` under its digest, over the digest's entry if it has one, and returns
+    /// its index. An entry that named a key no longer does, so the key's index by id goes
+    /// if it pointed here.
+    fn put(&mut self, entry: Entry) -> u32 {
+        let hash = digest_hash(&entry.digest);
+        let RegistryState { entries, by_digest, by_key_id, .. } = self;
+        match by_digest.find(hash, |&index| entries[index as usize].digest == entry.digest).copied() {
+            Some(index) => {
+                let slot = &mut entries[index as usize];
+                if let Some(previous_key_id) = slot.key_id().filter(|&previous| Some(previous) != entry.key_id()) {
+                    if let Ok(by_id) = by_key_id.find_entry(key_id_hash(previous_key_id), |&other| other == index) {
+                        by_id.remove();
+                    }
+                }
+                *slot = entry;
+                index
+            }
+            None => {
+                let index = u32::try_from(entries.len()).expect("fewer than 2^32 digests");
+                entries.push(entry);
+                by_digest.insert_unique(hash, index, |&other| digest_hash(&entries[other as usize].digest));
+                index
+            }
+        }
+    }
+
+    /// Makes `index` (an entry holding the key `key_id`) the key's current digest.
+    fn point_key_at(&mut self, key_id: i64, index: u32) {
+        let RegistryState { entries, by_key_id, .. } = self;
+        let hash = key_id_hash(key_id);
+        match by_key_id.find_mut(hash, |&other| entries[other as usize].key_id() == Some(key_id)) {
+            Some(current) => *current = index,
+            None => {
+                by_key_id.insert_unique(hash, index, |&other| {
+                    key_id_hash(entries[other as usize].key_id().expect("an index by key id names a live entry"))
+                });
+            }
+        }
+    }
+
+    /// Applies one update produced at change-feed `version` (see [`KeyRegistry::apply`]).
+    fn apply_update(&mut self, version: u64, update: RegistryUpdate) {
+        match update {
+            RegistryUpdate::Key { digest, key } => {
+                if self.entry(&digest).is_some_and(|entry| entry.version > version) {
+                    return;
+                }
+                let key = self.with_shared_strings(key);
+                let key_id = key.key_id;
+                let previous = self.index_of_key(key_id);
+                // The old secret of a reset in its grace period works beside the new one.
+                let grace = key.grace_secret.as_deref().copied().filter(|grace| grace.digest != digest);
+                let entry = self.live_entry(digest, version, key.clone(), i64::MAX);
+                let index = self.put(entry);
+                // A key that moved to a new digest (reset) leaves its old one revoked.
+                if let Some(previous) = previous.filter(|&previous| previous != index) {
+                    let previous_digest = self.entries[previous as usize].digest;
+                    self.put(Entry::tombstone(previous_digest, version));
+                }
+                self.point_key_at(key_id, index);
+                if let Some(grace) = grace {
+                    if self.entry(&grace.digest).is_none_or(|entry| entry.version <= version) {
+                        let entry = self.live_entry(grace.digest, version, key, grace.ends_at);
+                        self.put(entry);
+                    }
+                }
+            }
+            RegistryUpdate::Revoked { digest } => {
+                if self.entry(&digest).is_some_and(|entry| entry.version > version) {
+                    return;
+                }
+                self.put(Entry::tombstone(digest, version));
+            }
+            RegistryUpdate::Workspace(grants) => {
+                let newer_present = self.workspaces.get(&grants.workspace_id).is_some_and(|(present, _)| *present > version);
+                if !newer_present {
+                    self.workspaces.insert(grants.workspace_id.clone(), (version, grants));
+                }
+            }
+            RegistryUpdate::WorkspaceRemoved { workspace_id } => {
+                self.workspaces.remove(&workspace_id);
+            }
+        }
+    }
+}
+
+/// A full load of the registry (the initial fill, or a resync) from one snapshot taken at
+/// `version`, filled batch by batch as the store reads the rows and then put in place by
+/// [`KeyRegistry::install`]. Sized up front from the number of keys, so that the tables
+/// do not grow (and briefly double) while a million keys arrive.
+#[derive(Debug)]
+pub struct RegistryLoad {
+    version: u64,
+    state: RegistryState,
+}
+
+impl RegistryLoad {
+    /// A load of a snapshot taken at `version` that expects about `keys` digests.
+    pub fn new(version: u64, keys: usize) -> RegistryLoad {
+        RegistryLoad { version, state: RegistryState::with_capacity(keys) }
+    }
+
+    /// Adds a batch of the snapshot's state.
+    pub fn add(&mut self, updates: impl IntoIterator<Item = RegistryUpdate>) {
+        for update in updates {
+            self.state.apply_update(self.version, update);
+        }
+        self.state.applied_version = self.state.applied_version.max(self.version);
     }
 }
 
@@ -404,70 +582,36 @@ impl KeyRegistry {
     pub fn apply(&self, version: u64, updates: Vec<RegistryUpdate>) {
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for update in updates {
-            match update {
-                RegistryUpdate::Key { digest, key } => {
-                    if state.keys.get(&digest).is_some_and(|entry| entry.version > version) {
-                        continue;
-                    }
-                    // A key that moved to a new digest (reset) leaves its old one revoked.
-                    if let Some(previous) = state.digest_by_key_id.insert(key.key_id, digest) {
-                        if previous != digest {
-                            state.keys.insert(previous, Entry::tombstone(version));
-                        }
-                    }
-                    // The old secret of a reset in its grace period works beside the new one.
-                    let grace = key.grace_secret.filter(|grace| grace.digest != digest);
-                    let entry = state.live_entry(version, key.clone(), i64::MAX);
-                    state.keys.insert(digest, entry);
-                    if let Some(grace) = grace {
-                        if state.keys.get(&grace.digest).is_none_or(|entry| entry.version <= version) {
-                            let entry = state.live_entry(version, key, grace.ends_at);
-                            state.keys.insert(grace.digest, entry);
-                        }
-                    }
-                }
-                RegistryUpdate::Revoked { digest } => {
-                    if state.keys.get(&digest).is_some_and(|entry| entry.version > version) {
-                        continue;
-                    }
-                    if let Some(Entry { key: Some(key), .. }) = state.keys.get(&digest) {
-                        let key_id = key.key_id;
-                        if state.digest_by_key_id.get(&key_id) == Some(&digest) {
-                            state.digest_by_key_id.remove(&key_id);
-                        }
-                    }
-                    state.keys.insert(digest, Entry::tombstone(version));
-                }
-                RegistryUpdate::Workspace(grants) => {
-                    let newer_present = state.workspaces.get(&grants.workspace_id).is_some_and(|(present, _)| *present > version);
-                    if !newer_present {
-                        state.workspaces.insert(grants.workspace_id.clone(), (version, grants));
-                    }
-                }
-                RegistryUpdate::WorkspaceRemoved { workspace_id } => {
-                    state.workspaces.remove(&workspace_id);
-                }
-            }
+            state.apply_update(version, update);
         }
         state.applied_version = state.applied_version.max(version);
     }
 
-    /// Replaces everything with a snapshot taken at `version` (a full resync). Entries newer
-    /// than the snapshot (applied by this node after the snapshot was read) are kept, so a
-    /// resync cannot undo a newer revocation; keys absent from the snapshot are gone.
+    /// Replaces everything with a snapshot taken at `version` (a full resync): see
+    /// [`KeyRegistry::install`].
     pub fn replace_all(&self, version: u64, updates: Vec<RegistryUpdate>) {
-        let fresh = KeyRegistry::new();
-        fresh.apply(version, updates);
-        let mut fresh_state = fresh.state.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut load = RegistryLoad::new(version, updates.len());
+        load.add(updates);
+        self.install(load);
+    }
+
+    /// Replaces everything with a full load. Entries newer than its snapshot (applied by
+    /// this node after the snapshot was read) are kept, so a resync cannot undo a newer
+    /// revocation; keys absent from the snapshot are gone.
+    pub fn install(&self, load: RegistryLoad) {
+        let RegistryLoad { version, state: mut fresh_state } = load;
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (digest, mut entry) in state.keys.drain() {
+        for mut entry in std::mem::take(&mut state.entries) {
             if entry.version > version {
+                let key_id = entry.key_id();
                 if let Some(key) = &entry.key {
-                    fresh_state.digest_by_key_id.insert(key.key_id, digest);
                     // The region index is into the old state's list: re-intern it.
                     entry.region = fresh_state.region_index(&key.region);
                 }
-                fresh_state.keys.insert(digest, entry);
+                let index = fresh_state.put(entry);
+                if let Some(key_id) = key_id {
+                    fresh_state.point_key_at(key_id, index);
+                }
             }
         }
         for (workspace_id, (entry_version, grants)) in state.workspaces.drain() {
@@ -487,20 +631,19 @@ impl KeyRegistry {
     /// Number of live keys held.
     pub fn live_key_count(&self) -> usize {
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.keys.values().filter(|entry| entry.key.is_some()).count()
+        state.entries.iter().filter(|entry| entry.key.is_some()).count()
     }
 
     /// The key with this digest, if live.
     pub fn lookup(&self, digest: &KeyDigest) -> Option<Arc<CompiledKey>> {
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.keys.get(digest).and_then(|entry| entry.key.clone())
+        state.entry(digest).and_then(|entry| entry.key.clone())
     }
 
     /// The live key with this id (for temporary keys, which name their parent by id).
     pub fn lookup_by_id(&self, key_id: i64) -> Option<Arc<CompiledKey>> {
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let digest = state.digest_by_key_id.get(&key_id)?;
-        state.keys.get(digest).and_then(|entry| entry.key.clone())
+        state.entry_of_key(key_id).and_then(|entry| entry.key.clone())
     }
 
     pub fn workspace(&self, workspace_id: &str) -> Option<Arc<WorkspaceGrants>> {
@@ -540,13 +683,13 @@ impl KeyRegistry {
         let parsed = parse_permanent_key(presented)?;
         endpoint.admits(parsed.format)?;
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = state.keys.get(&parsed.digest).ok_or(AuthenticationFailure::Unknown)?;
+        let entry = state.entry(&parsed.digest).ok_or(AuthenticationFailure::Unknown)?;
         let key = entry.key.as_ref().ok_or(AuthenticationFailure::Unknown)?;
         // An old secret past its grace period is refused like any wrong key.
         if now >= entry.secret_ends_at {
             return Err(AuthenticationFailure::Unknown);
         }
-        if state.regions.get(entry.region as usize).map(String::as_str) != Some(region) {
+        if state.regions.get(entry.region as usize).map(|known| &**known) != Some(region) {
             return Err(AuthenticationFailure::OtherRegion);
         }
         standing_allows(entry.standing)?;
@@ -580,14 +723,14 @@ impl KeyRegistry {
         })?;
         let (digest, key) = {
             let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let digest = *state.digest_by_key_id.get(&claims.parent_key_id).ok_or(AuthenticationFailure::Unknown)?;
-            let key = state.keys.get(&digest).and_then(|entry| entry.key.clone()).ok_or(AuthenticationFailure::Unknown)?;
-            (digest, key)
+            let entry = state.entry_of_key(claims.parent_key_id).ok_or(AuthenticationFailure::Unknown)?;
+            (entry.digest, entry.key.clone().ok_or(AuthenticationFailure::Unknown)?)
         };
         // A reset gives the parent a new digest: tokens minted from the old secret die, at
         // once or when the old secret's grace period ends.
         let from_current_secret = claims.matches_parent_digest(&digest);
-        let from_grace_secret = key.grace_secret.is_some_and(|grace| now < grace.ends_at && claims.matches_parent_digest(&grace.digest));
+        let from_grace_secret =
+            key.grace_secret.as_deref().is_some_and(|grace| now < grace.ends_at && claims.matches_parent_digest(&grace.digest));
         if !from_current_secret && !from_grace_secret {
             return Err(AuthenticationFailure::Unknown);
         }
@@ -599,7 +742,7 @@ impl KeyRegistry {
     /// The current digest of a live key (to mint temporary keys from it).
     pub fn digest_of(&self, key_id: i64) -> Option<KeyDigest> {
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        state.digest_by_key_id.get(&key_id).copied()
+        state.entry_of_key(key_id).map(|entry| entry.digest)
     }
 }
 
@@ -617,7 +760,7 @@ pub struct AuthenticatedKey {
 
 /// Checks the region, the standing and the expiry of a live key at `now` (Unix seconds).
 pub fn standing_check(key: &CompiledKey, region: &str, now: i64) -> Result<(), AuthenticationFailure> {
-    if key.region != region {
+    if &*key.region != region {
         return Err(AuthenticationFailure::OtherRegion);
     }
     standing_allows(key.standing)?;
@@ -671,11 +814,10 @@ mod tests {
     }
 
     #[test]
-    fn the_digest_map_hashes_a_digest_as_its_first_64_bits() {
-        use std::hash::BuildHasher;
+    fn the_digest_table_hashes_a_digest_as_its_first_64_bits() {
         let digest = KeyDigest::of("sk-anything");
         let expected = u64::from_le_bytes(digest.as_bytes()[..8].try_into().unwrap());
-        assert_eq!(BuildHasherDefault::<DigestHasher>::default().hash_one(digest), expected);
+        assert_eq!(digest_hash(&digest), expected);
     }
 
     #[test]
@@ -710,6 +852,40 @@ mod tests {
     }
 
     #[test]
+    fn the_index_by_key_id_follows_resets_revocations_and_resyncs() {
+        let registry = KeyRegistry::new();
+        let (first, second, third) = (generate_key(KeyFormat::Secure), generate_key(KeyFormat::Secure), generate_key(KeyFormat::Secure));
+        registry.apply(1, vec![RegistryUpdate::Key { digest: first.digest, key: compiled(7, KeyStanding::Usable, KeyAuth::All) }]);
+        assert_eq!(registry.digest_of(7), Some(first.digest));
+        registry.apply(2, vec![RegistryUpdate::Key { digest: second.digest, key: compiled(7, KeyStanding::Usable, KeyAuth::All) }]);
+        assert_eq!(registry.digest_of(7), Some(second.digest));
+        assert!(registry.lookup(&first.digest).is_none());
+        registry.apply(3, vec![RegistryUpdate::Revoked { digest: second.digest }]);
+        assert_eq!(registry.digest_of(7), None);
+        assert!(registry.lookup_by_id(7).is_none());
+        // A key applied after the snapshot survives the resync and is found by its id; the
+        // snapshot's keys are found by theirs.
+        registry.apply(6, vec![RegistryUpdate::Key { digest: third.digest, key: compiled(7, KeyStanding::Usable, KeyAuth::All) }]);
+        registry.replace_all(5, vec![RegistryUpdate::Key { digest: second.digest, key: compiled(8, KeyStanding::Usable, KeyAuth::All) }]);
+        assert_eq!(registry.digest_of(7), Some(third.digest));
+        assert_eq!(registry.digest_of(8), Some(second.digest));
+        assert_eq!(registry.lookup_by_id(8).map(|key| key.key_id), Some(8));
+        assert_eq!(registry.live_key_count(), 2);
+    }
+
+    #[test]
+    fn keys_share_one_copy_of_their_account_region_and_workspace() {
+        let registry = KeyRegistry::new();
+        let (one, two) = (generate_key(KeyFormat::Secure), generate_key(KeyFormat::Secure));
+        registry.apply(1, vec![RegistryUpdate::Key { digest: one.digest, key: compiled(1, KeyStanding::Usable, KeyAuth::All) }]);
+        registry.apply(2, vec![RegistryUpdate::Key { digest: two.digest, key: compiled(2, KeyStanding::Usable, KeyAuth::All) }]);
+        let (one, two) = (registry.lookup(&one.digest).unwrap(), registry.lookup(&two.digest).unwrap());
+        assert!(Arc::ptr_eq(&one.account_name, &two.account_name));
+        assert!(Arc::ptr_eq(&one.region, &two.region));
+        assert!(Arc::ptr_eq(&one.workspace_id, &two.workspace_id));
+    }
+
+    #[test]
     fn authentication_checks_region_and_standing() {
         let registry = KeyRegistry::new();
         let key = generate_key(KeyFormat::Secure);
@@ -728,7 +904,7 @@ mod tests {
         let text = expose(&key.plaintext);
         let in_region = |region: &str, standing| {
             let mut compiled = (*compiled(1, standing, KeyAuth::All)).clone();
-            compiled.region = region.to_string();
+            compiled.region = region.into();
             Arc::new(compiled)
         };
         registry.apply(1, vec![RegistryUpdate::Key { digest: key.digest, key: in_region("ap-southeast-1", KeyStanding::Usable) }]);
@@ -745,14 +921,14 @@ mod tests {
 
     #[test]
     fn authorization_follows_the_spec_order() {
-        let custom = KeyAuth::Custom(CustomPermissions {
+        let custom = KeyAuth::Custom(Box::new(CustomPermissions {
             access_ips: IpAllowlist::parse(&["10.0.0.0/8"]).unwrap(),
             model_scope: ModelScope { allow_all_models: false, accessible_models: vec!["qwen-plus".into()] },
             app_scope: AppScope { allow_all_apps: false, accessible_apps: vec![] },
-        });
+        }));
         let key = compiled(1, KeyStanding::Usable, custom);
         let grants = WorkspaceGrants {
-            workspace_id: key.workspace_id.clone(),
+            workspace_id: key.workspace_id.to_string(),
             is_default: false,
             inference_models: vec!["qwen-max".into(), "qwen-plus".into()],
             applications: vec!["a".repeat(32)],
@@ -788,11 +964,11 @@ mod tests {
     #[test]
     fn a_call_that_names_no_target_passes_only_for_a_key_that_may_call_everything() {
         let scoped = |allow_all_models: bool, allow_all_apps: bool| {
-            KeyAuth::Custom(CustomPermissions {
+            KeyAuth::Custom(Box::new(CustomPermissions {
                 access_ips: IpAllowlist::parse::<&str>(&[]).unwrap(),
                 model_scope: ModelScope { allow_all_models, accessible_models: vec!["qwen-plus".into()] },
                 app_scope: AppScope { allow_all_apps, accessible_apps: vec![] },
-            })
+            }))
         };
         let grants = |is_default: bool| WorkspaceGrants {
             workspace_id: "llm-aaaaaaaaaaaaaaaa".into(),
@@ -840,7 +1016,7 @@ mod tests {
         let old_token = mint_temporary_key(&secret, 9, &old.digest, 5_000);
         registry.apply(1, vec![RegistryUpdate::Key { digest: old.digest, key: compiled(9, KeyStanding::Usable, KeyAuth::All) }]);
         let mut reset = (*compiled(9, KeyStanding::Usable, KeyAuth::All)).clone();
-        reset.grace_secret = Some(GraceSecret { digest: old.digest, ends_at: 2_000 });
+        reset.grace_secret = Some(Box::new(GraceSecret { digest: old.digest, ends_at: 2_000 }));
         registry.apply(2, vec![RegistryUpdate::Key { digest: new.digest, key: Arc::new(reset) }]);
         let at = |presented: &str, now| {
             registry

@@ -1,20 +1,27 @@
 //! Compiles stored rows into the registry's verification state: a key with its creator's
-//! standing and workspace membership folded in, and a workspace with its grants.
+//! standing and workspace membership folded in, and a workspace with its grants. A full
+//! load reads the keys in batches of [`LOAD_BATCH`] rows, each compiled into the
+//! [`RegistryLoad`] as it arrives, so that the rows of a million keys are never in memory
+//! at once.
 
 use std::sync::Arc;
 
 use keygate_core::keys::{KeyDigest, KeyFormat};
-use keygate_core::verification::{CompiledKey, GraceSecret, KeyStanding, RegistryUpdate, WorkspaceGrants};
+use keygate_core::verification::{CompiledKey, GraceSecret, KeyStanding, RegistryLoad, RegistryUpdate, WorkspaceGrants};
 
 use crate::database::{params, Row, SqlValue, Transaction};
 use crate::rows::{auth_from_row, limits_from_row};
 use crate::StoreError;
 
-/// The select list and joins that give everything a compiled key needs.
+/// The select list and joins that give everything a compiled key needs. The lists of a
+/// `Custom` key are read only for such keys (NULL otherwise): most keys are `All`, and a
+/// full load reads every key.
 const KEY_STATE_QUERY: &str = "
 SELECT k.api_key_id, k.account_id, a.name AS account_name, k.region, k.workspace_id,
        k.creator_user_id, k.format, k.key_digest, k.disabled,
-       k.auth_type, k.access_ips, k.allow_all_models, k.accessible_models, k.allow_all_apps, k.accessible_apps,
+       k.auth_type, CASE WHEN k.auth_type = 'Custom' THEN k.access_ips END AS access_ips, k.allow_all_models,
+       CASE WHEN k.auth_type = 'Custom' THEN k.accessible_models END AS accessible_models, k.allow_all_apps,
+       CASE WHEN k.auth_type = 'Custom' THEN k.accessible_apps END AS accessible_apps,
        k.expires_at, k.previous_key_digest, k.previous_secret_ends_at,
        k.limit_requests_per_minute, k.limit_tokens_per_minute, k.limit_max_in_flight, k.budget_period, k.budget_tokens, k.budget_cost_micros,
        u.status AS creator_status,
@@ -28,11 +35,11 @@ LEFT JOIN ram_users u ON u.user_id = k.creator_user_id";
 
 fn compile_key_row(row: &Row) -> Result<RegistryUpdate, StoreError> {
     let digest = KeyDigest::from_bytes(&row.bytes("key_digest")?).ok_or_else(|| StoreError::Corrupt("key digest length".into()))?;
-    let format_name = row.string("format")?;
-    let format = KeyFormat::parse(&format_name).ok_or_else(|| StoreError::Corrupt(format!("key format {format_name}")))?;
+    let format_name = row.text("format")?;
+    let format = KeyFormat::parse(format_name).ok_or_else(|| StoreError::Corrupt(format!("key format {format_name}")))?;
     let standing = if row.boolean("disabled")? {
         KeyStanding::Disabled
-    } else if row.opt_string("creator_status")?.as_deref() == Some("disabled") {
+    } else if row.opt_text("creator_status")? == Some("disabled") {
         KeyStanding::CreatorDisabled
     } else if !row.boolean("creator_is_member")? {
         KeyStanding::CreatorNotMember
@@ -40,18 +47,18 @@ fn compile_key_row(row: &Row) -> Result<RegistryUpdate, StoreError> {
         KeyStanding::Usable
     };
     let grace_secret = match (row.opt_bytes("previous_key_digest")?, row.opt_i64("previous_secret_ends_at")?) {
-        (Some(bytes), Some(ends_at)) => Some(GraceSecret {
+        (Some(bytes), Some(ends_at)) => Some(Box::new(GraceSecret {
             digest: KeyDigest::from_bytes(&bytes).ok_or_else(|| StoreError::Corrupt("previous key digest length".into()))?,
             ends_at,
-        }),
+        })),
         _ => None,
     };
     let key = CompiledKey {
         key_id: row.i64("api_key_id")?,
         account_id: row.i64("account_id")?,
-        account_name: row.string("account_name")?,
-        region: row.string("region")?,
-        workspace_id: row.string("workspace_id")?,
+        account_name: row.text("account_name")?.into(),
+        region: row.text("region")?.into(),
+        workspace_id: row.text("workspace_id")?.into(),
         creator_user_id: row.opt_i64("creator_user_id")?,
         format,
         standing,
@@ -117,15 +124,41 @@ pub(crate) async fn workspace_grants(transaction: &mut Transaction, workspace_id
     })))
 }
 
-/// Every key and workspace: the initial fill and every full resync.
-pub(crate) async fn load_everything(transaction: &mut Transaction) -> Result<Vec<RegistryUpdate>, StoreError> {
-    let rows = transaction.fetch_all(KEY_STATE_QUERY, &[]).await?;
-    let mut updates = rows.iter().map(compile_key_row).collect::<Result<Vec<_>, _>>()?;
+/// Keys read per statement of a full load: each batch's rows are compiled and dropped
+/// before the next is read.
+pub(crate) const LOAD_BATCH: i64 = 2_000;
+
+/// How many digests a full load will hold (every key's, and the old one of each key in a
+/// grace period), to size the registry before the rows arrive.
+pub(crate) async fn digest_count(transaction: &mut Transaction) -> Result<usize, StoreError> {
+    let count =
+        transaction.fetch_one("SELECT COUNT(*) + COUNT(previous_key_digest) AS digests FROM api_keys", &[]).await?.i64("digests")?;
+    Ok(usize::try_from(count).unwrap_or(0))
+}
+
+/// Every key and workspace into `load`: the initial fill and every full resync. Keys are
+/// read in order of id, [`LOAD_BATCH`] at a time (each statement starts after the last id
+/// of the one before), all in `transaction`'s one snapshot.
+pub(crate) async fn load_everything(transaction: &mut Transaction, load: &mut RegistryLoad) -> Result<(), StoreError> {
+    let batch_query = format!("{KEY_STATE_QUERY} WHERE k.api_key_id > $1 ORDER BY k.api_key_id LIMIT $2");
+    let mut after = i64::MIN;
+    loop {
+        let rows = transaction.fetch_all(&batch_query, &params![after, LOAD_BATCH]).await?;
+        let Some(last) = rows.last() else { break };
+        after = last.i64("api_key_id")?;
+        let complete = i64::try_from(rows.len()).unwrap_or(i64::MAX) < LOAD_BATCH;
+        for row in &rows {
+            load.add([compile_key_row(row)?]);
+        }
+        if complete {
+            break;
+        }
+    }
     let workspace_ids = transaction.fetch_all("SELECT workspace_id FROM workspaces", &[]).await?;
     for row in workspace_ids {
-        updates.push(workspace_grants(transaction, &row.string("workspace_id")?).await?);
+        load.add([workspace_grants(transaction, &row.string("workspace_id")?).await?]);
     }
-    Ok(updates)
+    Ok(())
 }
 
 /// What one change-feed entry means for the registry, read in `transaction`.

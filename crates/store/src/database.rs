@@ -119,10 +119,12 @@ pub(crate) fn value_rows(rows: usize, width: usize) -> String {
         .join(", ")
 }
 
-/// A decoded row: column names and values.
+/// A decoded row: its values, and the column names it shares with every row of its
+/// result (one copy per statement, not one per row).
 #[derive(Debug, Clone, Default)]
 pub struct Row {
-    columns: Vec<(String, SqlValue)>,
+    names: Arc<[String]>,
+    values: Vec<SqlValue>,
 }
 
 fn corrupt(column: &str, expected: &str) -> StoreError {
@@ -131,10 +133,10 @@ fn corrupt(column: &str, expected: &str) -> StoreError {
 
 impl Row {
     fn value(&self, column: &str) -> Result<&SqlValue, StoreError> {
-        self.columns
+        self.names
             .iter()
-            .find(|(name, _)| name == column)
-            .map(|(_, value)| value)
+            .position(|name| name == column)
+            .map(|index| &self.values[index])
             .ok_or_else(|| StoreError::Corrupt(format!("no column {column}")))
     }
 
@@ -157,6 +159,20 @@ impl Row {
     pub fn opt_string(&self, column: &str) -> Result<Option<String>, StoreError> {
         match self.value(column)? {
             SqlValue::Text(value) => Ok(Some(value.clone())),
+            SqlValue::NullInteger | SqlValue::NullText | SqlValue::NullBytes => Ok(None),
+            _ => Err(corrupt(column, "text")),
+        }
+    }
+
+    /// Non-null text, borrowed from the row.
+    pub fn text(&self, column: &str) -> Result<&str, StoreError> {
+        self.opt_text(column)?.ok_or_else(|| corrupt(column, "non-null text"))
+    }
+
+    /// Text or NULL, borrowed from the row.
+    pub fn opt_text(&self, column: &str) -> Result<Option<&str>, StoreError> {
+        match self.value(column)? {
+            SqlValue::Text(value) => Ok(Some(value)),
             SqlValue::NullInteger | SqlValue::NullText | SqlValue::NullBytes => Ok(None),
             _ => Err(corrupt(column, "text")),
         }
@@ -185,7 +201,7 @@ impl Row {
 
     /// The first column, as an integer (for `SELECT COUNT(*)` and `RETURNING id`).
     pub fn first_i64(&self) -> Result<i64, StoreError> {
-        match self.columns.first().map(|(_, value)| value) {
+        match self.values.first() {
             Some(SqlValue::Integer(value)) => Ok(*value),
             Some(SqlValue::Boolean(value)) => Ok(i64::from(*value)),
             _ => Err(StoreError::Corrupt("the first column is not an integer".into())),
@@ -193,9 +209,16 @@ impl Row {
     }
 }
 
-fn decode_sqlite_row(row: &SqliteRow) -> Result<Row, StoreError> {
-    let mut columns = Vec::with_capacity(row.len());
-    for (index, column) in row.columns().iter().enumerate() {
+/// Decodes every row of a result, the column names read once.
+fn decode_rows<R: sqlx::Row>(rows: &[R], decode: fn(&R, &Arc<[String]>) -> Result<Row, StoreError>) -> Result<Vec<Row>, StoreError> {
+    let Some(first) = rows.first() else { return Ok(Vec::new()) };
+    let names: Arc<[String]> = first.columns().iter().map(|column| column.name().to_string()).collect();
+    rows.iter().map(|row| decode(row, &names)).collect()
+}
+
+fn decode_sqlite_row(row: &SqliteRow, names: &Arc<[String]>) -> Result<Row, StoreError> {
+    let mut values = Vec::with_capacity(row.len());
+    for index in 0..row.len() {
         let raw = row.try_get_raw(index)?;
         // The storage class of this value, not the declared type: SQLite is dynamically typed.
         let value = if raw.is_null() {
@@ -208,13 +231,13 @@ fn decode_sqlite_row(row: &SqliteRow) -> Result<Row, StoreError> {
                 _ => SqlValue::Text(row.try_get::<String, _>(index)?),
             }
         };
-        columns.push((column.name().to_string(), value));
+        values.push(value);
     }
-    Ok(Row { columns })
+    Ok(Row { names: names.clone(), values })
 }
 
-fn decode_postgres_row(row: &PgRow) -> Result<Row, StoreError> {
-    let mut columns = Vec::with_capacity(row.len());
+fn decode_postgres_row(row: &PgRow, names: &Arc<[String]>) -> Result<Row, StoreError> {
+    let mut values = Vec::with_capacity(row.len());
     for (index, column) in row.columns().iter().enumerate() {
         let raw = row.try_get_raw(index)?;
         let value = if raw.is_null() {
@@ -230,9 +253,9 @@ fn decode_postgres_row(row: &PgRow) -> Result<Row, StoreError> {
                 other => return Err(StoreError::Corrupt(format!("unsupported PostgreSQL type {other} in column {}", column.name()))),
             }
         };
-        columns.push((column.name().to_string(), value));
+        values.push(value);
     }
-    Ok(Row { columns })
+    Ok(Row { names: names.clone(), values })
 }
 
 macro_rules! bind_all {
@@ -392,12 +415,8 @@ impl Database {
     pub async fn fetch_all(&self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
         self.count_statement();
         match &self.pools {
-            Pools::Sqlite { reader, .. } => {
-                bind_all!(sqlx::query(sql), values).fetch_all(reader).await?.iter().map(decode_sqlite_row).collect()
-            }
-            Pools::Postgres { pool } => {
-                bind_all!(sqlx::query(sql), values).fetch_all(pool).await?.iter().map(decode_postgres_row).collect()
-            }
+            Pools::Sqlite { reader, .. } => decode_rows(&bind_all!(sqlx::query(sql), values).fetch_all(reader).await?, decode_sqlite_row),
+            Pools::Postgres { pool } => decode_rows(&bind_all!(sqlx::query(sql), values).fetch_all(pool).await?, decode_postgres_row),
         }
     }
 
@@ -439,10 +458,10 @@ impl Transaction {
         self.statements.fetch_add(1, Ordering::Relaxed);
         match &mut self.inner {
             TransactionInner::Sqlite(transaction) => {
-                bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?.iter().map(decode_sqlite_row).collect()
+                decode_rows(&bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?, decode_sqlite_row)
             }
             TransactionInner::Postgres(transaction) => {
-                bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?.iter().map(decode_postgres_row).collect()
+                decode_rows(&bind_all!(sqlx::query(sql), values).fetch_all(&mut **transaction).await?, decode_postgres_row)
             }
         }
     }

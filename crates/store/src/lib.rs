@@ -28,7 +28,7 @@ mod workspaces;
 use std::path::Path;
 use std::sync::Arc;
 
-use keygate_core::verification::{KeyRegistry, RegistryUpdate};
+use keygate_core::verification::{KeyRegistry, RegistryLoad, RegistryUpdate};
 
 pub use access_keys::{AccessKeyRecord, SessionRecord};
 pub use api_keys::{ApiKeyRecord, KeyEdit, KeyOrder, ListKeysQuery, NewApiKey, QuotaRule};
@@ -96,13 +96,16 @@ impl Store {
 
     /// Replaces the registry's contents with one consistent snapshot of every key and
     /// workspace (entries newer than the snapshot are kept). Returns the snapshot's version.
+    /// The snapshot is read in batches and compiled as they arrive, into a registry sized
+    /// from the count of keys; the current registry serves until the new one is complete.
     pub async fn resync_registry(&self) -> Result<u64, StoreError> {
         let mut snapshot = self.database.begin_snapshot().await?;
         let version = snapshot.fetch_one("SELECT COALESCE(MAX(version), 0) AS version FROM changes", &[]).await?.i64("version")?;
-        let updates = compile::load_everything(&mut snapshot).await?;
-        snapshot.commit().await?;
         let version = u64::try_from(version).unwrap_or(0);
-        self.registry.replace_all(version, updates);
+        let mut load = RegistryLoad::new(version, compile::digest_count(&mut snapshot).await?);
+        compile::load_everything(&mut snapshot, &mut load).await?;
+        snapshot.commit().await?;
+        self.registry.install(load);
         Ok(version)
     }
 

@@ -47,12 +47,12 @@ pub(crate) fn auth_columns(auth: &KeyAuth) -> AuthColumns {
 }
 
 pub(crate) fn auth_from_row(row: &Row) -> Result<KeyAuth, StoreError> {
-    if row.string("auth_type")? == "All" {
+    if row.text("auth_type")? == "All" {
         return Ok(KeyAuth::All);
     }
     let ips = json_to_list(&row.string("access_ips")?)?;
     let access_ips = IpAllowlist::parse(&ips).map_err(|error| StoreError::Corrupt(error.to_string()))?;
-    Ok(KeyAuth::Custom(CustomPermissions {
+    Ok(KeyAuth::Custom(Box::new(CustomPermissions {
         access_ips,
         model_scope: ModelScope {
             allow_all_models: row.boolean("allow_all_models")?,
@@ -62,7 +62,7 @@ pub(crate) fn auth_from_row(row: &Row) -> Result<KeyAuth, StoreError> {
             allow_all_apps: row.boolean("allow_all_apps")?,
             accessible_apps: json_to_list(&row.string("accessible_apps")?)?,
         },
-    }))
+    })))
 }
 
 /// The limit columns of an `api_keys` row (docs/CONTRACT.md#per-key-limits), in the order

@@ -100,7 +100,7 @@ pub fn authorize_target(
     authorize_call(&authorized.key, grants.as_deref(), &facts, |model| state.shared.catalog.contains(model)).map_err(|failure| {
         match (failure, target) {
             (AuthorizationFailure::ModelNotAllowed(denial), CallTarget::Model(model)) => {
-                GatewayRefusal::ModelDenied { model: model.to_string(), workspace_id: authorized.key.workspace_id.clone(), denial }
+                GatewayRefusal::ModelDenied { model: model.to_string(), workspace_id: authorized.key.workspace_id.to_string(), denial }
             }
             (failure, _) => GatewayRefusal::Authorization(failure),
         }

@@ -368,7 +368,7 @@ fn remember_made_object(
         return response;
     }
     let object = ProviderObject {
-        workspace_id: authorized.key.workspace_id.clone(),
+        workspace_id: authorized.key.workspace_id.to_string(),
         model: model.to_string(),
         upstream: Some(upstream_name.to_string()),
         demo: None,

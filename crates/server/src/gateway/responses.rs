@@ -68,7 +68,7 @@ fn owned_response(
     id: &str,
 ) -> Result<ProviderObject, GatewayRefusal> {
     let object =
-        state.shared.provider_objects.get(ObjectKind::Response, id).filter(|object| object.workspace_id == authorized.key.workspace_id);
+        state.shared.provider_objects.get(ObjectKind::Response, id).filter(|object| *object.workspace_id == *authorized.key.workspace_id);
     let object = object.ok_or_else(|| not_found(id))?;
     authorize_target(state, authorized, context, headers, CallTarget::Model(&object.model))?;
     Ok(object)
@@ -256,7 +256,7 @@ pub(super) fn demo_create(
         ObjectKind::Response,
         &response_id,
         ProviderObject {
-            workspace_id: authorized.key.workspace_id.clone(),
+            workspace_id: authorized.key.workspace_id.to_string(),
             model: model.to_string(),
             upstream: None,
             demo: Some(Arc::new(DemoObject::Response { response: completed.clone(), input_items: items })),

@@ -61,7 +61,7 @@ async fn serve_named_task(state: &AppState, context: &RequestContext, id: &str, 
     let authorized = authenticate_request(state, Protocol::Native, &parts.headers, context)?;
     authorize_target(state, &authorized, context, &parts.headers, CallTarget::Nothing)?;
     let object =
-        state.shared.provider_objects.get(ObjectKind::Task, id).filter(|object| object.workspace_id == authorized.key.workspace_id);
+        state.shared.provider_objects.get(ObjectKind::Task, id).filter(|object| *object.workspace_id == *authorized.key.workspace_id);
     let Some(object) = object else {
         return Ok(unknown_task(id, &context.request_id));
     };
@@ -126,7 +126,7 @@ pub(super) fn demo_submit(
         ObjectKind::Task,
         &task_id,
         ProviderObject {
-            workspace_id: authorized.key.workspace_id.clone(),
+            workspace_id: authorized.key.workspace_id.to_string(),
             model: model.to_string(),
             upstream: None,
             demo: Some(Arc::new(DemoObject::Task { output, usage })),

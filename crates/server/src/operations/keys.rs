@@ -181,11 +181,11 @@ pub fn custom_permissions(
     allow_all_apps: bool,
     apps: Vec<String>,
 ) -> KeyAuth {
-    KeyAuth::Custom(CustomPermissions {
+    KeyAuth::Custom(Box::new(CustomPermissions {
         access_ips,
         model_scope: ModelScope { allow_all_models, accessible_models: if allow_all_models { Vec::new() } else { normalise_list(models) } },
         app_scope: AppScope { allow_all_apps, accessible_apps: if allow_all_apps { Vec::new() } else { normalise_list(apps) } },
-    })
+    }))
 }
 
 /// "'x' is not ..." becomes "'x' is not ....": an error text as a sentence.

@@ -57,7 +57,7 @@ impl LeakOutcome {
 /// The audit context of a change to `key`: the caller, in the key's own region (a leaked
 /// key is disabled wherever it lives, whichever listener received the report).
 fn audit_in_region_of(actor: &Actor, key: &CompiledKey) -> AuditContext {
-    AuditContext { region: key.region.clone(), ..actor.audit.clone() }
+    AuditContext { region: key.region.to_string(), ..actor.audit.clone() }
 }
 
 /// Disables one live key of the caller's account.

@@ -241,11 +241,11 @@ async fn plant(app: &TestApp, world: &World, caller: Caller, operation: Operatio
     let (format, workspace_id) =
         if operation == Rotate { (KeyFormat::Plan, world.default_workspace.clone()) } else { (KeyFormat::Secure, world.team_a.clone()) };
     let auth = if operation == Edit {
-        KeyAuth::Custom(CustomPermissions {
+        KeyAuth::Custom(Box::new(CustomPermissions {
             access_ips: IpAllowlist::parse(&[FENCED_RANGE.to_string()]).unwrap(),
             model_scope: ModelScope { allow_all_models: true, accessible_models: Vec::new() },
             app_scope: AppScope { allow_all_apps: true, accessible_apps: Vec::new() },
-        })
+        }))
     } else {
         KeyAuth::All
     };

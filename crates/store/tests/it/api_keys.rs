@@ -16,11 +16,11 @@ use crate::support::{
 };
 
 fn custom_auth() -> KeyAuth {
-    KeyAuth::Custom(CustomPermissions {
+    KeyAuth::Custom(Box::new(CustomPermissions {
         access_ips: IpAllowlist::parse(&["10.1.2.3/8".to_string(), "192.168.1.1".to_string()]).unwrap(),
         model_scope: ModelScope { allow_all_models: false, accessible_models: vec!["qwen-max".into(), "qwen-plus".into()] },
         app_scope: AppScope { allow_all_apps: false, accessible_apps: vec!["app-1".into()] },
-    })
+    }))
 }
 
 fn list_query(db: &TestDatabase) -> ListKeysQuery {
@@ -63,8 +63,8 @@ on_both_databases! {
         assert_eq!(db.store.get_api_key(db.account_id, SINGAPORE, record.api_key_id, WholeAccount).await.unwrap(), record);
 
         let compiled = db.store.registry().authenticate(&plaintext, SINGAPORE, now_millis() / 1000).unwrap();
-        assert_eq!((compiled.key_id, compiled.account_name.as_str(), compiled.standing), (record.api_key_id, "root", KeyStanding::Usable));
-        assert_eq!((compiled.workspace_id.as_str(), &compiled.auth), (workspace.as_str(), &custom_auth()));
+        assert_eq!((compiled.key_id, &*compiled.account_name, compiled.standing), (record.api_key_id, "root", KeyStanding::Usable));
+        assert_eq!((&*compiled.workspace_id, &compiled.auth), (workspace.as_str(), &custom_auth()));
         assert_eq!(authenticate(&db.store, &plaintext, VIRGINIA), Err(AuthenticationFailure::OtherRegion));
         assert_eq!(db.store.registry().digest_of(record.api_key_id), Some(key.digest));
         // Not in the other region's view.

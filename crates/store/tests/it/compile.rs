@@ -64,11 +64,11 @@ pub async fn build_world(db: &TestDatabase, behind: Option<&Store>) -> World {
     // The account's keys: custom, disabled, reset, deleted.
     let default = db.default_workspace(SINGAPORE).await;
     let (mut custom, _) = new_key(SINGAPORE, &default, None, KeyFormat::Secure);
-    custom.auth = KeyAuth::Custom(CustomPermissions {
+    custom.auth = KeyAuth::Custom(Box::new(CustomPermissions {
         access_ips: IpAllowlist::parse(&["10.0.0.0/8".to_string()]).unwrap(),
         model_scope: ModelScope { allow_all_models: false, accessible_models: vec!["qwen-plus".into()] },
         app_scope: AppScope::everything(),
-    });
+    }));
     world.digests.push(custom.digest);
     store.create_api_key(&root, custom, NO_LIMIT).await.unwrap();
     checkpoint(db, behind, &world).await;

@@ -18,7 +18,7 @@ fn leak_result(masked_key: &str, outcome: LeakOutcome, key: Option<&CompiledKey>
         masked_key: masked_key.to_string(),
         status: outcome.as_str().to_string(),
         api_key_id: key.map(|key| key.key_id),
-        region: key.map(|key| key.region.clone()),
+        region: key.map(|key| key.region.to_string()),
     }
 }
 
