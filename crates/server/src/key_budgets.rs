@@ -87,13 +87,22 @@ impl KeyBudgets {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// What `key_id` spent in the `period` that holds `now`, when this node has its entry:
+    /// the usual case, answered without a future (the store's read makes [`Self::spent`]'s
+    /// large).
+    pub fn spent_here(&self, key_id: i64, period: BudgetPeriod, now: i64) -> Option<Spend> {
+        let mut entries = self.entries();
+        let entry = entries.get_mut(&key_id).filter(|entry| entry.period == period)?;
+        entry.roll(now);
+        entry.last_used = now;
+        Some(entry.total())
+    }
+
     /// What `key_id` spent in the `period` that holds `now`, reading the store only when
     /// this node has no entry for the key (or the key's budget changed its period).
     pub async fn spent(&self, store: &Store, key_id: i64, period: BudgetPeriod, now: i64) -> Result<Spend, StoreError> {
-        if let Some(entry) = self.entries().get_mut(&key_id).filter(|entry| entry.period == period) {
-            entry.roll(now);
-            entry.last_used = now;
-            return Ok(entry.total());
+        if let Some(spent) = self.spent_here(key_id, period, now) {
+            return Ok(spent);
         }
         let stored = self.stored_spend(store, &[key_id], period, now).await?.remove(&key_id).unwrap_or_default();
         let mut entries = self.entries();

@@ -356,6 +356,9 @@ fn period_adjective(period: BudgetPeriod) -> &'static str {
     }
 }
 
+/// The most rate-limit headers a call's answer gets: three per kind of window.
+pub const RATE_LIMIT_HEADERS: usize = 6;
+
 /// The `x-ratelimit-{limit,remaining,reset}-{requests,tokens}` headers of the windows a call
 /// was counted in (reset as OpenAI writes it: seconds with an `s`), on answers and refusals.
 pub fn insert_rate_limit_headers(headers: &mut HeaderMap, requests: Option<WindowStanding>, tokens: Option<WindowStanding>) {

@@ -40,10 +40,13 @@ pub async fn admit_to_key_limits(state: &AppState, authorized: &Authorized) -> R
     let now = authorized.at_milliseconds.div_euclid(1000);
     let key_id = authorized.key.key_id;
     if let Some(budget) = limits.budget {
-        let spent = shared.key_budgets.spent(&shared.store, key_id, budget.period, now).await.map_err(|error| {
-            tracing::error!(%error, key_id, "reading a key's budget spend failed");
-            GatewayRefusal::Internal
-        })?;
+        let spent = match shared.key_budgets.spent_here(key_id, budget.period, now) {
+            Some(spent) => spent,
+            None => shared.key_budgets.spent(&shared.store, key_id, budget.period, now).await.map_err(|error| {
+                tracing::error!(%error, key_id, "reading a key's budget spend failed");
+                GatewayRefusal::Internal
+            })?,
+        };
         if let Some(part) = budget.used_up(spent) {
             let limit = match part {
                 BudgetPart::Tokens => KeyLimitReached::TokenBudget { period: budget.period, tokens: budget.tokens.unwrap_or(0) },

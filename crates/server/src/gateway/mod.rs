@@ -330,6 +330,11 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
                 target: &call.target,
                 headers: &call.headers,
                 request_id: &context.request_id,
+                header_room: if model_standing.is_some() || key_admitted.as_ref().is_some_and(|admitted| admitted.admission.is_some()) {
+                    errors::RATE_LIMIT_HEADERS
+                } else {
+                    0
+                },
             };
             let relayed = upstream::forward_with_failover(&candidates, forwarded, bytes, meter, strip_usage_chunk).await?;
             let (answer, answered_by) = (relayed.response, &relayed.upstream.name);
@@ -553,6 +558,11 @@ async fn application_completion(
                     target: &target,
                     headers: &headers,
                     request_id: &context.request_id,
+                    header_room: if key_admitted.as_ref().is_some_and(|admitted| admitted.admission.is_some()) {
+                        errors::RATE_LIMIT_HEADERS
+                    } else {
+                        0
+                    },
                 };
                 upstream::forward(&upstream, forwarded, bytes, meter, false).await
             }

@@ -130,6 +130,7 @@ async fn serve_named_response(state: &AppState, context: &RequestContext, id: &s
         target: &target,
         headers: &parts.headers,
         request_id: &context.request_id,
+        header_room: 0,
     };
     let answer = upstream::forward(&upstream, forwarded, Bytes::new(), None, false).await?;
     if parts.method == Method::DELETE && answer.status().is_success() {

@@ -83,6 +83,7 @@ async fn serve_named_task(state: &AppState, context: &RequestContext, id: &str, 
         target: &target,
         headers: &parts.headers,
         request_id: &context.request_id,
+        header_room: 0,
     };
     upstream::forward(&upstream, forwarded, Bytes::new(), None, false).await
 }

@@ -46,6 +46,7 @@ async fn count_tokens(state: &AppState, context: &RequestContext, request: Reque
                 target: &target,
                 headers: &parts.headers,
                 request_id: &context.request_id,
+                header_room: 0,
             };
             let candidates = state.shared.upstreams.candidates(&model);
             upstream::forward_with_failover(&candidates, forwarded, bytes, None, false).await.map(|relayed| relayed.response)

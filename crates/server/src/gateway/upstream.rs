@@ -55,6 +55,9 @@ pub struct Forwarded<'a> {
     pub target: &'a ForwardTarget,
     pub headers: &'a HeaderMap,
     pub request_id: &'a str,
+    /// How many headers keygate adds to the relayed answer (a limited call's rate-limit
+    /// headers): its header map is made with room for them, and is not grown again.
+    pub header_room: usize,
 }
 
 /// An answer relayed from an upstream, and which upstream gave it.
@@ -114,7 +117,7 @@ pub async fn forward_with_failover(
                 );
             }
             Ok(response) => {
-                let relayed = relay(response, upstream, protocol, meter, strip_usage_chunk, forwarded.request_id);
+                let relayed = relay(response, upstream, protocol, meter, strip_usage_chunk, &forwarded);
                 return Ok(Relayed { response: relayed, upstream: upstream.clone() });
             }
             Err(AttemptFailure::Unreachable(cause)) => {
@@ -202,17 +205,20 @@ fn relay(
     protocol: Protocol,
     meter: Option<CallMeter>,
     strip_usage_chunk: bool,
-    request_id: &str,
+    forwarded: &Forwarded<'_>,
 ) -> Response {
+    let request_id = forwarded.request_id;
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let mut builder = Response::builder().status(status);
     let nominated = connection_nominated(response.headers());
+    // Room for the upstream's headers, keygate's and the request id added after this.
+    let mut headers = HeaderMap::with_capacity(response.headers().len() + forwarded.header_room + 1);
     for (name, value) in response.headers() {
         if !HOP_BY_HOP.contains(&name.as_str())
             && name.as_str() != "content-length"
             && !nominated.iter().any(|nominated| nominated == name.as_str())
         {
-            builder = builder.header(name.as_str(), value.as_bytes());
+            // Names and values are the same types on both sides: copied, not parsed again.
+            headers.append(name.clone(), value.clone());
         }
     }
     let event_stream = response
@@ -230,7 +236,10 @@ fn relay(
         }
         None => Body::from_stream(inner),
     };
-    builder.body(body).unwrap_or_else(|_| Response::new(Body::empty()))
+    let mut relayed = Response::new(body);
+    *relayed.status_mut() = status;
+    *relayed.headers_mut() = headers;
+    relayed
 }
 
 /// An upstream's body that ends with an error when no chunk arrives within `idle`: a
