@@ -166,6 +166,12 @@ impl Server {
             let bound = TcpListener::bind(listener.addr).await.with_context(|| format!("binding {}", listener.addr))?;
             listeners.push((bound, state.for_listener(listener)));
         }
+        let bound: Vec<(SocketAddr, String)> = listeners
+            .iter()
+            .filter(|(_, state)| state.key_endpoint == KeyEndpoint::PayAsYouGo)
+            .filter_map(|(listener, state)| listener.local_addr().ok().map(|address| (address, state.listener_region.clone())))
+            .collect();
+        let _ = state.shared.listener_addresses.set(bound);
         let metrics_listener = match settings.metrics_listen {
             Some(address) => {
                 Some((TcpListener::bind(address).await.with_context(|| format!("binding {address} (metrics)"))?, state.clone()))

@@ -22,6 +22,7 @@ use keygate_core::region::LimitScope;
 use keygate_core::verification::has_expired;
 use maud::{html, Markup};
 
+use super::how_to_call::{how_to_call_panel, snippet_model, SnippetModel};
 use super::item_actions;
 use super::key_form::{key_form_fields, AppChoice, KeyFormChoices, KeyFormErrors, KeyFormValues, WorkspaceChoice};
 use super::key_limits::warning_badges;
@@ -32,7 +33,7 @@ use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
 use crate::operations::keys::{self as key_operations, IssuedKey, KeyEditRequest, KeyListing, NewKeyRequest};
 use crate::operations::usage::{budget_spends, budgets_of};
-use crate::operations::workspaces::key_workspaces;
+use crate::operations::workspaces::{inference_models, key_workspaces};
 use crate::operations::{Actor, ApiKeyRecord, ErrorKind, KeyOrder, Operations};
 use crate::planes::Path;
 use crate::state::AppState;
@@ -47,6 +48,8 @@ const KEY_COLUMNS: &[&str] = &["API key", "Workspace", "Permission", "Descriptio
 struct ShowOnce {
     issued: IssuedKey,
     reset: bool,
+    /// What the "how to call" panel's snippets call.
+    model: SnippetModel,
 }
 
 /// Everything the page shows besides the list.
@@ -278,7 +281,14 @@ impl FormPage for PageState {
 
 /// The page with the show-once dialog of a key just created or reset.
 async fn show_once(state: &AppState, console: &Console, issued: IssuedKey, reset: bool) -> Response {
-    render(state, console, StatusCode::OK, None, PageState { show_once: Some(ShowOnce { issued, reset }), ..PageState::default() }).await
+    let operations = state.operations();
+    let actor = console.auth.actor(&operations);
+    let record = &issued.record;
+    let model = match inference_models(operations, &actor, &record.workspace_id).await {
+        Ok(models) => snippet_model(state, models.as_deref(), Some(&record.auth), &record.workspace_name),
+        Err(error) => return error_page(state, console, Section::Keys, &error.into()),
+    };
+    render(state, console, StatusCode::OK, None, PageState { show_once: Some(ShowOnce { issued, reset, model }), ..PageState::default() }).await
 }
 
 // ---- rendering --------------------------------------------------------------------------
@@ -463,7 +473,7 @@ fn key_row(
     }
 }
 
-fn show_once_markup(show_once: &ShowOnce) -> Markup {
+fn show_once_markup(state: &AppState, console: &Console, show_once: &ShowOnce) -> Markup {
     let record = &show_once.issued.record;
     let file_name = format!("keygate-api-key-{}.txt", record.api_key_id);
     html! {
@@ -483,6 +493,7 @@ fn show_once_markup(show_once: &ShowOnce) -> Markup {
                 button.secondary type="button" data-close-dialog { "Close" }
             }
             p.copy-status #show-once-status role="status" {}
+            (how_to_call_panel(state, console, &show_once.model, "show-once-"))
         }
     }
 }
@@ -550,6 +561,7 @@ fn keys_markup(state: &AppState, console: &Console, list: &KeyList, choices: &Ke
         p.visually-hidden #copy-status role="status" {}
         @if records.is_empty() {
             p.empty { "No API keys in " (choices.region_name) " yet." }
+            (how_to_call_panel(state, console, &snippet_model(state, None, None, ""), ""))
         } @else {
             (records_table("keys", &format!("API keys in {}", choices.region_name), KEY_COLUMNS, html! {
                 @for (record, warnings) in records.iter().zip(&warnings) {
@@ -577,7 +589,7 @@ fn keys_markup(state: &AppState, console: &Console, list: &KeyList, choices: &Ke
             }
         }
         @if let Some(show_once) = &page_state.show_once {
-            (show_once_markup(show_once))
+            (show_once_markup(state, console, show_once))
         }
     }
 }

@@ -6,6 +6,8 @@
 //! - [`login`]: sign in (the account or a RAM user) and out.
 //! - [`keys`] and [`key_form`]: the API-Key page; changes go through
 //!   [`crate::operations::keys`], the code the Model Studio API runs.
+//! - [`how_to_call`]: the base URL of each protocol and snippets that call a model with a
+//!   key, shown after a key is created and on an empty key list.
 //! - [`key_page`]: each key's page, with its limits and its usage panel; [`key_limits`]:
 //!   a key's limits and budget shown, its warnings (a banner on its page, badges in the key
 //!   list) and the form that changes its limits; [`usage`]: the Usage page, the
@@ -23,6 +25,7 @@
 mod assets;
 mod audit;
 mod charts;
+mod how_to_call;
 mod key_form;
 mod key_limits;
 mod key_page;
