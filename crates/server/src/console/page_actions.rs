@@ -72,6 +72,8 @@ const DONE_NOTICES: &[(Section, &str, &str)] = &[
     (Section::Users, "access-key-deleted", "The AccessKey was deleted."),
     (Section::Workspaces, "created", "The workspace was created."),
     (Section::Workspaces, "models", "The workspace's models were saved."),
+    (Section::Workspaces, "model-granted", "The model was granted: the workspace's keys may call it."),
+    (Section::Workspaces, "model-revoked", "The model was revoked: the workspace's keys' calls for it are refused."),
     (Section::Workspaces, "member-added", "The user was added to the workspace."),
     (Section::Workspaces, "member-removed", "The user was removed from the workspace: its keys there stop working."),
     (Section::Workspaces, "application", "The application was added."),

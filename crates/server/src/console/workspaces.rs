@@ -31,6 +31,8 @@ struct PageState {
 pub(super) fn routes() -> Router<AppState> {
     let workspace_actions = [
         ("models", post(update_models)),
+        ("models/grant", post(grant_model)),
+        ("models/revoke", post(revoke_model)),
         ("members", post(add_member)),
         ("members/{name}/remove", post(remove_member)),
         ("applications", post(create_application)),
@@ -89,6 +91,32 @@ pub(super) async fn update_models(State(state): State<AppState>, Path(workspace_
     }
     .await;
     finish::<PageState, _>(&state, &console, outcome, "models").await
+}
+
+/// `POST /console/workspaces/{id}/models/grant`: inference for the model named in `model`.
+pub(super) async fn grant_model(State(state): State<AppState>, Path(workspace_id): Path<String>, form: ConsoleForm) -> Response {
+    change_grant(state, form, &workspace_id, true).await
+}
+
+/// `POST /console/workspaces/{id}/models/revoke`: no inference for the model named in `model`.
+pub(super) async fn revoke_model(State(state): State<AppState>, Path(workspace_id): Path<String>, form: ConsoleForm) -> Response {
+    change_grant(state, form, &workspace_id, false).await
+}
+
+async fn change_grant(state: AppState, form: ConsoleForm, workspace_id: &str, grant: bool) -> Response {
+    let console = form.console;
+    let outcome = async {
+        let (operations, actor, workspace) = administered(&state, &console, workspace_id).await?;
+        let model = form.fields.get("model").unwrap_or("");
+        if grant {
+            workspaces::grant_model(operations, &actor, &workspace, model).await?;
+        } else {
+            workspaces::revoke_model(operations, &actor, &workspace, model).await?;
+        }
+        Ok(())
+    }
+    .await;
+    finish::<PageState, _>(&state, &console, outcome, if grant { "model-granted" } else { "model-revoked" }).await
 }
 
 /// `POST /console/workspaces/{id}/members`: adds the user named in `user`.
@@ -172,6 +200,39 @@ fn models_dialog(state: &AppState, console: &Console, view: &WorkspaceDetail) ->
     }
 }
 
+/// A sub-workspace's granted models, each with Revoke, and a form that grants another.
+fn grants_markup(state: &AppState, console: &Console, view: &WorkspaceDetail) -> Markup {
+    let workspace_id = &view.record.workspace_id;
+    let is_granted = |name: &str| view.grants.iter().any(|grant| grant.model == name && grant.inference);
+    let granted: Vec<&str> = state.shared.catalog.iter().map(|model| model.name.as_str()).filter(|name| is_granted(name)).collect();
+    let others: Vec<&str> = state.shared.catalog.iter().map(|model| model.name.as_str()).filter(|name| !is_granted(name)).collect();
+    let select_id = format!("grant-model-{workspace_id}");
+    html! {
+        p.hint { "Its keys may call only these models; a call for another is refused (Model access denied) until it is granted here." }
+        @if granted.is_empty() { p.muted.no-grants { "None yet." } }
+        ul.grants {
+            @for model in &granted {
+                li data-model=(model) {
+                    code { (model) } " "
+                    form.inline method="post" action=(with_region(&format!("/console/workspaces/{workspace_id}/models/revoke"), console.region())) {
+                        (csrf_field(console))
+                        input type="hidden" name="model" value=(model);
+                        button.link.danger-text type="submit" aria-label={ "Revoke " (model) " from " (view.record.name) } { "Revoke" }
+                    }
+                }
+            }
+        }
+        @if !others.is_empty() {
+            form.inline-form.grant-form method="post" action=(with_region(&format!("/console/workspaces/{workspace_id}/models/grant"), console.region())) {
+                (csrf_field(console))
+                label for=(select_id) { "Grant a model" }
+                select id=(select_id) name="model" { @for model in &others { option value=(model) { (model) } } }
+                button.secondary type="submit" { "Grant" }
+            }
+        }
+    }
+}
+
 fn members_markup(console: &Console, view: &WorkspaceDetail, users: &[UserRecord]) -> Markup {
     let workspace_id = &view.record.workspace_id;
     let members: Vec<&UserRecord> = users.iter().filter(|user| user.workspace_ids.contains(workspace_id)).collect();
@@ -239,8 +300,7 @@ fn workspaces_markup(
                         @if record.is_default {
                             p { "Every model of the catalog." }
                         } @else {
-                            @let granted: Vec<&str> = view.grants.iter().filter(|grant| grant.inference).map(|grant| grant.model.as_str()).collect();
-                            p { @if granted.is_empty() { span.muted { "None yet." } } @else { (granted.join(", ")) } }
+                            (grants_markup(state, console, view))
                             button.secondary type="button" data-open-dialog={ "models-" (record.workspace_id) } { "Change models" }
                             (models_dialog(state, console, view))
                         }
