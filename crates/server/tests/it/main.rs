@@ -11,6 +11,7 @@ mod bad_input;
 mod billing;
 mod connection_limits;
 mod console;
+mod console_audit_filters;
 mod console_grants;
 mod console_how_to_call;
 mod console_limits;
