@@ -38,8 +38,9 @@ use crate::operations::{Actor, ApiKeyRecord, ErrorKind, KeyOrder, Operations};
 use crate::planes::Path;
 use crate::state::AppState;
 
-/// Keys per page of the list.
-const PAGE_SIZE: u32 = 100;
+/// The page sizes the list offers (`?size=`), and the one it uses unless asked.
+const PAGE_SIZES: [u32; 4] = [10, 20, 50, 100];
+const DEFAULT_PAGE_SIZE: u32 = 20;
 
 /// The columns of the key list, as [`key_row`] fills them.
 const KEY_COLUMNS: &[&str] = &["API key", "Workspace", "Permission", "Description", "Creator", "Created", "Last used", "Status", "Actions"];
@@ -55,7 +56,11 @@ struct ShowOnce {
 /// Everything the page shows besides the list.
 #[derive(Default)]
 struct PageState {
+    /// The list's page: where it starts, how many keys, and the search (`?offset=`,
+    /// `?size=`, `?q=`).
     offset: u32,
+    size: u32,
+    search: String,
     /// The Create form as sent back with its errors (the dialog opens again).
     create: Option<(KeyFormValues, KeyFormErrors)>,
     /// An Edit form sent back with its errors: the key's id, values and errors.
@@ -85,8 +90,10 @@ pub(super) async fn home(console: Console) -> Redirect {
 pub(super) async fn keys_page(State(state): State<AppState>, console: Console, RawQuery(query): RawQuery) -> Response {
     let query = query_fields(query.as_deref());
     let offset = query.get_non_empty("offset").and_then(|text| text.parse::<u32>().ok()).unwrap_or(0);
+    let size = query.get_non_empty("size").and_then(|text| text.parse::<u32>().ok()).filter(|size| PAGE_SIZES.contains(size)).unwrap_or(0);
+    let search = query.get("q").unwrap_or("").trim().chars().take(100).collect();
     let notice = done_notice(Section::Keys, &query);
-    render(&state, &console, StatusCode::OK, notice, PageState { offset, ..PageState::default() }).await
+    render(&state, &console, StatusCode::OK, notice, PageState { offset, size, search, ..PageState::default() }).await
 }
 
 /// `POST /console/keys`: Create. Success answers the page with the show-once dialog.
@@ -218,16 +225,18 @@ struct KeyList {
     spends: HashMap<i64, Spend>,
 }
 
-/// The caller's keys in its region, newest first, one page, with their budgets' spend.
-async fn load_keys(state: &AppState, console: &Console, offset: u32) -> Result<KeyList, ManagementError> {
+/// The caller's keys in its region that match the search, newest first, one page, with
+/// their budgets' spend.
+async fn load_keys(state: &AppState, console: &Console, page_state: &PageState) -> Result<KeyList, ManagementError> {
     let listing = KeyListing {
         api_key_id: None,
         description: None,
+        search: (!page_state.search.is_empty()).then(|| page_state.search.clone()),
         workspace_id: None,
         order_by: KeyOrder::ApiKeyId,
         descending: true,
-        offset,
-        limit: PAGE_SIZE,
+        offset: page_state.offset,
+        limit: page_state.page_size(),
     };
     let operations = state.operations();
     let actor = console.auth.actor(&operations);
@@ -266,12 +275,37 @@ async fn load_choices(state: &AppState, console: &Console) -> Result<KeyFormChoi
     })
 }
 
+impl PageState {
+    fn page_size(&self) -> u32 {
+        if self.size == 0 {
+            DEFAULT_PAGE_SIZE
+        } else {
+            self.size
+        }
+    }
+
+    /// The list's link at `offset`, keeping the search and the page size.
+    fn list_link(&self, region: &str, offset: u32) -> String {
+        let mut link = with_region("/console/keys", region);
+        if !self.search.is_empty() {
+            link.push_str(&format!("&q={}", percent_encoding::utf8_percent_encode(&self.search, percent_encoding::NON_ALPHANUMERIC)));
+        }
+        if self.size != 0 {
+            link.push_str(&format!("&size={}", self.size));
+        }
+        if offset > 0 {
+            link.push_str(&format!("&offset={offset}"));
+        }
+        link
+    }
+}
+
 impl FormPage for PageState {
     const SECTION: Section = Section::Keys;
     type Loaded = (KeyList, KeyFormChoices);
 
     async fn load(&self, state: &AppState, console: &Console) -> Result<Self::Loaded, ManagementError> {
-        Ok((load_keys(state, console, self.offset).await?, load_choices(state, console).await?))
+        Ok((load_keys(state, console, self).await?, load_choices(state, console).await?))
     }
 
     fn markup(&self, state: &AppState, console: &Console, (list, choices): Self::Loaded) -> Markup {
@@ -511,6 +545,30 @@ fn limit_text(state: &AppState, console: &Console, total: u64) -> String {
     }
 }
 
+/// The key list's search and page size, sent with GET.
+fn search_form(console: &Console, page_state: &PageState) -> Markup {
+    html! {
+        form #keys-search.filters method="get" action="/console/keys" role="search" aria-label="Search the API keys" {
+            input type="hidden" name="region" value=(console.region());
+            div.field {
+                label for="keys-q" { "Search" }
+                input #keys-q type="search" name="q" value=(page_state.search) aria-describedby="keys-q-hint";
+                p.hint #keys-q-hint { "A part of the description, or the start of the key's id." }
+            }
+            div.field {
+                label for="keys-size" { "Per page" }
+                select #keys-size name="size" {
+                    @for size in PAGE_SIZES { option value=(size) selected[size == page_state.page_size()] { (size) } }
+                }
+            }
+            div.actions {
+                button type="submit" { "Search" }
+                @if !page_state.search.is_empty() { a.button.secondary href=(with_region("/console/keys", console.region())) { "Clear" } }
+            }
+        }
+    }
+}
+
 fn keys_markup(state: &AppState, console: &Console, list: &KeyList, choices: &KeyFormChoices, page_state: &PageState) -> Markup {
     let (records, total) = (&list.records, list.total);
     let now = state.shared.clock.now_seconds();
@@ -559,20 +617,30 @@ fn keys_markup(state: &AppState, console: &Console, list: &KeyList, choices: &Ke
             }
         }
         p.visually-hidden #copy-status role="status" {}
-        @if records.is_empty() {
+        (search_form(console, page_state))
+        @if records.is_empty() && page_state.search.is_empty() && page_state.offset == 0 {
             p.empty { "No API keys in " (choices.region_name) " yet." }
             (how_to_call_panel(state, console, &snippet_model(state, None, None, ""), ""))
+        } @else if records.is_empty() {
+            p.empty #keys-none-found { @if page_state.search.is_empty() { "No API keys on this page." } @else { "No API key matches \u{201c}" (page_state.search) "\u{201d}." } }
         } @else {
             (records_table("keys", &format!("API keys in {}", choices.region_name), KEY_COLUMNS, html! {
                 @for (record, warnings) in records.iter().zip(&warnings) {
                     (key_row(state, console, record, warnings, choices, page_state))
                 }
             }))
-            @if u64::from(next_offset) < total {
-                p.pager { a href={ (with_region("/console/keys", region)) "&offset=" (next_offset) } { "Next " (PAGE_SIZE) " keys" } }
-            }
-            @if page_state.offset > 0 {
-                p.pager { a href=(with_region("/console/keys", region)) { "Back to the newest keys" } }
+        }
+        @if total > 0 || page_state.offset > 0 {
+            nav.pager aria-label="Pages of the key list" {
+                span #keys-range {
+                    @if records.is_empty() { "None of " (total) } @else { "Keys " (page_state.offset + 1) "\u{2013}" (next_offset) " of " (total) }
+                }
+                @if page_state.offset > 0 {
+                    a #keys-previous rel="prev" href=(page_state.list_link(region, page_state.offset.saturating_sub(page_state.page_size()))) { "Previous" }
+                }
+                @if u64::from(next_offset) < total {
+                    a #keys-next rel="next" href=(page_state.list_link(region, next_offset)) { "Next" }
+                }
             }
         }
         @if may_create.is_ok() {

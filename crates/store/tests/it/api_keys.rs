@@ -24,6 +24,7 @@ fn custom_auth() -> KeyAuth {
 }
 
 fn list_query(db: &TestDatabase) -> ListKeysQuery {
+    search: None,
     ListKeysQuery {
         account_id: db.account_id,
         region: SINGAPORE.into(),
