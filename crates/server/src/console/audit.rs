@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use keygate_core::civil_time::parse_utc_date;
 use maud::{html, Markup};
 
+use super::i18n::Language;
 use super::layout::{described_by, error_page, field_error, page, records_table, time, with_region, Section};
 use super::page_actions::query_fields;
 use super::session::Console;
@@ -29,6 +30,7 @@ struct FilterForm {
     key: String,
     from: String,
     to: String,
+    /// The fields refused: their ids and the message keys of why.
     errors: Vec<(&'static str, &'static str)>,
     filter: AuditFilter,
 }
@@ -44,20 +46,20 @@ impl FilterForm {
         if !form.key.is_empty() {
             match form.key.parse::<i64>() {
                 Ok(key_id) if key_id > 0 => form.filter.api_key_id = Some(key_id),
-                _ => form.errors.push(("audit-key", "An API key id is a positive whole number.")),
+                _ => form.errors.push(("audit-key", "audit.bad_key")),
             }
         }
         let day = |text: &str| parse_utc_date(text).map(|seconds| seconds * 1000);
         if !form.from.is_empty() {
             match day(&form.from) {
                 Some(start) => form.filter.from = Some(start),
-                None => form.errors.push(("audit-from", "Enter a day as YYYY-MM-DD.")),
+                None => form.errors.push(("audit-from", "audit.bad_day")),
             }
         }
         if !form.to.is_empty() {
             match day(&form.to) {
                 Some(start) => form.filter.until = Some(start + DAY_MILLISECONDS),
-                None => form.errors.push(("audit-to", "Enter a day as YYYY-MM-DD.")),
+                None => form.errors.push(("audit-to", "audit.bad_day")),
             }
         }
         form
@@ -83,8 +85,10 @@ impl FilterForm {
     }
 
     fn markup(&self, console: &Console) -> Markup {
-        let field = |id: &str, name: &str, label: &str, value: &str, kind: &str, hint: Option<&str>| {
-            let error = self.error(id);
+        let language = console.language;
+        let field = |id: &str, name: &str, label: &'static str, value: &str, kind: &str, hint: Option<&'static str>| {
+            let error = self.error(id).map(|key| language.text(key));
+            let (label, hint) = (language.text(label), hint.map(|hint| language.text(hint)));
             html! {
                 div.field {
                     label for=(id) { (label) }
@@ -95,17 +99,17 @@ impl FilterForm {
             }
         };
         html! {
-            form #audit-filters.filters method="get" action="/console/audit" role="search" aria-label="Filter the audit log" {
+            form #audit-filters.filters method="get" action="/console/audit" role="search" aria-label=(language.text("audit.filter_label")) {
                 input type="hidden" name="region" value=(console.region());
-                (field("audit-actor", "actor", "Actor", &self.actor, "text", None))
-                (field("audit-action", "action", "Action", &self.action, "text", Some("Part of it, e.g. ApiKey. or Delete")))
-                (field("audit-key", "key", "API key id", &self.key, "text", None))
-                (field("audit-from", "from", "From (UTC day)", &self.from, "date", None))
-                (field("audit-to", "to", "To (UTC day, included)", &self.to, "date", None))
+                (field("audit-actor", "actor", "audit.actor", &self.actor, "text", None))
+                (field("audit-action", "action", "audit.action", &self.action, "text", Some("audit.action_hint")))
+                (field("audit-key", "key", "audit.key", &self.key, "text", None))
+                (field("audit-from", "from", "audit.from", &self.from, "date", None))
+                (field("audit-to", "to", "audit.to", &self.to, "date", None))
                 div.actions {
-                    button type="submit" { "Filter" }
+                    button type="submit" { (language.text("audit.filter")) }
                     @if self.is_filtered() || !self.errors.is_empty() {
-                        a.button.secondary href=(with_region("/console/audit", console.region())) { "Clear" }
+                        a.button.secondary href=(with_region("/console/audit", console.region())) { (language.text("audit.clear")) }
                     }
                 }
             }
@@ -118,11 +122,12 @@ pub(super) async fn audit_page(State(state): State<AppState>, console: Console, 
     if let Err(denied) = console.auth.caller.may_administer() {
         return error_page(&state, &console, Section::Audit, &denied.into());
     }
+    let language = console.language;
     let query = query_fields(query.as_deref());
     let before = query.get_non_empty("before").and_then(|text| text.parse::<i64>().ok()).filter(|before| *before > 0);
     let form = FilterForm::parse(&query);
     if !form.errors.is_empty() {
-        let body = html! { (heading()) (form.markup(&console)) };
+        let body = html! { (heading(language)) (form.markup(&console)) };
         return (StatusCode::BAD_REQUEST, page(&state, &console, Section::Audit, None, body)).into_response();
     }
     let operations = state.operations();
@@ -131,34 +136,36 @@ pub(super) async fn audit_page(State(state): State<AppState>, console: Console, 
         Err(error) => return error_page(&state, &console, Section::Audit, &error.into()),
     };
     let next_before = (records.len() == PAGE_SIZE as usize).then(|| records.last().map(|record| record.audit_id)).flatten();
+    let columns = ["audit.when", "audit.who", "audit.action", "audit.target", "audit.detail", "audit.client", "audit.credential", "audit.region"]
+        .map(|key| language.text(key));
     let here = format!("{}{}", with_region("/console/audit", console.region()), form.query_suffix());
     let body = html! {
-        (heading())
+        (heading(language))
         (form.markup(&console))
         @if records.is_empty() {
-            p.empty { @if form.is_filtered() { "No entry matches these filters." } @else { "Nothing recorded yet." } }
+            p.empty { (language.text(if form.is_filtered() { "audit.none_match" } else { "audit.nothing" })) }
         } @else {
-            (records_table("audit", "Audit log", &["When", "Who", "Action", "Target", "Detail", "From", "Credential", "Region"], html! {
+            (records_table("audit", language.text("audit.heading"), &columns, html! {
                 @for record in &records {
                     tr {
-                        td data-label="When" { (time(record.at)) }
-                        td data-label="Who" { (words(&record.actor)) }
-                        td data-label="Action" { code { (record.action) } }
-                        td data-label="Target" { (words(&record.target)) }
-                        td data-label="Detail" { (words(&record.detail)) }
-                        td data-label="From" { (words(&record.client_address)) }
+                        td.when data-label=(columns[0]) { (time(record.at)) }
+                        td.who data-label=(columns[1]) { (words(&record.actor)) }
+                        td.action data-label=(columns[2]) { code { (record.action) } }
+                        td.target data-label=(columns[3]) { (words(&record.target)) }
+                        td.detail data-label=(columns[4]) { (words(&record.detail)) }
+                        td.client data-label=(columns[5]) { (words(&record.client_address)) }
                         // Empty for a change made on the database directly (`keygate admin`).
-                        td data-label="Credential" { @if record.credential.is_empty() { span.muted { "—" } } @else { (words(&record.credential)) } }
-                        td data-label="Region" { (record.region) }
+                        td.credential data-label=(columns[6]) { @if record.credential.is_empty() { span.muted { "—" } } @else { (words(&record.credential)) } }
+                        td.region data-label=(columns[7]) { (record.region) }
                     }
                 }
             }))
         }
         @if let Some(before) = next_before {
-            p.pager { a href={ (here) "&before=" (before) } { "Older entries" } }
+            p.pager { a href={ (here) "&before=" (before) } { (language.text("audit.older")) } }
         }
         @if before.is_some() {
-            p.pager { a href=(here) { "Newest entries" } }
+            p.pager { a href=(here) { (language.text("audit.newest")) } }
         }
     };
     (StatusCode::OK, page(&state, &console, Section::Audit, None, body)).into_response()
@@ -170,6 +177,6 @@ fn words(text: &str) -> Markup {
     html! { @for (index, word) in text.split_whitespace().enumerate() { @if index > 0 { " " } span.word { (word) } } }
 }
 
-fn heading() -> Markup {
-    html! { div.page-head { div { h1 { "Audit log" } p.muted { "Every change to keys, users, workspaces and sessions of the account, newest first." } } } }
+fn heading(language: Language) -> Markup {
+    html! { div.page-head { div { h1 { (language.text("audit.heading")) } p.muted { (language.text("audit.intro")) } } } }
 }

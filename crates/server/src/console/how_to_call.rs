@@ -9,6 +9,7 @@
 use keygate_core::permissions::KeyAuth;
 use maud::{html, Markup};
 
+use super::i18n::Language;
 use super::session::Console;
 use crate::state::AppState;
 
@@ -103,11 +104,11 @@ fn python_snippet(urls: &BaseUrls, model: &str) -> String {
 }
 
 /// A value with its Copy button; `id` names the element the button copies.
-fn copyable(id: &str, status_id: &str, label: &str, text: &str, block: bool) -> Markup {
+fn copyable(language: Language, id: &str, status_id: &str, label: &str, text: &str, block: bool) -> Markup {
     html! {
         div.copyable {
             @if block { pre.snippet id=(id) { code { (text) } } } @else { code.base-url id=(id) { (text) } }
-            button.secondary.copy type="button" data-copy-target=(id) data-status-target=(status_id) aria-label={ "Copy " (label) } { "Copy" }
+            button.secondary.copy type="button" data-copy-target=(id) data-status-target=(status_id) aria-label=(language.fill("call.copy_label", &[&label])) { (language.text("call.copy")) }
         }
     }
 }
@@ -119,36 +120,39 @@ pub fn how_to_call_panel(state: &AppState, console: &Console, model: &SnippetMod
     let administers = console.auth.caller.may_administer().is_ok();
     let workspaces = super::layout::with_region("/console/workspaces", console.region());
     let status_id = format!("{prefix}how-to-call-status");
+    let language = console.language;
     html! {
         section.panel.how-to-call id={ (prefix) "how-to-call" } aria-labelledby={ (prefix) "how-to-call-title" } {
-            h2 id={ (prefix) "how-to-call-title" } { "How to call" }
-            p.hint { "Set the key in the environment first: " code { "export DASHSCOPE_API_KEY=sk-..." } ". Each SDK takes the base URL of its protocol:" }
+            h2 id={ (prefix) "how-to-call-title" } { (language.text("call.heading")) }
+            @let hint = language.text("call.hint");
+            @let (before, after) = hint.split_once("{}").unwrap_or((hint, ""));
+            p.hint { (before) code { "export DASHSCOPE_API_KEY=sk-..." } (after) }
             dl.base-urls {
-                dt { "DashScope native" }
-                dd { (copyable(&format!("{prefix}base-url-native"), &status_id, "the DashScope base URL", &urls.native, false)) }
-                dt { "OpenAI-compatible" }
-                dd { (copyable(&format!("{prefix}base-url-openai"), &status_id, "the OpenAI-compatible base URL", &urls.openai, false)) }
-                dt { "Anthropic-compatible" }
-                dd { (copyable(&format!("{prefix}base-url-anthropic"), &status_id, "the Anthropic-compatible base URL", &urls.anthropic, false)) }
+                dt { (language.text("call.native")) }
+                dd { (copyable(language, &format!("{prefix}base-url-native"), &status_id, language.text("call.native"), &urls.native, false)) }
+                dt { (language.text("call.openai")) }
+                dd { (copyable(language, &format!("{prefix}base-url-openai"), &status_id, language.text("call.openai"), &urls.openai, false)) }
+                dt { (language.text("call.anthropic")) }
+                dd { (copyable(language, &format!("{prefix}base-url-anthropic"), &status_id, language.text("call.anthropic"), &urls.anthropic, false)) }
             }
             @if let Some(name) = &model.model {
                 h3 { "curl" }
-                (copyable(&format!("{prefix}snippet-curl"), &status_id, "the curl command", &curl_snippet(&urls, name), true))
-                h3 { "Python (" code { "pip install openai" } ")" }
-                (copyable(&format!("{prefix}snippet-python"), &status_id, "the Python code", &python_snippet(&urls, name), true))
+                (copyable(language, &format!("{prefix}snippet-curl"), &status_id, "curl", &curl_snippet(&urls, name), true))
+                h3 { (language.text("call.python")) " (" code { "pip install openai" } ")" }
+                (copyable(language, &format!("{prefix}snippet-python"), &status_id, "Python", &python_snippet(&urls, name), true))
             }
             @let grant_hint = html! {
-                @if administers { " on the " a href=(workspaces) { "Workspaces page" } "." } @else { ": ask the account or an administrator." }
+                @if administers { (language.text("call.on_the")) a href=(workspaces) { (language.text("call.workspaces_page")) } "." } @else { (language.text("call.ask")) }
             };
             @if model.model.is_none() {
                 p.notice.notice-warning.model-not-granted role="status" {
-                    strong { "No model is granted to the workspace " (model.workspace_name) " yet. " }
-                    "Calls with this key are refused (Model access denied) until a model is granted to the workspace" (grant_hint)
+                    strong { (language.fill("call.none_granted", &[&model.workspace_name])) }
+                    (language.text("call.none_granted_text")) (grant_hint)
                 }
             } @else if !model.not_granted.is_empty() {
                 p.notice.notice-warning.model-not-granted role="status" {
-                    strong { "Not granted to the workspace " (model.workspace_name) ": " (model.not_granted.join(", ")) ". " }
-                    "Calls with this key for these models are refused (Model access denied) until they are granted to the workspace" (grant_hint)
+                    strong { (language.fill("call.not_granted", &[&model.workspace_name, &model.not_granted.join(", ")])) }
+                    (language.text("call.not_granted_text")) (grant_hint)
                 }
             }
             p.visually-hidden id=(status_id) role="status" {}

@@ -10,6 +10,7 @@ use keygate_core::random::random_bytes_32;
 use maud::{html, Markup};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::i18n::Language;
 use super::layout::{bare_page, described_by, field_error};
 use super::session::{
     cookie, cookie_header, csrf_token_matches, login_csrf_token, read_form, Console, ConsoleForm, ConsoleRejection, CSRF_FIELD,
@@ -29,33 +30,33 @@ struct LoginForm {
     notice: Option<&'static str>,
 }
 
-fn login_markup(form: &LoginForm, csrf_token: &str) -> Markup {
+fn login_markup(language: Language, form: &LoginForm, csrf_token: &str) -> Markup {
     let error_id = "login";
     html! {
         section.panel.login {
-            h1 { "Sign in to keygate" }
-            p.hint { "Sign in as the account, or as one of its RAM users by also giving the user's name." }
+            h1 { (language.text("login.heading")) }
+            p.hint { (language.text("login.hint")) }
             @if let Some(notice) = form.notice {
-                p.notice.notice-success role="status" { (notice) }
+                p.notice.notice-success role="status" { (language.text(notice)) }
             }
             form method="post" action="/console/login" novalidate {
                 input type="hidden" name=(CSRF_FIELD) value=(csrf_token);
                 div.field {
-                    label for="login-account" { "Account name" }
+                    label for="login-account" { (language.text("login.account")) }
                     input #login-account type="text" name="account" value=(form.account) autocomplete="organization" required autofocus[form.account.is_empty()];
                 }
                 div.field {
-                    label for="login-user" { "RAM user name " span.optional { "(leave empty to sign in as the account)" } }
+                    label for="login-user" { (language.text("login.user")) " " span.optional { (language.text("login.user_optional")) } }
                     input #login-user type="text" name="user" value=(form.user) autocomplete="username";
                 }
                 div.field {
-                    label for="login-password" { "Password" }
+                    label for="login-password" { (language.text("login.password")) }
                     input #login-password type="password" name="password" autocomplete="current-password" required
                         aria-invalid=[form.error.is_some().then_some("true")] aria-describedby=[described_by(error_id, false, form.error.is_some())]
                         autofocus[!form.account.is_empty()];
                     (field_error(error_id, form.error.as_deref()))
                 }
-                div.actions { button type="submit" { "Sign in" } }
+                div.actions { button type="submit" { (language.text("login.submit")) } }
             }
         }
     }
@@ -66,7 +67,9 @@ fn login_response(headers: &HeaderMap, state: &AppState, status: StatusCode, for
     let nonce = hex::encode(random_bytes_32());
     let csrf_token = login_csrf_token(state, &nonce);
     let cookie = cookie_header(headers, LOGIN_COOKIE, &nonce, LOGIN_FORM_LIFETIME_SECONDS);
-    (status, AppendHeaders([(SET_COOKIE, cookie)]), bare_page("Sign in", login_markup(form, &csrf_token))).into_response()
+    let language = Language::of_request(headers);
+    (status, AppendHeaders([(SET_COOKIE, cookie)]), bare_page(language, language.text("login.title"), login_markup(language, form, &csrf_token)))
+        .into_response()
 }
 
 /// `GET /console/login`; a caller already signed in goes to its keys.
@@ -80,7 +83,7 @@ pub(super) async fn login_page(
         return Redirect::to("/console/keys").into_response();
     }
     let notice = match request_query.0.as_deref() {
-        Some("signed-out") => Some("You are signed out."),
+        Some("signed-out") => Some("login.signed_out"),
         _ => None,
     };
     login_response(&headers, &state, StatusCode::OK, &LoginForm { notice, ..LoginForm::default() })
@@ -95,13 +98,14 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
         .unwrap_or_else(|| RequestContext { request_id: new_request_id(), client_address: None });
     let (parts, fields) = read_form(&state, request).await?;
     let headers = parts.headers;
+    let language = Language::of_request(&headers);
     let mut form = LoginForm {
         account: fields.get("account").unwrap_or("").trim().to_string(),
         user: fields.get("user").unwrap_or("").trim().to_string(),
         ..LoginForm::default()
     };
     let Some(nonce) = cookie(&headers, LOGIN_COOKIE) else {
-        form.error = Some("This sign-in form has expired (or cookies are off). Enter your password again.".into());
+        form.error = Some(language.text("login.expired").into());
         return Ok(login_response(&headers, &state, StatusCode::BAD_REQUEST, &form));
     };
     if !csrf_token_matches(&login_csrf_token(&state, nonce), fields.get(CSRF_FIELD).unwrap_or("")) {
@@ -110,7 +114,7 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
     }
     let password = SecretString::from(fields.get("password").unwrap_or("").to_string());
     if form.account.is_empty() || password.expose_secret().is_empty() {
-        form.error = Some("Enter the account name and the password.".into());
+        form.error = Some(language.text("login.missing").into());
         return Ok(login_response(&headers, &state, StatusCode::BAD_REQUEST, &form));
     }
     let user = (!form.user.is_empty()).then_some(form.user.as_str());
@@ -121,7 +125,7 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
     let session = match login {
         Ok(session) => session,
         Err(error) if error.kind == ErrorKind::Unauthenticated => {
-            form.error = Some("The name or password is wrong.".into());
+            form.error = Some(language.text("login.wrong").into());
             return Ok(login_response(&headers, &state, StatusCode::UNAUTHORIZED, &form));
         }
         Err(error) if error.kind == ErrorKind::Throttled => {

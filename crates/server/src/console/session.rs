@@ -19,6 +19,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use super::i18n::Language;
 use crate::management::authentication::Authenticated;
 use crate::management::form::FormFields;
 use crate::operations::sessions::{authenticate_session, is_disabled};
@@ -112,6 +113,8 @@ pub struct Console {
     pub csrf_token: String,
     /// Where the browser sent this request, for the URLs a page shows.
     pub origin: RequestOrigin,
+    /// The language of the pages ([`Language::of_request`]).
+    pub language: Language,
     session_digest: [u8; 32],
 }
 
@@ -197,7 +200,8 @@ impl FromRequestParts<AppState> for Console {
         };
         let csrf_token = session_csrf_token(state, &token);
         let origin = RequestOrigin::of(&parts.headers);
-        Ok(Console { auth: Authenticated { caller, region, context }, csrf_token, origin, session_digest: session_token_digest(&token) })
+        let language = Language::of_request(&parts.headers);
+        Ok(Console { auth: Authenticated { caller, region, context }, csrf_token, origin, language, session_digest: session_token_digest(&token) })
     }
 }
 

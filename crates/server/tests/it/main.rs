@@ -14,6 +14,7 @@ mod console;
 mod console_audit_filters;
 mod console_grants;
 mod console_key_search;
+mod console_languages;
 mod console_how_to_call;
 mod console_limits;
 mod console_usage;
