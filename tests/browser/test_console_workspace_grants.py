@@ -13,7 +13,7 @@ def workspace_panel(console, workspace_id: str):
     return console.driver.find_element(By.CSS_SELECTOR, f"section[data-workspace-id='{workspace_id}']")
 
 
-def test_grant_and_revoke_a_model(console, keygate_server, save_screenshot):
+def test_grant_and_revoke_a_model(console, keygate_server):
     console.sign_in()
     console.open("/console/workspaces")
     console.fill("workspace-name", "team-grants")
@@ -40,7 +40,6 @@ def test_grant_and_revoke_a_model(console, keygate_server, save_screenshot):
     assert "granted" in console.notice()
     assert gateway_chat(keygate_server, key).status == 200
     granted = workspace_panel(console, workspace_id).find_element(By.CSS_SELECTOR, "ul.grants li[data-model='demo-echo']")
-    save_screenshot(console.driver, "workspace-grants-1280-en.png")
 
     console.submit(granted.find_element(By.CSS_SELECTOR, "button[type=submit]"))
     assert "revoked" in console.notice()

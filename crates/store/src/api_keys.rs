@@ -465,9 +465,8 @@ impl Store {
             values.push(search.into());
             let parameter = format!("${}", values.len());
             let in_description = dialect.contains("lower(k.description)", &format!("lower({parameter})"));
-            conditions.push_str(&format!(
-                " AND ({in_description} OR substr(CAST(k.api_key_id AS TEXT), 1, length({parameter})) = {parameter})"
-            ));
+            conditions
+                .push_str(&format!(" AND ({in_description} OR substr(CAST(k.api_key_id AS TEXT), 1, length({parameter})) = {parameter})"));
         }
         if let Some(workspace_id) = &query.workspace_id {
             values.push(workspace_id.into());

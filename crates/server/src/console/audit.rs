@@ -40,7 +40,14 @@ const DAY_MILLISECONDS: i64 = 86_400_000;
 impl FilterForm {
     fn parse(query: &FormFields) -> FilterForm {
         let text = |name: &str| query.get(name).unwrap_or("").trim().to_string();
-        let mut form = FilterForm { actor: text("actor"), action: text("action"), key: text("key"), from: text("from"), to: text("to"), ..FilterForm::default() };
+        let mut form = FilterForm {
+            actor: text("actor"),
+            action: text("action"),
+            key: text("key"),
+            from: text("from"),
+            to: text("to"),
+            ..FilterForm::default()
+        };
         form.filter.actor = (!form.actor.is_empty()).then(|| form.actor.clone());
         form.filter.action = (!form.action.is_empty()).then(|| form.action.clone());
         if !form.key.is_empty() {
@@ -76,7 +83,8 @@ impl FilterForm {
     /// The filter's part of a link (`&actor=...`), so that paging keeps it.
     fn query_suffix(&self) -> String {
         let mut suffix = String::new();
-        for (name, value) in [("actor", &self.actor), ("action", &self.action), ("key", &self.key), ("from", &self.from), ("to", &self.to)] {
+        for (name, value) in [("actor", &self.actor), ("action", &self.action), ("key", &self.key), ("from", &self.from), ("to", &self.to)]
+        {
             if !value.is_empty() {
                 suffix.push_str(&format!("&{name}={}", percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)));
             }
@@ -136,8 +144,9 @@ pub(super) async fn audit_page(State(state): State<AppState>, console: Console, 
         Err(error) => return error_page(&state, &console, Section::Audit, &error.into()),
     };
     let next_before = (records.len() == PAGE_SIZE as usize).then(|| records.last().map(|record| record.audit_id)).flatten();
-    let columns = ["audit.when", "audit.who", "audit.action", "audit.target", "audit.detail", "audit.client", "audit.credential", "audit.region"]
-        .map(|key| language.text(key));
+    let columns =
+        ["audit.when", "audit.who", "audit.action", "audit.target", "audit.detail", "audit.client", "audit.credential", "audit.region"]
+            .map(|key| language.text(key));
     let here = format!("{}{}", with_region("/console/audit", console.region()), form.query_suffix());
     let body = html! {
         (heading(language))
@@ -156,7 +165,7 @@ pub(super) async fn audit_page(State(state): State<AppState>, console: Console, 
                         td.client data-label=(columns[5]) { (words(&record.client_address)) }
                         // Empty for a change made on the database directly (`keygate admin`).
                         td.credential data-label=(columns[6]) { @if record.credential.is_empty() { span.muted { "—" } } @else { (words(&record.credential)) } }
-                        td.region data-label=(columns[7]) { (record.region) }
+                        td.region data-label=(columns[7]) { (words(&record.region)) }
                     }
                 }
             }))

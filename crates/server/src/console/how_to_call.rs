@@ -20,7 +20,8 @@ use crate::state::AppState;
 pub fn region_origin(state: &AppState, console: &Console) -> String {
     let origin = &console.origin;
     let region = console.region();
-    let listener = state.shared.listener_addresses.get().and_then(|bound| bound.iter().find(|(_, listener_region)| listener_region == region));
+    let listener =
+        state.shared.listener_addresses.get().and_then(|bound| bound.iter().find(|(_, listener_region)| listener_region == region));
     match listener {
         Some((address, _)) if region != state.listener_region => {
             let port = address.port();

@@ -66,10 +66,8 @@ impl Language {
         for (index, item) in value.split(',').enumerate() {
             let mut parts = item.split(';');
             let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let weight = parts
-                .filter_map(|part| part.trim().strip_prefix("q="))
-                .find_map(|number| number.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
+            let weight =
+                parts.filter_map(|part| part.trim().strip_prefix("q=")).find_map(|number| number.trim().parse::<f32>().ok()).unwrap_or(1.0);
             let primary = tag.split('-').next().unwrap_or("");
             let language = match primary {
                 "zh" => Language::Chinese,
@@ -271,6 +269,27 @@ pub const ENGLISH: &[(&str, &str)] = &[
     ("perm.apps", "Apps: "),
     ("perm.all", "all"),
     ("perm.none", "none"),
+    // the key form
+    ("form.default", "default"),
+    ("form.no_apps", "No applications yet; an admin adds them on the Workspaces page."),
+    ("form.workspace", "Workspace"),
+    ("form.workspace_hint", "We recommend the default workspace. A key can call what its workspace may call."),
+    ("form.permission", "Permission"),
+    ("form.all_hint", " \u{2014} every model and application of the workspace, from any address"),
+    ("form.custom_hint", " \u{2014} an IP whitelist and the models and applications this key may call"),
+    ("form.ips", "IP whitelist"),
+    ("form.ips_hint", "One IPv4 or IPv6 address or CIDR block per line (e.g. 10.0.0.0/8), at most 20. Empty: any address."),
+    ("form.models", "Models"),
+    ("form.models_all", "All models the workspace may call"),
+    ("form.models_selected", "Only the models selected below (none selected: no model)"),
+    ("form.apps", "Applications"),
+    ("form.apps_all", "All applications of the workspace"),
+    ("form.apps_selected", "Only the applications selected below (none selected: no application)"),
+    ("form.only_all", "Permission: All. Custom permissions (IP whitelist, model and application scope) are not offered in {}."),
+    ("form.description", "Description"),
+    ("form.description_hint", "What the key is for, at most 200 characters."),
+    ("form.expires", "Expires"),
+    ("form.expires_hint", "When the key stops working: a date and time with its offset (2027-01-31T00:00:00Z). Empty: never."),
     // the show-once dialog
     ("once.created", "API key created"),
     ("once.reset", "API key reset"),
@@ -490,6 +509,26 @@ pub const CHINESE: &[(&str, &str)] = &[
     ("perm.apps", "应用："),
     ("perm.all", "全部"),
     ("perm.none", "无"),
+    ("form.default", "默认"),
+    ("form.no_apps", "暂无应用；管理员可在业务空间页面添加。"),
+    ("form.workspace", "业务空间"),
+    ("form.workspace_hint", "建议使用默认业务空间。Key 能调用其业务空间可调用的内容。"),
+    ("form.permission", "权限"),
+    ("form.all_hint", " \u{2014} 业务空间的全部模型和应用，不限来源地址"),
+    ("form.custom_hint", " \u{2014} IP 白名单，以及此 Key 可调用的模型和应用"),
+    ("form.ips", "IP 白名单"),
+    ("form.ips_hint", "每行一个 IPv4 或 IPv6 地址或 CIDR 网段（如 10.0.0.0/8），最多 20 个。留空：任意地址。"),
+    ("form.models", "模型"),
+    ("form.models_all", "业务空间可调用的全部模型"),
+    ("form.models_selected", "仅下方选中的模型（未选中：不能调用任何模型）"),
+    ("form.apps", "应用"),
+    ("form.apps_all", "业务空间的全部应用"),
+    ("form.apps_selected", "仅下方选中的应用（未选中：不能调用任何应用）"),
+    ("form.only_all", "权限：All。{}不提供自定义权限（IP 白名单、模型和应用范围）。"),
+    ("form.description", "描述"),
+    ("form.description_hint", "Key 的用途，最多 200 个字符。"),
+    ("form.expires", "到期时间"),
+    ("form.expires_hint", "Key 停止工作的日期和时间，带时区偏移（2027-01-31T00:00:00Z）。留空：永不过期。"),
     ("once.created", "API Key 已创建"),
     ("once.reset", "API Key 已重置"),
     ("once.copy_now", "请立即复制或下载该 Key。"),
@@ -621,9 +660,8 @@ mod tests {
         let directory = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/console");
         let english = keys(ENGLISH);
         let prefixes: Vec<&str> = english.iter().filter_map(|key| key.split('.').next()).collect();
-        let is_key_shaped = |text: &str| {
-            text.contains('.') && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte == b'.' || byte == b'_')
-        };
+        let is_key_shaped =
+            |text: &str| text.contains('.') && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte == b'.' || byte == b'_');
         let (mut missing, mut named) = (Vec::new(), 0);
         for entry in std::fs::read_dir(directory).unwrap() {
             let path = entry.unwrap().path();

@@ -271,6 +271,7 @@ async fn load_choices(state: &AppState, console: &Console) -> Result<KeyFormChoi
         }
     }
     Ok(KeyFormChoices {
+        language: console.language,
         workspaces: workspaces
             .into_iter()
             .map(|(workspace, _)| WorkspaceChoice {
@@ -333,7 +334,8 @@ async fn show_once(state: &AppState, console: &Console, issued: IssuedKey, reset
         Ok(models) => snippet_model(state, models.as_deref(), Some(&record.auth), &record.workspace_name),
         Err(error) => return error_page(state, console, Section::Keys, &error.into()),
     };
-    render(state, console, StatusCode::OK, None, PageState { show_once: Some(ShowOnce { issued, reset, model }), ..PageState::default() }).await
+    render(state, console, StatusCode::OK, None, PageState { show_once: Some(ShowOnce { issued, reset, model }), ..PageState::default() })
+        .await
 }
 
 // ---- rendering --------------------------------------------------------------------------
@@ -554,7 +556,9 @@ fn limit_text(state: &AppState, console: &Console, total: u64) -> String {
     let Some(policy) = state.region_policy(console.region()) else { return String::new() };
     let language = console.language;
     match (policy.limit_scope, console.auth.caller.key_visibility()) {
-        (LimitScope::Account, KeyVisibility::WholeAccount) => language.fill("keys.limit_in_use", &[&total, &policy.key_limit, &policy.name]),
+        (LimitScope::Account, KeyVisibility::WholeAccount) => {
+            language.fill("keys.limit_in_use", &[&total, &policy.key_limit, &policy.name])
+        }
         (LimitScope::Account, _) => language.fill("keys.limit_account", &[&policy.key_limit, &policy.name]),
         (LimitScope::Creator, _) => language.fill("keys.limit_creator", &[&policy.key_limit, &policy.name]),
     }
@@ -566,12 +570,12 @@ fn search_form(console: &Console, page_state: &PageState) -> Markup {
     html! {
         form #keys-search.filters method="get" action="/console/keys" role="search" aria-label=(language.text("keys.search_label")) {
             input type="hidden" name="region" value=(console.region());
-            div.field {
+            div.field.wide {
                 label for="keys-q" { (language.text("keys.search")) }
                 input #keys-q type="search" name="q" value=(page_state.search) aria-describedby="keys-q-hint";
                 p.hint #keys-q-hint { (language.text("keys.search_hint")) }
             }
-            div.field {
+            div.field.narrow {
                 label for="keys-size" { (language.text("keys.per_page")) }
                 select #keys-size name="size" {
                     @for size in PAGE_SIZES { option value=(size) selected[size == page_state.page_size()] { (size) } }

@@ -199,7 +199,7 @@ pub fn page(state: &AppState, console: &Console, section: Section, notice: Optio
 fn language_switch(language: Language, back: &str) -> Markup {
     let back = percent_encoding::utf8_percent_encode(back, percent_encoding::NON_ALPHANUMERIC).to_string();
     html! {
-        nav.language-switch aria-label=(language.text("layout.language")) {
+        div.language-switch role="group" aria-label=(language.text("layout.language")) {
             @for other in Language::ALL {
                 @if other == language {
                     span aria-current="true" lang=(other.html_lang()) { (other.own_name()) }

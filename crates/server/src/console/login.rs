@@ -68,7 +68,11 @@ fn login_response(headers: &HeaderMap, state: &AppState, status: StatusCode, for
     let csrf_token = login_csrf_token(state, &nonce);
     let cookie = cookie_header(headers, LOGIN_COOKIE, &nonce, LOGIN_FORM_LIFETIME_SECONDS);
     let language = Language::of_request(headers);
-    (status, AppendHeaders([(SET_COOKIE, cookie)]), bare_page(language, language.text("login.title"), login_markup(language, form, &csrf_token)))
+    (
+        status,
+        AppendHeaders([(SET_COOKIE, cookie)]),
+        bare_page(language, language.text("login.title"), login_markup(language, form, &csrf_token)),
+    )
         .into_response()
 }
 

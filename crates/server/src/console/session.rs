@@ -201,7 +201,13 @@ impl FromRequestParts<AppState> for Console {
         let csrf_token = session_csrf_token(state, &token);
         let origin = RequestOrigin::of(&parts.headers);
         let language = Language::of_request(&parts.headers);
-        Ok(Console { auth: Authenticated { caller, region, context }, csrf_token, origin, language, session_digest: session_token_digest(&token) })
+        Ok(Console {
+            auth: Authenticated { caller, region, context },
+            csrf_token,
+            origin,
+            language,
+            session_digest: session_token_digest(&token),
+        })
     }
 }
 

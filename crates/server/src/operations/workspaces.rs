@@ -279,7 +279,13 @@ pub async fn revoke_model(operations: Operations<'_>, actor: &Actor, workspace: 
     set_model_inference(operations, actor, workspace, model, false).await
 }
 
-async fn set_model_inference(operations: Operations<'_>, actor: &Actor, workspace: &WorkspaceRecord, model: &str, inference: bool) -> Result<()> {
+async fn set_model_inference(
+    operations: Operations<'_>,
+    actor: &Actor,
+    workspace: &WorkspaceRecord,
+    model: &str,
+    inference: bool,
+) -> Result<()> {
     actor.caller.may_administer()?;
     refuse_default(workspace)?;
     if !operations.catalog.contains(model) {

@@ -11,8 +11,14 @@ use crate::helpers::TestApp;
 
 async fn chat_status(app: &TestApp, key: &str, model: &str) -> u16 {
     let body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
-    let answer =
-        app.http.post(format!("http://{}/compatible-mode/v1/chat/completions", app.address)).bearer_auth(key).json(&body).send().await.unwrap();
+    let answer = app
+        .http
+        .post(format!("http://{}/compatible-mode/v1/chat/completions", app.address))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     answer.status().as_u16()
 }
 

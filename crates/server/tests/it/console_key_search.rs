@@ -7,10 +7,7 @@ use crate::console::sign_in;
 
 /// The descriptions of the key rows of a page, in order.
 fn descriptions(page: &str) -> Vec<String> {
-    page.split("data-label=\"Description\">")
-        .skip(1)
-        .map(|cell| cell[..cell.find("</td>").unwrap()].to_string())
-        .collect()
+    page.split("data-label=\"Description\">").skip(1).map(|cell| cell[..cell.find("</td>").unwrap()].to_string()).collect()
 }
 
 /// The `href` of the element `id` in a page, unescaped.

@@ -13,7 +13,8 @@ async fn pages_follow_the_browser_and_the_switch() {
     let (root, _) = sign_in(&app, None).await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let get = |path: &str, language: Option<&str>, cookie: &str| {
-        let mut request = http.get(format!("http://{}{path}", app.address)).header("cookie", format!("keygate_session={}{cookie}", root.cookie));
+        let mut request =
+            http.get(format!("http://{}{path}", app.address)).header("cookie", format!("keygate_session={}{cookie}", root.cookie));
         if let Some(language) = language {
             request = request.header("accept-language", language);
         }
@@ -39,7 +40,15 @@ async fn pages_follow_the_browser_and_the_switch() {
     }
     let page = get("/console/keys?region=ap-southeast-1", Some("zh-CN"), "").await;
     assert!(page.contains("调用方式") && page.contains("ap-southeast-1 还没有 API Key") || page.contains("还没有 API Key。"), "{page}");
-    let login = http.get(format!("http://{}/console/login", app.address)).header("accept-language", "zh").send().await.unwrap().text().await.unwrap();
+    let login = http
+        .get(format!("http://{}/console/login", app.address))
+        .header("accept-language", "zh")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(login.contains("<h1>登录 keygate</h1>") && login.contains(">密码<"));
 
     // The switch: a cookie for a year, then back to the page it came from.
