@@ -42,7 +42,7 @@ on_both_stores! {
         assert_eq!(chat_status(&app, &key, "demo-echo").await, 200);
         let page = root.get("/console/workspaces?region=ap-southeast-1&done=model-granted").await.text().await.unwrap();
         assert!(page.contains("The model was granted"));
-        assert!(page.contains(&format!("aria-label=\"Revoke demo-echo from team-a\"")), "{page}");
+        assert!(page.contains("aria-label=\"Revoke demo-echo from team-a\""), "{page}");
 
         let revoked = root.submit(&format!("/console/workspaces/{workspace_id}/models/revoke?region=ap-southeast-1"), &[("model", "demo-echo")]).await;
         assert_eq!(revoked.status(), 303);
