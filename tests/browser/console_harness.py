@@ -134,8 +134,9 @@ def sign_in_over_http(server: KeygateProcess, account: str = "root", user: str =
 # ---- the browser --------------------------------------------------------------------------
 
 
-def new_browser(download_dir: Path) -> WebDriver:
-    """Headless Chromium from Debian's packages; nothing is downloaded."""
+def new_browser(download_dir: Path, accept_language: str = "en-US,en") -> WebDriver:
+    """Headless Chromium from Debian's packages; nothing is downloaded. It asks for pages
+    in `accept_language` (its Accept-Language header)."""
     os.environ["SE_OFFLINE"] = "true"
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM_PATH
@@ -159,6 +160,8 @@ def new_browser(download_dir: Path) -> WebDriver:
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER_PATH), options=options)
     driver.keygate_user_data_dir = user_data_dir
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(download_dir)})
+    user_agent = driver.execute_script("return navigator.userAgent")
+    driver.execute_cdp_cmd("Emulation.setUserAgentOverride", {"userAgent": user_agent, "acceptLanguage": accept_language})
     set_viewport(driver, 1280, 900)
     return driver
 

@@ -186,6 +186,12 @@ impl Server {
             let bound = TcpListener::bind(listener.addr).await.with_context(|| format!("binding {}", listener.addr))?;
             listeners.push(BoundListener { listener: bound, state: state.for_listener(listener), tls });
         }
+        let bound: Vec<(SocketAddr, String)> = listeners
+            .iter()
+            .filter(|bound| bound.state.key_endpoint == KeyEndpoint::PayAsYouGo)
+            .filter_map(|bound| bound.listener.local_addr().ok().map(|address| (address, bound.state.listener_region.clone())))
+            .collect();
+        let _ = state.shared.listener_addresses.set(bound);
         let metrics_listener = match settings.metrics_listen {
             Some(address) => {
                 Some((TcpListener::bind(address).await.with_context(|| format!("binding {address} (metrics)"))?, state.clone()))

@@ -58,6 +58,9 @@ pub struct SharedState {
     pub metrics: Metrics,
     /// When this node last confirmed its registry against the change feed.
     pub feed_health: Arc<FeedHealth>,
+    /// The bound address of each pay-as-you-go listener with its region (port 0 resolved),
+    /// set once the listeners are bound; the console shows them as base URLs.
+    pub listener_addresses: std::sync::OnceLock<Vec<(std::net::SocketAddr, String)>>,
 }
 
 /// Handler state: the shared parts and this listener's region and kind.
@@ -113,6 +116,7 @@ impl AppState {
             live_nodes,
             metrics: Metrics::default(),
             feed_health: Arc::new(FeedHealth::new(clock.now_milliseconds())),
+            listener_addresses: std::sync::OnceLock::new(),
             clock,
         };
         Ok(AppState { shared: Arc::new(shared), listener_region, key_endpoint: KeyEndpoint::PayAsYouGo })

@@ -100,6 +100,9 @@ pub struct ListKeysQuery {
     pub api_key_id: Option<i64>,
     /// Substring of the description.
     pub description: Option<String>,
+    /// The console's search: a part of the description (in any case), or the start of the
+    /// key's id.
+    pub search: Option<String>,
     pub workspace_id: Option<String>,
     pub order_by: KeyOrder,
     pub descending: bool,
@@ -457,6 +460,13 @@ impl Store {
         if let Some(description) = &query.description {
             values.push(description.into());
             conditions.push_str(&format!(" AND {}", dialect.contains("k.description", &format!("${}", values.len()))));
+        }
+        if let Some(search) = &query.search {
+            values.push(search.into());
+            let parameter = format!("${}", values.len());
+            let in_description = dialect.contains("lower(k.description)", &format!("lower({parameter})"));
+            conditions
+                .push_str(&format!(" AND ({in_description} OR substr(CAST(k.api_key_id AS TEXT), 1, length({parameter})) = {parameter})"));
         }
         if let Some(workspace_id) = &query.workspace_id {
             values.push(workspace_id.into());

@@ -32,6 +32,21 @@ pub struct AuditRecord {
     pub credential: String,
 }
 
+/// Which entries a listing keeps; every part is optional and they all apply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Part of the actor (`alice@root`), in any case.
+    pub actor: Option<String>,
+    /// Part of the action (`ApiKey.`, `Delete`), in any case.
+    pub action: Option<String>,
+    /// The API key the entry is about (its target `apiKey:<id>`).
+    pub api_key_id: Option<i64>,
+    /// From this time on (Unix ms, included).
+    pub from: Option<i64>,
+    /// Before this time (Unix ms, excluded).
+    pub until: Option<i64>,
+}
+
 pub(crate) async fn write_audit(
     transaction: &mut Transaction,
     context: &AuditContext,
@@ -102,13 +117,45 @@ impl Store {
 
     /// The newest entries of an account, newest first, before `before_id` when given.
     pub async fn list_audit(&self, account_id: i64, limit: u32, before_id: Option<i64>) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = self
-            .database
-            .fetch_all(
-                "SELECT audit_id, at, actor, action, target, detail, client_address, region, credential FROM audit_log WHERE account_id = $1 AND audit_id < $2 ORDER BY audit_id DESC LIMIT $3",
-                &params![account_id, before_id.unwrap_or(i64::MAX), i64::from(limit)],
-            )
-            .await?;
+        self.list_audit_filtered(account_id, &AuditFilter::default(), limit, before_id).await
+    }
+
+    /// [`Store::list_audit`], keeping only the entries `filter` matches.
+    pub async fn list_audit_filtered(
+        &self,
+        account_id: i64,
+        filter: &AuditFilter,
+        limit: u32,
+        before_id: Option<i64>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let dialect = self.database.dialect();
+        let mut values = params![account_id, before_id.unwrap_or(i64::MAX)].to_vec();
+        let mut conditions = "account_id = $1 AND audit_id < $2".to_string();
+        for (column, part) in [("actor", &filter.actor), ("action", &filter.action)] {
+            if let Some(part) = part {
+                values.push(part.into());
+                let needle = format!("lower(${})", values.len());
+                conditions.push_str(&format!(" AND {}", dialect.contains(&format!("lower({column})"), &needle)));
+            }
+        }
+        if let Some(key_id) = filter.api_key_id {
+            values.push(format!("apiKey:{key_id}").into());
+            conditions.push_str(&format!(" AND target = ${}", values.len()));
+        }
+        if let Some(from) = filter.from {
+            values.push(from.into());
+            conditions.push_str(&format!(" AND at >= ${}", values.len()));
+        }
+        if let Some(until) = filter.until {
+            values.push(until.into());
+            conditions.push_str(&format!(" AND at < ${}", values.len()));
+        }
+        values.push(i64::from(limit).into());
+        let sql = format!(
+            "SELECT audit_id, at, actor, action, target, detail, client_address, region, credential FROM audit_log WHERE {conditions} ORDER BY audit_id DESC LIMIT ${}",
+            values.len()
+        );
+        let rows = self.database.fetch_all(&sql, &values).await?;
         rows.iter()
             .map(|row| {
                 Ok(AuditRecord {

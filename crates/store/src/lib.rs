@@ -32,7 +32,7 @@ use keygate_core::verification::{KeyRegistry, RegistryLoad, RegistryUpdate};
 
 pub use access_keys::{AccessKeyRecord, SessionRecord};
 pub use api_keys::{ApiKeyRecord, KeyEdit, KeyOrder, ListKeysQuery, NewApiKey, QuotaRule};
-pub use audit::{AuditContext, AuditRecord};
+pub use audit::{AuditContext, AuditFilter, AuditRecord};
 use database::{params, Database, Dialect, Transaction};
 pub use error::{Missing, StoreError};
 pub use users::{AccountRecord, UserRecord};

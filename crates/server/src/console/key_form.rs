@@ -11,6 +11,7 @@ use keygate_core::permissions::KeyAuth;
 use keygate_core::region::RegionPolicy;
 use maud::{html, Markup};
 
+use super::i18n::Language;
 use super::layout::{described_by, field_error};
 use crate::management::form::FormFields;
 use crate::operations::keys::{
@@ -205,6 +206,8 @@ pub struct AppChoice {
 /// What the form offers in this region.
 #[derive(Debug, Clone)]
 pub struct KeyFormChoices {
+    /// The language the form is written in.
+    pub language: Language,
     pub workspaces: Vec<WorkspaceChoice>,
     /// (model name, display name, is a demo model)
     pub models: Vec<(String, String, bool)>,
@@ -213,9 +216,9 @@ pub struct KeyFormChoices {
     pub region_name: String,
 }
 
-fn workspace_label(choice: &WorkspaceChoice) -> String {
+fn workspace_label(language: Language, choice: &WorkspaceChoice) -> String {
     if choice.is_default {
-        format!("{} (default) · {}", choice.name, choice.workspace_id)
+        format!("{} ({}) · {}", choice.name, language.text("form.default"), choice.workspace_id)
     } else {
         format!("{} · {}", choice.name, choice.workspace_id)
     }
@@ -231,6 +234,7 @@ pub fn key_form_fields(
     with_workspace: bool,
 ) -> Markup {
     let id = |name: &str| format!("{prefix}-{name}");
+    let language = choices.language;
     let workspace_error = errors.on(KeyField::Workspace);
     let permission_error = errors.on(KeyField::Permission);
     let ips_error = errors.on(KeyField::AccessIps);
@@ -249,7 +253,7 @@ pub fn key_form_fields(
     };
     let app_checkboxes = html! {
         @if choices.apps.is_empty() {
-            p.hint { "No applications yet; an admin adds them on the Workspaces page." }
+            p.hint { (language.text("form.no_apps")) }
         }
         @for (index, app) in choices.apps.iter().enumerate() {
             div.choice {
@@ -261,59 +265,59 @@ pub fn key_form_fields(
     html! {
         @if with_workspace {
             div.field {
-                label for=(id("workspace")) { "Workspace" }
+                label for=(id("workspace")) { (language.text("form.workspace")) }
                 select id=(id("workspace")) name="workspace" aria-invalid=[workspace_error.map(|_| "true")] aria-describedby=[described_by(&id("workspace"), true, workspace_error.is_some())] {
                     @for choice in &choices.workspaces {
-                        option value=(choice.workspace_id) selected[choice.workspace_id == values.workspace_id] { (workspace_label(choice)) }
+                        option value=(choice.workspace_id) selected[choice.workspace_id == values.workspace_id] { (workspace_label(language, choice)) }
                     }
                 }
-                p.hint id=(id("workspace-hint")) { "We recommend the default workspace. A key can call what its workspace may call." }
+                p.hint id=(id("workspace-hint")) { (language.text("form.workspace_hint")) }
                 (field_error(&id("workspace"), workspace_error))
             }
         }
         @if choices.custom_allowed {
             fieldset.field.permission aria-describedby=[described_by(&id("permission"), false, permission_error.is_some())] {
-                legend { "Permission" }
+                legend { (language.text("form.permission")) }
                 div.choice {
                     input type="radio" id=(id("permission-all")) name="permission" value="All" checked[!values.custom];
-                    label for=(id("permission-all")) { strong { "All" } " — every model and application of the workspace, from any address" }
+                    label for=(id("permission-all")) { strong { "All" } (language.text("form.all_hint")) }
                 }
                 div.choice {
                     input type="radio" id=(id("permission-custom")) name="permission" value="Custom" checked[values.custom];
-                    label for=(id("permission-custom")) { strong { "Custom" } " — an IP whitelist and the models and applications this key may call" }
+                    label for=(id("permission-custom")) { strong { "Custom" } (language.text("form.custom_hint")) }
                 }
                 (field_error(&id("permission"), permission_error))
             }
             div.custom-fields {
                 div.field {
-                    label for=(id("ips")) { "IP whitelist" }
+                    label for=(id("ips")) { (language.text("form.ips")) }
                     textarea id=(id("ips")) name="access_ips" rows="3" spellcheck="false" aria-invalid=[ips_error.map(|_| "true")] aria-describedby=[described_by(&id("ips"), true, ips_error.is_some())] { (custom_fields.access_ips) }
-                    p.hint id=(id("ips-hint")) { "One IPv4 or IPv6 address or CIDR block per line (e.g. 10.0.0.0/8), at most 20. Empty: any address." }
+                    p.hint id=(id("ips-hint")) { (language.text("form.ips_hint")) }
                     (field_error(&id("ips"), ips_error))
                 }
-                (scope_fieldset(&id("models"), "Models", "model_scope", ["All models the workspace may call", "Only the models selected below (none selected: no model)"], &custom_fields.models, models_error, model_checkboxes))
-                (scope_fieldset(&id("apps"), "Applications", "app_scope", ["All applications of the workspace", "Only the applications selected below (none selected: no application)"], &custom_fields.apps, apps_error, app_checkboxes))
+                (scope_fieldset(&id("models"), language.text("form.models"), "model_scope", [language.text("form.models_all"), language.text("form.models_selected")], &custom_fields.models, models_error, model_checkboxes))
+                (scope_fieldset(&id("apps"), language.text("form.apps"), "app_scope", [language.text("form.apps_all"), language.text("form.apps_selected")], &custom_fields.apps, apps_error, app_checkboxes))
             }
         } @else {
             input type="hidden" name="permission" value="All";
-            p.hint id=(id("permission")) { "Permission: All. Custom permissions (IP whitelist, model and application scope) are not offered in " (choices.region_name) "." }
+            p.hint id=(id("permission")) { (language.fill("form.only_all", &[&choices.region_name])) }
             (field_error(&id("permission"), permission_error))
         }
         div.field {
-            label for=(id("description")) { "Description " span.optional { "(optional)" } }
+            label for=(id("description")) { (language.text("form.description")) " " span.optional { (language.text("grace.optional")) } }
             input type="text" id=(id("description")) name="description" value=(values.description) autocomplete="off"
                 aria-invalid=[description_error.map(|_| "true")] aria-describedby=[described_by(&id("description"), true, description_error.is_some())];
-            p.hint id=(id("description-hint")) { "What the key is for, at most 200 characters." }
+            p.hint id=(id("description-hint")) { (language.text("form.description_hint")) }
             (field_error(&id("description"), description_error))
         }
         div.field {
-            label for=(id("expires")) { "Expires " span.optional { "(optional)" } }
+            label for=(id("expires")) { (language.text("form.expires")) " " span.optional { (language.text("grace.optional")) } }
             input type="text" id=(id("expires")) name="expires_at" value=(values.expires_at) autocomplete="off" spellcheck="false" placeholder="2027-01-31T00:00:00Z"
                 aria-invalid=[expiry_error.map(|_| "true")] aria-describedby=[described_by(&id("expires"), true, expiry_error.is_some())];
             @if !with_workspace {
                 input type="hidden" name="expires_at_was" value=(values.expires_at_was);
             }
-            p.hint id=(id("expires-hint")) { "When the key stops working: a date and time with its offset (2027-01-31T00:00:00Z). Empty: never." }
+            p.hint id=(id("expires-hint")) { (language.text("form.expires_hint")) }
             (field_error(&id("expires"), expiry_error))
         }
         @if let Some(message) = &errors.form {

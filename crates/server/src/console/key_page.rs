@@ -165,11 +165,11 @@ fn key_markup(console: &Console, loaded: &KeyPage, shown: &Shown) -> Markup {
             dl.details #key-details {
                 div { dt { "ID" } dd { (record.api_key_id) } }
                 div { dt { "Workspace" } dd { (record.workspace_name) " " code.workspace-id.muted { (record.workspace_id) } } }
-                div { dt { "Permission" } dd { (permission_markup(&record.auth)) } }
+                div { dt { "Permission" } dd { (permission_markup(console.language, &record.auth)) } }
                 div { dt { "Creator" } dd { (record.created_by) } }
                 div { dt { "Created" } dd { (time(record.created_at)) } }
                 div { dt { "Last used" } dd { @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { "Never" } } } } }
-                div { dt { "Status" } dd { (status_markup(record, loaded.now)) } }
+                div { dt { "Status" } dd { (status_markup(console.language, record, loaded.now)) } }
                 div { dt { "Expires" } dd { @match record.expires_at { Some(at) => { (time(at.saturating_mul(1000))) } None => { span.muted { "Never" } } } } }
             }
         }

@@ -22,6 +22,8 @@ use keygate_core::region::LimitScope;
 use keygate_core::verification::has_expired;
 use maud::{html, Markup};
 
+use super::how_to_call::{how_to_call_panel, snippet_model, SnippetModel};
+use super::i18n::Language;
 use super::item_actions;
 use super::key_form::{key_form_fields, AppChoice, KeyFormChoices, KeyFormErrors, KeyFormValues, WorkspaceChoice};
 use super::key_limits::warning_badges;
@@ -32,27 +34,44 @@ use super::session::{Console, ConsoleForm};
 use crate::management::errors::ManagementError;
 use crate::operations::keys::{self as key_operations, IssuedKey, KeyEditRequest, KeyListing, NewKeyRequest};
 use crate::operations::usage::{budget_spends, budgets_of};
-use crate::operations::workspaces::key_workspaces;
+use crate::operations::workspaces::{inference_models, key_workspaces};
 use crate::operations::{Actor, ApiKeyRecord, ErrorKind, KeyOrder, Operations};
 use crate::planes::Path;
 use crate::state::AppState;
 
-/// Keys per page of the list.
-const PAGE_SIZE: u32 = 100;
+/// The page sizes the list offers (`?size=`), and the one it uses unless asked.
+const PAGE_SIZES: [u32; 4] = [10, 20, 50, 100];
+const DEFAULT_PAGE_SIZE: u32 = 20;
 
-/// The columns of the key list, as [`key_row`] fills them.
-const KEY_COLUMNS: &[&str] = &["API key", "Workspace", "Permission", "Description", "Creator", "Created", "Last used", "Status", "Actions"];
+/// The columns of the key list (their message keys), as [`key_row`] fills them.
+const KEY_COLUMNS: [&str; 9] = [
+    "column.key",
+    "column.workspace",
+    "column.permission",
+    "column.description",
+    "column.creator",
+    "column.created",
+    "column.last_used",
+    "column.status",
+    "column.actions",
+];
 
 /// A key to show once: just created or reset.
 struct ShowOnce {
     issued: IssuedKey,
     reset: bool,
+    /// What the "how to call" panel's snippets call.
+    model: SnippetModel,
 }
 
 /// Everything the page shows besides the list.
 #[derive(Default)]
 struct PageState {
+    /// The list's page: where it starts, how many keys, and the search (`?offset=`,
+    /// `?size=`, `?q=`).
     offset: u32,
+    size: u32,
+    search: String,
     /// The Create form as sent back with its errors (the dialog opens again).
     create: Option<(KeyFormValues, KeyFormErrors)>,
     /// An Edit form sent back with its errors: the key's id, values and errors.
@@ -82,8 +101,10 @@ pub(super) async fn home(console: Console) -> Redirect {
 pub(super) async fn keys_page(State(state): State<AppState>, console: Console, RawQuery(query): RawQuery) -> Response {
     let query = query_fields(query.as_deref());
     let offset = query.get_non_empty("offset").and_then(|text| text.parse::<u32>().ok()).unwrap_or(0);
-    let notice = done_notice(Section::Keys, &query);
-    render(&state, &console, StatusCode::OK, notice, PageState { offset, ..PageState::default() }).await
+    let size = query.get_non_empty("size").and_then(|text| text.parse::<u32>().ok()).filter(|size| PAGE_SIZES.contains(size)).unwrap_or(0);
+    let search = query.get("q").unwrap_or("").trim().chars().take(100).collect();
+    let notice = done_notice(console.language, Section::Keys, &query);
+    render(&state, &console, StatusCode::OK, notice, PageState { offset, size, search, ..PageState::default() }).await
 }
 
 /// `POST /console/keys`: Create. Success answers the page with the show-once dialog.
@@ -215,16 +236,18 @@ struct KeyList {
     spends: HashMap<i64, Spend>,
 }
 
-/// The caller's keys in its region, newest first, one page, with their budgets' spend.
-async fn load_keys(state: &AppState, console: &Console, offset: u32) -> Result<KeyList, ManagementError> {
+/// The caller's keys in its region that match the search, newest first, one page, with
+/// their budgets' spend.
+async fn load_keys(state: &AppState, console: &Console, page_state: &PageState) -> Result<KeyList, ManagementError> {
     let listing = KeyListing {
         api_key_id: None,
         description: None,
+        search: (!page_state.search.is_empty()).then(|| page_state.search.clone()),
         workspace_id: None,
         order_by: KeyOrder::ApiKeyId,
         descending: true,
-        offset,
-        limit: PAGE_SIZE,
+        offset: page_state.offset,
+        limit: page_state.page_size(),
     };
     let operations = state.operations();
     let actor = console.auth.actor(&operations);
@@ -248,6 +271,7 @@ async fn load_choices(state: &AppState, console: &Console) -> Result<KeyFormChoi
         }
     }
     Ok(KeyFormChoices {
+        language: console.language,
         workspaces: workspaces
             .into_iter()
             .map(|(workspace, _)| WorkspaceChoice {
@@ -263,12 +287,37 @@ async fn load_choices(state: &AppState, console: &Console) -> Result<KeyFormChoi
     })
 }
 
+impl PageState {
+    fn page_size(&self) -> u32 {
+        if self.size == 0 {
+            DEFAULT_PAGE_SIZE
+        } else {
+            self.size
+        }
+    }
+
+    /// The list's link at `offset`, keeping the search and the page size.
+    fn list_link(&self, region: &str, offset: u32) -> String {
+        let mut link = with_region("/console/keys", region);
+        if !self.search.is_empty() {
+            link.push_str(&format!("&q={}", percent_encoding::utf8_percent_encode(&self.search, percent_encoding::NON_ALPHANUMERIC)));
+        }
+        if self.size != 0 {
+            link.push_str(&format!("&size={}", self.size));
+        }
+        if offset > 0 {
+            link.push_str(&format!("&offset={offset}"));
+        }
+        link
+    }
+}
+
 impl FormPage for PageState {
     const SECTION: Section = Section::Keys;
     type Loaded = (KeyList, KeyFormChoices);
 
     async fn load(&self, state: &AppState, console: &Console) -> Result<Self::Loaded, ManagementError> {
-        Ok((load_keys(state, console, self.offset).await?, load_choices(state, console).await?))
+        Ok((load_keys(state, console, self).await?, load_choices(state, console).await?))
     }
 
     fn markup(&self, state: &AppState, console: &Console, (list, choices): Self::Loaded) -> Markup {
@@ -278,13 +327,21 @@ impl FormPage for PageState {
 
 /// The page with the show-once dialog of a key just created or reset.
 async fn show_once(state: &AppState, console: &Console, issued: IssuedKey, reset: bool) -> Response {
-    render(state, console, StatusCode::OK, None, PageState { show_once: Some(ShowOnce { issued, reset }), ..PageState::default() }).await
+    let operations = state.operations();
+    let actor = console.auth.actor(&operations);
+    let record = &issued.record;
+    let model = match inference_models(operations, &actor, &record.workspace_id).await {
+        Ok(models) => snippet_model(state, models.as_deref(), Some(&record.auth), &record.workspace_name),
+        Err(error) => return error_page(state, console, Section::Keys, &error.into()),
+    };
+    render(state, console, StatusCode::OK, None, PageState { show_once: Some(ShowOnce { issued, reset, model }), ..PageState::default() })
+        .await
 }
 
 // ---- rendering --------------------------------------------------------------------------
 
 /// A key's permission: `All`, or `Custom` with its addresses, models and applications.
-pub(super) fn permission_markup(auth: &KeyAuth) -> Markup {
+pub(super) fn permission_markup(language: Language, auth: &KeyAuth) -> Markup {
     match auth {
         KeyAuth::All => html! { span.permission { "All" } },
         KeyAuth::Custom(custom) => {
@@ -292,9 +349,9 @@ pub(super) fn permission_markup(auth: &KeyAuth) -> Markup {
             html! {
                 span.permission { "Custom" }
                 ul.scope-summary {
-                    li { "IPs: " @if ips.is_empty() { "any address" } @else { (ips.join(", ")) } }
-                    li { "Models: " @if custom.model_scope.allow_all_models { "all" } @else if custom.model_scope.accessible_models.is_empty() { "none" } @else { (custom.model_scope.accessible_models.join(", ")) } }
-                    li { "Apps: " @if custom.app_scope.allow_all_apps { "all" } @else if custom.app_scope.accessible_apps.is_empty() { "none" } @else { (custom.app_scope.accessible_apps.join(", ")) } }
+                    li { (language.text("perm.ips")) @if ips.is_empty() { (language.text("perm.any_address")) } @else { (ips.join(", ")) } }
+                    li { (language.text("perm.models")) @if custom.model_scope.allow_all_models { (language.text("perm.all")) } @else if custom.model_scope.accessible_models.is_empty() { (language.text("perm.none")) } @else { (custom.model_scope.accessible_models.join(", ")) } }
+                    li { (language.text("perm.apps")) @if custom.app_scope.allow_all_apps { (language.text("perm.all")) } @else if custom.app_scope.accessible_apps.is_empty() { (language.text("perm.none")) } @else { (custom.app_scope.accessible_apps.join(", ")) } }
                 }
             }
         }
@@ -303,18 +360,18 @@ pub(super) fn permission_markup(auth: &KeyAuth) -> Markup {
 
 /// A key's status at `now` (Unix seconds), as a badge, with its expiry and the end of an
 /// old secret's grace period (docs/CONTRACT.md#expiry-and-grace-periods).
-pub(super) fn status_markup(record: &ApiKeyRecord, now: i64) -> Markup {
+pub(super) fn status_markup(language: Language, record: &ApiKeyRecord, now: i64) -> Markup {
     let expired = has_expired(record.expires_at, now);
     let grace_ends_at = record.grace_ends_at.filter(|ends_at| *ends_at > now);
     html! {
-        @if record.disabled { span.status.status-disabled { "Disabled" } }
-        @else if expired { span.status.status-disabled { "Expired" } }
-        @else { span.status.status-enabled { "Enabled" } }
+        @if record.disabled { span.status.status-disabled { (language.text("status.disabled")) } }
+        @else if expired { span.status.status-disabled { (language.text("status.expired")) } }
+        @else { span.status.status-enabled { (language.text("status.enabled")) } }
         @if let Some(expires_at) = record.expires_at {
-            br; span.muted { @if expired { "Expired " } @else { "Expires " } (time(expires_at.saturating_mul(1000))) }
+            br; span.muted { @if expired { (language.text("status.expired_at")) } @else { (language.text("status.expires_at")) } (time(expires_at.saturating_mul(1000))) }
         }
         @if let Some(ends_at) = grace_ends_at {
-            br; span.muted { "Old secret works until " (time(ends_at.saturating_mul(1000))) }
+            br; span.muted { (language.text("status.grace")) (time(ends_at.saturating_mul(1000))) }
         }
     }
 }
@@ -325,13 +382,13 @@ fn confirm_dialog(console: &Console, dialog_id: &str, action: &str, title: &str,
 }
 
 /// The reset dialog's field: how long the old secret keeps working.
-fn grace_field(key_id: i64) -> Markup {
+fn grace_field(language: Language, key_id: i64) -> Markup {
     html! {
         div.field {
-            label for={ "reset-" (key_id) "-grace" } { "Grace period in seconds " span.optional { "(optional)" } }
+            label for={ "reset-" (key_id) "-grace" } { (language.text("grace.label")) " " span.optional { (language.text("grace.optional")) } }
             input type="number" id={ "reset-" (key_id) "-grace" } name="grace_seconds" min="0" max=(MAX_GRACE_SECONDS) step="1" value="0"
                 aria-describedby={ "reset-" (key_id) "-grace-hint" };
-            p.hint id={ "reset-" (key_id) "-grace-hint" } { "How long the old secret keeps working beside the new one, up to " (MAX_GRACE_SECONDS) " (a day). 0: it stops at once." }
+            p.hint id={ "reset-" (key_id) "-grace-hint" } { (language.fill("grace.hint", &[&MAX_GRACE_SECONDS])) }
         }
     }
 }
@@ -356,7 +413,7 @@ fn confirm_dialog_with(
                 p { (text) }
                 (fields)
                 div.actions {
-                    button.secondary type="button" data-close-dialog { "Cancel" }
+                    button.secondary type="button" data-close-dialog { (console.language.text("keys.cancel")) }
                     button.danger[danger] type="submit" { (button) }
                 }
             }
@@ -380,7 +437,13 @@ fn key_row(
         Some((edited, values, errors)) if *edited == id => (values.clone(), errors.clone(), true),
         _ => (KeyFormValues::from_record(record), KeyFormErrors::default(), false),
     };
+    let language = console.language;
     let masked = html! { code { (record.masked_key) } };
+    let around = |key: &'static str| {
+        let text = language.text(key);
+        let (before, after) = text.split_once("{}").unwrap_or((text, ""));
+        html! { (before) (masked) (after) }
+    };
     // Offer only what the caller may do to this key: a member, or a key-manager no longer
     // in the key's workspace, may disable and delete it but not edit, enable or reset it.
     // `choices.workspaces` are the workspaces the caller is a member of.
@@ -391,111 +454,137 @@ fn key_row(
     let (may_edit, may_enable, may_reset) = (may(KeyAction::Edit), may(KeyAction::Enable), disable_and_reset && may(KeyAction::Reset));
     html! {
         tr id={ "key-" (id) } data-key-id=(id) {
-            td data-label="API key" {
+            td.key-cell data-label=(language.text("column.key")) {
                 code.masked-key { (record.masked_key) }
                 " "
-                button.icon.copy type="button" data-copy-text=(record.masked_key) aria-label={ "Copy the masked key " (record.masked_key) } title="Copy the masked key" { "Copy" }
+                button.icon.copy type="button" data-copy-text=(record.masked_key) aria-label=(language.fill("row.copy_masked_label", &[&record.masked_key])) title=(language.text("row.copy_masked")) { (language.text("row.copy")) }
                 @if record.format == KeyFormat::Legacy {
-                    " " span.badge.warning title="Imported from an older deployment: create a new key to replace it." { "Legacy" }
+                    " " span.badge.warning title=(language.text("row.legacy_title")) { (language.text("row.legacy")) }
                 }
             }
-            td data-label="Workspace" { (record.workspace_name) br; code.workspace-id.muted { (record.workspace_id) } }
-            td data-label="Permission" { (permission_markup(&record.auth)) }
-            td data-label="Description" { @if record.description.is_empty() { span.muted { "—" } } @else { (record.description) } }
-            td data-label="Creator" { (record.created_by) }
-            td data-label="Created" { (time(record.created_at)) }
-            td data-label="Last used" {
-                @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { "Never" } } }
-                br; span.muted { (record.request_count) @if record.request_count == 1 { " request" } @else { " requests" } }
+            td data-label=(language.text("column.workspace")) { (record.workspace_name) br; code.workspace-id.muted { (record.workspace_id) } }
+            td data-label=(language.text("column.permission")) { (permission_markup(language, &record.auth)) }
+            td data-label=(language.text("column.description")) { @if record.description.is_empty() { span.muted { "—" } } @else { (record.description) } }
+            td data-label=(language.text("column.creator")) { (record.created_by) }
+            td data-label=(language.text("column.created")) { (time(record.created_at)) }
+            td data-label=(language.text("column.last_used")) {
+                @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { (language.text("row.never")) } } }
+                br; span.muted { (language.fill(if record.request_count == 1 { "row.request" } else { "row.requests" }, &[&record.request_count])) }
             }
-            td data-label="Status" { (status_markup(record, now)) (warning_badges(warnings)) }
-            td data-label="Actions" {
+            td data-label=(language.text("column.status")) { (status_markup(language, record, now)) (warning_badges(warnings)) }
+            td data-label=(language.text("column.actions")) {
                 div.row-actions {
-                    a.link href=(with_region(&format!("/console/keys/{id}"), region)) aria-label={ "Usage and details of " (record.masked_key) } { "Usage" }
+                    a.link href=(with_region(&format!("/console/keys/{id}"), region)) aria-label=(language.fill("row.usage_label", &[&record.masked_key])) { (language.text("row.usage")) }
                     @if may_edit {
-                        button.link type="button" data-open-dialog={ "edit-" (id) } { "Edit" }
+                        button.link type="button" data-open-dialog={ "edit-" (id) } { (language.text("row.edit")) }
                     }
                     @if record.disabled {
                         @if may_enable {
-                            button.link type="button" data-open-dialog={ "enable-" (id) } { "Enable" }
+                            button.link type="button" data-open-dialog={ "enable-" (id) } { (language.text("row.enable")) }
                         }
                     } @else if disable_and_reset {
-                        button.link type="button" data-open-dialog={ "disable-" (id) } { "Disable" }
+                        button.link type="button" data-open-dialog={ "disable-" (id) } { (language.text("row.disable")) }
                     }
                     @if may_reset {
-                        button.link type="button" data-open-dialog={ "reset-" (id) } { "Reset" }
+                        button.link type="button" data-open-dialog={ "reset-" (id) } { (language.text("row.reset")) }
                     }
                     @if may_reset && in_grace {
-                        button.link type="button" data-open-dialog={ "end-grace-" (id) } { "End grace period" }
+                        button.link type="button" data-open-dialog={ "end-grace-" (id) } { (language.text("row.end_grace")) }
                     }
-                    button.link.danger-text type="button" data-open-dialog={ "delete-" (id) } { "Delete" }
+                    button.link.danger-text type="button" data-open-dialog={ "delete-" (id) } { (language.text("row.delete")) }
                 }
                 @if may_edit {
                     dialog.form-dialog id={ "edit-" (id) } aria-labelledby={ "edit-" (id) "-title" } open[reopen_edit] data-show-on-load[reopen_edit] {
                         form method="post" action=(action("edit")) novalidate {
                             (csrf_field(console))
-                            h2 id={ "edit-" (id) "-title" } { "Edit API key " (record.masked_key) }
-                            p.hint { "Workspace: " (record.workspace_name) " (" code { (record.workspace_id) } ")" }
+                            h2 id={ "edit-" (id) "-title" } { (language.fill("edit.title", &[&record.masked_key])) }
+                            p.hint { (language.text("edit.workspace")) (record.workspace_name) " (" code { (record.workspace_id) } ")" }
                             (key_form_fields(&format!("edit-{id}"), &edit_values, &edit_errors, choices, false))
                             div.actions {
-                                button.secondary type="button" data-close-dialog { "Cancel" }
-                                button type="submit" { "Save" }
+                                button.secondary type="button" data-close-dialog { (language.text("keys.cancel")) }
+                                button type="submit" { (language.text("edit.save")) }
                             }
                         }
                     }
                 }
                 @if record.disabled {
                     @if may_enable {
-                        (confirm_dialog(console, &format!("enable-{id}"), &action("enable"), "Enable API key?", html! { "Calls with " (masked) " will be accepted again." }, "Enable", false))
+                        (confirm_dialog(console, &format!("enable-{id}"), &action("enable"), language.text("confirm.enable_title"), around("confirm.enable_text"), language.text("row.enable"), false))
                     }
                 } @else if disable_and_reset {
-                    (confirm_dialog(console, &format!("disable-{id}"), &action("disable"), "Disable API key?", html! { "Calls with " (masked) " will be refused until you enable it again." }, "Disable", true))
+                    (confirm_dialog(console, &format!("disable-{id}"), &action("disable"), language.text("confirm.disable_title"), around("confirm.disable_text"), language.text("row.disable"), true))
                 }
                 @if may_reset {
-                    (confirm_dialog_with(console, &format!("reset-{id}"), &action("reset"), "Reset API key?", html! { "The current secret of " (masked) " stops working at once, or after the grace period below. The new key is shown once, in the next dialog." }, grace_field(id), "Reset", true))
+                    (confirm_dialog_with(console, &format!("reset-{id}"), &action("reset"), language.text("confirm.reset_title"), around("confirm.reset_text"), grace_field(language, id), language.text("row.reset"), true))
                 }
                 @if may_reset && in_grace {
-                    (confirm_dialog(console, &format!("end-grace-{id}"), &action("end-grace"), "End the grace period?", html! { "The old secret of " (masked) " stops working now; the current one keeps working." }, "End grace period", true))
+                    (confirm_dialog(console, &format!("end-grace-{id}"), &action("end-grace"), language.text("confirm.end_grace_title"), around("confirm.end_grace_text"), language.text("row.end_grace"), true))
                 }
-                (confirm_dialog(console, &format!("delete-{id}"), &action("delete"), "Delete API key?", html! { "The key " (masked) " is deleted for good: calls with it are refused at once, and it cannot be restored." }, "Delete", true))
+                (confirm_dialog(console, &format!("delete-{id}"), &action("delete"), language.text("confirm.delete_title"), around("confirm.delete_text"), language.text("row.delete"), true))
             }
         }
     }
 }
 
-fn show_once_markup(show_once: &ShowOnce) -> Markup {
+fn show_once_markup(state: &AppState, console: &Console, show_once: &ShowOnce) -> Markup {
+    let language = console.language;
     let record = &show_once.issued.record;
     let file_name = format!("keygate-api-key-{}.txt", record.api_key_id);
     html! {
         dialog.show-once #show-once open data-show-on-load data-secret aria-labelledby="show-once-title" aria-describedby="show-once-warning" {
-            h2 #show-once-title { @if show_once.reset { "API key reset" } @else { "API key created" } }
+            h2 #show-once-title { (language.text(if show_once.reset { "once.reset" } else { "once.created" })) }
             p.warning #show-once-warning role="alert" {
-                strong { "Copy or download the key now. " }
-                "This is the only time the full key is shown: after you close this dialog it cannot be shown again. If you lose it, reset the key or create a new one. Keep it secret; anyone with it can call models on your behalf."
+                strong { (language.text("once.copy_now")) }
+                (language.text("once.warning"))
             }
             div.field {
-                label for="show-once-key" { "API key " span.muted { "(id " (record.api_key_id) ", " (record.workspace_name) ")" } }
+                label for="show-once-key" { (language.text("once.key")) " " span.muted { "(id " (record.api_key_id) ", " (record.workspace_name) ")" } }
                 input #show-once-key.secret type="text" readonly value=(expose(&show_once.issued.plaintext)) data-secret-value autocomplete="off" spellcheck="false";
             }
             div.actions {
-                button type="button" data-copy-target="show-once-key" data-status-target="show-once-status" { "Copy" }
-                button.secondary type="button" data-download-target="show-once-key" data-download-name=(file_name) data-status-target="show-once-status" { "Download" }
-                button.secondary type="button" data-close-dialog { "Close" }
+                button type="button" data-copy-target="show-once-key" data-status-target="show-once-status" { (language.text("once.copy")) }
+                button.secondary type="button" data-download-target="show-once-key" data-download-name=(file_name) data-status-target="show-once-status" { (language.text("once.download")) }
+                button.secondary type="button" data-close-dialog { (language.text("once.close")) }
             }
             p.copy-status #show-once-status role="status" {}
+            (how_to_call_panel(state, console, &show_once.model, "show-once-"))
         }
     }
 }
 
 fn limit_text(state: &AppState, console: &Console, total: u64) -> String {
     let Some(policy) = state.region_policy(console.region()) else { return String::new() };
+    let language = console.language;
     match (policy.limit_scope, console.auth.caller.key_visibility()) {
         (LimitScope::Account, KeyVisibility::WholeAccount) => {
-            format!("{total} of {} API keys of the account in {} are in use.", policy.key_limit, policy.name)
+            language.fill("keys.limit_in_use", &[&total, &policy.key_limit, &policy.name])
         }
-        (LimitScope::Account, _) => format!("An account may hold up to {} API keys in {}.", policy.key_limit, policy.name),
-        (LimitScope::Creator, _) => {
-            format!("Each owner (the account and each RAM user) may hold up to {} API keys in {}.", policy.key_limit, policy.name)
+        (LimitScope::Account, _) => language.fill("keys.limit_account", &[&policy.key_limit, &policy.name]),
+        (LimitScope::Creator, _) => language.fill("keys.limit_creator", &[&policy.key_limit, &policy.name]),
+    }
+}
+
+/// The key list's search and page size, sent with GET.
+fn search_form(console: &Console, page_state: &PageState) -> Markup {
+    let language = console.language;
+    html! {
+        form #keys-search.filters method="get" action="/console/keys" role="search" aria-label=(language.text("keys.search_label")) {
+            input type="hidden" name="region" value=(console.region());
+            div.field.wide {
+                label for="keys-q" { (language.text("keys.search")) }
+                input #keys-q type="search" name="q" value=(page_state.search) aria-describedby="keys-q-hint";
+                p.hint #keys-q-hint { (language.text("keys.search_hint")) }
+            }
+            div.field.narrow {
+                label for="keys-size" { (language.text("keys.per_page")) }
+                select #keys-size name="size" {
+                    @for size in PAGE_SIZES { option value=(size) selected[size == page_state.page_size()] { (size) } }
+                }
+            }
+            div.actions {
+                button type="submit" { (language.text("keys.search")) }
+                @if !page_state.search.is_empty() { a.button.secondary href=(with_region("/console/keys", console.region())) { (language.text("keys.clear")) } }
+            }
         }
     }
 }
@@ -518,66 +607,79 @@ fn keys_markup(state: &AppState, console: &Console, list: &KeyList, choices: &Ke
     };
     let reopen_create = page_state.create.is_some();
     let next_offset = page_state.offset + records.len() as u32;
+    let language = console.language;
+    let columns = KEY_COLUMNS.map(|column| language.text(column));
     html! {
         div.page-head {
             div {
-                h1 { "API keys" }
+                h1 { (language.text("keys.heading")) }
                 p.muted {
                     (choices.region_name) ". "
-                    @if console.auth.caller.is_account() { "The account sees every API key of the account. " } @else { "You see only the API keys you created. " }
+                    (language.text(if console.auth.caller.is_account() { "keys.account_sees" } else { "keys.user_sees" })) " "
                     (limit_text(state, console, total))
                 }
             }
             div.page-actions {
                 @match &may_create {
-                    Ok(()) => { button #create-button type="button" data-open-dialog="create-dialog" { "Create API key" } }
+                    Ok(()) => { button #create-button type="button" data-open-dialog="create-dialog" { (language.text("keys.create")) } }
                     Err(denied) => {
-                        button #create-button type="button" disabled aria-describedby="create-denied" { "Create API key" }
-                        p.denied #create-denied { "You cannot create API keys: " (denied.0) "." }
+                        button #create-button type="button" disabled aria-describedby="create-denied" { (language.text("keys.create")) }
+                        p.denied #create-denied { (language.fill("keys.cannot_create", &[&denied.0])) }
                     }
                 }
             }
         }
         @if !disable_and_reset {
-            p.hint { "Keys in " (choices.region_name) " cannot be disabled or reset; delete a key to revoke it." }
+            p.hint { (language.fill("keys.no_disable", &[&choices.region_name])) }
         }
         @if needing_attention > 0 {
             p.notice.notice-warning #keys-attention role="status" {
-                strong { (needing_attention) @if needing_attention == 1 { " API key" } @else { " API keys" } " below " @if needing_attention == 1 { "needs" } @else { "need" } " attention: " }
-                "a budget at least " (BUDGET_WARNING_PERCENT) "% or wholly used, or an expiry within 7 days or past. Each is marked in its Status; its page says more."
+                strong { @if needing_attention == 1 { (language.text("keys.attention_one")) } @else { (language.fill("keys.attention_many", &[&needing_attention])) } }
+                (language.fill("keys.attention_text", &[&BUDGET_WARNING_PERCENT]))
             }
         }
         p.visually-hidden #copy-status role="status" {}
-        @if records.is_empty() {
-            p.empty { "No API keys in " (choices.region_name) " yet." }
+        (search_form(console, page_state))
+        @if records.is_empty() && page_state.search.is_empty() && page_state.offset == 0 {
+            p.empty { (language.fill("keys.none_yet", &[&choices.region_name])) }
+            (how_to_call_panel(state, console, &snippet_model(state, None, None, ""), ""))
+        } @else if records.is_empty() {
+            p.empty #keys-none-found { @if page_state.search.is_empty() { (language.text("keys.none_on_page")) } @else { (language.fill("keys.none_match", &[&page_state.search])) } }
         } @else {
-            (records_table("keys", &format!("API keys in {}", choices.region_name), KEY_COLUMNS, html! {
+            (records_table("keys", &language.fill("keys.table_caption", &[&choices.region_name]), &columns, html! {
                 @for (record, warnings) in records.iter().zip(&warnings) {
                     (key_row(state, console, record, warnings, choices, page_state))
                 }
             }))
-            @if u64::from(next_offset) < total {
-                p.pager { a href={ (with_region("/console/keys", region)) "&offset=" (next_offset) } { "Next " (PAGE_SIZE) " keys" } }
-            }
-            @if page_state.offset > 0 {
-                p.pager { a href=(with_region("/console/keys", region)) { "Back to the newest keys" } }
+        }
+        @if total > 0 || page_state.offset > 0 {
+            nav.pager aria-label=(language.text("keys.pages")) {
+                span #keys-range {
+                    @if records.is_empty() { (language.fill("keys.range_none", &[&total])) } @else { (language.fill("keys.range", &[&(page_state.offset + 1), &next_offset, &total])) }
+                }
+                @if page_state.offset > 0 {
+                    a #keys-previous rel="prev" href=(page_state.list_link(region, page_state.offset.saturating_sub(page_state.page_size()))) { (language.text("keys.previous")) }
+                }
+                @if u64::from(next_offset) < total {
+                    a #keys-next rel="next" href=(page_state.list_link(region, next_offset)) { (language.text("keys.next")) }
+                }
             }
         }
         @if may_create.is_ok() {
             dialog.form-dialog #create-dialog aria-labelledby="create-dialog-title" open[reopen_create] data-show-on-load[reopen_create] {
                 form #create-form method="post" action=(with_region("/console/keys", region)) novalidate {
                     (csrf_field(console))
-                    h2 #create-dialog-title { "Create API key" }
+                    h2 #create-dialog-title { (language.text("keys.create")) }
                     (key_form_fields("create", &create_values, &create_errors, choices, true))
                     div.actions {
-                        button.secondary type="button" data-close-dialog { "Cancel" }
-                        button type="submit" { "OK" }
+                        button.secondary type="button" data-close-dialog { (language.text("keys.cancel")) }
+                        button type="submit" { (language.text("keys.ok")) }
                     }
                 }
             }
         }
         @if let Some(show_once) = &page_state.show_once {
-            (show_once_markup(show_once))
+            (show_once_markup(state, console, show_once))
         }
     }
 }

@@ -9,6 +9,7 @@ use keygate_core::access::CallerIdentity;
 use keygate_core::civil_time::format_utc_timestamp;
 use maud::{html, Markup, DOCTYPE};
 
+use super::i18n::Language;
 use super::session::{Console, ConsoleRejection, CSRF_FIELD};
 use crate::management::boundary::InternalFailure;
 use crate::management::errors::ManagementError;
@@ -38,15 +39,15 @@ impl Section {
         }
     }
 
-    fn title(self) -> &'static str {
-        match self {
-            Section::Keys => "API keys",
-            Section::Usage => "Usage",
-            Section::Users => "Users",
-            Section::Workspaces => "Workspaces",
-            Section::Audit => "Audit log",
-            Section::Password => "Password",
-        }
+    fn title(self, language: Language) -> &'static str {
+        language.text(match self {
+            Section::Keys => "section.keys",
+            Section::Usage => "section.usage",
+            Section::Users => "section.users",
+            Section::Workspaces => "section.workspaces",
+            Section::Audit => "section.audit",
+            Section::Password => "section.password",
+        })
     }
 }
 
@@ -119,24 +120,24 @@ pub fn records_table(class: &str, caption: &str, headers: &[&str], rows: Markup)
 
 fn who(console: &Console) -> String {
     match &console.auth.caller.identity {
-        CallerIdentity::Account => format!("{} (account)", console.auth.caller.account_name),
+        CallerIdentity::Account => format!("{} ({})", console.auth.caller.account_name, console.language.text("layout.account")),
         CallerIdentity::RamUser { name, role, .. } => format!("{name}@{} ({})", console.auth.caller.account_name, role.as_str()),
     }
 }
 
-fn document(title: &str, header: Markup, main: Markup) -> Markup {
+fn document(language: Language, title: &str, header: Markup, main: Markup) -> Markup {
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(language.html_lang()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · keygate console" }
+                title { (title) " · " (language.text("layout.title_suffix")) }
                 link rel="stylesheet" href="/console/assets/console.css";
                 script src="/console/assets/console.js" defer {}
             }
             body {
-                a.skip-link href="#main" { "Skip to content" }
+                a.skip-link href="#main" { (language.text("layout.skip")) }
                 (header)
                 main #main { (main) }
             }
@@ -149,6 +150,7 @@ fn document(title: &str, header: Markup, main: Markup) -> Markup {
 /// sign-out, then `body`.
 pub fn page(state: &AppState, console: &Console, section: Section, notice: Option<&Notice>, body: Markup) -> Markup {
     let region = console.region();
+    let language = console.language;
     let administers = console.auth.caller.may_administer().is_ok();
     let sections: &[Section] = if administers {
         &[Section::Keys, Section::Usage, Section::Users, Section::Workspaces, Section::Audit]
@@ -158,32 +160,33 @@ pub fn page(state: &AppState, console: &Console, section: Section, notice: Optio
     let header = html! {
         header.top {
             a.brand href=(with_region("/console/keys", region)) { "keygate" span.brand-sub { " console" } }
-            nav aria-label="Console sections" {
+            nav aria-label=(language.text("layout.sections")) {
                 ul {
                     @for item in sections {
                         li {
-                            a href=(with_region(item.path(), region)) aria-current=[(*item == section).then_some("page")] { (item.title()) }
+                            a href=(with_region(item.path(), region)) aria-current=[(*item == section).then_some("page")] { (item.title(language)) }
                         }
                     }
                 }
             }
             form.region-form method="get" action=(section.path()) {
-                label for="region-select" { "Region" }
+                label for="region-select" { (language.text("layout.region")) }
                 select #region-select name="region" data-autosubmit {
                     @for served in &state.shared.served_regions {
                         option value=(served) selected[served == region] { (region_label(state, served)) }
                     }
                 }
-                button.secondary type="submit" { "Switch" }
+                button.secondary type="submit" { (language.text("layout.switch")) }
             }
             div.who {
                 span.who-name { (who(console)) }
                 a.who-password href=(with_region(Section::Password.path(), region)) aria-current=[(section == Section::Password).then_some("page")] { "Change password" }
                 form method="post" action="/console/logout" {
                     (csrf_field(console))
-                    button.secondary type="submit" { "Log out" }
+                    button.secondary type="submit" { (language.text("layout.log_out")) }
                 }
             }
+            (language_switch(language, &with_region(section.path(), region)))
         }
     };
     let main = html! {
@@ -194,46 +197,70 @@ pub fn page(state: &AppState, console: &Console, section: Section, notice: Optio
         }
         (body)
     };
-    document(section.title(), header, main)
+    document(language, section.title(language), header, main)
+}
+
+/// The language switch: a link to each other language, back to `back` (`/console/language`
+/// remembers the choice in a cookie).
+fn language_switch(language: Language, back: &str) -> Markup {
+    let back = percent_encoding::utf8_percent_encode(back, percent_encoding::NON_ALPHANUMERIC).to_string();
+    html! {
+        div.language-switch role="group" aria-label=(language.text("layout.language")) {
+            @for other in Language::ALL {
+                @if other == language {
+                    span aria-current="true" lang=(other.html_lang()) { (other.own_name()) }
+                } @else {
+                    a href={ "/console/language?lang=" (other.code()) "&back=" (back) } lang=(other.html_lang()) hreflang=(other.html_lang()) { (other.own_name()) }
+                }
+            }
+        }
+    }
 }
 
 /// A page without a session (login) or for a message.
-pub fn bare_page(title: &str, body: Markup) -> Markup {
+pub fn bare_page(language: Language, title: &str, body: Markup) -> Markup {
     let header = html! {
         header.top {
             a.brand href="/console/keys" { "keygate" span.brand-sub { " console" } }
+            (language_switch(language, "/console/login"))
         }
     };
-    document(title, header, body)
+    document(language, title, header, body)
 }
 
 /// A plain page that says what happened, with a way back.
 pub fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
+    message_page_in(Language::English, status, title, message)
+}
+
+/// [`message_page`] in `language`.
+pub fn message_page_in(language: Language, status: StatusCode, title: &str, message: &str) -> Response {
     let body = html! {
         section.panel.message {
             h1 { (title) }
             p { (message) }
-            p { a href="/console/keys" { "Back to the console" } }
+            p { a href="/console/keys" { (language.text("layout.back_to_console")) } }
         }
     };
-    (status, bare_page(title, body)).into_response()
+    (status, bare_page(language, title, body)).into_response()
 }
 
 /// A refused action or lookup as a page inside the console frame: what the API would
 /// answer, in plain words. An internal failure's detail stays off the page; it rides out in
 /// the response's extensions for the boundary to log with the request id.
 pub fn error_page(state: &AppState, console: &Console, section: Section, error: &ManagementError) -> Response {
-    let title = match error.status.as_u16() {
-        403 => "Not allowed",
-        404 => "Not found",
-        500.. => "Something went wrong",
-        _ => "Not done",
-    };
+    let language = console.language;
+    let title = language.text(match error.status.as_u16() {
+        403 => "error.not_allowed",
+        404 => "error.not_found",
+        500.. => "error.went_wrong",
+        _ => "error.not_done",
+    });
     let body = html! {
         section.panel.message {
             h1 { (title) }
             p { (error.message) }
-            p { a href=(with_region(section.path(), console.region())) { "Back to " (section.title()) } }
+            p { a href=(with_region(section.path(), console.region())) { (language.fill("layout.back_to", &[&section.title(language)])) } }
         }
     };
     let mut response = (error.status, page(state, console, section, None, body)).into_response();

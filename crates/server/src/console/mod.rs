@@ -6,6 +6,8 @@
 //! - [`login`]: sign in (the account or a RAM user) and out.
 //! - [`keys`] and [`key_form`]: the API-Key page; changes go through
 //!   [`crate::operations::keys`], the code the Model Studio API runs.
+//! - [`how_to_call`]: the base URL of each protocol and snippets that call a model with a
+//!   key, shown after a key is created and on an empty key list.
 //! - [`key_page`]: each key's page, with its limits and its usage panel; [`key_limits`]:
 //!   a key's limits and budget shown, its warnings (a banner on its page, badges in the key
 //!   list) and the form that changes its limits; [`usage`]: the Usage page, the
@@ -17,7 +19,8 @@
 //! - [`page_actions`]: what the pages with forms share: a page loaded and rendered through
 //!   [`page_actions::FormPage`], acting as an administrator, the redirect that says what
 //!   was done, the page again with a refusal.
-//! - [`layout`]: the shared frame and helpers; [`assets`]: the CSS and JS.
+//! - [`layout`]: the shared frame and helpers; [`assets`]: the CSS and JS; [`i18n`]: the
+//!   languages (English, Chinese), their message tables and the switch.
 //!
 //! Every answer carries `Cache-Control: no-store` and a Content-Security-Policy that allows
 //! only the console's own script and stylesheet.
@@ -25,6 +28,8 @@
 mod assets;
 mod audit;
 mod charts;
+mod how_to_call;
+pub mod i18n;
 mod key_form;
 mod key_limits;
 mod key_page;
@@ -61,6 +66,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/assets/console.js", get(assets::script))
         .route("/console/login", get(login::login_page).post(login::login))
         .route("/console/logout", post(login::logout))
+        .route("/console/language", get(i18n::switch_language))
         .route("/console/audit", get(audit::audit_page))
         .merge(keys::routes())
         .merge(key_page::routes())

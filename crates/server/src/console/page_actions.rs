@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::Markup;
 
+use super::i18n::Language;
 use super::layout::{error_page, page, with_region, Notice, Section};
 use super::session::Console;
 use crate::management::errors::ManagementError;
@@ -54,28 +55,31 @@ pub async fn render<Page: FormPage>(
 
 /// `GET` of a page: the page, saying what the action that redirected here did.
 pub async fn show<Page: FormPage>(State(state): State<AppState>, console: Console, RawQuery(query): RawQuery) -> Response {
-    let notice = done_notice(Page::SECTION, &query_fields(query.as_deref()));
+    let notice = done_notice(console.language, Page::SECTION, &query_fields(query.as_deref()));
     render(&state, &console, StatusCode::OK, notice, Page::default()).await
 }
 
-/// What a finished action says on the page it redirects to: its section, its `done`, the text.
+/// What a finished action says on the page it redirects to: its section, its `done`, the
+/// message key of the text.
 const DONE_NOTICES: &[(Section, &str, &str)] = &[
-    (Section::Keys, "edited", "The API key was saved."),
-    (Section::Keys, "disabled", "The API key was disabled: calls with it are refused until you enable it."),
-    (Section::Keys, "enabled", "The API key was enabled."),
-    (Section::Keys, "deleted", "The API key was deleted."),
-    (Section::Keys, "grace-ended", "The grace period was ended: the old secret no longer works."),
-    (Section::Users, "created", "The user was created."),
-    (Section::Users, "disabled", "The user was disabled: it cannot sign in, and its API keys stop working until it is enabled."),
-    (Section::Users, "enabled", "The user was enabled."),
-    (Section::Users, "deleted", "The user was deleted, with its API keys and AccessKeys."),
-    (Section::Users, "access-key-deleted", "The AccessKey was deleted."),
-    (Section::Workspaces, "created", "The workspace was created."),
-    (Section::Workspaces, "models", "The workspace's models were saved."),
-    (Section::Workspaces, "member-added", "The user was added to the workspace."),
-    (Section::Workspaces, "member-removed", "The user was removed from the workspace: its keys there stop working."),
-    (Section::Workspaces, "application", "The application was added."),
-    (Section::Password, "changed", "Your password was changed. Your other sessions were signed out; this one stays signed in."),
+    (Section::Keys, "edited", "done.keys.edited"),
+    (Section::Keys, "disabled", "done.keys.disabled"),
+    (Section::Keys, "enabled", "done.keys.enabled"),
+    (Section::Keys, "deleted", "done.keys.deleted"),
+    (Section::Keys, "grace-ended", "done.keys.grace_ended"),
+    (Section::Users, "created", "done.users.created"),
+    (Section::Users, "disabled", "done.users.disabled"),
+    (Section::Users, "enabled", "done.users.enabled"),
+    (Section::Users, "deleted", "done.users.deleted"),
+    (Section::Users, "access-key-deleted", "done.users.access_key_deleted"),
+    (Section::Workspaces, "created", "done.workspaces.created"),
+    (Section::Workspaces, "models", "done.workspaces.models"),
+    (Section::Workspaces, "model-granted", "done.workspaces.model_granted"),
+    (Section::Workspaces, "model-revoked", "done.workspaces.model_revoked"),
+    (Section::Workspaces, "member-added", "done.workspaces.member_added"),
+    (Section::Workspaces, "member-removed", "done.workspaces.member_removed"),
+    (Section::Workspaces, "application", "done.workspaces.application"),
+    (Section::Password, "changed", "done.password.changed"),
 ];
 
 /// A page's query string as fields; one that does not parse counts as empty.
@@ -85,12 +89,12 @@ pub fn query_fields(query: Option<&str>) -> FormFields {
 
 /// The notice of the `done` a page of `section` was redirected with, if it names one of
 /// its actions.
-pub fn done_notice(section: Section, query: &FormFields) -> Option<Notice> {
+pub fn done_notice(language: Language, section: Section, query: &FormFields) -> Option<Notice> {
     let done = query.get_non_empty("done")?;
     DONE_NOTICES
         .iter()
         .find(|(notice_section, notice_done, _)| *notice_section == section && *notice_done == done)
-        .map(|(_, _, text)| Notice::Success(text.to_string()))
+        .map(|(_, _, key)| Notice::Success(language.text(key).to_string()))
 }
 
 /// The caller, who must be the account or an admin RAM user: the operations and the caller

@@ -35,7 +35,7 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// `GET /console/password`.
 async fn show(State(state): State<AppState>, console: Console, RawQuery(query): RawQuery) -> Response {
-    let notice = done_notice(Section::Password, &query_fields(query.as_deref()));
+    let notice = done_notice(console.language, Section::Password, &query_fields(query.as_deref()));
     answer(&state, &console, StatusCode::OK, notice, &PasswordForm::default())
 }
 

@@ -20,6 +20,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use super::i18n::Language;
 use crate::management::authentication::Authenticated;
 use crate::management::form::FormFields;
 use crate::operations::sessions::{authenticate_session, is_disabled};
@@ -135,7 +136,43 @@ pub enum ConsoleRejection {
 pub struct Console {
     pub auth: Authenticated,
     pub csrf_token: String,
+    /// Where the browser sent this request, for the URLs a page shows.
+    pub origin: RequestOrigin,
+    /// The language of the pages ([`Language::of_request`]).
+    pub language: Language,
     session_digest: [u8; 32],
+}
+
+/// The scheme and `Host` a request was sent to: `https` behind an HTTPS proxy (as for the
+/// cookie's `Secure`), else `http`; the host as the browser wrote it, port included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestOrigin {
+    pub scheme: &'static str,
+    pub host: String,
+}
+
+impl RequestOrigin {
+    pub fn of(headers: &HeaderMap) -> RequestOrigin {
+        let scheme = if behind_https_proxy(headers) { "https" } else { "http" };
+        let host = headers
+            .get(header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .filter(|host| !host.is_empty() && host.bytes().all(|byte| byte.is_ascii_alphanumeric() || b".-:[]".contains(&byte)))
+            .unwrap_or("localhost");
+        RequestOrigin { scheme, host: host.to_string() }
+    }
+
+    /// The host without its port (an IPv6 address keeps its brackets).
+    pub fn hostname(&self) -> &str {
+        match self.host.rfind(':') {
+            Some(colon) if !self.host[colon..].contains(']') => &self.host[..colon],
+            _ => &self.host,
+        }
+    }
+}
+
+fn behind_https_proxy(headers: &HeaderMap) -> bool {
+    headers.get("x-forwarded-proto").and_then(|value| value.to_str().ok()).is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
 }
 
 impl Console {
@@ -187,7 +224,15 @@ impl FromRequestParts<AppState> for Console {
             Err(_) => state.listener_region.clone(),
         };
         let csrf_token = session_csrf_token(state, &token);
-        Ok(Console { auth: Authenticated { caller, region, context }, csrf_token, session_digest: session_token_digest(&token) })
+        let origin = RequestOrigin::of(&parts.headers);
+        let language = Language::of_request(&parts.headers);
+        Ok(Console {
+            auth: Authenticated { caller, region, context },
+            csrf_token,
+            origin,
+            language,
+            session_digest: session_token_digest(&token),
+        })
     }
 }
 

@@ -31,6 +31,8 @@ struct PageState {
 pub(super) fn routes() -> Router<AppState> {
     let workspace_actions = [
         ("models", post(update_models)),
+        ("models/grant", post(grant_model)),
+        ("models/revoke", post(revoke_model)),
         ("members", post(add_member)),
         ("members/{name}/remove", post(remove_member)),
         ("applications", post(create_application)),
@@ -89,6 +91,32 @@ pub(super) async fn update_models(State(state): State<AppState>, Path(workspace_
     }
     .await;
     finish::<PageState, _>(&state, &console, outcome, "models").await
+}
+
+/// `POST /console/workspaces/{id}/models/grant`: inference for the model named in `model`.
+pub(super) async fn grant_model(State(state): State<AppState>, Path(workspace_id): Path<String>, form: ConsoleForm) -> Response {
+    change_grant(state, form, &workspace_id, true).await
+}
+
+/// `POST /console/workspaces/{id}/models/revoke`: no inference for the model named in `model`.
+pub(super) async fn revoke_model(State(state): State<AppState>, Path(workspace_id): Path<String>, form: ConsoleForm) -> Response {
+    change_grant(state, form, &workspace_id, false).await
+}
+
+async fn change_grant(state: AppState, form: ConsoleForm, workspace_id: &str, grant: bool) -> Response {
+    let console = form.console;
+    let outcome = async {
+        let (operations, actor, workspace) = administered(&state, &console, workspace_id).await?;
+        let model = form.fields.get("model").unwrap_or("");
+        if grant {
+            workspaces::grant_model(operations, &actor, &workspace, model).await?;
+        } else {
+            workspaces::revoke_model(operations, &actor, &workspace, model).await?;
+        }
+        Ok(())
+    }
+    .await;
+    finish::<PageState, _>(&state, &console, outcome, if grant { "model-granted" } else { "model-revoked" }).await
 }
 
 /// `POST /console/workspaces/{id}/members`: adds the user named in `user`.
@@ -172,20 +200,55 @@ fn models_dialog(state: &AppState, console: &Console, view: &WorkspaceDetail) ->
     }
 }
 
+/// A sub-workspace's granted models, each with Revoke, and a form that grants another.
+fn grants_markup(state: &AppState, console: &Console, view: &WorkspaceDetail) -> Markup {
+    let workspace_id = &view.record.workspace_id;
+    let is_granted = |name: &str| view.grants.iter().any(|grant| grant.model == name && grant.inference);
+    let granted: Vec<&str> = state.shared.catalog.iter().map(|model| model.name.as_str()).filter(|name| is_granted(name)).collect();
+    let others: Vec<&str> = state.shared.catalog.iter().map(|model| model.name.as_str()).filter(|name| !is_granted(name)).collect();
+    let select_id = format!("grant-model-{workspace_id}");
+    let language = console.language;
+    html! {
+        p.hint { (language.text("workspaces.grants_hint")) }
+        @if granted.is_empty() { p.muted.no-grants { (language.text("workspaces.none_yet")) } }
+        ul.grants {
+            @for model in &granted {
+                li data-model=(model) {
+                    code { (model) } " "
+                    form.inline method="post" action=(with_region(&format!("/console/workspaces/{workspace_id}/models/revoke"), console.region())) {
+                        (csrf_field(console))
+                        input type="hidden" name="model" value=(model);
+                        button.link.danger-text type="submit" aria-label=(language.fill("workspaces.revoke_label", &[model, &view.record.name])) { (language.text("workspaces.revoke")) }
+                    }
+                }
+            }
+        }
+        @if !others.is_empty() {
+            form.inline-form.grant-form method="post" action=(with_region(&format!("/console/workspaces/{workspace_id}/models/grant"), console.region())) {
+                (csrf_field(console))
+                label for=(select_id) { (language.text("workspaces.grant_model")) }
+                select id=(select_id) name="model" { @for model in &others { option value=(model) { (model) } } }
+                button.secondary type="submit" { (language.text("workspaces.grant")) }
+            }
+        }
+    }
+}
+
 fn members_markup(console: &Console, view: &WorkspaceDetail, users: &[UserRecord]) -> Markup {
     let workspace_id = &view.record.workspace_id;
     let members: Vec<&UserRecord> = users.iter().filter(|user| user.workspace_ids.contains(workspace_id)).collect();
     let others: Vec<&UserRecord> = users.iter().filter(|user| !user.workspace_ids.contains(workspace_id)).collect();
     let select_id = format!("add-member-{workspace_id}");
+    let language = console.language;
     html! {
-        @if members.is_empty() { p.muted { "No members yet." } }
+        @if members.is_empty() { p.muted { (language.text("workspaces.no_members")) } }
         ul.members {
             @for member in &members {
                 li {
                     (member.name) " "
                     form.inline method="post" action=(with_region(&format!("/console/workspaces/{workspace_id}/members/{}/remove", member.name), console.region())) {
                         (csrf_field(console))
-                        button.link.danger-text type="submit" aria-label={ "Remove " (member.name) " from " (view.record.name) } { "Remove" }
+                        button.link.danger-text type="submit" aria-label={ "Remove " (member.name) " from " (view.record.name) } { (language.text("workspaces.remove")) }
                     }
                 }
             }
@@ -193,9 +256,9 @@ fn members_markup(console: &Console, view: &WorkspaceDetail, users: &[UserRecord
         @if !others.is_empty() {
             form.inline-form method="post" action=(with_region(&format!("/console/workspaces/{workspace_id}/members"), console.region())) {
                 (csrf_field(console))
-                label for=(select_id) { "Add member" }
+                label for=(select_id) { (language.text("workspaces.add_member")) }
                 select id=(select_id) name="user" { @for user in &others { option value=(user.name) { (user.name) " (" (user.role.as_str()) ")" } } }
-                button.secondary type="submit" { "Add" }
+                button.secondary type="submit" { (language.text("workspaces.add")) }
             }
         }
     }
@@ -210,54 +273,54 @@ fn workspaces_markup(
     page_state: &PageState,
 ) -> Markup {
     let region = console.region();
+    let language = console.language;
     let (create_name, create_error) = match &page_state.create {
         Some((name, error)) => (name.as_str(), Some(error.as_str())),
         None => ("", None),
     };
     html! {
-        div.page-head { div { h1 { "Workspaces" } p.muted { (views.len()) " of " (limit) " workspaces of this region are in use. The default workspace may call every model; a sub-workspace only the models granted to it." } } }
+        div.page-head { div { h1 { (language.text("workspaces.heading")) } p.muted { (language.fill("workspaces.in_use", &[&views.len(), &limit])) } } }
         section.panel aria-labelledby="new-workspace-title" {
-            h2 #new-workspace-title { "Create a workspace" }
+            h2 #new-workspace-title { (language.text("workspaces.create_heading")) }
             form #create-workspace-form.inline-form method="post" action=(with_region("/console/workspaces", region)) novalidate {
                 (csrf_field(console))
                 div.field {
-                    label for="workspace-name" { "Name" }
+                    label for="workspace-name" { (language.text("workspaces.name")) }
                     input #workspace-name type="text" name="name" value=(create_name) required aria-invalid=[create_error.map(|_| "true")] aria-describedby=[described_by("workspace-name", false, create_error.is_some())];
                     (field_error("workspace-name", create_error))
                 }
-                div.actions { button type="submit" { "Create workspace" } }
+                div.actions { button type="submit" { (language.text("workspaces.create")) } }
             }
         }
         @for view in views {
             @let record = &view.record;
             section.panel.workspace data-workspace-id=(record.workspace_id) aria-labelledby={ "workspace-" (record.workspace_id) } {
-                h2 id={ "workspace-" (record.workspace_id) } { (record.name) @if record.is_default { " " span.badge { "default" } } }
-                p.muted { code { (record.workspace_id) } " · created " (time(record.created_at)) }
+                h2 id={ "workspace-" (record.workspace_id) } { (record.name) @if record.is_default { " " span.badge { (language.text("workspaces.default")) } } }
+                p.muted { code { (record.workspace_id) } " · " (language.text("workspaces.created")) " " (time(record.created_at)) }
                 div.columns {
                     div {
-                        h3 { "Models" }
+                        h3 { (language.text("workspaces.models")) }
                         @if record.is_default {
-                            p { "Every model of the catalog." }
+                            p { (language.text("workspaces.every_model")) }
                         } @else {
-                            @let granted: Vec<&str> = view.grants.iter().filter(|grant| grant.inference).map(|grant| grant.model.as_str()).collect();
-                            p { @if granted.is_empty() { span.muted { "None yet." } } @else { (granted.join(", ")) } }
-                            button.secondary type="button" data-open-dialog={ "models-" (record.workspace_id) } { "Change models" }
+                            (grants_markup(state, console, view))
+                            button.secondary type="button" data-open-dialog={ "models-" (record.workspace_id) } { (language.text("workspaces.change_models")) }
                             (models_dialog(state, console, view))
                         }
                     }
                     div {
-                        h3 { "Members" }
-                        @if record.is_default { p { "Every user of the account." } } @else { (members_markup(console, view, users)) }
+                        h3 { (language.text("workspaces.members")) }
+                        @if record.is_default { p { (language.text("workspaces.every_user")) } } @else { (members_markup(console, view, users)) }
                     }
                     div {
-                        h3 { "Applications" }
-                        @if view.applications.is_empty() { p.muted { "None yet." } }
+                        h3 { (language.text("workspaces.applications")) }
+                        @if view.applications.is_empty() { p.muted { (language.text("workspaces.none_yet")) } }
                         ul.applications { @for (app_id, name) in &view.applications { li { (name) " " code { (app_id) } } } }
                         form.inline-form method="post" action=(with_region(&format!("/console/workspaces/{}/applications", record.workspace_id), region)) {
                             (csrf_field(console))
-                            label for={ "app-name-" (record.workspace_id) } { "New application" }
+                            label for={ "app-name-" (record.workspace_id) } { (language.text("workspaces.new_application")) }
                             input id={ "app-name-" (record.workspace_id) } type="text" name="name" required;
-                            button.secondary type="submit" { "Add" }
+                            button.secondary type="submit" { (console.language.text("workspaces.add")) }
                         }
                     }
                 }

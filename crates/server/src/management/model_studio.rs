@@ -353,6 +353,7 @@ async fn list_api_keys(call: Call, RawQuery(query): RawQuery) -> Answer<ListApiK
     let request = read_list_api_keys(query)?;
     let (offset, limit) = page_window(request.page);
     let listing = KeyListing {
+        search: None,
         api_key_id: request.api_key_id,
         description: request.description,
         workspace_id: request.workspace_id,

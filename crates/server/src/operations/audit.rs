@@ -1,7 +1,7 @@
 //! The audit log of the actor's account, newest first, a page at a time (administrators
-//! only). Rows never hold a key, secret or password.
+//! only), optionally filtered. Rows never hold a key, secret or password.
 
-use keygate_store::AuditRecord;
+use keygate_store::{AuditFilter, AuditRecord};
 
 use super::{Actor, OperationError, Operations};
 
@@ -12,6 +12,17 @@ pub async fn list_audit(
     limit: u32,
     before: Option<i64>,
 ) -> Result<Vec<AuditRecord>, OperationError> {
+    list_audit_filtered(operations, actor, &AuditFilter::default(), limit, before).await
+}
+
+/// [`list_audit`], only the entries `filter` matches (the store applies it).
+pub async fn list_audit_filtered(
+    operations: Operations<'_>,
+    actor: &Actor,
+    filter: &AuditFilter,
+    limit: u32,
+    before: Option<i64>,
+) -> Result<Vec<AuditRecord>, OperationError> {
     actor.caller.may_administer()?;
-    Ok(operations.store.list_audit(actor.caller.account_id, limit, before).await?)
+    Ok(operations.store.list_audit_filtered(actor.caller.account_id, filter, limit, before).await?)
 }

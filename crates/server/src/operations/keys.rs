@@ -582,6 +582,8 @@ pub struct KeyListing {
     pub api_key_id: Option<i64>,
     /// Substring of the description.
     pub description: Option<String>,
+    /// A part of the description (in any case) or the start of the key's id.
+    pub search: Option<String>,
     pub workspace_id: Option<String>,
     pub order_by: KeyOrder,
     pub descending: bool,
@@ -597,6 +599,7 @@ pub async fn list_keys(operations: Operations<'_>, actor: &Actor, listing: KeyLi
         visibility: actor.caller.key_visibility(),
         api_key_id: listing.api_key_id,
         description: listing.description,
+        search: listing.search,
         workspace_id: listing.workspace_id,
         order_by: listing.order_by,
         descending: listing.descending,

@@ -41,8 +41,8 @@ use keygate_store::Store;
 pub use error::{ErrorKind, OperationError};
 /// The records operations answer with.
 pub use keygate_store::{
-    AccessKeyRecord, AccountRecord, ApiKeyRecord, AuditContext, AuditRecord, KeyOrder, ModelGrant, UserRecord, WorkspaceDeletion,
-    WorkspaceRecord,
+    AccessKeyRecord, AccountRecord, ApiKeyRecord, AuditContext, AuditFilter, AuditRecord, KeyOrder, ModelGrant, UserRecord,
+    WorkspaceDeletion, WorkspaceRecord,
 };
 
 use crate::clock::Clock;

@@ -280,6 +280,7 @@ pub(super) async fn visible_keys(operations: Operations<'_>, actor: &Actor) -> R
     let mut keys = Vec::new();
     for region in operations.served_regions() {
         let query = ListKeysQuery {
+            search: None,
             account_id: actor.caller.account_id,
             region,
             visibility,

@@ -252,3 +252,55 @@ pub async fn set_inference_models(operations: Operations<'_>, actor: &Actor, wor
         .collect();
     Ok(operations.store.update_model_grants(&actor.audit, &workspace.workspace_id, &grants).await?)
 }
+
+/// What a key of the workspace `workspace_id` may call through its workspace: `None` for
+/// the default workspace (every model of the catalog), else the models granted to it with
+/// `inference`, in the catalog's order.
+pub async fn inference_models(operations: Operations<'_>, actor: &Actor, workspace_id: &str) -> Result<Option<Vec<String>>> {
+    let workspace = operations.store.get_workspace(actor.caller.account_id, &actor.region, workspace_id).await?;
+    if workspace.is_default {
+        return Ok(None);
+    }
+    let grants = operations.store.list_model_grants(&workspace.workspace_id).await?;
+    let granted = |name: &str| grants.iter().any(|grant| grant.model == name && grant.inference);
+    Ok(Some(operations.catalog.iter().filter(|model| granted(&model.name)).map(|model| model.name.clone()).collect()))
+}
+
+/// One model granted to a sub-workspace with `inference` (administrators only); its deploy
+/// and fine-tune grants are kept. Audited as `Workspace.UpdateModelPermissions`.
+pub async fn grant_model(operations: Operations<'_>, actor: &Actor, workspace: &WorkspaceRecord, model: &str) -> Result<()> {
+    set_model_inference(operations, actor, workspace, model, true).await
+}
+
+/// One model's `inference` grant taken back from a sub-workspace (administrators only): its
+/// keys' calls for it are refused from the change's version on. A model not granted is
+/// refused. Audited as `Workspace.UpdateModelPermissions` with `inference=false`.
+pub async fn revoke_model(operations: Operations<'_>, actor: &Actor, workspace: &WorkspaceRecord, model: &str) -> Result<()> {
+    set_model_inference(operations, actor, workspace, model, false).await
+}
+
+async fn set_model_inference(
+    operations: Operations<'_>,
+    actor: &Actor,
+    workspace: &WorkspaceRecord,
+    model: &str,
+    inference: bool,
+) -> Result<()> {
+    actor.caller.may_administer()?;
+    refuse_default(workspace)?;
+    if !operations.catalog.contains(model) {
+        return Err(OperationError::invalid_parameter(format!("There is no model named '{}'.", shown(model))));
+    }
+    let existing = operations.store.list_model_grants(&workspace.workspace_id).await?;
+    let previous = existing.iter().find(|grant| grant.model == model);
+    if !inference && !previous.is_some_and(|grant| grant.inference) {
+        return Err(OperationError::invalid_parameter(format!("The model '{model}' is not granted to the workspace {}.", workspace.name)));
+    }
+    let grant = ModelGrant {
+        model: model.to_string(),
+        inference,
+        deploy: previous.is_some_and(|grant| grant.deploy),
+        fine_tune: previous.is_some_and(|grant| grant.fine_tune),
+    };
+    Ok(operations.store.update_model_grants(&actor.audit, &workspace.workspace_id, &[grant]).await?)
+}

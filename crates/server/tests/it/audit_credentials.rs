@@ -109,9 +109,9 @@ on_both_stores! {
         let (console, _) = sign_in(&app, None).await;
         let page = console.get("/console/audit?region=ap-southeast-1").await.text().await.unwrap();
         assert!(page.contains("<th scope=\"col\">Credential</th>"), "no Credential column");
-        let signed_cell = format!("<td data-label=\"Credential\">accessKey:{id}</td>");
+        let signed_cell = format!("<td class=\"credential\" data-label=\"Credential\"><span class=\"word\">accessKey:{id}</span></td>");
         assert!(page.contains(&signed_cell), "the signed change's credential is not shown");
         let login = session_credential(&console.cookie);
-        assert!(page.contains(&format!("<td data-label=\"Credential\">{login}</td>")), "the console login's credential is not shown");
+        assert!(page.contains(&format!("<td class=\"credential\" data-label=\"Credential\"><span class=\"word\">{login}</span></td>")), "the console login's credential is not shown");
     }
 }

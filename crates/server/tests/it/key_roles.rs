@@ -290,6 +290,7 @@ struct Snapshot {
 
 async fn all_keys(app: &TestApp) -> Vec<ApiKeyRecord> {
     let query = ListKeysQuery {
+        search: None,
         account_id: 1,
         region: REGION.into(),
         visibility: KeyVisibility::WholeAccount,

@@ -218,6 +218,7 @@ async fn a_disabled_users_keys_pause_and_a_deleted_users_keys_stop_for_good() {
         "a deleted user's key still authenticates"
     );
     let whole_account = keygate_store::ListKeysQuery {
+        search: None,
         account_id: 1,
         region: REGION.into(),
         visibility: keygate_core::access::KeyVisibility::WholeAccount,

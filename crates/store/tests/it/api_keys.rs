@@ -25,6 +25,7 @@ fn custom_auth() -> KeyAuth {
 
 fn list_query(db: &TestDatabase) -> ListKeysQuery {
     ListKeysQuery {
+        search: None,
         account_id: db.account_id,
         region: SINGAPORE.into(),
         visibility: WholeAccount,
@@ -218,6 +219,16 @@ on_both_databases! {
         assert_eq!(listed(&db, &by("_")).await, (vec![ids[1]], 1));
         assert_eq!(listed(&db, &by("%")).await, (vec![ids[0], ids[4]], 2));
         assert_eq!(listed(&db, &by("n_ght")).await, (vec![], 0));
+        // The console's search: a part of the description in any case, literally, or the
+        // start of the id; with the other filters.
+        let search = |text: &str| ListKeysQuery { search: Some(text.into()), ..base.clone() };
+        assert_eq!(listed(&db, &search("NIGHTLY")).await, (vec![ids[0], ids[2], ids[4]], 3));
+        assert_eq!(listed(&db, &search("_")).await, (vec![ids[1]], 1));
+        let id_text = ids[3].to_string();
+        let starting = ids.iter().filter(|id| id.to_string().starts_with(&id_text)).copied().collect::<Vec<_>>();
+        assert_eq!(listed(&db, &search(&id_text)).await, (starting.clone(), starting.len() as u64));
+        let searched_in_team = ListKeysQuery { workspace_id: Some(workspace.clone()), ..search("nightly") };
+        assert_eq!(listed(&db, &searched_in_team).await, (vec![], 0));
         // The workspace, and one id.
         let in_team = ListKeysQuery { workspace_id: Some(workspace.clone()), ..base.clone() };
         assert_eq!(listed(&db, &in_team).await, (vec![ids[1], ids[3]], 2));

@@ -326,6 +326,7 @@ pub fn authenticate(store: &Store, plaintext: &str, region: &str) -> Result<i64,
 /// The keys of the account in `region` (all of them, by id).
 pub async fn key_ids(store: &Store, account_id: i64, region: &str, visibility: KeyVisibility) -> Vec<i64> {
     let query = keygate_store::ListKeysQuery {
+        search: None,
         account_id,
         region: region.to_string(),
         visibility,
