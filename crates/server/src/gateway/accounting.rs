@@ -473,6 +473,10 @@ pub struct CallMeter {
     pub started: Instant,
     /// The token limits the call's tokens are charged to when it is counted.
     pub token_charges: TokenCharges,
+    /// The call's place among its key's calls in flight, for a relayed answer: the meter
+    /// lives as long as the answer's body, so the place is left when the body ends or is
+    /// dropped, without another layer around the body.
+    pub in_flight: Option<super::key_limits::InFlightGuard>,
 }
 
 /// The token limits a call's tokens are charged to when it ends: its workspace's limit of

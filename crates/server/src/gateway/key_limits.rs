@@ -121,6 +121,7 @@ pub fn tightest(first: Option<WindowStanding>, second: Option<WindowStanding>) -
 /// A call's place among its key's calls in flight: left when dropped, that is when the
 /// answer's body has been sent or dropped (a client that goes away), or when the call
 /// fails before it has one.
+#[derive(Debug)]
 pub struct InFlightGuard {
     shared: Arc<SharedState>,
     key_id: i64,

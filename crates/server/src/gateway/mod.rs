@@ -221,6 +221,7 @@ fn start_meter(
         at_milliseconds: authorized.at_milliseconds,
         started: std::time::Instant::now(),
         token_charges: accounting::TokenCharges::default(),
+        in_flight: None,
     })
 }
 
@@ -294,7 +295,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     }
     let limited = admit_to_limits(state, &authorized, &model).await?;
     let model_standing = limited.as_ref().map(|limited| limited.admission);
-    let key_admitted = admit_to_key_limits(state, &authorized).await.map_err(|refusal| with_model_standing(refusal, model_standing))?;
+    let mut key_admitted = admit_to_key_limits(state, &authorized).await.map_err(|refusal| with_model_standing(refusal, model_standing))?;
     let streaming = wants_stream(call.protocol, &call.headers, &read);
     let asynchronous = call.protocol == Protocol::Native && tasks::is_asynchronous(&call.headers);
     // The meter takes the model when nothing reads it after this (no copy for a plain
@@ -317,6 +318,10 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
         }
         Route::Demo => demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)?,
         Route::Upstream(_) => {
+            // A metered relayed answer holds its call's place in flight in its meter.
+            if let Some(meter) = meter.as_mut() {
+                meter.in_flight = key_admitted.as_mut().and_then(|admitted| admitted.in_flight.take());
+            }
             // The Responses API reports usage in its `response.completed` event unasked.
             let (bytes, strip_usage_chunk) = if meter.is_some() && streaming && call.protocol == Protocol::OpenAi && !call.responses {
                 ask_for_stream_usage(bytes)
