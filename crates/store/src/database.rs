@@ -480,6 +480,18 @@ impl Transaction {
         })
     }
 
+    /// Runs `sql`, one or more statements without parameters, in one round trip (the
+    /// simple query protocol): a group commit's savepoints between two requests.
+    pub(crate) async fn execute_script(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        match &mut self.inner {
+            // A `&str` without arguments goes as a simple query.
+            TransactionInner::Sqlite(transaction) => drop(sqlx::Executor::execute(&mut **transaction, sql).await?),
+            TransactionInner::Postgres(transaction) => drop(sqlx::Executor::execute(&mut **transaction, sql).await?),
+        }
+        Ok(())
+    }
+
     /// Serializes writers of one account (quota checks): PostgreSQL locks the account row;
     /// SQLite's `BEGIN IMMEDIATE` already serializes every writer.
     pub async fn lock_account(&mut self, account_id: i64) -> Result<(), StoreError> {

@@ -124,17 +124,21 @@ async fn commit_batch(
 ) -> Result<(), StoreError> {
     let mut transaction = database.begin_change().await?;
     transaction.set_grouped();
+    // One round trip between two requests: the last one's savepoint released (or, rolled
+    // back to, emptied) and the next one's taken.
+    let mut savepoint_open = false;
     for job in jobs {
-        transaction.execute("SAVEPOINT grouped_write", &[]).await?;
+        transaction
+            .execute_script(if savepoint_open {
+                "RELEASE SAVEPOINT grouped_write; SAVEPOINT grouped_write"
+            } else {
+                "SAVEPOINT grouped_write"
+            })
+            .await?;
+        savepoint_open = true;
         match job(&mut transaction).await {
-            Some(completion) => {
-                transaction.execute("RELEASE SAVEPOINT grouped_write", &[]).await?;
-                completions.push(completion);
-            }
-            None => {
-                transaction.execute("ROLLBACK TO SAVEPOINT grouped_write", &[]).await?;
-                transaction.execute("RELEASE SAVEPOINT grouped_write", &[]).await?;
-            }
+            Some(completion) => completions.push(completion),
+            None => transaction.execute_script("ROLLBACK TO SAVEPOINT grouped_write").await?,
         }
     }
     if !completions.is_empty() {
