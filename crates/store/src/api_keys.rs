@@ -14,7 +14,7 @@ use keygate_core::verification::RegistryUpdate;
 use crate::audit::{write_audit, write_audit_rows, AuditContext};
 use crate::compile;
 use crate::group_commit::Committed;
-use crate::database::{params, value_rows, Row, SqlValue, Transaction};
+use crate::database::{params, value_rows, Dialect, Row, SqlValue, Transaction};
 use crate::rows::{auth_columns, auth_from_row, limit_columns, limits_detail, limits_from_row, LIMIT_COLUMNS};
 use crate::{Change, Missing, Store, StoreError};
 
@@ -178,7 +178,23 @@ async fn count_toward_limit(
     scope: LimitScope,
     new_key_format: KeyFormat,
 ) -> Result<i64, StoreError> {
-    let same_kind = if new_key_format == KeyFormat::Plan { "format = 'plan'" } else { "format <> 'plan'" };
+    let plan = new_key_format == KeyFormat::Plan;
+    if transaction.dialect() == Dialect::Postgres {
+        // The counts a trigger keeps (migration 0008): a few rows, however many keys.
+        let creator = match scope {
+            LimitScope::Account => "",
+            LimitScope::Creator => " AND creator_user_id = COALESCE($4, 0)",
+        };
+        let mut values = params![account_id, region, plan].to_vec();
+        if scope == LimitScope::Creator {
+            values.push(SqlValue::from(creator_user_id));
+        }
+        let sql = format!(
+            "SELECT COALESCE(SUM(keys), 0)::BIGINT AS n FROM api_key_counts WHERE account_id = $1 AND region = $2 AND plan = $3{creator}"
+        );
+        return transaction.fetch_one(&sql, &values).await?.i64("n");
+    }
+    let same_kind = if plan { "format = 'plan'" } else { "format <> 'plan'" };
     let row = match scope {
         LimitScope::Account => {
             transaction

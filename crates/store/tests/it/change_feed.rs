@@ -222,6 +222,12 @@ on_both_databases! {
         assert_eq!(key_ids(&follower_store, db.account_id, SINGAPORE, WholeAccount).await.len(), 1 + 80);
         assert_eq!(key_ids(&fresh, db.account_id, SINGAPORE, WholeAccount).await.len(), 1 + 80);
         assert_eq!(db.audit_count().await - audit_before, 80);
+        if db.postgres_schema().is_some() {
+            // The counts the quota check reads agree with the keys, the refused ones left out.
+            let counted = db.raw().await.fetch_one("SELECT COALESCE(SUM(keys), 0)::BIGINT AS n FROM api_key_counts", &[]).await.unwrap();
+            let stored = db.raw().await.fetch_one("SELECT COUNT(*) AS n FROM api_keys", &[]).await.unwrap();
+            assert_eq!((counted.i64("n").unwrap(), stored.i64("n").unwrap()), (81, 81));
+        }
         follower.stop().await;
     }
 
