@@ -13,8 +13,8 @@ use keygate_core::verification::RegistryUpdate;
 
 use crate::audit::{write_audit, write_audit_rows, AuditContext};
 use crate::compile;
-use crate::group_commit::Committed;
 use crate::database::{params, value_rows, Dialect, Row, SqlValue, Transaction};
+use crate::group_commit::Committed;
 use crate::rows::{auth_columns, auth_from_row, limit_columns, limits_detail, limits_from_row, LIMIT_COLUMNS};
 use crate::{Change, Missing, Store, StoreError};
 
@@ -285,46 +285,44 @@ async fn insert_api_key(
     quota: QuotaRule,
 ) -> Result<Committed<ApiKeyRecord>, StoreError> {
     transaction.lock_account(context.account_id).await?;
-        let existing =
-            count_toward_limit(transaction, context.account_id, &key.region, key.creator_user_id, quota.scope, key.format).await?;
-        if existing >= i64::from(quota.limit) {
-            return Err(StoreError::KeyQuotaExceeded { limit: quota.limit });
-        }
-        let auth_type = auth_columns(&key.auth).auth_type;
-        let inserted = transaction
-            .fetch_one(
-                &format!("INSERT INTO api_keys ({INSERTED_COLUMNS}) VALUES {} RETURNING api_key_id", value_rows(1, INSERTED_COLUMN_COUNT)),
-                &inserted_values(context.account_id, &key, context.at),
-            )
-            .await;
-        let key_id = match inserted {
-            Ok(row) => row.i64("api_key_id")?,
-            Err(error) if error.is_unique_violation() => return Err(StoreError::Conflict("this key already exists".into())),
-            Err(error) => return Err(error),
-        };
-        let action = if key.legacy_ciphertext.is_some() { "ApiKey.Import" } else { "ApiKey.Create" };
-        write_audit(
-            transaction,
-            context,
-            action,
-            &format!("apiKey:{key_id}"),
-            &format!(
-                "workspace={} auth={} masked={}{}{}",
-                key.workspace_id,
-                auth_type,
-                key.masked_key,
-                key.expires_at.map(|at| format!(" expires_at={at}")).unwrap_or_default(),
-                key.limits.as_ref().map(|limits| limits_detail(Some(limits))).unwrap_or_default()
-            ),
-        )
-        .await?;
-        let version =
-            Store::record_change(transaction, Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked: &[] })
-                .await?;
-        let updates = compile::key_by_id(transaction, key_id).await?;
-        let record = fetch_visible_key(transaction, context.account_id, &key.region, key_id, KeyVisibility::WholeAccount).await?;
-        Ok(Committed { value: record, version, updates })
+    let existing = count_toward_limit(transaction, context.account_id, &key.region, key.creator_user_id, quota.scope, key.format).await?;
+    if existing >= i64::from(quota.limit) {
+        return Err(StoreError::KeyQuotaExceeded { limit: quota.limit });
     }
+    let auth_type = auth_columns(&key.auth).auth_type;
+    let inserted = transaction
+        .fetch_one(
+            &format!("INSERT INTO api_keys ({INSERTED_COLUMNS}) VALUES {} RETURNING api_key_id", value_rows(1, INSERTED_COLUMN_COUNT)),
+            &inserted_values(context.account_id, &key, context.at),
+        )
+        .await;
+    let key_id = match inserted {
+        Ok(row) => row.i64("api_key_id")?,
+        Err(error) if error.is_unique_violation() => return Err(StoreError::Conflict("this key already exists".into())),
+        Err(error) => return Err(error),
+    };
+    let action = if key.legacy_ciphertext.is_some() { "ApiKey.Import" } else { "ApiKey.Create" };
+    write_audit(
+        transaction,
+        context,
+        action,
+        &format!("apiKey:{key_id}"),
+        &format!(
+            "workspace={} auth={} masked={}{}{}",
+            key.workspace_id,
+            auth_type,
+            key.masked_key,
+            key.expires_at.map(|at| format!(" expires_at={at}")).unwrap_or_default(),
+            key.limits.as_ref().map(|limits| limits_detail(Some(limits))).unwrap_or_default()
+        ),
+    )
+    .await?;
+    let version =
+        Store::record_change(transaction, Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked: &[] }).await?;
+    let updates = compile::key_by_id(transaction, key_id).await?;
+    let record = fetch_visible_key(transaction, context.account_id, &key.region, key_id, KeyVisibility::WholeAccount).await?;
+    Ok(Committed { value: record, version, updates })
+}
 
 impl Store {
     /// Checks the region's limit and inserts the key in one write transaction: on

@@ -486,8 +486,12 @@ impl Transaction {
         self.statements.fetch_add(1, Ordering::Relaxed);
         match &mut self.inner {
             // A `&str` without arguments goes as a simple query.
-            TransactionInner::Sqlite(transaction) => drop(sqlx::Executor::execute(&mut **transaction, sql).await?),
-            TransactionInner::Postgres(transaction) => drop(sqlx::Executor::execute(&mut **transaction, sql).await?),
+            TransactionInner::Sqlite(transaction) => {
+                sqlx::Executor::execute(&mut **transaction, sql).await?;
+            }
+            TransactionInner::Postgres(transaction) => {
+                sqlx::Executor::execute(&mut **transaction, sql).await?;
+            }
         }
         Ok(())
     }

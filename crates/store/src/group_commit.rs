@@ -117,11 +117,7 @@ async fn run(database: Database, registry: Arc<KeyRegistry>, mut receiver: mpsc:
 /// Runs `jobs` in one transaction, each in a savepoint, and commits; the completions of
 /// the jobs that succeeded are left in `completions`, in version order. On an error the
 /// jobs not yet run are dropped (which answers them).
-async fn commit_batch(
-    database: &Database,
-    jobs: impl Iterator<Item = Job>,
-    completions: &mut Vec<Completion>,
-) -> Result<(), StoreError> {
+async fn commit_batch(database: &Database, jobs: impl Iterator<Item = Job>, completions: &mut Vec<Completion>) -> Result<(), StoreError> {
     let mut transaction = database.begin_change().await?;
     transaction.set_grouped();
     // One round trip between two requests: the last one's savepoint released (or, rolled

@@ -9,10 +9,10 @@ use std::time::Duration;
 use keygate_core::access::KeyVisibility::WholeAccount;
 use keygate_core::access::{Role, UserStatus};
 use keygate_core::keys::{expose, generate_key, KeyFormat};
+use keygate_core::region::LimitScope;
 use keygate_core::verification::{AuthenticationFailure, RegistryUpdate};
 use keygate_store::database::SqlValue;
 use keygate_store::feed::CatchUp;
-use keygate_core::region::LimitScope;
 use keygate_store::{ModelGrant, QuotaRule, Store, StoreError};
 
 use crate::compile::{assert_same_registry, build_world};
