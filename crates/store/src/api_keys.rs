@@ -13,7 +13,8 @@ use keygate_core::verification::RegistryUpdate;
 
 use crate::audit::{write_audit, write_audit_rows, AuditContext};
 use crate::compile;
-use crate::database::{params, value_rows, Row, SqlValue, Transaction};
+use crate::database::{params, value_rows, Dialect, Row, SqlValue, Transaction};
+use crate::group_commit::Committed;
 use crate::rows::{auth_columns, auth_from_row, limit_columns, limits_detail, limits_from_row, LIMIT_COLUMNS};
 use crate::{Change, Missing, Store, StoreError};
 
@@ -180,7 +181,23 @@ async fn count_toward_limit(
     scope: LimitScope,
     new_key_format: KeyFormat,
 ) -> Result<i64, StoreError> {
-    let same_kind = if new_key_format == KeyFormat::Plan { "format = 'plan'" } else { "format <> 'plan'" };
+    let plan = new_key_format == KeyFormat::Plan;
+    if transaction.dialect() == Dialect::Postgres {
+        // The counts a trigger keeps (migration 0008): a few rows, however many keys.
+        let creator = match scope {
+            LimitScope::Account => "",
+            LimitScope::Creator => " AND creator_user_id = COALESCE($4, 0)",
+        };
+        let mut values = params![account_id, region, plan].to_vec();
+        if scope == LimitScope::Creator {
+            values.push(SqlValue::from(creator_user_id));
+        }
+        let sql = format!(
+            "SELECT COALESCE(SUM(keys), 0)::BIGINT AS n FROM api_key_counts WHERE account_id = $1 AND region = $2 AND plan = $3{creator}"
+        );
+        return transaction.fetch_one(&sql, &values).await?.i64("n");
+    }
+    let same_kind = if plan { "format = 'plan'" } else { "format <> 'plan'" };
     let row = match scope {
         LimitScope::Account => {
             transaction
@@ -261,52 +278,71 @@ async fn stored_digests(transaction: &mut Transaction, digests: &[KeyDigest]) ->
     Ok(found)
 }
 
-impl Store {
-    /// Checks the region's limit and inserts the key in one write transaction.
-    pub async fn create_api_key(&self, context: &AuditContext, key: NewApiKey, quota: QuotaRule) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.database.begin_write().await?;
-        transaction.lock_account(context.account_id).await?;
-        let existing =
-            count_toward_limit(&mut transaction, context.account_id, &key.region, key.creator_user_id, quota.scope, key.format).await?;
-        if existing >= i64::from(quota.limit) {
-            return Err(StoreError::KeyQuotaExceeded { limit: quota.limit });
-        }
-        let auth_type = auth_columns(&key.auth).auth_type;
-        let inserted = transaction
-            .fetch_one(
-                &format!("INSERT INTO api_keys ({INSERTED_COLUMNS}) VALUES {} RETURNING api_key_id", value_rows(1, INSERTED_COLUMN_COUNT)),
-                &inserted_values(context.account_id, &key, context.at),
-            )
-            .await;
-        let key_id = match inserted {
-            Ok(row) => row.i64("api_key_id")?,
-            Err(error) if error.is_unique_violation() => return Err(StoreError::Conflict("this key already exists".into())),
-            Err(error) => return Err(error),
-        };
-        let action = if key.legacy_ciphertext.is_some() { "ApiKey.Import" } else { "ApiKey.Create" };
-        write_audit(
-            &mut transaction,
-            context,
-            action,
-            &format!("apiKey:{key_id}"),
-            &format!(
-                "workspace={} auth={} masked={}{}{}",
-                key.workspace_id,
-                auth_type,
-                key.masked_key,
-                key.expires_at.map(|at| format!(" expires_at={at}")).unwrap_or_default(),
-                key.limits.as_ref().map(|limits| limits_detail(Some(limits))).unwrap_or_default()
-            ),
+/// A new key's statements in `transaction` (which holds the change feed's lock): the
+/// account locked, the region's limit checked, the row, its audit entry and its change;
+/// nothing committed.
+async fn insert_api_key(
+    transaction: &mut Transaction,
+    context: &AuditContext,
+    key: NewApiKey,
+    quota: QuotaRule,
+) -> Result<Committed<ApiKeyRecord>, StoreError> {
+    transaction.lock_account(context.account_id).await?;
+    let existing = count_toward_limit(transaction, context.account_id, &key.region, key.creator_user_id, quota.scope, key.format).await?;
+    if existing >= i64::from(quota.limit) {
+        return Err(StoreError::KeyQuotaExceeded { limit: quota.limit });
+    }
+    let auth_type = auth_columns(&key.auth).auth_type;
+    let inserted = transaction
+        .fetch_one(
+            &format!("INSERT INTO api_keys ({INSERTED_COLUMNS}) VALUES {} RETURNING api_key_id", value_rows(1, INSERTED_COLUMN_COUNT)),
+            &inserted_values(context.account_id, &key, context.at),
         )
-        .await?;
-        let version =
-            Self::record_change(&mut transaction, Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked: &[] })
-                .await?;
-        let updates = compile::key_by_id(&mut transaction, key_id).await?;
-        let record = fetch_visible_key(&mut transaction, context.account_id, &key.region, key_id, KeyVisibility::WholeAccount).await?;
+        .await;
+    let key_id = match inserted {
+        Ok(row) => row.i64("api_key_id")?,
+        Err(error) if error.is_unique_violation() => return Err(StoreError::Conflict("this key already exists".into())),
+        Err(error) => return Err(error),
+    };
+    let action = if key.legacy_ciphertext.is_some() { "ApiKey.Import" } else { "ApiKey.Create" };
+    write_audit(
+        transaction,
+        context,
+        action,
+        &format!("apiKey:{key_id}"),
+        &format!(
+            "workspace={} auth={} masked={}{}{}",
+            key.workspace_id,
+            auth_type,
+            key.masked_key,
+            key.expires_at.map(|at| format!(" expires_at={at}")).unwrap_or_default(),
+            key.limits.as_ref().map(|limits| limits_detail(Some(limits))).unwrap_or_default()
+        ),
+    )
+    .await?;
+    let version =
+        Store::record_change(transaction, Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked: &[] }).await?;
+    let updates = compile::key_by_id(transaction, key_id).await?;
+    let record = fetch_visible_key(transaction, context.account_id, &key.region, key_id, KeyVisibility::WholeAccount).await?;
+    Ok(Committed { value: record, version, updates })
+}
+
+impl Store {
+    /// Checks the region's limit and inserts the key in one write transaction: on
+    /// PostgreSQL, a request of this node's group commit (many creates in one transaction
+    /// under one hold of the change feed's lock, each in a savepoint of its own).
+    pub async fn create_api_key(&self, context: &AuditContext, key: NewApiKey, quota: QuotaRule) -> Result<ApiKeyRecord, StoreError> {
+        if let Some(committer) = &self.committer {
+            let context = context.clone();
+            return committer
+                .write(move |transaction| Box::pin(async move { insert_api_key(transaction, &context, key, quota).await }))
+                .await;
+        }
+        let mut transaction = self.database.begin_change().await?;
+        let committed = insert_api_key(&mut transaction, context, key, quota).await?;
         transaction.commit().await?;
-        self.publish(version, updates);
-        Ok(record)
+        self.publish(committed.version, committed.updates);
+        Ok(committed.value)
     }
 
     /// Which of `digests` are already stored, in any account (an import refuses them).
@@ -343,7 +379,7 @@ impl Store {
         if !repeated.is_empty() {
             return Err(StoreError::KeysExist { positions: repeated });
         }
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         transaction.lock_account(context.account_id).await?;
         let digests: Vec<KeyDigest> = keys.iter().map(|key| key.digest).collect();
         let stored = stored_digests(&mut transaction, &digests).await?;
@@ -502,7 +538,7 @@ impl Store {
         visibility: KeyVisibility,
         edit: KeyEdit,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         let before = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
         let description = edit.description.unwrap_or_else(|| before.description.clone());
         let auth = edit.auth.unwrap_or_else(|| before.auth.clone());
@@ -540,7 +576,7 @@ impl Store {
         visibility: KeyVisibility,
         disabled: bool,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
         transaction.execute("UPDATE api_keys SET disabled = $1 WHERE api_key_id = $2", &params![disabled, key_id]).await?;
         let action = if disabled { "ApiKey.Disable" } else { "ApiKey.Enable" };
@@ -562,7 +598,7 @@ impl Store {
         masked_key: String,
         grace_ends_at: Option<i64>,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
         let secrets =
             transaction.fetch_one("SELECT key_digest, previous_key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id]).await?;
@@ -603,7 +639,7 @@ impl Store {
         key_id: i64,
         visibility: KeyVisibility,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
         let previous = transaction
             .fetch_one("SELECT previous_key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id])
@@ -621,7 +657,7 @@ impl Store {
 
     /// Delete (final); the id is never reused.
     pub async fn delete_api_key(&self, context: &AuditContext, key_id: i64, visibility: KeyVisibility) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         let before = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
         let deleted = transaction
             .fetch_one("DELETE FROM api_keys WHERE api_key_id = $1 RETURNING key_digest, previous_key_digest", &params![key_id])

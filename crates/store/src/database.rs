@@ -310,6 +310,10 @@ enum Pools {
 pub struct Transaction {
     inner: TransactionInner,
     statements: Arc<AtomicU64>,
+    /// PostgreSQL: this transaction holds the change feed's advisory lock.
+    holds_change_feed_lock: bool,
+    /// PostgreSQL: a group commit's transaction, which notifies followers once, at its end.
+    grouped: bool,
 }
 
 enum TransactionInner {
@@ -398,7 +402,17 @@ impl Database {
             Pools::Sqlite { writer, .. } => TransactionInner::Sqlite(writer.begin_with("BEGIN IMMEDIATE").await?),
             Pools::Postgres { pool } => TransactionInner::Postgres(pool.begin().await?),
         };
-        Ok(Transaction { inner, statements: self.statements.clone() })
+        Ok(Transaction { inner, statements: self.statements.clone(), holds_change_feed_lock: false, grouped: false })
+    }
+
+    /// A write transaction that will append to the change feed. PostgreSQL takes the
+    /// change feed's advisory lock first, before any row lock: every transaction that
+    /// writes the feed then takes its locks in the same order (the feed, then rows), so a
+    /// group commit holding the feed across many requests' rows cannot deadlock with one.
+    pub async fn begin_change(&self) -> Result<Transaction, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        transaction.lock_change_feed().await?;
+        Ok(transaction)
     }
 
     /// A read-only transaction that sees one consistent snapshot.
@@ -409,7 +423,7 @@ impl Database {
                 TransactionInner::Postgres(pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?)
             }
         };
-        Ok(Transaction { inner, statements: self.statements.clone() })
+        Ok(Transaction { inner, statements: self.statements.clone(), holds_change_feed_lock: false, grouped: false })
     }
 
     pub async fn fetch_all(&self, sql: &str, values: &[SqlValue]) -> Result<Vec<Row>, StoreError> {
@@ -485,6 +499,22 @@ impl Transaction {
         })
     }
 
+    /// Runs `sql`, one or more statements without parameters, in one round trip (the
+    /// simple query protocol): a group commit's savepoints between two requests.
+    pub(crate) async fn execute_script(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+        match &mut self.inner {
+            // A `&str` without arguments goes as a simple query.
+            TransactionInner::Sqlite(transaction) => {
+                sqlx::Executor::execute(&mut **transaction, sql).await?;
+            }
+            TransactionInner::Postgres(transaction) => {
+                sqlx::Executor::execute(&mut **transaction, sql).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Serializes writers of one account (quota checks): PostgreSQL locks the account row;
     /// SQLite's `BEGIN IMMEDIATE` already serializes every writer.
     pub async fn lock_account(&mut self, account_id: i64) -> Result<(), StoreError> {
@@ -492,6 +522,26 @@ impl Transaction {
             self.execute("SELECT account_id FROM accounts WHERE account_id = $1 FOR UPDATE", &params![account_id]).await?;
         }
         Ok(())
+    }
+
+    /// PostgreSQL: takes the change feed's transaction-scoped advisory lock, once (the
+    /// lock that serializes version assignment). SQLite's writer is already alone.
+    pub async fn lock_change_feed(&mut self) -> Result<(), StoreError> {
+        if self.dialect() == Dialect::Postgres && !self.holds_change_feed_lock {
+            self.execute("SELECT pg_advisory_xact_lock($1)", &params![crate::feed::CHANGE_FEED_LOCK]).await?;
+            self.holds_change_feed_lock = true;
+        }
+        Ok(())
+    }
+
+    /// Marks this transaction as a group commit's: its changes notify followers once, at
+    /// the end, instead of once each.
+    pub(crate) fn set_grouped(&mut self) {
+        self.grouped = true;
+    }
+
+    pub(crate) fn is_grouped(&self) -> bool {
+        self.grouped
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {

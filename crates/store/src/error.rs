@@ -58,6 +58,10 @@ pub enum StoreError {
     /// The database file could not be created or its permissions set.
     #[error("database file: {0}")]
     Io(std::io::Error),
+    /// The group commit this write was part of did not commit (the database failed
+    /// during the batch): nothing of the write was stored.
+    #[error("the grouped write did not commit: {0}")]
+    GroupCommit(String),
     /// A row that does not decode into a domain value (corruption or a bug).
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),

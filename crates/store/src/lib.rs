@@ -18,6 +18,7 @@ mod compile;
 pub mod database;
 mod error;
 pub mod feed;
+mod group_commit;
 mod model_limits;
 mod nodes;
 mod rows;
@@ -49,6 +50,8 @@ pub struct Store {
     /// The change-feed version of the snapshot loaded at open: the follower starts from
     /// there instead of loading everything a second time.
     opened_at_version: u64,
+    /// PostgreSQL: the queue of this node's group commit, which CreateApiKey goes through.
+    committer: Option<group_commit::GroupCommitter>,
 }
 
 impl std::fmt::Debug for Store {
@@ -79,7 +82,12 @@ impl Store {
     }
 
     async fn open(database: Database) -> Result<Store, StoreError> {
-        let mut store = Store { database, registry: Arc::new(KeyRegistry::new()), opened_at_version: 0 };
+        let registry = Arc::new(KeyRegistry::new());
+        let committer = match database.dialect() {
+            Dialect::Postgres => Some(group_commit::GroupCommitter::start(database.clone(), registry.clone())),
+            Dialect::Sqlite => None,
+        };
+        let mut store = Store { database, registry, opened_at_version: 0, committer };
         store.opened_at_version = store.resync_registry().await?;
         Ok(store)
     }
@@ -112,8 +120,10 @@ impl Store {
     /// Appends a change-feed row inside `transaction` and returns its version.
     ///
     /// PostgreSQL: versions are MAX + 1 under a transaction-scoped advisory lock, so they
-    /// have no gaps and commit in order; the NOTIFY is delivered at commit.
-    async fn record_change(transaction: &mut Transaction, change: Change<'_>) -> Result<u64, StoreError> {
+    /// have no gaps and commit in order; the NOTIFY is delivered at commit (a group
+    /// commit's transaction sends one for the whole batch). The transaction should have
+    /// been begun with [`Database::begin_change`], which takes that lock first.
+    pub(crate) async fn record_change(transaction: &mut Transaction, change: Change<'_>) -> Result<u64, StoreError> {
         let revoked = change.revoked.iter().map(hex_digest).collect::<Vec<_>>().join(",");
         let version = match transaction.dialect() {
             Dialect::Sqlite => transaction
@@ -124,7 +134,7 @@ impl Store {
                 .await?
                 .i64("version")?,
             Dialect::Postgres => {
-                transaction.execute("SELECT pg_advisory_xact_lock($1)", &params![feed::CHANGE_FEED_LOCK]).await?;
+                transaction.lock_change_feed().await?;
                 let version = transaction
                     .fetch_one(
                         "INSERT INTO changes (version, kind, subject, revoked, at) SELECT COALESCE(MAX(version), 0) + 1, $1, $2, $3, $4 FROM changes RETURNING version",
@@ -132,7 +142,9 @@ impl Store {
                     )
                     .await?
                     .i64("version")?;
-                transaction.execute("SELECT pg_notify($1, $2)", &params![feed::CHANGE_FEED_CHANNEL, version.to_string()]).await?;
+                if !transaction.is_grouped() {
+                    transaction.execute("SELECT pg_notify($1, $2)", &params![feed::CHANGE_FEED_CHANNEL, version.to_string()]).await?;
+                }
                 version
             }
         };

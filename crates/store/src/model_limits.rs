@@ -59,7 +59,7 @@ impl Store {
         workspace_id: &str,
         changes: &[(String, LimitChange)],
     ) -> Result<(), StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         let mut current = limits_of(&mut transaction, workspace_id).await?;
         let mut details = Vec::with_capacity(changes.len());
         for (index, (model, change)) in changes.iter().enumerate() {

@@ -286,7 +286,7 @@ impl Store {
         statement: &str,
         value: Option<&str>,
     ) -> Result<UserRecord, StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         let user_id = live_user_id(&mut transaction, context.account_id, name).await?;
         transaction.execute(statement, &params![value, user_id]).await?;
         write_audit(&mut transaction, context, action, &format!("user:{name}"), detail).await?;
@@ -340,7 +340,7 @@ impl Store {
 
     /// Deletes a RAM user for good: its keys, AccessKeys, sessions and memberships go too.
     pub async fn delete_user(&self, context: &AuditContext, name: &str) -> Result<(), StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         let user_id = live_user_id(&mut transaction, context.account_id, name).await?;
         let revoked: Vec<KeyDigest> = transaction
             .fetch_all("DELETE FROM api_keys WHERE creator_user_id = $1 RETURNING key_digest", &params![user_id])
@@ -386,7 +386,7 @@ impl Store {
     }
 
     async fn change_membership(&self, context: &AuditContext, workspace_id: &str, user_name: &str, add: bool) -> Result<(), StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         let is_default = transaction
             .fetch_optional(
                 "SELECT is_default FROM workspaces WHERE workspace_id = $1 AND account_id = $2 AND region = $3",

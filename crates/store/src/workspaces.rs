@@ -55,7 +55,7 @@ impl Store {
     /// Creates the account's default workspace in each region that lacks one, at `now`
     /// (Unix ms).
     pub async fn ensure_default_workspaces(&self, account_id: i64, regions: &[String], now: i64) -> Result<(), StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         transaction.lock_account(account_id).await?;
         let mut created = Vec::new();
         for region in regions {
@@ -164,7 +164,7 @@ impl Store {
 
     /// Creates a sub-workspace under the region's limit (the default one counts).
     pub async fn create_workspace(&self, context: &AuditContext, name: &str, limit: u32) -> Result<WorkspaceRecord, StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         transaction.lock_account(context.account_id).await?;
         let existing = transaction
             .fetch_one(
@@ -204,7 +204,7 @@ impl Store {
 
     /// Deletes an empty sub-workspace; the default one and one with keys are refused.
     pub async fn delete_workspace(&self, context: &AuditContext, workspace_id: &str) -> Result<WorkspaceDeletion, StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         let is_default = transaction
             .fetch_optional(
                 "SELECT is_default FROM workspaces WHERE account_id = $1 AND region = $2 AND workspace_id = $3",
@@ -253,7 +253,7 @@ impl Store {
 
     /// Sets the given models' permissions in a workspace (others unchanged).
     pub async fn update_model_grants(&self, context: &AuditContext, workspace_id: &str, grants: &[ModelGrant]) -> Result<(), StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         for grant in grants {
             transaction
                 .execute(
@@ -279,7 +279,7 @@ impl Store {
 
     /// Registers an application in a workspace.
     pub async fn create_application(&self, context: &AuditContext, workspace_id: &str, app_id: &str, name: &str) -> Result<(), StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         let inserted = transaction
             .execute(
                 "INSERT INTO applications (app_id, account_id, workspace_id, name, created_at) VALUES ($1, $2, $3, $4, $5)",

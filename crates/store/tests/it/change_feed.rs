@@ -9,10 +9,11 @@ use std::time::Duration;
 use keygate_core::access::KeyVisibility::WholeAccount;
 use keygate_core::access::{Role, UserStatus};
 use keygate_core::keys::{expose, generate_key, KeyFormat};
+use keygate_core::region::LimitScope;
 use keygate_core::verification::{AuthenticationFailure, RegistryUpdate};
 use keygate_store::database::SqlValue;
 use keygate_store::feed::CatchUp;
-use keygate_store::{ModelGrant, Store};
+use keygate_store::{ModelGrant, QuotaRule, Store, StoreError};
 
 use crate::compile::{assert_same_registry, build_world};
 use crate::support::{
@@ -153,6 +154,80 @@ on_both_databases! {
             assert_eq!(authenticate(&follower_store, plaintext, SINGAPORE), Ok(*id));
         }
         assert_eq!(key_ids(&follower_store, db.account_id, SINGAPORE, WholeAccount).await.len(), 40);
+        follower.stop().await;
+    }
+
+    async fn concurrent_creates_some_refused_leave_a_gap_free_feed_every_acknowledged_key_and_nothing_of_the_refused(db: TestDatabase) {
+        // On PostgreSQL each store groups the creates that queue up into one transaction,
+        // each in a savepoint: a refusal in the middle of a batch (a conflict the database
+        // reports, a quota the store checks) must leave nothing and fail nothing else.
+        let other = db.open_another("kg-store-b").await;
+        let follower_store = db.open_another("kg-store-c").await;
+        let follower = Follower::start(&follower_store, POLL);
+        let default = db.default_workspace(SINGAPORE).await;
+        let (taken_digest, _) = new_key(SINGAPORE, &default, None, KeyFormat::Secure);
+        db.store.create_api_key(&db.root(), taken_digest.clone(), NO_LIMIT).await.expect("created");
+        let audit_before = db.audit_count().await;
+        let tasks: Vec<_> = (0..160)
+            .map(|index| {
+                let store = if index % 2 == 0 { db.store.clone() } else { other.clone() };
+                let context = db.root();
+                let (key, plaintext) = new_key(SINGAPORE, &default, None, KeyFormat::Secure);
+                let (key, quota) = match index % 4 {
+                    // A digest already stored: the INSERT fails in the database.
+                    1 => (taken_digest.clone(), NO_LIMIT),
+                    // A limit already reached: refused before any row is written.
+                    3 => (key, QuotaRule { limit: 0, scope: LimitScope::Account }),
+                    _ => (key, NO_LIMIT),
+                };
+                tokio::spawn(async move { (index, plaintext, store.create_api_key(&context, key, quota).await) })
+            })
+            .collect();
+        let (mut created, mut refused) = (Vec::new(), Vec::new());
+        for task in tasks {
+            let (index, plaintext, outcome) = task.await.unwrap();
+            match (index % 4, outcome) {
+                (0 | 2, Ok(record)) => created.push((record.api_key_id, plaintext)),
+                (1, Err(StoreError::Conflict(_))) | (3, Err(StoreError::KeyQuotaExceeded { limit: 0 })) => refused.push(plaintext),
+                (_, outcome) => panic!("create {index} answered {outcome:?}"),
+            }
+        }
+        assert_eq!((created.len(), refused.len()), (80, 80));
+        // Versions 1 (the default workspaces), 2 (the first key), then one per acknowledged
+        // key: no gaps, no duplicates, nothing for a refusal.
+        let version = db.feed_version().await;
+        assert_eq!(version, 2 + 80);
+        let versions: Vec<i64> = db
+            .raw()
+            .await
+            .fetch_all("SELECT version FROM changes ORDER BY version", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.i64("version").unwrap())
+            .collect();
+        assert_eq!(versions, (1..=82).collect::<Vec<i64>>());
+        let fresh = db.open_another("kg-store-d").await;
+        assert_eq!(fresh.catch_up(0).await.unwrap(), CatchUp::UpTo(version));
+        // Every acknowledged key is on the node that follows the feed.
+        wait_until("the follower to reach the newest version", FEED_WAIT, || follower.health.cursor() == version).await;
+        for (id, plaintext) in &created {
+            assert_eq!(authenticate(&follower_store, plaintext, SINGAPORE), Ok(*id));
+            assert_eq!(authenticate(&fresh, plaintext, SINGAPORE), Ok(*id));
+        }
+        // Nothing of the refused ones: no key, no audit row.
+        for plaintext in &refused {
+            assert_eq!(authenticate(&follower_store, plaintext, SINGAPORE), Err(AuthenticationFailure::Unknown));
+        }
+        assert_eq!(key_ids(&follower_store, db.account_id, SINGAPORE, WholeAccount).await.len(), 1 + 80);
+        assert_eq!(key_ids(&fresh, db.account_id, SINGAPORE, WholeAccount).await.len(), 1 + 80);
+        assert_eq!(db.audit_count().await - audit_before, 80);
+        if db.postgres_schema().is_some() {
+            // The counts the quota check reads agree with the keys, the refused ones left out.
+            let counted = db.raw().await.fetch_one("SELECT COALESCE(SUM(keys), 0)::BIGINT AS n FROM api_key_counts", &[]).await.unwrap();
+            let stored = db.raw().await.fetch_one("SELECT COUNT(*) AS n FROM api_keys", &[]).await.unwrap();
+            assert_eq!((counted.i64("n").unwrap(), stored.i64("n").unwrap()), (81, 81));
+        }
         follower.stop().await;
     }
 

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# CreateApiKey bursts on PostgreSQL, and revocation across nodes while they run, for this
+# build and a baseline build in one run (docs/PERFORMANCE.md, "Group commit").
+#
+# For each build (the baseline first, then this tree), on a fresh schema of its own: two
+# release nodes, A and B, on one PostgreSQL; then
+#   1. CREATE_CLIENTS clients (default 32, half on each node, bearer session tokens) call
+#      CreateApiKey back to back for WRITE_SECONDS (default 15): keys created per second;
+#   2. the same load again, and meanwhile bench/revocation.sh's measurement
+#      (`revocation_propagation`: disable through A until B refuses, ITERATIONS times,
+#      default 200), started a second into the load.
+#
+# The baseline is BASELINE_REV (default main), exported with `git archive` and built in the
+# same target directory (so only the workspace's own crates build twice), or the binaries
+# already in BASELINE_BIN (keygate, management_write_throughput, revocation_propagation).
+#
+#   bash bench/group_commit.sh
+#   BASELINE_REV=27d207d WRITE_SECONDS=30 bash bench/group_commit.sh
+#   BASELINE_BIN=/tmp/baseline-bin bash bench/group_commit.sh
+source "$(dirname "$0")/common.sh"
+
+write_seconds=${WRITE_SECONDS:-15}
+clients=${CREATE_CLIENTS:-32}
+iterations=${ITERATIONS:-200}
+port_a=${PORT_A:-18121}
+port_b=${PORT_B:-18122}
+baseline_rev=${BASELINE_REV:-main}
+examples=(management_write_throughput revocation_propagation)
+
+mkdir -p "$work_dir/baseline" "$work_dir/current"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  baseline_label="binaries in $BASELINE_BIN"
+  cp "$BASELINE_BIN/keygate" "${examples[@]/#/$BASELINE_BIN/}" "$work_dir/baseline/"
+else
+  baseline_label="$baseline_rev ($(git -C "$bench_root" rev-parse --short "$baseline_rev"))"
+  echo "building the baseline $baseline_label..." >&2
+  mkdir -p "$work_dir/baseline-src"
+  git -C "$bench_root" archive "$baseline_rev" | tar -x -C "$work_dir/baseline-src"
+  (cd "$work_dir/baseline-src" && CARGO_TARGET_DIR=$target_dir cargo build --release --workspace --bin keygate "${examples[@]/#/--example=}" >&2)
+  cp "$target_dir/release/keygate" "${examples[@]/#/$target_dir/release/examples/}" "$work_dir/baseline/"
+fi
+bench_build "${examples[@]}"
+cp "$target_dir/release/keygate" "${examples[@]/#/$target_dir/release/examples/}" "$work_dir/current/"
+
+cat >"$work_dir/node.toml" <<TOML
+# Failed authentications are asked for on purpose (B refusing a revoked key): never 429.
+failed_authentications_per_minute = 1000000000
+[[regions]]
+id = "ap-southeast-1"
+key_limit = 100000000
+TOML
+
+bench_machine
+echo "postgres settings: fsync=$(psql -At "$database_url" -c 'SHOW fsync') synchronous_commit=$(psql -At "$database_url" -c 'SHOW synchronous_commit')"
+echo "baseline: $baseline_label; this build: the tree above"
+schemas=()
+drop_schemas() {
+  local name
+  for name in "${schemas[@]}"; do
+    psql -q "$database_url" -c "DROP SCHEMA IF EXISTS $name CASCADE" >/dev/null 2>&1 || true
+  done
+  bench_cleanup
+}
+trap drop_schemas EXIT
+base_schema=$schema
+
+for build in baseline current; do
+  schema=${base_schema}_$build
+  schemas+=("$schema")
+  psql -q -v ON_ERROR_STOP=1 "$database_url" -c "CREATE SCHEMA $schema" >/dev/null
+  keygate=$work_dir/$build/keygate
+  bench_start_node "gc-$build-a" "$port_a" --config "$work_dir/node.toml"
+  bench_start_node "gc-$build-b" "$port_b" --config "$work_dir/node.toml"
+  nodes="http://127.0.0.1:$port_a,http://127.0.0.1:$port_b"
+  echo
+  echo "== $build: CreateApiKey, $clients clients over two nodes, ${write_seconds}s =="
+  "$work_dir/$build/management_write_throughput" --nodes "$nodes" --password "$root_password" \
+    --operation create --concurrency "$clients" --seconds "$write_seconds"
+  echo "-- the same load, and revocation across the nodes meanwhile ($iterations revocations):"
+  "$work_dir/$build/management_write_throughput" --nodes "$nodes" --password "$root_password" \
+    --operation create --concurrency "$clients" --seconds "$write_seconds" >"$work_dir/load.txt" &
+  load=$!
+  sleep 1
+  started=$SECONDS
+  "$work_dir/$build/revocation_propagation" --node-a "http://127.0.0.1:$port_a" --node-b "http://127.0.0.1:$port_b" \
+    --password "$root_password" --iterations "$iterations" | sed 's/^/  /'
+  revocation_seconds=$((SECONDS - started))
+  wait "$load"
+  sed 's/^/  /' "$work_dir/load.txt"
+  if [ $((revocation_seconds + 1)) -gt "$write_seconds" ]; then
+    echo "  WARNING: the revocations took ${revocation_seconds}s, past the end of the load: lower ITERATIONS or raise WRITE_SECONDS"
+  else
+    echo "  the revocations took ${revocation_seconds}s, all within the load"
+  fi
+  echo "changes in the feed: $(psql -At "$database_url" -c "SELECT count(*) FROM $schema.changes")"
+  for pid in "${node_pids[@]}"; do bench_stop_node "$pid"; done
+  node_pids=()
+done
+echo "load average (1, 5, 15 min) after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
