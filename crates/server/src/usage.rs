@@ -47,6 +47,10 @@ struct Shard(Mutex<Pending>);
 #[derive(Debug, Default)]
 pub struct UsageCounters {
     shards: [Shard; SHARDS],
+    /// Held for the whole of a flush: a flush that starts while another writes waits for it,
+    /// so that when a flush returns, everything counted before it began is written (or put
+    /// back after a failure), not still on its way in the other one.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 /// One finished model call, as it is counted.
@@ -143,6 +147,7 @@ impl UsageCounters {
     /// for the next try, so that nothing is lost and, the transaction having rolled back,
     /// nothing is counted twice. Answers whether everything counted is written.
     pub async fn flush(&self, store: &Store) -> bool {
+        let _flushing = self.flushing.lock().await;
         let pending = self.drain();
         if pending.keys.is_empty() && pending.tokens.is_empty() {
             return true;
