@@ -81,6 +81,11 @@ pub(crate) type SubjectMap<V> = hashbrown::HashMap<HeldSubject, V, rustc_hash::F
 /// first time.
 pub(crate) fn entry_of<'m, V: Default>(map: &'m mut SubjectMap<V>, subject: LimitSubject<'_>) -> &'m mut V {
     let hash = map.hasher().hash_one(subject);
+    entry_of_hashed(map, hash, subject)
+}
+
+/// [`entry_of`] with the subject's hash (by the map's hasher) already worked out.
+fn entry_of_hashed<'m, V: Default>(map: &'m mut SubjectMap<V>, hash: u64, subject: LimitSubject<'_>) -> &'m mut V {
     match map.raw_entry_mut().from_hash(hash, |held| subject == held.borrowed()) {
         hashbrown::hash_map::RawEntryMut::Occupied(entry) => entry.into_mut(),
         hashbrown::hash_map::RawEntryMut::Vacant(entry) => entry.insert_hashed_nocheck(hash, HeldSubject::of(subject), V::default()).1,
@@ -321,16 +326,18 @@ impl InMemoryLimitCounter {
     /// shard's lock only.
     /// The subject is looked up by reference: it is copied only the first time it is counted.
     fn with_window<T>(&self, subject: LimitSubject<'_>, kind: LimitKind, limit: RateLimit, apply: impl FnOnce(&mut WindowCount) -> T) -> T {
-        // The shard is chosen by the hash's high bits: the map uses the low ones.
-        let shard = &self.shards[(rustc_hash::FxBuildHasher.hash_one(subject) >> 60) as usize % SHARDS];
+        self.with_windows(subject, |windows| apply(window_in(windows, kind, limit)))
+    }
+
+    /// Runs `apply` on all the windows of `subject`, under its shard's lock: one lookup for
+    /// a call counted in its request and token windows.
+    fn with_windows<T>(&self, subject: LimitSubject<'_>, apply: impl FnOnce(&mut SubjectWindows) -> T) -> T {
+        // Hashed once, for the shard and its map alike (the same hasher): the shard is
+        // chosen by the hash's high bits, the map uses the low ones.
+        let hash = rustc_hash::FxBuildHasher.hash_one(subject);
+        let shard = &self.shards[(hash >> 60) as usize % SHARDS];
         let mut subjects = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        let windows = entry_of(&mut subjects, subject);
-        let position = windows.iter().position(|(held_kind, period, _)| *held_kind == kind && *period == limit.period_seconds);
-        let index = position.unwrap_or_else(|| {
-            windows.push((kind, limit.period_seconds, WindowCount::default()));
-            windows.len() - 1
-        });
-        apply(&mut windows[index].2)
+        apply(entry_of_hashed(&mut subjects, hash, subject))
     }
 
     /// Counts one request admitted elsewhere (by the shared counter) in the window of
@@ -356,36 +363,49 @@ impl InMemoryLimitCounter {
     }
 
     pub(crate) fn admit_now(&self, subject: LimitSubject<'_>, limits: EffectiveLimits, now: i64) -> Admission {
-        let mut admission = Admission::NONE;
-        if let Some(limit) = limits.requests {
-            let (standing, admitted) =
-                either(self.with_window(subject, LimitKind::Requests, limit, |window| window.take_request(limit, now)));
-            admission.requests = Some(standing);
-            if !admitted {
-                admission.refused_by = Some(LimitKind::Requests);
-                return admission;
-            }
+        if limits.is_unlimited() {
+            return Admission::NONE;
         }
-        if let Some(limit) = limits.tokens {
-            let (standing, admitted) =
-                either(self.with_window(subject, LimitKind::Tokens, limit, |window| window.check_tokens(limit, now)));
-            admission.tokens = Some(standing);
-            if !admitted {
-                admission.refused_by = Some(LimitKind::Tokens);
-                // The refused call does not count against the request limit.
-                if let Some(limit) = limits.requests {
-                    self.with_window(subject, LimitKind::Requests, limit, |window| {
-                        window.roll(now, limit.period_seconds);
-                        window.used = window.used.saturating_sub(1);
-                    });
-                    admission.requests = admission
-                        .requests
-                        .map(|standing| WindowStanding { remaining: (standing.remaining + 1).min(standing.limit), ..standing });
+        self.with_windows(subject, |windows| {
+            let mut admission = Admission::NONE;
+            if let Some(limit) = limits.requests {
+                let (standing, admitted) = either(window_in(windows, LimitKind::Requests, limit).take_request(limit, now));
+                admission.requests = Some(standing);
+                if !admitted {
+                    admission.refused_by = Some(LimitKind::Requests);
+                    return admission;
                 }
             }
-        }
-        admission
+            if let Some(limit) = limits.tokens {
+                let (standing, admitted) = either(window_in(windows, LimitKind::Tokens, limit).check_tokens(limit, now));
+                admission.tokens = Some(standing);
+                if !admitted {
+                    admission.refused_by = Some(LimitKind::Tokens);
+                    // The refused call does not count against the request limit.
+                    if let Some(limit) = limits.requests {
+                        let window = window_in(windows, LimitKind::Requests, limit);
+                        window.roll(now, limit.period_seconds);
+                        window.used = window.used.saturating_sub(1);
+                        admission.requests = admission
+                            .requests
+                            .map(|standing| WindowStanding { remaining: (standing.remaining + 1).min(standing.limit), ..standing });
+                    }
+                }
+            }
+            admission
+        })
     }
+}
+
+/// The window of `kind` and `limit`'s period among a subject's windows, made the first
+/// time (a changed period starts anew).
+fn window_in(windows: &mut SubjectWindows, kind: LimitKind, limit: RateLimit) -> &mut WindowCount {
+    let position = windows.iter().position(|(held_kind, period, _)| *held_kind == kind && *period == limit.period_seconds);
+    let index = position.unwrap_or_else(|| {
+        windows.push((kind, limit.period_seconds, WindowCount::default()));
+        windows.len() - 1
+    });
+    &mut windows[index].2
 }
 
 /// A window's standing, and whether it admitted the call.
