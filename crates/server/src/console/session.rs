@@ -152,8 +152,10 @@ pub struct RequestOrigin {
 }
 
 impl RequestOrigin {
-    pub fn of(headers: &HeaderMap) -> RequestOrigin {
-        let scheme = if behind_https_proxy(headers) { "https" } else { "http" };
+    /// Where the browser reached keygate: `https` when the request came over TLS, to this
+    /// listener or to a proxy in front of it (`X-Forwarded-Proto: https`).
+    pub fn of(headers: &HeaderMap, extensions: &axum::http::Extensions) -> RequestOrigin {
+        let scheme = if BrowserTransport::of(headers, extensions).https { "https" } else { "http" };
         let host = headers
             .get(header::HOST)
             .and_then(|value| value.to_str().ok())
@@ -169,10 +171,6 @@ impl RequestOrigin {
             _ => &self.host,
         }
     }
-}
-
-fn behind_https_proxy(headers: &HeaderMap) -> bool {
-    headers.get("x-forwarded-proto").and_then(|value| value.to_str().ok()).is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
 }
 
 impl Console {
@@ -224,7 +222,7 @@ impl FromRequestParts<AppState> for Console {
             Err(_) => state.listener_region.clone(),
         };
         let csrf_token = session_csrf_token(state, &token);
-        let origin = RequestOrigin::of(&parts.headers);
+        let origin = RequestOrigin::of(&parts.headers, &parts.extensions);
         let language = Language::of_request(&parts.headers);
         Ok(Console {
             auth: Authenticated { caller, region, context },

@@ -274,6 +274,19 @@ async fn the_console_cookies_are_secure_over_https_and_not_over_plain_http() {
     assert!(set_cookies(&headers).contains(&"keygate_login=; HttpOnly; SameSite=Strict; Path=/console; Max-Age=0; Secure".to_string()));
     let login_page = ca.https_client().get(format!("https://localhost:{}/console/login", app.address.port())).send().await.unwrap();
     assert!(set_cookies(login_page.headers())[0].ends_with("; Secure"));
+    // The empty key list's "how to call" panel names the base URLs the browser reached:
+    // https, this listener.
+    let keys_page = ca
+        .https_client()
+        .get(format!("https://localhost:{}/console/keys", app.address.port()))
+        .header("cookie", format!("keygate_session={}", session.cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keys_page.status(), 200);
+    let keys_page = keys_page.text().await.unwrap();
+    let openai_base = format!("https://localhost:{}/compatible-mode/v1", app.address.port());
+    assert!(keys_page.contains(&openai_base), "no {openai_base} in the key list");
 
     // The same server's plain listener on localhost: no `Secure`, which a browser would
     // refuse to send back over http.
