@@ -3,7 +3,7 @@
 //! and applications the registry compiles for each.
 
 use keygate_core::access::KeyVisibility::WholeAccount;
-use keygate_store::{ModelGrant, StoreError, WorkspaceDeletion};
+use keygate_store::{AuditContext, ModelGrant, StoreError, WorkspaceDeletion};
 
 use crate::support::{assert_not_found, create_key_in, now_millis, SINGAPORE, VIRGINIA};
 
@@ -89,7 +89,10 @@ on_both_databases! {
         db.store.update_model_grants(&db.root(), &team, &[grant("qwen-plus", false)]).await.unwrap();
         assert_eq!(db.store.registry().workspace(&team).unwrap().inference_models, ["qwen-max"]);
 
-        db.store.create_application(&db.root(), &team, "app-b", "second").await.unwrap();
+        // Listed in the order they were made: app-b a second before app-a (two creates in
+        // the same millisecond would be listed by id).
+        let a_second_earlier = AuditContext { at: db.root().at - 1000, ..db.root() };
+        db.store.create_application(&a_second_earlier, &team, "app-b", "second").await.unwrap();
         db.store.create_application(&db.root(), &team, "app-a", "first").await.unwrap();
         let again = db.store.create_application(&db.root(), &team, "app-a", "again").await;
         assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
