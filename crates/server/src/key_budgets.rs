@@ -213,3 +213,29 @@ impl KeyBudgets {
         Ok(spends)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn a_call_counts_in_the_period_it_began_and_a_new_period_starts_from_nothing() {
+        let budgets = KeyBudgets::new(HashMap::new());
+        let today = 20_000 * DAY;
+        budgets.entries().insert(7, Entry::new(BudgetPeriod::Day, today + 10, Spend { tokens: 100, cost_micros: 0 }, today + 10));
+        let tokens = TokenUsage { input: 3, output: 4, ..TokenUsage::default() };
+        budgets.charge(7, "qwen-plus", &tokens, today + 20);
+        assert_eq!(budgets.spent_here(7, BudgetPeriod::Day, today + 30).map(|spend| spend.tokens), Some(107));
+        // A call that began yesterday and ended today is yesterday's: today's spend keeps
+        // what it had.
+        budgets.charge(7, "qwen-plus", &tokens, today - 5);
+        assert_eq!(budgets.spent_here(7, BudgetPeriod::Day, today + 40).map(|spend| spend.tokens), Some(107));
+        // Tomorrow starts from nothing, and counts its own calls.
+        budgets.charge(7, "qwen-plus", &tokens, today + DAY + 1);
+        assert_eq!(budgets.spent_here(7, BudgetPeriod::Day, today + DAY + 2).map(|spend| spend.tokens), Some(7));
+        // Another period's entry is not this one's answer.
+        assert_eq!(budgets.spent_here(7, BudgetPeriod::Month, today + DAY + 2), None);
+    }
+}
