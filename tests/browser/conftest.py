@@ -1,6 +1,6 @@
 """Fixtures of the console browser suite: one `keygate serve` for the session with RAM
 users made by `keygate admin create-user` before it starts (alice: key-manager, bob:
-member, carol: key-manager who owns the quota test in us-east-1, dave: member whose password
+member, carol: key-manager who owns the quota test in us-east-1, erin: member whose password
 the password test changes), and a fresh headless
 Chromium for each test.
 
@@ -36,7 +36,7 @@ def keygate_server(keygate_binary, tmp_path_factory) -> KeygateProcess:
     server.create_user("alice", "key-manager")
     server.create_user("bob", "member")
     server.create_user("carol", "key-manager")
-    server.create_user("dave", "member")
+    server.create_user("erin", "member")
     server.start()
     yield server
     server.stop()

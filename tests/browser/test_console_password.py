@@ -23,12 +23,12 @@ def fill_password_form(console, current: str, new: str, repeat: str) -> None:
 
 
 def test_a_user_changes_its_password_and_a_session_from_before_is_refused(console, keygate_server):
-    new_password = keygate_server.remember_secret("dave-new-password-" + secrets.token_hex(4))
+    new_password = keygate_server.remember_secret("erin-new-password-" + secrets.token_hex(4))
 
     # A session from before the change (say, another browser), then this browser's own.
-    console.sign_in(user="dave")
+    console.sign_in(user="erin")
     old_cookie = console.driver.get_cookie("keygate_session")["value"]
-    console.sign_in(user="dave")
+    console.sign_in(user="erin")
     assert console.driver.get_cookie("keygate_session")["value"] != old_cookie
 
     # The header of every page links to the form, for a member too.
@@ -37,7 +37,7 @@ def test_a_user_changes_its_password_and_a_session_from_before_is_refused(consol
     console.submit(link)
     assert console.driver.find_element(By.TAG_NAME, "h1").text == "Change your password"
 
-    fill_password_form(console, "not-daves-password", new_password, new_password)
+    fill_password_form(console, "not-erins-password", new_password, new_password)
     error = console.driver.find_element(By.ID, "current-password-error").text
     assert error == "The current password is wrong; the password was not changed.", error
     assert console.driver.find_element(By.ID, "current-password").get_attribute("aria-invalid") == "true"
@@ -63,9 +63,9 @@ def test_a_user_changes_its_password_and_a_session_from_before_is_refused(consol
 
     # The old password signs in no more; the new one does.
     console.fill("login-account", "root")
-    console.fill("login-user", "dave")
+    console.fill("login-user", "erin")
     console.fill("login-password", USER_PASSWORD)
     console.submit(console.driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button[type=submit]"))
     assert console.driver.find_element(By.ID, "login-error").text == "The name or password is wrong."
-    console.sign_in(user="dave", password=new_password)
-    assert "dave@root" in console.driver.find_element(By.CSS_SELECTOR, ".who-name").text
+    console.sign_in(user="erin", password=new_password)
+    assert "erin@root" in console.driver.find_element(By.CSS_SELECTOR, ".who-name").text
