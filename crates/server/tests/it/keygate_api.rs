@@ -29,12 +29,12 @@ async fn call(client: &Client, method: &str, path: &str, body: Option<Value>) ->
 }
 
 /// The error envelope a caller should see (the request id is checked apart).
-fn error(status: u16, code: &str, message: &str) -> Value {
+pub(crate) fn error(status: u16, code: &str, message: &str) -> Value {
     json!({"requestId": "", "code": code, "message": message, "httpStatusCode": status, "success": false})
 }
 
 /// The whole body of an error answer, its request id checked and blanked.
-fn error_body(answer: &Answer) -> Value {
+pub(crate) fn error_body(answer: &Answer) -> Value {
     let mut body = answer.body.clone();
     assert!(body["requestId"].as_str().is_some_and(|id| id.len() == 36), "no request id: {body}");
     body["requestId"] = json!("");

@@ -12,20 +12,9 @@ use serde_json::{json, Value};
 
 use crate::console::sign_in;
 use crate::helpers::{Answer, Client, TestApp, ROOT_PASSWORD, USER_PASSWORD};
+use crate::keygate_api::{error, error_body};
 
 const PASSWORD_PATH: &str = "/keygate/v1/password";
-
-/// The error envelope a caller should see, the request id blanked.
-fn error(status: u16, code: &str, message: &str) -> Value {
-    json!({"requestId": "", "code": code, "message": message, "httpStatusCode": status, "success": false})
-}
-
-fn error_body(answer: &Answer) -> Value {
-    let mut body = answer.body.clone();
-    assert!(body["requestId"].as_str().is_some_and(|id| id.len() == 36), "no request id: {body}");
-    body["requestId"] = json!("");
-    body
-}
 
 async fn change(client: &Client, current: &str, new: &str) -> Answer {
     client.send_json("PUT", PASSWORD_PATH, &json!({"currentPassword": current, "newPassword": new})).await
