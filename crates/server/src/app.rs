@@ -457,6 +457,7 @@ async fn serve_listener(
                 let started = std::time::Instant::now();
                 let request_id = crate::request_context::new_request_id();
                 let refusal = crate::planes::refusal_for_path(
+                    request.headers(),
                     request.uri().path(),
                     axum::http::StatusCode::URI_TOO_LONG,
                     "RequestURITooLong",

@@ -10,10 +10,11 @@
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use crate::console::i18n::Language;
 use crate::gateway::errors::{GatewayRefusal, Protocol};
 use crate::management::errors::{ErrorShape, ManagementError};
 use crate::request_context::{new_request_id, shown_path, RequestContext};
@@ -52,16 +53,24 @@ impl Plane {
 }
 
 /// A refusal with `status`, `code` (the management and native code) and `message`, in
-/// the shape of the plane `path` belongs to. The request id is also in `x-acs-request-id`,
-/// as on every answer of the router, so that a refusal made before the router (a target
-/// too long) carries it too.
-pub fn refusal_for_path(path: &str, status: StatusCode, code: &'static str, message: &str, request_id: &str) -> Response {
+/// the shape of the plane `path` belongs to (the console's page in the language of the
+/// request's `headers`; `message` stays as given). The request id is also in
+/// `x-acs-request-id`, as on every answer of the router, so that a refusal made before the
+/// router (a target too long) carries it too.
+pub fn refusal_for_path(
+    headers: &HeaderMap,
+    path: &str,
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+    request_id: &str,
+) -> Response {
     let mut response = match Plane::of_path(path) {
         Plane::Gateway(protocol) => {
             GatewayRefusal::Unrouted { status, native_code: code, message: message.to_string() }.into_response_for(protocol, request_id)
         }
         Plane::Management(shape) => ManagementError::new(status, code, message).render(shape, request_id),
-        Plane::Console => console_error_page(status, message, request_id),
+        Plane::Console => console_error_page(Language::of_request(headers), status, message, request_id),
     };
     if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-acs-request-id", value);
@@ -89,7 +98,9 @@ where
         use axum::extract::rejection::PathRejection;
         let request_id = parts.extensions.get::<RequestContext>().map(|context| context.request_id.clone()).unwrap_or_else(new_request_id);
         let path = parts.uri.path().to_string();
-        let refuse = |status: StatusCode, code: &'static str, message: &str| refusal_for_path(&path, status, code, message, &request_id);
+        let headers = parts.headers.clone();
+        let refuse =
+            |status: StatusCode, code: &'static str, message: &str| refusal_for_path(&headers, &path, status, code, message, &request_id);
         // axum keeps such a `%` as a literal; a client that sends one has a broken encoder.
         if has_malformed_escape(&path) {
             return Err(refuse(
@@ -124,16 +135,29 @@ fn has_malformed_escape(path: &str) -> bool {
     })
 }
 
-fn console_error_page(status: StatusCode, message: &str, request_id: &str) -> Response {
+/// The console's page for a refusal no console handler made (an unknown path, a wrong
+/// method): its title in `language`, the router's `message` as it is.
+fn console_error_page(language: Language, status: StatusCode, message: &str, request_id: &str) -> Response {
+    let title = language.text(match status.as_u16() {
+        400 => "error.bad_request",
+        403 => "error.not_allowed",
+        404 => "error.not_found",
+        405 => "error.method_not_allowed",
+        408 => "error.timeout",
+        413 => "error.too_large",
+        414 => "error.target_too_long",
+        500.. => "error.went_wrong",
+        _ => "error.not_done",
+    });
     let page = maud::html! {
         (maud::DOCTYPE)
-        html lang="en" {
-            head { meta charset="utf-8"; title { "keygate console" } }
+        html lang=(language.html_lang()) {
+            head { meta charset="utf-8"; title { (language.text("layout.title_suffix")) } }
             body {
-                h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+                h1 { (status.as_u16()) " " (title) }
                 p { (message) }
-                p { "Request id: " code { (request_id) } }
-                p { a href="/console" { "Back to the console" } }
+                p { (language.text("error.request_id")) code { (request_id) } }
+                p { a href="/console" { (language.text("layout.back_to_console")) } }
             }
         }
     };
@@ -151,14 +175,14 @@ pub async fn not_served(State(_state): State<AppState>, context: RequestContext,
         }
         _ => ("NotFound", format!("{method} {shown} is not served here.")),
     };
-    refusal_for_path(path, StatusCode::NOT_FOUND, code, &message, &context.request_id)
+    refusal_for_path(request.headers(), path, StatusCode::NOT_FOUND, code, &message, &context.request_id)
 }
 
 /// The router's answer to a known path with a method it does not take.
 pub async fn method_not_allowed(context: RequestContext, method: Method, request: Request) -> Response {
     let path = request.uri().path();
     let message = format!("{} does not take {method}.", shown_path(path));
-    refusal_for_path(path, StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &message, &context.request_id)
+    refusal_for_path(request.headers(), path, StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &message, &context.request_id)
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 use maud::{html, Markup};
 
+use super::i18n::Language;
 use super::layout::records_table;
 
 /// Width of every drawing in SVG units; the stylesheet scales it to its box (and draws the
@@ -42,6 +43,8 @@ pub struct ChartText<'a> {
     pub title: &'a str,
     /// What the values count, plural and lower case ("tokens", "requests").
     pub unit: &'a str,
+    /// The language of the chart's own words (its description, its table's caption).
+    pub language: Language,
 }
 
 /// One period of a chart over time.
@@ -143,7 +146,7 @@ fn chart_panel(text: &ChartText, view_height: f64, description: &str, drawing: M
             }
             (after)
             details.chart-numbers {
-                summary { "The numbers" }
+                summary { (text.language.text("chart.numbers")) }
                 (table)
             }
         }
@@ -162,21 +165,15 @@ pub fn column_chart(text: &ChartText, column_header: &str, columns: &[Column], s
     let column_width = slot * COLUMN_FILL;
     let label_every = columns.len().div_ceil(MOST_TIME_LABELS).max(1);
     let ticks = [0.0, top as f64 / 2.0, top as f64];
+    let language = text.language;
     let totals: Vec<String> = series
         .iter()
         .map(|one| format!("{} {} {}", one.name, grouped(one.values.iter().copied().fold(0, i64::saturating_add)), text.unit))
         .collect();
     let description = match (columns.first(), columns.last()) {
-        (Some(first), Some(last)) => {
-            format!(
-                "{} from {} to {}. In all: {}. Every value is in the table below.",
-                text.title,
-                first.full_label,
-                last.full_label,
-                totals.join(", ")
-            )
-        }
-        _ => format!("{}: nothing to show.", text.title),
+        (Some(first), Some(last)) => language
+            .fill("chart.over_time", &[&text.title, &first.full_label, &last.full_label, &totals.join(language.text("chart.separator"))]),
+        _ => language.fill("chart.nothing", &[&text.title]),
     };
     let drawing = html! {
         text.axis-unit x="0" y="10" { (text.unit) }
@@ -216,7 +213,7 @@ pub fn column_chart(text: &ChartText, column_header: &str, columns: &[Column], s
     headers.extend(series.iter().map(|one| one.name));
     let table = records_table(
         "chart-table",
-        &format!("{}, in {}", text.title, text.unit),
+        &language.fill("chart.caption", &[&text.title, &text.unit]),
         &headers,
         html! {
             @for (index, column) in columns.iter().enumerate() {
@@ -237,9 +234,11 @@ pub fn column_chart(text: &ChartText, column_header: &str, columns: &[Column], s
 pub fn bar_chart(text: &ChartText, label_header: &str, bars: &[Bar]) -> Markup {
     let largest = bars.iter().map(|bar| bar.value).max().unwrap_or(0);
     let height = bars.len().max(1) as f64 * BAR_ROW + 4.0;
+    let language = text.language;
     let listed: Vec<String> = bars.iter().map(|bar| format!("{} {}", bar.label, grouped(bar.value))).collect();
-    let description =
-        format!("{}, in {}: {}.", text.title, text.unit, if listed.is_empty() { "none".to_string() } else { listed.join("; ") });
+    let listed =
+        if listed.is_empty() { language.text("chart.none").to_string() } else { listed.join(language.text("chart.bar_separator")) };
+    let description = language.fill("chart.bars", &[&text.title, &text.unit, &listed]);
     let drawing = html! {
         @for (index, bar) in bars.iter().enumerate() {
             @let row = index as f64 * BAR_ROW;
@@ -259,7 +258,7 @@ pub fn bar_chart(text: &ChartText, label_header: &str, bars: &[Bar]) -> Markup {
     let value_header = capitalized(text.unit);
     let table = records_table(
         "chart-table",
-        &format!("{}, in {}", text.title, text.unit),
+        &language.fill("chart.caption", &[&text.title, &text.unit]),
         &[label_header, &value_header],
         html! {
             @for bar in bars {
@@ -292,7 +291,7 @@ mod tests {
     }
 
     fn text(id: &str) -> ChartText<'_> {
-        ChartText { id, title: "Tokens over time", unit: "tokens" }
+        ChartText { id, title: "Tokens over time", unit: "tokens", language: Language::English }
     }
 
     fn columns(count: usize) -> Vec<Column> {
@@ -364,7 +363,9 @@ mod tests {
             Bar { label: "demo-echo".into(), value: 500, link: Some("/console/keys/7?region=ap-southeast-1".into()) },
             Bar { label: "idle".into(), value: 0, link: None },
         ];
-        let svg = bar_chart(&ChartText { id: "top-models", title: "Top models", unit: "tokens" }, "Model", &bars).into_string();
+        let svg =
+            bar_chart(&ChartText { id: "top-models", title: "Top models", unit: "tokens", language: Language::English }, "Model", &bars)
+                .into_string();
         let widths = attribute_values(&svg, "<rect class=\"bar\"", "width");
         assert_eq!(widths, [WIDTH, WIDTH / 4.0]);
         assert_eq!(svg.matches("class=\"bar-track\"").count(), 3);
@@ -376,7 +377,9 @@ mod tests {
     fn labels_are_escaped_and_long_ones_cut() {
         let hostile = "<script>alert(1)</script>&\"model\"-with-a-very-long-name-indeed";
         let bars = [Bar { label: hostile.into(), value: 1, link: None }];
-        let svg = bar_chart(&ChartText { id: "top-models", title: "Top models", unit: "tokens" }, "Model", &bars).into_string();
+        let svg =
+            bar_chart(&ChartText { id: "top-models", title: "Top models", unit: "tokens", language: Language::English }, "Model", &bars)
+                .into_string();
         assert!(!svg.contains("<script>"), "{svg}");
         assert!(svg.contains("&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;model&quot;-with-a-very-long-name-indeed</td>"));
         // Drawn cut to its first characters, whole in its tooltip.

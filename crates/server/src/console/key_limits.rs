@@ -13,23 +13,19 @@ use keygate_core::key_limits::{
 use maud::{html, Markup};
 
 use super::charts::grouped;
+use super::i18n::Language;
 use super::layout::{csrf_field, time};
 use super::session::Console;
 use crate::management::form::FormFields;
 use crate::operations::keys::LimitsSent;
 
-/// The form's count fields: form name, label, the field's name under `keygateLimits` (in
-/// the rules' messages), its largest value, and its hint.
+/// The form's count fields: form name, the message keys of its label, the field's name
+/// under `keygateLimits` (in the rules' messages), its largest value, and the message key
+/// of its hint.
 const COUNT_FIELDS: [(&str, &str, &str, u64, &str); 3] = [
-    (
-        "requests_per_minute",
-        "Requests per minute",
-        "requestsPerMinute",
-        MAX_COUNT,
-        "Model calls per minute (a fixed window on the minute).",
-    ),
-    ("tokens_per_minute", "Tokens per minute", "tokensPerMinute", MAX_COUNT, "Input plus output tokens per minute."),
-    ("max_in_flight", "Calls in flight", "maxInFlight", MAX_IN_FLIGHT, "Model calls running at once."),
+    ("requests_per_minute", "limits.requests_per_minute", "requestsPerMinute", MAX_COUNT, "limits.requests_per_minute_hint"),
+    ("tokens_per_minute", "limits.tokens_per_minute", "tokensPerMinute", MAX_COUNT, "limits.tokens_per_minute_hint"),
+    ("max_in_flight", "limits.in_flight", "maxInFlight", MAX_IN_FLIGHT, "limits.in_flight_hint"),
 ];
 
 /// What the limits form holds, as typed; every field empty is no limit at all.
@@ -124,10 +120,11 @@ pub struct BudgetStanding<'a> {
     pub currency: &'a str,
 }
 
-fn period_adjective(period: BudgetPeriod) -> &'static str {
+/// The message key `day` for a day's budget, `month` for a month's.
+fn per_period(period: BudgetPeriod, day: &'static str, month: &'static str) -> &'static str {
     match period {
-        BudgetPeriod::Day => "daily",
-        BudgetPeriod::Month => "monthly",
+        BudgetPeriod::Day => day,
+        BudgetPeriod::Month => month,
     }
 }
 
@@ -138,31 +135,32 @@ fn period_end(period: BudgetPeriod, now: i64) -> Markup {
 
 /// The banner of a key's page for its `warnings` at `now`: an alert when calls are refused
 /// already, else a status; nothing without warnings.
-pub fn warning_banner(warnings: &[KeyWarning], now: i64) -> Markup {
+pub fn warning_banner(language: Language, warnings: &[KeyWarning], now: i64) -> Markup {
     if warnings.is_empty() {
         return html! {};
     }
     let refused = warnings.iter().any(|warning| warning.refuses_calls());
+    let text = |key| language.text(key);
     html! {
         div.banner.banner-danger[refused].banner-warning[!refused] #key-warnings role=(if refused { "alert" } else { "status" }) {
             @for warning in warnings {
                 p {
                     @match warning {
                         KeyWarning::BudgetUsedUp(period) => {
-                            strong { "The " (period_adjective(*period)) " budget is used up: " }
-                            "calls with this key are refused until the " (period.as_str()) " ends (UTC), at " (period_end(*period, now)) "."
+                            strong { (text(per_period(*period, "warning.used_up_day", "warning.used_up_month"))) }
+                            (text(per_period(*period, "warning.used_up_day_text", "warning.used_up_month_text"))) (period_end(*period, now)) (text("warning.budget_end"))
                         }
                         KeyWarning::BudgetNearlyUsed(period) => {
-                            strong { "The " (period_adjective(*period)) " budget is at least " (BUDGET_WARNING_PERCENT) "% used: " }
-                            "calls with this key will be refused once it is used up, until the " (period.as_str()) " ends at " (period_end(*period, now)) "."
+                            strong { (language.fill(per_period(*period, "warning.nearly_day", "warning.nearly_month"), &[&BUDGET_WARNING_PERCENT])) }
+                            (text(per_period(*period, "warning.nearly_day_text", "warning.nearly_month_text"))) (period_end(*period, now)) (text("warning.budget_end"))
                         }
                         KeyWarning::Expired(at) => {
-                            strong { "This key has expired: " }
-                            "calls with it have been refused since " (time(at.saturating_mul(1000))) ". Edit it with a later expiry, or none, to use it again."
+                            strong { (text("warning.expired")) }
+                            (text("warning.expired_before")) (time(at.saturating_mul(1000))) (text("warning.expired_after"))
                         }
                         KeyWarning::ExpiresSoon(at) => {
-                            strong { "This key expires within 7 days: " }
-                            "calls with it will be refused from " (time(at.saturating_mul(1000))) "."
+                            strong { (text("warning.expires_soon")) }
+                            (text("warning.expires_soon_before")) (time(at.saturating_mul(1000))) (text("warning.expires_soon_after"))
                         }
                     }
                 }
@@ -173,13 +171,13 @@ pub fn warning_banner(warnings: &[KeyWarning], now: i64) -> Markup {
 
 /// The short badges of a key list row for its `warnings` (an expired key says so in its
 /// status already).
-pub fn warning_badges(warnings: &[KeyWarning]) -> Markup {
+pub fn warning_badges(language: Language, warnings: &[KeyWarning]) -> Markup {
     html! {
         @for warning in warnings {
             @match warning {
-                KeyWarning::BudgetUsedUp(_) => { br; span.badge.danger.key-warning { "Budget used up" } }
-                KeyWarning::BudgetNearlyUsed(_) => { br; span.badge.warning.key-warning { "Budget " (BUDGET_WARNING_PERCENT) "%+ used" } }
-                KeyWarning::ExpiresSoon(_) => { br; span.badge.warning.key-warning { "Expires soon" } }
+                KeyWarning::BudgetUsedUp(_) => { br; span.badge.danger.key-warning { (language.text("warning.badge_used_up")) } }
+                KeyWarning::BudgetNearlyUsed(_) => { br; span.badge.warning.key-warning { (language.fill("warning.badge_nearly", &[&BUDGET_WARNING_PERCENT])) } }
+                KeyWarning::ExpiresSoon(_) => { br; span.badge.warning.key-warning { (language.text("warning.badge_expires_soon")) } }
                 KeyWarning::Expired(_) => {}
             }
         }
@@ -187,61 +185,63 @@ pub fn warning_badges(warnings: &[KeyWarning]) -> Markup {
 }
 
 /// A count limit's value, or "None".
-fn count_markup(value: Option<u64>) -> Markup {
+fn count_markup(language: Language, value: Option<u64>) -> Markup {
     match value {
         Some(value) => html! { (grouped(i64::try_from(value).unwrap_or(i64::MAX))) },
-        None => html! { span.muted { "None" } },
+        None => html! { span.muted { (language.text("limits.none")) } },
     }
 }
 
-/// A budget's amounts: `1,000 tokens and 5.00 USD per day`.
-fn budget_text(budget: &Budget, currency: &str) -> String {
+/// A budget's amounts: `1,000 tokens and 5.00 USD per day (UTC)`.
+fn budget_text(language: Language, budget: &Budget, currency: &str) -> String {
     let mut parts = Vec::new();
     if let Some(tokens) = budget.tokens {
-        parts.push(format!("{} tokens", grouped(i64::try_from(tokens).unwrap_or(i64::MAX))));
+        parts.push(language.fill("limits.budget_tokens", &[&grouped(i64::try_from(tokens).unwrap_or(i64::MAX))]));
     }
     if let Some(cost) = budget.cost_micros {
         parts.push(format!("{} {currency}", format_cost(cost)));
     }
-    format!("{} per {} (UTC)", parts.join(" and "), budget.period.as_str())
+    language.fill(per_period(budget.period, "limits.per_day", "limits.per_month"), &[&parts.join(language.text("limits.and"))])
 }
 
 /// The figures of a budget in its current period: what is used and what is left of each
 /// part it sets.
-fn budget_figures(standing: &BudgetStanding<'_>) -> Markup {
+fn budget_figures(language: Language, standing: &BudgetStanding<'_>) -> Markup {
     let BudgetStanding { budget, spent, currency } = standing;
     let (remaining_tokens, remaining_cost) = budget.remaining(*spent);
     let tokens = |value: u64| grouped(i64::try_from(value).unwrap_or(i64::MAX));
+    let cost_with_currency = |value: i64| format!("{} {currency}", format_cost(value));
     html! {
         dl.figures #key-budget {
             @if let (Some(limit), Some(left)) = (budget.tokens, remaining_tokens) {
-                div { dt { "Tokens used" } dd { (tokens(spent.tokens)) " " span.of { "of " (tokens(limit)) } } }
-                div { dt { "Tokens left" } dd { (tokens(left)) } }
+                div { dt { (language.text("limits.tokens_used")) } dd { (tokens(spent.tokens)) " " span.of { (language.fill("limits.of", &[&tokens(limit)])) } } }
+                div { dt { (language.text("limits.tokens_left")) } dd { (tokens(left)) } }
             }
             @if let (Some(limit), Some(left)) = (budget.cost_micros, remaining_cost) {
-                div { dt { "Cost used" } dd { (format_cost(spent.cost_micros)) " " span.of { "of " (format_cost(limit)) " " (currency) } } }
-                div { dt { "Cost left" } dd { (format_cost(left)) " " (currency) } }
+                div { dt { (language.text("limits.cost_used")) } dd { (format_cost(spent.cost_micros)) " " span.of { (language.fill("limits.of", &[&cost_with_currency(limit)])) } } }
+                div { dt { (language.text("limits.cost_left")) } dd { (cost_with_currency(left)) } }
             }
         }
     }
 }
 
 /// One count field of the form.
-fn count_field(name: &str, label: &str, hint: &str, value: &str, invalid: bool) -> Markup {
+fn count_field(language: Language, name: &str, label: &str, hint: &str, value: &str, invalid: bool) -> Markup {
     let id = format!("limits-{name}");
     let described_by = if invalid { format!("{id}-hint limits-form-error") } else { format!("{id}-hint") };
     html! {
         div.field {
-            label for=(id) { (label) " " span.optional { "(optional)" } }
+            label for=(id) { (label) " " span.optional { (language.text("limits.optional")) } }
             input type="text" inputmode="numeric" id=(id) name=(name) value=(value) autocomplete="off"
                 aria-invalid=[invalid.then_some("true")] aria-describedby=(described_by);
-            p.hint id={ (id) "-hint" } { (hint) " Empty: no limit." }
+            p.hint id={ (id) "-hint" } { (language.fill("limits.field_hint", &[&hint])) }
         }
     }
 }
 
 /// The form that sets and removes the key's limits, posting to `action`.
 fn limits_form(console: &Console, action: &str, form: &LimitsForm, currency: &str) -> Markup {
+    let language = console.language;
     let values = &form.values;
     let invalid = form.error.as_deref().and_then(field_in_error);
     let is_invalid = |name: &str| invalid == Some(name);
@@ -249,51 +249,51 @@ fn limits_form(console: &Console, action: &str, form: &LimitsForm, currency: &st
     html! {
         form.limits-form #limits-form method="post" action=(action) novalidate aria-labelledby="limits-form-heading" {
             (csrf_field(console))
-            h3 #limits-form-heading { "Change the limits" }
+            h3 #limits-form-heading { (language.text("limits.change")) }
             @if let Some(message) = &form.error {
-                p.form-error #limits-form-error role="alert" { "Nothing was changed: " (message) }
+                p.form-error #limits-form-error role="alert" { (language.text("limits.nothing_changed")) (message) }
             }
             div.field-row {
                 @for (index, (name, label, _, _, hint)) in COUNT_FIELDS.iter().enumerate() {
-                    (count_field(name, label, hint, &values.counts[index], is_invalid(name)))
+                    (count_field(language, name, language.text(label), language.text(hint), &values.counts[index], is_invalid(name)))
                 }
             }
             fieldset.field.budget-fields {
-                legend { "Budget " span.optional { "(optional)" } }
+                legend { (language.text("limits.budget")) " " span.optional { (language.text("limits.optional")) } }
                 div.field-row {
                     div.field {
-                        label for="limits-budget_period" { "Period" }
+                        label for="limits-budget_period" { (language.text("limits.period")) }
                         select id="limits-budget_period" name="budget_period" aria-invalid=[is_invalid("budget_period").then_some("true")]
                             aria-describedby=(described("budget_period", "limits-budget_period-hint")) {
-                            option value="" selected[values.budget_period.is_empty()] { "No budget" }
+                            option value="" selected[values.budget_period.is_empty()] { (language.text("limits.no_budget")) }
                             @for period in [BudgetPeriod::Day, BudgetPeriod::Month] {
                                 option value=(period.as_str()) selected[values.budget_period.eq_ignore_ascii_case(period.as_str())] {
-                                    "Per " (period.as_str()) " (UTC)"
+                                    (language.text(per_period(period, "limits.option_day", "limits.option_month")))
                                 }
                             }
                         }
-                        p.hint id="limits-budget_period-hint" { "The budget renews at the start of each UTC day or month." }
+                        p.hint id="limits-budget_period-hint" { (language.text("limits.period_hint")) }
                     }
                     div.field {
-                        label for="limits-budget_tokens" { "Tokens" }
+                        label for="limits-budget_tokens" { (language.text("limits.tokens")) }
                         input type="text" inputmode="numeric" id="limits-budget_tokens" name="budget_tokens" value=(values.budget_tokens) autocomplete="off"
                             aria-invalid=[is_invalid("budget_tokens").then_some("true")]
                             aria-describedby=(described("budget_tokens", "limits-budget_tokens-hint"));
-                        p.hint id="limits-budget_tokens-hint" { "Input plus output tokens per period." }
+                        p.hint id="limits-budget_tokens-hint" { (language.text("limits.tokens_hint")) }
                     }
                     div.field {
-                        label for="limits-budget_cost" { "Cost (" (currency) ")" }
+                        label for="limits-budget_cost" { (language.fill("limits.cost", &[&currency])) }
                         input type="text" inputmode="decimal" id="limits-budget_cost" name="budget_cost" value=(values.budget_cost) autocomplete="off"
                             aria-invalid=[is_invalid("budget_cost").then_some("true")]
                             aria-describedby=(described("budget_cost", "limits-budget_cost-hint"));
-                        p.hint id="limits-budget_cost-hint" { "At the price table's prices, e.g. 12.50; at most 6 decimals." }
+                        p.hint id="limits-budget_cost-hint" { (language.text("limits.cost_hint")) }
                     }
                 }
-                p.hint { "A budget needs a period and tokens, a cost or both; calls are refused once either is used up." }
+                p.hint { (language.text("limits.budget_hint")) }
             }
             div.actions {
-                button type="submit" { "Save limits" }
-                button.secondary type="submit" name="clear" value="1" { "Remove all limits" }
+                button type="submit" { (language.text("limits.save")) }
+                button.secondary type="submit" name="clear" value="1" { (language.text("limits.remove_all")) }
             }
         }
     }
@@ -313,32 +313,34 @@ pub struct LimitsPanel<'a> {
 
 /// The key page's Limits panel: the limits, the budget in its current period, and the form.
 pub fn limits_panel(console: &Console, panel: &LimitsPanel<'_>) -> Markup {
+    let language = console.language;
     let limits = panel.limits.copied().unwrap_or_default();
+    let counts = [limits.requests_per_minute, limits.tokens_per_minute, limits.max_in_flight];
     html! {
         section.panel #limits aria-labelledby="key-limits-heading" {
-            h2 #key-limits-heading { "Limits" }
+            h2 #key-limits-heading { (language.text("limits.heading")) }
             @if let Some(done) = panel.done {
                 p.notice.notice-success role="status" { (done) }
             }
             dl.details #key-limits {
-                div { dt { "Requests per minute" } dd { (count_markup(limits.requests_per_minute)) } }
-                div { dt { "Tokens per minute" } dd { (count_markup(limits.tokens_per_minute)) } }
-                div { dt { "Calls in flight" } dd { (count_markup(limits.max_in_flight)) } }
-                div { dt { "Budget" } dd {
+                @for ((_, label, ..), value) in COUNT_FIELDS.iter().zip(counts) {
+                    div { dt { (language.text(label)) } dd { (count_markup(language, value)) } }
+                }
+                div { dt { (language.text("limits.budget")) } dd {
                     @match &panel.budget {
-                        Some(standing) => { (budget_text(standing.budget, standing.currency)) }
-                        None => { span.muted { "None" } }
+                        Some(standing) => { (budget_text(language, standing.budget, standing.currency)) }
+                        None => { span.muted { (language.text("limits.none")) } }
                     }
                 } }
             }
             @if let Some(standing) = &panel.budget {
-                h3 { "This " (standing.budget.period.as_str()) "'s budget" }
-                (budget_figures(standing))
-                p.hint { "The budget renews at " (period_end(standing.budget.period, panel.now)) ". Usage counts here once the nodes have written it (within seconds)." }
+                h3 { (language.text(per_period(standing.budget.period, "limits.this_day", "limits.this_month"))) }
+                (budget_figures(language, standing))
+                p.hint { (language.text("limits.renews_before")) (period_end(standing.budget.period, panel.now)) (language.text("limits.renews_after")) }
             }
             @match &panel.form {
                 Some((form, action)) => { (limits_form(console, action, form, panel.currency)) }
-                None => { p.hint { "You may not change this key's limits." } }
+                None => { p.hint { (language.text("limits.may_not")) } }
             }
         }
     }

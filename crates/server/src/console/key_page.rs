@@ -34,9 +34,9 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/console/keys/{api_key_id}", get(key_page)).route("/console/keys/{api_key_id}/limits", post(set_limits))
 }
 
-/// What a finished change of the limits says on the page it redirects to: its `done`, the text.
-const LIMITS_DONE: [(&str, &str); 2] =
-    [("limits", "The limits were saved."), ("limits-removed", "The limits were removed: the key has none.")];
+/// What a finished change of the limits says on the page it redirects to: its `done`, the
+/// message key of the text.
+const LIMITS_DONE: [(&str, &str); 2] = [("limits", "key_page.limits_saved"), ("limits-removed", "key_page.limits_removed")];
 
 /// What the key's page shows.
 struct KeyPage {
@@ -61,6 +61,7 @@ struct KeyPage {
 #[derive(Default)]
 struct Shown {
     limits_form: Option<LimitsForm>,
+    /// The message key of what a finished change did.
     done: Option<&'static str>,
 }
 
@@ -69,7 +70,7 @@ async fn key_page(State(state): State<AppState>, Path(api_key_id): Path<String>,
     let range = Range::from_query(query.as_deref(), Range::Month);
     let done = query_fields(query.as_deref())
         .get_non_empty("done")
-        .and_then(|done| LIMITS_DONE.iter().find(|(name, _)| *name == done).map(|(_, text)| *text));
+        .and_then(|done| LIMITS_DONE.iter().find(|(name, _)| *name == done).map(|(_, key)| *key));
     answer(&state, &console, &api_key_id, range, StatusCode::OK, Shown { done, ..Shown::default() }).await
 }
 
@@ -137,6 +138,7 @@ pub(super) fn warnings_of(record: &ApiKeyRecord, spent: Spend, now: i64) -> Vec<
 }
 
 fn key_markup(console: &Console, loaded: &KeyPage, shown: &Shown) -> Markup {
+    let language = console.language;
     let record = &loaded.record;
     let region = console.region();
     let limits = record.limits.as_ref();
@@ -148,45 +150,45 @@ fn key_markup(console: &Console, loaded: &KeyPage, shown: &Shown) -> Markup {
         budget: budget.map(|budget| BudgetStanding { budget, spent: loaded.spent, currency: &loaded.currency }),
         now: loaded.now,
         form: loaded.may_edit.then(|| (&form, format!("{action}#limits-form"))),
-        done: shown.done,
+        done: shown.done.map(|key| language.text(key)),
         currency: &loaded.currency,
     };
     html! {
         div.page-head {
             div {
-                p.breadcrumb { a href=(with_region("/console/keys", region)) { "API keys" } }
-                h1 { "API key " code.masked-key { (record.masked_key) } }
+                p.breadcrumb { a href=(with_region("/console/keys", region)) { (language.text("section.keys")) } }
+                h1 { (language.text("key_page.heading")) code.masked-key { (record.masked_key) } }
                 @if !record.description.is_empty() { p.muted { (record.description) } }
             }
         }
-        (warning_banner(&warnings_of(record, loaded.spent, loaded.now), loaded.now))
+        (warning_banner(language, &warnings_of(record, loaded.spent, loaded.now), loaded.now))
         section.panel aria-labelledby="key-details-heading" {
-            h2 #key-details-heading { "Details" }
+            h2 #key-details-heading { (language.text("key_page.details")) }
             dl.details #key-details {
-                div { dt { "ID" } dd { (record.api_key_id) } }
-                div { dt { "Workspace" } dd { (record.workspace_name) " " code.workspace-id.muted { (record.workspace_id) } } }
-                div { dt { "Permission" } dd { (permission_markup(console.language, &record.auth)) } }
-                div { dt { "Creator" } dd { (record.created_by) } }
-                div { dt { "Created" } dd { (time(record.created_at)) } }
-                div { dt { "Last used" } dd { @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { "Never" } } } } }
-                div { dt { "Status" } dd { (status_markup(console.language, record, loaded.now)) } }
-                div { dt { "Expires" } dd { @match record.expires_at { Some(at) => { (time(at.saturating_mul(1000))) } None => { span.muted { "Never" } } } } }
+                div { dt { (language.text("key_page.id")) } dd { (record.api_key_id) } }
+                div { dt { (language.text("column.workspace")) } dd { (record.workspace_name) " " code.workspace-id.muted { (record.workspace_id) } } }
+                div { dt { (language.text("column.permission")) } dd { (permission_markup(language, &record.auth)) } }
+                div { dt { (language.text("column.creator")) } dd { (record.created_by) } }
+                div { dt { (language.text("column.created")) } dd { (time(record.created_at)) } }
+                div { dt { (language.text("column.last_used")) } dd { @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { (language.text("row.never")) } } } } }
+                div { dt { (language.text("column.status")) } dd { (status_markup(language, record, loaded.now)) } }
+                div { dt { (language.text("form.expires")) } dd { @match record.expires_at { Some(at) => { (time(at.saturating_mul(1000))) } None => { span.muted { (language.text("key_page.never_expires")) } } } } }
             }
         }
         (limits_panel(console, &panel))
         section.key-usage #usage aria-labelledby="key-usage-heading" {
-            h2 #key-usage-heading { "Usage" }
-            h3 { "All recorded usage" }
-            (totals_figures("key-recorded", &loaded.recorded, &[]))
+            h2 #key-usage-heading { (language.text("section.usage")) }
+            h3 { (language.text("key_page.all_recorded")) }
+            (totals_figures(language, "key-recorded", &loaded.recorded, &[]))
             div.usage-head {
-                h3 { (loaded.range.label()) }
-                (range_choice(&format!("/console/keys/{}", record.api_key_id), region, loaded.range))
+                h3 { (loaded.range.label(language)) }
+                (range_choice(language, &format!("/console/keys/{}", record.api_key_id), region, loaded.range))
             }
             @if loaded.in_range.totals.is_zero() {
-                p.empty { "No usage in the " (loaded.range.label().to_lowercase()) "." }
+                p.empty { (language.fill("key_page.no_usage", &[&loaded.range.label(language).to_lowercase()])) }
             } @else {
-                (totals_figures("key-in-range", &loaded.in_range, &[]))
-                div.charts { (over_time_charts("key", &loaded.window, &loaded.per_period)) }
+                (totals_figures(language, "key-in-range", &loaded.in_range, &[]))
+                div.charts { (over_time_charts(language, "key", &loaded.window, &loaded.per_period)) }
             }
         }
     }

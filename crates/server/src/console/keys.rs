@@ -471,7 +471,7 @@ fn key_row(
                 @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { (language.text("row.never")) } } }
                 br; span.muted { (language.fill(if record.request_count == 1 { "row.request" } else { "row.requests" }, &[&record.request_count])) }
             }
-            td data-label=(language.text("column.status")) { (status_markup(language, record, now)) (warning_badges(warnings)) }
+            td data-label=(language.text("column.status")) { (status_markup(language, record, now)) (warning_badges(language, warnings)) }
             td data-label=(language.text("column.actions")) {
                 div.row-actions {
                     a.link href=(with_region(&format!("/console/keys/{id}"), region)) aria-label=(language.fill("row.usage_label", &[&record.masked_key])) { (language.text("row.usage")) }

@@ -136,7 +136,8 @@ fn document(language: Language, title: &str, header: Markup, main: Markup) -> Ma
                 link rel="stylesheet" href="/console/assets/console.css";
                 script src="/console/assets/console.js" defer {}
             }
-            body {
+            body data-text-copied=(language.text("script.copied")) data-text-copy-failed=(language.text("script.copy_failed"))
+                data-text-downloaded=(language.text("script.downloaded")) {
                 a.skip-link href="#main" { (language.text("layout.skip")) }
                 (header)
                 main #main { (main) }
@@ -159,7 +160,7 @@ pub fn page(state: &AppState, console: &Console, section: Section, notice: Optio
     };
     let header = html! {
         header.top {
-            a.brand href=(with_region("/console/keys", region)) { "keygate" span.brand-sub { " console" } }
+            a.brand href=(with_region("/console/keys", region)) { "keygate" span.brand-sub { (language.text("layout.brand_sub")) } }
             nav aria-label=(language.text("layout.sections")) {
                 ul {
                     @for item in sections {
@@ -180,7 +181,7 @@ pub fn page(state: &AppState, console: &Console, section: Section, notice: Optio
             }
             div.who {
                 span.who-name { (who(console)) }
-                a.who-password href=(with_region(Section::Password.path(), region)) aria-current=[(section == Section::Password).then_some("page")] { "Change password" }
+                a.who-password href=(with_region(Section::Password.path(), region)) aria-current=[(section == Section::Password).then_some("page")] { (language.text("layout.change_password")) }
                 form method="post" action="/console/logout" {
                     (csrf_field(console))
                     button.secondary type="submit" { (language.text("layout.log_out")) }
@@ -221,20 +222,15 @@ fn language_switch(language: Language, back: &str) -> Markup {
 pub fn bare_page(language: Language, title: &str, body: Markup) -> Markup {
     let header = html! {
         header.top {
-            a.brand href="/console/keys" { "keygate" span.brand-sub { " console" } }
+            a.brand href="/console/keys" { "keygate" span.brand-sub { (language.text("layout.brand_sub")) } }
             (language_switch(language, "/console/login"))
         }
     };
     document(language, title, header, body)
 }
 
-/// A plain page that says what happened, with a way back.
-pub fn message_page(status: StatusCode, title: &str, message: &str) -> Response {
-    message_page_in(Language::English, status, title, message)
-}
-
-/// [`message_page`] in `language`.
-pub fn message_page_in(language: Language, status: StatusCode, title: &str, message: &str) -> Response {
+/// A plain page in `language` that says what happened, with a way back.
+pub fn message_page(language: Language, status: StatusCode, title: &str, message: &str) -> Response {
     let body = html! {
         section.panel.message {
             h1 { (title) }
@@ -274,15 +270,20 @@ impl IntoResponse for ConsoleRejection {
     fn into_response(self) -> Response {
         match self {
             ConsoleRejection::NotSignedIn => Redirect::to("/console/login").into_response(),
-            ConsoleRejection::CsrfRefused => message_page(
-                StatusCode::FORBIDDEN,
-                "Form refused",
-                "This form was not sent by your console session (its security token is missing or wrong), so nothing was changed. Go back, reload the page and try again.",
-            ),
-            ConsoleRejection::BadRequest(message) => message_page(StatusCode::BAD_REQUEST, "Bad request", &message),
+            ConsoleRejection::CsrfRefused(language) => {
+                message_page(language, StatusCode::FORBIDDEN, language.text("error.form_refused"), language.text("error.form_refused_text"))
+            }
+            ConsoleRejection::BadRequest(language, message) => {
+                message_page(language, StatusCode::BAD_REQUEST, language.text("error.bad_request"), &message)
+            }
             ConsoleRejection::Refused(response) => *response,
-            ConsoleRejection::Internal(error) => {
-                let mut response = message_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "An internal error occurred; the server log has the details.");
+            ConsoleRejection::Internal(language, error) => {
+                let mut response = message_page(
+                    language,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    language.text("error.went_wrong"),
+                    language.text("error.internal"),
+                );
                 if let Some(detail) = error.detail() {
                     response.extensions_mut().insert(InternalFailure(detail.to_string()));
                 }

@@ -115,7 +115,7 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
     };
     if !csrf_token_matches(&login_csrf_token(&state, nonce), fields.get(CSRF_FIELD).unwrap_or("")) {
         tracing::warn!(request_id = %context.request_id, "console login refused: CSRF token missing or wrong");
-        return Err(ConsoleRejection::CsrfRefused);
+        return Err(ConsoleRejection::CsrfRefused(language));
     }
     let password = SecretString::from(fields.get("password").unwrap_or("").to_string());
     if form.account.is_empty() || password.expose_secret().is_empty() {
@@ -137,7 +137,7 @@ pub(super) async fn login(State(state): State<AppState>, request: Request) -> Re
             form.error = Some(error.message);
             return Ok(login_response(transport, language, &state, StatusCode::TOO_MANY_REQUESTS, &form));
         }
-        Err(error) => return Err(ConsoleRejection::Internal(error)),
+        Err(error) => return Err(ConsoleRejection::Internal(language, error)),
     };
     let lifetime_seconds = state.shared.settings.session_lifetime_seconds;
     let cookies = [
@@ -155,7 +155,9 @@ pub(super) async fn logout(
 ) -> Result<Response, ConsoleRejection> {
     let console = form.console;
     let operations = state.operations();
-    sessions::logout(operations, &console.auth.actor(&operations), console.session_digest()).await.map_err(ConsoleRejection::Internal)?;
+    sessions::logout(operations, &console.auth.actor(&operations), console.session_digest())
+        .await
+        .map_err(|error| ConsoleRejection::Internal(console.language, error))?;
     Ok((AppendHeaders([(SET_COOKIE, cookie_header(transport, SESSION_COOKIE, "", 0))]), Redirect::to("/console/login?signed-out"))
         .into_response())
 }

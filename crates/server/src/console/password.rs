@@ -46,12 +46,12 @@ async fn change(State(state): State<AppState>, form: ConsoleForm) -> Response {
     let mut errors = PasswordForm::default();
     let current = SecretString::from(field("current_password"));
     if current.expose_secret().is_empty() {
-        errors.current_error = Some("Enter your current password.".into());
+        errors.current_error = Some(console.language.text("password.enter_current").into());
     }
     let repeated = SecretString::from(field("repeat_password"));
     let new = match parse_new_password(field("new_password")) {
         Ok(new) if new.expose_secret() != repeated.expose_secret() => {
-            errors.repeat_error = Some("The two new passwords differ.".into());
+            errors.repeat_error = Some(console.language.text("password.differ").into());
             None
         }
         Ok(new) => Some(new),
@@ -108,18 +108,17 @@ fn password_field(id: &str, name: &str, label: &str, autocomplete: &str, hint: O
 }
 
 fn markup(console: &Console, form: &PasswordForm) -> Markup {
+    let text = |key| console.language.text(key);
     html! {
         section.panel {
-            h1 { "Change your password" }
-            p.hint {
-                "Your other sessions (other browsers, and the command line elsewhere) are signed out; this one stays signed in."
-            }
+            h1 { (text("password.heading")) }
+            p.hint { (text("password.hint")) }
             form #password-form method="post" action=(Section::Password.path()) novalidate {
                 (csrf_field(console))
-                (password_field("current-password", "current_password", "Current password", "current-password", None, form.current_error.as_deref()))
-                (password_field("new-password", "new_password", "New password", "new-password", Some("8 to 256 characters."), form.new_error.as_deref()))
-                (password_field("repeat-password", "repeat_password", "New password again", "new-password", None, form.repeat_error.as_deref()))
-                div.actions { button type="submit" { "Change password" } }
+                (password_field("current-password", "current_password", text("password.current"), "current-password", None, form.current_error.as_deref()))
+                (password_field("new-password", "new_password", text("password.new"), "new-password", Some(text("password.new_hint")), form.new_error.as_deref()))
+                (password_field("repeat-password", "repeat_password", text("password.repeat"), "new-password", None, form.repeat_error.as_deref()))
+                div.actions { button type="submit" { (text("password.submit")) } }
             }
         }
     }

@@ -119,15 +119,15 @@ pub fn csrf_token_matches(expected: &str, presented: &str) -> bool {
 pub enum ConsoleRejection {
     /// No live session: go to the login page.
     NotSignedIn,
-    /// A form without the right CSRF token.
-    CsrfRefused,
+    /// A form without the right CSRF token; the page is in the language of the request.
+    CsrfRefused(Language),
     /// A request the console never makes (wrong content type, unknown region, bad body).
-    BadRequest(String),
+    BadRequest(Language, String),
     /// Refused with this answer (a form too large or too slow), made with the request id.
     Refused(Box<Response>),
     /// An operation failed unexpectedly: a generic page; an internal failure's detail goes
     /// to the log.
-    Internal(OperationError),
+    Internal(Language, OperationError),
 }
 
 /// A signed-in console caller: who it is, the region it is working in, and the CSRF
@@ -186,12 +186,13 @@ impl Console {
 }
 
 /// The region named by `?region=` when this process serves it; `None` when not named.
-fn requested_region(state: &AppState, query: Option<&str>) -> Result<Option<String>, ConsoleRejection> {
-    let fields = FormFields::parse(query.unwrap_or(""), "query string").map_err(|error| ConsoleRejection::BadRequest(error.message))?;
+fn requested_region(state: &AppState, language: Language, query: Option<&str>) -> Result<Option<String>, ConsoleRejection> {
+    let fields =
+        FormFields::parse(query.unwrap_or(""), "query string").map_err(|error| ConsoleRejection::BadRequest(language, error.message))?;
     match fields.get_non_empty("region") {
         None => Ok(None),
         Some(region) if state.shared.served_regions.iter().any(|served| served == region) => Ok(Some(region.to_string())),
-        Some(_) => Err(ConsoleRejection::BadRequest("This server does not serve that region; pick one from the region selector.".into())),
+        Some(_) => Err(ConsoleRejection::BadRequest(language, language.text("error.unknown_region").into())),
     }
 }
 
@@ -204,17 +205,18 @@ impl FromRequestParts<AppState> for Console {
             .get::<RequestContext>()
             .cloned()
             .unwrap_or_else(|| RequestContext { request_id: new_request_id(), client_address: None });
+        let language = Language::of_request(&parts.headers);
         let token = cookie(&parts.headers, SESSION_COOKIE).ok_or(ConsoleRejection::NotSignedIn)?.to_string();
         let caller = match authenticate_session(state.operations(), &token).await {
             Ok(caller) => caller,
             Err(error) if error.kind == ErrorKind::Unauthenticated => return Err(ConsoleRejection::NotSignedIn),
-            Err(error) => return Err(ConsoleRejection::Internal(error)),
+            Err(error) => return Err(ConsoleRejection::Internal(language, error)),
         };
         // The API refuses disabled RAM users with every credential; so does the console.
         if is_disabled(&caller) {
             return Err(ConsoleRejection::NotSignedIn);
         }
-        let region = match requested_region(state, parts.uri.query()) {
+        let region = match requested_region(state, language, parts.uri.query()) {
             Ok(region) => region.unwrap_or_else(|| state.listener_region.clone()),
             // A page asked for with an unknown region falls back to this listener's; a form
             // sent to one is refused (it must not act on another region than it says).
@@ -223,7 +225,6 @@ impl FromRequestParts<AppState> for Console {
         };
         let csrf_token = session_csrf_token(state, &token);
         let origin = RequestOrigin::of(&parts.headers, &parts.extensions);
-        let language = Language::of_request(&parts.headers);
         Ok(Console {
             auth: Authenticated { caller, region, context },
             csrf_token,
@@ -239,9 +240,10 @@ impl FromRequestParts<AppState> for Console {
 /// connection.
 pub async fn read_form(state: &AppState, request: Request) -> Result<(Parts, FormFields), ConsoleRejection> {
     let (parts, body) = request.into_parts();
+    let language = Language::of_request(&parts.headers);
     let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or("");
     if !content_type.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
-        return Err(ConsoleRejection::BadRequest("Console forms are sent as application/x-www-form-urlencoded.".into()));
+        return Err(ConsoleRejection::BadRequest(language, language.text("error.form_type").into()));
     }
     let settings = &state.shared.settings;
     let bytes = read_body(&parts.headers, body, MAX_FORM_BYTES, settings.body_read_timeout()).await.map_err(|error| {
@@ -255,10 +257,11 @@ pub async fn read_form(state: &AppState, request: Request) -> Result<(Parts, For
             }
             BodyReadError::Broken => (StatusCode::BAD_REQUEST, "InvalidParameter", "The form could not be read.".to_string()),
         };
-        ConsoleRejection::Refused(Box::new(crate::planes::refusal_for_path(parts.uri.path(), status, code, &message, &request_id)))
+        let path = parts.uri.path();
+        ConsoleRejection::Refused(Box::new(crate::planes::refusal_for_path(&parts.headers, path, status, code, &message, &request_id)))
     })?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| ConsoleRejection::BadRequest("The form is not valid UTF-8.".into()))?;
-    let fields = FormFields::parse(text, "form").map_err(|error| ConsoleRejection::BadRequest(error.message))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| ConsoleRejection::BadRequest(language, language.text("error.form_utf8").into()))?;
+    let fields = FormFields::parse(text, "form").map_err(|error| ConsoleRejection::BadRequest(language, error.message))?;
     Ok((parts, fields))
 }
 
@@ -278,7 +281,7 @@ impl FromRequest<AppState> for ConsoleForm {
         let (_, fields) = read_form(state, Request::from_parts(parts, body)).await?;
         if !csrf_token_matches(&console.csrf_token, fields.get(CSRF_FIELD).unwrap_or("")) {
             tracing::warn!(request_id = %console.auth.context.request_id, "console form refused: CSRF token missing or wrong");
-            return Err(ConsoleRejection::CsrfRefused);
+            return Err(ConsoleRejection::CsrfRefused(console.language));
         }
         Ok(ConsoleForm { console, fields })
     }

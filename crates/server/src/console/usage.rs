@@ -17,6 +17,7 @@ use keygate_core::usage::{format_amount, top_groups, UsageTotals};
 use maud::{html, Markup};
 
 use super::charts::{bar_chart, column_chart, grouped, Bar, ChartText, Column, Series};
+use super::i18n::Language;
 use super::layout::{error_page, page, with_region, Section};
 use super::page_actions::query_fields;
 use super::session::Console;
@@ -47,12 +48,12 @@ impl Range {
         }
     }
 
-    pub(super) fn label(self) -> &'static str {
-        match self {
-            Range::Day => "Last 24 hours",
-            Range::Week => "Last 7 days",
-            Range::Month => "Last 30 days",
-        }
+    pub(super) fn label(self, language: Language) -> &'static str {
+        language.text(match self {
+            Range::Day => "usage.range_day",
+            Range::Week => "usage.range_week",
+            Range::Month => "usage.range_month",
+        })
     }
 
     /// The range `?range=` names in `query`; `default` when it names none.
@@ -89,12 +90,8 @@ impl Window {
     }
 
     /// What the charts call a period.
-    fn column_header(&self) -> &'static str {
-        if self.step == HOUR {
-            "Hour (UTC)"
-        } else {
-            "Day (UTC)"
-        }
+    fn column_header(&self, language: Language) -> &'static str {
+        language.text(if self.step == HOUR { "usage.hour_utc" } else { "usage.day_utc" })
     }
 
     /// Each period as a chart column: `14:00` or `08-01` under the axis, whole in the table.
@@ -141,18 +138,20 @@ pub(super) async fn usage_over_time(
 
 /// Tokens (input and output stacked) and requests in each period of `window`; `id` starts
 /// the ids of both charts.
-pub(super) fn over_time_charts(id: &str, window: &Window, per_period: &[UsageTotals]) -> Markup {
+pub(super) fn over_time_charts(language: Language, id: &str, window: &Window, per_period: &[UsageTotals]) -> Markup {
     let columns = window.columns();
     let values = |pick: fn(&UsageTotals) -> i64| per_period.iter().map(pick).collect::<Vec<_>>();
     let tokens = [
-        Series { name: "Input", class: "series-input", values: values(|totals| totals.tokens.input) },
-        Series { name: "Output", class: "series-output", values: values(|totals| totals.tokens.output) },
+        Series { name: language.text("usage.input"), class: "series-input", values: values(|totals| totals.tokens.input) },
+        Series { name: language.text("usage.output"), class: "series-output", values: values(|totals| totals.tokens.output) },
     ];
-    let requests = [Series { name: "Requests", class: "series-requests", values: values(|totals| totals.requests) }];
+    let requests = [Series { name: language.text("usage.requests"), class: "series-requests", values: values(|totals| totals.requests) }];
     let (tokens_id, requests_id) = (format!("{id}-tokens"), format!("{id}-requests"));
+    let chart_text = |id, title, unit| ChartText { id, title: language.text(title), unit: language.text(unit), language };
+    let column_header = window.column_header(language);
     html! {
-        (column_chart(&ChartText { id: &tokens_id, title: "Tokens over time", unit: "tokens" }, window.column_header(), &columns, &tokens))
-        (column_chart(&ChartText { id: &requests_id, title: "Requests over time", unit: "requests" }, window.column_header(), &columns, &requests))
+        (column_chart(&chart_text(&tokens_id, "usage.tokens_over_time", "usage.unit_tokens"), column_header, &columns, &tokens))
+        (column_chart(&chart_text(&requests_id, "usage.requests_over_time", "usage.unit_requests"), column_header, &columns, &requests))
     }
 }
 
@@ -167,36 +166,39 @@ fn cost_text(total: &CostedTotals) -> String {
 /// Requests, input and output tokens and the cost, as figures; `id` names the list. When
 /// some usage has no price the cost leaves it out, and a line says so (naming the
 /// `unpriced_models` when they are known).
-pub(super) fn totals_figures(id: &str, total: &CostedTotals, unpriced_models: &[String]) -> Markup {
+pub(super) fn totals_figures(language: Language, id: &str, total: &CostedTotals, unpriced_models: &[String]) -> Markup {
     let figures = [
-        ("Requests", grouped(total.totals.requests)),
-        ("Input tokens", grouped(total.totals.tokens.input)),
-        ("Output tokens", grouped(total.totals.tokens.output)),
-        ("Cost", cost_text(total)),
+        ("usage.requests", grouped(total.totals.requests)),
+        ("usage.input_tokens", grouped(total.totals.tokens.input)),
+        ("usage.output_tokens", grouped(total.totals.tokens.output)),
+        ("usage.cost", cost_text(total)),
     ];
     html! {
         dl.figures id=(id) {
             @for (name, value) in figures {
-                div { dt { (name) } dd { (value) } }
+                div { dt { (language.text(name)) } dd { (value) } }
             }
         }
         @if total.unpriced {
             p.hint.unpriced {
-                "The cost leaves out the usage of "
-                @if unpriced_models.is_empty() { "models without a price" } @else { (unpriced_models.join(", ")) ", which has no price" }
-                " (" code { "[[prices]]" } " in the server's settings)."
+                @if unpriced_models.is_empty() {
+                    (language.text("usage.unpriced_models"))
+                } @else {
+                    (language.fill("usage.unpriced_named", &[&unpriced_models.join(language.text("chart.separator"))]))
+                }
+                (language.text("usage.prices_before")) code { "[[prices]]" } (language.text("usage.prices_after"))
             }
         }
     }
 }
 
 /// Links to the page at `path` over each range, the one shown marked as current.
-pub(super) fn range_choice(path: &str, region: &str, shown: Range) -> Markup {
+pub(super) fn range_choice(language: Language, path: &str, region: &str, shown: Range) -> Markup {
     html! {
-        nav.range-choice aria-label="Time range" {
+        nav.range-choice aria-label=(language.text("usage.time_range")) {
             ul {
                 @for range in Range::ALL {
-                    li { a href={ (with_region(path, region)) "&range=" (range.name()) } aria-current=[(range == shown).then_some("page")] { (range.label()) } }
+                    li { a href={ (with_region(path, region)) "&range=" (range.name()) } aria-current=[(range == shown).then_some("page")] { (range.label(language)) } }
                 }
             }
         }
@@ -268,7 +270,7 @@ async fn load(state: &AppState, console: &Console, range: Range) -> Result<Usage
             };
             (label, Some(with_region(&format!("/console/keys/{key_id}"), &record.region)))
         }
-        None => (format!("API key {key_id} (deleted)"), None),
+        None => (console.language.fill("usage.deleted_key", &[key_id]), None),
     };
     let (top_models, other_models) = top_by_tokens(by_model.rows.iter().filter_map(|row| Some((row.model.clone()?, row.usage.totals))));
     Ok(UsagePage {
@@ -276,35 +278,33 @@ async fn load(state: &AppState, console: &Console, range: Range) -> Result<Usage
         window,
         total,
         per_period,
-        top_keys: bars(top_keys, other_keys, "Other API keys", key_label),
-        top_models: bars(top_models, other_models, "Other models", |model| (model.clone(), None)),
+        top_keys: bars(top_keys, other_keys, console.language.text("usage.other_keys"), key_label),
+        top_models: bars(top_models, other_models, console.language.text("usage.other_models"), |model| (model.clone(), None)),
         unpriced_models: by_model.rows.iter().filter(|row| row.usage.unpriced).filter_map(|row| row.model.clone()).collect(),
     })
 }
 
 fn usage_markup(console: &Console, loaded: &UsagePage) -> Markup {
-    let whose = if console.auth.caller.is_account() {
-        "The usage of every API key of the account, in every region."
-    } else {
-        "The usage of the API keys you created, in every region."
-    };
+    let language = console.language;
+    let whose = language.text(if console.auth.caller.is_account() { "usage.whose_account" } else { "usage.whose_user" });
+    let top = |id, title| ChartText { id, title: language.text(title), unit: language.text("usage.unit_tokens"), language };
     html! {
         div.page-head {
             div {
-                h1 { "Usage" }
-                p.muted { (whose) " A call shows here a few seconds after it ends." }
+                h1 { (language.text("section.usage")) }
+                p.muted { (whose) (language.text("usage.delay")) }
             }
-            (range_choice("/console/usage", console.region(), loaded.range))
+            (range_choice(language, "/console/usage", console.region(), loaded.range))
         }
         @if loaded.total.totals.is_zero() {
-            p.empty { "No usage in the " (loaded.range.label().to_lowercase()) ". Calls to models with your API keys show here a few seconds after they end." }
+            p.empty { (language.fill("usage.none", &[&loaded.range.label(language).to_lowercase()])) }
         } @else {
-            h2.visually-hidden { "Totals" }
-            (totals_figures("usage-totals", &loaded.total, &loaded.unpriced_models))
+            h2.visually-hidden { (language.text("usage.totals")) }
+            (totals_figures(language, "usage-totals", &loaded.total, &loaded.unpriced_models))
             div.charts {
-                (over_time_charts("usage", &loaded.window, &loaded.per_period))
-                (bar_chart(&ChartText { id: "top-keys", title: "Top API keys", unit: "tokens" }, "API key", &loaded.top_keys))
-                (bar_chart(&ChartText { id: "top-models", title: "Top models", unit: "tokens" }, "Model", &loaded.top_models))
+                (over_time_charts(language, "usage", &loaded.window, &loaded.per_period))
+                (bar_chart(&top("top-keys", "usage.top_keys"), language.text("column.key"), &loaded.top_keys))
+                (bar_chart(&top("top-models", "usage.top_models"), language.text("usage.model"), &loaded.top_models))
             }
         }
     }

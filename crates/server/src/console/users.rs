@@ -14,6 +14,7 @@ use keygate_core::ids::PrincipalName;
 use maud::{html, Markup};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::i18n::Language;
 use super::item_actions;
 use super::layout::{csrf_field, described_by, error_page, field_error, records_table, time, with_region, Section};
 use super::page_actions::{acting_as_administrator, finish, redirect_done, refused, render, show, FormPage};
@@ -73,7 +74,7 @@ pub(super) async fn create_user(State(state): State<AppState>, form: ConsoleForm
     let name = PrincipalName::parse(&user_form.name)
         .map_err(|error| user_form.name_error = Some(format!("{}.", capitalised(&error.to_string()))))
         .ok();
-    let role = parse_role(&user_form.role).map_err(|_| user_form.role_error = Some("Choose admin, key-manager or member.".into())).ok();
+    let role = parse_role(&user_form.role).map_err(|_| user_form.role_error = Some(console.language.text("users.role_error").into())).ok();
     let password = parse_new_password(form.fields.get("password").unwrap_or("").to_string())
         .map_err(|error| user_form.password_error = Some(capitalised(&error.message)))
         .ok();
@@ -90,7 +91,7 @@ pub(super) async fn create_user(State(state): State<AppState>, form: ConsoleForm
         Err(error) => {
             // A name taken already is the one refusal the store makes here.
             if error.status == StatusCode::CONFLICT {
-                user_form.name_error = Some(format!("A user named '{}' already exists.", user_form.name));
+                user_form.name_error = Some(console.language.fill("users.name_taken", &[&user_form.name]));
             } else {
                 user_form.form_error = Some(error.message);
             }
@@ -191,70 +192,76 @@ impl FormPage for PageState {
 }
 
 fn user_actions(console: &Console, user: &UserRecord) -> Markup {
+    let language = console.language;
     let region = console.region();
     let name = &user.name;
     let action = |verb: &str| with_region(&format!("/console/users/{name}/{verb}"), region);
-    let (verb, title, text, danger) = match user.status {
-        UserStatus::Active => (
-            "disable",
-            "Disable user?",
-            format!("{name} can no longer sign in, and its API keys stop working until it is enabled again."),
-            true,
-        ),
-        UserStatus::Disabled => ("enable", "Enable user?", format!("{name} can sign in again, and its API keys work again."), false),
+    let (verb, button, title, text, danger) = match user.status {
+        UserStatus::Active => ("disable", "row.disable", "users.disable_title", "users.disable_text", true),
+        UserStatus::Disabled => ("enable", "row.enable", "users.enable_title", "users.enable_text", false),
     };
     let dialog_id = format!("{verb}-user-{name}");
     let delete_id = format!("delete-user-{name}");
     html! {
         div.row-actions {
-            button.link type="button" data-open-dialog=(dialog_id) { (capitalised(verb)) }
-            button.link.danger-text type="button" data-open-dialog=(delete_id) { "Delete" }
+            button.link type="button" data-open-dialog=(dialog_id) { (language.text(button)) }
+            button.link.danger-text type="button" data-open-dialog=(delete_id) { (language.text("row.delete")) }
         }
         dialog.confirm id=(dialog_id) aria-labelledby={ (dialog_id) "-title" } {
             form method="post" action=(action(verb)) {
                 (csrf_field(console))
-                h2 id={ (dialog_id) "-title" } { (title) }
-                p { (text) }
-                div.actions { button.secondary type="button" data-close-dialog { "Cancel" } button.danger[danger] type="submit" { (capitalised(verb)) } }
+                h2 id={ (dialog_id) "-title" } { (language.text(title)) }
+                p { (language.fill(text, &[name])) }
+                div.actions { button.secondary type="button" data-close-dialog { (language.text("keys.cancel")) } button.danger[danger] type="submit" { (language.text(button)) } }
             }
         }
         dialog.confirm id=(delete_id) aria-labelledby={ (delete_id) "-title" } {
             form method="post" action=(action("delete")) {
                 (csrf_field(console))
-                h2 id={ (delete_id) "-title" } { "Delete user?" }
-                p { (name) " is deleted for good, with its API keys and AccessKeys." }
-                div.actions { button.secondary type="button" data-close-dialog { "Cancel" } button.danger type="submit" { "Delete" } }
+                h2 id={ (delete_id) "-title" } { (language.text("users.delete_title")) }
+                p { (language.fill("users.delete_text", &[name])) }
+                div.actions { button.secondary type="button" data-close-dialog { (language.text("keys.cancel")) } button.danger type="submit" { (language.text("row.delete")) } }
             }
         }
     }
 }
 
-fn owner_name(users: &[UserRecord], user_id: Option<i64>, account_name: &str) -> String {
+fn owner_name(language: Language, users: &[UserRecord], user_id: Option<i64>, account_name: &str) -> String {
     match user_id {
-        None => format!("{account_name} (account)"),
-        Some(user_id) => {
-            users.iter().find(|user| user.user_id == user_id).map(|user| user.name.clone()).unwrap_or_else(|| format!("user {user_id}"))
-        }
+        None => language.fill("users.owner_account", &[&account_name]),
+        Some(user_id) => users
+            .iter()
+            .find(|user| user.user_id == user_id)
+            .map(|user| user.name.clone())
+            .unwrap_or_else(|| language.fill("users.owner_user", &[&user_id])),
+    }
+}
+
+/// A user's or an AccessKey's status: active or disabled.
+fn active_markup(language: Language, active: bool) -> Markup {
+    html! {
+        @if active { span.status.status-enabled { (language.text("users.active")) } } @else { span.status.status-disabled { (language.text("users.disabled")) } }
     }
 }
 
 fn access_key_row(console: &Console, users: &[UserRecord], record: &AccessKeyRecord) -> Markup {
+    let language = console.language;
     let dialog_id = format!("delete-access-key-{}", record.access_key_id);
     html! {
         tr {
-            td data-label="AccessKey ID" { code { (record.access_key_id) } }
-            td data-label="Owner" { (owner_name(users, record.user_id, &console.auth.caller.account_name)) }
-            td data-label="Status" { @if record.active { span.status.status-enabled { "Active" } } @else { span.status.status-disabled { "Disabled" } } }
-            td data-label="Created" { (time(record.created_at)) }
-            td data-label="Last used" { @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { "Never" } } } }
-            td data-label="Actions" {
-                button.link.danger-text type="button" data-open-dialog=(dialog_id) { "Delete" }
+            td data-label=(language.text("users.access_key_id")) { code { (record.access_key_id) } }
+            td data-label=(language.text("users.owner")) { (owner_name(language, users, record.user_id, &console.auth.caller.account_name)) }
+            td data-label=(language.text("column.status")) { (active_markup(language, record.active)) }
+            td data-label=(language.text("column.created")) { (time(record.created_at)) }
+            td data-label=(language.text("column.last_used")) { @match record.last_used_at { Some(at) => { (time(at)) } None => { span.muted { (language.text("row.never")) } } } }
+            td data-label=(language.text("column.actions")) {
+                button.link.danger-text type="button" data-open-dialog=(dialog_id) { (language.text("row.delete")) }
                 dialog.confirm id=(dialog_id) aria-labelledby={ (dialog_id) "-title" } {
                     form method="post" action=(with_region(&format!("/console/access-keys/{}/delete", record.access_key_id), console.region())) {
                         (csrf_field(console))
-                        h2 id={ (dialog_id) "-title" } { "Delete AccessKey?" }
-                        p { "Management calls signed with " code { (record.access_key_id) } " are refused from now on." }
-                        div.actions { button.secondary type="button" data-close-dialog { "Cancel" } button.danger type="submit" { "Delete" } }
+                        h2 id={ (dialog_id) "-title" } { (language.text("users.delete_access_key_title")) }
+                        p { (language.text("users.delete_access_key_before")) code { (record.access_key_id) } (language.text("users.delete_access_key_after")) }
+                        div.actions { button.secondary type="button" data-close-dialog { (language.text("keys.cancel")) } button.danger type="submit" { (language.text("row.delete")) } }
                     }
                 }
             }
@@ -263,95 +270,100 @@ fn access_key_row(console: &Console, users: &[UserRecord], record: &AccessKeyRec
 }
 
 fn users_markup(console: &Console, users: &[UserRecord], access_keys: &[AccessKeyRecord], page_state: &PageState) -> Markup {
+    let language = console.language;
+    let text = |key| language.text(key);
     let region = console.region();
     let empty_form = UserForm { role: "key-manager".into(), ..UserForm::default() };
     let form = page_state.form.as_ref().unwrap_or(&empty_form);
+    let user_headers = ["users.name", "users.role", "column.status", "users.sub_workspaces", "column.created", "column.actions"].map(text);
+    let access_key_headers =
+        ["users.access_key_id", "users.owner", "column.status", "column.created", "column.last_used", "column.actions"].map(text);
     html! {
-        div.page-head { div { h1 { "Users" } p.muted { "RAM users of the account " (console.auth.caller.account_name) ", and the AccessKeys that sign management calls." } } }
+        div.page-head { div { h1 { (text("section.users")) } p.muted { (language.fill("users.intro", &[&console.auth.caller.account_name])) } } }
         section.panel aria-labelledby="new-user-title" {
-            h2 #new-user-title { "Create a RAM user" }
+            h2 #new-user-title { (text("users.create_heading")) }
             form #create-user-form method="post" action=(with_region("/console/users", region)) novalidate {
                 (csrf_field(console))
                 div.field-row {
                     div.field {
-                        label for="user-name" { "Name" }
+                        label for="user-name" { (text("users.name")) }
                         input #user-name type="text" name="name" value=(form.name) autocomplete="off" required
                             aria-invalid=[form.name_error.as_ref().map(|_| "true")] aria-describedby=[described_by("user-name", true, form.name_error.is_some())];
-                        p.hint #user-name-hint { "Letters, digits, '.', '_' or '-'." }
+                        p.hint #user-name-hint { (text("users.name_hint")) }
                         (field_error("user-name", form.name_error.as_deref()))
                     }
                     div.field {
-                        label for="user-role" { "Role" }
+                        label for="user-role" { (text("users.role")) }
                         select #user-role name="role" aria-invalid=[form.role_error.as_ref().map(|_| "true")] aria-describedby=[described_by("user-role", true, form.role_error.is_some())] {
-                            option value="admin" selected[form.role == "admin"] { "admin — manages users, workspaces and its own keys" }
-                            option value="key-manager" selected[form.role == "key-manager"] { "key-manager — creates and manages its own keys" }
-                            option value="member" selected[form.role == "member"] { "member — may not create keys" }
+                            option value="admin" selected[form.role == "admin"] { (text("users.role_admin")) }
+                            option value="key-manager" selected[form.role == "key-manager"] { (text("users.role_key_manager")) }
+                            option value="member" selected[form.role == "member"] { (text("users.role_member")) }
                         }
-                        p.hint #user-role-hint { "Every user sees only the API keys it created." }
+                        p.hint #user-role-hint { (text("users.role_hint")) }
                         (field_error("user-role", form.role_error.as_deref()))
                     }
                     div.field {
-                        label for="user-password" { "Password" }
+                        label for="user-password" { (text("users.password")) }
                         input #user-password type="password" name="password" autocomplete="new-password" required
                             aria-invalid=[form.password_error.as_ref().map(|_| "true")] aria-describedby=[described_by("user-password", true, form.password_error.is_some())];
-                        p.hint #user-password-hint { "8 to 256 characters. It is never shown again, so it is not kept when the form comes back." }
+                        p.hint #user-password-hint { (text("users.password_hint")) }
                         (field_error("user-password", form.password_error.as_deref()))
                     }
                 }
                 @if let Some(message) = &form.form_error { p.form-error role="alert" { (message) } }
-                div.actions { button type="submit" { "Create user" } }
+                div.actions { button type="submit" { (text("users.create")) } }
             }
         }
-        h2 { "RAM users" }
+        h2 { (text("users.ram_users")) }
         @if users.is_empty() {
-            p.empty { "No RAM users yet." }
+            p.empty { (text("users.none")) }
         } @else {
-            (records_table("users", "RAM users", &["Name", "Role", "Status", "Sub-workspaces", "Created", "Actions"], html! {
+            (records_table("users", text("users.ram_users"), &user_headers, html! {
                 @for user in users {
                     tr data-user=(user.name) {
-                        td data-label="Name" { (user.name) }
-                        td data-label="Role" { (user.role.as_str()) }
-                        td data-label="Status" { @if user.status == UserStatus::Active { span.status.status-enabled { "Active" } } @else { span.status.status-disabled { "Disabled" } } }
-                        td data-label="Sub-workspaces" { @if user.workspace_ids.is_empty() { span.muted { "default only" } } @else { @for (index, workspace_id) in user.workspace_ids.iter().enumerate() { @if index > 0 { ", " } code { (workspace_id) } } } }
-                        td data-label="Created" { (time(user.created_at)) }
-                        td data-label="Actions" { (user_actions(console, user)) }
+                        td data-label=(user_headers[0]) { (user.name) }
+                        td data-label=(user_headers[1]) { (user.role.as_str()) }
+                        td data-label=(user_headers[2]) { (active_markup(language, user.status == UserStatus::Active)) }
+                        td data-label=(user_headers[3]) { @if user.workspace_ids.is_empty() { span.muted { (text("users.default_only")) } } @else { @for (index, workspace_id) in user.workspace_ids.iter().enumerate() { @if index > 0 { ", " } code { (workspace_id) } } } }
+                        td data-label=(user_headers[4]) { (time(user.created_at)) }
+                        td data-label=(user_headers[5]) { (user_actions(console, user)) }
                     }
                 }
             }))
         }
         section.panel aria-labelledby="access-keys-title" {
-            h2 #access-keys-title { "AccessKeys" }
-            p.muted { "An AccessKey signs management API calls (ACS3-HMAC-SHA256). Its secret is shown once, when it is created." }
+            h2 #access-keys-title { (text("users.access_keys")) }
+            p.muted { (text("users.access_keys_intro")) }
             form #create-access-key-form.inline-form method="post" action=(with_region("/console/access-keys", region)) {
                 (csrf_field(console))
                 div.field {
-                    label for="access-key-owner" { "Owner" }
+                    label for="access-key-owner" { (text("users.owner")) }
                     select #access-key-owner name="owner" {
-                        option value="" { (console.auth.caller.account_name) " (the account)" }
+                        option value="" { (language.fill("users.the_account", &[&console.auth.caller.account_name])) }
                         @for user in users { option value=(user.name) { (user.name) } }
                     }
                 }
-                div.actions { button type="submit" { "Create AccessKey" } }
+                div.actions { button type="submit" { (text("users.create_access_key")) } }
             }
             @if !access_keys.is_empty() {
-                (records_table("access-keys", "AccessKeys", &["AccessKey ID", "Owner", "Status", "Created", "Last used", "Actions"], html! { @for record in access_keys { (access_key_row(console, users, record)) } }))
+                (records_table("access-keys", text("users.access_keys"), &access_key_headers, html! { @for record in access_keys { (access_key_row(console, users, record)) } }))
             }
         }
         @if let Some(new_access_key) = &page_state.new_access_key {
             dialog.show-once #show-once open data-show-on-load data-secret aria-labelledby="show-once-title" aria-describedby="show-once-warning" {
-                h2 #show-once-title { "AccessKey created for " (new_access_key.owner) }
-                p.warning #show-once-warning role="alert" { strong { "Copy the secret now. " } "It is shown only this once: after you close this dialog it cannot be shown again." }
+                h2 #show-once-title { (language.fill("users.access_key_created", &[&new_access_key.owner])) }
+                p.warning #show-once-warning role="alert" { strong { (text("users.copy_secret_now")) } (text("users.secret_once")) }
                 div.field {
-                    label for="show-once-access-key-id" { "AccessKey ID" }
+                    label for="show-once-access-key-id" { (text("users.access_key_id")) }
                     input #show-once-access-key-id type="text" readonly value=(new_access_key.access_key_id);
                 }
                 div.field {
-                    label for="show-once-key" { "AccessKey secret" }
+                    label for="show-once-key" { (text("users.secret")) }
                     input #show-once-key.secret type="text" readonly value=(new_access_key.secret.expose_secret()) data-secret-value autocomplete="off" spellcheck="false";
                 }
                 div.actions {
-                    button type="button" data-copy-target="show-once-key" data-status-target="show-once-status" { "Copy secret" }
-                    button.secondary type="button" data-close-dialog { "Close" }
+                    button type="button" data-copy-target="show-once-key" data-status-target="show-once-status" { (text("users.copy_secret")) }
+                    button.secondary type="button" data-close-dialog { (text("once.close")) }
                 }
                 p.copy-status #show-once-status role="status" {}
             }

@@ -67,7 +67,7 @@ pub(super) async fn create_workspace(State(state): State<AppState>, form: Consol
             &console,
             StatusCode::BAD_REQUEST,
             None,
-            PageState { create: Some((name_text, "Enter 1 to 64 printable characters.".into())) },
+            PageState { create: Some((name_text, console.language.text("workspaces.name_error").into())) },
         )
         .await;
     };
@@ -184,9 +184,9 @@ fn models_dialog(state: &AppState, console: &Console, view: &WorkspaceDetail) ->
         dialog.form-dialog id=(dialog_id) aria-labelledby={ (dialog_id) "-title" } {
             form method="post" action=(with_region(&format!("/console/workspaces/{workspace_id}/models"), console.region())) {
                 (csrf_field(console))
-                h2 id={ (dialog_id) "-title" } { "Models of " (view.record.name) }
+                h2 id={ (dialog_id) "-title" } { (console.language.fill("workspaces.models_of", &[&view.record.name])) }
                 fieldset.field {
-                    legend { "Models this workspace's keys may call" }
+                    legend { (console.language.text("workspaces.models_legend")) }
                     @for (index, model) in state.shared.catalog.iter().enumerate() {
                         div.choice {
                             input type="checkbox" id={ (dialog_id) "-" (index) } name="model" value=(model.name) checked[view.grants.iter().any(|grant| grant.model == model.name && grant.inference)];
@@ -194,7 +194,10 @@ fn models_dialog(state: &AppState, console: &Console, view: &WorkspaceDetail) ->
                         }
                     }
                 }
-                div.actions { button.secondary type="button" data-close-dialog { "Cancel" } button type="submit" { "Save" } }
+                div.actions {
+                    button.secondary type="button" data-close-dialog { (console.language.text("keys.cancel")) }
+                    button type="submit" { (console.language.text("edit.save")) }
+                }
             }
         }
     }
@@ -248,7 +251,7 @@ fn members_markup(console: &Console, view: &WorkspaceDetail, users: &[UserRecord
                     (member.name) " "
                     form.inline method="post" action=(with_region(&format!("/console/workspaces/{workspace_id}/members/{}/remove", member.name), console.region())) {
                         (csrf_field(console))
-                        button.link.danger-text type="submit" aria-label={ "Remove " (member.name) " from " (view.record.name) } { (language.text("workspaces.remove")) }
+                        button.link.danger-text type="submit" aria-label=(language.fill("workspaces.remove_label", &[&member.name, &view.record.name])) { (language.text("workspaces.remove")) }
                     }
                 }
             }

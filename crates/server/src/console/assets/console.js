@@ -1,11 +1,19 @@
 // keygate console: the little JavaScript the pages use. Dialogs open and close, a key is
 // copied to the clipboard or downloaded as a file, the region selector switches on change.
+// What it says is in the page's language: the page hands it the texts (data-text-*).
 // Everything else is plain HTML forms answered by the server.
 (function () {
   'use strict';
 
   function byId(id) {
     return id ? document.getElementById(id) : null;
+  }
+
+  // The page's texts in its language, from the body's data-text-* attributes; English when
+  // a page has none.
+  function pageText(name, fallback) {
+    var given = document.body ? document.body.getAttribute('data-text-' + name) : null;
+    return given || fallback;
   }
 
   function say(button, text) {
@@ -29,7 +37,9 @@
     var text = textToCopy(button);
     var done = function (copied) {
       button.setAttribute('data-copy-state', copied ? 'copied' : 'failed');
-      say(button, copied ? 'Copied to the clipboard.' : 'Could not copy: select the text and press Ctrl+C (Cmd+C on a Mac).');
+      say(button, copied
+        ? pageText('copied', 'Copied to the clipboard.')
+        : pageText('copy-failed', 'Could not copy: select the text and press Ctrl+C (Cmd+C on a Mac).'));
     };
     var fallback = function () {
       var area = document.createElement('textarea');
@@ -68,7 +78,7 @@
     link.remove();
     setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
     button.setAttribute('data-download-state', 'done');
-    say(button, 'Downloaded ' + link.download + '.');
+    say(button, pageText('downloaded', 'Downloaded {}.').replace('{}', link.download));
   }
 
   document.addEventListener('click', function (event) {
