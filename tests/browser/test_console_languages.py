@@ -1,9 +1,12 @@
 """The console in English and Chinese in a real browser: the language of the browser's
-Accept-Language, the switch in the header (remembered across pages), and no page wider
-than the screen in either language at 1280 and 390 px. With KEYGATE_UPDATE_SCREENSHOTS=1
-it makes the screenshots of docs/CONSOLE.md: the key list, the create flow with the "how
-to call" panel, a workspace's grants and the audit filters, at both widths, in both
-languages (console-<page>-<width>-<language>.png)."""
+Accept-Language, the switch in the header (remembered across pages), every page in each
+language (the key list, the create flow, Workspaces, the audit log, the Usage page, a key's
+page with its limits, Users and AccessKeys, the password page, a refused form, a page that
+does not exist, and the script's copy and download notices), and no page wider than the
+screen in either language at 1280 and 390 px. With KEYGATE_UPDATE_SCREENSHOTS=1 it makes
+the screenshots of docs/CONSOLE.md: the key list with its search form, the create flow with
+the "how to call" panel, a workspace's grants, the audit filters, the Usage page and a
+key's page, at both widths, in both languages (console-<page>-<width>-<language>.png)."""
 
 from __future__ import annotations
 
@@ -12,9 +15,38 @@ from selenium.webdriver.support.ui import Select
 
 import shutil
 
-from console_harness import Console, new_browser, page_width, set_viewport
+import time
+
+from console_harness import Console, gateway_chat, new_browser, page_width, set_viewport
 
 WIDTHS = ((1280, 900), (390, 844))
+USAGE_WAIT_SECONDS = 20
+
+# What each page says in each language: its heading, and texts that must be on it.
+TEXTS = {
+    "en": {
+        "usage": ("Usage", ["Tokens over time", "Requests over time", "Top API keys", "Last 24 hours"]),
+        "key": ("API key ", ["Details", "Limits", "Usage", "Change the limits", "All recorded usage"]),
+        "users": ("Users", ["Create a RAM user", "RAM users", "AccessKeys"]),
+        "password": ("Change your password", ["Current password", "New password again"]),
+        "refused": "Form refused",
+        "not_found": "404 Not found",
+        "copied": ("Copied to the clipboard.", "Could not copy: select the text and press Ctrl+C (Cmd+C on a Mac)."),
+        "downloaded": "Downloaded ",
+        "requests": "Requests",
+    },
+    "zh": {
+        "usage": ("用量", ["Token 用量趋势", "请求数趋势", "用量最多的 API Key", "最近 24 小时"]),
+        "key": ("API Key ", ["详情", "限制", "用量", "修改限制", "全部已记录的用量"]),
+        "users": ("用户", ["创建 RAM 用户", "RAM 用户", "AccessKey"]),
+        "password": ("修改密码", ["当前密码", "再次输入新密码"]),
+        "refused": "表单被拒绝",
+        "not_found": "404 未找到",
+        "copied": ("已复制到剪贴板。", "复制失败：请选中文本后按 Ctrl+C（Mac 上按 Cmd+C）。"),
+        "downloaded": "已下载 ",
+        "requests": "请求数",
+    },
+}
 
 
 def html_lang(console) -> str:
@@ -61,12 +93,18 @@ def test_every_page_in_both_languages_and_the_screenshots(console, keygate_serve
     Select(panel.find_element(By.ID, f"grant-model-{workspace_id}")).select_by_value("demo-echo")
     console.submit(panel.find_element(By.CSS_SELECTOR, "form.grant-form button[type=submit]"))
 
+    # A key, so that the key list shows its search form even on a fresh server.
+    console.open("/console/keys")
+    console.create_key(description="docs: search")
+    console.close_show_once()
+
     for language, key_heading in (("en", "API keys"), ("zh", "API Key")):
         console.driver.get(f"{keygate_server.base_url()}/console/language?lang={language}&back=/console/keys")
         for width, height in WIDTHS:
             set_viewport(console.driver, width, height)
             console.open("/console/keys")
             assert console.driver.find_element(By.TAG_NAME, "h1").text == key_heading
+            assert console.driver.find_element(By.ID, "keys-search").is_displayed()
             assert page_width(console.driver) <= width, (language, width, "keys")
             save_screenshot(console.driver, f"console-keys-{width}-{language}.png")
 
@@ -91,3 +129,78 @@ def test_every_page_in_both_languages_and_the_screenshots(console, keygate_serve
             assert console.driver.find_element(By.ID, "audit-action").get_attribute("value") == "apikey.create"
             assert page_width(console.driver) <= width, (language, width, "audit")
             save_screenshot(console.driver, f"console-audit-filters-{width}-{language}.png")
+
+
+def headings(console) -> list[str]:
+    return [element.text for element in console.driver.find_elements(By.CSS_SELECTOR, "h1, h2, h3") if element.text]
+
+
+def page_text(console) -> str:
+    return console.driver.find_element(By.TAG_NAME, "body").get_attribute("textContent")
+
+
+def test_usage_key_users_and_refused_pages_in_both_languages(console, keygate_server, save_screenshot):
+    console.sign_in()
+    for language, texts in TEXTS.items():
+        console.driver.get(f"{keygate_server.base_url()}/console/language?lang={language}&back=/console/keys")
+        set_viewport(console.driver, 1280, 900)
+
+        # The show-once dialog's copy and download notices, from the script.
+        description = f"languages: {language}"
+        key = console.create_key(description=description)
+        # "(id 12, Default workspace)" beside the key.
+        key_id = console.driver.find_element(By.CSS_SELECTOR, "label[for=show-once-key] .muted").text.split()[1].rstrip(",")
+        status = console.driver.find_element(By.ID, "show-once-status")
+        console.driver.find_element(By.CSS_SELECTOR, "#show-once [data-copy-target='show-once-key']").click()
+        console.wait.until(lambda driver: status.text)
+        assert status.text in texts["copied"], status.text
+        console.driver.find_element(By.CSS_SELECTOR, "#show-once [data-download-target='show-once-key']").click()
+        console.wait.until(lambda driver: status.text.startswith(texts["downloaded"]))
+        console.close_show_once()
+        for _ in range(3):
+            assert gateway_chat(keygate_server, key).status == 200
+
+        # The key's page, once its usage is written.
+        console.open(f"/console/keys/{key_id}")
+        key_heading, key_texts = texts["key"]
+        deadline = time.monotonic() + USAGE_WAIT_SECONDS
+        while "3" not in [item.text for item in console.driver.find_elements(By.CSS_SELECTOR, "#key-recorded dd")][:1]:
+            assert time.monotonic() < deadline, "the key's usage was not written"
+            time.sleep(0.3)
+            console.driver.refresh()
+        key_page = console.driver.current_url
+        for width, height in WIDTHS:
+            set_viewport(console.driver, width, height)
+            console.driver.get(key_page)
+            assert console.driver.find_element(By.TAG_NAME, "h1").text.startswith(key_heading)
+            assert set(key_texts) <= set(headings(console)), headings(console)
+            assert console.driver.find_element(By.CSS_SELECTOR, "#key-recorded dt").text == texts["requests"]
+            assert page_width(console.driver) <= width, (language, width, "key")
+            save_screenshot(console.driver, f"console-key-page-{width}-{language}.png")
+
+            # The Usage page.
+            console.open("/console/usage?range=24h")
+            usage_heading, usage_texts = texts["usage"]
+            assert console.driver.find_element(By.TAG_NAME, "h1").text == usage_heading
+            shown = headings(console) + [console.driver.find_element(By.CSS_SELECTOR, ".range-choice a[aria-current=page]").text]
+            assert set(usage_texts) <= set(shown), shown
+            assert page_width(console.driver) <= width, (language, width, "usage")
+            save_screenshot(console.driver, f"console-usage-{width}-{language}.png")
+
+            # Users and AccessKeys, and the password page.
+            for path, name in (("/console/users", "users"), ("/console/password", "password")):
+                console.open(path)
+                heading, page_texts = texts[name]
+                assert console.driver.find_element(By.TAG_NAME, "h1").text == heading
+                assert set(page_texts) <= set(headings(console) + [label.text for label in console.driver.find_elements(By.TAG_NAME, "label")]), path
+                assert page_width(console.driver) <= width, (language, width, name)
+
+        # A form sent without its session's token, and a page that does not exist.
+        console.open("/console/password")
+        console.driver.execute_script("document.querySelector('#password-form input[name=csrf_token]').remove()")
+        console.submit(console.driver.find_element(By.CSS_SELECTOR, "#password-form button[type=submit]"))
+        assert console.driver.find_element(By.TAG_NAME, "h1").text == texts["refused"]
+        console.driver.get(keygate_server.base_url() + "/console/no-such-page")
+        assert console.driver.find_element(By.TAG_NAME, "h1").text == texts["not_found"]
+        assert console.driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == ("zh-CN" if language == "zh" else "en")
+        assert ("Back to the console" in page_text(console)) == (language == "en")
