@@ -433,7 +433,8 @@ async fn serve_listener(
         let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             service_activity.request_started();
             if let Some(state) = verify_state.as_ref().filter(|_| gateway::is_verify_request(&request)) {
-                if gateway::verify_request_has_body(request.headers()) {
+                let found = gateway::verify_headers::VerifyHeaders::of(request.headers());
+                if found.has_body() {
                     // Envoy with `with_request_body`: the model is in the body.
                     let (state, finished) = (state.clone(), service_activity.clone());
                     return Either::Right(Either::Left(Either::Right(
@@ -445,7 +446,7 @@ async fn serve_listener(
                         .boxed(),
                     )));
                 }
-                let answer = gateway::answer_verify(state, peer.ip(), request.uri(), request.headers());
+                let answer = gateway::answer_verify(state, peer.ip(), request.uri(), found);
                 // The answer has no body: it is written as soon as it is returned.
                 service_activity.response_finished();
                 return Either::Left(std::future::ready(Ok::<_, Infallible>(answer)));
@@ -510,12 +511,19 @@ async fn serve_listener(
             let connection = hyper::server::conn::http1::Builder::new()
                 .max_buf_size(MAX_REQUEST_HEAD_BYTES)
                 .serve_connection(hyper_util::rt::TokioIo::new(WatchedStream::new(stream, activity.clone())), service);
-            tokio::select! {
-                // A client that goes away mid-request is the client's business.
-                _ = watcher.watch(connection) => {}
-                // Too slow with its head, or idle too long: dropping the connection closes it.
-                () = watchdog(activity, limits) => {}
-            }
+            // The watchdog runs in a task of its own and aborts the connection: selected
+            // beside it, it was polled at every wake of the connection (every read and
+            // write), a twentieth of a `/auth/verify` answer's instructions; an abort flag
+            // is one atomic load per poll.
+            let (abort, abort_registration) = futures_util::future::AbortHandle::new_pair();
+            let watchdog_task = tokio::spawn(async move {
+                watchdog(activity, limits).await;
+                abort.abort();
+            });
+            // Too slow with its head, or idle too long: the aborted connection is dropped,
+            // which closes it. A client that goes away mid-request is the client's business.
+            let _ = futures_util::future::Abortable::new(watcher.watch(connection), abort_registration).await;
+            watchdog_task.abort();
         });
     }
     drop(listener);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use keygate_core::verification::{authorize_call, AuthenticationFailure, AuthorizationFailure, CallFacts, CallTarget, CompiledKey};
 
 use super::errors::{GatewayRefusal, Protocol};
@@ -32,11 +32,21 @@ pub struct Authorized {
 /// The presented key: `Authorization: Bearer` everywhere, `x-api-key` too on the Anthropic
 /// path and on `/auth/verify`.
 pub fn presented_key(headers: &HeaderMap, protocol: Protocol) -> Option<&str> {
-    let bearer = headers.get(axum::http::header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
+    presented_key_of(headers.get(axum::http::header::AUTHORIZATION), || headers.get(&X_API_KEY), protocol)
+}
+
+/// [`presented_key`] from the `Authorization` header's value and a way to find `x-api-key`'s
+/// (looked for only when there is no bearer token).
+pub fn presented_key_of<'a>(
+    authorization: Option<&'a HeaderValue>,
+    x_api_key: impl FnOnce() -> Option<&'a HeaderValue>,
+    protocol: Protocol,
+) -> Option<&'a str> {
+    let bearer = authorization.and_then(|value| value.to_str().ok()).and_then(|value| {
         let (scheme, token) = value.trim().split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
     });
-    let api_key = || headers.get(&X_API_KEY).and_then(|value| value.to_str().ok()).map(str::trim);
+    let api_key = || x_api_key().and_then(|value| value.to_str().ok()).map(str::trim);
     match protocol {
         Protocol::OpenAi => bearer,
         Protocol::Native | Protocol::Anthropic => bearer.or_else(api_key),
@@ -51,6 +61,11 @@ pub fn authenticate_request(
     headers: &HeaderMap,
     context: &RequestContext,
 ) -> Result<Authorized, GatewayRefusal> {
+    authenticate_presented(state, presented_key(headers, protocol), context)
+}
+
+/// Steps 1-3 for the key the request presented (`None`: none).
+pub fn authenticate_presented(state: &AppState, presented: Option<&str>, context: &RequestContext) -> Result<Authorized, GatewayRefusal> {
     if let Some(problem) = state.staleness_problem() {
         tracing::warn!(%problem, "refusing a call: keys cannot be confirmed");
         return Err(GatewayRefusal::RegistryStale);
@@ -58,7 +73,7 @@ pub fn authenticate_request(
     let at_milliseconds = state.shared.clock.now_milliseconds();
     let now = at_milliseconds.div_euclid(1000);
     let started = std::time::Instant::now();
-    let outcome = match presented_key(headers, protocol) {
+    let outcome = match presented {
         None => Err(AuthenticationFailure::Missing),
         Some(presented) => state.store().registry().authenticate_any(
             presented,
@@ -91,12 +106,20 @@ pub fn authorize_target(
     headers: &HeaderMap,
     target: CallTarget<'_>,
 ) -> Result<(), GatewayRefusal> {
+    let workspace_header = headers.get(&X_DASHSCOPE_WORKSPACE).and_then(|value| value.to_str().ok());
+    authorize_target_in(state, authorized, context, workspace_header, target)
+}
+
+/// Steps 4-6 for `target`, with the request's `X-DashScope-WorkSpace` header already read.
+pub fn authorize_target_in(
+    state: &AppState,
+    authorized: &Authorized,
+    context: &RequestContext,
+    workspace_header: Option<&str>,
+    target: CallTarget<'_>,
+) -> Result<(), GatewayRefusal> {
     let grants = state.store().registry().workspace(&authorized.key.workspace_id);
-    let facts = CallFacts {
-        client_address: context.client_address,
-        workspace_header: headers.get(&X_DASHSCOPE_WORKSPACE).and_then(|value| value.to_str().ok()),
-        target,
-    };
+    let facts = CallFacts { client_address: context.client_address, workspace_header, target };
     authorize_call(&authorized.key, grants.as_deref(), &facts, |model| state.shared.catalog.contains(model)).map_err(|failure| {
         match (failure, target) {
             (AuthorizationFailure::ModelNotAllowed(denial), CallTarget::Model(model)) => {

@@ -15,6 +15,7 @@ pub mod tasks;
 pub mod temporary_keys;
 pub mod token_count;
 pub mod upstream;
+pub mod verify_headers;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -22,6 +23,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
+use keygate_core::client_address::resolve_client_address;
 use keygate_core::limits::{EffectiveLimits, RateLimit};
 use keygate_core::verification::CallTarget;
 use keygate_wire::forwarding_path::{check_forwarded_path, reencode_query};
@@ -33,6 +35,7 @@ use self::authorize::{authenticate_request, authorize_target, Authorized};
 use self::demo::DemoEndpoint;
 use self::errors::{GatewayRefusal, Protocol};
 use self::key_limits::admit_to_key_limits;
+use self::verify_headers::VerifyHeaders;
 use crate::limiter::{self, LimitSubject};
 use crate::provider_objects::{IdScanner, ObjectKind, ProviderObject};
 use crate::request_body::{read_body, BodyReadError};
@@ -596,17 +599,16 @@ fn app_in_uri(uri: &str) -> Option<&str> {
 
 async fn verify(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let peer = crate::request_context::peer_of(&request);
-    if verify_request_has_body(request.headers()) {
+    let found = VerifyHeaders::of(request.headers());
+    if found.has_body() {
         answer_verify_with_body(&state, peer, request).await
     } else {
-        answer_verify(&state, peer, request.uri(), request.headers())
+        answer_verify(&state, peer, request.uri(), found)
     }
 }
 
-// The header names of `/auth/verify`, parsed once (a `&str` name is parsed on every use).
-static X_KEYGATE_MODEL: HeaderName = HeaderName::from_static("x-keygate-model");
-static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
-static X_KEYGATE_IDENTITY: HeaderName = HeaderName::from_static("x-keygate-identity");
+// The header names of `/auth/verify`'s identity answer, parsed once (a `&str` name is
+// parsed on every use). The request's are found by `VerifyHeaders`.
 static X_KEYGATE_KEY_ID: HeaderName = HeaderName::from_static("x-keygate-key-id");
 static X_KEYGATE_WORKSPACE: HeaderName = HeaderName::from_static("x-keygate-workspace");
 static X_KEYGATE_ACCOUNT: HeaderName = HeaderName::from_static("x-keygate-account");
@@ -616,8 +618,8 @@ static X_KEYGATE_REGION: HeaderName = HeaderName::from_static("x-keygate-region"
 /// (`X-Keygate-Identity: on`, `1`, `true` or `yes`). Off by default, like oauth2-proxy's
 /// `--set-xauthrequest`: most callers need only the verdict, and four more response headers
 /// are a sixth of the cost of an answer (docs/PERFORMANCE.md).
-fn asks_for_identity(headers: &HeaderMap) -> bool {
-    headers.get(&X_KEYGATE_IDENTITY).and_then(|value| value.to_str().ok()).is_some_and(|value| {
+fn asks_for_identity(header: Option<&str>) -> bool {
+    header.is_some_and(|value| {
         let value = value.trim();
         ["on", "1", "true", "yes"].iter().any(|yes| value.eq_ignore_ascii_case(yes))
     })
@@ -644,16 +646,6 @@ fn original_path_after_verify(uri: &Uri) -> Option<&str> {
     rest.starts_with('/').then(|| uri.path_and_query().map_or(rest, |whole| &whole.as_str()["/auth/verify".len()..]))
 }
 
-/// Whether a `/auth/verify` request carries the original request's body (Envoy's
-/// `ext_authz` with `with_request_body`): then the model is read from it.
-pub fn verify_request_has_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
-        || headers
-            .get(axum::http::header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.trim().parse::<u64>().map_or(true, |length| length > 0))
-}
-
 /// `/auth/verify` with the original request's body: its top-level `model` names the
 /// model (a proxy's `X-Keygate-Model` may say the same, never something else).
 pub async fn answer_verify_with_body<B>(state: &AppState, peer: std::net::IpAddr, request: axum::http::Request<B>) -> Response
@@ -677,7 +669,7 @@ where
         Err(BodyReadError::Broken) => Err(GatewayRefusal::BadRequest("The request body could not be read.".into())),
     };
     match read {
-        Ok(body_model) => decide_verify(state, peer, &parts.uri, &parts.headers, body_model.as_deref()),
+        Ok(body_model) => decide_verify(state, peer, &parts.uri, VerifyHeaders::of(&parts.headers), body_model.as_deref()),
         Err(refusal) => {
             let context = RequestContext {
                 request_id: crate::request_context::new_request_id(),
@@ -692,7 +684,7 @@ where
 /// `peer` to `uri` with `headers` and no body. 200 (with the key's identity in
 /// `X-Keygate-*` headers when asked for), or 401/403/429 with the native error body.
 /// Synchronous: it reads only memory, and needs neither the body nor the router.
-pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, headers: &HeaderMap) -> Response {
+pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, headers: VerifyHeaders<'_>) -> Response {
     decide_verify(state, peer, uri, headers, None)
 }
 
@@ -700,14 +692,17 @@ pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, header
 /// `X-Keygate-Model` (or the body names, for Envoy), else the app of an
 /// `/api/v1/apps/{id}/...` original URI; when neither is known the call is
 /// [`CallTarget::Unnamed`] and passes only for a key that may call everything.
-fn decide_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, headers: &HeaderMap, body_model: Option<&str>) -> Response {
+fn decide_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, found: VerifyHeaders<'_>, body_model: Option<&str>) -> Response {
+    let text = VerifyHeaders::text;
     // A 200 carries no request id: one is made only for an error body.
-    let mut context =
-        RequestContext { request_id: String::new(), client_address: crate::request_context::client_address_of(state, peer, headers) };
+    let mut context = RequestContext {
+        request_id: String::new(),
+        client_address: resolve_client_address(peer, text(found.x_forwarded_for), &state.shared.trusted_proxies),
+    };
     let result = (|| {
-        let authorized: Authorized = authenticate_request(state, Protocol::Native, headers, &context)?;
-        let header = |name: &HeaderName| headers.get(name).and_then(|value| value.to_str().ok());
-        let header_model = header(&X_KEYGATE_MODEL).filter(|model| !model.is_empty());
+        let presented = authorize::presented_key_of(found.authorization, || found.x_api_key, Protocol::Native);
+        let authorized: Authorized = authorize::authenticate_presented(state, presented, &context)?;
+        let header_model = text(found.x_keygate_model).filter(|model| !model.is_empty());
         let model = match (header_model, body_model.filter(|model| !model.is_empty())) {
             (Some(named), Some(in_body)) if named != in_body => {
                 return Err(GatewayRefusal::BadRequest("X-Keygate-Model names another model than the request body.".into()));
@@ -715,16 +710,16 @@ fn decide_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, headers: &
             (named, in_body) => in_body.or(named),
         };
         // nginx says where the call was going in X-Original-URI; Envoy in the path itself.
-        let original_uri = header(&X_ORIGINAL_URI).or_else(|| original_path_after_verify(uri)).unwrap_or("");
+        let original_uri = text(found.x_original_uri).or_else(|| original_path_after_verify(uri)).unwrap_or("");
         let target = match (model, app_in_uri(original_uri)) {
             (Some(model), _) => CallTarget::Model(model),
             (None, Some(app_id)) => CallTarget::Application(app_id),
             (None, None) => CallTarget::Unnamed,
         };
-        authorize_target(state, &authorized, &context, headers, target)?;
+        authorize::authorize_target_in(state, &authorized, &context, text(found.x_dashscope_workspace), target)?;
         state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
         let mut response = StatusCode::OK.into_response();
-        if !asks_for_identity(headers) {
+        if !asks_for_identity(text(found.x_keygate_identity)) {
             return Ok(response);
         }
         let response_headers = response.headers_mut();
