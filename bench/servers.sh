@@ -4,8 +4,10 @@
 # and BENCH_NAME (its name in messages) and may set ON_CLEANUP (a function run before the
 # work directory is removed).
 
-KEYGATE="$ROOT/target/release/keygate"
-SERVERS="$ROOT/target/release/examples/bench_servers"
+# Cargo's target directory: CARGO_TARGET_DIR when set, as cargo itself reads it.
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+KEYGATE="$TARGET_DIR/release/keygate"
+SERVERS="$TARGET_DIR/release/examples/bench_servers"
 
 for tool in wrk curl jq; do
     if ! command -v "$tool" >/dev/null; then
