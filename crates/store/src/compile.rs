@@ -2,7 +2,8 @@
 //! standing and workspace membership folded in, and a workspace with its grants. A full
 //! load compiles each key's row into the [`RegistryLoad`] as it arrives, so that the rows
 //! of a million keys are never in memory at once: on SQLite from one statement read in
-//! place ([`crate::sqlite_snapshot`]), on PostgreSQL in batches of [`LOAD_BATCH`] rows.
+//! place ([`crate::sqlite_snapshot`]), on PostgreSQL in batches of [`LOAD_BATCH`] rows,
+//! each compiled on a blocking thread while the next is read.
 
 use std::sync::Arc;
 
@@ -141,8 +142,8 @@ fn workspace_grants_in_snapshot(snapshot: &Snapshot, workspace_id: &str) -> Resu
     grants_from_rows(workspace_id, &workspace, &models, &applications, &limits)
 }
 
-/// Keys read per statement of a full load on PostgreSQL: each batch's rows are compiled
-/// and dropped before the next is read.
+/// Keys read per statement of a full load on PostgreSQL: each batch's rows are dropped
+/// once compiled, and at most [`BATCHES_AHEAD`] wait for the compiling.
 pub(crate) const LOAD_BATCH: i64 = 2_000;
 
 /// The version of a snapshot: the newest change it holds.
@@ -168,8 +169,8 @@ pub(crate) async fn load_everything(database: &Database) -> Result<RegistryLoad,
     }
     let mut snapshot = database.begin_snapshot().await?;
     let version = snapshot.fetch_one(SNAPSHOT_VERSION_QUERY, &[]).await?.i64("version")?;
-    let mut load = new_load(version, snapshot.fetch_one(DIGEST_COUNT_QUERY, &[]).await?.i64("digests")?);
-    load_in_batches(&mut snapshot, &mut load).await?;
+    let load = new_load(version, snapshot.fetch_one(DIGEST_COUNT_QUERY, &[]).await?.i64("digests")?);
+    let mut load = load_in_batches(&mut snapshot, load).await?;
     let workspace_ids = snapshot.fetch_all(WORKSPACE_IDS_QUERY, &[]).await?;
     for row in workspace_ids {
         load.add([workspace_grants(&mut snapshot, row.text("workspace_id")?).await?]);
@@ -196,9 +197,21 @@ fn load_sqlite_snapshot(snapshot: &Snapshot) -> Result<RegistryLoad, StoreError>
 }
 
 /// PostgreSQL: the keys in order of id, [`LOAD_BATCH`] at a time (each statement starts
-/// after the last id of the one before), all in `transaction`'s one snapshot, each batch
-/// compiled before the next is read.
-async fn load_in_batches(transaction: &mut Transaction, load: &mut RegistryLoad) -> Result<(), StoreError> {
+/// after the last id of the one before), all in `transaction`'s one snapshot. A thread of
+/// tokio's blocking pool compiles each batch into the load while the next is read, so that
+/// PostgreSQL's work on a statement and the compiling of the batch before overlap; at most
+/// [`BATCHES_AHEAD`] batches wait for it, so the rows in memory stay a few batches'.
+async fn load_in_batches(transaction: &mut Transaction, load: RegistryLoad) -> Result<RegistryLoad, StoreError> {
+    let (batches, mut arriving) = tokio::sync::mpsc::channel::<Vec<Row>>(BATCHES_AHEAD);
+    let compiler = tokio::task::spawn_blocking(move || -> Result<RegistryLoad, StoreError> {
+        let mut load = load;
+        while let Some(rows) = arriving.blocking_recv() {
+            for row in &rows {
+                load.add([compile_key_row(row)?]);
+            }
+        }
+        Ok(load)
+    });
     let batch_query = format!("{KEY_STATE_QUERY} WHERE k.api_key_id > $1 ORDER BY k.api_key_id LIMIT $2");
     let mut after = i64::MIN;
     loop {
@@ -206,15 +219,22 @@ async fn load_in_batches(transaction: &mut Transaction, load: &mut RegistryLoad)
         let Some(last) = rows.last() else { break };
         after = last.i64("api_key_id")?;
         let complete = i64::try_from(rows.len()).unwrap_or(i64::MAX) < LOAD_BATCH;
-        for row in &rows {
-            load.add([compile_key_row(row)?]);
-        }
-        if complete {
+        // A send fails only once the compiler has stopped at a row it could not compile:
+        // its error is the answer.
+        if batches.send(rows).await.is_err() || complete {
             break;
         }
     }
-    Ok(())
+    drop(batches);
+    match compiler.await {
+        Ok(load) => load,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(StoreError::Refused(format!("the compiling of the registry's load was cancelled: {error}"))),
+    }
 }
+
+/// Batches of a PostgreSQL load read ahead of the compiling.
+const BATCHES_AHEAD: usize = 2;
 
 /// What one change-feed entry means for the registry, read in `transaction`.
 pub(crate) async fn updates_for_change(
