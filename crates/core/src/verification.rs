@@ -539,6 +539,11 @@ impl RegistryLoad {
         RegistryLoad { version, state: RegistryState::with_capacity(keys) }
     }
 
+    /// The version of the snapshot this load holds.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     /// Adds a batch of the snapshot's state.
     pub fn add(&mut self, updates: impl IntoIterator<Item = RegistryUpdate>) {
         for update in updates {

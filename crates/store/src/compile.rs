@@ -1,16 +1,18 @@
 //! Compiles stored rows into the registry's verification state: a key with its creator's
 //! standing and workspace membership folded in, and a workspace with its grants. A full
-//! load reads the keys in batches of [`LOAD_BATCH`] rows, each compiled into the
-//! [`RegistryLoad`] as it arrives, so that the rows of a million keys are never in memory
-//! at once.
+//! load compiles each key's row into the [`RegistryLoad`] as it arrives, so that the rows
+//! of a million keys are never in memory at once: on SQLite from one statement read in
+//! place ([`crate::sqlite_snapshot`]), on PostgreSQL in batches of [`LOAD_BATCH`] rows,
+//! each compiled on a blocking thread while the next is read.
 
 use std::sync::Arc;
 
 use keygate_core::keys::{KeyDigest, KeyFormat};
 use keygate_core::verification::{CompiledKey, GraceSecret, KeyStanding, RegistryLoad, RegistryUpdate, WorkspaceGrants};
 
-use crate::database::{params, Row, SqlValue, Transaction};
+use crate::database::{params, Columns, Database, Row, SqlValue, Transaction};
 use crate::rows::{auth_from_row, limits_from_row};
+use crate::sqlite_snapshot::Snapshot;
 use crate::StoreError;
 
 /// The select list and joins that give everything a compiled key needs. The lists of a
@@ -33,8 +35,8 @@ JOIN accounts a ON a.account_id = k.account_id
 JOIN workspaces w ON w.workspace_id = k.workspace_id
 LEFT JOIN ram_users u ON u.user_id = k.creator_user_id";
 
-fn compile_key_row(row: &Row) -> Result<RegistryUpdate, StoreError> {
-    let digest = KeyDigest::from_bytes(&row.bytes("key_digest")?).ok_or_else(|| StoreError::Corrupt("key digest length".into()))?;
+fn compile_key_row(row: &impl Columns) -> Result<RegistryUpdate, StoreError> {
+    let digest = KeyDigest::from_bytes(row.blob("key_digest")?).ok_or_else(|| StoreError::Corrupt("key digest length".into()))?;
     let format_name = row.text("format")?;
     let format = KeyFormat::parse(format_name).ok_or_else(|| StoreError::Corrupt(format!("key format {format_name}")))?;
     let standing = if row.boolean("disabled")? {
@@ -46,9 +48,9 @@ fn compile_key_row(row: &Row) -> Result<RegistryUpdate, StoreError> {
     } else {
         KeyStanding::Usable
     };
-    let grace_secret = match (row.opt_bytes("previous_key_digest")?, row.opt_i64("previous_secret_ends_at")?) {
+    let grace_secret = match (row.opt_blob("previous_key_digest")?, row.opt_i64("previous_secret_ends_at")?) {
         (Some(bytes), Some(ends_at)) => Some(Box::new(GraceSecret {
-            digest: KeyDigest::from_bytes(&bytes).ok_or_else(|| StoreError::Corrupt("previous key digest length".into()))?,
+            digest: KeyDigest::from_bytes(bytes).ok_or_else(|| StoreError::Corrupt("previous key digest length".into()))?,
             ends_at,
         })),
         _ => None,
@@ -95,51 +97,121 @@ pub(crate) async fn keys_of_user(transaction: &mut Transaction, user_id: i64) ->
     keys_where(transaction, "k.creator_user_id = $1", user_id.into()).await
 }
 
-/// The grants of one workspace, or its removal when it no longer exists.
-pub(crate) async fn workspace_grants(transaction: &mut Transaction, workspace_id: &str) -> Result<RegistryUpdate, StoreError> {
-    let Some(workspace) =
-        transaction.fetch_optional("SELECT is_default FROM workspaces WHERE workspace_id = $1", &params![workspace_id]).await?
-    else {
-        return Ok(RegistryUpdate::WorkspaceRemoved { workspace_id: workspace_id.to_string() });
-    };
-    let is_default = workspace.boolean("is_default")?;
-    let inference_models = transaction
-        .fetch_all("SELECT model FROM model_grants WHERE workspace_id = $1 AND inference ORDER BY model", &params![workspace_id])
-        .await?
-        .iter()
-        .map(|row| row.string("model"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let applications = transaction
-        .fetch_all("SELECT app_id FROM applications WHERE workspace_id = $1 ORDER BY app_id", &params![workspace_id])
-        .await?
-        .iter()
-        .map(|row| row.string("app_id"))
-        .collect::<Result<Vec<_>, _>>()?;
+const WORKSPACE_QUERY: &str = "SELECT is_default FROM workspaces WHERE workspace_id = $1";
+const GRANTED_MODELS_QUERY: &str = "SELECT model FROM model_grants WHERE workspace_id = $1 AND inference ORDER BY model";
+const APPLICATIONS_QUERY: &str = "SELECT app_id FROM applications WHERE workspace_id = $1 ORDER BY app_id";
+
+/// A workspace's grants from its row and the rows of [`GRANTED_MODELS_QUERY`],
+/// [`APPLICATIONS_QUERY`] and [`crate::model_limits::LIMITS_OF_WORKSPACE`].
+fn grants_from_rows(
+    workspace_id: &str,
+    workspace: &Row,
+    models: &[Row],
+    applications: &[Row],
+    limits: &[Row],
+) -> Result<RegistryUpdate, StoreError> {
+    let strings = |rows: &[Row], column: &str| rows.iter().map(|row| row.string(column)).collect::<Result<Vec<_>, _>>();
     Ok(RegistryUpdate::Workspace(Arc::new(WorkspaceGrants {
         workspace_id: workspace_id.to_string(),
-        is_default,
-        inference_models,
-        applications,
-        model_limits: crate::model_limits::limits_of(transaction, workspace_id).await?,
+        is_default: workspace.boolean("is_default")?,
+        inference_models: strings(models, "model")?,
+        applications: strings(applications, "app_id")?,
+        model_limits: crate::model_limits::limits_from_rows(limits)?,
     })))
 }
 
-/// Keys read per statement of a full load: each batch's rows are compiled and dropped
-/// before the next is read.
+/// The grants of one workspace, or its removal when it no longer exists.
+pub(crate) async fn workspace_grants(transaction: &mut Transaction, workspace_id: &str) -> Result<RegistryUpdate, StoreError> {
+    let Some(workspace) = transaction.fetch_optional(WORKSPACE_QUERY, &params![workspace_id]).await? else {
+        return Ok(RegistryUpdate::WorkspaceRemoved { workspace_id: workspace_id.to_string() });
+    };
+    let models = transaction.fetch_all(GRANTED_MODELS_QUERY, &params![workspace_id]).await?;
+    let applications = transaction.fetch_all(APPLICATIONS_QUERY, &params![workspace_id]).await?;
+    let limits = transaction.fetch_all(crate::model_limits::LIMITS_OF_WORKSPACE, &params![workspace_id]).await?;
+    grants_from_rows(workspace_id, &workspace, &models, &applications, &limits)
+}
+
+/// [`workspace_grants`] in an SQLite snapshot.
+fn workspace_grants_in_snapshot(snapshot: &Snapshot, workspace_id: &str) -> Result<RegistryUpdate, StoreError> {
+    let Some(workspace) = snapshot.fetch_all(WORKSPACE_QUERY, &params![workspace_id])?.into_iter().next() else {
+        return Ok(RegistryUpdate::WorkspaceRemoved { workspace_id: workspace_id.to_string() });
+    };
+    let models = snapshot.fetch_all(GRANTED_MODELS_QUERY, &params![workspace_id])?;
+    let applications = snapshot.fetch_all(APPLICATIONS_QUERY, &params![workspace_id])?;
+    let limits = snapshot.fetch_all(crate::model_limits::LIMITS_OF_WORKSPACE, &params![workspace_id])?;
+    grants_from_rows(workspace_id, &workspace, &models, &applications, &limits)
+}
+
+/// Keys read per statement of a full load on PostgreSQL: each batch's rows are dropped
+/// once compiled, and at most [`BATCHES_AHEAD`] wait for the compiling.
 pub(crate) const LOAD_BATCH: i64 = 2_000;
+
+/// The version of a snapshot: the newest change it holds.
+const SNAPSHOT_VERSION_QUERY: &str = "SELECT COALESCE(MAX(version), 0) AS version FROM changes";
 
 /// How many digests a full load will hold (every key's, and the old one of each key in a
 /// grace period), to size the registry before the rows arrive.
-pub(crate) async fn digest_count(transaction: &mut Transaction) -> Result<usize, StoreError> {
-    let count =
-        transaction.fetch_one("SELECT COUNT(*) + COUNT(previous_key_digest) AS digests FROM api_keys", &[]).await?.i64("digests")?;
-    Ok(usize::try_from(count).unwrap_or(0))
+const DIGEST_COUNT_QUERY: &str = "SELECT COUNT(*) + COUNT(previous_key_digest) AS digests FROM api_keys";
+
+const WORKSPACE_IDS_QUERY: &str = "SELECT workspace_id FROM workspaces";
+
+/// An empty load of the snapshot at `version`, sized for `digests` digests (both as the
+/// queries above answer them).
+fn new_load(version: i64, digests: i64) -> RegistryLoad {
+    RegistryLoad::new(u64::try_from(version).unwrap_or(0), usize::try_from(digests).unwrap_or(0))
 }
 
-/// Every key and workspace into `load`: the initial fill and every full resync. Keys are
-/// read in order of id, [`LOAD_BATCH`] at a time (each statement starts after the last id
-/// of the one before), all in `transaction`'s one snapshot.
-pub(crate) async fn load_everything(transaction: &mut Transaction, load: &mut RegistryLoad) -> Result<(), StoreError> {
+/// Every key and workspace of one snapshot, compiled into a load of the registry: the
+/// initial fill and every full resync. The load carries the snapshot's version.
+pub(crate) async fn load_everything(database: &Database) -> Result<RegistryLoad, StoreError> {
+    if let Some(load) = database.read_sqlite_snapshot(load_sqlite_snapshot).await {
+        return load;
+    }
+    let mut snapshot = database.begin_snapshot().await?;
+    let version = snapshot.fetch_one(SNAPSHOT_VERSION_QUERY, &[]).await?.i64("version")?;
+    let load = new_load(version, snapshot.fetch_one(DIGEST_COUNT_QUERY, &[]).await?.i64("digests")?);
+    let mut load = load_in_batches(&mut snapshot, load).await?;
+    let workspace_ids = snapshot.fetch_all(WORKSPACE_IDS_QUERY, &[]).await?;
+    for row in workspace_ids {
+        load.add([workspace_grants(&mut snapshot, row.text("workspace_id")?).await?]);
+    }
+    snapshot.commit().await?;
+    Ok(load)
+}
+
+/// SQLite: the keys in one statement, each row compiled where SQLite holds it (no copy of
+/// its values, no thread between the reading and the compiling), then the workspaces.
+fn load_sqlite_snapshot(snapshot: &Snapshot) -> Result<RegistryLoad, StoreError> {
+    let read_one = |sql: &str, column: &str| -> Result<i64, StoreError> {
+        snapshot.fetch_all(sql, &[])?.first().ok_or_else(|| StoreError::Corrupt(format!("no {column}")))?.i64(column)
+    };
+    let mut load = new_load(read_one(SNAPSHOT_VERSION_QUERY, "version")?, read_one(DIGEST_COUNT_QUERY, "digests")?);
+    snapshot.for_each_row(&format!("{KEY_STATE_QUERY} ORDER BY k.api_key_id"), &[], |row| {
+        load.add([compile_key_row(row)?]);
+        Ok(())
+    })?;
+    for row in snapshot.fetch_all(WORKSPACE_IDS_QUERY, &[])? {
+        load.add([workspace_grants_in_snapshot(snapshot, row.text("workspace_id")?)?]);
+    }
+    Ok(load)
+}
+
+/// PostgreSQL: the keys in order of id, [`LOAD_BATCH`] at a time (each statement starts
+/// after the last id of the one before), all in `transaction`'s one snapshot. A thread of
+/// tokio's blocking pool compiles each batch into the load while the next is read, so that
+/// PostgreSQL's work on a statement and the compiling of the batch before overlap; at most
+/// [`BATCHES_AHEAD`] batches wait for it, so the rows in memory stay a few batches'.
+async fn load_in_batches(transaction: &mut Transaction, load: RegistryLoad) -> Result<RegistryLoad, StoreError> {
+    let (batches, mut arriving) = tokio::sync::mpsc::channel::<Vec<Row>>(BATCHES_AHEAD);
+    let compiler = tokio::task::spawn_blocking(move || -> Result<RegistryLoad, StoreError> {
+        let mut load = load;
+        while let Some(rows) = arriving.blocking_recv() {
+            for row in &rows {
+                load.add([compile_key_row(row)?]);
+            }
+        }
+        Ok(load)
+    });
     let batch_query = format!("{KEY_STATE_QUERY} WHERE k.api_key_id > $1 ORDER BY k.api_key_id LIMIT $2");
     let mut after = i64::MIN;
     loop {
@@ -147,19 +219,22 @@ pub(crate) async fn load_everything(transaction: &mut Transaction, load: &mut Re
         let Some(last) = rows.last() else { break };
         after = last.i64("api_key_id")?;
         let complete = i64::try_from(rows.len()).unwrap_or(i64::MAX) < LOAD_BATCH;
-        for row in &rows {
-            load.add([compile_key_row(row)?]);
-        }
-        if complete {
+        // A send fails only once the compiler has stopped at a row it could not compile:
+        // its error is the answer.
+        if batches.send(rows).await.is_err() || complete {
             break;
         }
     }
-    let workspace_ids = transaction.fetch_all("SELECT workspace_id FROM workspaces", &[]).await?;
-    for row in workspace_ids {
-        load.add([workspace_grants(transaction, &row.string("workspace_id")?).await?]);
+    drop(batches);
+    match compiler.await {
+        Ok(load) => load,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => Err(StoreError::Refused(format!("the compiling of the registry's load was cancelled: {error}"))),
     }
-    Ok(())
 }
+
+/// Batches of a PostgreSQL load read ahead of the compiling.
+const BATCHES_AHEAD: usize = 2;
 
 /// What one change-feed entry means for the registry, read in `transaction`.
 pub(crate) async fn updates_for_change(

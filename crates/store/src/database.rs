@@ -131,7 +131,57 @@ fn corrupt(column: &str, expected: &str) -> StoreError {
     StoreError::Corrupt(format!("column {column} is not {expected}"))
 }
 
+/// The typed reads of a row's columns by name, which the code that turns rows into
+/// domain values is written against: a [`Row`], or a row that SQLite still holds
+/// ([`crate::sqlite_snapshot`]). Text and bytes are borrowed from the row.
+pub trait Columns {
+    fn opt_i64(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn opt_text(&self, column: &str) -> Result<Option<&str>, StoreError>;
+    fn opt_blob(&self, column: &str) -> Result<Option<&[u8]>, StoreError>;
+    /// A boolean: PostgreSQL's BOOLEAN, or SQLite's 0/1 integer.
+    fn boolean(&self, column: &str) -> Result<bool, StoreError>;
+
+    fn i64(&self, column: &str) -> Result<i64, StoreError> {
+        self.opt_i64(column)?.ok_or_else(|| corrupt(column, "a non-null integer"))
+    }
+
+    fn text(&self, column: &str) -> Result<&str, StoreError> {
+        self.opt_text(column)?.ok_or_else(|| corrupt(column, "non-null text"))
+    }
+
+    fn blob(&self, column: &str) -> Result<&[u8], StoreError> {
+        self.opt_blob(column)?.ok_or_else(|| corrupt(column, "non-null bytes"))
+    }
+}
+
+impl Columns for Row {
+    fn opt_i64(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Row::opt_i64(self, column)
+    }
+
+    fn opt_text(&self, column: &str) -> Result<Option<&str>, StoreError> {
+        Row::opt_text(self, column)
+    }
+
+    fn opt_blob(&self, column: &str) -> Result<Option<&[u8]>, StoreError> {
+        match self.value(column)? {
+            SqlValue::Bytes(value) => Ok(Some(value)),
+            SqlValue::NullInteger | SqlValue::NullText | SqlValue::NullBytes => Ok(None),
+            _ => Err(corrupt(column, "bytes")),
+        }
+    }
+
+    fn boolean(&self, column: &str) -> Result<bool, StoreError> {
+        Row::boolean(self, column)
+    }
+}
+
 impl Row {
+    /// A row of `values` under the column `names` of its result.
+    pub(crate) fn from_parts(names: Arc<[String]>, values: Vec<SqlValue>) -> Row {
+        Row { names, values }
+    }
+
     fn value(&self, column: &str) -> Result<&SqlValue, StoreError> {
         self.names
             .iter()
@@ -302,8 +352,16 @@ pub struct Database {
 
 #[derive(Debug, Clone)]
 enum Pools {
-    Sqlite { writer: SqlitePool, reader: SqlitePool },
-    Postgres { pool: PgPool },
+    /// `path`: the database file, which the full load reads on a connection of its own
+    /// ([`crate::sqlite_snapshot`]).
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+        path: Arc<std::path::Path>,
+    },
+    Postgres {
+        pool: PgPool,
+    },
 }
 
 /// An open transaction on either database; dropped without commit, it rolls back.
@@ -368,7 +426,7 @@ impl Database {
             companion.push(suffix);
             make_owner_only(std::path::Path::new(&companion), false)?;
         }
-        Ok(Database { pools: Pools::Sqlite { writer, reader }, statements: Arc::default() })
+        Ok(Database { pools: Pools::Sqlite { writer, reader, path: Arc::from(path) }, statements: Arc::default() })
     }
 
     /// Connects to PostgreSQL and migrates it.
@@ -449,6 +507,21 @@ impl Database {
             Pools::Sqlite { writer, .. } => bind_all!(sqlx::query(sql), values).execute(writer).await?.rows_affected(),
             Pools::Postgres { pool } => bind_all!(sqlx::query(sql), values).execute(pool).await?.rows_affected(),
         })
+    }
+
+    /// On SQLite, runs `read` on a snapshot of the database read through rusqlite on a
+    /// connection of its own, on a blocking thread ([`crate::sqlite_snapshot`]); `None` on
+    /// PostgreSQL.
+    pub(crate) async fn read_sqlite_snapshot<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&crate::sqlite_snapshot::Snapshot) -> Result<T, StoreError> + Send + 'static,
+    ) -> Option<Result<T, StoreError>> {
+        match &self.pools {
+            Pools::Sqlite { path, .. } => {
+                Some(crate::sqlite_snapshot::read_snapshot(path.to_path_buf(), self.statements.clone(), read).await)
+            }
+            Pools::Postgres { .. } => None,
+        }
     }
 
     /// The PostgreSQL pool, for the change-feed listener.

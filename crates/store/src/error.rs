@@ -53,6 +53,9 @@ pub enum StoreError {
     Refused(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A failure of the SQLite connection the full load reads on ([`crate::sqlite_snapshot`]).
+    #[error("database error: {0}")]
+    SqliteSnapshot(#[from] rusqlite::Error),
     #[error("migration error: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     /// The database file could not be created or its permissions set.

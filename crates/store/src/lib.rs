@@ -22,6 +22,7 @@ mod group_commit;
 mod model_limits;
 mod nodes;
 mod rows;
+mod sqlite_snapshot;
 pub mod usage;
 mod users;
 mod workspaces;
@@ -29,7 +30,7 @@ mod workspaces;
 use std::path::Path;
 use std::sync::Arc;
 
-use keygate_core::verification::{KeyRegistry, RegistryLoad, RegistryUpdate};
+use keygate_core::verification::{KeyRegistry, RegistryUpdate};
 
 pub use access_keys::{AccessKeyRecord, SessionRecord};
 pub use api_keys::{ApiKeyRecord, KeyEdit, KeyOrder, ListKeysQuery, NewApiKey, QuotaRule};
@@ -104,15 +105,11 @@ impl Store {
 
     /// Replaces the registry's contents with one consistent snapshot of every key and
     /// workspace (entries newer than the snapshot are kept). Returns the snapshot's version.
-    /// The snapshot is read in batches and compiled as they arrive, into a registry sized
-    /// from the count of keys; the current registry serves until the new one is complete.
+    /// Each key's row is compiled as it arrives, into a registry sized from the count of
+    /// keys; the current registry serves until the new one is complete.
     pub async fn resync_registry(&self) -> Result<u64, StoreError> {
-        let mut snapshot = self.database.begin_snapshot().await?;
-        let version = snapshot.fetch_one("SELECT COALESCE(MAX(version), 0) AS version FROM changes", &[]).await?.i64("version")?;
-        let version = u64::try_from(version).unwrap_or(0);
-        let mut load = RegistryLoad::new(version, compile::digest_count(&mut snapshot).await?);
-        compile::load_everything(&mut snapshot, &mut load).await?;
-        snapshot.commit().await?;
+        let load = compile::load_everything(&self.database).await?;
+        let version = load.version();
         self.registry.install(load);
         Ok(version)
     }

@@ -25,14 +25,18 @@ fn limit_from_row(row: &Row) -> Result<(String, LimitValues), StoreError> {
     ))
 }
 
-const LIMIT_COLUMNS: &str = "model, request_limit, request_limit_period, usage_limit, usage_limit_period";
+/// A workspace's limits, by model name (`$1`: the workspace).
+pub(crate) const LIMITS_OF_WORKSPACE: &str =
+    "SELECT model, request_limit, request_limit_period, usage_limit, usage_limit_period FROM model_limits WHERE workspace_id = $1 ORDER BY model";
+
+/// The limits in the rows of [`LIMITS_OF_WORKSPACE`].
+pub(crate) fn limits_from_rows(rows: &[Row]) -> Result<Vec<(String, LimitValues)>, StoreError> {
+    rows.iter().map(limit_from_row).collect()
+}
 
 /// The limits of a workspace, by model name, in `transaction`.
 pub(crate) async fn limits_of(transaction: &mut Transaction, workspace_id: &str) -> Result<Vec<(String, LimitValues)>, StoreError> {
-    let rows = transaction
-        .fetch_all(&format!("SELECT {LIMIT_COLUMNS} FROM model_limits WHERE workspace_id = $1 ORDER BY model"), &params![workspace_id])
-        .await?;
-    rows.iter().map(limit_from_row).collect()
+    limits_from_rows(&transaction.fetch_all(LIMITS_OF_WORKSPACE, &params![workspace_id]).await?)
 }
 
 fn sql_count(value: Option<u64>) -> Result<SqlValue, StoreError> {
@@ -43,11 +47,8 @@ fn sql_count(value: Option<u64>) -> Result<SqlValue, StoreError> {
 impl Store {
     /// The limits a workspace sets, by model name.
     pub async fn list_model_limits(&self, workspace_id: &str) -> Result<Vec<(String, LimitValues)>, StoreError> {
-        let rows = self
-            .database
-            .fetch_all(&format!("SELECT {LIMIT_COLUMNS} FROM model_limits WHERE workspace_id = $1 ORDER BY model"), &params![workspace_id])
-            .await?;
-        rows.iter().map(limit_from_row).collect()
+        let rows = self.database.fetch_all(LIMITS_OF_WORKSPACE, &params![workspace_id]).await?;
+        limits_from_rows(&rows)
     }
 
     /// Applies `changes` (model, change) in order to a workspace's limits: all of them, or

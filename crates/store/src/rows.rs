@@ -4,7 +4,7 @@ use keygate_core::ip_allowlist::IpAllowlist;
 use keygate_core::key_limits::{Budget, BudgetPeriod, KeyLimits};
 use keygate_core::permissions::{AppScope, CustomPermissions, KeyAuth, ModelScope};
 
-use crate::database::{Row, SqlValue};
+use crate::database::{Columns, SqlValue};
 use crate::StoreError;
 
 pub(crate) fn list_to_json(items: &[String]) -> String {
@@ -46,21 +46,21 @@ pub(crate) fn auth_columns(auth: &KeyAuth) -> AuthColumns {
     }
 }
 
-pub(crate) fn auth_from_row(row: &Row) -> Result<KeyAuth, StoreError> {
+pub(crate) fn auth_from_row(row: &impl Columns) -> Result<KeyAuth, StoreError> {
     if row.text("auth_type")? == "All" {
         return Ok(KeyAuth::All);
     }
-    let ips = json_to_list(&row.string("access_ips")?)?;
+    let ips = json_to_list(row.text("access_ips")?)?;
     let access_ips = IpAllowlist::parse(&ips).map_err(|error| StoreError::Corrupt(error.to_string()))?;
     Ok(KeyAuth::Custom(Box::new(CustomPermissions {
         access_ips,
         model_scope: ModelScope {
             allow_all_models: row.boolean("allow_all_models")?,
-            accessible_models: json_to_list(&row.string("accessible_models")?)?,
+            accessible_models: json_to_list(row.text("accessible_models")?)?,
         },
         app_scope: AppScope {
             allow_all_apps: row.boolean("allow_all_apps")?,
-            accessible_apps: json_to_list(&row.string("accessible_apps")?)?,
+            accessible_apps: json_to_list(row.text("accessible_apps")?)?,
         },
     })))
 }
@@ -85,14 +85,14 @@ pub(crate) fn limit_columns(limits: Option<&KeyLimits>) -> [SqlValue; 6] {
 }
 
 /// A key's limits from its row: `None` when it has none.
-pub(crate) fn limits_from_row(row: &Row) -> Result<Option<KeyLimits>, StoreError> {
+pub(crate) fn limits_from_row(row: &impl Columns) -> Result<Option<KeyLimits>, StoreError> {
     let count = |column: &str| -> Result<Option<u64>, StoreError> {
         row.opt_i64(column)?.map(|value| u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{column} {value}")))).transpose()
     };
-    let budget = match row.opt_string("budget_period")? {
+    let budget = match row.opt_text("budget_period")? {
         None => None,
         Some(period) => Some(Budget {
-            period: BudgetPeriod::parse(&period).ok_or_else(|| StoreError::Corrupt(format!("budget_period {period}")))?,
+            period: BudgetPeriod::parse(period).ok_or_else(|| StoreError::Corrupt(format!("budget_period {period}")))?,
             tokens: count("budget_tokens")?,
             cost_micros: row.opt_i64("budget_cost_micros")?,
         }),

@@ -6,6 +6,7 @@
 use keygate_core::access::KeyVisibility::WholeAccount;
 use keygate_core::access::{Role, UserStatus};
 use keygate_core::ip_allowlist::IpAllowlist;
+use keygate_core::key_limits::{Budget, BudgetPeriod, KeyLimits};
 use keygate_core::keys::{generate_key, KeyDigest, KeyFormat};
 use keygate_core::permissions::{AppScope, CustomPermissions, KeyAuth, ModelScope};
 use keygate_core::verification::KeyStanding;
@@ -174,6 +175,64 @@ on_both_databases! {
         assert_same_registry(&db.store, &opened, &world, "opened afterwards");
         // Nothing more to read.
         assert_eq!(behind.catch_up(version).await.unwrap(), CatchUp::UpTo(version));
+    }
+
+    async fn a_full_load_across_batches_holds_every_key_once_and_each_verifies(db: TestDatabase) {
+        // More than two of the loader's 2,000-row batches, the last one partial; every
+        // seventh key `Custom`, every eleventh with limits, every thirteenth expiring.
+        let workspace = db.default_workspace(SINGAPORE).await;
+        let (keys, plaintexts): (Vec<_>, Vec<_>) = (0..4_500)
+            .map(|index| {
+                let (mut key, plaintext) = new_key(SINGAPORE, &workspace, None, KeyFormat::Secure);
+                if index % 7 == 0 {
+                    key.auth = KeyAuth::Custom(Box::new(CustomPermissions {
+                        access_ips: IpAllowlist::parse(&["10.0.0.0/8".to_string(), "2001:db8::1".to_string()]).unwrap(),
+                        model_scope: ModelScope { allow_all_models: false, accessible_models: vec!["qwen-plus".into()] },
+                        app_scope: AppScope { allow_all_apps: false, accessible_apps: vec!["app-1".into()] },
+                    }));
+                }
+                if index % 11 == 0 {
+                    key.limits = Some(KeyLimits {
+                        requests_per_minute: Some(60),
+                        tokens_per_minute: None,
+                        max_in_flight: Some(2),
+                        budget: Some(Budget { period: BudgetPeriod::Month, tokens: Some(1_000), cost_micros: None }),
+                    });
+                }
+                if index % 13 == 0 {
+                    key.expires_at = Some(now_millis() / 1000 + 86_400);
+                }
+                (key, plaintext)
+            })
+            .unzip();
+        let digests: Vec<KeyDigest> = keys.iter().map(|key| key.digest).collect();
+        let mut records = Vec::new();
+        for batch in keys.chunks(1_000) {
+            records.extend(db.store.import_api_keys(&db.root(), batch.to_vec(), NO_LIMIT).await.unwrap());
+        }
+
+        // Every key verifies by its plaintext on a store that loaded them all at its start,
+        // once, and as the live updates compiled it.
+        let opened = db.open_another("kg-store-b").await;
+        let every_key_verifies = |store: &Store| {
+            assert_eq!(store.registry().live_key_count(), 4_500);
+            let now = now_millis() / 1000;
+            let mut seen = std::collections::HashSet::new();
+            for ((record, digest), plaintext) in records.iter().zip(&digests).zip(&plaintexts) {
+                let verified = store
+                    .registry()
+                    .authenticate(plaintext, SINGAPORE, now)
+                    .unwrap_or_else(|failure| panic!("key {} did not verify: {failure:?}", record.api_key_id));
+                assert_eq!(verified.key_id, record.api_key_id);
+                assert!(seen.insert(verified.key_id), "key {} loaded twice", verified.key_id);
+                assert_eq!(Some(verified), db.store.registry().lookup(digest), "key {}", record.api_key_id);
+                assert_eq!(store.registry().digest_of(record.api_key_id), Some(*digest));
+            }
+        };
+        every_key_verifies(&opened);
+        // A resync (a follower's, after a gap) loads the same again.
+        opened.resync_registry().await.unwrap();
+        every_key_verifies(&opened);
     }
 
     async fn catching_up_on_many_changes_at_once_compiles_the_same(db: TestDatabase) {
