@@ -9,7 +9,7 @@ use std::sync::Arc;
 use keygate_core::keys::{KeyDigest, KeyFormat};
 use keygate_core::verification::{CompiledKey, GraceSecret, KeyStanding, RegistryLoad, RegistryUpdate, WorkspaceGrants};
 
-use crate::database::{params, Row, SqlValue, Transaction};
+use crate::database::{params, value_rows, Row, SqlValue, Transaction};
 use crate::rows::{auth_from_row, limits_from_row};
 use crate::StoreError;
 
@@ -87,6 +87,26 @@ pub(crate) async fn keys_in_id_range(transaction: &mut Transaction, first: i64, 
     rows.iter().map(compile_key_row).collect()
 }
 
+/// The keys with these ids (those that exist), keyed by id, in one statement per
+/// [`KEYS_PER_LOOKUP`] ids.
+pub(crate) async fn keys_by_ids(
+    transaction: &mut Transaction,
+    key_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, RegistryUpdate>, StoreError> {
+    let mut keys = std::collections::HashMap::with_capacity(key_ids.len());
+    for chunk in key_ids.chunks(KEYS_PER_LOOKUP) {
+        let sql = format!("{KEY_STATE_QUERY} WHERE k.api_key_id IN {}", value_rows(1, chunk.len()));
+        let values: Vec<SqlValue> = chunk.iter().map(|&key_id| SqlValue::from(key_id)).collect();
+        for row in transaction.fetch_all(&sql, &values).await? {
+            keys.insert(row.i64("api_key_id")?, compile_key_row(&row)?);
+        }
+    }
+    Ok(keys)
+}
+
+/// Ids per `IN (...)` of [`keys_by_ids`].
+const KEYS_PER_LOOKUP: usize = 500;
+
 pub(crate) async fn key_by_id(transaction: &mut Transaction, key_id: i64) -> Result<Vec<RegistryUpdate>, StoreError> {
     keys_where(transaction, "k.api_key_id = $1", key_id.into()).await
 }
@@ -161,6 +181,51 @@ pub(crate) async fn load_everything(transaction: &mut Transaction, load: &mut Re
     Ok(())
 }
 
+/// One change-feed entry as read: its kind, subject and revoked digests.
+pub(crate) struct ChangeEntry {
+    pub kind: String,
+    pub subject: String,
+    pub revoked: String,
+}
+
+/// What each of a run of change-feed entries means for the registry, read in `transaction`:
+/// [`updates_for_change`] of each, except that the keys the `api_key` entries name are read
+/// in one statement for the whole run (a follower behind a group commit's batch reads its
+/// keys at once, not one query per key). One snapshot serves both ways alike: each entry
+/// gets the key's state as of that snapshot.
+pub(crate) async fn updates_for_changes(
+    transaction: &mut Transaction,
+    entries: &[ChangeEntry],
+) -> Result<Vec<Vec<RegistryUpdate>>, StoreError> {
+    let key_id = |entry: &ChangeEntry| (entry.kind == "api_key").then(|| entry.subject.parse::<i64>().ok()).flatten();
+    let mut key_ids: Vec<i64> = entries.iter().filter_map(key_id).collect();
+    key_ids.sort_unstable();
+    key_ids.dedup();
+    let keys = keys_by_ids(transaction, &key_ids).await?;
+    let mut all = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let updates = match key_id(entry) {
+            Some(id) => {
+                let mut updates = revoked_updates(&entry.revoked);
+                updates.extend(keys.get(&id).cloned());
+                updates
+            }
+            None => updates_for_change(transaction, &entry.kind, &entry.subject, &entry.revoked).await?,
+        };
+        all.push(updates);
+    }
+    Ok(all)
+}
+
+fn revoked_updates(revoked: &str) -> Vec<RegistryUpdate> {
+    revoked
+        .split(',')
+        .filter(|text| !text.is_empty())
+        .filter_map(crate::digest_from_hex)
+        .map(|digest| RegistryUpdate::Revoked { digest })
+        .collect()
+}
+
 /// What one change-feed entry means for the registry, read in `transaction`.
 pub(crate) async fn updates_for_change(
     transaction: &mut Transaction,
@@ -168,12 +233,7 @@ pub(crate) async fn updates_for_change(
     subject: &str,
     revoked: &str,
 ) -> Result<Vec<RegistryUpdate>, StoreError> {
-    let mut updates: Vec<RegistryUpdate> = revoked
-        .split(',')
-        .filter(|text| !text.is_empty())
-        .filter_map(crate::digest_from_hex)
-        .map(|digest| RegistryUpdate::Revoked { digest })
-        .collect();
+    let mut updates = revoked_updates(revoked);
     match kind {
         "api_key" => {
             if let Ok(key_id) = subject.parse::<i64>() {

@@ -524,6 +524,20 @@ impl Transaction {
         Ok(())
     }
 
+    /// [`Transaction::lock_account`] for several accounts in one statement, in order of id
+    /// (a group commit's batch locks the accounts of all its requests before the first).
+    pub async fn lock_accounts(&mut self, account_ids: &[i64]) -> Result<(), StoreError> {
+        if self.dialect() == Dialect::Postgres && !account_ids.is_empty() {
+            let sql = format!(
+                "SELECT account_id FROM accounts WHERE account_id IN {} ORDER BY account_id FOR UPDATE",
+                value_rows(1, account_ids.len())
+            );
+            let values: Vec<SqlValue> = account_ids.iter().map(|&account_id| SqlValue::from(account_id)).collect();
+            self.execute(&sql, &values).await?;
+        }
+        Ok(())
+    }
+
     /// PostgreSQL: takes the change feed's transaction-scoped advisory lock, once (the
     /// lock that serializes version assignment). SQLite's writer is already alone.
     pub async fn lock_change_feed(&mut self) -> Result<(), StoreError> {
@@ -548,6 +562,16 @@ impl Transaction {
         match self.inner {
             TransactionInner::Sqlite(transaction) => transaction.commit().await?,
             TransactionInner::Postgres(transaction) => transaction.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Rolls back now, releasing its locks before this returns (a drop rolls back later,
+    /// when the connection is next used).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self.inner {
+            TransactionInner::Sqlite(transaction) => transaction.rollback().await?,
+            TransactionInner::Postgres(transaction) => transaction.rollback().await?,
         }
         Ok(())
     }

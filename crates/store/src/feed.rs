@@ -89,19 +89,31 @@ impl Store {
                 )
                 .await?;
             let fetched = rows.len();
-            for row in rows {
+            // The entries up to the first gap, read for the registry together.
+            let mut versions = Vec::with_capacity(fetched);
+            let mut entries = Vec::with_capacity(fetched);
+            for row in &rows {
                 let version = u64::try_from(row.i64("version")?).unwrap_or(0);
-                if version != position + 1 {
-                    snapshot.commit().await?;
-                    return Ok(CatchUp::Gap);
+                if version != position + 1 + versions.len() as u64 {
+                    break;
                 }
-                let updates =
-                    compile::updates_for_change(&mut snapshot, &row.string("kind")?, &row.string("subject")?, &row.string("revoked")?)
-                        .await?;
+                versions.push(version);
+                entries.push(compile::ChangeEntry {
+                    kind: row.string("kind")?,
+                    subject: row.string("subject")?,
+                    revoked: row.string("revoked")?,
+                });
+            }
+            let gap = versions.len() < fetched;
+            let updates = compile::updates_for_changes(&mut snapshot, &entries).await?;
+            snapshot.commit().await?;
+            for (version, updates) in versions.into_iter().zip(updates) {
                 self.registry.apply(version, updates);
                 position = version;
             }
-            snapshot.commit().await?;
+            if gap {
+                return Ok(CatchUp::Gap);
+            }
             if fetched < usize::try_from(CATCH_UP_BATCH).unwrap_or(usize::MAX) {
                 return Ok(CatchUp::UpTo(position));
             }

@@ -151,6 +151,51 @@ impl Store {
         Ok(u64::try_from(version).unwrap_or(0))
     }
 
+    /// Appends the change-feed rows of a group commit's batch in one statement and returns
+    /// their versions, consecutive and in the order of `changes`. PostgreSQL only (the
+    /// batch takes the lock first, like [`Store::record_change`]; the NOTIFY is the batch's).
+    pub(crate) async fn record_changes(transaction: &mut Transaction, changes: &[Change<'_>]) -> Result<Vec<u64>, StoreError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        transaction.lock_change_feed().await?;
+        let mut values = Vec::with_capacity(changes.len() * 5);
+        let mut rows = Vec::with_capacity(changes.len());
+        for (index, change) in changes.iter().enumerate() {
+            let revoked = change.revoked.iter().map(hex_digest).collect::<Vec<_>>().join(",");
+            let position = i64::try_from(index).unwrap_or(i64::MAX) + 1;
+            values.extend(params![position, change.kind, change.subject, revoked, change.at]);
+            let first = index * 5;
+            rows.push(format!(
+                "(${}::BIGINT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::BIGINT)",
+                first + 1,
+                first + 2,
+                first + 3,
+                first + 4,
+                first + 5
+            ));
+        }
+        let sql = format!(
+            "INSERT INTO changes (version, kind, subject, revoked, at) \
+             SELECT last.version + entry.position, entry.kind, entry.subject, entry.revoked, entry.at \
+             FROM (SELECT COALESCE(MAX(version), 0) AS version FROM changes) AS last, (VALUES {}) AS entry(position, kind, subject, revoked, at) \
+             RETURNING version",
+            rows.join(", ")
+        );
+        let mut versions = transaction
+            .fetch_all(&sql, &values)
+            .await?
+            .iter()
+            .map(|row| row.i64("version").map(|version| u64::try_from(version).unwrap_or(0)))
+            .collect::<Result<Vec<u64>, _>>()?;
+        // The versions are the first one plus each entry's position.
+        versions.sort_unstable();
+        if versions.len() != changes.len() {
+            return Err(StoreError::Corrupt(format!("{} change rows written for {} changes", versions.len(), changes.len())));
+        }
+        Ok(versions)
+    }
+
     fn publish(&self, version: u64, updates: Vec<RegistryUpdate>) {
         self.registry.apply(version, updates);
     }
