@@ -1,6 +1,8 @@
 //! AccessKeys (management credentials whose secrets are stored encrypted), console/CLI
 //! sessions (stored as token digests) and the ACS3 nonce ledger.
 
+use keygate_core::access::{Caller, CallerCredential, CallerIdentity, Role, UserStatus};
+
 use crate::audit::{write_audit, AuditContext};
 use crate::database::{params, Row};
 use crate::{Missing, Store, StoreError};
@@ -145,6 +147,44 @@ impl Store {
             Ok(SessionRecord { account_id: row.i64("account_id")?, user_id: row.opt_i64("user_id")?, expires_at: row.i64("expires_at")? })
         })
         .transpose()
+    }
+
+    /// The caller behind an unexpired session, in one statement: its account and, for a
+    /// RAM user's session, the user (`None` as well when that user was deleted). The
+    /// caller's credential is left `Direct` for the caller to name.
+    pub async fn session_caller(&self, token_digest: &[u8], now: i64) -> Result<Option<Caller>, StoreError> {
+        let Some(row) = self
+            .database
+            .fetch_optional(
+                "SELECT s.account_id, s.user_id, a.name AS account_name, u.name AS user_name, u.role, u.status \
+                 FROM sessions s JOIN accounts a ON a.account_id = s.account_id \
+                 LEFT JOIN ram_users u ON u.user_id = s.user_id AND u.account_id = s.account_id AND u.deleted_at IS NULL \
+                 WHERE s.token_digest = $1 AND s.expires_at > $2",
+                &params![token_digest, now],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let identity = match row.opt_i64("user_id")? {
+            None => CallerIdentity::Account,
+            Some(user_id) => {
+                let Some(name) = row.opt_string("user_name")? else { return Ok(None) };
+                let (role, status) = (row.string("role")?, row.string("status")?);
+                CallerIdentity::RamUser {
+                    user_id,
+                    name,
+                    role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+                    status: UserStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+                }
+            }
+        };
+        Ok(Some(Caller {
+            account_id: row.i64("account_id")?,
+            account_name: row.string("account_name")?,
+            identity,
+            credential: CallerCredential::Direct,
+        }))
     }
 
     pub async fn delete_session(&self, context: &AuditContext, token_digest: &[u8]) -> Result<(), StoreError> {

@@ -59,6 +59,24 @@ on_both_databases! {
         assert_eq!(actions, ["Session.Login", "Session.Login", "Session.Login", "Session.Logout"]);
     }
 
+    async fn a_sessions_caller_is_read_in_one_statement_and_none_once_its_user_is_deleted(db: TestDatabase) {
+        let now = now_millis();
+        let kim = db.store.create_user(&db.root(), "kim", Role::KeyManager, None).await.unwrap();
+        let (roots, kims, expired) = ([3u8; 32], [4u8; 32], [5u8; 32]);
+        db.store.create_session(&db.root(), &roots, None, now + 60_000).await.unwrap();
+        db.store.create_session(&db.root(), &kims, Some(kim.user_id), now + 60_000).await.unwrap();
+        db.store.create_session(&db.root(), &expired, None, now - 1).await.unwrap();
+        let before = db.store.statements_run();
+        let root = db.store.session_caller(&roots, now_millis()).await.unwrap().expect("root's session");
+        assert_eq!(db.store.statements_run() - before, 1);
+        assert_eq!(root, db.store.caller(db.account_id, None).await.unwrap());
+        let caller = db.store.session_caller(&kims, now_millis()).await.unwrap().expect("kim's session");
+        assert_eq!(caller, db.store.caller(db.account_id, Some(kim.user_id)).await.unwrap());
+        assert!(db.store.session_caller(&expired, now_millis()).await.unwrap().is_none(), "an expired session has no caller");
+        db.store.delete_user(&db.root(), "kim").await.unwrap();
+        assert!(db.store.session_caller(&kims, now_millis()).await.unwrap().is_none(), "a deleted user's session has no caller");
+    }
+
     async fn a_nonce_is_accepted_once_until_it_is_older_than_the_window(db: TestDatabase) {
         let window_start = now_millis() - 15 * 60 * 1000;
         assert!(db.store.remember_nonce("nonce-1", now_millis(), window_start).await.unwrap());
