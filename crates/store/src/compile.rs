@@ -186,6 +186,9 @@ pub(crate) struct ChangeEntry {
     pub kind: String,
     pub subject: String,
     pub revoked: String,
+    /// An `api_key` entry whose key the registry already holds at this entry's version or
+    /// later (this node's own write): nothing to read for it.
+    pub key_already_applied: bool,
 }
 
 /// What each of a run of change-feed entries means for the registry, read in `transaction`:
@@ -198,7 +201,7 @@ pub(crate) async fn updates_for_changes(
     entries: &[ChangeEntry],
 ) -> Result<Vec<Vec<RegistryUpdate>>, StoreError> {
     let key_id = |entry: &ChangeEntry| (entry.kind == "api_key").then(|| entry.subject.parse::<i64>().ok()).flatten();
-    let mut key_ids: Vec<i64> = entries.iter().filter_map(key_id).collect();
+    let mut key_ids: Vec<i64> = entries.iter().filter(|entry| !entry.key_already_applied).filter_map(key_id).collect();
     key_ids.sort_unstable();
     key_ids.dedup();
     let keys = keys_by_ids(transaction, &key_ids).await?;
@@ -207,7 +210,9 @@ pub(crate) async fn updates_for_changes(
         let updates = match key_id(entry) {
             Some(id) => {
                 let mut updates = revoked_updates(&entry.revoked);
-                updates.extend(keys.get(&id).cloned());
+                if !entry.key_already_applied {
+                    updates.extend(keys.get(&id).cloned());
+                }
                 updates
             }
             None => updates_for_change(transaction, &entry.kind, &entry.subject, &entry.revoked).await?,

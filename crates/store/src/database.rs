@@ -17,6 +17,9 @@ use sqlx::{Column, PgPool, Postgres, Row as _, Sqlite, SqlitePool, TypeInfo, Val
 
 use crate::StoreError;
 
+/// Prepared statements each PostgreSQL connection keeps (see [`Database::open_postgres`]).
+const STATEMENT_CACHE_CAPACITY: usize = 512;
+
 /// A value bound to a statement. NULLs carry their type, which PostgreSQL needs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
@@ -373,7 +376,11 @@ impl Database {
 
     /// Connects to PostgreSQL and migrates it.
     pub async fn open_postgres(url: &str) -> Result<Database, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
+        // Each connection keeps its statements prepared. A group commit's statements differ
+        // with the batch's size (one per size up to its 64 requests, for each of its
+        // multi-row statements), and so do a follower's: with sqlx's default of 100, they
+        // pushed one another out and were prepared again and again.
+        let options = PgConnectOptions::from_str(url)?.statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         let pool = PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Database { pools: Pools::Postgres { pool }, statements: Arc::default() })

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
+use crate::access_keys::SESSION_CHANGE;
 use crate::compile;
 use crate::database::params;
 use crate::{Store, StoreError};
@@ -98,15 +99,21 @@ impl Store {
                     break;
                 }
                 versions.push(version);
-                entries.push(compile::ChangeEntry {
-                    kind: row.string("kind")?,
-                    subject: row.string("subject")?,
-                    revoked: row.string("revoked")?,
-                });
+                let (kind, subject) = (row.string("kind")?, row.string("subject")?);
+                let key_already_applied = kind == "api_key"
+                    && subject
+                        .parse::<i64>()
+                        .ok()
+                        .and_then(|key_id| self.registry.key_version(key_id))
+                        .is_some_and(|applied| applied >= version);
+                entries.push(compile::ChangeEntry { kind, subject, revoked: row.string("revoked")?, key_already_applied });
             }
             let gap = versions.len() < fetched;
             let updates = compile::updates_for_changes(&mut snapshot, &entries).await?;
             snapshot.commit().await?;
+            if entries.iter().any(|entry| entry.kind == SESSION_CHANGE || entry.kind == "user") {
+                self.sessions.forget_all();
+            }
             for (version, updates) in versions.into_iter().zip(updates) {
                 self.registry.apply(version, updates);
                 position = version;

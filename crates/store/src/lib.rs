@@ -52,6 +52,13 @@ pub struct Store {
     opened_at_version: u64,
     /// PostgreSQL: the queue of this node's group commit, which CreateApiKey goes through.
     committer: Option<group_commit::GroupCommitter>,
+    /// The default workspace of each (account, region) read so far. A default workspace is
+    /// never deleted, renamed or replaced once it exists, so a copy never goes stale, and
+    /// a create in the default workspace (the usual create) reads nothing for it.
+    default_workspaces: Arc<std::sync::RwLock<std::collections::HashMap<(i64, String), WorkspaceRecord>>>,
+    /// The callers behind session tokens read so far, emptied by any change that could
+    /// end a session or change its caller.
+    sessions: Arc<access_keys::SessionCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -87,7 +94,8 @@ impl Store {
             Dialect::Postgres => Some(group_commit::GroupCommitter::start(database.clone(), registry.clone())),
             Dialect::Sqlite => None,
         };
-        let mut store = Store { database, registry, opened_at_version: 0, committer };
+        let mut store =
+            Store { database, registry, opened_at_version: 0, committer, default_workspaces: Arc::default(), sessions: Arc::default() };
         store.opened_at_version = store.resync_registry().await?;
         Ok(store)
     }
@@ -113,6 +121,8 @@ impl Store {
         let mut load = RegistryLoad::new(version, compile::digest_count(&mut snapshot).await?);
         compile::load_everything(&mut snapshot, &mut load).await?;
         snapshot.commit().await?;
+        // Changes may have been missed: sessions too.
+        self.sessions.forget_all();
         self.registry.install(load);
         Ok(version)
     }
