@@ -6,17 +6,21 @@
 # release nodes, A and B, on one PostgreSQL; then
 #   1. CREATE_CLIENTS clients (default 32, half on each node, bearer session tokens) call
 #      CreateApiKey back to back for WRITE_SECONDS (default 15): keys created per second;
+#      and where the machine's CPU went meanwhile: the two nodes, their PostgreSQL
+#      connections, the clients, and everything else (other work on the machine);
 #   2. the same load again, and meanwhile bench/revocation.sh's measurement
 #      (`revocation_propagation`: disable through A until B refuses, ITERATIONS times,
 #      default 200), started a second into the load.
 #
 # The baseline is BASELINE_REV (default main), exported with `git archive` and built in the
 # same target directory (so only the workspace's own crates build twice), or the binaries
-# already in BASELINE_BIN (keygate, management_write_throughput, revocation_propagation).
+# already in BASELINE_BIN (keygate, management_write_throughput, revocation_propagation);
+# CURRENT_BIN likewise names binaries already built from this tree.
 #
 #   bash bench/group_commit.sh
 #   BASELINE_REV=27d207d WRITE_SECONDS=30 bash bench/group_commit.sh
 #   BASELINE_BIN=/tmp/baseline-bin bash bench/group_commit.sh
+#   BASELINE_BIN=/tmp/baseline-bin CURRENT_BIN=/tmp/current-bin bash bench/group_commit.sh
 source "$(dirname "$0")/common.sh"
 
 write_seconds=${WRITE_SECONDS:-15}
@@ -39,8 +43,12 @@ else
   (cd "$work_dir/baseline-src" && CARGO_TARGET_DIR=$target_dir cargo build --release --workspace --bin keygate "${examples[@]/#/--example=}" >&2)
   cp "$target_dir/release/keygate" "${examples[@]/#/$target_dir/release/examples/}" "$work_dir/baseline/"
 fi
-bench_build "${examples[@]}"
-cp "$target_dir/release/keygate" "${examples[@]/#/$target_dir/release/examples/}" "$work_dir/current/"
+if [ -n "${CURRENT_BIN:-}" ]; then
+  cp "$CURRENT_BIN/keygate" "${examples[@]/#/$CURRENT_BIN/}" "$work_dir/current/"
+else
+  bench_build "${examples[@]}"
+  cp "$target_dir/release/keygate" "${examples[@]/#/$target_dir/release/examples/}" "$work_dir/current/"
+fi
 
 cat >"$work_dir/node.toml" <<TOML
 # Failed authentications are asked for on purpose (B refusing a revoked key): never 429.
@@ -53,6 +61,35 @@ TOML
 bench_machine
 echo "postgres settings: fsync=$(psql -At "$database_url" -c 'SHOW fsync') synchronous_commit=$(psql -At "$database_url" -c 'SHOW synchronous_commit')"
 echo "baseline: $baseline_label; this build: the tree above"
+# CPU ticks (user + system) of every process, "pid ticks" per line; the machine's busy and
+# idle ticks on the last line, as "machine busy idle".
+cpu_snapshot() {
+  # cat, not awk, opens the files: a process that ends meanwhile is skipped, not fatal.
+  cat /proc/[0-9]*/stat 2>/dev/null |
+    awk '{ split($0, head, " "); match($0, /\) /); split(substr($0, RSTART + 2), fields, " "); print head[1], fields[12] + fields[13] }' || true
+  awk '/^cpu / { print "machine", $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat
+}
+# cpu_split BEFORE AFTER SECONDS "NAME PID..."...: the CPU seconds each group of processes
+# used between the snapshots, the rest of the machine's busy time, and its idle time.
+cpu_split() {
+  local before=$1 after=$2 seconds=$3 hertz group name pids used total=0 line
+  shift 3
+  hertz=$(getconf CLK_TCK)
+  line="  CPU over the ${seconds}s of load ($(nproc) cores, so $(($(nproc) * seconds)) CPU-seconds in all):"
+  for group in "$@"; do
+    name=${group%% *}
+    pids=" ${group#* } "
+    used=$(awk -v pids="$pids" 'NR == FNR { if (index(pids, " " $1 " ")) start[$1] = $2; next }
+      index(pids, " " $1 " ") { sum += $2 - start[$1] } END { print sum + 0 }' "$before" "$after")
+    total=$((total + used))
+    line+=" $name $(echo "scale=1; $used / $hertz" | bc) s,"
+  done
+  read -r _ busy_before idle_before < <(grep '^machine' "$before")
+  read -r _ busy_after idle_after < <(grep '^machine' "$after")
+  line+=" everything else $(echo "scale=1; ($busy_after - $busy_before - $total) / $hertz" | bc) s, idle $(echo "scale=1; ($idle_after - $idle_before) / $hertz" | bc) s"
+  echo "$line"
+}
+
 schemas=()
 drop_schemas() {
   local name
@@ -75,7 +112,17 @@ for build in baseline current; do
   echo
   echo "== $build: CreateApiKey, $clients clients over two nodes, ${write_seconds}s =="
   "$work_dir/$build/management_write_throughput" --nodes "$nodes" --password "$root_password" \
-    --operation create --concurrency "$clients" --seconds "$write_seconds"
+    --operation create --concurrency "$clients" --seconds "$write_seconds" &
+  load=$!
+  # The CPU split covers the load from its second second to a second before its end.
+  sleep 1
+  postgres_pids=$(psql -At "$database_url" -c "SELECT pid FROM pg_stat_activity WHERE application_name IN ('gc-$build-a', 'gc-$build-b')" | tr '\n' ' ')
+  cpu_snapshot >"$work_dir/cpu.before"
+  sleep $((write_seconds - 2))
+  cpu_snapshot >"$work_dir/cpu.after"
+  wait "$load"
+  cpu_split "$work_dir/cpu.before" "$work_dir/cpu.after" $((write_seconds - 2)) "nodes ${node_pids[*]}" \
+    "their-postgres-connections $postgres_pids" "clients $load"
   echo "-- the same load, and revocation across the nodes meanwhile ($iterations revocations):"
   "$work_dir/$build/management_write_throughput" --nodes "$nodes" --password "$root_password" \
     --operation create --concurrency "$clients" --seconds "$write_seconds" >"$work_dir/load.txt" &

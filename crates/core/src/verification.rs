@@ -651,6 +651,14 @@ impl KeyRegistry {
         state.entry_of_key(key_id).and_then(|entry| entry.key.clone())
     }
 
+    /// The change-feed version at which the live key `key_id` was last applied, if it is
+    /// held: a follower need not read again a key this node has already applied at that
+    /// version or later (a node's own writes come back to it through the feed).
+    pub fn key_version(&self, key_id: i64) -> Option<u64> {
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.entry_of_key(key_id).map(|entry| entry.version)
+    }
+
     pub fn workspace(&self, workspace_id: &str) -> Option<Arc<WorkspaceGrants>> {
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         state.workspaces.get(workspace_id).map(|(_, grants)| grants.clone())

@@ -1,9 +1,76 @@
 //! AccessKeys (management credentials whose secrets are stored encrypted), console/CLI
 //! sessions (stored as token digests) and the ACS3 nonce ledger.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use keygate_core::access::{Caller, CallerCredential, CallerIdentity, Role, UserStatus};
+
 use crate::audit::{write_audit, AuditContext};
 use crate::database::{params, Row};
-use crate::{Missing, Store, StoreError};
+use crate::{Change, Missing, Store, StoreError};
+
+/// Sessions a [`SessionCache`] holds at most; past that it starts again empty.
+const SESSION_CACHE_CAPACITY: usize = 10_000;
+
+/// The callers behind session tokens, so that a request with a session token reads the
+/// database once per token rather than once per request. Everything a cached caller
+/// depends on is written with a change-feed entry (`session` for a logout or a password
+/// change, `user` for a RAM user's role, status or deletion), and the cache is emptied
+/// when this node writes one and when it applies one from the feed: a session ended on
+/// another node stops working here as soon as this node follows that change, as a
+/// revoked key does. The expiry is checked on every use.
+#[derive(Debug, Default)]
+pub(crate) struct SessionCache {
+    state: Mutex<SessionCacheState>,
+}
+
+#[derive(Debug, Default)]
+struct SessionCacheState {
+    /// Bumped when the cache is emptied: a read that began before cannot fill it with
+    /// what it read.
+    generation: u64,
+    /// Token digest: the caller and the session's expiry (Unix ms).
+    callers: HashMap<Vec<u8>, (Caller, i64)>,
+}
+
+impl SessionCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SessionCacheState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached caller of a session live at `now`; otherwise the generation to hand to
+    /// [`SessionCache::remember`] after reading the database.
+    fn get(&self, token_digest: &[u8], now: i64) -> Result<Caller, u64> {
+        let state = self.lock();
+        match state.callers.get(token_digest) {
+            Some((caller, expires_at)) if *expires_at > now => Ok(caller.clone()),
+            _ => Err(state.generation),
+        }
+    }
+
+    fn remember(&self, generation: u64, token_digest: &[u8], caller: &Caller, expires_at: i64) {
+        let mut state = self.lock();
+        if state.generation != generation {
+            return;
+        }
+        if state.callers.len() >= SESSION_CACHE_CAPACITY {
+            state.callers.clear();
+        }
+        state.callers.insert(token_digest.to_vec(), (caller.clone(), expires_at));
+    }
+
+    /// Empties the cache: a session may have ended or its caller changed.
+    pub(crate) fn forget_all(&self) {
+        let mut state = self.lock();
+        state.generation += 1;
+        state.callers.clear();
+    }
+}
+
+/// The change-feed kind of a write that ends sessions (a logout, a password change): it
+/// changes no key, but empties every node's [`SessionCache`].
+pub(crate) const SESSION_CHANGE: &str = "session";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessKeyRecord {
@@ -147,11 +214,65 @@ impl Store {
         .transpose()
     }
 
+    /// The caller behind an unexpired session, in one statement: its account and, for a
+    /// RAM user's session, the user (`None` as well when that user was deleted). The
+    /// caller's credential is left `Direct` for the caller to name.
+    /// Served from this store's [`SessionCache`] after the first time.
+    pub async fn session_caller(&self, token_digest: &[u8], now: i64) -> Result<Option<Caller>, StoreError> {
+        let generation = match self.sessions.get(token_digest, now) {
+            Ok(caller) => return Ok(Some(caller)),
+            Err(generation) => generation,
+        };
+        let Some(row) = self
+            .database
+            .fetch_optional(
+                "SELECT s.account_id, s.user_id, s.expires_at, a.name AS account_name, u.name AS user_name, u.role, u.status \
+                 FROM sessions s JOIN accounts a ON a.account_id = s.account_id \
+                 LEFT JOIN ram_users u ON u.user_id = s.user_id AND u.account_id = s.account_id AND u.deleted_at IS NULL \
+                 WHERE s.token_digest = $1 AND s.expires_at > $2",
+                &params![token_digest, now],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let identity = match row.opt_i64("user_id")? {
+            None => CallerIdentity::Account,
+            Some(user_id) => {
+                let Some(name) = row.opt_string("user_name")? else { return Ok(None) };
+                let (role, status) = (row.string("role")?, row.string("status")?);
+                CallerIdentity::RamUser {
+                    user_id,
+                    name,
+                    role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role}")))?,
+                    status: UserStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+                }
+            }
+        };
+        let caller = Caller {
+            account_id: row.i64("account_id")?,
+            account_name: row.string("account_name")?,
+            identity,
+            credential: CallerCredential::Direct,
+        };
+        self.sessions.remember(generation, token_digest, &caller, row.i64("expires_at")?);
+        Ok(Some(caller))
+    }
+
+    /// Ends the session, on every node: a `session` change in the feed (see [`SessionCache`]).
     pub async fn delete_session(&self, context: &AuditContext, token_digest: &[u8]) -> Result<(), StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         transaction.execute("DELETE FROM sessions WHERE token_digest = $1", &params![token_digest]).await?;
         write_audit(&mut transaction, context, "Session.Logout", "session", "").await?;
-        transaction.commit().await
+        let version = Self::record_change(
+            &mut transaction,
+            Change { at: context.at, kind: SESSION_CHANGE, subject: &context.account_id.to_string(), revoked: &[] },
+        )
+        .await?;
+        transaction.commit().await?;
+        self.sessions.forget_all();
+        self.publish(version, Vec::new());
+        Ok(())
     }
 
     /// Records an ACS3 nonce seen at `now`; `false` when it was already seen (a replay).

@@ -11,10 +11,10 @@ use keygate_core::permissions::KeyAuth;
 use keygate_core::region::LimitScope;
 use keygate_core::verification::RegistryUpdate;
 
-use crate::audit::{write_audit, write_audit_rows, AuditContext};
+use crate::audit::{write_audit, write_audit_entries, write_audit_rows, AuditContext, AuditEntry};
 use crate::compile;
 use crate::database::{params, value_rows, Dialect, Row, SqlValue, Transaction};
-use crate::group_commit::Committed;
+use crate::group_commit::{Committed, CreateRequest, Outcome};
 use crate::rows::{auth_columns, auth_from_row, limit_columns, limits_detail, limits_from_row, LIMIT_COLUMNS};
 use crate::{Change, Missing, Store, StoreError};
 
@@ -278,10 +278,166 @@ async fn stored_digests(transaction: &mut Transaction, digests: &[KeyDigest]) ->
     Ok(found)
 }
 
+/// The detail of a new key's audit row.
+fn created_detail(key: &NewApiKey) -> String {
+    format!(
+        "workspace={} auth={} masked={}{}{}",
+        key.workspace_id,
+        auth_columns(&key.auth).auth_type,
+        key.masked_key,
+        key.expires_at.map(|at| format!(" expires_at={at}")).unwrap_or_default(),
+        key.limits.as_ref().map(|limits| limits_detail(Some(limits))).unwrap_or_default()
+    )
+}
+
+/// The audit action of a new key.
+fn created_action(key: &NewApiKey) -> &'static str {
+    if key.legacy_ciphertext.is_some() {
+        "ApiKey.Import"
+    } else {
+        "ApiKey.Create"
+    }
+}
+
+/// The owners' key counts a batch's limits are checked against, by (account, region,
+/// creator or 0, plan), as the trigger keeps them in `api_key_counts` (PostgreSQL).
+type OwnerCounts = HashMap<(i64, String, i64, bool), i64>;
+
+/// The keys that count toward `quota` for `key`, from `counts` (see [`count_toward_limit`]).
+fn counted_toward_limit(counts: &OwnerCounts, account_id: i64, key: &NewApiKey, scope: LimitScope) -> i64 {
+    let plan = key.format == KeyFormat::Plan;
+    let creator = key.creator_user_id.unwrap_or(0);
+    counts
+        .iter()
+        .filter(|((account, region, owner, is_plan), _)| {
+            *account == account_id && *region == key.region && *is_plan == plan && (scope == LimitScope::Account || *owner == creator)
+        })
+        .map(|(_, keys)| *keys)
+        .sum()
+}
+
+/// The creates of a group commit's batch in `transaction` (PostgreSQL, holding the change
+/// feed's lock), with a fixed number of statements however many they are: the accounts
+/// locked once; the owners' counts read once and each request's limit checked in order
+/// against them and the keys accepted before it in the batch (a refused request writes
+/// nothing and is answered [`StoreError::KeyQuotaExceeded`]); the keys, their audit rows and
+/// their change-feed rows (consecutive versions, in the requests' order) in one multi-row
+/// statement each; the registry's and the answers' reads in one statement each. An error
+/// of any statement is the batch's: the caller rolls back and runs the requests one at a
+/// time ([`insert_api_key`]), which tells whose it was.
+pub(crate) async fn insert_api_keys_together(
+    transaction: &mut Transaction,
+    requests: &[CreateRequest],
+) -> Result<Vec<Outcome>, StoreError> {
+    let mut account_ids: Vec<i64> = requests.iter().map(|request| request.context.account_id).collect();
+    account_ids.sort_unstable();
+    account_ids.dedup();
+    transaction.lock_accounts(&account_ids).await?;
+    let mut owners: Vec<(i64, &str)> = requests.iter().map(|request| (request.context.account_id, request.key.region.as_str())).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let values: Vec<SqlValue> = owners.iter().flat_map(|&(account_id, region)| params![account_id, region]).collect();
+    let sql = format!(
+        "SELECT account_id, region, creator_user_id, plan, keys FROM api_key_counts WHERE (account_id, region) IN ({})",
+        value_rows(owners.len(), 2)
+    );
+    let mut counts = OwnerCounts::new();
+    for row in transaction.fetch_all(&sql, &values).await? {
+        counts.insert((row.i64("account_id")?, row.string("region")?, row.i64("creator_user_id")?, row.boolean("plan")?), row.i64("keys")?);
+    }
+    // Each request's limit, in order, against the counts and the keys accepted before it.
+    let mut accepted = Vec::with_capacity(requests.len());
+    for request in requests {
+        let (account_id, key) = (request.context.account_id, &request.key);
+        let refused = counted_toward_limit(&counts, account_id, key, request.quota.scope) >= i64::from(request.quota.limit);
+        if !refused {
+            let owner = (account_id, key.region.clone(), key.creator_user_id.unwrap_or(0), key.format == KeyFormat::Plan);
+            *counts.entry(owner).or_insert(0) += 1;
+        }
+        accepted.push(!refused);
+    }
+    let inserted: Vec<&CreateRequest> =
+        requests.iter().zip(&accepted).filter(|(_, accepted)| **accepted).map(|(request, _)| request).collect();
+    let created = if inserted.is_empty() { Vec::new() } else { insert_accepted(transaction, &inserted).await? };
+    let mut created = created.into_iter();
+    accepted
+        .iter()
+        .zip(requests)
+        .map(|(accepted, request)| {
+            if *accepted {
+                created.next().ok_or_else(|| StoreError::Corrupt("a batch answered fewer keys than it created".into()))
+            } else {
+                Ok(Err(StoreError::KeyQuotaExceeded { limit: request.quota.limit }))
+            }
+        })
+        .collect()
+}
+
+/// The rows of a batch's accepted creates: keys, audit rows and changes in one statement
+/// each, then the registry's and the answers' reads. Answers each key, in order.
+async fn insert_accepted(transaction: &mut Transaction, inserted: &[&CreateRequest]) -> Result<Vec<Outcome>, StoreError> {
+    let values: Vec<SqlValue> =
+        inserted.iter().flat_map(|request| inserted_values(request.context.account_id, &request.key, request.context.at)).collect();
+    let sql = format!(
+        "INSERT INTO api_keys ({INSERTED_COLUMNS}) VALUES {} RETURNING api_key_id, key_digest",
+        value_rows(inserted.len(), INSERTED_COLUMN_COUNT)
+    );
+    let mut ids_by_digest = HashMap::with_capacity(inserted.len());
+    for row in transaction.fetch_all(&sql, &values).await? {
+        ids_by_digest.insert(row.bytes("key_digest")?, row.i64("api_key_id")?);
+    }
+    let key_ids = inserted
+        .iter()
+        .map(|request| {
+            ids_by_digest
+                .get(request.key.digest.as_bytes().as_slice())
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt("a created key has no id".into()))
+        })
+        .collect::<Result<Vec<i64>, _>>()?;
+    let entries: Vec<AuditEntry> = inserted
+        .iter()
+        .zip(&key_ids)
+        .map(|(request, key_id)| AuditEntry {
+            context: &request.context,
+            action: created_action(&request.key),
+            target: format!("apiKey:{key_id}"),
+            detail: created_detail(&request.key),
+        })
+        .collect();
+    write_audit_entries(transaction, &entries).await?;
+    let subjects: Vec<String> = key_ids.iter().map(i64::to_string).collect();
+    let changes: Vec<Change> = inserted
+        .iter()
+        .zip(&subjects)
+        .map(|(request, subject)| Change { at: request.context.at, kind: "api_key", subject, revoked: &[] })
+        .collect();
+    let versions = Store::record_changes(transaction, &changes).await?;
+    let mut updates = compile::keys_by_ids(transaction, &key_ids).await?;
+    let sql = format!(
+        "SELECT {KEY_COLUMNS} FROM api_keys k JOIN workspaces w ON w.workspace_id = k.workspace_id WHERE k.api_key_id IN {}",
+        value_rows(1, key_ids.len())
+    );
+    let values: Vec<SqlValue> = key_ids.iter().map(|&key_id| SqlValue::from(key_id)).collect();
+    let mut records = HashMap::with_capacity(key_ids.len());
+    for row in transaction.fetch_all(&sql, &values).await? {
+        let record = record_from_row(&row)?;
+        records.insert(record.api_key_id, record);
+    }
+    key_ids
+        .iter()
+        .zip(versions)
+        .map(|(key_id, version)| {
+            let value = records.remove(key_id).ok_or_else(|| StoreError::Corrupt(format!("created key {key_id} was not read back")))?;
+            Ok(Ok(Committed { value, version, updates: updates.remove(key_id).into_iter().collect() }))
+        })
+        .collect()
+}
+
 /// A new key's statements in `transaction` (which holds the change feed's lock): the
 /// account locked, the region's limit checked, the row, its audit entry and its change;
 /// nothing committed.
-async fn insert_api_key(
+pub(crate) async fn insert_api_key(
     transaction: &mut Transaction,
     context: &AuditContext,
     key: NewApiKey,
@@ -292,7 +448,6 @@ async fn insert_api_key(
     if existing >= i64::from(quota.limit) {
         return Err(StoreError::KeyQuotaExceeded { limit: quota.limit });
     }
-    let auth_type = auth_columns(&key.auth).auth_type;
     let inserted = transaction
         .fetch_one(
             &format!("INSERT INTO api_keys ({INSERTED_COLUMNS}) VALUES {} RETURNING api_key_id", value_rows(1, INSERTED_COLUMN_COUNT)),
@@ -304,22 +459,7 @@ async fn insert_api_key(
         Err(error) if error.is_unique_violation() => return Err(StoreError::Conflict("this key already exists".into())),
         Err(error) => return Err(error),
     };
-    let action = if key.legacy_ciphertext.is_some() { "ApiKey.Import" } else { "ApiKey.Create" };
-    write_audit(
-        transaction,
-        context,
-        action,
-        &format!("apiKey:{key_id}"),
-        &format!(
-            "workspace={} auth={} masked={}{}{}",
-            key.workspace_id,
-            auth_type,
-            key.masked_key,
-            key.expires_at.map(|at| format!(" expires_at={at}")).unwrap_or_default(),
-            key.limits.as_ref().map(|limits| limits_detail(Some(limits))).unwrap_or_default()
-        ),
-    )
-    .await?;
+    write_audit(transaction, context, created_action(&key), &format!("apiKey:{key_id}"), &created_detail(&key)).await?;
     let version =
         Store::record_change(transaction, Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked: &[] }).await?;
     let updates = compile::key_by_id(transaction, key_id).await?;
@@ -334,9 +474,7 @@ impl Store {
     pub async fn create_api_key(&self, context: &AuditContext, key: NewApiKey, quota: QuotaRule) -> Result<ApiKeyRecord, StoreError> {
         if let Some(committer) = &self.committer {
             let context = context.clone();
-            return committer
-                .write(move |transaction| Box::pin(async move { insert_api_key(transaction, &context, key, quota).await }))
-                .await;
+            return committer.create(CreateRequest { context, key, quota }).await;
         }
         let mut transaction = self.database.begin_change().await?;
         let committed = insert_api_key(&mut transaction, context, key, quota).await?;

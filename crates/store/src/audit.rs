@@ -107,6 +107,44 @@ pub(crate) async fn write_audit_rows(
     Ok(())
 }
 
+/// One audit row of a group commit's batch: who acted (each request has its own context),
+/// the action, its target and detail.
+pub(crate) struct AuditEntry<'a> {
+    pub context: &'a AuditContext,
+    pub action: &'a str,
+    pub target: String,
+    pub detail: String,
+}
+
+/// Audit rows of different actors, in one multi-row statement (a batch has at most a few
+/// dozen: 9 parameters each, well under the parameter limit).
+pub(crate) async fn write_audit_entries(transaction: &mut Transaction, entries: &[AuditEntry<'_>]) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut values = Vec::with_capacity(entries.len() * 9);
+    for entry in entries {
+        let context = entry.context;
+        values.extend(params![
+            context.at,
+            context.account_id,
+            &context.actor,
+            entry.action,
+            &entry.target,
+            &entry.detail,
+            &context.client_address,
+            &context.region,
+            &context.credential
+        ]);
+    }
+    let sql = format!(
+        "INSERT INTO audit_log (at, account_id, actor, action, target, detail, client_address, region, credential) VALUES {}",
+        value_rows(entries.len(), 9)
+    );
+    transaction.execute(&sql, &values).await?;
+    Ok(())
+}
+
 impl Store {
     /// Records an event that changes no other row (e.g. minting a temporary key).
     pub async fn record_audit(&self, context: &AuditContext, action: &str, target: &str, detail: &str) -> Result<(), StoreError> {

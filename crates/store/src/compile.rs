@@ -10,7 +10,7 @@ use std::sync::Arc;
 use keygate_core::keys::{KeyDigest, KeyFormat};
 use keygate_core::verification::{CompiledKey, GraceSecret, KeyStanding, RegistryLoad, RegistryUpdate, WorkspaceGrants};
 
-use crate::database::{params, Columns, Database, Row, SqlValue, Transaction};
+use crate::database::{params, value_rows, Columns, Database, Row, SqlValue, Transaction};
 use crate::rows::{auth_from_row, limits_from_row};
 use crate::sqlite_snapshot::Snapshot;
 use crate::StoreError;
@@ -88,6 +88,26 @@ pub(crate) async fn keys_in_id_range(transaction: &mut Transaction, first: i64, 
         transaction.fetch_all(&format!("{KEY_STATE_QUERY} WHERE k.api_key_id >= $1 AND k.api_key_id <= $2"), &params![first, last]).await?;
     rows.iter().map(compile_key_row).collect()
 }
+
+/// The keys with these ids (those that exist), keyed by id, in one statement per
+/// [`KEYS_PER_LOOKUP`] ids.
+pub(crate) async fn keys_by_ids(
+    transaction: &mut Transaction,
+    key_ids: &[i64],
+) -> Result<std::collections::HashMap<i64, RegistryUpdate>, StoreError> {
+    let mut keys = std::collections::HashMap::with_capacity(key_ids.len());
+    for chunk in key_ids.chunks(KEYS_PER_LOOKUP) {
+        let sql = format!("{KEY_STATE_QUERY} WHERE k.api_key_id IN {}", value_rows(1, chunk.len()));
+        let values: Vec<SqlValue> = chunk.iter().map(|&key_id| SqlValue::from(key_id)).collect();
+        for row in transaction.fetch_all(&sql, &values).await? {
+            keys.insert(row.i64("api_key_id")?, compile_key_row(&row)?);
+        }
+    }
+    Ok(keys)
+}
+
+/// Ids per `IN (...)` of [`keys_by_ids`].
+const KEYS_PER_LOOKUP: usize = 500;
 
 pub(crate) async fn key_by_id(transaction: &mut Transaction, key_id: i64) -> Result<Vec<RegistryUpdate>, StoreError> {
     keys_where(transaction, "k.api_key_id = $1", key_id.into()).await
@@ -236,6 +256,56 @@ async fn load_in_batches(transaction: &mut Transaction, load: RegistryLoad) -> R
 /// Batches of a PostgreSQL load read ahead of the compiling.
 const BATCHES_AHEAD: usize = 2;
 
+/// One change-feed entry as read: its kind, subject and revoked digests.
+pub(crate) struct ChangeEntry {
+    pub kind: String,
+    pub subject: String,
+    pub revoked: String,
+    /// An `api_key` entry whose key the registry already holds at this entry's version or
+    /// later (this node's own write): nothing to read for it.
+    pub key_already_applied: bool,
+}
+
+/// What each of a run of change-feed entries means for the registry, read in `transaction`:
+/// [`updates_for_change`] of each, except that the keys the `api_key` entries name are read
+/// in one statement for the whole run (a follower behind a group commit's batch reads its
+/// keys at once, not one query per key). One snapshot serves both ways alike: each entry
+/// gets the key's state as of that snapshot.
+pub(crate) async fn updates_for_changes(
+    transaction: &mut Transaction,
+    entries: &[ChangeEntry],
+) -> Result<Vec<Vec<RegistryUpdate>>, StoreError> {
+    let key_id = |entry: &ChangeEntry| (entry.kind == "api_key").then(|| entry.subject.parse::<i64>().ok()).flatten();
+    let mut key_ids: Vec<i64> = entries.iter().filter(|entry| !entry.key_already_applied).filter_map(key_id).collect();
+    key_ids.sort_unstable();
+    key_ids.dedup();
+    let keys = keys_by_ids(transaction, &key_ids).await?;
+    let mut all = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let updates = match key_id(entry) {
+            Some(id) => {
+                let mut updates = revoked_updates(&entry.revoked);
+                if !entry.key_already_applied {
+                    updates.extend(keys.get(&id).cloned());
+                }
+                updates
+            }
+            None => updates_for_change(transaction, &entry.kind, &entry.subject, &entry.revoked).await?,
+        };
+        all.push(updates);
+    }
+    Ok(all)
+}
+
+fn revoked_updates(revoked: &str) -> Vec<RegistryUpdate> {
+    revoked
+        .split(',')
+        .filter(|text| !text.is_empty())
+        .filter_map(crate::digest_from_hex)
+        .map(|digest| RegistryUpdate::Revoked { digest })
+        .collect()
+}
+
 /// What one change-feed entry means for the registry, read in `transaction`.
 pub(crate) async fn updates_for_change(
     transaction: &mut Transaction,
@@ -243,12 +313,7 @@ pub(crate) async fn updates_for_change(
     subject: &str,
     revoked: &str,
 ) -> Result<Vec<RegistryUpdate>, StoreError> {
-    let mut updates: Vec<RegistryUpdate> = revoked
-        .split(',')
-        .filter(|text| !text.is_empty())
-        .filter_map(crate::digest_from_hex)
-        .map(|digest| RegistryUpdate::Revoked { digest })
-        .collect();
+    let mut updates = revoked_updates(revoked);
     match kind {
         "api_key" => {
             if let Ok(key_id) = subject.parse::<i64>() {

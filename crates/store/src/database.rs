@@ -17,6 +17,9 @@ use sqlx::{Column, PgPool, Postgres, Row as _, Sqlite, SqlitePool, TypeInfo, Val
 
 use crate::StoreError;
 
+/// Prepared statements each PostgreSQL connection keeps (see [`Database::open_postgres`]).
+const STATEMENT_CACHE_CAPACITY: usize = 512;
+
 /// A value bound to a statement. NULLs carry their type, which PostgreSQL needs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SqlValue {
@@ -431,7 +434,11 @@ impl Database {
 
     /// Connects to PostgreSQL and migrates it.
     pub async fn open_postgres(url: &str) -> Result<Database, StoreError> {
-        let options = PgConnectOptions::from_str(url)?;
+        // Each connection keeps its statements prepared. A group commit's statements differ
+        // with the batch's size (one per size up to its 64 requests, for each of its
+        // multi-row statements), and so do a follower's: with sqlx's default of 100, they
+        // pushed one another out and were prepared again and again.
+        let options = PgConnectOptions::from_str(url)?.statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
         let pool = PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Database { pools: Pools::Postgres { pool }, statements: Arc::default() })
@@ -597,6 +604,20 @@ impl Transaction {
         Ok(())
     }
 
+    /// [`Transaction::lock_account`] for several accounts in one statement, in order of id
+    /// (a group commit's batch locks the accounts of all its requests before the first).
+    pub async fn lock_accounts(&mut self, account_ids: &[i64]) -> Result<(), StoreError> {
+        if self.dialect() == Dialect::Postgres && !account_ids.is_empty() {
+            let sql = format!(
+                "SELECT account_id FROM accounts WHERE account_id IN {} ORDER BY account_id FOR UPDATE",
+                value_rows(1, account_ids.len())
+            );
+            let values: Vec<SqlValue> = account_ids.iter().map(|&account_id| SqlValue::from(account_id)).collect();
+            self.execute(&sql, &values).await?;
+        }
+        Ok(())
+    }
+
     /// PostgreSQL: takes the change feed's transaction-scoped advisory lock, once (the
     /// lock that serializes version assignment). SQLite's writer is already alone.
     pub async fn lock_change_feed(&mut self) -> Result<(), StoreError> {
@@ -621,6 +642,16 @@ impl Transaction {
         match self.inner {
             TransactionInner::Sqlite(transaction) => transaction.commit().await?,
             TransactionInner::Postgres(transaction) => transaction.commit().await?,
+        }
+        Ok(())
+    }
+
+    /// Rolls back now, releasing its locks before this returns (a drop rolls back later,
+    /// when the connection is next used).
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self.inner {
+            TransactionInner::Sqlite(transaction) => transaction.rollback().await?,
+            TransactionInner::Postgres(transaction) => transaction.rollback().await?,
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
+use crate::access_keys::SESSION_CHANGE;
 use crate::compile;
 use crate::database::params;
 use crate::{Store, StoreError};
@@ -89,19 +90,37 @@ impl Store {
                 )
                 .await?;
             let fetched = rows.len();
-            for row in rows {
+            // The entries up to the first gap, read for the registry together.
+            let mut versions = Vec::with_capacity(fetched);
+            let mut entries = Vec::with_capacity(fetched);
+            for row in &rows {
                 let version = u64::try_from(row.i64("version")?).unwrap_or(0);
-                if version != position + 1 {
-                    snapshot.commit().await?;
-                    return Ok(CatchUp::Gap);
+                if version != position + 1 + versions.len() as u64 {
+                    break;
                 }
-                let updates =
-                    compile::updates_for_change(&mut snapshot, &row.string("kind")?, &row.string("subject")?, &row.string("revoked")?)
-                        .await?;
+                versions.push(version);
+                let (kind, subject) = (row.string("kind")?, row.string("subject")?);
+                let key_already_applied = kind == "api_key"
+                    && subject
+                        .parse::<i64>()
+                        .ok()
+                        .and_then(|key_id| self.registry.key_version(key_id))
+                        .is_some_and(|applied| applied >= version);
+                entries.push(compile::ChangeEntry { kind, subject, revoked: row.string("revoked")?, key_already_applied });
+            }
+            let gap = versions.len() < fetched;
+            let updates = compile::updates_for_changes(&mut snapshot, &entries).await?;
+            snapshot.commit().await?;
+            if entries.iter().any(|entry| entry.kind == SESSION_CHANGE || entry.kind == "user") {
+                self.sessions.forget_all();
+            }
+            for (version, updates) in versions.into_iter().zip(updates) {
                 self.registry.apply(version, updates);
                 position = version;
             }
-            snapshot.commit().await?;
+            if gap {
+                return Ok(CatchUp::Gap);
+            }
             if fetched < usize::try_from(CATCH_UP_BATCH).unwrap_or(usize::MAX) {
                 return Ok(CatchUp::UpTo(position));
             }

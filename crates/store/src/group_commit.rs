@@ -1,27 +1,34 @@
-//! Group commit of change-feed writes on PostgreSQL.
+//! Group commit of CreateApiKey on PostgreSQL.
 //!
 //! Every write that affects verification appends a change-feed row under one advisory lock,
 //! held until its transaction commits, so one write at a time commits per database: one
-//! commit (and one WAL flush) per write. A [`GroupCommitter`] runs the writes that queue up
-//! on its node meanwhile in one transaction instead: it takes the feed's lock first, runs
-//! each request's statements inside a savepoint of its own (a request that fails, a 4xx
-//! or a database error, is rolled back to its savepoint and answered at once, leaving
-//! nothing; the others go on), notifies the followers once and commits. Only then does it
-//! publish each request's updates to the registry, in version order, and answer it: an
-//! answered write is committed. Versions stay MAX + 1 within the transaction, so a batch's
-//! changes take consecutive versions, without gaps (a rolled-back request's row goes with
-//! its savepoint), and become visible to followers together, at commit.
+//! commit (and one WAL flush) per write. A [`GroupCommitter`] runs the creates that queue
+//! up on its node meanwhile in one transaction instead, and with a fixed number of
+//! statements for the whole batch ([`crate::api_keys::insert_api_keys_together`]): the
+//! accounts locked once, the owners' key counts read once and each request's limit checked
+//! in order against them (a refused request writes nothing), then one multi-row statement
+//! each for the keys, their audit rows and their change-feed rows, one read of what the
+//! registry and the answers need, one NOTIFY, one commit.
+//!
+//! When one of those statements fails (a digest already stored, a workspace deleted
+//! meanwhile), the transaction is rolled back and the batch runs again one request at a
+//! time, each in a savepoint of its own ([`crate::api_keys::insert_api_key`]): the request
+//! that fails is rolled back to its savepoint and answered with its own error, leaving
+//! nothing; the others go on. Either way, each request is answered only after the commit,
+//! its registry updates published in version order: an answered create is committed.
+//! Versions stay MAX + 1 within the transaction, so a batch's changes take consecutive
+//! versions, without gaps, and become visible to followers together, at commit.
 //!
 //! One committer per store, one batch at a time: while a batch commits, the next requests
 //! queue, and the next batch takes them all (up to [`MAX_BATCH`]).
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use keygate_core::verification::{KeyRegistry, RegistryUpdate};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::api_keys::{insert_api_key, insert_api_keys_together, ApiKeyRecord, NewApiKey, QuotaRule};
+use crate::audit::AuditContext;
 use crate::database::{params, Database, Transaction};
 use crate::{feed, StoreError};
 
@@ -29,9 +36,6 @@ use crate::{feed, StoreError};
 const MAX_BATCH: usize = 64;
 /// Requests waiting for a batch at most; further requests wait to enqueue.
 const QUEUE_LENGTH: usize = 1024;
-
-/// A request's statements, run in a batch's transaction.
-pub(crate) type WriteFuture<'t, T> = Pin<Box<dyn Future<Output = Result<Committed<T>, StoreError>> + Send + 't>>;
 
 /// What a request's statements produced: its answer, and the registry updates to publish
 /// at its change version once the batch has committed.
@@ -41,13 +45,18 @@ pub(crate) struct Committed<T> {
     pub updates: Vec<RegistryUpdate>,
 }
 
-/// Publishes a request's updates and answers it (the batch committed), or answers the
-/// batch's failure.
-type Completion = Box<dyn FnOnce(&KeyRegistry, Result<(), &StoreError>) + Send>;
+/// One CreateApiKey, as the store was asked for it.
+pub(crate) struct CreateRequest {
+    pub context: AuditContext,
+    pub key: NewApiKey,
+    pub quota: QuotaRule,
+}
 
-/// A queued request: runs its statements and answers with its completion, or answers its
-/// own failure and gives none.
-type Job = Box<dyn for<'t> FnOnce(&'t mut Transaction) -> Pin<Box<dyn Future<Output = Option<Completion>> + Send + 't>> + Send>;
+/// What a batch answers each request: its key, or its own refusal.
+pub(crate) type Outcome = Result<Committed<ApiKeyRecord>, StoreError>;
+
+/// A queued request and where its answer goes.
+type Job = (CreateRequest, oneshot::Sender<Result<ApiKeyRecord, StoreError>>);
 
 /// The queue to this store's committer task.
 #[derive(Debug, Clone)]
@@ -63,67 +72,59 @@ impl GroupCommitter {
         GroupCommitter { queue }
     }
 
-    /// Runs `work` in the next batch and answers its value once the batch has committed
-    /// and its updates are published; or its own error (nothing of it is stored), or the
-    /// batch's.
-    pub(crate) async fn write<T, W>(&self, work: W) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        W: for<'t> FnOnce(&'t mut Transaction) -> WriteFuture<'t, T> + Send + 'static,
-    {
-        let (answer, answered) = oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(move |transaction| {
-            Box::pin(async move {
-                match work(transaction).await {
-                    Ok(committed) => {
-                        let completion: Completion = Box::new(move |registry, outcome| {
-                            let _ = answer.send(match outcome {
-                                Ok(()) => {
-                                    registry.apply(committed.version, committed.updates);
-                                    Ok(committed.value)
-                                }
-                                Err(error) => Err(StoreError::GroupCommit(error.to_string())),
-                            });
-                        });
-                        Some(completion)
-                    }
-                    Err(error) => {
-                        let _ = answer.send(Err(error));
-                        None
-                    }
-                }
-            })
-        });
-        self.queue.send(job).await.map_err(|_| StoreError::GroupCommit("the committer has stopped".into()))?;
-        // A job dropped unrun (its batch failed before reaching it) drops its sender.
-        answered.await.unwrap_or_else(|_| Err(StoreError::GroupCommit("the batch failed before this write ran".into())))
+    /// Creates the key in the next batch and answers its record once the batch has
+    /// committed and its updates are published; or its own error (nothing of it is
+    /// stored), or the batch's.
+    pub(crate) async fn create(&self, request: CreateRequest) -> Result<ApiKeyRecord, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        self.queue.send((request, answer)).await.map_err(|_| StoreError::GroupCommit("the committer has stopped".into()))?;
+        answered.await.unwrap_or_else(|_| Err(StoreError::GroupCommit("the committer stopped before answering".into())))
     }
 }
 
 async fn run(database: Database, registry: Arc<KeyRegistry>, mut receiver: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let mut completions = Vec::with_capacity(jobs.len());
-        let outcome = commit_batch(&database, jobs.drain(..), &mut completions).await;
-        if let Err(error) = &outcome {
-            tracing::warn!(%error, writes = completions.len(), "a group commit failed");
-        }
-        for completion in completions {
-            completion(&registry, outcome.as_ref().map(|_| ()));
+        let (requests, answers): (Vec<CreateRequest>, Vec<_>) = jobs.drain(..).unzip();
+        match commit_batch(&database, &requests).await {
+            Ok(outcomes) => {
+                for (outcome, answer) in outcomes.into_iter().zip(answers) {
+                    let _ = answer.send(outcome.map(|committed| {
+                        registry.apply(committed.version, committed.updates);
+                        committed.value
+                    }));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, writes = requests.len(), "a group commit failed");
+                for answer in answers {
+                    let _ = answer.send(Err(StoreError::GroupCommit(error.to_string())));
+                }
+            }
         }
     }
 }
 
-/// Runs `jobs` in one transaction, each in a savepoint, and commits; the completions of
-/// the jobs that succeeded are left in `completions`, in version order. On an error the
-/// jobs not yet run are dropped (which answers them).
-async fn commit_batch(database: &Database, jobs: impl Iterator<Item = Job>, completions: &mut Vec<Completion>) -> Result<(), StoreError> {
+/// Runs `requests` in one transaction and commits: with the batch's statements, or, when
+/// one of those fails, one request at a time in savepoints. Answers one outcome per
+/// request, in order; the successes' versions ascend in that order.
+async fn commit_batch(database: &Database, requests: &[CreateRequest]) -> Result<Vec<Outcome>, StoreError> {
     let mut transaction = database.begin_change().await?;
     transaction.set_grouped();
+    match insert_api_keys_together(&mut transaction, requests).await {
+        Ok(outcomes) => return finish(transaction, outcomes).await,
+        Err(error) => {
+            tracing::debug!(%error, writes = requests.len(), "a batch's statements failed; running its requests one at a time");
+            transaction.rollback().await?;
+        }
+    }
+    let mut transaction = database.begin_change().await?;
+    transaction.set_grouped();
+    let mut outcomes = Vec::with_capacity(requests.len());
     // One round trip between two requests: the last one's savepoint released (or, rolled
     // back to, emptied) and the next one's taken.
     let mut savepoint_open = false;
-    for job in jobs {
+    for request in requests {
         transaction
             .execute_script(if savepoint_open {
                 "RELEASE SAVEPOINT grouped_write; SAVEPOINT grouped_write"
@@ -132,14 +133,21 @@ async fn commit_batch(database: &Database, jobs: impl Iterator<Item = Job>, comp
             })
             .await?;
         savepoint_open = true;
-        match job(&mut transaction).await {
-            Some(completion) => completions.push(completion),
-            None => transaction.execute_script("ROLLBACK TO SAVEPOINT grouped_write").await?,
+        let outcome = insert_api_key(&mut transaction, &request.context, request.key.clone(), request.quota).await;
+        if outcome.is_err() {
+            transaction.execute_script("ROLLBACK TO SAVEPOINT grouped_write").await?;
         }
+        outcomes.push(outcome);
     }
-    if !completions.is_empty() {
+    finish(transaction, outcomes).await
+}
+
+/// Notifies the followers once (when anything was written) and commits.
+async fn finish(mut transaction: Transaction, outcomes: Vec<Outcome>) -> Result<Vec<Outcome>, StoreError> {
+    if outcomes.iter().any(Result::is_ok) {
         // Followers read the table; the notification only wakes them.
         transaction.execute("SELECT pg_notify($1, $2)", &params![feed::CHANGE_FEED_CHANNEL, "batch"]).await?;
     }
-    transaction.commit().await
+    transaction.commit().await?;
+    Ok(outcomes)
 }

@@ -53,6 +53,13 @@ pub struct Store {
     opened_at_version: u64,
     /// PostgreSQL: the queue of this node's group commit, which CreateApiKey goes through.
     committer: Option<group_commit::GroupCommitter>,
+    /// The default workspace of each (account, region) read so far. A default workspace is
+    /// never deleted, renamed or replaced once it exists, so a copy never goes stale, and
+    /// a create in the default workspace (the usual create) reads nothing for it.
+    default_workspaces: Arc<std::sync::RwLock<std::collections::HashMap<(i64, String), WorkspaceRecord>>>,
+    /// The callers behind session tokens read so far, emptied by any change that could
+    /// end a session or change its caller.
+    sessions: Arc<access_keys::SessionCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -88,7 +95,8 @@ impl Store {
             Dialect::Postgres => Some(group_commit::GroupCommitter::start(database.clone(), registry.clone())),
             Dialect::Sqlite => None,
         };
-        let mut store = Store { database, registry, opened_at_version: 0, committer };
+        let mut store =
+            Store { database, registry, opened_at_version: 0, committer, default_workspaces: Arc::default(), sessions: Arc::default() };
         store.opened_at_version = store.resync_registry().await?;
         Ok(store)
     }
@@ -110,6 +118,8 @@ impl Store {
     pub async fn resync_registry(&self) -> Result<u64, StoreError> {
         let load = compile::load_everything(&self.database).await?;
         let version = load.version();
+        // Changes may have been missed: sessions too.
+        self.sessions.forget_all();
         self.registry.install(load);
         Ok(version)
     }
@@ -146,6 +156,51 @@ impl Store {
             }
         };
         Ok(u64::try_from(version).unwrap_or(0))
+    }
+
+    /// Appends the change-feed rows of a group commit's batch in one statement and returns
+    /// their versions, consecutive and in the order of `changes`. PostgreSQL only (the
+    /// batch takes the lock first, like [`Store::record_change`]; the NOTIFY is the batch's).
+    pub(crate) async fn record_changes(transaction: &mut Transaction, changes: &[Change<'_>]) -> Result<Vec<u64>, StoreError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        transaction.lock_change_feed().await?;
+        let mut values = Vec::with_capacity(changes.len() * 5);
+        let mut rows = Vec::with_capacity(changes.len());
+        for (index, change) in changes.iter().enumerate() {
+            let revoked = change.revoked.iter().map(hex_digest).collect::<Vec<_>>().join(",");
+            let position = i64::try_from(index).unwrap_or(i64::MAX) + 1;
+            values.extend(params![position, change.kind, change.subject, revoked, change.at]);
+            let first = index * 5;
+            rows.push(format!(
+                "(${}::BIGINT, ${}::TEXT, ${}::TEXT, ${}::TEXT, ${}::BIGINT)",
+                first + 1,
+                first + 2,
+                first + 3,
+                first + 4,
+                first + 5
+            ));
+        }
+        let sql = format!(
+            "INSERT INTO changes (version, kind, subject, revoked, at) \
+             SELECT last.version + entry.position, entry.kind, entry.subject, entry.revoked, entry.at \
+             FROM (SELECT COALESCE(MAX(version), 0) AS version FROM changes) AS last, (VALUES {}) AS entry(position, kind, subject, revoked, at) \
+             RETURNING version",
+            rows.join(", ")
+        );
+        let mut versions = transaction
+            .fetch_all(&sql, &values)
+            .await?
+            .iter()
+            .map(|row| row.i64("version").map(|version| u64::try_from(version).unwrap_or(0)))
+            .collect::<Result<Vec<u64>, _>>()?;
+        // The versions are the first one plus each entry's position.
+        versions.sort_unstable();
+        if versions.len() != changes.len() {
+            return Err(StoreError::Corrupt(format!("{} change rows written for {} changes", versions.len(), changes.len())));
+        }
+        Ok(versions)
     }
 
     fn publish(&self, version: u64, updates: Vec<RegistryUpdate>) {

@@ -5,6 +5,7 @@ use keygate_core::access::{Caller, CallerCredential, CallerIdentity, Role, UserS
 use keygate_core::keys::KeyDigest;
 use keygate_core::verification::RegistryUpdate;
 
+use crate::access_keys::SESSION_CHANGE;
 use crate::audit::{write_audit, AuditContext};
 use crate::compile;
 use crate::database::{params, Row, Transaction};
@@ -146,7 +147,7 @@ impl Store {
         keep_session: Option<&[u8; 32]>,
         action: &str,
     ) -> Result<u64, StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         let kept: &[u8] = keep_session.map_or(&[], |digest| digest.as_slice());
         let (target, ended) = match owner {
             PasswordOwner::Account => {
@@ -181,8 +182,22 @@ impl Store {
             }
         };
         write_audit(&mut transaction, context, action, &target, &format!("sessions_ended={ended}")).await?;
-        transaction.commit().await?;
+        self.commit_sessions_ended(transaction, context).await?;
         Ok(ended)
+    }
+
+    /// Records that sessions ended (a `session` change: every node empties its session
+    /// cache when it follows it), commits, and empties this node's at once.
+    async fn commit_sessions_ended(&self, mut transaction: Transaction, context: &AuditContext) -> Result<(), StoreError> {
+        let version = Self::record_change(
+            &mut transaction,
+            Change { at: context.at, kind: SESSION_CHANGE, subject: &context.account_id.to_string(), revoked: &[] },
+        )
+        .await?;
+        transaction.commit().await?;
+        self.sessions.forget_all();
+        self.publish(version, Vec::new());
+        Ok(())
     }
 
     /// The caller for an authenticated account or RAM user; `NotFound` when the user was
@@ -295,6 +310,8 @@ impl Store {
                 .await?;
         let updates = compile::keys_of_user(&mut transaction, user_id).await?;
         transaction.commit().await?;
+        // The user's sessions now carry another role or status.
+        self.sessions.forget_all();
         self.publish(version, updates);
         self.user_by_id(context.account_id, user_id).await
     }
@@ -328,13 +345,13 @@ impl Store {
         password_hash: &str,
         keep_session: Option<&[u8; 32]>,
     ) -> Result<UserRecord, StoreError> {
-        let mut transaction = self.database.begin_write().await?;
+        let mut transaction = self.database.begin_change().await?;
         let user_id = live_user_id(&mut transaction, context.account_id, name).await?;
         transaction.execute("UPDATE ram_users SET password_hash = $1 WHERE user_id = $2", &params![password_hash, user_id]).await?;
         let kept: &[u8] = keep_session.map_or(&[], |digest| digest.as_slice());
         let ended = transaction.execute("DELETE FROM sessions WHERE user_id = $1 AND token_digest <> $2", &params![user_id, kept]).await?;
         write_audit(&mut transaction, context, "User.SetPassword", &format!("user:{name}"), &format!("sessions_ended={ended}")).await?;
-        transaction.commit().await?;
+        self.commit_sessions_ended(transaction, context).await?;
         self.user_by_id(context.account_id, user_id).await
     }
 
@@ -371,6 +388,7 @@ impl Store {
         )
         .await?;
         transaction.commit().await?;
+        self.sessions.forget_all();
         self.publish(version, revoked.into_iter().map(|digest| RegistryUpdate::Revoked { digest }).collect());
         Ok(())
     }

@@ -106,7 +106,18 @@ impl Store {
         Ok(())
     }
 
+    /// The account's default workspace in `region`: read once, then from this store's copy
+    /// (see [`Store`]'s `default_workspaces`).
     pub async fn default_workspace(&self, account_id: i64, region: &str) -> Result<WorkspaceRecord, StoreError> {
+        let known = self
+            .default_workspaces
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(account_id, region.to_string()))
+            .cloned();
+        if let Some(workspace) = known {
+            return Ok(workspace);
+        }
         let row = self
             .database
             .fetch_optional(
@@ -115,7 +126,12 @@ impl Store {
             )
             .await?
             .ok_or(StoreError::NotFound(Missing::Workspace))?;
-        workspace_from_row(&row)
+        let workspace = workspace_from_row(&row)?;
+        self.default_workspaces
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((account_id, region.to_string()), workspace.clone());
+        Ok(workspace)
     }
 
     /// A workspace of the account in `region`.

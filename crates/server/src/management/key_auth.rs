@@ -39,6 +39,11 @@ impl KeyAuthInput for FormFields {
     fn key_auth(&self, region: &RegionPolicy, catalog: &ModelCatalog, workspace_apps: &[String]) -> KeyAuthOutcome {
         read_auth_fields(self, region, catalog, workspace_apps)
     }
+
+    /// Only `auth.appAccessScope.accessibleApps.N` names applications.
+    fn may_name_apps(&self) -> bool {
+        self.keys().any(|name| name.starts_with("auth.appAccessScope.accessibleApps"))
+    }
 }
 
 fn read_auth_fields(fields: &FormFields, region: &RegionPolicy, catalog: &ModelCatalog, workspace_apps: &[String]) -> KeyAuthOutcome {

@@ -95,6 +95,13 @@ type Result<T, E = KeyOperationError> = std::result::Result<T, E>;
 /// keep the key's permissions).
 pub trait KeyAuthInput {
     fn key_auth(&self, region: &RegionPolicy, catalog: &ModelCatalog, workspace_apps: &[String]) -> KeyAuthOutcome;
+
+    /// Whether the permissions sent may name applications, which must be the workspace's:
+    /// `false` spares a create reading the workspace's applications (most creates send
+    /// no app scope).
+    fn may_name_apps(&self) -> bool {
+        true
+    }
 }
 
 /// What [`KeyAuthInput::key_auth`] answers: the permissions sent, if any, or the refusal.
@@ -106,6 +113,10 @@ pub struct KeepPermissions;
 impl KeyAuthInput for KeepPermissions {
     fn key_auth(&self, _region: &RegionPolicy, _catalog: &ModelCatalog, _workspace_apps: &[String]) -> KeyAuthOutcome {
         Ok(None)
+    }
+
+    fn may_name_apps(&self) -> bool {
+        false
     }
 }
 
@@ -348,7 +359,7 @@ pub async fn create_key<A: KeyAuthInput + Sync>(
             error.with_field(KeyField::Workspace)
         }
     })?;
-    let apps = workspace_app_ids(operations, &workspace.workspace_id).await?;
+    let apps = if request.auth.may_name_apps() { workspace_app_ids(operations, &workspace.workspace_id).await? } else { Vec::new() };
     let key_auth = request.auth.key_auth(region, operations.catalog, &apps)?.unwrap_or(KeyAuth::All);
     let generated = generate_key(region.new_key_format);
     let new_key = NewApiKey {

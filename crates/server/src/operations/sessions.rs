@@ -147,12 +147,8 @@ pub async fn logout(operations: Operations<'_>, actor: &Actor, token_digest: &[u
 pub async fn authenticate_session(operations: Operations<'_>, token: &str) -> Result<Caller> {
     let invalid = || OperationError::unauthenticated("InvalidBearerToken", "The session token is invalid or expired; log in again.");
     let digest = session_token_digest(token.trim());
-    let session = operations.store.find_session(&digest, operations.clock.now_milliseconds()).await?.ok_or_else(invalid)?;
-    match operations.store.caller(session.account_id, session.user_id).await {
-        Ok(caller) => Ok(Caller { credential: CallerCredential::Session(session_label(&digest)), ..caller }),
-        Err(StoreError::NotFound(_)) => Err(invalid()),
-        Err(other) => Err(other.into()),
-    }
+    let caller = operations.store.session_caller(&digest, operations.clock.now_milliseconds()).await?.ok_or_else(invalid)?;
+    Ok(Caller { credential: CallerCredential::Session(session_label(&digest)), ..caller })
 }
 
 /// Whether `caller` is a disabled RAM user, whom every credential is refused.

@@ -5,7 +5,20 @@
 use keygate_core::access::Role;
 use keygate_core::ids::AccessKeyId;
 
-use crate::support::{assert_not_found, now_millis};
+use std::time::{Duration, Instant};
+
+use keygate_store::Store;
+
+use crate::support::{assert_not_found, now_millis, Follower, FEED_WAIT};
+
+/// Waits until `store` answers whether the session `digest` has a caller as `live` says.
+async fn wait_for_session(store: &Store, digest: &[u8; 32], live: bool, what: &str) {
+    let started = Instant::now();
+    while store.session_caller(digest, now_millis()).await.unwrap().is_some() != live {
+        assert!(started.elapsed() < FEED_WAIT, "{what}: not after {FEED_WAIT:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
 
 on_both_databases! {
     async fn access_keys_are_found_listed_by_owner_disabled_and_deleted_within_their_account(db: TestDatabase) {
@@ -57,6 +70,67 @@ on_both_databases! {
         assert!(db.store.find_session(&live, now_millis()).await.unwrap().is_none());
         let actions: Vec<String> = db.store.list_audit(db.account_id, 10, None).await.unwrap().into_iter().rev().map(|row| row.action).collect();
         assert_eq!(actions, ["Session.Login", "Session.Login", "Session.Login", "Session.Logout"]);
+    }
+
+    async fn a_sessions_caller_is_read_in_one_statement_and_none_once_its_user_is_deleted(db: TestDatabase) {
+        let now = now_millis();
+        let kim = db.store.create_user(&db.root(), "kim", Role::KeyManager, None).await.unwrap();
+        let (roots, kims, expired) = ([3u8; 32], [4u8; 32], [5u8; 32]);
+        db.store.create_session(&db.root(), &roots, None, now + 60_000).await.unwrap();
+        db.store.create_session(&db.root(), &kims, Some(kim.user_id), now + 60_000).await.unwrap();
+        db.store.create_session(&db.root(), &expired, None, now - 1).await.unwrap();
+        let before = db.store.statements_run();
+        let root = db.store.session_caller(&roots, now_millis()).await.unwrap().expect("root's session");
+        assert_eq!(db.store.statements_run() - before, 1);
+        assert_eq!(root, db.store.caller(db.account_id, None).await.unwrap());
+        let caller = db.store.session_caller(&kims, now_millis()).await.unwrap().expect("kim's session");
+        assert_eq!(caller, db.store.caller(db.account_id, Some(kim.user_id)).await.unwrap());
+        assert!(db.store.session_caller(&expired, now_millis()).await.unwrap().is_none(), "an expired session has no caller");
+        db.store.delete_user(&db.root(), "kim").await.unwrap();
+        assert!(db.store.session_caller(&kims, now_millis()).await.unwrap().is_none(), "a deleted user's session has no caller");
+    }
+
+    async fn a_sessions_caller_is_read_once_and_a_session_ended_through_another_store_ends_here_as_it_follows(db: TestDatabase) {
+        let now = now_millis();
+        let kim = db.store.create_user(&db.root(), "kim", Role::KeyManager, None).await.unwrap();
+        let (roots, kims, accounts) = ([6u8; 32], [7u8; 32], [8u8; 32]);
+        db.store.create_session(&db.root(), &roots, None, now + 60_000).await.unwrap();
+        db.store.create_session(&db.root(), &kims, Some(kim.user_id), now + 60_000).await.unwrap();
+        db.store.create_session(&db.root(), &accounts, None, now + 60_000).await.unwrap();
+        let other = db.open_another("kg-store-b").await;
+        // Each store reads a session once; then its caller comes from memory, the expiry
+        // still checked every time.
+        for digest in [&roots, &kims, &accounts] {
+            assert!(other.session_caller(digest, now_millis()).await.unwrap().is_some());
+        }
+        let before = other.statements_run();
+        let cached = other.session_caller(&kims, now_millis()).await.unwrap().expect("kim's session");
+        assert_eq!(cached, db.store.caller(db.account_id, Some(kim.user_id)).await.unwrap());
+        assert_eq!(other.statements_run(), before, "a session read before is not read again");
+        assert!(other.session_caller(&roots, now + 60_000).await.unwrap().is_none(), "expired, though held");
+
+        let follower = Follower::start(&other, Duration::from_millis(50));
+        // A logout through the first store: refused there at once, and here once followed.
+        db.store.delete_session(&db.root(), &roots).await.unwrap();
+        assert!(db.store.session_caller(&roots, now_millis()).await.unwrap().is_none(), "ended where it was ended");
+        wait_for_session(&other, &roots, false, "the logout to reach the other store").await;
+        // Kim disabled: the other store's copy of her session's caller says so once followed.
+        db.store.set_user_status(&db.root(), "kim", keygate_core::access::UserStatus::Disabled).await.unwrap();
+        let started = Instant::now();
+        while other.session_caller(&kims, now_millis()).await.unwrap().expect("kim's session") == cached {
+            assert!(started.elapsed() < FEED_WAIT, "kim's status to reach the other store");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Kim's password set: her session ends everywhere.
+        db.store.set_user_password(&db.root(), "kim", "another hash", None).await.unwrap();
+        wait_for_session(&other, &kims, false, "kim's new password to reach the other store").await;
+        // The account's password changed from another session: the account's other sessions end.
+        assert!(other.session_caller(&accounts, now_millis()).await.unwrap().is_some());
+        db.store.create_session(&db.root(), &roots, None, now + 60_000).await.unwrap();
+        db.store.change_own_password(&db.root(), None, "another hash", Some(&roots)).await.unwrap();
+        wait_for_session(&other, &accounts, false, "the account's new password to reach the other store").await;
+        assert!(other.session_caller(&roots, now_millis()).await.unwrap().is_some(), "the session that changed it stays");
+        follower.stop().await;
     }
 
     async fn a_nonce_is_accepted_once_until_it_is_older_than_the_window(db: TestDatabase) {

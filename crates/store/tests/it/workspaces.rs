@@ -12,6 +12,18 @@ fn grant(model: &str, inference: bool) -> ModelGrant {
 }
 
 on_both_databases! {
+    async fn a_default_workspace_is_read_once_per_store(db: TestDatabase) {
+        let singapore = db.store.default_workspace(db.account_id, SINGAPORE).await.unwrap();
+        let before = db.store.statements_run();
+        assert_eq!(db.store.default_workspace(db.account_id, SINGAPORE).await.unwrap(), singapore);
+        assert_eq!(db.store.statements_run(), before, "held after the first read");
+        let virginia = db.store.default_workspace(db.account_id, VIRGINIA).await.unwrap();
+        assert_ne!(virginia.workspace_id, singapore.workspace_id, "each region has its own");
+        assert!(virginia.is_default && virginia.region == VIRGINIA);
+        let (other, _) = db.store.ensure_account("other", "hash", now_millis()).await.unwrap();
+        assert_not_found(db.store.default_workspace(other.account_id, SINGAPORE).await);
+    }
+
     async fn each_account_has_one_default_workspace_per_region_made_once(db: TestDatabase) {
         let version = db.feed_version().await;
         let singapore = db.store.default_workspace(db.account_id, SINGAPORE).await.unwrap();
