@@ -83,7 +83,7 @@ impl AppState {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let served_regions = settings.served_regions();
         let temporary_key_secret = TemporaryKeySecret::new(master_key.derive("temporary-keys"));
-        let upstreams = UpstreamTable::from_settings(&settings.upstreams, settings.demo_upstream);
+        let upstreams = UpstreamTable::from_settings(&settings.upstreams, settings.demo_upstream)?;
         let throttle = FailedAuthenticationThrottle::new(settings.failed_authentications_per_minute);
         let login_throttle = FailedAuthenticationThrottle::new(settings.failed_logins_per_minute);
         let temporary_key_mints = MintCounter::new(WindowCounter::new(settings.temporary_keys_per_minute));

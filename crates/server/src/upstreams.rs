@@ -2,16 +2,138 @@
 //! application (in order of priority, then by weight), in which protocols, with which
 //! credentials (used in turn), with which timeouts; and each one's HTTP client. Forwarding
 //! a call is `gateway::upstream`'s.
+//!
+//! What a forwarded call needs is made here once, at start, not per call: each base URL
+//! parsed into its scheme, authority, `Host` header and path ([`UpstreamBase`]), each
+//! credential made into its header values, and the pooled HTTP/1.1 client (hyper's, with
+//! rustls for https bases) that keeps connections to the upstream open between calls.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use axum::http::uri::{Authority, Parts, PathAndQuery, Scheme};
+use axum::http::{HeaderValue, Uri};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustc_hash::FxHashMap;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::gateway::errors::Protocol;
 use crate::settings::UpstreamSettings;
+
+/// The client a forwarded call goes out on: hyper's pooled client over TCP, TLS for an
+/// https base, the request body the bytes already read from the client.
+pub type ForwardingClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A base URL, parsed once: what every call to it shares.
+#[derive(Debug, Clone)]
+pub struct UpstreamBase {
+    scheme: Scheme,
+    authority: Authority,
+    /// The `Host` header of every call (the authority without a default port).
+    host: HeaderValue,
+    /// The base's path without its trailing slash (empty for the root): a call's path
+    /// after the protocol's prefix is appended to it.
+    path: String,
+}
+
+impl UpstreamBase {
+    /// Reads a configured base URL: `http://` or `https://`, a host, an optional path; no
+    /// user information (a credential belongs in `api_key_env`), no query, no fragment.
+    pub fn parse(url: &str) -> Result<UpstreamBase, String> {
+        let trimmed = url.trim_end_matches('/');
+        if trimmed.contains(['?', '#']) {
+            return Err(format!("the base URL {url} has a query or a fragment; a base URL is a scheme, a host and a path"));
+        }
+        let uri: Uri = trimmed.parse().map_err(|error| format!("the base URL {url} cannot be read: {error}"))?;
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::HTTP,
+            Some("https") => Scheme::HTTPS,
+            _ => return Err(format!("the base URL {url} must start with http:// or https://")),
+        };
+        let authority = uri.authority().cloned().ok_or_else(|| format!("the base URL {url} names no host"))?;
+        if authority.as_str().contains('@') || authority.host().is_empty() {
+            return Err(format!("the base URL {url} must name a host and no user information"));
+        }
+        let default_port = if scheme == Scheme::HTTPS { 443 } else { 80 };
+        let host_text = match authority.port_u16() {
+            Some(port) if port == default_port => authority.host(),
+            _ => authority.as_str(),
+        };
+        let host = HeaderValue::from_str(host_text).map_err(|_| format!("the base URL {url} has a host that is not a header value"))?;
+        let path = uri.path().trim_end_matches('/').to_string();
+        Ok(UpstreamBase { scheme, authority, host, path })
+    }
+
+    /// The URI of a call: this base, then `path` (the part after the protocol's prefix,
+    /// checked by `keygate_wire::forwarding_path`), then `query` (encoded again from its
+    /// pairs). Only the path and query are made per call; scheme and authority are shared.
+    pub fn uri(&self, path: &str, query: Option<&str>) -> Option<Uri> {
+        let mut path_and_query = String::with_capacity(self.path.len() + path.len() + query.map_or(0, |query| query.len() + 1) + 1);
+        path_and_query.push_str(&self.path);
+        path_and_query.push_str(path);
+        if path_and_query.is_empty() {
+            path_and_query.push('/');
+        }
+        if let Some(query) = query {
+            path_and_query.push('?');
+            path_and_query.push_str(query);
+        }
+        let mut parts = Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(PathAndQuery::from_maybe_shared(Bytes::from(path_and_query)).ok()?);
+        Uri::from_parts(parts).ok()
+    }
+
+    /// The `Host` header of a call to this base.
+    pub fn host(&self) -> &HeaderValue {
+        &self.host
+    }
+
+    /// The URL of a call as a log line may show it, for an operator to see which upstream
+    /// could not be reached: a path segment that may hold a key shown as `{redacted}`, and
+    /// the query (the client's, which may hold its key) as `redacted`. Made only when a call
+    /// fails.
+    pub fn shown_url(&self, path: &str, has_query: bool) -> String {
+        let full_path = format!("{}{path}", self.path);
+        let shown = crate::request_context::shown_path(&full_path);
+        format!("{}://{}{shown}{}", self.scheme, self.authority, if has_query { "?redacted" } else { "" })
+    }
+}
+
+/// One of an upstream's keys, as the two headers that may carry it, made once (and marked
+/// sensitive, so that hyper never logs them).
+pub struct UpstreamCredential {
+    /// `Authorization: Bearer <key>` (DashScope native and OpenAI-compatible).
+    pub bearer: HeaderValue,
+    /// `x-api-key: <key>` (Anthropic-compatible).
+    pub api_key: HeaderValue,
+}
+
+impl UpstreamCredential {
+    fn new(key: &SecretString) -> Option<UpstreamCredential> {
+        let mut bearer = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret())).ok()?;
+        let mut api_key = HeaderValue::from_str(key.expose_secret()).ok()?;
+        bearer.set_sensitive(true);
+        api_key.set_sensitive(true);
+        Some(UpstreamCredential { bearer, api_key })
+    }
+
+    /// The header value that carries this key in `protocol`.
+    pub fn header_for(&self, protocol: Protocol) -> &HeaderValue {
+        match protocol {
+            Protocol::Anthropic => &self.api_key,
+            Protocol::Native | Protocol::OpenAi => &self.bearer,
+        }
+    }
+}
 
 /// How long a call waits on an upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,19 +150,19 @@ pub struct UpstreamTimeouts {
 /// One configured provider.
 pub struct Upstream {
     pub name: String,
-    openai_base_url: Option<String>,
-    dashscope_base_url: Option<String>,
-    anthropic_base_url: Option<String>,
-    responses_base_url: Option<String>,
+    openai_base_url: Option<UpstreamBase>,
+    dashscope_base_url: Option<UpstreamBase>,
+    anthropic_base_url: Option<UpstreamBase>,
+    responses_base_url: Option<UpstreamBase>,
     /// Its keys, used in turn (none: calls go out without a credential).
-    credentials: Vec<SecretString>,
+    credentials: Vec<UpstreamCredential>,
     next_credential: AtomicUsize,
     /// Lower is tried first.
     pub priority: u32,
     /// Share of the calls among upstreams of the same priority.
     pub weight: u32,
     timeouts: UpstreamTimeouts,
-    client: reqwest::Client,
+    client: ForwardingClient,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -51,17 +173,17 @@ impl std::fmt::Debug for Upstream {
 
 impl Upstream {
     /// The base URL of `protocol`'s API, when the upstream speaks it.
-    pub fn base_for(&self, protocol: Protocol) -> Option<&str> {
+    pub fn base_for(&self, protocol: Protocol) -> Option<&UpstreamBase> {
         match protocol {
-            Protocol::OpenAi => self.openai_base_url.as_deref(),
-            Protocol::Native => self.dashscope_base_url.as_deref(),
-            Protocol::Anthropic => self.anthropic_base_url.as_deref(),
+            Protocol::OpenAi => self.openai_base_url.as_ref(),
+            Protocol::Native => self.dashscope_base_url.as_ref(),
+            Protocol::Anthropic => self.anthropic_base_url.as_ref(),
         }
     }
 
     /// The base URL of the OpenAI Responses API: its own, or the OpenAI-compatible one.
-    pub fn responses_base(&self) -> Option<&str> {
-        self.responses_base_url.as_deref().or(self.openai_base_url.as_deref())
+    pub fn responses_base(&self) -> Option<&UpstreamBase> {
+        self.responses_base_url.as_ref().or(self.openai_base_url.as_ref())
     }
 
     /// The protocols this upstream speaks, for the "served in" message.
@@ -85,7 +207,7 @@ impl Upstream {
 
     /// The upstream's own credential for the next call, which replaces the client's key: its
     /// keys in turn, so that a provider's per-key rate limits are spread over all of them.
-    pub fn next_credential(&self) -> Option<&SecretString> {
+    pub fn next_credential(&self) -> Option<&UpstreamCredential> {
         if self.credentials.is_empty() {
             return None;
         }
@@ -98,7 +220,7 @@ impl Upstream {
     }
 
     /// This upstream's HTTP client (its own pool, with its connect timeout).
-    pub fn client(&self) -> &reqwest::Client {
+    pub fn client(&self) -> &ForwardingClient {
         &self.client
     }
 }
@@ -113,8 +235,10 @@ pub enum Route {
 /// Models and apps mapped to their upstreams (a model's in order of priority).
 #[derive(Debug, Default)]
 pub struct UpstreamTable {
-    models: HashMap<String, Vec<Arc<Upstream>>>,
-    apps: HashMap<String, Arc<Upstream>>,
+    /// Looked up on every call (FxHash, not SipHash: the table is the configuration's, so a
+    /// client chooses only what is looked up, never what is stored).
+    models: FxHashMap<String, Vec<Arc<Upstream>>>,
+    apps: FxHashMap<String, Arc<Upstream>>,
     demo_enabled: bool,
 }
 
@@ -125,9 +249,10 @@ pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 120;
 
 impl UpstreamTable {
     /// Builds the table, reading each upstream's credentials from their environment
-    /// variables. A model claimed by several upstreams without a priority is warned about:
-    /// its calls are then shared by weight, which may not be what was meant.
-    pub fn from_settings(upstreams: &[UpstreamSettings], demo_enabled: bool) -> UpstreamTable {
+    /// variables; a base URL that cannot be read is an error. A model claimed by several
+    /// upstreams without a priority is warned about: its calls are then shared by weight,
+    /// which may not be what was meant.
+    pub fn from_settings(upstreams: &[UpstreamSettings], demo_enabled: bool) -> anyhow::Result<UpstreamTable> {
         let mut table = UpstreamTable { demo_enabled, ..UpstreamTable::default() };
         let mut claimed_without_priority: HashMap<&str, Vec<&str>> = HashMap::new();
         for settings in upstreams {
@@ -141,25 +266,41 @@ impl UpstreamTable {
             if credentials.len() < variables.len() {
                 tracing::warn!(upstream = %settings.name, "an api_key_env variable of the upstream is not set; its calls go out without it");
             }
+            let credentials: Vec<UpstreamCredential> = credentials
+                .iter()
+                .filter_map(|key| {
+                    let credential = UpstreamCredential::new(key);
+                    if credential.is_none() {
+                        tracing::warn!(upstream = %settings.name, "a key of the upstream cannot be sent in a header (a control character?); it is not used");
+                    }
+                    credential
+                })
+                .collect();
             let seconds = |value: Option<u64>, default: u64| Duration::from_secs(value.unwrap_or(default).max(1));
             let timeouts = UpstreamTimeouts {
                 connect: seconds(settings.connect_timeout_seconds, DEFAULT_CONNECT_TIMEOUT_SECONDS),
                 first_byte: seconds(settings.first_byte_timeout_seconds, DEFAULT_FIRST_BYTE_TIMEOUT_SECONDS),
                 idle: seconds(settings.idle_timeout_seconds, DEFAULT_IDLE_TIMEOUT_SECONDS),
             };
-            let trim = |base: &Option<String>| base.as_ref().map(|url| url.trim_end_matches('/').to_string());
+            // A base that cannot be read stops the start, rather than failing every call.
+            let parse = |base: &Option<String>| {
+                base.as_deref()
+                    .map(UpstreamBase::parse)
+                    .transpose()
+                    .map_err(|error| anyhow::anyhow!("upstream '{}': {error}", settings.name))
+            };
             let upstream = Arc::new(Upstream {
                 name: settings.name.clone(),
-                openai_base_url: trim(&settings.openai_base_url),
-                dashscope_base_url: trim(&settings.dashscope_base_url),
-                anthropic_base_url: trim(&settings.anthropic_base_url),
-                responses_base_url: trim(&settings.responses_base_url),
+                openai_base_url: parse(&settings.openai_base_url)?,
+                dashscope_base_url: parse(&settings.dashscope_base_url)?,
+                anthropic_base_url: parse(&settings.anthropic_base_url)?,
+                responses_base_url: parse(&settings.responses_base_url)?,
                 credentials,
                 next_credential: AtomicUsize::new(0),
                 priority: settings.priority.unwrap_or(0),
                 weight: settings.weight.unwrap_or(1).max(1),
                 timeouts,
-                client: http_client(timeouts.connect),
+                client: forwarding_client(timeouts.connect),
             });
             for model in &settings.models {
                 table.models.entry(model.clone()).or_default().push(upstream.clone());
@@ -183,7 +324,7 @@ impl UpstreamTable {
                 );
             }
         }
-        table
+        Ok(table)
     }
 
     /// The upstreams of `model` in the order a call tries them: by priority, and within one
@@ -257,11 +398,77 @@ fn random_below(bound: u64) -> u64 {
     u64::from_le_bytes(bytes) % bound.max(1)
 }
 
-/// Builds an upstream's HTTP client.
-pub fn http_client(connect_timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
+/// Builds an upstream's HTTP client: HTTP/1.1, its connections kept open (for 60 s when
+/// idle) and shared by the calls, `TCP_NODELAY` (a request is written whole, and waiting
+/// for an acknowledgement would delay the next), and the connect timeout of the upstream.
+/// The `Host` header is set by the caller from the parsed base, not derived per call.
+/// TLS is rustls with the ring provider (the one the listeners use) and the Mozilla roots
+/// of `webpki-roots`.
+pub fn forwarding_client(connect_timeout: Duration) -> ForwardingClient {
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(connect_timeout));
+    http.set_nodelay(true);
+    // Both schemes: the TLS layer takes https and passes http through.
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .expect("the ring provider supports the default protocol versions")
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
-        .build()
-        .expect("the HTTP client builds")
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .set_host(false)
+        .build(connector)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_url_is_read_once_into_what_every_call_shares() {
+        let base = UpstreamBase::parse("https://dashscope.example.com/compatible-mode/v1/").unwrap();
+        assert_eq!(base.host(), "dashscope.example.com");
+        let uri = base.uri("/chat/completions", None).unwrap();
+        assert_eq!(uri.to_string(), "https://dashscope.example.com/compatible-mode/v1/chat/completions");
+        let uri = base.uri("/models", Some("after=a%20b&limit=2")).unwrap();
+        assert_eq!(uri.path_and_query().unwrap().as_str(), "/compatible-mode/v1/models?after=a%20b&limit=2");
+        // A port other than the scheme's default is part of Host; the default is not.
+        assert_eq!(UpstreamBase::parse("http://127.0.0.1:8080/v1").unwrap().host(), "127.0.0.1:8080");
+        assert_eq!(UpstreamBase::parse("http://provider.example:80").unwrap().host(), "provider.example");
+        // A base at the root, and a call with nothing after the prefix, still have a path.
+        let root = UpstreamBase::parse("http://provider.example").unwrap();
+        assert_eq!(root.uri("", None).unwrap().path(), "/");
+        assert_eq!(root.uri("/v1/messages", None).unwrap().path(), "/v1/messages");
+        // What a log line shows of a call that failed: never the client's query.
+        assert_eq!(base.shown_url("/chat/completions", true), "https://dashscope.example.com/compatible-mode/v1/chat/completions?redacted");
+    }
+
+    #[test]
+    fn a_base_url_that_could_send_a_call_elsewhere_is_refused_at_start() {
+        for url in [
+            "ftp://provider.example/v1",
+            "provider.example/v1",
+            "/v1",
+            "http://user:secret@provider.example/v1",
+            "http://provider.example/v1?key=1",
+            "http://provider.example/v1#part",
+            "http:///v1",
+        ] {
+            assert!(UpstreamBase::parse(url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_credential_is_made_into_both_headers_once_and_marked_sensitive() {
+        let credential = UpstreamCredential::new(&SecretString::from("provider-key")).unwrap();
+        assert_eq!(credential.header_for(Protocol::OpenAi), "Bearer provider-key");
+        assert_eq!(credential.header_for(Protocol::Native), "Bearer provider-key");
+        assert_eq!(credential.header_for(Protocol::Anthropic), "provider-key");
+        assert!(credential.bearer.is_sensitive() && credential.api_key.is_sensitive());
+        assert!(UpstreamCredential::new(&SecretString::from("line\nbreak")).is_none());
+    }
 }

@@ -28,7 +28,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::Stream;
 use keygate_core::limits::RateLimit;
 use keygate_core::usage::TokenUsage;
 use keygate_core::verification::CompiledKey;
@@ -325,6 +324,12 @@ impl UsageReader {
         true
     }
 
+    /// Whether every chunk is relayed as it came (nothing removed, nothing held back), so
+    /// that the relayed answer is as long as the provider's.
+    pub fn relays_unchanged(&self) -> bool {
+        !self.relay_by_lines
+    }
+
     /// What is left unrelayed at the end of the stream (a last line without its newline).
     pub fn remainder(&mut self) -> Option<Bytes> {
         if self.relay_by_lines && !self.line.is_empty() {
@@ -558,9 +563,9 @@ impl CallMeter {
 
 /// An upstream's answer relayed to the client while its usage is read; the call is
 /// counted when the answer ends, or when the client goes away before.
-pub struct MeteredBody<S> {
+pub struct MeteredBody<B> {
     /// The provider's body (generic, not boxed: one allocation less per call).
-    inner: S,
+    inner: B,
     reader: UsageReader,
     meter: Option<CallMeter>,
     status: u16,
@@ -569,8 +574,8 @@ pub struct MeteredBody<S> {
     ended: bool,
 }
 
-impl<S> MeteredBody<S> {
-    pub fn new(inner: S, reader: UsageReader, meter: CallMeter, status: u16, upstream_latency: Duration) -> MeteredBody<S> {
+impl<B> MeteredBody<B> {
+    pub fn new(inner: B, reader: UsageReader, meter: CallMeter, status: u16, upstream_latency: Duration) -> MeteredBody<B> {
         MeteredBody { inner, reader, meter: Some(meter), status, upstream_latency, first_byte: None, ended: false }
     }
 
@@ -582,18 +587,24 @@ impl<S> MeteredBody<S> {
     }
 }
 
-impl<S: Stream<Item = Result<Bytes, E>> + Unpin, E> Stream for MeteredBody<S> {
-    type Item = Result<Bytes, E>;
+impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for MeteredBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
 
-    fn poll_next(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_frame(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
         let this = self.get_mut();
         loop {
             if this.ended {
                 return Poll::Ready(None);
             }
-            match Pin::new(&mut this.inner).poll_next(context) {
+            match Pin::new(&mut this.inner).poll_frame(context) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(Ok(chunk))) => {
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Trailers pass as they are; only data is read.
+                    let chunk = match frame.into_data() {
+                        Ok(chunk) => chunk,
+                        Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                    };
                     if this.first_byte.is_none() {
                         this.first_byte = this.meter.as_ref().map(|meter| meter.started.elapsed());
                     }
@@ -601,7 +612,7 @@ impl<S: Stream<Item = Result<Bytes, E>> + Unpin, E> Stream for MeteredBody<S> {
                     if relayed.is_empty() {
                         continue;
                     }
-                    return Poll::Ready(Some(Ok(relayed)));
+                    return Poll::Ready(Some(Ok(http_body::Frame::data(relayed))));
                 }
                 Poll::Ready(Some(Err(error))) => {
                     this.ended = true;
@@ -612,14 +623,30 @@ impl<S: Stream<Item = Result<Bytes, E>> + Unpin, E> Stream for MeteredBody<S> {
                     this.ended = true;
                     let remainder = this.reader.remainder();
                     this.finish();
-                    return Poll::Ready(remainder.map(Ok));
+                    return Poll::Ready(remainder.map(|remainder| Ok(http_body::Frame::data(remainder))));
                 }
             }
         }
     }
+
+    /// Ended, or the upstream's body ended and nothing of it is held back. (A body dropped
+    /// when it says it has ended is counted by `Drop`.)
+    fn is_end_stream(&self) -> bool {
+        self.ended || (self.reader.relays_unchanged() && self.inner.is_end_stream())
+    }
+
+    /// The upstream's length when what is relayed is what it sent; unknown when a chunk
+    /// may be removed.
+    fn size_hint(&self) -> http_body::SizeHint {
+        if self.reader.relays_unchanged() {
+            self.inner.size_hint()
+        } else {
+            http_body::SizeHint::default()
+        }
+    }
 }
 
-impl<S> Drop for MeteredBody<S> {
+impl<B> Drop for MeteredBody<B> {
     fn drop(&mut self) {
         self.finish();
     }

@@ -4,6 +4,13 @@
 //! fails over to the next when one cannot be reached or answers 5xx, before anything has
 //! been relayed; each upstream has its connect, first-byte and idle-stream timeouts
 //! (docs/CONTRACT.md#upstreams).
+//!
+//! The call goes out on the upstream's pooled hyper client: its URI made from the base
+//! parsed at start and the checked path, the client's headers copied as they are (names and
+//! values are hyper's own types on both sides, nothing is parsed again), the body the bytes
+//! already read. The answer's body is handed on frame by frame; when the upstream said how
+//! long it is and keygate relays it unchanged, the client is told the same length
+//! (`Content-Length`, not a chunked re-encoding).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,16 +19,20 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
+use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
-use secrecy::ExposeSecret;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::Full;
+use hyper::body::Incoming;
 
 use super::accounting::{CallMeter, MeteredBody, UsageReader};
 use super::errors::{GatewayRefusal, Protocol};
 use super::ForwardTarget;
 use crate::upstreams::Upstream;
+
+static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 const HOP_BY_HOP: [&str; 9] =
     ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
@@ -134,57 +145,53 @@ pub async fn forward_with_failover(
 
 /// One try of one upstream: the request sent with its credential (the next of its keys),
 /// and its answer's head within the upstream's first-byte timeout.
-async fn attempt(upstream: &Upstream, forwarded: &Forwarded<'_>, body: Bytes) -> Result<reqwest::Response, AttemptFailure> {
+async fn attempt(upstream: &Upstream, forwarded: &Forwarded<'_>, body: Bytes) -> Result<hyper::Response<Incoming>, AttemptFailure> {
     let Forwarded { protocol, responses, method, target, headers, .. } = forwarded;
     let base = if *responses { upstream.responses_base() } else { upstream.base_for(*protocol) };
     let base = base.ok_or_else(|| AttemptFailure::Unreachable("the upstream does not speak this protocol".into()))?;
-    // The base was checked at start (no query, no fragment) and the path segment by
-    // segment (no dot segments, no escapes), so the URL cannot point anywhere else.
-    let mut url = format!("{base}{}", target.path);
-    if let Some(query) = &target.query {
-        url.push('?');
-        url.push_str(query);
-    }
-    let mut request = upstream.client().request(method.clone(), &url);
+    // The base was parsed at start (no query, no fragment, no user information) and the
+    // path checked segment by segment (no dot segments, no escapes), so the URI cannot
+    // point anywhere else.
+    let uri = base
+        .uri(&target.path, target.query.as_deref())
+        .ok_or_else(|| AttemptFailure::Unreachable("the forwarded path and query do not make a URI".into()))?;
+    // Room for the client's headers, the Host, the credential and an Accept.
+    let mut outgoing = HeaderMap::with_capacity(headers.len() + 3);
+    outgoing.insert(HOST, base.host().clone());
     let nominated = connection_nominated(headers);
     for (name, value) in headers.iter() {
         if is_forwardable_request_header(name) && !nominated.iter().any(|nominated| nominated == name.as_str()) {
-            request = request.header(name, value);
+            // Names and values are the same types on both sides: shared, not parsed again.
+            outgoing.append(name.clone(), value.clone());
         }
     }
-    if let Some(credential) = upstream.next_credential() {
-        request = match protocol {
-            Protocol::Anthropic => request.header("x-api-key", credential.expose_secret()),
-            Protocol::Native | Protocol::OpenAi => request.bearer_auth(credential.expose_secret()),
-        };
+    // What the HTTP client keygate used before sent when the client sent none.
+    if !outgoing.contains_key(ACCEPT) {
+        outgoing.insert(ACCEPT, HeaderValue::from_static("*/*"));
     }
+    if let Some(credential) = upstream.next_credential() {
+        let name = if *protocol == Protocol::Anthropic { X_API_KEY.clone() } else { AUTHORIZATION };
+        outgoing.insert(name, credential.header_for(*protocol).clone());
+    }
+    let mut request = hyper::Request::new(Full::new(body));
+    *request.method_mut() = method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = outgoing;
     let first_byte = upstream.timeouts().first_byte;
-    match tokio::time::timeout(first_byte, request.body(body).send()).await {
+    match tokio::time::timeout(first_byte, upstream.client().request(request)).await {
         Ok(Ok(response)) => Ok(response),
-        // reqwest's error names the cause (connect refused, DNS, TLS...) but never a header;
-        // its URL is shown without the client's query, which may hold a key.
-        Ok(Err(error)) => Err(AttemptFailure::Unreachable(error_chain(&without_query(error)))),
+        // The client's error names the cause (connect refused, DNS, TLS...) but not where:
+        // the URL is added, without the client's query and any path segment that may hold a
+        // key.
+        Ok(Err(error)) => {
+            Err(AttemptFailure::Unreachable(format!("{} ({})", error_chain(&error), base.shown_url(&target.path, target.query.is_some()))))
+        }
         Err(_) => Err(AttemptFailure::Unreachable(format!("no answer within the first-byte timeout of {} s", first_byte.as_secs()))),
     }
 }
 
-/// `error` with its URL's query replaced by `redacted` and a path segment that may hold a
-/// key by `{redacted}` (the query and the path are the client's, and a client may put its
-/// key there), so that the error can be logged.
-fn without_query(mut error: reqwest::Error) -> reqwest::Error {
-    if let Some(url) = error.url_mut() {
-        if url.query().is_some() {
-            url.set_query(Some("redacted"));
-        }
-        let shown = crate::request_context::shown_path(url.path()).into_owned();
-        if shown != url.path() {
-            url.set_path(&shown);
-        }
-    }
-    error
-}
-
-/// An error and its sources, one line: reqwest's top error says only "error sending request".
+/// An error and its sources, one line: the client's top error says only what stage failed
+/// ("client error (Connect)").
 fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -196,23 +203,34 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// The client's answer from the upstream's: end-to-end headers, and the body streamed
-/// (metered when there is a meter), ended when the upstream goes quiet for longer than its
-/// idle timeout.
+/// Whether a `Content-Type` is an event stream, compared in place (no lower-case copy of
+/// the header for every call).
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().as_bytes().get(..17).is_some_and(|start| start.eq_ignore_ascii_case(b"text/event-stream")))
+}
+
+/// The client's answer from the upstream's: end-to-end headers, and the body relayed frame
+/// by frame (metered when there is a meter), ended when the upstream goes quiet for longer
+/// than its idle timeout. The upstream's `Content-Length` is not copied: the body says its
+/// length when it is relayed unchanged (see [`IdleTimeout`] and [`MeteredBody`]), and hyper
+/// writes the header from that.
 fn relay(
-    response: reqwest::Response,
-    upstream: &Upstream,
+    response: hyper::Response<Incoming>,
+    upstream: &Arc<Upstream>,
     protocol: Protocol,
     meter: Option<CallMeter>,
     strip_usage_chunk: bool,
     forwarded: &Forwarded<'_>,
 ) -> Response {
     let request_id = forwarded.request_id;
-    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let nominated = connection_nominated(response.headers());
+    let (parts, incoming) = response.into_parts();
+    let nominated = connection_nominated(&parts.headers);
     // Room for the upstream's headers, keygate's and the request id added after this.
-    let mut headers = HeaderMap::with_capacity(response.headers().len() + forwarded.header_room + 1);
-    for (name, value) in response.headers() {
+    let mut headers = HeaderMap::with_capacity(parts.headers.len() + forwarded.header_room + 1);
+    for (name, value) in &parts.headers {
         if !HOP_BY_HOP.contains(&name.as_str())
             && name.as_str() != "content-length"
             && !nominated.iter().any(|nominated| nominated == name.as_str())
@@ -221,66 +239,77 @@ fn relay(
             headers.append(name.clone(), value.clone());
         }
     }
-    let event_stream = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        // Compared in place: no lower-case copy of the header for every call.
-        .is_some_and(|value| value.trim_start().as_bytes().get(..17).is_some_and(|start| start.eq_ignore_ascii_case(b"text/event-stream")));
-    let inner = IdleTimeout::new(response.bytes_stream(), upstream.timeouts().idle, upstream.name.clone(), request_id.to_string());
+    let event_stream = is_event_stream(&parts.headers);
+    let inner = IdleTimeout::new(incoming, upstream.timeouts().idle, upstream.clone(), request_id.to_string());
     let body = match meter {
         Some(meter) => {
             let upstream_latency = meter.started.elapsed();
             let reader = UsageReader::new(protocol, event_stream, strip_usage_chunk);
-            Body::from_stream(MeteredBody::new(inner, reader, meter, status.as_u16(), upstream_latency))
+            Body::new(MeteredBody::new(inner, reader, meter, parts.status.as_u16(), upstream_latency))
         }
-        None => Body::from_stream(inner),
+        None => Body::new(inner),
     };
     let mut relayed = Response::new(body);
-    *relayed.status_mut() = status;
+    *relayed.status_mut() = StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     *relayed.headers_mut() = headers;
     relayed
 }
 
-/// An upstream's body that ends with an error when no chunk arrives within `idle`: a
+/// An upstream's body that ends with an error when no frame arrives within `idle`: a
 /// provider that stops sending mid-stream does not hold the client's connection forever.
-struct IdleTimeout<S> {
-    inner: S,
+/// The timer is made only when the upstream first keeps the body waiting: an answer that
+/// came whole with its head (the usual JSON answer) never sets one.
+pub struct IdleTimeout {
+    inner: Incoming,
     idle: Duration,
-    deadline: Pin<Box<tokio::time::Sleep>>,
-    upstream: String,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Named in the log line of a cut answer, with the request.
+    upstream: Arc<Upstream>,
     /// The answer is read after the request's span has ended: its line names the request.
     request_id: String,
 }
 
-impl<S> IdleTimeout<S> {
-    fn new(inner: S, idle: Duration, upstream: String, request_id: String) -> IdleTimeout<S> {
-        IdleTimeout { inner, idle, deadline: Box::pin(tokio::time::sleep(idle)), upstream, request_id }
+impl IdleTimeout {
+    fn new(inner: Incoming, idle: Duration, upstream: Arc<Upstream>, request_id: String) -> IdleTimeout {
+        IdleTimeout { inner, idle, deadline: None, upstream, request_id }
     }
 }
 
-impl<S> Stream for IdleTimeout<S>
-where
-    S: Stream<Item = Result<Bytes, reqwest::Error>> + Unpin,
-{
-    type Item = Result<Bytes, std::io::Error>;
+impl HttpBody for IdleTimeout {
+    type Data = Bytes;
+    type Error = std::io::Error;
 
-    fn poll_next(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.inner.poll_next_unpin(context) {
-            Poll::Ready(Some(Ok(chunk))) => {
-                let next = tokio::time::Instant::now() + self.idle;
-                self.deadline.as_mut().reset(next);
-                Poll::Ready(Some(Ok(chunk)))
+    fn poll_frame(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(context) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(deadline) = this.deadline.as_mut() {
+                    deadline.as_mut().reset(tokio::time::Instant::now() + this.idle);
+                }
+                Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(std::io::Error::other(error)))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match self.deadline.as_mut().poll(context) {
-                Poll::Ready(()) => {
-                    tracing::warn!(request_id = %self.request_id, upstream = %self.upstream, idle_seconds = self.idle.as_secs(), "upstream went quiet mid-answer; the answer is cut");
-                    Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the upstream went quiet"))))
+            Poll::Pending => {
+                let idle = this.idle;
+                let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match deadline.as_mut().poll(context) {
+                    Poll::Ready(()) => {
+                        tracing::warn!(request_id = %this.request_id, upstream = %this.upstream.name, idle_seconds = this.idle.as_secs(), "upstream went quiet mid-answer; the answer is cut");
+                        Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "the upstream went quiet"))))
+                    }
+                    Poll::Pending => Poll::Pending,
                 }
-                Poll::Pending => Poll::Pending,
-            },
+            }
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    /// The upstream's own: exact when it sent a `Content-Length`.
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

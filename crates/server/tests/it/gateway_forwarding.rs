@@ -245,6 +245,13 @@ async fn the_upstream_gets_its_own_credential_and_never_the_clients_key_nor_hop_
         for name in ["keep-alive", "x-upstream-hop"] {
             assert_eq!(reply.header(name), None, "{shape:?}: hop-by-hop response header {name} came through");
         }
+        // An answer relayed unchanged keeps the upstream's length: not re-sent chunked.
+        let length = reply.text.len().to_string();
+        assert_eq!(
+            (reply.header("content-length"), reply.header("transfer-encoding")),
+            (Some(length.as_str()), None),
+            "{shape:?}: the upstream's Content-Length is kept"
+        );
 
         let received = double.received().pop().expect("the double was called");
         let headers = &received.headers;

@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# keygate's gateway against nginx in front of the same upstream (docs/CONTRACT.md#performance-targets,
+# docs/PERFORMANCE.md "Forwarding against nginx"), all on 127.0.0.1, in one run:
+#   nginx:   a `map` of 1,000 `Authorization: Bearer sk-...` values (the keys keygate made),
+#            401 for any other, proxying /compatible-mode/v1/chat/completions to the upstream
+#            double of bench/load.sh over a keepalive pool, the client's key replaced by the
+#            upstream's; worker_processes as many as keygate's worker threads (one per core);
+#   keygate: `keygate serve` with the same 1,000 keys and an [[upstreams]] entry for the
+#            same double.
+# wrk sends the same chat call (bench/chat_json.lua) with the same key to both, the two
+# alternating round by round (nginx, keygate, nginx, ...) so that both see the same load on
+# a shared machine. Reported: requests/s and p50/p99 of every round, the median round's,
+# the ratio keygate/nginx of every round, and each server's CPU time per request (nginx:
+# its master and workers together; keygate: its one process).
+#
+# BASELINE_BIN=/path/to/an/older/keygate adds that binary as a third server, with its own
+# 1,000 keys, in the same rounds; PRELOAD=/path/to/libjemalloc.so.2 (or another allocator)
+# adds this tree's binary once more with that library preloaded (LD_PRELOAD), to measure
+# what an allocator would change without building one in.
+#
+# CALLGRIND=1 counts instead keygate's instructions per forwarded call (every thread, user
+# space) under valgrind, for this tree's binary and, when BASELINE_BIN names another
+# keygate binary, for that one too in the same run (wrk with 4 connections; no nginx).
+#
+# Needs wrk, curl, jq and nginx (Debian/Ubuntu: apt-get install nginx-light, as .ci/run
+# does; run as the current user with a private prefix), valgrind for CALLGRIND=1. Knobs
+# (environment): DURATION (10s), WARMUP (2s), THREADS (2), CONNECTIONS (64), ROUNDS (5),
+# KEYS (1000), SKIP_BUILD=1 to reuse target/release binaries. Raw outputs and the summary
+# go to target/bench-results/nginx/.
+set -euo pipefail
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+ROUNDS=${ROUNDS:-5}
+KEYS=${KEYS:-1000}
+CALLGRIND=${CALLGRIND:-0}
+BASELINE_BIN=${BASELINE_BIN:-}
+if [[ $CALLGRIND == 1 ]]; then
+    DURATION=${CALLGRIND_DURATION:-15s}
+    WARMUP=1s
+    CONNECTIONS=4
+    ROUNDS=${CALLGRIND_ROUNDS:-1}
+    command -v valgrind >/dev/null || { echo "nginx.sh: CALLGRIND=1 needs valgrind" >&2; exit 1; }
+else
+    command -v nginx >/dev/null || { echo "nginx.sh: nginx is needed (apt-get install nginx-light)" >&2; exit 1; }
+fi
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT="$ROOT/target/bench-results/nginx"
+
+BENCH_NAME=nginx.sh
+# The callgrind profiles are kept with the results, for callgrind_annotate.
+keep_profiles() { cp "$WORK"/callgrind-*.out "$OUT"/ 2>/dev/null || true; }
+ON_CLEANUP=keep_profiles
+# shellcheck source=bench/servers.sh
+source "$ROOT/bench/servers.sh"
+mkdir -p "$OUT"
+rm -f "$OUT"/*.txt "$OUT"/callgrind-*.out
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+WORKERS=$(nproc)
+
+start upstream "$SERVERS" upstream
+UPSTREAM=$(address_of upstream)
+# The region's key quota raised above KEYS (50 per account by default).
+cat >"$WORK/keygate.toml" <<EOF
+[[regions]]
+id = "ap-southeast-1"
+key_limit = $((KEYS + 10))
+
+[[upstreams]]
+name = "bench-upstream"
+openai_base_url = "$UPSTREAM/v1"
+api_key_env = "BENCH_UPSTREAM_KEY"
+models = ["bench-model"]
+EOF
+
+# start_keygate NAME BINARY [valgrind...]: a keygate serve on a fresh data directory, logging
+# at warn (no line per call, as nginx writes no access log here); its URL in GATEWAY[NAME]
+# and root's password in PASSWORD[NAME].
+declare -A GATEWAY PASSWORD
+start_keygate() {
+    local name=$1 binary=$2
+    shift 2
+    PASSWORD[$name]="bench-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
+    start "$name" env KEYGATE_ROOT_PASSWORD="${PASSWORD[$name]}" BENCH_UPSTREAM_KEY=upstream-secret RUST_LOG=warn \
+        "$@" "$binary" serve --config "$WORK/keygate.toml" --data-dir "$WORK/data-$name" --listen 127.0.0.1:0=ap-southeast-1
+    GATEWAY[$name]=$(address_of "$name")
+}
+
+# make_keys NAME: KEYS keys on keygate NAME through the management API, as a user makes
+# them, their plaintexts in $WORK/keys-NAME.txt.
+make_keys() {
+    local token
+    token=$(curl -sf -X POST "${GATEWAY[$1]}/keygate/v1/sessions" -H 'content-type: application/json' \
+        -d "{\"account\":\"root\",\"password\":\"${PASSWORD[$1]}\"}" | jq -r .token)
+    seq "$KEYS" | xargs -P 4 -I{} curl -sf -X POST "${GATEWAY[$1]}/modelstudio/apikeys?description=nginx-bench-{}" \
+        -H "x-acs-bearer-token: $token" | jq -r .apiKey.apiKeyValue >"$WORK/keys-$1.txt"
+    if [[ $(grep -c '^sk-' "$WORK/keys-$1.txt") != "$KEYS" ]]; then
+        echo "nginx.sh: could not create $KEYS keys on $1" >&2
+        exit 1
+    fi
+}
+
+# check WHAT URL KEY: one chat call must answer 200 with the double's answer.
+check() {
+    local status
+    status=$(curl -s -o "$WORK/check.body" -w '%{http_code}' -X POST -H 'content-type: application/json' -H "Authorization: Bearer $3" \
+        -d '{"model":"bench-model","messages":[{"role":"user","content":"Hello"}]}' "$2")
+    if [[ $status != 200 ]] || ! grep -q 'benchmark upstream' "$WORK/check.body"; then
+        echo "nginx.sh: $1 answered $status, expected 200 from the upstream double:" >&2
+        cat "$WORK/check.body" >&2
+        exit 1
+    fi
+}
+
+# cpu_ticks_of PIDS...: user + system CPU time of processes so far, in clock ticks.
+cpu_ticks_of() { for pid in "$@"; do awk '{print $14 + $15}' "/proc/$pid/stat"; done | awk '{sum += $1} END {print sum + 0}'; }
+
+# load NAME ROUND URL KEY PIDS...: a warm-up, then the measured run into
+# $OUT/wrk-NAME-ROUND.txt and the CPU microseconds per request of PIDS into
+# $OUT/cpu-NAME-ROUND.txt.
+load() {
+    local name=$1 round=$2 url=$3 key=$4 before requests
+    shift 4
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$ROOT/bench/chat_json.lua" -H "Authorization: Bearer $key" "$url" >/dev/null
+    before=$(cpu_ticks_of "$@")
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 30s --latency -s "$ROOT/bench/chat_json.lua" \
+        -H "Authorization: Bearer $key" "$url" >"$OUT/wrk-$name-$round.txt"
+    requests=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name-$round.txt")
+    awk -v ticks=$(($(cpu_ticks_of "$@") - before)) -v tick="$TICK_MICROSECONDS" -v n="$requests" \
+        'BEGIN {printf "%.1f\n", ticks * tick / n}' >"$OUT/cpu-$name-$round.txt"
+    if grep -q 'Non-2xx\|Socket errors' "$OUT/wrk-$name-$round.txt"; then
+        echo "nginx.sh: $name had errors:" >&2
+        cat "$OUT/wrk-$name-$round.txt" >&2
+        exit 1
+    fi
+}
+
+rps() { awk '/^Requests\/sec:/ {print $2}' "$OUT/wrk-$1-$2.txt"; }
+percentile() { awk -v p="$3" '$1 == p {print $2}' "$OUT/wrk-$1-$2.txt"; }
+# milliseconds LATENCY: wrk's "812.00us", "5.20ms" or "1.01s" in milliseconds.
+milliseconds() {
+    awk -v value="$1" 'BEGIN {
+        if (value ~ /us$/) { sub(/us$/, "", value); printf "%.3f", value / 1000 }
+        else if (value ~ /ms$/) { sub(/ms$/, "", value); printf "%.3f", value }
+        else { sub(/s$/, "", value); printf "%.3f", value * 1000 } }'
+}
+median() { sort -n | awk '{ values[NR] = $1 } END { print values[int((NR + 1) / 2)] }'; }
+# median_round NAME: the round whose requests/s is the median.
+median_round() {
+    for round in $(seq "$ROUNDS"); do echo "$(rps "$1" "$round") $round"; done | sort -n | awk -v middle=$(((ROUNDS + 1) / 2)) 'NR == middle {print $2}'
+}
+
+header() {
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD)"
+    echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load average at start: $LOAD_BEFORE"
+}
+
+if [[ $CALLGRIND == 1 ]]; then
+    BINARIES=("current:$KEYGATE")
+    [[ -n $BASELINE_BIN ]] && BINARIES+=("baseline:$BASELINE_BIN")
+    header | tee "$OUT/summary.txt"
+    for entry in "${BINARIES[@]}"; do
+        name=${entry%%:*}
+        start_keygate "$name" "${entry#*:}" valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind-$name.out" --instr-atstart=no
+        make_keys "$name"
+        check "keygate ($name)" "${GATEWAY[$name]}/compatible-mode/v1/chat/completions" "$(head -1 "$WORK/keys-$name.txt")"
+    done
+    for round in $(seq "$ROUNDS"); do
+        for entry in "${BINARIES[@]}"; do
+            name=${entry%%:*}
+            key=$(sed -n "$((KEYS / 2))p" "$WORK/keys-$name.txt")
+            url="${GATEWAY[$name]}/compatible-mode/v1/chat/completions"
+            wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" -s "$ROOT/bench/chat_json.lua" -H "Authorization: Bearer $key" "$url" >/dev/null
+            callgrind_control -i on "${PID_OF[$name]}" >/dev/null
+            callgrind_control -z "${PID_OF[$name]}" >/dev/null
+            wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --timeout 30s -s "$ROOT/bench/chat_json.lua" -H "Authorization: Bearer $key" "$url" >"$OUT/wrk-$name-$round.txt"
+            requests=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name-$round.txt")
+            total=$(callgrind_control -e Ir "${PID_OF[$name]}" 2>/dev/null | awk '$1 == "Th" {gsub(",", "", $3); sum += $3} END {print sum + 0}')
+            callgrind_control -i off "${PID_OF[$name]}" >/dev/null 2>&1
+            awk -v total="$total" -v n="$requests" 'BEGIN {printf "%.0f\n", total / n}' >"$OUT/instructions-$name-$round.txt"
+        done
+    done
+    {
+        echo "keygate's instructions per forwarded chat call (callgrind, every thread, user space), wrk -t1 -c$CONNECTIONS -d$DURATION, $ROUNDS round(s):"
+        for entry in "${BINARIES[@]}"; do
+            name=${entry%%:*}
+            echo "$name (${entry#*:}): median $(for r in $(seq "$ROUNDS"); do cat "$OUT/instructions-$name-$r.txt"; done | median) (each round: $(for r in $(seq "$ROUNDS"); do printf '%s ' "$(cat "$OUT/instructions-$name-$r.txt")"; done))"
+        done
+    } | tee -a "$OUT/summary.txt"
+    exit 0
+fi
+
+# The keygates of this run: this tree's, and the optional baseline and preloaded ones.
+KEYGATES=(keygate)
+start_keygate keygate "$KEYGATE"
+make_keys keygate
+if [[ -n $BASELINE_BIN ]]; then
+    KEYGATES+=(baseline)
+    start_keygate baseline "$BASELINE_BIN"
+    make_keys baseline
+fi
+if [[ -n ${PRELOAD:-} ]]; then
+    KEYGATES+=(preload)
+    start_keygate preload "$KEYGATE" env LD_PRELOAD="$PRELOAD"
+    make_keys preload
+fi
+KEY=$(sed -n "$((KEYS / 2))p" "$WORK/keys-keygate.txt")
+
+# nginx with its own prefix, configuration and temporary directories, in the foreground
+# (its master process is the one `start` records).
+mkdir -p "$WORK/nginx/logs" "$WORK/nginx/temp"
+NGINX_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+{
+    cat <<EOF
+worker_processes $WORKERS;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/temp/body;
+    proxy_temp_path $WORK/nginx/temp/proxy;
+    fastcgi_temp_path $WORK/nginx/temp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/temp/uwsgi;
+    scgi_temp_path $WORK/nginx/temp/scgi;
+    map_hash_bucket_size 128;
+    map_hash_max_size 4096;
+    map \$http_authorization \$key_ok {
+        default 0;
+EOF
+    sed 's/.*/        "Bearer &" 1;/' "$WORK/keys-keygate.txt"
+    cat <<EOF
+    }
+    upstream bench_upstream {
+        server ${UPSTREAM#http://};
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location = /compatible-mode/v1/chat/completions {
+            if (\$key_ok = 0) { return 401; }
+            proxy_pass http://bench_upstream/v1/chat/completions;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Authorization "Bearer upstream-secret";
+        }
+    }
+}
+EOF
+} >"$WORK/nginx/nginx.conf"
+start nginx nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log"
+NGINX="http://127.0.0.1:$NGINX_PORT"
+for _ in $(seq 100); do
+    curl -s -o /dev/null "$NGINX/" && break
+    sleep 0.1
+done
+nginx_pids() { echo "${PID_OF[nginx]}" $(pgrep -P "${PID_OF[nginx]}"); }
+
+check nginx "$NGINX/compatible-mode/v1/chat/completions" "$KEY"
+for name in "${KEYGATES[@]}"; do
+    check "$name" "${GATEWAY[$name]}/compatible-mode/v1/chat/completions" "$(sed -n "$((KEYS / 2))p" "$WORK/keys-$name.txt")"
+done
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer sk-not-a-key' "$NGINX/compatible-mode/v1/chat/completions")
+[[ $status == 401 ]] || { echo "nginx.sh: nginx answered $status to an unknown key, expected 401" >&2; exit 1; }
+
+header | tee "$OUT/summary.txt"
+echo "nginx.sh: $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up); nginx $WORKERS workers; ${KEYGATES[*]}: $WORKERS worker threads each"
+SERVERS_RUN=(nginx "${KEYGATES[@]}")
+for round in $(seq "$ROUNDS"); do
+    # Each round starts with the next server in turn, so that none always follows another.
+    count=${#SERVERS_RUN[@]}
+    for i in $(seq 0 $((count - 1))); do
+        name=${SERVERS_RUN[$(((round - 1 + i) % count))]}
+        if [[ $name == nginx ]]; then
+            # shellcheck disable=SC2046
+            load nginx "$round" "$NGINX/compatible-mode/v1/chat/completions" "$KEY" $(nginx_pids)
+        else
+            load "$name" "$round" "${GATEWAY[$name]}/compatible-mode/v1/chat/completions" \
+                "$(sed -n "$((KEYS / 2))p" "$WORK/keys-$name.txt")" "${PID_OF[$name]}"
+        fi
+    done
+    echo "nginx.sh: round $round of $ROUNDS done"
+done
+
+{
+    echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per run after a $WARMUP warm-up, $ROUNDS rounds alternating; nginx $WORKERS workers with a map of $KEYS keys, keygate $WORKERS worker threads with $KEYS keys"
+    printf '%-8s %5s %11s %9s %9s %9s %12s\n' server round requests/s p50 p90 p99 "CPU us/req"
+    for round in $(seq "$ROUNDS"); do
+        for name in "${SERVERS_RUN[@]}"; do
+            printf '%-8s %5s %11s %9s %9s %9s %12s\n' "$name" "$round" "$(rps "$name" "$round")" "$(percentile "$name" "$round" 50%)" \
+                "$(percentile "$name" "$round" 90%)" "$(percentile "$name" "$round" 99%)" "$(cat "$OUT/cpu-$name-$round.txt")"
+        done
+    done
+    for name in "${SERVERS_RUN[@]}"; do
+        round=$(median_round "$name")
+        echo "$name median round: $(rps "$name" "$round") requests/s, p99 $(percentile "$name" "$round" 99%), CPU $(for r in $(seq "$ROUNDS"); do cat "$OUT/cpu-$name-$r.txt"; done | median) us/request (median)"
+    done
+    for name in "${KEYGATES[@]}"; do
+        throughput=$(for r in $(seq "$ROUNDS"); do awk -v k="$(rps "$name" "$r")" -v n="$(rps nginx "$r")" 'BEGIN {printf "%.2f\n", k / n}'; done)
+        p99=$(for r in $(seq "$ROUNDS"); do
+            awk -v k="$(milliseconds "$(percentile "$name" "$r" 99%)")" -v n="$(milliseconds "$(percentile nginx "$r" 99%)")" 'BEGIN {printf "%.2f\n", k / n}'
+        done)
+        echo "$name/nginx requests/s: median $(median <<<"$throughput") (each round: $(tr '\n' ' ' <<<"$throughput")); target >= 1.0"
+        echo "$name/nginx p99:        median $(median <<<"$p99") (each round: $(tr '\n' ' ' <<<"$p99")); target <= 1.2"
+    done
+    echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee -a "$OUT/summary.txt"
