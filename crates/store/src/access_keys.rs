@@ -8,7 +8,7 @@ use keygate_core::access::{Caller, CallerCredential, CallerIdentity, Role, UserS
 
 use crate::audit::{write_audit, AuditContext};
 use crate::database::{params, Row};
-use crate::{Change, Missing, Store, StoreError};
+use crate::{Missing, Store, StoreError};
 
 /// Sessions a [`SessionCache`] holds at most; past that it starts again empty.
 const SESSION_CACHE_CAPACITY: usize = 10_000;
@@ -264,15 +264,7 @@ impl Store {
         let mut transaction = self.database.begin_change().await?;
         transaction.execute("DELETE FROM sessions WHERE token_digest = $1", &params![token_digest]).await?;
         write_audit(&mut transaction, context, "Session.Logout", "session", "").await?;
-        let version = Self::record_change(
-            &mut transaction,
-            Change { at: context.at, kind: SESSION_CHANGE, subject: &context.account_id.to_string(), revoked: &[] },
-        )
-        .await?;
-        transaction.commit().await?;
-        self.sessions.forget_all();
-        self.publish(version, Vec::new());
-        Ok(())
+        self.commit_sessions_ended(transaction, context).await
     }
 
     /// Records an ACS3 nonce seen at `now`; `false` when it was already seen (a replay).

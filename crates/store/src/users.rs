@@ -188,7 +188,7 @@ impl Store {
 
     /// Records that sessions ended (a `session` change: every node empties its session
     /// cache when it follows it), commits, and empties this node's at once.
-    async fn commit_sessions_ended(&self, mut transaction: Transaction, context: &AuditContext) -> Result<(), StoreError> {
+    pub(crate) async fn commit_sessions_ended(&self, mut transaction: Transaction, context: &AuditContext) -> Result<(), StoreError> {
         let version = Self::record_change(
             &mut transaction,
             Change { at: context.at, kind: SESSION_CHANGE, subject: &context.account_id.to_string(), revoked: &[] },
