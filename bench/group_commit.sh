@@ -10,12 +10,17 @@
 #      connections, the clients, and everything else (other work on the machine);
 #   2. the same load again, and meanwhile bench/revocation.sh's measurement
 #      (`revocation_propagation`: disable through A until B refuses, ITERATIONS times,
-#      default 200), started a second into the load.
+#      default 200), started a second into the load, asking B every PAUSE_MILLISECONDS
+#      (default 2) rather than back to back: asked back to back, B and the prober took
+#      most of a core from the load measured beside them. Each revocation figure is then
+#      late by at most the pause.
 #
-# The baseline is BASELINE_REV (default main), exported with `git archive` and built in the
-# same target directory (so only the workspace's own crates build twice), or the binaries
-# already in BASELINE_BIN (keygate, management_write_throughput, revocation_propagation);
-# CURRENT_BIN likewise names binaries already built from this tree.
+# Only the keygate binary differs between the two: the load and the prober are this tree's
+# examples for both. The baseline is BASELINE_REV (default main), exported with `git
+# archive` and built in the same target directory (so only the workspace's own crates
+# build twice), or the keygate binary already in BASELINE_BIN (a directory); CURRENT_BIN
+# likewise names a directory holding keygate, management_write_throughput and
+# revocation_propagation already built from this tree.
 #
 #   bash bench/group_commit.sh
 #   BASELINE_REV=27d207d WRITE_SECONDS=30 bash bench/group_commit.sh
@@ -26,6 +31,7 @@ source "$(dirname "$0")/common.sh"
 write_seconds=${WRITE_SECONDS:-15}
 clients=${CREATE_CLIENTS:-32}
 iterations=${ITERATIONS:-200}
+pause_milliseconds=${PAUSE_MILLISECONDS:-2}
 port_a=${PORT_A:-18121}
 port_b=${PORT_B:-18122}
 baseline_rev=${BASELINE_REV:-main}
@@ -34,14 +40,14 @@ examples=(management_write_throughput revocation_propagation)
 mkdir -p "$work_dir/baseline" "$work_dir/current"
 if [ -n "${BASELINE_BIN:-}" ]; then
   baseline_label="binaries in $BASELINE_BIN"
-  cp "$BASELINE_BIN/keygate" "${examples[@]/#/$BASELINE_BIN/}" "$work_dir/baseline/"
+  cp "$BASELINE_BIN/keygate" "$work_dir/baseline/"
 else
   baseline_label="$baseline_rev ($(git -C "$bench_root" rev-parse --short "$baseline_rev"))"
   echo "building the baseline $baseline_label..." >&2
   mkdir -p "$work_dir/baseline-src"
   git -C "$bench_root" archive "$baseline_rev" | tar -x -C "$work_dir/baseline-src"
-  (cd "$work_dir/baseline-src" && CARGO_TARGET_DIR=$target_dir cargo build --release --workspace --bin keygate "${examples[@]/#/--example=}" >&2)
-  cp "$target_dir/release/keygate" "${examples[@]/#/$target_dir/release/examples/}" "$work_dir/baseline/"
+  (cd "$work_dir/baseline-src" && CARGO_TARGET_DIR=$target_dir cargo build --release --bin keygate >&2)
+  cp "$target_dir/release/keygate" "$work_dir/baseline/"
 fi
 if [ -n "${CURRENT_BIN:-}" ]; then
   cp "$CURRENT_BIN/keygate" "${examples[@]/#/$CURRENT_BIN/}" "$work_dir/current/"
@@ -111,7 +117,7 @@ for build in baseline current; do
   nodes="http://127.0.0.1:$port_a,http://127.0.0.1:$port_b"
   echo
   echo "== $build: CreateApiKey, $clients clients over two nodes, ${write_seconds}s =="
-  "$work_dir/$build/management_write_throughput" --nodes "$nodes" --password "$root_password" \
+  "$work_dir/current/management_write_throughput" --nodes "$nodes" --password "$root_password" \
     --operation create --concurrency "$clients" --seconds "$write_seconds" &
   load=$!
   # The CPU split covers the load from its second second to a second before its end.
@@ -123,14 +129,14 @@ for build in baseline current; do
   wait "$load"
   cpu_split "$work_dir/cpu.before" "$work_dir/cpu.after" $((write_seconds - 2)) "nodes ${node_pids[*]}" \
     "their-postgres-connections $postgres_pids" "clients $load"
-  echo "-- the same load, and revocation across the nodes meanwhile ($iterations revocations):"
-  "$work_dir/$build/management_write_throughput" --nodes "$nodes" --password "$root_password" \
+  echo "-- the same load, and revocation across the nodes meanwhile ($iterations revocations, B asked every ${pause_milliseconds} ms):"
+  "$work_dir/current/management_write_throughput" --nodes "$nodes" --password "$root_password" \
     --operation create --concurrency "$clients" --seconds "$write_seconds" >"$work_dir/load.txt" &
   load=$!
   sleep 1
   started=$SECONDS
-  "$work_dir/$build/revocation_propagation" --node-a "http://127.0.0.1:$port_a" --node-b "http://127.0.0.1:$port_b" \
-    --password "$root_password" --iterations "$iterations" | sed 's/^/  /'
+  "$work_dir/current/revocation_propagation" --node-a "http://127.0.0.1:$port_a" --node-b "http://127.0.0.1:$port_b" \
+    --password "$root_password" --iterations "$iterations" --pause-milliseconds "$pause_milliseconds" | sed 's/^/  /'
   revocation_seconds=$((SECONDS - started))
   wait "$load"
   sed 's/^/  /' "$work_dir/load.txt"

@@ -17,7 +17,9 @@
 # Knobs (environment): DURATION (10s), WARMUP (2s), THREADS (2), CONNECTIONS (64),
 # ROUNDS (3), SKIP_BUILD=1 to reuse target/release binaries, RUNS (which runs, by name;
 # all six by default; `RUNS="a-bare-hyper b-auth-verify" ROUNDS=9` is the `/auth/verify`
-# comparison of docs/PERFORMANCE.md).
+# comparison of docs/PERFORMANCE.md). BASELINE_BIN=/path/to/an/older/keygate adds (b0), that
+# binary's /auth/verify with a key of its own, to the same rounds right after (b), and the
+# ratio b/b0: a change measured against the build before it on the same load.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
@@ -99,6 +101,12 @@ PASSWORD="bench-$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
 start keygate env KEYGATE_ROOT_PASSWORD="$PASSWORD" BENCH_UPSTREAM_KEY=upstream-secret RUST_LOG=warn \
     "$KEYGATE" serve --config "$WORK/keygate.toml" --data-dir "$WORK/data" --listen 127.0.0.1:0=ap-southeast-1
 GATEWAY=$(address_of keygate)
+BASELINE_BIN=${BASELINE_BIN:-}
+if [[ -n "$BASELINE_BIN" ]]; then
+    start baseline env KEYGATE_ROOT_PASSWORD="$PASSWORD" RUST_LOG=warn \
+        "$BASELINE_BIN" serve --data-dir "$WORK/data-baseline" --listen 127.0.0.1:0=ap-southeast-1
+    BASELINE=$(address_of baseline)
+fi
 
 # A key, through the management API, as a user would make one.
 TOKEN=$(curl -sf -X POST "$GATEWAY/keygate/v1/sessions" -H 'content-type: application/json' \
@@ -107,6 +115,12 @@ KEY=$(curl -sf -X POST "$GATEWAY/modelstudio/apikeys?description=load-test" -H "
 if [[ ! "$KEY" =~ ^sk- ]]; then
     echo "load.sh: could not create a key" >&2
     exit 1
+fi
+if [[ -n "$BASELINE_BIN" ]]; then
+    BASELINE_TOKEN=$(curl -sf -X POST "$BASELINE/keygate/v1/sessions" -H 'content-type: application/json' \
+        -d "{\"account\":\"root\",\"password\":\"$PASSWORD\"}" | jq -r .token)
+    BASELINE_KEY=$(curl -sf -X POST "$BASELINE/modelstudio/apikeys?description=load-test" -H "x-acs-bearer-token: $BASELINE_TOKEN" | jq -r .apiKey.apiKeyValue)
+    check "the baseline's /auth/verify" 200 -H "Authorization: Bearer $BASELINE_KEY" "$BASELINE/auth/verify"
 fi
 
 CHAT='{"model":"bench-model","messages":[{"role":"user","content":"Hello"}]}'
@@ -117,6 +131,9 @@ check "the upstream double" 200 -X POST -H 'content-type: application/json' -d "
 check "the gateway" 200 -X POST -H 'content-type: application/json' -H "Authorization: Bearer $KEY" -d "$CHAT" "$GATEWAY/compatible-mode/v1/chat/completions"
 
 RUNS=${RUNS:-a-bare-hyper a2-axum-empty b-auth-verify b2-verify-identity c-upstream-direct d-gateway}
+if [[ -n "$BASELINE_BIN" && " $RUNS " == *" b-auth-verify "* ]]; then
+    RUNS=${RUNS/b-auth-verify/b-auth-verify b0-baseline-verify}
+fi
 # runs NAME: whether NAME is one of the runs asked for.
 runs() { [[ " $RUNS " == *" $1 "* ]]; }
 echo "load.sh: $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up) on $(nproc) cores shared by wrk and the servers"
@@ -125,6 +142,7 @@ for round in $(seq "$ROUNDS"); do
     runs a-bare-hyper && load a-bare-hyper "$round" bare -H "Authorization: Bearer $KEY" "$BARE/"
     runs a2-axum-empty && load a2-axum-empty "$round" axum -H "Authorization: Bearer $KEY" "$AXUM/"
     runs b-auth-verify && load b-auth-verify "$round" keygate -H "Authorization: Bearer $KEY" "$GATEWAY/auth/verify"
+    runs b0-baseline-verify && load b0-baseline-verify "$round" baseline -H "Authorization: Bearer $BASELINE_KEY" "$BASELINE/auth/verify"
     runs b2-verify-identity && load b2-verify-identity "$round" keygate -H "Authorization: Bearer $KEY" -H "X-Keygate-Identity: on" "$GATEWAY/auth/verify"
     runs c-upstream-direct && load c-upstream-direct "$round" upstream -s "$ROOT/bench/chat_json.lua" "$UPSTREAM/v1/chat/completions"
     # keygate's own CPU; the upstream's share of (d) is what (c) shows.
@@ -153,6 +171,10 @@ median_rps() { requests_per_second "$1" "$(median_round "$1")"; }
     }
     if runs b-auth-verify && runs a-bare-hyper; then
         echo "b/a  (/auth/verify vs bare hyper, target >= 0.90 in every round): $(ratio "$(median_rps b-auth-verify)" "$(median_rps a-bare-hyper)") (each round: $(per_round b-auth-verify a-bare-hyper); lowest: $(per_round b-auth-verify a-bare-hyper | tr ' ' '\n' | sed '/^$/d' | sort -n | head -1))"
+    fi
+    if runs b0-baseline-verify; then
+        echo "b0/a (the baseline's /auth/verify vs bare hyper): $(ratio "$(median_rps b0-baseline-verify)" "$(median_rps a-bare-hyper)") (each round: $(per_round b0-baseline-verify a-bare-hyper); lowest: $(per_round b0-baseline-verify a-bare-hyper | tr ' ' '\n' | sed '/^$/d' | sort -n | head -1))"
+        echo "b/b0 (this build's /auth/verify vs the baseline's): $(ratio "$(median_rps b-auth-verify)" "$(median_rps b0-baseline-verify)") (each round: $(per_round b-auth-verify b0-baseline-verify))"
     fi
     if runs b2-verify-identity && runs a-bare-hyper; then
         echo "b2/a (/auth/verify with the identity headers, reference): $(ratio "$(median_rps b2-verify-identity)" "$(median_rps a-bare-hyper)") (each round: $(per_round b2-verify-identity a-bare-hyper))"

@@ -2,16 +2,22 @@
 //! authorization decision of docs/CONTRACT.md#order-of-checks, in its order.
 //!
 //! The registry is plain data behind a lock: the store fills it at start and after every
-//! change, and the gateway reads it without touching the database. Each entry carries the
+//! change, and the gateway reads it without touching the database. The lock is sharded by
+//! thread (each reader takes only its own thread's shard, a writer takes them all), so
+//! readers on different cores never write the same cache line; and a decision that needs
+//! only to look at a key ([`KeyRegistry::authenticate_then`]) borrows it under the lock
+//! instead of taking a reference count shared by every call of that key. Each entry carries the
 //! change-feed version that produced it, and an update older than the entry is ignored, so
 //! a slow cache fill can never overwrite a newer revocation. Revoked and deleted keys stay
 //! as tombstones for the same reason.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
+use crossbeam_utils::sync::ShardedLock;
 use hashbrown::HashTable;
+use rustc_hash::FxHashMap;
 
 use crate::key_limits::KeyLimits;
 use crate::keys::{parse_permanent_key, KeyDigest, KeyFormat, KeyParseError, TEMPORARY_PREFIX};
@@ -356,7 +362,9 @@ struct RegistryState {
     /// The index in `entries` of the current digest of each live key, hashed by
     /// [`key_id_hash`]. Every index here names an entry that holds a key of that id.
     by_key_id: HashTable<u32>,
-    workspaces: HashMap<String, (u64, Arc<WorkspaceGrants>)>,
+    /// By workspace id, looked up on every call with the key's own workspace id (FxHash:
+    /// the ids are the store's, never chosen by a client).
+    workspaces: FxHashMap<String, (u64, Arc<WorkspaceGrants>)>,
     /// The region names that keys carry, each stored once (a handful; never shrinks).
     regions: Vec<Arc<str>>,
     /// The account names, regions and workspace ids that keys carry, each stored once.
@@ -556,7 +564,7 @@ impl RegistryLoad {
 /// The in-memory verification state of one node.
 #[derive(Debug, Default)]
 pub struct KeyRegistry {
-    state: RwLock<RegistryState>,
+    state: ShardedLock<RegistryState>,
 }
 
 /// One change to apply to the registry.
@@ -752,11 +760,71 @@ impl KeyRegistry {
         Ok(AuthenticatedKey { key, temporary: true, works_until: claims.expires_at })
     }
 
+    /// [`KeyRegistry::authenticate_any`], then `decide` on the key, its workspace's grants
+    /// and when the presented secret stops working, with the key borrowed under the
+    /// registry's lock: no reference count is taken, and the workspace is found under the
+    /// same lock. Every call of one key would otherwise add to and take from that key's
+    /// one reference count, a cache line written by every core (docs/PERFORMANCE.md).
+    /// `decide` runs under the read lock: it must not call the registry.
+    pub fn authenticate_then<R>(
+        &self,
+        presented: &str,
+        region: &str,
+        endpoint: KeyEndpoint,
+        temporary_secret: &TemporaryKeySecret,
+        now: i64,
+        decide: impl FnOnce(AuthenticatedView<'_>) -> R,
+    ) -> Result<R, AuthenticationFailure> {
+        if presented.starts_with(TEMPORARY_PREFIX) {
+            // Rare next to permanent keys: the owned path, then the workspace.
+            let authenticated = self.authenticate_any(presented, region, endpoint, temporary_secret, now)?;
+            let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let workspace = state.workspaces.get(&*authenticated.key.workspace_id).map(|(_, grants)| &**grants);
+            return Ok(decide(AuthenticatedView {
+                key: &authenticated.key,
+                temporary: true,
+                works_until: authenticated.works_until,
+                workspace,
+            }));
+        }
+        let parsed = parse_permanent_key(presented)?;
+        endpoint.admits(parsed.format)?;
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = state.entry(&parsed.digest).ok_or(AuthenticationFailure::Unknown)?;
+        let key = entry.key.as_deref().ok_or(AuthenticationFailure::Unknown)?;
+        // The same checks, in the same order, as `authenticate_permanent`.
+        if now >= entry.secret_ends_at {
+            return Err(AuthenticationFailure::Unknown);
+        }
+        if state.regions.get(entry.region as usize).map(|known| &**known) != Some(region) {
+            return Err(AuthenticationFailure::OtherRegion);
+        }
+        standing_allows(entry.standing)?;
+        if now >= entry.expires_at {
+            return Err(AuthenticationFailure::KeyExpired);
+        }
+        let workspace = state.workspaces.get(&*key.workspace_id).map(|(_, grants)| &**grants);
+        Ok(decide(AuthenticatedView { key, temporary: false, works_until: entry.expires_at.min(entry.secret_ends_at), workspace }))
+    }
+
     /// The current digest of a live key (to mint temporary keys from it).
     pub fn digest_of(&self, key_id: i64) -> Option<KeyDigest> {
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         state.entry_of_key(key_id).map(|entry| entry.digest)
     }
+}
+
+/// A key that passed authentication, borrowed from the registry for one decision
+/// ([`KeyRegistry::authenticate_then`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthenticatedView<'a> {
+    pub key: &'a CompiledKey,
+    /// Presented as an `st-` temporary key.
+    pub temporary: bool,
+    /// As [`AuthenticatedKey::works_until`].
+    pub works_until: i64,
+    /// The grants of the key's workspace, when the registry holds them.
+    pub workspace: Option<&'a WorkspaceGrants>,
 }
 
 /// A key that passed authentication.
@@ -1078,5 +1146,73 @@ mod tests {
         let from_plan = mint_temporary_key(&secret, 1, &plan.digest, 1_060);
         assert_eq!(on(&from_plan, KeyEndpoint::PayAsYouGo), Err(AuthenticationFailure::PlanKeyOnPayAsYouGoEndpoint));
         assert_eq!(on(&from_plan, KeyEndpoint::Plan), Err(AuthenticationFailure::NotAPlanKey));
+    }
+
+    #[test]
+    fn the_borrowing_decision_authenticates_exactly_as_the_owning_one_and_finds_the_workspace() {
+        use crate::temporary_keys::mint_temporary_key;
+        let registry = KeyRegistry::new();
+        let secret = TemporaryKeySecret::new([7; 32]);
+        let (usable, disabled, elsewhere, expiring, old, new) = (
+            generate_key(KeyFormat::Secure),
+            generate_key(KeyFormat::Secure),
+            generate_key(KeyFormat::Secure),
+            generate_key(KeyFormat::Secure),
+            generate_key(KeyFormat::Secure),
+            generate_key(KeyFormat::Secure),
+        );
+        let mut in_other_region = (*compiled(3, KeyStanding::Usable, KeyAuth::All)).clone();
+        in_other_region.region = "cn-beijing".into();
+        let mut with_expiry = (*compiled(4, KeyStanding::Usable, KeyAuth::All)).clone();
+        with_expiry.expires_at = Some(1_500);
+        let mut reset = (*compiled(5, KeyStanding::Usable, KeyAuth::All)).clone();
+        reset.grace_secret = Some(Box::new(GraceSecret { digest: old.digest, ends_at: 1_200 }));
+        registry.apply(
+            1,
+            vec![
+                RegistryUpdate::Key { digest: usable.digest, key: compiled(1, KeyStanding::Usable, KeyAuth::All) },
+                RegistryUpdate::Key { digest: disabled.digest, key: compiled(2, KeyStanding::Disabled, KeyAuth::All) },
+                RegistryUpdate::Key { digest: elsewhere.digest, key: Arc::new(in_other_region) },
+                RegistryUpdate::Key { digest: expiring.digest, key: Arc::new(with_expiry) },
+                RegistryUpdate::Key { digest: new.digest, key: Arc::new(reset) },
+                RegistryUpdate::Workspace(Arc::new(WorkspaceGrants {
+                    workspace_id: "llm-aaaaaaaaaaaaaaaa".into(),
+                    is_default: true,
+                    inference_models: Vec::new(),
+                    applications: Vec::new(),
+                    model_limits: Vec::new(),
+                })),
+            ],
+        );
+        let token = mint_temporary_key(&secret, 1, &usable.digest, 1_300);
+        let presented = [
+            expose(&usable.plaintext).to_string(),
+            expose(&disabled.plaintext).to_string(),
+            expose(&elsewhere.plaintext).to_string(),
+            expose(&expiring.plaintext).to_string(),
+            expose(&old.plaintext).to_string(),
+            expose(&new.plaintext).to_string(),
+            expose(&generate_key(KeyFormat::Secure).plaintext).to_string(),
+            "sk-not-a-key".to_string(),
+            token,
+        ];
+        let mut outcomes = std::collections::BTreeSet::new();
+        for now in [1_000, 1_250, 1_400, 1_600] {
+            for endpoint in [KeyEndpoint::PayAsYouGo, KeyEndpoint::Plan] {
+                for key in &presented {
+                    let owning = registry.authenticate_any(key, "ap-southeast-1", endpoint, &secret, now).map(|authenticated| {
+                        let workspace = registry.workspace(&authenticated.key.workspace_id).map(|grants| grants.workspace_id.clone());
+                        (authenticated.key.key_id, authenticated.temporary, authenticated.works_until, workspace)
+                    });
+                    let borrowing = registry.authenticate_then(key, "ap-southeast-1", endpoint, &secret, now, |view| {
+                        (view.key.key_id, view.temporary, view.works_until, view.workspace.map(|grants| grants.workspace_id.clone()))
+                    });
+                    assert_eq!(borrowing, owning, "{key} at {now} on {endpoint:?}");
+                    outcomes.insert(format!("{owning:?}"));
+                }
+            }
+        }
+        // The cases above reach successes and each kind of refusal, not one outcome.
+        assert!(outcomes.len() >= 8, "{outcomes:?}");
     }
 }

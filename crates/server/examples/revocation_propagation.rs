@@ -4,7 +4,11 @@
 //! (not the first time), waits until node B accepts it, disables it through A, and measures
 //! the time from the moment A's answer has been read until node B first refuses the key.
 //! B is asked on one keep-alive connection (`GET /auth/verify` with `Authorization: Bearer`),
-//! back to back, as fast as that connection allows. Prints min/p50/p90/p99/max of that
+//! back to back, as fast as that connection allows, or with `--pause-milliseconds` between
+//! two questions. A pause makes each figure late by at most the pause (B is asked less
+//! often), and leaves the cores to whatever else runs: `bench/group_commit.sh` measures
+//! revocation while it loads the nodes with creates, and asking back to back there took
+//! a core from the load it measures beside. Prints min/p50/p90/p99/max of that
 //! propagation, of the enable's propagation, and of A's disable call itself.
 //!
 //! `bench/revocation.sh` builds, starts the two nodes on a fresh schema and runs this:
@@ -20,20 +24,22 @@ use anyhow::{bail, Context};
 use support::{Arguments, ManagementClient, Summary};
 
 const USAGE: &str =
-    "revocation_propagation --node-a URL --node-b URL --password ROOT_PASSWORD [--iterations 250] [--give-up-after-milliseconds 5000]";
+    "revocation_propagation --node-a URL --node-b URL --password ROOT_PASSWORD [--iterations 250] [--give-up-after-milliseconds 5000] [--pause-milliseconds 0]";
 
 /// Asks node B about one key on one connection.
 struct Verifier {
     http: reqwest::Client,
     url: String,
     authorization: String,
+    /// Between two questions (zero: back to back).
+    pause: Duration,
 }
 
 impl Verifier {
-    fn new(node_b: &str, key: &str) -> anyhow::Result<Verifier> {
+    fn new(node_b: &str, key: &str, pause: Duration) -> anyhow::Result<Verifier> {
         // One idle connection kept: every question reuses it.
         let http = reqwest::Client::builder().pool_max_idle_per_host(1).tcp_nodelay(true).build()?;
-        Ok(Verifier { http, url: format!("{node_b}/auth/verify"), authorization: format!("Bearer {key}") })
+        Ok(Verifier { http, url: format!("{node_b}/auth/verify"), authorization: format!("Bearer {key}"), pause })
     }
 
     async fn status(&self) -> anyhow::Result<u16> {
@@ -57,6 +63,9 @@ impl Verifier {
             if since.elapsed() > limit {
                 bail!("node B still answers {status} after {limit:?}");
             }
+            if !self.pause.is_zero() {
+                tokio::time::sleep(self.pause).await;
+            }
         }
     }
 }
@@ -69,10 +78,11 @@ async fn main() -> anyhow::Result<()> {
     let password = arguments.text("password", "");
     let iterations = arguments.number("iterations", 250)?;
     let limit = Duration::from_millis(arguments.number("give-up-after-milliseconds", 5000)?);
+    let pause = Duration::from_millis(arguments.number("pause-milliseconds", 0)?);
 
     let management = ManagementClient::login(&node_a, &password).await?;
     let (key_id, plaintext) = management.create_key().await?;
-    let verifier = Verifier::new(&node_b, &plaintext)?;
+    let verifier = Verifier::new(&node_b, &plaintext, pause)?;
 
     let mut revocations = Vec::new();
     let mut enables = Vec::new();

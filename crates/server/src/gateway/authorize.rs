@@ -108,10 +108,68 @@ pub fn authenticate_presented(state: &AppState, presented: Option<&str>, context
             works_until: authenticated.works_until,
             at_milliseconds,
         }),
-        Err(failure) => match state.shared.throttle.record_failure(context.client_address, now) {
-            Some(retry_after_seconds) => Err(GatewayRefusal::Throttled { retry_after_seconds }),
-            None => Err(GatewayRefusal::Authentication(failure)),
+        Err(failure) => Err(authentication_refusal(state, context, failure, now)),
+    }
+}
+
+/// Steps 1-6 for the key the request presented and `target`, then `then` on the key, for
+/// a decision that only looks at the key (`/auth/verify`): the key is borrowed from the
+/// registry, not shared (see `KeyRegistry::authenticate_then`). `then` runs under the
+/// registry's read lock and gets the key and the time of the call (Unix milliseconds).
+pub fn authenticate_and_authorize<R>(
+    state: &AppState,
+    presented: Option<&str>,
+    context: &RequestContext,
+    workspace_header: Option<&str>,
+    target: CallTarget<'_>,
+    then: impl FnOnce(&CompiledKey, i64) -> R,
+) -> Result<R, GatewayRefusal> {
+    if let Some(problem) = state.staleness_problem() {
+        tracing::warn!(%problem, "refusing a call: keys cannot be confirmed");
+        return Err(GatewayRefusal::RegistryStale);
+    }
+    let at_milliseconds = state.shared.clock.now_milliseconds();
+    let now = at_milliseconds.div_euclid(1000);
+    let Some(presented) = presented else {
+        return Err(authentication_refusal(state, context, AuthenticationFailure::Missing, now));
+    };
+    let facts = CallFacts { client_address: context.client_address, workspace_header, target };
+    let started = std::time::Instant::now();
+    let outcome = state.store().registry().authenticate_then(
+        presented,
+        &state.listener_region,
+        state.key_endpoint,
+        &state.shared.temporary_key_secret,
+        now,
+        |view| {
+            authorize_call(view.key, view.workspace, &facts, |model| state.shared.catalog.contains(model))
+                .map(|()| then(view.key, at_milliseconds))
+                .map_err(|failure| authorization_refusal(failure, target, view.key))
         },
+    );
+    state.shared.metrics.record_verification(started.elapsed());
+    match outcome {
+        Ok(decided) => decided,
+        Err(failure) => Err(authentication_refusal(state, context, failure, now)),
+    }
+}
+
+/// A failed authentication, counted by the throttle: the refusal, or 429 once the client
+/// address has failed too often.
+fn authentication_refusal(state: &AppState, context: &RequestContext, failure: AuthenticationFailure, now: i64) -> GatewayRefusal {
+    match state.shared.throttle.record_failure(context.client_address, now) {
+        Some(retry_after_seconds) => GatewayRefusal::Throttled { retry_after_seconds },
+        None => GatewayRefusal::Authentication(failure),
+    }
+}
+
+/// A failed step 4-6, named with the model and the key's workspace when a model was denied.
+fn authorization_refusal(failure: AuthorizationFailure, target: CallTarget<'_>, key: &CompiledKey) -> GatewayRefusal {
+    match (failure, target) {
+        (AuthorizationFailure::ModelNotAllowed(denial), CallTarget::Model(model)) => {
+            GatewayRefusal::ModelDenied { model: model.to_string(), workspace_id: key.workspace_id.to_string(), denial }
+        }
+        (failure, _) => GatewayRefusal::Authorization(failure),
     }
 }
 
@@ -137,14 +195,8 @@ pub fn authorize_target_in(
 ) -> Result<(), GatewayRefusal> {
     let grants = state.store().registry().workspace(&authorized.key.workspace_id);
     let facts = CallFacts { client_address: context.client_address, workspace_header, target };
-    authorize_call(&authorized.key, grants.as_deref(), &facts, |model| state.shared.catalog.contains(model)).map_err(|failure| {
-        match (failure, target) {
-            (AuthorizationFailure::ModelNotAllowed(denial), CallTarget::Model(model)) => {
-                GatewayRefusal::ModelDenied { model: model.to_string(), workspace_id: authorized.key.workspace_id.to_string(), denial }
-            }
-            (failure, _) => GatewayRefusal::Authorization(failure),
-        }
-    })
+    authorize_call(&authorized.key, grants.as_deref(), &facts, |model| state.shared.catalog.contains(model))
+        .map_err(|failure| authorization_refusal(failure, target, &authorized.key))
 }
 
 #[cfg(test)]

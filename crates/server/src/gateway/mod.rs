@@ -701,10 +701,12 @@ fn decide_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, found: Ver
     };
     let result = (|| {
         let presented = authorize::presented_key_of(found.authorization, || found.x_api_key, Protocol::Native);
-        let authorized: Authorized = authorize::authenticate_presented(state, presented, &context)?;
         let header_model = text(found.x_keygate_model).filter(|model| !model.is_empty());
         let model = match (header_model, body_model.filter(|model| !model.is_empty())) {
             (Some(named), Some(in_body)) if named != in_body => {
+                // Refused after the key is authenticated, as before: a wrong key is a 401
+                // whatever else the request says.
+                authorize::authenticate_presented(state, presented, &context)?;
                 return Err(GatewayRefusal::BadRequest("X-Keygate-Model names another model than the request body.".into()));
             }
             (named, in_body) => in_body.or(named),
@@ -716,24 +718,32 @@ fn decide_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, found: Ver
             (None, Some(app_id)) => CallTarget::Application(app_id),
             (None, None) => CallTarget::Unnamed,
         };
-        authorize::authorize_target_in(state, &authorized, &context, text(found.x_dashscope_workspace), target)?;
-        state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
-        let mut response = StatusCode::OK.into_response();
-        if !asks_for_identity(text(found.x_keygate_identity)) {
-            return Ok(response);
-        }
-        let response_headers = response.headers_mut();
-        response_headers.insert(X_KEYGATE_KEY_ID.clone(), HeaderValue::from(authorized.key.key_id));
-        for (name, value) in [
-            (&X_KEYGATE_WORKSPACE, &authorized.key.workspace_id),
-            (&X_KEYGATE_ACCOUNT, &authorized.key.account_name),
-            (&X_KEYGATE_REGION, &authorized.key.region),
-        ] {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                response_headers.insert(name.clone(), value);
-            }
-        }
-        Ok::<_, GatewayRefusal>(response)
+        let identity = asks_for_identity(text(found.x_keygate_identity));
+        authorize::authenticate_and_authorize(
+            state,
+            presented,
+            &context,
+            text(found.x_dashscope_workspace),
+            target,
+            |key, at_milliseconds| {
+                state.shared.usage.record(key.key_id, at_milliseconds);
+                let mut response = StatusCode::OK.into_response();
+                if identity {
+                    let response_headers = response.headers_mut();
+                    response_headers.insert(X_KEYGATE_KEY_ID.clone(), HeaderValue::from(key.key_id));
+                    for (name, value) in [
+                        (&X_KEYGATE_WORKSPACE, &key.workspace_id),
+                        (&X_KEYGATE_ACCOUNT, &key.account_name),
+                        (&X_KEYGATE_REGION, &key.region),
+                    ] {
+                        if let Ok(value) = HeaderValue::from_str(value) {
+                            response_headers.insert(name.clone(), value);
+                        }
+                    }
+                }
+                response
+            },
+        )
     })();
     if result.is_err() {
         context.request_id = crate::request_context::new_request_id();
