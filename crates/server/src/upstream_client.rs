@@ -13,8 +13,11 @@
 //! What it does:
 //! - one pool of idle connections per upstream base ([`UpstreamEndpoint`], made once at
 //!   start from the parsed base: scheme, host, port), last in first out, at most
-//!   [`MAX_IDLE_CONNECTIONS_PER_BASE`], a connection idle longer than
-//!   [`POOL_IDLE_TIMEOUT`] closed when the pool is next used;
+//!   [`MAX_IDLE_CONNECTIONS_PER_BASE`]; a connection idle longer than [`POOL_IDLE_TIMEOUT`]
+//!   is closed when the pool is next used, or by the pool's reaper task (one per base, from
+//!   its first idle connection, woken once per timeout); a connection the upstream has
+//!   closed while it sat in the pool is seen as closed when it is taken, if the runtime has
+//!   already been told (no system call when it has not), and left;
 //! - the request head written into one buffer ([`RequestHead`]): request line, `Host`, the
 //!   headers as they are (they are `HeaderValue`s already: nothing is validated again),
 //!   `Content-Length`; a small body is appended to the same buffer, so a call is one write;
@@ -38,7 +41,8 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -138,6 +142,21 @@ struct Connection {
     read_buffer: BytesMut,
 }
 
+impl Connection {
+    /// Whether an idle connection looks open: a read that does not wait finds nothing to
+    /// read. A connection the upstream has closed reads its end (or an error); one with
+    /// bytes waiting (unasked for, or a TLS record) is not trusted either. tokio answers
+    /// without a system call when the runtime has not seen the socket become readable.
+    fn looks_open(&self) -> bool {
+        let tcp = match &self.transport {
+            Transport::Plain(stream) => stream,
+            Transport::Tls(stream) => stream.get_ref().0,
+        };
+        let mut probe = [0u8; 1];
+        matches!(tcp.try_read(&mut probe), Err(error) if error.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
 struct IdleConnection {
     connection: Connection,
     since: Instant,
@@ -155,6 +174,9 @@ pub struct UpstreamEndpoint {
     idle: Mutex<Vec<IdleConnection>>,
     max_idle: usize,
     idle_timeout: Duration,
+    /// Whether the task that closes connections idle too long has been started (at the
+    /// first connection put back, on the runtime of the calls).
+    reaper_started: AtomicBool,
 }
 
 impl std::fmt::Debug for UpstreamEndpoint {
@@ -188,6 +210,7 @@ impl UpstreamEndpoint {
             idle: Mutex::new(Vec::new()),
             max_idle: MAX_IDLE_CONNECTIONS_PER_BASE,
             idle_timeout: POOL_IDLE_TIMEOUT,
+            reaper_started: AtomicBool::new(false),
         })
     }
 
@@ -196,29 +219,39 @@ impl UpstreamEndpoint {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
-    /// The most recently used idle connection that has not been idle too long. Connections
-    /// idle too long are closed (after the lock is let go: a close is a system call).
+    /// The most recently used idle connection that has not been idle too long and still
+    /// looks open. The others met on the way are closed (after the lock is let go: a close
+    /// is a system call).
     fn checkout(&self) -> Option<Connection> {
         let now = Instant::now();
+        let mut closed = Vec::new();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let newest = idle.pop()?;
-        if now.duration_since(newest.since) < self.idle_timeout {
-            return Some(newest.connection);
-        }
-        // The newest is too old, so are all the others (they are older).
-        let expired = std::mem::take(&mut *idle);
+        let found = loop {
+            let Some(newest) = idle.pop() else {
+                break None;
+            };
+            if now.duration_since(newest.since) >= self.idle_timeout {
+                // The newest is too old, so are all the others (they are older).
+                closed.push(newest);
+                closed.append(&mut idle);
+                break None;
+            }
+            if newest.connection.looks_open() {
+                break Some(newest.connection);
+            }
+            closed.push(newest);
+        };
         drop(idle);
-        drop(expired);
-        None
+        drop(closed);
+        found
     }
 
     /// Puts a connection whose answer was read to its end back into the pool, unless the
     /// pool is full; connections idle too long (the oldest, at the front) are closed.
-    fn checkin(&self, connection: Connection) {
+    fn checkin(self: &Arc<Self>, connection: Connection) {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let expired_count = idle.iter().take_while(|entry| now.duration_since(entry.since) >= self.idle_timeout).count();
-        let expired: Vec<IdleConnection> = idle.drain(..expired_count).collect();
+        let expired = self.take_expired(&mut idle, now);
         let refused = if idle.len() < self.max_idle {
             idle.push(IdleConnection { connection, since: now });
             None
@@ -228,6 +261,41 @@ impl UpstreamEndpoint {
         drop(idle);
         drop(expired);
         drop(refused);
+        if !self.reaper_started.load(Ordering::Relaxed) {
+            self.start_reaper();
+        }
+    }
+
+    /// The connections idle longer than the timeout (the oldest, at the front).
+    fn take_expired(&self, idle: &mut Vec<IdleConnection>, now: Instant) -> Vec<IdleConnection> {
+        let expired_count = idle.iter().take_while(|entry| now.duration_since(entry.since) >= self.idle_timeout).count();
+        idle.drain(..expired_count).collect()
+    }
+
+    /// Starts the task that closes this pool's connections idle too long when no call
+    /// comes to take them: it wakes once per idle timeout and ends with the endpoint (it
+    /// holds it weakly).
+    fn start_reaper(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.reaper_started.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let endpoint: Weak<UpstreamEndpoint> = Arc::downgrade(self);
+        let period = self.idle_timeout;
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(endpoint) = endpoint.upgrade() else {
+                    return;
+                };
+                let mut idle = endpoint.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let expired = endpoint.take_expired(&mut idle, Instant::now());
+                drop(idle);
+                drop(expired);
+            }
+        });
     }
 }
 
@@ -1113,19 +1181,44 @@ mod tests {
         assert_eq!(endpoint.idle_connections(), 0);
     }
 
+    /// The first connection answers one call, then takes the next request and closes
+    /// without answering (an upstream closing an idle keep-alive connection just as a call
+    /// is sent on it); later connections answer when `later_answer`, else do the same at
+    /// once.
+    async fn closing_after_first_answer(later_answer: bool) -> (Arc<UpstreamEndpoint>, Arc<AtomicUsize>) {
+        scripted_upstream(move |number, mut stream| async move {
+            let mut buffer = Vec::new();
+            if number == 0 {
+                if !read_request(&mut stream, &mut buffer).await || stream.write_all(JSON_ANSWER).await.is_err() {
+                    return;
+                }
+                read_request(&mut stream, &mut buffer).await;
+            } else if later_answer {
+                answer_each(stream, JSON_ANSWER, usize::MAX).await;
+            } else {
+                read_request(&mut stream, &mut buffer).await;
+            }
+        })
+        .await
+    }
+
     #[tokio::test]
     async fn a_stale_pooled_connection_is_retried_once_on_a_new_one() {
-        // Every connection answers one call and is then closed by the upstream, as an
-        // upstream closes an idle keep-alive connection.
-        let (endpoint, accepted) = scripted_upstream(|_, stream| answer_each(stream, JSON_ANSWER, 1)).await;
+        let (endpoint, accepted) = closing_after_first_answer(true).await;
         let client = client();
         let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
         assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
         assert_eq!(endpoint.idle_connections(), 1);
-        // Let the close arrive.
-        tokio::time::sleep(Duration::from_millis(50)).await;
         let response = client.send(&endpoint, &post(b"{}")).await.expect("the call is sent again on a new connection");
         assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+
+        // Once only: when the new connection fails too, the call fails (no third try).
+        let (endpoint, accepted) = closing_after_first_answer(false).await;
+        let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+        body_text(response.body).await.unwrap();
+        let error = client.send(&endpoint, &post(b"{}")).await.err().expect("the retry failed too");
+        assert!(error.to_string().contains("without answering"), "{error}");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
@@ -1254,9 +1347,27 @@ mod tests {
             body_text(response.body).await.unwrap();
         }
         assert_eq!(endpoint.idle_connections(), 2);
-        tokio::time::sleep(Duration::from_millis(150)).await;
-        assert!(endpoint.checkout().is_none(), "connections idle too long are not used");
+        // The reaper closes them without a call coming to take them (it wakes once per
+        // timeout: they are gone within two).
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(endpoint.idle_connections(), 0, "connections idle too long are closed");
+        assert!(endpoint.checkout().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_pooled_connection_the_upstream_closed_is_left_for_a_new_one() {
+        let (endpoint, accepted) = scripted_upstream(|_, stream| answer_each(stream, JSON_ANSWER, 1)).await;
+        let client = client();
+        let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+        body_text(response.body).await.unwrap();
+        assert_eq!(endpoint.idle_connections(), 1);
+        // The upstream closes it; once the runtime has seen that, it is not taken.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(endpoint.checkout().is_none(), "a closed connection is not handed out");
         assert_eq!(endpoint.idle_connections(), 0);
+        let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+        assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[test]
