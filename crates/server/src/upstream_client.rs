@@ -40,6 +40,7 @@
 //! the gateway answers it as an upstream failure (502).
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
@@ -299,7 +300,9 @@ impl UpstreamEndpoint {
     }
 }
 
-/// A request ready to be written: its head (and a small body) in one buffer.
+/// A request ready to be written: its head (and a small body) in one buffer. Deliberately
+/// not `Debug`, like [`OutgoingRequest`]: the buffer holds the upstream's credential, which
+/// must never reach a log line.
 pub struct RequestHead {
     buffer: Vec<u8>,
     /// A HEAD request: its answer has no body whatever its headers say.
@@ -547,15 +550,10 @@ async fn exchange(mut connection: Connection, request: &OutgoingRequest) -> Exch
     let mut answer_bytes_read = false;
     loop {
         if !connection.read_buffer.is_empty() {
-            match parse_head(&connection.read_buffer, request.head_only) {
-                Ok(Some((length, head))) => {
-                    connection.read_buffer.advance(length);
-                    match head {
-                        ParsedHead::Interim => continue,
-                        ParsedHead::Final { status, headers, framing, keep_alive } => {
-                            return Ok((status, headers, framing, keep_alive, connection));
-                        }
-                    }
+            match parse_head(&mut connection.read_buffer, request.head_only) {
+                Ok(Some(ParsedHead::Interim)) => continue,
+                Ok(Some(ParsedHead::Final { status, headers, framing, keep_alive })) => {
+                    return Ok((status, headers, framing, keep_alive, connection));
                 }
                 Ok(None) if connection.read_buffer.len() >= MAX_RESPONSE_HEAD_BYTES => {
                     let message = format!("the upstream's answer head is longer than {} KiB", MAX_RESPONSE_HEAD_BYTES / 1024);
@@ -595,12 +593,15 @@ enum ParsedHead {
     },
 }
 
-/// Reads an answer head from the start of `bytes`: `Ok(None)` when it is not whole yet,
-/// with its length when it is.
-fn parse_head(bytes: &[u8], head_only: bool) -> Result<Option<(usize, ParsedHead)>, UpstreamError> {
-    let mut header_slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut response = httparse::Response::new(&mut header_slots);
-    let length = match response.parse(bytes) {
+/// Reads an answer head from the start of `buffer` and takes it out of the buffer when it
+/// is whole (`Ok(None)` when it is not yet). The header values are slices of the head's
+/// bytes, shared, not copied one by one (they are still checked, as `HeaderValue` does).
+fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHead>, UpstreamError> {
+    let buffer_start = buffer.as_ptr() as usize;
+    // Slots left uninitialized: httparse fills the ones it uses (4 KiB not cleared per call).
+    let mut header_slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let length = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut response, buffer, &mut header_slots) {
         Ok(httparse::Status::Complete(length)) => length,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
@@ -614,17 +615,17 @@ fn parse_head(bytes: &[u8], head_only: bool) -> Result<Option<(usize, ParsedHead
         return Err(UpstreamError::new("the upstream switched protocols, which a forwarded call does not"));
     }
     if status.is_informational() {
-        return Ok(Some((length, ParsedHead::Interim)));
+        buffer.advance(length);
+        return Ok(Some(ParsedHead::Interim));
     }
-    let mut headers = HeaderMap::with_capacity(response.headers.len());
+    // Each header's name, and where its value is in the head.
+    let mut fields: Vec<(HeaderName, usize, usize)> = Vec::with_capacity(response.headers.len());
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding_chunked: Option<bool> = None;
     let mut connection_close = false;
     for header in response.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes())
             .map_err(|_| UpstreamError::new("the upstream's answer has a header name that is not valid"))?;
-        let value = HeaderValue::from_bytes(header.value)
-            .map_err(|_| UpstreamError::new("the upstream's answer has a header value that is not valid"))?;
         if name == axum::http::header::CONTENT_LENGTH {
             let parsed = parse_content_length(header.value)?;
             if content_length.is_some_and(|earlier| earlier != parsed) {
@@ -638,11 +639,26 @@ fn parse_head(bytes: &[u8], head_only: bool) -> Result<Option<(usize, ParsedHead
         } else if name == axum::http::header::CONNECTION {
             connection_close |= header.value.split(|byte| *byte == b',').any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
+        // The value is a slice of the buffer (httparse's contract); checked all the same,
+        // so that a surprise is an error, never a panic.
+        let start = (header.value.as_ptr() as usize).wrapping_sub(buffer_start);
+        let inside = matches!(start.checked_add(header.value.len()), Some(end) if end <= length);
+        if !inside {
+            return Err(UpstreamError::new("the upstream's answer head could not be read"));
+        }
+        fields.push((name, start, header.value.len()));
+    }
+    let version = response.version;
+    let head = buffer.split_to(length).freeze();
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, start, value_length) in fields {
+        let value = HeaderValue::from_maybe_shared(head.slice(start..start + value_length))
+            .map_err(|_| UpstreamError::new("the upstream's answer has a header value that is not valid"))?;
         headers.append(name, value);
     }
     // HTTP/1.0 connections are not kept (keep-alive there is an extension this client does
     // not ask for).
-    let mut keep_alive = response.version == Some(1) && !connection_close;
+    let mut keep_alive = version == Some(1) && !connection_close;
     let no_body = head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let framing = if no_body {
         Framing::Length(0)
@@ -663,7 +679,7 @@ fn parse_head(bytes: &[u8], head_only: bool) -> Result<Option<(usize, ParsedHead
     if framing == Framing::UntilClose {
         keep_alive = false;
     }
-    Ok(Some((length, ParsedHead::Final { status, headers, framing, keep_alive })))
+    Ok(Some(ParsedHead::Final { status, headers, framing, keep_alive }))
 }
 
 fn parse_content_length(value: &[u8]) -> Result<u64, UpstreamError> {

@@ -212,18 +212,23 @@ fn relay(
     let request_id = forwarded.request_id;
     let UpstreamResponse { status, headers: upstream_headers, body: upstream_body } = response;
     let nominated = connection_nominated(&upstream_headers);
+    let event_stream = is_event_stream(&upstream_headers);
     // Room for the upstream's headers, keygate's and the request id added after this.
     let mut headers = HeaderMap::with_capacity(upstream_headers.len() + forwarded.header_room + 1);
-    for (name, value) in &upstream_headers {
-        if !HOP_BY_HOP.contains(&name.as_str())
-            && name.as_str() != "content-length"
-            && !nominated.iter().any(|nominated| nominated == name.as_str())
-        {
-            // Names and values are the same types on both sides: copied, not parsed again.
-            headers.append(name.clone(), value.clone());
+    // The upstream's map is taken apart: its values are moved, not copied (a name comes
+    // with its first value only).
+    let mut relayed_name: Option<HeaderName> = None;
+    for (name, value) in upstream_headers {
+        if let Some(name) = name {
+            let relayed = !HOP_BY_HOP.contains(&name.as_str())
+                && name.as_str() != "content-length"
+                && !nominated.iter().any(|nominated| nominated == name.as_str());
+            relayed_name = relayed.then_some(name);
+        }
+        if let Some(name) = &relayed_name {
+            headers.append(name.clone(), value);
         }
     }
-    let event_stream = is_event_stream(&upstream_headers);
     let inner = IdleTimeout::new(upstream_body, upstream.timeouts().idle, upstream.clone(), request_id.to_string());
     let body = match meter {
         Some(meter) => {
