@@ -15,9 +15,9 @@
 //!   start from the parsed base: scheme, host, port), last in first out, at most
 //!   [`MAX_IDLE_CONNECTIONS_PER_BASE`]; a connection idle longer than [`POOL_IDLE_TIMEOUT`]
 //!   is closed when the pool is next used, or by the pool's reaper task (one per base, from
-//!   its first idle connection, woken once per timeout); a connection the upstream has
-//!   closed while it sat in the pool is seen as closed when it is taken, if the runtime has
-//!   already been told (no system call when it has not), and left;
+//!   its first idle connection, woken once per timeout); a connection idle for a second or
+//!   more that the upstream has closed meanwhile is seen as closed when it is taken, and
+//!   left;
 //! - the request head written into one buffer ([`RequestHead`]): request line, `Host`, the
 //!   headers as they are (they are `HeaderValue`s already: nothing is validated again),
 //!   `Content-Length`; a small body is appended to the same buffer, so a call is one write;
@@ -67,6 +67,9 @@ pub const MAX_IDLE_CONNECTIONS_PER_BASE: usize = 256;
 /// 60 s too). Upstreams commonly close idle connections after 60 s or more; a connection
 /// closed earlier is caught by the one retry on a new connection.
 pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connection must have been idle before it is looked at (for a close by the
+/// upstream) when it is taken from the pool.
+const LOOKED_AT_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// Room made in a connection's read buffer before a read.
 const READ_CHUNK: usize = 16 * 1024;
 /// A request body up to this size is copied after the head into the one buffer (one
@@ -237,7 +240,12 @@ impl UpstreamEndpoint {
                 closed.append(&mut idle);
                 break None;
             }
-            if newest.connection.looks_open() {
+            // A connection used within the last second is taken without a look: an upstream
+            // closes an idle connection after seconds, not at once (and one that asked to
+            // close it said so in its answer), and the look costs a system call per call
+            // while the socket is still marked readable from the last answer. The retry on
+            // a new connection covers the rest.
+            if now.duration_since(newest.since) < LOOKED_AT_AFTER_IDLE || newest.connection.looks_open() {
                 break Some(newest.connection);
             }
             closed.push(newest);
@@ -1377,8 +1385,8 @@ mod tests {
         let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
         body_text(response.body).await.unwrap();
         assert_eq!(endpoint.idle_connections(), 1);
-        // The upstream closes it; once the runtime has seen that, it is not taken.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The upstream closes it; a connection idle that long is looked at, and not taken.
+        tokio::time::sleep(LOOKED_AT_AFTER_IDLE + Duration::from_millis(100)).await;
         assert!(endpoint.checkout().is_none(), "a closed connection is not handed out");
         assert_eq!(endpoint.idle_connections(), 0);
         let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
