@@ -28,6 +28,7 @@ pub mod settings;
 pub mod state;
 pub mod throttle;
 pub mod tls;
+pub mod upstream_client;
 pub mod upstreams;
 pub mod usage;
 

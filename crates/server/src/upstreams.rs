@@ -5,31 +5,24 @@
 //!
 //! What a forwarded call needs is made here once, at start, not per call: each base URL
 //! parsed into its scheme, authority, `Host` header and path ([`UpstreamBase`]), each
-//! credential made into its header values, and the pooled HTTP/1.1 client (hyper's, with
-//! rustls for https bases) that keeps connections to the upstream open between calls.
+//! credential made into its header values, each base's pool of idle connections
+//! ([`UpstreamEndpoint`]) and each upstream's HTTP/1.1 client ([`UpstreamClient`], keygate's
+//! own, with rustls for https bases) that keeps connections to the upstream open between
+//! calls.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::uri::{Authority, Parts, PathAndQuery, Scheme};
-use axum::http::{HeaderValue, Uri};
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use axum::http::uri::{Authority, Scheme};
+use axum::http::{HeaderValue, Method, Uri};
 use rustc_hash::FxHashMap;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::gateway::errors::Protocol;
 use crate::settings::UpstreamSettings;
-
-/// The client a forwarded call goes out on: hyper's pooled client over TCP, TLS for an
-/// https base, the request body the bytes already read from the client.
-pub type ForwardingClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+use crate::upstream_client::{RequestHead, UpstreamClient, UpstreamEndpoint};
 
 /// A base URL, parsed once: what every call to it shares.
 #[derive(Debug, Clone)]
@@ -41,6 +34,9 @@ pub struct UpstreamBase {
     /// The base's path without its trailing slash (empty for the root): a call's path
     /// after the protocol's prefix is appended to it.
     path: String,
+    /// Where its calls connect (scheme, host, port) and its idle connections: one pool per
+    /// base, shared by the clones of the base.
+    endpoint: Arc<UpstreamEndpoint>,
 }
 
 impl UpstreamBase {
@@ -68,28 +64,24 @@ impl UpstreamBase {
         };
         let host = HeaderValue::from_str(host_text).map_err(|_| format!("the base URL {url} has a host that is not a header value"))?;
         let path = uri.path().trim_end_matches('/').to_string();
-        Ok(UpstreamBase { scheme, authority, host, path })
+        let port = authority.port_u16().unwrap_or(default_port);
+        let endpoint = UpstreamEndpoint::new(authority.host(), port, scheme == Scheme::HTTPS)
+            .map_err(|error| format!("the base URL {url} cannot be called: {error}"))?;
+        Ok(UpstreamBase { scheme, authority, host, path, endpoint: Arc::new(endpoint) })
     }
 
-    /// The URI of a call: this base, then `path` (the part after the protocol's prefix,
-    /// checked by `keygate_wire::forwarding_path`), then `query` (encoded again from its
-    /// pairs). Only the path and query are made per call; scheme and authority are shared.
-    pub fn uri(&self, path: &str, query: Option<&str>) -> Option<Uri> {
-        let mut path_and_query = String::with_capacity(self.path.len() + path.len() + query.map_or(0, |query| query.len() + 1) + 1);
-        path_and_query.push_str(&self.path);
-        path_and_query.push_str(path);
-        if path_and_query.is_empty() {
-            path_and_query.push('/');
-        }
-        if let Some(query) = query {
-            path_and_query.push('?');
-            path_and_query.push_str(query);
-        }
-        let mut parts = Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(PathAndQuery::from_maybe_shared(Bytes::from(path_and_query)).ok()?);
-        Uri::from_parts(parts).ok()
+    /// The head of a call: `method`, this base's path, then `path` (the part after the
+    /// protocol's prefix, checked by `keygate_wire::forwarding_path`), then `query` (encoded
+    /// again from its pairs), and `Host`; the caller adds the other headers. Only the
+    /// request line is made per call; the host, port and `Host` value are the base's.
+    /// `header_room`: bytes to reserve for the headers that follow.
+    pub fn request_head(&self, method: &Method, path: &str, query: Option<&str>, header_room: usize) -> Option<RequestHead> {
+        RequestHead::new(method, &[&self.path, path], query, &self.host, header_room)
+    }
+
+    /// Where this base's calls connect, with its pool of idle connections.
+    pub fn endpoint(&self) -> &Arc<UpstreamEndpoint> {
+        &self.endpoint
     }
 
     /// The `Host` header of a call to this base.
@@ -162,7 +154,7 @@ pub struct Upstream {
     /// Share of the calls among upstreams of the same priority.
     pub weight: u32,
     timeouts: UpstreamTimeouts,
-    client: ForwardingClient,
+    client: UpstreamClient,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -219,8 +211,8 @@ impl Upstream {
         self.timeouts
     }
 
-    /// This upstream's HTTP client (its own pool, with its connect timeout).
-    pub fn client(&self) -> &ForwardingClient {
+    /// This upstream's HTTP client (with its connect timeout; the pools are its bases').
+    pub fn client(&self) -> &UpstreamClient {
         &self.client
     }
 }
@@ -300,7 +292,7 @@ impl UpstreamTable {
                 priority: settings.priority.unwrap_or(0),
                 weight: settings.weight.unwrap_or(1).max(1),
                 timeouts,
-                client: forwarding_client(timeouts.connect),
+                client: UpstreamClient::new(timeouts.connect),
             });
             for model in &settings.models {
                 table.models.entry(model.clone()).or_default().push(upstream.clone());
@@ -398,51 +390,33 @@ fn random_below(bound: u64) -> u64 {
     u64::from_le_bytes(bytes) % bound.max(1)
 }
 
-/// Builds an upstream's HTTP client: HTTP/1.1, its connections kept open (for 60 s when
-/// idle) and shared by the calls, `TCP_NODELAY` (a request is written whole, and waiting
-/// for an acknowledgement would delay the next), and the connect timeout of the upstream.
-/// The `Host` header is set by the caller from the parsed base, not derived per call.
-/// TLS is rustls with the ring provider (the one the listeners use) and the Mozilla roots
-/// of `webpki-roots`.
-pub fn forwarding_client(connect_timeout: Duration) -> ForwardingClient {
-    let mut http = HttpConnector::new();
-    http.set_connect_timeout(Some(connect_timeout));
-    http.set_nodelay(true);
-    // Both schemes: the TLS layer takes https and passes http through.
-    http.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .expect("the ring provider supports the default protocol versions")
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .set_host(false)
-        .build(connector)
-}
-
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     #[test]
     fn a_base_url_is_read_once_into_what_every_call_shares() {
         let base = UpstreamBase::parse("https://dashscope.example.com/compatible-mode/v1/").unwrap();
         assert_eq!(base.host(), "dashscope.example.com");
-        let uri = base.uri("/chat/completions", None).unwrap();
-        assert_eq!(uri.to_string(), "https://dashscope.example.com/compatible-mode/v1/chat/completions");
-        let uri = base.uri("/models", Some("after=a%20b&limit=2")).unwrap();
-        assert_eq!(uri.path_and_query().unwrap().as_str(), "/compatible-mode/v1/models?after=a%20b&limit=2");
+        let head = base.request_head(&Method::POST, "/chat/completions", None, 0).unwrap().finish(&Method::POST, Bytes::new());
+        assert!(head.head_bytes().starts_with(b"POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nhost: dashscope.example.com\r\n"));
+        let head = base.request_head(&Method::GET, "/models", Some("after=a%20b&limit=2"), 0).unwrap().finish(&Method::GET, Bytes::new());
+        assert!(head.head_bytes().starts_with(b"GET /compatible-mode/v1/models?after=a%20b&limit=2 HTTP/1.1\r\n"));
+        assert_eq!(format!("{:?}", base.endpoint()), "UpstreamEndpoint { host: \"dashscope.example.com\", port: 443, tls: true, .. }");
         // A port other than the scheme's default is part of Host; the default is not.
         assert_eq!(UpstreamBase::parse("http://127.0.0.1:8080/v1").unwrap().host(), "127.0.0.1:8080");
         assert_eq!(UpstreamBase::parse("http://provider.example:80").unwrap().host(), "provider.example");
         // A base at the root, and a call with nothing after the prefix, still have a path.
         let root = UpstreamBase::parse("http://provider.example").unwrap();
-        assert_eq!(root.uri("", None).unwrap().path(), "/");
-        assert_eq!(root.uri("/v1/messages", None).unwrap().path(), "/v1/messages");
+        let request_line = |path: &str| {
+            let head = root.request_head(&Method::GET, path, None, 0).unwrap().finish(&Method::GET, Bytes::new());
+            String::from_utf8(head.head_bytes().to_vec()).unwrap().lines().next().unwrap().to_string()
+        };
+        assert_eq!(request_line(""), "GET / HTTP/1.1");
+        assert_eq!(request_line("/v1/messages"), "GET /v1/messages HTTP/1.1");
+        assert_eq!(format!("{:?}", root.endpoint()), "UpstreamEndpoint { host: \"provider.example\", port: 80, tls: false, .. }");
         // What a log line shows of a call that failed: never the client's query.
         assert_eq!(base.shown_url("/chat/completions", true), "https://dashscope.example.com/compatible-mode/v1/chat/completions?redacted");
     }

@@ -5,12 +5,14 @@
 //! been relayed; each upstream has its connect, first-byte and idle-stream timeouts
 //! (docs/CONTRACT.md#upstreams).
 //!
-//! The call goes out on the upstream's pooled hyper client: its URI made from the base
-//! parsed at start and the checked path, the client's headers copied as they are (names and
-//! values are hyper's own types on both sides, nothing is parsed again), the body the bytes
-//! already read. The answer's body is handed on frame by frame; when the upstream said how
-//! long it is and keygate relays it unchanged, the client is told the same length
-//! (`Content-Length`, not a chunked re-encoding).
+//! The call goes out on keygate's own HTTP/1.1 client ([`crate::upstream_client`]), on a
+//! connection of the base's pool held by this task: its request head written into one
+//! buffer from the base parsed at start and the checked path, the client's headers copied
+//! as they are (they are `http`'s types, valid already: nothing is parsed again), the body
+//! the bytes already read. The answer's body is read from the connection as the client's
+//! connection polls it, and handed on chunk by chunk; when the upstream said how long it is
+//! and keygate relays it unchanged, the client is told the same length (`Content-Length`,
+//! not a chunked re-encoding).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,20 +21,20 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::Full;
-use hyper::body::Incoming;
 
 use super::accounting::{CallMeter, MeteredBody, UsageReader};
 use super::errors::{GatewayRefusal, Protocol};
 use super::ForwardTarget;
+use crate::upstream_client::{UpstreamBody, UpstreamResponse};
 use crate::upstreams::Upstream;
 
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+static ANY_MEDIA_TYPE: HeaderValue = HeaderValue::from_static("*/*");
 
 const HOP_BY_HOP: [&str; 9] =
     ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
@@ -119,11 +121,11 @@ pub async fn forward_with_failover(
     };
     for (index, upstream) in speaking.into_iter().enumerate() {
         match attempt(upstream, &forwarded, body.clone()).await {
-            Ok(response) if response.status().is_server_error() && index < last => {
+            Ok(response) if response.status.is_server_error() && index < last => {
                 tracing::warn!(
                     request_id = %forwarded.request_id,
                     upstream = %upstream.name,
-                    status = response.status().as_u16(),
+                    status = response.status.as_u16(),
                     "upstream answered with a server error; trying the next upstream of the model"
                 );
             }
@@ -145,62 +147,44 @@ pub async fn forward_with_failover(
 
 /// One try of one upstream: the request sent with its credential (the next of its keys),
 /// and its answer's head within the upstream's first-byte timeout.
-async fn attempt(upstream: &Upstream, forwarded: &Forwarded<'_>, body: Bytes) -> Result<hyper::Response<Incoming>, AttemptFailure> {
+async fn attempt(upstream: &Upstream, forwarded: &Forwarded<'_>, body: Bytes) -> Result<UpstreamResponse, AttemptFailure> {
     let Forwarded { protocol, responses, method, target, headers, .. } = forwarded;
     let base = if *responses { upstream.responses_base() } else { upstream.base_for(*protocol) };
     let base = base.ok_or_else(|| AttemptFailure::Unreachable("the upstream does not speak this protocol".into()))?;
     // The base was parsed at start (no query, no fragment, no user information) and the
-    // path checked segment by segment (no dot segments, no escapes), so the URI cannot
-    // point anywhere else.
-    let uri = base
-        .uri(&target.path, target.query.as_deref())
-        .ok_or_else(|| AttemptFailure::Unreachable("the forwarded path and query do not make a URI".into()))?;
-    // Room for the client's headers, the Host, the credential and an Accept.
-    let mut outgoing = HeaderMap::with_capacity(headers.len() + 3);
-    outgoing.insert(HOST, base.host().clone());
+    // path checked segment by segment (no dot segments, no escapes), so the request cannot
+    // go anywhere else; the head refuses a target with anything but visible ASCII.
+    let header_room: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>() + 160;
+    let mut head = base
+        .request_head(method, &target.path, target.query.as_deref(), header_room)
+        .ok_or_else(|| AttemptFailure::Unreachable("the forwarded path and query do not make a request target".into()))?;
     let nominated = connection_nominated(headers);
+    let mut accept_sent = false;
     for (name, value) in headers.iter() {
         if is_forwardable_request_header(name) && !nominated.iter().any(|nominated| nominated == name.as_str()) {
-            // Names and values are the same types on both sides: shared, not parsed again.
-            outgoing.append(name.clone(), value.clone());
+            // Names and values are `http`'s types, valid already: written as they are.
+            head.header(name, value);
+            accept_sent |= *name == ACCEPT;
         }
     }
     // What the HTTP client keygate used before sent when the client sent none.
-    if !outgoing.contains_key(ACCEPT) {
-        outgoing.insert(ACCEPT, HeaderValue::from_static("*/*"));
+    if !accept_sent {
+        head.header(&ACCEPT, &ANY_MEDIA_TYPE);
     }
     if let Some(credential) = upstream.next_credential() {
-        let name = if *protocol == Protocol::Anthropic { X_API_KEY.clone() } else { AUTHORIZATION };
-        outgoing.insert(name, credential.header_for(*protocol).clone());
+        let name = if *protocol == Protocol::Anthropic { &X_API_KEY } else { &AUTHORIZATION };
+        head.header(name, credential.header_for(*protocol));
     }
-    let mut request = hyper::Request::new(Full::new(body));
-    *request.method_mut() = method.clone();
-    *request.uri_mut() = uri;
-    *request.headers_mut() = outgoing;
+    let request = head.finish(method, body);
     let first_byte = upstream.timeouts().first_byte;
-    match tokio::time::timeout(first_byte, upstream.client().request(request)).await {
+    match tokio::time::timeout(first_byte, upstream.client().send(base.endpoint(), &request)).await {
         Ok(Ok(response)) => Ok(response),
-        // The client's error names the cause (connect refused, DNS, TLS...) but not where:
-        // the URL is added, without the client's query and any path segment that may hold a
-        // key.
-        Ok(Err(error)) => {
-            Err(AttemptFailure::Unreachable(format!("{} ({})", error_chain(&error), base.shown_url(&target.path, target.query.is_some()))))
-        }
+        // The client's error names the cause (connect refused, TLS, a malformed answer...)
+        // but not where: the URL is added, without the client's query and any path segment
+        // that may hold a key.
+        Ok(Err(error)) => Err(AttemptFailure::Unreachable(format!("{error} ({})", base.shown_url(&target.path, target.query.is_some())))),
         Err(_) => Err(AttemptFailure::Unreachable(format!("no answer within the first-byte timeout of {} s", first_byte.as_secs()))),
     }
-}
-
-/// An error and its sources, one line: the client's top error says only what stage failed
-/// ("client error (Connect)").
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Whether a `Content-Type` is an event stream, compared in place (no lower-case copy of
@@ -218,7 +202,7 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 /// length when it is relayed unchanged (see [`IdleTimeout`] and [`MeteredBody`]), and hyper
 /// writes the header from that.
 fn relay(
-    response: hyper::Response<Incoming>,
+    response: UpstreamResponse,
     upstream: &Arc<Upstream>,
     protocol: Protocol,
     meter: Option<CallMeter>,
@@ -226,31 +210,36 @@ fn relay(
     forwarded: &Forwarded<'_>,
 ) -> Response {
     let request_id = forwarded.request_id;
-    let (parts, incoming) = response.into_parts();
-    let nominated = connection_nominated(&parts.headers);
+    let UpstreamResponse { status, headers: upstream_headers, body: upstream_body } = response;
+    let nominated = connection_nominated(&upstream_headers);
+    let event_stream = is_event_stream(&upstream_headers);
     // Room for the upstream's headers, keygate's and the request id added after this.
-    let mut headers = HeaderMap::with_capacity(parts.headers.len() + forwarded.header_room + 1);
-    for (name, value) in &parts.headers {
-        if !HOP_BY_HOP.contains(&name.as_str())
-            && name.as_str() != "content-length"
-            && !nominated.iter().any(|nominated| nominated == name.as_str())
-        {
-            // Names and values are the same types on both sides: copied, not parsed again.
-            headers.append(name.clone(), value.clone());
+    let mut headers = HeaderMap::with_capacity(upstream_headers.len() + forwarded.header_room + 1);
+    // The upstream's map is taken apart: its values are moved, not copied (a name comes
+    // with its first value only).
+    let mut relayed_name: Option<HeaderName> = None;
+    for (name, value) in upstream_headers {
+        if let Some(name) = name {
+            let relayed = !HOP_BY_HOP.contains(&name.as_str())
+                && name.as_str() != "content-length"
+                && !nominated.iter().any(|nominated| nominated == name.as_str());
+            relayed_name = relayed.then_some(name);
+        }
+        if let Some(name) = &relayed_name {
+            headers.append(name.clone(), value);
         }
     }
-    let event_stream = is_event_stream(&parts.headers);
-    let inner = IdleTimeout::new(incoming, upstream.timeouts().idle, upstream.clone(), request_id.to_string());
+    let inner = IdleTimeout::new(upstream_body, upstream.timeouts().idle, upstream.clone(), request_id.to_string());
     let body = match meter {
         Some(meter) => {
             let upstream_latency = meter.started.elapsed();
             let reader = UsageReader::new(protocol, event_stream, strip_usage_chunk);
-            Body::new(MeteredBody::new(inner, reader, meter, parts.status.as_u16(), upstream_latency))
+            Body::new(MeteredBody::new(inner, reader, meter, status.as_u16(), upstream_latency))
         }
         None => Body::new(inner),
     };
     let mut relayed = Response::new(body);
-    *relayed.status_mut() = StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    *relayed.status_mut() = status;
     *relayed.headers_mut() = headers;
     relayed
 }
@@ -260,7 +249,7 @@ fn relay(
 /// The timer is made only when the upstream first keeps the body waiting: an answer that
 /// came whole with its head (the usual JSON answer) never sets one.
 pub struct IdleTimeout {
-    inner: Incoming,
+    inner: UpstreamBody,
     idle: Duration,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Named in the log line of a cut answer, with the request.
@@ -270,7 +259,7 @@ pub struct IdleTimeout {
 }
 
 impl IdleTimeout {
-    fn new(inner: Incoming, idle: Duration, upstream: Arc<Upstream>, request_id: String) -> IdleTimeout {
+    fn new(inner: UpstreamBody, idle: Duration, upstream: Arc<Upstream>, request_id: String) -> IdleTimeout {
         IdleTimeout { inner, idle, deadline: None, upstream, request_id }
     }
 }
@@ -288,7 +277,7 @@ impl HttpBody for IdleTimeout {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(std::io::Error::other(error)))),
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let idle = this.idle;

@@ -52,6 +52,7 @@ mod rules;
 mod signatures;
 mod tls_listeners;
 mod token_usage;
+mod upstream_connections;
 mod upstream_failover;
 mod usage_api;
 mod visibility_matrix;
