@@ -180,55 +180,60 @@ impl TlsCertificates {
     }
 }
 
-/// A client's connection: plain TCP, or TLS over TCP once its handshake is done.
+/// A TCP connection, plain or with TLS over it once its handshake is done: a listener's
+/// client (`S` the server side's TLS stream) or an upstream connection of the forwarding
+/// client (`S` the client side's), read and written alike either way.
 #[derive(Debug)]
-pub enum ClientStream {
+pub enum PlainOrTls<S> {
     Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(Box<S>),
 }
 
-impl AsyncRead for ClientStream {
+/// A client's connection to a listener.
+pub type ClientStream = PlainOrTls<tokio_rustls::server::TlsStream<TcpStream>>;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for PlainOrTls<S> {
     fn poll_read(self: Pin<&mut Self>, context: &mut Context<'_>, buffer: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(stream) => Pin::new(stream).poll_read(context, buffer),
-            ClientStream::Tls(stream) => Pin::new(stream.as_mut()).poll_read(context, buffer),
+            PlainOrTls::Plain(stream) => Pin::new(stream).poll_read(context, buffer),
+            PlainOrTls::Tls(stream) => Pin::new(stream.as_mut()).poll_read(context, buffer),
         }
     }
 }
 
-impl AsyncWrite for ClientStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for PlainOrTls<S> {
     fn poll_write(self: Pin<&mut Self>, context: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ClientStream::Plain(stream) => Pin::new(stream).poll_write(context, bytes),
-            ClientStream::Tls(stream) => Pin::new(stream.as_mut()).poll_write(context, bytes),
+            PlainOrTls::Plain(stream) => Pin::new(stream).poll_write(context, bytes),
+            PlainOrTls::Tls(stream) => Pin::new(stream.as_mut()).poll_write(context, bytes),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(stream) => Pin::new(stream).poll_flush(context),
-            ClientStream::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(context),
+            PlainOrTls::Plain(stream) => Pin::new(stream).poll_flush(context),
+            PlainOrTls::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(context),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientStream::Plain(stream) => Pin::new(stream).poll_shutdown(context),
-            ClientStream::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(context),
+            PlainOrTls::Plain(stream) => Pin::new(stream).poll_shutdown(context),
+            PlainOrTls::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(context),
         }
     }
 
     fn poll_write_vectored(self: Pin<&mut Self>, context: &mut Context<'_>, buffers: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ClientStream::Plain(stream) => Pin::new(stream).poll_write_vectored(context, buffers),
-            ClientStream::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(context, buffers),
+            PlainOrTls::Plain(stream) => Pin::new(stream).poll_write_vectored(context, buffers),
+            PlainOrTls::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(context, buffers),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            ClientStream::Plain(stream) => stream.is_write_vectored(),
-            ClientStream::Tls(stream) => stream.is_write_vectored(),
+            PlainOrTls::Plain(stream) => stream.is_write_vectored(),
+            PlainOrTls::Tls(stream) => stream.is_write_vectored(),
         }
     }
 }

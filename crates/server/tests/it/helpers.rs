@@ -523,3 +523,16 @@ pub async fn serve_upstream_double(router: axum::Router) -> (SocketAddr, tokio::
     });
     (address, shutdown)
 }
+
+/// A chat call of `model` ("hello", streamed or not) in the OpenAI-compatible protocol,
+/// through the app's gateway with `key`.
+pub async fn chat_completion(app: &TestApp, key: &str, model: &str, stream: bool) -> reqwest::Response {
+    let body = serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hello"}], "stream": stream});
+    app.http
+        .post(format!("http://{}/compatible-mode/v1/chat/completions", app.address))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("the gateway answers")
+}

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::gateway_calls::{create_key, Reply};
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{chat_completion, spawn_app_with, TestApp};
 
 const MODEL: &str = "double-connections";
 
@@ -110,14 +110,7 @@ fn upstream_at(base: String) -> UpstreamSettings {
 }
 
 async fn chat(app: &TestApp, key: &str, stream: bool) -> reqwest::Response {
-    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hello"}], "stream": stream});
-    app.http
-        .post(format!("http://{}/compatible-mode/v1/chat/completions", app.address))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .expect("the gateway answers")
+    chat_completion(app, key, MODEL, stream).await
 }
 
 #[tokio::test]

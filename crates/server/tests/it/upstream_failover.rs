@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 
 use crate::gateway_calls::{closed_loopback_port, create_key, Reply};
-use crate::helpers::{serve_upstream_double, spawn_app_with, TestApp};
+use crate::helpers::{chat_completion, serve_upstream_double, spawn_app_with, TestApp};
 use crate::log_capture;
 
 const MODEL: &str = "double-failover";
@@ -114,14 +114,7 @@ async fn app_with(upstreams: Vec<UpstreamSettings>) -> TestApp {
 }
 
 async fn chat(app: &TestApp, key: &str, stream: bool) -> reqwest::Response {
-    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hello"}], "stream": stream});
-    app.http
-        .post(format!("http://{}/compatible-mode/v1/chat/completions", app.address))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .expect("the gateway answers")
+    chat_completion(app, key, MODEL, stream).await
 }
 
 #[tokio::test]
