@@ -136,10 +136,20 @@ for build in baseline current; do
   sleep 1
   started=$SECONDS
   "$work_dir/current/revocation_propagation" --node-a "http://127.0.0.1:$port_a" --node-b "http://127.0.0.1:$port_b" \
-    --password "$root_password" --iterations "$iterations" --pause-milliseconds "$pause_milliseconds" | sed 's/^/  /'
+    --password "$root_password" --iterations "$iterations" --pause-milliseconds "$pause_milliseconds" >"$work_dir/revocation.txt" &
+  prober=$!
+  # The same CPU split as above, the prober (revocation_propagation) apart.
+  postgres_pids=$(psql -At "$database_url" -c "SELECT pid FROM pg_stat_activity WHERE application_name IN ('gc-$build-a', 'gc-$build-b')" | tr '\n' ' ')
+  cpu_snapshot >"$work_dir/cpu.before"
+  sleep $((write_seconds - 3))
+  cpu_snapshot >"$work_dir/cpu.after"
+  wait "$prober"
   revocation_seconds=$((SECONDS - started))
   wait "$load"
+  sed 's/^/  /' "$work_dir/revocation.txt"
   sed 's/^/  /' "$work_dir/load.txt"
+  cpu_split "$work_dir/cpu.before" "$work_dir/cpu.after" $((write_seconds - 3)) "nodes ${node_pids[*]}" \
+    "their-postgres-connections $postgres_pids" "clients $load" "prober $prober"
   if [ $((revocation_seconds + 1)) -gt "$write_seconds" ]; then
     echo "  WARNING: the revocations took ${revocation_seconds}s, past the end of the load: lower ITERATIONS or raise WRITE_SECONDS"
   else

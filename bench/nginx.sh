@@ -117,19 +117,36 @@ check() {
 # cpu_ticks_of PIDS...: user + system CPU time of processes so far, in clock ticks.
 cpu_ticks_of() { for pid in "$@"; do awk '{print $14 + $15}' "/proc/$pid/stat"; done | awk '{sum += $1} END {print sum + 0}'; }
 
+# machine_ticks: the machine's busy and idle clock ticks so far (all cores), "busy idle".
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
+
 # load NAME ROUND URL KEY PIDS...: a warm-up, then the measured run into
-# $OUT/wrk-NAME-ROUND.txt and the CPU microseconds per request of PIDS into
-# $OUT/cpu-NAME-ROUND.txt.
+# $OUT/wrk-NAME-ROUND.txt, the CPU microseconds per request of PIDS into
+# $OUT/cpu-NAME-ROUND.txt, and, into $OUT/where-NAME-ROUND.txt, where the whole machine's
+# time went per request: the upstream double's CPU, everything else's (wrk, the kernel's
+# softirqs, other work on the machine) and the idle time, in microseconds per request.
+# A server that is cheap per call yet slower can only be leaving the cores idle or making
+# the others work harder; this line tells which.
 load() {
-    local name=$1 round=$2 url=$3 key=$4 before requests
+    local name=$1 round=$2 url=$3 key=$4 before requests upstream_before machine_before machine_after
     shift 4
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$ROOT/bench/chat_json.lua" -H "Authorization: Bearer $key" "$url" >/dev/null
     before=$(cpu_ticks_of "$@")
+    upstream_before=$(cpu_ticks_of "${PID_OF[upstream]}")
+    machine_before=$(machine_ticks)
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 30s --latency -s "$ROOT/bench/chat_json.lua" \
         -H "Authorization: Bearer $key" "$url" >"$OUT/wrk-$name-$round.txt"
+    machine_after=$(machine_ticks)
     requests=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name-$round.txt")
-    awk -v ticks=$(($(cpu_ticks_of "$@") - before)) -v tick="$TICK_MICROSECONDS" -v n="$requests" \
+    local server_ticks=$(($(cpu_ticks_of "$@") - before)) upstream_ticks=$(($(cpu_ticks_of "${PID_OF[upstream]}") - upstream_before))
+    awk -v ticks="$server_ticks" -v tick="$TICK_MICROSECONDS" -v n="$requests" \
         'BEGIN {printf "%.1f\n", ticks * tick / n}' >"$OUT/cpu-$name-$round.txt"
+    awk -v server="$server_ticks" -v upstream="$upstream_ticks" -v before="$machine_before" -v after="$machine_after" \
+        -v tick="$TICK_MICROSECONDS" -v n="$requests" 'BEGIN {
+            split(before, b, " "); split(after, a, " ")
+            busy = a[1] - b[1]; idle = a[2] - b[2]
+            printf "%.1f %.1f %.1f\n", upstream * tick / n, (busy - server - upstream) * tick / n, idle * tick / n }' \
+        >"$OUT/where-$name-$round.txt"
     if grep -q 'Non-2xx\|Socket errors' "$OUT/wrk-$name-$round.txt"; then
         echo "nginx.sh: $name had errors:" >&2
         cat "$OUT/wrk-$name-$round.txt" >&2
@@ -287,11 +304,14 @@ done
 
 {
     echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per run after a $WARMUP warm-up, $ROUNDS rounds alternating; nginx $WORKERS workers with a map of $KEYS keys, keygate $WORKERS worker threads with $KEYS keys"
-    printf '%-8s %5s %11s %9s %9s %9s %12s\n' server round requests/s p50 p90 p99 "CPU us/req"
+    echo "(per request, in microseconds of one core: CPU the server used; the upstream double's CPU; everything else's busy time; the cores' idle time)"
+    printf '%-8s %5s %11s %9s %9s %9s %12s %9s %9s %9s\n' server round requests/s p50 p90 p99 "CPU us/req" upstream else idle
     for round in $(seq "$ROUNDS"); do
         for name in "${SERVERS_RUN[@]}"; do
-            printf '%-8s %5s %11s %9s %9s %9s %12s\n' "$name" "$round" "$(rps "$name" "$round")" "$(percentile "$name" "$round" 50%)" \
-                "$(percentile "$name" "$round" 90%)" "$(percentile "$name" "$round" 99%)" "$(cat "$OUT/cpu-$name-$round.txt")"
+            # shellcheck disable=SC2046
+            printf '%-8s %5s %11s %9s %9s %9s %12s %9s %9s %9s\n' "$name" "$round" "$(rps "$name" "$round")" "$(percentile "$name" "$round" 50%)" \
+                "$(percentile "$name" "$round" 90%)" "$(percentile "$name" "$round" 99%)" "$(cat "$OUT/cpu-$name-$round.txt")" \
+                $(cat "$OUT/where-$name-$round.txt")
         done
     done
     for name in "${SERVERS_RUN[@]}"; do

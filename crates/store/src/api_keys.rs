@@ -14,7 +14,7 @@ use keygate_core::verification::RegistryUpdate;
 use crate::audit::{write_audit, write_audit_entries, write_audit_rows, AuditContext, AuditEntry};
 use crate::compile;
 use crate::database::{params, value_rows, Dialect, Row, SqlValue, Transaction};
-use crate::group_commit::{Committed, CreateRequest, Outcome};
+use crate::group_commit::{change_statements, ChangeStatements, Committed, CreateRequest, KeyChange, Outcome};
 use crate::rows::{auth_columns, auth_from_row, limit_columns, limits_detail, limits_from_row, LIMIT_COLUMNS};
 use crate::{Change, Missing, Store, StoreError};
 
@@ -676,34 +676,14 @@ impl Store {
         visibility: KeyVisibility,
         edit: KeyEdit,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.database.begin_change().await?;
-        let before = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
-        let description = edit.description.unwrap_or_else(|| before.description.clone());
-        let auth = edit.auth.unwrap_or_else(|| before.auth.clone());
-        let expires_at = edit.expires_at.unwrap_or(before.expires_at);
-        let limits = edit.limits.unwrap_or(before.limits);
-        let columns = auth_columns(&auth);
-        transaction
-            .execute(
-                "UPDATE api_keys SET description = $1, auth_type = $2, access_ips = $3, allow_all_models = $4, accessible_models = $5, allow_all_apps = $6, accessible_apps = $7, expires_at = $8 WHERE api_key_id = $9",
-                &params![&description, columns.auth_type, &columns.access_ips, columns.allow_all_models, &columns.accessible_models, columns.allow_all_apps, &columns.accessible_apps, expires_at, key_id],
-            )
-            .await?;
-        if limits != before.limits {
-            let assignments: Vec<String> =
-                LIMIT_COLUMNS.iter().enumerate().map(|(index, column)| format!("{column} = ${}", index + 1)).collect();
-            let mut values = limit_columns(limits.as_ref()).to_vec();
-            values.push(SqlValue::from(key_id));
-            let sql = format!("UPDATE api_keys SET {} WHERE api_key_id = ${}", assignments.join(", "), LIMIT_COLUMNS.len() + 1);
-            transaction.execute(&sql, &values).await?;
-        }
-        let detail = format!(
-            "auth={}{}{}",
-            columns.auth_type,
-            if expires_at == before.expires_at { String::new() } else { expiry_detail(expires_at) },
-            if limits == before.limits { String::new() } else { limits_detail(limits.as_ref()) }
-        );
-        self.finish_key_change(transaction, context, key_id, "ApiKey.Update", &detail, &[]).await
+        let context = context.clone();
+        self.change_key(
+            key_id,
+            change_statements(move |transaction| {
+                Box::pin(async move { update_key_in(transaction, &context, key_id, visibility, edit).await })
+            }),
+        )
+        .await
     }
 
     /// Disable (`true`) or enable (`false`).
@@ -714,11 +694,19 @@ impl Store {
         visibility: KeyVisibility,
         disabled: bool,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.database.begin_change().await?;
-        fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
-        transaction.execute("UPDATE api_keys SET disabled = $1 WHERE api_key_id = $2", &params![disabled, key_id]).await?;
-        let action = if disabled { "ApiKey.Disable" } else { "ApiKey.Enable" };
-        self.finish_key_change(transaction, context, key_id, action, "", &[]).await
+        let context = context.clone();
+        self.change_key(
+            key_id,
+            change_statements(move |transaction| {
+                Box::pin(async move {
+                    fetch_visible_key(transaction, context.account_id, &context.region, key_id, visibility).await?;
+                    transaction.execute("UPDATE api_keys SET disabled = $1 WHERE api_key_id = $2", &params![disabled, key_id]).await?;
+                    let action = if disabled { "ApiKey.Disable" } else { "ApiKey.Enable" };
+                    finish_key_change(transaction, &context, key_id, action, "", &[]).await
+                })
+            }),
+        )
+        .await
     }
 
     /// Reset: a new digest for the same id. Without `grace_ends_at` the old digest is
@@ -736,38 +724,15 @@ impl Store {
         masked_key: String,
         grace_ends_at: Option<i64>,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.database.begin_change().await?;
-        fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
-        let secrets =
-            transaction.fetch_one("SELECT key_digest, previous_key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id]).await?;
-        let old_digest = KeyDigest::from_bytes(&secrets.bytes("key_digest")?);
-        let mut revoked: Vec<KeyDigest> =
-            secrets.opt_bytes("previous_key_digest")?.and_then(|bytes| KeyDigest::from_bytes(&bytes)).into_iter().collect();
-        let previous_digest = match grace_ends_at {
-            Some(_) => old_digest,
-            None => {
-                revoked.extend(old_digest);
-                None
-            }
-        };
-        transaction
-            .execute(
-                "UPDATE api_keys SET key_digest = $1, masked_key = $2, format = $3, legacy_ciphertext = NULL, previous_key_digest = $4, previous_secret_ends_at = $5 WHERE api_key_id = $6",
-                &params![
-                    digest.as_bytes().as_slice(),
-                    &masked_key,
-                    format.as_str(),
-                    previous_digest.as_ref().map(|digest| digest.as_bytes().as_slice()),
-                    grace_ends_at,
-                    key_id
-                ],
-            )
-            .await?;
-        let detail = match grace_ends_at {
-            Some(ends_at) => format!("masked={masked_key} grace_ends_at={ends_at}"),
-            None => format!("masked={masked_key}"),
-        };
-        self.finish_key_change(transaction, context, key_id, "ApiKey.Reset", &detail, &revoked).await
+        let context = context.clone();
+        let reset = KeyReset { format, digest, masked_key, grace_ends_at };
+        self.change_key(
+            key_id,
+            change_statements(move |transaction| {
+                Box::pin(async move { reset_key_in(transaction, &context, key_id, visibility, reset).await })
+            }),
+        )
+        .await
     }
 
     /// Ends the grace period of a reset key's old secret now: the old digest is revoked.
@@ -777,67 +742,53 @@ impl Store {
         key_id: i64,
         visibility: KeyVisibility,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.database.begin_change().await?;
-        fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
-        let previous = transaction
-            .fetch_one("SELECT previous_key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id])
-            .await?
-            .opt_bytes("previous_key_digest")?;
-        let revoked: Vec<KeyDigest> = previous.and_then(|bytes| KeyDigest::from_bytes(&bytes)).into_iter().collect();
-        transaction
-            .execute(
-                "UPDATE api_keys SET previous_key_digest = NULL, previous_secret_ends_at = NULL WHERE api_key_id = $1",
-                &params![key_id],
-            )
-            .await?;
-        self.finish_key_change(transaction, context, key_id, "ApiKey.EndGrace", "", &revoked).await
+        let context = context.clone();
+        self.change_key(
+            key_id,
+            change_statements(move |transaction| {
+                Box::pin(async move {
+                    fetch_visible_key(transaction, context.account_id, &context.region, key_id, visibility).await?;
+                    let previous = transaction
+                        .fetch_one("SELECT previous_key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id])
+                        .await?
+                        .opt_bytes("previous_key_digest")?;
+                    let revoked: Vec<KeyDigest> = previous.and_then(|bytes| KeyDigest::from_bytes(&bytes)).into_iter().collect();
+                    transaction
+                        .execute(
+                            "UPDATE api_keys SET previous_key_digest = NULL, previous_secret_ends_at = NULL WHERE api_key_id = $1",
+                            &params![key_id],
+                        )
+                        .await?;
+                    finish_key_change(transaction, &context, key_id, "ApiKey.EndGrace", "", &revoked).await
+                })
+            }),
+        )
+        .await
     }
 
     /// Delete (final); the id is never reused.
     pub async fn delete_api_key(&self, context: &AuditContext, key_id: i64, visibility: KeyVisibility) -> Result<ApiKeyRecord, StoreError> {
-        let mut transaction = self.database.begin_change().await?;
-        let before = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, visibility).await?;
-        let deleted = transaction
-            .fetch_one("DELETE FROM api_keys WHERE api_key_id = $1 RETURNING key_digest, previous_key_digest", &params![key_id])
-            .await?;
-        // The old secret of a reset in its grace period goes with the key.
-        let revoked: Vec<KeyDigest> = [Some(deleted.bytes("key_digest")?), deleted.opt_bytes("previous_key_digest")?]
-            .into_iter()
-            .flatten()
-            .filter_map(|bytes| KeyDigest::from_bytes(&bytes))
-            .collect();
-        write_audit(&mut transaction, context, "ApiKey.Delete", &format!("apiKey:{key_id}"), &format!("masked={}", before.masked_key))
-            .await?;
-        let version = Self::record_change(
-            &mut transaction,
-            Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked: &revoked },
+        let context = context.clone();
+        self.change_key(
+            key_id,
+            change_statements(move |transaction| Box::pin(async move { delete_key_in(transaction, &context, key_id, visibility).await })),
         )
-        .await?;
-        transaction.commit().await?;
-        self.publish(version, revoked.into_iter().map(|digest| RegistryUpdate::Revoked { digest }).collect());
-        Ok(before)
+        .await
     }
 
-    /// Audits a key change, records it in the feed, commits and republishes the key.
-    async fn finish_key_change(
-        &self,
-        mut transaction: Transaction,
-        context: &AuditContext,
-        key_id: i64,
-        action: &str,
-        detail: &str,
-        revoked: &[KeyDigest],
-    ) -> Result<ApiKeyRecord, StoreError> {
-        write_audit(&mut transaction, context, action, &format!("apiKey:{key_id}"), detail).await?;
-        let version =
-            Self::record_change(&mut transaction, Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked })
-                .await?;
-        let mut updates: Vec<RegistryUpdate> = revoked.iter().map(|digest| RegistryUpdate::Revoked { digest: *digest }).collect();
-        updates.extend(compile::key_by_id(&mut transaction, key_id).await?);
-        let after = fetch_visible_key(&mut transaction, context.account_id, &context.region, key_id, KeyVisibility::WholeAccount).await?;
+    /// Runs a change to one stored key: on PostgreSQL in this node's next group commit
+    /// (with the creates and other changes queued meanwhile, under one hold of the change
+    /// feed's lock); on SQLite in a write transaction of its own. Answers once committed
+    /// and published.
+    async fn change_key(&self, key_id: i64, statements: ChangeStatements) -> Result<ApiKeyRecord, StoreError> {
+        if let Some(committer) = &self.committer {
+            return committer.change(KeyChange { key_id, statements }).await;
+        }
+        let mut transaction = self.database.begin_change().await?;
+        let committed = statements(&mut transaction).await?;
         transaction.commit().await?;
-        self.publish(version, updates);
-        Ok(after)
+        self.publish(committed.version, committed.updates);
+        Ok(committed.value)
     }
 
     /// Adds batched usage counts (from the gateway's in-memory counters): (key id, count,
@@ -847,4 +798,135 @@ impl Store {
             usage.iter().map(|&(key_id, calls, last_used_at)| crate::usage::KeyCalls { key_id, calls, last_used_at }).collect();
         self.flush_usage(&keys, &[]).await
     }
+}
+
+/// What a reset writes: the new secret's digest, format and mask, and the old secret's
+/// grace period (none: revoked at once).
+struct KeyReset {
+    format: KeyFormat,
+    digest: KeyDigest,
+    masked_key: String,
+    grace_ends_at: Option<i64>,
+}
+
+/// An edit's statements ([`Store::update_api_key`]).
+async fn update_key_in(
+    transaction: &mut Transaction,
+    context: &AuditContext,
+    key_id: i64,
+    visibility: KeyVisibility,
+    edit: KeyEdit,
+) -> Result<Committed<ApiKeyRecord>, StoreError> {
+    let before = fetch_visible_key(transaction, context.account_id, &context.region, key_id, visibility).await?;
+    let description = edit.description.unwrap_or_else(|| before.description.clone());
+    let auth = edit.auth.unwrap_or_else(|| before.auth.clone());
+    let expires_at = edit.expires_at.unwrap_or(before.expires_at);
+    let limits = edit.limits.unwrap_or(before.limits);
+    let columns = auth_columns(&auth);
+    transaction
+        .execute(
+            "UPDATE api_keys SET description = $1, auth_type = $2, access_ips = $3, allow_all_models = $4, accessible_models = $5, allow_all_apps = $6, accessible_apps = $7, expires_at = $8 WHERE api_key_id = $9",
+            &params![&description, columns.auth_type, &columns.access_ips, columns.allow_all_models, &columns.accessible_models, columns.allow_all_apps, &columns.accessible_apps, expires_at, key_id],
+        )
+        .await?;
+    if limits != before.limits {
+        let assignments: Vec<String> =
+            LIMIT_COLUMNS.iter().enumerate().map(|(index, column)| format!("{column} = ${}", index + 1)).collect();
+        let mut values = limit_columns(limits.as_ref()).to_vec();
+        values.push(SqlValue::from(key_id));
+        let sql = format!("UPDATE api_keys SET {} WHERE api_key_id = ${}", assignments.join(", "), LIMIT_COLUMNS.len() + 1);
+        transaction.execute(&sql, &values).await?;
+    }
+    let detail = format!(
+        "auth={}{}{}",
+        columns.auth_type,
+        if expires_at == before.expires_at { String::new() } else { expiry_detail(expires_at) },
+        if limits == before.limits { String::new() } else { limits_detail(limits.as_ref()) }
+    );
+    finish_key_change(transaction, context, key_id, "ApiKey.Update", &detail, &[]).await
+}
+
+/// A reset's statements ([`Store::reset_api_key`]).
+async fn reset_key_in(
+    transaction: &mut Transaction,
+    context: &AuditContext,
+    key_id: i64,
+    visibility: KeyVisibility,
+    reset: KeyReset,
+) -> Result<Committed<ApiKeyRecord>, StoreError> {
+    let KeyReset { format, digest, masked_key, grace_ends_at } = reset;
+    fetch_visible_key(transaction, context.account_id, &context.region, key_id, visibility).await?;
+    let secrets =
+        transaction.fetch_one("SELECT key_digest, previous_key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id]).await?;
+    let old_digest = KeyDigest::from_bytes(&secrets.bytes("key_digest")?);
+    let mut revoked: Vec<KeyDigest> =
+        secrets.opt_bytes("previous_key_digest")?.and_then(|bytes| KeyDigest::from_bytes(&bytes)).into_iter().collect();
+    let previous_digest = match grace_ends_at {
+        Some(_) => old_digest,
+        None => {
+            revoked.extend(old_digest);
+            None
+        }
+    };
+    transaction
+        .execute(
+            "UPDATE api_keys SET key_digest = $1, masked_key = $2, format = $3, legacy_ciphertext = NULL, previous_key_digest = $4, previous_secret_ends_at = $5 WHERE api_key_id = $6",
+            &params![
+                digest.as_bytes().as_slice(),
+                &masked_key,
+                format.as_str(),
+                previous_digest.as_ref().map(|digest| digest.as_bytes().as_slice()),
+                grace_ends_at,
+                key_id
+            ],
+        )
+        .await?;
+    let detail = match grace_ends_at {
+        Some(ends_at) => format!("masked={masked_key} grace_ends_at={ends_at}"),
+        None => format!("masked={masked_key}"),
+    };
+    finish_key_change(transaction, context, key_id, "ApiKey.Reset", &detail, &revoked).await
+}
+
+/// A delete's statements ([`Store::delete_api_key`]): answers the key as it was.
+async fn delete_key_in(
+    transaction: &mut Transaction,
+    context: &AuditContext,
+    key_id: i64,
+    visibility: KeyVisibility,
+) -> Result<Committed<ApiKeyRecord>, StoreError> {
+    let before = fetch_visible_key(transaction, context.account_id, &context.region, key_id, visibility).await?;
+    let deleted = transaction
+        .fetch_one("DELETE FROM api_keys WHERE api_key_id = $1 RETURNING key_digest, previous_key_digest", &params![key_id])
+        .await?;
+    // The old secret of a reset in its grace period goes with the key.
+    let revoked: Vec<KeyDigest> = [Some(deleted.bytes("key_digest")?), deleted.opt_bytes("previous_key_digest")?]
+        .into_iter()
+        .flatten()
+        .filter_map(|bytes| KeyDigest::from_bytes(&bytes))
+        .collect();
+    write_audit(transaction, context, "ApiKey.Delete", &format!("apiKey:{key_id}"), &format!("masked={}", before.masked_key)).await?;
+    let version =
+        Store::record_change(transaction, Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked: &revoked })
+            .await?;
+    Ok(Committed { value: before, version, updates: revoked.into_iter().map(|digest| RegistryUpdate::Revoked { digest }).collect() })
+}
+
+/// Audits a key change, records it in the feed and reads the key back (for the registry
+/// and the answer); nothing committed.
+async fn finish_key_change(
+    transaction: &mut Transaction,
+    context: &AuditContext,
+    key_id: i64,
+    action: &str,
+    detail: &str,
+    revoked: &[KeyDigest],
+) -> Result<Committed<ApiKeyRecord>, StoreError> {
+    write_audit(transaction, context, action, &format!("apiKey:{key_id}"), detail).await?;
+    let version =
+        Store::record_change(transaction, Change { at: context.at, kind: "api_key", subject: &key_id.to_string(), revoked }).await?;
+    let mut updates: Vec<RegistryUpdate> = revoked.iter().map(|digest| RegistryUpdate::Revoked { digest: *digest }).collect();
+    updates.extend(compile::key_by_id(transaction, key_id).await?);
+    let value = fetch_visible_key(transaction, context.account_id, &context.region, key_id, KeyVisibility::WholeAccount).await?;
+    Ok(Committed { value, version, updates })
 }

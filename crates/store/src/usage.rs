@@ -162,9 +162,15 @@ fn key_calls_update(dialect: Dialect) -> &'static str {
              FROM (SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS calls, json_extract(value, '$[2]') AS last FROM json_each($1)) AS u \
              WHERE api_keys.api_key_id = u.id"
         }
+        // The keys are locked in key order (the sub-select's FOR UPDATE, applied after its
+        // ORDER BY) before any is updated: a group commit changes several keys in one
+        // transaction in key order too, so neither can wait for the other in a cycle. An
+        // UPDATE with a join alone locks in whatever order its plan reads the rows.
         Dialect::Postgres => {
             "UPDATE api_keys SET request_count = api_keys.request_count + u.calls, last_used_at = GREATEST(COALESCE(api_keys.last_used_at, 0), u.last) \
-             FROM (SELECT (r->>0)::bigint AS id, (r->>1)::bigint AS calls, (r->>2)::bigint AS last FROM jsonb_array_elements($1::jsonb) AS r) AS u \
+             FROM (SELECT k.api_key_id AS id, c.calls, c.last FROM api_keys k \
+                   JOIN (SELECT (r->>0)::bigint AS id, (r->>1)::bigint AS calls, (r->>2)::bigint AS last FROM jsonb_array_elements($1::jsonb) AS r) AS c \
+                   ON c.id = k.api_key_id ORDER BY k.api_key_id FOR UPDATE OF k) AS u \
              WHERE api_keys.api_key_id = u.id"
         }
     }

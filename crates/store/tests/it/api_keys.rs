@@ -262,4 +262,70 @@ on_both_databases! {
         let stored = db.store.get_api_key(db.account_id, SINGAPORE, first.api_key_id, WholeAccount).await.unwrap();
         assert_eq!((stored.request_count, stored.last_used_at), (8, Some(2_500)));
     }
+
+    async fn changes_queued_beside_creates_each_land_or_fail_alone(db: TestDatabase) {
+        // On PostgreSQL the creates, disables, edits and deletes that queue up meanwhile
+        // share a group commit: each must still land, or fail alone, as if it ran by itself.
+        let mut existing = Vec::new();
+        for _ in 0..8 {
+            existing.push(create_key(&db, &db.root(), None).await);
+        }
+        let feed_before = db.feed_version().await;
+        let audit_before = db.audit_count().await;
+        let workspace = db.default_workspace(SINGAPORE).await;
+        let mut tasks = Vec::new();
+        for (index, (record, _)) in existing.iter().enumerate() {
+            let (store, context, id) = (db.store.clone(), db.root(), record.api_key_id);
+            let (key, _) = new_key(SINGAPORE, &workspace, None, KeyFormat::Secure);
+            let creator = (store.clone(), context.clone());
+            tasks.push(tokio::spawn(async move { creator.0.create_api_key(&creator.1, key, NO_LIMIT).await.map(|_| "created") }));
+            tasks.push(tokio::spawn(async move {
+                match index % 3 {
+                    0 => store.set_api_key_disabled(&context, id, WholeAccount, true).await.map(|_| "disabled"),
+                    1 => {
+                        let edit = KeyEdit { description: Some(format!("edited {index}")), auth: None, expires_at: None, limits: None };
+                        store.update_api_key(&context, id, WholeAccount, edit).await.map(|_| "edited")
+                    }
+                    _ => store.delete_api_key(&context, id, WholeAccount).await.map(|_| "deleted"),
+                }
+            }));
+        }
+        // A change to a key that does not exist fails alone.
+        let (store, context) = (db.store.clone(), db.root());
+        tasks.push(tokio::spawn(async move { store.set_api_key_disabled(&context, 987_654_321, WholeAccount, true).await.map(|_| "disabled") }));
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.expect("write task"));
+        }
+        let missing = answers.pop().unwrap();
+        assert_not_found(missing);
+        let answers: Vec<&str> = answers.into_iter().map(|answer| answer.expect("every other write lands")).collect();
+        assert_eq!(answers.iter().filter(|answer| **answer == "created").count(), 8);
+
+        for (index, (record, plaintext)) in existing.iter().enumerate() {
+            let id = record.api_key_id;
+            let stored = db.store.get_api_key(db.account_id, SINGAPORE, id, WholeAccount).await;
+            match index % 3 {
+                0 => {
+                    assert!(stored.unwrap().disabled);
+                    assert_eq!(authenticate(&db.store, plaintext, SINGAPORE), Err(AuthenticationFailure::Disabled));
+                }
+                1 => {
+                    assert_eq!(stored.unwrap().description, format!("edited {index}"));
+                    assert_eq!(authenticate(&db.store, plaintext, SINGAPORE), Ok(id));
+                }
+                _ => {
+                    assert_not_found(stored);
+                    assert_eq!(authenticate(&db.store, plaintext, SINGAPORE), Err(AuthenticationFailure::Unknown));
+                }
+            }
+        }
+        // One feed entry and one audit row for each write that landed; none for the one
+        // that failed. A store opened afresh reads the same.
+        assert_eq!(db.feed_version().await, feed_before + 16);
+        assert_eq!(db.audit_count().await, audit_before + 16);
+        let reopened = db.open_another("kg-store-b").await;
+        assert_eq!(key_ids(&reopened, db.account_id, SINGAPORE, WholeAccount).await, key_ids(&db.store, db.account_id, SINGAPORE, WholeAccount).await);
+        assert_eq!(reopened.registry().live_key_count(), db.store.registry().live_key_count());
+    }
 }
