@@ -25,7 +25,18 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SSZ` into Unix seconds.
+/// How many days `month` (1 to 12) of `year` has.
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SSZ` into Unix seconds. A day the month does not have
+/// (`2026-02-31`) is refused, not carried into the next month.
 pub fn parse_utc_timestamp(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     if bytes.len() != 20
@@ -48,7 +59,7 @@ pub fn parse_utc_timestamp(text: &str) -> Option<i64> {
     };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month) || !(1..=days_in_month(year, month)).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
@@ -161,6 +172,17 @@ mod tests {
     fn refuses_other_shapes() {
         for bad in ["2026-11-27 10:16:45Z", "2026-11-27T10:16:45", "2026-13-01T00:00:00Z", "abcd-11-27T10:16:45Z"] {
             assert_eq!(parse_utc_timestamp(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_day_the_month_does_not_have_is_refused() {
+        for bad in ["2026-02-31T00:00:00Z", "2026-02-29T12:00:00Z", "2026-04-31T00:00:00Z", "1900-02-29T00:00:00Z"] {
+            assert_eq!(parse_utc_timestamp(bad), None, "{bad}");
+        }
+        for good in ["2028-02-29T12:00:00Z", "2000-02-29T00:00:00Z", "2026-01-31T23:59:59Z", "2026-12-31T00:00:00Z"] {
+            let seconds = parse_utc_timestamp(good).unwrap_or_else(|| panic!("{good}"));
+            assert_eq!(format_utc_timestamp(seconds), good);
         }
     }
 }
