@@ -257,15 +257,15 @@ impl Server {
         let gate = ConnectionTable::new(self.limits.max_connections);
         for BoundListener { listener, state, tls } in self.listeners {
             // A plan listener serves only its plan paths; `/auth/verify` is not one of them.
-            let verify_state = (state.key_endpoint == KeyEndpoint::PayAsYouGo).then(|| state.clone());
+            let state_before_router = (state.key_endpoint == KeyEndpoint::PayAsYouGo).then(|| state.clone());
             let region: Arc<str> = state.listener_region.as_str().into();
             let app = router(state);
-            let served = Served { app, verify_state, region, tls };
+            let served = Served { app, state_before_router, region, tls };
             tasks.push(tokio::spawn(serve_listener(listener, served, gate.clone(), self.limits, stop_receiver.clone())));
         }
         if let Some((listener, state)) = self.metrics_listener {
             let region: Arc<str> = state.listener_region.as_str().into();
-            let served = Served { app: crate::metrics::metrics_listener_router(state), verify_state: None, region, tls: None };
+            let served = Served { app: crate::metrics::metrics_listener_router(state), state_before_router: None, region, tls: None };
             tasks.push(tokio::spawn(serve_listener(listener, served, gate.clone(), self.limits, stop_receiver.clone())));
         }
         // SIGHUP is taken over only when there is a certificate to reload; otherwise it keeps
@@ -351,12 +351,12 @@ pub async fn roll_up_usage(state: &AppState, now_seconds: i64) {
     }
 }
 
-/// What one listener serves: its router, the state of its `/auth/verify` (none on a plan
-/// or metrics listener), its region (for the log lines written before the router), and its
+/// What one listener serves: its router, the state of what it serves before the router
+/// (`/auth/verify` and the direct model calls; none on a plan or metrics listener), its region (for the log lines written before the router), and its
 /// TLS when it speaks HTTPS.
 struct Served {
     app: Router,
-    verify_state: Option<AppState>,
+    state_before_router: Option<AppState>,
     region: Arc<str>,
     tls: Option<ListenerTls>,
 }
@@ -375,8 +375,10 @@ const MAX_REQUEST_TARGET_BYTES: usize = 8 * 1024;
 /// client that stalls it is dropped, or shed at the cap, like one that sends no head), and
 /// every request carries [`ServedOverTls`]. `/auth/verify` is answered here, before the router: it is on
 /// the hot path of another gateway, reads only memory, and the router's per-request
-/// machinery was a third of its cost (docs/PERFORMANCE.md). Every other request goes to
-/// [`router`] with the peer address as `ConnectInfo`.
+/// machinery was a third of its cost (docs/PERFORMANCE.md). So are the two model calls
+/// every client makes most (`gateway::DirectModelCall`: OpenAI-compatible chat and
+/// Anthropic messages), with the handler and request context the router would give them.
+/// Every other request goes to [`router`] with the peer address as `ConnectInfo`.
 async fn serve_listener(
     listener: TcpListener,
     served: Served,
@@ -384,7 +386,7 @@ async fn serve_listener(
     limits: ConnectionLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let Served { app, verify_state, region, tls } = served;
+    let Served { app, state_before_router, region, tls } = served;
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
@@ -427,12 +429,12 @@ async fn serve_listener(
         let over_tls = tls.is_some();
         let activity = permit.activity.clone();
         let app = app.clone();
-        let verify_state = verify_state.clone();
+        let state_before_router = state_before_router.clone();
         let region = region.clone();
         let service_activity = activity.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             service_activity.request_started();
-            if let Some(state) = verify_state.as_ref().filter(|_| gateway::is_verify_request(&request)) {
+            if let Some(state) = state_before_router.as_ref().filter(|_| gateway::is_verify_request(&request)) {
                 let found = gateway::verify_headers::VerifyHeaders::of(request.headers());
                 if found.has_body() {
                     // Envoy with `with_request_body`: the model is in the body.
@@ -469,6 +471,15 @@ async fn serve_listener(
                 let path = request.uri().path();
                 crate::request_context::log_request(&request_id, &region, request.method(), path, refusal.status(), started);
                 return Either::Right(Either::Left(Either::Left(std::future::ready(Ok(watched(refusal))))));
+            }
+            if let Some((state, call)) = state_before_router
+                .as_ref()
+                .and_then(|state| gateway::DirectModelCall::of(request.method(), request.uri().path()).map(|call| (state.clone(), call)))
+            {
+                let request = request.map(axum::body::Body::new);
+                return Either::Right(Either::Left(Either::Right(
+                    async move { Ok(watched(call.serve(state, peer.ip(), request).await)) }.boxed(),
+                )));
             }
             let mut request = request.map(axum::body::Body::new);
             request.extensions_mut().insert(ConnectInfo(peer));

@@ -92,13 +92,27 @@ pub async fn attach_request_context(State(state): State<AppState>, mut request: 
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     request.extensions_mut().insert(context.clone());
-    // Every line logged while the request is handled names it (in JSON, as `request_id`).
+    in_request_context(&state, &context, &method, &path, started, next.run(request)).await
+}
+
+/// Runs `handled` as the request of `context`: every line logged meanwhile names its id
+/// (in JSON, as `request_id`), the answer carries it (`x-acs-request-id`), and one
+/// access-log line follows. The middleware does this for the router's requests, and the
+/// listener for the model calls it serves before the router (`gateway::DirectModelCall`).
+pub async fn in_request_context(
+    state: &AppState,
+    context: &RequestContext,
+    method: &Method,
+    path: &str,
+    started: Instant,
+    handled: impl std::future::Future<Output = Response>,
+) -> Response {
     let span = tracing::info_span!("request", request_id = %context.request_id);
-    let mut response = tracing::Instrument::instrument(next.run(request), span).await;
+    let mut response = tracing::Instrument::instrument(handled, span).await;
     if let Ok(value) = HeaderValue::from_str(&context.request_id) {
         response.headers_mut().insert("x-acs-request-id", value);
     }
-    log_request(&context.request_id, &state.listener_region, &method, &path, response.status(), started);
+    log_request(&context.request_id, &state.listener_region, method, path, response.status(), started);
     response
 }
 

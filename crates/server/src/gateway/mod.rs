@@ -17,6 +17,8 @@ pub mod token_count;
 pub mod upstream;
 pub mod verify_headers;
 
+use std::net::IpAddr;
+
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
@@ -510,6 +512,48 @@ async fn openai_call(State(state): State<AppState>, context: RequestContext, req
         DemoEndpoint::OpenAiChat
     };
     model_call(&state, &context, Protocol::OpenAi, demo_endpoint, request).await
+}
+
+/// A model call the listener serves before the router (`app.rs`), as the router and its
+/// request-context middleware would serve it: `POST` of the OpenAI-compatible chat path or
+/// of the Anthropic messages path, the calls every SDK and coding tool makes. The router's
+/// matching, its middleware's boxing and the extensions it fills cost about a tenth of a
+/// forwarded call (docs/PERFORMANCE.md); any other method or path goes to the router.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectModelCall {
+    path: &'static str,
+    protocol: Protocol,
+    demo_endpoint: DemoEndpoint,
+}
+
+impl DirectModelCall {
+    /// The call `method` and `path` make, when it is one served before the router.
+    pub fn of(method: &Method, path: &str) -> Option<DirectModelCall> {
+        if method != Method::POST {
+            return None;
+        }
+        let (path, protocol, demo_endpoint) = match path {
+            "/compatible-mode/v1/chat/completions" => ("/compatible-mode/v1/chat/completions", Protocol::OpenAi, DemoEndpoint::OpenAiChat),
+            "/apps/anthropic/v1/messages" => ("/apps/anthropic/v1/messages", Protocol::Anthropic, DemoEndpoint::AnthropicMessages),
+            _ => return None,
+        };
+        Some(DirectModelCall { path, protocol, demo_endpoint })
+    }
+
+    /// Serves the call from `peer` with the handler the router would have chosen, in a
+    /// request context of its own (id, log line, `x-acs-request-id`).
+    pub async fn serve(self, state: AppState, peer: IpAddr, request: Request) -> Response {
+        let started = std::time::Instant::now();
+        let context = RequestContext {
+            request_id: crate::request_context::new_request_id(),
+            client_address: crate::request_context::client_address_of(&state, peer, request.headers()),
+        };
+        // Boxed here, before it is moved into the context's future: a model call's future
+        // is large, and each move by value copies all of it (without the box, copying took
+        // a third of the call's instructions).
+        let handled = Box::pin(model_call(&state, &context, self.protocol, self.demo_endpoint, request));
+        crate::request_context::in_request_context(&state, &context, &Method::POST, self.path, started, handled).await
+    }
 }
 
 async fn anthropic_messages(State(state): State<AppState>, context: RequestContext, request: Request) -> Response {

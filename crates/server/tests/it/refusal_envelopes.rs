@@ -299,6 +299,21 @@ async fn the_data_plane_refuses_in_the_envelope_of_each_protocol() {
         .header("Authorization", &bearer)
         .header("Content-Length", &over_limit),
         Case::new("openai: target too long", here, "GET", &too_long("/compatible-mode/v1"), OpenAi, 414, "invalid_request_error"),
+        // Chat and messages calls are served before the router (`gateway::DirectModelCall`):
+        // the same envelopes, request ids and log lines as every other call.
+        Case::new(
+            "openai: chat without a key, with a query",
+            here,
+            "POST",
+            "/compatible-mode/v1/chat/completions?trace=1",
+            OpenAi,
+            401,
+            "invalid_api_key",
+        )
+        .body("{}"),
+        Case::new("anthropic: an unknown key", here, "POST", "/apps/anthropic/v1/messages", Anthropic, 401, "authentication_error")
+            .header("x-api-key", "sk-ws-this-is-not-a-key-of-this-server")
+            .body("{}"),
         Case::new("anthropic: unknown path", here, "POST", "/apps/anthropic/v1/nothing-here", Anthropic, 404, "not_found_error"),
         Case::new("anthropic: wrong method", here, "PUT", "/apps/anthropic/v1/messages", Anthropic, 405, "invalid_request_error")
             .allowing(&["POST"]),
