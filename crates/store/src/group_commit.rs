@@ -12,10 +12,12 @@
 //! enable, edit, reset, end of grace, delete: [`KeyChange`]), each in a savepoint of its
 //! own, in key order; then one NOTIFY and one commit.
 //!
-//! Changes ride in the batch because a change alone holds the feed's lock for its whole
-//! transaction, commit included, and every batch waits meanwhile: with revocations running
-//! beside a burst of creates, the creates fell to a third (docs/PERFORMANCE.md, "Group
-//! commit"). In key order because the usage flush locks the keys it counts in key order too
+//! Changes ride in the batch so that a change does not hold the feed's lock through a
+//! commit (a WAL flush) of its own while the batches wait: the batch's one commit serves
+//! it. (Measured with revocations beside a burst of creates, this did not change the
+//! creates per second, docs/PERFORMANCE.md, "Changes to stored keys in the batch": the
+//! drop there comes from elsewhere.) In key order, two changes of one key in the order they
+//! came (a stable sort), because the usage flush locks the keys it counts in key order too
 //! (`Store::flush_usage`), outside the feed's lock: two transactions that each lock several
 //! keys in the same order cannot deadlock.
 //!
