@@ -3,6 +3,8 @@
 //! delete, each with its audit row and change-feed entry in the same transaction.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 
 use keygate_core::access::KeyVisibility;
 use keygate_core::key_limits::KeyLimits;
@@ -14,7 +16,7 @@ use keygate_core::verification::RegistryUpdate;
 use crate::audit::{write_audit, write_audit_entries, write_audit_rows, AuditContext, AuditEntry};
 use crate::compile;
 use crate::database::{params, value_rows, Dialect, Row, SqlValue, Transaction};
-use crate::group_commit::{change_statements, ChangeStatements, Committed, CreateRequest, KeyChange, Outcome};
+use crate::group_commit::{change_statements, Committed, CreateRequest, KeyChange, Outcome};
 use crate::rows::{auth_columns, auth_from_row, limit_columns, limits_detail, limits_from_row, LIMIT_COLUMNS};
 use crate::{Change, Missing, Store, StoreError};
 
@@ -676,13 +678,9 @@ impl Store {
         visibility: KeyVisibility,
         edit: KeyEdit,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let context = context.clone();
-        self.change_key(
-            key_id,
-            change_statements(move |transaction| {
-                Box::pin(async move { update_key_in(transaction, &context, key_id, visibility, edit).await })
-            }),
-        )
+        self.change_key(context, key_id, visibility, move |transaction, context, before| {
+            Box::pin(update_key_in(transaction, context, before, edit))
+        })
         .await
     }
 
@@ -694,18 +692,13 @@ impl Store {
         visibility: KeyVisibility,
         disabled: bool,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let context = context.clone();
-        self.change_key(
-            key_id,
-            change_statements(move |transaction| {
-                Box::pin(async move {
-                    fetch_visible_key(transaction, context.account_id, &context.region, key_id, visibility).await?;
-                    transaction.execute("UPDATE api_keys SET disabled = $1 WHERE api_key_id = $2", &params![disabled, key_id]).await?;
-                    let action = if disabled { "ApiKey.Disable" } else { "ApiKey.Enable" };
-                    finish_key_change(transaction, &context, key_id, action, "", &[]).await
-                })
-            }),
-        )
+        self.change_key(context, key_id, visibility, move |transaction, context, _| {
+            Box::pin(async move {
+                transaction.execute("UPDATE api_keys SET disabled = $1 WHERE api_key_id = $2", &params![disabled, key_id]).await?;
+                let action = if disabled { "ApiKey.Disable" } else { "ApiKey.Enable" };
+                finish_key_change(transaction, context, key_id, action, "", &[]).await
+            })
+        })
         .await
     }
 
@@ -724,14 +717,10 @@ impl Store {
         masked_key: String,
         grace_ends_at: Option<i64>,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let context = context.clone();
         let reset = KeyReset { format, digest, masked_key, grace_ends_at };
-        self.change_key(
-            key_id,
-            change_statements(move |transaction| {
-                Box::pin(async move { reset_key_in(transaction, &context, key_id, visibility, reset).await })
-            }),
-        )
+        self.change_key(context, key_id, visibility, move |transaction, context, _| {
+            Box::pin(reset_key_in(transaction, context, key_id, reset))
+        })
         .await
     }
 
@@ -742,45 +731,55 @@ impl Store {
         key_id: i64,
         visibility: KeyVisibility,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let context = context.clone();
-        self.change_key(
-            key_id,
-            change_statements(move |transaction| {
-                Box::pin(async move {
-                    fetch_visible_key(transaction, context.account_id, &context.region, key_id, visibility).await?;
-                    let previous = transaction
-                        .fetch_one("SELECT previous_key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id])
-                        .await?
-                        .opt_bytes("previous_key_digest")?;
-                    let revoked: Vec<KeyDigest> = previous.and_then(|bytes| KeyDigest::from_bytes(&bytes)).into_iter().collect();
-                    transaction
-                        .execute(
-                            "UPDATE api_keys SET previous_key_digest = NULL, previous_secret_ends_at = NULL WHERE api_key_id = $1",
-                            &params![key_id],
-                        )
-                        .await?;
-                    finish_key_change(transaction, &context, key_id, "ApiKey.EndGrace", "", &revoked).await
-                })
-            }),
-        )
+        self.change_key(context, key_id, visibility, move |transaction, context, _| {
+            Box::pin(async move {
+                let previous = transaction
+                    .fetch_one("SELECT previous_key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id])
+                    .await?
+                    .opt_bytes("previous_key_digest")?;
+                let revoked: Vec<KeyDigest> = previous.and_then(|bytes| KeyDigest::from_bytes(&bytes)).into_iter().collect();
+                transaction
+                    .execute(
+                        "UPDATE api_keys SET previous_key_digest = NULL, previous_secret_ends_at = NULL WHERE api_key_id = $1",
+                        &params![key_id],
+                    )
+                    .await?;
+                finish_key_change(transaction, context, key_id, "ApiKey.EndGrace", "", &revoked).await
+            })
+        })
         .await
     }
 
     /// Delete (final); the id is never reused.
     pub async fn delete_api_key(&self, context: &AuditContext, key_id: i64, visibility: KeyVisibility) -> Result<ApiKeyRecord, StoreError> {
-        let context = context.clone();
-        self.change_key(
-            key_id,
-            change_statements(move |transaction| Box::pin(async move { delete_key_in(transaction, &context, key_id, visibility).await })),
-        )
-        .await
+        self.change_key(context, key_id, visibility, |transaction, context, before| Box::pin(delete_key_in(transaction, context, before)))
+            .await
     }
 
-    /// Runs a change to one stored key: on PostgreSQL in this node's next group commit
-    /// (with the creates and other changes queued meanwhile, under one hold of the change
-    /// feed's lock); on SQLite in a write transaction of its own. Answers once committed
-    /// and published.
-    async fn change_key(&self, key_id: i64, statements: ChangeStatements) -> Result<ApiKeyRecord, StoreError> {
+    /// Runs a change to one stored key: first the key as `visibility` lets the caller see it
+    /// (not found otherwise: nothing changes), then `statements` with that record. On
+    /// PostgreSQL in this node's next group commit (with the creates and other changes
+    /// queued meanwhile, under one hold of the change feed's lock); on SQLite in a write
+    /// transaction of its own. Answers once committed and published.
+    async fn change_key<F>(
+        &self,
+        context: &AuditContext,
+        key_id: i64,
+        visibility: KeyVisibility,
+        statements: F,
+    ) -> Result<ApiKeyRecord, StoreError>
+    where
+        F: for<'t> FnOnce(&'t mut Transaction, &'t AuditContext, ApiKeyRecord) -> Pin<Box<dyn Future<Output = Outcome> + Send + 't>>
+            + Send
+            + 'static,
+    {
+        let context = context.clone();
+        let statements = change_statements(move |transaction| {
+            Box::pin(async move {
+                let before = fetch_visible_key(transaction, context.account_id, &context.region, key_id, visibility).await?;
+                statements(transaction, &context, before).await
+            })
+        });
         if let Some(committer) = &self.committer {
             return committer.change(KeyChange { key_id, statements }).await;
         }
@@ -809,15 +808,14 @@ struct KeyReset {
     grace_ends_at: Option<i64>,
 }
 
-/// An edit's statements ([`Store::update_api_key`]).
+/// An edit's statements ([`Store::update_api_key`]), given the key as it was.
 async fn update_key_in(
     transaction: &mut Transaction,
     context: &AuditContext,
-    key_id: i64,
-    visibility: KeyVisibility,
+    before: ApiKeyRecord,
     edit: KeyEdit,
 ) -> Result<Committed<ApiKeyRecord>, StoreError> {
-    let before = fetch_visible_key(transaction, context.account_id, &context.region, key_id, visibility).await?;
+    let key_id = before.api_key_id;
     let description = edit.description.unwrap_or_else(|| before.description.clone());
     let auth = edit.auth.unwrap_or_else(|| before.auth.clone());
     let expires_at = edit.expires_at.unwrap_or(before.expires_at);
@@ -851,11 +849,9 @@ async fn reset_key_in(
     transaction: &mut Transaction,
     context: &AuditContext,
     key_id: i64,
-    visibility: KeyVisibility,
     reset: KeyReset,
 ) -> Result<Committed<ApiKeyRecord>, StoreError> {
     let KeyReset { format, digest, masked_key, grace_ends_at } = reset;
-    fetch_visible_key(transaction, context.account_id, &context.region, key_id, visibility).await?;
     let secrets =
         transaction.fetch_one("SELECT key_digest, previous_key_digest FROM api_keys WHERE api_key_id = $1", &params![key_id]).await?;
     let old_digest = KeyDigest::from_bytes(&secrets.bytes("key_digest")?);
@@ -888,14 +884,14 @@ async fn reset_key_in(
     finish_key_change(transaction, context, key_id, "ApiKey.Reset", &detail, &revoked).await
 }
 
-/// A delete's statements ([`Store::delete_api_key`]): answers the key as it was.
+/// A delete's statements ([`Store::delete_api_key`]), given the key as it was, which it
+/// answers.
 async fn delete_key_in(
     transaction: &mut Transaction,
     context: &AuditContext,
-    key_id: i64,
-    visibility: KeyVisibility,
+    before: ApiKeyRecord,
 ) -> Result<Committed<ApiKeyRecord>, StoreError> {
-    let before = fetch_visible_key(transaction, context.account_id, &context.region, key_id, visibility).await?;
+    let key_id = before.api_key_id;
     let deleted = transaction
         .fetch_one("DELETE FROM api_keys WHERE api_key_id = $1 RETURNING key_digest, previous_key_digest", &params![key_id])
         .await?;

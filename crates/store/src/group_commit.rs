@@ -140,25 +140,20 @@ impl GroupCommitter {
 async fn run(database: Database, registry: Arc<KeyRegistry>, mut receiver: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        // The creates in their order of arrival, then the changes in key order; the answers
-        // in the same order as the writes.
-        let mut creates = Vec::new();
-        let mut changes = Vec::new();
-        for (write, answer) in jobs.drain(..) {
+        // The creates in their order of arrival, then the changes in key order (a stable
+        // sort); the answers in the same order as the writes.
+        jobs.sort_by_key(|(write, _)| match write {
+            Write::Create(_) => None,
+            Write::Change(change) => Some(change.key_id),
+        });
+        let (writes, answers): (Vec<Write>, Vec<_>) = jobs.drain(..).unzip();
+        let (mut creates, mut changes) = (Vec::new(), Vec::new());
+        for write in writes {
             match write {
-                Write::Create(request) => creates.push((request, answer)),
-                Write::Change(change) => changes.push((change, answer)),
+                Write::Create(request) => creates.push(request),
+                Write::Change(change) => changes.push(change),
             }
         }
-        changes.sort_by_key(|(change, _)| change.key_id);
-        let (creates, mut answers): (Vec<CreateRequest>, Vec<_>) = creates.into_iter().unzip();
-        let changes: Vec<KeyChange> = changes
-            .into_iter()
-            .map(|(change, answer)| {
-                answers.push(answer);
-                change
-            })
-            .collect();
         let writes = answers.len();
         match commit_batch(&database, &creates, changes).await {
             Ok(outcomes) => {

@@ -529,15 +529,22 @@ pub struct DirectModelCall {
 impl DirectModelCall {
     /// The call `method` and `path` make, when it is one served before the router.
     pub fn of(method: &Method, path: &str) -> Option<DirectModelCall> {
+        const CALLS: [DirectModelCall; 2] = [
+            DirectModelCall {
+                path: "/compatible-mode/v1/chat/completions",
+                protocol: Protocol::OpenAi,
+                demo_endpoint: DemoEndpoint::OpenAiChat,
+            },
+            DirectModelCall {
+                path: "/apps/anthropic/v1/messages",
+                protocol: Protocol::Anthropic,
+                demo_endpoint: DemoEndpoint::AnthropicMessages,
+            },
+        ];
         if method != Method::POST {
             return None;
         }
-        let (path, protocol, demo_endpoint) = match path {
-            "/compatible-mode/v1/chat/completions" => ("/compatible-mode/v1/chat/completions", Protocol::OpenAi, DemoEndpoint::OpenAiChat),
-            "/apps/anthropic/v1/messages" => ("/apps/anthropic/v1/messages", Protocol::Anthropic, DemoEndpoint::AnthropicMessages),
-            _ => return None,
-        };
-        Some(DirectModelCall { path, protocol, demo_endpoint })
+        CALLS.into_iter().find(|call| call.path == path)
     }
 
     /// Serves the call from `peer` with the handler the router would have chosen, in a
