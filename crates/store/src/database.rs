@@ -438,7 +438,17 @@ impl Database {
         // with the batch's size (one per size up to its 64 requests, for each of its
         // multi-row statements), and so do a follower's: with sqlx's default of 100, they
         // pushed one another out and were prepared again and again.
-        let options = PgConnectOptions::from_str(url)?.statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        let mut options = PgConnectOptions::from_str(url)?.statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        // A statement kept prepared is planned again at every run with its values and the
+        // tables' sizes of the moment, not once for good: with PostgreSQL's default, a
+        // statement prepared while `api_keys` was small (a fresh deployment, a new schema)
+        // kept the plan made then, a sequential scan of the keys, while the table grew; the
+        // key reads of every group commit and every follower then took longer with every
+        // key (docs/PERFORMANCE.md, "Plans made when the tables were small"). An operator's
+        // own `plan_cache_mode` in the URL's options is left as it is.
+        if !url.contains("plan_cache_mode") {
+            options = options.options([("plan_cache_mode", "force_custom_plan")]);
+        }
         let pool = PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_with(options).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Database { pools: Pools::Postgres { pool }, statements: Arc::default() })

@@ -13,6 +13,7 @@ mod change_feed;
 mod compile;
 mod key_expiry;
 mod key_import;
+mod postgres_plans;
 mod quotas;
 mod usage;
 mod users;
