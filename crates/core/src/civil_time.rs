@@ -73,6 +73,25 @@ pub fn format_utc_timestamp(unix_seconds: i64) -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", seconds_of_day / 3600, seconds_of_day % 3600 / 60, seconds_of_day % 60)
 }
 
+/// Formats Unix seconds as an HTTP date (IMF-fixdate, `Fri, 04 Dec 2026 15:40:00 GMT`): the
+/// `Date` header of answers written without hyper.
+pub fn format_http_date(unix_seconds: i64) -> String {
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = unix_seconds.div_euclid(86_400);
+    let seconds_of_day = unix_seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    // 1970-01-01 was a Thursday.
+    let weekday = WEEKDAYS[days.rem_euclid(7) as usize];
+    let month_name = MONTHS[(month - 1) as usize];
+    format!(
+        "{weekday}, {day:02} {month_name} {year:04} {:02}:{:02}:{:02} GMT",
+        seconds_of_day / 3600,
+        seconds_of_day % 3600 / 60,
+        seconds_of_day % 60
+    )
+}
+
 /// Parses a day `YYYY-MM-DD` (UTC) into the Unix seconds of its start. A day the month does
 /// not have (`2026-02-30`) is refused, not carried into the next month.
 pub fn parse_utc_date(text: &str) -> Option<i64> {
@@ -133,6 +152,14 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_dates_name_the_weekday_and_month() {
+        assert_eq!(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(format_http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        let leap_day = parse_utc_timestamp("2028-02-29T23:59:59Z").unwrap();
+        assert_eq!(format_http_date(leap_day), "Tue, 29 Feb 2028 23:59:59 GMT");
+    }
 
     #[test]
     fn round_trips_known_dates() {

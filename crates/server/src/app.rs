@@ -388,6 +388,10 @@ async fn serve_listener(
 ) {
     let Served { app, state_before_router, region, tls } = served;
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    // Each connection holds a clone while its front (`crate::connection_front`) serves it;
+    // hyper's connections are followed by `connections`. Shutdown waits for both.
+    let (front_open, mut fronts_closed) = tokio::sync::mpsc::channel::<()>(1);
+    let stop_for_fronts = stop.clone();
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
     };
@@ -429,6 +433,7 @@ async fn serve_listener(
         let over_tls = tls.is_some();
         let activity = permit.activity.clone();
         let app = app.clone();
+        let front = state_before_router.clone().map(|state| (state, front_open.clone(), stop_for_fronts.clone()));
         let state_before_router = state_before_router.clone();
         let region = region.clone();
         let service_activity = activity.clone();
@@ -448,7 +453,8 @@ async fn serve_listener(
                         .boxed(),
                     )));
                 }
-                let answer = gateway::answer_verify(state, peer.ip(), request.uri(), found);
+                let target = request.uri().path_and_query().map_or(request.uri().path(), |whole| whole.as_str());
+                let answer = gateway::answer_verify(state, peer.ip(), target, found);
                 // The answer has no body: it is written as soon as it is returned.
                 service_activity.response_finished();
                 return Either::Left(std::future::ready(Ok::<_, Infallible>(answer)));
@@ -519,27 +525,51 @@ async fn serve_listener(
                     }
                 }
             };
-            let connection = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(MAX_REQUEST_HEAD_BYTES)
-                .serve_connection(hyper_util::rt::TokioIo::new(WatchedStream::new(stream, activity.clone())), service);
             // The watchdog runs in a task of its own and aborts the connection: selected
             // beside it, it was polled at every wake of the connection (every read and
             // write), a twentieth of a `/auth/verify` answer's instructions; an abort flag
             // is one atomic load per poll.
             let (abort, abort_registration) = futures_util::future::AbortHandle::new_pair();
+            let watched_activity = activity.clone();
             let watchdog_task = tokio::spawn(async move {
-                watchdog(activity, limits).await;
+                watchdog(watched_activity, limits).await;
                 abort.abort();
             });
+            let served = async move {
+                let stream = WatchedStream::new(stream, activity.clone());
+                // `/auth/verify` is answered in front of hyper; the first other request
+                // hands the connection, and the bytes read so far, to hyper.
+                let stream = match front {
+                    Some((state, open, stop)) => {
+                        match crate::connection_front::serve_front(stream, &state, peer.ip(), &activity, stop).await {
+                            crate::connection_front::FrontEnd::Closed => return,
+                            crate::connection_front::FrontEnd::HandOver(stream) => {
+                                drop(open);
+                                stream
+                            }
+                        }
+                    }
+                    None => crate::connection_front::Prefixed::new(bytes::Bytes::new(), stream),
+                };
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .max_buf_size(MAX_REQUEST_HEAD_BYTES)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let _ = watcher.watch(connection).await;
+            };
             // Too slow with its head, or idle too long: the aborted connection is dropped,
             // which closes it. A client that goes away mid-request is the client's business.
-            let _ = futures_util::future::Abortable::new(watcher.watch(connection), abort_registration).await;
+            let _ = futures_util::future::Abortable::new(served, abort_registration).await;
             watchdog_task.abort();
         });
     }
     drop(listener);
+    drop(front_open);
+    let fronts_done = async move {
+        // Every sender gone: no connection is in its front any more.
+        let _ = fronts_closed.recv().await;
+    };
     tokio::select! {
-        _ = connections.shutdown() => {}
+        _ = futures_util::future::join(connections.shutdown(), fronts_done) => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("connections still open after the shutdown grace period"),
     }
 }

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod bootstrap;
 pub mod clock;
+pub mod connection_front;
 pub mod connections;
 pub mod console;
 pub mod gateway;

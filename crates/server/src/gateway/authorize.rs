@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName};
 use keygate_core::verification::{authorize_call, AuthenticationFailure, AuthorizationFailure, CallFacts, CallTarget, CompiledKey};
 
 use super::errors::{GatewayRefusal, Protocol};
+use super::verify_headers::visible_text;
 use crate::request_context::RequestContext;
 use crate::state::AppState;
 
@@ -32,18 +33,22 @@ pub struct Authorized {
 /// The presented key: `Authorization: Bearer` everywhere, `x-api-key` too on the Anthropic
 /// path and on `/auth/verify`.
 pub fn presented_key(headers: &HeaderMap, protocol: Protocol) -> Option<&str> {
-    presented_key_of(headers.get(axum::http::header::AUTHORIZATION), || headers.get(&X_API_KEY), protocol)
+    presented_key_of(
+        headers.get(axum::http::header::AUTHORIZATION).map(|value| value.as_bytes()),
+        || headers.get(&X_API_KEY).map(|value| value.as_bytes()),
+        protocol,
+    )
 }
 
 /// [`presented_key`] from the `Authorization` header's value and a way to find `x-api-key`'s
 /// (looked for only when there is no bearer token).
 pub fn presented_key_of<'a>(
-    authorization: Option<&'a HeaderValue>,
-    x_api_key: impl FnOnce() -> Option<&'a HeaderValue>,
+    authorization: Option<&'a [u8]>,
+    x_api_key: impl FnOnce() -> Option<&'a [u8]>,
     protocol: Protocol,
 ) -> Option<&'a str> {
     let bearer = authorization.and_then(|value| plain_bearer_token(value).or_else(|| bearer_token(value)));
-    let api_key = || x_api_key().and_then(|value| value.to_str().ok()).map(str::trim);
+    let api_key = || x_api_key().and_then(visible_text).map(str::trim);
     match protocol {
         Protocol::OpenAi => bearer,
         Protocol::Native | Protocol::Anthropic => bearer.or_else(api_key),
@@ -53,8 +58,8 @@ pub fn presented_key_of<'a>(
 
 /// The token of an `Authorization` value (`Bearer TOKEN`, the scheme in any case, spaces
 /// around either part ignored), or `None` when it has no bearer token.
-fn bearer_token(value: &HeaderValue) -> Option<&str> {
-    let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
+fn bearer_token(value: &[u8]) -> Option<&str> {
+    let (scheme, token) = visible_text(value)?.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
@@ -63,8 +68,8 @@ fn bearer_token(value: &HeaderValue) -> Option<&str> {
 /// general reading's trims and search for the space, which were a tenth of what
 /// `/auth/verify` adds to a bare hyper server (docs/PERFORMANCE.md). `None` for anything
 /// else, which [`bearer_token`] then reads.
-fn plain_bearer_token(value: &HeaderValue) -> Option<&str> {
-    let token = value.to_str().ok()?.strip_prefix("Bearer ")?;
+fn plain_bearer_token(value: &[u8]) -> Option<&str> {
+    let token = visible_text(value.strip_prefix(b"Bearer ")?)?;
     // A valid header value holds visible ASCII, spaces and tabs only, so these two are the
     // only whitespace `trim` could have removed from either end.
     let spaced = |byte: Option<&u8>| byte.is_none_or(|byte| *byte == b' ' || *byte == b'\t');
@@ -202,11 +207,13 @@ pub fn authorize_target_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn presented(authorization: &[u8], x_api_key: Option<&'static str>) -> Option<String> {
         let authorization = HeaderValue::from_bytes(authorization).unwrap();
         let x_api_key = x_api_key.map(HeaderValue::from_static);
-        presented_key_of(Some(&authorization), || x_api_key.as_ref(), Protocol::Native).map(str::to_string)
+        presented_key_of(Some(authorization.as_bytes()), || x_api_key.as_ref().map(|value| value.as_bytes()), Protocol::Native)
+            .map(str::to_string)
     }
 
     #[test]

@@ -654,7 +654,7 @@ async fn verify(State(state): State<AppState>, request: axum::extract::Request) 
     if found.has_body() {
         answer_verify_with_body(&state, peer, request).await
     } else {
-        answer_verify(&state, peer, request.uri(), found)
+        answer_verify(&state, peer, target_of(request.uri()), found)
     }
 }
 
@@ -684,17 +684,30 @@ fn asks_for_identity(header: Option<&str>) -> bool {
 /// (`/auth/verify/compatible-mode/v1/...`); nginx's `auth_request` sends a `GET` of
 /// `/auth/verify` with `X-Original-URI`.
 pub fn is_verify_request<B>(request: &axum::http::Request<B>) -> bool {
-    original_path_after_verify(request.uri()).is_some()
+    is_verify_target(target_of(request.uri()))
 }
 
-/// The original request's path and query when `uri` is `/auth/verify/<original>` (Envoy),
-/// `Some("")` for `/auth/verify` itself, `None` for any other path.
-fn original_path_after_verify(uri: &Uri) -> Option<&str> {
-    let rest = uri.path().strip_prefix("/auth/verify")?;
+/// Whether a request target (path and query, as the request line has it) is one for
+/// [`answer_verify`].
+pub fn is_verify_target(target: &str) -> bool {
+    original_path_after_verify(target).is_some()
+}
+
+/// The path and query of `uri`, as the request line had them.
+fn target_of(uri: &Uri) -> &str {
+    uri.path_and_query().map_or(uri.path(), |whole| whole.as_str())
+}
+
+/// The original request's path and query when `target` is `/auth/verify/<original>`
+/// (Envoy), `Some("")` for `/auth/verify` itself (with or without a query), `None` for any
+/// other path.
+fn original_path_after_verify(target: &str) -> Option<&str> {
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let rest = path.strip_prefix("/auth/verify")?;
     if rest.is_empty() {
         return Some("");
     }
-    rest.starts_with('/').then(|| uri.path_and_query().map_or(rest, |whole| &whole.as_str()["/auth/verify".len()..]))
+    rest.starts_with('/').then(|| &target["/auth/verify".len()..])
 }
 
 /// `/auth/verify` with the original request's body: its top-level `model` names the
@@ -720,7 +733,7 @@ where
         Err(BodyReadError::Broken) => Err(GatewayRefusal::BadRequest("The request body could not be read.".into())),
     };
     match read {
-        Ok(body_model) => decide_verify(state, peer, &parts.uri, VerifyHeaders::of(&parts.headers), body_model.as_deref()),
+        Ok(body_model) => decide_verify(state, peer, target_of(&parts.uri), VerifyHeaders::of(&parts.headers), body_model.as_deref()),
         Err(refusal) => {
             let context = RequestContext {
                 request_id: crate::request_context::new_request_id(),
@@ -732,18 +745,18 @@ where
 }
 
 /// `/auth/verify`: the authorization decision for an existing gateway, for a request from
-/// `peer` to `uri` with `headers` and no body. 200 (with the key's identity in
+/// `peer` to `target` (the request line's path and query) with `headers` and no body. 200 (with the key's identity in
 /// `X-Keygate-*` headers when asked for), or 401/403/429 with the native error body.
 /// Synchronous: it reads only memory, and needs neither the body nor the router.
-pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, headers: VerifyHeaders<'_>) -> Response {
-    decide_verify(state, peer, uri, headers, None)
+pub fn answer_verify(state: &AppState, peer: std::net::IpAddr, target: &str, headers: VerifyHeaders<'_>) -> Response {
+    decide_verify(state, peer, target, headers, None)
 }
 
 /// The decision of `/auth/verify`. The target is the model the proxy names in
 /// `X-Keygate-Model` (or the body names, for Envoy), else the app of an
 /// `/api/v1/apps/{id}/...` original URI; when neither is known the call is
 /// [`CallTarget::Unnamed`] and passes only for a key that may call everything.
-fn decide_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, found: VerifyHeaders<'_>, body_model: Option<&str>) -> Response {
+fn decide_verify(state: &AppState, peer: std::net::IpAddr, target: &str, found: VerifyHeaders<'_>, body_model: Option<&str>) -> Response {
     let text = VerifyHeaders::text;
     // A 200 carries no request id: one is made only for an error body.
     let mut context = RequestContext {
@@ -763,7 +776,7 @@ fn decide_verify(state: &AppState, peer: std::net::IpAddr, uri: &Uri, found: Ver
             (named, in_body) => in_body.or(named),
         };
         // nginx says where the call was going in X-Original-URI; Envoy in the path itself.
-        let original_uri = text(found.x_original_uri).or_else(|| original_path_after_verify(uri)).unwrap_or("");
+        let original_uri = text(found.x_original_uri).or_else(|| original_path_after_verify(target)).unwrap_or("");
         let target = match (model, app_in_uri(original_uri)) {
             (Some(model), _) => CallTarget::Model(model),
             (None, Some(app_id)) => CallTarget::Application(app_id),

@@ -7,19 +7,21 @@
 //! them, comparing names, costs less than the lookups did. Each field holds the first value
 //! of its header, as `HeaderMap::get` would give.
 
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap};
 
-/// The headers of one `/auth/verify` request that its decision reads.
+/// The headers of one `/auth/verify` request that its decision reads, as the bytes of their
+/// values: from hyper's `HeaderMap`, or from the head `crate::connection_front` parsed
+/// itself.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct VerifyHeaders<'a> {
-    pub authorization: Option<&'a HeaderValue>,
-    pub x_api_key: Option<&'a HeaderValue>,
-    pub x_dashscope_workspace: Option<&'a HeaderValue>,
-    pub x_forwarded_for: Option<&'a HeaderValue>,
-    pub x_keygate_model: Option<&'a HeaderValue>,
-    pub x_keygate_identity: Option<&'a HeaderValue>,
-    pub x_original_uri: Option<&'a HeaderValue>,
-    pub content_length: Option<&'a HeaderValue>,
+    pub authorization: Option<&'a [u8]>,
+    pub x_api_key: Option<&'a [u8]>,
+    pub x_dashscope_workspace: Option<&'a [u8]>,
+    pub x_forwarded_for: Option<&'a [u8]>,
+    pub x_keygate_model: Option<&'a [u8]>,
+    pub x_keygate_identity: Option<&'a [u8]>,
+    pub x_original_uri: Option<&'a [u8]>,
+    pub content_length: Option<&'a [u8]>,
     pub has_transfer_encoding: bool,
 }
 
@@ -39,21 +41,60 @@ impl<'a> VerifyHeaders<'a> {
                 found.has_transfer_encoding = true;
                 continue;
             } else {
-                match name.as_str() {
-                    "x-api-key" => &mut found.x_api_key,
-                    "x-dashscope-workspace" => &mut found.x_dashscope_workspace,
-                    "x-forwarded-for" => &mut found.x_forwarded_for,
-                    "x-keygate-model" => &mut found.x_keygate_model,
-                    "x-keygate-identity" => &mut found.x_keygate_identity,
-                    "x-original-uri" => &mut found.x_original_uri,
-                    _ => continue,
+                match found.slot_of_lower_case(name.as_str().as_bytes()) {
+                    Some(slot) => slot,
+                    None => continue,
                 }
             };
             if slot.is_none() {
-                *slot = Some(value);
+                *slot = Some(value.as_bytes());
             }
         }
         found
+    }
+
+    /// Walks the headers of a head parsed with httparse once. Their names come as the
+    /// client wrote them, so they are compared without regard to case.
+    pub fn of_parsed(headers: &[httparse::Header<'a>]) -> Self {
+        let mut found = VerifyHeaders::default();
+        let mut lower_case = [0u8; 32];
+        for parsed in headers {
+            let name = parsed.name.as_bytes();
+            // No name the decision reads is longer than 32 bytes.
+            let Some(lower) = lower_case.get_mut(..name.len()) else { continue };
+            for (into, byte) in lower.iter_mut().zip(name) {
+                *into = byte.to_ascii_lowercase();
+            }
+            let slot = match &*lower {
+                b"authorization" => &mut found.authorization,
+                b"content-length" => &mut found.content_length,
+                b"transfer-encoding" => {
+                    found.has_transfer_encoding = true;
+                    continue;
+                }
+                other => match found.slot_of_lower_case(other) {
+                    Some(slot) => slot,
+                    None => continue,
+                },
+            };
+            if slot.is_none() {
+                *slot = Some(parsed.value);
+            }
+        }
+        found
+    }
+
+    /// The field of a non-standard header the decision reads, by its lower-case name.
+    fn slot_of_lower_case(&mut self, name: &[u8]) -> Option<&mut Option<&'a [u8]>> {
+        Some(match name {
+            b"x-api-key" => &mut self.x_api_key,
+            b"x-dashscope-workspace" => &mut self.x_dashscope_workspace,
+            b"x-forwarded-for" => &mut self.x_forwarded_for,
+            b"x-keygate-model" => &mut self.x_keygate_model,
+            b"x-keygate-identity" => &mut self.x_keygate_identity,
+            b"x-original-uri" => &mut self.x_original_uri,
+            _ => return None,
+        })
     }
 
     /// Whether the request carries the original request's body (Envoy's `ext_authz` with
@@ -61,21 +102,29 @@ impl<'a> VerifyHeaders<'a> {
     /// unreadable one counts as a body, which the body reader then refuses).
     pub fn has_body(&self) -> bool {
         self.has_transfer_encoding
-            || self
-                .content_length
-                .and_then(|value| value.to_str().ok())
-                .is_some_and(|value| value.trim().parse::<u64>().map_or(true, |length| length > 0))
+            || Self::text(self.content_length).is_some_and(|value| value.trim().parse::<u64>().map_or(true, |length| length > 0))
     }
 
     /// A header's value as text, `None` when absent or not visible ASCII.
-    pub fn text(value: Option<&'a HeaderValue>) -> Option<&'a str> {
-        value.and_then(|value| value.to_str().ok())
+    pub fn text(value: Option<&'a [u8]>) -> Option<&'a str> {
+        value.and_then(visible_text)
+    }
+}
+
+/// A header value as text when it holds only visible ASCII, spaces and tabs, as
+/// `HeaderValue::to_str` reads one; `None` otherwise.
+pub fn visible_text(value: &[u8]) -> Option<&str> {
+    if value.iter().all(|byte| *byte == b'\t' || (b' '..0x7f).contains(byte)) {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -110,10 +159,28 @@ mod tests {
     }
 
     #[test]
+    fn a_head_parsed_with_httparse_gives_the_same_headers_whatever_the_names_case() {
+        let head = b"GET /auth/verify HTTP/1.1\r\nHost: k\r\nAUTHORIZATION: Bearer sk-one\r\nX-Forwarded-For: 203.0.113.7\r\n\
+            x-keygate-MODEL: qwen-plus\r\nAuthorization: Bearer second\r\nX-Original-URI: /api/v1/apps/a/completion\r\n\
+            Content-Length: 0\r\nX-A-Header-Name-Longer-Than-Thirty-Two-Bytes: x\r\n\r\n";
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut request = httparse::Request::new(&mut headers);
+        assert!(request.parse(head).unwrap().is_complete());
+        let found = VerifyHeaders::of_parsed(request.headers);
+        assert_eq!(VerifyHeaders::text(found.authorization), Some("Bearer sk-one"));
+        assert_eq!(VerifyHeaders::text(found.x_forwarded_for), Some("203.0.113.7"));
+        assert_eq!(VerifyHeaders::text(found.x_keygate_model), Some("qwen-plus"));
+        assert_eq!(VerifyHeaders::text(found.x_original_uri), Some("/api/v1/apps/a/completion"));
+        assert_eq!(found.x_api_key, None);
+        assert!(!found.has_body());
+        assert_eq!(VerifyHeaders::text(Some(b"caf\xc3\xa9")), None, "not visible ASCII");
+    }
+
+    #[test]
     fn a_repeated_header_gives_its_first_value_as_a_lookup_would() {
         let map = headers(&[("authorization", "Bearer first"), ("x-forwarded-for", "198.51.100.1"), ("authorization", "Bearer second")]);
         let found = VerifyHeaders::of(&map);
-        assert_eq!(found.authorization, map.get("authorization"));
+        assert_eq!(found.authorization, map.get("authorization").map(|value| value.as_bytes()));
         assert_eq!(VerifyHeaders::text(found.authorization), Some("Bearer first"));
     }
 

@@ -150,3 +150,100 @@ async fn a_plan_listener_does_not_answer_auth_verify() {
     assert_eq!(body["code"], "NotFound", "{body}");
     assert!(body["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{body}");
 }
+
+/// Reads one HTTP/1.1 answer with a `content-length` from `stream`, leaving what follows.
+async fn read_answer(stream: &mut tokio::io::BufReader<tokio::net::TcpStream>) -> (u16, Vec<(String, String)>, String) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut status_line = String::new();
+    stream.read_line(&mut status_line).await.unwrap();
+    let status = status_line.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("status line {status_line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        stream.read_line(&mut line).await.unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').unwrap();
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let length: usize = headers.iter().find(|(name, _)| name == "content-length").map_or(0, |(_, value)| value.parse().unwrap());
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).await.unwrap();
+    (status, headers, String::from_utf8(body).unwrap())
+}
+
+#[tokio::test]
+async fn one_connection_carries_verifications_and_then_any_other_request_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let root = app.login(None).await;
+    let (_, key) = root.create_all_key().await;
+    let header = |headers: &[(String, String)], name: &str| headers.iter().find(|(found, _)| found == name).map(|(_, value)| value.clone());
+
+    // Pipelined, as nginx may: two verifications, a refusal, then a request for the router,
+    // then another verification, all written at once.
+    let mut stream = tokio::io::BufReader::new(tokio::net::TcpStream::connect(app.address).await.unwrap());
+    let requests = format!(
+        "GET /auth/verify HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer {key}\r\n\r\n\
+         GET /auth/verify?x=1 HTTP/1.1\r\nHost: k\r\nauthorization: Bearer {key}\r\nX-Keygate-Identity: on\r\n\r\n\
+         GET /auth/verify HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer sk-0123456789abcdef0123456789abcdef\r\n\r\n\
+         GET /healthz HTTP/1.1\r\nHost: k\r\n\r\n\
+         GET /auth/verify HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    );
+    stream.get_mut().write_all(requests.as_bytes()).await.unwrap();
+
+    let (status, headers, body) = read_answer(&mut stream).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(header(&headers, "content-length").as_deref(), Some("0"));
+    assert!(header(&headers, "date").is_some_and(|date| date.ends_with(" GMT")), "{headers:?}");
+    assert_eq!(header(&headers, "x-keygate-account"), None);
+
+    let (status, headers, _) = read_answer(&mut stream).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "x-keygate-account").as_deref(), Some("root"));
+
+    let (status, headers, body) = read_answer(&mut stream).await;
+    assert_eq!(status, 401);
+    assert_eq!(header(&headers, "content-type").as_deref(), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["code"], "InvalidApiKey");
+    assert!(body["request_id"].as_str().is_some_and(|id| id.len() == 36), "{body}");
+
+    let (status, _, body) = read_answer(&mut stream).await;
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["status"], "ok");
+
+    // After a request for the router, the connection is hyper's, and still verifies.
+    let (status, headers, _) = read_answer(&mut stream).await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "connection").as_deref(), Some("close"));
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "the connection closes after a `Connection: close` request");
+
+    // Closed by the front too, when the close comes before any other request.
+    let mut stream = tokio::io::BufReader::new(tokio::net::TcpStream::connect(app.address).await.unwrap());
+    let request = format!("GET /auth/verify HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n");
+    stream.get_mut().write_all(request.as_bytes()).await.unwrap();
+    let (status, headers, _) = read_answer(&mut stream).await;
+    assert_eq!((status, header(&headers, "connection").as_deref()), (200, Some("close")));
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty());
+
+    // HTTP/1.0 and a head split over several writes are answered too.
+    let mut stream = tokio::io::BufReader::new(tokio::net::TcpStream::connect(app.address).await.unwrap());
+    let request = format!("GET /auth/verify HTTP/1.0\r\nAuthorization: Bearer {key}\r\n\r\n");
+    stream.get_mut().write_all(request.as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut stream).await.0, 200);
+    let mut stream = tokio::io::BufReader::new(tokio::net::TcpStream::connect(app.address).await.unwrap());
+    let request = format!("GET /auth/verify HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer {key}\r\n\r\n");
+    let (first, second) = request.split_at(20);
+    stream.get_mut().write_all(first.as_bytes()).await.unwrap();
+    stream.get_mut().flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    stream.get_mut().write_all(second.as_bytes()).await.unwrap();
+    assert_eq!(read_answer(&mut stream).await.0, 200);
+}
