@@ -388,9 +388,9 @@ async fn serve_listener(
 ) {
     let Served { app, state_before_router, region, tls } = served;
     let connections = hyper_util::server::graceful::GracefulShutdown::new();
-    // Each connection holds a clone while its front (`crate::connection_front`) serves it;
-    // hyper's connections are followed by `connections`. Shutdown waits for both.
-    let (front_open, mut fronts_closed) = tokio::sync::mpsc::channel::<()>(1);
+    // Ends the connections idle in their front (`crate::connection_front`) when the
+    // listener stops; each connection's task holds its `watcher` from accept to end, front
+    // included, so `connections.shutdown()` waits for those in their front too.
     let stop_for_fronts = stop.clone();
     let stopped = async move {
         let _ = stop.wait_for(|stopped| *stopped).await;
@@ -433,7 +433,7 @@ async fn serve_listener(
         let over_tls = tls.is_some();
         let activity = permit.activity.clone();
         let app = app.clone();
-        let front = state_before_router.clone().map(|state| (state, front_open.clone(), stop_for_fronts.clone()));
+        let front = state_before_router.clone().map(|state| (state, stop_for_fronts.clone()));
         let state_before_router = state_before_router.clone();
         let region = region.clone();
         let service_activity = activity.clone();
@@ -453,8 +453,7 @@ async fn serve_listener(
                         .boxed(),
                     )));
                 }
-                let target = request.uri().path_and_query().map_or(request.uri().path(), |whole| whole.as_str());
-                let answer = gateway::answer_verify(state, peer.ip(), target, found);
+                let answer = gateway::answer_verify(state, peer.ip(), gateway::target_of(request.uri()), found);
                 // The answer has no body: it is written as soon as it is returned.
                 service_activity.response_finished();
                 return Either::Left(std::future::ready(Ok::<_, Infallible>(answer)));
@@ -540,15 +539,10 @@ async fn serve_listener(
                 // `/auth/verify` is answered in front of hyper; the first other request
                 // hands the connection, and the bytes read so far, to hyper.
                 let stream = match front {
-                    Some((state, open, stop)) => {
-                        match crate::connection_front::serve_front(stream, &state, peer.ip(), &activity, stop).await {
-                            crate::connection_front::FrontEnd::Closed => return,
-                            crate::connection_front::FrontEnd::HandOver(stream) => {
-                                drop(open);
-                                stream
-                            }
-                        }
-                    }
+                    Some((state, stop)) => match crate::connection_front::serve_front(stream, &state, peer.ip(), &activity, stop).await {
+                        crate::connection_front::FrontEnd::Closed => return,
+                        crate::connection_front::FrontEnd::HandOver(stream) => stream,
+                    },
                     None => crate::connection_front::Prefixed::new(bytes::Bytes::new(), stream),
                 };
                 let connection = hyper::server::conn::http1::Builder::new()
@@ -563,13 +557,8 @@ async fn serve_listener(
         });
     }
     drop(listener);
-    drop(front_open);
-    let fronts_done = async move {
-        // Every sender gone: no connection is in its front any more.
-        let _ = fronts_closed.recv().await;
-    };
     tokio::select! {
-        _ = futures_util::future::join(connections.shutdown(), fronts_done) => {}
+        _ = connections.shutdown() => {}
         _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("connections still open after the shutdown grace period"),
     }
 }

@@ -694,7 +694,7 @@ pub fn is_verify_target(target: &str) -> bool {
 }
 
 /// The path and query of `uri`, as the request line had them.
-fn target_of(uri: &Uri) -> &str {
+pub fn target_of(uri: &Uri) -> &str {
     uri.path_and_query().map_or(uri.path(), |whole| whole.as_str())
 }
 

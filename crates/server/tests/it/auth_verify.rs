@@ -247,3 +247,40 @@ async fn one_connection_carries_verifications_and_then_any_other_request_in_orde
     stream.get_mut().write_all(second.as_bytes()).await.unwrap();
     assert_eq!(read_answer(&mut stream).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_stopping_listener_closes_connections_idle_after_a_verification_and_stops() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut settings = keygate_server::settings::Settings::with_data_dir(data_dir.path().to_path_buf());
+    settings.listeners = vec![keygate_server::settings::ListenerSettings::plain("127.0.0.1:0".parse().unwrap(), "ap-southeast-1")];
+    let password = secrecy::SecretString::from(crate::helpers::ROOT_PASSWORD.to_string());
+    let server = keygate_server::Server::bind(settings, Some(password)).await.unwrap();
+    let address = server.local_addresses()[0].0;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+
+    // One verification (refused: any key will do), then the connection sits idle, kept alive.
+    let mut stream = tokio::io::BufReader::new(tokio::net::TcpStream::connect(address).await.unwrap());
+    stream.get_mut().write_all(b"GET /auth/verify HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer sk-0\r\n\r\n").await.unwrap();
+    assert_eq!(read_answer(&mut stream).await.0, 401);
+
+    stop.send(()).unwrap();
+    // The server closes the idle connection and `run` returns, well within the shutdown
+    // grace it would otherwise wait out (10 s) for a connection that never ends.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).await.unwrap();
+        rest
+    })
+    .await
+    .expect("the idle connection is closed when the listener stops");
+    assert!(closed.is_empty());
+    tokio::time::timeout(std::time::Duration::from_secs(5), running)
+        .await
+        .expect("the server stops once its connections are closed")
+        .unwrap()
+        .unwrap();
+}
