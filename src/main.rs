@@ -1,6 +1,7 @@
 //! The `keygate` binary: a thin shell over `keygate-server` (serve, and the admin commands,
 //! which act on the database directly through its operations) and the HTTP client commands.
 
+mod allocator;
 mod commands;
 
 use clap::Parser;

@@ -139,6 +139,8 @@ pub async fn run(arguments: ServeArgs) -> anyhow::Result<ExitCode> {
     keygate_server::logging::init(settings.log_format);
     let root_password = std::env::var("KEYGATE_ROOT_PASSWORD").ok().filter(|value| !value.is_empty()).map(SecretString::from);
     let server = Server::bind(settings.clone(), root_password).await.context("starting keygate")?;
+    // The keys are loaded: what the load freed goes back now, not seconds later.
+    crate::allocator::release_freed_memory();
     if let Some(password) = &server.generated_root_password {
         // Printed once, on the terminal, never into the log.
         println!("keygate: created account 'root' with password: {}", password.expose_secret());
