@@ -543,7 +543,7 @@ async fn serve_listener(
                         crate::connection_front::FrontEnd::Closed => return,
                         crate::connection_front::FrontEnd::HandOver(stream) => stream,
                     },
-                    None => crate::connection_front::Prefixed::new(bytes::Bytes::new(), stream),
+                    None => stream,
                 };
                 let connection = hyper::server::conn::http1::Builder::new()
                     .max_buf_size(MAX_REQUEST_HEAD_BYTES)

@@ -20,18 +20,15 @@
 //! connection's phase like hyper's service does.
 
 use std::cell::RefCell;
-use std::io;
 use std::net::IpAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use axum::response::Response;
 use bytes::{Buf, Bytes, BytesMut};
 use http_body::Body as _;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::connections::{ConnectionActivity, MAX_REQUEST_HEAD_BYTES};
+use crate::connections::{ConnectionActivity, WatchedStream, MAX_REQUEST_HEAD_BYTES};
 use crate::gateway;
 use crate::gateway::verify_headers::VerifyHeaders;
 use crate::state::AppState;
@@ -49,13 +46,13 @@ pub enum FrontEnd<S> {
     /// connection was idle: nothing more to serve.
     Closed,
     /// A request for hyper: the stream, with the bytes read so far put back in front.
-    HandOver(Prefixed<S>),
+    HandOver(WatchedStream<S>),
 }
 
 /// Answers `/auth/verify` requests on `stream` until the connection closes or a request
 /// comes that is hyper's. `stop` ends an idle connection when the listener stops.
 pub async fn serve_front<S>(
-    mut stream: S,
+    mut stream: WatchedStream<S>,
     state: &AppState,
     peer: IpAddr,
     activity: &ConnectionActivity,
@@ -94,10 +91,10 @@ where
                 }
             }
             // Too large, malformed, too many headers: hyper answers those its own way.
-            Ok(httparse::Status::Partial) | Err(_) => return FrontEnd::HandOver(Prefixed::new(buffer.freeze(), stream)),
+            Ok(httparse::Status::Partial) | Err(_) => return hand_over(stream, buffer),
         };
         let Some(plain) = plain_verify_request(&request) else {
-            return FrontEnd::HandOver(Prefixed::new(buffer.freeze(), stream));
+            return hand_over(stream, buffer);
         };
         activity.request_started();
         let close = plain.close;
@@ -116,6 +113,12 @@ where
             return FrontEnd::Closed;
         }
     }
+}
+
+/// Gives the connection to hyper with what was read of it put back.
+fn hand_over<S>(mut stream: WatchedStream<S>, read: BytesMut) -> FrontEnd<S> {
+    stream.put_back(read.freeze());
+    FrontEnd::HandOver(stream)
 }
 
 /// What the front needs of a request it answers.
@@ -187,26 +190,12 @@ async fn write_response(response: Response, close: bool, into: &mut Vec<u8>) -> 
         into.extend_from_slice(b"connection: close\r\n");
     }
     into.extend_from_slice(b"content-length: ");
-    let mut digits = [0u8; 20];
-    into.extend_from_slice(decimal(body.len(), &mut digits));
+    into.extend_from_slice(crate::upstream_client::itoa_u64(body.len() as u64).as_bytes());
     into.extend_from_slice(b"\r\ndate: ");
     with_http_date(|date| into.extend_from_slice(date.as_bytes()));
     into.extend_from_slice(b"\r\n\r\n");
     into.extend_from_slice(&body);
     Ok(())
-}
-
-/// `number` in decimal, written into the end of `digits`.
-fn decimal(mut number: usize, digits: &mut [u8; 20]) -> &[u8] {
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (number % 10) as u8;
-        number /= 10;
-        if number == 0 {
-            return &digits[start..];
-        }
-    }
 }
 
 /// Calls `with` with the current second as an HTTP date, formatted once a second per
@@ -223,53 +212,6 @@ fn with_http_date(with: impl FnOnce(&str)) {
         }
         with(text);
     });
-}
-
-/// A stream with bytes already read from it put back in front: what hyper reads first when
-/// the front hands a connection over.
-pub struct Prefixed<S> {
-    prefix: Bytes,
-    inner: S,
-}
-
-impl<S> Prefixed<S> {
-    pub fn new(prefix: Bytes, inner: S) -> Prefixed<S> {
-        Prefixed { prefix, inner }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(mut self: Pin<&mut Self>, context: &mut Context<'_>, buffer: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        if self.prefix.is_empty() {
-            return Pin::new(&mut self.inner).poll_read(context, buffer);
-        }
-        let taken = self.prefix.len().min(buffer.remaining());
-        buffer.put_slice(&self.prefix[..taken]);
-        self.prefix.advance(taken);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(mut self: Pin<&mut Self>, context: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(context, bytes)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(context)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(context)
-    }
-
-    fn poll_write_vectored(mut self: Pin<&mut Self>, context: &mut Context<'_>, buffers: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(context, buffers)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
 }
 
 #[cfg(test)]
@@ -309,24 +251,5 @@ mod tests {
         ] {
             assert_eq!(is_plain(hyper_s), None, "{hyper_s:?} is hyper's");
         }
-    }
-
-    #[test]
-    fn decimals_are_written_without_formatting() {
-        let mut digits = [0u8; 20];
-        assert_eq!(decimal(0, &mut digits), b"0");
-        assert_eq!(decimal(1234, &mut digits), b"1234");
-        assert_eq!(decimal(usize::MAX, &mut digits), usize::MAX.to_string().as_bytes());
-    }
-
-    #[tokio::test]
-    async fn a_handed_over_stream_reads_the_bytes_already_read_first() {
-        let (mut client, server) = tokio::io::duplex(64);
-        let mut prefixed = Prefixed::new(Bytes::from_static(b"GET /he"), server);
-        client.write_all(b"althz HTTP/1.1\r\n\r\n").await.unwrap();
-        drop(client);
-        let mut read = Vec::new();
-        prefixed.read_to_end(&mut read).await.unwrap();
-        assert_eq!(read, b"GET /healthz HTTP/1.1\r\n\r\n");
     }
 }

@@ -271,21 +271,36 @@ impl ConnectionTable {
     }
 }
 
-/// A connection's stream that tells its [`ConnectionActivity`] when bytes arrive.
+/// A connection's stream that tells its [`ConnectionActivity`] when bytes arrive, and
+/// reads first the bytes put back into it (what the connection's front read before handing
+/// the connection to hyper, `crate::connection_front`).
 #[derive(Debug)]
 pub struct WatchedStream<S> {
     inner: S,
     activity: Arc<ConnectionActivity>,
+    put_back: bytes::Bytes,
 }
 
 impl<S> WatchedStream<S> {
     pub fn new(inner: S, activity: Arc<ConnectionActivity>) -> WatchedStream<S> {
-        WatchedStream { inner, activity }
+        WatchedStream { inner, activity, put_back: bytes::Bytes::new() }
+    }
+
+    /// Bytes already read from the stream, to be read again before anything new. Their
+    /// arrival was told to the activity when they were first read.
+    pub fn put_back(&mut self, bytes: bytes::Bytes) {
+        self.put_back = bytes;
     }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for WatchedStream<S> {
     fn poll_read(mut self: Pin<&mut Self>, context: &mut Context<'_>, buffer: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.put_back.is_empty() {
+            let taken = self.put_back.len().min(buffer.remaining());
+            buffer.put_slice(&self.put_back[..taken]);
+            bytes::Buf::advance(&mut self.put_back, taken);
+            return Poll::Ready(Ok(()));
+        }
         let before = buffer.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(context, buffer);
         if matches!(polled, Poll::Ready(Ok(()))) && buffer.filled().len() > before {
@@ -385,6 +400,19 @@ impl AcceptBackoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn bytes_put_back_are_read_before_the_rest_of_the_stream() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut stream = WatchedStream::new(server, ConnectionActivity::new());
+        stream.put_back(bytes::Bytes::from_static(b"GET /he"));
+        client.write_all(b"althz HTTP/1.1\r\n\r\n").await.unwrap();
+        drop(client);
+        let mut read = Vec::new();
+        stream.read_to_end(&mut read).await.unwrap();
+        assert_eq!(read, b"GET /healthz HTTP/1.1\r\n\r\n");
+    }
 
     #[test]
     fn the_cap_is_derived_from_the_open_file_limit_within_bounds() {

@@ -342,7 +342,7 @@ impl RequestHead {
 }
 
 /// A number in decimal without allocating.
-fn itoa_u64(mut value: u64) -> DecimalText {
+pub(crate) fn itoa_u64(mut value: u64) -> DecimalText {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
@@ -356,13 +356,13 @@ fn itoa_u64(mut value: u64) -> DecimalText {
     DecimalText { digits, start }
 }
 
-struct DecimalText {
+pub(crate) struct DecimalText {
     digits: [u8; 20],
     start: usize,
 }
 
 impl DecimalText {
-    fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.digits[self.start..]
     }
 }
