@@ -16,7 +16,9 @@
 # BASELINE_BIN=/path/to/an/older/keygate adds that binary as a third server, with its own
 # 1,000 keys, in the same rounds; PRELOAD=/path/to/libjemalloc.so.2 (or another allocator)
 # adds this tree's binary once more with that library preloaded (LD_PRELOAD), to measure
-# what an allocator would change without building one in.
+# what an allocator would change without building one in. VARIANT_ENV="NAME=value ..." adds
+# this tree's binary once more with those environment variables (TOKIO_WORKER_THREADS=1,
+# say), to measure a setting in the same rounds.
 #
 # CALLGRIND=1 counts instead keygate's instructions per forwarded call (every thread, user
 # space) under valgrind, for this tree's binary and, when BASELINE_BIN names another
@@ -222,6 +224,12 @@ if [[ -n ${PRELOAD:-} ]]; then
     KEYGATES+=(preload)
     start_keygate preload "$KEYGATE" env LD_PRELOAD="$PRELOAD"
     make_keys preload
+fi
+if [[ -n ${VARIANT_ENV:-} ]]; then
+    KEYGATES+=(variant)
+    # shellcheck disable=SC2086
+    start_keygate variant "$KEYGATE" env $VARIANT_ENV
+    make_keys variant
 fi
 KEY=$(sed -n "$((KEYS / 2))p" "$WORK/keys-keygate.txt")
 

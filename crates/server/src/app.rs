@@ -365,7 +365,7 @@ struct Served {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Longest request target (path and query) served; longer ones get a 414 in the plane's
 /// error shape.
-const MAX_REQUEST_TARGET_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_REQUEST_TARGET_BYTES: usize = 8 * 1024;
 
 /// Serves one listener until `stop`: each connection with hyper's HTTP/1.1 builder (what
 /// every SDK and proxy in front of keygate speaks), at most `limits.max_connections` at

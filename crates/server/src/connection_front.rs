@@ -1,29 +1,40 @@
-//! The front of every connection on a pay-as-you-go listener: `/auth/verify` answered from
-//! a head parsed here with httparse, without hyper; at the first request that is anything
-//! else, the connection is handed to hyper with the bytes already read, and stays with
-//! hyper to its end.
+//! The front of every connection on a pay-as-you-go listener: `/auth/verify` and the two
+//! model calls every client makes most (`gateway::DirectModelCall`: OpenAI-compatible chat
+//! and Anthropic messages) answered from a head parsed here with httparse, without hyper;
+//! at the first request that is anything else, the connection is handed to hyper with the
+//! bytes already read, and stays with hyper to its end.
 //!
 //! Why: `/auth/verify` sits on the hot path of another proxy (nginx's `auth_request`,
 //! Envoy's `ext_authz`) and reads only memory, so what it costs is mostly the HTTP server
 //! around it. hyper's connection dispatch (its request and header map, its response
 //! encoding, its task wake-ups) was most of that: keygate answered at 0.83 of a bare hyper
 //! server's requests a second on the same machine (docs/PERFORMANCE.md, "`/auth/verify`
-//! without hyper").
+//! without hyper"). A forwarded model call paid the same dispatch, and the body wrappers
+//! hyper needs around its answer, about a fifth of its instructions (docs/PERFORMANCE.md,
+//! "Model calls in the connection front").
 //!
-//! Only the plain case is answered here, and everything else is hyper's, so that its
+//! Only the plain cases are answered here, and everything else is hyper's, so that its
 //! answers to odd requests stay what they were: a request that is not HTTP/1.1, a `HEAD`
-//! or `CONNECT`, a request with a body (`Content-Length` other than 0, `Transfer-Encoding`:
-//! Envoy's `with_request_body`), `Expect` or `Upgrade`, a target that is not a path of
+//! or `CONNECT`, `Transfer-Encoding`, `Expect` or `Upgrade`, a target that is not a path of
 //! visible ASCII, a head that does not parse, has more than [`FRONT_HEADERS`] headers or
-//! is larger than hyper takes. Timeouts are the connection's watchdog's, as under hyper:
-//! the bytes read here go through the same `WatchedStream`, and each answer moves the
-//! connection's phase like hyper's service does.
+//! is larger than hyper takes. `/auth/verify` is answered here without a body only
+//! (`Content-Length` absent or 0; Envoy's `with_request_body` goes to hyper); a model call
+//! with one `Content-Length` of digits, no larger than the body limit, and a target no
+//! longer than the router takes. Its body is read here within the body deadline (past it,
+//! the call gets the deadline's refusal and the connection closes, as under hyper), and the
+//! handler's answer is written with `Content-Length` when its length is known, else in
+//! chunks, each part as soon as it comes (a stream's events are not held back).
+//! Timeouts are the connection's watchdog's, as under hyper: the bytes read here go
+//! through the same `WatchedStream`, and each answer moves the connection's phase like
+//! hyper's service does.
 
 use std::cell::RefCell;
 use std::net::IpAddr;
 
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
+use futures_util::FutureExt;
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -31,6 +42,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::connections::{ConnectionActivity, WatchedStream, MAX_REQUEST_HEAD_BYTES};
 use crate::gateway;
 use crate::gateway::verify_headers::VerifyHeaders;
+use crate::gateway::DirectModelCall;
 use crate::state::AppState;
 
 /// Headers a head answered here may have; a head with more goes to hyper (which takes
@@ -39,6 +51,11 @@ pub const FRONT_HEADERS: usize = 64;
 
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 4096;
+
+/// A part of an answer's body up to this size is copied behind what is waiting to be
+/// written (the head, the parts before it), so that a small answer is one write; a larger
+/// one is written from its own bytes.
+const COPIED_BODY_PART: usize = 16 * 1024;
 
 /// How the front of a connection ended.
 pub enum FrontEnd<S> {
@@ -93,20 +110,53 @@ where
             // Too large, malformed, too many headers: hyper answers those its own way.
             Ok(httparse::Status::Partial) | Err(_) => return hand_over(stream, buffer),
         };
-        let Some(plain) = plain_verify_request(&request) else {
+        let Some(plain) = plain_request(&request, state.shared.settings.body_limit_bytes) else {
             return hand_over(stream, buffer);
         };
-        activity.request_started();
         let close = plain.close;
-        let response = gateway::answer_verify(state, peer, plain.target, VerifyHeaders::of_parsed(request.headers));
+        let response = match plain.kind {
+            FrontRequest::Verify { target } => {
+                activity.request_started();
+                let response = gateway::answer_verify(state, peer, target, VerifyHeaders::of_parsed(request.headers));
+                buffer.advance(head_length);
+                response
+            }
+            FrontRequest::ModelCall { call, target, body_length } => {
+                // The request is made before the body is read: the parsed head borrows the
+                // buffer the body is read into.
+                let Some(request) = model_call_request(target, request.headers) else {
+                    return hand_over(stream, buffer);
+                };
+                activity.request_started();
+                let body_end = head_length + body_length;
+                if let Err(failure) = read_body_into(&mut stream, &mut buffer, body_end, state).await {
+                    return match failure {
+                        BodyFailure::Closed => FrontEnd::Closed,
+                        BodyFailure::TimedOut => {
+                            // The rest of the body may still come: the connection cannot
+                            // serve another request, and closes after the refusal.
+                            let refusal = call.refuse_slow_body(state.clone(), peer, request.headers()).await;
+                            answer.clear();
+                            let _ = send_response(&mut stream, &mut buffer, refusal, true, &mut answer).await;
+                            let _ = stream.shutdown().await;
+                            FrontEnd::Closed
+                        }
+                    };
+                }
+                buffer.advance(head_length);
+                let body = buffer.split_to(body_length).freeze();
+                // A client that goes away before its answer ends the call, as under hyper.
+                let served = call.serve(state.clone(), peer, request.map(|()| axum::body::Body::from(body)));
+                match unless_client_leaves(&mut stream, &mut buffer, served).await {
+                    Ok(response) => response,
+                    Err(()) => return FrontEnd::Closed,
+                }
+            }
+        };
         answer.clear();
-        if write_response(response, close, &mut answer).await.is_err() {
+        let Ok(close) = send_response(&mut stream, &mut buffer, response, close, &mut answer).await else {
             return FrontEnd::Closed;
-        }
-        buffer.advance(head_length);
-        if stream.write_all(&answer).await.is_err() {
-            return FrontEnd::Closed;
-        }
+        };
         activity.response_finished();
         if close {
             let _ = stream.shutdown().await;
@@ -121,26 +171,33 @@ fn hand_over<S>(mut stream: WatchedStream<S>, read: BytesMut) -> FrontEnd<S> {
     FrontEnd::HandOver(stream)
 }
 
-/// What the front needs of a request it answers.
-struct PlainVerifyRequest<'a> {
-    /// The request line's path and query.
-    target: &'a str,
+/// A request the front answers.
+struct PlainRequest<'a> {
+    kind: FrontRequest<'a>,
     /// `Connection: close`: answered, then the connection closes.
     close: bool,
 }
 
-/// The request when it is a plain `/auth/verify` one the front answers; `None` for
-/// anything hyper should see.
-fn plain_verify_request<'a>(request: &httparse::Request<'_, 'a>) -> Option<PlainVerifyRequest<'a>> {
+enum FrontRequest<'a> {
+    /// `/auth/verify` without a body, to the request line's path and query.
+    Verify { target: &'a str },
+    /// A model call served before the router, with a body of `body_length` bytes.
+    ModelCall { call: DirectModelCall, target: &'a str, body_length: usize },
+}
+
+/// The request when it is a plain one the front answers (see the module's documentation);
+/// `None` for anything hyper should see. `body_limit`: the largest model call body taken.
+fn plain_request<'a>(request: &httparse::Request<'_, 'a>, body_limit: usize) -> Option<PlainRequest<'a>> {
     if request.version != Some(1) || matches!(request.method, None | Some("HEAD" | "CONNECT")) {
         return None;
     }
     let target = request.path?;
     // httparse lets bytes above ASCII through in a target; hyper refuses them with a 400.
-    if !target.starts_with('/') || !target.bytes().all(|byte| byte.is_ascii_graphic()) || !gateway::is_verify_target(target) {
+    if !target.starts_with('/') || !target.bytes().all(|byte| byte.is_ascii_graphic()) {
         return None;
     }
     let mut close = false;
+    let mut content_length: Option<&[u8]> = None;
     for header in request.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("connection") {
@@ -152,7 +209,8 @@ fn plain_verify_request<'a>(request: &httparse::Request<'_, 'a>) -> Option<Plain
                 close |= token.eq_ignore_ascii_case(b"close");
             }
         } else if name.eq_ignore_ascii_case("content-length") {
-            if header.value != b"0" {
+            // A second one, even an equal one, is hyper's to judge.
+            if content_length.replace(header.value).is_some() {
                 return None;
             }
         } else if name.eq_ignore_ascii_case("transfer-encoding")
@@ -162,39 +220,210 @@ fn plain_verify_request<'a>(request: &httparse::Request<'_, 'a>) -> Option<Plain
             return None;
         }
     }
-    Some(PlainVerifyRequest { target, close })
+    if gateway::is_verify_target(target) {
+        return matches!(content_length, None | Some(b"0")).then_some(PlainRequest { kind: FrontRequest::Verify { target }, close });
+    }
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let call = DirectModelCall::of(&Method::from_bytes(request.method?.as_bytes()).ok()?, path)?;
+    if target.len() > crate::app::MAX_REQUEST_TARGET_BYTES {
+        return None;
+    }
+    // Digits only (no sign, no spaces inside), and not so many that they could overflow.
+    let length = content_length.filter(|value| (1..=19).contains(&value.len()) && value.iter().all(u8::is_ascii_digit))?;
+    let body_length = std::str::from_utf8(length).ok()?.parse::<usize>().ok().filter(|length| *length <= body_limit)?;
+    Some(PlainRequest { kind: FrontRequest::ModelCall { call, target, body_length }, close })
 }
 
-/// Writes `response` as HTTP/1.1 into `into`, with the `Content-Length` and `Date` hyper
-/// would give it, and `Connection: close` when the connection closes after it.
-async fn write_response(response: Response, close: bool, into: &mut Vec<u8>) -> Result<(), axum::Error> {
-    let (parts, body) = response.into_parts();
-    // An allowed answer has no body; a refusal's is a small JSON document made in memory.
-    let body = if body.size_hint().exact() == Some(0) { Bytes::new() } else { body.collect().await?.to_bytes() };
-    into.extend_from_slice(b"HTTP/1.1 ");
-    into.extend_from_slice(parts.status.as_str().as_bytes());
-    into.push(b' ');
-    into.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
-    into.extend_from_slice(b"\r\n");
+/// The model call's request, as hyper would have made it (HTTP/1.1, the target, every
+/// header in order), with its body still to come; `None` when a header is one hyper
+/// would refuse.
+fn model_call_request(target: &str, parsed: &[httparse::Header<'_>]) -> Option<axum::http::Request<()>> {
+    let mut headers = HeaderMap::with_capacity(parsed.len());
+    for header in parsed {
+        let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
+        let value = HeaderValue::from_bytes(header.value).ok()?;
+        headers.append(name, value);
+    }
+    let mut request = axum::http::Request::new(());
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = target.parse().ok()?;
+    *request.headers_mut() = headers;
+    Some(request)
+}
+
+/// Why a model call's body was not read whole.
+enum BodyFailure {
+    /// The client closed or the connection failed.
+    Closed,
+    /// The body deadline passed.
+    TimedOut,
+}
+
+/// Reads into `buffer` until it holds `until` bytes, within the body deadline (counted, as
+/// hyper's path counts it, from when the head was read).
+async fn read_body_into<S>(stream: &mut WatchedStream<S>, buffer: &mut BytesMut, until: usize, state: &AppState) -> Result<(), BodyFailure>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    if buffer.len() >= until {
+        return Ok(());
+    }
+    let deadline = tokio::time::Instant::now() + state.shared.settings.body_read_timeout();
+    buffer.reserve(until - buffer.len());
+    while buffer.len() < until {
+        match tokio::time::timeout_at(deadline, stream.read_buf(buffer)).await {
+            Ok(Ok(0) | Err(_)) => return Err(BodyFailure::Closed),
+            Ok(Ok(_)) => {}
+            Err(_) => return Err(BodyFailure::TimedOut),
+        }
+    }
+    Ok(())
+}
+
+/// Writes `response` as HTTP/1.1 to `stream`, with the `Date` hyper would give it, its
+/// body's length as `Content-Length` when known and in chunks otherwise, and
+/// `Connection: close` when the connection closes after it (`close`, or the answer says
+/// so). `Ok` with whether the connection is to close; `Err` when it failed mid-answer.
+/// `buffer` holds what waits to be written, so that a small answer is one write; what the
+/// client sends meanwhile is read into `read_ahead` (see [`unless_client_leaves`]).
+async fn send_response<S>(
+    stream: &mut WatchedStream<S>,
+    read_ahead: &mut BytesMut,
+    response: Response,
+    close: bool,
+    buffer: &mut Vec<u8>,
+) -> Result<bool, ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (parts, mut body) = response.into_parts();
+    let close = close
+        || parts
+            .headers
+            .get_all(axum::http::header::CONNECTION)
+            .iter()
+            .any(|value| value.as_bytes().split(|byte| *byte == b',').any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close")));
+    let length = body.size_hint().exact();
+    buffer.extend_from_slice(b"HTTP/1.1 ");
+    buffer.extend_from_slice(parts.status.as_str().as_bytes());
+    buffer.push(b' ');
+    buffer.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    buffer.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
         // Written below, from the body and the connection.
         if matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection" | "date") {
             continue;
         }
-        into.extend_from_slice(name.as_str().as_bytes());
-        into.extend_from_slice(b": ");
-        into.extend_from_slice(value.as_bytes());
-        into.extend_from_slice(b"\r\n");
+        buffer.extend_from_slice(name.as_str().as_bytes());
+        buffer.extend_from_slice(b": ");
+        buffer.extend_from_slice(value.as_bytes());
+        buffer.extend_from_slice(b"\r\n");
     }
     if close {
-        into.extend_from_slice(b"connection: close\r\n");
+        buffer.extend_from_slice(b"connection: close\r\n");
     }
-    into.extend_from_slice(b"content-length: ");
-    into.extend_from_slice(crate::upstream_client::itoa_u64(body.len() as u64).as_bytes());
-    into.extend_from_slice(b"\r\ndate: ");
-    with_http_date(|date| into.extend_from_slice(date.as_bytes()));
-    into.extend_from_slice(b"\r\n\r\n");
-    into.extend_from_slice(&body);
+    match length {
+        Some(length) => {
+            buffer.extend_from_slice(b"content-length: ");
+            buffer.extend_from_slice(crate::upstream_client::itoa_u64(length).as_bytes());
+        }
+        None => buffer.extend_from_slice(b"transfer-encoding: chunked"),
+    }
+    buffer.extend_from_slice(b"\r\ndate: ");
+    with_http_date(|date| buffer.extend_from_slice(date.as_bytes()));
+    buffer.extend_from_slice(b"\r\n\r\n");
+    let chunked = length.is_none();
+    let mut written: u64 = 0;
+    if length != Some(0) {
+        loop {
+            // A part that is ready joins what waits to be written; before waiting for the
+            // next, what waits is written (a stream's events go out as they come).
+            let frame = match body.frame().now_or_never() {
+                Some(frame) => frame,
+                None => {
+                    write_waiting(stream, buffer).await?;
+                    unless_client_leaves(stream, read_ahead, body.frame()).await?
+                }
+            };
+            let data = match frame {
+                None => break,
+                // An answer that breaks off mid-body ends the connection, as hyper ends it.
+                Some(Err(_)) => return Err(()),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    // Trailers are not sent (nor by hyper, unless asked for).
+                    Err(_) => continue,
+                },
+            };
+            if data.is_empty() {
+                continue;
+            }
+            written += data.len() as u64;
+            if length.is_some_and(|length| written > length) {
+                return Err(());
+            }
+            if chunked {
+                // Writing into a Vec cannot fail.
+                let _ = std::io::Write::write_fmt(buffer, format_args!("{:x}\r\n", data.len()));
+            }
+            if buffer.len() + data.len() <= COPIED_BODY_PART {
+                buffer.extend_from_slice(&data);
+            } else {
+                write_waiting(stream, buffer).await?;
+                stream.write_all(&data).await.map_err(drop)?;
+            }
+            if chunked {
+                buffer.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    if length.is_some_and(|length| written != length) {
+        return Err(());
+    }
+    if chunked {
+        buffer.extend_from_slice(b"0\r\n\r\n");
+    }
+    write_waiting(stream, buffer).await?;
+    Ok(close)
+}
+
+/// Runs `future` (a call's handler, or the wait for its answer's next part) while watching
+/// the client's side of the connection: `Err` when the client closed it first, and the
+/// future is dropped (the call ends; its meter counts what was sent), as hyper drops a
+/// service whose client went away. What the client sends meanwhile (its next request) is
+/// kept in `read_ahead`, up to a head's worth; past that, the connection is no longer
+/// watched until the answer is written, so a client cannot make it buffer more.
+///
+/// Cheap when nothing comes: tokio marks a socket not readable after a read that did not
+/// fill its buffer, so watching it costs no system call until the client sends or closes.
+async fn unless_client_leaves<S, F>(stream: &mut WatchedStream<S>, read_ahead: &mut BytesMut, future: F) -> Result<F::Output, ()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: std::future::Future,
+{
+    tokio::pin!(future);
+    loop {
+        if read_ahead.len() >= MAX_REQUEST_HEAD_BYTES {
+            return Ok(future.await);
+        }
+        read_ahead.reserve(READ_CHUNK);
+        tokio::select! {
+            biased;
+            output = &mut future => return Ok(output),
+            read = stream.read_buf(read_ahead) => match read {
+                Ok(0) | Err(_) => return Err(()),
+                Ok(_) => continue,
+            },
+        }
+    }
+}
+
+/// Writes what `buffer` holds, and empties it.
+async fn write_waiting<S: AsyncWrite + Unpin>(stream: &mut S, buffer: &mut Vec<u8>) -> Result<(), ()> {
+    if !buffer.is_empty() {
+        stream.write_all(buffer).await.map_err(drop)?;
+        buffer.clear();
+    }
     Ok(())
 }
 
@@ -224,10 +453,18 @@ mod tests {
         request
     }
 
+    /// What the front makes of `head` (with a body limit of 1,000 bytes): the verify target
+    /// or the model call's path and body length, and whether the connection closes after.
     fn is_plain(head: &str) -> Option<(String, bool)> {
         let mut headers = [httparse::EMPTY_HEADER; FRONT_HEADERS];
         let request = parsed(head.as_bytes(), &mut headers);
-        plain_verify_request(&request).map(|plain| (plain.target.to_string(), plain.close))
+        plain_request(&request, 1000).map(|plain| {
+            let what = match plain.kind {
+                FrontRequest::Verify { target } => target.to_string(),
+                FrontRequest::ModelCall { target, body_length, .. } => format!("call {target} {body_length}"),
+            };
+            (what, plain.close)
+        })
     }
 
     #[test]
@@ -248,6 +485,36 @@ mod tests {
             "POST /auth/verify HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET /auth/verify HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
             "GET /auth/verify HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        ] {
+            assert_eq!(is_plain(hyper_s), None, "{hyper_s:?} is hyper's");
+        }
+    }
+
+    #[test]
+    fn only_plain_model_calls_with_a_known_body_length_are_served_in_front() {
+        let chat = "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 12\r\n\r\n";
+        assert_eq!(is_plain(chat), Some(("call /compatible-mode/v1/chat/completions 12".into(), false)));
+        assert_eq!(
+            is_plain("POST /apps/anthropic/v1/messages?beta=true HTTP/1.1\r\ncontent-length: 1000\r\nConnection: close\r\n\r\n"),
+            Some(("call /apps/anthropic/v1/messages?beta=true 1000".into(), true))
+        );
+        let long_query = format!("POST /compatible-mode/v1/chat/completions?q={} HTTP/1.1\r\nContent-Length: 2\r\n\r\n", "a".repeat(9000));
+        for hyper_s in [
+            // No length, or one that is not plain digits, or two.
+            "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\n\r\n",
+            "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: +12\r\n\r\n",
+            "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n",
+            "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 12\r\nContent-Length: 12\r\n\r\n",
+            "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            // Over the body limit: hyper's path refuses it before reading it.
+            "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 1001\r\n\r\n",
+            "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 12\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 12\r\nExpect: 100-continue\r\n\r\n",
+            "POST /compatible-mode/v1/chat/completions HTTP/1.0\r\nContent-Length: 12\r\n\r\n",
+            "PUT /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 12\r\n\r\n",
+            "POST /compatible-mode/v1/chat/completions/ HTTP/1.1\r\nContent-Length: 12\r\n\r\n",
+            "POST /compatible-mode/v1/embeddings HTTP/1.1\r\nContent-Length: 12\r\n\r\n",
+            long_query.as_str(),
         ] {
             assert_eq!(is_plain(hyper_s), None, "{hyper_s:?} is hyper's");
         }

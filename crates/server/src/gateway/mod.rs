@@ -561,6 +561,20 @@ impl DirectModelCall {
         let handled = Box::pin(model_call(&state, &context, self.protocol, self.demo_endpoint, request));
         crate::request_context::in_request_context(&state, &context, &Method::POST, self.path, started, handled).await
     }
+
+    /// The answer to the call when its body did not arrive within the body deadline
+    /// (`connection_front` reads the body of the calls it serves itself): the refusal
+    /// `read_body`'s deadline gives, in the same request context as [`DirectModelCall::serve`].
+    pub async fn refuse_slow_body(self, state: AppState, peer: IpAddr, headers: &HeaderMap) -> Response {
+        let started = std::time::Instant::now();
+        let context = RequestContext {
+            request_id: crate::request_context::new_request_id(),
+            client_address: crate::request_context::client_address_of(&state, peer, headers),
+        };
+        let seconds = state.shared.settings.body_read_timeout().as_secs();
+        let refused = async { respond(&state, self.protocol, &context, Err(GatewayRefusal::BodyTimedOut { seconds })) };
+        crate::request_context::in_request_context(&state, &context, &Method::POST, self.path, started, refused).await
+    }
 }
 
 async fn anthropic_messages(State(state): State<AppState>, context: RequestContext, request: Request) -> Response {

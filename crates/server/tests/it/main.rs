@@ -38,6 +38,7 @@ mod log_capture;
 mod login_throttling;
 mod metrics;
 mod metrics_access;
+mod model_calls_in_front;
 mod model_catalog;
 mod model_limits;
 mod no_plaintext_in_errors;
