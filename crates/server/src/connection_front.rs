@@ -21,7 +21,9 @@
 //! (`Content-Length` absent or 0; Envoy's `with_request_body` goes to hyper); a model call
 //! with one `Content-Length` of digits, no larger than the body limit, and a target no
 //! longer than the router takes. Its body is read here within the body deadline (past it,
-//! the call gets the deadline's refusal and the connection closes, as under hyper), and the
+//! the call gets the deadline's refusal and the connection closes, as under hyper) when it
+//! came with the head, or when it is small and the key presented authenticates (hyper's
+//! path refuses a bad key before reading a body, and so it still does), and the
 //! handler's answer is written with `Content-Length` when its length is known, else in
 //! chunks, each part as soon as it comes (a stream's events are not held back).
 //! Timeouts are the connection's watchdog's, as under hyper: the bytes read here go
@@ -51,6 +53,10 @@ pub const FRONT_HEADERS: usize = 64;
 
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 4096;
+
+/// The largest model call body the front waits for when it did not come with the head
+/// (a larger one is read by hyper's path, as before).
+const WAITED_BODY_BYTES: usize = 64 * 1024;
 
 /// A part of an answer's body up to this size is copied behind what is waiting to be
 /// written (the head, the parts before it), so that a small answer is one write; a larger
@@ -127,8 +133,16 @@ where
                 let Some(request) = model_call_request(target, request.headers) else {
                     return hand_over(stream, buffer);
                 };
-                activity.request_started();
                 let body_end = head_length + body_length;
+                // The rest of the body is still to come. hyper's path authenticates the key
+                // before it reads a byte of a body, so a client without a key can neither
+                // make the node hold a body nor keep a connection busy sending one slowly;
+                // the front waits only for a small body of a key that authenticates, and
+                // leaves every other call to that path.
+                if buffer.len() < body_end && (body_length > WAITED_BODY_BYTES || !call.key_authenticates(state, request.headers())) {
+                    return hand_over(stream, buffer);
+                }
+                activity.request_started();
                 if let Err(failure) = read_body_into(&mut stream, &mut buffer, body_end, state).await {
                     return match failure {
                         BodyFailure::Closed => FrontEnd::Closed,

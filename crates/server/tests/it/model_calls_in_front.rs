@@ -195,3 +195,18 @@ async fn a_model_call_the_front_does_not_take_is_served_by_hyper_the_same_way() 
     stream.read_to_string(&mut answer).await.unwrap();
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_call_with_a_bad_key_is_refused_before_its_body_is_waited_for() {
+    // A long body deadline: an answer that waited for the body would come after it.
+    let app = spawn_app_with(|settings| settings.body_read_timeout_seconds = 60).await;
+    let mut stream = connect(app.address).await;
+    let head = "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer sk-0123456789abcdef0123456789abcdef\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"model\":";
+    stream.get_mut().write_all(head.as_bytes()).await.unwrap();
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), read_answer(&mut stream))
+        .await
+        .expect("refused at once, not after the body's 5,000 bytes or its deadline");
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(body["error"]["code"], "invalid_api_key", "{body}");
+}
