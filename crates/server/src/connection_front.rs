@@ -317,7 +317,10 @@ where
             .get_all(axum::http::header::CONNECTION)
             .iter()
             .any(|value| value.as_bytes().split(|byte| *byte == b',').any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close")));
-    let length = body.size_hint().exact();
+    // 1xx, 204 and 304 answers have no body, and say nothing of one (hyper's rule too): a
+    // chunked ending after a 204 would be read by the client as the next answer.
+    let bodiless = parts.status.is_informational() || matches!(parts.status.as_u16(), 204 | 304);
+    let length = if bodiless { Some(0) } else { body.size_hint().exact() };
     buffer.extend_from_slice(b"HTTP/1.1 ");
     buffer.extend_from_slice(parts.status.as_str().as_bytes());
     buffer.push(b' ');
@@ -337,13 +340,15 @@ where
         buffer.extend_from_slice(b"connection: close\r\n");
     }
     match length {
+        _ if bodiless => {}
         Some(length) => {
             buffer.extend_from_slice(b"content-length: ");
             buffer.extend_from_slice(crate::upstream_client::itoa_u64(length).as_bytes());
+            buffer.extend_from_slice(b"\r\n");
         }
-        None => buffer.extend_from_slice(b"transfer-encoding: chunked"),
+        None => buffer.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
-    buffer.extend_from_slice(b"\r\ndate: ");
+    buffer.extend_from_slice(b"date: ");
     with_http_date(|date| buffer.extend_from_slice(date.as_bytes()));
     buffer.extend_from_slice(b"\r\n\r\n");
     let chunked = length.is_none();
@@ -391,7 +396,7 @@ where
             }
         }
     }
-    if length.is_some_and(|length| written != length) {
+    if !bodiless && length.is_some_and(|length| written != length) {
         return Err(());
     }
     if chunked {
@@ -502,6 +507,54 @@ mod tests {
         ] {
             assert_eq!(is_plain(hyper_s), None, "{hyper_s:?} is hyper's");
         }
+    }
+
+    /// What [`send_response`] writes for `response`.
+    async fn written(response: Response, close: bool) -> (Result<bool, ()>, String) {
+        let (ours, mut theirs) = tokio::io::duplex(1 << 20);
+        let mut stream = WatchedStream::new(ours, crate::connections::ConnectionActivity::new());
+        let sent = send_response(&mut stream, &mut BytesMut::new(), response, close, &mut Vec::new()).await;
+        drop(stream);
+        let mut text = String::new();
+        theirs.read_to_string(&mut text).await.unwrap();
+        (sent, text)
+    }
+
+    fn without_date(text: &str) -> String {
+        text.lines().filter(|line| !line.starts_with("date: ")).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test]
+    async fn answers_are_framed_by_length_by_chunks_or_not_at_all() {
+        use axum::http::StatusCode;
+        let known = Response::builder().status(StatusCode::OK).header("content-type", "application/json").body("{}".into()).unwrap();
+        let (sent, text) = written(known, false).await;
+        assert_eq!(sent, Ok(false));
+        assert_eq!(without_date(&text), "HTTP/1.1 200 OK\ncontent-type: application/json\ncontent-length: 2\n\n{}");
+        assert!(text.contains("\r\ndate: ") && text.contains(" GMT\r\n\r\n"), "{text:?}");
+
+        let parts =
+            futures_util::stream::iter(["data: a\n\n", "data: [DONE]\n\n"].map(|part| Ok::<_, std::io::Error>(bytes::Bytes::from(part))));
+        let streamed = Response::new(axum::body::Body::from_stream(parts));
+        let (sent, text) = written(streamed, true).await;
+        assert_eq!(sent, Ok(true));
+        assert_eq!(
+            without_date(&text),
+            "HTTP/1.1 200 OK\nconnection: close\ntransfer-encoding: chunked\n\n9\ndata: a\n\n\ne\ndata: [DONE]\n\n\n0\n"
+        );
+
+        // No body, and no word of one, after a 204 or a 304, whatever the handler's body.
+        for status in [StatusCode::NO_CONTENT, StatusCode::NOT_MODIFIED] {
+            let parts = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from("x"))]);
+            let (sent, text) = written(Response::builder().status(status).body(axum::body::Body::from_stream(parts)).unwrap(), false).await;
+            assert_eq!(sent, Ok(false));
+            assert!(text.ends_with(" GMT\r\n\r\n"), "{text:?}");
+            assert!(!text.contains("content-length") && !text.contains("transfer-encoding"), "{text:?}");
+        }
+
+        // A handler's header saying `Connection: close` closes the connection.
+        let closing = Response::builder().header("connection", "close").body(axum::body::Body::empty()).unwrap();
+        assert_eq!(written(closing, false).await.0, Ok(true));
     }
 
     #[test]
