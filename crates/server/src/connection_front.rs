@@ -72,8 +72,9 @@ pub enum FrontEnd<S> {
     HandOver(WatchedStream<S>),
 }
 
-/// Answers `/auth/verify` requests on `stream` until the connection closes or a request
-/// comes that is hyper's. `stop` ends an idle connection when the listener stops.
+/// Serves `/auth/verify` requests and plain chat and messages model calls on `stream`
+/// until the connection closes or a request comes that is hyper's. `stop` ends an idle
+/// connection when the listener stops.
 pub async fn serve_front<S>(
     mut stream: WatchedStream<S>,
     state: &AppState,
