@@ -16,9 +16,10 @@
 //! Only the plain cases are answered here, and everything else is hyper's, so that its
 //! answers to odd requests stay what they were: a request that is not HTTP/1.1, a `HEAD`
 //! or `CONNECT`, `Transfer-Encoding`, `Expect` or `Upgrade`, a target that is not a path of
-//! visible ASCII, a head that does not parse, has more than [`FRONT_HEADERS`] headers or
-//! is larger than hyper takes. `/auth/verify` is answered here without a body only
-//! (`Content-Length` absent or 0; Envoy's `with_request_body` goes to hyper); a model call
+//! visible ASCII, a head that does not parse or has more than [`FRONT_HEADERS`] headers.
+//! A head larger than hyper takes, or with more headers than it takes, is refused here with
+//! a 431 in the plane's error shape (hyper's is empty). `/auth/verify` is answered here
+//! without a body only (`Content-Length` absent or 0; Envoy's `with_request_body` goes to hyper); a model call
 //! with one `Content-Length` of digits, no larger than the body limit, and a target no
 //! longer than the router takes. Its body is read here within the body deadline (past it,
 //! the call gets the deadline's refusal and the connection closes, as under hyper) when it
@@ -114,8 +115,14 @@ where
                     Ok(_) => continue,
                 }
             }
-            // Too large, malformed, too many headers: hyper answers those its own way.
-            Ok(httparse::Status::Partial) | Err(_) => return hand_over(stream, buffer),
+            // Larger than any head hyper takes, or more headers than it takes: refused here,
+            // in the plane's error shape (hyper would answer an empty 431).
+            Ok(httparse::Status::Partial) => return refuse_oversized_head(stream, state, &buffer).await,
+            Err(httparse::Error::TooManyHeaders) if more_headers_than_hyper_takes(&buffer) => {
+                return refuse_oversized_head(stream, state, &buffer).await;
+            }
+            // Malformed, or more headers than the front takes: hyper answers those its own way.
+            Err(_) => return hand_over(stream, buffer),
         };
         let Some(plain) = plain_request(&request, state.shared.settings.body_limit_bytes) else {
             return hand_over(stream, buffer);
@@ -178,6 +185,47 @@ where
             return FrontEnd::Closed;
         }
     }
+}
+
+/// The most headers hyper takes in a request head (its default); it answers an empty 431
+/// to a head with more.
+const HYPER_MAX_HEADERS: usize = 100;
+
+/// Whether the head in `buffer` has more headers than hyper takes.
+fn more_headers_than_hyper_takes(buffer: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; HYPER_MAX_HEADERS];
+    matches!(httparse::Request::new(&mut headers).parse(buffer), Err(httparse::Error::TooManyHeaders))
+}
+
+/// Answers a head larger than [`MAX_REQUEST_HEAD_BYTES`] or with more than
+/// [`HYPER_MAX_HEADERS`] headers with a 431 in the error shape of the plane its path
+/// belongs to (as the router's refusals, with a request id and a log line), and closes the
+/// connection: the rest of the head is not read.
+async fn refuse_oversized_head<S>(mut stream: WatchedStream<S>, state: &AppState, head: &[u8]) -> FrontEnd<S>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let started = std::time::Instant::now();
+    let request_id = crate::request_context::new_request_id();
+    // The request line, as far as it came: the method and the path (without the query).
+    let line = head.split(|byte| *byte == b'\r' || *byte == b'\n').next().unwrap_or_default();
+    let mut words = line.split(|byte| *byte == b' ');
+    let method = words.next().and_then(|method| Method::from_bytes(method).ok()).unwrap_or(Method::GET);
+    let target = words.next().and_then(|target| std::str::from_utf8(target).ok()).unwrap_or("");
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    let status = axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
+    let refusal = crate::planes::refusal_for_path(
+        &HeaderMap::new(),
+        path,
+        status,
+        "RequestHeaderFieldsTooLarge",
+        &format!("The request head is larger than {MAX_REQUEST_HEAD_BYTES} bytes or has more than {HYPER_MAX_HEADERS} headers."),
+        &request_id,
+    );
+    crate::request_context::log_request(&request_id, &state.listener_region, &method, path, status, started);
+    let _ = send_response(&mut stream, &mut BytesMut::new(), refusal, true, &mut Vec::new()).await;
+    let _ = stream.shutdown().await;
+    FrontEnd::Closed
 }
 
 /// Gives the connection to hyper with what was read of it put back.

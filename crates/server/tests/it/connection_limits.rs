@@ -146,6 +146,29 @@ async fn an_oversized_request_head_is_refused_and_the_connection_closed() {
 }
 
 #[tokio::test]
+async fn a_head_with_more_headers_than_taken_is_refused_with_431_in_the_planes_shape() {
+    let app = spawn_app_with(|_| {}).await;
+    let many: String = (0..101).map(|index| format!("X-Header-{index}: {index}\r\n")).collect();
+    // A model call: the error shape of its protocol (OpenAI's `error` object).
+    let mut stream = connect(app.address).await;
+    let request =
+        format!("POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nHost: keygate.test\r\n{many}Content-Length: 2\r\n\r\n{{}}");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_one_answer(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    let body: serde_json::Value = serde_json::from_str(answer.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert!(body["error"]["message"].as_str().is_some_and(|message| message.contains("more than 100 headers")), "{body}");
+    assert!(answer.to_ascii_lowercase().contains("x-acs-request-id: "), "{answer}");
+    assert_eq!(read_until_closed(&mut stream).await, "", "the connection closes after the refusal");
+    // A management request: the management shape, with its code.
+    let mut stream = connect(app.address).await;
+    let request = format!("GET /modelstudio/apikeys HTTP/1.1\r\nHost: keygate.test\r\n{many}\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_one_answer(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 431") && answer.contains("RequestHeaderFieldsTooLarge"), "{answer}");
+}
+
+#[tokio::test]
 async fn a_management_request_without_credentials_is_answered_before_its_body_is_read() {
     let app = spawn_app_with(|_| {}).await;
     for path in ["/keygate/v1/keys/import", "/modelstudio/apikeys", "/tokenplan/api-keys"] {
