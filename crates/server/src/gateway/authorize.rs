@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, HeaderName};
-use keygate_core::verification::{authorize_call, AuthenticationFailure, AuthorizationFailure, CallFacts, CallTarget, CompiledKey};
+use keygate_core::verification::{
+    authorize_call, AuthenticatedKey, AuthenticationFailure, AuthorizationFailure, CallFacts, CallTarget, CompiledKey,
+};
 
 use super::errors::{GatewayRefusal, Protocol};
 use super::verify_headers::visible_text;
@@ -86,6 +88,22 @@ pub fn authenticate_request(
     authenticate_presented(state, presented_key(headers, protocol), context)
 }
 
+/// The registry's verdict on the presented key (`None`: none) at `now` (Unix seconds), for
+/// this listener's region and kind of key: steps 1-3 without their consequences (no
+/// failure counted, no metric, no refusal made).
+pub fn registry_verdict(state: &AppState, presented: Option<&str>, now: i64) -> Result<AuthenticatedKey, AuthenticationFailure> {
+    match presented {
+        None => Err(AuthenticationFailure::Missing),
+        Some(presented) => state.store().registry().authenticate_any(
+            presented,
+            &state.listener_region,
+            state.key_endpoint,
+            &state.shared.temporary_key_secret,
+            now,
+        ),
+    }
+}
+
 /// Steps 1-3 for the key the request presented (`None`: none).
 pub fn authenticate_presented(state: &AppState, presented: Option<&str>, context: &RequestContext) -> Result<Authorized, GatewayRefusal> {
     if let Some(problem) = state.staleness_problem() {
@@ -95,16 +113,7 @@ pub fn authenticate_presented(state: &AppState, presented: Option<&str>, context
     let at_milliseconds = state.shared.clock.now_milliseconds();
     let now = at_milliseconds.div_euclid(1000);
     let started = std::time::Instant::now();
-    let outcome = match presented {
-        None => Err(AuthenticationFailure::Missing),
-        Some(presented) => state.store().registry().authenticate_any(
-            presented,
-            &state.listener_region,
-            state.key_endpoint,
-            &state.shared.temporary_key_secret,
-            now,
-        ),
-    };
+    let outcome = registry_verdict(state, presented, now);
     state.shared.metrics.record_verification(started.elapsed());
     match outcome {
         Ok(authenticated) => Ok(Authorized {

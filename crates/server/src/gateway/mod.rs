@@ -566,16 +566,9 @@ impl DirectModelCall {
     /// no side effect: no failure counted, no metric): `connection_front` waits for a
     /// call's body only then, since the handler refuses any other before reading its body.
     pub fn key_authenticates(self, state: &AppState, headers: &HeaderMap) -> bool {
-        if state.staleness_problem().is_some() {
-            return false;
-        }
-        authorize::presented_key(headers, self.protocol).is_some_and(|presented| {
-            let now = state.shared.clock.now_milliseconds().div_euclid(1000);
-            let registry = state.store().registry();
-            registry
-                .authenticate_any(presented, &state.listener_region, state.key_endpoint, &state.shared.temporary_key_secret, now)
-                .is_ok()
-        })
+        let now = state.shared.clock.now_milliseconds().div_euclid(1000);
+        state.staleness_problem().is_none()
+            && authorize::registry_verdict(state, authorize::presented_key(headers, self.protocol), now).is_ok()
     }
 
     /// The answer to the call when its body did not arrive within the body deadline
