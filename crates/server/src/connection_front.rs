@@ -47,6 +47,7 @@ use crate::gateway;
 use crate::gateway::verify_headers::VerifyHeaders;
 use crate::gateway::DirectModelCall;
 use crate::state::AppState;
+use crate::upstream_client::lists_token;
 
 /// Headers a head answered here may have; a head with more goes to hyper (which takes
 /// up to 100 and answers 431 beyond).
@@ -264,13 +265,10 @@ fn plain_request<'a>(request: &httparse::Request<'_, 'a>, body_limit: usize) -> 
     for header in request.headers.iter() {
         let name = header.name;
         if name.eq_ignore_ascii_case("connection") {
-            for token in header.value.split(|byte| *byte == b',') {
-                let token = token.trim_ascii();
-                if token.eq_ignore_ascii_case(b"upgrade") {
-                    return None;
-                }
-                close |= token.eq_ignore_ascii_case(b"close");
+            if lists_token(header.value, b"upgrade") {
+                return None;
             }
+            close |= lists_token(header.value, b"close");
         } else if name.eq_ignore_ascii_case("content-length") {
             // A second one, even an equal one, is hyper's to judge.
             if content_length.replace(header.value).is_some() {
@@ -360,12 +358,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (parts, mut body) = response.into_parts();
-    let close = close
-        || parts
-            .headers
-            .get_all(axum::http::header::CONNECTION)
-            .iter()
-            .any(|value| value.as_bytes().split(|byte| *byte == b',').any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close")));
+    let close = close || parts.headers.get_all(axum::http::header::CONNECTION).iter().any(|value| lists_token(value.as_bytes(), b"close"));
     // 1xx, 204 and 304 answers have no body, and say nothing of one (hyper's rule too): a
     // chunked ending after a 204 would be read by the client as the next answer.
     let bodiless = parts.status.is_informational() || matches!(parts.status.as_u16(), 204 | 304);
@@ -445,7 +438,7 @@ where
             }
         }
     }
-    if !bodiless && length.is_some_and(|length| written != length) {
+    if length.is_some_and(|length| written != length) {
         return Err(());
     }
     if chunked {

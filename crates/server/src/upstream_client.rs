@@ -341,6 +341,11 @@ impl RequestHead {
     }
 }
 
+/// Whether a comma-separated header value (`Connection`'s) lists `token`, in any case.
+pub(crate) fn lists_token(value: &[u8], token: &[u8]) -> bool {
+    value.split(|byte| *byte == b',').any(|listed| listed.trim_ascii().eq_ignore_ascii_case(token))
+}
+
 /// A number in decimal without allocating.
 pub(crate) fn itoa_u64(mut value: u64) -> DecimalText {
     let mut digits = [0u8; 20];
@@ -610,7 +615,7 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHea
             let last = header.value.rsplit(|byte| *byte == b',').next().unwrap_or_default();
             transfer_encoding_chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name == axum::http::header::CONNECTION {
-            connection_close |= header.value.split(|byte| *byte == b',').any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
+            connection_close |= lists_token(header.value, b"close");
         }
         // The value is a slice of the buffer (httparse's contract); checked all the same,
         // so that a surprise is an error, never a panic.
