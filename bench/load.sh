@@ -4,26 +4,33 @@
 #   (b2) /auth/verify asked for the key's identity (X-Keygate-Identity: on)
 #   (c) an upstream double, called directly        (d) keygate's gateway forwarding to (c)
 # and the ratios b/a (target >= 0.90 in every round) and d/c; also (a2) an empty axum router served as
-# keygate serves one, to show the framework's share. Raw wrk outputs and a summary go to
+# keygate serves one, to show the framework's share, and (a3) a second bare hyper server, whose
+# ratio a3/a is the spread of the measurement itself (two identical servers). Raw wrk outputs and a summary go to
 # target/bench-results/.
 #
 # Needs wrk (Debian/Ubuntu: apt-get install wrk), curl and jq.
 # Every run is repeated ROUNDS times, interleaved (a, a2, b, c, d, a, ...), and the
 # median round of each is reported, with the ratio of each round: on a shared machine one
-# 10-second run can be slowed by anything else that runs. The CPU time the server under
+# 10-second run can be slowed by anything else that runs. With SLICES=N a round of each run
+# is N shorter runs of DURATION, alternating with the other runs' slices (a, b, a, b, ...),
+# and its requests/s is all its requests over all its time: both sides of a ratio then see
+# the same stretch of the machine's time, and each slice opens its connections anew (how
+# they fall on the server's threads moves one run's throughput by 10% or more). The CPU time the server under
 # test used per request (from /proc/PID/stat) is reported too: it depends much less on
 # what else runs.
 #
-# Knobs (environment): DURATION (10s), WARMUP (2s), THREADS (2), CONNECTIONS (64),
-# ROUNDS (3), SKIP_BUILD=1 to reuse target/release binaries, RUNS (which runs, by name;
-# all six by default; `RUNS="a-bare-hyper b-auth-verify" ROUNDS=9` is the `/auth/verify`
-# comparison of docs/PERFORMANCE.md). BASELINE_BIN=/path/to/an/older/keygate adds (b0), that
+# Knobs (environment): DURATION (10s), WARMUP (2s, once per round before a run's first
+# slice), SLICES (1), THREADS (2), CONNECTIONS (64), ROUNDS (3), SKIP_BUILD=1 to reuse
+# target/release binaries, RUNS (which runs, by name; all but a3 by default;
+# `RUNS="a-bare-hyper b-auth-verify a3-bare-hyper-again" ROUNDS=9 SLICES=5 DURATION=2s` is the
+# `/auth/verify` comparison of docs/PERFORMANCE.md). BASELINE_BIN=/path/to/an/older/keygate adds (b0), that
 # binary's /auth/verify with a key of its own, to the same rounds right after (b), and the
 # ratio b/b0: a change measured against the build before it on the same load.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
+SLICES=${SLICES:-1}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-3}
@@ -46,29 +53,53 @@ check() {
     fi
 }
 
-# load NAME ROUND SERVER WRK-ARGS...: a warm-up, then the measured run into
-# $OUT/wrk-NAME-ROUND.txt, and the CPU microseconds per request that SERVER used into
-# $OUT/cpu-NAME-ROUND.txt.
+# load NAME ROUND SLICE SERVER WRK-ARGS...: a warm-up before a round's first slice, then
+# the measured run into $OUT/wrk-NAME-ROUND-SLICE.txt, and the CPU clock ticks that SERVER
+# used meanwhile into $OUT/ticks-NAME-ROUND-SLICE.txt.
 load() {
-    local name=$1 round=$2 server=$3 before requests
-    shift 3
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" >/dev/null
+    local name=$1 round=$2 slice=$3 server=$4 before
+    shift 4
+    if [[ "$slice" == 1 ]]; then
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$@" >/dev/null
+    fi
     before=$(cpu_ticks "$server")
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" >"$OUT/wrk-$name-$round.txt"
-    requests=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name-$round.txt")
-    awk -v ticks=$(($(cpu_ticks "$server") - before)) -v tick="$TICK_MICROSECONDS" -v n="$requests" \
-        'BEGIN {printf "%.1f\n", ticks * tick / n}' >"$OUT/cpu-$name-$round.txt"
-    if grep -q 'Non-2xx\|Socket errors' "$OUT/wrk-$name-$round.txt"; then
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" >"$OUT/wrk-$name-$round-$slice.txt"
+    echo $(($(cpu_ticks "$server") - before)) >"$OUT/ticks-$name-$round-$slice.txt"
+    if grep -q 'Non-2xx\|Socket errors' "$OUT/wrk-$name-$round-$slice.txt"; then
         echo "load.sh: $name had errors:" >&2
-        cat "$OUT/wrk-$name-$round.txt" >&2
+        cat "$OUT/wrk-$name-$round-$slice.txt" >&2
         exit 1
     fi
 }
 
-# requests_per_second NAME ROUND; percentile NAME ROUND 99%
-requests_per_second() { awk '/^Requests\/sec:/ {print $2}' "$OUT/wrk-$1-$2.txt"; }
-percentile() { awk -v p="$3" '$1 == p {print $2}' "$OUT/wrk-$1-$2.txt"; }
-cpu_per_request() { cat "$OUT/cpu-$1-$2.txt"; }
+# slices KIND NAME ROUND: the files of a round's slices (KIND wrk or ticks).
+slices() { for slice in $(seq "$SLICES"); do echo "$OUT/$1-$2-$3-$slice.txt"; done; }
+# requests_per_second NAME ROUND: all the round's requests over all its measured time.
+requests_per_second() {
+    # shellcheck disable=SC2046
+    awk '/requests in/ {requests += $1; t = $4; sub(/,$/, "", t); seconds += (t ~ /m$/) ? t * 60 : t + 0}
+        END {printf "%.2f\n", requests / seconds}' $(slices wrk "$1" "$2")
+}
+requests() {
+    # shellcheck disable=SC2046
+    awk '/requests in/ {n += $1} END {print n}' $(slices wrk "$1" "$2")
+}
+# highest_latency NAME ROUND FIELD MATCH: the highest of the round's slices' latencies in
+# the lines where field 1 is MATCH (wrk's units: us, ms, s, m).
+highest_latency() {
+    # shellcheck disable=SC2046
+    awk -v field="$3" -v match_="$4" '
+        function micros(v) { return v ~ /us$/ ? v + 0 : v ~ /ms$/ ? v * 1000 : v ~ /m$/ ? v * 60000000 : v * 1000000 }
+        $1 == match_ && micros($field) >= highest {highest = micros($field); shown = $field}
+        END {print shown}' $(slices wrk "$1" "$2")
+}
+# percentile NAME ROUND 99%: with SLICES > 1, the highest of the round's slices.
+percentile() { highest_latency "$1" "$2" 2 "$3"; }
+cpu_per_request() {
+    # shellcheck disable=SC2046
+    awk -v tick="$TICK_MICROSECONDS" -v n="$(requests "$1" "$2")" '{ticks += $1} END {printf "%.1f\n", ticks * tick / n}' \
+        $(slices ticks "$1" "$2")
+}
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN {printf "%.2f", x / y}'; }
 # median_round NAME: the round whose requests/s is the median.
 median_round() {
@@ -83,9 +114,11 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # The servers. keygate logs at warn so that logging does not dominate.
 start bare "$SERVERS" bare
+start bare_again "$SERVERS" bare
 start axum "$SERVERS" axum
 start upstream "$SERVERS" upstream
 BARE=$(address_of bare)
+BARE_AGAIN=$(address_of bare_again)
 AXUM=$(address_of axum)
 UPSTREAM=$(address_of upstream)
 cat >"$WORK/keygate.toml" <<EOF
@@ -125,6 +158,7 @@ fi
 
 CHAT='{"model":"bench-model","messages":[{"role":"user","content":"Hello"}]}'
 check "bare hyper" 200 "$BARE/"
+check "the second bare hyper" 200 "$BARE_AGAIN/"
 check "empty axum" 200 "$AXUM/"
 check "/auth/verify" 200 -H "Authorization: Bearer $KEY" "$GATEWAY/auth/verify"
 check "the upstream double" 200 -X POST -H 'content-type: application/json' -d "$CHAT" "$UPSTREAM/v1/chat/completions"
@@ -136,17 +170,20 @@ if [[ -n "$BASELINE_BIN" && " $RUNS " == *" b-auth-verify "* ]]; then
 fi
 # runs NAME: whether NAME is one of the runs asked for.
 runs() { [[ " $RUNS " == *" $1 "* ]]; }
-echo "load.sh: $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up) on $(nproc) cores shared by wrk and the servers"
+echo "load.sh: $ROUNDS rounds of $SLICES x wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up) on $(nproc) cores shared by wrk and the servers"
 for round in $(seq "$ROUNDS"); do
-    # The same request as (b), key and all ("same load"): the baselines ignore the header.
-    runs a-bare-hyper && load a-bare-hyper "$round" bare -H "Authorization: Bearer $KEY" "$BARE/"
-    runs a2-axum-empty && load a2-axum-empty "$round" axum -H "Authorization: Bearer $KEY" "$AXUM/"
-    runs b-auth-verify && load b-auth-verify "$round" keygate -H "Authorization: Bearer $KEY" "$GATEWAY/auth/verify"
-    runs b0-baseline-verify && load b0-baseline-verify "$round" baseline -H "Authorization: Bearer $BASELINE_KEY" "$BASELINE/auth/verify"
-    runs b2-verify-identity && load b2-verify-identity "$round" keygate -H "Authorization: Bearer $KEY" -H "X-Keygate-Identity: on" "$GATEWAY/auth/verify"
-    runs c-upstream-direct && load c-upstream-direct "$round" upstream -s "$ROOT/bench/chat_json.lua" "$UPSTREAM/v1/chat/completions"
-    # keygate's own CPU; the upstream's share of (d) is what (c) shows.
-    runs d-gateway && load d-gateway "$round" keygate -s "$ROOT/bench/chat_json.lua" -H "Authorization: Bearer $KEY" "$GATEWAY/compatible-mode/v1/chat/completions"
+    for slice in $(seq "$SLICES"); do
+        # The same request as (b), key and all ("same load"): the baselines ignore the header.
+        runs a-bare-hyper && load a-bare-hyper "$round" "$slice" bare -H "Authorization: Bearer $KEY" "$BARE/"
+        runs a2-axum-empty && load a2-axum-empty "$round" "$slice" axum -H "Authorization: Bearer $KEY" "$AXUM/"
+        runs b-auth-verify && load b-auth-verify "$round" "$slice" keygate -H "Authorization: Bearer $KEY" "$GATEWAY/auth/verify"
+        runs b0-baseline-verify && load b0-baseline-verify "$round" "$slice" baseline -H "Authorization: Bearer $BASELINE_KEY" "$BASELINE/auth/verify"
+        runs a3-bare-hyper-again && load a3-bare-hyper-again "$round" "$slice" bare_again -H "Authorization: Bearer $KEY" "$BARE_AGAIN/"
+        runs b2-verify-identity && load b2-verify-identity "$round" "$slice" keygate -H "Authorization: Bearer $KEY" -H "X-Keygate-Identity: on" "$GATEWAY/auth/verify"
+        runs c-upstream-direct && load c-upstream-direct "$round" "$slice" upstream -s "$ROOT/bench/chat_json.lua" "$UPSTREAM/v1/chat/completions"
+        # keygate's own CPU; the upstream's share of (d) is what (c) shows.
+        runs d-gateway && load d-gateway "$round" "$slice" keygate -s "$ROOT/bench/chat_json.lua" -H "Authorization: Bearer $KEY" "$GATEWAY/compatible-mode/v1/chat/completions"
+    done
     echo "load.sh: round $round of $ROUNDS done"
 done
 
@@ -154,13 +191,13 @@ median_rps() { requests_per_second "$1" "$(median_round "$1")"; }
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load average at start: $LOAD_BEFORE, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per run after a $WARMUP warm-up, $ROUNDS rounds; the median round of each run:"
-    printf '%-18s %11s %9s %9s %9s %9s %12s   %s\n' run requests/s p50 p90 p99 max "CPU us/req" "requests/s of every round"
+    echo "wrk: $THREADS threads, $CONNECTIONS connections, $SLICES x $DURATION per round after a $WARMUP warm-up, $ROUNDS rounds; the median round of each run (latencies: the highest of its slices):"
+    printf '%-20s %11s %9s %9s %9s %9s %12s   %s\n' run requests/s p50 p90 p99 max "CPU us/req" "requests/s of every round"
     for name in $RUNS; do
         round=$(median_round "$name")
-        max=$(awk '/^    Latency/ {print $4}' "$OUT/wrk-$name-$round.txt")
+        max=$(highest_latency "$name" "$round" 4 Latency)
         every=$(for r in $(seq "$ROUNDS"); do printf '%s ' "$(requests_per_second "$name" "$r")"; done)
-        printf '%-18s %11s %9s %9s %9s %9s %12s   %s\n' "$name" "$(requests_per_second "$name" "$round")" \
+        printf '%-20s %11s %9s %9s %9s %9s %12s   %s\n' "$name" "$(requests_per_second "$name" "$round")" \
             "$(percentile "$name" "$round" 50%)" "$(percentile "$name" "$round" 90%)" "$(percentile "$name" "$round" 99%)" "$max" \
             "$(cpu_per_request "$name" "$round")" "$every"
     done
@@ -171,6 +208,9 @@ median_rps() { requests_per_second "$1" "$(median_round "$1")"; }
     }
     if runs b-auth-verify && runs a-bare-hyper; then
         echo "b/a  (/auth/verify vs bare hyper, target >= 0.90 in every round): $(ratio "$(median_rps b-auth-verify)" "$(median_rps a-bare-hyper)") (each round: $(per_round b-auth-verify a-bare-hyper); lowest: $(per_round b-auth-verify a-bare-hyper | tr ' ' '\n' | sed '/^$/d' | sort -n | head -1))"
+    fi
+    if runs a3-bare-hyper-again && runs a-bare-hyper; then
+        echo "a3/a (two identical bare hyper servers: the spread of the measurement itself): $(ratio "$(median_rps a3-bare-hyper-again)" "$(median_rps a-bare-hyper)") (each round: $(per_round a3-bare-hyper-again a-bare-hyper); lowest: $(per_round a3-bare-hyper-again a-bare-hyper | tr ' ' '\n' | sed '/^$/d' | sort -n | head -1))"
     fi
     if runs b0-baseline-verify; then
         echo "b0/a (the baseline's /auth/verify vs bare hyper): $(ratio "$(median_rps b0-baseline-verify)" "$(median_rps a-bare-hyper)") (each round: $(per_round b0-baseline-verify a-bare-hyper); lowest: $(per_round b0-baseline-verify a-bare-hyper | tr ' ' '\n' | sed '/^$/d' | sort -n | head -1))"
