@@ -11,12 +11,16 @@ use crate::helpers::{spawn_app_with, TestApp, ROOT_PASSWORD};
 const LIMIT: u32 = 3;
 
 async fn throttled_app() -> TestApp {
-    spawn_app_with(|settings| {
+    let app = spawn_app_with(|settings| {
         settings.failed_logins_per_minute = LIMIT;
         // Tests come from 127.0.0.1: as a trusted proxy, it may say who the client is.
         settings.trusted_proxies = vec!["127.0.0.1/32".into()];
     })
-    .await
+    .await;
+    // Failures are counted in fixed one-minute windows: a stopped clock keeps a test's
+    // failures and the refusals they cause in one, whenever the test runs.
+    app.state.shared.clock.freeze();
+    app
 }
 
 /// `POST /keygate/v1/sessions` as the client `from`.

@@ -132,6 +132,10 @@ on_both_stores! {
     settings: few_failed_logins;
 
     async fn a_wrong_current_password_counts_as_a_failed_login(app: TestApp) {
+        // Failures are counted in fixed one-minute windows: a stopped clock keeps the three
+        // failures and the throttled attempt in one (the test failed now and then when a
+        // minute ended between them).
+        app.state.shared.clock.freeze();
         app.create_user("alice", Role::KeyManager).await;
         let alice = app.login(Some("alice")).await;
         for _ in 0..3 {
