@@ -84,7 +84,8 @@ pub fn peer_of<B>(request: &axum::http::Request<B>) -> IpAddr {
 /// proxy.
 pub fn client_address_of(state: &AppState, peer: IpAddr, headers: &axum::http::HeaderMap) -> Option<IpAddr> {
     static X_FORWARDED_FOR: axum::http::HeaderName = axum::http::HeaderName::from_static("x-forwarded-for");
-    let forwarded_for = headers.get(&X_FORWARDED_FOR).and_then(|value| value.to_str().ok());
+    // Every line of the header: a proxy may add its own after the client's.
+    let forwarded_for = headers.get_all(&X_FORWARDED_FOR).into_iter().map(HeaderValue::as_bytes);
     resolve_client_address(peer, forwarded_for, &state.shared.trusted_proxies)
 }
 

@@ -784,7 +784,7 @@ fn decide_verify(state: &AppState, peer: std::net::IpAddr, target: &str, found: 
     // A 200 carries no request id: one is made only for an error body.
     let mut context = RequestContext {
         request_id: String::new(),
-        client_address: resolve_client_address(peer, text(found.x_forwarded_for), &state.shared.trusted_proxies),
+        client_address: resolve_client_address(peer, found.x_forwarded_for(), &state.shared.trusted_proxies),
     };
     let result = (|| {
         let presented = authorize::presented_key_of(found.authorization, || found.x_api_key, Protocol::Native);

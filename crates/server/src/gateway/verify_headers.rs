@@ -5,7 +5,8 @@
 //! a verification asked about eight names that way, most of them absent, and the lookups
 //! were a sixth of its instructions. A proxy sends a handful of headers, so one walk over
 //! them, comparing names, costs less than the lookups did. Each field holds the first value
-//! of its header, as `HeaderMap::get` would give.
+//! of its header, as `HeaderMap::get` would give, except `X-Forwarded-For`, whose every line
+//! counts ([`VerifyHeaders::x_forwarded_for`]).
 
 use axum::http::{header, HeaderMap};
 
@@ -17,7 +18,8 @@ pub struct VerifyHeaders<'a> {
     pub authorization: Option<&'a [u8]>,
     pub x_api_key: Option<&'a [u8]>,
     pub x_dashscope_workspace: Option<&'a [u8]>,
-    pub x_forwarded_for: Option<&'a [u8]>,
+    /// The headers themselves, for the one header whose lines all count (`X-Forwarded-For`).
+    pub lines: HeaderLines<'a>,
     pub x_keygate_model: Option<&'a [u8]>,
     pub x_keygate_identity: Option<&'a [u8]>,
     pub x_original_uri: Option<&'a [u8]>,
@@ -25,10 +27,19 @@ pub struct VerifyHeaders<'a> {
     pub has_transfer_encoding: bool,
 }
 
+/// The headers a [`VerifyHeaders`] was found in.
+#[derive(Debug, Default, Clone, Copy)]
+pub enum HeaderLines<'a> {
+    #[default]
+    Nothing,
+    Map(&'a HeaderMap),
+    Parsed(&'a [httparse::Header<'a>]),
+}
+
 impl<'a> VerifyHeaders<'a> {
     /// Walks `headers` once.
     pub fn of(headers: &'a HeaderMap) -> Self {
-        let mut found = VerifyHeaders::default();
+        let mut found = VerifyHeaders { lines: HeaderLines::Map(headers), ..VerifyHeaders::default() };
         for (name, value) in headers {
             // The standard names compare as the `http` crate's own constants (no string
             // comparison); the others by their lower-case text, which is how a
@@ -55,8 +66,8 @@ impl<'a> VerifyHeaders<'a> {
 
     /// Walks the headers of a head parsed with httparse once. Their names come as the
     /// client wrote them, so they are compared without regard to case.
-    pub fn of_parsed(headers: &[httparse::Header<'a>]) -> Self {
-        let mut found = VerifyHeaders::default();
+    pub fn of_parsed(headers: &'a [httparse::Header<'a>]) -> Self {
+        let mut found = VerifyHeaders { lines: HeaderLines::Parsed(headers), ..VerifyHeaders::default() };
         let mut lower_case = [0u8; 32];
         for parsed in headers {
             let name = parsed.name.as_bytes();
@@ -89,12 +100,26 @@ impl<'a> VerifyHeaders<'a> {
         Some(match name {
             b"x-api-key" => &mut self.x_api_key,
             b"x-dashscope-workspace" => &mut self.x_dashscope_workspace,
-            b"x-forwarded-for" => &mut self.x_forwarded_for,
             b"x-keygate-model" => &mut self.x_keygate_model,
             b"x-keygate-identity" => &mut self.x_keygate_identity,
             b"x-original-uri" => &mut self.x_original_uri,
             _ => return None,
         })
+    }
+
+    /// The values of every `X-Forwarded-For` line, in the order they came: read only for a
+    /// peer that is a trusted proxy, so the walk over the headers happens only then.
+    pub fn x_forwarded_for(&self) -> impl DoubleEndedIterator<Item = &'a [u8]> {
+        let (map, parsed) = match self.lines {
+            HeaderLines::Nothing => (None, None),
+            HeaderLines::Map(map) => (Some(map), None),
+            HeaderLines::Parsed(parsed) => (None, Some(parsed)),
+        };
+        let from_map = map.into_iter().flat_map(|map| map.get_all("x-forwarded-for").into_iter().map(|value| value.as_bytes()));
+        let from_parsed = parsed.into_iter().flat_map(|headers| {
+            headers.iter().filter(|header| header.name.eq_ignore_ascii_case("x-forwarded-for")).map(|header| header.value)
+        });
+        from_map.chain(from_parsed)
     }
 
     /// Whether the request carries the original request's body (Envoy's `ext_authz` with
@@ -151,7 +176,7 @@ mod tests {
         assert_eq!(VerifyHeaders::text(found.authorization), Some("Bearer sk-one"));
         assert_eq!(VerifyHeaders::text(found.x_api_key), Some("sk-two"));
         assert_eq!(VerifyHeaders::text(found.x_dashscope_workspace), Some("ws-1"));
-        assert_eq!(VerifyHeaders::text(found.x_forwarded_for), Some("203.0.113.7"));
+        assert_eq!(found.x_forwarded_for().collect::<Vec<_>>(), [&b"203.0.113.7"[..]]);
         assert_eq!(VerifyHeaders::text(found.x_keygate_model), Some("qwen-plus"));
         assert_eq!(VerifyHeaders::text(found.x_keygate_identity), Some("on"));
         assert_eq!(VerifyHeaders::text(found.x_original_uri), Some("/api/v1/apps/app-1/completion"));
@@ -162,13 +187,14 @@ mod tests {
     fn a_head_parsed_with_httparse_gives_the_same_headers_whatever_the_names_case() {
         let head = b"GET /auth/verify HTTP/1.1\r\nHost: k\r\nAUTHORIZATION: Bearer sk-one\r\nX-Forwarded-For: 203.0.113.7\r\n\
             x-keygate-MODEL: qwen-plus\r\nAuthorization: Bearer second\r\nX-Original-URI: /api/v1/apps/a/completion\r\n\
-            Content-Length: 0\r\nX-A-Header-Name-Longer-Than-Thirty-Two-Bytes: x\r\n\r\n";
+            Content-Length: 0\r\nX-A-Header-Name-Longer-Than-Thirty-Two-Bytes: x\r\nx-forwarded-FOR: 198.51.100.9\r\n\r\n";
         let mut headers = [httparse::EMPTY_HEADER; 16];
         let mut request = httparse::Request::new(&mut headers);
         assert!(request.parse(head).unwrap().is_complete());
         let found = VerifyHeaders::of_parsed(request.headers);
         assert_eq!(VerifyHeaders::text(found.authorization), Some("Bearer sk-one"));
-        assert_eq!(VerifyHeaders::text(found.x_forwarded_for), Some("203.0.113.7"));
+        // Every line of X-Forwarded-For, in order, and of the others the first.
+        assert_eq!(found.x_forwarded_for().collect::<Vec<_>>(), [&b"203.0.113.7"[..], b"198.51.100.9"]);
         assert_eq!(VerifyHeaders::text(found.x_keygate_model), Some("qwen-plus"));
         assert_eq!(VerifyHeaders::text(found.x_original_uri), Some("/api/v1/apps/a/completion"));
         assert_eq!(found.x_api_key, None);

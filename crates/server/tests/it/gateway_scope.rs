@@ -89,6 +89,33 @@ async fn a_trusted_proxys_forwarded_for_is_believed() {
 }
 
 #[tokio::test]
+async fn a_forwarded_for_sent_on_several_lines_is_one_list_and_the_clients_own_line_cannot_name_the_client() {
+    // A proxy that adds its own line after the one the client sent (HAProxy's `option
+    // forwardfor` does): the last line is the proxy's. Reading only the first line, keygate
+    // took the client's own claim and served a whitelisted key from anywhere.
+    let app = spawn_app_with(|settings| settings.trusted_proxies = vec!["127.0.0.0/8".into()]).await;
+    let (_, key) = create_key(&app.login(None).await, "", WHITELIST_10_8).await;
+    let call = Call::echo(app.address, &key);
+    let two_lines = |first: &str, second: &str| call.clone().with_header("X-Forwarded-For", first).with_header("X-Forwarded-For", second);
+    assert_refused_in_every_shape(&app.http, &two_lines("10.1.2.3", "192.0.2.1"), ADDRESS_NOT_ALLOWED, ADDRESS_NOT_WHITELISTED).await;
+    assert_served_in_every_shape(&app.http, &two_lines("192.0.2.1", "10.1.2.3")).await;
+    assert_served_in_every_shape(&app.http, &two_lines("10.1.2.3", "127.0.0.9")).await;
+
+    // /auth/verify, answered in the connection's front, reads every line too.
+    let verify = |first: &'static str, second: &'static str| {
+        let request = app
+            .http
+            .get(format!("http://{}/auth/verify", app.address))
+            .bearer_auth(&key)
+            .header("X-Forwarded-For", first)
+            .header("X-Forwarded-For", second);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(verify("10.1.2.3", "192.0.2.1").await, 403);
+    assert_eq!(verify("192.0.2.1", "10.1.2.3").await, 200);
+}
+
+#[tokio::test]
 async fn the_model_list_shows_only_the_models_the_key_may_call_in_this_protocol() {
     let base = format!("http://127.0.0.1:{}", closed_loopback_port());
     let app = spawn_app_with(move |settings| {
