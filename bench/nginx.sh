@@ -9,7 +9,11 @@
 #            same double.
 # wrk sends the same chat call (bench/chat_json.lua) with the same key to both, the two
 # alternating round by round (nginx, keygate, nginx, ...) so that both see the same load on
-# a shared machine. Reported: requests/s and p50/p99 of every round, the median round's,
+# a shared machine. With SLICES=N each round of each server is N shorter runs of DURATION,
+# alternating with the other servers' slices, and its requests/s is all its requests over
+# all its time (as in bench/load.sh: both sides of a ratio share the same stretch of time,
+# and each slice opens its 64 connections anew, which moves one run of nginx by 15%, as it
+# falls on its workers). Reported: requests/s and p50/p99 of every round, the median round's,
 # the ratio keygate/nginx of every round, and each server's CPU time per request (nginx:
 # its master and workers together; keygate: its one process).
 #
@@ -26,13 +30,15 @@
 #
 # Needs wrk, curl, jq and nginx (Debian/Ubuntu: apt-get install nginx-light, as .ci/run
 # does; run as the current user with a private prefix), valgrind for CALLGRIND=1. Knobs
-# (environment): DURATION (10s), WARMUP (2s), THREADS (2), CONNECTIONS (64), ROUNDS (5),
+# (environment): DURATION (10s), WARMUP (2s, once per round before a server's first slice),
+# SLICES (1; latencies are then the highest of a round's slices), THREADS (2), CONNECTIONS (64), ROUNDS (5),
 # KEYS (1000), SKIP_BUILD=1 to reuse target/release binaries. Raw outputs and the summary
 # go to target/bench-results/nginx/.
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
+SLICES=${SLICES:-1}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 ROUNDS=${ROUNDS:-5}
@@ -122,42 +128,74 @@ cpu_ticks_of() { for pid in "$@"; do awk '{print $14 + $15}' "/proc/$pid/stat"; 
 # machine_ticks: the machine's busy and idle clock ticks so far (all cores), "busy idle".
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 
-# load NAME ROUND URL KEY PIDS...: a warm-up, then the measured run into
-# $OUT/wrk-NAME-ROUND.txt, the CPU microseconds per request of PIDS into
-# $OUT/cpu-NAME-ROUND.txt, and, into $OUT/where-NAME-ROUND.txt, where the whole machine's
-# time went per request: the upstream double's CPU, everything else's (wrk, the kernel's
-# softirqs, other work on the machine) and the idle time, in microseconds per request.
-# A server that is cheap per call yet slower can only be leaving the cores idle or making
-# the others work harder; this line tells which.
+# load NAME ROUND SLICE URL KEY PIDS...: a warm-up before a round's first slice, then the
+# measured run into $OUT/wrk-NAME-ROUND-SLICE.txt, the CPU clock ticks of PIDS into
+# $OUT/ticks-NAME-ROUND-SLICE.txt, and, into $OUT/machine-NAME-ROUND-SLICE.txt, where the
+# whole machine's time went (ticks): the upstream double's CPU, the machine's busy and idle
+# time. Per request, "else" is the busy time of everything but the server and the upstream
+# (wrk, the kernel's softirqs, other work on the machine). A server that is cheap per call
+# yet slower can only be leaving the cores idle or making the others work harder; this
+# tells which.
 load() {
-    local name=$1 round=$2 url=$3 key=$4 before requests upstream_before machine_before machine_after
-    shift 4
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$ROOT/bench/chat_json.lua" -H "Authorization: Bearer $key" "$url" >/dev/null
+    local name=$1 round=$2 slice=$3 url=$4 key=$5 before upstream_before machine_before machine_after
+    shift 5
+    if [[ $slice == 1 ]]; then
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -s "$ROOT/bench/chat_json.lua" -H "Authorization: Bearer $key" "$url" >/dev/null
+    fi
     before=$(cpu_ticks_of "$@")
     upstream_before=$(cpu_ticks_of "${PID_OF[upstream]}")
     machine_before=$(machine_ticks)
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 30s --latency -s "$ROOT/bench/chat_json.lua" \
-        -H "Authorization: Bearer $key" "$url" >"$OUT/wrk-$name-$round.txt"
+        -H "Authorization: Bearer $key" "$url" >"$OUT/wrk-$name-$round-$slice.txt"
     machine_after=$(machine_ticks)
-    requests=$(awk '/requests in/ {print $1}' "$OUT/wrk-$name-$round.txt")
-    local server_ticks=$(($(cpu_ticks_of "$@") - before)) upstream_ticks=$(($(cpu_ticks_of "${PID_OF[upstream]}") - upstream_before))
-    awk -v ticks="$server_ticks" -v tick="$TICK_MICROSECONDS" -v n="$requests" \
-        'BEGIN {printf "%.1f\n", ticks * tick / n}' >"$OUT/cpu-$name-$round.txt"
-    awk -v server="$server_ticks" -v upstream="$upstream_ticks" -v before="$machine_before" -v after="$machine_after" \
-        -v tick="$TICK_MICROSECONDS" -v n="$requests" 'BEGIN {
-            split(before, b, " "); split(after, a, " ")
-            busy = a[1] - b[1]; idle = a[2] - b[2]
-            printf "%.1f %.1f %.1f\n", upstream * tick / n, (busy - server - upstream) * tick / n, idle * tick / n }' \
-        >"$OUT/where-$name-$round.txt"
-    if grep -q 'Non-2xx\|Socket errors' "$OUT/wrk-$name-$round.txt"; then
+    echo $(($(cpu_ticks_of "$@") - before)) >"$OUT/ticks-$name-$round-$slice.txt"
+    echo "$(($(cpu_ticks_of "${PID_OF[upstream]}") - upstream_before)) $machine_before $machine_after" \
+        | awk '{print $1, $4 - $2, $5 - $3}' >"$OUT/machine-$name-$round-$slice.txt"
+    if grep -q 'Non-2xx\|Socket errors' "$OUT/wrk-$name-$round-$slice.txt"; then
         echo "nginx.sh: $name had errors:" >&2
-        cat "$OUT/wrk-$name-$round.txt" >&2
+        cat "$OUT/wrk-$name-$round-$slice.txt" >&2
         exit 1
     fi
 }
 
-rps() { awk '/^Requests\/sec:/ {print $2}' "$OUT/wrk-$1-$2.txt"; }
-percentile() { awk -v p="$3" '$1 == p {print $2}' "$OUT/wrk-$1-$2.txt"; }
+# slices KIND NAME ROUND: the files of a round's slices.
+slices() { for slice in $(seq "$SLICES"); do echo "$OUT/$1-$2-$3-$slice.txt"; done; }
+# rps NAME ROUND: all the round's requests over all its measured time.
+rps() {
+    # shellcheck disable=SC2046
+    awk '/requests in/ {requests += $1; t = $4; sub(/,$/, "", t); seconds += (t ~ /m$/) ? t * 60 : t + 0}
+        END {printf "%.2f\n", requests / seconds}' $(slices wrk "$1" "$2")
+}
+requests() {
+    # shellcheck disable=SC2046
+    awk '/requests in/ {n += $1} END {print n}' $(slices wrk "$1" "$2")
+}
+# percentile NAME ROUND 99%: the highest of the round's slices.
+percentile() {
+    # shellcheck disable=SC2046
+    awk -v p="$3" '
+        function micros(v) { return v ~ /us$/ ? v + 0 : v ~ /ms$/ ? v * 1000 : v ~ /m$/ ? v * 60000000 : v * 1000000 }
+        $1 == p && micros($2) >= highest {highest = micros($2); shown = $2}
+        END {print shown}' $(slices wrk "$1" "$2")
+}
+# cpu NAME ROUND: the server's CPU microseconds per request over the round.
+cpu() {
+    # shellcheck disable=SC2046
+    awk -v tick="$TICK_MICROSECONDS" -v n="$(requests "$1" "$2")" '{ticks += $1} END {printf "%.1f\n", ticks * tick / n}' \
+        $(slices ticks "$1" "$2")
+}
+# where NAME ROUND: per request, the upstream double's CPU, everything else's busy time and
+# the idle time, in microseconds.
+where() {
+    local server
+    # shellcheck disable=SC2046
+    server=$(awk '{ticks += $1} END {print ticks + 0}' $(slices ticks "$1" "$2"))
+    # shellcheck disable=SC2046
+    awk -v server="$server" -v tick="$TICK_MICROSECONDS" -v n="$(requests "$1" "$2")" \
+        '{upstream += $1; busy += $2; idle += $3}
+        END {printf "%.1f %.1f %.1f\n", upstream * tick / n, (busy - server - upstream) * tick / n, idle * tick / n}' \
+        $(slices machine "$1" "$2")
+}
 # milliseconds LATENCY: wrk's "812.00us", "5.20ms" or "1.01s" in milliseconds.
 milliseconds() {
     awk -v value="$1" 'BEGIN {
@@ -292,39 +330,41 @@ status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Beare
 [[ $status == 401 ]] || { echo "nginx.sh: nginx answered $status to an unknown key, expected 401" >&2; exit 1; }
 
 header | tee "$OUT/summary.txt"
-echo "nginx.sh: $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up); nginx $WORKERS workers; ${KEYGATES[*]}: $WORKERS worker threads each"
+echo "nginx.sh: $ROUNDS rounds of $SLICES x wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up); nginx $WORKERS workers; ${KEYGATES[*]}: $WORKERS worker threads each"
 SERVERS_RUN=(nginx "${KEYGATES[@]}")
 for round in $(seq "$ROUNDS"); do
     # Each round starts with the next server in turn, so that none always follows another.
     count=${#SERVERS_RUN[@]}
-    for i in $(seq 0 $((count - 1))); do
-        name=${SERVERS_RUN[$(((round - 1 + i) % count))]}
-        if [[ $name == nginx ]]; then
-            # shellcheck disable=SC2046
-            load nginx "$round" "$NGINX/compatible-mode/v1/chat/completions" "$KEY" $(nginx_pids)
-        else
-            load "$name" "$round" "${GATEWAY[$name]}/compatible-mode/v1/chat/completions" \
-                "$(sed -n "$((KEYS / 2))p" "$WORK/keys-$name.txt")" "${PID_OF[$name]}"
-        fi
+    for slice in $(seq "$SLICES"); do
+        for i in $(seq 0 $((count - 1))); do
+            name=${SERVERS_RUN[$(((round - 1 + i) % count))]}
+            if [[ $name == nginx ]]; then
+                # shellcheck disable=SC2046
+                load nginx "$round" "$slice" "$NGINX/compatible-mode/v1/chat/completions" "$KEY" $(nginx_pids)
+            else
+                load "$name" "$round" "$slice" "${GATEWAY[$name]}/compatible-mode/v1/chat/completions" \
+                    "$(sed -n "$((KEYS / 2))p" "$WORK/keys-$name.txt")" "${PID_OF[$name]}"
+            fi
+        done
     done
     echo "nginx.sh: round $round of $ROUNDS done"
 done
 
 {
-    echo "wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per run after a $WARMUP warm-up, $ROUNDS rounds alternating; nginx $WORKERS workers with a map of $KEYS keys, keygate $WORKERS worker threads with $KEYS keys"
+    echo "wrk: $THREADS threads, $CONNECTIONS connections, $SLICES x $DURATION per round after a $WARMUP warm-up (latencies: the highest of a round's slices), $ROUNDS rounds alternating; nginx $WORKERS workers with a map of $KEYS keys, keygate $WORKERS worker threads with $KEYS keys"
     echo "(per request, in microseconds of one core: CPU the server used; the upstream double's CPU; everything else's busy time; the cores' idle time)"
     printf '%-8s %5s %11s %9s %9s %9s %12s %9s %9s %9s\n' server round requests/s p50 p90 p99 "CPU us/req" upstream else idle
     for round in $(seq "$ROUNDS"); do
         for name in "${SERVERS_RUN[@]}"; do
             # shellcheck disable=SC2046
             printf '%-8s %5s %11s %9s %9s %9s %12s %9s %9s %9s\n' "$name" "$round" "$(rps "$name" "$round")" "$(percentile "$name" "$round" 50%)" \
-                "$(percentile "$name" "$round" 90%)" "$(percentile "$name" "$round" 99%)" "$(cat "$OUT/cpu-$name-$round.txt")" \
-                $(cat "$OUT/where-$name-$round.txt")
+                "$(percentile "$name" "$round" 90%)" "$(percentile "$name" "$round" 99%)" "$(cpu "$name" "$round")" \
+                $(where "$name" "$round")
         done
     done
     for name in "${SERVERS_RUN[@]}"; do
         round=$(median_round "$name")
-        echo "$name median round: $(rps "$name" "$round") requests/s, p99 $(percentile "$name" "$round" 99%), CPU $(for r in $(seq "$ROUNDS"); do cat "$OUT/cpu-$name-$r.txt"; done | median) us/request (median)"
+        echo "$name median round: $(rps "$name" "$round") requests/s, p99 $(percentile "$name" "$round" 99%), CPU $(for r in $(seq "$ROUNDS"); do cpu "$name" "$r"; done | median) us/request (median)"
     done
     for name in "${KEYGATES[@]}"; do
         throughput=$(for r in $(seq "$ROUNDS"); do awk -v k="$(rps "$name" "$r")" -v n="$(rps nginx "$r")" 'BEGIN {printf "%.2f\n", k / n}'; done)
