@@ -72,43 +72,7 @@ load() {
     fi
 }
 
-# slices KIND NAME ROUND: the files of a round's slices (KIND wrk or ticks).
-slices() { for slice in $(seq "$SLICES"); do echo "$OUT/$1-$2-$3-$slice.txt"; done; }
-# requests_per_second NAME ROUND: all the round's requests over all its measured time.
-requests_per_second() {
-    # shellcheck disable=SC2046
-    awk '/requests in/ {requests += $1; t = $4; sub(/,$/, "", t); seconds += (t ~ /m$/) ? t * 60 : t + 0}
-        END {printf "%.2f\n", requests / seconds}' $(slices wrk "$1" "$2")
-}
-requests() {
-    # shellcheck disable=SC2046
-    awk '/requests in/ {n += $1} END {print n}' $(slices wrk "$1" "$2")
-}
-# highest_latency NAME ROUND FIELD MATCH: the highest of the round's slices' latencies in
-# the lines where field 1 is MATCH (wrk's units: us, ms, s, m).
-highest_latency() {
-    # shellcheck disable=SC2046
-    awk -v field="$3" -v match_="$4" '
-        function micros(v) { return v ~ /us$/ ? v + 0 : v ~ /ms$/ ? v * 1000 : v ~ /m$/ ? v * 60000000 : v * 1000000 }
-        $1 == match_ && micros($field) >= highest {highest = micros($field); shown = $field}
-        END {print shown}' $(slices wrk "$1" "$2")
-}
-# percentile NAME ROUND 99%: with SLICES > 1, the highest of the round's slices.
-percentile() { highest_latency "$1" "$2" 2 "$3"; }
-cpu_per_request() {
-    # shellcheck disable=SC2046
-    awk -v tick="$TICK_MICROSECONDS" -v n="$(requests "$1" "$2")" '{ticks += $1} END {printf "%.1f\n", ticks * tick / n}' \
-        $(slices ticks "$1" "$2")
-}
 ratio() { awk -v x="$1" -v y="$2" 'BEGIN {printf "%.2f", x / y}'; }
-# median_round NAME: the round whose requests/s is the median.
-median_round() {
-    local round
-    for round in $(seq "$ROUNDS"); do
-        echo "$(requests_per_second "$1" "$round") $round"
-    done | sort -n | awk -v middle=$(((ROUNDS + 1) / 2)) 'NR == middle {print $2}'
-}
-
 mkdir -p "$OUT"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 

@@ -158,32 +158,6 @@ load() {
     fi
 }
 
-# slices KIND NAME ROUND: the files of a round's slices.
-slices() { for slice in $(seq "$SLICES"); do echo "$OUT/$1-$2-$3-$slice.txt"; done; }
-# rps NAME ROUND: all the round's requests over all its measured time.
-rps() {
-    # shellcheck disable=SC2046
-    awk '/requests in/ {requests += $1; t = $4; sub(/,$/, "", t); seconds += (t ~ /m$/) ? t * 60 : t + 0}
-        END {printf "%.2f\n", requests / seconds}' $(slices wrk "$1" "$2")
-}
-requests() {
-    # shellcheck disable=SC2046
-    awk '/requests in/ {n += $1} END {print n}' $(slices wrk "$1" "$2")
-}
-# percentile NAME ROUND 99%: the highest of the round's slices.
-percentile() {
-    # shellcheck disable=SC2046
-    awk -v p="$3" '
-        function micros(v) { return v ~ /us$/ ? v + 0 : v ~ /ms$/ ? v * 1000 : v ~ /m$/ ? v * 60000000 : v * 1000000 }
-        $1 == p && micros($2) >= highest {highest = micros($2); shown = $2}
-        END {print shown}' $(slices wrk "$1" "$2")
-}
-# cpu NAME ROUND: the server's CPU microseconds per request over the round.
-cpu() {
-    # shellcheck disable=SC2046
-    awk -v tick="$TICK_MICROSECONDS" -v n="$(requests "$1" "$2")" '{ticks += $1} END {printf "%.1f\n", ticks * tick / n}' \
-        $(slices ticks "$1" "$2")
-}
 # where NAME ROUND: per request, the upstream double's CPU, everything else's busy time and
 # the idle time, in microseconds.
 where() {
@@ -204,11 +178,6 @@ milliseconds() {
         else { sub(/s$/, "", value); printf "%.3f", value * 1000 } }'
 }
 median() { sort -n | awk '{ values[NR] = $1 } END { print values[int((NR + 1) / 2)] }'; }
-# median_round NAME: the round whose requests/s is the median.
-median_round() {
-    for round in $(seq "$ROUNDS"); do echo "$(rps "$1" "$round") $round"; done | sort -n | awk -v middle=$(((ROUNDS + 1) / 2)) 'NR == middle {print $2}'
-}
-
 header() {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD)"
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load average at start: $LOAD_BEFORE"
@@ -357,17 +326,17 @@ done
     for round in $(seq "$ROUNDS"); do
         for name in "${SERVERS_RUN[@]}"; do
             # shellcheck disable=SC2046
-            printf '%-8s %5s %11s %9s %9s %9s %12s %9s %9s %9s\n' "$name" "$round" "$(rps "$name" "$round")" "$(percentile "$name" "$round" 50%)" \
-                "$(percentile "$name" "$round" 90%)" "$(percentile "$name" "$round" 99%)" "$(cpu "$name" "$round")" \
+            printf '%-8s %5s %11s %9s %9s %9s %12s %9s %9s %9s\n' "$name" "$round" "$(requests_per_second "$name" "$round")" "$(percentile "$name" "$round" 50%)" \
+                "$(percentile "$name" "$round" 90%)" "$(percentile "$name" "$round" 99%)" "$(cpu_per_request "$name" "$round")" \
                 $(where "$name" "$round")
         done
     done
     for name in "${SERVERS_RUN[@]}"; do
         round=$(median_round "$name")
-        echo "$name median round: $(rps "$name" "$round") requests/s, p99 $(percentile "$name" "$round" 99%), CPU $(for r in $(seq "$ROUNDS"); do cpu "$name" "$r"; done | median) us/request (median)"
+        echo "$name median round: $(requests_per_second "$name" "$round") requests/s, p99 $(percentile "$name" "$round" 99%), CPU $(for r in $(seq "$ROUNDS"); do cpu_per_request "$name" "$r"; done | median) us/request (median)"
     done
     for name in "${KEYGATES[@]}"; do
-        throughput=$(for r in $(seq "$ROUNDS"); do awk -v k="$(rps "$name" "$r")" -v n="$(rps nginx "$r")" 'BEGIN {printf "%.2f\n", k / n}'; done)
+        throughput=$(for r in $(seq "$ROUNDS"); do awk -v k="$(requests_per_second "$name" "$r")" -v n="$(requests_per_second nginx "$r")" 'BEGIN {printf "%.2f\n", k / n}'; done)
         p99=$(for r in $(seq "$ROUNDS"); do
             awk -v k="$(milliseconds "$(percentile "$name" "$r" 99%)")" -v n="$(milliseconds "$(percentile nginx "$r" 99%)")" 'BEGIN {printf "%.2f\n", k / n}'
         done)

@@ -1,4 +1,4 @@
-# Sourced by bench/load.sh and bench/accounting.sh: the release binaries (built unless
+# Sourced by the bench scripts (load.sh, nginx.sh, accounting.sh, limits.sh): the release binaries (built unless
 # SKIP_BUILD=1) and the tools the scripts need, servers started in the background, in a
 # work directory removed on exit, and what the scripts read of them. The caller sets ROOT
 # and BENCH_NAME (its name in messages) and may set ON_CLEANUP (a function run before the
@@ -60,4 +60,44 @@ address_of() {
     echo "$BENCH_NAME: $1 did not start:" >&2
     cat "$WORK/$1.log" >&2
     exit 1
+}
+
+# Rounds of slices (bench/load.sh and bench/nginx.sh, which set OUT and SLICES and write a
+# run NAME's round ROUND, slice SLICE as $OUT/wrk-NAME-ROUND-SLICE.txt, and the server's
+# CPU clock ticks during it as $OUT/ticks-NAME-ROUND-SLICE.txt).
+# slices KIND NAME ROUND: the files of a round's slices (KIND wrk, ticks, ...).
+slices() { for slice in $(seq "$SLICES"); do echo "$OUT/$1-$2-$3-$slice.txt"; done; }
+# requests_per_second NAME ROUND: all the round's requests over all its measured time.
+requests_per_second() {
+    # shellcheck disable=SC2046
+    awk '/requests in/ {requests += $1; t = $4; sub(/,$/, "", t); seconds += (t ~ /m$/) ? t * 60 : t + 0}
+        END {printf "%.2f\n", requests / seconds}' $(slices wrk "$1" "$2")
+}
+requests() {
+    # shellcheck disable=SC2046
+    awk '/requests in/ {n += $1} END {print n}' $(slices wrk "$1" "$2")
+}
+# highest_latency NAME ROUND FIELD MATCH: the highest of the round's slices' latencies in
+# the lines where field 1 is MATCH (wrk's units: us, ms, s, m).
+highest_latency() {
+    # shellcheck disable=SC2046
+    awk -v field="$3" -v match_="$4" '
+        function micros(v) { return v ~ /us$/ ? v + 0 : v ~ /ms$/ ? v * 1000 : v ~ /m$/ ? v * 60000000 : v * 1000000 }
+        $1 == match_ && micros($field) >= highest {highest = micros($field); shown = $field}
+        END {print shown}' $(slices wrk "$1" "$2")
+}
+# percentile NAME ROUND 99%: with SLICES > 1, the highest of the round's slices.
+percentile() { highest_latency "$1" "$2" 2 "$3"; }
+# cpu_per_request NAME ROUND: the server's CPU microseconds per request over the round.
+cpu_per_request() {
+    # shellcheck disable=SC2046
+    awk -v tick="$TICK_MICROSECONDS" -v n="$(requests "$1" "$2")" '{ticks += $1} END {printf "%.1f\n", ticks * tick / n}' \
+        $(slices ticks "$1" "$2")
+}
+# median_round NAME: the round whose requests/s is the median.
+median_round() {
+    local round
+    for round in $(seq "$ROUNDS"); do
+        echo "$(requests_per_second "$1" "$round") $round"
+    done | sort -n | awk -v middle=$(((ROUNDS + 1) / 2)) 'NR == middle {print $2}'
 }
