@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::bootstrap::{bootstrap, Bootstrapped};
+use crate::connection_runtimes::{ConnectionPlacement, ConnectionRuntimes};
 use crate::connections::{
     raise_open_file_limit, watchdog, AcceptBackoff, ConnectionLimits, ConnectionTable, WatchedBody, WatchedStream, MAX_REQUEST_HEAD_BYTES,
 };
@@ -159,6 +160,9 @@ pub struct Server {
     /// A listener of its own for `/metrics`, when the settings ask for one.
     metrics_listener: Option<(TcpListener, AppState)>,
     limits: ConnectionLimits,
+    /// How many connection runtimes `run` starts (0: the connections run on the main
+    /// runtime; `crate::connection_runtimes`).
+    connection_runtimes: usize,
     /// Set on first start when the root password was generated: print it once.
     pub generated_root_password: Option<secrecy::SecretString>,
 }
@@ -201,7 +205,9 @@ impl Server {
         let open_file_limit = raise_open_file_limit();
         let limits = ConnectionLimits::from_settings(&settings, open_file_limit);
         tracing::info!(open_file_limit, max_connections = limits.max_connections, "connection limits");
-        Ok(Server { listeners, metrics_listener, limits, generated_root_password })
+        let connection_runtimes = crate::connection_runtimes::runtime_count(settings.connection_runtimes);
+        tracing::info!(connection_runtimes, "connection runtimes");
+        Ok(Server { listeners, metrics_listener, limits, connection_runtimes, generated_root_password })
     }
 
     /// The bound addresses of the pay-as-you-go listeners with their regions (port 0
@@ -255,18 +261,29 @@ impl Server {
         let certificates = self.tls_certificates();
         let mut tasks = Vec::new();
         let gate = ConnectionTable::new(self.limits.max_connections);
+        let connection_runtimes = match self.connection_runtimes {
+            0 => None,
+            count => Some(Arc::new(ConnectionRuntimes::start(count).context("starting the connection runtimes")?)),
+        };
+        let placement = match &connection_runtimes {
+            None => ConnectionPlacement::MainRuntime,
+            Some(runtimes) => ConnectionPlacement::Runtimes(runtimes.clone()),
+        };
         for BoundListener { listener, state, tls } in self.listeners {
             // A plan listener serves only its plan paths; `/auth/verify` is not one of them.
             let state_before_router = (state.key_endpoint == KeyEndpoint::PayAsYouGo).then(|| state.clone());
             let region: Arc<str> = state.listener_region.as_str().into();
             let app = router(state);
             let served = Served { app, state_before_router, region, tls };
-            tasks.push(tokio::spawn(serve_listener(listener, served, gate.clone(), self.limits, stop_receiver.clone())));
+            tasks.push(tokio::spawn(serve_listener(listener, served, gate.clone(), placement.clone(), self.limits, stop_receiver.clone())));
         }
+        drop(placement);
         if let Some((listener, state)) = self.metrics_listener {
             let region: Arc<str> = state.listener_region.as_str().into();
             let served = Served { app: crate::metrics::metrics_listener_router(state), state_before_router: None, region, tls: None };
-            tasks.push(tokio::spawn(serve_listener(listener, served, gate.clone(), self.limits, stop_receiver.clone())));
+            // Scrapes are few: they stay on the main runtime.
+            let placement = ConnectionPlacement::MainRuntime;
+            tasks.push(tokio::spawn(serve_listener(listener, served, gate.clone(), placement, self.limits, stop_receiver.clone())));
         }
         // SIGHUP is taken over only when there is a certificate to reload; otherwise it keeps
         // its default (the process ends, as when its terminal goes away).
@@ -332,6 +349,11 @@ impl Server {
         if let Some(flusher) = usage_flusher {
             flusher.await.context("usage flusher panicked")?;
         }
+        // Last: the store's connections opened by a request on a connection runtime are
+        // registered there, and the flush above may still have used them.
+        if let Some(runtimes) = connection_runtimes.and_then(Arc::into_inner) {
+            runtimes.stop().await;
+        }
         Ok(())
     }
 }
@@ -383,6 +405,7 @@ async fn serve_listener(
     listener: TcpListener,
     served: Served,
     gate: Arc<ConnectionTable>,
+    placement: ConnectionPlacement,
     limits: ConnectionLimits,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -496,7 +519,7 @@ async fn serve_listener(
         // Taken now: a handshake finished after shutdown began is closed gracefully at once.
         let watcher = connections.watcher();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        placement.spawn(stream, move |stream| async move {
             let _permit = permit;
             let stream = match tls {
                 None => ClientStream::Plain(stream),

@@ -10,6 +10,7 @@ pub mod app;
 pub mod bootstrap;
 pub mod clock;
 pub mod connection_front;
+pub mod connection_runtimes;
 pub mod connections;
 pub mod console;
 pub mod gateway;

@@ -16,6 +16,9 @@ pub const DEFAULT_LISTEN_ADDRESS: &str = "127.0.0.1:8080";
 pub const DEFAULT_REGION: &str = "ap-southeast-1";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./keygate-data";
+/// The most connection runtimes a node may be given (`connection_runtimes`): far more
+/// threads than any machine has cores is a typo, not a setting.
+pub const MAX_CONNECTION_RUNTIMES: usize = 1024;
 
 /// One listener: an address serving one region.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -191,6 +194,7 @@ pub struct SettingsFile {
     pub idle_timeout_seconds: Option<u64>,
     pub tls_handshake_timeout_seconds: Option<u64>,
     pub max_connections: Option<usize>,
+    pub connection_runtimes: Option<usize>,
     pub temporary_keys_per_minute: Option<u32>,
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: Option<LogFormat>,
@@ -276,6 +280,7 @@ setting_keys!(
         idle_timeout_seconds,
         tls_handshake_timeout_seconds,
         max_connections,
+        connection_runtimes,
         temporary_keys_per_minute,
         metrics_listen,
         log_format,
@@ -361,6 +366,11 @@ pub struct Settings {
     /// Most connections served at once on each listener; `None`: derived at start from the
     /// open-file limit (see `crate::connections`).
     pub max_connections: Option<usize>,
+    /// How many single-threaded runtimes serve the connections (each on a thread of its
+    /// own, a connection on one of them for its whole life); `Some(0)`: the connections run
+    /// on the process's multi-threaded runtime with everything else; `None`: one per core
+    /// (`crate::connection_runtimes`).
+    pub connection_runtimes: Option<usize>,
     /// Temporary keys one API key may mint per minute; past it, 429.
     pub temporary_keys_per_minute: u32,
     /// A listener of its own for `/metrics` (no other route, no token needed there).
@@ -424,6 +434,7 @@ impl Settings {
             idle_timeout_seconds: 75,
             tls_handshake_timeout_seconds: 10,
             max_connections: None,
+            connection_runtimes: None,
             temporary_keys_per_minute: 60,
             metrics_listen: None,
             metrics_token: None,
@@ -467,6 +478,9 @@ impl Settings {
         overlay(&mut self.idle_timeout_seconds, file.idle_timeout_seconds);
         overlay(&mut self.tls_handshake_timeout_seconds, file.tls_handshake_timeout_seconds);
         overlay(&mut self.max_connections, file.max_connections);
+        if let Some(count) = file.connection_runtimes {
+            self.connection_runtimes = Some(count);
+        }
         overlay(&mut self.temporary_keys_per_minute, file.temporary_keys_per_minute);
         overlay(&mut self.log_format, file.log_format);
         overlay(&mut self.usage_flush_interval_milliseconds, file.usage_flush_interval_milliseconds);
@@ -527,6 +541,9 @@ impl Settings {
         }
         if self.max_connections == Some(0) {
             bail!("max_connections must be at least 1 (leave it out to derive it from the open-file limit)");
+        }
+        if self.connection_runtimes.is_some_and(|count| count > MAX_CONNECTION_RUNTIMES) {
+            bail!("connection_runtimes must be at most {MAX_CONNECTION_RUNTIMES} (0: the connections share the main runtime)");
         }
         if self.usage_flush_interval_milliseconds == 0 {
             bail!("usage_flush_interval_milliseconds must be at least 1");
@@ -769,5 +786,21 @@ mod tests {
         let refused =
             SettingsFile::from_environment(|name| (name == "KEYGATE_IDLE_TIMEOUT_SECONDS").then(|| "soon".to_string())).unwrap_err();
         assert!(refused.to_string().starts_with("KEYGATE_IDLE_TIMEOUT_SECONDS: "), "{refused}");
+    }
+
+    #[test]
+    fn connection_runtimes_default_to_one_per_core_and_zero_shares_the_main_runtime() {
+        let mut settings = Settings::with_data_dir(PathBuf::from("unused"));
+        assert_eq!(settings.connection_runtimes, None, "left out: one per core");
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(crate::connection_runtimes::runtime_count(settings.connection_runtimes), cores);
+        let zero = SettingsFile::from_environment(|name| (name == "KEYGATE_CONNECTION_RUNTIMES").then(|| "0".to_string())).unwrap();
+        settings.apply_file(zero).unwrap();
+        assert_eq!(settings.connection_runtimes, Some(0));
+        assert_eq!(crate::connection_runtimes::runtime_count(settings.connection_runtimes), 0);
+        settings.validate().unwrap();
+        settings.connection_runtimes = Some(MAX_CONNECTION_RUNTIMES + 1);
+        let refused = settings.validate().unwrap_err().to_string();
+        assert!(refused.starts_with("connection_runtimes must be at most"), "{refused}");
     }
 }

@@ -12,8 +12,11 @@
 //!
 //! What it does:
 //! - one pool of idle connections per upstream base ([`UpstreamEndpoint`], made once at
-//!   start from the parsed base: scheme, host, port), last in first out, at most
-//!   [`MAX_IDLE_CONNECTIONS_PER_BASE`]; a connection idle longer than [`POOL_IDLE_TIMEOUT`]
+//!   start from the parsed base: scheme, host, port), split in shards by thread (a
+//!   connection runtime takes and gives back only its own shard's connections, so that a
+//!   call's upstream socket is on the reactor of the thread that serves the call:
+//!   `crate::connection_runtimes`), last in first out, at most
+//!   [`MAX_IDLE_CONNECTIONS_PER_BASE`] per shard; a connection idle longer than [`POOL_IDLE_TIMEOUT`]
 //!   is closed when the pool is next used, or by the pool's reaper task (one per base, from
 //!   its first idle connection, woken once per timeout); a connection idle for a second or
 //!   more that the upstream has closed meanwhile is seen as closed when it is taken, and
@@ -39,6 +42,7 @@
 //! Anything an upstream sends that cannot be read is an [`UpstreamError`], never a panic:
 //! the gateway answers it as an upstream failure (502).
 
+use std::cell::Cell;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -61,8 +65,26 @@ use tokio_rustls::TlsConnector;
 pub const MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
 /// The most headers an answer may have.
 pub const MAX_RESPONSE_HEADERS: usize = 128;
-/// Idle connections kept per upstream base; one more is closed instead.
+/// Idle connections kept per upstream base and shard; one more is closed instead.
 pub const MAX_IDLE_CONNECTIONS_PER_BASE: usize = 256;
+/// Shards of each pool: shard 0 is every thread's but the connection runtimes', which
+/// take 1, 2, ... (wrapping round past the last).
+const POOL_SHARDS: usize = 16;
+
+thread_local! {
+    /// The pool shard this thread takes connections from and puts them back into.
+    static POOL_SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Makes this thread use its own shard of every upstream pool (a connection runtime's
+/// thread, numbered from 1).
+pub fn use_pool_shard_on_this_thread(number: usize) {
+    POOL_SHARD.with(|shard| shard.set(number % POOL_SHARDS));
+}
+
+fn pool_shard_of_this_thread() -> usize {
+    POOL_SHARD.with(Cell::get)
+}
 /// How long an idle connection is kept (hyper-util's pool, before this client, kept them
 /// 60 s too). Upstreams commonly close idle connections after 60 s or more; a connection
 /// closed earlier is caught by the one retry on a new connection.
@@ -139,8 +161,9 @@ pub struct UpstreamEndpoint {
     port: u16,
     /// Set for https: the name the certificate must be valid for, also sent as SNI.
     tls_server_name: Option<ServerName<'static>>,
-    /// Idle connections, the most recently used last (taken first: the likeliest still open).
-    idle: Mutex<Vec<IdleConnection>>,
+    /// Idle connections by shard, the most recently used last (taken first: the likeliest
+    /// still open).
+    idle: [Mutex<Vec<IdleConnection>>; POOL_SHARDS],
     max_idle: usize,
     idle_timeout: Duration,
     /// Whether the task that closes connections idle too long has been started (at the
@@ -176,16 +199,21 @@ impl UpstreamEndpoint {
             host,
             port,
             tls_server_name,
-            idle: Mutex::new(Vec::new()),
+            idle: std::array::from_fn(|_| Mutex::new(Vec::new())),
             max_idle: MAX_IDLE_CONNECTIONS_PER_BASE,
             idle_timeout: POOL_IDLE_TIMEOUT,
             reaper_started: AtomicBool::new(false),
         })
     }
 
-    /// How many idle connections the pool holds now.
+    /// How many idle connections the pool holds now, in all its shards.
     pub fn idle_connections(&self) -> usize {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.idle.iter().map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
+    }
+
+    /// This thread's shard of the idle connections.
+    fn own_shard(&self) -> &Mutex<Vec<IdleConnection>> {
+        &self.idle[pool_shard_of_this_thread()]
     }
 
     /// The most recently used idle connection that has not been idle too long and still
@@ -194,7 +222,7 @@ impl UpstreamEndpoint {
     fn checkout(&self) -> Option<Connection> {
         let now = Instant::now();
         let mut closed = Vec::new();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.own_shard().lock().unwrap_or_else(PoisonError::into_inner);
         let found = loop {
             let Some(newest) = idle.pop() else {
                 break None;
@@ -224,7 +252,7 @@ impl UpstreamEndpoint {
     /// pool is full; connections idle too long (the oldest, at the front) are closed.
     fn checkin(self: &Arc<Self>, connection: Connection) {
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.own_shard().lock().unwrap_or_else(PoisonError::into_inner);
         let expired = self.take_expired(&mut idle, now);
         let refused = if idle.len() < self.max_idle {
             idle.push(IdleConnection { connection, since: now });
@@ -264,10 +292,12 @@ impl UpstreamEndpoint {
                 let Some(endpoint) = endpoint.upgrade() else {
                     return;
                 };
-                let mut idle = endpoint.idle.lock().unwrap_or_else(PoisonError::into_inner);
-                let expired = endpoint.take_expired(&mut idle, Instant::now());
-                drop(idle);
-                drop(expired);
+                for shard in &endpoint.idle {
+                    let mut idle = shard.lock().unwrap_or_else(PoisonError::into_inner);
+                    let expired = endpoint.take_expired(&mut idle, Instant::now());
+                    drop(idle);
+                    drop(expired);
+                }
             }
         });
     }

@@ -10,6 +10,7 @@ mod auth_verify;
 mod bad_input;
 mod billing;
 mod connection_limits;
+mod connection_runtimes;
 mod console;
 mod console_audit_filters;
 mod console_grants;

@@ -189,3 +189,39 @@ async fn an_upstream_answer_that_is_not_http_is_a_502_in_the_protocols_shape() {
     let reply = Reply::read(chat(&app, &key, false).await).await;
     assert_eq!((reply.status, reply.body["error"]["code"].as_str()), (502, Some("upstream_error")), "{}", reply.text);
 }
+
+/// Calls made in turn over three client connections, twice round: how many upstream
+/// connections they opened.
+async fn upstream_connections_opened_by_three_clients(connection_runtimes: usize) -> usize {
+    let double = CountingDouble::start().await;
+    let base = format!("http://{}", double.address);
+    let app = spawn_app_with(move |settings| {
+        settings.upstreams = vec![upstream_at(base)];
+        settings.connection_runtimes = Some(connection_runtimes);
+    })
+    .await;
+    let (_, key) = create_key(&app.login(None).await, "", "").await;
+    // Each client keeps one connection to keygate; they are accepted one after the other,
+    // so with three runtimes each lands on a runtime of its own.
+    let clients: Vec<reqwest::Client> = (0..3).map(|_| reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap()).collect();
+    let url = format!("http://{}/compatible-mode/v1/chat/completions", app.address);
+    let body = json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]});
+    for round in 0..2 {
+        for (number, client) in clients.iter().enumerate() {
+            let response = client.post(&url).bearer_auth(&key).json(&body).send().await.unwrap();
+            let reply = Reply::read(response).await;
+            assert_eq!(reply.status, 200, "round {round}, client {number}: {}", reply.text);
+        }
+    }
+    double.accepted()
+}
+
+#[tokio::test]
+async fn each_connection_runtime_keeps_its_own_upstream_connections() {
+    // Three runtimes: a call's upstream connection is taken from its own runtime's shard of
+    // the pool (one per runtime, each used again on the second round), so that a call's
+    // client and upstream sockets are on one thread.
+    assert_eq!(upstream_connections_opened_by_three_clients(3).await, 3);
+    // Connections on the main runtime share one shard: calls in turn share one connection.
+    assert_eq!(upstream_connections_opened_by_three_clients(0).await, 1);
+}
