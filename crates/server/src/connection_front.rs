@@ -36,7 +36,7 @@ use std::net::IpAddr;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::FutureExt;
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -137,22 +137,27 @@ where
                 response
             }
             FrontRequest::ModelCall { call, target, body_length } => {
-                // The request is made before the body is read: the parsed head borrows the
-                // buffer the body is read into.
-                let Some(request) = model_call_request(target, request.headers) else {
+                // Where the target and each header are in the head: the request's values are
+                // then slices of the head, taken off the buffer (no copy of each).
+                let Some(places) = HeadPlaces::of(&buffer, head_length, target, request.headers) else {
                     return hand_over(stream, buffer);
                 };
-                let body_end = head_length + body_length;
+                let head = buffer.split_to(head_length).freeze();
+                let Some(request) = places.request(&head) else {
+                    return hand_over(stream, rejoined(&head, buffer));
+                };
                 // The rest of the body is still to come. hyper's path authenticates the key
                 // before it reads a byte of a body, so a client without a key can neither
                 // make the node hold a body nor keep a connection busy sending one slowly;
                 // the front waits only for a small body of a key that authenticates, and
                 // leaves every other call to that path.
-                if buffer.len() < body_end && (body_length > WAITED_BODY_BYTES || !call.key_authenticates(state, request.headers())) {
-                    return hand_over(stream, buffer);
+                if buffer.len() < body_length && (body_length > WAITED_BODY_BYTES || !call.key_authenticates(state, request.headers())) {
+                    drop(request);
+                    return hand_over(stream, rejoined(&head, buffer));
                 }
+                drop(head);
                 activity.request_started();
-                if let Err(failure) = read_body_into(&mut stream, &mut buffer, body_end, state).await {
+                if let Err(failure) = read_body_into(&mut stream, &mut buffer, body_length, state).await {
                     return match failure {
                         BodyFailure::Closed => FrontEnd::Closed,
                         BodyFailure::TimedOut => {
@@ -166,7 +171,6 @@ where
                         }
                     };
                 }
-                buffer.advance(head_length);
                 let body = buffer.split_to(body_length).freeze();
                 // A client that goes away before its answer ends the call, as under hyper.
                 let served = call.serve(state.clone(), peer, request.map(|()| axum::body::Body::from(body)));
@@ -298,18 +302,52 @@ fn plain_request<'a>(request: &httparse::Request<'_, 'a>, body_limit: usize) -> 
 /// The model call's request, as hyper would have made it (HTTP/1.1, the target, every
 /// header in order), with its body still to come; `None` when a header is one hyper
 /// would refuse.
-fn model_call_request(target: &str, parsed: &[httparse::Header<'_>]) -> Option<axum::http::Request<()>> {
-    let mut headers = HeaderMap::with_capacity(parsed.len());
-    for header in parsed {
-        let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(header.value).ok()?;
-        headers.append(name, value);
+/// Where a parsed head's request target and header values are, as offsets into the head,
+/// so that the request can be made of slices of the head once it is taken off the buffer
+/// (the parsed head borrows the buffer, the request outlives it).
+struct HeadPlaces {
+    target: std::ops::Range<usize>,
+    headers: Vec<(HeaderName, std::ops::Range<usize>)>,
+}
+
+impl HeadPlaces {
+    /// `None` when a name is not one hyper would take, or a slice is not inside the head
+    /// (httparse's contract is that each is: checked all the same, so that a surprise hands
+    /// the connection to hyper instead of panicking).
+    fn of(buffer: &[u8], head_length: usize, target: &str, parsed: &[httparse::Header<'_>]) -> Option<HeadPlaces> {
+        let start = buffer.as_ptr() as usize;
+        let place = |slice: &[u8]| {
+            let offset = (slice.as_ptr() as usize).checked_sub(start)?;
+            let end = offset.checked_add(slice.len()).filter(|end| *end <= head_length)?;
+            Some(offset..end)
+        };
+        let mut headers = Vec::with_capacity(parsed.len());
+        for header in parsed {
+            headers.push((HeaderName::from_bytes(header.name.as_bytes()).ok()?, place(header.value)?));
+        }
+        Some(HeadPlaces { target: place(target.as_bytes())?, headers })
     }
-    let mut request = axum::http::Request::new(());
-    *request.method_mut() = Method::POST;
-    *request.uri_mut() = target.parse().ok()?;
-    *request.headers_mut() = headers;
-    Some(request)
+
+    /// The request (without its body) whose target and header values are slices of `head`.
+    fn request(self, head: &Bytes) -> Option<axum::http::Request<()>> {
+        let mut headers = HeaderMap::with_capacity(self.headers.len());
+        for (name, place) in self.headers {
+            headers.append(name, HeaderValue::from_maybe_shared(head.slice(place)).ok()?);
+        }
+        let mut request = axum::http::Request::new(());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = axum::http::Uri::from_maybe_shared(head.slice(self.target)).ok()?;
+        *request.headers_mut() = headers;
+        Some(request)
+    }
+}
+
+/// The head taken off the buffer, put back in front of what followed it (for hyper).
+fn rejoined(head: &Bytes, rest: BytesMut) -> BytesMut {
+    let mut whole = BytesMut::with_capacity(head.len() + rest.len());
+    whole.extend_from_slice(head);
+    whole.extend_from_slice(&rest);
+    whole
 }
 
 /// Why a model call's body was not read whole.

@@ -92,6 +92,8 @@ pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a connection must have been idle before it is looked at (for a close by the
 /// upstream) when it is taken from the pool.
 const LOOKED_AT_AFTER_IDLE: Duration = Duration::from_secs(1);
+/// Headers an answer's map has room for beyond the upstream's own (see [`parse_head`]).
+const ROOM_FOR_RELAYED_HEADERS: usize = 8;
 /// Room made in a connection's read buffer before a read.
 const READ_CHUNK: usize = 16 * 1024;
 /// A request body up to this size is copied after the head into the one buffer (one
@@ -658,7 +660,9 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHea
     }
     let version = response.version;
     let head = buffer.split_to(length).freeze();
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    // Room for the headers the gateway adds to the answer it relays (the request id, a
+    // limit's), so that it does not grow the map again.
+    let mut headers = HeaderMap::with_capacity(fields.len() + ROOM_FOR_RELAYED_HEADERS);
     for (name, start, value_length) in fields {
         let value = HeaderValue::from_maybe_shared(head.slice(start..start + value_length))
             .map_err(|_| UpstreamError::new("the upstream's answer has a header value that is not valid"))?;

@@ -211,24 +211,23 @@ fn relay(
 ) -> Response {
     let request_id = forwarded.request_id;
     let UpstreamResponse { status, headers: upstream_headers, body: upstream_body } = response;
-    let nominated = connection_nominated(&upstream_headers);
     let event_stream = is_event_stream(&upstream_headers);
-    // Room for the upstream's headers, keygate's and the request id added after this.
-    let mut headers = HeaderMap::with_capacity(upstream_headers.len() + forwarded.header_room + 1);
-    // The upstream's map is taken apart: its values are moved, not copied (a name comes
-    // with its first value only).
-    let mut relayed_name: Option<HeaderName> = None;
-    for (name, value) in upstream_headers {
-        if let Some(name) = name {
-            let relayed = !HOP_BY_HOP.contains(&name.as_str())
-                && name.as_str() != "content-length"
-                && !nominated.iter().any(|nominated| nominated == name.as_str());
-            relayed_name = relayed.then_some(name);
-        }
-        if let Some(name) = &relayed_name {
-            headers.append(name.clone(), value);
-        }
+    // The upstream's map is relayed as it is, less the headers that are not relayed: an
+    // answer usually has one of them (its `Content-Length`, which the body's length gives
+    // again), so removing them in place costs less than a new map.
+    let mut headers = upstream_headers;
+    let nominated = connection_nominated(&headers);
+    let not_relayed = |name: &HeaderName| {
+        HOP_BY_HOP.contains(&name.as_str())
+            || name.as_str() == "content-length"
+            || nominated.iter().any(|nominated| nominated == name.as_str())
+    };
+    // Each removal takes every value of its name.
+    while let Some(name) = headers.keys().find(|name| not_relayed(name)).cloned() {
+        headers.remove(name);
     }
+    // Room for keygate's headers and the request id added after this.
+    headers.reserve(forwarded.header_room + 1);
     let inner = IdleTimeout::new(upstream_body, upstream.timeouts().idle, upstream.clone(), request_id.to_string());
     let body = match meter {
         Some(meter) => {
