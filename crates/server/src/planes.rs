@@ -73,7 +73,7 @@ pub fn refusal_for_path(
         Plane::Console => console_error_page(Language::of_request(headers), status, message, request_id),
     };
     if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert("x-acs-request-id", value);
+        response.headers_mut().insert(crate::request_context::X_ACS_REQUEST_ID, value);
     }
     response
 }

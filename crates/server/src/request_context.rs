@@ -29,6 +29,11 @@ impl RequestContext {
     }
 }
 
+/// The header that carries a request's id in every answer. A name made once: inserted by
+/// its text, a name that is not one of `http`'s standard names is copied into a new
+/// allocation per answer.
+pub const X_ACS_REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-acs-request-id");
+
 /// A request id in the style of Alibaba Cloud's: 8-4-4-4-12 uppercase hex. Ids need to be
 /// unique, not secret: a random per-process prefix (so nodes differ) and a counter, mixed so
 /// that consecutive ids do not look alike, without a system call per request.
@@ -114,7 +119,7 @@ pub async fn in_request_context(
     let span = tracing::info_span!("request", request_id = %context.request_id);
     let mut response = tracing::Instrument::instrument(handled, span).await;
     if let Ok(value) = HeaderValue::from_str(&context.request_id) {
-        response.headers_mut().insert("x-acs-request-id", value);
+        response.headers_mut().insert(X_ACS_REQUEST_ID, value);
     }
     log_request(&context.request_id, &state.listener_region, method, path, response.status(), started);
     response

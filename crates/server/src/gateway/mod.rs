@@ -143,9 +143,10 @@ async fn read_model_call(state: &AppState, headers: &HeaderMap, body: Body) -> R
     Ok((bytes, read))
 }
 
-fn model_of(body: &ModelCallBody) -> Result<String, GatewayRefusal> {
+/// The body's model, taken out of it (nothing reads it from the body afterwards).
+fn model_of(body: &mut ModelCallBody) -> Result<String, GatewayRefusal> {
     body.model
-        .clone()
+        .take()
         .filter(|model| !model.is_empty())
         .ok_or_else(|| GatewayRefusal::BadRequest("The request body must name a model (\"model\").".into()))
 }
@@ -281,8 +282,8 @@ struct ModelCall {
 async fn serve_model_call(state: &AppState, context: &RequestContext, call: ModelCall, body: Body) -> Result<Response, GatewayRefusal> {
     let authorized = authenticate_request(state, call.protocol, &call.headers, context)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Nothing)?;
-    let (bytes, read) = read_model_call(state, &call.headers, body).await?;
-    let mut model = model_of(&read)?;
+    let (bytes, mut read) = read_model_call(state, &call.headers, body).await?;
+    let mut model = model_of(&mut read)?;
     authorize_target(state, &authorized, context, &call.headers, CallTarget::Model(&model))?;
     if call.responses {
         responses::check_previous_response(state, &authorized, context, &call.headers, &bytes)?;

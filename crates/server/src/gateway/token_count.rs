@@ -29,8 +29,8 @@ async fn count_tokens(state: &AppState, context: &RequestContext, request: Reque
     let target = forward_target(protocol, &parts.uri)?;
     let authorized = authenticate_request(state, protocol, &parts.headers, context)?;
     authorize_target(state, &authorized, context, &parts.headers, CallTarget::Nothing)?;
-    let (bytes, read) = read_model_call(state, &parts.headers, body).await?;
-    let model = model_of(&read)?;
+    let (bytes, mut read) = read_model_call(state, &parts.headers, body).await?;
+    let model = model_of(&mut read)?;
     authorize_target(state, &authorized, context, &parts.headers, CallTarget::Model(&model))?;
     match state.shared.upstreams.route_model(&model) {
         Some(Route::Demo) => {
