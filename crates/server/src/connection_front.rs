@@ -299,12 +299,11 @@ fn plain_request<'a>(request: &httparse::Request<'_, 'a>, body_limit: usize) -> 
     Some(PlainRequest { kind: FrontRequest::ModelCall { call, target, body_length }, close })
 }
 
-/// The model call's request, as hyper would have made it (HTTP/1.1, the target, every
-/// header in order), with its body still to come; `None` when a header is one hyper
-/// would refuse.
 /// Where a parsed head's request target and header values are, as offsets into the head,
-/// so that the request can be made of slices of the head once it is taken off the buffer
-/// (the parsed head borrows the buffer, the request outlives it).
+/// so that the model call's request can be made of slices of the head once it is taken
+/// off the buffer (the parsed head borrows the buffer, the request outlives it): the
+/// request as hyper would have made it (HTTP/1.1, the target, every header in order),
+/// with its body still to come.
 struct HeadPlaces {
     target: std::ops::Range<usize>,
     headers: Vec<(HeaderName, std::ops::Range<usize>)>,
