@@ -47,7 +47,7 @@ use crate::gateway;
 use crate::gateway::verify_headers::VerifyHeaders;
 use crate::gateway::DirectModelCall;
 use crate::state::AppState;
-use crate::upstream_client::lists_token;
+use crate::upstream_client::{lists_token, place_within};
 
 /// Headers a head answered here may have; a head with more goes to hyper (which takes
 /// up to 100 and answers 431 beyond).
@@ -139,7 +139,7 @@ where
             FrontRequest::ModelCall { call, target, body_length } => {
                 // Where the target and each header are in the head: the request's values are
                 // then slices of the head, taken off the buffer (no copy of each).
-                let Some(places) = HeadPlaces::of(&buffer, head_length, target, request.headers) else {
+                let Some(places) = HeadPlaces::of(&buffer[..head_length], target, request.headers) else {
                     return hand_over(stream, buffer);
                 };
                 let head = buffer.split_to(head_length).freeze();
@@ -152,10 +152,8 @@ where
                 // the front waits only for a small body of a key that authenticates, and
                 // leaves every other call to that path.
                 if buffer.len() < body_length && (body_length > WAITED_BODY_BYTES || !call.key_authenticates(state, request.headers())) {
-                    drop(request);
                     return hand_over(stream, rejoined(&head, buffer));
                 }
-                drop(head);
                 activity.request_started();
                 if let Err(failure) = read_body_into(&mut stream, &mut buffer, body_length, state).await {
                     return match failure {
@@ -313,18 +311,12 @@ impl HeadPlaces {
     /// `None` when a name is not one hyper would take, or a slice is not inside the head
     /// (httparse's contract is that each is: checked all the same, so that a surprise hands
     /// the connection to hyper instead of panicking).
-    fn of(buffer: &[u8], head_length: usize, target: &str, parsed: &[httparse::Header<'_>]) -> Option<HeadPlaces> {
-        let start = buffer.as_ptr() as usize;
-        let place = |slice: &[u8]| {
-            let offset = (slice.as_ptr() as usize).checked_sub(start)?;
-            let end = offset.checked_add(slice.len()).filter(|end| *end <= head_length)?;
-            Some(offset..end)
-        };
+    fn of(head: &[u8], target: &str, parsed: &[httparse::Header<'_>]) -> Option<HeadPlaces> {
         let mut headers = Vec::with_capacity(parsed.len());
         for header in parsed {
-            headers.push((HeaderName::from_bytes(header.name.as_bytes()).ok()?, place(header.value)?));
+            headers.push((HeaderName::from_bytes(header.name.as_bytes()).ok()?, place_within(head, header.value)?));
         }
-        Some(HeadPlaces { target: place(target.as_bytes())?, headers })
+        Some(HeadPlaces { target: place_within(head, target.as_bytes())?, headers })
     }
 
     /// The request (without its body) whose target and header values are slices of `head`.

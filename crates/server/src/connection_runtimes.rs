@@ -73,11 +73,6 @@ impl ConnectionRuntimes {
         Ok(ConnectionRuntimes { handles, next: AtomicUsize::new(0), stops, threads })
     }
 
-    /// How many runtimes there are.
-    pub fn count(&self) -> usize {
-        self.handles.len()
-    }
-
     /// The runtime the next connection goes to (round-robin).
     pub fn next_runtime(&self) -> &Handle {
         let number = self.next.fetch_add(1, Ordering::Relaxed) % self.handles.len();

@@ -478,9 +478,7 @@ impl Settings {
         overlay(&mut self.idle_timeout_seconds, file.idle_timeout_seconds);
         overlay(&mut self.tls_handshake_timeout_seconds, file.tls_handshake_timeout_seconds);
         overlay(&mut self.max_connections, file.max_connections);
-        if let Some(count) = file.connection_runtimes {
-            self.connection_runtimes = Some(count);
-        }
+        overlay(&mut self.connection_runtimes, file.connection_runtimes);
         overlay(&mut self.temporary_keys_per_minute, file.temporary_keys_per_minute);
         overlay(&mut self.log_format, file.log_format);
         overlay(&mut self.usage_flush_interval_milliseconds, file.usage_flush_interval_milliseconds);

@@ -374,6 +374,16 @@ impl RequestHead {
 }
 
 /// Whether a comma-separated header value (`Connection`'s) lists `token`, in any case.
+/// Where `part` lies within `whole`, as a range of `whole`'s indices; `None` when it is
+/// not inside it. For the slices a parser hands back of the buffer it parsed (httparse's
+/// names, values and targets), so that they can be taken again from the buffer once it is
+/// frozen, without a copy.
+pub(crate) fn place_within(whole: &[u8], part: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len()).filter(|end| *end <= whole.len())?;
+    Some(start..end)
+}
+
 pub(crate) fn lists_token(value: &[u8], token: &[u8]) -> bool {
     value.split(|byte| *byte == b',').any(|listed| listed.trim_ascii().eq_ignore_ascii_case(token))
 }
@@ -607,7 +617,6 @@ enum ParsedHead {
 /// is whole (`Ok(None)` when it is not yet). The header values are slices of the head's
 /// bytes, shared, not copied one by one (they are still checked, as `HeaderValue` does).
 fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHead>, UpstreamError> {
-    let buffer_start = buffer.as_ptr() as usize;
     // Slots left uninitialized: httparse fills the ones it uses (4 KiB not cleared per call).
     let mut header_slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
     let mut response = httparse::Response::new(&mut []);
@@ -629,7 +638,7 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHea
         return Ok(Some(ParsedHead::Interim));
     }
     // Each header's name, and where its value is in the head.
-    let mut fields: Vec<(HeaderName, usize, usize)> = Vec::with_capacity(response.headers.len());
+    let mut fields: Vec<(HeaderName, std::ops::Range<usize>)> = Vec::with_capacity(response.headers.len());
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding_chunked: Option<bool> = None;
     let mut connection_close = false;
@@ -649,22 +658,20 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHea
         } else if name == axum::http::header::CONNECTION {
             connection_close |= lists_token(header.value, b"close");
         }
-        // The value is a slice of the buffer (httparse's contract); checked all the same,
-        // so that a surprise is an error, never a panic.
-        let start = (header.value.as_ptr() as usize).wrapping_sub(buffer_start);
-        let inside = matches!(start.checked_add(header.value.len()), Some(end) if end <= length);
-        if !inside {
+        // The value is a slice of the head (httparse's contract); checked all the same, so
+        // that a surprise is an error, never a panic.
+        let Some(place) = place_within(&buffer[..length], header.value) else {
             return Err(UpstreamError::new("the upstream's answer head could not be read"));
-        }
-        fields.push((name, start, header.value.len()));
+        };
+        fields.push((name, place));
     }
     let version = response.version;
     let head = buffer.split_to(length).freeze();
     // Room for the headers the gateway adds to the answer it relays (the request id, a
     // limit's), so that it does not grow the map again.
     let mut headers = HeaderMap::with_capacity(fields.len() + ROOM_FOR_RELAYED_HEADERS);
-    for (name, start, value_length) in fields {
-        let value = HeaderValue::from_maybe_shared(head.slice(start..start + value_length))
+    for (name, place) in fields {
+        let value = HeaderValue::from_maybe_shared(head.slice(place))
             .map_err(|_| UpstreamError::new("the upstream's answer has a header value that is not valid"))?;
         headers.append(name, value);
     }
