@@ -21,7 +21,8 @@
 //! a 431 in the plane's error shape (hyper's is empty). `/auth/verify` is answered here
 //! without a body only (`Content-Length` absent or 0; Envoy's `with_request_body` goes to hyper); a model call
 //! with one `Content-Length` of digits, no larger than the body limit, and a target no
-//! longer than the router takes. Its body is read here within the body deadline (past it,
+//! longer than the router takes, of plain bytes only ([`is_plain_target_byte`]); its
+//! headers are read in the head ([`crate::request_headers`]). Its body is read here within the body deadline (past it,
 //! the call gets the deadline's refusal and the connection closes, as under hyper) when it
 //! came with the head, or when it is small and the key presented authenticates (hyper's
 //! path refuses a bad key before reading a body, and so it still does), and the
@@ -34,9 +35,9 @@
 use std::cell::RefCell;
 use std::net::IpAddr;
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
+use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -46,6 +47,7 @@ use crate::connections::{ConnectionActivity, WatchedStream, MAX_REQUEST_HEAD_BYT
 use crate::gateway;
 use crate::gateway::verify_headers::VerifyHeaders;
 use crate::gateway::DirectModelCall;
+use crate::request_headers::{HeadPlaces, RequestHeaders};
 use crate::state::AppState;
 use crate::upstream_client::{lists_token, place_within};
 
@@ -137,22 +139,31 @@ where
                 response
             }
             FrontRequest::ModelCall { call, target, body_length } => {
-                // Where the target and each header are in the head: the request's values are
-                // then slices of the head, taken off the buffer (no copy of each).
-                let Some(places) = HeadPlaces::of(&buffer[..head_length], target, request.headers) else {
+                // Where the target and each header are in the head: the call reads them in
+                // the head once it is taken off the buffer (no request or header map is
+                // made of them).
+                let (Some(places), Some(target_place)) =
+                    (HeadPlaces::of(&buffer[..head_length], request.headers), place_within(&buffer[..head_length], target.as_bytes()))
+                else {
                     return hand_over(stream, buffer);
                 };
-                let head = buffer.split_to(head_length).freeze();
-                let Some(request) = places.request(&head) else {
-                    return hand_over(stream, rejoined(&head, buffer));
+                let mut head = buffer.split_to(head_length);
+                let (Some(headers), Some(target)) =
+                    (places.in_head(&head), head.get(target_place.clone()).and_then(|target| std::str::from_utf8(target).ok()))
+                else {
+                    head.unsplit(buffer);
+                    return hand_over(stream, head);
                 };
                 // The rest of the body is still to come. hyper's path authenticates the key
                 // before it reads a byte of a body, so a client without a key can neither
                 // make the node hold a body nor keep a connection busy sending one slowly;
                 // the front waits only for a small body of a key that authenticates, and
                 // leaves every other call to that path.
-                if buffer.len() < body_length && (body_length > WAITED_BODY_BYTES || !call.key_authenticates(state, request.headers())) {
-                    return hand_over(stream, rejoined(&head, buffer));
+                if buffer.len() < body_length
+                    && (body_length > WAITED_BODY_BYTES || !call.key_authenticates(state, RequestHeaders::Head(headers)))
+                {
+                    head.unsplit(buffer);
+                    return hand_over(stream, head);
                 }
                 activity.request_started();
                 if let Err(failure) = read_body_into(&mut stream, &mut buffer, body_length, state).await {
@@ -161,7 +172,7 @@ where
                         BodyFailure::TimedOut => {
                             // The rest of the body may still come: the connection cannot
                             // serve another request, and closes after the refusal.
-                            let refusal = call.refuse_slow_body(state.clone(), peer, request.headers()).await;
+                            let refusal = call.refuse_slow_body(state.clone(), peer, RequestHeaders::Head(headers)).await;
                             answer.clear();
                             let _ = send_response(&mut stream, &mut buffer, refusal, true, &mut answer).await;
                             let _ = stream.shutdown().await;
@@ -171,7 +182,7 @@ where
                 }
                 let body = buffer.split_to(body_length).freeze();
                 // A client that goes away before its answer ends the call, as under hyper.
-                let served = call.serve(state.clone(), peer, request.map(|()| axum::body::Body::from(body)));
+                let served = call.serve_parsed(state.clone(), peer, target, headers, body);
                 match unless_client_leaves(&mut stream, &mut buffer, served).await {
                     Ok(response) => response,
                     Err(()) => return FrontEnd::Closed,
@@ -288,7 +299,7 @@ fn plain_request<'a>(request: &httparse::Request<'_, 'a>, body_limit: usize) -> 
     }
     let path = target.split_once('?').map_or(target, |(path, _)| path);
     let call = DirectModelCall::of(&Method::from_bytes(request.method?.as_bytes()).ok()?, path)?;
-    if target.len() > crate::app::MAX_REQUEST_TARGET_BYTES {
+    if target.len() > crate::app::MAX_REQUEST_TARGET_BYTES || !target.bytes().all(is_plain_target_byte) {
         return None;
     }
     // Digits only (no sign, no spaces inside), and not so many that they could overflow.
@@ -297,49 +308,32 @@ fn plain_request<'a>(request: &httparse::Request<'_, 'a>, body_limit: usize) -> 
     Some(PlainRequest { kind: FrontRequest::ModelCall { call, target, body_length }, close })
 }
 
-/// Where a parsed head's request target and header values are, as offsets into the head,
-/// so that the model call's request can be made of slices of the head once it is taken
-/// off the buffer (the parsed head borrows the buffer, the request outlives it): the
-/// request as hyper would have made it (HTTP/1.1, the target, every header in order),
-/// with its body still to come.
-struct HeadPlaces {
-    target: std::ops::Range<usize>,
-    headers: Vec<(HeaderName, std::ops::Range<usize>)>,
+/// Whether a model call's target may hold `byte` in the front: letters, digits and
+/// `-._~!$&'()*+,;=:@/?%`, which `http`'s `Uri` takes as they are in a path and in a query,
+/// so that splitting the target at its first `?` reads the path and query `Uri` would. A
+/// target with any other byte (a `#`, which `Uri` cuts off as a fragment, a quote, a
+/// brace...) is hyper's, read as before.
+fn is_plain_target_byte(byte: u8) -> bool {
+    PLAIN_TARGET_BYTES[usize::from(byte)]
 }
 
-impl HeadPlaces {
-    /// `None` when a name is not one hyper would take, or a slice is not inside the head
-    /// (httparse's contract is that each is: checked all the same, so that a surprise hands
-    /// the connection to hyper instead of panicking).
-    fn of(head: &[u8], target: &str, parsed: &[httparse::Header<'_>]) -> Option<HeadPlaces> {
-        let mut headers = Vec::with_capacity(parsed.len());
-        for header in parsed {
-            headers.push((HeaderName::from_bytes(header.name.as_bytes()).ok()?, place_within(head, header.value)?));
-        }
-        Some(HeadPlaces { target: place_within(head, target.as_bytes())?, headers })
+/// [`is_plain_target_byte`] as a table (looked up per byte of every target; a search of
+/// the punctuation per byte cost ten times as much).
+const PLAIN_TARGET_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = (byte as u8).is_ascii_alphanumeric();
+        byte += 1;
     }
-
-    /// The request (without its body) whose target and header values are slices of `head`.
-    fn request(self, head: &Bytes) -> Option<axum::http::Request<()>> {
-        let mut headers = HeaderMap::with_capacity(self.headers.len());
-        for (name, place) in self.headers {
-            headers.append(name, HeaderValue::from_maybe_shared(head.slice(place)).ok()?);
-        }
-        let mut request = axum::http::Request::new(());
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = axum::http::Uri::from_maybe_shared(head.slice(self.target)).ok()?;
-        *request.headers_mut() = headers;
-        Some(request)
+    let punctuation = b"-._~!$&'()*+,;=:@/?%";
+    let mut index = 0;
+    while index < punctuation.len() {
+        table[punctuation[index] as usize] = true;
+        index += 1;
     }
-}
-
-/// The head taken off the buffer, put back in front of what followed it (for hyper).
-fn rejoined(head: &Bytes, rest: BytesMut) -> BytesMut {
-    let mut whole = BytesMut::with_capacity(head.len() + rest.len());
-    whole.extend_from_slice(head);
-    whole.extend_from_slice(&rest);
-    whole
-}
+    table
+};
 
 /// Why a model call's body was not read whole.
 enum BodyFailure {
@@ -628,10 +622,28 @@ mod tests {
         assert_eq!(written(closing, false).await.0, Ok(true));
     }
 
+    /// The front splits a plain target at its first `?`; `Uri` must read the same path and
+    /// query from it, whichever plain byte is in either.
+    #[test]
+    fn a_plain_target_has_the_path_and_query_uri_reads() {
+        let plain: Vec<u8> = (0..=u8::MAX).filter(|byte| is_plain_target_byte(*byte)).collect();
+        assert!(plain.iter().all(|byte| byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(byte)));
+        assert_eq!(plain.len(), 62 + 20, "letters, digits and 20 marks");
+        for byte in (0..=u8::MAX).filter(|byte| is_plain_target_byte(*byte)) {
+            let byte = char::from(byte);
+            let target = format!("/a{byte}b?c{byte}d");
+            let uri: axum::http::Uri = target.parse().unwrap_or_else(|error| panic!("{target:?}: {error}"));
+            let (path, query) = target.split_once('?').unwrap();
+            assert_eq!((uri.path(), uri.query()), (path, Some(query)), "{target:?}");
+        }
+    }
+
     #[test]
     fn only_plain_model_calls_with_a_known_body_length_are_served_in_front() {
         let chat = "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 12\r\n\r\n";
         assert_eq!(is_plain(chat), Some(("call /compatible-mode/v1/chat/completions 12".into(), false)));
+        let query = "POST /compatible-mode/v1/chat/completions?a=1&b=%2F:@!$'()*+,;~ HTTP/1.1\r\nContent-Length: 2\r\n\r\n";
+        assert_eq!(is_plain(query), Some(("call /compatible-mode/v1/chat/completions?a=1&b=%2F:@!$'()*+,;~ 2".into(), false)));
         assert_eq!(
             is_plain("POST /apps/anthropic/v1/messages?beta=true HTTP/1.1\r\ncontent-length: 1000\r\nConnection: close\r\n\r\n"),
             Some(("call /apps/anthropic/v1/messages?beta=true 1000".into(), true))
@@ -653,6 +665,10 @@ mod tests {
             "POST /compatible-mode/v1/chat/completions/ HTTP/1.1\r\nContent-Length: 12\r\n\r\n",
             "POST /compatible-mode/v1/embeddings HTTP/1.1\r\nContent-Length: 12\r\n\r\n",
             long_query.as_str(),
+            // Bytes `Uri` cuts off (a fragment) or reads its own way: hyper's.
+            "POST /compatible-mode/v1/chat/completions#x HTTP/1.1\r\nContent-Length: 12\r\n\r\n",
+            "POST /compatible-mode/v1/chat/completions?q=\"x\" HTTP/1.1\r\nContent-Length: 12\r\n\r\n",
+            "POST /compatible-mode/v1/chat/completions?q={x} HTTP/1.1\r\nContent-Length: 12\r\n\r\n",
         ] {
             assert_eq!(is_plain(hyper_s), None, "{hyper_s:?} is hyper's");
         }

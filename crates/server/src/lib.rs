@@ -25,6 +25,7 @@ pub mod planes;
 pub mod provider_objects;
 pub mod request_body;
 pub mod request_context;
+pub mod request_headers;
 pub mod secrets;
 pub mod settings;
 pub mod state;

@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::HeaderMap;
 use http_body_util::BodyExt;
+
+use crate::request_headers::RequestHeaders;
 
 /// Why a body was not read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,16 +22,15 @@ pub enum BodyReadError {
 }
 
 /// Whether the request declares a body larger than `limit` (its `Content-Length`).
-pub fn declares_more_than(headers: &HeaderMap, limit: usize) -> bool {
+pub fn declares_more_than(headers: RequestHeaders<'_>, limit: usize) -> bool {
     headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
+        .get_str(&axum::http::header::CONTENT_LENGTH)
         .and_then(|value| value.trim().parse::<u64>().ok())
         .is_some_and(|declared| declared > limit as u64)
 }
 
 /// Reads `body` whole, at most `limit` bytes, within `deadline`.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize, deadline: Duration) -> Result<Bytes, BodyReadError> {
+pub async fn read_body(headers: RequestHeaders<'_>, body: Body, limit: usize, deadline: Duration) -> Result<Bytes, BodyReadError> {
     if declares_more_than(headers, limit) {
         return Err(BodyReadError::TooLarge { limit });
     }

@@ -12,6 +12,7 @@ use axum::response::Response;
 use keygate_core::client_address::resolve_client_address;
 use keygate_core::keys::may_hold_key;
 
+use crate::request_headers::RequestHeaders;
 use crate::state::AppState;
 
 /// Facts about the request every handler may need.
@@ -78,7 +79,7 @@ fn request_id_text(value: u128) -> String {
 /// The context of a request that bypasses the middleware (`/auth/verify`, on the hot path
 /// of another gateway): the same client-address rules, no access log line.
 pub fn context_of<B>(state: &AppState, request: &axum::http::Request<B>) -> RequestContext {
-    RequestContext { request_id: new_request_id(), client_address: client_address_of(state, peer_of(request), request.headers()) }
+    RequestContext { request_id: new_request_id(), client_address: client_address_of(state, peer_of(request), request.headers().into()) }
 }
 
 /// The TCP peer of a request (from `ConnectInfo`; loopback when absent, as in tests that
@@ -89,10 +90,10 @@ pub fn peer_of<B>(request: &axum::http::Request<B>) -> IpAddr {
 
 /// The client address: the peer, or what `X-Forwarded-For` says when the peer is a trusted
 /// proxy.
-pub fn client_address_of(state: &AppState, peer: IpAddr, headers: &axum::http::HeaderMap) -> Option<IpAddr> {
+pub fn client_address_of(state: &AppState, peer: IpAddr, headers: RequestHeaders<'_>) -> Option<IpAddr> {
     static X_FORWARDED_FOR: axum::http::HeaderName = axum::http::HeaderName::from_static("x-forwarded-for");
     // Every line of the header: a proxy may add its own after the client's.
-    let forwarded_for = headers.get_all(&X_FORWARDED_FOR).into_iter().map(HeaderValue::as_bytes);
+    let forwarded_for = headers.get_all(&X_FORWARDED_FOR);
     resolve_client_address(peer, forwarded_for, &state.shared.trusted_proxies)
 }
 

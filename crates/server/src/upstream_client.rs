@@ -353,6 +353,19 @@ impl RequestHead {
         self.buffer.extend_from_slice(b"\r\n");
     }
 
+    /// Adds a header of the client's request, its name in lower case as `http` writes
+    /// names. The name and value come from a `RequestHeaders`, which holds only what
+    /// httparse or `http` accepted (a token, a value without a line break): they are copied
+    /// as they are.
+    pub fn client_header(&mut self, name: &[u8], value: &[u8]) {
+        let start = self.buffer.len();
+        self.buffer.extend_from_slice(name);
+        self.buffer[start..].make_ascii_lowercase();
+        self.buffer.extend_from_slice(b": ");
+        self.buffer.extend_from_slice(value);
+        self.buffer.extend_from_slice(b"\r\n");
+    }
+
     /// Ends the head with the body's `Content-Length` (left out for an empty body of a
     /// method that has none, as hyper did) and makes the request.
     pub fn finish(mut self, method: &Method, body: Bytes) -> OutgoingRequest {

@@ -246,7 +246,7 @@ pub async fn read_form(state: &AppState, request: Request) -> Result<(Parts, For
         return Err(ConsoleRejection::BadRequest(language, language.text("error.form_type").into()));
     }
     let settings = &state.shared.settings;
-    let bytes = read_body(&parts.headers, body, MAX_FORM_BYTES, settings.body_read_timeout()).await.map_err(|error| {
+    let bytes = read_body((&parts.headers).into(), body, MAX_FORM_BYTES, settings.body_read_timeout()).await.map_err(|error| {
         let request_id = parts.extensions.get::<RequestContext>().map_or_else(new_request_id, |context| context.request_id.clone());
         let (status, code, message) = match error {
             BodyReadError::TooLarge { limit } => {

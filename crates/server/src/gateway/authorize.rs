@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::HeaderName;
 use keygate_core::verification::{
     authorize_call, AuthenticatedKey, AuthenticationFailure, AuthorizationFailure, CallFacts, CallTarget, CompiledKey,
 };
@@ -12,6 +12,7 @@ use keygate_core::verification::{
 use super::errors::{GatewayRefusal, Protocol};
 use super::verify_headers::visible_text;
 use crate::request_context::RequestContext;
+use crate::request_headers::RequestHeaders;
 use crate::state::AppState;
 
 // Header names parsed once: a name given as `&str` is parsed on every lookup, and these
@@ -34,12 +35,8 @@ pub struct Authorized {
 
 /// The presented key: `Authorization: Bearer` everywhere, `x-api-key` too on the Anthropic
 /// path and on `/auth/verify`.
-pub fn presented_key(headers: &HeaderMap, protocol: Protocol) -> Option<&str> {
-    presented_key_of(
-        headers.get(axum::http::header::AUTHORIZATION).map(|value| value.as_bytes()),
-        || headers.get(&X_API_KEY).map(|value| value.as_bytes()),
-        protocol,
-    )
+pub fn presented_key<'a>(headers: RequestHeaders<'a>, protocol: Protocol) -> Option<&'a str> {
+    presented_key_of(headers.get(&axum::http::header::AUTHORIZATION), || headers.get(&X_API_KEY), protocol)
 }
 
 /// [`presented_key`] from the `Authorization` header's value and a way to find `x-api-key`'s
@@ -82,7 +79,7 @@ fn plain_bearer_token(value: &[u8]) -> Option<&str> {
 pub fn authenticate_request(
     state: &AppState,
     protocol: Protocol,
-    headers: &HeaderMap,
+    headers: RequestHeaders<'_>,
     context: &RequestContext,
 ) -> Result<Authorized, GatewayRefusal> {
     authenticate_presented(state, presented_key(headers, protocol), context)
@@ -192,10 +189,10 @@ pub fn authorize_target(
     state: &AppState,
     authorized: &Authorized,
     context: &RequestContext,
-    headers: &HeaderMap,
+    headers: RequestHeaders<'_>,
     target: CallTarget<'_>,
 ) -> Result<(), GatewayRefusal> {
-    let workspace_header = headers.get(&X_DASHSCOPE_WORKSPACE).and_then(|value| value.to_str().ok());
+    let workspace_header = headers.get_str(&X_DASHSCOPE_WORKSPACE);
     authorize_target_in(state, authorized, context, workspace_header, target)
 }
 

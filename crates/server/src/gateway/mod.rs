@@ -42,6 +42,7 @@ use crate::limiter::{self, LimitSubject};
 use crate::provider_objects::{IdScanner, ObjectKind, ProviderObject};
 use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::RequestContext;
+use crate::request_headers::{HeadFields, RequestHeaders};
 use crate::state::AppState;
 use crate::upstreams::Route;
 
@@ -117,22 +118,43 @@ pub struct ForwardTarget {
 
 /// The [`ForwardTarget`] of a call to `uri`, or a 400 before anything else is done with it.
 fn forward_target(protocol: Protocol, uri: &Uri) -> Result<ForwardTarget, GatewayRefusal> {
+    forward_target_of(protocol, uri.path(), uri.query())
+}
+
+/// The [`ForwardTarget`] of a call to `path` with `query` (as `Uri::path` and `Uri::query`
+/// give them), or a 400.
+fn forward_target_of(protocol: Protocol, path: &str, query: Option<&str>) -> Result<ForwardTarget, GatewayRefusal> {
     let refuse = |error: keygate_wire::forwarding_path::ForwardingPathError| {
         GatewayRefusal::BadRequest(format!("The request path cannot be forwarded: {error}."))
     };
-    let path = check_forwarded_path(path_after_prefix(protocol, uri.path())).map_err(refuse)?;
-    let query = match uri.query() {
+    let path = check_forwarded_path(path_after_prefix(protocol, path)).map_err(refuse)?;
+    let query = match query {
         None => None,
         Some(raw) => reencode_query(raw).map_err(refuse)?,
     };
     Ok(ForwardTarget { path: path.to_string(), query })
 }
 
+/// A model call's body: still to come (a call hyper parsed), or read already (the
+/// connection front reads the body of a call it serves, within the limit and the deadline,
+/// before the pipeline starts).
+pub enum CallBody {
+    Unread(Body),
+    Read(Bytes),
+}
+
 /// Reads a model call's body under the configured limit and deadline: one JSON object
 /// with at most one top-level `model`.
-async fn read_model_call(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(Bytes, ModelCallBody), GatewayRefusal> {
+async fn read_model_call(state: &AppState, headers: RequestHeaders<'_>, body: CallBody) -> Result<(Bytes, ModelCallBody), GatewayRefusal> {
     let settings = &state.shared.settings;
-    let bytes = read_body(headers, body, settings.body_limit_bytes, settings.body_read_timeout()).await.map_err(|error| match error {
+    let read = match body {
+        CallBody::Read(bytes) if bytes.len() > settings.body_limit_bytes => {
+            Err(BodyReadError::TooLarge { limit: settings.body_limit_bytes })
+        }
+        CallBody::Read(bytes) => Ok(bytes),
+        CallBody::Unread(body) => read_body(headers, body, settings.body_limit_bytes, settings.body_read_timeout()).await,
+    };
+    let bytes = read.map_err(|error| match error {
         BodyReadError::TooLarge { limit } => {
             GatewayRefusal::BadRequest(format!("The request body is larger than the limit of {limit} bytes."))
         }
@@ -151,11 +173,12 @@ fn model_of(body: &mut ModelCallBody) -> Result<String, GatewayRefusal> {
         .ok_or_else(|| GatewayRefusal::BadRequest("The request body must name a model (\"model\").".into()))
 }
 
-fn wants_stream(protocol: Protocol, headers: &HeaderMap, body: &ModelCallBody) -> bool {
+fn wants_stream(protocol: Protocol, headers: RequestHeaders<'_>, body: &ModelCallBody) -> bool {
+    static X_DASHSCOPE_SSE: HeaderName = HeaderName::from_static("x-dashscope-sse");
     match protocol {
         Protocol::Native => {
-            headers.get("x-dashscope-sse").and_then(|value| value.to_str().ok()).is_some_and(|value| value.eq_ignore_ascii_case("enable"))
-                || headers.get("accept").and_then(|value| value.to_str().ok()).is_some_and(|value| value.contains("text/event-stream"))
+            headers.get_str(&X_DASHSCOPE_SSE).is_some_and(|value| value.eq_ignore_ascii_case("enable"))
+                || headers.get_str(&axum::http::header::ACCEPT).is_some_and(|value| value.contains("text/event-stream"))
         }
         Protocol::OpenAi | Protocol::Anthropic => body.stream,
     }
@@ -268,25 +291,30 @@ fn ask_for_stream_usage(bytes: Bytes) -> (Bytes, bool) {
     }
 }
 
-struct ModelCall {
+struct ModelCall<'a> {
     protocol: Protocol,
     /// A create of the OpenAI Responses API (docs/CONTRACT.md#responses-api).
     responses: bool,
     demo_endpoint: DemoEndpoint,
     method: Method,
     target: ForwardTarget,
-    headers: HeaderMap,
+    headers: RequestHeaders<'a>,
 }
 
 /// The whole model-call pipeline: authenticate, authorize, read the body, route, forward.
-async fn serve_model_call(state: &AppState, context: &RequestContext, call: ModelCall, body: Body) -> Result<Response, GatewayRefusal> {
-    let authorized = authenticate_request(state, call.protocol, &call.headers, context)?;
-    authorize_target(state, &authorized, context, &call.headers, CallTarget::Nothing)?;
-    let (bytes, mut read) = read_model_call(state, &call.headers, body).await?;
+async fn serve_model_call(
+    state: &AppState,
+    context: &RequestContext,
+    call: ModelCall<'_>,
+    body: CallBody,
+) -> Result<Response, GatewayRefusal> {
+    let authorized = authenticate_request(state, call.protocol, call.headers, context)?;
+    authorize_target(state, &authorized, context, call.headers, CallTarget::Nothing)?;
+    let (bytes, mut read) = read_model_call(state, call.headers, body).await?;
     let mut model = model_of(&mut read)?;
-    authorize_target(state, &authorized, context, &call.headers, CallTarget::Model(&model))?;
+    authorize_target(state, &authorized, context, call.headers, CallTarget::Model(&model))?;
     if call.responses {
-        responses::check_previous_response(state, &authorized, context, &call.headers, &bytes)?;
+        responses::check_previous_response(state, &authorized, context, call.headers, &bytes)?;
     }
     let route = state.shared.upstreams.route_model(&model).ok_or_else(|| {
         GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it."))
@@ -302,8 +330,8 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
     let limited = admit_to_limits(state, &authorized, &model).await?;
     let model_standing = limited.as_ref().map(|limited| limited.admission);
     let mut key_admitted = admit_to_key_limits(state, &authorized).await.map_err(|refusal| with_model_standing(refusal, model_standing))?;
-    let streaming = wants_stream(call.protocol, &call.headers, &read);
-    let asynchronous = call.protocol == Protocol::Native && tasks::is_asynchronous(&call.headers);
+    let streaming = wants_stream(call.protocol, call.headers, &read);
+    let asynchronous = call.protocol == Protocol::Native && tasks::is_asynchronous(call.headers);
     // The meter takes the model when nothing reads it after this (no copy for a plain
     // forwarded call); the demo and the calls that remember an object still need it.
     let model_read_later = matches!(route, Route::Demo) || call.responses || asynchronous;
@@ -339,7 +367,7 @@ async fn serve_model_call(state: &AppState, context: &RequestContext, call: Mode
                 responses: call.responses,
                 method: call.method,
                 target: &call.target,
-                headers: &call.headers,
+                headers: call.headers,
                 request_id: &context.request_id,
                 header_room: if model_standing.is_some() || key_admitted.as_ref().is_some_and(|admitted| admitted.admission.is_some()) {
                     errors::RATE_LIMIT_HEADERS
@@ -488,8 +516,8 @@ async fn model_call_of_api(
     let (parts, body) = request.into_parts();
     let result = match forward_target(protocol, &parts.uri) {
         Ok(target) => {
-            let call = ModelCall { protocol, responses, demo_endpoint, method: parts.method, target, headers: parts.headers };
-            serve_model_call(state, context, call, body).await
+            let call = ModelCall { protocol, responses, demo_endpoint, method: parts.method, target, headers: (&parts.headers).into() };
+            serve_model_call(state, context, call, CallBody::Unread(body)).await
         }
         Err(refusal) => Err(refusal),
     };
@@ -554,7 +582,7 @@ impl DirectModelCall {
         let started = std::time::Instant::now();
         let context = RequestContext {
             request_id: crate::request_context::new_request_id(),
-            client_address: crate::request_context::client_address_of(&state, peer, request.headers()),
+            client_address: crate::request_context::client_address_of(&state, peer, request.headers().into()),
         };
         // Boxed here, before it is moved into the context's future: a model call's future
         // is large, and each move by value copies all of it (without the box, copying took
@@ -563,10 +591,42 @@ impl DirectModelCall {
         crate::request_context::in_request_context(&state, &context, &Method::POST, self.path, started, handled).await
     }
 
+    /// [`DirectModelCall::serve`] for a call `connection_front` parsed and read itself: its
+    /// request target (path and query, checked to be one `Uri` takes as it is), its headers
+    /// read in the head, its body. No `Request` is made of them (see
+    /// [`crate::request_headers`]).
+    pub async fn serve_parsed(self, state: AppState, peer: IpAddr, target: &str, headers: HeadFields<'_>, body: Bytes) -> Response {
+        let started = std::time::Instant::now();
+        let headers = RequestHeaders::Head(headers);
+        let context = RequestContext {
+            request_id: crate::request_context::new_request_id(),
+            client_address: crate::request_context::client_address_of(&state, peer, headers),
+        };
+        let (path, query) = target.split_once('?').map_or((target, None), |(path, query)| (path, Some(query)));
+        let handled = Box::pin(async {
+            let result = match forward_target_of(self.protocol, path, query) {
+                Ok(forward) => {
+                    let call = ModelCall {
+                        protocol: self.protocol,
+                        responses: false,
+                        demo_endpoint: self.demo_endpoint,
+                        method: Method::POST,
+                        target: forward,
+                        headers,
+                    };
+                    serve_model_call(&state, &context, call, CallBody::Read(body)).await
+                }
+                Err(refusal) => Err(refusal),
+            };
+            respond(&state, self.protocol, &context, result)
+        });
+        crate::request_context::in_request_context(&state, &context, &Method::POST, self.path, started, handled).await
+    }
+
     /// Whether the key the call presents authenticates now (a look at the registry, with
     /// no side effect: no failure counted, no metric): `connection_front` waits for a
     /// call's body only then, since the handler refuses any other before reading its body.
-    pub fn key_authenticates(self, state: &AppState, headers: &HeaderMap) -> bool {
+    pub fn key_authenticates(self, state: &AppState, headers: RequestHeaders<'_>) -> bool {
         let now = state.shared.clock.now_milliseconds().div_euclid(1000);
         state.staleness_problem().is_none()
             && authorize::registry_verdict(state, authorize::presented_key(headers, self.protocol), now).is_ok()
@@ -575,7 +635,7 @@ impl DirectModelCall {
     /// The answer to the call when its body did not arrive within the body deadline
     /// (`connection_front` reads the body of the calls it serves itself): the refusal
     /// `read_body`'s deadline gives, in the same request context as [`DirectModelCall::serve`].
-    pub async fn refuse_slow_body(self, state: AppState, peer: IpAddr, headers: &HeaderMap) -> Response {
+    pub async fn refuse_slow_body(self, state: AppState, peer: IpAddr, headers: RequestHeaders<'_>) -> Response {
         let started = std::time::Instant::now();
         let context = RequestContext {
             request_id: crate::request_context::new_request_id(),
@@ -608,9 +668,10 @@ async fn application_completion(
     let result = async {
         let target = forward_target(Protocol::Native, &uri)?;
         let app_id = app_id_in_path(uri.path());
-        let authorized = authenticate_request(&state, Protocol::Native, &headers, &context)?;
-        authorize_target(&state, &authorized, &context, &headers, CallTarget::Application(app_id))?;
-        let (bytes, read) = read_model_call(&state, &headers, body).await?;
+        let headers = RequestHeaders::from(&headers);
+        let authorized = authenticate_request(&state, Protocol::Native, headers, &context)?;
+        authorize_target(&state, &authorized, &context, headers, CallTarget::Application(app_id))?;
+        let (bytes, read) = read_model_call(&state, headers, CallBody::Unread(body)).await?;
         let route = state
             .shared
             .upstreams
@@ -628,7 +689,7 @@ async fn application_completion(
                 DemoEndpoint::ApplicationCompletion,
                 "demo-app",
                 &bytes,
-                wants_stream(Protocol::Native, &headers, &read),
+                wants_stream(Protocol::Native, headers, &read),
                 &context.request_id,
                 authorized.at_milliseconds,
                 meter,
@@ -639,7 +700,7 @@ async fn application_completion(
                     responses: false,
                     method,
                     target: &target,
-                    headers: &headers,
+                    headers,
                     request_id: &context.request_id,
                     header_room: if key_admitted.as_ref().is_some_and(|admitted| admitted.admission.is_some()) {
                         errors::RATE_LIMIT_HEADERS
@@ -743,7 +804,7 @@ where
 {
     let (parts, body) = request.into_parts();
     let settings = &state.shared.settings;
-    let read = match read_body(&parts.headers, Body::new(body), settings.body_limit_bytes, settings.body_read_timeout()).await {
+    let read = match read_body((&parts.headers).into(), Body::new(body), settings.body_limit_bytes, settings.body_read_timeout()).await {
         Ok(bytes) => match read_model_call_body(&bytes) {
             Ok(read) => Ok(read.model),
             // Not JSON (a multipart upload, say): the body names no model.
@@ -761,7 +822,7 @@ where
         Err(refusal) => {
             let context = RequestContext {
                 request_id: crate::request_context::new_request_id(),
-                client_address: crate::request_context::client_address_of(state, peer, &parts.headers),
+                client_address: crate::request_context::client_address_of(state, peer, (&parts.headers).into()),
             };
             respond(state, Protocol::Native, &context, Err(refusal))
         }

@@ -44,7 +44,7 @@ fn callable_models<'a>(
         .catalog
         .iter()
         .filter(move |model| state.shared.upstreams.serves_in(&model.name, protocol))
-        .filter(move |model| authorize_target(state, authorized, context, headers, CallTarget::Model(&model.name)).is_ok())
+        .filter(move |model| authorize_target(state, authorized, context, headers.into(), CallTarget::Model(&model.name)).is_ok())
 }
 
 /// Authenticates the key and checks its address and workspace, as for any call.
@@ -54,8 +54,8 @@ fn authorize_listing(
     headers: &HeaderMap,
     protocol: Protocol,
 ) -> Result<Authorized, GatewayRefusal> {
-    let authorized = authenticate_request(state, protocol, headers, context)?;
-    authorize_target(state, &authorized, context, headers, CallTarget::Nothing)?;
+    let authorized = authenticate_request(state, protocol, headers.into(), context)?;
+    authorize_target(state, &authorized, context, headers.into(), CallTarget::Nothing)?;
     Ok(authorized)
 }
 

@@ -32,6 +32,7 @@ use super::{demo, forward_target, respond, upstream};
 use crate::planes::Path;
 use crate::provider_objects::{DemoObject, ObjectKind, ProviderObject};
 use crate::request_context::RequestContext;
+use crate::request_headers::RequestHeaders;
 use crate::state::AppState;
 
 /// Model Studio's own base of the API, which answers in the OpenAI-compatible shape.
@@ -64,7 +65,7 @@ fn owned_response(
     state: &AppState,
     authorized: &Authorized,
     context: &RequestContext,
-    headers: &axum::http::HeaderMap,
+    headers: RequestHeaders<'_>,
     id: &str,
 ) -> Result<ProviderObject, GatewayRefusal> {
     let object =
@@ -80,7 +81,7 @@ pub(super) fn check_previous_response(
     state: &AppState,
     authorized: &Authorized,
     context: &RequestContext,
-    headers: &axum::http::HeaderMap,
+    headers: RequestHeaders<'_>,
     body: &[u8],
 ) -> Result<(), GatewayRefusal> {
     // A fast path: most creates do not continue a response.
@@ -111,9 +112,9 @@ async fn named_response(
 async fn serve_named_response(state: &AppState, context: &RequestContext, id: &str, request: Request) -> Result<Response, GatewayRefusal> {
     let (parts, _body) = request.into_parts();
     let target = forward_target(Protocol::OpenAi, &parts.uri)?;
-    let authorized = authenticate_request(state, Protocol::OpenAi, &parts.headers, context)?;
-    authorize_target(state, &authorized, context, &parts.headers, CallTarget::Nothing)?;
-    let object = owned_response(state, &authorized, context, &parts.headers, id)?;
+    let authorized = authenticate_request(state, Protocol::OpenAi, (&parts.headers).into(), context)?;
+    authorize_target(state, &authorized, context, (&parts.headers).into(), CallTarget::Nothing)?;
+    let object = owned_response(state, &authorized, context, (&parts.headers).into(), id)?;
     let action = parts.uri.path().rsplit('/').next().unwrap_or("");
     if let Some(DemoObject::Response { response, input_items }) = object.demo.as_deref() {
         return demo_named(state, id, response, input_items, &parts.method, action);
@@ -128,7 +129,7 @@ async fn serve_named_response(state: &AppState, context: &RequestContext, id: &s
         responses: true,
         method: parts.method.clone(),
         target: &target,
-        headers: &parts.headers,
+        headers: (&parts.headers).into(),
         request_id: &context.request_id,
         header_room: 0,
     };

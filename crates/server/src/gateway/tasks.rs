@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
+use axum::http::HeaderName;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,6 +32,7 @@ use super::{forward_target, respond, upstream};
 use crate::planes::Path;
 use crate::provider_objects::{DemoObject, ObjectKind, ProviderObject};
 use crate::request_context::RequestContext;
+use crate::request_headers::RequestHeaders;
 use crate::state::AppState;
 
 /// The routes of task polling and cancelling.
@@ -40,8 +41,9 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Whether a native call asks to run as a task.
-pub(super) fn is_asynchronous(headers: &HeaderMap) -> bool {
-    headers.get("x-dashscope-async").and_then(|value| value.to_str().ok()).is_some_and(|value| value.trim().eq_ignore_ascii_case("enable"))
+pub(super) fn is_asynchronous(headers: RequestHeaders<'_>) -> bool {
+    static X_DASHSCOPE_ASYNC: HeaderName = HeaderName::from_static("x-dashscope-async");
+    headers.get_str(&X_DASHSCOPE_ASYNC).is_some_and(|value| value.trim().eq_ignore_ascii_case("enable"))
 }
 
 /// DashScope's answer for a task that does not exist (or is not this key's to see).
@@ -58,14 +60,14 @@ async fn named_task(State(state): State<AppState>, context: RequestContext, Path
 async fn serve_named_task(state: &AppState, context: &RequestContext, id: &str, request: Request) -> Result<Response, GatewayRefusal> {
     let (parts, _body) = request.into_parts();
     let target = forward_target(Protocol::Native, &parts.uri)?;
-    let authorized = authenticate_request(state, Protocol::Native, &parts.headers, context)?;
-    authorize_target(state, &authorized, context, &parts.headers, CallTarget::Nothing)?;
+    let authorized = authenticate_request(state, Protocol::Native, (&parts.headers).into(), context)?;
+    authorize_target(state, &authorized, context, (&parts.headers).into(), CallTarget::Nothing)?;
     let object =
         state.shared.provider_objects.get(ObjectKind::Task, id).filter(|object| *object.workspace_id == *authorized.key.workspace_id);
     let Some(object) = object else {
         return Ok(unknown_task(id, &context.request_id));
     };
-    authorize_target(state, &authorized, context, &parts.headers, CallTarget::Model(&object.model))?;
+    authorize_target(state, &authorized, context, (&parts.headers).into(), CallTarget::Model(&object.model))?;
     if let Some(DemoObject::Task { output, usage }) = object.demo.as_deref() {
         if parts.uri.path().ends_with("/cancel") {
             return Err(GatewayRefusal::BadRequest("Only a task that is still pending can be cancelled; this one has succeeded.".into()));
@@ -81,7 +83,7 @@ async fn serve_named_task(state: &AppState, context: &RequestContext, id: &str, 
         responses: false,
         method: parts.method.clone(),
         target: &target,
-        headers: &parts.headers,
+        headers: (&parts.headers).into(),
         request_id: &context.request_id,
         header_room: 0,
     };

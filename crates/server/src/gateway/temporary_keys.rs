@@ -37,11 +37,11 @@ pub async fn mint_temporary(
 }
 
 async fn mint(state: &AppState, context: &RequestContext, query: &str, headers: &HeaderMap) -> Result<Response, GatewayRefusal> {
-    let authorized = authenticate_request(state, Protocol::Native, headers, context)?;
+    let authorized = authenticate_request(state, Protocol::Native, headers.into(), context)?;
     if authorized.temporary {
         return Err(GatewayRefusal::TemporaryKeyCannotMint);
     }
-    authorize_target(state, &authorized, context, headers, CallTarget::Nothing)?;
+    authorize_target(state, &authorized, context, headers.into(), CallTarget::Nothing)?;
     let lifetime = match form_value(query, "expire_in_seconds") {
         None => DEFAULT_TEMPORARY_KEY_SECONDS,
         Some(text) => text

@@ -27,11 +27,11 @@ async fn count_tokens(state: &AppState, context: &RequestContext, request: Reque
     let protocol = Protocol::Anthropic;
     let (parts, body) = request.into_parts();
     let target = forward_target(protocol, &parts.uri)?;
-    let authorized = authenticate_request(state, protocol, &parts.headers, context)?;
-    authorize_target(state, &authorized, context, &parts.headers, CallTarget::Nothing)?;
-    let (bytes, mut read) = read_model_call(state, &parts.headers, body).await?;
+    let authorized = authenticate_request(state, protocol, (&parts.headers).into(), context)?;
+    authorize_target(state, &authorized, context, (&parts.headers).into(), CallTarget::Nothing)?;
+    let (bytes, mut read) = read_model_call(state, (&parts.headers).into(), super::CallBody::Unread(body)).await?;
     let model = model_of(&mut read)?;
-    authorize_target(state, &authorized, context, &parts.headers, CallTarget::Model(&model))?;
+    authorize_target(state, &authorized, context, (&parts.headers).into(), CallTarget::Model(&model))?;
     match state.shared.upstreams.route_model(&model) {
         Some(Route::Demo) => {
             // The body was read as one JSON object above.
@@ -44,7 +44,7 @@ async fn count_tokens(state: &AppState, context: &RequestContext, request: Reque
                 responses: false,
                 method: parts.method,
                 target: &target,
-                headers: &parts.headers,
+                headers: (&parts.headers).into(),
                 request_id: &context.request_id,
                 header_room: 0,
             };

@@ -8,11 +8,12 @@
 //! The call goes out on keygate's own HTTP/1.1 client ([`crate::upstream_client`]), on a
 //! connection of the base's pool held by this task: its request head written into one
 //! buffer from the base parsed at start and the checked path, the client's headers copied
-//! as they are (they are `http`'s types, valid already: nothing is parsed again), the body
-//! the bytes already read. The answer's body is read from the connection as the client's
-//! connection polls it, and handed on chunk by chunk; when the upstream said how long it is
-//! and keygate relays it unchanged, the client is told the same length (`Content-Length`,
-//! not a chunked re-encoding).
+//! as they are (`RequestHeaders` holds only what httparse or `http` accepted: nothing is
+//! parsed again; names written in lower case), the body the bytes already read. The
+//! answer's body is read from the connection as the client's connection polls it, and
+//! handed on chunk by chunk; when the upstream said how long it is and keygate relays it
+//! unchanged, the client is told the same length (`Content-Length`, not a chunked
+//! re-encoding).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,7 +22,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{ACCEPT, AUTHORIZATION, CONNECTION, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use bytes::Bytes;
@@ -29,7 +30,9 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::accounting::{CallMeter, MeteredBody, UsageReader};
 use super::errors::{GatewayRefusal, Protocol};
+use super::verify_headers::visible_text;
 use super::ForwardTarget;
+use crate::request_headers::RequestHeaders;
 use crate::upstream_client::{UpstreamBody, UpstreamResponse};
 use crate::upstreams::Upstream;
 
@@ -41,17 +44,18 @@ const HOP_BY_HOP: [&str; 9] =
 /// Request headers that carry the client's credentials or keygate's own routing.
 const CLIENT_ONLY: [&str; 4] = ["authorization", "x-api-key", "x-dashscope-workspace", "content-length"];
 
-fn is_forwardable_request_header(name: &HeaderName) -> bool {
-    let name = name.as_str();
-    !HOP_BY_HOP.contains(&name) && !CLIENT_ONLY.contains(&name) && !name.starts_with("x-keygate-")
+/// Whether a client's header goes to the upstream. `name` as the client wrote it: compared
+/// without regard to case.
+fn is_forwardable_request_header(name: &[u8]) -> bool {
+    let listed = |list: &[&str]| list.iter().any(|listed| listed.as_bytes().eq_ignore_ascii_case(name));
+    !listed(&HOP_BY_HOP) && !listed(&CLIENT_ONLY) && !name.get(..10).is_some_and(|start| start.eq_ignore_ascii_case(b"x-keygate-"))
 }
 
-/// The header names listed in `Connection`, which are hop-by-hop too (RFC 9110 section 7.6.1).
-fn connection_nominated(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all("connection")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
+/// The header names listed in `Connection` (its `values`), which are hop-by-hop too (RFC
+/// 9110 section 7.6.1), in lower case.
+fn connection_nominated<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
+    values
+        .filter_map(visible_text)
         .flat_map(|value| value.split(','))
         .map(|name| name.trim().to_ascii_lowercase())
         .filter(|name| !name.is_empty())
@@ -66,7 +70,7 @@ pub struct Forwarded<'a> {
     pub responses: bool,
     pub method: Method,
     pub target: &'a ForwardTarget,
-    pub headers: &'a HeaderMap,
+    pub headers: RequestHeaders<'a>,
     pub request_id: &'a str,
     /// How many headers keygate adds to the relayed answer (a limited call's rate-limit
     /// headers): its header map is made with room for them, and is not grown again.
@@ -154,17 +158,17 @@ async fn attempt(upstream: &Upstream, forwarded: &Forwarded<'_>, body: Bytes) ->
     // The base was parsed at start (no query, no fragment, no user information) and the
     // path checked segment by segment (no dot segments, no escapes), so the request cannot
     // go anywhere else; the head refuses a target with anything but visible ASCII.
-    let header_room: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum::<usize>() + 160;
+    let header_room: usize = headers.iter().map(|(name, value)| name.len() + value.len() + 4).sum::<usize>() + 160;
     let mut head = base
         .request_head(method, &target.path, target.query.as_deref(), header_room)
         .ok_or_else(|| AttemptFailure::Unreachable("the forwarded path and query do not make a request target".into()))?;
-    let nominated = connection_nominated(headers);
+    let nominated = connection_nominated(headers.get_all(&CONNECTION));
     let mut accept_sent = false;
     for (name, value) in headers.iter() {
-        if is_forwardable_request_header(name) && !nominated.iter().any(|nominated| nominated == name.as_str()) {
-            // Names and values are `http`'s types, valid already: written as they are.
-            head.header(name, value);
-            accept_sent |= *name == ACCEPT;
+        if is_forwardable_request_header(name) && !nominated.iter().any(|nominated| nominated.as_bytes().eq_ignore_ascii_case(name)) {
+            // Accepted by httparse or `http` already: written as they are.
+            head.client_header(name, value);
+            accept_sent |= name.eq_ignore_ascii_case(b"accept");
         }
     }
     // What the HTTP client keygate used before sent when the client sent none.
@@ -216,7 +220,7 @@ fn relay(
     // answer usually has one of them (its `Content-Length`, which the body's length gives
     // again), so removing them in place costs less than a new map.
     let mut headers = upstream_headers;
-    let nominated = connection_nominated(&headers);
+    let nominated = connection_nominated(headers.get_all(CONNECTION).iter().map(HeaderValue::as_bytes));
     let not_relayed = |name: &HeaderName| {
         HOP_BY_HOP.contains(&name.as_str())
             || name.as_str() == "content-length"

@@ -114,7 +114,7 @@ pub async fn require_authentication(State((state, limit)): State<(AppState, Body
 /// and that body.
 async fn authenticate(state: &AppState, limit: BodyLimit, parts: &Parts, body: Body) -> Result<(Caller, Bytes), ManagementError> {
     let proof = authenticate_headers(state, parts).await?;
-    let body_bytes = read_body(&parts.headers, body, limit.0, state.shared.settings.body_read_timeout()).await?;
+    let body_bytes = read_body((&parts.headers).into(), body, limit.0, state.shared.settings.body_read_timeout()).await?;
     let caller = finish_authentication(state, proof, &body_bytes).await?;
     Ok((caller, body_bytes))
 }

@@ -51,7 +51,7 @@ const NEVER: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
     pub(crate) path_and_query: String,
-    headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     body: Bytes,
 }
 
@@ -71,7 +71,7 @@ struct DoubleState {
 
 /// An upstream provider on a loopback port, stopped when dropped.
 pub(crate) struct UpstreamDouble {
-    address: SocketAddr,
+    pub(crate) address: SocketAddr,
     state: DoubleState,
     _shutdown: oneshot::Sender<()>,
 }

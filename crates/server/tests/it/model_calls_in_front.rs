@@ -4,6 +4,8 @@
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
+use crate::gateway_calls::create_key;
+use crate::gateway_forwarding::{forwarding_app, UpstreamDouble, DOUBLE_MODEL};
 use crate::helpers::{spawn_app, spawn_app_with};
 
 type Stream = tokio::io::BufReader<tokio::net::TcpStream>;
@@ -209,4 +211,52 @@ async fn a_call_with_a_bad_key_is_refused_before_its_body_is_waited_for() {
     assert_eq!(answer.status, 401, "{}", answer.body);
     let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
     assert_eq!(body["error"]["code"], "invalid_api_key", "{body}");
+}
+
+/// A chat call's headers reach the upstream the same whether the front read the call (a
+/// `Content-Length`) or hyper did (chunks): names in lower case whatever case the client
+/// wrote, the upstream's credential for the client's key, and neither hop-by-hop headers
+/// (nor one the client's `Connection` names), nor `X-Keygate-*`, nor `X-Api-Key`; `Accept`
+/// added when the client sent none.
+#[tokio::test]
+async fn the_front_forwards_the_headers_hyper_forwards() {
+    let double = UpstreamDouble::start().await;
+    let (app, credential) = forwarding_app("front_headers", &double, None).await;
+    let (_, key) = create_key(&app.login(None).await, "", "").await;
+    let body = format!(r#"{{"model":"{DOUBLE_MODEL}","messages":[{{"role":"user","content":"hi"}}]}}"#);
+    let more = format!(
+        "X-Client-Trace: Trace-1\r\nCONNECTION: keep-alive, X-Drop-Me\r\nX-Drop-Me: 1\r\nKeep-Alive: timeout=5\r\nX-Keygate-Identity: all\r\nX-Api-Key: {key}\r\nTE: trailers\r\nX-Client-Trace: Trace-2\r\n"
+    );
+    let target = "/compatible-mode/v1/chat/completions?trace=on&x=%2F";
+    let in_front = post(target, &key, &body, &more);
+    let through_hyper = format!(
+        "POST {target} HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n{more}Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let mut seen = Vec::new();
+    for request in [in_front, through_hyper] {
+        let mut stream = connect(app.address).await;
+        stream.get_mut().write_all(request.as_bytes()).await.unwrap();
+        let answer = read_answer(&mut stream).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let received = double.received().pop().expect("the double was called");
+        let mut headers: Vec<(String, String)> = received
+            .headers
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "content-length" | "transfer-encoding"))
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_string()))
+            .collect();
+        headers.sort();
+        seen.push((received.path_and_query, headers));
+    }
+    let expected = vec![
+        ("accept".to_string(), "*/*".to_string()),
+        ("authorization".to_string(), format!("Bearer {credential}")),
+        ("content-type".to_string(), "application/json".to_string()),
+        ("host".to_string(), double.address.to_string()),
+        ("x-client-trace".to_string(), "Trace-1".to_string()),
+        ("x-client-trace".to_string(), "Trace-2".to_string()),
+    ];
+    assert_eq!(seen[0], ("/v1/chat/completions?trace=on&x=%2F".to_string(), expected), "in front");
+    assert_eq!(seen[1], seen[0], "the front and hyper forward the same headers");
 }

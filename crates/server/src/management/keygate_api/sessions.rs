@@ -26,7 +26,7 @@ use crate::state::AppState;
 pub const MAX_LOGIN_BODY_BYTES: usize = 16 * 1024;
 
 pub(super) async fn login(State(state): State<AppState>, context: RequestContext, headers: HeaderMap, body: Body) -> Answer<LoginResponse> {
-    let body = read_body(&headers, body, MAX_LOGIN_BODY_BYTES, state.shared.settings.body_read_timeout()).await?;
+    let body = read_body((&headers).into(), body, MAX_LOGIN_BODY_BYTES, state.shared.settings.body_read_timeout()).await?;
     let request: LoginRequest = json_body(&body, r#"{"account", "user"?, "password"}"#)?;
     let password = SecretString::from(request.password);
     let credentials = Credentials { account: &request.account, user: request.user.as_deref(), password: &password };

@@ -1,0 +1,175 @@
+//! A request's headers as the gateway's pipeline and the request context read them:
+//! `http`'s map, for a request hyper parsed, or the fields of a head the connection front
+//! parsed, read where they lie in the head (`connection_front`).
+//!
+//! Why two forms: building a `HeaderMap` for a call the front parsed (a name looked up in
+//! the table of standard names and hashed, a value validated again, for every header) was
+//! a tenth of a forwarded call's instructions, and the pipeline reads a handful of headers
+//! and copies the rest to the upstream as they are. A head's fields are looked up by a scan
+//! with case-insensitive comparison (a head has a few dozen at most: the front takes no
+//! more than `connection_front::FRONT_HEADERS`).
+//!
+//! Both forms hold what HTTP/1.1 allows only: httparse checked the head's names (tokens)
+//! and values (no control characters but tab) as `http` checks a map's, so a value read
+//! here can be written into the upstream's request as it is.
+
+use std::ops::Range;
+
+use axum::http::{HeaderMap, HeaderName};
+
+use crate::gateway::verify_headers::visible_text;
+use crate::upstream_client::place_within;
+
+/// Where one header of a parsed head lies in the head: its name and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HeadField {
+    name: Range<usize>,
+    value: Range<usize>,
+}
+
+/// Where each header of a head parsed with httparse lies in the head, in the order they
+/// came: made while the parser's slices borrow the head, read once the head has been taken
+/// off the connection's buffer. Only httparse's headers make one, so its fields hold only
+/// what httparse accepted.
+#[derive(Debug, Clone)]
+pub struct HeadPlaces {
+    fields: Vec<HeadField>,
+}
+
+impl HeadPlaces {
+    /// `None` when a parsed slice is not inside `head` (httparse's contract is that each
+    /// is: checked all the same, so that a surprise is a refusal, not a panic).
+    pub fn of(head: &[u8], parsed: &[httparse::Header<'_>]) -> Option<HeadPlaces> {
+        let mut fields = Vec::with_capacity(parsed.len());
+        for header in parsed {
+            fields.push(HeadField { name: place_within(head, header.name.as_bytes())?, value: place_within(head, header.value)? });
+        }
+        Some(HeadPlaces { fields })
+    }
+
+    /// The headers, read from `head`: the same bytes the places were taken in. `None` when
+    /// a place is beyond its end.
+    pub fn in_head<'a>(&'a self, head: &'a [u8]) -> Option<HeadFields<'a>> {
+        self.fields
+            .iter()
+            .all(|field| field.name.end <= head.len() && field.value.end <= head.len())
+            .then_some(HeadFields { head, fields: &self.fields })
+    }
+}
+
+/// The headers of a head the connection front parsed: the head's bytes and where each
+/// field lies in them ([`HeadPlaces::in_head`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HeadFields<'a> {
+    head: &'a [u8],
+    fields: &'a [HeadField],
+}
+
+impl<'a> HeadFields<'a> {
+    fn iter(self) -> impl DoubleEndedIterator<Item = (&'a [u8], &'a [u8])> {
+        self.fields.iter().map(move |field| (&self.head[field.name.clone()], &self.head[field.value.clone()]))
+    }
+}
+
+/// A request's headers, in either form (see the module's documentation).
+#[derive(Debug, Clone, Copy)]
+pub enum RequestHeaders<'a> {
+    Map(&'a HeaderMap),
+    Head(HeadFields<'a>),
+}
+
+impl<'a> From<&'a HeaderMap> for RequestHeaders<'a> {
+    fn from(map: &'a HeaderMap) -> RequestHeaders<'a> {
+        RequestHeaders::Map(map)
+    }
+}
+
+impl<'a> RequestHeaders<'a> {
+    /// The first value of `name`, as bytes.
+    pub fn get(self, name: &HeaderName) -> Option<&'a [u8]> {
+        match self {
+            RequestHeaders::Map(map) => map.get(name).map(|value| value.as_bytes()),
+            RequestHeaders::Head(head) => {
+                head.iter().find(|(field, _)| field.eq_ignore_ascii_case(name.as_str().as_bytes())).map(|(_, value)| value)
+            }
+        }
+    }
+
+    /// The first value of `name` as text, when it is visible ASCII (spaces and tabs
+    /// allowed), as `HeaderValue::to_str` reads one.
+    pub fn get_str(self, name: &HeaderName) -> Option<&'a str> {
+        self.get(name).and_then(visible_text)
+    }
+
+    /// Every value of `name`, in order.
+    pub fn get_all(self, name: &'a HeaderName) -> impl DoubleEndedIterator<Item = &'a [u8]> {
+        let (map, head) = match self {
+            RequestHeaders::Map(map) => (Some(map.get_all(name).into_iter().map(|value| value.as_bytes())), None),
+            RequestHeaders::Head(head) => (
+                None,
+                Some(head.iter().filter(move |(field, _)| field.eq_ignore_ascii_case(name.as_str().as_bytes())).map(|(_, value)| value)),
+            ),
+        };
+        map.into_iter().flatten().chain(head.into_iter().flatten())
+    }
+
+    /// Every header in order, its name as it came (a map's names are lower case; a head's
+    /// are as the client wrote them) and its value.
+    pub fn iter(self) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        let (map, head) = match self {
+            RequestHeaders::Map(map) => (Some(map.iter().map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))), None),
+            RequestHeaders::Head(head) => (None, Some(head.iter())),
+        };
+        map.into_iter().flatten().chain(head.into_iter().flatten())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    /// The places of `head`'s headers, as the front records them.
+    fn places_of(head: &[u8]) -> HeadPlaces {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut request = httparse::Request::new(&mut headers);
+        assert!(request.parse(head).unwrap().is_complete());
+        HeadPlaces::of(head, request.headers).unwrap()
+    }
+
+    #[test]
+    fn a_parsed_head_reads_like_the_map_hyper_would_make_of_it() {
+        let head = b"POST /v1/chat HTTP/1.1\r\nHost: k\r\nAuthorization: Bearer sk-1\r\nX-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2\r\nX-Note: caf\xc3\xa9\r\n\r\n";
+        let places = places_of(head);
+        let parsed = RequestHeaders::Head(places.in_head(head).unwrap());
+        let mut map = HeaderMap::new();
+        map.append("host", HeaderValue::from_static("k"));
+        map.append("authorization", HeaderValue::from_static("Bearer sk-1"));
+        map.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        map.append("x-forwarded-for", HeaderValue::from_static("10.0.0.2"));
+        map.append("x-note", HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap());
+        let mapped = RequestHeaders::from(&map);
+        static FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+        static NOTE: HeaderName = HeaderName::from_static("x-note");
+        for headers in [parsed, mapped] {
+            assert_eq!(headers.get(&axum::http::header::AUTHORIZATION), Some(&b"Bearer sk-1"[..]));
+            assert_eq!(headers.get_str(&axum::http::header::HOST), Some("k"));
+            assert_eq!(headers.get(&axum::http::header::ACCEPT), None);
+            assert_eq!(headers.get_all(&FORWARDED_FOR).collect::<Vec<_>>(), [&b"10.0.0.1"[..], b"10.0.0.2"]);
+            // Not visible ASCII: no text, as `HeaderValue::to_str` gives none.
+            assert_eq!(headers.get(&NOTE), Some(&b"caf\xc3\xa9"[..]));
+            assert_eq!(headers.get_str(&NOTE), None);
+            let names: Vec<String> = headers.iter().map(|(name, _)| String::from_utf8_lossy(name).to_ascii_lowercase()).collect();
+            assert_eq!(names, ["host", "authorization", "x-forwarded-for", "x-forwarded-for", "x-note"]);
+        }
+    }
+
+    #[test]
+    fn places_outside_the_head_are_refused() {
+        let head = b"POST / HTTP/1.1\r\nHost: k\r\n\r\n";
+        let places = places_of(head);
+        assert!(places.in_head(&head[..head.len() - 5]).is_none());
+        let elsewhere = httparse::Header { name: "Host", value: b"k" };
+        assert!(HeadPlaces::of(head, &[elsewhere]).is_none());
+    }
+}
