@@ -91,6 +91,10 @@ where
 {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     let mut answer = Vec::with_capacity(512);
+    // Made once for the connection, not per request: a new wait registers with the
+    // listener's channel anew each time, a tenth of what the front adds to a verification.
+    let stopped = stop.wait_for(|stopped| *stopped);
+    tokio::pin!(stopped);
     loop {
         if buffer.is_empty() {
             // Between requests: the only place where a stopping listener closes the
@@ -99,7 +103,7 @@ where
             let read = tokio::select! {
                 biased;
                 read = stream.read_buf(&mut buffer) => read,
-                _ = stop.wait_for(|stopped| *stopped) => return FrontEnd::Closed,
+                _ = &mut stopped => return FrontEnd::Closed,
             };
             match read {
                 Ok(0) | Err(_) => return FrontEnd::Closed,
