@@ -18,11 +18,13 @@
 # its master and workers together; keygate: its one process).
 #
 # BASELINE_BIN=/path/to/an/older/keygate adds that binary as a third server, with its own
-# 1,000 keys, in the same rounds; PRELOAD=/path/to/libjemalloc.so.2 (or another allocator)
-# adds this tree's binary once more with that library preloaded (LD_PRELOAD), to measure
-# what an allocator would change without building one in. VARIANT_ENV="NAME=value ..." adds
-# this tree's binary once more with those environment variables (TOKIO_WORKER_THREADS=1,
-# say), to measure a setting in the same rounds.
+# 1,000 keys, in the same rounds, and SECOND_BASELINE_BIN one more (two steps measured
+# against each other and nginx at once: a change of code and a change of build, say);
+# PRELOAD=/path/to/libjemalloc.so.2 (or another allocator) adds this tree's binary once
+# more with that library preloaded (LD_PRELOAD), to measure what an allocator would change
+# without building one in. VARIANT_ENV="NAME=value ..." adds this tree's binary once more
+# with those environment variables (TOKIO_WORKER_THREADS=1, say), to measure a setting in
+# the same rounds.
 #
 # CALLGRIND=1 counts instead keygate's instructions per forwarded call (every thread, user
 # space) under valgrind, for this tree's binary and, when BASELINE_BIN names another
@@ -218,7 +220,7 @@ if [[ $CALLGRIND == 1 ]]; then
     exit 0
 fi
 
-# The keygates of this run: this tree's, and the optional baseline and preloaded ones.
+# The keygates of this run: this tree's, and the optional baselines and preloaded ones.
 KEYGATES=(keygate)
 start_keygate keygate "$KEYGATE"
 make_keys keygate
@@ -226,6 +228,11 @@ if [[ -n $BASELINE_BIN ]]; then
     KEYGATES+=(baseline)
     start_keygate baseline "$BASELINE_BIN"
     make_keys baseline
+fi
+if [[ -n ${SECOND_BASELINE_BIN:-} ]]; then
+    KEYGATES+=(baseline2)
+    start_keygate baseline2 "$SECOND_BASELINE_BIN"
+    make_keys baseline2
 fi
 if [[ -n ${PRELOAD:-} ]]; then
     KEYGATES+=(preload)
