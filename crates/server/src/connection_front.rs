@@ -176,7 +176,7 @@ where
                         BodyFailure::TimedOut => {
                             // The rest of the body may still come: the connection cannot
                             // serve another request, and closes after the refusal.
-                            let refusal = call.refuse_slow_body(state.clone(), peer, RequestHeaders::Head(headers)).await;
+                            let refusal = Box::pin(call.refuse_slow_body(state.clone(), peer, RequestHeaders::Head(headers))).await;
                             answer.clear();
                             let _ = send_response(&mut stream, &mut buffer, refusal, true, &mut answer).await;
                             let _ = stream.shutdown().await;

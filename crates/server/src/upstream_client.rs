@@ -513,7 +513,10 @@ impl UpstreamClient {
         loop {
             let (connection, reused) = match pooled.take() {
                 Some(connection) => (connection, true),
-                None => (self.connect(endpoint).await?, false),
+                // Boxed: a connect (TLS's handshake above all) is a large future, made only
+                // when the pool has no connection, and each future that awaits this one
+                // would carry its room and copy it when moved.
+                None => (Box::pin(self.connect(endpoint)).await?, false),
             };
             match exchange(connection, request).await {
                 Ok((status, headers, framing, keep_alive, connection)) => {

@@ -152,7 +152,8 @@ async fn read_model_call(state: &AppState, headers: RequestHeaders<'_>, body: Ca
             Err(BodyReadError::TooLarge { limit: settings.body_limit_bytes })
         }
         CallBody::Read(bytes) => Ok(bytes),
-        CallBody::Unread(body) => read_body(headers, body, settings.body_limit_bytes, settings.body_read_timeout()).await,
+        // Boxed (for hyper's calls only), so that the front's calls do not carry its room.
+        CallBody::Unread(body) => Box::pin(read_body(headers, body, settings.body_limit_bytes, settings.body_read_timeout())).await,
     };
     let bytes = read.map_err(|error| match error {
         BodyReadError::TooLarge { limit } => {
