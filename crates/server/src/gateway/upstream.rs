@@ -51,8 +51,8 @@ fn is_forwardable_request_header(name: &[u8]) -> bool {
     !listed(&HOP_BY_HOP) && !listed(&CLIENT_ONLY) && !name.get(..10).is_some_and(|start| start.eq_ignore_ascii_case(b"x-keygate-"))
 }
 
-/// The header names listed in `Connection` (its `values`), which are hop-by-hop too (RFC
-/// 9110 section 7.6.1), in lower case.
+/// The header names listed in `Connection` (its `values`), in lower case: they are
+/// hop-by-hop too (RFC 9110 section 7.6.1).
 fn connection_nominated<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
     values
         .filter_map(visible_text)
