@@ -18,7 +18,7 @@ use crate::state::AppState;
 // Header names parsed once: a name given as `&str` is parsed on every lookup, and these
 // lookups run on every call.
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-static X_DASHSCOPE_WORKSPACE: HeaderName = HeaderName::from_static("x-dashscope-workspace");
+pub static X_DASHSCOPE_WORKSPACE: HeaderName = HeaderName::from_static("x-dashscope-workspace");
 
 /// An authenticated key.
 #[derive(Debug, Clone)]

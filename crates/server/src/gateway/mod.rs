@@ -33,7 +33,7 @@ use keygate_wire::model_call_body::{read_model_call_body, ModelCallBody, ModelCa
 use serde_json::{json, Value};
 
 use self::accounting::CallMeter;
-use self::authorize::{authenticate_request, authorize_target, Authorized};
+use self::authorize::{authenticate_request, authorize_target, authorize_target_in, Authorized};
 use self::demo::DemoEndpoint;
 use self::errors::{GatewayRefusal, Protocol};
 use self::key_limits::admit_to_key_limits;
@@ -310,10 +310,12 @@ async fn serve_model_call(
     body: CallBody,
 ) -> Result<Response, GatewayRefusal> {
     let authorized = authenticate_request(state, call.protocol, call.headers, context)?;
-    authorize_target(state, &authorized, context, call.headers, CallTarget::Nothing)?;
+    // Read once for both checks.
+    let workspace_header = call.headers.get_str(&authorize::X_DASHSCOPE_WORKSPACE);
+    authorize_target_in(state, &authorized, context, workspace_header, CallTarget::Nothing)?;
     let (bytes, mut read) = read_model_call(state, call.headers, body).await?;
     let mut model = model_of(&mut read)?;
-    authorize_target(state, &authorized, context, call.headers, CallTarget::Model(&model))?;
+    authorize_target_in(state, &authorized, context, workspace_header, CallTarget::Model(&model))?;
     if call.responses {
         responses::check_previous_response(state, &authorized, context, call.headers, &bytes)?;
     }
@@ -515,10 +517,41 @@ async fn model_call_of_api(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    let result = match forward_target(protocol, &parts.uri) {
+    let incoming = IncomingCall {
+        method: parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: (&parts.headers).into(),
+        body: CallBody::Unread(body),
+    };
+    model_call_as_it_came(state, context, protocol, demo_endpoint, responses, incoming).await
+}
+
+/// A model call as it came, hyper's or the connection front's: what the pipeline reads of
+/// the request.
+struct IncomingCall<'a> {
+    method: Method,
+    /// The request target's path and query, as `Uri::path` and `Uri::query` give them.
+    path: &'a str,
+    query: Option<&'a str>,
+    headers: RequestHeaders<'a>,
+    body: CallBody,
+}
+
+/// Runs a model call of `protocol`: its path is checked first, before the key.
+async fn model_call_as_it_came(
+    state: &AppState,
+    context: &RequestContext,
+    protocol: Protocol,
+    demo_endpoint: DemoEndpoint,
+    responses: bool,
+    incoming: IncomingCall<'_>,
+) -> Response {
+    let IncomingCall { method, path, query, headers, body } = incoming;
+    let result = match forward_target_of(protocol, path, query) {
         Ok(target) => {
-            let call = ModelCall { protocol, responses, demo_endpoint, method: parts.method, target, headers: (&parts.headers).into() };
-            serve_model_call(state, context, call, CallBody::Unread(body)).await
+            let call = ModelCall { protocol, responses, demo_endpoint, method, target, headers };
+            serve_model_call(state, context, call, body).await
         }
         Err(refusal) => Err(refusal),
     };
@@ -604,23 +637,8 @@ impl DirectModelCall {
             client_address: crate::request_context::client_address_of(&state, peer, headers),
         };
         let (path, query) = target.split_once('?').map_or((target, None), |(path, query)| (path, Some(query)));
-        let handled = Box::pin(async {
-            let result = match forward_target_of(self.protocol, path, query) {
-                Ok(forward) => {
-                    let call = ModelCall {
-                        protocol: self.protocol,
-                        responses: false,
-                        demo_endpoint: self.demo_endpoint,
-                        method: Method::POST,
-                        target: forward,
-                        headers,
-                    };
-                    serve_model_call(&state, &context, call, CallBody::Read(body)).await
-                }
-                Err(refusal) => Err(refusal),
-            };
-            respond(&state, self.protocol, &context, result)
-        });
+        let incoming = IncomingCall { method: Method::POST, path, query, headers, body: CallBody::Read(body) };
+        let handled = Box::pin(model_call_as_it_came(&state, &context, self.protocol, self.demo_endpoint, false, incoming));
         crate::request_context::in_request_context(&state, &context, &Method::POST, self.path, started, handled).await
     }
 

@@ -217,7 +217,8 @@ async fn a_call_with_a_bad_key_is_refused_before_its_body_is_waited_for() {
 /// `Content-Length`) or hyper did (chunks): names in lower case whatever case the client
 /// wrote, the upstream's credential for the client's key, and neither hop-by-hop headers
 /// (nor one the client's `Connection` names), nor `X-Keygate-*`, nor `X-Api-Key`; `Accept`
-/// added when the client sent none.
+/// added when the client sent none. The upstream's answer comes back the same either way
+/// too.
 #[tokio::test]
 async fn the_front_forwards_the_headers_hyper_forwards() {
     let double = UpstreamDouble::start().await;
@@ -234,11 +235,20 @@ async fn the_front_forwards_the_headers_hyper_forwards() {
         body.len()
     );
     let mut seen = Vec::new();
+    let mut answers = Vec::new();
     for request in [in_front, through_hyper] {
         let mut stream = connect(app.address).await;
         stream.get_mut().write_all(request.as_bytes()).await.unwrap();
         let answer = read_answer(&mut stream).await;
         assert_eq!(answer.status, 200, "{}", answer.body);
+        // What the client got back: the same headers either way (less the date and the
+        // request id, which differ from one answer to the next).
+        let mut answered: Vec<(String, String)> =
+            answer.headers.iter().filter(|(name, _)| !matches!(name.as_str(), "date" | "x-acs-request-id")).cloned().collect();
+        answered.sort();
+        assert!(answer.header("x-acs-request-id").is_some(), "{:?}", answer.headers);
+        assert_eq!(answer.headers.iter().filter(|(name, _)| name == "date").count(), 1, "one date: {:?}", answer.headers);
+        answers.push((answered, answer.body));
         let received = double.received().pop().expect("the double was called");
         let mut headers: Vec<(String, String)> = received
             .headers
@@ -259,4 +269,12 @@ async fn the_front_forwards_the_headers_hyper_forwards() {
     ];
     assert_eq!(seen[0], ("/v1/chat/completions?trace=on&x=%2F".to_string(), expected), "in front");
     assert_eq!(seen[1], seen[0], "the front and hyper forward the same headers");
+    // The upstream's end-to-end headers reach the client, its hop-by-hop ones do not, and
+    // the length is the body's, whichever of the two wrote the answer.
+    let (front_headers, front_body) = &answers[0];
+    let header = |name: &str| front_headers.iter().find(|(found, _)| found == name).map(|(_, value)| value.as_str());
+    assert_eq!(header("x-upstream-double"), Some("answered"), "{front_headers:?}");
+    assert_eq!((header("keep-alive"), header("x-upstream-hop")), (None, None), "{front_headers:?}");
+    assert_eq!(header("content-length"), Some(front_body.len().to_string().as_str()), "{front_headers:?}");
+    assert_eq!(answers[1], answers[0], "the front and hyper relay the same answer");
 }
