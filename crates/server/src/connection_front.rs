@@ -19,10 +19,11 @@
 //! visible ASCII, a head that does not parse or has more than [`FRONT_HEADERS`] headers.
 //! A head larger than hyper takes, or with more headers than it takes, is refused here with
 //! a 431 in the plane's error shape (hyper's is empty). `/auth/verify` is answered here
-//! without a body only (`Content-Length` absent or 0; Envoy's `with_request_body` goes to hyper); a model call
-//! with one `Content-Length` of digits, no larger than the body limit, and a target no
-//! longer than the router takes, of plain bytes only ([`is_plain_target_byte`]); its
-//! headers are read in the head ([`crate::request_headers`]). Its body is read here within the body deadline (past it,
+//! without a body only (`Content-Length` absent or 0; Envoy's `with_request_body` goes to
+//! hyper); a model call with one `Content-Length` of digits, no larger than the body limit,
+//! and a target no longer than the router takes, of plain bytes only
+//! ([`is_plain_target_byte`]); its headers are read in the head
+//! ([`crate::request_headers`]). Its body is read here within the body deadline (past it,
 //! the call gets the deadline's refusal and the connection closes, as under hyper) when it
 //! came with the head, or when it is small and the key presented authenticates (hyper's
 //! path refuses a bad key before reading a body, and so it still does), and the

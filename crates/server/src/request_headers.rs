@@ -10,8 +10,9 @@
 //! more than `connection_front::FRONT_HEADERS`).
 //!
 //! Both forms hold what HTTP/1.1 allows only: httparse checked the head's names (tokens)
-//! and values (no control characters but tab) as `http` checks a map's, so a value read
-//! here can be written into the upstream's request as it is.
+//! and values (no control character but tab, no DEL: the same bytes `HeaderValue` takes,
+//! byte for byte) as `http` checks a map's, so a value read here can be written into the
+//! upstream's request as it is.
 
 use std::ops::Range;
 
