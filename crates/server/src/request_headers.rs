@@ -165,6 +165,20 @@ mod tests {
         }
     }
 
+    /// What the module relies on to copy a value to the upstream as it is: httparse takes
+    /// in a value exactly the bytes `HeaderValue` takes (no line break, no other control
+    /// character but tab, no DEL), byte for byte.
+    #[test]
+    fn httparse_takes_in_a_value_the_bytes_header_value_takes() {
+        for byte in 0..=u8::MAX {
+            let head = [b"GET / HTTP/1.1\r\nX: a".as_slice(), &[byte], b"b\r\n\r\n"].concat();
+            let mut headers = [httparse::EMPTY_HEADER; 4];
+            let parsed = httparse::Request::new(&mut headers).parse(&head).is_ok_and(|status| status.is_complete());
+            let taken = HeaderValue::from_bytes(&[b'a', byte, b'b']).is_ok();
+            assert_eq!(parsed, taken, "byte {byte:#04x}");
+        }
+    }
+
     #[test]
     fn places_outside_the_head_are_refused() {
         let head = b"POST / HTTP/1.1\r\nHost: k\r\n\r\n";
