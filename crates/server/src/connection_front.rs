@@ -324,21 +324,10 @@ fn is_plain_target_byte(byte: u8) -> bool {
 
 /// [`is_plain_target_byte`] as a table (looked up per byte of every target; a search of
 /// the punctuation per byte cost ten times as much).
-const PLAIN_TARGET_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        table[byte] = (byte as u8).is_ascii_alphanumeric();
-        byte += 1;
-    }
-    let punctuation = b"-._~!$&'()*+,;=:@/?%";
-    let mut index = 0;
-    while index < punctuation.len() {
-        table[punctuation[index] as usize] = true;
-        index += 1;
-    }
-    table
-};
+const PLAIN_TARGET_BYTES: [bool; 256] = keygate_wire::forwarding_path::alphanumeric_and(PLAIN_TARGET_PUNCTUATION);
+
+/// The marks a plain target may hold besides letters and digits.
+const PLAIN_TARGET_PUNCTUATION: &[u8] = b"-._~!$&'()*+,;=:@/?%";
 
 /// Why a model call's body was not read whole.
 enum BodyFailure {
@@ -632,7 +621,7 @@ mod tests {
     #[test]
     fn a_plain_target_has_the_path_and_query_uri_reads() {
         let plain: Vec<u8> = (0..=u8::MAX).filter(|byte| is_plain_target_byte(*byte)).collect();
-        assert!(plain.iter().all(|byte| byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(byte)));
+        assert!(plain.iter().all(|byte| byte.is_ascii_alphanumeric() || PLAIN_TARGET_PUNCTUATION.contains(byte)));
         assert_eq!(plain.len(), 62 + 20, "letters, digits and 20 marks");
         for byte in (0..=u8::MAX).filter(|byte| is_plain_target_byte(*byte)) {
             let byte = char::from(byte);

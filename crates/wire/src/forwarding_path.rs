@@ -51,7 +51,11 @@ const SEGMENT_PUNCTUATION: &[u8] = b"-._~:@+=,";
 /// Whether a path segment may hold each byte: ASCII letters, digits and
 /// [`SEGMENT_PUNCTUATION`]. A table, looked up once per byte: every forwarded call's path
 /// is checked, and the search of the punctuation per byte was most of the check's cost.
-const SEGMENT_BYTES: [bool; 256] = {
+const SEGMENT_BYTES: [bool; 256] = alphanumeric_and(SEGMENT_PUNCTUATION);
+
+/// A table of the bytes that are ASCII letters, digits or one of `punctuation`, indexed
+/// by byte: for checks made on every byte of every call's path or target.
+pub const fn alphanumeric_and(punctuation: &[u8]) -> [bool; 256] {
     let mut table = [false; 256];
     let mut byte = 0;
     while byte < 256 {
@@ -59,12 +63,12 @@ const SEGMENT_BYTES: [bool; 256] = {
         byte += 1;
     }
     let mut index = 0;
-    while index < SEGMENT_PUNCTUATION.len() {
-        table[SEGMENT_PUNCTUATION[index] as usize] = true;
+    while index < punctuation.len() {
+        table[punctuation[index] as usize] = true;
         index += 1;
     }
     table
-};
+}
 
 /// Checks the path after a route's prefix (`/chat/completions`, `/services/aigc/...`;
 /// the empty string when the route is the prefix itself) and returns it unchanged.
