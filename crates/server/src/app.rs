@@ -485,7 +485,7 @@ async fn serve_listener(
             let watched =
                 move |response: axum::response::Response| response.map(|body| axum::body::Body::new(WatchedBody::new(body, body_activity)));
             if request.uri().path_and_query().map_or(0, |target| target.as_str().len()) > MAX_REQUEST_TARGET_BYTES {
-                let started = std::time::Instant::now();
+                let started = crate::request_context::RequestStart::now();
                 let request_id = crate::request_context::new_request_id();
                 let refusal = crate::planes::refusal_for_path(
                     request.headers(),

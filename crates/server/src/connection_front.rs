@@ -48,7 +48,7 @@ use crate::connections::{ConnectionActivity, WatchedStream, MAX_REQUEST_HEAD_BYT
 use crate::gateway;
 use crate::gateway::verify_headers::VerifyHeaders;
 use crate::gateway::DirectModelCall;
-use crate::request_headers::{HeadPlaces, RequestHeaders};
+use crate::request_headers::{eq_ignore_ascii_case, HeadPlaces, RequestHeaders};
 use crate::state::AppState;
 use crate::upstream_client::{lists_token, place_within};
 
@@ -92,6 +92,11 @@ where
 {
     let mut buffer = BytesMut::with_capacity(READ_CHUNK);
     let mut answer = Vec::with_capacity(512);
+    // A model call's head, copied out of `buffer` while the call is served (the buffer
+    // reads ahead meanwhile). A copy into this one allocation, rather than the head split
+    // off the buffer: a split made the buffer shared, and the next request's read then
+    // allocated a new one.
+    let mut call_head: Vec<u8> = Vec::new();
     // Made once for the connection, not per request: a new wait registers with the
     // listener's channel anew each time, a tenth of what the front adds to a verification.
     let stopped = stop.wait_for(|stopped| *stopped);
@@ -111,9 +116,11 @@ where
                 Ok(_) => continue,
             }
         }
-        let mut headers = [httparse::EMPTY_HEADER; FRONT_HEADERS];
-        let mut request = httparse::Request::new(&mut headers);
-        let head_length = match request.parse(&buffer) {
+        // Slots left uninitialized: httparse fills the ones it uses (clearing them all cost
+        // more than a hundred instructions a request).
+        let mut header_slots = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; FRONT_HEADERS];
+        let mut request = httparse::Request::new(&mut []);
+        let head_length = match request.parse_with_uninit_headers(&buffer, &mut header_slots) {
             Ok(httparse::Status::Complete(head_length)) => head_length,
             Ok(httparse::Status::Partial) if buffer.len() < MAX_REQUEST_HEAD_BYTES => {
                 // The rest of the head is on its way.
@@ -143,34 +150,33 @@ where
                 buffer.advance(head_length);
                 response
             }
-            FrontRequest::ModelCall { call, target, body_length } => {
+            FrontRequest::ModelCall { call, target, path_length, body_length } => {
                 // Where the target and each header are in the head: the call reads them in
-                // the head once it is taken off the buffer (no request or header map is
-                // made of them).
+                // the head's copy (no request or header map is made of them).
                 let (Some(places), Some(target_place)) =
                     (HeadPlaces::of(&buffer[..head_length], request.headers), place_within(&buffer[..head_length], target.as_bytes()))
                 else {
                     return hand_over(stream, buffer);
                 };
-                let mut head = buffer.split_to(head_length);
+                call_head.clear();
+                call_head.extend_from_slice(&buffer[..head_length]);
                 let (Some(headers), Some(target)) =
-                    (places.in_head(&head), head.get(target_place.clone()).and_then(|target| std::str::from_utf8(target).ok()))
+                    (places.in_head(&call_head), call_head.get(target_place.clone()).and_then(|target| std::str::from_utf8(target).ok()))
                 else {
-                    head.unsplit(buffer);
-                    return hand_over(stream, head);
+                    return hand_over(stream, buffer);
                 };
                 // The rest of the body is still to come. hyper's path authenticates the key
                 // before it reads a byte of a body, so a client without a key can neither
                 // make the node hold a body nor keep a connection busy sending one slowly;
                 // the front waits only for a small body of a key that authenticates, and
                 // leaves every other call to that path.
-                if buffer.len() < body_length
+                if buffer.len() - head_length < body_length
                     && (body_length > WAITED_BODY_BYTES || !call.key_authenticates(state, RequestHeaders::Head(headers)))
                 {
-                    head.unsplit(buffer);
-                    return hand_over(stream, head);
+                    return hand_over(stream, buffer);
                 }
                 activity.request_started();
+                buffer.advance(head_length);
                 if let Err(failure) = read_body_into(&mut stream, &mut buffer, body_length, state).await {
                     return match failure {
                         BodyFailure::Closed => FrontEnd::Closed,
@@ -185,9 +191,19 @@ where
                         }
                     };
                 }
-                let body = buffer.split_to(body_length).freeze();
+                // A small body is copied out (one small allocation), so that the buffer
+                // stays the connection's own and is read into again without a new one; a
+                // larger one is split off rather than copied.
+                let body = if body_length <= READ_CHUNK {
+                    let body = bytes::Bytes::copy_from_slice(&buffer[..body_length]);
+                    buffer.advance(body_length);
+                    body
+                } else {
+                    buffer.split_to(body_length).freeze()
+                };
                 // A client that goes away before its answer ends the call, as under hyper.
-                let served = call.serve_parsed(state.clone(), peer, target, headers, body);
+                let (path, query) = (&target[..path_length], target.get(path_length + 1..));
+                let served = call.serve_parsed(state, peer, path, query, headers, body);
                 match unless_client_leaves(&mut stream, &mut buffer, served).await {
                     Ok(response) => response,
                     Err(()) => return FrontEnd::Closed,
@@ -224,7 +240,7 @@ async fn refuse_oversized_head<S>(mut stream: WatchedStream<S>, state: &AppState
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let started = std::time::Instant::now();
+    let started = crate::request_context::RequestStart::now();
     let request_id = crate::request_context::new_request_id();
     // The request line, as far as it came: the method and the path (without the query).
     let line = head.split(|byte| *byte == b'\r' || *byte == b'\n').next().unwrap_or_default();
@@ -264,7 +280,8 @@ enum FrontRequest<'a> {
     /// `/auth/verify` without a body, to the request line's path and query.
     Verify { target: &'a str },
     /// A model call served before the router, with a body of `body_length` bytes.
-    ModelCall { call: DirectModelCall, target: &'a str, body_length: usize },
+    /// `path_length`: the bytes of `target` before its first `?` (all of it without one).
+    ModelCall { call: DirectModelCall, target: &'a str, path_length: usize, body_length: usize },
 }
 
 /// The request when it is a plain one the front answers (see the module's documentation);
@@ -274,43 +291,91 @@ fn plain_request<'a>(request: &httparse::Request<'_, 'a>, body_limit: usize) -> 
         return None;
     }
     let target = request.path?;
-    // httparse lets bytes above ASCII through in a target; hyper refuses them with a 400.
-    if !target.starts_with('/') || !target.bytes().all(|byte| byte.is_ascii_graphic()) {
+    if !target.starts_with('/') {
         return None;
     }
     let mut close = false;
     let mut content_length: Option<&[u8]> = None;
     for header in request.headers.iter() {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("connection") {
+        let name = header.name.as_bytes();
+        if eq_ignore_ascii_case(name, b"connection") {
             if lists_token(header.value, b"upgrade") {
                 return None;
             }
             close |= lists_token(header.value, b"close");
-        } else if name.eq_ignore_ascii_case("content-length") {
+        } else if eq_ignore_ascii_case(name, b"content-length") {
             // A second one, even an equal one, is hyper's to judge.
             if content_length.replace(header.value).is_some() {
                 return None;
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("expect")
-            || name.eq_ignore_ascii_case("upgrade")
+        } else if eq_ignore_ascii_case(name, b"transfer-encoding")
+            || eq_ignore_ascii_case(name, b"expect")
+            || eq_ignore_ascii_case(name, b"upgrade")
         {
             return None;
         }
     }
     if gateway::is_verify_target(target) {
+        // httparse lets bytes above ASCII through in a target; hyper refuses them with a
+        // 400. (A model call's target is checked below for plain bytes, all of them
+        // visible ASCII.)
+        if !target.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return None;
+        }
         return matches!(content_length, None | Some(b"0")).then_some(PlainRequest { kind: FrontRequest::Verify { target }, close });
     }
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
-    let call = DirectModelCall::of(&Method::from_bytes(request.method?.as_bytes()).ok()?, path)?;
-    if target.len() > crate::app::MAX_REQUEST_TARGET_BYTES || !target.bytes().all(is_plain_target_byte) {
+    if target.len() > crate::app::MAX_REQUEST_TARGET_BYTES {
         return None;
     }
+    let path_length = plain_path_length(target.as_bytes())?;
+    let call = DirectModelCall::of(&Method::from_bytes(request.method?.as_bytes()).ok()?, &target[..path_length])?;
     // Digits only (no sign, no spaces inside), and not so many that they could overflow.
     let length = content_length.filter(|value| (1..=19).contains(&value.len()) && value.iter().all(u8::is_ascii_digit))?;
-    let body_length = std::str::from_utf8(length).ok()?.parse::<usize>().ok().filter(|length| *length <= body_limit)?;
-    Some(PlainRequest { kind: FrontRequest::ModelCall { call, target, body_length }, close })
+    // Nineteen digits at most: the sum cannot overflow.
+    let body_length = length.iter().fold(0u64, |sum, digit| sum * 10 + u64::from(digit - b'0'));
+    let body_length = usize::try_from(body_length).ok().filter(|length| *length <= body_limit)?;
+    Some(PlainRequest { kind: FrontRequest::ModelCall { call, target, path_length, body_length }, close })
+}
+
+/// The length of `target`'s path (the bytes before its first `?`, all of them without
+/// one) when every byte of the target is plain ([`is_plain_target_byte`]); `None` when one
+/// is not. One pass for both: the target is read per byte once, not searched again for
+/// its `?` (each search of a call's target cost as much as this whole pass).
+fn plain_path_length(target: &[u8]) -> Option<usize> {
+    // Eight bytes at a time: each byte looked up without a branch per byte, and the first
+    // `?` found in a word at once.
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    let mut path_length = None;
+    let mut words = target.chunks_exact(8);
+    for (index, word) in (&mut words).enumerate() {
+        let mut plain = true;
+        for byte in word {
+            plain &= is_plain_target_byte(*byte);
+        }
+        if !plain {
+            return None;
+        }
+        if path_length.is_none() {
+            // A zero byte where the word holds a `?`: the lowest flagged byte is the first
+            // `?` (a flag above a zero byte may be false, never one below it).
+            let marks = u64::from_le_bytes(word.try_into().unwrap_or_default()) ^ (ONES * u64::from(b'?'));
+            let zeros = marks.wrapping_sub(ONES) & !marks & HIGH_BITS;
+            if zeros != 0 {
+                path_length = Some(index * 8 + zeros.trailing_zeros() as usize / 8);
+            }
+        }
+    }
+    let rest_starts = target.len() - words.remainder().len();
+    for (offset, byte) in words.remainder().iter().enumerate() {
+        if !is_plain_target_byte(*byte) {
+            return None;
+        }
+        if *byte == b'?' && path_length.is_none() {
+            path_length = Some(rest_starts + offset);
+        }
+    }
+    Some(path_length.unwrap_or(target.len()))
 }
 
 /// Whether a model call's target may hold `byte` in the front: letters, digits and
@@ -629,13 +694,49 @@ mod tests {
             let uri: axum::http::Uri = target.parse().unwrap_or_else(|error| panic!("{target:?}: {error}"));
             let (path, query) = target.split_once('?').unwrap();
             assert_eq!((uri.path(), uri.query()), (path, Some(query)), "{target:?}");
+            assert_eq!(plain_path_length(target.as_bytes()), Some(path.len()), "{target:?}");
         }
+        assert_eq!(plain_path_length(b"/v1/chat"), Some(8));
+        assert_eq!(plain_path_length(b"/v1/chat?"), Some(8));
+        assert_eq!(plain_path_length(b"/v1/chat?a=?b"), Some(8));
+        assert_eq!(plain_path_length(b"/v1/chat#top"), None);
+        // Against a byte-by-byte reading, for every length up to 40 and every place of a
+        // `?`, a second `?` and a byte that is not plain.
+        let reference = |target: &[u8]| -> Option<usize> {
+            target
+                .iter()
+                .all(|byte| is_plain_target_byte(*byte))
+                .then(|| target.iter().position(|byte| *byte == b'?').unwrap_or(target.len()))
+        };
+        for length in 0..40usize {
+            for first in 0..=length {
+                for second in [first, first + 1, first + 9, length] {
+                    for odd in [None, Some(first), Some(second), Some(0), Some(length.saturating_sub(1))] {
+                        let mut target = vec![b'a'; length];
+                        for (at, byte) in [(first, b'?'), (second, b'?')] {
+                            if let Some(place) = target.get_mut(at) {
+                                *place = byte;
+                            }
+                        }
+                        if let Some(place) = odd.and_then(|at| target.get_mut(at)) {
+                            *place = b'#';
+                        }
+                        assert_eq!(plain_path_length(&target), reference(&target), "{:?}", String::from_utf8_lossy(&target));
+                    }
+                }
+            }
+        }
+        assert_eq!(plain_path_length(b"/v1/chat?a=\"b\""), None);
     }
 
     #[test]
     fn only_plain_model_calls_with_a_known_body_length_are_served_in_front() {
         let chat = "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 12\r\n\r\n";
         assert_eq!(is_plain(chat), Some(("call /compatible-mode/v1/chat/completions 12".into(), false)));
+        let padded = "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 0000000000000001000\r\n\r\n";
+        assert_eq!(is_plain(padded), Some(("call /compatible-mode/v1/chat/completions 1000".into(), false)));
+        let largest = "POST /compatible-mode/v1/chat/completions HTTP/1.1\r\nContent-Length: 9999999999999999999\r\n\r\n";
+        assert_eq!(is_plain(largest), None, "nineteen nines: over the limit, not wrapped around");
         let query = "POST /compatible-mode/v1/chat/completions?a=1&b=%2F:@!$'()*+,;~ HTTP/1.1\r\nContent-Length: 2\r\n\r\n";
         assert_eq!(is_plain(query), Some(("call /compatible-mode/v1/chat/completions?a=1&b=%2F:@!$'()*+,;~ 2".into(), false)));
         assert_eq!(

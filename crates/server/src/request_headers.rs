@@ -29,9 +29,9 @@ struct HeadField {
 }
 
 /// Where each header of a head parsed with httparse lies in the head, in the order they
-/// came: made while the parser's slices borrow the head, read once the head has been taken
-/// off the connection's buffer. Only httparse's headers make one, so its fields hold only
-/// what httparse accepted.
+/// came: made while the parser's slices borrow the head, read in the head's copy that the
+/// call is served from (the connection's buffer reads ahead meanwhile). Only httparse's
+/// headers make one, so its fields hold only what httparse accepted.
 #[derive(Debug, Clone)]
 pub struct HeadPlaces {
     fields: Vec<HeadField>,
@@ -72,6 +72,42 @@ impl<'a> HeadFields<'a> {
     }
 }
 
+/// Whether `a` and `b` are the same bytes but for the case of ASCII letters: what
+/// `<[u8]>::eq_ignore_ascii_case` answers, eight bytes at a time. Header names are compared
+/// this way many times per call (each lookup in a head, each header's check before it is
+/// copied to the upstream), and byte by byte each compare lowered both sides' every byte.
+#[inline]
+pub fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a_words, mut b_words) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (a_word, b_word) in (&mut a_words).zip(&mut b_words) {
+        let a_word = u64::from_le_bytes(a_word.try_into().unwrap_or_default());
+        let b_word = u64::from_le_bytes(b_word.try_into().unwrap_or_default());
+        if a_word != b_word && ascii_lowered(a_word) != ascii_lowered(b_word) {
+            return false;
+        }
+    }
+    a_words.remainder().eq_ignore_ascii_case(b_words.remainder())
+}
+
+/// The eight bytes of `word` with their ASCII upper-case letters lowered, every other byte
+/// (non-ASCII ones too) as it is.
+#[inline]
+fn ascii_lowered(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    // Each byte's low seven bits, plus an amount that sets its high bit when they are at
+    // least `A`, or more than `Z`: no sum carries into the next byte.
+    let low_bits = word & !HIGH_BITS;
+    let from_a = low_bits + ONES * u64::from(0x80 - b'A');
+    let after_z = low_bits + ONES * u64::from(0x7f - b'Z');
+    let upper_case = from_a & !after_z & !word & HIGH_BITS;
+    // The high bit of each upper-case letter moved down to its 0x20 bit.
+    word | (upper_case >> 2)
+}
+
 /// A request's headers, in either form (see the module's documentation).
 #[derive(Debug, Clone, Copy)]
 pub enum RequestHeaders<'a> {
@@ -91,7 +127,8 @@ impl<'a> RequestHeaders<'a> {
         match self {
             RequestHeaders::Map(map) => map.get(name).map(|value| value.as_bytes()),
             RequestHeaders::Head(head) => {
-                head.iter().find(|(field, _)| field.eq_ignore_ascii_case(name.as_str().as_bytes())).map(|(_, value)| value)
+                let name = name.as_str().as_bytes();
+                head.iter().find(|(field, _)| eq_ignore_ascii_case(field, name)).map(|(_, value)| value)
             }
         }
     }
@@ -108,7 +145,7 @@ impl<'a> RequestHeaders<'a> {
             RequestHeaders::Map(map) => (Some(map.get_all(name).into_iter().map(|value| value.as_bytes())), None),
             RequestHeaders::Head(head) => (
                 None,
-                Some(head.iter().filter(move |(field, _)| field.eq_ignore_ascii_case(name.as_str().as_bytes())).map(|(_, value)| value)),
+                Some(head.iter().filter(move |(field, _)| eq_ignore_ascii_case(field, name.as_str().as_bytes())).map(|(_, value)| value)),
             ),
         };
         map.into_iter().flatten().chain(head.into_iter().flatten())
@@ -177,6 +214,34 @@ mod tests {
             let taken = HeaderValue::from_bytes(&[b'a', byte, b'b']).is_ok();
             assert_eq!(parsed, taken, "byte {byte:#04x}");
         }
+    }
+
+    /// The word-at-a-time compare answers as the standard library's, for every pair of
+    /// bytes in a word's first and last place and in the remainder after the words.
+    #[test]
+    fn names_compare_as_the_standard_library_compares_them() {
+        for a in 0..=u8::MAX {
+            for b in 0..=u8::MAX {
+                for at in [0, 7, 9] {
+                    let (mut left, mut right) = (*b"Content-Length", *b"cONTENT-lENGTH");
+                    left[at] = a;
+                    right[at] = b;
+                    assert_eq!(eq_ignore_ascii_case(&left, &right), left.eq_ignore_ascii_case(&right), "{a:#04x} {b:#04x} at {at}");
+                }
+            }
+        }
+        for (a, b) in [
+            ("", ""),
+            ("x-api-key", "X-API-KEY"),
+            ("authorization", "authorizatioN"),
+            ("accept", "accepts"),
+            ("host", "hosT"),
+            ("x-keygate-", "X-Keygate-"),
+        ] {
+            assert_eq!(eq_ignore_ascii_case(a.as_bytes(), b.as_bytes()), a.eq_ignore_ascii_case(b), "{a} {b}");
+        }
+        assert!(!eq_ignore_ascii_case(b"transfer-encoding", b"transfer-encodinf"));
+        assert!(!eq_ignore_ascii_case(b"x-forwarded-for@", b"x-forwarded-for`"));
     }
 
     #[test]

@@ -224,6 +224,18 @@ pub enum Route {
     Upstream(Arc<Upstream>),
 }
 
+/// How a call of a model is served ([`UpstreamTable::plan`]), borrowed from the table
+/// (a model with one upstream, the usual case, costs no copy and no count).
+#[derive(Debug)]
+pub struct ModelPlan<'a> {
+    /// The model's first upstream by priority; `None`: the demo answers.
+    pub upstream: Option<&'a Upstream>,
+    /// Whether the model can be called in the call's protocol here.
+    pub speaks: bool,
+    /// The upstreams the call tries, in order (none for the demo).
+    pub candidates: std::borrow::Cow<'a, [Arc<Upstream>]>,
+}
+
 /// Models and apps mapped to their upstreams (a model's in order of priority).
 #[derive(Debug, Default)]
 pub struct UpstreamTable {
@@ -322,34 +334,29 @@ impl UpstreamTable {
     /// The upstreams of `model` in the order a call tries them: by priority, and within one
     /// priority in a random order drawn by weight (so that calls are shared by weight).
     pub fn candidates(&self, model: &str) -> Vec<Arc<Upstream>> {
-        let Some(serving) = self.models.get(model) else {
-            return Vec::new();
-        };
-        if serving.len() == 1 {
-            return serving.clone();
+        self.models.get(model).map(|serving| in_calling_order(serving)).unwrap_or_default()
+    }
+
+    /// How a call of `model` in `protocol` is served, from one look at the table (a model
+    /// call asked three times before): [`UpstreamTable::route_model`]'s route, whether
+    /// [`UpstreamTable::serves_in`] that protocol, and for an upstream the order
+    /// [`UpstreamTable::candidates`] gives. `None` when the model is served nowhere here.
+    pub fn plan(&self, model: &str, protocol: Protocol) -> Option<ModelPlan<'_>> {
+        match self.models.get(model).filter(|serving| !serving.is_empty()) {
+            Some(serving) => Some(ModelPlan {
+                upstream: serving.first().map(|upstream| &**upstream),
+                speaks: serving.iter().any(|upstream| upstream.speaks(protocol)),
+                candidates: match serving.len() {
+                    1 => std::borrow::Cow::Borrowed(serving.as_slice()),
+                    _ => std::borrow::Cow::Owned(in_calling_order(serving)),
+                },
+            }),
+            None => (self.demo_enabled && keygate_core::catalog::DEMO_MODELS.contains(&model)).then_some(ModelPlan {
+                upstream: None,
+                speaks: true,
+                candidates: std::borrow::Cow::Borrowed(&[]),
+            }),
         }
-        let mut ordered = Vec::with_capacity(serving.len());
-        for group in serving.chunk_by(|first, second| first.priority == second.priority) {
-            let mut left: Vec<Arc<Upstream>> = group.to_vec();
-            while !left.is_empty() {
-                let total: u64 = left.iter().map(|upstream| u64::from(upstream.weight)).sum();
-                let mut draw = random_below(total);
-                let index = left
-                    .iter()
-                    .position(|upstream| {
-                        let weight = u64::from(upstream.weight);
-                        if draw < weight {
-                            true
-                        } else {
-                            draw -= weight;
-                            false
-                        }
-                    })
-                    .unwrap_or(0);
-                ordered.push(left.remove(index));
-            }
-        }
-        ordered
     }
 
     /// Where `model` is served: the demo, or its first upstream by priority (the whole
@@ -381,6 +388,36 @@ impl UpstreamTable {
     pub fn serving_by_name(&self, model: &str, name: &str) -> Option<Arc<Upstream>> {
         self.models.get(model)?.iter().find(|upstream| upstream.name == name).cloned()
     }
+}
+
+/// The upstreams `serving` a model in the order a call tries them: by priority, and within
+/// one priority in a random order drawn by weight.
+fn in_calling_order(serving: &[Arc<Upstream>]) -> Vec<Arc<Upstream>> {
+    if serving.len() == 1 {
+        return serving.to_vec();
+    }
+    let mut ordered = Vec::with_capacity(serving.len());
+    for group in serving.chunk_by(|first, second| first.priority == second.priority) {
+        let mut left: Vec<Arc<Upstream>> = group.to_vec();
+        while !left.is_empty() {
+            let total: u64 = left.iter().map(|upstream| u64::from(upstream.weight)).sum();
+            let mut draw = random_below(total);
+            let index = left
+                .iter()
+                .position(|upstream| {
+                    let weight = u64::from(upstream.weight);
+                    if draw < weight {
+                        true
+                    } else {
+                        draw -= weight;
+                        false
+                    }
+                })
+                .unwrap_or(0);
+            ordered.push(left.remove(index));
+        }
+    }
+    ordered
 }
 
 /// A number below `bound` (at least 1), uniformly enough for sharing calls by weight.

@@ -121,10 +121,20 @@ fn usage_finder() -> &'static memchr::memmem::Finder<'static> {
     FINDER.get_or_init(|| memchr::memmem::Finder::new(USAGE))
 }
 
-/// Where the last [`USAGE`] in `haystack` starts.
+/// Where the last [`USAGE`] in `haystack` starts. Each `g` is looked for backwards with
+/// the vectorised byte search and the name checked around it: the usage object ends a
+/// JSON answer, so the first `g` from the end is usually the name's (a backwards substring
+/// search, which has no vectorised first step, cost five instructions a byte).
 fn last_usage_mention(haystack: &[u8]) -> Option<usize> {
-    static FINDER: std::sync::OnceLock<memchr::memmem::FinderRev<'static>> = std::sync::OnceLock::new();
-    FINDER.get_or_init(|| memchr::memmem::FinderRev::new(USAGE)).rfind(haystack)
+    const G_AT: usize = 4; // `"usage"` has its `g` at index 4.
+    let mut end = haystack.len();
+    while let Some(g) = memchr::memrchr(b'g', &haystack[..end]) {
+        if g >= G_AT && haystack[g - G_AT..].starts_with(USAGE) {
+            return Some(g - G_AT);
+        }
+        end = g;
+    }
+    None
 }
 
 fn trim_line_end(line: &[u8]) -> &[u8] {
@@ -468,14 +478,16 @@ impl<'a> Relay<'a> {
 #[derive(Debug)]
 pub struct CallMeter {
     pub shared: Arc<SharedState>,
-    pub request_id: String,
+    pub request_id: Arc<str>,
     /// The registry's entry of the key (shared, not copied: its account and workspace are
     /// read when the call is counted).
     pub key: Arc<CompiledKey>,
     pub model: String,
     pub protocol: Protocol,
     pub at_milliseconds: i64,
-    pub started: Instant,
+    /// When the call started, read only when its log line is written ([`CallMeter::logged`]):
+    /// the line's latencies are all the clock is read for.
+    pub started: Option<Instant>,
     /// The token limits the call's tokens are charged to when it is counted.
     pub token_charges: TokenCharges,
     /// The call's place among its key's calls in flight, for a relayed answer: the meter
@@ -502,6 +514,12 @@ impl Drop for CallMeter {
 }
 
 impl CallMeter {
+    /// Whether a call's log line (target `keygate::model_call`, `info`) is written: its
+    /// request id is kept and its latencies timed only then.
+    pub fn logged() -> bool {
+        tracing::enabled!(target: "keygate::model_call", tracing::Level::INFO)
+    }
+
     /// Counts the call: its tokens per key, model and minute, the metrics, and its log line.
     pub fn finish(mut self, status: u16, tokens: TokenUsage, upstream_latency: Option<Duration>, first_byte: Option<Duration>) {
         self.count(status, tokens, upstream_latency, first_byte);
@@ -555,7 +573,7 @@ impl CallMeter {
             reasoning_tokens = tokens.reasoning,
             upstream_latency_ms = milliseconds(upstream_latency),
             first_byte_ms = milliseconds(first_byte),
-            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms = milliseconds(self.started.map(|started| started.elapsed())),
             "model call"
         );
     }
@@ -569,20 +587,20 @@ pub struct MeteredBody<B> {
     reader: UsageReader,
     meter: Option<CallMeter>,
     status: u16,
-    upstream_latency: Duration,
+    upstream_latency: Option<Duration>,
     first_byte: Option<Duration>,
     ended: bool,
 }
 
 impl<B> MeteredBody<B> {
-    pub fn new(inner: B, reader: UsageReader, meter: CallMeter, status: u16, upstream_latency: Duration) -> MeteredBody<B> {
+    pub fn new(inner: B, reader: UsageReader, meter: CallMeter, status: u16, upstream_latency: Option<Duration>) -> MeteredBody<B> {
         MeteredBody { inner, reader, meter: Some(meter), status, upstream_latency, first_byte: None, ended: false }
     }
 
     fn finish(&mut self) {
         if let Some(meter) = self.meter.take() {
             let tokens = self.reader.tokens();
-            meter.finish(self.status, tokens, Some(self.upstream_latency), self.first_byte);
+            meter.finish(self.status, tokens, self.upstream_latency, self.first_byte);
         }
     }
 }
@@ -606,7 +624,7 @@ impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for MeteredBody<B
                         Err(frame) => return Poll::Ready(Some(Ok(frame))),
                     };
                     if this.first_byte.is_none() {
-                        this.first_byte = this.meter.as_ref().map(|meter| meter.started.elapsed());
+                        this.first_byte = this.meter.as_ref().and_then(|meter| meter.started).map(|started| started.elapsed());
                     }
                     let relayed = this.reader.feed(chunk);
                     if relayed.is_empty() {
@@ -655,6 +673,27 @@ impl<B> Drop for MeteredBody<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The backwards search finds what a backwards substring search finds, wherever the
+    /// name is, however often, and among other `g`s.
+    #[test]
+    fn the_last_usage_mention_is_the_last_occurrence() {
+        let finder = memchr::memmem::FinderRev::new(USAGE);
+        let pieces: [&[u8]; 7] = [b"\"usage\"", b"g", b"usage", b"\"usag", b"e\"", b"{\"message\":1}", b"\"usage\"\"usage\""];
+        let mut seed = 7u64;
+        for _ in 0..20_000 {
+            let mut haystack = Vec::new();
+            for _ in 0..(seed % 6) {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                haystack.extend_from_slice(pieces[(seed >> 33) as usize % pieces.len()]);
+            }
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            assert_eq!(last_usage_mention(&haystack), finder.rfind(&haystack), "{:?}", String::from_utf8_lossy(&haystack));
+        }
+        assert_eq!(last_usage_mention(b"\"usage\""), Some(0));
+        assert_eq!(last_usage_mention(b"usage\""), None);
+        assert_eq!(last_usage_mention(b""), None);
+    }
 
     fn read_all(protocol: Protocol, event_stream: bool, strip: bool, chunks: &[&[u8]]) -> (Vec<u8>, TokenUsage) {
         let mut reader = UsageReader::new(protocol, event_stream, strip);

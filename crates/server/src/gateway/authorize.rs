@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderName;
 use keygate_core::verification::{
-    authorize_call, AuthenticatedKey, AuthenticationFailure, AuthorizationFailure, CallFacts, CallTarget, CompiledKey,
+    authorize_call, AuthenticatedKey, AuthenticationFailure, AuthorizationFailure, CallFacts, CallTarget, CompiledKey, WorkspaceGrants,
 };
 
 use super::errors::{GatewayRefusal, Protocol};
@@ -193,20 +193,23 @@ pub fn authorize_target(
     target: CallTarget<'_>,
 ) -> Result<(), GatewayRefusal> {
     let workspace_header = headers.get_str(&X_DASHSCOPE_WORKSPACE);
-    authorize_target_in(state, authorized, context, workspace_header, target)
+    let grants = state.store().registry().workspace(&authorized.key.workspace_id);
+    authorize_target_in(state, authorized, grants.as_deref(), context, workspace_header, target)
 }
 
-/// Steps 4-6 for `target`, with the request's `X-DashScope-WorkSpace` header already read.
+/// Steps 4-6 for `target`, with the request's `X-DashScope-WorkSpace` header already read
+/// and the grants of the key's workspace already looked up (a model call reads them once
+/// for its two checks and its limits: each look takes the registry's lock).
 pub fn authorize_target_in(
     state: &AppState,
     authorized: &Authorized,
+    grants: Option<&WorkspaceGrants>,
     context: &RequestContext,
     workspace_header: Option<&str>,
     target: CallTarget<'_>,
 ) -> Result<(), GatewayRefusal> {
-    let grants = state.store().registry().workspace(&authorized.key.workspace_id);
     let facts = CallFacts { client_address: context.client_address, workspace_header, target };
-    authorize_call(&authorized.key, grants.as_deref(), &facts, |model| state.shared.catalog.contains(model))
+    authorize_call(&authorized.key, grants, &facts, |model| state.shared.catalog.contains(model))
         .map_err(|failure| authorization_refusal(failure, target, &authorized.key))
 }
 

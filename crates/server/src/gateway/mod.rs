@@ -27,7 +27,7 @@ use axum::routing::{any, get, post};
 use axum::Router;
 use keygate_core::client_address::resolve_client_address;
 use keygate_core::limits::{EffectiveLimits, RateLimit};
-use keygate_core::verification::CallTarget;
+use keygate_core::verification::{CallTarget, WorkspaceGrants};
 use keygate_wire::forwarding_path::{check_forwarded_path, reencode_query};
 use keygate_wire::model_call_body::{read_model_call_body, ModelCallBody, ModelCallBodyError};
 use serde_json::{json, Value};
@@ -44,7 +44,7 @@ use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::RequestContext;
 use crate::request_headers::{HeadFields, RequestHeaders};
 use crate::state::AppState;
-use crate::upstreams::Route;
+use crate::upstreams::{ModelPlan, Route};
 
 /// `/auth/verify`, served outside the request-context middleware: it is on the hot path of
 /// another gateway, so it makes its own context and writes no access log line (it is
@@ -240,16 +240,12 @@ fn start_meter(
     Some(CallMeter {
         shared: state.shared.clone(),
         // Kept for the call's log line only: not copied when that line is not written.
-        request_id: if tracing::enabled!(target: "keygate::model_call", tracing::Level::INFO) {
-            context.request_id.clone()
-        } else {
-            String::new()
-        },
+        request_id: if accounting::CallMeter::logged() { context.request_id.clone() } else { Default::default() },
         key: authorized.key.clone(),
         model,
         protocol,
         at_milliseconds: authorized.at_milliseconds,
-        started: std::time::Instant::now(),
+        started: accounting::CallMeter::logged().then(std::time::Instant::now),
         token_charges: accounting::TokenCharges::default(),
         in_flight: None,
     })
@@ -310,36 +306,41 @@ async fn serve_model_call(
     body: CallBody,
 ) -> Result<Response, GatewayRefusal> {
     let authorized = authenticate_request(state, call.protocol, call.headers, context)?;
-    // Read once for both checks.
+    // Read once for both checks (and the grants for the model's limits too).
     let workspace_header = call.headers.get_str(&authorize::X_DASHSCOPE_WORKSPACE);
-    authorize_target_in(state, &authorized, context, workspace_header, CallTarget::Nothing)?;
+    let grants = state.store().registry().workspace(&authorized.key.workspace_id);
+    authorize_target_in(state, &authorized, grants.as_deref(), context, workspace_header, CallTarget::Nothing)?;
     let (bytes, mut read) = read_model_call(state, call.headers, body).await?;
     let mut model = model_of(&mut read)?;
-    authorize_target_in(state, &authorized, context, workspace_header, CallTarget::Model(&model))?;
+    authorize_target_in(state, &authorized, grants.as_deref(), context, workspace_header, CallTarget::Model(&model))?;
     if call.responses {
         responses::check_previous_response(state, &authorized, context, call.headers, &bytes)?;
     }
-    let route = state.shared.upstreams.route_model(&model).ok_or_else(|| {
+    let ModelPlan { upstream, speaks, candidates } = state.shared.upstreams.plan(&model, call.protocol).ok_or_else(|| {
         GatewayRefusal::BadRequest(format!("The model '{model}' is in the catalog but no upstream of this deployment serves it."))
     })?;
-    if let Route::Upstream(upstream) = &route {
-        if !state.shared.upstreams.serves_in(&model, call.protocol) {
+    if let Some(upstream) = upstream {
+        if !speaks {
             return Err(GatewayRefusal::BadRequest(format!(
                 "The model '{model}' is served here only through: {}.",
                 upstream.protocol_names().join(", ")
             )));
         }
     }
-    let limited = admit_to_limits(state, &authorized, &model).await?;
+    let limited = admit_to_limits(state, &authorized, grants.as_deref(), &model).await?;
     let model_standing = limited.as_ref().map(|limited| limited.admission);
-    let mut key_admitted = admit_to_key_limits(state, &authorized).await.map_err(|refusal| with_model_standing(refusal, model_standing))?;
+    // A key without limits of its own (most keys) does not make the admission's future:
+    // making one copies all of its room, though it would answer at once.
+    let mut key_admitted = if authorized.key.limits.is_none() {
+        None
+    } else {
+        admit_to_key_limits(state, &authorized).await.map_err(|refusal| with_model_standing(refusal, model_standing))?
+    };
     let streaming = wants_stream(call.protocol, call.headers, &read);
     let asynchronous = call.protocol == Protocol::Native && tasks::is_asynchronous(call.headers);
     // The meter takes the model when nothing reads it after this (no copy for a plain
     // forwarded call); the demo and the calls that remember an object still need it.
-    let model_read_later = matches!(route, Route::Demo) || call.responses || asynchronous;
-    // The upstreams a forwarded call tries, in order (read while the model is still here).
-    let candidates = if matches!(route, Route::Upstream(_)) { state.shared.upstreams.candidates(&model) } else { Vec::new() };
+    let model_read_later = upstream.is_none() || call.responses || asynchronous;
     let meter_model = if model_read_later { model.clone() } else { std::mem::take(&mut model) };
     let mut meter = start_meter(state, context, &authorized, meter_model, call.protocol);
     if let Some(meter) = meter.as_mut() {
@@ -348,13 +349,11 @@ async fn serve_model_call(
             key: key_admitted.as_ref().and_then(|admitted| admitted.token_charge),
         };
     }
-    let mut response = match route {
-        Route::Demo if call.responses => responses::demo_create(state, &authorized, &model, &bytes, streaming, meter)?,
-        Route::Demo if asynchronous => {
-            tasks::demo_submit(state, &authorized, &model, &call.target.path, &bytes, &context.request_id, meter)?
-        }
-        Route::Demo => demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)?,
-        Route::Upstream(_) => {
+    let mut response = match upstream {
+        None if call.responses => responses::demo_create(state, &authorized, &model, &bytes, streaming, meter)?,
+        None if asynchronous => tasks::demo_submit(state, &authorized, &model, &call.target.path, &bytes, &context.request_id, meter)?,
+        None => demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)?,
+        Some(_) => {
             // A metered relayed answer holds its call's place in flight in its meter.
             if let Some(meter) = meter.as_mut() {
                 meter.in_flight = key_admitted.as_mut().and_then(|admitted| admitted.in_flight.take());
@@ -455,10 +454,14 @@ struct Limited {
 /// Counts a call of `model` against the limits of the key's workspace (its own where it
 /// sets them, else the catalog's default): `None` when none applies, a 429 when one is
 /// used up (docs/CONTRACT.md#model-limits).
-async fn admit_to_limits(state: &AppState, authorized: &Authorized, model: &str) -> Result<Option<Limited>, GatewayRefusal> {
+async fn admit_to_limits(
+    state: &AppState,
+    authorized: &Authorized,
+    grants: Option<&WorkspaceGrants>,
+    model: &str,
+) -> Result<Option<Limited>, GatewayRefusal> {
     let shared = &state.shared;
-    let grants = shared.store.registry().workspace(&authorized.key.workspace_id);
-    let workspace_limit = grants.as_deref().and_then(|grants| grants.model_limit(model));
+    let workspace_limit = grants.and_then(|grants| grants.model_limit(model));
     let platform_default = shared.catalog.get(model).and_then(|model| model.default_limit.as_ref());
     let limits = EffectiveLimits::of(workspace_limit, platform_default);
     if limits.is_unlimited() {
@@ -613,7 +616,7 @@ impl DirectModelCall {
     /// Serves the call from `peer` with the handler the router would have chosen, in a
     /// request context of its own (id, log line, `x-acs-request-id`).
     pub async fn serve(self, state: AppState, peer: IpAddr, request: Request) -> Response {
-        let started = std::time::Instant::now();
+        let started = crate::request_context::RequestStart::now();
         let context = RequestContext {
             request_id: crate::request_context::new_request_id(),
             client_address: crate::request_context::client_address_of(&state, peer, request.headers().into()),
@@ -626,20 +629,30 @@ impl DirectModelCall {
     }
 
     /// [`DirectModelCall::serve`] for a call `connection_front` parsed and read itself: its
-    /// request target (path and query, checked to be one `Uri` takes as it is), its headers
-    /// read in the head, its body. No `Request` is made of them (see
-    /// [`crate::request_headers`]).
-    pub async fn serve_parsed(self, state: AppState, peer: IpAddr, target: &str, headers: HeadFields<'_>, body: Bytes) -> Response {
-        let started = std::time::Instant::now();
+    /// request target's path and query (split at the target's first `?`, checked to be
+    /// what `Uri` reads), its headers read in the head, its body. No `Request` is made of
+    /// them (see [`crate::request_headers`]).
+    ///
+    /// The state is borrowed from the connection (a copy per call was an allocation, for
+    /// the listener's region, and a shared count moved up and down).
+    pub async fn serve_parsed(
+        self,
+        state: &AppState,
+        peer: IpAddr,
+        path: &str,
+        query: Option<&str>,
+        headers: HeadFields<'_>,
+        body: Bytes,
+    ) -> Response {
+        let started = crate::request_context::RequestStart::now();
         let headers = RequestHeaders::Head(headers);
         let context = RequestContext {
             request_id: crate::request_context::new_request_id(),
-            client_address: crate::request_context::client_address_of(&state, peer, headers),
+            client_address: crate::request_context::client_address_of(state, peer, headers),
         };
-        let (path, query) = target.split_once('?').map_or((target, None), |(path, query)| (path, Some(query)));
         let incoming = IncomingCall { method: Method::POST, path, query, headers, body: CallBody::Read(body) };
-        let handled = Box::pin(model_call_as_it_came(&state, &context, self.protocol, self.demo_endpoint, false, incoming));
-        crate::request_context::in_request_context(&state, &context, &Method::POST, self.path, started, handled).await
+        let handled = Box::pin(model_call_as_it_came(state, &context, self.protocol, self.demo_endpoint, false, incoming));
+        crate::request_context::in_request_context(state, &context, &Method::POST, self.path, started, handled).await
     }
 
     /// Whether the key the call presents authenticates now (a look at the registry, with
@@ -655,7 +668,7 @@ impl DirectModelCall {
     /// (`connection_front` reads the body of the calls it serves itself): the refusal
     /// `read_body`'s deadline gives, in the same request context as [`DirectModelCall::serve`].
     pub async fn refuse_slow_body(self, state: AppState, peer: IpAddr, headers: RequestHeaders<'_>) -> Response {
-        let started = std::time::Instant::now();
+        let started = crate::request_context::RequestStart::now();
         let context = RequestContext {
             request_id: crate::request_context::new_request_id(),
             client_address: crate::request_context::client_address_of(&state, peer, headers),
@@ -806,12 +819,14 @@ pub fn target_of(uri: &Uri) -> &str {
 /// (Envoy), `Some("")` for `/auth/verify` itself (with or without a query), `None` for any
 /// other path.
 fn original_path_after_verify(target: &str) -> Option<&str> {
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
-    let rest = path.strip_prefix("/auth/verify")?;
-    if rest.is_empty() {
-        return Some("");
+    // The prefix first: every model call's target is asked, and most are not this one (a
+    // search for the `?` first cost a hundred instructions a call).
+    let rest = target.strip_prefix("/auth/verify")?;
+    match rest.as_bytes().first() {
+        None | Some(b'?') => Some(""),
+        Some(b'/') => Some(rest),
+        Some(_) => None,
     }
-    rest.starts_with('/').then(|| &target["/auth/verify".len()..])
 }
 
 /// `/auth/verify` with the original request's body: its top-level `model` names the
@@ -864,7 +879,7 @@ fn decide_verify(state: &AppState, peer: std::net::IpAddr, target: &str, found: 
     let text = VerifyHeaders::text;
     // A 200 carries no request id: one is made only for an error body.
     let mut context = RequestContext {
-        request_id: String::new(),
+        request_id: Default::default(),
         client_address: resolve_client_address(peer, found.x_forwarded_for(), &state.shared.trusted_proxies),
     };
     let result = (|| {
@@ -917,4 +932,25 @@ fn decide_verify(state: &AppState, peer: std::net::IpAddr, target: &str, found: 
         context.request_id = crate::request_context::new_request_id();
     }
     respond(state, Protocol::Native, &context, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::original_path_after_verify;
+
+    /// `/auth/verify` with or without a query, or with the original path after it (Envoy);
+    /// no other path, however it starts.
+    #[test]
+    fn the_original_path_is_what_follows_auth_verify() {
+        assert_eq!(original_path_after_verify("/auth/verify"), Some(""));
+        assert_eq!(original_path_after_verify("/auth/verify?model=qwen-plus"), Some(""));
+        assert_eq!(original_path_after_verify("/auth/verify/"), Some("/"));
+        assert_eq!(
+            original_path_after_verify("/auth/verify/compatible-mode/v1/chat/completions?a=1"),
+            Some("/compatible-mode/v1/chat/completions?a=1")
+        );
+        for other in ["/auth/verifyx", "/auth/verify-me?x=/", "/auth/veri", "/compatible-mode/v1/chat/completions", "/auth/Verify", ""] {
+            assert_eq!(original_path_after_verify(other), None, "{other:?}");
+        }
+    }
 }

@@ -32,7 +32,7 @@ use super::accounting::{CallMeter, MeteredBody, UsageReader};
 use super::errors::{GatewayRefusal, Protocol};
 use super::verify_headers::visible_text;
 use super::ForwardTarget;
-use crate::request_headers::RequestHeaders;
+use crate::request_headers::{eq_ignore_ascii_case, RequestHeaders};
 use crate::upstream_client::{UpstreamBody, UpstreamResponse};
 use crate::upstreams::Upstream;
 
@@ -41,15 +41,42 @@ static ANY_MEDIA_TYPE: HeaderValue = HeaderValue::from_static("*/*");
 
 const HOP_BY_HOP: [&str; 9] =
     ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
-/// Request headers that carry the client's credentials or keygate's own routing.
-const CLIENT_ONLY: [&str; 4] = ["authorization", "x-api-key", "x-dashscope-workspace", "content-length"];
 
 /// Whether a client's header goes to the upstream. `name` as the client wrote it: compared
 /// without regard to case.
 fn is_forwardable_request_header(name: &[u8]) -> bool {
-    let listed = |list: &[&str]| list.iter().any(|listed| listed.as_bytes().eq_ignore_ascii_case(name));
-    !listed(&HOP_BY_HOP) && !listed(&CLIENT_ONLY) && !name.get(..10).is_some_and(|start| start.eq_ignore_ascii_case(b"x-keygate-"))
+    // Lowered once, then compared exactly (a length compare for most of the listed names),
+    // rather than compared without regard to case with each of them.
+    let mut lowered = [0u8; LONGEST_LISTED];
+    let Some(lowered) = lowered.get_mut(..name.len()) else {
+        return !name.get(..10).is_some_and(|start| start.eq_ignore_ascii_case(b"x-keygate-"));
+    };
+    lowered.copy_from_slice(name);
+    lowered.make_ascii_lowercase();
+    // HOP_BY_HOP, then the headers that carry the client's credentials or keygate's own
+    // routing, as one match (a switch on the length, then a compare); the test below holds
+    // it to the lists.
+    !matches!(
+        &*lowered,
+        b"connection"
+            | b"keep-alive"
+            | b"proxy-authenticate"
+            | b"proxy-authorization"
+            | b"te"
+            | b"trailer"
+            | b"transfer-encoding"
+            | b"upgrade"
+            | b"host"
+            | b"authorization"
+            | b"x-api-key"
+            | b"x-dashscope-workspace"
+            | b"content-length"
+    ) && !lowered.starts_with(b"x-keygate-")
 }
+
+/// The longest name `is_forwardable_request_header` holds back by name: a longer name is
+/// none of them.
+const LONGEST_LISTED: usize = 21;
 
 /// The header names listed in `Connection` (its `values`), in lower case: they are
 /// hop-by-hop too (RFC 9110 section 7.6.1).
@@ -71,7 +98,7 @@ pub struct Forwarded<'a> {
     pub method: Method,
     pub target: &'a ForwardTarget,
     pub headers: RequestHeaders<'a>,
-    pub request_id: &'a str,
+    pub request_id: &'a Arc<str>,
     /// How many headers keygate adds to the relayed answer (a limited call's rate-limit
     /// headers): its header map is made with room for them, and is not grown again.
     pub header_room: usize,
@@ -115,15 +142,17 @@ pub async fn forward_with_failover(
     strip_usage_chunk: bool,
 ) -> Result<Relayed, GatewayRefusal> {
     let protocol = forwarded.protocol;
-    let speaking: Vec<&Arc<Upstream>> = candidates
-        .iter()
-        .filter(|upstream| if forwarded.responses { upstream.responses_base().is_some() } else { upstream.speaks(protocol) })
-        .collect();
-    let Some(last) = speaking.len().checked_sub(1) else {
+    // Walked twice rather than collected: most models have one upstream.
+    let speaking = || {
+        candidates
+            .iter()
+            .filter(|upstream| if forwarded.responses { upstream.responses_base().is_some() } else { upstream.speaks(protocol) })
+    };
+    let Some(last) = speaking().count().checked_sub(1) else {
         let names: Vec<&str> = candidates.iter().map(|upstream| upstream.name.as_str()).collect();
         return Err(GatewayRefusal::BadRequest(format!("upstream {} does not speak this protocol", names.join(", "))));
     };
-    for (index, upstream) in speaking.into_iter().enumerate() {
+    for (index, upstream) in speaking().enumerate() {
         match attempt(upstream, &forwarded, body.clone()).await {
             Ok(response) if response.status.is_server_error() && index < last => {
                 tracing::warn!(
@@ -165,10 +194,10 @@ async fn attempt(upstream: &Upstream, forwarded: &Forwarded<'_>, body: Bytes) ->
     let nominated = connection_nominated(headers.get_all(&CONNECTION));
     let mut accept_sent = false;
     for (name, value) in headers.iter() {
-        if is_forwardable_request_header(name) && !nominated.iter().any(|nominated| nominated.as_bytes().eq_ignore_ascii_case(name)) {
+        if is_forwardable_request_header(name) && !nominated.iter().any(|nominated| eq_ignore_ascii_case(nominated.as_bytes(), name)) {
             // Accepted by httparse or `http` already: written as they are.
             head.client_header(name, value);
-            accept_sent |= name.eq_ignore_ascii_case(b"accept");
+            accept_sent |= eq_ignore_ascii_case(name, b"accept");
         }
     }
     // What the HTTP client keygate used before sent when the client sent none.
@@ -232,10 +261,10 @@ fn relay(
     }
     // Room for keygate's headers and the request id added after this.
     headers.reserve(forwarded.header_room + 1);
-    let inner = IdleTimeout::new(upstream_body, upstream.timeouts().idle, upstream.clone(), request_id.to_string());
+    let inner = IdleTimeout::new(upstream_body, upstream.timeouts().idle, upstream.clone(), request_id.clone());
     let body = match meter {
         Some(meter) => {
-            let upstream_latency = meter.started.elapsed();
+            let upstream_latency = meter.started.map(|started| started.elapsed());
             let reader = UsageReader::new(protocol, event_stream, strip_usage_chunk);
             Body::new(MeteredBody::new(inner, reader, meter, status.as_u16(), upstream_latency))
         }
@@ -258,11 +287,11 @@ pub struct IdleTimeout {
     /// Named in the log line of a cut answer, with the request.
     upstream: Arc<Upstream>,
     /// The answer is read after the request's span has ended: its line names the request.
-    request_id: String,
+    request_id: Arc<str>,
 }
 
 impl IdleTimeout {
-    fn new(inner: UpstreamBody, idle: Duration, upstream: Arc<Upstream>, request_id: String) -> IdleTimeout {
+    fn new(inner: UpstreamBody, idle: Duration, upstream: Arc<Upstream>, request_id: Arc<str>) -> IdleTimeout {
         IdleTimeout { inner, idle, deadline: None, upstream, request_id }
     }
 }
@@ -303,5 +332,41 @@ impl HttpBody for IdleTimeout {
     /// The upstream's own: exact when it sent a `Content-Length`.
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Request headers that carry the client's credentials or keygate's own routing (with
+    /// [`HOP_BY_HOP`], the names `is_forwardable_request_header` matches).
+    const CLIENT_ONLY: [&str; 4] = ["authorization", "x-api-key", "x-dashscope-workspace", "content-length"];
+
+    /// Every listed name is refused in any case, keygate's own headers whatever their
+    /// length, and nothing else.
+    #[test]
+    fn only_the_listed_headers_and_keygates_own_stay_behind() {
+        assert!(HOP_BY_HOP.iter().chain(&CLIENT_ONLY).all(|name| name.len() <= LONGEST_LISTED));
+        assert!(HOP_BY_HOP.iter().chain(&CLIENT_ONLY).any(|name| name.len() == LONGEST_LISTED));
+        assert_eq!(HOP_BY_HOP.len() + CLIENT_ONLY.len(), 13, "a name added to a list is added to the match too");
+        for name in HOP_BY_HOP.iter().chain(&CLIENT_ONLY) {
+            assert!(!is_forwardable_request_header(name.as_bytes()), "{name}");
+            assert!(!is_forwardable_request_header(name.to_ascii_uppercase().as_bytes()), "{name}");
+        }
+        for name in ["X-Keygate-Model", "x-keygate-identity", "X-KEYGATE-A-VERY-LONG-NAME-INDEED-BEYOND-THE-LIST"] {
+            assert!(!is_forwardable_request_header(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "Content-Type",
+            "accept",
+            "X-Client-Trace",
+            "x-keygate",
+            "hosts",
+            "authorization2",
+            "A-Header-Name-Much-Longer-Than-Any-Listed",
+        ] {
+            assert!(is_forwardable_request_header(name.as_bytes()), "{name}");
+        }
     }
 }

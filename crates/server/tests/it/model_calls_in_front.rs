@@ -101,6 +101,25 @@ async fn model_calls_and_verifications_share_a_connection_with_bodies_split_and_
     let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
     assert!(body["choices"][0]["message"]["content"].as_str().is_some_and(|text| text.contains("split body")), "{body}");
 
+    // A body longer than one read of the connection (split off its buffer rather than
+    // copied out), in three writes a moment apart.
+    let long_text = format!("{} the end of a long body", "x".repeat(20_000));
+    let long = post(
+        "/compatible-mode/v1/chat/completions",
+        &key,
+        &format!(r#"{{"model":"demo-echo","messages":[{{"role":"user","content":"{long_text}"}}]}}"#),
+        "",
+    );
+    for part in long.as_bytes().chunks(7_000) {
+        stream.get_mut().write_all(part).await.unwrap();
+        stream.get_mut().flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let answer = read_answer(&mut stream).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert!(body["choices"][0]["message"]["content"].as_str().is_some_and(|text| text.ends_with("the end of a long body")), "{body}");
+
     // Then, written at once: Anthropic messages, a refused key, a verification, and a
     // streamed chat call that closes the connection.
     let requests = [
