@@ -158,7 +158,7 @@ pub async fn in_request_context(
 /// When a request started, for its access-log line's `elapsed_ms`. The clock is read only
 /// when that line is written: a deployment that logs at `warn` (as the benchmarks do, as
 /// nginx without an access log) does not pay for two clock reads per request it never
-/// reports (docs/PERFORMANCE.md, "Clock reads").
+/// reports (docs/PERFORMANCE.md, "Clock reads, lookups and copies per call").
 #[derive(Debug, Clone, Copy)]
 pub struct RequestStart(Option<Instant>);
 

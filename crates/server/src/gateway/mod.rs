@@ -237,15 +237,16 @@ fn start_meter(
         state.shared.usage.record(authorized.key.key_id, authorized.at_milliseconds);
         return None;
     }
+    // The request id and the start are kept for the call's log line only.
+    let logged = accounting::CallMeter::logged();
     Some(CallMeter {
         shared: state.shared.clone(),
-        // Kept for the call's log line only: not copied when that line is not written.
-        request_id: if accounting::CallMeter::logged() { context.request_id.clone() } else { Default::default() },
+        request_id: if logged { context.request_id.clone() } else { Default::default() },
         key: authorized.key.clone(),
         model,
         protocol,
         at_milliseconds: authorized.at_milliseconds,
-        started: accounting::CallMeter::logged().then(std::time::Instant::now),
+        started: logged.then(std::time::Instant::now),
         token_charges: accounting::TokenCharges::default(),
         in_flight: None,
     })
