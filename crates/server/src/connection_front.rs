@@ -48,7 +48,7 @@ use crate::connections::{ConnectionActivity, WatchedStream, MAX_REQUEST_HEAD_BYT
 use crate::gateway;
 use crate::gateway::verify_headers::VerifyHeaders;
 use crate::gateway::DirectModelCall;
-use crate::request_headers::{eq_ignore_ascii_case, HeadPlaces, RequestHeaders};
+use crate::request_headers::{eq_ignore_ascii_case, HeadPlaces, RequestHeaders, HIGH_BITS, ONES};
 use crate::state::AppState;
 use crate::upstream_client::{lists_token, place_within};
 
@@ -344,8 +344,6 @@ fn plain_request<'a>(request: &httparse::Request<'_, 'a>, body_limit: usize) -> 
 fn plain_path_length(target: &[u8]) -> Option<usize> {
     // Eight bytes at a time: each byte looked up without a branch per byte, and the first
     // `?` found in a word at once.
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
     let mut path_length = None;
     let mut words = target.chunks_exact(8);
     for (index, word) in (&mut words).enumerate() {

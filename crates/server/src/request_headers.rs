@@ -96,8 +96,6 @@ pub fn eq_ignore_ascii_case(a: &[u8], b: &[u8]) -> bool {
 /// (non-ASCII ones too) as it is.
 #[inline]
 fn ascii_lowered(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
     // Each byte's low seven bits, plus an amount that sets its high bit when they are at
     // least `A`, or more than `Z`: no sum carries into the next byte.
     let low_bits = word & !HIGH_BITS;
@@ -107,6 +105,12 @@ fn ascii_lowered(word: u64) -> u64 {
     // The high bit of each upper-case letter moved down to its 0x20 bit.
     word | (upper_case >> 2)
 }
+
+/// A byte of 1 in each of a word's eight places, and each place's high bit: the words the
+/// eight-bytes-at-a-time checks of a head are written with (here, in `visible_text` and in
+/// the front's target check).
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
+pub(crate) const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
 /// A request's headers, in either form (see the module's documentation).
 #[derive(Debug, Clone, Copy)]

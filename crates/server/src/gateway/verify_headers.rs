@@ -10,6 +10,8 @@
 
 use axum::http::{header, HeaderMap};
 
+use crate::request_headers::{HIGH_BITS, ONES};
+
 /// The headers of one `/auth/verify` request that its decision reads, as the bytes of their
 /// values: from hyper's `HeaderMap`, or from the head `crate::connection_front` parsed
 /// itself.
@@ -159,9 +161,6 @@ pub fn visible_text(value: &[u8]) -> Option<&str> {
 fn is_visible_byte(byte: &u8) -> bool {
     *byte == b'\t' || (b' '..0x7f).contains(byte)
 }
-
-const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
 /// Whether one of the eight bytes of `word` is below a space (a control byte, or a tab,
 /// which [`visible_text`] then looks at byte by byte): exact as a whole, though not per
