@@ -17,7 +17,7 @@ for tool in wrk curl jq; do
 done
 
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
-    (cd "$ROOT" && cargo build --release -p keygate --bin keygate -p keygate-server --example bench_servers)
+    (cd "$ROOT" && cargo build --release -p keygate --bin keygate --example bench_servers)
 fi
 
 WORK=$(mktemp -d)

@@ -779,7 +779,7 @@ impl KeyRegistry {
             // Rare next to permanent keys: the owned path, then the workspace.
             let authenticated = self.authenticate_any(presented, region, endpoint, temporary_secret, now)?;
             let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let workspace = state.workspaces.get(&*authenticated.key.workspace_id).map(|(_, grants)| &**grants);
+            let workspace = state.workspaces.get(&*authenticated.key.workspace_id).map(|(_, grants)| grants);
             return Ok(decide(AuthenticatedView {
                 key: &authenticated.key,
                 temporary: true,
@@ -791,7 +791,7 @@ impl KeyRegistry {
         endpoint.admits(parsed.format)?;
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = state.entry(&parsed.digest).ok_or(AuthenticationFailure::Unknown)?;
-        let key = entry.key.as_deref().ok_or(AuthenticationFailure::Unknown)?;
+        let key = entry.key.as_ref().ok_or(AuthenticationFailure::Unknown)?;
         // The same checks, in the same order, as `authenticate_permanent`.
         if now >= entry.secret_ends_at {
             return Err(AuthenticationFailure::Unknown);
@@ -803,7 +803,7 @@ impl KeyRegistry {
         if now >= entry.expires_at {
             return Err(AuthenticationFailure::KeyExpired);
         }
-        let workspace = state.workspaces.get(&*key.workspace_id).map(|(_, grants)| &**grants);
+        let workspace = state.workspaces.get(&*key.workspace_id).map(|(_, grants)| grants);
         Ok(decide(AuthenticatedView { key, temporary: false, works_until: entry.expires_at.min(entry.secret_ends_at), workspace }))
     }
 
@@ -815,16 +815,17 @@ impl KeyRegistry {
 }
 
 /// A key that passed authentication, borrowed from the registry for one decision
-/// ([`KeyRegistry::authenticate_then`]).
+/// ([`KeyRegistry::authenticate_then`]). The key and the grants are lent as the registry
+/// holds them (`Arc`s), for a caller that keeps a handle of its own on them.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthenticatedView<'a> {
-    pub key: &'a CompiledKey,
+    pub key: &'a Arc<CompiledKey>,
     /// Presented as an `st-` temporary key.
     pub temporary: bool,
     /// As [`AuthenticatedKey::works_until`].
     pub works_until: i64,
     /// The grants of the key's workspace, when the registry holds them.
-    pub workspace: Option<&'a WorkspaceGrants>,
+    pub workspace: Option<&'a Arc<WorkspaceGrants>>,
 }
 
 /// A key that passed authentication.

@@ -85,7 +85,7 @@ pub async fn serve_front<S>(
     state: &AppState,
     peer: IpAddr,
     activity: &ConnectionActivity,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> FrontEnd<S>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -99,6 +99,11 @@ where
     let mut call_head: Vec<u8> = Vec::new();
     // Made once for the connection, not per request: a new wait registers with the
     // listener's channel anew each time, a tenth of what the front adds to a verification.
+    // On this thread's copy of the channel: a wait polled again takes its channel's lock,
+    // and on the one channel of the server that lock was a cache line every core's
+    // connections took at every request (docs/PERFORMANCE.md, "Cache lines the cores pass
+    // to each other").
+    let mut stop = stop_on_this_thread(&stop);
     let stopped = stop.wait_for(|stopped| *stopped);
     tokio::pin!(stopped);
     loop {
@@ -227,6 +232,36 @@ where
 const HYPER_MAX_HEADERS: usize = 100;
 
 /// Whether the head in `buffer` has more headers than hyper takes.
+/// A receiver of `stop`'s value on a channel of this thread's own: the first connection of
+/// a thread (per server) makes the channel, and a task on the thread's runtime sends
+/// `true` into it when `stop` turns true (or its server goes away). A thread keeps the
+/// copies of servers still running.
+fn stop_on_this_thread(stop: &tokio::sync::watch::Receiver<bool>) -> tokio::sync::watch::Receiver<bool> {
+    type Copies = Vec<(tokio::sync::watch::Receiver<bool>, tokio::sync::watch::Receiver<bool>)>;
+    thread_local! {
+        static COPIES: RefCell<Copies> = const { RefCell::new(Vec::new()) };
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return stop.clone();
+    };
+    COPIES.with_borrow_mut(|copies| {
+        // A server's stop changes once, to true: a copy whose server stopped or went away
+        // is let go.
+        copies.retain(|(server, _)| matches!(server.has_changed(), Ok(false)));
+        if let Some((_, copy)) = copies.iter().find(|(server, _)| server.same_channel(stop)) {
+            return copy.clone();
+        }
+        let (sender, copy) = tokio::sync::watch::channel(*stop.borrow());
+        let mut server = stop.clone();
+        runtime.spawn(async move {
+            let _ = server.wait_for(|stopped| *stopped).await;
+            let _ = sender.send(true);
+        });
+        copies.push((stop.clone(), copy.clone()));
+        copy
+    })
+}
+
 fn more_headers_than_hyper_takes(buffer: &[u8]) -> bool {
     let mut headers = [httparse::EMPTY_HEADER; HYPER_MAX_HEADERS];
     matches!(httparse::Request::new(&mut headers).parse(buffer), Err(httparse::Error::TooManyHeaders))
@@ -606,6 +641,26 @@ mod tests {
             };
             (what, plain.close)
         })
+    }
+
+    #[tokio::test]
+    async fn connections_of_a_thread_share_its_copy_of_the_stop_signal_and_see_it_turn() {
+        let (sender, stop) = tokio::sync::watch::channel(false);
+        let first = stop_on_this_thread(&stop);
+        let second = stop_on_this_thread(&stop);
+        assert!(first.same_channel(&second), "one copy per thread and server");
+        assert!(!first.same_channel(&stop), "not the server's own channel");
+        let (_other_sender, other_stop) = tokio::sync::watch::channel(false);
+        assert!(!stop_on_this_thread(&other_stop).same_channel(&first), "each server has its own copy");
+        let mut waiting = second.clone();
+        sender.send(true).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiting.wait_for(|stopped| *stopped))
+            .await
+            .expect("the copy turns when the server stops")
+            .unwrap();
+        // A connection that comes after the stop gets a copy that is stopped already.
+        let late = stop_on_this_thread(&stop);
+        assert!(*late.borrow());
     }
 
     #[test]

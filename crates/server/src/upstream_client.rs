@@ -163,14 +163,27 @@ pub struct UpstreamEndpoint {
     port: u16,
     /// Set for https: the name the certificate must be valid for, also sent as SNI.
     tls_server_name: Option<ServerName<'static>>,
-    /// Idle connections by shard, the most recently used last (taken first: the likeliest
-    /// still open).
-    idle: [Mutex<Vec<IdleConnection>>; POOL_SHARDS],
-    max_idle: usize,
+    /// The pool, by shard.
+    shards: [Arc<PoolShard>; POOL_SHARDS],
+    /// How long a connection may stay idle (the reaper's period too).
     idle_timeout: Duration,
     /// Whether the task that closes connections idle too long has been started (at the
-    /// first connection put back, on the runtime of the calls).
+    /// first answer whose connection may go back, on the runtime of the calls).
     reaper_started: AtomicBool,
+}
+
+/// One shard of a base's pool: its idle connections, the most recently used last (taken
+/// first: the likeliest still open). An answer holds the shard it goes back to, not the
+/// endpoint: each shard has a reference count of its own, written only by the thread whose
+/// shard it is, where the endpoint's one count was a cache line passed between the cores
+/// at every call (docs/PERFORMANCE.md, "Cache lines the cores pass to each other"). Padded
+/// so that no two shards share a cache line either.
+type PoolShard = crossbeam_utils::CachePadded<IdleConnections>;
+
+struct IdleConnections {
+    idle: Mutex<Vec<IdleConnection>>,
+    max_idle: usize,
+    idle_timeout: Duration,
 }
 
 impl std::fmt::Debug for UpstreamEndpoint {
@@ -201,8 +214,7 @@ impl UpstreamEndpoint {
             host,
             port,
             tls_server_name,
-            idle: std::array::from_fn(|_| Mutex::new(Vec::new())),
-            max_idle: MAX_IDLE_CONNECTIONS_PER_BASE,
+            shards: pool_shards(MAX_IDLE_CONNECTIONS_PER_BASE, POOL_IDLE_TIMEOUT),
             idle_timeout: POOL_IDLE_TIMEOUT,
             reaper_started: AtomicBool::new(false),
         })
@@ -210,70 +222,12 @@ impl UpstreamEndpoint {
 
     /// How many idle connections the pool holds now, in all its shards.
     pub fn idle_connections(&self) -> usize {
-        self.idle.iter().map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
+        self.shards.iter().map(|shard| shard.idle.lock().unwrap_or_else(PoisonError::into_inner).len()).sum()
     }
 
     /// This thread's shard of the idle connections.
-    fn own_shard(&self) -> &Mutex<Vec<IdleConnection>> {
-        &self.idle[pool_shard_of_this_thread()]
-    }
-
-    /// The most recently used idle connection that has not been idle too long and still
-    /// looks open. The others met on the way are closed (after the lock is let go: a close
-    /// is a system call).
-    fn checkout(&self) -> Option<Connection> {
-        let now = Instant::now();
-        let mut closed = Vec::new();
-        let mut idle = self.own_shard().lock().unwrap_or_else(PoisonError::into_inner);
-        let found = loop {
-            let Some(newest) = idle.pop() else {
-                break None;
-            };
-            if now.duration_since(newest.since) >= self.idle_timeout {
-                // The newest is too old, so are all the others (they are older).
-                closed.push(newest);
-                closed.append(&mut idle);
-                break None;
-            }
-            // A connection used within the last second is taken without a look: an upstream
-            // closes an idle connection after seconds, not at once (and one that asked to
-            // close it said so in its answer), and the look costs a system call per call
-            // while the socket is still marked readable from the last answer. The retry on
-            // a new connection covers the rest.
-            if now.duration_since(newest.since) < LOOKED_AT_AFTER_IDLE || newest.connection.looks_open() {
-                break Some(newest.connection);
-            }
-            closed.push(newest);
-        };
-        drop(idle);
-        drop(closed);
-        found
-    }
-
-    /// Puts a connection whose answer was read to its end back into the pool, unless the
-    /// pool is full; connections idle too long (the oldest, at the front) are closed.
-    fn checkin(self: &Arc<Self>, connection: Connection) {
-        let now = Instant::now();
-        let mut idle = self.own_shard().lock().unwrap_or_else(PoisonError::into_inner);
-        let expired = self.take_expired(&mut idle, now);
-        let refused = if idle.len() < self.max_idle {
-            idle.push(IdleConnection { connection, since: now });
-            None
-        } else {
-            Some(connection)
-        };
-        drop(idle);
-        drop(expired);
-        drop(refused);
-        if !self.reaper_started.load(Ordering::Relaxed) {
-            self.start_reaper();
-        }
-    }
-
-    /// The connections idle longer than the timeout (the oldest, at the front).
-    fn take_expired(&self, idle: &mut Vec<IdleConnection>, now: Instant) -> Vec<IdleConnection> {
-        let expired_count = idle.iter().take_while(|entry| now.duration_since(entry.since) >= self.idle_timeout).count();
-        idle.drain(..expired_count).collect()
+    fn own_shard(&self) -> &Arc<PoolShard> {
+        &self.shards[pool_shard_of_this_thread()]
     }
 
     /// Starts the task that closes this pool's connections idle too long when no call
@@ -294,14 +248,80 @@ impl UpstreamEndpoint {
                 let Some(endpoint) = endpoint.upgrade() else {
                     return;
                 };
-                for shard in &endpoint.idle {
-                    let mut idle = shard.lock().unwrap_or_else(PoisonError::into_inner);
-                    let expired = endpoint.take_expired(&mut idle, Instant::now());
+                for shard in &endpoint.shards {
+                    let mut idle = shard.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                    let expired = shard.take_expired(&mut idle, Instant::now());
                     drop(idle);
                     drop(expired);
                 }
             }
         });
+    }
+}
+
+/// Empty shards of a pool that keeps at most `max_idle` connections per shard, each for at
+/// most `idle_timeout`.
+fn pool_shards(max_idle: usize, idle_timeout: Duration) -> [Arc<PoolShard>; POOL_SHARDS] {
+    std::array::from_fn(|_| {
+        Arc::new(crossbeam_utils::CachePadded::new(IdleConnections { idle: Mutex::new(Vec::new()), max_idle, idle_timeout }))
+    })
+}
+
+impl IdleConnections {
+    /// The most recently used idle connection that has not been idle too long and still
+    /// looks open. The others met on the way are closed (after the lock is let go: a close
+    /// is a system call).
+    fn checkout(&self) -> Option<Connection> {
+        let now = Instant::now();
+        let mut closed = Vec::new();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let found = loop {
+            let Some(newest) = idle.pop() else {
+                break None;
+            };
+            let idle_for = now.duration_since(newest.since);
+            if idle_for >= self.idle_timeout {
+                // The newest is too old, so are all the others (they are older).
+                closed.push(newest);
+                closed.append(&mut idle);
+                break None;
+            }
+            // A connection used within the last second is taken without a look: an upstream
+            // closes an idle connection after seconds, not at once (and one that asked to
+            // close it said so in its answer), and the look costs a system call per call
+            // while the socket is still marked readable from the last answer. The retry on
+            // a new connection covers the rest.
+            if idle_for < LOOKED_AT_AFTER_IDLE || newest.connection.looks_open() {
+                break Some(newest.connection);
+            }
+            closed.push(newest);
+        };
+        drop(idle);
+        drop(closed);
+        found
+    }
+
+    /// Puts a connection whose answer was read to its end back into the pool, unless the
+    /// shard is full; connections idle too long (the oldest, at the front) are closed.
+    fn checkin(&self, connection: Connection) {
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let expired = self.take_expired(&mut idle, now);
+        let refused = if idle.len() < self.max_idle {
+            idle.push(IdleConnection { connection, since: now });
+            None
+        } else {
+            Some(connection)
+        };
+        drop(idle);
+        drop(expired);
+        drop(refused);
+    }
+
+    /// The connections idle longer than the timeout (the oldest, at the front).
+    fn take_expired(&self, idle: &mut Vec<IdleConnection>, now: Instant) -> Vec<IdleConnection> {
+        let expired_count = idle.iter().take_while(|entry| now.duration_since(entry.since) >= self.idle_timeout).count();
+        idle.drain(..expired_count).collect()
     }
 }
 
@@ -509,7 +529,8 @@ impl UpstreamClient {
     /// reads the answer's head. On a reused connection that fails before any byte of the
     /// answer, the request is sent once more on a new connection.
     pub async fn send(&self, endpoint: &Arc<UpstreamEndpoint>, request: &OutgoingRequest) -> Result<UpstreamResponse, UpstreamError> {
-        let mut pooled = endpoint.checkout();
+        let shard = endpoint.own_shard();
+        let mut pooled = shard.checkout();
         loop {
             let (connection, reused) = match pooled.take() {
                 Some(connection) => (connection, true),
@@ -520,7 +541,10 @@ impl UpstreamClient {
             };
             match exchange(connection, request).await {
                 Ok((status, headers, framing, keep_alive, connection)) => {
-                    let body = UpstreamBody::new(connection, framing, keep_alive.then(|| endpoint.clone()));
+                    if keep_alive && !endpoint.reaper_started.load(Ordering::Relaxed) {
+                        endpoint.start_reaper();
+                    }
+                    let body = UpstreamBody::new(connection, framing, keep_alive.then(|| shard.clone()));
                     return Ok(UpstreamResponse { status, headers, body });
                 }
                 Err(failure) if reused && failure.before_answer => {
@@ -872,8 +896,8 @@ enum BodyDecoder {
 pub struct UpstreamBody {
     connection: Option<Connection>,
     decoder: BodyDecoder,
-    /// The pool to give the connection back to, when the answer allowed keep-alive.
-    pool: Option<Arc<UpstreamEndpoint>>,
+    /// The pool's shard to give the connection back to, when the answer allowed keep-alive.
+    pool: Option<Arc<PoolShard>>,
     ended: bool,
 }
 
@@ -884,7 +908,7 @@ impl std::fmt::Debug for UpstreamBody {
 }
 
 impl UpstreamBody {
-    fn new(connection: Connection, framing: Framing, pool: Option<Arc<UpstreamEndpoint>>) -> UpstreamBody {
+    fn new(connection: Connection, framing: Framing, pool: Option<Arc<PoolShard>>) -> UpstreamBody {
         let decoder = match framing {
             Framing::Length(remaining) => BodyDecoder::Length { remaining },
             Framing::Chunked => BodyDecoder::Chunked(ChunkedDecoder::new()),
@@ -1383,8 +1407,8 @@ mod tests {
     async fn idle_connections_are_bounded_and_expire() {
         let (endpoint, _) = scripted_upstream(|_, stream| answer_each(stream, JSON_ANSWER, usize::MAX)).await;
         let mut endpoint = Arc::try_unwrap(endpoint).unwrap();
-        endpoint.max_idle = 2;
         endpoint.idle_timeout = Duration::from_millis(100);
+        endpoint.shards = pool_shards(2, endpoint.idle_timeout);
         let endpoint = Arc::new(endpoint);
         let client = client();
         // Three calls at once: three connections, of which two are kept.
@@ -1402,7 +1426,7 @@ mod tests {
         // timeout: they are gone within two).
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert_eq!(endpoint.idle_connections(), 0, "connections idle too long are closed");
-        assert!(endpoint.checkout().is_none());
+        assert!(endpoint.own_shard().checkout().is_none());
     }
 
     #[tokio::test]
@@ -1414,7 +1438,7 @@ mod tests {
         assert_eq!(endpoint.idle_connections(), 1);
         // The upstream closes it; a connection idle that long is looked at, and not taken.
         tokio::time::sleep(LOOKED_AT_AFTER_IDLE + Duration::from_millis(100)).await;
-        assert!(endpoint.checkout().is_none(), "a closed connection is not handed out");
+        assert!(endpoint.own_shard().checkout().is_none(), "a closed connection is not handed out");
         assert_eq!(endpoint.idle_connections(), 0);
         let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
         assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");

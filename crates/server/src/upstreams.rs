@@ -200,8 +200,10 @@ impl Upstream {
     /// The upstream's own credential for the next call, which replaces the client's key: its
     /// keys in turn, so that a provider's per-key rate limits are spread over all of them.
     pub fn next_credential(&self) -> Option<&UpstreamCredential> {
-        if self.credentials.is_empty() {
-            return None;
+        // One credential (the usual case) takes no turn: the turn is a count every core
+        // writes, a cache line passed between them at every call.
+        if self.credentials.len() <= 1 {
+            return self.credentials.first();
         }
         let turn = self.next_credential.fetch_add(1, Ordering::Relaxed);
         self.credentials.get(turn % self.credentials.len())

@@ -36,6 +36,7 @@ use keygate_wire::provider_usage::{self, UsageFields};
 use super::errors::Protocol;
 use crate::limiter::LimitSubject;
 use crate::state::SharedState;
+use crate::thread_handles::ThreadHandle;
 use crate::usage::CallUsage;
 
 /// Longest SSE line read for usage.
@@ -477,11 +478,14 @@ impl<'a> Relay<'a> {
 /// A model call in flight: who made it and when, counted once when it ends.
 #[derive(Debug)]
 pub struct CallMeter {
-    pub shared: Arc<SharedState>,
-    pub request_id: Arc<str>,
+    /// This thread's handles (`crate::thread_handles`): a meter lives as long as its answer,
+    /// and a clone of the shared `Arc`s would write counts every core writes.
+    pub shared: ThreadHandle<SharedState>,
+    /// Kept for the call's log line only ([`CallMeter::logged`]).
+    pub request_id: Option<Arc<str>>,
     /// The registry's entry of the key (shared, not copied: its account and workspace are
     /// read when the call is counted).
-    pub key: Arc<CompiledKey>,
+    pub key: ThreadHandle<CompiledKey>,
     pub model: String,
     pub protocol: Protocol,
     pub at_milliseconds: i64,
@@ -561,7 +565,7 @@ impl CallMeter {
         let milliseconds = |duration: Option<Duration>| duration.map(|duration| duration.as_secs_f64() * 1000.0);
         tracing::info!(
             target: "keygate::model_call",
-            request_id = %self.request_id,
+            request_id = %self.request_id.as_deref().unwrap_or_default(),
             key_id = self.key.key_id,
             workspace = %self.key.workspace_id,
             model = %model,

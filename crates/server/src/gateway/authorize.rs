@@ -2,8 +2,6 @@
 //! against the in-memory registry (permanent or temporary), then check the address, the
 //! workspace header and the model or app. Failed authentications feed the throttle.
 
-use std::sync::Arc;
-
 use axum::http::HeaderName;
 use keygate_core::verification::{
     authorize_call, AuthenticatedKey, AuthenticationFailure, AuthorizationFailure, CallFacts, CallTarget, CompiledKey, WorkspaceGrants,
@@ -14,16 +12,20 @@ use super::verify_headers::visible_text;
 use crate::request_context::RequestContext;
 use crate::request_headers::RequestHeaders;
 use crate::state::AppState;
+use crate::thread_handles::{thread_handle, ThreadHandle};
 
 // Header names parsed once: a name given as `&str` is parsed on every lookup, and these
 // lookups run on every call.
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 pub static X_DASHSCOPE_WORKSPACE: HeaderName = HeaderName::from_static("x-dashscope-workspace");
 
-/// An authenticated key.
+/// An authenticated key, and its workspace's grants as the registry held them then.
 #[derive(Debug, Clone)]
 pub struct Authorized {
-    pub key: Arc<CompiledKey>,
+    /// This thread's handle on the key (`crate::thread_handles`): a call holds its key
+    /// until its answer is relayed without writing the key's own reference count.
+    pub key: ThreadHandle<CompiledKey>,
+    pub workspace: Option<ThreadHandle<WorkspaceGrants>>,
     pub temporary: bool,
     /// When the presented secret stops working (Unix seconds, `i64::MAX`: never): a
     /// temporary key minted from it may not outlive it.
@@ -109,18 +111,28 @@ pub fn authenticate_presented(state: &AppState, presented: Option<&str>, context
     }
     let at_milliseconds = state.shared.clock.now_milliseconds();
     let now = at_milliseconds.div_euclid(1000);
+    let Some(presented) = presented else {
+        return Err(authentication_refusal(state, context, AuthenticationFailure::Missing, now));
+    };
     let started = std::time::Instant::now();
-    let outcome = registry_verdict(state, presented, now);
-    state.shared.metrics.record_verification(started.elapsed());
-    match outcome {
-        Ok(authenticated) => Ok(Authorized {
-            key: authenticated.key,
-            temporary: authenticated.temporary,
-            works_until: authenticated.works_until,
+    // Steps 1-3 as `registry_verdict`, with the key and its workspace found under one look
+    // of the registry's lock and held by this thread's handles.
+    let outcome = state.store().registry().authenticate_then(
+        presented,
+        &state.listener_region,
+        state.key_endpoint,
+        &state.shared.temporary_key_secret,
+        now,
+        |view| Authorized {
+            key: thread_handle(view.key),
+            workspace: view.workspace.map(thread_handle),
+            temporary: view.temporary,
+            works_until: view.works_until,
             at_milliseconds,
-        }),
-        Err(failure) => Err(authentication_refusal(state, context, failure, now)),
-    }
+        },
+    );
+    state.shared.metrics.record_verification(started.elapsed());
+    outcome.map_err(|failure| authentication_refusal(state, context, failure, now))
 }
 
 /// Steps 1-6 for the key the request presented and `target`, then `then` on the key, for
@@ -153,7 +165,7 @@ pub fn authenticate_and_authorize<R>(
         &state.shared.temporary_key_secret,
         now,
         |view| {
-            authorize_call(view.key, view.workspace, &facts, |model| state.shared.catalog.contains(model))
+            authorize_call(view.key, view.workspace.map(|grants| &**grants), &facts, |model| state.shared.catalog.contains(model))
                 .map(|()| then(view.key, at_milliseconds))
                 .map_err(|failure| authorization_refusal(failure, target, view.key))
         },
@@ -193,23 +205,21 @@ pub fn authorize_target(
     target: CallTarget<'_>,
 ) -> Result<(), GatewayRefusal> {
     let workspace_header = headers.get_str(&X_DASHSCOPE_WORKSPACE);
-    let grants = state.store().registry().workspace(&authorized.key.workspace_id);
-    authorize_target_in(state, authorized, grants.as_deref(), context, workspace_header, target)
+    authorize_target_in(state, authorized, context, workspace_header, target)
 }
 
 /// Steps 4-6 for `target`, with the request's `X-DashScope-WorkSpace` header already read
-/// and the grants of the key's workspace already looked up (a model call reads them once
-/// for its two checks and its limits: each look takes the registry's lock).
+/// (a model call reads it once for its two checks), against the grants of the key's
+/// workspace found with the key.
 pub fn authorize_target_in(
     state: &AppState,
     authorized: &Authorized,
-    grants: Option<&WorkspaceGrants>,
     context: &RequestContext,
     workspace_header: Option<&str>,
     target: CallTarget<'_>,
 ) -> Result<(), GatewayRefusal> {
     let facts = CallFacts { client_address: context.client_address, workspace_header, target };
-    authorize_call(&authorized.key, grants, &facts, |model| state.shared.catalog.contains(model))
+    authorize_call(&authorized.key, authorized.workspace.as_deref(), &facts, |model| state.shared.catalog.contains(model))
         .map_err(|failure| authorization_refusal(failure, target, &authorized.key))
 }
 

@@ -44,6 +44,7 @@ use crate::request_body::{read_body, BodyReadError};
 use crate::request_context::RequestContext;
 use crate::request_headers::{HeadFields, RequestHeaders};
 use crate::state::AppState;
+use crate::thread_handles::thread_handle;
 use crate::upstreams::{ModelPlan, Route};
 
 /// `/auth/verify`, served outside the request-context middleware: it is on the hot path of
@@ -240,8 +241,8 @@ fn start_meter(
     // The request id and the start are kept for the call's log line only.
     let logged = accounting::CallMeter::logged();
     Some(CallMeter {
-        shared: state.shared.clone(),
-        request_id: if logged { context.request_id.clone() } else { Default::default() },
+        shared: thread_handle(&state.shared),
+        request_id: logged.then(|| context.request_id.clone()),
         key: authorized.key.clone(),
         model,
         protocol,
@@ -309,11 +310,11 @@ async fn serve_model_call(
     let authorized = authenticate_request(state, call.protocol, call.headers, context)?;
     // Read once for both checks (and the grants for the model's limits too).
     let workspace_header = call.headers.get_str(&authorize::X_DASHSCOPE_WORKSPACE);
-    let grants = state.store().registry().workspace(&authorized.key.workspace_id);
-    authorize_target_in(state, &authorized, grants.as_deref(), context, workspace_header, CallTarget::Nothing)?;
+    let grants = authorized.workspace.as_deref();
+    authorize_target_in(state, &authorized, context, workspace_header, CallTarget::Nothing)?;
     let (bytes, mut read) = read_model_call(state, call.headers, body).await?;
     let mut model = model_of(&mut read)?;
-    authorize_target_in(state, &authorized, grants.as_deref(), context, workspace_header, CallTarget::Model(&model))?;
+    authorize_target_in(state, &authorized, context, workspace_header, CallTarget::Model(&model))?;
     if call.responses {
         responses::check_previous_response(state, &authorized, context, call.headers, &bytes)?;
     }
@@ -328,7 +329,7 @@ async fn serve_model_call(
             )));
         }
     }
-    let limited = admit_to_limits(state, &authorized, grants.as_deref(), &model).await?;
+    let limited = admit_to_limits(state, &authorized, grants, &model).await?;
     let model_standing = limited.as_ref().map(|limited| limited.admission);
     // A key without limits of its own (most keys) does not make the admission's future:
     // making one copies all of its room, though it would answer at once.

@@ -33,6 +33,7 @@ use super::errors::{GatewayRefusal, Protocol};
 use super::verify_headers::visible_text;
 use super::ForwardTarget;
 use crate::request_headers::{eq_ignore_ascii_case, RequestHeaders};
+use crate::thread_handles::{thread_handle, ThreadHandle};
 use crate::upstream_client::{UpstreamBody, UpstreamResponse};
 use crate::upstreams::Upstream;
 
@@ -104,10 +105,10 @@ pub struct Forwarded<'a> {
     pub header_room: usize,
 }
 
-/// An answer relayed from an upstream, and which upstream gave it.
-pub struct Relayed {
+/// An answer relayed from an upstream, and which upstream gave it (one of the candidates).
+pub struct Relayed<'a> {
     pub response: Response,
-    pub upstream: Arc<Upstream>,
+    pub upstream: &'a Upstream,
 }
 
 /// Why one upstream did not answer, for the log and for the next candidate.
@@ -134,13 +135,13 @@ pub async fn forward(
 /// that answers: an upstream that cannot be reached or answers 5xx is passed over for the
 /// next, since nothing has reached the client yet. The last candidate's 5xx is relayed as
 /// it is; a stream, once its headers are relayed, is never tried again elsewhere.
-pub async fn forward_with_failover(
-    candidates: &[Arc<Upstream>],
+pub async fn forward_with_failover<'a>(
+    candidates: &'a [Arc<Upstream>],
     forwarded: Forwarded<'_>,
     body: Bytes,
     meter: Option<CallMeter>,
     strip_usage_chunk: bool,
-) -> Result<Relayed, GatewayRefusal> {
+) -> Result<Relayed<'a>, GatewayRefusal> {
     let protocol = forwarded.protocol;
     // Walked twice rather than collected: most models have one upstream.
     let speaking = || {
@@ -164,7 +165,7 @@ pub async fn forward_with_failover(
             }
             Ok(response) => {
                 let relayed = relay(response, upstream, protocol, meter, strip_usage_chunk, &forwarded);
-                return Ok(Relayed { response: relayed, upstream: upstream.clone() });
+                return Ok(Relayed { response: relayed, upstream });
             }
             Err(AttemptFailure::Unreachable(cause)) => {
                 let next = if index < last { "trying the next upstream of the model" } else { "no upstream of the model is left" };
@@ -261,7 +262,7 @@ fn relay(
     }
     // Room for keygate's headers and the request id added after this.
     headers.reserve(forwarded.header_room + 1);
-    let inner = IdleTimeout::new(upstream_body, upstream.timeouts().idle, upstream.clone(), request_id.clone());
+    let inner = IdleTimeout::new(upstream_body, upstream.timeouts().idle, thread_handle(upstream), request_id.clone());
     let body = match meter {
         Some(meter) => {
             let upstream_latency = meter.started.map(|started| started.elapsed());
@@ -284,14 +285,15 @@ pub struct IdleTimeout {
     inner: UpstreamBody,
     idle: Duration,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Named in the log line of a cut answer, with the request.
-    upstream: Arc<Upstream>,
+    /// Named in the log line of a cut answer, with the request (this thread's handle on
+    /// it: `crate::thread_handles`).
+    upstream: ThreadHandle<Upstream>,
     /// The answer is read after the request's span has ended: its line names the request.
     request_id: Arc<str>,
 }
 
 impl IdleTimeout {
-    fn new(inner: UpstreamBody, idle: Duration, upstream: Arc<Upstream>, request_id: Arc<str>) -> IdleTimeout {
+    fn new(inner: UpstreamBody, idle: Duration, upstream: ThreadHandle<Upstream>, request_id: Arc<str>) -> IdleTimeout {
         IdleTimeout { inner, idle, deadline: None, upstream, request_id }
     }
 }

@@ -12,7 +12,7 @@
 //! propagation, of the enable's propagation, and of A's disable call itself.
 //!
 //! `bench/revocation.sh` builds, starts the two nodes on a fresh schema and runs this:
-//!     cargo run --release -p keygate-server --example revocation_propagation -- \
+//!     cargo run --release -p keygate --example revocation_propagation -- \
 //!         --node-a http://127.0.0.1:18101 --node-b http://127.0.0.1:18102 --password ... --iterations 250
 
 mod support;

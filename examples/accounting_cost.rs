@@ -9,7 +9,7 @@
 //! then flushes. The router is called directly (no TCP between client and gateway), so the
 //! gateway's own work is a larger share than over HTTP: the comparison is conservative.
 //!
-//! `cargo run --release -p keygate-server --example accounting_cost -- both [ITERATIONS] [ROUNDS]`;
+//! `cargo run --release -p keygate --example accounting_cost -- both [ITERATIONS] [ROUNDS]`;
 //! `on`/`off` run one gateway only (for `valgrind --tool=callgrind --toggle-collect='*run_calls*'`).
 
 use std::net::SocketAddr;

@@ -6,7 +6,7 @@
 //! `--operation create`: each client creates keys (raise the region's `key_limit` first;
 //! creates also lock the account row for the quota check).
 //!
-//!     cargo run --release -p keygate-server --example management_write_throughput -- \
+//!     cargo run --release -p keygate --example management_write_throughput -- \
 //!         --nodes http://127.0.0.1:18101,http://127.0.0.1:18102 --password ... --concurrency 16 --seconds 10
 
 mod support;

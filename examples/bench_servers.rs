@@ -12,7 +12,7 @@
 //!   usage-only chunk when the request has `"include_usage":true`, as providers send it.
 //!
 //! ADDR defaults to `127.0.0.1:0` (a free port); the bound address is printed as
-//! `listening on http://ADDR`. Build with `cargo build --release -p keygate-server --examples`.
+//! `listening on http://ADDR`. Build with `cargo build --release -p keygate --examples`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
