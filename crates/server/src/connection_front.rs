@@ -231,7 +231,6 @@ where
 /// to a head with more.
 const HYPER_MAX_HEADERS: usize = 100;
 
-/// Whether the head in `buffer` has more headers than hyper takes.
 /// A receiver of `stop`'s value on a channel of this thread's own: the first connection of
 /// a thread (per server) makes the channel, and a task on the thread's runtime sends
 /// `true` into it when `stop` turns true (or its server goes away). A thread keeps the
@@ -262,6 +261,7 @@ fn stop_on_this_thread(stop: &tokio::sync::watch::Receiver<bool>) -> tokio::sync
     })
 }
 
+/// Whether the head in `buffer` has more headers than hyper takes.
 fn more_headers_than_hyper_takes(buffer: &[u8]) -> bool {
     let mut headers = [httparse::EMPTY_HEADER; HYPER_MAX_HEADERS];
     matches!(httparse::Request::new(&mut headers).parse(buffer), Err(httparse::Error::TooManyHeaders))
