@@ -4,7 +4,8 @@
 
 use axum::http::HeaderName;
 use keygate_core::verification::{
-    authorize_call, AuthenticatedKey, AuthenticationFailure, AuthorizationFailure, CallFacts, CallTarget, CompiledKey, WorkspaceGrants,
+    authorize_call, AuthenticatedKey, AuthenticatedView, AuthenticationFailure, AuthorizationFailure, CallFacts, CallTarget, CompiledKey,
+    WorkspaceGrants,
 };
 
 use super::errors::{GatewayRefusal, Protocol};
@@ -105,34 +106,15 @@ pub fn registry_verdict(state: &AppState, presented: Option<&str>, now: i64) -> 
 
 /// Steps 1-3 for the key the request presented (`None`: none).
 pub fn authenticate_presented(state: &AppState, presented: Option<&str>, context: &RequestContext) -> Result<Authorized, GatewayRefusal> {
-    if let Some(problem) = state.staleness_problem() {
-        tracing::warn!(%problem, "refusing a call: keys cannot be confirmed");
-        return Err(GatewayRefusal::RegistryStale);
-    }
-    let at_milliseconds = state.shared.clock.now_milliseconds();
-    let now = at_milliseconds.div_euclid(1000);
-    let Some(presented) = presented else {
-        return Err(authentication_refusal(state, context, AuthenticationFailure::Missing, now));
-    };
-    let started = std::time::Instant::now();
-    // Steps 1-3 as `registry_verdict`, with the key and its workspace found under one look
-    // of the registry's lock and held by this thread's handles.
-    let outcome = state.store().registry().authenticate_then(
-        presented,
-        &state.listener_region,
-        state.key_endpoint,
-        &state.shared.temporary_key_secret,
-        now,
-        |view| Authorized {
-            key: thread_handle(view.key),
-            workspace: view.workspace.map(thread_handle),
-            temporary: view.temporary,
-            works_until: view.works_until,
-            at_milliseconds,
-        },
-    );
-    state.shared.metrics.record_verification(started.elapsed());
-    outcome.map_err(|failure| authentication_refusal(state, context, failure, now))
+    // The key and its workspace found under one look of the registry's lock and held by
+    // this thread's handles.
+    authenticated_then(state, presented, context, |view, at_milliseconds| Authorized {
+        key: thread_handle(view.key),
+        workspace: view.workspace.map(thread_handle),
+        temporary: view.temporary,
+        works_until: view.works_until,
+        at_milliseconds,
+    })
 }
 
 /// Steps 1-6 for the key the request presented and `target`, then `then` on the key, for
@@ -147,6 +129,24 @@ pub fn authenticate_and_authorize<R>(
     target: CallTarget<'_>,
     then: impl FnOnce(&CompiledKey, i64) -> R,
 ) -> Result<R, GatewayRefusal> {
+    let facts = CallFacts { client_address: context.client_address, workspace_header, target };
+    authenticated_then(state, presented, context, |view, at_milliseconds| {
+        authorize_call(view.key, view.workspace.map(|grants| &**grants), &facts, |model| state.shared.catalog.contains(model))
+            .map(|()| then(view.key, at_milliseconds))
+            .map_err(|failure| authorization_refusal(failure, target, view.key))
+    })?
+}
+
+/// Steps 1-3 as `registry_verdict` decides them, with their consequences: refused while
+/// the registry is stale, the clock read once, the verification timed for the metrics, a
+/// failure counted by the throttle. On success `decide` runs under the registry's read
+/// lock with the registry's view of the key and the time of the call (Unix milliseconds).
+fn authenticated_then<R>(
+    state: &AppState,
+    presented: Option<&str>,
+    context: &RequestContext,
+    decide: impl FnOnce(AuthenticatedView<'_>, i64) -> R,
+) -> Result<R, GatewayRefusal> {
     if let Some(problem) = state.staleness_problem() {
         tracing::warn!(%problem, "refusing a call: keys cannot be confirmed");
         return Err(GatewayRefusal::RegistryStale);
@@ -156,7 +156,6 @@ pub fn authenticate_and_authorize<R>(
     let Some(presented) = presented else {
         return Err(authentication_refusal(state, context, AuthenticationFailure::Missing, now));
     };
-    let facts = CallFacts { client_address: context.client_address, workspace_header, target };
     let started = std::time::Instant::now();
     let outcome = state.store().registry().authenticate_then(
         presented,
@@ -164,17 +163,10 @@ pub fn authenticate_and_authorize<R>(
         state.key_endpoint,
         &state.shared.temporary_key_secret,
         now,
-        |view| {
-            authorize_call(view.key, view.workspace.map(|grants| &**grants), &facts, |model| state.shared.catalog.contains(model))
-                .map(|()| then(view.key, at_milliseconds))
-                .map_err(|failure| authorization_refusal(failure, target, view.key))
-        },
+        |view| decide(view, at_milliseconds),
     );
     state.shared.metrics.record_verification(started.elapsed());
-    match outcome {
-        Ok(decided) => decided,
-        Err(failure) => Err(authentication_refusal(state, context, failure, now)),
-    }
+    outcome.map_err(|failure| authentication_refusal(state, context, failure, now))
 }
 
 /// A failed authentication, counted by the throttle: the refusal, or 429 once the client
