@@ -34,7 +34,9 @@
 # does; run as the current user with a private prefix), valgrind for CALLGRIND=1. Knobs
 # (environment): DURATION (10s), WARMUP (2s, once per round before a server's first slice),
 # SLICES (1; latencies are then the highest of a round's slices), THREADS (2), CONNECTIONS (64), ROUNDS (5),
-# KEYS (1000), SKIP_BUILD=1 to reuse target/release binaries. Raw outputs and the summary
+# KEYS (1000), SKIP_BUILD=1 to reuse target/release binaries. HOLD=1 starts the servers, writes
+# their URLs, keys and process ids to target/bench-results/nginx/hold.env and waits, unmeasured,
+# until interrupted (Ctrl-C, or kill with TERM), for perf, strace or wrk by hand. Raw outputs and the summary
 # go to target/bench-results/nginx/.
 set -euo pipefail
 
@@ -304,6 +306,30 @@ for name in "${KEYGATES[@]}"; do
 done
 status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Authorization: Bearer sk-not-a-key' "$NGINX/compatible-mode/v1/chat/completions")
 [[ $status == 401 ]] || { echo "nginx.sh: nginx answered $status to an unknown key, expected 401" >&2; exit 1; }
+
+if [[ ${HOLD:-0} == 1 ]]; then
+    # The servers held for probing by hand (perf, strace, wrk): their URLs, keys and
+    # process ids in $OUT/hold.env, until interrupted.
+    {
+        echo "NGINX_URL=$NGINX/compatible-mode/v1/chat/completions"
+        echo "NGINX_PIDS='$(nginx_pids)'"
+        echo "KEY=$KEY"
+        for name in "${KEYGATES[@]}"; do
+            echo "${name^^}_URL=${GATEWAY[$name]}/compatible-mode/v1/chat/completions"
+            echo "${name^^}_KEY=$(sed -n "$((KEYS / 2))p" "$WORK/keys-$name.txt")"
+            echo "${name^^}_PID=${PID_OF[$name]}"
+        done
+        echo "UPSTREAM_PID=${PID_OF[upstream]}"
+    } >"$OUT/hold.env"
+    echo "nginx.sh: HOLD=1: servers held, their addresses in $OUT/hold.env; Ctrl-C (or TERM) stops them"
+    # `wait` on a background sleep (stopped with the servers), so that a signal is handled
+    # at once.
+    while true; do
+        sleep 3600 &
+        PIDS+=($!)
+        wait $!
+    done
+fi
 
 header | tee "$OUT/summary.txt"
 echo "nginx.sh: $ROUNDS rounds of $SLICES x wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up); nginx $WORKERS workers; ${KEYGATES[*]}: $WORKERS worker threads each"

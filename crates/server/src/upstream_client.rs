@@ -25,8 +25,10 @@
 //!   headers as they are (they are `HeaderValue`s already: nothing is validated again),
 //!   `Content-Length`; a small body is appended to the same buffer, so a call is one write;
 //! - the answer's head parsed with `httparse`, at most [`MAX_RESPONSE_HEAD_BYTES`] and
-//!   [`MAX_RESPONSE_HEADERS`] headers; its body framed by `Content-Length`, chunked transfer
-//!   coding (extensions and trailers read and dropped) or the end of the connection;
+//!   [`MAX_RESPONSE_HEADERS`] headers, into the headers a proxy relays (the framing and
+//!   hop-by-hop ones read and left out in the same pass: the gateway relays the map as it
+//!   is); its body framed by `Content-Length`, chunked transfer coding (extensions and
+//!   trailers read and dropped) or the end of the connection;
 //! - a connection goes back to the pool only when its answer was read to the end and allowed
 //!   keep-alive (HTTP/1.1 without `Connection: close`, framed by length or chunks, nothing
 //!   read past its end); a body dropped before its end closes the connection;
@@ -109,11 +111,22 @@ const MAX_TRAILER_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamError {
     message: String,
+    /// No answer head came within the first-byte timeout (the message says so).
+    first_byte_timeout: bool,
 }
 
 impl UpstreamError {
     fn new(message: impl Into<String>) -> UpstreamError {
-        UpstreamError { message: message.into() }
+        UpstreamError { message: message.into(), first_byte_timeout: false }
+    }
+
+    fn first_byte_timeout(timeout: Duration) -> UpstreamError {
+        UpstreamError { message: format!("no answer within the first-byte timeout of {} s", timeout.as_secs()), first_byte_timeout: true }
+    }
+
+    /// Whether the call ran out of its first-byte timeout (rather than failing on the way).
+    pub fn is_first_byte_timeout(&self) -> bool {
+        self.first_byte_timeout
     }
 }
 
@@ -129,10 +142,20 @@ impl std::error::Error for UpstreamError {}
 type Transport = crate::tls::PlainOrTls<TlsStream<TcpStream>>;
 
 /// A connection and its read buffer (kept with it, so that a reused connection reuses the
-/// buffer's memory too).
+/// buffer's memory too), and the timer of its calls' first-byte timeouts.
 struct Connection {
     transport: Transport,
     read_buffer: BytesMut,
+    /// Made with the connection's first call and set again for each call after it, rather
+    /// than a timer made and dropped per call: tokio puts a new timer into its wheel and
+    /// takes it out again, each under the wheel's lock, where moving a filed one's deadline
+    /// later (the next call's deadline is later than the last's) is one atomic
+    /// compare-and-swap; the wheel finds the later deadline when the earlier one comes, and
+    /// files the timer again. Between calls it stays at the last call's deadline: a
+    /// connection idle past it has its timer fire once, waking the task of the call that
+    /// set it, which finds nothing to do, and the next call files it again. `None` until the
+    /// first call.
+    first_byte_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Connection {
@@ -463,10 +486,14 @@ impl OutgoingRequest {
     }
 }
 
-/// An upstream's answer: its status and headers, and its body to be read as it comes.
+/// An upstream's answer: its status and end-to-end headers (see [`parse_head`]: the
+/// framing and hop-by-hop headers are not among them), whether it is an event stream, and
+/// its body to be read as it comes.
 pub struct UpstreamResponse {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// Its `Content-Type` is `text/event-stream`.
+    pub event_stream: bool,
     pub body: UpstreamBody,
 }
 
@@ -526,29 +553,59 @@ impl UpstreamClient {
     }
 
     /// Sends `request` to `endpoint` on an idle connection of its pool, or a new one, and
-    /// reads the answer's head. On a reused connection that fails before any byte of the
-    /// answer, the request is sent once more on a new connection.
-    pub async fn send(&self, endpoint: &Arc<UpstreamEndpoint>, request: &OutgoingRequest) -> Result<UpstreamResponse, UpstreamError> {
+    /// reads the answer's head, all within `first_byte` (the upstream's first-byte timeout;
+    /// past it, an error that [`UpstreamError::is_first_byte_timeout`]). On a reused
+    /// connection that fails before any byte of the answer, the request is sent once more on
+    /// a new connection, within the same time.
+    pub async fn send(
+        &self,
+        endpoint: &Arc<UpstreamEndpoint>,
+        request: &OutgoingRequest,
+        first_byte: Duration,
+    ) -> Result<UpstreamResponse, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + first_byte;
         let shard = endpoint.own_shard();
         let mut pooled = shard.checkout();
+        // The timer of a connection that failed, for the next.
+        let mut spare_timer = None;
         loop {
-            let (connection, reused) = match pooled.take() {
+            let (mut connection, reused) = match pooled.take() {
                 Some(connection) => (connection, true),
                 // Boxed: a connect (TLS's handshake above all) is a large future, made only
                 // when the pool has no connection, and each future that awaits this one
-                // would carry its room and copy it when moved.
-                None => (Box::pin(self.connect(endpoint)).await?, false),
+                // would carry its room and copy it when moved. The connect timeout is its
+                // own; the first-byte timeout holds too.
+                None => match tokio::time::timeout_at(deadline, Box::pin(self.connect(endpoint))).await {
+                    Ok(connected) => (connected?, false),
+                    Err(_) => return Err(UpstreamError::first_byte_timeout(first_byte)),
+                },
             };
-            match exchange(connection, request).await {
-                Ok((status, headers, framing, keep_alive, connection)) => {
+            let mut timer = match connection.first_byte_timer.take().or_else(|| spare_timer.take()) {
+                Some(mut timer) => {
+                    timer.as_mut().reset(deadline);
+                    timer
+                }
+                None => Box::pin(tokio::time::sleep_until(deadline)),
+            };
+            // The exchange first: an answer that came is taken even when the timer ran out
+            // while it was on its way.
+            let exchanged = tokio::select! {
+                biased;
+                exchanged = exchange(connection, request) => exchanged,
+                () = timer.as_mut() => return Err(UpstreamError::first_byte_timeout(first_byte)),
+            };
+            match exchanged {
+                Ok((AnswerHead { status, headers, event_stream, framing, keep_alive }, mut connection)) => {
+                    connection.first_byte_timer = Some(timer);
                     if keep_alive && !endpoint.reaper_started.load(Ordering::Relaxed) {
                         endpoint.start_reaper();
                     }
                     let body = UpstreamBody::new(connection, framing, keep_alive.then(|| shard.clone()));
-                    return Ok(UpstreamResponse { status, headers, body });
+                    return Ok(UpstreamResponse { status, headers, event_stream, body });
                 }
                 Err(failure) if reused && failure.before_answer => {
                     tracing::debug!(cause = %failure.error, "a pooled upstream connection was closed; the call is sent again on a new connection");
+                    spare_timer = Some(timer);
                 }
                 Err(failure) => return Err(failure.error),
             }
@@ -573,7 +630,7 @@ impl UpstreamClient {
                     Transport::Tls(Box::new(tls))
                 }
             };
-            Ok(Connection { transport, read_buffer: BytesMut::with_capacity(READ_CHUNK) })
+            Ok(Connection { transport, read_buffer: BytesMut::with_capacity(READ_CHUNK), first_byte_timer: None })
         };
         match tokio::time::timeout(timeout, connecting).await {
             Ok(result) => result,
@@ -590,11 +647,11 @@ enum Framing {
     UntilClose,
 }
 
-type ExchangeResult = Result<(StatusCode, HeaderMap, Framing, bool, Connection), ExchangeFailure>;
+type ExchangeResult = Result<(AnswerHead, Connection), ExchangeFailure>;
 
 /// Writes the request on `connection` and reads the answer's head (skipping `1xx` interim
-/// answers). Returns the head, how its body is framed and whether the connection may be
-/// reused after it.
+/// answers). Returns the head (with how its body is framed and whether the connection may
+/// be reused after it) and the connection.
 async fn exchange(mut connection: Connection, request: &OutgoingRequest) -> ExchangeResult {
     let write_failed = |error: io::Error| ExchangeFailure {
         error: UpstreamError::new(format!("the request could not be sent: {error}")),
@@ -612,9 +669,7 @@ async fn exchange(mut connection: Connection, request: &OutgoingRequest) -> Exch
         if !connection.read_buffer.is_empty() {
             match parse_head(&mut connection.read_buffer, request.head_only) {
                 Ok(Some(ParsedHead::Interim)) => continue,
-                Ok(Some(ParsedHead::Final { status, headers, framing, keep_alive })) => {
-                    return Ok((status, headers, framing, keep_alive, connection));
-                }
+                Ok(Some(ParsedHead::Final(head))) => return Ok((head, connection)),
                 Ok(None) if connection.read_buffer.len() >= MAX_RESPONSE_HEAD_BYTES => {
                     let message = format!("the upstream's answer head is longer than {} KiB", MAX_RESPONSE_HEAD_BYTES / 1024);
                     return Err(ExchangeFailure { error: UpstreamError::new(message), before_answer: false });
@@ -645,17 +700,88 @@ async fn exchange(mut connection: Connection, request: &OutgoingRequest) -> Exch
 enum ParsedHead {
     /// A `1xx` answer other than 101: a final one follows.
     Interim,
-    Final {
-        status: StatusCode,
-        headers: HeaderMap,
-        framing: Framing,
-        keep_alive: bool,
-    },
+    Final(AnswerHead),
+}
+
+/// A final answer's head as this client reads it.
+struct AnswerHead {
+    status: StatusCode,
+    /// The end-to-end headers (see [`parse_head`]).
+    headers: HeaderMap,
+    event_stream: bool,
+    framing: Framing,
+    /// Whether the connection may be used again once the body is read.
+    keep_alive: bool,
+}
+
+/// The hop-by-hop headers of RFC 9110 section 7.6.1 and the ones proxies treat so (`Host`
+/// among them: it names this hop's server): never relayed from one side to the other. The
+/// list the matches of [`answer_header`] and `gateway::upstream`'s request headers are
+/// held to by their tests.
+#[cfg(test)]
+pub(crate) const HOP_BY_HOP: [&str; 9] =
+    ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
+
+/// What a header of an answer is to this client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AnswerHeader {
+    /// `Content-Length`: the body's framing, read here (the body says its length again).
+    ContentLength,
+    /// `Transfer-Encoding`: the body's framing, read here.
+    TransferEncoding,
+    /// `Connection`: whether the connection is kept, and which headers are hop-by-hop too.
+    Connection,
+    /// Another hop-by-hop header (`Keep-Alive`, `TE`, `Upgrade`...): dropped.
+    HopByHop,
+    /// `Content-Type`: relayed, and read for whether the answer is an event stream.
+    ContentType,
+    /// Any other: relayed.
+    EndToEnd,
+}
+
+/// What the header named `name` (as the upstream wrote it) is: told by its length first
+/// (most names match no listed length), then compared without regard to case.
+fn answer_header(name: &[u8]) -> AnswerHeader {
+    let is = |listed: &[u8]| crate::request_headers::eq_ignore_ascii_case(name, listed);
+    match name.len() {
+        2 if is(b"te") => AnswerHeader::HopByHop,
+        4 if is(b"host") => AnswerHeader::HopByHop,
+        7 if is(b"trailer") || is(b"upgrade") => AnswerHeader::HopByHop,
+        10 if is(b"connection") => AnswerHeader::Connection,
+        10 if is(b"keep-alive") => AnswerHeader::HopByHop,
+        12 if is(b"content-type") => AnswerHeader::ContentType,
+        14 if is(b"content-length") => AnswerHeader::ContentLength,
+        17 if is(b"transfer-encoding") => AnswerHeader::TransferEncoding,
+        18 if is(b"proxy-authenticate") => AnswerHeader::HopByHop,
+        19 if is(b"proxy-authorization") => AnswerHeader::HopByHop,
+        _ => AnswerHeader::EndToEnd,
+    }
+}
+
+/// Whether a `Content-Type` value is an event stream (its media type, whatever its
+/// parameters, without regard to case).
+pub(crate) fn is_event_stream_type(value: &[u8]) -> bool {
+    value.trim_ascii_start().get(..17).is_some_and(|start| start.eq_ignore_ascii_case(b"text/event-stream"))
+}
+
+/// The header names a `Connection` value lists beyond `close` and `keep-alive` (which
+/// name no header), in lower case.
+fn connection_names(value: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    value
+        .split(|byte| *byte == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty() && !token.eq_ignore_ascii_case(b"close") && !token.eq_ignore_ascii_case(b"keep-alive"))
+        .map(<[u8]>::to_ascii_lowercase)
 }
 
 /// Reads an answer head from the start of `buffer` and takes it out of the buffer when it
-/// is whole (`Ok(None)` when it is not yet). The header values are slices of the head's
-/// bytes, shared, not copied one by one (they are still checked, as `HeaderValue` does).
+/// is whole (`Ok(None)` when it is not yet). The header map holds the answer's end-to-end
+/// headers only, as a proxy relays them: the framing headers (`Content-Length`,
+/// `Transfer-Encoding`; the body gives its length again), `Connection` and the other
+/// hop-by-hop headers, and the headers `Connection` names, are read here and left
+/// out, so that the gateway relays the map as it is. The header values are slices of the
+/// head's bytes, shared, not copied one by one (they are still checked, as `HeaderValue`
+/// does).
 fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHead>, UpstreamError> {
     // Slots left uninitialized: httparse fills the ones it uses (4 KiB not cleared per call).
     let mut header_slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
@@ -677,27 +803,44 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHea
         buffer.advance(length);
         return Ok(Some(ParsedHead::Interim));
     }
-    // Each header's name, and where its value is in the head.
+    // Each relayed header's name, and where its value is in the head.
     let mut fields: Vec<(HeaderName, std::ops::Range<usize>)> = Vec::with_capacity(response.headers.len());
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding_chunked: Option<bool> = None;
     let mut connection_close = false;
+    let mut connection_names_headers = false;
+    let mut content_type: Option<bool> = None;
     for header in response.headers.iter() {
+        let kind = answer_header(header.name.as_bytes());
+        match kind {
+            AnswerHeader::ContentLength => {
+                let parsed = parse_content_length(header.value)?;
+                if content_length.is_some_and(|earlier| earlier != parsed) {
+                    return Err(UpstreamError::new("the upstream's answer has two different Content-Length headers"));
+                }
+                content_length = Some(parsed);
+                continue;
+            }
+            AnswerHeader::TransferEncoding => {
+                // Only whether the last coding is chunked matters (RFC 9112 section 6.3).
+                let last = header.value.rsplit(|byte| *byte == b',').next().unwrap_or_default();
+                transfer_encoding_chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                continue;
+            }
+            AnswerHeader::Connection => {
+                connection_close |= lists_token(header.value, b"close");
+                connection_names_headers |= connection_names(header.value).next().is_some();
+                continue;
+            }
+            AnswerHeader::HopByHop => continue,
+            // The first `Content-Type` says what the answer is, as `HeaderMap::get` reads it.
+            AnswerHeader::ContentType => {
+                content_type.get_or_insert_with(|| is_event_stream_type(header.value));
+            }
+            AnswerHeader::EndToEnd => {}
+        }
         let name = HeaderName::from_bytes(header.name.as_bytes())
             .map_err(|_| UpstreamError::new("the upstream's answer has a header name that is not valid"))?;
-        if name == axum::http::header::CONTENT_LENGTH {
-            let parsed = parse_content_length(header.value)?;
-            if content_length.is_some_and(|earlier| earlier != parsed) {
-                return Err(UpstreamError::new("the upstream's answer has two different Content-Length headers"));
-            }
-            content_length = Some(parsed);
-        } else if name == axum::http::header::TRANSFER_ENCODING {
-            // Only whether the last coding is chunked matters (RFC 9112 section 6.3).
-            let last = header.value.rsplit(|byte| *byte == b',').next().unwrap_or_default();
-            transfer_encoding_chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name == axum::http::header::CONNECTION {
-            connection_close |= lists_token(header.value, b"close");
-        }
         // The value is a slice of the head (httparse's contract); checked all the same, so
         // that a surprise is an error, never a panic.
         let Some(place) = place_within(&buffer[..length], header.value) else {
@@ -705,6 +848,17 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHea
         };
         fields.push((name, place));
     }
+    if connection_names_headers {
+        // Rare: `Connection: close` and `keep-alive` name no header.
+        let named: Vec<Vec<u8>> = response
+            .headers
+            .iter()
+            .filter(|header| answer_header(header.name.as_bytes()) == AnswerHeader::Connection)
+            .flat_map(|header| connection_names(header.value))
+            .collect();
+        fields.retain(|(name, _)| !named.iter().any(|named| named.as_slice() == name.as_str().as_bytes()));
+    }
+    let event_stream = content_type.unwrap_or(false);
     let version = response.version;
     let head = buffer.split_to(length).freeze();
     // Room for the headers the gateway adds to the answer it relays (the request id, a
@@ -738,7 +892,7 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHea
     if framing == Framing::UntilClose {
         keep_alive = false;
     }
-    Ok(Some(ParsedHead::Final { status, headers, framing, keep_alive }))
+    Ok(Some(ParsedHead::Final(AnswerHead { status, headers, event_stream, framing, keep_alive })))
 }
 
 fn parse_content_length(value: &[u8]) -> Result<u64, UpstreamError> {
@@ -1175,6 +1329,9 @@ mod tests {
         RequestHead::new(&Method::POST, &["/v1/chat/completions"], None, &host, 0).unwrap().finish(&Method::POST, Bytes::from_static(body))
     }
 
+    /// The first-byte timeout of the tests' calls that are answered.
+    const FIRST_BYTE: Duration = Duration::from_secs(5);
+
     fn client() -> UpstreamClient {
         UpstreamClient::new(Duration::from_secs(5))
     }
@@ -1185,10 +1342,60 @@ mod tests {
 
     const JSON_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
 
+    /// Every hop-by-hop name is left out in any case, the framing ones read, and nothing
+    /// else: a longer name, or one a letter off, is relayed.
+    #[test]
+    fn an_answers_hop_by_hop_and_framing_headers_are_told_apart() {
+        assert_eq!(HOP_BY_HOP.len(), 9, "a name added to the list is added to the match too");
+        for name in HOP_BY_HOP {
+            for written in [name.to_string(), name.to_ascii_uppercase()] {
+                let kind = answer_header(written.as_bytes());
+                assert!(
+                    matches!(kind, AnswerHeader::HopByHop | AnswerHeader::Connection | AnswerHeader::TransferEncoding),
+                    "{written}: {kind:?}"
+                );
+            }
+        }
+        assert_eq!(answer_header(b"Content-Length"), AnswerHeader::ContentLength);
+        assert_eq!(answer_header(b"CONNECTION"), AnswerHeader::Connection);
+        assert_eq!(answer_header(b"Content-TYPE"), AnswerHeader::ContentType);
+        for name in
+            ["content-lengths", "hosts", "tes", "x-upstream-hop", "date", "proxy-authorizations", "a-name-longer-than-any-listed-one"]
+        {
+            assert_eq!(answer_header(name.as_bytes()), AnswerHeader::EndToEnd, "{name}");
+        }
+    }
+
+    /// The answer's map holds what a proxy relays: not its framing, not `Connection` and
+    /// the names it lists, not the other hop-by-hop headers; every value of the rest.
+    #[tokio::test]
+    async fn an_answers_map_holds_its_end_to_end_headers_only() {
+        const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nX-Trace: 1\r\nConnection: keep-alive, X-Upstream-Hop\r\nContent-Type: text/event-stream; charset=utf-8\r\nKeep-Alive: timeout=5\r\nX-Upstream-Hop: 1\r\nContent-Length: 2\r\nUpgrade: h2c\r\nContent-Type: application/json\r\nX-Trace: 2\r\n\r\n{}";
+        let (endpoint, _) = scripted_upstream(|_, stream| answer_each(stream, ANSWER, usize::MAX)).await;
+        let response = client().send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
+        let names: Vec<&str> = response.headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-trace", "content-type"]);
+        assert_eq!(response.headers.get_all("x-trace").iter().collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(response.headers.get_all("content-type").iter().count(), 2);
+        assert!(response.event_stream, "the first Content-Type says what the answer is");
+        assert_eq!(response.body.size_hint().exact(), Some(2));
+        assert_eq!(body_text(response.body).await.unwrap(), "{}");
+    }
+
+    #[test]
+    fn an_event_stream_is_told_by_its_media_type() {
+        for value in ["text/event-stream", " Text/Event-Stream; charset=utf-8", "TEXT/EVENT-STREAM"] {
+            assert!(is_event_stream_type(value.as_bytes()), "{value}");
+        }
+        for value in ["text/event-strea", "application/json", "", "text/plain; x=text/event-stream"] {
+            assert!(!is_event_stream_type(value.as_bytes()), "{value}");
+        }
+    }
+
     #[tokio::test]
     async fn an_answer_framed_by_its_length_is_read_and_its_length_kept() {
         let (endpoint, _) = scripted_upstream(|_, stream| answer_each(stream, JSON_ANSWER, usize::MAX)).await;
-        let response = client().send(&endpoint, &post(b"{}")).await.unwrap();
+        let response = client().send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
         assert_eq!(response.status, StatusCode::OK);
         assert_eq!(response.headers["content-type"], "application/json");
         assert_eq!(response.body.size_hint().exact(), Some(11));
@@ -1200,11 +1407,58 @@ mod tests {
         let (endpoint, accepted) = scripted_upstream(|_, stream| answer_each(stream, JSON_ANSWER, usize::MAX)).await;
         let client = client();
         for _ in 0..3 {
-            let response = client.send(&endpoint, &post(b"{\"model\":\"m\"}")).await.unwrap();
+            let response = client.send(&endpoint, &post(b"{\"model\":\"m\"}"), FIRST_BYTE).await.unwrap();
             assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
             assert_eq!(endpoint.idle_connections(), 1);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    /// Writes `JSON_ANSWER` to each request on `stream`, the ones numbered in `slow` (from
+    /// 0, counted over the connection) after `delay`.
+    async fn answer_each_after(mut stream: TcpStream, slow: &'static [usize], delay: Duration) {
+        let mut buffer = Vec::new();
+        for number in 0.. {
+            if !read_request(&mut stream, &mut buffer).await {
+                return;
+            }
+            if slow.contains(&number) {
+                tokio::time::sleep(delay).await;
+            }
+            if stream.write_all(JSON_ANSWER).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// An upstream that has not answered within the first-byte timeout fails the call as a
+    /// timeout (not as an upstream that could not be reached), and a pooled connection's
+    /// timer is set for each call anew: a call after the last one's deadline has passed is
+    /// not cut by it, a later deadline holds, and an earlier one fires.
+    #[tokio::test]
+    async fn the_first_byte_timeout_is_each_calls_own_on_a_reused_connection() {
+        let (endpoint, accepted) = scripted_upstream(|_, stream| answer_each_after(stream, &[2, 3], Duration::from_millis(600))).await;
+        let client = client();
+        let request = post(b"{}");
+        let call = |first_byte: Duration| client.send(&endpoint, &request, first_byte);
+        // Answered at once, within a short timeout; then the connection waits past that
+        // deadline in the pool.
+        let response = call(Duration::from_millis(300)).await.unwrap();
+        assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let response = call(Duration::from_millis(300)).await.unwrap();
+        assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
+        // Answered after 600 ms: within a timeout of 5 s, then not within one of 200 ms.
+        let response = call(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
+        let error = call(Duration::from_millis(200)).await.err().expect("no answer head within 200 ms");
+        assert!(error.is_first_byte_timeout(), "{error}");
+        assert_eq!(error.to_string(), "no answer within the first-byte timeout of 0 s");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1, "the first three calls shared one connection");
+        // A failure that is not a timeout says so.
+        let (closing, _) = scripted_upstream(|_, stream| async move { drop(stream) }).await;
+        let error = client.send(&closing, &post(b"{}"), FIRST_BYTE).await.err().unwrap();
+        assert!(!error.is_first_byte_timeout(), "{error}");
     }
 
     #[tokio::test]
@@ -1214,7 +1468,7 @@ mod tests {
         let (endpoint, accepted) = scripted_upstream(|_, stream| answer_each(stream, CHUNKED, usize::MAX)).await;
         let client = client();
         for _ in 0..2 {
-            let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+            let response = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
             assert_eq!(response.body.size_hint().exact(), None);
             assert_eq!(body_text(response.body).await.unwrap(), "data: hello");
         }
@@ -1228,7 +1482,7 @@ mod tests {
                 .await;
         let client = client();
         for _ in 0..2 {
-            let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+            let response = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
             assert_eq!(body_text(response.body).await.unwrap(), "until the end");
             assert_eq!(endpoint.idle_connections(), 0);
         }
@@ -1239,11 +1493,11 @@ mod tests {
     async fn a_connection_whose_answer_was_not_read_to_its_end_is_not_pooled() {
         let (endpoint, accepted) = scripted_upstream(|_, stream| answer_each(stream, JSON_ANSWER, usize::MAX)).await;
         let client = client();
-        let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+        let response = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
         // The client went away before the body was relayed.
         drop(response);
         assert_eq!(endpoint.idle_connections(), 0);
-        let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+        let response = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
         assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         // `Connection: close` is honoured too.
@@ -1251,7 +1505,7 @@ mod tests {
             answer_each(stream, b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok", usize::MAX)
         })
         .await;
-        let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+        let response = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
         assert_eq!(body_text(response.body).await.unwrap(), "ok");
         assert_eq!(endpoint.idle_connections(), 0);
     }
@@ -1281,18 +1535,18 @@ mod tests {
     async fn a_stale_pooled_connection_is_retried_once_on_a_new_one() {
         let (endpoint, accepted) = closing_after_first_answer(true).await;
         let client = client();
-        let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+        let response = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
         assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
         assert_eq!(endpoint.idle_connections(), 1);
-        let response = client.send(&endpoint, &post(b"{}")).await.expect("the call is sent again on a new connection");
+        let response = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.expect("the call is sent again on a new connection");
         assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
 
         // Once only: when the new connection fails too, the call fails (no third try).
         let (endpoint, accepted) = closing_after_first_answer(false).await;
-        let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+        let response = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
         body_text(response.body).await.unwrap();
-        let error = client.send(&endpoint, &post(b"{}")).await.err().expect("the retry failed too");
+        let error = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.err().expect("the retry failed too");
         assert!(error.to_string().contains("without answering"), "{error}");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
@@ -1305,7 +1559,7 @@ mod tests {
             read_request(&mut stream, &mut buffer).await;
         })
         .await;
-        let error = client().send(&endpoint, &post(b"{}")).await.err().expect("no answer is an error");
+        let error = client().send(&endpoint, &post(b"{}"), FIRST_BYTE).await.err().expect("no answer is an error");
         assert!(error.to_string().contains("without answering"), "{error}");
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
@@ -1325,7 +1579,7 @@ mod tests {
             let _ = stream.write_all(b"\r\n").await;
         })
         .await;
-        let error = client().send(&endpoint, &post(b"{}")).await.err().expect("an oversized head is refused");
+        let error = client().send(&endpoint, &post(b"{}"), FIRST_BYTE).await.err().expect("an oversized head is refused");
         assert!(error.to_string().contains("longer than 64 KiB"), "{error}");
 
         for answer in [
@@ -1335,7 +1589,7 @@ mod tests {
             b"HTTP/1.1 99 Odd\r\n\r\n",
         ] {
             let (endpoint, _) = scripted_upstream(move |_, stream| answer_each(stream, answer, 1)).await;
-            assert!(client().send(&endpoint, &post(b"{}")).await.is_err(), "{}", String::from_utf8_lossy(answer));
+            assert!(client().send(&endpoint, &post(b"{}"), FIRST_BYTE).await.is_err(), "{}", String::from_utf8_lossy(answer));
         }
 
         let many_headers: &'static [u8] = Box::leak(
@@ -1344,7 +1598,7 @@ mod tests {
                 .into_boxed_slice(),
         );
         let (endpoint, _) = scripted_upstream(move |_, stream| answer_each(stream, many_headers, 1)).await;
-        let error = client().send(&endpoint, &post(b"{}")).await.err().expect("too many headers are refused");
+        let error = client().send(&endpoint, &post(b"{}"), FIRST_BYTE).await.err().expect("too many headers are refused");
         assert!(error.to_string().contains("headers"), "{error}");
     }
 
@@ -1352,14 +1606,14 @@ mod tests {
     async fn a_body_cut_short_is_an_error_and_an_interim_answer_is_skipped() {
         let (endpoint, _) =
             scripted_upstream(|_, stream| answer_each(stream, b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort", 1)).await;
-        let response = client().send(&endpoint, &post(b"{}")).await.unwrap();
+        let response = client().send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
         assert!(body_text(response.body).await.is_err());
 
         let (endpoint, _) = scripted_upstream(|_, stream| {
             answer_each(stream, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok", 1)
         })
         .await;
-        let response = client().send(&endpoint, &post(b"{}")).await.unwrap();
+        let response = client().send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
         assert_eq!(response.status, StatusCode::CREATED);
         assert_eq!(body_text(response.body).await.unwrap(), "ok");
     }
@@ -1398,7 +1652,7 @@ mod tests {
         let host = HeaderValue::from_static("upstream.test");
         let request =
             RequestHead::new(&Method::POST, &["/v1"], None, &host, 0).unwrap().finish(&Method::POST, Bytes::from_static(large.as_slice()));
-        let response = client().send(&endpoint, &request).await.unwrap();
+        let response = client().send(&endpoint, &request, FIRST_BYTE).await.unwrap();
         assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
         assert_eq!(*received.lock().unwrap(), BODY_COPIED_WITH_HEAD * 4);
     }
@@ -1415,7 +1669,7 @@ mod tests {
         let calls = (0..3).map(|_| {
             let client = client.clone();
             let endpoint = endpoint.clone();
-            async move { client.send(&endpoint, &post(b"{}")).await.unwrap() }
+            async move { client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap() }
         });
         let responses = futures_util::future::join_all(calls).await;
         for response in responses {
@@ -1433,14 +1687,14 @@ mod tests {
     async fn a_pooled_connection_the_upstream_closed_is_left_for_a_new_one() {
         let (endpoint, accepted) = scripted_upstream(|_, stream| answer_each(stream, JSON_ANSWER, 1)).await;
         let client = client();
-        let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+        let response = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
         body_text(response.body).await.unwrap();
         assert_eq!(endpoint.idle_connections(), 1);
         // The upstream closes it; a connection idle that long is looked at, and not taken.
         tokio::time::sleep(LOOKED_AT_AFTER_IDLE + Duration::from_millis(100)).await;
         assert!(endpoint.own_shard().checkout().is_none(), "a closed connection is not handed out");
         assert_eq!(endpoint.idle_connections(), 0);
-        let response = client.send(&endpoint, &post(b"{}")).await.unwrap();
+        let response = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
         assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
@@ -1522,7 +1776,7 @@ mod tests {
         let trusting = UpstreamClient::with_tls_config(Duration::from_secs(5), Arc::new(tls_config_with_roots(roots)));
         let endpoint = Arc::new(UpstreamEndpoint::new("localhost", port, true).unwrap());
         for _ in 0..2 {
-            let response = trusting.send(&endpoint, &post(b"{}")).await.unwrap();
+            let response = trusting.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
             assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
@@ -1530,12 +1784,12 @@ mod tests {
         // The default configuration (the webpki roots) does not trust a self-signed
         // certificate.
         let default_endpoint = Arc::new(UpstreamEndpoint::new("localhost", port, true).unwrap());
-        let error = client().send(&default_endpoint, &post(b"{}")).await.err().expect("an unknown issuer is refused");
+        let error = client().send(&default_endpoint, &post(b"{}"), FIRST_BYTE).await.err().expect("an unknown issuer is refused");
         assert!(error.to_string().contains("TLS error"), "{error}");
 
         // The name is checked: the same certificate is not valid for another name.
         let wrong_name = Arc::new(UpstreamEndpoint::new("127.0.0.1", port, true).unwrap());
-        let error = trusting.send(&wrong_name, &post(b"{}")).await.err().expect("a certificate for another name is refused");
+        let error = trusting.send(&wrong_name, &post(b"{}"), FIRST_BYTE).await.err().expect("a certificate for another name is refused");
         assert!(error.to_string().contains("TLS error"), "{error}");
     }
 }
