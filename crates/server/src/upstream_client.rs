@@ -76,12 +76,19 @@ const POOL_SHARDS: usize = 16;
 thread_local! {
     /// The pool shard this thread takes connections from and puts them back into.
     static POOL_SHARD: Cell<usize> = const { Cell::new(0) };
+    /// The connection runtime this thread runs (numbered from 1), 0 on any other thread.
+    static RUNTIME_NUMBER: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Makes this thread use its own shard of every upstream pool (a connection runtime's
 /// thread, numbered from 1).
 pub fn use_pool_shard_on_this_thread(number: usize) {
     POOL_SHARD.with(|shard| shard.set(number % POOL_SHARDS));
+    RUNTIME_NUMBER.with(|runtime| runtime.set(number));
+}
+
+fn runtime_of_this_thread() -> usize {
+    RUNTIME_NUMBER.with(Cell::get)
 }
 
 fn pool_shard_of_this_thread() -> usize {
@@ -155,7 +162,17 @@ struct Connection {
     /// connection idle past it has its timer fire once, waking the task of the call that
     /// set it, which finds nothing to do, and the next call files it again. `None` until the
     /// first call.
-    first_byte_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    first_byte_timer: Option<FirstByteTimer>,
+}
+
+/// A connection's first-byte timer, and the connection runtime whose timer wheel holds it
+/// (see `use_pool_shard_on_this_thread`). Past [`POOL_SHARDS`] runtimes, two share a pool
+/// shard and so a connection: a call on the other runtime makes a timer of its own, since a
+/// timer polled after its runtime has stopped panics (a socket only fails, and the call is
+/// sent again on a new connection).
+struct FirstByteTimer {
+    runtime: usize,
+    sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
 impl Connection {
@@ -580,19 +597,21 @@ impl UpstreamClient {
                     Err(_) => return Err(UpstreamError::first_byte_timeout(first_byte)),
                 },
             };
-            let mut timer = match connection.first_byte_timer.take().or_else(|| spare_timer.take()) {
+            let runtime = runtime_of_this_thread();
+            let mut timer = match connection.first_byte_timer.take().or_else(|| spare_timer.take()).filter(|timer| timer.runtime == runtime)
+            {
                 Some(mut timer) => {
-                    timer.as_mut().reset(deadline);
+                    timer.sleep.as_mut().reset(deadline);
                     timer
                 }
-                None => Box::pin(tokio::time::sleep_until(deadline)),
+                None => FirstByteTimer { runtime, sleep: Box::pin(tokio::time::sleep_until(deadline)) },
             };
             // The exchange first: an answer that came is taken even when the timer ran out
             // while it was on its way.
             let exchanged = tokio::select! {
                 biased;
                 exchanged = exchange(connection, request) => exchanged,
-                () = timer.as_mut() => return Err(UpstreamError::first_byte_timeout(first_byte)),
+                () = timer.sleep.as_mut() => return Err(UpstreamError::first_byte_timeout(first_byte)),
             };
             match exchanged {
                 Ok((AnswerHead { status, headers, event_stream, framing, keep_alive }, mut connection)) => {
@@ -1459,6 +1478,33 @@ mod tests {
         let (closing, _) = scripted_upstream(|_, stream| async move { drop(stream) }).await;
         let error = client.send(&closing, &post(b"{}"), FIRST_BYTE).await.err().unwrap();
         assert!(!error.is_first_byte_timeout(), "{error}");
+    }
+
+    /// Two connection runtimes that share a pool shard (numbers 1 and 1 + `POOL_SHARDS`):
+    /// a connection the first pooled, timer and all, is taken by the second after the first
+    /// has stopped, and the call is answered, on a new connection (the stopped runtime's
+    /// socket fails; its timer, which would panic, is not polled).
+    #[test]
+    fn a_connection_pooled_by_a_stopped_runtime_serves_a_call_on_another() {
+        // The upstream double on a runtime of its own, which outlives both.
+        let double = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let (endpoint, accepted) = double.block_on(scripted_upstream(|_, stream| answer_each(stream, JSON_ANSWER, usize::MAX)));
+        let call_on_runtime = |number: usize, endpoint: Arc<UpstreamEndpoint>| {
+            std::thread::spawn(move || {
+                use_pool_shard_on_this_thread(number);
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                runtime.block_on(async {
+                    let response = client().send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
+                    assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");
+                    assert_eq!(endpoint.idle_connections(), 1);
+                });
+            })
+            .join()
+            .unwrap();
+        };
+        call_on_runtime(1, endpoint.clone());
+        call_on_runtime(1 + POOL_SHARDS, endpoint);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "the second call was sent again on a new connection");
     }
 
     #[tokio::test]
