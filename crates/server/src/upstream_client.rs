@@ -779,13 +779,14 @@ fn answer_header(name: &[u8]) -> AnswerHeader {
 
 /// Whether a `Content-Type` value is an event stream (its media type, whatever its
 /// parameters, without regard to case).
-pub(crate) fn is_event_stream_type(value: &[u8]) -> bool {
+fn is_event_stream_type(value: &[u8]) -> bool {
     value.trim_ascii_start().get(..17).is_some_and(|start| start.eq_ignore_ascii_case(b"text/event-stream"))
 }
 
 /// The header names a `Connection` value lists beyond `close` and `keep-alive` (which
-/// name no header), in lower case.
-fn connection_names(value: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+/// name no header to drop: `Keep-Alive` is hop-by-hop anyway), in lower case: hop-by-hop
+/// too (RFC 9110 section 7.6.1), in a request as in an answer.
+pub(crate) fn connection_names(value: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
     value
         .split(|byte| *byte == b',')
         .map(<[u8]>::trim_ascii)

@@ -30,11 +30,10 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::accounting::{CallMeter, MeteredBody, UsageReader};
 use super::errors::{GatewayRefusal, Protocol};
-use super::verify_headers::visible_text;
 use super::ForwardTarget;
 use crate::request_headers::{eq_ignore_ascii_case, RequestHeaders};
 use crate::thread_handles::{thread_handle, ThreadHandle};
-use crate::upstream_client::{UpstreamBody, UpstreamResponse};
+use crate::upstream_client::{connection_names, UpstreamBody, UpstreamResponse};
 use crate::upstreams::Upstream;
 
 static X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -62,17 +61,6 @@ fn is_forwardable_request_header(name: &[u8]) -> bool {
         _ => false,
     };
     !held_back && !name.get(..10).is_some_and(|start| start.eq_ignore_ascii_case(b"x-keygate-"))
-}
-
-/// The header names listed in `Connection` (its `values`), in lower case: they are
-/// hop-by-hop too (RFC 9110 section 7.6.1).
-fn connection_nominated<'a>(values: impl Iterator<Item = &'a [u8]>) -> Vec<String> {
-    values
-        .filter_map(visible_text)
-        .flat_map(|value| value.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty())
-        .collect()
 }
 
 /// What is forwarded: in which protocol, with which method, where, with which headers,
@@ -177,10 +165,11 @@ async fn attempt(upstream: &Upstream, forwarded: &Forwarded<'_>, body: Bytes) ->
     let mut head = base
         .request_head(method, &target.path, target.query.as_deref(), header_room)
         .ok_or_else(|| AttemptFailure::Unreachable("the forwarded path and query do not make a request target".into()))?;
-    let nominated = connection_nominated(headers.get_all(&CONNECTION));
+    // The names the client's `Connection` lists are hop-by-hop too (RFC 9110 section 7.6.1).
+    let nominated: Vec<Vec<u8>> = headers.get_all(&CONNECTION).flat_map(connection_names).collect();
     let mut accept_sent = false;
     for (name, value) in headers.iter() {
-        if is_forwardable_request_header(name) && !nominated.iter().any(|nominated| eq_ignore_ascii_case(nominated.as_bytes(), name)) {
+        if is_forwardable_request_header(name) && !nominated.iter().any(|nominated| eq_ignore_ascii_case(nominated, name)) {
             // Accepted by httparse or `http` already: written as they are.
             head.client_header(name, value);
             accept_sent |= eq_ignore_ascii_case(name, b"accept");
