@@ -148,12 +148,14 @@ where
             return hand_over(stream, buffer);
         };
         let close = plain.close;
-        let response = match plain.kind {
+        // The answer, and the request id its head is to carry when the answer does not
+        // carry it already (a model call's: see `DirectModelCall::serve_parsed`).
+        let (response, request_id) = match plain.kind {
             FrontRequest::Verify { target } => {
                 activity.request_started();
                 let response = gateway::answer_verify(state, peer, target, VerifyHeaders::of_parsed(request.headers));
                 buffer.advance(head_length);
-                response
+                (response, None)
             }
             FrontRequest::ModelCall { call, target, path_length, body_length } => {
                 // Where the target and each header are in the head: the call reads them in
@@ -190,7 +192,7 @@ where
                             // serve another request, and closes after the refusal.
                             let refusal = Box::pin(call.refuse_slow_body(state.clone(), peer, RequestHeaders::Head(headers))).await;
                             answer.clear();
-                            let _ = send_response(&mut stream, &mut buffer, refusal, true, &mut answer).await;
+                            let _ = send_response(&mut stream, &mut buffer, refusal, true, &mut answer, None).await;
                             let _ = stream.shutdown().await;
                             FrontEnd::Closed
                         }
@@ -210,13 +212,13 @@ where
                 let (path, query) = (&target[..path_length], target.get(path_length + 1..));
                 let served = call.serve_parsed(state, peer, path, query, headers, body);
                 match unless_client_leaves(&mut stream, &mut buffer, served).await {
-                    Ok(response) => response,
+                    Ok((response, request_id)) => (response, Some(request_id)),
                     Err(()) => return FrontEnd::Closed,
                 }
             }
         };
         answer.clear();
-        let Ok(close) = send_response(&mut stream, &mut buffer, response, close, &mut answer).await else {
+        let Ok(close) = send_response(&mut stream, &mut buffer, response, close, &mut answer, request_id.as_deref()).await else {
             return FrontEnd::Closed;
         };
         activity.response_finished();
@@ -293,7 +295,7 @@ where
         &request_id,
     );
     crate::request_context::log_request(&request_id, &state.listener_region, &method, path, status, started);
-    let _ = send_response(&mut stream, &mut BytesMut::new(), refusal, true, &mut Vec::new()).await;
+    let _ = send_response(&mut stream, &mut BytesMut::new(), refusal, true, &mut Vec::new(), None).await;
     let _ = stream.shutdown().await;
     FrontEnd::Closed
 }
@@ -461,13 +463,16 @@ where
 /// `Connection: close` when the connection closes after it (`close`, or the answer says
 /// so). `Ok` with whether the connection is to close; `Err` when it failed mid-answer.
 /// `buffer` holds what waits to be written, so that a small answer is one write; what the
-/// client sends meanwhile is read into `read_ahead` (see [`unless_client_leaves`]).
+/// client sends meanwhile is read into `read_ahead` (see [`unless_client_leaves`]). With a
+/// `request_id`, the answer's `x-acs-request-id` is that one (any the answer holds is not
+/// written).
 async fn send_response<S>(
     stream: &mut WatchedStream<S>,
     read_ahead: &mut BytesMut,
     response: Response,
     close: bool,
     buffer: &mut Vec<u8>,
+    request_id: Option<&str>,
 ) -> Result<bool, ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -485,12 +490,19 @@ where
     buffer.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
         // Written below, from the body and the connection.
-        if matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection" | "date") {
+        if matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection" | "date")
+            || (request_id.is_some() && name == crate::request_context::X_ACS_REQUEST_ID)
+        {
             continue;
         }
         buffer.extend_from_slice(name.as_str().as_bytes());
         buffer.extend_from_slice(b": ");
         buffer.extend_from_slice(value.as_bytes());
+        buffer.extend_from_slice(b"\r\n");
+    }
+    if let Some(request_id) = request_id {
+        buffer.extend_from_slice(b"x-acs-request-id: ");
+        buffer.extend_from_slice(request_id.as_bytes());
         buffer.extend_from_slice(b"\r\n");
     }
     if close {
@@ -609,7 +621,8 @@ fn with_http_date(with: impl FnOnce(&str)) {
     thread_local! {
         static DATE: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs() as i64);
+    // The connection thread's second (`thread_clock`): no clock read per answer.
+    let now = crate::thread_clock::unix_seconds();
     DATE.with_borrow_mut(|(second, text)| {
         if *second != now {
             *second = now;
@@ -688,9 +701,14 @@ mod tests {
 
     /// What [`send_response`] writes for `response`.
     async fn written(response: Response, close: bool) -> (Result<bool, ()>, String) {
+        written_with_id(response, close, None).await
+    }
+
+    /// What [`send_response`] writes for `response` with `request_id`.
+    async fn written_with_id(response: Response, close: bool, request_id: Option<&str>) -> (Result<bool, ()>, String) {
         let (ours, mut theirs) = tokio::io::duplex(1 << 20);
         let mut stream = WatchedStream::new(ours, crate::connections::ConnectionActivity::new());
-        let sent = send_response(&mut stream, &mut BytesMut::new(), response, close, &mut Vec::new()).await;
+        let sent = send_response(&mut stream, &mut BytesMut::new(), response, close, &mut Vec::new(), request_id).await;
         drop(stream);
         let mut text = String::new();
         theirs.read_to_string(&mut text).await.unwrap();
@@ -732,6 +750,18 @@ mod tests {
         // A handler's header saying `Connection: close` closes the connection.
         let closing = Response::builder().header("connection", "close").body(axum::body::Body::empty()).unwrap();
         assert_eq!(written(closing, false).await.0, Ok(true));
+    }
+
+    /// A model call's answer carries its own request id once, in place of one the upstream
+    /// sent; an answer written without one keeps the id it holds.
+    #[tokio::test]
+    async fn an_answer_carries_the_request_id_it_is_written_with_and_only_that_one() {
+        let from_upstream = || Response::builder().header("x-acs-request-id", "UPSTREAM-ID").body("{}".into()).unwrap();
+        let (_, text) = written_with_id(from_upstream(), false, Some("0123-KEYGATE")).await;
+        assert_eq!(text.matches("x-acs-request-id").count(), 1, "{text:?}");
+        assert!(text.contains("\r\nx-acs-request-id: 0123-KEYGATE\r\n"), "{text:?}");
+        let (_, text) = written_with_id(from_upstream(), false, None).await;
+        assert!(text.contains("\r\nx-acs-request-id: UPSTREAM-ID\r\n"), "{text:?}");
     }
 
     /// The front splits a plain target at its first `?`; `Uri` must read the same path and

@@ -54,16 +54,22 @@ impl ConnectionRuntimes {
         let mut stops = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for number in 0..count {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            // The thread keeps the time for its calls (`thread_clock`): read when it wakes
+            // from waiting for work, and every tick while it works.
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().on_thread_unpark(crate::thread_clock::read_now).build()?;
             handles.push(runtime.handle().clone());
             let (stop, stopped) = oneshot::channel::<()>();
             stops.push(stop);
             let thread = std::thread::Builder::new().name(format!("keygate-conn-{number}")).spawn(move || {
                 // Shard 0 is every other thread's (the main runtime's workers).
                 crate::upstream_client::use_pool_shard_on_this_thread(number + 1);
+                crate::thread_clock::read_now();
                 runtime.block_on(async move {
+                    tokio::spawn(crate::thread_clock::keep_the_time());
                     let _ = stopped.await;
                 });
+                crate::thread_clock::stop_keeping_the_time();
                 // Dropping the runtime here drops the tasks still on it (connections past
                 // the shutdown grace, the upstream pool's reaper).
                 drop(runtime);

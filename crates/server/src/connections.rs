@@ -107,7 +107,7 @@ impl ConnectionActivity {
     /// A new connection, reading its first head.
     pub fn new() -> Arc<ConnectionActivity> {
         Arc::new(ConnectionActivity {
-            opened: Instant::now(),
+            opened: crate::thread_clock::now(),
             phase: AtomicU8::new(READING_HEAD),
             phase_began: AtomicU64::new(0),
             shed: AtomicBool::new(false),
@@ -131,7 +131,10 @@ impl ConnectionActivity {
     }
 
     fn enter(&self, phase: u8) {
-        let elapsed = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        // The thread's time, not the clock's: a call enters two phases, and its deadlines
+        // are seconds (`thread_clock`).
+        let elapsed = crate::thread_clock::now().saturating_duration_since(self.opened);
+        let elapsed = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         self.phase_began.store(elapsed, Ordering::Relaxed);
         self.phase.store(phase, Ordering::Release);
     }

@@ -29,6 +29,7 @@ pub mod request_headers;
 pub mod secrets;
 pub mod settings;
 pub mod state;
+pub mod thread_clock;
 pub mod thread_handles;
 pub mod throttle;
 pub mod tls;

@@ -146,11 +146,26 @@ pub async fn in_request_context(
     started: RequestStart,
     handled: impl std::future::Future<Output = Response>,
 ) -> Response {
-    let span = tracing::info_span!("request", request_id = %context.request_id);
-    let mut response = tracing::Instrument::instrument(handled, span).await;
+    let mut response = in_request_context_unlabelled(state, context, method, path, started, handled).await;
     if let Ok(value) = HeaderValue::from_str(&context.request_id) {
         response.headers_mut().insert(X_ACS_REQUEST_ID, value);
     }
+    response
+}
+
+/// [`in_request_context`] but for the answer's `x-acs-request-id`, which the caller writes
+/// itself: `connection_front` writes the answers it serves, and puts the id in their head
+/// as it writes it (an insert into the answer's header map cost more than the write).
+pub async fn in_request_context_unlabelled(
+    state: &AppState,
+    context: &RequestContext,
+    method: &Method,
+    path: &str,
+    started: RequestStart,
+    handled: impl std::future::Future<Output = Response>,
+) -> Response {
+    let span = tracing::info_span!("request", request_id = %context.request_id);
+    let response = tracing::Instrument::instrument(handled, span).await;
     log_request(&context.request_id, &state.listener_region, method, path, response.status(), started);
     response
 }

@@ -311,8 +311,7 @@ impl IdleConnections {
     /// The most recently used idle connection that has not been idle too long and still
     /// looks open. The others met on the way are closed (after the lock is let go: a close
     /// is a system call).
-    fn checkout(&self) -> Option<Connection> {
-        let now = Instant::now();
+    fn checkout(&self, now: Instant) -> Option<Connection> {
         let mut closed = Vec::new();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let found = loop {
@@ -344,7 +343,7 @@ impl IdleConnections {
     /// Puts a connection whose answer was read to its end back into the pool, unless the
     /// shard is full; connections idle too long (the oldest, at the front) are closed.
     fn checkin(&self, connection: Connection) {
-        let now = Instant::now();
+        let now = crate::thread_clock::now().into_std();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let expired = self.take_expired(&mut idle, now);
         let refused = if idle.len() < self.max_idle {
@@ -580,9 +579,12 @@ impl UpstreamClient {
         request: &OutgoingRequest,
         first_byte: Duration,
     ) -> Result<UpstreamResponse, UpstreamError> {
-        let deadline = tokio::time::Instant::now() + first_byte;
+        // The connection thread's time (`thread_clock`): the deadline is seconds away, and
+        // the pool's ages are seconds.
+        let now = crate::thread_clock::now();
+        let deadline = now + first_byte;
         let shard = endpoint.own_shard();
-        let mut pooled = shard.checkout();
+        let mut pooled = shard.checkout(now.into_std());
         // The timer of a connection that failed, for the next.
         let mut spare_timer = None;
         loop {
@@ -600,18 +602,34 @@ impl UpstreamClient {
             let runtime = runtime_of_this_thread();
             let mut timer = match connection.first_byte_timer.take().or_else(|| spare_timer.take()).filter(|timer| timer.runtime == runtime)
             {
+                // Set again only when this call's deadline is sooner than the one the timer
+                // holds, the last call's (rarely: a call's deadline is later than the last
+                // one's). A timer left at a sooner deadline wakes the call early once, and is
+                // set to the call's own then (below): a reset per call cost more than that.
                 Some(mut timer) => {
-                    timer.sleep.as_mut().reset(deadline);
+                    if timer.sleep.deadline() > deadline {
+                        timer.sleep.as_mut().reset(deadline);
+                    }
                     timer
                 }
                 None => FirstByteTimer { runtime, sleep: Box::pin(tokio::time::sleep_until(deadline)) },
             };
             // The exchange first: an answer that came is taken even when the timer ran out
             // while it was on its way.
-            let exchanged = tokio::select! {
-                biased;
-                exchanged = exchange(connection, request) => exchanged,
-                () = timer.sleep.as_mut() => return Err(UpstreamError::first_byte_timeout(first_byte)),
+            let exchange = exchange(connection, request);
+            tokio::pin!(exchange);
+            let exchanged = loop {
+                tokio::select! {
+                    biased;
+                    exchanged = &mut exchange => break exchanged,
+                    () = timer.sleep.as_mut() => {
+                        if timer.sleep.deadline() >= deadline {
+                            return Err(UpstreamError::first_byte_timeout(first_byte));
+                        }
+                        // The last call's deadline: this call's is later.
+                        timer.sleep.as_mut().reset(deadline);
+                    }
+                }
             };
             match exchanged {
                 Ok((AnswerHead { status, headers, event_stream, framing, keep_alive }, mut connection)) => {
@@ -823,8 +841,9 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHea
         buffer.advance(length);
         return Ok(Some(ParsedHead::Interim));
     }
-    // Each relayed header's name, and where its value is in the head.
-    let mut fields: Vec<(HeaderName, std::ops::Range<usize>)> = Vec::with_capacity(response.headers.len());
+    // Each relayed header's name, and where its value is in the head: on the stack for the
+    // usual answer (a vector of them was an allocation per call).
+    let mut fields: smallvec::SmallVec<[(HeaderName, std::ops::Range<usize>); 8]> = smallvec::SmallVec::new();
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding_chunked: Option<bool> = None;
     let mut connection_close = false;
@@ -884,7 +903,8 @@ fn parse_head(buffer: &mut BytesMut, head_only: bool) -> Result<Option<ParsedHea
     // Room for the headers the gateway adds to the answer it relays (the request id, a
     // limit's), so that it does not grow the map again.
     let mut headers = HeaderMap::with_capacity(fields.len() + ROOM_FOR_RELAYED_HEADERS);
-    for (name, place) in fields {
+    // Drained in place (a move of the stack array into an iterator copied it whole).
+    for (name, place) in fields.drain(..) {
         let value = HeaderValue::from_maybe_shared(head.slice(place))
             .map_err(|_| UpstreamError::new("the upstream's answer has a header value that is not valid"))?;
         headers.append(name, value);
@@ -1727,7 +1747,7 @@ mod tests {
         // timeout: they are gone within two).
         tokio::time::sleep(Duration::from_millis(250)).await;
         assert_eq!(endpoint.idle_connections(), 0, "connections idle too long are closed");
-        assert!(endpoint.own_shard().checkout().is_none());
+        assert!(endpoint.own_shard().checkout(Instant::now()).is_none());
     }
 
     #[tokio::test]
@@ -1739,7 +1759,7 @@ mod tests {
         assert_eq!(endpoint.idle_connections(), 1);
         // The upstream closes it; a connection idle that long is looked at, and not taken.
         tokio::time::sleep(LOOKED_AT_AFTER_IDLE + Duration::from_millis(100)).await;
-        assert!(endpoint.own_shard().checkout().is_none(), "a closed connection is not handed out");
+        assert!(endpoint.own_shard().checkout(Instant::now()).is_none(), "a closed connection is not handed out");
         assert_eq!(endpoint.idle_connections(), 0);
         let response = client.send(&endpoint, &post(b"{}"), FIRST_BYTE).await.unwrap();
         assert_eq!(body_text(response.body).await.unwrap(), "{\"ok\":true}");

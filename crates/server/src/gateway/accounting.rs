@@ -161,8 +161,11 @@ pub struct UsageReader {
     drop_blank_line: bool,
     /// DashScope's reports are cumulative: only the last is read, at the end.
     last_native_event: Vec<u8>,
-    /// A JSON answer's last chunks, at least [`TAIL_BYTES`] of them when it is that long.
+    /// A JSON answer's last chunks, at least [`TAIL_BYTES`] of them when it is that long:
+    /// the newest in `tail_last`, the ones before it in `tail` (so that an answer that
+    /// comes in one chunk, the usual one, keeps it without allocating a queue).
     tail: std::collections::VecDeque<Bytes>,
+    tail_last: Option<Bytes>,
     tail_bytes: usize,
     reported: Reported,
 }
@@ -179,6 +182,7 @@ impl UsageReader {
             drop_blank_line: false,
             last_native_event: Vec::new(),
             tail: std::collections::VecDeque::new(),
+            tail_last: None,
             tail_bytes: 0,
             reported: Reported::default(),
         }
@@ -256,7 +260,9 @@ impl UsageReader {
     /// [`TAIL_BYTES`] (the chunks are shared with what is relayed, not copied).
     fn keep_tail(&mut self, chunk: Bytes) {
         self.tail_bytes += chunk.len();
-        self.tail.push_back(chunk);
+        if let Some(before) = self.tail_last.replace(chunk) {
+            self.tail.push_back(before);
+        }
         while let Some(front) = self.tail.front() {
             if self.tail_bytes - front.len() < TAIL_BYTES {
                 break;
@@ -359,10 +365,12 @@ impl UsageReader {
                 }
             }
         } else {
-            let tail = match self.tail.len() {
-                0 => Bytes::new(),
-                1 => self.tail[0].clone(),
-                _ => Bytes::from(self.tail.iter().flat_map(|chunk| chunk.iter().copied()).collect::<Vec<u8>>()),
+            let tail = match (self.tail.is_empty(), &self.tail_last) {
+                (_, None) => Bytes::new(),
+                (true, Some(last)) => last.clone(),
+                (false, Some(last)) => {
+                    Bytes::from(self.tail.iter().chain([last]).flat_map(|chunk| chunk.iter().copied()).collect::<Vec<u8>>())
+                }
             };
             if let Some(usage) = usage_in_tail(&tail) {
                 self.reported.merge(read_usage_object(self.protocol, &usage));

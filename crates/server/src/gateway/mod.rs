@@ -111,20 +111,23 @@ pub(crate) fn respond(
 
 /// Where an authorized call goes on its upstream: the path after the protocol's prefix,
 /// checked so that it cannot leave its route, and the query encoded again from its pairs.
+///
+/// The path is borrowed from the request (a checked path is the request's own, unchanged):
+/// no copy of it per call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ForwardTarget {
-    pub path: String,
+pub struct ForwardTarget<'a> {
+    pub path: &'a str,
     pub query: Option<String>,
 }
 
 /// The [`ForwardTarget`] of a call to `uri`, or a 400 before anything else is done with it.
-fn forward_target(protocol: Protocol, uri: &Uri) -> Result<ForwardTarget, GatewayRefusal> {
+fn forward_target(protocol: Protocol, uri: &Uri) -> Result<ForwardTarget<'_>, GatewayRefusal> {
     forward_target_of(protocol, uri.path(), uri.query())
 }
 
 /// The [`ForwardTarget`] of a call to `path` with `query` (as `Uri::path` and `Uri::query`
 /// give them), or a 400.
-fn forward_target_of(protocol: Protocol, path: &str, query: Option<&str>) -> Result<ForwardTarget, GatewayRefusal> {
+fn forward_target_of<'a>(protocol: Protocol, path: &'a str, query: Option<&str>) -> Result<ForwardTarget<'a>, GatewayRefusal> {
     let refuse = |error: keygate_wire::forwarding_path::ForwardingPathError| {
         GatewayRefusal::BadRequest(format!("The request path cannot be forwarded: {error}."))
     };
@@ -133,7 +136,7 @@ fn forward_target_of(protocol: Protocol, path: &str, query: Option<&str>) -> Res
         None => None,
         Some(raw) => reencode_query(raw).map_err(refuse)?,
     };
-    Ok(ForwardTarget { path: path.to_string(), query })
+    Ok(ForwardTarget { path, query })
 }
 
 /// A model call's body: still to come (a call hyper parsed), or read already (the
@@ -296,7 +299,7 @@ struct ModelCall<'a> {
     responses: bool,
     demo_endpoint: DemoEndpoint,
     method: Method,
-    target: ForwardTarget,
+    target: ForwardTarget<'a>,
     headers: RequestHeaders<'a>,
 }
 
@@ -353,7 +356,7 @@ async fn serve_model_call(
     }
     let mut response = match upstream {
         None if call.responses => responses::demo_create(state, &authorized, &model, &bytes, streaming, meter)?,
-        None if asynchronous => tasks::demo_submit(state, &authorized, &model, &call.target.path, &bytes, &context.request_id, meter)?,
+        None if asynchronous => tasks::demo_submit(state, &authorized, &model, call.target.path, &bytes, &context.request_id, meter)?,
         None => demo_answer(call.demo_endpoint, &model, &bytes, streaming, &context.request_id, authorized.at_milliseconds, meter)?,
         Some(_) => {
             // A metered relayed answer holds its call's place in flight in its meter.
@@ -636,7 +639,9 @@ impl DirectModelCall {
     /// them (see [`crate::request_headers`]).
     ///
     /// The state is borrowed from the connection (a copy per call was an allocation, for
-    /// the listener's region, and a shared count moved up and down).
+    /// the listener's region, and a shared count moved up and down). The answer comes
+    /// with its request id, for the caller to write as its `x-acs-request-id` (see
+    /// `request_context::in_request_context_unlabelled`).
     pub async fn serve_parsed(
         self,
         state: &AppState,
@@ -645,7 +650,7 @@ impl DirectModelCall {
         query: Option<&str>,
         headers: HeadFields<'_>,
         body: Bytes,
-    ) -> Response {
+    ) -> (Response, std::sync::Arc<str>) {
         let started = crate::request_context::RequestStart::now();
         let headers = RequestHeaders::Head(headers);
         let context = RequestContext {
@@ -653,8 +658,15 @@ impl DirectModelCall {
             client_address: crate::request_context::client_address_of(state, peer, headers),
         };
         let incoming = IncomingCall { method: Method::POST, path, query, headers, body: CallBody::Read(body) };
-        let handled = Box::pin(model_call_as_it_came(state, &context, self.protocol, self.demo_endpoint, false, incoming));
-        crate::request_context::in_request_context(state, &context, &Method::POST, self.path, started, handled).await
+        // The box is made before the future, so that the future is written into it rather
+        // than made on the stack and copied (all of its room, a few kilobytes, at each call).
+        let handled = Box::into_pin(Box::write(
+            Box::new_uninit(),
+            model_call_as_it_came(state, &context, self.protocol, self.demo_endpoint, false, incoming),
+        ));
+        let response =
+            crate::request_context::in_request_context_unlabelled(state, &context, &Method::POST, self.path, started, handled).await;
+        (response, context.request_id)
     }
 
     /// Whether the key the call presents authenticates now (a look at the registry, with

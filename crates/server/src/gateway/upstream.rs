@@ -60,7 +60,10 @@ fn is_forwardable_request_header(name: &[u8]) -> bool {
         21 => is(b"x-dashscope-workspace"),
         _ => false,
     };
-    !held_back && !name.get(..10).is_some_and(|start| start.eq_ignore_ascii_case(b"x-keygate-"))
+    // keygate's own headers: the first letter looked at first (most names are not `x-`).
+    let keygates_own = name.first().is_some_and(|first| first.eq_ignore_ascii_case(&b'x'))
+        && name.get(..10).is_some_and(|start| start.eq_ignore_ascii_case(b"x-keygate-"));
+    !held_back && !keygates_own
 }
 
 /// What is forwarded: in which protocol, with which method, where, with which headers,
@@ -70,7 +73,7 @@ pub struct Forwarded<'a> {
     /// A call of the OpenAI Responses API, sent to the upstream's Responses base URL.
     pub responses: bool,
     pub method: Method,
-    pub target: &'a ForwardTarget,
+    pub target: &'a ForwardTarget<'a>,
     pub headers: RequestHeaders<'a>,
     pub request_id: &'a Arc<str>,
     /// How many headers keygate adds to the relayed answer (a limited call's rate-limit
@@ -162,19 +165,33 @@ async fn attempt(upstream: &Upstream, forwarded: &Forwarded<'_>, body: Bytes) ->
     // path checked segment by segment (no dot segments, no escapes), so the request cannot
     // go anywhere else; the head refuses a target with anything but visible ASCII.
     let header_room: usize = headers.iter().map(|(name, value)| name.len() + value.len() + 4).sum::<usize>() + 160;
-    let mut head = base
-        .request_head(method, &target.path, target.query.as_deref(), header_room)
-        .ok_or_else(|| AttemptFailure::Unreachable("the forwarded path and query do not make a request target".into()))?;
     // The names the client's `Connection` lists are hop-by-hop too (RFC 9110 section 7.6.1).
-    let nominated: Vec<Vec<u8>> = headers.get_all(&CONNECTION).flat_map(connection_names).collect();
-    let mut accept_sent = false;
-    for (name, value) in headers.iter() {
-        if is_forwardable_request_header(name) && !nominated.iter().any(|nominated| eq_ignore_ascii_case(nominated, name)) {
-            // Accepted by httparse or `http` already: written as they are.
-            head.client_header(name, value);
-            accept_sent |= eq_ignore_ascii_case(name, b"accept");
+    // The head is written in one pass over the headers, which finds them; a request that
+    // has some (few do) has its head written again without them.
+    let mut nominated: Vec<Vec<u8>> = Vec::new();
+    let (mut head, accept_sent) = loop {
+        let mut head = base
+            .request_head(method, target.path, target.query.as_deref(), header_room)
+            .ok_or_else(|| AttemptFailure::Unreachable("the forwarded path and query do not make a request target".into()))?;
+        let mut accept_sent = false;
+        let mut nominating: Vec<Vec<u8>> = Vec::new();
+        for (name, value) in headers.iter() {
+            if is_forwardable_request_header(name) {
+                if !nominated.iter().any(|nominated| eq_ignore_ascii_case(nominated, name)) {
+                    // Accepted by httparse or `http` already: written as they are.
+                    head.client_header(name, value);
+                    accept_sent |= eq_ignore_ascii_case(name, b"accept");
+                }
+            } else if nominated.is_empty() && eq_ignore_ascii_case(name, CONNECTION.as_str().as_bytes()) {
+                // Names held back anyway need no second pass.
+                nominating.extend(connection_names(value).filter(|listed| is_forwardable_request_header(listed)));
+            }
         }
-    }
+        if nominating.is_empty() {
+            break (head, accept_sent);
+        }
+        nominated = nominating;
+    };
     // What the HTTP client keygate used before sent when the client sent none.
     if !accept_sent {
         head.header(&ACCEPT, &ANY_MEDIA_TYPE);
@@ -190,7 +207,7 @@ async fn attempt(upstream: &Upstream, forwarded: &Forwarded<'_>, body: Bytes) ->
         // The client's error names the cause (connect refused, TLS, a malformed answer...)
         // but not where: the URL is added, without the client's query and any path segment
         // that may hold a key.
-        Err(error) => Err(AttemptFailure::Unreachable(format!("{error} ({})", base.shown_url(&target.path, target.query.is_some())))),
+        Err(error) => Err(AttemptFailure::Unreachable(format!("{error} ({})", base.shown_url(target.path, target.query.is_some())))),
     }
 }
 
