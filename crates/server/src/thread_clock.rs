@@ -47,8 +47,9 @@ pub fn unix_seconds() -> i64 {
     LAST_READ.with(Cell::get).map_or_else(system_unix_seconds, |(_, seconds)| seconds)
 }
 
+/// The system clock's Unix second, as `crate::clock` reads the system time.
 fn system_unix_seconds() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs() as i64)
+    crate::clock::now_millis().div_euclid(1000)
 }
 
 /// Keeps this thread's time: reads the clock now and every [`TICK`], for as long as the
