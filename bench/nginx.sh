@@ -13,9 +13,14 @@
 # alternating with the other servers' slices, and its requests/s is all its requests over
 # all its time (as in bench/load.sh: both sides of a ratio share the same stretch of time,
 # and each slice opens its 64 connections anew, which moves one run of nginx by 15%, as it
-# falls on its workers). Reported: requests/s and p50/p99 of every round, the median round's,
-# the ratio keygate/nginx of every round, and each server's CPU time per request (nginx:
-# its master and workers together; keygate: its one process).
+# falls on its workers). Reported: requests/s and p50/p90/p99 of every round, the median
+# round's, the ratio keygate/nginx of every round, and each server's CPU time per request
+# (nginx: its master and workers together; keygate: its one process). A round's latencies
+# are percentiles of all its requests: each slice's wrk writes its whole latency histogram
+# (bench/chat_json.lua) and the round's are merged. The highest of the slices' own p99s
+# ("worst p99", the statistic reported before 2026-12-05) is printed beside it; it is
+# decided by the one slice that met a stall of the shared machine, and moves by a third
+# between identical runs.
 #
 # BASELINE_BIN=/path/to/an/older/keygate adds that binary as a third server, with its own
 # 1,000 keys, in the same rounds, and SECOND_BASELINE_BIN one more (two steps measured
@@ -24,7 +29,9 @@
 # more with that library preloaded (LD_PRELOAD), to measure what an allocator would change
 # without building one in. VARIANT_ENV="NAME=value ..." adds this tree's binary once more
 # with those environment variables (TOKIO_WORKER_THREADS=1, say), to measure a setting in
-# the same rounds.
+# the same rounds. CONTROL=1 adds a second nginx, configured as the first, as one more
+# server in the same rounds: its ratios to the first are the spread that two identical
+# servers show on the machine that day.
 #
 # CALLGRIND=1 counts instead keygate's instructions per forwarded call (every thread, user
 # space) under valgrind, for this tree's binary and, when BASELINE_BIN names another
@@ -33,7 +40,7 @@
 # Needs wrk, curl, jq and nginx (Debian/Ubuntu: apt-get install nginx-light, as .ci/run
 # does; run as the current user with a private prefix), valgrind for CALLGRIND=1. Knobs
 # (environment): DURATION (10s), WARMUP (2s, once per round before a server's first slice),
-# SLICES (1; latencies are then the highest of a round's slices), THREADS (2), CONNECTIONS (64), ROUNDS (5),
+# SLICES (1; a round's latencies are then read over all its slices' requests), THREADS (2), CONNECTIONS (64), ROUNDS (5),
 # KEYS (1000), SKIP_BUILD=1 to reuse target/release binaries. HOLD=1 starts the servers, writes
 # their URLs, keys and process ids to target/bench-results/nginx/hold.env and waits, unmeasured,
 # until interrupted (Ctrl-C, or kill with TERM), for perf, strace or wrk by hand. Raw outputs and the summary
@@ -133,7 +140,8 @@ cpu_ticks_of() { for pid in "$@"; do awk '{print $14 + $15}' "/proc/$pid/stat"; 
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 
 # load NAME ROUND SLICE URL KEY PIDS...: a warm-up before a round's first slice, then the
-# measured run into $OUT/wrk-NAME-ROUND-SLICE.txt, the CPU clock ticks of PIDS into
+# measured run into $OUT/wrk-NAME-ROUND-SLICE.txt (its latency histogram into
+# $OUT/latency-NAME-ROUND-SLICE.txt), the CPU clock ticks of PIDS into
 # $OUT/ticks-NAME-ROUND-SLICE.txt, and, into $OUT/machine-NAME-ROUND-SLICE.txt, where the
 # whole machine's time went (ticks): the upstream double's CPU, the machine's busy and idle
 # time. Per request, "else" is the busy time of everything but the server and the upstream
@@ -149,7 +157,8 @@ load() {
     before=$(cpu_ticks_of "$@")
     upstream_before=$(cpu_ticks_of "${PID_OF[upstream]}")
     machine_before=$(machine_ticks)
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 30s --latency -s "$ROOT/bench/chat_json.lua" \
+    WRK_LATENCY_HISTOGRAM="$OUT/latency-$name-$round-$slice.txt" \
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 30s --latency -s "$ROOT/bench/chat_json.lua" \
         -H "Authorization: Bearer $key" "$url" >"$OUT/wrk-$name-$round-$slice.txt"
     machine_after=$(machine_ticks)
     echo $(($(cpu_ticks_of "$@") - before)) >"$OUT/ticks-$name-$round-$slice.txt"
@@ -183,7 +192,7 @@ milliseconds() {
 }
 median() { sort -n | awk '{ values[NR] = $1 } END { print values[int((NR + 1) / 2)] }'; }
 header() {
-    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD)"
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')"
     echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load average at start: $LOAD_BEFORE"
 }
 
@@ -249,38 +258,42 @@ if [[ -n ${VARIANT_ENV:-} ]]; then
 fi
 KEY=$(sed -n "$((KEYS / 2))p" "$WORK/keys-keygate.txt")
 
-# nginx with its own prefix, configuration and temporary directories, in the foreground
-# (its master process is the one `start` records).
-mkdir -p "$WORK/nginx/logs" "$WORK/nginx/temp"
-NGINX_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-{
-    cat <<EOF
+# start_nginx NAME: nginx with its own prefix, configuration and temporary directories
+# ($WORK/NAME), in the foreground (its master process is the one `start` records), its URL
+# in NGINX_URL[NAME].
+declare -A NGINX_URL
+start_nginx() {
+    local name=$1 port
+    mkdir -p "$WORK/$name/logs" "$WORK/$name/temp"
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    {
+        cat <<EOF
 worker_processes $WORKERS;
 daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
+pid $WORK/$name/nginx.pid;
+error_log $WORK/$name/logs/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $WORK/nginx/temp/body;
-    proxy_temp_path $WORK/nginx/temp/proxy;
-    fastcgi_temp_path $WORK/nginx/temp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/temp/uwsgi;
-    scgi_temp_path $WORK/nginx/temp/scgi;
+    client_body_temp_path $WORK/$name/temp/body;
+    proxy_temp_path $WORK/$name/temp/proxy;
+    fastcgi_temp_path $WORK/$name/temp/fastcgi;
+    uwsgi_temp_path $WORK/$name/temp/uwsgi;
+    scgi_temp_path $WORK/$name/temp/scgi;
     map_hash_bucket_size 128;
     map_hash_max_size 4096;
     map \$http_authorization \$key_ok {
         default 0;
 EOF
-    sed 's/.*/        "Bearer &" 1;/' "$WORK/keys-keygate.txt"
-    cat <<EOF
+        sed 's/.*/        "Bearer &" 1;/' "$WORK/keys-keygate.txt"
+        cat <<EOF
     }
     upstream bench_upstream {
         server ${UPSTREAM#http://};
         keepalive 64;
     }
     server {
-        listen 127.0.0.1:$NGINX_PORT;
+        listen 127.0.0.1:$port;
         location = /compatible-mode/v1/chat/completions {
             if (\$key_ok = 0) { return 401; }
             proxy_pass http://bench_upstream/v1/chat/completions;
@@ -291,16 +304,29 @@ EOF
     }
 }
 EOF
-} >"$WORK/nginx/nginx.conf"
-start nginx nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/logs/error.log"
-NGINX="http://127.0.0.1:$NGINX_PORT"
-for _ in $(seq 100); do
-    curl -s -o /dev/null "$NGINX/" && break
-    sleep 0.1
-done
-nginx_pids() { echo "${PID_OF[nginx]}" $(pgrep -P "${PID_OF[nginx]}"); }
+    } >"$WORK/$name/nginx.conf"
+    start "$name" nginx -p "$WORK/$name" -c "$WORK/$name/nginx.conf" -e "$WORK/$name/logs/error.log"
+    NGINX_URL[$name]="http://127.0.0.1:$port"
+    for _ in $(seq 100); do
+        curl -s -o /dev/null "${NGINX_URL[$name]}/" && break
+        sleep 0.1
+    done
+}
+start_nginx nginx
+NGINX=${NGINX_URL[nginx]}
+# CONTROL=1: a second nginx, the same configuration, in the same rounds: the spread of two
+# identical servers' ratio is the benchmark's own noise, beside which keygate's is read.
+NGINXES=(nginx)
+if [[ ${CONTROL:-0} == 1 ]]; then
+    start_nginx nginx2
+    NGINXES+=(nginx2)
+fi
+# nginx_pids [NAME]: an nginx's master and workers (NAME nginx by default).
+nginx_pids() { echo "${PID_OF[${1:-nginx}]}" $(pgrep -P "${PID_OF[${1:-nginx}]}"); }
 
-check nginx "$NGINX/compatible-mode/v1/chat/completions" "$KEY"
+for name in "${NGINXES[@]}"; do
+    check "$name" "${NGINX_URL[$name]}/compatible-mode/v1/chat/completions" "$KEY"
+done
 for name in "${KEYGATES[@]}"; do
     check "$name" "${GATEWAY[$name]}/compatible-mode/v1/chat/completions" "$(sed -n "$((KEYS / 2))p" "$WORK/keys-$name.txt")"
 done
@@ -333,16 +359,16 @@ fi
 
 header | tee "$OUT/summary.txt"
 echo "nginx.sh: $ROUNDS rounds of $SLICES x wrk -t$THREADS -c$CONNECTIONS -d$DURATION (after $WARMUP warm-up); nginx $WORKERS workers; ${KEYGATES[*]}: $WORKERS worker threads each"
-SERVERS_RUN=(nginx "${KEYGATES[@]}")
+SERVERS_RUN=("${NGINXES[@]}" "${KEYGATES[@]}")
 for round in $(seq "$ROUNDS"); do
     # Each round starts with the next server in turn, so that none always follows another.
     count=${#SERVERS_RUN[@]}
     for slice in $(seq "$SLICES"); do
         for i in $(seq 0 $((count - 1))); do
             name=${SERVERS_RUN[$(((round - 1 + i) % count))]}
-            if [[ $name == nginx ]]; then
+            if [[ $name == nginx* ]]; then
                 # shellcheck disable=SC2046
-                load nginx "$round" "$slice" "$NGINX/compatible-mode/v1/chat/completions" "$KEY" $(nginx_pids)
+                load "$name" "$round" "$slice" "${NGINX_URL[$name]}/compatible-mode/v1/chat/completions" "$KEY" $(nginx_pids "$name")
             else
                 load "$name" "$round" "$slice" "${GATEWAY[$name]}/compatible-mode/v1/chat/completions" \
                     "$(sed -n "$((KEYS / 2))p" "$WORK/keys-$name.txt")" "${PID_OF[$name]}"
@@ -353,28 +379,46 @@ for round in $(seq "$ROUNDS"); do
 done
 
 {
-    echo "wrk: $THREADS threads, $CONNECTIONS connections, $SLICES x $DURATION per round after a $WARMUP warm-up (latencies: the highest of a round's slices), $ROUNDS rounds alternating; nginx $WORKERS workers with a map of $KEYS keys, keygate $WORKERS worker threads with $KEYS keys"
-    echo "(per request, in microseconds of one core: CPU the server used; the upstream double's CPU; everything else's busy time; the cores' idle time)"
-    printf '%-8s %5s %11s %9s %9s %9s %12s %9s %9s %9s\n' server round requests/s p50 p90 p99 "CPU us/req" upstream else idle
+    echo "wrk: $THREADS threads, $CONNECTIONS connections, $SLICES x $DURATION per round after a $WARMUP warm-up, $ROUNDS rounds alternating; nginx $WORKERS workers with a map of $KEYS keys, keygate $WORKERS worker threads with $KEYS keys"
+    echo "(latencies: p50, p90 and p99 over all of a round's requests, its slices' histograms merged; 'worst p99' the highest of its slices' own p99s."
+    echo " Per request, in microseconds of one core: CPU the server used; the upstream double's CPU; everything else's busy time; the cores' idle time)"
+    printf '%-8s %5s %11s %9s %9s %9s %10s %12s %9s %9s %9s\n' server round requests/s p50 p90 p99 "worst p99" "CPU us/req" upstream else idle
     for round in $(seq "$ROUNDS"); do
         for name in "${SERVERS_RUN[@]}"; do
             # shellcheck disable=SC2046
-            printf '%-8s %5s %11s %9s %9s %9s %12s %9s %9s %9s\n' "$name" "$round" "$(requests_per_second "$name" "$round")" "$(percentile "$name" "$round" 50%)" \
-                "$(percentile "$name" "$round" 90%)" "$(percentile "$name" "$round" 99%)" "$(cpu_per_request "$name" "$round")" \
-                $(where "$name" "$round")
+            printf '%-8s %5s %11s %9s %9s %9s %10s %12s %9s %9s %9s\n' "$name" "$round" "$(requests_per_second "$name" "$round")" \
+                "$(round_percentile "$name" "$round" 50)" "$(round_percentile "$name" "$round" 90)" "$(round_percentile "$name" "$round" 99)" \
+                "$(percentile "$name" "$round" 99%)" "$(cpu_per_request "$name" "$round")" $(where "$name" "$round")
         done
     done
     for name in "${SERVERS_RUN[@]}"; do
         round=$(median_round "$name")
-        echo "$name median round: $(requests_per_second "$name" "$round") requests/s, p99 $(percentile "$name" "$round" 99%), CPU $(for r in $(seq "$ROUNDS"); do cpu_per_request "$name" "$r"; done | median) us/request (median)"
+        echo "$name median round: $(requests_per_second "$name" "$round") requests/s, p99 $(round_percentile "$name" "$round" 99), CPU $(for r in $(seq "$ROUNDS"); do cpu_per_request "$name" "$r"; done | median) us/request (median)"
     done
-    for name in "${KEYGATES[@]}"; do
+    # ratio_per_round NAME READ: server NAME's figure (a keygate's, or the control nginx2's)
+    # over nginx's, each round, READ a function of NAME ROUND that prints a latency in wrk's units.
+    ratio_per_round() {
+        local r
+        for r in $(seq "$ROUNDS"); do
+            awk -v k="$(milliseconds "$("$2" "$1" "$r")")" -v n="$(milliseconds "$("$2" nginx "$r")")" 'BEGIN {printf "%.2f\n", k / n}'
+        done
+    }
+    round_p99() { round_percentile "$1" "$2" 99; }
+    worst_slice_p99() { percentile "$1" "$2" 99%; }
+    for name in "${SERVERS_RUN[@]:1}"; do
         throughput=$(for r in $(seq "$ROUNDS"); do awk -v k="$(requests_per_second "$name" "$r")" -v n="$(requests_per_second nginx "$r")" 'BEGIN {printf "%.2f\n", k / n}'; done)
-        p99=$(for r in $(seq "$ROUNDS"); do
-            awk -v k="$(milliseconds "$(percentile "$name" "$r" 99%)")" -v n="$(milliseconds "$(percentile nginx "$r" 99%)")" 'BEGIN {printf "%.2f\n", k / n}'
-        done)
-        echo "$name/nginx requests/s: median $(median <<<"$throughput") (each round: $(tr '\n' ' ' <<<"$throughput")); target >= 1.0"
-        echo "$name/nginx p99:        median $(median <<<"$p99") (each round: $(tr '\n' ' ' <<<"$p99")); target <= 1.2"
+        p99=$(ratio_per_round "$name" round_p99)
+        worst=$(ratio_per_round "$name" worst_slice_p99)
+        if [[ $name == nginx2 ]]; then
+            throughput_target="the control: two identical servers"
+            p99_target=$throughput_target
+        else
+            throughput_target="target >= 1.0"
+            p99_target="target <= 1.2"
+        fi
+        echo "$name/nginx requests/s: median $(median <<<"$throughput") (each round: $(tr '\n' ' ' <<<"$throughput")); $throughput_target"
+        echo "$name/nginx p99:        median $(median <<<"$p99") (each round: $(tr '\n' ' ' <<<"$p99")); $p99_target"
+        echo "$name/nginx worst p99:  median $(median <<<"$worst") (each round: $(tr '\n' ' ' <<<"$worst")); the highest slice's p99 of each round, as reported before 2026-12-05"
     done
     echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee -a "$OUT/summary.txt"

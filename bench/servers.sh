@@ -88,6 +88,18 @@ highest_latency() {
 }
 # percentile NAME ROUND 99%: with SLICES > 1, the highest of the round's slices.
 percentile() { highest_latency "$1" "$2" 2 "$3"; }
+# round_percentile NAME ROUND 99: the percentile over all the round's requests, from the
+# latency histograms its slices wrote (bench/chat_json.lua, WRK_LATENCY_HISTOGRAM, as
+# $OUT/latency-NAME-ROUND-SLICE.txt) merged, in wrk's units ("2.43ms"), ranked as wrk
+# ranks its own (the smallest latency with at least round(p% of the requests + 0.5) of them
+# at or below it: a single slice's merged figure is the one wrk printed for it).
+round_percentile() {
+    # shellcheck disable=SC2046
+    awk '{count[$1] += $2; total += $2} END {for (value in count) print value, count[value], total}' $(slices latency "$1" "$2") \
+        | sort -n | awk -v p="$3" '
+            NR == 1 {rank = int(p / 100 * $3 + 1)}
+            {seen += $2} seen >= rank && !done {done = 1; printf "%.2fms\n", $1 / 1000}'
+}
 # cpu_per_request NAME ROUND: the server's CPU microseconds per request over the round.
 cpu_per_request() {
     # shellcheck disable=SC2046
